@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# make          build build/tcpshift (BPF object embedded through a libbpf skeleton)
+# make deps     install the Debian packages that are missing (root)
+# make test     unit, bpf and e2e tests; ends with "N passed, M failed"
+# make demo     the traffic-shifting demo in network namespaces
+# V=1           print full commands
+
+OUTPUT   := build
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+CC       ?= cc
+ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+
+DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
+		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps
+
+CFLAGS   ?= -g -O2
+CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+	    -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(OUTPUT)
+LDLIBS   += -lbpf -lelf -lz -ljson-c
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	      -I$(OUTPUT) -Iinclude -Ibpf
+
+LIB_SRCS := user/parse.c user/maglev.c user/maps.c user/config.c user/loader.c
+CMD_SRCS := $(wildcard user/cmd_*.c) user/cli.c user/main.c
+LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
+CMD_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
+HEADERS  := $(wildcard include/*.h user/*.h)
+BPF_HDRS := $(wildcard bpf/*.h include/*.h)
+
+TEST_UNIT := $(OUTPUT)/tests/test_unit
+TEST_BPF  := $(OUTPUT)/tests/test_bpf
+TOOLS     := $(OUTPUT)/ts-echo
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.PHONY: all deps test test-unit test-bpf test-e2e demo clean install uninstall format
+
+all: $(OUTPUT)/tcpshift $(TOOLS)
+
+# ---- dependencies ---------------------------------------------------------
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "  DEPS     installing:" $$missing; \
+		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install:$$missing" >&2; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# ---- BPF object and skeleton ----------------------------------------------
+$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests:
+	$(Q)mkdir -p $@
+
+# vmlinux.h is regenerated every build but replaced only when it changed.
+$(OUTPUT)/vmlinux.h: FORCE | $(OUTPUT)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; echo "  GEN      $@"; fi
+
+$(OUTPUT)/tcpshift.bpf.o: bpf/tcpshift.bpf.c $(BPF_HDRS) $(OUTPUT)/vmlinux.h | $(OUTPUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $(@:.o=.tmp.o)
+	$(Q)$(BPFTOOL) gen object $@ $(@:.o=.tmp.o)
+	$(Q)rm -f $(@:.o=.tmp.o)
+
+$(OUTPUT)/tcpshift.skel.h: $(OUTPUT)/tcpshift.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name tcpshift_bpf > $@
+
+# ---- userspace -------------------------------------------------------------
+$(OUTPUT)/user/%.o: user/%.c $(HEADERS) $(OUTPUT)/tcpshift.skel.h | $(OUTPUT)/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/libtcpshift.a: $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
+
+$(OUTPUT)/tcpshift: $(CMD_OBJS) $(OUTPUT)/libtcpshift.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUTPUT)/ts-echo: tools/ts-echo.c | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+# ---- tests -----------------------------------------------------------------
+$(TEST_UNIT): $(wildcard tests/unit/*.c) $(OUTPUT)/libtcpshift.a | $(OUTPUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c,$^) $(OUTPUT)/libtcpshift.a $(LDLIBS) -lcmocka -o $@
+
+$(TEST_BPF): $(wildcard tests/bpf/*.c tests/bpf/*.h) $(OUTPUT)/libtcpshift.a | $(OUTPUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(filter %.c,$^) $(OUTPUT)/libtcpshift.a $(LDLIBS) -lcmocka -o $@
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF)
+	$(Q)tests/run.sh
+
+test-unit test-bpf test-e2e: deps
+	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF)
+	$(Q)tests/run.sh $(@:test-%=%)
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/demo.sh
+
+install: all
+	install -D -m 0755 $(OUTPUT)/tcpshift $(DESTDIR)$(PREFIX)/sbin/tcpshift
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/tcpshift
+
+format:
+	clang-format -i bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/*/*.c tools/*.c
+
+clean:
+	$(call msg,CLEAN,$(OUTPUT))
+	$(Q)rm -rf $(OUTPUT)
+
+FORCE:

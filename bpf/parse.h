@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Header parsing for tcpshift: Ethernet, then IPv4 or IPv6, then TCP. */
+#ifndef TCPSHIFT_PARSE_H
+#define TCPSHIFT_PARSE_H
+
+#include "tcpshift.h"
+
+/* vmlinux.h carries types, not macros: the few UAPI constants we need. */
+#define ETH_P_IP	0x0800	/* linux/if_ether.h */
+#define ETH_P_IPV6	0x86DD
+#define IP_MF		0x2000	/* linux/ip.h: more fragments */
+#define IP_OFFSET	0x1FFF
+#define NEXTHDR_FRAGMENT 44	/* net/ipv6.h */
+#define TC_ACT_OK	0	/* linux/pkt_cls.h */
+#define TC_ACT_SHOT	2
+
+#define TCP_FLAG_FIN	0x01
+#define TCP_FLAG_SYN	0x02
+#define TCP_FLAG_RST	0x04
+#define TCP_FLAG_ACK	0x10
+
+/* Enough linear data for Ethernet + the largest IPv4 header + a TCP header. */
+#define TS_PULL_LEN	(sizeof(struct ethhdr) + 60 + sizeof(struct tcphdr))
+
+enum ts_parse_result {
+	TS_PARSE_TCP = 0,	/* pkt filled in */
+	TS_PARSE_OTHER,		/* not IPv4/IPv6 TCP: not ours */
+	TS_PARSE_MALFORMED,	/* truncated or invalid IPv4/IPv6/TCP headers */
+	TS_PARSE_FRAGMENT,	/* IP fragment carrying TCP */
+};
+
+struct ts_pkt {
+	struct ts_flow_key key;	/* as on the wire: saddr/daddr, sport/dport */
+	__u32	l3_off;
+	__u32	l4_off;
+	__u8	tcp_flags;
+};
+
+static __always_inline int ts_parse_tcp(void *data, void *data_end, struct ts_pkt *p,
+					__u32 l4_off, __u32 l4_len)
+{
+	struct tcphdr *tcp = data + l4_off;
+	__u32 doff;
+
+	if ((void *)(tcp + 1) > data_end || l4_len < sizeof(*tcp))
+		return TS_PARSE_MALFORMED;
+	doff = tcp->doff * 4;
+	if (doff < sizeof(*tcp) || doff > l4_len)
+		return TS_PARSE_MALFORMED;
+	p->key.sport = tcp->source;
+	p->key.dport = tcp->dest;
+	p->key.proto = IPPROTO_TCP;
+	/* byte 13 of the TCP header holds the flags */
+	p->tcp_flags = ((__u8 *)tcp)[13];
+	p->l4_off = l4_off;
+	return TS_PARSE_TCP;
+}
+
+static __always_inline int ts_parse_ipv4(void *data, void *data_end, struct ts_pkt *p,
+					 __u32 l3_len)
+{
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	__u32 ihl, tot_len;
+
+	if ((void *)(ip + 1) > data_end)
+		return TS_PARSE_MALFORMED;
+	if (ip->protocol != IPPROTO_TCP)
+		return TS_PARSE_OTHER;
+	ihl = ip->ihl * 4;
+	tot_len = bpf_ntohs(ip->tot_len);
+	if (ip->version != 4 || ihl < sizeof(*ip) || tot_len < ihl || tot_len > l3_len)
+		return TS_PARSE_MALFORMED;
+	p->key.family = TS_AF_INET;
+	p->key.saddr[0] = ip->saddr;
+	p->key.daddr[0] = ip->daddr;
+	p->l3_off = sizeof(struct ethhdr);
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return TS_PARSE_FRAGMENT;
+	return ts_parse_tcp(data, data_end, p, sizeof(struct ethhdr) + ihl, tot_len - ihl);
+}
+
+static __always_inline int ts_parse_ipv6(void *data, void *data_end, struct ts_pkt *p,
+					 __u32 l3_len)
+{
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	__u32 payload_len;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return TS_PARSE_MALFORMED;
+	if (ip6->nexthdr == NEXTHDR_FRAGMENT)
+		return TS_PARSE_FRAGMENT;
+	/* Extension headers other than a fragment header are not parsed:
+	 * such packets are not ours and pass untouched. */
+	if (ip6->nexthdr != IPPROTO_TCP)
+		return TS_PARSE_OTHER;
+	payload_len = bpf_ntohs(ip6->payload_len);
+	if (ip6->version != 6 || payload_len + sizeof(*ip6) > l3_len)
+		return TS_PARSE_MALFORMED;
+	p->key.family = TS_AF_INET6;
+	__builtin_memcpy(p->key.saddr, &ip6->saddr, 16);
+	__builtin_memcpy(p->key.daddr, &ip6->daddr, 16);
+	p->l3_off = sizeof(struct ethhdr);
+	return ts_parse_tcp(data, data_end, p, sizeof(struct ethhdr) + sizeof(*ip6), payload_len);
+}
+
+static __always_inline int ts_parse(struct __sk_buff *skb, struct ts_pkt *p)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+	__u32 l3_len;
+
+	/* Headers of a non-linear skb may not be in its linear part. */
+	if (skb->data_end - skb->data < TS_PULL_LEN && skb->len > skb->data_end - skb->data)
+		bpf_skb_pull_data(skb, skb->len < TS_PULL_LEN ? skb->len : TS_PULL_LEN);
+	/* Keep clang from reusing ctx+offset pointers computed above: the
+	 * verifier rejects loads through a modified ctx pointer. */
+	asm volatile("" : "+r"(skb));
+
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return TS_PARSE_OTHER;
+	l3_len = skb->len - sizeof(*eth);
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return ts_parse_ipv4(data, data_end, p, l3_len);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return ts_parse_ipv6(data, data_end, p, l3_len);
+	return TS_PARSE_OTHER;
+}
+
+#endif /* TCPSHIFT_PARSE_H */

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * tcpshift ABI: the one definition of every map key, value, constant and enum,
+ * shared by the BPF program (bpf/) and the control plane (user/).
+ *
+ * Addresses are stored as four big-endian 32-bit words; an IPv4 address uses
+ * word 0 only and the others are zero. Ports are big-endian (__be16).
+ * Structs have explicit padding so that both sides agree on every byte and
+ * hash keys contain no uninitialised holes.
+ */
+#ifndef TCPSHIFT_H
+#define TCPSHIFT_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+/* Bumped whenever a map layout below changes; `load` refuses to reuse pinned
+ * maps written by a different layout. */
+#define TS_ABI_VERSION		1
+
+#define TS_NAME_LEN		32	/* service and backend names, NUL-terminated */
+#define TS_MAX_SERVICES		256
+#define TS_MAX_BACKENDS		4096	/* all services together */
+#define TS_MAX_SERVICE_BACKENDS	256	/* one service */
+#define TS_MAX_DEVICES		64
+#define TS_DEFAULT_TABLE_SIZE	16381	/* prime */
+#define TS_MAX_TABLE_SIZE	131071	/* prime */
+#define TS_MIN_TABLE_SIZE	7
+#define TS_DEFAULT_MAX_FLOWS	262144
+#define TS_MAX_WEIGHT		65535
+#define TS_DEFAULT_SEED		0x7c5f5eedU
+
+/* Table slot value meaning "no backend has weight > 0". */
+#define TS_NO_BACKEND		0xffffffffU
+
+/* Last-seen stamps are refreshed at most this often (ns): keeps the
+ * established-flow path free of per-packet map writes. */
+#define TS_LAST_SEEN_GRANULARITY_NS	1000000000ULL
+
+enum ts_family {
+	TS_AF_INET	= 4,
+	TS_AF_INET6	= 6,
+};
+
+/* services: hash, VIP:port/proto -> service */
+struct ts_service_key {
+	__be32	addr[4];
+	__be16	port;
+	__u8	proto;		/* IPPROTO_TCP */
+	__u8	family;		/* enum ts_family */
+};
+
+enum ts_service_flags {
+	TS_SVC_F_NONE	= 0,
+};
+
+struct ts_service {
+	__u32	id;		/* index into `tables` */
+	__u32	table_size;	/* M, prime */
+	__u32	flags;		/* enum ts_service_flags */
+	__u32	pad;
+	char	name[TS_NAME_LEN];
+};
+
+/*
+ * tables: array of maps, service id -> inner array of __u32 (value_size 4).
+ *
+ * Entries [0, M) are the Maglev lookup table: backend id per slot, or
+ * TS_NO_BACKEND. Entries from M on describe the table (the data plane never
+ * reads them): entry M is the number n of backends, followed by n pairs
+ * (backend id, weight), sorted by backend name.
+ *
+ * The weights live with the table so that one update of `tables` switches
+ * the data plane and the configuration of record together: a packet, and a
+ * reader of the configuration, sees either the old table or the new one.
+ */
+#define TS_TABLE_META_ENTRIES(nbackends)	(1 + 2 * (nbackends))
+
+enum ts_backend_state {
+	TS_BACKEND_FREE		= 0,	/* slot never used */
+	TS_BACKEND_ACTIVE	= 1,
+	TS_BACKEND_REMOVED	= 2,	/* pinned flows are dropped and counted */
+};
+
+/* backends: array, backend id -> backend */
+struct ts_backend {
+	__be32	addr[4];
+	__be16	port;
+	__u8	family;		/* enum ts_family */
+	__u8	state;		/* enum ts_backend_state */
+	__u32	service_id;
+	__u32	generation;	/* bumped when the id is reused */
+	__u32	pad;
+	__u64	drain_deadline_ns;	/* CLOCK_MONOTONIC; 0 = none */
+	char	name[TS_NAME_LEN];
+};
+
+/* flows: LRU hash, client -> VIP 5-tuple as the client sent it -> pinned backend */
+struct ts_flow_key {
+	__be32	saddr[4];	/* client */
+	__be32	daddr[4];	/* VIP */
+	__be16	sport;
+	__be16	dport;
+	__u8	proto;
+	__u8	family;
+	__u8	pad[2];
+};
+
+enum ts_tcp_state {
+	TS_TCP_SYN_SEEN		= 1,	/* SYN from the client, no ACK yet */
+	TS_TCP_ESTABLISHED	= 2,	/* the client sent an ACK */
+	TS_TCP_CLOSING		= 3,	/* FIN seen */
+	TS_TCP_CLOSED		= 4,	/* RST seen: a new SYN picks again */
+	TS_TCP_MIDSTREAM	= 5,	/* pinned from a non-SYN packet (flow-table miss) */
+};
+
+struct ts_flow {
+	__u32	backend_id;
+	__u32	generation;	/* of the backend when pinned */
+	__u32	service_id;
+	__u8	tcp_state;	/* enum ts_tcp_state */
+	__u8	pad[3];
+	__u64	created_ns;	/* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64	last_seen_ns;	/* refreshed at most every TS_LAST_SEEN_GRANULARITY_NS */
+};
+
+/* replies: LRU hash, struct ts_flow_key of the backend -> client direction
+ * (saddr = backend, daddr = client) -> the VIP:port to restore as source */
+struct ts_reply {
+	__be32	vip[4];
+	__be16	vport;
+	__u8	pad[2];
+	__u32	backend_id;
+};
+
+/* backend_stats: per-CPU array, backend id -> counters (both directions) */
+struct ts_backend_stats {
+	__u64	new_flows;
+	__u64	packets;
+	__u64	bytes;
+};
+
+/* counters: per-CPU array, enum ts_counter -> __u64 */
+enum ts_counter {
+	TS_CNT_PACKETS = 0,		/* every packet seen by the program */
+	TS_CNT_FORWARD,			/* rewritten client -> backend */
+	TS_CNT_REPLY,			/* rewritten backend -> client */
+	TS_CNT_NEW_FLOWS,		/* flows pinned from a SYN */
+	TS_CNT_NON_SYN_MISS,		/* non-SYN to a service with no pinned flow */
+	TS_CNT_NO_BACKEND,		/* service with no backend of weight > 0: dropped */
+	TS_CNT_MALFORMED,		/* truncated or invalid headers: passed untouched */
+	TS_CNT_FRAGMENT,		/* IP fragment to a service: passed untouched */
+	TS_CNT_REMOVED_BACKEND,		/* packet of a flow pinned to a removed backend: dropped */
+	TS_CNT_MAX,
+};
+
+enum ts_dev_flags {
+	TS_DEV_F_OWN_CLSACT	= 1,	/* `load` created the clsact qdisc: `unload` removes it */
+};
+
+/* settings: array with one entry, written by `load` */
+struct ts_settings {
+	__u32	abi_version;	/* TS_ABI_VERSION of the writer */
+	__u32	seed;		/* flow hash seed (invariant 6) */
+	__u32	ndevices;
+	__u32	pad;
+	__u32	ifindex[TS_MAX_DEVICES];	/* devices `load` attached to */
+	__u32	dev_flags[TS_MAX_DEVICES];	/* enum ts_dev_flags, per ifindex[] */
+};
+
+#endif /* TCPSHIFT_H */

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Helpers shared by the commands: errors, option parsing, JSON. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_report(const struct ts_err *err)
+{
+	fprintf(stderr, "tcpshift: %s\n", err->msg);
+	return err->status ? err->status : TS_ERR_RUNTIME;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("tcpshift: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'tcpshift %s%s--help')\n", cmd, *cmd ? " " : "");
+	return TS_ERR_USAGE;
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+	       const char *help)
+{
+	int c, idx = 0;
+
+	opterr = 0;
+	c = getopt_long(argc, argv, shortopts, longopts, &idx);
+	if (c == 'h') {
+		fputs(help, stdout);
+		return CLI_HELP_DONE;
+	}
+	if (c == '?' || c == ':') {
+		const char *opt = argv[optind - 1];
+
+		if (optopt && c == ':')
+			cli_usage(argv[0], "option -%c needs a value", optopt);
+		else if (optopt && !strchr(shortopts, optopt))
+			cli_usage(argv[0], "unknown option -%c", optopt);
+		else if (optopt)
+			cli_usage(argv[0], "option -%c needs a value", optopt);
+		else
+			cli_usage(argv[0], "unknown or incomplete option '%s'", opt);
+		return -2;
+	}
+	return c;
+}
+
+int cli_open_maps(struct ts_ctx *ctx, struct ts_maps *m)
+{
+	struct ts_err err;
+
+	if (ts_maps_open(m, ctx->pin_dir, &err))
+		return cli_report(&err);
+	return 0;
+}
+
+void cli_print_json(json_object *obj)
+{
+	puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+						 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(obj);
+}
+
+json_object *cli_json_endpoint(const __be32 addr[4], __be16 port, __u8 family)
+{
+	char buf[TS_ADDRSTRLEN];
+
+	ts_format_endpoint(addr, port, family, buf, sizeof(buf));
+	return json_object_new_string(buf);
+}
+
+const char *cli_tcp_state_name(__u8 state)
+{
+	switch (state) {
+	case TS_TCP_SYN_SEEN:
+		return "syn";
+	case TS_TCP_ESTABLISHED:
+		return "established";
+	case TS_TCP_CLOSING:
+		return "closing";
+	case TS_TCP_CLOSED:
+		return "closed";
+	case TS_TCP_MIDSTREAM:
+		return "midstream";
+	default:
+		return "unknown";
+	}
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The tcpshift command line: one cmd_<name>() per command. */
+#ifndef TCPSHIFT_CLI_H
+#define TCPSHIFT_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <json-c/json.h>
+
+#include "libtcpshift.h"
+
+struct ts_ctx {
+	const char	*pin_dir;
+	const char	*netns;
+	bool		json;
+	int		verbose;
+};
+
+/* Each returns the exit status: 0, 1 (runtime) or 2 (usage). argv[0] is the
+ * command's name. */
+int cmd_load(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_unload(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_status(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_service(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_backend(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_weight(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_drain(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_flows(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_stats(struct ts_ctx *ctx, int argc, char **argv);
+
+/* Print err as the one stderr line; returns its exit status. */
+int cli_report(const struct ts_err *err);
+/* A usage error: "tcpshift: <msg> (see 'tcpshift <cmd> --help')", returns 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * getopt_long over a command's options; --help prints help (to stdout, exit
+ * 0). Returns the option, -1 at the end, or -2 after a usage error was printed.
+ */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+	       const char *help);
+/* Open the pinned maps (and report a failure). */
+int cli_open_maps(struct ts_ctx *ctx, struct ts_maps *m);
+/* Print and free a JSON value, one line. */
+void cli_print_json(json_object *obj);
+
+json_object *cli_json_endpoint(const __be32 addr[4], __be16 port, __u8 family);
+const char *cli_tcp_state_name(__u8 state);
+
+#define CLI_HELP_DONE	(-3)	/* cli_getopt: help printed */
+
+#endif /* TCPSHIFT_CLI_H */

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* tcpshift backend add|del */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char help[] =
+	"Usage: tcpshift backend add SERVICE NAME ADDR:PORT [--weight W]\n"
+	"       tcpshift backend del SERVICE NAME\n"
+	"\n"
+	"Add a backend to a service, or remove one. Weights are relative integers\n"
+	"0-65535 (default 1); a backend's share of new flows is its weight over the sum.\n"
+	"Weight 0 means draining: no new flows, established ones continue.\n"
+	"\n"
+	"Removing a backend drops the packets of flows still pinned to it (counted as\n"
+	"removed_backend_drops): they are never moved to another backend. Drain it first\n"
+	"('tcpshift drain') to let its connections finish.\n"
+	"\n"
+	"Examples:\n"
+	"  tcpshift backend add tcp-echo v1 198.18.2.11:8008 --weight 90\n"
+	"  tcpshift backend add tcp-echo v2 198.18.2.12:8008 --weight 10\n"
+	"  tcpshift backend del tcp-echo v1\n";
+
+int cmd_backend(struct ts_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "weight", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct ts_endpoint addr;
+	__u32 weight = 1;
+	struct ts_maps m;
+	struct ts_err err;
+	const char *verb;
+	int c, r;
+
+	while ((c = cli_getopt(argc, argv, "w:h", opts, help)) != -1) {
+		switch (c) {
+		case 'w':
+			if (ts_parse_weight(optarg, &weight, &err))
+				return cli_report(&err);
+			break;
+		case CLI_HELP_DONE:
+			return 0;
+		default:
+			return TS_ERR_USAGE;
+		}
+	}
+	verb = optind < argc ? argv[optind++] : NULL;
+	argc -= optind;
+	argv += optind;
+	if (!verb)
+		return cli_usage("backend", "give add or del");
+	if (!strcmp(verb, "add")) {
+		if (argc != 3)
+			return cli_usage("backend", "backend add takes SERVICE NAME ADDR:PORT");
+		if (ts_parse_name(argv[1], "backend", &err) ||
+		    ts_parse_endpoint(argv[2], &addr, &err))
+			return cli_report(&err);
+	} else if (!strcmp(verb, "del")) {
+		if (argc != 2)
+			return cli_usage("backend", "backend del takes SERVICE NAME");
+	} else {
+		return cli_usage("backend", "unknown verb '%s': give add or del", verb);
+	}
+
+	r = cli_open_maps(ctx, &m);
+	if (r)
+		return r;
+	if (!strcmp(verb, "add"))
+		r = ts_backend_add(&m, argv[0], argv[1], &addr, weight, &err);
+	else
+		r = ts_backend_del(&m, argv[0], argv[1], &err);
+	ts_maps_close(&m);
+	return r ? cli_report(&err) : 0;
+}

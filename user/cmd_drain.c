@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* tcpshift drain */
+#include <stdio.h>
+
+#include "cli.h"
+
+static const char help[] =
+	"Usage: tcpshift drain SERVICE NAME [--timeout DURATION]\n"
+	"\n"
+	"Drain a backend: its weight becomes 0 at once, so it gets no new connections,\n"
+	"while its established connections continue. With --timeout (30s, 500ms, 5m,\n"
+	"1h; at most 7 days) the deadline is stored with the backend; connections still\n"
+	"pinned to it after the deadline are to be closed. Giving the backend a weight\n"
+	"again ('tcpshift weight') ends the drain.\n"
+	"\n"
+	"Examples:\n"
+	"  tcpshift drain tcp-echo v1\n"
+	"  tcpshift drain tcp-echo v1 --timeout 30s\n";
+
+int cmd_drain(struct ts_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	__u64 timeout_ns = 0;
+	struct ts_maps m;
+	struct ts_err err;
+	int c, r;
+
+	while ((c = cli_getopt(argc, argv, "t:h", opts, help)) != -1) {
+		switch (c) {
+		case 't':
+			if (ts_parse_duration(optarg, &timeout_ns, &err))
+				return cli_report(&err);
+			break;
+		case CLI_HELP_DONE:
+			return 0;
+		default:
+			return TS_ERR_USAGE;
+		}
+	}
+	if (argc - optind != 2)
+		return cli_usage(argv[0], "drain takes SERVICE NAME");
+	r = cli_open_maps(ctx, &m);
+	if (r)
+		return r;
+	r = ts_backend_drain(&m, argv[optind], argv[optind + 1], timeout_ns, &err);
+	ts_maps_close(&m);
+	return r ? cli_report(&err) : 0;
+}

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* tcpshift flows */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char help[] =
+	"Usage: tcpshift flows [SERVICE] [--backend NAME]\n"
+	"\n"
+	"Dump the flow pinning: for every pinned flow its client, VIP, service, backend\n"
+	"name and address, age and idle time in seconds (idle to within 1 s), and TCP\n"
+	"state (syn, established, closing, closed, midstream = pinned from a non-SYN\n"
+	"packet). backend_state is removed when the flow's backend was removed: its\n"
+	"packets are dropped.\n"
+	"\n"
+	"Examples:\n"
+	"  tcpshift flows\n"
+	"  tcpshift -j flows tcp-echo --backend v1\n";
+
+struct flows_ctx {
+	struct ts_ctx		*ctx;
+	struct ts_config	*cfg;
+	struct ts_backend	*all;
+	const struct ts_service_cfg *service;	/* filter, or NULL */
+	const char		*backend;	/* filter, or NULL */
+	json_object		*arr;
+	__u64			now;
+};
+
+static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, void *data)
+{
+	struct flows_ctx *fc = data;
+	const struct ts_service_cfg *s = ts_config_service_by_id(fc->cfg, f->service_id);
+	const struct ts_backend *be = f->backend_id < TS_MAX_BACKENDS ? &fc->all[f->backend_id]
+								   : NULL;
+	bool live = be && be->state == TS_BACKEND_ACTIVE && be->generation == f->generation;
+	char client[TS_ADDRSTRLEN], vip[TS_ADDRSTRLEN], baddr[TS_ADDRSTRLEN];
+	__u64 age = fc->now > f->created_ns ? (fc->now - f->created_ns) / 1000000000ULL : 0;
+	__u64 idle = fc->now > f->last_seen_ns ? (fc->now - f->last_seen_ns) / 1000000000ULL : 0;
+	const char *bname = live ? be->name : "-";
+	json_object *o;
+
+	if (fc->service && (!s || s->svc.id != fc->service->svc.id))
+		return;
+	if (fc->backend && (!live || strcmp(be->name, fc->backend)))
+		return;
+	ts_format_endpoint(k->saddr, k->sport, k->family, client, sizeof(client));
+	ts_format_endpoint(k->daddr, k->dport, k->family, vip, sizeof(vip));
+	if (live)
+		ts_format_endpoint(be->addr, be->port, be->family, baddr, sizeof(baddr));
+	else
+		snprintf(baddr, sizeof(baddr), "-");
+	if (!fc->ctx->json) {
+		printf("%-28s %-28s %-16s %-12s %-28s %6llu %6llu %s%s\n", client, vip,
+		       s ? s->svc.name : "-", bname, baddr, (unsigned long long)age,
+		       (unsigned long long)idle, cli_tcp_state_name(f->tcp_state),
+		       live ? "" : " (backend removed)");
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "client", json_object_new_string(client));
+	json_object_object_add(o, "vip", json_object_new_string(vip));
+	json_object_object_add(o, "service", s ? json_object_new_string(s->svc.name) : NULL);
+	json_object_object_add(o, "backend", live ? json_object_new_string(be->name) : NULL);
+	json_object_object_add(o, "backend_addr", live ? json_object_new_string(baddr) : NULL);
+	json_object_object_add(o, "age_s", json_object_new_int64((int64_t)age));
+	json_object_object_add(o, "idle_s", json_object_new_int64((int64_t)idle));
+	json_object_object_add(o, "state",
+			       json_object_new_string(cli_tcp_state_name(f->tcp_state)));
+	json_object_object_add(o, "backend_state",
+			       json_object_new_string(live ? "active" : "removed"));
+	json_object_array_add(fc->arr, o);
+}
+
+int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "backend", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct flows_ctx fc = { .ctx = ctx };
+	struct ts_config cfg = {};
+	struct ts_maps m;
+	struct ts_err err;
+	int c, r;
+
+	while ((c = cli_getopt(argc, argv, "b:h", opts, help)) != -1) {
+		switch (c) {
+		case 'b':
+			fc.backend = optarg;
+			break;
+		case CLI_HELP_DONE:
+			return 0;
+		default:
+			return TS_ERR_USAGE;
+		}
+	}
+	if (argc - optind > 1)
+		return cli_usage(argv[0], "flows takes at most one SERVICE");
+	r = cli_open_maps(ctx, &m);
+	if (r)
+		return r;
+	fc.all = calloc(TS_MAX_BACKENDS, sizeof(*fc.all));
+	if (!fc.all) {
+		ts_fail(&err, TS_ERR_RUNTIME, "out of memory");
+		r = cli_report(&err);
+		goto out;
+	}
+	if (ts_config_read(&m, &cfg, &err) || ts_backends_read_all(&m, fc.all, &err)) {
+		r = cli_report(&err);
+		goto out;
+	}
+	fc.cfg = &cfg;
+	if (optind < argc && !(fc.service = ts_config_service(&cfg, argv[optind]))) {
+		ts_fail(&err, TS_ERR_USAGE, "unknown service '%s': see 'tcpshift service list'",
+			argv[optind]);
+		r = cli_report(&err);
+		goto out;
+	}
+	if (fc.backend && fc.service &&
+	    !ts_service_backend((struct ts_service_cfg *)fc.service, fc.backend)) {
+		ts_fail(&err, TS_ERR_USAGE,
+			"service '%s' has no backend '%s': see 'tcpshift service list'",
+			argv[optind], fc.backend);
+		r = cli_report(&err);
+		goto out;
+	}
+	fc.now = ts_now_ns();
+	fc.arr = json_object_new_array();
+	if (!ctx->json)
+		printf("%-28s %-28s %-16s %-12s %-28s %6s %6s %s\n", "CLIENT", "VIP", "SERVICE",
+		       "BACKEND", "BACKEND_ADDR", "AGE_S", "IDLE_S", "STATE");
+	r = ts_flows_foreach(&m, print_flow, &fc);
+	if (r) {
+		json_object_put(fc.arr);
+		ts_fail(&err, TS_ERR_RUNTIME, "cannot read the flows map: %s", strerror(-r));
+		r = cli_report(&err);
+		goto out;
+	}
+	if (ctx->json)
+		cli_print_json(fc.arr);
+	else
+		json_object_put(fc.arr);
+out:
+	free(fc.all);
+	ts_config_free(&cfg);
+	ts_maps_close(&m);
+	return r;
+}

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* tcpshift status */
+#include <net/if.h>
+#include <stdio.h>
+#include <bpf/bpf.h>
+
+#include "cli.h"
+
+static const char help[] =
+	"Usage: tcpshift status\n"
+	"\n"
+	"Show the pin directory, the flow hash seed, the devices tcpshift is attached to\n"
+	"with their program ids, how full each map is, and the global counters.\n"
+	"\n"
+	"Example:\n"
+	"  tcpshift status\n";
+
+static json_object *map_fill(int fd, size_t key_size, __u32 *entries, __u32 *max)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	json_object *o = json_object_new_object();
+
+	ts_count_entries(fd, key_size, entries);
+	*max = bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.max_entries;
+	json_object_object_add(o, "entries", json_object_new_int64(*entries));
+	json_object_object_add(o, "max_entries", json_object_new_int64(*max));
+	return o;
+}
+
+int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	static const struct {
+		const char *name;
+		size_t offset, key_size;
+	} maps[] = {
+		{ "services", offsetof(struct ts_maps, services), sizeof(struct ts_service_key) },
+		{ "flows", offsetof(struct ts_maps, flows), sizeof(struct ts_flow_key) },
+		{ "replies", offsetof(struct ts_maps, replies), sizeof(struct ts_flow_key) },
+	};
+	json_object *root, *devs, *mo, *cnt;
+	__u64 counters[TS_CNT_MAX];
+	struct ts_settings s;
+	struct ts_maps m;
+	struct ts_err err;
+	int c, r;
+
+	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1)
+		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
+	if (optind < argc)
+		return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
+	r = cli_open_maps(ctx, &m);
+	if (r)
+		return r;
+	if (ts_settings_read(&m, &s, &err) || ts_counters_read(&m, counters, &err)) {
+		ts_maps_close(&m);
+		return cli_report(&err);
+	}
+	root = json_object_new_object();
+	devs = json_object_new_array();
+	mo = json_object_new_object();
+	cnt = json_object_new_object();
+	json_object_object_add(root, "pin_dir", json_object_new_string(ctx->pin_dir));
+	json_object_object_add(root, "seed", json_object_new_int64(s.seed));
+	json_object_object_add(root, "devices", devs);
+	json_object_object_add(root, "maps", mo);
+	json_object_object_add(root, "counters", cnt);
+	if (!ctx->json)
+		printf("pin dir   %s\nseed      0x%08x\ndevices\n", ctx->pin_dir, s.seed);
+	for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++) {
+		char name[IF_NAMESIZE] = "?";
+		__u32 prog = ts_attached_prog((int)s.ifindex[i]);
+		json_object *d = json_object_new_object();
+
+		if_indextoname(s.ifindex[i], name);
+		json_object_object_add(d, "name", json_object_new_string(name));
+		json_object_object_add(d, "ifindex", json_object_new_int64(s.ifindex[i]));
+		json_object_object_add(d, "prog_id", json_object_new_int64(prog));
+		json_object_array_add(devs, d);
+		if (!ctx->json) {
+			if (prog)
+				printf("  %-16s ifindex %-4u prog %u\n", name, s.ifindex[i], prog);
+			else
+				printf("  %-16s ifindex %-4u NOT ATTACHED (run 'tcpshift load')\n",
+				       name, s.ifindex[i]);
+		}
+	}
+	if (!ctx->json)
+		printf("maps\n");
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		int fd = *(int *)((char *)&m + maps[i].offset);
+		__u32 n, max;
+
+		json_object_object_add(mo, maps[i].name, map_fill(fd, maps[i].key_size, &n, &max));
+		if (!ctx->json)
+			printf("  %-16s %u / %u\n", maps[i].name, n, max);
+	}
+	if (!ctx->json)
+		printf("counters\n");
+	for (int i = 0; i < TS_CNT_MAX; i++) {
+		json_object_object_add(cnt, ts_counter_name(i),
+				       json_object_new_int64((int64_t)counters[i]));
+		if (!ctx->json)
+			printf("  %-24s %llu\n", ts_counter_name(i),
+			       (unsigned long long)counters[i]);
+	}
+	if (ctx->json)
+		cli_print_json(root);
+	else
+		json_object_put(root);
+	ts_maps_close(&m);
+	return 0;
+}

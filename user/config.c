@@ -1,0 +1,649 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Services, backends and weights.
+ *
+ * Every change validates all of its input first, then ends with one map
+ * update that commits it (invariant 3):
+ *  - a service's table (Maglev slots plus the backend ids and weights it was
+ *    built from) is a new inner map, switched in by one update of `tables`;
+ *  - a service appears with its `services` insert and disappears with its
+ *    delete.
+ * Writes before the commit (a new backend's entry) are invisible until the
+ * commit; writes after it (marking a removed backend) only tidy up. A backend
+ * entry no current table refers to is free for reuse, so a command killed
+ * half-way leaves nothing that matters.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "libtcpshift.h"
+
+__u64 ts_now_ns(void)
+{
+	struct timespec ts;
+
+	/* bpf_ktime_get_ns() is CLOCK_MONOTONIC too */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static int cmp_backend_name(const void *a, const void *b)
+{
+	const struct ts_backend_cfg *x = a, *y = b;
+
+	return strcmp(x->be.name, y->be.name);
+}
+
+static int cmp_service_name(const void *a, const void *b)
+{
+	const struct ts_service_cfg *x = a, *y = b;
+
+	return strcmp(x->svc.name, y->svc.name);
+}
+
+/* ---- tables --------------------------------------------------------------- */
+
+static int table_open(const struct ts_maps *m, __u32 service_id)
+{
+	__u32 inner_id;
+
+	if (bpf_map_lookup_elem(m->tables, &service_id, &inner_id))
+		return -errno;
+	return bpf_map_get_fd_by_id(inner_id);
+}
+
+/* The (id, weight) pairs a live table was built from. */
+static int table_read_meta(const struct ts_maps *m, struct ts_service_cfg *s,
+			   struct ts_err *err)
+{
+	__u32 size = s->svc.table_size, n;
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info);
+	int fd, r = 0;
+
+	s->nbackends = 0;
+	fd = table_open(m, s->svc.id);
+	if (fd < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot open the table of service %s: %s",
+			       s->svc.name, strerror(-fd));
+	if (bpf_obj_get_info_by_fd(fd, &info, &info_len) || bpf_map_lookup_elem(fd, &size, &n) ||
+	    n > TS_MAX_SERVICE_BACKENDS || info.max_entries != size + TS_TABLE_META_ENTRIES(n)) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
+			    s->svc.name);
+		goto out;
+	}
+	for (__u32 i = 0; i < n; i++) {
+		struct ts_backend_cfg *b = &s->backends[i];
+
+		__u32 id_key = size + 1 + 2 * i, weight_key = id_key + 1;
+
+		if (bpf_map_lookup_elem(fd, &id_key, &b->id) ||
+		    bpf_map_lookup_elem(fd, &weight_key, &b->weight) ||
+		    b->id >= TS_MAX_BACKENDS || bpf_map_lookup_elem(m->backends, &b->id, &b->be)) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
+				    s->svc.name);
+			goto out;
+		}
+	}
+	s->nbackends = n;
+out:
+	close(fd);
+	return r;
+}
+
+/*
+ * Build the service's Maglev table from backends b[0..n) (sorted by name),
+ * fill a new inner map with it and switch it in: the commit of every change
+ * to a service's backends or weights.
+ */
+static int table_install(struct ts_maps *m, __u32 service_id, __u32 size,
+			 const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_INNER_MAP);
+	__u32 entries = size + TS_TABLE_META_ENTRIES(n), count = entries;
+	struct ts_maglev_backend *mb = NULL;
+	__u32 *keys = NULL, *vals = NULL;
+	char name[BPF_OBJ_NAME_LEN];
+	int fd = -1, r;
+
+	mb = calloc(n ? n : 1, sizeof(*mb));
+	keys = calloc(entries, sizeof(*keys));
+	vals = calloc(entries, sizeof(*vals));
+	if (!mb || !keys || !vals) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory building a table of %u slots",
+			    size);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		mb[i].name = b[i].be.name;
+		mb[i].weight = b[i].weight;
+	}
+	r = ts_maglev_build(mb, n, size, vals);
+	if (r) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot build a table of %u slots: %s", size,
+			    strerror(-r));
+		goto out;
+	}
+	for (__u32 i = 0; i < size; i++)
+		if (vals[i] != TS_NO_BACKEND)
+			vals[i] = b[vals[i]].id;
+	vals[size] = (__u32)n;
+	for (size_t i = 0; i < n; i++) {
+		vals[size + 1 + 2 * i] = b[i].id;
+		vals[size + 2 + 2 * i] = b[i].weight;
+	}
+	for (__u32 i = 0; i < entries; i++)
+		keys[i] = i;
+
+	snprintf(name, sizeof(name), "ts_table_%u", service_id);
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(__u32), sizeof(__u32), entries,
+			    &create);
+	if (fd < 0) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot create a table map of %u entries: %s",
+			    entries, strerror(errno));
+		goto out;
+	}
+	if (bpf_map_update_batch(fd, keys, vals, &count, NULL)) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot fill the table map: %s",
+			    strerror(errno));
+		goto out;
+	}
+	/* The commit: one update, seen by the data plane all at once. */
+	if (bpf_map_update_elem(m->tables, &service_id, &fd, BPF_ANY)) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot switch the table of service %u: %s",
+			    service_id, strerror(errno));
+		goto out;
+	}
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(mb);
+	free(keys);
+	free(vals);
+	return r;
+}
+
+int ts_table_shares(const struct ts_maps *m, const struct ts_service_cfg *s, __u32 *slots,
+		    struct ts_err *err)
+{
+	__u32 size = s->svc.table_size, count = size, *keys, *vals;
+	int fd, r = 0;
+
+	memset(slots, 0, s->nbackends * sizeof(*slots));
+	fd = table_open(m, s->svc.id);
+	if (fd < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot open the table of service %s: %s",
+			       s->svc.name, strerror(-fd));
+	keys = calloc(size, sizeof(*keys));
+	vals = calloc(size, sizeof(*vals));
+	if (!keys || !vals) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+		goto out;
+	}
+	for (__u32 i = 0; i < size; i++)
+		keys[i] = i;
+	if (bpf_map_lookup_batch(fd, NULL, &(__u32){ 0 }, keys, vals, &count, NULL) &&
+	    errno != ENOENT) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read the table of service %s: %s",
+			    s->svc.name, strerror(errno));
+		goto out;
+	}
+	for (__u32 i = 0; i < count && i < size; i++)
+		for (size_t j = 0; j < s->nbackends; j++)
+			if (vals[i] == s->backends[j].id) {
+				slots[j]++;
+				break;
+			}
+out:
+	close(fd);
+	free(keys);
+	free(vals);
+	return r;
+}
+
+int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err)
+{
+	static __u32 keys[TS_MAX_BACKENDS];
+	__u32 count = TS_MAX_BACKENDS, out_batch;
+
+	for (__u32 i = 0; i < TS_MAX_BACKENDS; i++)
+		keys[i] = i;
+	if (bpf_map_lookup_batch(m->backends, NULL, &out_batch, keys, all, &count, NULL) &&
+	    errno != ENOENT)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read the backends map: %s",
+			       strerror(errno));
+	if (count != TS_MAX_BACKENDS)
+		return ts_fail(err, TS_ERR_RUNTIME, "short read of the backends map (%u entries)",
+			       count);
+	return 0;
+}
+
+/* ---- reading the configuration -------------------------------------------- */
+
+int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err)
+{
+	struct ts_service_key key, *prev = NULL;
+	size_t cap = 0;
+	int r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	while (!bpf_map_get_next_key(m->services, prev, &key)) {
+		struct ts_service_cfg *s;
+
+		if (cfg->nservices == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			void *p = realloc(cfg->services, ncap * sizeof(*cfg->services));
+
+			if (!p) {
+				ts_config_free(cfg);
+				return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+			}
+			cfg->services = p;
+			cap = ncap;
+		}
+		s = &cfg->services[cfg->nservices];
+		memset(s, 0, sizeof(*s));
+		s->key = key;
+		if (!bpf_map_lookup_elem(m->services, &key, &s->svc)) {
+			r = table_read_meta(m, s, err);
+			if (r) {
+				ts_config_free(cfg);
+				return r;
+			}
+			qsort(s->backends, s->nbackends, sizeof(s->backends[0]), cmp_backend_name);
+			cfg->nservices++;
+		}
+		prev = &s->key;
+	}
+	qsort(cfg->services, cfg->nservices, sizeof(*cfg->services), cmp_service_name);
+	return 0;
+}
+
+void ts_config_free(struct ts_config *cfg)
+{
+	free(cfg->services);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+struct ts_service_cfg *ts_config_service(struct ts_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nservices; i++)
+		if (!strcmp(cfg->services[i].svc.name, name))
+			return &cfg->services[i];
+	return NULL;
+}
+
+struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id)
+{
+	for (size_t i = 0; i < cfg->nservices; i++)
+		if (cfg->services[i].svc.id == id)
+			return &cfg->services[i];
+	return NULL;
+}
+
+struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name)
+{
+	for (size_t i = 0; i < s->nbackends; i++)
+		if (!strcmp(s->backends[i].be.name, name))
+			return &s->backends[i];
+	return NULL;
+}
+
+/* Read the configuration, lock against concurrent changes, find a service. */
+static int begin_change(struct ts_maps *m, struct ts_config *cfg, const char *service,
+			struct ts_service_cfg **s, struct ts_err *err)
+{
+	int r = ts_maps_lock(m, err);
+
+	r = r ?: ts_config_read(m, cfg, err);
+	if (r || !service)
+		return r;
+	*s = ts_config_service(cfg, service);
+	if (!*s) {
+		ts_config_free(cfg);
+		return ts_fail(err, TS_ERR_USAGE,
+			       "unknown service '%s': see 'tcpshift service list'", service);
+	}
+	return 0;
+}
+
+static int unknown_backend(struct ts_err *err, const char *service, const char *name)
+{
+	return ts_fail(err, TS_ERR_USAGE,
+		       "service '%s' has no backend '%s': see 'tcpshift service list'", service,
+		       name);
+}
+
+/* ---- services --------------------------------------------------------------- */
+
+static void service_key(const struct ts_endpoint *vip, struct ts_service_key *key)
+{
+	memset(key, 0, sizeof(*key));
+	memcpy(key->addr, vip->addr, sizeof(key->addr));
+	key->port = vip->port;
+	key->proto = IPPROTO_TCP;
+	key->family = vip->family;
+}
+
+int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint *vip,
+		   __u32 table_size, struct ts_err *err)
+{
+	struct ts_service svc = { .table_size = table_size };
+	bool used[TS_MAX_SERVICES] = { false };
+	struct ts_service_key key;
+	struct ts_config cfg;
+	char ep[TS_ADDRSTRLEN];
+	int r;
+
+	r = ts_parse_name(name, "service", err);
+	if (r)
+		return r;
+	if (!ts_is_prime(table_size) || table_size < TS_MIN_TABLE_SIZE ||
+	    table_size > TS_MAX_TABLE_SIZE)
+		return ts_fail(err, TS_ERR_USAGE, "table size %u is not a prime in %u-%u",
+			       table_size, TS_MIN_TABLE_SIZE, TS_MAX_TABLE_SIZE);
+	r = begin_change(m, &cfg, NULL, NULL, err);
+	if (r)
+		return r;
+	service_key(vip, &key);
+	ts_format_endpoint(vip->addr, vip->port, vip->family, ep, sizeof(ep));
+	for (size_t i = 0; i < cfg.nservices; i++) {
+		struct ts_service_cfg *s = &cfg.services[i];
+
+		if (!strcmp(s->svc.name, name)) {
+			r = ts_fail(err, TS_ERR_USAGE,
+				    "service '%s' already exists: pick another name or "
+				    "'tcpshift service del %s' first",
+				    name, name);
+			goto out;
+		}
+		if (!memcmp(&s->key, &key, sizeof(key))) {
+			r = ts_fail(err, TS_ERR_USAGE,
+				    "%s is already used by service '%s': pick another VIP:port",
+				    ep, s->svc.name);
+			goto out;
+		}
+		used[s->svc.id] = true;
+	}
+	for (svc.id = 0; svc.id < TS_MAX_SERVICES && used[svc.id]; svc.id++)
+		;
+	if (svc.id == TS_MAX_SERVICES) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "too many services (at most %d)",
+			    TS_MAX_SERVICES);
+		goto out;
+	}
+	snprintf(svc.name, sizeof(svc.name), "%s", name);
+	/* An empty table first (a leftover in this slot is not referenced by
+	 * any service), then the commit: the service entry. */
+	r = table_install(m, svc.id, table_size, NULL, 0, err);
+	if (r)
+		goto out;
+	if (bpf_map_update_elem(m->services, &key, &svc, BPF_NOEXIST))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot add service %s: %s", name,
+			    strerror(errno));
+out:
+	ts_config_free(&cfg);
+	return r;
+}
+
+static void backend_mark_removed(struct ts_maps *m, const struct ts_backend_cfg *b)
+{
+	struct ts_backend be = b->be;
+
+	be.state = TS_BACKEND_REMOVED;
+	bpf_map_update_elem(m->backends, &b->id, &be, BPF_ANY);
+}
+
+int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
+{
+	struct ts_service_cfg *s;
+	struct ts_config cfg;
+	int r;
+
+	r = begin_change(m, &cfg, name, &s, err);
+	if (r)
+		return r;
+	/* The commit: new packets to the VIP no longer match. */
+	if (bpf_map_delete_elem(m->services, &s->key)) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot delete service %s: %s", name,
+			    strerror(errno));
+		goto out;
+	}
+	/* Flows still pinned to its backends are dropped and counted. */
+	for (size_t i = 0; i < s->nbackends; i++)
+		backend_mark_removed(m, &s->backends[i]);
+	bpf_map_delete_elem(m->tables, &s->svc.id);
+out:
+	ts_config_free(&cfg);
+	return r;
+}
+
+/* ---- backends ---------------------------------------------------------------- */
+
+/* A backend id: one never used, else one no table refers to (removed, or
+ * left by a command killed before its commit). */
+static int backend_alloc(struct ts_maps *m, struct ts_config *cfg, __u32 *id, __u32 *gen,
+			 struct ts_err *err)
+{
+	static struct ts_backend all[TS_MAX_BACKENDS];
+	bool referenced[TS_MAX_BACKENDS] = { false };
+	long best = -1;
+	int r;
+
+	r = ts_backends_read_all(m, all, err);
+	if (r)
+		return r;
+	for (size_t i = 0; i < cfg->nservices; i++)
+		for (size_t j = 0; j < cfg->services[i].nbackends; j++)
+			referenced[cfg->services[i].backends[j].id] = true;
+	for (__u32 i = 0; i < TS_MAX_BACKENDS; i++) {
+		if (all[i].state == TS_BACKEND_FREE) {
+			best = i;
+			break;
+		}
+		if (!referenced[i] && best < 0)
+			best = i;
+	}
+	if (best < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "too many backends (at most %d)",
+			       TS_MAX_BACKENDS);
+	*id = (__u32)best;
+	*gen = all[best].generation + 1;
+	return 0;
+}
+
+int ts_backend_add(struct ts_maps *m, const char *service, const char *name,
+		   const struct ts_endpoint *addr, __u32 weight, struct ts_err *err)
+{
+	struct ts_backend_cfg nb = { .weight = weight };
+	struct ts_backend_cfg *list = NULL;
+	struct ts_service_cfg *s;
+	struct ts_config cfg;
+	char ep[TS_ADDRSTRLEN];
+	int r;
+
+	r = ts_parse_name(name, "backend", err);
+	if (r)
+		return r;
+	if (weight > TS_MAX_WEIGHT)
+		return ts_fail(err, TS_ERR_USAGE, "weight %u is out of range: give 0-%d", weight,
+			       TS_MAX_WEIGHT);
+	r = begin_change(m, &cfg, service, &s, err);
+	if (r)
+		return r;
+	ts_format_endpoint(addr->addr, addr->port, addr->family, ep, sizeof(ep));
+	if (addr->family != s->key.family) {
+		r = ts_fail(err, TS_ERR_USAGE,
+			    "backend %s is IPv%u but service '%s' is IPv%u: use a matching address",
+			    ep, addr->family, service, s->key.family);
+		goto out;
+	}
+	for (size_t i = 0; i < s->nbackends; i++) {
+		const struct ts_backend *be = &s->backends[i].be;
+
+		if (!strcmp(be->name, name)) {
+			r = ts_fail(err, TS_ERR_USAGE,
+				    "service '%s' already has a backend '%s': pick another name",
+				    service, name);
+			goto out;
+		}
+		if (!memcmp(be->addr, addr->addr, sizeof(be->addr)) && be->port == addr->port) {
+			r = ts_fail(err, TS_ERR_USAGE,
+				    "%s is already backend '%s' of service '%s'", ep, be->name,
+				    service);
+			goto out;
+		}
+	}
+	if (s->nbackends == TS_MAX_SERVICE_BACKENDS) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "service '%s' has %d backends, the most allowed",
+			    service, TS_MAX_SERVICE_BACKENDS);
+		goto out;
+	}
+	r = backend_alloc(m, &cfg, &nb.id, &nb.be.generation, err);
+	if (r)
+		goto out;
+	memcpy(nb.be.addr, addr->addr, sizeof(nb.be.addr));
+	nb.be.port = addr->port;
+	nb.be.family = addr->family;
+	nb.be.state = TS_BACKEND_ACTIVE;
+	nb.be.service_id = s->svc.id;
+	snprintf(nb.be.name, sizeof(nb.be.name), "%s", name);
+
+	list = calloc(s->nbackends + 1, sizeof(*list));
+	if (!list) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+		goto out;
+	}
+	memcpy(list, s->backends, s->nbackends * sizeof(*list));
+	list[s->nbackends] = nb;
+	qsort(list, s->nbackends + 1, sizeof(*list), cmp_backend_name);
+
+	/* Invisible until the table refers to it. */
+	if (bpf_map_update_elem(m->backends, &nb.id, &nb.be, BPF_ANY)) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot write backend %s: %s", name,
+			    strerror(errno));
+		goto out;
+	}
+	r = ts_backend_stats_reset(m, nb.id, err);
+	r = r ?: table_install(m, s->svc.id, s->svc.table_size, list, s->nbackends + 1, err);
+out:
+	free(list);
+	ts_config_free(&cfg);
+	return r;
+}
+
+int ts_backend_del(struct ts_maps *m, const char *service, const char *name,
+		   struct ts_err *err)
+{
+	struct ts_backend_cfg *b, removed;
+	struct ts_service_cfg *s;
+	struct ts_config cfg;
+	int r;
+
+	r = begin_change(m, &cfg, service, &s, err);
+	if (r)
+		return r;
+	b = ts_service_backend(s, name);
+	if (!b) {
+		r = unknown_backend(err, service, name);
+		goto out;
+	}
+	removed = *b;
+	memmove(b, b + 1, (size_t)(&s->backends[s->nbackends] - (b + 1)) * sizeof(*b));
+	s->nbackends--;
+	r = table_install(m, s->svc.id, s->svc.table_size, s->backends, s->nbackends, err);
+	if (!r)
+		backend_mark_removed(m, &removed);
+out:
+	ts_config_free(&cfg);
+	return r;
+}
+
+static void backend_set_deadline(struct ts_maps *m, const struct ts_backend_cfg *b,
+				 __u64 deadline_ns)
+{
+	struct ts_backend be = b->be;
+
+	if (be.drain_deadline_ns == deadline_ns)
+		return;
+	be.drain_deadline_ns = deadline_ns;
+	bpf_map_update_elem(m->backends, &b->id, &be, BPF_ANY);
+}
+
+int ts_weights_set(struct ts_maps *m, const char *service, char (*names)[TS_NAME_LEN],
+		   const __u32 *weights, size_t n, struct ts_err *err)
+{
+	struct ts_service_cfg *s;
+	struct ts_config cfg;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		if (weights[i] > TS_MAX_WEIGHT)
+			return ts_fail(err, TS_ERR_USAGE, "weight %u is out of range: give 0-%d",
+				       weights[i], TS_MAX_WEIGHT);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(names[i], names[j]))
+				return ts_fail(err, TS_ERR_USAGE,
+					       "backend '%s' is given twice: give each weight once",
+					       names[i]);
+	}
+	r = begin_change(m, &cfg, service, &s, err);
+	if (r)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct ts_backend_cfg *b = ts_service_backend(s, names[i]);
+
+		if (!b) {
+			r = unknown_backend(err, service, names[i]);
+			goto out;
+		}
+		b->weight = weights[i];
+	}
+	r = table_install(m, s->svc.id, s->svc.table_size, s->backends, s->nbackends, err);
+	if (r)
+		goto out;
+	/* A backend given weight again is no longer draining. */
+	for (size_t i = 0; i < s->nbackends; i++)
+		if (s->backends[i].weight)
+			backend_set_deadline(m, &s->backends[i], 0);
+out:
+	ts_config_free(&cfg);
+	return r;
+}
+
+int ts_backend_drain(struct ts_maps *m, const char *service, const char *name,
+		     __u64 timeout_ns, struct ts_err *err)
+{
+	struct ts_service_cfg *s;
+	struct ts_backend_cfg *b;
+	struct ts_config cfg;
+	int r;
+
+	r = begin_change(m, &cfg, service, &s, err);
+	if (r)
+		return r;
+	b = ts_service_backend(s, name);
+	if (!b) {
+		r = unknown_backend(err, service, name);
+		goto out;
+	}
+	if (b->weight) {
+		b->weight = 0;
+		r = table_install(m, s->svc.id, s->svc.table_size, s->backends, s->nbackends,
+				  err);
+		if (r)
+			goto out;
+	}
+	/* After the commit: a command killed here has drained without a deadline. */
+	backend_set_deadline(m, b, timeout_ns ? ts_now_ns() + timeout_ns : 0);
+out:
+	ts_config_free(&cfg);
+	return r;
+}

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * libtcpshift: the control plane's library. The pinned maps are the only
+ * state (invariant 7): every function reads what it needs from them, and each
+ * change ends with one map update that commits it (invariant 3).
+ */
+#ifndef LIBTCPSHIFT_H
+#define LIBTCPSHIFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+#include "tcpshift.h"
+
+#define TS_DEFAULT_PIN_DIR	"/sys/fs/bpf/tcpshift"
+#define TS_PIN_DIR_ENV		"TCPSHIFT_PIN_DIR"
+#define TS_ADDRSTRLEN		64	/* "[v6 address]:port" */
+
+/* Exit codes of the CLI, also the class of every library error. */
+enum ts_status {
+	TS_OK		= 0,
+	TS_ERR_RUNTIME	= 1,	/* the system or kernel refused; the environment is wrong */
+	TS_ERR_USAGE	= 2,	/* what the operator typed is wrong */
+};
+
+/* One error: its class and a one-line message saying what and how to fix it. */
+struct ts_err {
+	int	status;
+	char	msg[512];
+};
+
+int ts_fail(struct ts_err *err, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- parse.c: operator input ------------------------------------------- */
+
+struct ts_endpoint {
+	__u8	family;		/* enum ts_family */
+	__be32	addr[4];
+	__be16	port;
+};
+
+int ts_parse_endpoint(const char *s, struct ts_endpoint *ep, struct ts_err *err);
+int ts_parse_address(const char *s, struct ts_endpoint *ep, struct ts_err *err);
+int ts_parse_name(const char *s, const char *what, struct ts_err *err);
+int ts_parse_weight(const char *s, __u32 *weight, struct ts_err *err);
+int ts_parse_assignment(const char *s, char name[TS_NAME_LEN], __u32 *weight,
+			struct ts_err *err);
+int ts_parse_table_size(const char *s, __u32 *size, struct ts_err *err);
+int ts_parse_duration(const char *s, __u64 *ns, struct ts_err *err);
+int ts_parse_u32(const char *s, const char *what, __u32 min, __u32 max, __u32 *out,
+		 struct ts_err *err);
+bool ts_is_prime(__u32 n);
+void ts_format_endpoint(const __be32 addr[4], __be16 port, __u8 family, char *buf, size_t len);
+void ts_format_address(const __be32 addr[4], __u8 family, char *buf, size_t len);
+
+/* ---- maglev.c: the weighted Maglev table builder ----------------------- */
+
+struct ts_maglev_backend {
+	const char	*name;	/* preference list comes from a hash of the name */
+	__u32		weight;	/* 0..TS_MAX_WEIGHT; 0 claims no slot */
+};
+
+/*
+ * Fill table[0..m) with indexes into b[] (or TS_NO_BACKEND when all weights
+ * are 0). m must be prime. The result depends only on the set of (name,
+ * weight) pairs, not on their order: every gateway builds the same table.
+ * Returns 0, or -EINVAL/-ENOMEM.
+ */
+int ts_maglev_build(const struct ts_maglev_backend *b, size_t n, __u32 m, __u32 *table);
+
+/* ---- maps.c: the pinned maps -------------------------------------------- */
+
+struct ts_maps {
+	int	services;
+	int	tables;
+	int	backends;
+	int	flows;
+	int	replies;
+	int	backend_stats;
+	int	counters;
+	int	settings;
+	int	lock_fd;	/* the pin directory, flock()ed by changes */
+	char	pin_dir[256];
+};
+
+int ts_check_root(struct ts_err *err);
+int ts_check_bpffs(const char *dir, struct ts_err *err);
+int ts_maps_open(struct ts_maps *m, const char *pin_dir, struct ts_err *err);
+void ts_maps_close(struct ts_maps *m);
+int ts_maps_lock(struct ts_maps *m, struct ts_err *err);
+int ts_settings_read(const struct ts_maps *m, struct ts_settings *s, struct ts_err *err);
+int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err);
+int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_stats *out,
+			  struct ts_err *err);
+int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err);
+const char *ts_counter_name(enum ts_counter c);
+typedef void (*ts_flow_cb)(const struct ts_flow_key *key, const struct ts_flow *flow,
+			   void *ctx);
+/* Call cb for every pinned flow (a consistent view of each entry, not of the
+ * whole table while the data plane runs). Returns 0 or -errno. */
+int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx);
+/* Name of the i-th pinned map, NULL past the last. */
+const char *ts_pin_name(size_t i);
+int ts_count_entries(int map_fd, size_t key_size, __u32 *count);
+
+/* ---- config.c: services, backends, weights ------------------------------ */
+
+struct ts_backend_cfg {
+	__u32			id;
+	__u32			weight;
+	struct ts_backend	be;
+};
+
+struct ts_service_cfg {
+	struct ts_service_key	key;
+	struct ts_service	svc;
+	size_t			nbackends;	/* sorted by name */
+	struct ts_backend_cfg	backends[TS_MAX_SERVICE_BACKENDS];
+};
+
+struct ts_config {
+	size_t			nservices;	/* sorted by name */
+	struct ts_service_cfg	*services;
+};
+
+int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err);
+void ts_config_free(struct ts_config *cfg);
+struct ts_service_cfg *ts_config_service(struct ts_config *cfg, const char *name);
+struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id);
+struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name);
+/* All TS_MAX_BACKENDS entries of the backends map, in one batch. */
+int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err);
+/* Slot counts per backend (same order as s->backends) in the live table. */
+int ts_table_shares(const struct ts_maps *m, const struct ts_service_cfg *s, __u32 *slots,
+		    struct ts_err *err);
+
+int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint *vip,
+		   __u32 table_size, struct ts_err *err);
+int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err);
+int ts_backend_add(struct ts_maps *m, const char *service, const char *name,
+		   const struct ts_endpoint *addr, __u32 weight, struct ts_err *err);
+int ts_backend_del(struct ts_maps *m, const char *service, const char *name,
+		   struct ts_err *err);
+/* All n weights change in one table switch. */
+int ts_weights_set(struct ts_maps *m, const char *service, char (*names)[TS_NAME_LEN],
+		   const __u32 *weights, size_t n, struct ts_err *err);
+int ts_backend_drain(struct ts_maps *m, const char *service, const char *name,
+		     __u64 timeout_ns, struct ts_err *err);
+
+/* ---- loader.c: program load, attach, detach ----------------------------- */
+
+struct tcpshift_bpf;
+
+struct ts_load_opts {
+	const char	*pin_dir;
+	const char	**devs;
+	size_t		ndevs;
+	__u32		max_flows;	/* 0: keep the loaded value, or the default */
+	__u32		seed;
+	bool		seed_set;	/* else keep the loaded seed, or the default */
+};
+
+/* Load the object with maps pinned under pin_dir (reused when present),
+ * write settings; no attach. For tests and `load`. */
+struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err);
+void ts_bpf_destroy(struct tcpshift_bpf *skel);
+int ts_bpf_prog_fd(struct tcpshift_bpf *skel);
+int ts_load(const struct ts_load_opts *o, struct ts_err *err);
+int ts_unload(const char *pin_dir, struct ts_err *err);
+/* Program id attached by tcpshift on ifindex, 0 if none. */
+__u32 ts_attached_prog(int ifindex);
+__u64 ts_now_ns(void);
+
+#endif /* LIBTCPSHIFT_H */

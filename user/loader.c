@@ -1,0 +1,368 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Program lifecycle: open the skeleton with its maps pinned under the pin
+ * directory (libbpf reuses pins that are there: an upgrade keeps every flow),
+ * load, attach to tc ingress (clsact, direct action); detach and unpin.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "libtcpshift.h"
+#include "tcpshift.skel.h"
+
+/* Our filter's identity on every device: tc handle and priority. */
+#define TS_TC_HANDLE	0x75
+#define TS_TC_PRIORITY	0x75
+
+static int pin_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	return snprintf(buf, len, "%s/%s", dir, name) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+/* The pin directory must be on bpffs; mount bpffs on /sys/fs/bpf if that is
+ * where it goes and nothing is mounted there yet. */
+static int prepare_pin_dir(const char *dir, struct ts_err *err)
+{
+	char parent[256];
+	struct stat st;
+	int r;
+
+	if (!stat(dir, &st))
+		return ts_check_bpffs(dir, err);
+	snprintf(parent, sizeof(parent), "%s", dir);
+	dirname(parent);
+	if (!strcmp(parent, "/sys/fs/bpf") && ts_check_bpffs(parent, NULL) &&
+	    mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot mount bpffs on /sys/fs/bpf: %s",
+			       strerror(errno));
+	r = ts_check_bpffs(parent, err);
+	if (r)
+		return r;
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot create %s: %s", dir, strerror(errno));
+	return 0;
+}
+
+static int pinned_settings(const char *pin_dir, struct ts_settings *s, __u32 *max_flows)
+{
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info), zero = 0;
+	char path[512];
+	int fd, r = 0;
+
+	memset(s, 0, sizeof(*s));
+	*max_flows = 0;
+	if (pin_path(path, sizeof(path), pin_dir, "settings"))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	if (bpf_map_lookup_elem(fd, &zero, s))
+		r = -errno;
+	close(fd);
+	if (pin_path(path, sizeof(path), pin_dir, "flows"))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		if (!bpf_obj_get_info_by_fd(fd, &info, &info_len))
+			*max_flows = info.max_entries;
+		close(fd);
+	}
+	return r;
+}
+
+struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = o->pin_dir);
+	__u32 max_flows = o->max_flows ? o->max_flows : TS_DEFAULT_MAX_FLOWS;
+	struct ts_settings old, cur;
+	struct tcpshift_bpf *skel;
+	__u32 old_max_flows, zero = 0;
+	int r;
+
+	if (!pinned_settings(o->pin_dir, &old, &old_max_flows) && old.abi_version) {
+		if (old.abi_version != TS_ABI_VERSION) {
+			ts_fail(err, TS_ERR_RUNTIME,
+				"the maps in %s have layout %u, this tcpshift has %u: "
+				"'tcpshift unload' first (flows are lost)",
+				o->pin_dir, old.abi_version, TS_ABI_VERSION);
+			return NULL;
+		}
+		if (o->max_flows && o->max_flows != old_max_flows) {
+			ts_fail(err, TS_ERR_USAGE,
+				"--max-flows %u differs from the loaded %u: the flow table cannot be "
+				"resized in place; 'tcpshift unload' first",
+				o->max_flows, old_max_flows);
+			return NULL;
+		}
+		max_flows = old_max_flows;
+	}
+
+	skel = tcpshift_bpf__open_opts(&open_opts);
+	if (!skel) {
+		ts_fail(err, TS_ERR_RUNTIME, "cannot open the BPF object: %s", strerror(errno));
+		return NULL;
+	}
+	bpf_map__set_max_entries(skel->maps.flows, max_flows);
+	bpf_map__set_max_entries(skel->maps.replies, max_flows);
+	r = tcpshift_bpf__load(skel);
+	if (r) {
+		ts_fail(err, TS_ERR_RUNTIME,
+			"cannot load the BPF program and maps under %s: %s (run with -v for "
+			"libbpf's log)",
+			o->pin_dir, strerror(-r));
+		goto fail;
+	}
+	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
+		ts_fail(err, TS_ERR_RUNTIME, "cannot read settings: %s", strerror(errno));
+		goto fail;
+	}
+	if (!cur.abi_version)
+		cur.seed = TS_DEFAULT_SEED;
+	if (o->seed_set)
+		cur.seed = o->seed;
+	cur.abi_version = TS_ABI_VERSION;
+	if (bpf_map__update_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
+		ts_fail(err, TS_ERR_RUNTIME, "cannot write settings: %s", strerror(errno));
+		goto fail;
+	}
+	return skel;
+fail:
+	tcpshift_bpf__destroy(skel);
+	return NULL;
+}
+
+void ts_bpf_destroy(struct tcpshift_bpf *skel)
+{
+	tcpshift_bpf__destroy(skel);
+}
+
+int ts_bpf_prog_fd(struct tcpshift_bpf *skel)
+{
+	return bpf_program__fd(skel->progs.tcpshift_tc);
+}
+
+static void tc_ids(int ifindex, struct bpf_tc_hook *hook, struct bpf_tc_opts *opts)
+{
+	memset(hook, 0, sizeof(*hook));
+	hook->sz = sizeof(*hook);
+	hook->ifindex = ifindex;
+	hook->attach_point = BPF_TC_INGRESS;
+	memset(opts, 0, sizeof(*opts));
+	opts->sz = sizeof(*opts);
+	opts->handle = TS_TC_HANDLE;
+	opts->priority = TS_TC_PRIORITY;
+}
+
+__u32 ts_attached_prog(int ifindex)
+{
+	struct bpf_tc_hook hook;
+	struct bpf_tc_opts opts;
+
+	tc_ids(ifindex, &hook, &opts);
+	if (bpf_tc_query(&hook, &opts))
+		return 0;
+	return opts.prog_id;
+}
+
+/* Attach (or replace, on an upgrade) our filter; *own is set when this call
+ * created the clsact qdisc. */
+static int attach_dev(int prog_fd, int ifindex, bool *own, struct ts_err *err)
+{
+	struct bpf_tc_hook hook;
+	struct bpf_tc_opts opts;
+	char name[IF_NAMESIZE] = "?";
+	int r;
+
+	if_indextoname((unsigned int)ifindex, name);
+	tc_ids(ifindex, &hook, &opts);
+	r = bpf_tc_hook_create(&hook);
+	if (r && r != -EEXIST)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot add a clsact qdisc to %s: %s", name,
+			       strerror(-r));
+	*own = r == 0;
+	opts.prog_fd = prog_fd;
+	opts.flags = BPF_TC_F_REPLACE;
+	r = bpf_tc_attach(&hook, &opts);
+	if (r) {
+		if (*own) {
+			hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+			bpf_tc_hook_destroy(&hook);
+		}
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot attach to tc ingress of %s: %s", name,
+			       strerror(-r));
+	}
+	return 0;
+}
+
+static void detach_dev(int ifindex, bool own_clsact)
+{
+	struct bpf_tc_hook hook;
+	struct bpf_tc_opts opts;
+
+	tc_ids(ifindex, &hook, &opts);
+	bpf_tc_detach(&hook, &opts);
+	if (own_clsact) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&hook);
+	}
+}
+
+static int find_ifindex(const struct ts_settings *s, __u32 ifindex)
+{
+	for (__u32 i = 0; i < s->ndevices && i < TS_MAX_DEVICES; i++)
+		if (s->ifindex[i] == ifindex)
+			return (int)i;
+	return -1;
+}
+
+static void warn_forwarding(const char *path, const char *name)
+{
+	char c = '1';
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return;
+	if (fread(&c, 1, 1, f) == 1 && c == '0')
+		fprintf(stderr,
+			"tcpshift: warning: %s is 0: the gateway will not forward rewritten "
+			"packets (sysctl -w %s=1)\n",
+			name, name);
+	fclose(f);
+}
+
+int ts_load(const struct ts_load_opts *o, struct ts_err *err)
+{
+	struct ts_settings old = {}, next = {};
+	struct tcpshift_bpf *skel = NULL;
+	__u32 zero = 0, old_max_flows;
+	int prog_fd, lock_fd = -1, r;
+
+	r = ts_check_root(err);
+	if (r)
+		return r;
+	if (!o->ndevs)
+		return ts_fail(err, TS_ERR_USAGE, "load needs at least one --dev IFACE");
+	if (o->ndevs > TS_MAX_DEVICES)
+		return ts_fail(err, TS_ERR_USAGE, "at most %d devices", TS_MAX_DEVICES);
+	for (size_t i = 0; i < o->ndevs; i++) {
+		__u32 ifindex = if_nametoindex(o->devs[i]);
+
+		if (!ifindex)
+			return ts_fail(err, TS_ERR_USAGE,
+				       "device '%s' does not exist in this network namespace: see "
+				       "'ip link'",
+				       o->devs[i]);
+		if (find_ifindex(&next, ifindex) < 0)
+			next.ifindex[next.ndevices++] = ifindex;
+	}
+	r = prepare_pin_dir(o->pin_dir, err);
+	if (r)
+		return r;
+	lock_fd = open(o->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX)) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", o->pin_dir, strerror(errno));
+		goto out;
+	}
+	pinned_settings(o->pin_dir, &old, &old_max_flows);
+
+	skel = ts_bpf_open_load(o, err);
+	if (!skel) {
+		r = -err->status;
+		goto out;
+	}
+	prog_fd = ts_bpf_prog_fd(skel);
+	for (__u32 i = 0; i < next.ndevices; i++) {
+		int was = find_ifindex(&old, next.ifindex[i]);
+		bool own = false;
+
+		r = attach_dev(prog_fd, (int)next.ifindex[i], &own, err);
+		if (r) {
+			/* Undo what this command attached; devices attached
+			 * before keep their (old or new) program. */
+			for (__u32 j = 0; j < i; j++)
+				if (find_ifindex(&old, next.ifindex[j]) < 0)
+					detach_dev((int)next.ifindex[j],
+						   next.dev_flags[j] & TS_DEV_F_OWN_CLSACT);
+			goto out;
+		}
+		next.dev_flags[i] = was >= 0 ? old.dev_flags[was] : own ? TS_DEV_F_OWN_CLSACT : 0;
+	}
+	/* `load` names the whole set: devices no longer named are detached. */
+	for (__u32 i = 0; i < old.ndevices && i < TS_MAX_DEVICES; i++)
+		if (find_ifindex(&next, old.ifindex[i]) < 0)
+			detach_dev((int)old.ifindex[i], old.dev_flags[i] & TS_DEV_F_OWN_CLSACT);
+
+	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &old, sizeof(old), 0)) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read settings: %s", strerror(errno));
+		goto out;
+	}
+	next.abi_version = old.abi_version;
+	next.seed = old.seed;
+	if (bpf_map__update_elem(skel->maps.settings, &zero, sizeof(zero), &next, sizeof(next),
+				 0)) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot write settings: %s", strerror(errno));
+		goto out;
+	}
+	warn_forwarding("/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward");
+	r = 0;
+out:
+	if (skel)
+		ts_bpf_destroy(skel);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return r;
+}
+
+int ts_unload(const char *pin_dir, struct ts_err *err)
+{
+	struct ts_settings s;
+	__u32 max_flows;
+	char path[512];
+	struct stat st;
+	int r, lock_fd;
+
+	r = ts_check_root(err);
+	if (r)
+		return r;
+	if (stat(pin_dir, &st))
+		return ts_fail(err, TS_ERR_RUNTIME, "tcpshift is not loaded (no %s): nothing to do",
+			       pin_dir);
+	r = ts_check_bpffs(pin_dir, err);
+	if (r)
+		return r;
+	lock_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX)) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", pin_dir, strerror(errno));
+		goto out;
+	}
+	/* Detach first, so no packet meets a program whose maps are gone. */
+	if (!pinned_settings(pin_dir, &s, &max_flows))
+		for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++)
+			detach_dev((int)s.ifindex[i], s.dev_flags[i] & TS_DEV_F_OWN_CLSACT);
+	for (size_t i = 0; ts_pin_name(i); i++)
+		if (!pin_path(path, sizeof(path), pin_dir, ts_pin_name(i)) && unlink(path) &&
+		    errno != ENOENT) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot remove %s: %s", path,
+				    strerror(errno));
+			goto out;
+		}
+	if (rmdir(pin_dir))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot remove %s: %s (not ours?)", pin_dir,
+			    strerror(errno));
+out:
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return r;
+}

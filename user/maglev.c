@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Weighted Maglev table builder.
+ *
+ * Each backend has a preference list over the M slots (M prime): slot_j =
+ * (offset + j * skip) mod M, with offset and skip taken from a fixed hash of
+ * its name, so every gateway derives the same lists. Backends take turns
+ * claiming their next free preferred slot, as in Maglev; to weight them, the
+ * number of slots each one gets is fixed first (largest remainder
+ * apportionment of M by weight, so a share is within 1/M of its weight share),
+ * and the turns are interleaved in proportion to those counts, so a weight
+ * change shifts mostly the slots it must.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libtcpshift.h"
+
+/* FNV-1a followed by the splitmix64 finaliser: stable on every platform. */
+static __u64 name_hash(const char *s, __u64 salt)
+{
+	__u64 h = 0xcbf29ce484222325ULL ^ salt;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
+struct maglev_state {
+	__u32	index;		/* into the caller's array */
+	__u32	offset;
+	__u32	skip;
+	__u32	next;		/* position in the preference list */
+	__u32	target;		/* slots this backend gets */
+	__u32	claimed;
+	__u64	remainder;	/* of M * weight / sum, for apportionment */
+};
+
+static const struct ts_maglev_backend *sort_base;
+
+static int cmp_name(const void *a, const void *b)
+{
+	const struct maglev_state *x = a, *y = b;
+
+	return strcmp(sort_base[x->index].name, sort_base[y->index].name);
+}
+
+/* Larger remainder first; ties by name order (the array's current order). */
+static int cmp_remainder(const void *a, const void *b)
+{
+	const struct maglev_state *const *x = a, *const *y = b;
+
+	if ((*x)->remainder != (*y)->remainder)
+		return (*x)->remainder < (*y)->remainder ? 1 : -1;
+	return *x < *y ? -1 : (*x > *y);
+}
+
+/* Fix each backend's slot count: floor(M * w / W), plus one for the largest
+ * remainders until the counts add up to M. */
+static int apportion(struct maglev_state *st, const struct ts_maglev_backend *b, size_t n,
+		     __u32 m, __u64 sum)
+{
+	struct maglev_state **by_rem;
+	__u64 assigned = 0;
+
+	by_rem = calloc(n, sizeof(*by_rem));
+	if (!by_rem)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		__u64 q = (__u64)m * b[st[i].index].weight;
+
+		st[i].target = (__u32)(q / sum);
+		st[i].remainder = b[st[i].index].weight ? q % sum : 0;
+		assigned += st[i].target;
+		by_rem[i] = &st[i];
+	}
+	qsort(by_rem, n, sizeof(*by_rem), cmp_remainder);
+	for (size_t i = 0; assigned < m; i++, assigned++)
+		by_rem[i]->target++;
+	free(by_rem);
+	return 0;
+}
+
+static void claim(struct maglev_state *s, __u32 m, __u32 *table)
+{
+	__u32 slot;
+
+	do {
+		slot = (__u32)(((__u64)s->skip * s->next + s->offset) % m);
+		s->next++;
+	} while (table[slot] != TS_NO_BACKEND);
+	table[slot] = s->index;
+	s->claimed++;
+}
+
+int ts_maglev_build(const struct ts_maglev_backend *b, size_t n, __u32 m, __u32 *table)
+{
+	struct maglev_state *st;
+	__u32 max_target = 0;
+	__u64 sum = 0;
+	int err;
+
+	if (!ts_is_prime(m))
+		return -EINVAL;
+	for (__u32 i = 0; i < m; i++)
+		table[i] = TS_NO_BACKEND;
+	for (size_t i = 0; i < n; i++) {
+		if (b[i].weight > TS_MAX_WEIGHT)
+			return -EINVAL;
+		sum += b[i].weight;
+	}
+	if (sum == 0)
+		return 0;
+
+	st = calloc(n, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		st[i].index = (__u32)i;
+		st[i].offset = (__u32)(name_hash(b[i].name, 0) % m);
+		st[i].skip = (__u32)(name_hash(b[i].name, 1) % (m - 1)) + 1;
+	}
+	sort_base = b;
+	qsort(st, n, sizeof(*st), cmp_name);
+	err = apportion(st, b, n, m, sum);
+	if (err)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (st[i].target > max_target)
+			max_target = st[i].target;
+
+	/* Round r gives backend i the turns it needs to have claimed
+	 * ceil(r * target_i / max_target) slots: every backend progresses at
+	 * the rate of its share, and all finish in the last round. */
+	for (__u64 r = 1; r <= max_target; r++)
+		for (size_t i = 0; i < n; i++) {
+			__u64 want = (r * st[i].target + max_target - 1) / max_target;
+
+			while (st[i].claimed < want)
+				claim(&st[i], m, table);
+		}
+out:
+	free(st);
+	return err;
+}

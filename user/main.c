@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* tcpshift: global options, then one command. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+
+#include "cli.h"
+
+static const struct {
+	const char *name;
+	int (*run)(struct ts_ctx *ctx, int argc, char **argv);
+} commands[] = {
+	{ "load", cmd_load },	  { "unload", cmd_unload }, { "status", cmd_status },
+	{ "service", cmd_service }, { "backend", cmd_backend }, { "weight", cmd_weight },
+	{ "drain", cmd_drain },	  { "flows", cmd_flows },   { "stats", cmd_stats },
+};
+
+static const char usage[] =
+	"Usage: tcpshift [GLOBAL OPTIONS] COMMAND [ARGS]\n"
+	"\n"
+	"Weighted TCP load balancing in the kernel (tc/eBPF, NAT mode): new connections\n"
+	"split by weight, established connections stay on their backend.\n"
+	"\n"
+	"Commands:\n"
+	"  load --dev IFACE [--dev IFACE...]   load and attach (again: upgrade in place)\n"
+	"  unload                              detach everywhere, remove the pinned maps\n"
+	"  status                              devices, programs, map fill, counters\n"
+	"  service add NAME VIP:PORT [--table-size M] | service del NAME | service list\n"
+	"  backend add SERVICE NAME ADDR:PORT [--weight W] | backend del SERVICE NAME\n"
+	"  weight SERVICE NAME=W [NAME=W...]   change weights in one atomic switch\n"
+	"  drain SERVICE NAME [--timeout DUR]  weight 0: no new flows, old ones stay\n"
+	"  flows [SERVICE] [--backend NAME]    pinned flows\n"
+	"  stats [SERVICE]                     per-backend weights, shares and traffic\n"
+	"\n"
+	"Global options:\n"
+	"  --pin-dir DIR   maps live under DIR (default /sys/fs/bpf/tcpshift,\n"
+	"                  env TCPSHIFT_PIN_DIR)\n"
+	"  -n, --netns NAME  run in network namespace /run/netns/NAME (like ip -n)\n"
+	"  -j, --json      JSON output\n"
+	"  -v, --verbose   show libbpf's messages\n"
+	"  -h, --help      this help; 'tcpshift COMMAND --help' for a command\n"
+	"\n"
+	"Example: shift 10% of new connections to v2\n"
+	"  tcpshift load --dev eth0 --dev eth1\n"
+	"  tcpshift service add web 198.18.100.1:8008\n"
+	"  tcpshift backend add web v1 198.18.2.11:8008 --weight 90\n"
+	"  tcpshift backend add web v2 198.18.2.12:8008 --weight 10\n"
+	"  tcpshift weight web v1=0 v2=100\n"
+	"\n"
+	"Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+
+static int verbosity;
+
+static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && verbosity < 2)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int silent_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return 0;
+}
+
+static int enter_netns(const char *name)
+{
+	char path[256];
+	int fd;
+
+	if (strchr(name, '/') || snprintf(path, sizeof(path), "/run/netns/%s", name) >=
+					       (int)sizeof(path))
+		return cli_usage("", "'%s' is not a network namespace name", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cli_usage("", "network namespace '%s' not found: see 'ip netns list'",
+				 name);
+	if (setns(fd, CLONE_NEWNET)) {
+		fprintf(stderr, "tcpshift: cannot enter network namespace %s: %s\n", name,
+			strerror(errno));
+		close(fd);
+		return TS_ERR_RUNTIME;
+	}
+	close(fd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pin-dir", required_argument, NULL, 'P' },
+		{ "netns", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct ts_ctx ctx = { .pin_dir = getenv(TS_PIN_DIR_ENV) };
+	struct ts_err err;
+	int c, r;
+
+	if (!ctx.pin_dir || !*ctx.pin_dir)
+		ctx.pin_dir = TS_DEFAULT_PIN_DIR;
+	/* "+": global options end at the command. */
+	while ((c = cli_getopt(argc, argv, "+n:jvh", opts, usage)) != -1) {
+		switch (c) {
+		case 'P':
+			ctx.pin_dir = optarg;
+			break;
+		case 'n':
+			ctx.netns = optarg;
+			break;
+		case 'j':
+			ctx.json = true;
+			break;
+		case 'v':
+			ctx.verbose++;
+			break;
+		case CLI_HELP_DONE:
+			return 0;
+		default:
+			return TS_ERR_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage, stderr);
+		return TS_ERR_USAGE;
+	}
+	verbosity = ctx.verbose;
+	libbpf_set_print(ctx.verbose ? print_libbpf : silent_libbpf);
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		int cargc = argc - optind;
+		char **cargv = argv + optind;
+
+		if (strcmp(cargv[0], commands[i].name))
+			continue;
+		/* --help needs neither root nor a namespace. */
+		for (int a = 1; a < cargc; a++)
+			if (!strcmp(cargv[a], "--help") || !strcmp(cargv[a], "-h"))
+				goto run;
+		if (ts_check_root(&err))
+			return cli_report(&err);
+		if (ctx.netns && (r = enter_netns(ctx.netns)))
+			return r;
+run:
+		optind = 0; /* re-initialise getopt for the command */
+		return commands[i].run(&ctx, cargc, cargv);
+	}
+	return cli_usage("", "unknown command '%s'", argv[optind]);
+}

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Parsing and formatting of operator input: addresses, names, weights, durations. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libtcpshift.h"
+
+int ts_fail(struct ts_err *err, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		err->status = status;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return -status;
+}
+
+/* Strict unsigned decimal: digits only, no sign, no spaces, no overflow. */
+static int parse_decimal(const char *s, unsigned long long max, unsigned long long *out)
+{
+	unsigned long long v = 0;
+
+	if (!s || !*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (!isdigit((unsigned char)*s))
+			return -EINVAL;
+		v = v * 10 + (unsigned long long)(*s - '0');
+		if (v > max)
+			return -ERANGE;
+	}
+	*out = v;
+	return 0;
+}
+
+int ts_parse_u32(const char *s, const char *what, __u32 min, __u32 max, __u32 *out,
+		 struct ts_err *err)
+{
+	unsigned long long v;
+	int r = parse_decimal(s, max, &v);
+
+	if (r == -EINVAL)
+		return ts_fail(err, TS_ERR_USAGE, "%s '%s' is not a number: give an integer %u-%u",
+			       what, s ? s : "", min, max);
+	if (r == -ERANGE || v < min)
+		return ts_fail(err, TS_ERR_USAGE, "%s %s is out of range: give an integer %u-%u",
+			       what, s, min, max);
+	*out = (__u32)v;
+	return 0;
+}
+
+int ts_parse_weight(const char *s, __u32 *weight, struct ts_err *err)
+{
+	return ts_parse_u32(s, "weight", 0, TS_MAX_WEIGHT, weight, err);
+}
+
+bool ts_is_prime(__u32 n)
+{
+	if (n < 2)
+		return false;
+	for (__u32 d = 2; (__u64)d * d <= n; d++)
+		if (n % d == 0)
+			return false;
+	return true;
+}
+
+int ts_parse_table_size(const char *s, __u32 *size, struct ts_err *err)
+{
+	int r = ts_parse_u32(s, "table size", TS_MIN_TABLE_SIZE, TS_MAX_TABLE_SIZE, size, err);
+
+	if (r)
+		return r;
+	if (!ts_is_prime(*size))
+		return ts_fail(err, TS_ERR_USAGE,
+			       "table size %u is not prime: use a prime such as 16381 or 65537",
+			       *size);
+	return 0;
+}
+
+int ts_parse_name(const char *s, const char *what, struct ts_err *err)
+{
+	size_t len = s ? strlen(s) : 0;
+
+	if (len == 0 || len >= TS_NAME_LEN)
+		return ts_fail(err, TS_ERR_USAGE, "%s name '%s' must be 1-%d characters", what,
+			       s ? s : "", TS_NAME_LEN - 1);
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+			return ts_fail(err, TS_ERR_USAGE,
+				       "%s name '%s' may only contain letters, digits, '.', '_' and '-'",
+				       what, s);
+	return 0;
+}
+
+/* "1.2.3.4" or "2001:2::1" (no brackets, no port). */
+static int parse_ip(const char *s, struct ts_endpoint *ep)
+{
+	memset(ep->addr, 0, sizeof(ep->addr));
+	if (inet_pton(AF_INET, s, &ep->addr[0]) == 1) {
+		ep->family = TS_AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, ep->addr) == 1) {
+		ep->family = TS_AF_INET6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int ts_parse_address(const char *s, struct ts_endpoint *ep, struct ts_err *err)
+{
+	if (!s || parse_ip(s, ep))
+		return ts_fail(err, TS_ERR_USAGE,
+			       "'%s' is not an IP address: write 198.18.2.11 or 2001:2::11",
+			       s ? s : "");
+	ep->port = 0;
+	return 0;
+}
+
+int ts_parse_endpoint(const char *s, struct ts_endpoint *ep, struct ts_err *err)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *port;
+	__u32 portnum;
+	size_t hlen;
+
+	if (!s)
+		s = "";
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || close[1] != ':')
+			goto bad;
+		hlen = (size_t)(close - s - 1);
+		if (hlen >= sizeof(host))
+			goto bad;
+		memcpy(host, s + 1, hlen);
+		host[hlen] = '\0';
+		port = close + 2;
+		if (parse_ip(host, ep) || ep->family != TS_AF_INET6)
+			goto bad;
+	} else {
+		const char *colon = strrchr(s, ':');
+
+		if (!colon || memchr(s, ':', (size_t)(colon - s)))
+			goto bad; /* no port, or an IPv6 address without brackets */
+		hlen = (size_t)(colon - s);
+		if (hlen >= sizeof(host))
+			goto bad;
+		memcpy(host, s, hlen);
+		host[hlen] = '\0';
+		port = colon + 1;
+		if (parse_ip(host, ep) || ep->family != TS_AF_INET)
+			goto bad;
+	}
+	if (ts_parse_u32(port, "port", 1, 65535, &portnum, NULL))
+		return ts_fail(err, TS_ERR_USAGE, "'%s' has an invalid port: give a port 1-65535",
+			       s);
+	ep->port = htons((__u16)portnum);
+	return 0;
+bad:
+	return ts_fail(err, TS_ERR_USAGE,
+		       "'%s' is not ADDRESS:PORT: write 198.18.100.1:8008 or [2001:2::1]:8008", s);
+}
+
+int ts_parse_assignment(const char *s, char name[TS_NAME_LEN], __u32 *weight,
+			struct ts_err *err)
+{
+	const char *eq = s ? strchr(s, '=') : NULL;
+	size_t len;
+	int r;
+
+	if (!eq)
+		return ts_fail(err, TS_ERR_USAGE, "'%s' is not NAME=WEIGHT: write v2=10",
+			       s ? s : "");
+	len = (size_t)(eq - s);
+	if (len == 0 || len >= TS_NAME_LEN)
+		return ts_fail(err, TS_ERR_USAGE, "'%s' is not NAME=WEIGHT: write v2=10", s);
+	memcpy(name, s, len);
+	name[len] = '\0';
+	r = ts_parse_name(name, "backend", err);
+	return r ? r : ts_parse_weight(eq + 1, weight, err);
+}
+
+/* "30s", "500ms", "5m", "1h", or plain seconds; up to 7 days. */
+int ts_parse_duration(const char *s, __u64 *ns, struct ts_err *err)
+{
+	static const struct {
+		const char *suffix;
+		__u64 ns;
+	} units[] = {
+		{ "ms", 1000000ULL }, { "s", 1000000000ULL }, { "m", 60000000000ULL },
+		{ "h", 3600000000000ULL }, { "", 1000000000ULL },
+	};
+	unsigned long long v;
+	char num[32];
+	size_t digits = 0;
+
+	if (!s)
+		s = "";
+	while (isdigit((unsigned char)s[digits]))
+		digits++;
+	if (digits == 0 || digits >= sizeof(num))
+		goto bad;
+	memcpy(num, s, digits);
+	num[digits] = '\0';
+	if (parse_decimal(num, 7ULL * 24 * 3600 * 1000, &v))
+		goto bad;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(s + digits, units[i].suffix))
+			continue;
+		*ns = v * units[i].ns;
+		if (*ns > 7ULL * 24 * 3600 * 1000000000ULL)
+			goto bad;
+		return 0;
+	}
+bad:
+	return ts_fail(err, TS_ERR_USAGE,
+		       "'%s' is not a duration: write 30s, 500ms, 5m or 1h (at most 7 days)", s);
+}
+
+void ts_format_address(const __be32 addr[4], __u8 family, char *buf, size_t len)
+{
+	if (!inet_ntop(family == TS_AF_INET ? AF_INET : AF_INET6, addr, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+}
+
+void ts_format_endpoint(const __be32 addr[4], __be16 port, __u8 family, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	ts_format_address(addr, family, ip, sizeof(ip));
+	if (family == TS_AF_INET)
+		snprintf(buf, len, "%s:%u", ip, ntohs(port));
+	else
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(port));
+}
