@@ -13,13 +13,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } services SEC(".maps");
 
-/* Inner maps differ in size (M + metadata), hence BPF_F_INNER_MAP. */
+/* Tables differ in size (2 * TS_TABLE_HALF(M)), hence BPF_F_INNER_MAP;
+ * userspace writes them through mmap. The value is a struct ts_table_entry,
+ * declared by size: clang emits only a forward declaration into BTF for a
+ * struct that the inner map template alone names. */
+_Static_assert(sizeof(struct ts_table_entry) == sizeof(__u64), "table entry size");
 struct ts_table_map {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64);
 };
 
 struct {

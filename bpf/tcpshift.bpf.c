@@ -58,25 +58,26 @@ static __always_inline __u8 ts_next_state(__u8 state, __u8 flags)
 	return state;
 }
 
-/* Weighted Maglev pick: the service's current table, indexed by the seeded
- * flow hash. The table is an inner map, replaced as a whole by userspace. */
+/* Weighted Maglev pick: the live half of the service's table, indexed by the
+ * seeded flow hash. */
 static __always_inline struct ts_backend *ts_pick(const struct ts_service *svc,
 						  const struct ts_flow_key *key, __u32 *id)
 {
-	__u32 zero = 0, slot;
+	struct ts_table_entry *entry;
 	struct ts_settings *cfg;
-	__u32 *table_id;
+	__u32 zero = 0, slot;
 	void *table;
 
 	cfg = bpf_map_lookup_elem(&settings, &zero);
 	table = bpf_map_lookup_elem(&tables, &svc->id);
 	if (!cfg || !table || !svc->table_size)
 		return NULL;
-	slot = ts_flow_hash(key, cfg->seed) % svc->table_size;
-	table_id = bpf_map_lookup_elem(table, &slot);
-	if (!table_id || *table_id == TS_NO_BACKEND)
+	slot = (svc->table_half & 1) * TS_TABLE_HALF(svc->table_size) +
+	       ts_flow_hash(key, cfg->seed) % svc->table_size;
+	entry = bpf_map_lookup_elem(table, &slot);
+	if (!entry || entry->backend_id == TS_NO_BACKEND)
 		return NULL;
-	*id = *table_id;
+	*id = entry->backend_id;
 	return bpf_map_lookup_elem(&backends, id);
 }
 

@@ -58,24 +58,32 @@ enum ts_service_flags {
 struct ts_service {
 	__u32	id;		/* index into `tables` */
 	__u32	table_size;	/* M, prime */
+	__u32	table_half;	/* which half of the table is live: 0 or 1 */
 	__u32	flags;		/* enum ts_service_flags */
-	__u32	pad;
 	char	name[TS_NAME_LEN];
 };
 
 /*
- * tables: array of maps, service id -> inner array of __u32 (value_size 4).
+ * tables: array of maps, service id -> the service's table, an mmap-able
+ * array of struct ts_table_entry in two halves of TS_TABLE_HALF(M) entries.
  *
- * Entries [0, M) are the Maglev lookup table: backend id per slot, or
- * TS_NO_BACKEND. Entries from M on describe the table (the data plane never
- * reads them): entry M is the number n of backends, followed by n pairs
- * (backend id, weight), sorted by backend name.
+ * A half holds the Maglev lookup table in entries [0, M) (backend id per
+ * slot, or TS_NO_BACKEND), then the configuration it was built from, which the
+ * data plane never reads: entry M holds the number n of backends in
+ * backend_id, entries M+1..M+n the (backend id, weight) pairs, sorted by name.
  *
- * The weights live with the table so that one update of `tables` switches
- * the data plane and the configuration of record together: a packet, and a
- * reader of the configuration, sees either the old table or the new one.
+ * A change writes the half that is not live, then switches `table_half` in the
+ * service's entry: one map update, so packets and readers of the
+ * configuration see the old table and weights or the new ones (invariant 3).
+ * The half being written stopped being live at the previous change, and BPF
+ * programs that read it then have long finished (they cannot sleep).
  */
-#define TS_TABLE_META_ENTRIES(nbackends)	(1 + 2 * (nbackends))
+struct ts_table_entry {
+	__u32	backend_id;
+	__u32	weight;		/* configuration entries only */
+};
+
+#define TS_TABLE_HALF(m)	((m) + 1 + TS_MAX_SERVICE_BACKENDS)
 
 enum ts_backend_state {
 	TS_BACKEND_FREE		= 0,	/* slot never used */

@@ -5,7 +5,8 @@
  * Every change validates all of its input first, then ends with one map
  * update that commits it (invariant 3):
  *  - a service's table (Maglev slots plus the backend ids and weights it was
- *    built from) is a new inner map, switched in by one update of `tables`;
+ *    built from) is written into the half of its table map that is not live,
+ *    and the halves switch with one update of the service's `services` entry;
  *  - a service appears with its `services` insert and disappears with its
  *    delete.
  * Writes before the commit (a new backend's entry) are invisible until the
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 
@@ -49,73 +51,72 @@ static int cmp_service_name(const void *a, const void *b)
 
 /* ---- tables --------------------------------------------------------------- */
 
-static int table_open(const struct ts_maps *m, __u32 service_id)
+/* A service's table, mapped into our memory. */
+struct table_view {
+	int			fd;
+	struct ts_table_entry	*e;
+	size_t			len;	/* bytes mapped */
+};
+
+static void table_unmap(struct table_view *t)
+{
+	if (t->e)
+		munmap(t->e, t->len);
+	if (t->fd >= 0)
+		close(t->fd);
+	t->e = NULL;
+	t->fd = -1;
+}
+
+static int table_mmap(struct table_view *t, __u32 size, bool writable, const char *what,
+		      struct ts_err *err)
+{
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	if (bpf_obj_get_info_by_fd(t->fd, &info, &info_len) ||
+	    info.max_entries != 2 * TS_TABLE_HALF(size) ||
+	    info.value_size != sizeof(struct ts_table_entry)) {
+		table_unmap(t);
+		return ts_fail(err, TS_ERR_RUNTIME, "the table of %s is inconsistent", what);
+	}
+	t->len = ((size_t)info.max_entries * sizeof(struct ts_table_entry) + page - 1) / page *
+		 page;
+	t->e = mmap(NULL, t->len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, t->fd, 0);
+	if (t->e == MAP_FAILED) {
+		t->e = NULL;
+		table_unmap(t);
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot map the table of %s: %s", what,
+			       strerror(errno));
+	}
+	return 0;
+}
+
+static int table_open(const struct ts_maps *m, const struct ts_service *svc, bool writable,
+		      struct table_view *t, struct ts_err *err)
 {
 	__u32 inner_id;
 
-	if (bpf_map_lookup_elem(m->tables, &service_id, &inner_id))
-		return -errno;
-	return bpf_map_get_fd_by_id(inner_id);
-}
-
-/* The (id, weight) pairs a live table was built from. */
-static int table_read_meta(const struct ts_maps *m, struct ts_service_cfg *s,
-			   struct ts_err *err)
-{
-	__u32 size = s->svc.table_size, n;
-	struct bpf_map_info info = {};
-	__u32 info_len = sizeof(info);
-	int fd, r = 0;
-
-	s->nbackends = 0;
-	fd = table_open(m, s->svc.id);
-	if (fd < 0)
+	t->e = NULL;
+	t->fd = -1;
+	if (bpf_map_lookup_elem(m->tables, &svc->id, &inner_id) ||
+	    (t->fd = bpf_map_get_fd_by_id(inner_id)) < 0)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot open the table of service %s: %s",
-			       s->svc.name, strerror(-fd));
-	if (bpf_obj_get_info_by_fd(fd, &info, &info_len) || bpf_map_lookup_elem(fd, &size, &n) ||
-	    n > TS_MAX_SERVICE_BACKENDS || info.max_entries != size + TS_TABLE_META_ENTRIES(n)) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
-			    s->svc.name);
-		goto out;
-	}
-	for (__u32 i = 0; i < n; i++) {
-		struct ts_backend_cfg *b = &s->backends[i];
-
-		__u32 id_key = size + 1 + 2 * i, weight_key = id_key + 1;
-
-		if (bpf_map_lookup_elem(fd, &id_key, &b->id) ||
-		    bpf_map_lookup_elem(fd, &weight_key, &b->weight) ||
-		    b->id >= TS_MAX_BACKENDS || bpf_map_lookup_elem(m->backends, &b->id, &b->be)) {
-			r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
-				    s->svc.name);
-			goto out;
-		}
-	}
-	s->nbackends = n;
-out:
-	close(fd);
-	return r;
+			       svc->name, strerror(errno));
+	return table_mmap(t, svc->table_size, writable, svc->name, err);
 }
 
-/*
- * Build the service's Maglev table from backends b[0..n) (sorted by name),
- * fill a new inner map with it and switch it in: the commit of every change
- * to a service's backends or weights.
- */
-static int table_install(struct ts_maps *m, __u32 service_id, __u32 size,
-			 const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
+/* Write one half: the Maglev slots for backends b[0..n) (sorted by name),
+ * then the configuration they come from. */
+static int table_write_half(struct ts_table_entry *half, __u32 size,
+			    const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_INNER_MAP);
-	__u32 entries = size + TS_TABLE_META_ENTRIES(n), count = entries;
-	struct ts_maglev_backend *mb = NULL;
-	__u32 *keys = NULL, *vals = NULL;
-	char name[BPF_OBJ_NAME_LEN];
-	int fd = -1, r;
+	struct ts_maglev_backend *mb = calloc(n ? n : 1, sizeof(*mb));
+	__u32 *slots = calloc(size, sizeof(*slots));
+	int r = 0;
 
-	mb = calloc(n ? n : 1, sizeof(*mb));
-	keys = calloc(entries, sizeof(*keys));
-	vals = calloc(entries, sizeof(*vals));
-	if (!mb || !keys || !vals) {
+	if (!mb || !slots) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory building a table of %u slots",
 			    size);
 		goto out;
@@ -124,88 +125,139 @@ static int table_install(struct ts_maps *m, __u32 service_id, __u32 size,
 		mb[i].name = b[i].be.name;
 		mb[i].weight = b[i].weight;
 	}
-	r = ts_maglev_build(mb, n, size, vals);
+	r = ts_maglev_build(mb, n, size, slots);
 	if (r) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot build a table of %u slots: %s", size,
 			    strerror(-r));
 		goto out;
 	}
 	for (__u32 i = 0; i < size; i++)
-		if (vals[i] != TS_NO_BACKEND)
-			vals[i] = b[vals[i]].id;
-	vals[size] = (__u32)n;
-	for (size_t i = 0; i < n; i++) {
-		vals[size + 1 + 2 * i] = b[i].id;
-		vals[size + 2 + 2 * i] = b[i].weight;
-	}
-	for (__u32 i = 0; i < entries; i++)
-		keys[i] = i;
-
-	snprintf(name, sizeof(name), "ts_table_%u", service_id);
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(__u32), sizeof(__u32), entries,
-			    &create);
-	if (fd < 0) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot create a table map of %u entries: %s",
-			    entries, strerror(errno));
-		goto out;
-	}
-	if (bpf_map_update_batch(fd, keys, vals, &count, NULL)) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot fill the table map: %s",
-			    strerror(errno));
-		goto out;
-	}
-	/* The commit: one update, seen by the data plane all at once. */
-	if (bpf_map_update_elem(m->tables, &service_id, &fd, BPF_ANY)) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot switch the table of service %u: %s",
-			    service_id, strerror(errno));
-		goto out;
-	}
-	r = 0;
+		half[i] = (struct ts_table_entry){
+			.backend_id = slots[i] == TS_NO_BACKEND ? TS_NO_BACKEND : b[slots[i]].id,
+		};
+	half[size] = (struct ts_table_entry){ .backend_id = (__u32)n };
+	for (size_t i = 0; i < n; i++)
+		half[size + 1 + i] = (struct ts_table_entry){ b[i].id, b[i].weight };
 out:
-	if (fd >= 0)
-		close(fd);
 	free(mb);
-	free(keys);
-	free(vals);
+	free(slots);
+	return r;
+}
+
+/* A new, empty table for service id (both halves), put in `tables`. It is
+ * not live until a service entry refers to it. */
+static int table_create(struct ts_maps *m, __u32 id, __u32 size, const char *name,
+			struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	struct table_view t = { .fd = -1 };
+	char map_name[BPF_OBJ_NAME_LEN];
+	int r;
+
+	snprintf(map_name, sizeof(map_name), "ts_table_%u", id);
+	t.fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, map_name, sizeof(__u32),
+			      sizeof(struct ts_table_entry), 2 * TS_TABLE_HALF(size), &opts);
+	if (t.fd < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot create a table of %u slots: %s", size,
+			       strerror(errno));
+	r = table_mmap(&t, size, true, name, err);
+	if (r)
+		return r;
+	r = table_write_half(t.e, size, NULL, 0, err);
+	r = r ?: table_write_half(t.e + TS_TABLE_HALF(size), size, NULL, 0, err);
+	if (!r && bpf_map_update_elem(m->tables, &id, &t.fd, BPF_ANY))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot store the table of service %s: %s", name,
+			    strerror(errno));
+	table_unmap(&t);
+	return r;
+}
+
+/*
+ * Rebuild service s's table from backends b[0..n) (sorted by name) into the
+ * half that is not live, then switch halves with one update of the service's
+ * entry: the commit of every change to a service's backends or weights.
+ */
+static int table_install(struct ts_maps *m, struct ts_service_cfg *s,
+			 const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
+{
+	struct ts_service next = s->svc;
+	struct table_view t;
+	int r;
+
+	next.table_half = !s->svc.table_half;
+	r = table_open(m, &s->svc, true, &t, err);
+	if (r)
+		return r;
+	r = table_write_half(t.e + next.table_half * TS_TABLE_HALF(next.table_size),
+			     next.table_size, b, n, err);
+	table_unmap(&t);
+	if (r)
+		return r;
+	/* The commit: one update, seen by the data plane all at once. */
+	if (bpf_map_update_elem(m->services, &s->key, &next, BPF_EXIST))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot switch the table of service %s: %s",
+			       s->svc.name, strerror(errno));
+	s->svc = next;
+	return 0;
+}
+
+/* The (id, weight) pairs the live half was built from, and their backends. */
+static int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s,
+			     struct ts_err *err)
+{
+	const struct ts_table_entry *half;
+	struct table_view t;
+	__u32 n;
+	int r;
+
+	s->nbackends = 0;
+	r = table_open(m, &s->svc, false, &t, err);
+	if (r)
+		return r;
+	half = t.e + (s->svc.table_half & 1) * TS_TABLE_HALF(s->svc.table_size);
+	n = half[s->svc.table_size].backend_id;
+	if (n > TS_MAX_SERVICE_BACKENDS) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
+			    s->svc.name);
+		goto out;
+	}
+	for (__u32 i = 0; i < n; i++) {
+		struct ts_backend_cfg *b = &s->backends[i];
+
+		b->id = half[s->svc.table_size + 1 + i].backend_id;
+		b->weight = half[s->svc.table_size + 1 + i].weight;
+		if (b->id >= TS_MAX_BACKENDS || bpf_map_lookup_elem(m->backends, &b->id, &b->be)) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
+				    s->svc.name);
+			goto out;
+		}
+	}
+	s->nbackends = n;
+out:
+	table_unmap(&t);
 	return r;
 }
 
 int ts_table_shares(const struct ts_maps *m, const struct ts_service_cfg *s, __u32 *slots,
 		    struct ts_err *err)
 {
-	__u32 size = s->svc.table_size, count = size, *keys, *vals;
-	int fd, r = 0;
+	const struct ts_table_entry *half;
+	struct table_view t;
+	int r;
 
 	memset(slots, 0, s->nbackends * sizeof(*slots));
-	fd = table_open(m, s->svc.id);
-	if (fd < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot open the table of service %s: %s",
-			       s->svc.name, strerror(-fd));
-	keys = calloc(size, sizeof(*keys));
-	vals = calloc(size, sizeof(*vals));
-	if (!keys || !vals) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-		goto out;
-	}
-	for (__u32 i = 0; i < size; i++)
-		keys[i] = i;
-	if (bpf_map_lookup_batch(fd, NULL, &(__u32){ 0 }, keys, vals, &count, NULL) &&
-	    errno != ENOENT) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read the table of service %s: %s",
-			    s->svc.name, strerror(errno));
-		goto out;
-	}
-	for (__u32 i = 0; i < count && i < size; i++)
+	r = table_open(m, &s->svc, false, &t, err);
+	if (r)
+		return r;
+	half = t.e + (s->svc.table_half & 1) * TS_TABLE_HALF(s->svc.table_size);
+	for (__u32 i = 0; i < s->svc.table_size; i++)
 		for (size_t j = 0; j < s->nbackends; j++)
-			if (vals[i] == s->backends[j].id) {
+			if (half[i].backend_id == s->backends[j].id) {
 				slots[j]++;
 				break;
 			}
-out:
-	close(fd);
-	free(keys);
-	free(vals);
-	return r;
+	table_unmap(&t);
+	return 0;
 }
 
 int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err)
@@ -252,7 +304,7 @@ int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err
 		memset(s, 0, sizeof(*s));
 		s->key = key;
 		if (!bpf_map_lookup_elem(m->services, &key, &s->svc)) {
-			r = table_read_meta(m, s, err);
+			r = table_read_config(m, s, err);
 			if (r) {
 				ts_config_free(cfg);
 				return r;
@@ -381,8 +433,9 @@ int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint
 	}
 	snprintf(svc.name, sizeof(svc.name), "%s", name);
 	/* An empty table first (a leftover in this slot is not referenced by
-	 * any service), then the commit: the service entry. */
-	r = table_install(m, svc.id, table_size, NULL, 0, err);
+	 * any service), then the commit: the service entry. This is the one
+	 * change that updates `tables`, which waits for an RCU grace period. */
+	r = table_create(m, svc.id, table_size, name, err);
 	if (r)
 		goto out;
 	if (bpf_map_update_elem(m->services, &key, &svc, BPF_NOEXIST))
@@ -532,7 +585,7 @@ int ts_backend_add(struct ts_maps *m, const char *service, const char *name,
 		goto out;
 	}
 	r = ts_backend_stats_reset(m, nb.id, err);
-	r = r ?: table_install(m, s->svc.id, s->svc.table_size, list, s->nbackends + 1, err);
+	r = r ?: table_install(m, s, list, s->nbackends + 1, err);
 out:
 	free(list);
 	ts_config_free(&cfg);
@@ -558,7 +611,7 @@ int ts_backend_del(struct ts_maps *m, const char *service, const char *name,
 	removed = *b;
 	memmove(b, b + 1, (size_t)(&s->backends[s->nbackends] - (b + 1)) * sizeof(*b));
 	s->nbackends--;
-	r = table_install(m, s->svc.id, s->svc.table_size, s->backends, s->nbackends, err);
+	r = table_install(m, s, s->backends, s->nbackends, err);
 	if (!r)
 		backend_mark_removed(m, &removed);
 out:
@@ -606,7 +659,7 @@ int ts_weights_set(struct ts_maps *m, const char *service, char (*names)[TS_NAME
 		}
 		b->weight = weights[i];
 	}
-	r = table_install(m, s->svc.id, s->svc.table_size, s->backends, s->nbackends, err);
+	r = table_install(m, s, s->backends, s->nbackends, err);
 	if (r)
 		goto out;
 	/* A backend given weight again is no longer draining. */
@@ -636,8 +689,7 @@ int ts_backend_drain(struct ts_maps *m, const char *service, const char *name,
 	}
 	if (b->weight) {
 		b->weight = 0;
-		r = table_install(m, s->svc.id, s->svc.table_size, s->backends, s->nbackends,
-				  err);
+		r = table_install(m, s, s->backends, s->nbackends, err);
 		if (r)
 			goto out;
 	}
