@@ -122,7 +122,10 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 	__u32 id;
 
 	flow = bpf_map_lookup_elem(&flows, &p->key);
-	if (flow && !(syn && flow->tcp_state == TS_TCP_CLOSED)) {
+	/* A SYN after the client's FIN or a RST opens a new connection on the
+	 * same 5-tuple: it is picked by the current weights. */
+	if (flow && !(syn && (flow->tcp_state == TS_TCP_CLOSING ||
+			      flow->tcp_state == TS_TCP_CLOSED))) {
 		__u8 state;
 
 		id = flow->backend_id;

@@ -118,8 +118,8 @@ struct ts_flow_key {
 enum ts_tcp_state {
 	TS_TCP_SYN_SEEN		= 1,	/* SYN from the client, no ACK yet */
 	TS_TCP_ESTABLISHED	= 2,	/* the client sent an ACK */
-	TS_TCP_CLOSING		= 3,	/* FIN seen */
-	TS_TCP_CLOSED		= 4,	/* RST seen: a new SYN picks again */
+	TS_TCP_CLOSING		= 3,	/* FIN from the client: a new SYN picks again */
+	TS_TCP_CLOSED		= 4,	/* RST from the client: a new SYN picks again */
 	TS_TCP_MIDSTREAM	= 5,	/* pinned from a non-SYN packet (flow-table miss) */
 };
 
