@@ -158,7 +158,6 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 	}
 	if (ts_rewrite(skb, p, true, be->addr, be->port))
 		return TC_ACT_SHOT;
-	ts_count(TS_CNT_FORWARD);
 	return TC_ACT_OK;
 }
 
@@ -174,7 +173,6 @@ static __always_inline int ts_reply(struct __sk_buff *skb, const struct ts_pkt *
 	if (ts_rewrite(skb, p, false, reply->vip, reply->vport))
 		return TC_ACT_SHOT;
 	ts_count_backend(id, skb->len, false);
-	ts_count(TS_CNT_REPLY);
 	return TC_ACT_OK;
 }
 
@@ -185,7 +183,6 @@ int tcpshift_tc(struct __sk_buff *skb)
 	struct ts_service *svc;
 	struct ts_pkt p = {};
 
-	ts_count(TS_CNT_PACKETS);
 	switch (ts_parse(skb, &p)) {
 	case TS_PARSE_TCP:
 		break;

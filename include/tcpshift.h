@@ -149,16 +149,14 @@ struct ts_backend_stats {
 	__u64	bytes;
 };
 
-/* counters: per-CPU array, enum ts_counter -> __u64 */
+/* counters: per-CPU array, enum ts_counter -> __u64. Packets and bytes per
+ * backend are in backend_stats; these count the exceptions. */
 enum ts_counter {
-	TS_CNT_PACKETS = 0,		/* every packet seen by the program */
-	TS_CNT_FORWARD,			/* rewritten client -> backend */
-	TS_CNT_REPLY,			/* rewritten backend -> client */
-	TS_CNT_NEW_FLOWS,		/* flows pinned from a SYN */
+	TS_CNT_NEW_FLOWS = 0,		/* flows pinned from a SYN */
 	TS_CNT_NON_SYN_MISS,		/* non-SYN to a service with no pinned flow */
 	TS_CNT_NO_BACKEND,		/* service with no backend of weight > 0: dropped */
 	TS_CNT_MALFORMED,		/* truncated or invalid headers: passed untouched */
-	TS_CNT_FRAGMENT,		/* IP fragment to a service: passed untouched */
+	TS_CNT_FRAGMENT,		/* IP fragment carrying TCP: passed untouched */
 	TS_CNT_REMOVED_BACKEND,		/* packet of a flow pinned to a removed backend: dropped */
 	TS_CNT_MAX,
 };

@@ -30,9 +30,6 @@ static const struct {
 };
 
 static const char *const counter_names[TS_CNT_MAX] = {
-	[TS_CNT_PACKETS] = "packets",
-	[TS_CNT_FORWARD] = "forwarded",
-	[TS_CNT_REPLY] = "replies",
 	[TS_CNT_NEW_FLOWS] = "new_flows",
 	[TS_CNT_NON_SYN_MISS] = "non_syn_miss",
 	[TS_CNT_NO_BACKEND] = "no_backend",
