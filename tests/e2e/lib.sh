@@ -1,0 +1,337 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash disable=SC2034
+#
+# Shared helpers of the end-to-end tests (tests/e2e/test_*.sh) and of the demo
+# (tools/demo.sh). Source it, call e2e_init NAME, then e2e_topology.
+#
+# The topology lives in four fresh network namespaces, tse2e-<pid>-{cl,gw,b1,b2}:
+#
+#   client              gateway (tcpshift on gwc, br0)         backends
+#   eth0 198.18.1.2/24 -- gwc 198.18.1.1/24  br0 198.18.2.1/24 -+- b1 -- v1 eth0 198.18.2.11/24
+#        2001:2:1::2/64       2001:2:1::1/64     2001:2:2::1/64  |          2001:2:2::11/64
+#                                                                +- b2 -- v2 eth0 198.18.2.12/24
+#                                                                           2001:2:2::12/64
+#
+# Client and backends route everything through the gateway (NAT mode: replies
+# come back through it). Each backend runs `ts-echo server` named v1 or v2 on
+# port 8008 of both its addresses. The services' VIPs are 198.18.100.1:8008
+# and [2001:2:100::1]:8008. tcpshift runs with its own pin directory,
+# /sys/fs/bpf/tcpshift-e2e-<pid>, never the default one.
+#
+# Only the 198.18.0.0/15 and 2001:2::/48 benchmarking ranges are used. A trap
+# removes, also on failure or Ctrl-C, exactly what the script made: the
+# processes it started, its namespaces, its pin directory, its temporary files.
+
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TCPSHIFT=${TCPSHIFT:-$E2E_ROOT/build/tcpshift}
+TS_ECHO=${TS_ECHO:-$E2E_ROOT/build/ts-echo}
+
+E2E_ID=$$
+NS_CL=tse2e-$E2E_ID-cl
+NS_GW=tse2e-$E2E_ID-gw
+NS_B1=tse2e-$E2E_ID-b1
+NS_B2=tse2e-$E2E_ID-b2
+E2E_PIN=/sys/fs/bpf/tcpshift-e2e-$E2E_ID
+E2E_DEVS=(gwc br0)		# the gateway interfaces tcpshift attaches to
+
+VIP4='198.18.100.1:8008'
+VIP6='[2001:2:100::1]:8008'
+V1_4='198.18.2.11:8008'
+V2_4='198.18.2.12:8008'
+V1_6='[2001:2:2::11]:8008'
+V2_6='[2001:2:2::12]:8008'
+
+E2E_NAME=e2e
+E2E_TMP=
+E2E_PIDS=()		# processes this script started, killed by the trap
+E2E_NETNS=()		# namespaces this script made, deleted by the trap
+E2E_LOADED=0		# tcpshift was loaded under E2E_PIN
+E2E_PIN_OWNED=0		# E2E_PIN did not exist before: the trap may remove it
+E2E_FAILS=0
+E2E_PASSES=0
+E2E_CLEANED=0
+HOLD_REPLY=
+
+# ---- results ----------------------------------------------------------------
+
+pass() {
+	echo "PASS: $1"
+	E2E_PASSES=$((E2E_PASSES + 1))
+}
+
+# fail NAME MSG...
+fail() {
+	local name=$1
+
+	shift
+	echo "FAIL: $name — $*"
+	E2E_FAILS=$((E2E_FAILS + 1))
+}
+
+# Details shown under the results; not counted.
+info() {
+	echo "  $*"
+}
+
+# A setup step failed: nothing after it can be tested.
+e2e_abort() {
+	fail "$E2E_NAME: setup" "$1"
+	exit 1
+}
+
+# The exit status of a test script: 1 when anything failed.
+e2e_status() {
+	[ "$E2E_FAILS" -eq 0 ]
+}
+
+# ---- running things -----------------------------------------------------------
+
+# in_ns NS CMD...: run CMD in namespace NS (nsenter keeps /sys/fs/bpf visible,
+# `ip netns exec` would remount /sys).
+in_ns() {
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" "$@"
+}
+
+# ts ARGS...: tcpshift on the gateway, with this script's own pin directory.
+ts() {
+	"$TCPSHIFT" --pin-dir "$E2E_PIN" -n "$NS_GW" "$@"
+}
+
+# must DESC CMD...: run CMD; abort the test with its stderr if it fails.
+must() {
+	local desc=$1 err
+	shift
+	if ! err=$("$@" 2>&1 >/dev/null); then
+		e2e_abort "$desc failed: ${err:-no message} (command: $*)"
+	fi
+}
+
+# e2e_track_pid PID: kill PID at cleanup.
+e2e_track_pid() {
+	E2E_PIDS+=("$1")
+}
+
+e2e_cleanup() {
+	local pid ns i alive
+
+	[ "$E2E_CLEANED" -eq 1 ] && return 0
+	E2E_CLEANED=1
+	for pid in "${E2E_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${E2E_PIDS[@]}"; do
+		alive=1
+		for ((i = 0; i < 20; i++)); do
+			kill -0 "$pid" 2>/dev/null || { alive=0; break; }
+			sleep 0.1
+		done
+		[ "$alive" -eq 1 ] && kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	if [ "$E2E_LOADED" -eq 1 ] && [ -e "$E2E_PIN" ]; then
+		timeout 20 "$TCPSHIFT" --pin-dir "$E2E_PIN" -n "$NS_GW" unload >/dev/null 2>&1
+	fi
+	# our own pin directory only, whatever unload left
+	if [ "$E2E_PIN_OWNED" -eq 1 ] && [ -e "$E2E_PIN" ]; then
+		rm -rf -- "$E2E_PIN"
+	fi
+	for ns in "${E2E_NETNS[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+	[ -n "$E2E_TMP" ] && [ -d "$E2E_TMP" ] && rm -rf -- "$E2E_TMP"
+	return 0
+}
+
+# e2e_need TOOL...: abort unless every TOOL is installed.
+e2e_need() {
+	local tool
+
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || e2e_abort "$tool not found: run make deps"
+	done
+}
+
+# e2e_init NAME: check the prerequisites, set the traps.
+e2e_init() {
+	E2E_NAME=$1
+	trap e2e_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM HUP
+	[ "$(id -u)" -eq 0 ] || e2e_abort "must run as root (network namespaces, BPF)"
+	e2e_need ip nsenter tc timeout awk mountpoint sysctl ss
+	[ -x "$TS_ECHO" ] || e2e_abort "$TS_ECHO not built: run make"
+	[ -x "$TCPSHIFT" ] || e2e_abort "$TCPSHIFT not built: run make"
+	mountpoint -q /sys/fs/bpf || e2e_abort "/sys/fs/bpf is not mounted (bpffs)"
+	[ -e "$E2E_PIN" ] && e2e_abort "$E2E_PIN already exists (left by an earlier run?)"
+	E2E_PIN_OWNED=1
+	E2E_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tse2e-$E2E_ID.XXXXXX") ||
+		e2e_abort "mktemp failed"
+}
+
+# ---- topology -----------------------------------------------------------------
+
+e2e_netns_add() {
+	must "creating namespace $1" ip netns add "$1"
+	E2E_NETNS+=("$1")
+	must "lo up in $1" ip -n "$1" link set lo up
+	# v6 addresses usable at once: no duplicate address detection
+	must "sysctl in $1" in_ns "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+		net.ipv6.conf.default.accept_dad=0
+}
+
+# e2e_backend NS NAME PORT ADDR4 ADDR6: backend NAME in NS, behind bridge port PORT.
+e2e_backend() {
+	local ns=$1 name=$2 port=$3 a4=$4 a6=$5
+
+	must "veth $port" ip -n "$NS_GW" link add "$port" type veth peer name eth0 netns "$ns"
+	must "$port into br0" ip -n "$NS_GW" link set "$port" master br0 up
+	must "$name eth0 up" ip -n "$ns" link set eth0 up
+	must "$name v4 address" ip -n "$ns" addr add "$a4/24" dev eth0
+	must "$name v6 address" ip -n "$ns" addr add "$a6/64" dev eth0 nodad
+	must "$name v4 route" ip -n "$ns" route add default via 198.18.2.1
+	must "$name v6 route" ip -n "$ns" -6 route add default via 2001:2:2::1
+}
+
+# e2e_server NS NAME EP4 EP6: ts-echo server NAME in NS, listening on EP4 and EP6.
+e2e_server() {
+	local ns=$1 name=$2 a4=$3 a6=$4
+
+	# nsenter itself, not the in_ns function: $! must be the server's own pid
+	nsenter --net="/run/netns/$ns" "$TS_ECHO" server --name "$name" --listen "$a4" \
+		--listen "$a6" >>"$E2E_TMP/server-$name.log" 2>&1 &
+	e2e_track_pid "$!"
+}
+
+# e2e_wait_echo NS ADDR:PORT NAME: until NAME answers at ADDR:PORT from NS (≤ 5 s).
+e2e_wait_echo() {
+	local ns=$1 ep=$2 name=$3 out i
+
+	for ((i = 0; i < 25; i++)); do
+		out=$(in_ns "$ns" "$TS_ECHO" count --connect "$ep" --n 1 --timeout-ms 200 \
+			2>/dev/null)
+		[ "$(count_of "$out" "$name")" -eq 1 ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# e2e_topology: the namespaces, links, addresses, routes, sysctls, and the two
+# echo servers, checked to answer the client directly (no tcpshift yet).
+e2e_topology() {
+	local ns s dev name ep
+
+	for ns in "$NS_CL" "$NS_GW" "$NS_B1" "$NS_B2"; do
+		e2e_netns_add "$ns"
+	done
+
+	must "gateway sysctls" in_ns "$NS_GW" sysctl -qw net.ipv4.ip_forward=1 \
+		net.ipv6.conf.all.forwarding=1 net.ipv4.conf.all.rp_filter=0 \
+		net.ipv4.conf.default.rp_filter=0
+
+	must "client veth" ip -n "$NS_GW" link add gwc type veth peer name eth0 netns "$NS_CL"
+	must "gwc v4 address" ip -n "$NS_GW" addr add 198.18.1.1/24 dev gwc
+	must "gwc v6 address" ip -n "$NS_GW" addr add 2001:2:1::1/64 dev gwc nodad
+	must "gwc up" ip -n "$NS_GW" link set gwc up
+	must "client eth0 up" ip -n "$NS_CL" link set eth0 up
+	must "client v4 address" ip -n "$NS_CL" addr add 198.18.1.2/24 dev eth0
+	must "client v6 address" ip -n "$NS_CL" addr add 2001:2:1::2/64 dev eth0 nodad
+	must "client v4 route" ip -n "$NS_CL" route add default via 198.18.1.1
+	must "client v6 route" ip -n "$NS_CL" -6 route add default via 2001:2:1::1
+
+	must "bridge" ip -n "$NS_GW" link add br0 type bridge stp_state 0 mcast_snooping 0
+	must "br0 v4 address" ip -n "$NS_GW" addr add 198.18.2.1/24 dev br0
+	must "br0 v6 address" ip -n "$NS_GW" addr add 2001:2:2::1/64 dev br0 nodad
+	must "br0 up" ip -n "$NS_GW" link set br0 up
+	e2e_backend "$NS_B1" v1 b1 198.18.2.11 2001:2:2::11
+	e2e_backend "$NS_B2" v2 b2 198.18.2.12 2001:2:2::12
+
+	# a reply rewritten to the VIP's source must not be dropped as spoofed
+	for dev in gwc br0 b1 b2; do
+		must "rp_filter on $dev" in_ns "$NS_GW" sysctl -qw \
+			"net.ipv4.conf.$dev.rp_filter=0"
+	done
+
+	e2e_server "$NS_B1" v1 "$V1_4" "$V1_6"
+	e2e_server "$NS_B2" v2 "$V2_4" "$V2_6"
+	for s in "v1 $V1_4" "v1 $V1_6" "v2 $V2_4" "v2 $V2_6"; do
+		read -r name ep <<<"$s"
+		e2e_wait_echo "$NS_CL" "$ep" "$name" ||
+			e2e_abort "backend $name does not answer the client at $ep directly ($(
+				tail -n 3 "$E2E_TMP/server-$name.log" 2>/dev/null | tr '\n' ' '))"
+	done
+}
+
+# e2e_load: tcpshift load on the gateway's two interfaces.
+e2e_load() {
+	local dev args=()
+
+	for dev in "${E2E_DEVS[@]}"; do
+		args+=(--dev "$dev")
+	done
+	E2E_LOADED=1
+	must "tcpshift load" ts load "${args[@]}"
+}
+
+# e2e_service NAME VIP W1 W2: service NAME at VIP with backends v1 and v2 of
+# VIP's family, of weights W1 and W2.
+e2e_service() {
+	local name=$1 vip=$2 w1=$3 w2=$4 b1=$V1_4 b2=$V2_4
+
+	if [ "${vip:0:1}" = "[" ]; then
+		b1=$V1_6
+		b2=$V2_6
+	fi
+	must "service add $name" ts service add "$name" "$vip"
+	must "backend add $name v1" ts backend add "$name" v1 "$b1" --weight "$w1"
+	must "backend add $name v2" ts backend add "$name" v2 "$b2" --weight "$w2"
+}
+
+# ---- traffic ------------------------------------------------------------------
+
+# client_count ADDR:PORT N: `ts-echo count` from the client (≤ 90 s).
+client_count() {
+	timeout 90 nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" count --connect "$1" --n "$2" \
+		2>>"$E2E_TMP/count.err"
+}
+
+# count_of OUTPUT NAME: NAME's count in `ts-echo count` output, 0 if absent.
+count_of() {
+	awk -v n="$2" '$1 == n { c = $2 } END { print c + 0 }' <<<"$1"
+}
+
+# count_total OUTPUT: every connection, answered or not.
+count_total() {
+	awk '{ s += $2 } END { print s + 0 }' <<<"$1"
+}
+
+# hold_open ADDR:PORT: one long-lived connection from the client, as a coprocess.
+hold_open() {
+	coproc E2E_HOLD { exec nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" hold --connect "$1" \
+		2>>"$E2E_TMP/hold.err"; }
+	e2e_track_pid "$E2E_HOLD_PID"
+}
+
+# hold_send LINE: send LINE over the long-lived connection; its reply in HOLD_REPLY
+# (empty when none came within 3 s). Returns 1 when no reply came.
+hold_send() {
+	local hin=${E2E_HOLD[1]:-} hout=${E2E_HOLD[0]:-}
+
+	HOLD_REPLY=
+	[ -n "$hin" ] && [ -n "$hout" ] || return 1
+	{ echo "$1" >&"$hin"; } 2>/dev/null || return 1
+	read -r -t 3 -u "$hout" HOLD_REPLY 2>/dev/null || return 1
+	return 0
+}
+
+# within_sigmas OBSERVED N P K: is OBSERVED within K binomial standard deviations of N*P?
+# Prints "expected E ± B" on stdout.
+within_sigmas() {
+	awk -v o="$1" -v n="$2" -v p="$3" -v k="$4" 'BEGIN {
+		e = n * p; b = k * sqrt(n * p * (1 - p))
+		printf "expected %.1f ± %.1f (%d sigma)", e, b, k
+		d = o - e; if (d < 0) d = -d
+		exit !(d <= b)
+	}'
+}
