@@ -15,7 +15,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 
 DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
-		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq
+		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq ethtool
 
 CFLAGS   ?= -g -O2
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
