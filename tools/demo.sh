@@ -61,8 +61,8 @@ for ((k = 1; k <= n; k++)); do
 done
 
 echo
-echo "\$ tcpshift flows tcp-echo | awk 'NR == 1 || /established/'   (the batches' flows are closed)"
-ts flows tcp-echo | awk 'NR == 1 || /established/'
+echo "\$ tcpshift flows tcp-echo --state established   (the batches' flows are closed)"
+ts flows tcp-echo --state established
 echo
 echo "\$ tcpshift stats tcp-echo"
 ts stats tcp-echo

@@ -75,20 +75,25 @@ json_object *cli_json_endpoint(const __be32 addr[4], __be16 port, __u8 family)
 	return json_object_new_string(buf);
 }
 
+static const char *const tcp_states[] = {
+	[TS_TCP_SYN_SEEN] = "syn",
+	[TS_TCP_ESTABLISHED] = "established",
+	[TS_TCP_CLOSING] = "closing",
+	[TS_TCP_CLOSED] = "closed",
+	[TS_TCP_MIDSTREAM] = "midstream",
+};
+
 const char *cli_tcp_state_name(__u8 state)
 {
-	switch (state) {
-	case TS_TCP_SYN_SEEN:
-		return "syn";
-	case TS_TCP_ESTABLISHED:
-		return "established";
-	case TS_TCP_CLOSING:
-		return "closing";
-	case TS_TCP_CLOSED:
-		return "closed";
-	case TS_TCP_MIDSTREAM:
-		return "midstream";
-	default:
-		return "unknown";
-	}
+	if (state < sizeof(tcp_states) / sizeof(tcp_states[0]) && tcp_states[state])
+		return tcp_states[state];
+	return "unknown";
+}
+
+int cli_tcp_state_parse(const char *name)
+{
+	for (size_t i = 0; i < sizeof(tcp_states) / sizeof(tcp_states[0]); i++)
+		if (tcp_states[i] && !strcmp(tcp_states[i], name))
+			return (int)i;
+	return 0;
 }

@@ -45,6 +45,8 @@ void cli_print_json(json_object *obj);
 
 json_object *cli_json_endpoint(const __be32 addr[4], __be16 port, __u8 family);
 const char *cli_tcp_state_name(__u8 state);
+/* enum ts_tcp_state of a name, 0 if none. */
+int cli_tcp_state_parse(const char *name);
 
 #define CLI_HELP_DONE	(-3)	/* cli_getopt: help printed */
 

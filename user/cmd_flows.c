@@ -7,7 +7,7 @@
 #include "cli.h"
 
 static const char help[] =
-	"Usage: tcpshift flows [SERVICE] [--backend NAME]\n"
+	"Usage: tcpshift flows [SERVICE] [--backend NAME] [--state STATE]\n"
 	"\n"
 	"Dump the flow pinning: for every pinned flow its client, VIP, service, backend\n"
 	"name and address, age and idle time in seconds (idle to within 1 s), and TCP\n"
@@ -15,9 +15,13 @@ static const char help[] =
 	"packet). backend_state is removed when the flow's backend was removed: its\n"
 	"packets are dropped.\n"
 	"\n"
+	"  --backend NAME   only flows pinned to backend NAME\n"
+	"  --state STATE    only flows in TCP state STATE\n"
+	"\n"
 	"Examples:\n"
 	"  tcpshift flows\n"
-	"  tcpshift -j flows tcp-echo --backend v1\n";
+	"  tcpshift -j flows tcp-echo --backend v1\n"
+	"  tcpshift flows --state established\n";
 
 struct flows_ctx {
 	struct ts_ctx		*ctx;
@@ -25,6 +29,7 @@ struct flows_ctx {
 	struct ts_backend	*all;
 	const struct ts_service_cfg *service;	/* filter, or NULL */
 	const char		*backend;	/* filter, or NULL */
+	int			state;		/* filter (enum ts_tcp_state), or 0 */
 	json_object		*arr;
 	__u64			now;
 };
@@ -45,6 +50,8 @@ static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 	if (fc->service && (!s || s->svc.id != fc->service->svc.id))
 		return;
 	if (fc->backend && (!live || strcmp(be->name, fc->backend)))
+		return;
+	if (fc->state && f->tcp_state != fc->state)
 		return;
 	ts_format_endpoint(k->saddr, k->sport, k->family, client, sizeof(client));
 	ts_format_endpoint(k->daddr, k->dport, k->family, vip, sizeof(vip));
@@ -78,6 +85,7 @@ int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "backend", required_argument, NULL, 'b' },
+		{ "state", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -91,6 +99,14 @@ int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
 		switch (c) {
 		case 'b':
 			fc.backend = optarg;
+			break;
+		case 's':
+			fc.state = cli_tcp_state_parse(optarg);
+			if (!fc.state)
+				return cli_usage(argv[0],
+						 "unknown state '%s': give syn, established, "
+						 "closing, closed or midstream",
+						 optarg);
 			break;
 		case CLI_HELP_DONE:
 			return 0;
