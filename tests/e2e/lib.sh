@@ -55,7 +55,7 @@ HOLD_REPLY=
 # ---- results ----------------------------------------------------------------
 
 pass() {
-	echo "PASS: $1"
+	echo "PASS: $*"
 	E2E_PASSES=$((E2E_PASSES + 1))
 }
 

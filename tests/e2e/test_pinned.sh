@@ -110,4 +110,28 @@ elif ! jq -e --arg b "$orig" --arg ba "$V1_4" --arg vip "$VIP4" '
 else
 	pass "pinned: flows -j shows the long-lived connection pinned to $orig"
 fi
+
+# --state filters: the batches' connections are closed, the held one is not
+est=$(ts -j flows tcp-echo --state established | jq -r '.[].client' 2>/dev/null)
+if [ "$est" = "$client" ]; then
+	pass "pinned: flows --state established shows only the long-lived connection"
+else
+	fail "pinned: flows --state established" "want only $client, got: $(echo $est)"
+fi
+
+# Upgrade in place (`load` again, with weights pointing away from v1): the
+# program is replaced, the pinned flow stays.
+prog_before=$(ts -j status | jq '.devices[0].prog_id')
+ts weight tcp-echo v1=0 v2=1 >/dev/null 2>&1
+if ! out=$(ts load --dev gwc --dev br0 2>&1); then
+	fail "pinned: load again (upgrade in place)" "$out"
+else
+	prog_after=$(ts -j status | jq '.devices[0].prog_id')
+	if hold_send "after-upgrade" && [ "$HOLD_REPLY" = "$orig after-upgrade" ] &&
+		[ "$prog_after" != "$prog_before" ]; then
+		pass "pinned: long-lived connection stays on $orig across load again" 			"(program $prog_before -> $prog_after)"
+	else
+		fail "pinned: load again (upgrade in place)" "program $prog_before ->" 			"$prog_after, reply '${HOLD_REPLY:-none}', want '$orig after-upgrade'"
+	fi
+fi
 e2e_status
