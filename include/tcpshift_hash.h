@@ -42,8 +42,9 @@ static __always_inline __u32 ts_murmur_final(__u32 h, __u32 len)
 	return h;
 }
 
-/* Addresses and ports are hashed as stored (network byte order), so the
- * result does not depend on the host's endianness. */
+/* The key's words are hashed as the host reads them: gateways of the same
+ * byte order (every x86 and arm64 machine) hash a flow identically; a
+ * big-endian gateway would not agree with a little-endian one. */
 static __always_inline __u32 ts_flow_hash(const struct ts_flow_key *k, __u32 seed)
 {
 	__u32 h = seed;

@@ -19,6 +19,10 @@ int ts_fail(struct ts_err *err, int status, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 		va_end(ap);
+		/* One line, whatever the operator typed into a quoted argument. */
+		for (char *p = err->msg; *p; p++)
+			if (iscntrl((unsigned char)*p))
+				*p = '?';
 	}
 	return -status;
 }
@@ -200,6 +204,7 @@ int ts_parse_duration(const char *s, __u64 *ns, struct ts_err *err)
 		{ "ms", 1000000ULL }, { "s", 1000000000ULL }, { "m", 60000000000ULL },
 		{ "h", 3600000000000ULL }, { "", 1000000000ULL },
 	};
+	const unsigned long long max_ns = 7ULL * 24 * 3600 * 1000000000ULL;
 	unsigned long long v;
 	char num[32];
 	size_t digits = 0;
@@ -212,14 +217,13 @@ int ts_parse_duration(const char *s, __u64 *ns, struct ts_err *err)
 		goto bad;
 	memcpy(num, s, digits);
 	num[digits] = '\0';
-	if (parse_decimal(num, 7ULL * 24 * 3600 * 1000, &v))
-		goto bad;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(s + digits, units[i].suffix))
 			continue;
-		*ns = v * units[i].ns;
-		if (*ns > 7ULL * 24 * 3600 * 1000000000ULL)
+		/* bounded before the multiplication: no overflow */
+		if (parse_decimal(num, max_ns / units[i].ns, &v))
 			goto bad;
+		*ns = v * units[i].ns;
 		return 0;
 	}
 bad:
