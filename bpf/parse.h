@@ -68,6 +68,9 @@ static __always_inline int ts_parse_ipv4(void *data, void *data_end, struct ts_p
 		return TS_PARSE_OTHER;
 	ihl = ip->ihl * 4;
 	tot_len = bpf_ntohs(ip->tot_len);
+	/* BIG TCP: a GRO packet over 64 KiB carries tot_len 0. */
+	if (tot_len == 0 && l3_len > 0xffff)
+		tot_len = l3_len;
 	if (ip->version != 4 || ihl < sizeof(*ip) || tot_len < ihl || tot_len > l3_len)
 		return TS_PARSE_MALFORMED;
 	p->key.family = TS_AF_INET;
@@ -87,13 +90,22 @@ static __always_inline int ts_parse_ipv6(void *data, void *data_end, struct ts_p
 
 	if ((void *)(ip6 + 1) > data_end)
 		return TS_PARSE_MALFORMED;
-	if (ip6->nexthdr == NEXTHDR_FRAGMENT)
-		return TS_PARSE_FRAGMENT;
+	if (ip6->nexthdr == NEXTHDR_FRAGMENT) {
+		/* the fragment header's first byte is the next header */
+		__u8 *frag_next = (__u8 *)(ip6 + 1);
+
+		if ((void *)(frag_next + 1) > data_end)
+			return TS_PARSE_MALFORMED;
+		return *frag_next == IPPROTO_TCP ? TS_PARSE_FRAGMENT : TS_PARSE_OTHER;
+	}
 	/* Extension headers other than a fragment header are not parsed:
 	 * such packets are not ours and pass untouched. */
 	if (ip6->nexthdr != IPPROTO_TCP)
 		return TS_PARSE_OTHER;
 	payload_len = bpf_ntohs(ip6->payload_len);
+	/* BIG TCP: a GRO packet over 64 KiB carries payload_len 0. */
+	if (payload_len == 0 && l3_len > 0xffff + sizeof(*ip6))
+		payload_len = l3_len - sizeof(*ip6);
 	if (ip6->version != 6 || payload_len + sizeof(*ip6) > l3_len)
 		return TS_PARSE_MALFORMED;
 	p->key.family = TS_AF_INET6;

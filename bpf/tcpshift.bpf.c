@@ -88,7 +88,9 @@ static __always_inline int ts_pin(const struct ts_pkt *p, const struct ts_servic
 		.backend_id = id,
 		.generation = be->generation,
 		.service_id = svc->id,
-		.tcp_state = ts_is_syn(p->tcp_flags) ? TS_TCP_SYN_SEEN : TS_TCP_MIDSTREAM,
+		.tcp_state = ts_is_syn(p->tcp_flags)
+				     ? TS_TCP_SYN_SEEN
+				     : ts_next_state(TS_TCP_MIDSTREAM, p->tcp_flags),
 		.created_ns = now,
 		.last_seen_ns = now,
 	};
@@ -112,31 +114,46 @@ static __always_inline int ts_pin(const struct ts_pkt *p, const struct ts_servic
 	return bpf_map_update_elem(&flows, &p->key, &flow, BPF_ANY);
 }
 
+/* The backend a pinned flow goes to, or NULL when that backend was removed
+ * (or its id reused: the generation differs). */
+static __always_inline struct ts_backend *ts_pinned_backend(const struct ts_flow *flow)
+{
+	__u32 id = flow->backend_id;
+	struct ts_backend *be = bpf_map_lookup_elem(&backends, &id);
+
+	if (!be || be->state != TS_BACKEND_ACTIVE || be->generation != flow->generation)
+		return NULL;
+	return be;
+}
+
 static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt *p,
 				      const struct ts_service *svc)
 {
 	bool syn = ts_is_syn(p->tcp_flags);
-	struct ts_backend *be;
+	struct ts_backend *be = NULL;
 	struct ts_flow *flow;
 	__u64 now = bpf_ktime_get_ns();
 	__u32 id;
 
 	flow = bpf_map_lookup_elem(&flows, &p->key);
-	/* A SYN after the client's FIN or a RST opens a new connection on the
-	 * same 5-tuple: it is picked by the current weights. */
-	if (flow && !(syn && (flow->tcp_state == TS_TCP_CLOSING ||
-			      flow->tcp_state == TS_TCP_CLOSED))) {
-		__u8 state;
-
-		id = flow->backend_id;
-		be = bpf_map_lookup_elem(&backends, &id);
-		if (!be || be->state != TS_BACKEND_ACTIVE || be->generation != flow->generation) {
+	if (flow) {
+		be = ts_pinned_backend(flow);
+		/* A SYN after the client's FIN or RST, or to a removed backend,
+		 * opens a new connection on this 5-tuple: it is picked afresh. */
+		if (syn && (!be || flow->tcp_state == TS_TCP_CLOSING ||
+			    flow->tcp_state == TS_TCP_CLOSED))
+			flow = NULL;
+		else if (!be) {
 			/* Never move a pinned flow to another backend. */
 			ts_count(TS_CNT_REMOVED_BACKEND);
 			return TC_ACT_SHOT;
 		}
+	}
+	if (flow) {
+		__u8 state = ts_next_state(flow->tcp_state, p->tcp_flags);
+
+		id = flow->backend_id;
 		/* Writes only on a state change or once per granularity period. */
-		state = ts_next_state(flow->tcp_state, p->tcp_flags);
 		if (state != flow->tcp_state)
 			flow->tcp_state = state;
 		if (now - flow->last_seen_ns > TS_LAST_SEEN_GRANULARITY_NS)
@@ -150,7 +167,8 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 			ts_count(TS_CNT_NO_BACKEND);
 			return TC_ACT_SHOT;
 		}
-		if (ts_pin(p, svc, id, be, now))
+		/* A RST ends its flow: forwarded, not pinned. */
+		if (!(p->tcp_flags & TCP_FLAG_RST) && ts_pin(p, svc, id, be, now))
 			return TC_ACT_SHOT;
 		if (syn)
 			ts_count(TS_CNT_NEW_FLOWS);

@@ -463,13 +463,14 @@ int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
 	r = begin_change(m, &cfg, name, &s, err);
 	if (r)
 		return r;
-	/* The commit: new packets to the VIP no longer match. */
+	/* The commit: packets to the VIP are no longer ours (invariant 5:
+	 * passed untouched), whether or not their flow was pinned. */
 	if (bpf_map_delete_elem(m->services, &s->key)) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot delete service %s: %s", name,
 			    strerror(errno));
 		goto out;
 	}
-	/* Flows still pinned to its backends are dropped and counted. */
+	/* Its backends' ids are free for reuse; their flow entries age out. */
 	for (size_t i = 0; i < s->nbackends; i++)
 		backend_mark_removed(m, &s->backends[i]);
 	bpf_map_delete_elem(m->tables, &s->svc.id);

@@ -1,0 +1,500 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The bpf test harness: load and unload the object, configure it, run packets. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "ts_test.h"
+
+/* ---- context of failures ------------------------------------------------------ */
+
+static char context[256];
+
+void test_context(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!fmt) {
+		context[0] = '\0';
+		return;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(context, sizeof(context) - 2, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		strcat(context, ": ");
+}
+
+const char *test_context_str(void)
+{
+	return context;
+}
+
+/* ---- pin directories ---------------------------------------------------------- */
+
+/* Pin directories this process made and has not yet removed: a signal
+ * handler removes them if the run is interrupted (the maps go when the
+ * process does, the pins would not). */
+static char made_dirs[TEST_MAX_ENVS][96];
+
+static void remove_pins(const char *dir, bool warn)
+{
+	char path[512];
+	struct dirent *d;
+	DIR *dh;
+
+	for (size_t i = 0; ts_pin_name(i); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, ts_pin_name(i));
+		unlink(path);
+	}
+	/* Whatever else is left in our own directory: a pin ts_pin_name does not
+	 * know would survive `tcpshift unload`, so say so. */
+	dh = opendir(dir);
+	if (!dh)
+		return;
+	while ((d = readdir(dh))) {
+		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+			continue;
+		if (warn)
+			fprintf(stderr, "warning: %s/%s is not listed by ts_pin_name()\n", dir,
+				d->d_name);
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		unlink(path);
+	}
+	closedir(dh);
+}
+
+static void on_signal(int sig)
+{
+	for (int i = 0; i < TEST_MAX_ENVS; i++) {
+		if (!made_dirs[i][0])
+			continue;
+		/* unlink and rmdir only: async-signal-safe */
+		for (size_t j = 0; ts_pin_name(j); j++) {
+			char path[512];
+			size_t n = strlen(made_dirs[i]), m = strlen(ts_pin_name(j));
+
+			if (n + m + 2 > sizeof(path))
+				continue;
+			memcpy(path, made_dirs[i], n);
+			path[n] = '/';
+			memcpy(path + n + 1, ts_pin_name(j), m + 1);
+			unlink(path);
+		}
+		rmdir(made_dirs[i]);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void track_dir(const char *dir, bool add)
+{
+	static bool handlers;
+
+	if (!handlers) {
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		signal(SIGHUP, on_signal);
+		handlers = true;
+	}
+	for (int i = 0; i < TEST_MAX_ENVS; i++) {
+		if (add && !made_dirs[i][0]) {
+			snprintf(made_dirs[i], sizeof(made_dirs[i]), "%s", dir);
+			return;
+		}
+		if (!add && !strcmp(made_dirs[i], dir)) {
+			made_dirs[i][0] = '\0';
+			return;
+		}
+	}
+}
+
+int env_open(struct ts_env *e, int n, __u32 seed, __u32 max_flows, char *why, size_t len)
+{
+	struct ts_load_opts o = {
+		.max_flows = max_flows,
+		.seed = seed,
+		.seed_set = true,
+	};
+	struct ts_err err = {};
+
+	memset(e, 0, sizeof(*e));
+	e->prog_fd = -1;
+	if (n)
+		snprintf(e->pin_dir, sizeof(e->pin_dir), "%s/tcpshift-test-%d-%d", TEST_BPFFS,
+			 (int)getpid(), n);
+	else
+		snprintf(e->pin_dir, sizeof(e->pin_dir), "%s/tcpshift-test-%d", TEST_BPFFS,
+			 (int)getpid());
+	o.pin_dir = e->pin_dir;
+	if (mkdir(e->pin_dir, 0700)) {
+		if (errno != EEXIST) {
+			snprintf(why, len, "cannot create %s: %s", e->pin_dir, strerror(errno));
+			return -1;
+		}
+		/* left by an earlier process with our pid: its maps are not ours */
+		remove_pins(e->pin_dir, false);
+	}
+	e->dir_made = true;
+	track_dir(e->pin_dir, true);
+	e->skel = ts_bpf_open_load(&o, &err);
+	if (!e->skel) {
+		snprintf(why, len, "ts_bpf_open_load(%s): %s", e->pin_dir, err.msg);
+		goto fail;
+	}
+	e->prog_fd = ts_bpf_prog_fd(e->skel);
+	if (e->prog_fd < 0) {
+		snprintf(why, len, "ts_bpf_prog_fd: %d", e->prog_fd);
+		goto fail;
+	}
+	if (ts_maps_open(&e->maps, e->pin_dir, &err)) {
+		snprintf(why, len, "ts_maps_open(%s): %s", e->pin_dir, err.msg);
+		goto fail;
+	}
+	e->maps_open = true;
+	return 0;
+fail:
+	env_close(e);
+	return -1;
+}
+
+void env_close(struct ts_env *e)
+{
+	if (e->skel)
+		ts_bpf_destroy(e->skel);
+	e->skel = NULL;
+	e->prog_fd = -1;
+	if (e->maps_open)
+		ts_maps_close(&e->maps);
+	e->maps_open = false;
+	if (e->dir_made) {
+		remove_pins(e->pin_dir, true);
+		if (rmdir(e->pin_dir))
+			fprintf(stderr, "warning: cannot remove %s: %s\n", e->pin_dir,
+				strerror(errno));
+		track_dir(e->pin_dir, false);
+	}
+	e->dir_made = false;
+}
+
+struct ts_env *fixture_env(void **state, int n, __u32 seed, __u32 max_flows)
+{
+	struct ts_env *e = &((struct ts_fixture *)*state)->env[n];
+	char why[600];
+
+	if (env_open(e, n, seed, max_flows, why, sizeof(why)))
+		fail_msg("%s", why);
+	return e;
+}
+
+static int setup_with(void **state, __u32 max_flows)
+{
+	struct ts_fixture *f = calloc(1, sizeof(*f));
+
+	test_context(NULL);
+	if (!f)
+		return -1;
+	env_open(&f->env[0], 0, TEST_SEED, max_flows, f->setup_error, sizeof(f->setup_error));
+	*state = f;
+	return 0;
+}
+
+int setup_env(void **state)
+{
+	return setup_with(state, TEST_MAX_FLOWS);
+}
+
+int setup_env_large(void **state)
+{
+	return setup_with(state, TEST_MAX_FLOWS_LARGE);
+}
+
+int teardown_env(void **state)
+{
+	struct ts_fixture *f = *state;
+
+	for (int i = 0; f && i < TEST_MAX_ENVS; i++)
+		env_close(&f->env[i]);
+	free(f);
+	*state = NULL;
+	return 0;
+}
+
+/* ---- configuration ------------------------------------------------------------ */
+
+static struct ts_endpoint endpoint(const char *s, bool with_port)
+{
+	struct ts_endpoint ep = {};
+	struct ts_err err = {};
+
+	ASSERT_OK(with_port ? ts_parse_endpoint(s, &ep, &err) : ts_parse_address(s, &ep, &err),
+		  err, s);
+	return ep;
+}
+
+void env_service(struct ts_env *e, const char *name, const char *vip, __u32 table_size)
+{
+	struct ts_endpoint ep = endpoint(vip, true);
+	struct ts_err err = {};
+	char what[128];
+
+	snprintf(what, sizeof(what), "ts_service_add(%s, %s, %u)", name, vip, table_size);
+	ASSERT_OK(ts_service_add(&e->maps, name, &ep, table_size, &err), err, what);
+}
+
+void env_backend(struct ts_env *e, const char *service, const char *name, const char *addr,
+		 __u32 weight)
+{
+	struct ts_endpoint ep = endpoint(addr, true);
+	struct ts_err err = {};
+	char what[160];
+
+	snprintf(what, sizeof(what), "ts_backend_add(%s, %s, %s, %u)", service, name, addr,
+		 weight);
+	ASSERT_OK(ts_backend_add(&e->maps, service, name, &ep, weight, &err), err, what);
+}
+
+void env_backend_del(struct ts_env *e, const char *service, const char *name)
+{
+	struct ts_err err = {};
+	char what[128];
+
+	snprintf(what, sizeof(what), "ts_backend_del(%s, %s)", service, name);
+	ASSERT_OK(ts_backend_del(&e->maps, service, name, &err), err, what);
+}
+
+void env_weights(struct ts_env *e, const char *service, size_t n, const char *const *names,
+		 const __u32 *weights)
+{
+	char (*list)[TS_NAME_LEN] = calloc(n, TS_NAME_LEN);
+	struct ts_err err = {};
+	char what[128];
+	int r;
+
+	ASSERT_TRUE(list != NULL, "calloc");
+	for (size_t i = 0; i < n; i++)
+		snprintf(list[i], TS_NAME_LEN, "%s", names[i]);
+	snprintf(what, sizeof(what), "ts_weights_set(%s, %zu weights)", service, n);
+	r = ts_weights_set(&e->maps, service, list, weights, n, &err);
+	free(list);
+	ASSERT_OK(r, err, what);
+}
+
+void config_web4(struct ts_env *e, __u32 w1, __u32 w2)
+{
+	env_service(e, "web4", VIP4, TS_DEFAULT_TABLE_SIZE);
+	env_backend(e, "web4", "v1", BE4_1, w1);
+	env_backend(e, "web4", "v2", BE4_2, w2);
+}
+
+void config_web6(struct ts_env *e, __u32 w1, __u32 w2)
+{
+	env_service(e, "web6", VIP6, TS_DEFAULT_TABLE_SIZE);
+	env_backend(e, "web6", "v1", BE6_1, w1);
+	env_backend(e, "web6", "v2", BE6_2, w2);
+}
+
+void set_web_weights(struct ts_env *e, const char *service, __u32 w1, __u32 w2)
+{
+	static const char *const names[] = { "v1", "v2" };
+
+	env_weights(e, service, 2, names, (const __u32[]){ w1, w2 });
+}
+
+/* ---- running packets ----------------------------------------------------------- */
+
+int env_try_run(struct ts_env *e, const struct pkt *in, struct pkt *out, int *verdict)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
+		    .data_out = out->data, .data_size_out = sizeof(out->data), .repeat = 1);
+
+	memset(out, 0, sizeof(*out));
+	if (bpf_prog_test_run_opts(e->prog_fd, &opts))
+		return -errno;
+	out->len = opts.data_size_out;
+	*verdict = (int)opts.retval;
+	return 0;
+}
+
+int env_run(struct ts_env *e, const struct pkt *in, struct pkt *out)
+{
+	int verdict = -1, r = env_try_run(e, in, out, &verdict);
+
+	if (r)
+		fail_msg("%sbpf_prog_test_run_opts: %s", test_context_str(), strerror(-r));
+	return verdict;
+}
+
+int env_send(struct ts_env *e, const struct pkt_spec *s, struct pkt *in, struct pkt *out)
+{
+	ASSERT_EQ(pkt_build(in, s), 0, "pkt_build");
+	return env_run(e, in, out);
+}
+
+void env_counters(struct ts_env *e, __u64 c[TS_CNT_MAX])
+{
+	struct ts_err err = {};
+
+	ASSERT_OK(ts_counters_read(&e->maps, c, &err), err, "ts_counters_read");
+}
+
+__u64 env_counter(struct ts_env *e, enum ts_counter c)
+{
+	__u64 all[TS_CNT_MAX];
+
+	env_counters(e, all);
+	return all[c];
+}
+
+__u32 env_flow_count(struct ts_env *e)
+{
+	__u32 n = 0;
+
+	ASSERT_EQ(ts_count_entries(e->maps.flows, sizeof(struct ts_flow_key), &n), 0,
+		  "ts_count_entries(flows)");
+	return n;
+}
+
+__u64 env_backend_packets(struct ts_env *e)
+{
+	struct ts_config cfg = {};
+	struct ts_err err = {};
+	__u64 total = 0;
+
+	ASSERT_OK(ts_config_read(&e->maps, &cfg, &err), err, "ts_config_read");
+	for (size_t i = 0; i < cfg.nservices; i++) {
+		for (size_t j = 0; j < cfg.services[i].nbackends; j++) {
+			struct ts_backend_stats st = {};
+			int r = ts_backend_stats_read(&e->maps, cfg.services[i].backends[j].id, &st,
+						      &err);
+
+			if (r) {
+				ts_config_free(&cfg);
+				ASSERT_OK(r, err, "ts_backend_stats_read");
+			}
+			total += st.packets;
+		}
+	}
+	ts_config_free(&cfg);
+	return total;
+}
+
+int env_flow_lookup(struct ts_env *e, const struct pkt_spec *s, struct ts_flow *flow)
+{
+	struct ts_flow_key key = {};
+	int family = strchr(s->src, ':') ? AF_INET6 : AF_INET;
+
+	ASSERT_EQ(inet_pton(family, s->src, key.saddr), 1, "client address");
+	ASSERT_EQ(inet_pton(family, s->dst, key.daddr), 1, "VIP address");
+	key.sport = htons(s->sport);
+	key.dport = htons(s->dport);
+	key.proto = IPPROTO_TCP;
+	key.family = family == AF_INET6 ? TS_AF_INET6 : TS_AF_INET;
+	return bpf_map_lookup_elem(e->maps.flows, &key, flow) ? -1 : 0;
+}
+
+struct pkt_spec spec_with_endpoint(const struct pkt_spec *s, bool dst, const char *ep,
+				   char addr[PKT_EPSTRLEN])
+{
+	struct pkt_spec r = *s;
+	__u16 port;
+
+	ASSERT_EQ(pkt_split_endpoint(ep, addr, &port), 0, ep);
+	if (dst) {
+		r.dst = addr;
+		r.dport = port;
+	} else {
+		r.src = addr;
+		r.sport = port;
+	}
+	return r;
+}
+
+/* out is in with one endpoint rewritten to ep: compare with the packet built
+ * for that, ignoring the checksum fields, which must verify on their own. */
+static long rewritten_diff(const struct pkt_spec *s, bool dst, const char *ep,
+			   const struct pkt *out, struct pkt *want)
+{
+	char addr[PKT_EPSTRLEN];
+	struct pkt_spec w = spec_with_endpoint(s, dst, ep, addr);
+
+	ASSERT_EQ(pkt_build(want, &w), 0, "pkt_build(expected)");
+	return pkt_diff_ignoring_csums(out, want);
+}
+
+static void expect_csums(const struct pkt *out, const char *what)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "%s: IPv4 header checksum verifies", what);
+	ASSERT_TRUE(pkt_ip_csum_ok(out), msg);
+	snprintf(msg, sizeof(msg), "%s: TCP checksum verifies over the pseudo-header", what);
+	ASSERT_TRUE(pkt_l4_csum_ok(out), msg);
+}
+
+int expect_forward(struct ts_env *e, const struct pkt_spec *s, const char *const *to, size_t n,
+		   const char *what)
+{
+	char got[PKT_EPSTRLEN], msg[160];
+	struct pkt in, out, want;
+	long at = 0;
+	size_t i;
+
+	snprintf(msg, sizeof(msg), "%s: verdict", what);
+	ASSERT_EQ(env_send(e, s, &in, &out), TC_ACT_OK, msg);
+	pkt_endpoint(&out, true, got);
+	for (i = 0; i < n; i++)
+		if (!strcmp(got, to[i]))
+			break;
+	if (i == n) {
+		pkt_dump("in", &in, -1);
+		pkt_dump("out", &out, -1);
+		fail_msg("%s%s: destination %s is none of the backends (first: %s)",
+			 test_context_str(), what, got, n ? to[0] : "-");
+	}
+	at = rewritten_diff(s, true, to[i], &out, &want);
+	if (at >= 0) {
+		pkt_dump("got", &out, at);
+		pkt_dump("want", &want, at);
+		fail_msg("%s%s: only the destination may change, byte %ld differs",
+			 test_context_str(), what, at);
+	}
+	expect_csums(&out, what);
+	return (int)i;
+}
+
+void expect_reply(struct ts_env *e, const struct pkt_spec *s, const char *vip, const char *what)
+{
+	struct pkt in, out, want;
+	char msg[160];
+	long at;
+
+	snprintf(msg, sizeof(msg), "%s: verdict", what);
+	ASSERT_EQ(env_send(e, s, &in, &out), TC_ACT_OK, msg);
+	at = rewritten_diff(s, false, vip, &out, &want);
+	if (at >= 0) {
+		pkt_dump("got", &out, at);
+		pkt_dump("want", &want, at);
+		fail_msg("%s%s: the source must become %s and nothing else change, "
+			 "byte %ld differs", test_context_str(), what, vip, at);
+	}
+	expect_csums(&out, what);
+}
+
+void expect_untouched(struct ts_env *e, const struct pkt *p, int verdict, const char *what)
+{
+	struct pkt out;
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "%s: verdict", what);
+	ASSERT_EQ(env_run(e, p, &out), verdict, msg);
+	snprintf(msg, sizeof(msg), "%s: packet unchanged", what);
+	ASSERT_PKT_EQ(&out, p, msg);
+}

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * test_bpf: the real tcpshift BPF object under BPF_PROG_TEST_RUN.
+ *
+ *   test_bpf [GROUP...]      groups: pkt nat pinning handsoff split (default: all)
+ *
+ * Needs root (BPF, bpffs). Each test loads the object with its maps pinned in
+ * its own directory /sys/fs/bpf/tcpshift-test-<pid>, and removes it after.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include "ts_test.h"
+
+static const struct {
+	const char *name;
+	int (*run)(void);
+} groups[] = {
+	{ "pkt", run_pkt_tests },
+	{ "nat", run_nat_tests },
+	{ "pinning", run_pinning_tests },
+	{ "handsoff", run_handsoff_tests },
+	{ "split", run_split_tests },
+};
+
+static bool wanted(const char *name, int argc, char **argv)
+{
+	if (argc < 2)
+		return true;
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], name))
+			return true;
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	struct ts_err err = {};
+	int failed = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (int i = 1; i < argc; i++) {
+		bool known = false;
+
+		for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+			known |= !strcmp(argv[i], groups[g].name);
+		if (!known) {
+			fprintf(stderr, "test_bpf: unknown group '%s': give pkt, nat, "
+					"pinning, handsoff or split\n", argv[i]);
+			return 2;
+		}
+	}
+	if (ts_check_root(&err)) {
+		fprintf(stderr, "test_bpf: %s\n", err.msg);
+		return 1;
+	}
+	if (ts_check_bpffs(TEST_BPFFS, NULL) &&
+	    mount("bpf", TEST_BPFFS, "bpf", 0, "mode=0700")) {
+		fprintf(stderr, "test_bpf: cannot mount bpffs on %s: %s\n", TEST_BPFFS,
+			strerror(errno));
+		return 1;
+	}
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+		if (wanted(groups[g].name, argc, argv))
+			failed += groups[g].run();
+	return failed ? 1 : 0;
+}

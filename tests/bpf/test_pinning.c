@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Flow pinning (invariant 2) and what happens when there is no pin or no
+ * backend to follow: flow-table misses, services without weight, removed
+ * backends (DESIGN.md, data plane).
+ */
+#include <string.h>
+
+#include "ts_test.h"
+
+static const char *const web4_to[] = { BE4_1, BE4_2 };
+static const char *const web6_to[] = { BE6_1, BE6_2 };
+
+static struct pkt_spec client_pkt(bool v6, __u16 sport, __u8 flags)
+{
+	return (struct pkt_spec){
+		.src = v6 ? CLIENT6 : CLIENT4,
+		.dst = v6 ? VIP6_ADDR : VIP4_ADDR,
+		.sport = sport,
+		.dport = 8008,
+		.flags = flags,
+		.seq = 7000,
+		.mss = flags == PKT_SYN,
+	};
+}
+
+static const char *web(bool v6)
+{
+	return v6 ? "web6" : "web4";
+}
+
+static void config_web(struct ts_env *e, bool v6, __u32 w1, __u32 w2)
+{
+	if (v6)
+		config_web6(e, w1, w2);
+	else
+		config_web4(e, w1, w2);
+}
+
+/* The weights that give backend `to` (0: v1, 1: v2) all new flows. */
+static void all_weight_to(struct ts_env *e, bool v6, int to)
+{
+	set_web_weights(e, web(v6), to == 0, to == 1);
+}
+
+static __u8 flow_state(struct ts_env *e, const struct pkt_spec *s)
+{
+	struct ts_flow flow;
+
+	ASSERT_EQ(env_flow_lookup(e, s, &flow), 0, "the flow is in the flows map");
+	return flow.tcp_state;
+}
+
+/*
+ * Invariant 2: a pinned flow keeps its backend when the weights move all new
+ * flows away from it (its weight 0: draining); new flows follow the weights.
+ */
+static void pinned_flow_survives_weight_change(struct ts_env *e, bool v6)
+{
+	const char *const *to = v6 ? web6_to : web4_to;
+	struct pkt_spec syn = client_pkt(v6, 43000, PKT_SYN);
+	struct pkt_spec ack = client_pkt(v6, 43000, PKT_ACK);
+	struct pkt_spec data = client_pkt(v6, 43000, PKT_PSH | PKT_ACK);
+	struct pkt_spec reply = { .dst = syn.src, .dport = syn.sport, .flags = PKT_ACK };
+	__u64 before[TS_CNT_MAX], after[TS_CNT_MAX];
+	char addr[PKT_EPSTRLEN];
+	int b;
+
+	config_web(e, v6, 1, 1);
+	env_counters(e, before);
+	b = expect_forward(e, &syn, to, 2, "SYN of the pinned flow");
+	ASSERT_EQ(flow_state(e, &syn), TS_TCP_SYN_SEEN, "state after the SYN");
+
+	all_weight_to(e, v6, !b);
+	expect_forward(e, &ack, &to[b], 1, "ACK after the weight change follows the pin");
+	ASSERT_EQ(flow_state(e, &syn), TS_TCP_ESTABLISHED, "state after the ACK");
+	data.payload = "GET / HTTP/1.1\r\n\r\n";
+	expect_forward(e, &data, &to[b], 1, "data after the weight change follows the pin");
+	expect_forward(e, &syn, &to[b], 1, "retransmitted SYN follows the pin");
+	reply = spec_with_endpoint(&reply, false, to[b], addr);
+	expect_reply(e, &reply, v6 ? VIP6 : VIP4, "reply of the pinned flow");
+
+	for (__u16 i = 0; i < 20; i++) {
+		struct pkt_spec other = client_pkt(v6, (__u16)(43100 + i), PKT_SYN);
+
+		test_context("new flow from port %u", other.sport);
+		expect_forward(e, &other, &to[!b], 1, "a new flow follows the new weights");
+	}
+	test_context(NULL);
+
+	/* and back: the first flow still does not move */
+	all_weight_to(e, v6, b);
+	expect_forward(e, &data, &to[b], 1, "data after the weights return");
+	expect_forward(e, &ack, &to[b], 1, "ACK after the weights return");
+	env_counters(e, after);
+	ASSERT_EQ(after[TS_CNT_NEW_FLOWS] - before[TS_CNT_NEW_FLOWS], 21, "new_flows counter");
+	ASSERT_EQ(after[TS_CNT_NON_SYN_MISS] - before[TS_CNT_NON_SYN_MISS], 0,
+		  "non_syn_miss counter");
+	ASSERT_EQ(env_flow_count(e), 21, "flows pinned");
+}
+
+static void test_v4_pinned_flow_survives_weight_change(void **state)
+{
+	pinned_flow_survives_weight_change(env_of(state), false);
+}
+
+static void test_v6_pinned_flow_survives_weight_change(void **state)
+{
+	pinned_flow_survives_weight_change(env_of(state), true);
+}
+
+/*
+ * Invariant 2, "until the flow ends": the client's RST or FIN is still sent to
+ * the pinned backend; a SYN on the same 5-tuple after it is a new connection,
+ * given a backend by the current weights.
+ */
+static void test_syn_after_close_picks_again(void **state)
+{
+	struct ts_env *e = env_of(state);
+	const struct {
+		const char	*desc;
+		__u8		close;
+		__u8		state;
+	} closes[] = {
+		{ "RST", PKT_RST, TS_TCP_CLOSED },
+		{ "RST|ACK", PKT_RST | PKT_ACK, TS_TCP_CLOSED },
+		{ "FIN|ACK", PKT_FIN | PKT_ACK, TS_TCP_CLOSING },
+	};
+
+	config_web4(e, 1, 1);
+	for (size_t i = 0; i < sizeof(closes) / sizeof(closes[0]); i++) {
+		struct pkt_spec syn = client_pkt(false, (__u16)(44000 + i), PKT_SYN);
+		struct pkt_spec ack = client_pkt(false, syn.sport, PKT_ACK);
+		struct pkt_spec close = client_pkt(false, syn.sport, closes[i].close);
+		int b;
+
+		test_context("closed by %s", closes[i].desc);
+		set_web_weights(e, "web4", 1, 1);
+		b = expect_forward(e, &syn, web4_to, 2, "SYN");
+		expect_forward(e, &ack, &web4_to[b], 1, "ACK");
+		all_weight_to(e, false, !b);
+		expect_forward(e, &close, &web4_to[b], 1, "the close goes to the pinned backend");
+		ASSERT_EQ(flow_state(e, &syn), closes[i].state, "state after the close");
+		expect_forward(e, &syn, &web4_to[!b], 1, "a SYN after the close picks again");
+		ASSERT_EQ(flow_state(e, &syn), TS_TCP_SYN_SEEN, "state after the new SYN");
+		expect_forward(e, &ack, &web4_to[!b], 1, "and its ACK follows the new pin");
+	}
+	test_context(NULL);
+}
+
+/*
+ * DESIGN.md: a removed backend's pinned flows are dropped and counted, never
+ * moved to another backend; the other backend's flows are not disturbed.
+ */
+static void removed_backend_drops_pinned_flows(struct ts_env *e, bool v6)
+{
+	const char *const *to = v6 ? web6_to : web4_to;
+	struct pkt_spec pinned[2];
+	bool have[2] = { false, false };
+	__u64 before[TS_CNT_MAX], after[TS_CNT_MAX];
+	struct pkt in, out;
+
+	config_web(e, v6, 1, 1);
+	/* one flow pinned to each backend */
+	for (__u16 port = 45000; port < 45064 && !(have[0] && have[1]); port++) {
+		struct pkt_spec syn = client_pkt(v6, port, PKT_SYN);
+		int b = expect_forward(e, &syn, to, 2, "SYN");
+
+		if (!have[b])
+			pinned[b] = client_pkt(v6, port, PKT_ACK);
+		have[b] = true;
+	}
+	ASSERT_TRUE(have[0] && have[1], "64 SYNs with weights 1/1 reached both backends");
+	for (int b = 0; b < 2; b++)
+		expect_forward(e, &pinned[b], &to[b], 1, "ACK before the removal");
+
+	env_counters(e, before);
+	env_backend_del(e, web(v6), "v1");
+	ASSERT_EQ(pkt_build(&in, &pinned[0]), 0, "pkt_build");
+	ASSERT_EQ(env_run(e, &in, &out), TC_ACT_SHOT, "ACK of a flow pinned to the removed v1");
+	ASSERT_PKT_EQ(&out, &in, "the dropped packet is not rewritten (not moved to v2)");
+	env_counters(e, after);
+	ASSERT_EQ(after[TS_CNT_REMOVED_BACKEND] - before[TS_CNT_REMOVED_BACKEND], 1,
+		  "removed_backend counter after one packet");
+
+	pinned[0].flags = PKT_PSH | PKT_ACK;
+	pinned[0].payload = "more data";
+	ASSERT_EQ(pkt_build(&in, &pinned[0]), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_SHOT, "data of the flow pinned to the removed v1");
+	env_counters(e, after);
+	ASSERT_EQ(after[TS_CNT_REMOVED_BACKEND] - before[TS_CNT_REMOVED_BACKEND], 2,
+		  "removed_backend counter after two packets");
+	ASSERT_EQ(after[TS_CNT_NO_BACKEND] - before[TS_CNT_NO_BACKEND], 0, "no_backend counter");
+	ASSERT_EQ(after[TS_CNT_NEW_FLOWS] - before[TS_CNT_NEW_FLOWS], 0,
+		  "new_flows counter: the dropped flow was not pinned again");
+
+	/* A SYN on that 5-tuple opens a new connection (bpf/tcpshift.bpf.c):
+	 * picked afresh, from the backends that remain. */
+	pinned[0].flags = PKT_SYN;
+	pinned[0].payload = NULL;
+	expect_forward(e, &pinned[0], &to[1], 1, "a new SYN on the dropped flow's 5-tuple");
+	pinned[0].flags = PKT_ACK;
+	expect_forward(e, &pinned[0], &to[1], 1, "and its ACK follows the new pin");
+	env_counters(e, after);
+	ASSERT_EQ(after[TS_CNT_REMOVED_BACKEND] - before[TS_CNT_REMOVED_BACKEND], 2,
+		  "removed_backend counter after the new connection");
+	ASSERT_EQ(after[TS_CNT_NEW_FLOWS] - before[TS_CNT_NEW_FLOWS], 1,
+		  "new_flows counter after the new connection");
+
+	expect_forward(e, &pinned[1], &to[1], 1, "the flow pinned to v2 is not disturbed");
+	for (__u16 i = 0; i < 16; i++) {
+		struct pkt_spec syn = client_pkt(v6, (__u16)(45100 + i), PKT_SYN);
+
+		test_context("new flow from port %u", syn.sport);
+		expect_forward(e, &syn, &to[1], 1, "a new flow goes to the remaining backend");
+	}
+	test_context(NULL);
+}
+
+static void test_v4_removed_backend_drops_pinned_flows(void **state)
+{
+	removed_backend_drops_pinned_flows(env_of(state), false);
+}
+
+static void test_v6_removed_backend_drops_pinned_flows(void **state)
+{
+	removed_backend_drops_pinned_flows(env_of(state), true);
+}
+
+/*
+ * DESIGN.md: a non-SYN packet with no pinned flow (eviction, restart) is
+ * routed by the current table and counted; it is then pinned where it went.
+ */
+static void non_syn_miss_uses_current_table(struct ts_env *e, bool v6)
+{
+	const char *const *to = v6 ? web6_to : web4_to;
+	struct pkt_spec m1 = client_pkt(v6, 46001, PKT_ACK);
+	struct pkt_spec m2 = client_pkt(v6, 46002, PKT_PSH | PKT_ACK);
+	struct pkt_spec m3 = client_pkt(v6, 46003, PKT_SYN | PKT_ACK);
+	__u64 before[TS_CNT_MAX], after[TS_CNT_MAX];
+
+	config_web(e, v6, 1, 0);
+	env_counters(e, before);
+	expect_forward(e, &m1, &to[0], 1, "ACK of an unknown flow, weights 1/0");
+	env_counters(e, after);
+	ASSERT_EQ(after[TS_CNT_NON_SYN_MISS] - before[TS_CNT_NON_SYN_MISS], 1,
+		  "non_syn_miss counter after the miss");
+	ASSERT_EQ(after[TS_CNT_NEW_FLOWS] - before[TS_CNT_NEW_FLOWS], 0,
+		  "new_flows counter (not a SYN)");
+	ASSERT_EQ(flow_state(e, &m1), TS_TCP_MIDSTREAM, "the missed flow is pinned mid-stream");
+
+	expect_forward(e, &m1, &to[0], 1, "next packet of that flow");
+	ASSERT_EQ(env_counter(e, TS_CNT_NON_SYN_MISS) - before[TS_CNT_NON_SYN_MISS], 1,
+		  "non_syn_miss counter: the next packet found the pin");
+
+	set_web_weights(e, web(v6), 0, 1);
+	m2.payload = "data of a flow we never saw";
+	expect_forward(e, &m2, &to[1], 1, "data of another unknown flow, weights 0/1");
+	expect_forward(e, &m1, &to[0], 1, "the flow pinned by the first miss stays");
+	ASSERT_EQ(env_counter(e, TS_CNT_NON_SYN_MISS) - before[TS_CNT_NON_SYN_MISS], 2,
+		  "non_syn_miss counter after the second miss");
+
+	/* a SYN|ACK is not a new flow either */
+	expect_forward(e, &m3, &to[1], 1, "SYN|ACK of an unknown flow, weights 0/1");
+	env_counters(e, after);
+	ASSERT_EQ(after[TS_CNT_NON_SYN_MISS] - before[TS_CNT_NON_SYN_MISS], 3,
+		  "non_syn_miss counter after a SYN|ACK miss");
+	ASSERT_EQ(after[TS_CNT_NEW_FLOWS] - before[TS_CNT_NEW_FLOWS], 0,
+		  "new_flows counter after three misses");
+	ASSERT_EQ(flow_state(e, &m3), TS_TCP_MIDSTREAM, "the SYN|ACK miss is pinned mid-stream");
+}
+
+static void test_v4_non_syn_miss_uses_current_table(void **state)
+{
+	non_syn_miss_uses_current_table(env_of(state), false);
+}
+
+static void test_v6_non_syn_miss_uses_current_table(void **state)
+{
+	non_syn_miss_uses_current_table(env_of(state), true);
+}
+
+/*
+ * A close that misses the flow table: a RST is forwarded by the table and not
+ * pinned (it ends its flow); a FIN is pinned as closing. Either way a later
+ * SYN on that 5-tuple is a new connection and follows the current weights.
+ */
+static void test_close_on_a_miss_is_not_a_stale_pin(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec rst = client_pkt(false, 46101, PKT_RST);
+	struct pkt_spec fin = client_pkt(false, 46102, PKT_FIN | PKT_ACK);
+	struct pkt_spec syn_rst = client_pkt(false, 46101, PKT_SYN);
+	struct pkt_spec syn_fin = client_pkt(false, 46102, PKT_SYN);
+	struct ts_flow flow;
+
+	config_web4(e, 1, 0);
+	expect_forward(e, &rst, &web4_to[0], 1, "RST of an unknown flow, weights 1/0");
+	ASSERT_NEQ(env_flow_lookup(e, &rst, &flow), 0, "the RST left no flow entry");
+	expect_forward(e, &fin, &web4_to[0], 1, "FIN of an unknown flow, weights 1/0");
+	ASSERT_EQ(flow_state(e, &fin), TS_TCP_CLOSING, "the FIN miss is pinned as closing");
+
+	set_web_weights(e, "web4", 0, 1);
+	expect_forward(e, &syn_rst, &web4_to[1], 1, "SYN after the RST, weights 0/1");
+	expect_forward(e, &syn_fin, &web4_to[1], 1, "SYN after the FIN, weights 0/1");
+}
+
+/*
+ * DESIGN.md: a service with no backend of weight > 0 drops new flows and
+ * counts them; pinned flows of draining backends continue (invariant 2).
+ */
+static void test_no_backend_drops_new_flows(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec pinned = client_pkt(false, 47000, PKT_SYN);
+	struct pkt_spec ack = client_pkt(false, 47000, PKT_ACK);
+	__u64 before[TS_CNT_MAX], after[TS_CNT_MAX];
+	struct pkt in;
+	int b;
+
+	/* an IPv6 service without backends, an IPv4 one with both drained */
+	env_service(e, "web6", VIP6, TS_DEFAULT_TABLE_SIZE);
+	config_web4(e, 1, 1);
+	b = expect_forward(e, &pinned, web4_to, 2, "SYN before the drain");
+	set_web_weights(e, "web4", 0, 0);
+
+	env_counters(e, before);
+	for (__u16 i = 0; i < 4; i++) {
+		struct pkt_spec syn = client_pkt(i & 1, (__u16)(47100 + i), PKT_SYN);
+
+		test_context("%s SYN from port %u", i & 1 ? "IPv6" : "IPv4", syn.sport);
+		ASSERT_EQ(pkt_build(&in, &syn), 0, "pkt_build");
+		expect_untouched(e, &in, TC_ACT_SHOT, "SYN to a service without weight");
+	}
+	test_context(NULL);
+	ack.sport = 47200;
+	ASSERT_EQ(pkt_build(&in, &ack), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_SHOT, "ACK of an unknown flow, no weight");
+	env_counters(e, after);
+	ASSERT_EQ(after[TS_CNT_NO_BACKEND] - before[TS_CNT_NO_BACKEND], 5, "no_backend counter");
+	ASSERT_EQ(after[TS_CNT_NON_SYN_MISS] - before[TS_CNT_NON_SYN_MISS], 1,
+		  "non_syn_miss counter");
+	ASSERT_EQ(after[TS_CNT_NEW_FLOWS] - before[TS_CNT_NEW_FLOWS], 0, "new_flows counter");
+	ASSERT_EQ(env_flow_count(e), 1, "flows: only the one pinned before the drain");
+
+	ack.sport = pinned.sport;
+	expect_forward(e, &ack, &web4_to[b], 1, "the pinned flow continues while draining");
+
+	env_backend(e, "web6", "v1", BE6_1, 1);
+	expect_forward(e, &(struct pkt_spec){ .src = CLIENT6, .dst = VIP6_ADDR, .sport = 47300,
+					      .dport = 8008, .flags = PKT_SYN },
+		       web6_to, 1, "SYN once the IPv6 service has a backend");
+}
+
+int run_pinning_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(test_v4_pinned_flow_survives_weight_change),
+		TEST(test_v6_pinned_flow_survives_weight_change),
+		TEST(test_syn_after_close_picks_again),
+		TEST(test_v4_removed_backend_drops_pinned_flows),
+		TEST(test_v6_removed_backend_drops_pinned_flows),
+		TEST(test_v4_non_syn_miss_uses_current_table),
+		TEST(test_v6_non_syn_miss_uses_current_table),
+		TEST(test_close_on_a_miss_is_not_a_stale_pin),
+		TEST(test_no_backend_drops_new_flows),
+	};
+
+	return cmocka_run_group_tests_name("pinning (invariant 2, DESIGN data plane)", tests,
+					   NULL, NULL);
+}

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The bpf test layer: the real BPF object, loaded with its maps pinned in a
+ * test's own directory, configured through libtcpshift, run on crafted
+ * packets with BPF_PROG_TEST_RUN.
+ *
+ * Checks are ASSERT_*(got, want, "what") on top of cmocka: a failed check
+ * prints what was checked (and the fixture being run), then fails the test;
+ * the test's teardown still unloads and unpins.
+ */
+#ifndef TS_TEST_H
+#define TS_TEST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <linux/pkt_cls.h> /* TC_ACT_OK, TC_ACT_SHOT */
+
+#include "libtcpshift.h"
+#include "pkt.h"
+
+/* ---- checks ---------------------------------------------------------------- */
+
+/* Name the fixture being run: printed before every failed check until reset
+ * (setup resets it). */
+void test_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *test_context_str(void);
+
+#define ASSERT_CMP_(got, want, op, optext, what)                                                \
+	do {                                                                                    \
+		long long got_ = (long long)(got), want_ = (long long)(want);                   \
+		if (!(got_ op want_))                                                           \
+			fail_msg("%s%s: got %lld, want %s%lld", test_context_str(), (what),     \
+				 got_, optext, want_);                                          \
+	} while (0)
+
+#define ASSERT_EQ(got, want, what)	ASSERT_CMP_(got, want, ==, "", what)
+#define ASSERT_NEQ(got, want, what)	ASSERT_CMP_(got, want, !=, "anything but ", what)
+#define ASSERT_LT(got, want, what)	ASSERT_CMP_(got, want, <, "< ", what)
+#define ASSERT_LE(got, want, what)	ASSERT_CMP_(got, want, <=, "<= ", what)
+#define ASSERT_GT(got, want, what)	ASSERT_CMP_(got, want, >, "> ", what)
+#define ASSERT_GE(got, want, what)	ASSERT_CMP_(got, want, >=, ">= ", what)
+
+#define ASSERT_TRUE(cond, what)                                                                 \
+	do {                                                                                    \
+		if (!(cond))                                                                    \
+			fail_msg("%s%s: got false, want true (%s)", test_context_str(),         \
+				 (what), #cond);                                                \
+	} while (0)
+
+#define ASSERT_STREQ(got, want, what)                                                           \
+	do {                                                                                    \
+		const char *got_ = (got), *want_ = (want);                                      \
+		if (strcmp(got_, want_))                                                        \
+			fail_msg("%s%s: got \"%s\", want \"%s\"", test_context_str(),           \
+				 (what), got_, want_);                                          \
+	} while (0)
+
+/* A libtcpshift call returned 0; else print its error message. */
+#define ASSERT_OK(r, err, what)                                                                 \
+	do {                                                                                    \
+		int r_ = (r);                                                                   \
+		if (r_)                                                                         \
+			fail_msg("%s%s: returned %d: %s", test_context_str(), (what), r_,       \
+				 (err).msg);                                                    \
+	} while (0)
+
+/* Two packets are byte for byte equal; else dump both, marking the first difference. */
+#define ASSERT_PKT_EQ(got, want, what)                                                          \
+	do {                                                                                    \
+		long at_ = pkt_diff((got), (want));                                             \
+		if (at_ >= 0) {                                                                 \
+			pkt_dump("got", (got), at_);                                            \
+			pkt_dump("want", (want), at_);                                          \
+			fail_msg("%s%s: packets differ at byte %ld", test_context_str(),        \
+				 (what), at_);                                                  \
+		}                                                                               \
+	} while (0)
+
+/* ---- the loaded program ---------------------------------------------------- */
+
+#define TEST_BPFFS		"/sys/fs/bpf"
+#define TEST_SEED		0x5eed1234U
+#define TEST_MAX_FLOWS		4096
+#define TEST_MAX_FLOWS_LARGE	65536
+#define TEST_MAX_ENVS		3
+
+struct ts_env {
+	char			pin_dir[96];
+	struct tcpshift_bpf	*skel;
+	int			prog_fd;
+	struct ts_maps		maps;
+	bool			maps_open;
+	bool			dir_made;
+};
+
+/* A test's state: env[0] is opened by the setup, the others by the test;
+ * the teardown closes every one that is open. A setup that cannot load
+ * leaves its reason here and the test fails with it: cmocka 1.1 does not
+ * count a failed setup in its "[  FAILED  ] N test(s)" line. */
+struct ts_fixture {
+	struct ts_env	env[TEST_MAX_ENVS];
+	char		setup_error[600];
+};
+
+/* Load the object with its maps pinned in TEST_BPFFS/tcpshift-test-<pid>[-<n>].
+ * Returns 0, or -1 with why filled in (and everything undone). */
+int env_open(struct ts_env *e, int n, __u32 seed, __u32 max_flows, char *why, size_t len);
+/* Unload, close the maps, remove every pin and the directory. */
+void env_close(struct ts_env *e);
+/* env_open that fails the test. */
+struct ts_env *fixture_env(void **state, int n, __u32 seed, __u32 max_flows);
+
+int setup_env(void **state);		/* env[0]: TEST_SEED, TEST_MAX_FLOWS */
+int setup_env_large(void **state);	/* env[0]: TEST_SEED, TEST_MAX_FLOWS_LARGE */
+int teardown_env(void **state);
+
+#define TEST(f)		cmocka_unit_test_setup_teardown(f, setup_env, teardown_env)
+#define TEST_LARGE(f)	cmocka_unit_test_setup_teardown(f, setup_env_large, teardown_env)
+
+static inline struct ts_env *env_of(void **state)
+{
+	struct ts_fixture *f = *state;
+
+	if (f->setup_error[0])
+		fail_msg("setup: %s", f->setup_error);
+	return &f->env[0];
+}
+
+/* ---- configuration through libtcpshift (failing the test on error) ---------- */
+
+void env_service(struct ts_env *e, const char *name, const char *vip, __u32 table_size);
+void env_backend(struct ts_env *e, const char *service, const char *name, const char *addr,
+		 __u32 weight);
+void env_backend_del(struct ts_env *e, const char *service, const char *name);
+void env_weights(struct ts_env *e, const char *service, size_t n, const char *const *names,
+		 const __u32 *weights);
+
+/* The deployment of DESIGN.md: one service, backends v1 and v2. */
+#define VIP4		"198.18.100.1:8008"
+#define BE4_1		"198.18.2.11:8008"
+#define BE4_2		"198.18.2.12:8008"
+#define VIP6		"[2001:2:100::1]:8008"
+#define BE6_1		"[2001:2:2::11]:8008"
+#define BE6_2		"[2001:2:2::12]:8008"
+#define CLIENT4		"198.18.1.10"
+#define CLIENT6		"2001:2:1::10"
+#define VIP4_ADDR	"198.18.100.1"
+#define VIP6_ADDR	"2001:2:100::1"
+
+/* Service web4 = VIP4 -> v1 BE4_1 (w1), v2 BE4_2 (w2); web6 likewise. */
+void config_web4(struct ts_env *e, __u32 w1, __u32 w2);
+void config_web6(struct ts_env *e, __u32 w1, __u32 w2);
+/* Set the weights of v1 and v2 of a web service in one change. */
+void set_web_weights(struct ts_env *e, const char *service, __u32 w1, __u32 w2);
+
+/* ---- running packets -------------------------------------------------------- */
+
+/* Run in through the program; returns its verdict, out holds the packet after it. */
+int env_run(struct ts_env *e, const struct pkt *in, struct pkt *out);
+/* The same, returning 0 or -errno from BPF_PROG_TEST_RUN instead of failing. */
+int env_try_run(struct ts_env *e, const struct pkt *in, struct pkt *out, int *verdict);
+/* Build s and run it. */
+int env_send(struct ts_env *e, const struct pkt_spec *s, struct pkt *in, struct pkt *out);
+void env_counters(struct ts_env *e, __u64 c[TS_CNT_MAX]);
+__u64 env_counter(struct ts_env *e, enum ts_counter c);
+__u32 env_flow_count(struct ts_env *e);
+/* Packets counted in backend_stats, over every backend of every service. */
+__u64 env_backend_packets(struct ts_env *e);
+/* The pinned flow of key s (client -> VIP): 0 and *flow, or -1 if none. */
+int env_flow_lookup(struct ts_env *e, const struct pkt_spec *s, struct ts_flow *flow);
+
+/*
+ * s is forwarded: TC_ACT_OK, and the output is s with its destination replaced
+ * by one of to[0..n), every other byte unchanged, IP and TCP checksums valid.
+ * Returns the index of that backend in to[].
+ */
+int expect_forward(struct ts_env *e, const struct pkt_spec *s, const char *const *to, size_t n,
+		   const char *what);
+/* s (backend -> client) is a reply: TC_ACT_OK, source replaced by vip, checksums valid. */
+void expect_reply(struct ts_env *e, const struct pkt_spec *s, const char *vip, const char *what);
+/* p comes out byte for byte unchanged, with verdict. */
+void expect_untouched(struct ts_env *e, const struct pkt *p, int verdict, const char *what);
+
+/* The spec s with its destination (dst) or source replaced by endpoint ep. */
+struct pkt_spec spec_with_endpoint(const struct pkt_spec *s, bool dst, const char *ep,
+				   char addr[PKT_EPSTRLEN]);
+
+/* ---- groups ------------------------------------------------------------------ */
+
+int run_pkt_tests(void);
+int run_nat_tests(void);
+int run_pinning_tests(void);
+int run_handsoff_tests(void);
+int run_split_tests(void);
+
+#endif /* TS_TEST_H */
