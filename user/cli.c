@@ -67,14 +67,6 @@ void cli_print_json(json_object *obj)
 	json_object_put(obj);
 }
 
-json_object *cli_json_endpoint(const __be32 addr[4], __be16 port, __u8 family)
-{
-	char buf[TS_ADDRSTRLEN];
-
-	ts_format_endpoint(addr, port, family, buf, sizeof(buf));
-	return json_object_new_string(buf);
-}
-
 static const char *const tcp_states[] = {
 	[TS_TCP_SYN_SEEN] = "syn",
 	[TS_TCP_ESTABLISHED] = "established",
@@ -96,4 +88,20 @@ int cli_tcp_state_parse(const char *name)
 		if (tcp_states[i] && !strcmp(tcp_states[i], name))
 			return (int)i;
 	return 0;
+}
+
+json_object *cli_counters(const struct ts_ctx *ctx, const __u64 counters[TS_CNT_MAX])
+{
+	json_object *o = json_object_new_object();
+
+	if (!ctx->json)
+		printf("counters\n");
+	for (int i = 0; i < TS_CNT_MAX; i++) {
+		json_object_object_add(o, ts_counter_name(i),
+				       json_object_new_int64((int64_t)counters[i]));
+		if (!ctx->json)
+			printf("  %-24s %llu\n", ts_counter_name(i),
+			       (unsigned long long)counters[i]);
+	}
+	return o;
 }

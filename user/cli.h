@@ -43,7 +43,8 @@ int cli_open_maps(struct ts_ctx *ctx, struct ts_maps *m);
 /* Print and free a JSON value, one line. */
 void cli_print_json(json_object *obj);
 
-json_object *cli_json_endpoint(const __be32 addr[4], __be16 port, __u8 family);
+/* The global counters: printed as text unless -j, and as a JSON object. */
+json_object *cli_counters(const struct ts_ctx *ctx, const __u64 counters[TS_CNT_MAX]);
 const char *cli_tcp_state_name(__u8 state);
 /* enum ts_tcp_state of a name, 0 if none. */
 int cli_tcp_state_parse(const char *name);

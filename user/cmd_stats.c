@@ -90,7 +90,7 @@ int cmd_stats(struct ts_ctx *ctx, int argc, char **argv)
 		{},
 	};
 	struct pinned_count pc = {};
-	json_object *root = NULL, *svcs, *cnt;
+	json_object *root = NULL, *svcs;
 	struct ts_backend *all = NULL;
 	__u64 counters[TS_CNT_MAX];
 	struct ts_config cfg = {};
@@ -131,9 +131,7 @@ int cmd_stats(struct ts_ctx *ctx, int argc, char **argv)
 
 	root = json_object_new_object();
 	svcs = json_object_new_array();
-	cnt = json_object_new_object();
 	json_object_object_add(root, "services", svcs);
-	json_object_object_add(root, "counters", cnt);
 	for (size_t i = 0; i < cfg.nservices; i++) {
 		json_object *o;
 
@@ -146,15 +144,7 @@ int cmd_stats(struct ts_ctx *ctx, int argc, char **argv)
 		}
 		json_object_array_add(svcs, o);
 	}
-	if (!ctx->json)
-		printf("counters\n");
-	for (int i = 0; i < TS_CNT_MAX; i++) {
-		json_object_object_add(cnt, ts_counter_name(i),
-				       json_object_new_int64((int64_t)counters[i]));
-		if (!ctx->json)
-			printf("  %-24s %llu\n", ts_counter_name(i),
-			       (unsigned long long)counters[i]);
-	}
+	json_object_object_add(root, "counters", cli_counters(ctx, counters));
 	if (ctx->json) {
 		cli_print_json(root);
 		root = NULL;

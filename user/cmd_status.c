@@ -42,7 +42,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 		{ "flows", offsetof(struct ts_maps, flows), sizeof(struct ts_flow_key) },
 		{ "replies", offsetof(struct ts_maps, replies), sizeof(struct ts_flow_key) },
 	};
-	json_object *root, *devs, *mo, *cnt;
+	json_object *root, *devs, *mo;
 	__u64 counters[TS_CNT_MAX];
 	struct ts_settings s;
 	struct ts_maps m;
@@ -63,12 +63,10 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	root = json_object_new_object();
 	devs = json_object_new_array();
 	mo = json_object_new_object();
-	cnt = json_object_new_object();
 	json_object_object_add(root, "pin_dir", json_object_new_string(ctx->pin_dir));
 	json_object_object_add(root, "seed", json_object_new_int64(s.seed));
 	json_object_object_add(root, "devices", devs);
 	json_object_object_add(root, "maps", mo);
-	json_object_object_add(root, "counters", cnt);
 	if (!ctx->json)
 		printf("pin dir   %s\nseed      0x%08x\ndevices\n", ctx->pin_dir, s.seed);
 	for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++) {
@@ -99,15 +97,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 		if (!ctx->json)
 			printf("  %-16s %u / %u\n", maps[i].name, n, max);
 	}
-	if (!ctx->json)
-		printf("counters\n");
-	for (int i = 0; i < TS_CNT_MAX; i++) {
-		json_object_object_add(cnt, ts_counter_name(i),
-				       json_object_new_int64((int64_t)counters[i]));
-		if (!ctx->json)
-			printf("  %-24s %llu\n", ts_counter_name(i),
-			       (unsigned long long)counters[i]);
-	}
+	json_object_object_add(root, "counters", cli_counters(ctx, counters));
 	if (ctx->json)
 		cli_print_json(root);
 	else

@@ -373,6 +373,23 @@ static int unknown_backend(struct ts_err *err, const char *service, const char *
 		       name);
 }
 
+/* begin_change, and find one of the service's backends. */
+static int begin_backend_change(struct ts_maps *m, struct ts_config *cfg, const char *service,
+				struct ts_service_cfg **s, const char *name,
+				struct ts_backend_cfg **b, struct ts_err *err)
+{
+	int r = begin_change(m, cfg, service, s, err);
+
+	if (r)
+		return r;
+	*b = ts_service_backend(*s, name);
+	if (!*b) {
+		ts_config_free(cfg);
+		return unknown_backend(err, service, name);
+	}
+	return 0;
+}
+
 /* ---- services --------------------------------------------------------------- */
 
 static void service_key(const struct ts_endpoint *vip, struct ts_service_key *key)
@@ -601,21 +618,15 @@ int ts_backend_del(struct ts_maps *m, const char *service, const char *name,
 	struct ts_config cfg;
 	int r;
 
-	r = begin_change(m, &cfg, service, &s, err);
+	r = begin_backend_change(m, &cfg, service, &s, name, &b, err);
 	if (r)
 		return r;
-	b = ts_service_backend(s, name);
-	if (!b) {
-		r = unknown_backend(err, service, name);
-		goto out;
-	}
 	removed = *b;
 	memmove(b, b + 1, (size_t)(&s->backends[s->nbackends] - (b + 1)) * sizeof(*b));
 	s->nbackends--;
 	r = table_install(m, s, s->backends, s->nbackends, err);
 	if (!r)
 		backend_mark_removed(m, &removed);
-out:
 	ts_config_free(&cfg);
 	return r;
 }
@@ -680,14 +691,9 @@ int ts_backend_drain(struct ts_maps *m, const char *service, const char *name,
 	struct ts_config cfg;
 	int r;
 
-	r = begin_change(m, &cfg, service, &s, err);
+	r = begin_backend_change(m, &cfg, service, &s, name, &b, err);
 	if (r)
 		return r;
-	b = ts_service_backend(s, name);
-	if (!b) {
-		r = unknown_backend(err, service, name);
-		goto out;
-	}
 	if (b->weight) {
 		b->weight = 0;
 		r = table_install(m, s, s->backends, s->nbackends, err);

@@ -42,11 +42,11 @@ static int prepare_pin_dir(const char *dir, struct ts_err *err)
 		return ts_check_bpffs(dir, err);
 	snprintf(parent, sizeof(parent), "%s", dir);
 	dirname(parent);
-	if (!strcmp(parent, "/sys/fs/bpf") && ts_check_bpffs(parent, NULL) &&
+	if (!strcmp(parent, "/sys/fs/bpf") && ts_check_bpffs(dir, NULL) &&
 	    mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot mount bpffs on /sys/fs/bpf: %s",
 			       strerror(errno));
-	r = ts_check_bpffs(parent, err);
+	r = ts_check_bpffs(dir, err);
 	if (r)
 		return r;
 	if (mkdir(dir, 0700) && errno != EEXIST)
@@ -337,7 +337,7 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 	if (r)
 		return r;
 	if (stat(pin_dir, &st))
-		return ts_fail(err, TS_ERR_RUNTIME, "tcpshift is not loaded (no %s): nothing to do",
+		return ts_fail(err, TS_ERR_RUNTIME, "not loaded under %s: nothing to unload",
 			       pin_dir);
 	r = ts_check_bpffs(pin_dir, err);
 	if (r)

@@ -56,11 +56,17 @@ int ts_check_root(struct ts_err *err)
 	return 0;
 }
 
+/* Is dir (or, when it does not exist yet, its parent) on bpffs? */
 int ts_check_bpffs(const char *dir, struct ts_err *err)
 {
+	char parent[256], *slash;
 	struct statfs st;
 
-	if (statfs(dir, &st))
+	snprintf(parent, sizeof(parent), "%s", dir);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	if (statfs(dir, &st) && (errno != ENOENT || statfs(parent, &st)))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot access %s: %s", dir, strerror(errno));
 	if ((unsigned long)st.f_type != BPF_FS_MAGIC)
 		return ts_fail(err, TS_ERR_RUNTIME,
@@ -82,23 +88,14 @@ int ts_maps_open(struct ts_maps *m, const char *pin_dir, struct ts_err *err)
 	m->lock_fd = -1;
 	snprintf(m->pin_dir, sizeof(m->pin_dir), "%s", pin_dir);
 
-	if (stat(pin_dir, &st)) {
-		/* Say "not on bpffs" rather than "not loaded" when that is the cause. */
-		char parent[256], *slash;
-
-		snprintf(parent, sizeof(parent), "%s", pin_dir);
-		slash = strrchr(parent, '/');
-		if (slash && slash != parent)
-			*slash = '\0';
-		if (!stat(parent, &st) && (r = ts_check_bpffs(parent, err)))
-			return r;
-		return ts_fail(err, TS_ERR_RUNTIME,
-			       "tcpshift is not loaded (no %s): run 'tcpshift load --dev IFACE' first",
-			       pin_dir);
-	}
+	/* "not on bpffs" rather than "not loaded" when that is the cause */
 	r = ts_check_bpffs(pin_dir, err);
 	if (r)
 		return r;
+	if (stat(pin_dir, &st))
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "not loaded under %s: run 'tcpshift load --dev IFACE' first",
+			       pin_dir);
 	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
 		int fd;
 
