@@ -8,7 +8,7 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TS_MAX_SERVICES);
-	__type(key, struct ts_service_key);
+	__type(key, struct ts_endpoint_key);
 	__type(value, struct ts_service);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } services SEC(".maps");
@@ -42,7 +42,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } backends SEC(".maps");
 
-/* max_entries of flows and replies are set by `load --max-flows`. */
+/* max_entries of flows and half_open are set by `load --max-flows`. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TS_DEFAULT_MAX_FLOWS);
@@ -53,11 +53,19 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, TS_DEFAULT_MAX_FLOWS);
+	__uint(max_entries, TS_DEFAULT_MAX_FLOWS / 4);
 	__type(key, struct ts_flow_key);
+	__type(value, struct ts_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} half_open SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TS_MAX_BACKENDS);
+	__type(key, struct ts_endpoint_key);
 	__type(value, struct ts_reply);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} replies SEC(".maps");
+} backend_addrs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

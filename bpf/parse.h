@@ -6,7 +6,8 @@
 #include "tcpshift.h"
 
 /* vmlinux.h carries types, not macros: the few UAPI constants we need. */
-#define ETH_P_IP	0x0800	/* linux/if_ether.h */
+#define ETH_ALEN	6	/* linux/if_ether.h */
+#define ETH_P_IP	0x0800
 #define ETH_P_IPV6	0x86DD
 #define IP_MF		0x2000	/* linux/ip.h: more fragments */
 #define IP_OFFSET	0x1FFF

@@ -6,8 +6,8 @@
  * Forward: a packet to a service VIP:port follows its pinned flow, or (new
  * flow) is given a backend from the service's Maglev table and pinned; its
  * destination becomes the backend's address:port. Reply: a packet from a
- * backend to a client of a pinned flow gets VIP:port as its source.
- * Everything else returns TC_ACT_OK untouched.
+ * backend address:port gets its service's VIP:port as source. Everything
+ * else returns TC_ACT_OK untouched (invariant 5).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -17,22 +17,33 @@
 #include "tcpshift_hash.h"
 #include "parse.h"
 #include "nat.h"
+#include "reset.h"
 #include "maps.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Set by `tcpshift pick`, which runs this program on a crafted SYN to learn
+ * the pick: no map is written. */
+const volatile bool dry_run = false;
+
 static __always_inline void ts_count(__u32 counter)
 {
-	__u64 *v = bpf_map_lookup_elem(&counters, &counter);
+	__u64 *v;
 
+	if (dry_run)
+		return;
+	v = bpf_map_lookup_elem(&counters, &counter);
 	if (v)
 		*v += 1;
 }
 
 static __always_inline void ts_count_backend(__u32 id, __u32 bytes, bool new_flow)
 {
-	struct ts_backend_stats *s = bpf_map_lookup_elem(&backend_stats, &id);
+	struct ts_backend_stats *s;
 
+	if (dry_run)
+		return;
+	s = bpf_map_lookup_elem(&backend_stats, &id);
 	if (!s)
 		return;
 	s->packets++;
@@ -58,6 +69,11 @@ static __always_inline __u8 ts_next_state(__u8 state, __u8 flags)
 	return state;
 }
 
+static __always_inline bool ts_drain_expired(const struct ts_backend *be, __u64 now)
+{
+	return be->drain_deadline_ns && now > be->drain_deadline_ns;
+}
+
 /* Weighted Maglev pick: the live half of the service's table, indexed by the
  * seeded flow hash. */
 static __always_inline struct ts_backend *ts_pick(const struct ts_service *svc,
@@ -81,39 +97,6 @@ static __always_inline struct ts_backend *ts_pick(const struct ts_service *svc,
 	return bpf_map_lookup_elem(&backends, id);
 }
 
-static __always_inline int ts_pin(const struct ts_pkt *p, const struct ts_service *svc,
-				  __u32 id, const struct ts_backend *be, __u64 now)
-{
-	struct ts_flow flow = {
-		.backend_id = id,
-		.generation = be->generation,
-		.service_id = svc->id,
-		.tcp_state = ts_is_syn(p->tcp_flags)
-				     ? TS_TCP_SYN_SEEN
-				     : ts_next_state(TS_TCP_MIDSTREAM, p->tcp_flags),
-		.created_ns = now,
-		.last_seen_ns = now,
-	};
-	struct ts_flow_key rkey = {
-		.sport = be->port,
-		.dport = p->key.sport,
-		.proto = p->key.proto,
-		.family = p->key.family,
-	};
-	struct ts_reply reply = {
-		.vport = p->key.dport,
-		.backend_id = id,
-	};
-
-	__builtin_memcpy(rkey.saddr, be->addr, sizeof(rkey.saddr));
-	__builtin_memcpy(rkey.daddr, p->key.saddr, sizeof(rkey.daddr));
-	__builtin_memcpy(reply.vip, p->key.daddr, sizeof(reply.vip));
-	/* The reply entry first: a forwarded packet always finds its way back. */
-	if (bpf_map_update_elem(&replies, &rkey, &reply, BPF_ANY))
-		return -1;
-	return bpf_map_update_elem(&flows, &p->key, &flow, BPF_ANY);
-}
-
 /* The backend a pinned flow goes to, or NULL when that backend was removed
  * (or its id reused: the generation differs). */
 static __always_inline struct ts_backend *ts_pinned_backend(const struct ts_flow *flow)
@@ -126,38 +109,101 @@ static __always_inline struct ts_backend *ts_pinned_backend(const struct ts_flow
 	return be;
 }
 
+/* Pin a new flow: a SYN in half_open, anything else in flows. */
+static __always_inline int ts_pin(const struct ts_pkt *p, const struct ts_service *svc,
+				  __u32 id, const struct ts_backend *be, __u64 now)
+{
+	bool syn = ts_is_syn(p->tcp_flags);
+	struct ts_flow flow = {
+		.backend_id = id,
+		.generation = be->generation,
+		.service_id = svc->id,
+		.tcp_state = syn ? TS_TCP_SYN_SEEN
+				 : ts_next_state(TS_TCP_MIDSTREAM, p->tcp_flags),
+		.created_ns = now,
+		.last_seen_ns = now,
+	};
+
+	if (dry_run)
+		return 0;
+	return bpf_map_update_elem(syn ? (void *)&half_open : (void *)&flows, &p->key, &flow,
+				   BPF_ANY);
+}
+
+/*
+ * A packet of a flow whose backend was removed, or is past its drain
+ * deadline: the flow is closed, never moved to another backend. A RST goes
+ * on to a backend that still exists (so it closes too); anything else with
+ * an ACK is answered with a RST to the client, which reconnects at once.
+ */
+static __always_inline int ts_close_flow(struct __sk_buff *skb, const struct ts_pkt *p,
+					 const struct ts_backend *be)
+{
+	ts_count(be ? TS_CNT_DRAIN_CLOSED : TS_CNT_REMOVED_BACKEND);
+	if (p->tcp_flags & TCP_FLAG_RST) {
+		if (be && !ts_rewrite(skb, p, true, be->addr, be->port))
+			return TC_ACT_OK;
+		return TC_ACT_SHOT;
+	}
+	if (!(p->tcp_flags & TCP_FLAG_ACK) || dry_run)
+		return TC_ACT_SHOT;
+	return ts_reset_client(skb, p);
+}
+
 static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt *p,
 				      const struct ts_service *svc)
 {
-	bool syn = ts_is_syn(p->tcp_flags);
+	bool syn = ts_is_syn(p->tcp_flags), half_opened = false;
 	struct ts_backend *be = NULL;
-	struct ts_flow *flow;
 	__u64 now = bpf_ktime_get_ns();
+	struct ts_flow *flow;
 	__u32 id;
 
 	flow = bpf_map_lookup_elem(&flows, &p->key);
+	if (!flow) {
+		flow = bpf_map_lookup_elem(&half_open, &p->key);
+		half_opened = flow != NULL;
+	}
 	if (flow) {
+		bool expired;
+
 		be = ts_pinned_backend(flow);
-		/* A SYN after the client's FIN or RST, or to a removed backend,
-		 * opens a new connection on this 5-tuple: it is picked afresh. */
-		if (syn && (!be || flow->tcp_state == TS_TCP_CLOSING ||
-			    flow->tcp_state == TS_TCP_CLOSED))
+		expired = be && ts_drain_expired(be, now);
+		/* A SYN after the client's FIN or RST, or to a backend that is
+		 * gone or past its drain deadline, opens a new connection on
+		 * this 5-tuple: it is picked afresh. */
+		if (syn && (!be || expired || flow->tcp_state == TS_TCP_CLOSING ||
+			    flow->tcp_state == TS_TCP_CLOSED)) {
+			/* the new pin goes to half_open: flows must not shadow it */
+			if (!half_opened && !dry_run)
+				bpf_map_delete_elem(&flows, &p->key);
 			flow = NULL;
-		else if (!be) {
-			/* Never move a pinned flow to another backend. */
-			ts_count(TS_CNT_REMOVED_BACKEND);
-			return TC_ACT_SHOT;
-		}
+		} else if (!be || expired)
+			return ts_close_flow(skb, p, be);
 	}
 	if (flow) {
 		__u8 state = ts_next_state(flow->tcp_state, p->tcp_flags);
 
 		id = flow->backend_id;
-		/* Writes only on a state change or once per granularity period. */
-		if (state != flow->tcp_state)
-			flow->tcp_state = state;
-		if (now - flow->last_seen_ns > TS_LAST_SEEN_GRANULARITY_NS)
-			flow->last_seen_ns = now;
+		if (dry_run) {
+			/* no writes */
+		} else if (half_opened && state != TS_TCP_SYN_SEEN) {
+			/* The client answered the handshake: promote. */
+			struct ts_flow est = *flow;
+
+			est.tcp_state = state;
+			est.last_seen_ns = now;
+			if (!bpf_map_update_elem(&flows, &p->key, &est, BPF_ANY)) {
+				bpf_map_delete_elem(&half_open, &p->key);
+				ts_count(TS_CNT_PROMOTED);
+			}
+		} else {
+			/* Writes only on a state change or once per granularity period. */
+			if (state != flow->tcp_state)
+				flow->tcp_state = state;
+			if (now - flow->last_seen_ns > TS_LAST_SEEN_GRANULARITY_NS)
+				flow->last_seen_ns = now;
+		}
 		ts_count_backend(id, skb->len, false);
 	} else {
 		if (!syn)
@@ -179,15 +225,32 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 	return TC_ACT_OK;
 }
 
+/* A packet from a backend address:port: source becomes the VIP:port. Past
+ * the backend's drain deadline it also becomes a RST (its sequence number is
+ * the backend's own, so the client accepts it). */
 static __always_inline int ts_reply(struct __sk_buff *skb, const struct ts_pkt *p)
 {
+	struct ts_endpoint_key key = {
+		.port = p->key.sport,
+		.proto = p->key.proto,
+		.family = p->key.family,
+	};
+	struct ts_backend *be;
 	struct ts_reply *reply;
 	__u32 id;
 
-	reply = bpf_map_lookup_elem(&replies, &p->key);
+	__builtin_memcpy(key.addr, p->key.saddr, sizeof(key.addr));
+	reply = bpf_map_lookup_elem(&backend_addrs, &key);
 	if (!reply)
 		return TC_ACT_OK;
 	id = reply->backend_id;
+	be = bpf_map_lookup_elem(&backends, &id);
+	if (be && ts_drain_expired(be, bpf_ktime_get_ns()) && !(p->tcp_flags & TCP_FLAG_RST) &&
+	    !dry_run) {
+		ts_count(TS_CNT_DRAIN_CLOSED);
+		if (ts_tcp_set(skb, p, TCP_FLAG_RST, false, 0))
+			return TC_ACT_SHOT;
+	}
 	if (ts_rewrite(skb, p, false, reply->vip, reply->vport))
 		return TC_ACT_SHOT;
 	ts_count_backend(id, skb->len, false);
@@ -197,7 +260,7 @@ static __always_inline int ts_reply(struct __sk_buff *skb, const struct ts_pkt *
 SEC("tc")
 int tcpshift_tc(struct __sk_buff *skb)
 {
-	struct ts_service_key skey = {};
+	struct ts_endpoint_key key = {};
 	struct ts_service *svc;
 	struct ts_pkt p = {};
 
@@ -214,11 +277,11 @@ int tcpshift_tc(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 
-	__builtin_memcpy(skey.addr, p.key.daddr, sizeof(skey.addr));
-	skey.port = p.key.dport;
-	skey.proto = p.key.proto;
-	skey.family = p.key.family;
-	svc = bpf_map_lookup_elem(&services, &skey);
+	__builtin_memcpy(key.addr, p.key.daddr, sizeof(key.addr));
+	key.port = p.key.dport;
+	key.proto = p.key.proto;
+	key.family = p.key.family;
+	svc = bpf_map_lookup_elem(&services, &key);
 	if (svc)
 		return ts_forward(skb, &p, svc);
 	return ts_reply(skb, &p);

@@ -17,7 +17,7 @@
 
 /* Bumped whenever a map layout below changes; `load` refuses to reuse pinned
  * maps written by a different layout. */
-#define TS_ABI_VERSION		1
+#define TS_ABI_VERSION		2
 
 #define TS_NAME_LEN		32	/* service and backend names, NUL-terminated */
 #define TS_MAX_SERVICES		256
@@ -28,6 +28,8 @@
 #define TS_MAX_TABLE_SIZE	131071	/* prime */
 #define TS_MIN_TABLE_SIZE	7
 #define TS_DEFAULT_MAX_FLOWS	262144
+/* half_open holds a quarter as many flows as flows, at least 1024. */
+#define TS_HALF_OPEN_SIZE(max_flows)	((max_flows) / 4 < 1024 ? 1024 : (max_flows) / 4)
 #define TS_MAX_WEIGHT		65535
 #define TS_DEFAULT_SEED		0x7c5f5eedU
 
@@ -43,8 +45,9 @@ enum ts_family {
 	TS_AF_INET6	= 6,
 };
 
-/* services: hash, VIP:port/proto -> service */
-struct ts_service_key {
+/* An address:port/protocol: the key of `services` (a VIP) and of
+ * `backend_addrs` (a backend). */
+struct ts_endpoint_key {
 	__be32	addr[4];
 	__be16	port;
 	__u8	proto;		/* IPPROTO_TCP */
@@ -55,6 +58,7 @@ enum ts_service_flags {
 	TS_SVC_F_NONE	= 0,
 };
 
+/* services: hash, VIP endpoint -> service */
 struct ts_service {
 	__u32	id;		/* index into `tables` */
 	__u32	table_size;	/* M, prime */
@@ -104,7 +108,13 @@ struct ts_backend {
 	char	name[TS_NAME_LEN];
 };
 
-/* flows: LRU hash, client -> VIP 5-tuple as the client sent it -> pinned backend */
+/*
+ * flows: LRU hash, client -> VIP 5-tuple as the client sent it -> pinned
+ * backend, for flows whose client completed the handshake (or that were
+ * pinned mid-stream). half_open: LRU hash, same key and value, for flows that
+ * have sent only a SYN; the client's first ACK moves the entry to flows. A
+ * flood of SYNs churns half_open only and cannot evict an established flow.
+ */
 struct ts_flow_key {
 	__be32	saddr[4];	/* client */
 	__be32	daddr[4];	/* VIP */
@@ -133,8 +143,13 @@ struct ts_flow {
 	__u64	last_seen_ns;	/* refreshed at most every TS_LAST_SEEN_GRANULARITY_NS */
 };
 
-/* replies: LRU hash, struct ts_flow_key of the backend -> client direction
- * (saddr = backend, daddr = client) -> the VIP:port to restore as source */
+/*
+ * backend_addrs: hash, backend endpoint -> the VIP:port its replies get as
+ * source. Replies need no per-flow state, so they are rewritten also for
+ * flows this gateway never saw (another gateway behind ECMP pinned them), and
+ * a flood of new flows cannot evict them. A backend address:port belongs to
+ * one service at most.
+ */
 struct ts_reply {
 	__be32	vip[4];
 	__be16	vport;
@@ -157,7 +172,11 @@ enum ts_counter {
 	TS_CNT_NO_BACKEND,		/* service with no backend of weight > 0: dropped */
 	TS_CNT_MALFORMED,		/* truncated or invalid headers: passed untouched */
 	TS_CNT_FRAGMENT,		/* IP fragment carrying TCP: passed untouched */
-	TS_CNT_REMOVED_BACKEND,		/* packet of a flow pinned to a removed backend: dropped */
+	TS_CNT_REMOVED_BACKEND,		/* packet of a flow pinned to a removed backend:
+					 * answered with a RST to the client, or dropped */
+	TS_CNT_PROMOTED,		/* half-open flows promoted to flows by the client's ACK */
+	TS_CNT_DRAIN_CLOSED,		/* packets of flows past their backend's drain deadline:
+					 * answered with a RST to the client */
 	TS_CNT_MAX,
 };
 

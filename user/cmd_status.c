@@ -38,9 +38,11 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 		const char *name;
 		size_t offset, key_size;
 	} maps[] = {
-		{ "services", offsetof(struct ts_maps, services), sizeof(struct ts_service_key) },
+		{ "services", offsetof(struct ts_maps, services), sizeof(struct ts_endpoint_key) },
 		{ "flows", offsetof(struct ts_maps, flows), sizeof(struct ts_flow_key) },
-		{ "replies", offsetof(struct ts_maps, replies), sizeof(struct ts_flow_key) },
+		{ "half_open", offsetof(struct ts_maps, half_open), sizeof(struct ts_flow_key) },
+		{ "backend_addrs", offsetof(struct ts_maps, backend_addrs),
+		  sizeof(struct ts_endpoint_key) },
 	};
 	json_object *root, *devs, *mo;
 	__u64 counters[TS_CNT_MAX];

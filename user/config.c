@@ -9,8 +9,9 @@
  *    and the halves switch with one update of the service's `services` entry;
  *  - a service appears with its `services` insert and disappears with its
  *    delete.
- * Writes before the commit (a new backend's entry) are invisible until the
- * commit; writes after it (marking a removed backend) only tidy up. A backend
+ * Writes before the commit (a new backend's entry and its backend_addrs
+ * index) send no flow anywhere until the commit; writes after it (marking a
+ * removed backend, dropping its index entry) only tidy up. A backend
  * entry no current table refers to is free for reuse, so a command killed
  * half-way leaves nothing that matters.
  */
@@ -281,7 +282,7 @@ int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct
 
 int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err)
 {
-	struct ts_service_key key, *prev = NULL;
+	struct ts_endpoint_key key, *prev = NULL;
 	size_t cap = 0;
 	int r;
 
@@ -392,13 +393,39 @@ static int begin_backend_change(struct ts_maps *m, struct ts_config *cfg, const 
 
 /* ---- services --------------------------------------------------------------- */
 
-static void service_key(const struct ts_endpoint *vip, struct ts_service_key *key)
+static void endpoint_key(const __be32 addr[4], __be16 port, __u8 family,
+			 struct ts_endpoint_key *key)
 {
 	memset(key, 0, sizeof(*key));
-	memcpy(key->addr, vip->addr, sizeof(key->addr));
-	key->port = vip->port;
+	memcpy(key->addr, addr, sizeof(key->addr));
+	key->port = port;
 	key->proto = IPPROTO_TCP;
-	key->family = vip->family;
+	key->family = family;
+}
+
+/* backend_addrs: replies from b get s's VIP:port as source. */
+static int backend_index_set(struct ts_maps *m, const struct ts_service_cfg *s,
+			     const struct ts_backend_cfg *b, struct ts_err *err)
+{
+	struct ts_reply reply = { .vport = s->key.port, .backend_id = b->id };
+	struct ts_endpoint_key key;
+
+	endpoint_key(b->be.addr, b->be.port, b->be.family, &key);
+	memcpy(reply.vip, s->key.addr, sizeof(reply.vip));
+	if (bpf_map_update_elem(m->backend_addrs, &key, &reply, BPF_ANY))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot index backend %s: %s", b->be.name,
+			       strerror(errno));
+	return 0;
+}
+
+static void backend_index_del(struct ts_maps *m, const struct ts_backend_cfg *b)
+{
+	struct ts_endpoint_key key;
+	struct ts_reply reply;
+
+	endpoint_key(b->be.addr, b->be.port, b->be.family, &key);
+	if (!bpf_map_lookup_elem(m->backend_addrs, &key, &reply) && reply.backend_id == b->id)
+		bpf_map_delete_elem(m->backend_addrs, &key);
 }
 
 int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint *vip,
@@ -406,7 +433,7 @@ int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint
 {
 	struct ts_service svc = { .table_size = table_size };
 	bool used[TS_MAX_SERVICES] = { false };
-	struct ts_service_key key;
+	struct ts_endpoint_key key;
 	struct ts_config cfg;
 	char ep[TS_ADDRSTRLEN];
 	int r;
@@ -421,7 +448,7 @@ int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint
 	r = begin_change(m, &cfg, NULL, NULL, err);
 	if (r)
 		return r;
-	service_key(vip, &key);
+	endpoint_key(vip->addr, vip->port, vip->family, &key);
 	ts_format_endpoint(vip->addr, vip->port, vip->family, ep, sizeof(ep));
 	for (size_t i = 0; i < cfg.nservices; i++) {
 		struct ts_service_cfg *s = &cfg.services[i];
@@ -488,8 +515,10 @@ int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
 		goto out;
 	}
 	/* Its backends' ids are free for reuse; their flow entries age out. */
-	for (size_t i = 0; i < s->nbackends; i++)
+	for (size_t i = 0; i < s->nbackends; i++) {
+		backend_index_del(m, &s->backends[i]);
 		backend_mark_removed(m, &s->backends[i]);
+	}
 	bpf_map_delete_elem(m->tables, &s->svc.id);
 out:
 	ts_config_free(&cfg);
@@ -556,22 +585,26 @@ int ts_backend_add(struct ts_maps *m, const char *service, const char *name,
 			    ep, addr->family, service, s->key.family);
 		goto out;
 	}
-	for (size_t i = 0; i < s->nbackends; i++) {
-		const struct ts_backend *be = &s->backends[i].be;
-
-		if (!strcmp(be->name, name)) {
-			r = ts_fail(err, TS_ERR_USAGE,
-				    "service '%s' already has a backend '%s': pick another name",
-				    service, name);
-			goto out;
-		}
-		if (!memcmp(be->addr, addr->addr, sizeof(be->addr)) && be->port == addr->port) {
-			r = ts_fail(err, TS_ERR_USAGE,
-				    "%s is already backend '%s' of service '%s'", ep, be->name,
-				    service);
-			goto out;
-		}
+	if (ts_service_backend(s, name)) {
+		r = ts_fail(err, TS_ERR_USAGE,
+			    "service '%s' already has a backend '%s': pick another name", service,
+			    name);
+		goto out;
 	}
+	/* One service per backend address:port: its replies name one VIP. */
+	for (size_t i = 0; i < cfg.nservices; i++)
+		for (size_t j = 0; j < cfg.services[i].nbackends; j++) {
+			const struct ts_backend *be = &cfg.services[i].backends[j].be;
+
+			if (!memcmp(be->addr, addr->addr, sizeof(be->addr)) &&
+			    be->port == addr->port) {
+				r = ts_fail(err, TS_ERR_USAGE,
+					    "%s is already backend '%s' of service '%s': a backend "
+					    "address:port serves one service",
+					    ep, be->name, cfg.services[i].svc.name);
+				goto out;
+			}
+		}
 	if (s->nbackends == TS_MAX_SERVICE_BACKENDS) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "service '%s' has %d backends, the most allowed",
 			    service, TS_MAX_SERVICE_BACKENDS);
@@ -603,6 +636,7 @@ int ts_backend_add(struct ts_maps *m, const char *service, const char *name,
 		goto out;
 	}
 	r = ts_backend_stats_reset(m, nb.id, err);
+	r = r ?: backend_index_set(m, s, &nb, err);
 	r = r ?: table_install(m, s, list, s->nbackends + 1, err);
 out:
 	free(list);
@@ -625,8 +659,10 @@ int ts_backend_del(struct ts_maps *m, const char *service, const char *name,
 	memmove(b, b + 1, (size_t)(&s->backends[s->nbackends] - (b + 1)) * sizeof(*b));
 	s->nbackends--;
 	r = table_install(m, s, s->backends, s->nbackends, err);
-	if (!r)
+	if (!r) {
+		backend_index_del(m, &removed);
 		backend_mark_removed(m, &removed);
+	}
 	ts_config_free(&cfg);
 	return r;
 }

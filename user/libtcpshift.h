@@ -76,7 +76,8 @@ struct ts_maps {
 	int	tables;
 	int	backends;
 	int	flows;
-	int	replies;
+	int	half_open;
+	int	backend_addrs;
 	int	backend_stats;
 	int	counters;
 	int	settings;
@@ -97,8 +98,9 @@ int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err
 const char *ts_counter_name(enum ts_counter c);
 typedef void (*ts_flow_cb)(const struct ts_flow_key *key, const struct ts_flow *flow,
 			   void *ctx);
-/* Call cb for every pinned flow (a consistent view of each entry, not of the
- * whole table while the data plane runs). Returns 0 or -errno. */
+/* Call cb for every pinned flow, established (flows) and half-open (a
+ * consistent view of each entry, not of the whole tables while the data plane
+ * runs). Returns 0 or -errno. */
 int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx);
 /* Name of the i-th pinned map, NULL past the last. */
 const char *ts_pin_name(size_t i);
@@ -113,7 +115,7 @@ struct ts_backend_cfg {
 };
 
 struct ts_service_cfg {
-	struct ts_service_key	key;
+	struct ts_endpoint_key	key;
 	struct ts_service	svc;
 	size_t			nbackends;	/* sorted by name */
 	struct ts_backend_cfg	backends[TS_MAX_SERVICE_BACKENDS];

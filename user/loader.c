@@ -115,7 +115,7 @@ struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_er
 		return NULL;
 	}
 	bpf_map__set_max_entries(skel->maps.flows, max_flows);
-	bpf_map__set_max_entries(skel->maps.replies, max_flows);
+	bpf_map__set_max_entries(skel->maps.half_open, TS_HALF_OPEN_SIZE(max_flows));
 	r = tcpshift_bpf__load(skel);
 	if (r) {
 		ts_fail(err, TS_ERR_RUNTIME,

@@ -23,7 +23,8 @@ static const struct {
 	{ "tables", offsetof(struct ts_maps, tables) },
 	{ "backends", offsetof(struct ts_maps, backends) },
 	{ "flows", offsetof(struct ts_maps, flows) },
-	{ "replies", offsetof(struct ts_maps, replies) },
+	{ "half_open", offsetof(struct ts_maps, half_open) },
+	{ "backend_addrs", offsetof(struct ts_maps, backend_addrs) },
 	{ "backend_stats", offsetof(struct ts_maps, backend_stats) },
 	{ "counters", offsetof(struct ts_maps, counters) },
 	{ "settings", offsetof(struct ts_maps, settings) },
@@ -35,7 +36,9 @@ static const char *const counter_names[TS_CNT_MAX] = {
 	[TS_CNT_NO_BACKEND] = "no_backend",
 	[TS_CNT_MALFORMED] = "malformed",
 	[TS_CNT_FRAGMENT] = "fragments",
-	[TS_CNT_REMOVED_BACKEND] = "removed_backend_drops",
+	[TS_CNT_REMOVED_BACKEND] = "removed_backend",
+	[TS_CNT_PROMOTED] = "promoted",
+	[TS_CNT_DRAIN_CLOSED] = "drain_closed",
 };
 
 const char *ts_pin_name(size_t i)
@@ -230,7 +233,7 @@ int ts_count_entries(int map_fd, size_t key_size, __u32 *count)
 	return 0;
 }
 
-int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx)
+static int foreach_flow(int map_fd, ts_flow_cb cb, void *ctx)
 {
 	enum { CHUNK = 4096 };
 	struct ts_flow_key *keys = calloc(CHUNK, sizeof(*keys));
@@ -245,7 +248,7 @@ int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx)
 	}
 	do {
 		count = CHUNK;
-		r = bpf_map_lookup_batch(m->flows, in, &batch, keys, vals, &count, NULL);
+		r = bpf_map_lookup_batch(map_fd, in, &batch, keys, vals, &count, NULL);
 		if (r && errno != ENOENT) {
 			r = -errno;
 			goto out;
@@ -259,4 +262,9 @@ out:
 	free(keys);
 	free(vals);
 	return r;
+}
+
+int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx)
+{
+	return foreach_flow(m->flows, cb, ctx) ?: foreach_flow(m->half_open, cb, ctx);
 }

@@ -353,13 +353,34 @@ __u64 env_counter(struct ts_env *e, enum ts_counter c)
 	return all[c];
 }
 
+/* Pinned flows: established (flows) and half-open (half_open). */
 __u32 env_flow_count(struct ts_env *e)
 {
-	__u32 n = 0;
+	__u32 n = 0, h = 0;
 
 	ASSERT_EQ(ts_count_entries(e->maps.flows, sizeof(struct ts_flow_key), &n), 0,
 		  "ts_count_entries(flows)");
-	return n;
+	ASSERT_EQ(ts_count_entries(e->maps.half_open, sizeof(struct ts_flow_key), &h), 0,
+		  "ts_count_entries(half_open)");
+	return n + h;
+}
+
+/* Which table holds the flow: 1 flows, 2 half_open, 0 none. */
+int env_flow_table(struct ts_env *e, const struct pkt_spec *s)
+{
+	struct ts_flow_key key = {};
+	struct ts_flow flow;
+	int family = strchr(s->src, ':') ? AF_INET6 : AF_INET;
+
+	ASSERT_EQ(inet_pton(family, s->src, key.saddr), 1, "client address");
+	ASSERT_EQ(inet_pton(family, s->dst, key.daddr), 1, "VIP address");
+	key.sport = htons(s->sport);
+	key.dport = htons(s->dport);
+	key.proto = IPPROTO_TCP;
+	key.family = family == AF_INET6 ? TS_AF_INET6 : TS_AF_INET;
+	if (!bpf_map_lookup_elem(e->maps.flows, &key, &flow))
+		return 1;
+	return bpf_map_lookup_elem(e->maps.half_open, &key, &flow) ? 0 : 2;
 }
 
 __u64 env_backend_packets(struct ts_env *e)
@@ -397,7 +418,10 @@ int env_flow_lookup(struct ts_env *e, const struct pkt_spec *s, struct ts_flow *
 	key.dport = htons(s->dport);
 	key.proto = IPPROTO_TCP;
 	key.family = family == AF_INET6 ? TS_AF_INET6 : TS_AF_INET;
-	return bpf_map_lookup_elem(e->maps.flows, &key, flow) ? -1 : 0;
+	/* the data plane looks in flows first, then half_open */
+	if (!bpf_map_lookup_elem(e->maps.flows, &key, flow))
+		return 0;
+	return bpf_map_lookup_elem(e->maps.half_open, &key, flow) ? -1 : 0;
 }
 
 struct pkt_spec spec_with_endpoint(const struct pkt_spec *s, bool dst, const char *ep,
@@ -468,6 +492,42 @@ int expect_forward(struct ts_env *e, const struct pkt_spec *s, const char *const
 	}
 	expect_csums(&out, what);
 	return (int)i;
+}
+
+/*
+ * s (a client packet with ACK) is answered with a RST to the client: the same
+ * frame with Ethernet, IP and port pairs swapped, flags RST, seq = s's ack, out
+ * of the interface it came in on (TC_ACT_REDIRECT), checksums valid.
+ */
+void expect_reset(struct ts_env *e, const struct pkt_spec *s, const char *what)
+{
+	struct pkt_spec rst = *s;
+	struct pkt in, out, want;
+	__u8 mac[6];
+	char msg[160];
+	long at;
+
+	snprintf(msg, sizeof(msg), "%s: verdict (redirect: a RST back to the client)", what);
+	ASSERT_EQ(env_send(e, s, &in, &out), TC_ACT_REDIRECT, msg);
+	rst.src = s->dst;
+	rst.dst = s->src;
+	rst.sport = s->dport;
+	rst.dport = s->sport;
+	rst.flags = PKT_RST;
+	rst.seq = s->ack;
+	ASSERT_EQ(pkt_build(&want, &rst), 0, "pkt_build");
+	memcpy(mac, want.data, 6);
+	memmove(want.data, want.data + 6, 6);
+	memcpy(want.data + 6, mac, 6);
+	at = pkt_diff_ignoring_csums(&out, &want);
+	if (at >= 0) {
+		pkt_dump("got", &out, at);
+		pkt_dump("want", &want, at);
+		fail_msg("%s%s: want a RST from %s:%u to %s:%u with seq %u, byte %ld differs",
+			 test_context_str(), what, s->dst, s->dport, s->src, s->sport, s->ack,
+			 at);
+	}
+	expect_csums(&out, what);
 }
 
 void expect_reply(struct ts_env *e, const struct pkt_spec *s, const char *vip, const char *what)

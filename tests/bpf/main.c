@@ -24,6 +24,7 @@ static const struct {
 	{ "pinning", run_pinning_tests },
 	{ "handsoff", run_handsoff_tests },
 	{ "split", run_split_tests },
+	{ "robust", run_robust_tests },
 };
 
 static bool wanted(const char *name, int argc, char **argv)

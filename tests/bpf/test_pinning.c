@@ -158,7 +158,7 @@ static void removed_backend_drops_pinned_flows(struct ts_env *e, bool v6)
 	struct pkt_spec pinned[2];
 	bool have[2] = { false, false };
 	__u64 before[TS_CNT_MAX], after[TS_CNT_MAX];
-	struct pkt in, out;
+	struct pkt in;
 
 	config_web(e, v6, 1, 1);
 	/* one flow pinned to each backend */
@@ -176,20 +176,23 @@ static void removed_backend_drops_pinned_flows(struct ts_env *e, bool v6)
 
 	env_counters(e, before);
 	env_backend_del(e, web(v6), "v1");
-	ASSERT_EQ(pkt_build(&in, &pinned[0]), 0, "pkt_build");
-	ASSERT_EQ(env_run(e, &in, &out), TC_ACT_SHOT, "ACK of a flow pinned to the removed v1");
-	ASSERT_PKT_EQ(&out, &in, "the dropped packet is not rewritten (not moved to v2)");
+	/* closed, never moved to v2: a RST back to the client (issue 5 policy) */
+	pinned[0].ack = 0x11223344;
+	expect_reset(e, &pinned[0], "ACK of a flow pinned to the removed v1");
 	env_counters(e, after);
 	ASSERT_EQ(after[TS_CNT_REMOVED_BACKEND] - before[TS_CNT_REMOVED_BACKEND], 1,
 		  "removed_backend counter after one packet");
 
 	pinned[0].flags = PKT_PSH | PKT_ACK;
 	pinned[0].payload = "more data";
+	expect_reset(e, &pinned[0], "data of the flow pinned to the removed v1");
+	pinned[0].flags = PKT_RST;
+	pinned[0].payload = NULL;
 	ASSERT_EQ(pkt_build(&in, &pinned[0]), 0, "pkt_build");
-	expect_untouched(e, &in, TC_ACT_SHOT, "data of the flow pinned to the removed v1");
+	expect_untouched(e, &in, TC_ACT_SHOT, "a RST of the flow pinned to the removed v1");
 	env_counters(e, after);
-	ASSERT_EQ(after[TS_CNT_REMOVED_BACKEND] - before[TS_CNT_REMOVED_BACKEND], 2,
-		  "removed_backend counter after two packets");
+	ASSERT_EQ(after[TS_CNT_REMOVED_BACKEND] - before[TS_CNT_REMOVED_BACKEND], 3,
+		  "removed_backend counter after three packets");
 	ASSERT_EQ(after[TS_CNT_NO_BACKEND] - before[TS_CNT_NO_BACKEND], 0, "no_backend counter");
 	ASSERT_EQ(after[TS_CNT_NEW_FLOWS] - before[TS_CNT_NEW_FLOWS], 0,
 		  "new_flows counter: the dropped flow was not pinned again");
@@ -202,7 +205,7 @@ static void removed_backend_drops_pinned_flows(struct ts_env *e, bool v6)
 	pinned[0].flags = PKT_ACK;
 	expect_forward(e, &pinned[0], &to[1], 1, "and its ACK follows the new pin");
 	env_counters(e, after);
-	ASSERT_EQ(after[TS_CNT_REMOVED_BACKEND] - before[TS_CNT_REMOVED_BACKEND], 2,
+	ASSERT_EQ(after[TS_CNT_REMOVED_BACKEND] - before[TS_CNT_REMOVED_BACKEND], 3,
 		  "removed_backend counter after the new connection");
 	ASSERT_EQ(after[TS_CNT_NEW_FLOWS] - before[TS_CNT_NEW_FLOWS], 1,
 		  "new_flows counter after the new connection");

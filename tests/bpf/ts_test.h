@@ -169,6 +169,7 @@ int env_send(struct ts_env *e, const struct pkt_spec *s, struct pkt *in, struct 
 void env_counters(struct ts_env *e, __u64 c[TS_CNT_MAX]);
 __u64 env_counter(struct ts_env *e, enum ts_counter c);
 __u32 env_flow_count(struct ts_env *e);
+int env_flow_table(struct ts_env *e, const struct pkt_spec *s);
 /* Packets counted in backend_stats, over every backend of every service. */
 __u64 env_backend_packets(struct ts_env *e);
 /* The pinned flow of key s (client -> VIP): 0 and *flow, or -1 if none. */
@@ -183,6 +184,10 @@ int expect_forward(struct ts_env *e, const struct pkt_spec *s, const char *const
 		   const char *what);
 /* s (backend -> client) is a reply: TC_ACT_OK, source replaced by vip, checksums valid. */
 void expect_reply(struct ts_env *e, const struct pkt_spec *s, const char *vip, const char *what);
+void expect_reset(struct ts_env *e, const struct pkt_spec *s, const char *what);
+#ifndef TC_ACT_REDIRECT
+#define TC_ACT_REDIRECT	7	/* linux/pkt_cls.h */
+#endif
 /* p comes out byte for byte unchanged, with verdict. */
 void expect_untouched(struct ts_env *e, const struct pkt *p, int verdict, const char *what);
 
@@ -197,5 +202,6 @@ int run_nat_tests(void);
 int run_pinning_tests(void);
 int run_handsoff_tests(void);
 int run_split_tests(void);
+int run_robust_tests(void);
 
 #endif /* TS_TEST_H */
