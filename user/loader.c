@@ -54,68 +54,118 @@ static int prepare_pin_dir(const char *dir, struct ts_err *err)
 	return 0;
 }
 
-static int pinned_settings(const char *pin_dir, struct ts_settings *s, __u32 *max_flows)
+/* The kernel's description of pin_dir/name: 0, or -errno (-ENOENT: no pin). */
+static int pinned_info(const char *pin_dir, const char *name, struct bpf_map_info *info)
 {
-	struct bpf_map_info info = {};
-	__u32 info_len = sizeof(info), zero = 0;
+	__u32 len = sizeof(*info);
 	char path[512];
 	int fd, r = 0;
 
+	memset(info, 0, sizeof(*info));
+	if (pin_path(path, sizeof(path), pin_dir, name))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_get_info_by_fd(fd, info, &len))
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* The pinned settings, when their layout is ours. */
+static int pinned_settings(const char *pin_dir, struct ts_settings *s)
+{
+	struct bpf_map_info info;
+	__u32 zero = 0;
+	char path[512];
+	int fd, r;
+
 	memset(s, 0, sizeof(*s));
-	*max_flows = 0;
+	r = pinned_info(pin_dir, "settings", &info);
+	if (r)
+		return r;
+	if (info.value_size != sizeof(*s))
+		return -EPROTO;
 	if (pin_path(path, sizeof(path), pin_dir, "settings"))
 		return -ENAMETOOLONG;
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -errno;
-	if (bpf_map_lookup_elem(fd, &zero, s))
-		r = -errno;
+	r = bpf_map_lookup_elem(fd, &zero, s) ? -errno : 0;
 	close(fd);
-	if (pin_path(path, sizeof(path), pin_dir, "flows"))
-		return -ENAMETOOLONG;
-	fd = bpf_obj_get(path);
-	if (fd >= 0) {
-		if (!bpf_obj_get_info_by_fd(fd, &info, &info_len))
-			*max_flows = info.max_entries;
-		close(fd);
-	}
 	return r;
+}
+
+/*
+ * Maps pinned by another version with another layout are refused before
+ * anything reads them (libbpf would refuse to reuse them too, with a less
+ * helpful message); the ABI version in settings catches a change of meaning
+ * that kept the sizes.
+ */
+static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
+			       struct ts_err *err)
+{
+	struct ts_settings s;
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, skel->obj) {
+		struct bpf_map_info info;
+
+		if (pinned_info(pin_dir, bpf_map__name(map), &info))
+			continue;
+		if (info.type == bpf_map__type(map) &&
+		    info.key_size == bpf_map__key_size(map) &&
+		    info.value_size == bpf_map__value_size(map) &&
+		    info.max_entries == bpf_map__max_entries(map) &&
+		    info.map_flags == bpf_map__map_flags(map))
+			continue;
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "pinned map %s/%s has another layout (key %u, value %u bytes, %u "
+			       "entries; this tcpshift expects %u, %u, %u): it was written by "
+			       "another version; 'tcpshift unload' first (pinned flows are lost)",
+			       pin_dir, bpf_map__name(map), info.key_size, info.value_size,
+			       info.max_entries, bpf_map__key_size(map), bpf_map__value_size(map),
+			       bpf_map__max_entries(map));
+	}
+	if (!pinned_settings(pin_dir, &s) && s.abi_version && s.abi_version != TS_ABI_VERSION)
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "the maps in %s have layout version %u, this tcpshift has %u: "
+			       "'tcpshift unload' first (pinned flows are lost)",
+			       pin_dir, s.abi_version, TS_ABI_VERSION);
+	return 0;
 }
 
 struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = o->pin_dir);
 	__u32 max_flows = o->max_flows ? o->max_flows : TS_DEFAULT_MAX_FLOWS;
-	struct ts_settings old, cur;
 	struct tcpshift_bpf *skel;
-	__u32 old_max_flows, zero = 0;
+	struct bpf_map_info flows;
+	struct ts_settings cur;
+	__u32 zero = 0;
 	int r;
-
-	if (!pinned_settings(o->pin_dir, &old, &old_max_flows) && old.abi_version) {
-		if (old.abi_version != TS_ABI_VERSION) {
-			ts_fail(err, TS_ERR_RUNTIME,
-				"the maps in %s have layout %u, this tcpshift has %u: "
-				"'tcpshift unload' first (flows are lost)",
-				o->pin_dir, old.abi_version, TS_ABI_VERSION);
-			return NULL;
-		}
-		if (o->max_flows && o->max_flows != old_max_flows) {
-			ts_fail(err, TS_ERR_USAGE,
-				"--max-flows %u differs from the loaded %u: the flow table cannot be "
-				"resized in place; 'tcpshift unload' first",
-				o->max_flows, old_max_flows);
-			return NULL;
-		}
-		max_flows = old_max_flows;
-	}
 
 	skel = tcpshift_bpf__open_opts(&open_opts);
 	if (!skel) {
 		ts_fail(err, TS_ERR_RUNTIME, "cannot open the BPF object: %s", strerror(errno));
 		return NULL;
 	}
+	/* An upgrade keeps the flow table's size. */
+	if (!pinned_info(o->pin_dir, "flows", &flows)) {
+		if (o->max_flows && o->max_flows != flows.max_entries) {
+			ts_fail(err, TS_ERR_USAGE,
+				"--max-flows %u differs from the loaded %u: the flow table cannot be "
+				"resized in place; 'tcpshift unload' first",
+				o->max_flows, flows.max_entries);
+			goto fail;
+		}
+		max_flows = flows.max_entries;
+	}
 	bpf_map__set_max_entries(skel->maps.flows, max_flows);
 	bpf_map__set_max_entries(skel->maps.half_open, TS_HALF_OPEN_SIZE(max_flows));
+	if (check_pinned_layout(skel, o->pin_dir, err))
+		goto fail;
 	r = tcpshift_bpf__load(skel);
 	if (r) {
 		ts_fail(err, TS_ERR_RUNTIME,
@@ -246,7 +296,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 {
 	struct ts_settings old = {}, next = {};
 	struct tcpshift_bpf *skel = NULL;
-	__u32 zero = 0, old_max_flows;
+	__u32 zero = 0;
 	int prog_fd, lock_fd = -1, r;
 
 	r = ts_check_root(err);
@@ -275,11 +325,14 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", o->pin_dir, strerror(errno));
 		goto out;
 	}
-	pinned_settings(o->pin_dir, &old, &old_max_flows);
-
 	skel = ts_bpf_open_load(o, err);
 	if (!skel) {
 		r = -err->status;
+		goto out;
+	}
+	/* the devices attached before (ts_bpf_open_load keeps them) */
+	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &old, sizeof(old), 0)) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read settings: %s", strerror(errno));
 		goto out;
 	}
 	prog_fd = ts_bpf_prog_fd(skel);
@@ -304,10 +357,6 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		if (find_ifindex(&next, old.ifindex[i]) < 0)
 			detach_dev((int)old.ifindex[i], old.dev_flags[i] & TS_DEV_F_OWN_CLSACT);
 
-	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &old, sizeof(old), 0)) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read settings: %s", strerror(errno));
-		goto out;
-	}
 	next.abi_version = old.abi_version;
 	next.seed = old.seed;
 	if (bpf_map__update_elem(skel->maps.settings, &zero, sizeof(zero), &next, sizeof(next),
@@ -328,7 +377,6 @@ out:
 int ts_unload(const char *pin_dir, struct ts_err *err)
 {
 	struct ts_settings s;
-	__u32 max_flows;
 	char path[512];
 	struct stat st;
 	int r, lock_fd;
@@ -348,7 +396,7 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 		goto out;
 	}
 	/* Detach first, so no packet meets a program whose maps are gone. */
-	if (!pinned_settings(pin_dir, &s, &max_flows))
+	if (!pinned_settings(pin_dir, &s))
 		for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++)
 			detach_dev((int)s.ifindex[i], s.dev_flags[i] & TS_DEV_F_OWN_CLSACT);
 	for (size_t i = 0; ts_pin_name(i); i++)
