@@ -15,7 +15,8 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 
 DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
-		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq ethtool
+		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq ethtool \
+		man-db groff-base ncat libclang-rt-14-dev
 
 CFLAGS   ?= -g -O2
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -24,7 +25,7 @@ LDLIBS   += -lbpf -lelf -lz -ljson-c
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -I$(OUTPUT) -Iinclude -Ibpf
 
-LIB_SRCS := user/parse.c user/maglev.c user/maps.c user/config.c user/loader.c
+LIB_SRCS := user/parse.c user/maglev.c user/maps.c user/config.c user/loader.c user/pick.c
 CMD_SRCS := $(wildcard user/cmd_*.c) user/cli.c user/main.c
 LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
 CMD_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
@@ -105,22 +106,26 @@ $(TEST_BPF): $(wildcard tests/bpf/*.c tests/bpf/*.h) $(OUTPUT)/libtcpshift.a | $
 	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(filter %.c,$^) $(OUTPUT)/libtcpshift.a $(LDLIBS) -lcmocka -o $@
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF)
+	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE)
 	$(Q)tests/run.sh
 
 test-unit test-bpf test-e2e: deps
-	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF)
+	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE)
 	$(Q)tests/run.sh $(@:test-%=%)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)tools/demo.sh
+	$(Q)INTERACTIVE=$(INTERACTIVE) tools/demo.sh
 
 install: all
 	install -D -m 0755 $(OUTPUT)/tcpshift $(DESTDIR)$(PREFIX)/sbin/tcpshift
+	install -D -m 0644 doc/tcpshift.8 $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8
+	install -D -m 0644 contrib/bash-completion/tcpshift \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/sbin/tcpshift
+	rm -f $(DESTDIR)$(PREFIX)/sbin/tcpshift $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift
 
 format:
 	clang-format -i bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/*/*.c tools/*.c
@@ -128,5 +133,27 @@ format:
 clean:
 	$(call msg,CLEAN,$(OUTPUT))
 	$(Q)rm -rf $(OUTPUT)
+
+# ---- fuzzing -----------------------------------------------------------------
+# The parsers built from source with the sanitizers (not from libtcpshift.a),
+# so that AddressSanitizer and UBSan see their code. `make fuzz` runs the
+# target for FUZZ_SECONDS, keeping what it learns in $(OUTPUT)/fuzz/corpus
+# (seeded from tests/fuzz/corpus) and any crash in $(OUTPUT)/fuzz/.
+FUZZ_PARSE   := $(OUTPUT)/tests/fuzz_parse
+FUZZ_SECONDS ?= 300
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser
+
+.PHONY: fuzz
+$(FUZZ_PARSE): tests/fuzz/fuzz_parse.c user/parse.c $(HEADERS) | $(OUTPUT)/tests
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_PARSE)
+	$(Q)mkdir -p $(OUTPUT)/fuzz/corpus
+	$(Q)$(FUZZ_PARSE) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+		-dict=tests/fuzz/fuzz_parse.dict -artifact_prefix=$(OUTPUT)/fuzz/ \
+		$(OUTPUT)/fuzz/corpus tests/fuzz/corpus
 
 FORCE:

@@ -23,7 +23,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by `tcpshift pick`, which runs this program on a crafted SYN to learn
- * the pick: no map is written. */
+ * the pick of the current table: no pin is read, no map is written. */
 const volatile bool dry_run = false;
 
 static __always_inline void ts_count(__u32 counter)
@@ -159,8 +159,9 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 	struct ts_flow *flow;
 	__u32 id;
 
-	flow = bpf_map_lookup_elem(&flows, &p->key);
-	if (!flow) {
+	/* pick (dry_run) asks what a new flow gets: the table, not a pin */
+	flow = dry_run ? NULL : bpf_map_lookup_elem(&flows, &p->key);
+	if (!flow && !dry_run) {
 		flow = bpf_map_lookup_elem(&half_open, &p->key);
 		half_opened = flow != NULL;
 	}

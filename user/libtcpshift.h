@@ -150,6 +150,18 @@ int ts_weights_set(struct ts_maps *m, const char *service, char (*names)[TS_NAME
 int ts_backend_drain(struct ts_maps *m, const char *service, const char *name,
 		     __u64 timeout_ns, struct ts_err *err);
 
+/* ---- pick.c: the data plane's pick for a new flow ------------------------ */
+
+struct ts_picker;
+
+int ts_picker_open(struct ts_picker **p, const struct ts_maps *m, const char *service,
+		   struct ts_err *err);
+/* *backend: the backend a new flow from client gets now, NULL when the
+ * service has no backend of weight > 0 (the SYN would be dropped). */
+int ts_picker_pick(struct ts_picker *p, const struct ts_endpoint *client,
+		   const struct ts_backend_cfg **backend, struct ts_err *err);
+void ts_picker_close(struct ts_picker *p);
+
 /* ---- loader.c: program load, attach, detach ----------------------------- */
 
 struct tcpshift_bpf;
@@ -166,6 +178,9 @@ struct ts_load_opts {
 /* Load the object with maps pinned under pin_dir (reused when present),
  * write settings; no attach. For tests and `load`. */
 struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err);
+/* The same object with dry_run set, on the pinned maps of a loaded gateway:
+ * its verdicts show the current table's picks, and it writes no map. */
+struct tcpshift_bpf *ts_bpf_open_dry_run(const char *pin_dir, struct ts_err *err);
 void ts_bpf_destroy(struct tcpshift_bpf *skel);
 int ts_bpf_prog_fd(struct tcpshift_bpf *skel);
 int ts_load(const struct ts_load_opts *o, struct ts_err *err);

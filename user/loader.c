@@ -136,14 +136,14 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
 	return 0;
 }
 
-struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err)
+/* Open and load the object with its maps pinned under pin_dir (reused when
+ * there). max_flows 0: keep the pinned size, or the default. */
+static struct tcpshift_bpf *open_load(const char *pin_dir, __u32 max_flows, bool dry_run,
+				      struct ts_err *err)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = o->pin_dir);
-	__u32 max_flows = o->max_flows ? o->max_flows : TS_DEFAULT_MAX_FLOWS;
+	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir);
 	struct tcpshift_bpf *skel;
 	struct bpf_map_info flows;
-	struct ts_settings cur;
-	__u32 zero = 0;
 	int r;
 
 	skel = tcpshift_bpf__open_opts(&open_opts);
@@ -152,28 +152,50 @@ struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_er
 		return NULL;
 	}
 	/* An upgrade keeps the flow table's size. */
-	if (!pinned_info(o->pin_dir, "flows", &flows)) {
-		if (o->max_flows && o->max_flows != flows.max_entries) {
+	if (!pinned_info(pin_dir, "flows", &flows)) {
+		if (max_flows && max_flows != flows.max_entries) {
 			ts_fail(err, TS_ERR_USAGE,
 				"--max-flows %u differs from the loaded %u: the flow table cannot be "
 				"resized in place; 'tcpshift unload' first",
-				o->max_flows, flows.max_entries);
+				max_flows, flows.max_entries);
 			goto fail;
 		}
 		max_flows = flows.max_entries;
 	}
+	if (!max_flows)
+		max_flows = TS_DEFAULT_MAX_FLOWS;
 	bpf_map__set_max_entries(skel->maps.flows, max_flows);
 	bpf_map__set_max_entries(skel->maps.half_open, TS_HALF_OPEN_SIZE(max_flows));
-	if (check_pinned_layout(skel, o->pin_dir, err))
+	skel->rodata->dry_run = dry_run;
+	if (check_pinned_layout(skel, pin_dir, err))
 		goto fail;
 	r = tcpshift_bpf__load(skel);
 	if (r) {
 		ts_fail(err, TS_ERR_RUNTIME,
 			"cannot load the BPF program and maps under %s: %s (run with -v for "
 			"libbpf's log)",
-			o->pin_dir, strerror(-r));
+			pin_dir, strerror(-r));
 		goto fail;
 	}
+	return skel;
+fail:
+	tcpshift_bpf__destroy(skel);
+	return NULL;
+}
+
+struct tcpshift_bpf *ts_bpf_open_dry_run(const char *pin_dir, struct ts_err *err)
+{
+	return open_load(pin_dir, 0, true, err);
+}
+
+struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err)
+{
+	struct tcpshift_bpf *skel = open_load(o->pin_dir, o->max_flows, false, err);
+	struct ts_settings cur;
+	__u32 zero = 0;
+
+	if (!skel)
+		return NULL;
 	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
 		ts_fail(err, TS_ERR_RUNTIME, "cannot read settings: %s", strerror(errno));
 		goto fail;

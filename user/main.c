@@ -19,6 +19,7 @@ static const struct {
 	{ "load", cmd_load },	  { "unload", cmd_unload }, { "status", cmd_status },
 	{ "service", cmd_service }, { "backend", cmd_backend }, { "weight", cmd_weight },
 	{ "drain", cmd_drain },	  { "flows", cmd_flows },   { "stats", cmd_stats },
+	{ "pick", cmd_pick },
 };
 
 static const char usage[] =
@@ -35,8 +36,9 @@ static const char usage[] =
 	"  backend add SERVICE NAME ADDR:PORT [--weight W] | backend del SERVICE NAME\n"
 	"  weight SERVICE NAME=W [NAME=W...]   change weights in one atomic switch\n"
 	"  drain SERVICE NAME [--timeout DUR]  weight 0: no new flows, old ones stay\n"
-	"  flows [SERVICE] [--backend NAME]    pinned flows\n"
+	"  flows [SERVICE] [--backend NAME] [--state STATE]   pinned flows\n"
 	"  stats [SERVICE]                     per-backend weights, shares and traffic\n"
+	"  pick SERVICE CLIENT:PORT...         the backend a new connection gets now\n"
 	"\n"
 	"Global options:\n"
 	"  --pin-dir DIR   maps live under DIR (default /sys/fs/bpf/tcpshift,\n"

@@ -25,6 +25,7 @@ static const struct {
 	{ "handsoff", run_handsoff_tests },
 	{ "split", run_split_tests },
 	{ "robust", run_robust_tests },
+	{ "pick", run_pick_tests },
 };
 
 static bool wanted(const char *name, int argc, char **argv)

@@ -203,5 +203,6 @@ int run_pinning_tests(void);
 int run_handsoff_tests(void);
 int run_split_tests(void);
 int run_robust_tests(void);
+int run_pick_tests(void);
 
 #endif /* TS_TEST_H */
