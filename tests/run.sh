@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Runs the test layers (default: unit bpf e2e) and ends with "N passed, M failed".
-# unit and bpf are cmocka programs; e2e scripts print "PASS: name" / "FAIL: name".
+# Runs the test layers (default: unit bpf fuzz e2e) and ends with "N passed, M failed".
+# unit and bpf are cmocka programs; e2e scripts print "PASS: name" / "FAIL: name";
+# fuzz runs the parsers' libFuzzer target for FUZZ_TEST_SECONDS (default 12).
 set -u
 cd "$(dirname "$0")/.."
-layers=("${@:-unit bpf e2e}")
+layers=("${@:-unit bpf fuzz e2e}")
 read -r -a layers <<<"${layers[*]}"
 passed=0 failed=0
 log=$(mktemp); trap 'rm -f "$log"' EXIT
@@ -23,6 +24,27 @@ for layer in "${layers[@]}"; do
 	unit|bpf)
 		build/tests/test_$layer 2>&1 | tee "$log"
 		count_cmocka "$layer"
+		;;
+	fuzz)
+		# A short run from the seed corpus; `make fuzz` runs longer.
+		corpus=$(mktemp -d)
+		timeout 300 build/tests/fuzz_parse -max_total_time="${FUZZ_TEST_SECONDS:-12}" \
+			-timeout=10 -print_final_stats=1 -dict=tests/fuzz/fuzz_parse.dict \
+			-artifact_prefix="$corpus/" "$corpus" tests/fuzz/corpus >"$log" 2>&1
+		rc=$?
+		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+		if [ "$rc" -eq 0 ]; then
+			echo "PASS: fuzz parsers (${runs:-?} runs)"; passed=$((passed + 1))
+		else
+			# the finding: libFuzzer's report and the input, saved for replay
+			tail -n 40 "$log"
+			mkdir -p build/fuzz && cp "$corpus"/crash-* "$corpus"/leak-* "$corpus"/timeout-* \
+				build/fuzz/ 2>/dev/null
+			echo "FAIL: fuzz parsers (exit $rc; inputs in build/fuzz/, replay with" \
+				"build/tests/fuzz_parse FILE)"
+			failed=$((failed + 1))
+		fi
+		rm -rf "$corpus"
 		;;
 	e2e)
 		for t in tests/e2e/test_*.sh; do
