@@ -66,8 +66,8 @@ $(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests:
 
 # vmlinux.h is regenerated every build but replaced only when it changed.
 $(OUTPUT)/vmlinux.h: FORCE | $(OUTPUT)
-	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp
-	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; echo "  GEN      $@"; fi
+	$(Q)tmp=$@.$$$$.tmp; $(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $$tmp && \
+	if cmp -s $$tmp $@; then rm -f $$tmp; else mv $$tmp $@; echo "  GEN      $@"; fi
 
 $(OUTPUT)/tcpshift.bpf.o: bpf/tcpshift.bpf.c $(BPF_HDRS) $(OUTPUT)/vmlinux.h | $(OUTPUT)
 	$(call msg,BPF,$@)

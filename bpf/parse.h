@@ -12,6 +12,7 @@
 #define IP_MF		0x2000	/* linux/ip.h: more fragments */
 #define IP_OFFSET	0x1FFF
 #define NEXTHDR_FRAGMENT 44	/* net/ipv6.h */
+#define NEXTHDR_ICMP	58	/* net/ipv6.h */
 #define TC_ACT_OK	0	/* linux/pkt_cls.h */
 #define TC_ACT_SHOT	2
 
@@ -28,6 +29,7 @@ enum ts_parse_result {
 	TS_PARSE_OTHER,		/* not IPv4/IPv6 TCP: not ours */
 	TS_PARSE_MALFORMED,	/* truncated or invalid IPv4/IPv6/TCP headers */
 	TS_PARSE_FRAGMENT,	/* IP fragment carrying TCP */
+	TS_PARSE_ICMP,		/* ICMP or ICMPv6: key.family set, nothing else */
 };
 
 struct ts_pkt {
@@ -65,6 +67,10 @@ static __always_inline int ts_parse_ipv4(void *data, void *data_end, struct ts_p
 
 	if ((void *)(ip + 1) > data_end)
 		return TS_PARSE_MALFORMED;
+	if (ip->protocol == IPPROTO_ICMP) {
+		p->key.family = TS_AF_INET;
+		return TS_PARSE_ICMP;
+	}
 	if (ip->protocol != IPPROTO_TCP)
 		return TS_PARSE_OTHER;
 	ihl = ip->ihl * 4;
@@ -98,6 +104,10 @@ static __always_inline int ts_parse_ipv6(void *data, void *data_end, struct ts_p
 		if ((void *)(frag_next + 1) > data_end)
 			return TS_PARSE_MALFORMED;
 		return *frag_next == IPPROTO_TCP ? TS_PARSE_FRAGMENT : TS_PARSE_OTHER;
+	}
+	if (ip6->nexthdr == NEXTHDR_ICMP) {
+		p->key.family = TS_AF_INET6;
+		return TS_PARSE_ICMP;
 	}
 	/* Extension headers other than a fragment header are not parsed:
 	 * such packets are not ours and pass untouched. */

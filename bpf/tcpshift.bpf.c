@@ -18,6 +18,7 @@
 #include "parse.h"
 #include "nat.h"
 #include "reset.h"
+#include "icmp.h"
 #include "maps.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -258,6 +259,66 @@ static __always_inline int ts_reply(struct __sk_buff *skb, const struct ts_pkt *
 	return TC_ACT_OK;
 }
 
+static __always_inline bool ts_addr_eq(const __be32 *a, const __be32 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
+/* An ICMP error about a NATed flow: see icmp.h. */
+static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
+{
+	struct ts_endpoint_key key = { .proto = IPPROTO_TCP, .family = family };
+	struct ts_flow_key fkey = { .proto = IPPROTO_TCP, .family = family };
+	struct ts_backend *be = NULL;
+	struct ts_service *svc;
+	struct ts_reply *reply;
+	struct ts_flow *flow;
+	struct ts_icmp m = {};
+	__u32 id;
+
+	/* an error goes to the source of the packet it quotes: else not ours */
+	if (!ts_icmp_parse(skb, family, &m) || !ts_addr_eq(m.outer_daddr, m.in_saddr))
+		return TC_ACT_OK;
+
+	/* about a packet to a backend: toward the client */
+	__builtin_memcpy(key.addr, m.in_daddr, sizeof(key.addr));
+	key.port = m.in_dport;
+	reply = bpf_map_lookup_elem(&backend_addrs, &key);
+	if (reply) {
+		bool from_backend = ts_addr_eq(m.outer_saddr, m.in_daddr);
+
+		if (ts_icmp_rewrite(skb, &m, false, reply->vip, reply->vport, true,
+				    from_backend ? reply->vip : NULL))
+			return TC_ACT_SHOT;
+		ts_count(TS_CNT_ICMP);
+		return TC_ACT_OK;
+	}
+
+	/* about a reply from a VIP: toward the flow's backend */
+	__builtin_memcpy(key.addr, m.in_saddr, sizeof(key.addr));
+	key.port = m.in_sport;
+	svc = bpf_map_lookup_elem(&services, &key);
+	if (!svc)
+		return TC_ACT_OK;
+	__builtin_memcpy(fkey.saddr, m.in_daddr, sizeof(fkey.saddr));
+	__builtin_memcpy(fkey.daddr, m.in_saddr, sizeof(fkey.daddr));
+	fkey.sport = m.in_dport;
+	fkey.dport = m.in_sport;
+	flow = bpf_map_lookup_elem(&flows, &fkey);
+	if (!flow)
+		flow = bpf_map_lookup_elem(&half_open, &fkey);
+	if (flow)
+		be = ts_pinned_backend(flow);
+	else
+		be = ts_pick(svc, &fkey, &id);
+	if (!be)
+		return TC_ACT_OK;
+	if (ts_icmp_rewrite(skb, &m, true, be->addr, be->port, false, be->addr))
+		return TC_ACT_SHOT;
+	ts_count(TS_CNT_ICMP);
+	return TC_ACT_OK;
+}
+
 SEC("tc")
 int tcpshift_tc(struct __sk_buff *skb)
 {
@@ -274,6 +335,8 @@ int tcpshift_tc(struct __sk_buff *skb)
 	case TS_PARSE_FRAGMENT:
 		ts_count(TS_CNT_FRAGMENT);
 		return TC_ACT_OK;
+	case TS_PARSE_ICMP:
+		return ts_icmp(skb, p.key.family);
 	default:
 		return TC_ACT_OK;
 	}

@@ -177,6 +177,7 @@ enum ts_counter {
 	TS_CNT_PROMOTED,		/* half-open flows promoted to flows by the client's ACK */
 	TS_CNT_DRAIN_CLOSED,		/* packets of flows past their backend's drain deadline:
 					 * answered with a RST to the client */
+	TS_CNT_ICMP,			/* ICMP errors about NATed flows, translated */
 	TS_CNT_MAX,
 };
 

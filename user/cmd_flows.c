@@ -13,7 +13,7 @@ static const char help[] =
 	"name and address, age and idle time in seconds (idle to within 1 s), and TCP\n"
 	"state (syn, established, closing, closed, midstream = pinned from a non-SYN\n"
 	"packet). backend_state is removed when the flow's backend was removed: its\n"
-	"packets are dropped.\n"
+	"next packet is answered with a TCP RST, never sent to another backend.\n"
 	"\n"
 	"  --backend NAME   only flows pinned to backend NAME\n"
 	"  --state STATE    only flows in TCP state STATE\n"

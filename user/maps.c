@@ -39,6 +39,7 @@ static const char *const counter_names[TS_CNT_MAX] = {
 	[TS_CNT_REMOVED_BACKEND] = "removed_backend",
 	[TS_CNT_PROMOTED] = "promoted",
 	[TS_CNT_DRAIN_CLOSED] = "drain_closed",
+	[TS_CNT_ICMP] = "icmp_translated",
 };
 
 const char *ts_pin_name(size_t i)

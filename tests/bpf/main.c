@@ -2,7 +2,7 @@
 /*
  * test_bpf: the real tcpshift BPF object under BPF_PROG_TEST_RUN.
  *
- *   test_bpf [GROUP...]      groups: pkt nat pinning handsoff split (default: all)
+ *   test_bpf [GROUP...]      groups: pkt nat pinning handsoff split fuzz (default: all)
  *
  * Needs root (BPF, bpffs). Each test loads the object with its maps pinned in
  * its own directory /sys/fs/bpf/tcpshift-test-<pid>, and removes it after.
@@ -15,6 +15,8 @@
 
 #include "ts_test.h"
 
+int run_fuzz_tests(void);	/* test_fuzz.c */
+
 static const struct {
 	const char *name;
 	int (*run)(void);
@@ -24,8 +26,10 @@ static const struct {
 	{ "pinning", run_pinning_tests },
 	{ "handsoff", run_handsoff_tests },
 	{ "split", run_split_tests },
+	{ "fuzz", run_fuzz_tests },
 	{ "robust", run_robust_tests },
 	{ "pick", run_pick_tests },
+	{ "icmp", run_icmp_tests },
 };
 
 static bool wanted(const char *name, int argc, char **argv)
@@ -51,7 +55,7 @@ int main(int argc, char **argv)
 			known |= !strcmp(argv[i], groups[g].name);
 		if (!known) {
 			fprintf(stderr, "test_bpf: unknown group '%s': give pkt, nat, "
-					"pinning, handsoff or split\n", argv[i]);
+					"pinning, handsoff, split or fuzz\n", argv[i]);
 			return 2;
 		}
 	}

@@ -204,5 +204,6 @@ int run_handsoff_tests(void);
 int run_split_tests(void);
 int run_robust_tests(void);
 int run_pick_tests(void);
+int run_icmp_tests(void);
 
 #endif /* TS_TEST_H */
