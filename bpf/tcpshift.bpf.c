@@ -19,6 +19,7 @@
 #include "nat.h"
 #include "reset.h"
 #include "icmp.h"
+#include "forward.h"
 #include "maps.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -26,6 +27,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by `tcpshift pick`, which runs this program on a crafted SYN to learn
  * the pick of the current table: no pin is read, no map is written. */
 const volatile bool dry_run = false;
+
+/* load --forward fib: rewritten packets go straight to their egress device
+ * (forward.h); else the stack routes them. */
+const volatile bool forward_fib = false;
 
 static __always_inline void ts_count(__u32 counter)
 {
@@ -224,6 +229,8 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 	}
 	if (ts_rewrite(skb, p, true, be->addr, be->port))
 		return TC_ACT_SHOT;
+	if (forward_fib && !dry_run)
+		return ts_fib_forward(skb, p, p->key.saddr, be->addr, p->key.sport, be->port);
 	return TC_ACT_OK;
 }
 
@@ -256,6 +263,9 @@ static __always_inline int ts_reply(struct __sk_buff *skb, const struct ts_pkt *
 	if (ts_rewrite(skb, p, false, reply->vip, reply->vport))
 		return TC_ACT_SHOT;
 	ts_count_backend(id, skb->len, false);
+	if (forward_fib)
+		return ts_fib_forward(skb, p, reply->vip, p->key.daddr, reply->vport,
+				      p->key.dport);
 	return TC_ACT_OK;
 }
 

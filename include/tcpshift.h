@@ -185,12 +185,16 @@ enum ts_dev_flags {
 	TS_DEV_F_OWN_CLSACT	= 1,	/* `load` created the clsact qdisc: `unload` removes it */
 };
 
+enum ts_settings_flags {
+	TS_SETTINGS_F_FORWARD_FIB = 1,	/* load --forward fib */
+};
+
 /* settings: array with one entry, written by `load` */
 struct ts_settings {
 	__u32	abi_version;	/* TS_ABI_VERSION of the writer */
 	__u32	seed;		/* flow hash seed (invariant 6) */
 	__u32	ndevices;
-	__u32	pad;
+	__u32	flags;		/* enum ts_settings_flags */
 	__u32	ifindex[TS_MAX_DEVICES];	/* devices `load` attached to */
 	__u32	dev_flags[TS_MAX_DEVICES];	/* enum ts_dev_flags, per ifindex[] */
 };

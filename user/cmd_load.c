@@ -2,6 +2,7 @@
 /* tcpshift load */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -20,6 +21,11 @@ static const char help[] =
 	"  --max-flows N    size of the flow table (default 262144; fixed while loaded)\n"
 	"  --seed N         flow hash seed (default 0x7c5f5eed); gateways behind one ECMP\n"
 	"                   group need the same seed to pick the same backends\n"
+	"  --forward MODE   stack (default): rewritten packets are routed by the kernel's\n"
+	"                   stack (netfilter FORWARD sees them); fib: tcpshift forwards\n"
+	"                   them itself after a FIB lookup, bypassing netfilter, falling\n"
+	"                   back to the stack when the FIB cannot answer. Kept by an\n"
+	"                   upgrade unless given again.\n"
 	"\n"
 	"Example:\n"
 	"  tcpshift load --dev eth0 --dev eth1\n";
@@ -30,11 +36,12 @@ int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 		{ "dev", required_argument, NULL, 'd' },
 		{ "max-flows", required_argument, NULL, 'm' },
 		{ "seed", required_argument, NULL, 's' },
+		{ "forward", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	const char *devs[TS_MAX_DEVICES];
-	struct ts_load_opts o = { .pin_dir = ctx->pin_dir, .devs = devs };
+	struct ts_load_opts o = { .pin_dir = ctx->pin_dir, .devs = devs, .forward_fib = -1 };
 	struct ts_err err;
 	char *end;
 	int c;
@@ -57,6 +64,12 @@ int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 				return cli_usage(argv[0], "--seed '%s' is not a 32-bit number",
 						 optarg);
 			o.seed_set = true;
+			break;
+		case 'f':
+			if (strcmp(optarg, "fib") && strcmp(optarg, "stack"))
+				return cli_usage(argv[0], "--forward '%s': give fib or stack",
+						 optarg);
+			o.forward_fib = !strcmp(optarg, "fib");
 			break;
 		case CLI_HELP_DONE:
 			return 0;

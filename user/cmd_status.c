@@ -67,10 +67,13 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	mo = json_object_new_object();
 	json_object_object_add(root, "pin_dir", json_object_new_string(ctx->pin_dir));
 	json_object_object_add(root, "seed", json_object_new_int64(s.seed));
+	json_object_object_add(root, "forward", json_object_new_string(
+		s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack"));
 	json_object_object_add(root, "devices", devs);
 	json_object_object_add(root, "maps", mo);
 	if (!ctx->json)
-		printf("pin dir   %s\nseed      0x%08x\ndevices\n", ctx->pin_dir, s.seed);
+		printf("pin dir   %s\nseed      0x%08x\nforward   %s\ndevices\n", ctx->pin_dir,
+		       s.seed, s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack");
 	for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++) {
 		char name[IF_NAMESIZE] = "?";
 		__u32 prog = ts_attached_prog((int)s.ifindex[i]);

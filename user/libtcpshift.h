@@ -173,6 +173,7 @@ struct ts_load_opts {
 	__u32		max_flows;	/* 0: keep the loaded value, or the default */
 	__u32		seed;
 	bool		seed_set;	/* else keep the loaded seed, or the default */
+	int		forward_fib;	/* 1 fib, 0 stack, -1 keep the loaded mode (stack) */
 };
 
 /* Load the object with maps pinned under pin_dir (reused when present),

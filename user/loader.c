@@ -139,8 +139,9 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
 /* Open and load the object with its maps pinned under pin_dir (reused when
  * there). max_flows 0: keep the pinned size, or the default. */
 static struct tcpshift_bpf *open_load(const char *pin_dir, __u32 max_flows, bool dry_run,
-				      struct ts_err *err)
+				      int forward_fib, struct ts_err *err)
 {
+	struct ts_settings loaded;
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir);
 	struct tcpshift_bpf *skel;
 	struct bpf_map_info flows;
@@ -169,6 +170,10 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, __u32 max_flows, bool
 	skel->rodata->dry_run = dry_run;
 	if (check_pinned_layout(skel, pin_dir, err))
 		goto fail;
+	if (forward_fib < 0)
+		forward_fib = !pinned_settings(pin_dir, &loaded) &&
+			      (loaded.flags & TS_SETTINGS_F_FORWARD_FIB);
+	skel->rodata->forward_fib = forward_fib;
 	r = tcpshift_bpf__load(skel);
 	if (r) {
 		ts_fail(err, TS_ERR_RUNTIME,
@@ -185,12 +190,12 @@ fail:
 
 struct tcpshift_bpf *ts_bpf_open_dry_run(const char *pin_dir, struct ts_err *err)
 {
-	return open_load(pin_dir, 0, true, err);
+	return open_load(pin_dir, 0, true, -1, err);
 }
 
 struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err)
 {
-	struct tcpshift_bpf *skel = open_load(o->pin_dir, o->max_flows, false, err);
+	struct tcpshift_bpf *skel = open_load(o->pin_dir, o->max_flows, false, o->forward_fib, err);
 	struct ts_settings cur;
 	__u32 zero = 0;
 
@@ -205,6 +210,8 @@ struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_er
 	if (o->seed_set)
 		cur.seed = o->seed;
 	cur.abi_version = TS_ABI_VERSION;
+	cur.flags = skel->rodata->forward_fib ? cur.flags | TS_SETTINGS_F_FORWARD_FIB
+					      : cur.flags & ~TS_SETTINGS_F_FORWARD_FIB;
 	if (bpf_map__update_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
 		ts_fail(err, TS_ERR_RUNTIME, "cannot write settings: %s", strerror(errno));
 		goto fail;
@@ -381,6 +388,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 
 	next.abi_version = old.abi_version;
 	next.seed = old.seed;
+	next.flags = old.flags;
 	if (bpf_map__update_elem(skel->maps.settings, &zero, sizeof(zero), &next, sizeof(next),
 				 0)) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot write settings: %s", strerror(errno));

@@ -271,7 +271,8 @@ e2e_load() {
 		args+=(--dev "$dev")
 	done
 	E2E_LOADED=1
-	must "tcpshift load" ts load "${args[@]}"
+	# shellcheck disable=SC2086 # E2E_LOAD_ARGS: extra load options, word-split
+	must "tcpshift load" ts load "${args[@]}" ${E2E_LOAD_ARGS:-}
 }
 
 # e2e_service NAME VIP W1 W2: service NAME at VIP with backends v1 and v2 of
