@@ -15,7 +15,12 @@
  *      fragment), and only its destination changed, to a backend of the
  *      service of its VIP:port that is not removed (forward), or only its
  *      source, to the VIP:port of its backend's service (reply); IP and TCP
- *      checksums verify if they did, and a wrong one stays as wrong;
+ *      checksums verify if they did, and a wrong one stays as wrong; an ICMP
+ *      error about one of our endpoints may be translated instead: only the
+ *      outer addresses and the quoted TCP header's addresses and ports (and
+ *      checksums, kept as above) change, a quoted backend endpoint to its
+ *      VIP:port or a VIP:port to one of its backends, an outer address only
+ *      together with the quoted one it stands for, nothing past the datagram;
  *  (c) the verdict is TC_ACT_OK or TC_ACT_SHOT, or TC_ACT_REDIRECT for a
  *      client's packet once some backend is removed or past its drain
  *      deadline, and then the output is a well-formed RST from that VIP:port
@@ -53,7 +58,6 @@
 #define FUZZ_DEFAULT_SEED	0x5eedf0221234ULL
 #define FUZZ_DEFAULT_PACKETS	300000
 #define FUZZ_MAX_REPORTS	8	/* failures printed in full; all are counted */
-#define FUZZ_MAX_FLOWS		TEST_MAX_FLOWS_LARGE
 
 #define ETH_LEN		14
 #define ETYPE_IP	0x0800
@@ -167,7 +171,7 @@ static __u32 get32(const __u8 *b)
 struct view {
 	int	family;		/* 4 or 6 */
 	__u32	l3, l4;		/* offsets */
-	__u32	end;		/* end of the IP datagram: its length fields (strict) or the frame */
+	__u32	end;		/* end of the datagram: its length fields (strict), or the frame */
 	__u32	saddr, daddr;	/* offsets of the addresses */
 	__u32	alen;
 	__u8	proto;		/* upper layer, after IPv6 extension headers */
@@ -301,7 +305,8 @@ static const __u8 *addr_of(const struct pkt *p, const struct view *v, bool dst)
 
 static bool ep_is(const struct ep *e, int family, const __u8 *addr, __u16 port)
 {
-	return e->family == family && e->port == port && !memcmp(e->addr, addr, family == 4 ? 4 : 16);
+	return e->family == family && e->port == port &&
+	       !memcmp(e->addr, addr, family == 4 ? 4 : 16);
 }
 
 /* The service whose VIP:port is the packet's destination (dst) or source; -1. */
@@ -420,6 +425,23 @@ static void fix_csums(struct pkt *p)
 	set16(p->data + v.l4 + l4_check_off(v.proto), (__u16)at);
 }
 
+/* Cut p to len, its IP length field saying so and its checksums fixed; false
+ * when len leaves no room for the IP header. */
+static bool cut_consistently(struct pkt *p, __u32 len)
+{
+	__u16 etype = p->len >= ETH_LEN ? get16(p->data + 12) : 0;
+
+	if (etype == ETYPE_IP && len >= V4_MIN)
+		set16(p->data + ETH_LEN + 2, (__u16)(len - ETH_LEN));
+	else if (etype == ETYPE_IPV6 && len >= V6_MIN)
+		set16(p->data + ETH_LEN + 4, (__u16)(len - V6_MIN));
+	else
+		return false;
+	p->len = len;
+	fix_csums(p);
+	return true;
+}
+
 /* ---- the run --------------------------------------------------------------------------- */
 
 enum cls {
@@ -467,7 +489,7 @@ struct sentinel {
 struct fuzz {
 	struct ts_env	*e;
 	__u64		seed;
-	int		phase;	/* 1: all active; 2: v3 drained past deadline, v4 removed */
+	int		phase;	/* 1: all active; 2: v3 past its drain deadline, v4 gone */
 	struct sentinel	sent[MAX_SENTINELS];
 	size_t		nsent;
 	__u64		stats[C_N][O_N];
@@ -647,7 +669,8 @@ static bool check_reset(const struct fuzz *f, const struct pkt *in, const struct
 	__u8 flags;
 
 	if (f->phase == 1)
-		return WHY("TC_ACT_REDIRECT while no backend is removed or past its drain deadline");
+		return WHY("TC_ACT_REDIRECT while no backend is removed or past its drain "
+			   "deadline");
 	if (!view_strict(in, &vi) || vi.frag || vi.proto != IPPROTO_TCP)
 		return WHY("TC_ACT_REDIRECT for a malformed packet or a fragment");
 	if (find_vip(in, &vi, true) < 0)
@@ -828,6 +851,16 @@ static bool check_icmp(const struct fuzz *f, const struct pkt *in, const struct 
 	if (!resid_same(l4_resid(in, &sv), l4_resid(out, &sv)))
 		return WHY("ICMP error: ICMP checksum %s",
 			   resid_ok(l4_resid(in, &sv)) ? "no longer verifies" : "error changed");
+	/* the quoted TCP checksum, when the whole quoted segment is there */
+	if (inner && iv.l4 + 20 <= sv.end) {
+		iv.end = iv.family == 4 ? iv.l3 + get16(in->data + iv.l3 + 2)
+					: iv.l4 + get16(in->data + iv.l3 + 4);
+		if (iv.end >= iv.l4 + 20 && iv.end <= sv.end &&
+		    !resid_same(l4_resid(in, &iv), l4_resid(out, &iv)))
+			return WHY("ICMP error: quoted TCP checksum %s",
+				   resid_ok(l4_resid(in, &iv)) ? "no longer verifies"
+							       : "error changed");
+	}
 	return true;
 }
 
@@ -910,7 +943,8 @@ static bool judge_expected(const struct fuzz *f, const struct gen *g, const stru
 			return true;
 		}
 		if (!gone) {
-			if (o != O_FORWARDED || !view_strict(out, &v) || find_be(out, &v, true) != s->be)
+			if (o != O_FORWARDED || !view_strict(out, &v) ||
+			    find_be(out, &v, true) != s->be)
 				return WHY("packet of a flow pinned to %s %s: %s, not forwarded "
 					   "there (invariant 2)", services[b->svc].name, b->name,
 					   outcome_name[o]);
@@ -918,7 +952,8 @@ static bool judge_expected(const struct fuzz *f, const struct gen *g, const stru
 		}
 		if (o != O_DROPPED && o != O_RESET)
 			return WHY("packet of a flow pinned to %s %s, %s: %s, want it closed "
-				   "(dropped or reset), never moved", services[b->svc].name, b->name,
+				   "(dropped or reset), never moved", services[b->svc].name,
+				   b->name,
 				   b->fate == REMOVED ? "removed" : "past its drain deadline",
 				   outcome_name[o]);
 		return true;
@@ -946,7 +981,8 @@ static void count_kind(struct fuzz *f, const struct gen *g, const char *why)
 	size_t o = 0, i;
 
 	for (const char *c = why; *c && o + 1 < sizeof(key); c++) {
-		if (isxdigit((unsigned char)*c) || *c == '.' || *c == ':') {
+		if ((isxdigit((unsigned char)*c) || *c == '.' || *c == ':') &&
+		    (c == why || !isalnum((unsigned char)c[-1]))) {
 			const char *e = c;
 
 			while (isxdigit((unsigned char)*e) || *e == '.' || *e == ':')
@@ -1221,7 +1257,9 @@ static void gen_icmp(struct fuzz *f, struct rng *r, struct pkt *p, struct gen *g
 		fail_msg("pkt_build(ICMP)");
 	l4 = p->len - ilen - 8;
 	if (family == 4) {
-		static const __u8 types[][2] = { { 3, 4 }, { 3, 4 }, { 3, 3 }, { 11, 0 }, { 12, 0 } };
+		static const __u8 types[][2] = {
+			{ 3, 4 }, { 3, 4 }, { 3, 3 }, { 11, 0 }, { 12, 0 },
+		};
 		__u32 t = below(r, N(types));
 
 		p->data[l4] = types[t][0];
@@ -1291,8 +1329,8 @@ static void gen_random_ip(struct rng *r, struct pkt *p, struct gen *g)
 		p->data[i] = (__u8)rnd(r);
 	set16(p->data + 12, family == 4 ? ETYPE_IP : ETYPE_IPV6);
 	if (chance(r, 70))
-		p->data[ETH_LEN] = (__u8)((family << 4) |
-					  (family == 4 && chance(r, 50) ? 5 : p->data[ETH_LEN] & 0xf));
+		p->data[ETH_LEN] = (__u8)(family << 4 | (family == 4 && chance(r, 50)
+								 ? 5 : p->data[ETH_LEN] & 0xf));
 	if (chance(r, 60))
 		p->data[ETH_LEN + (family == 4 ? 9 : 6)] = IPPROTO_TCP;
 	if (chance(r, 30))
@@ -1439,7 +1477,7 @@ static void mutate(struct rng *r, struct pkt *p, struct gen *g)
 		break;
 	case 6:
 		if (l4) {
-			p->data[v.l4 + 12] = (__u8)((below(r, 16) << 4) | (p->data[v.l4 + 12] & 0xf));
+			p->data[v.l4 + 12] = (__u8)(below(r, 16) << 4 | (p->data[v.l4 + 12] & 0xf));
 			trail_add(g, "doff=%u", p->data[v.l4 + 12] >> 4);
 		}
 		break;
@@ -1461,7 +1499,8 @@ static void mutate(struct rng *r, struct pkt *p, struct gen *g)
 		break;
 	case 9:
 		if (v4) {
-			static const __u16 frags[] = { 0x2000, 0x2001, 0x0001, 0x1fff, 0x4000, 0x8000 };
+			static const __u16 frags[] = { 0x2000, 0x2001, 0x0001, 0x1fff, 0x4000,
+						       0x8000 };
 
 			x = chance(r, 60) ? frags[below(r, N(frags))] : below(r, 65536);
 			set16(p->data + ETH_LEN + 6, (__u16)x);
@@ -1494,7 +1533,8 @@ static void mutate(struct rng *r, struct pkt *p, struct gen *g)
 		break;
 	case 13:
 		if (p->len >= ETH_LEN) {
-			static const __u16 types[] = { ETYPE_IP, ETYPE_IPV6, ETYPE_VLAN, 0x0806, 0x88b5 };
+			static const __u16 types[] = { ETYPE_IP, ETYPE_IPV6, ETYPE_VLAN, 0x0806,
+						       0x88b5 };
 
 			x = chance(r, 80) ? types[below(r, N(types))] : below(r, 65536);
 			set16(p->data + 12, (__u16)x);
@@ -1519,12 +1559,8 @@ static void mutate(struct rng *r, struct pkt *p, struct gen *g)
 	default:
 		/* a cut that keeps the length fields consistent */
 		if (v4 || v6) {
-			p->len = (v4 ? V4_MIN : V6_MIN) + below(r, p->len - (v4 ? V4_MIN : V6_MIN) + 1);
-			if (v4)
-				set16(p->data + ETH_LEN + 2, (__u16)(p->len - ETH_LEN));
-			else
-				set16(p->data + ETH_LEN + 4, (__u16)(p->len - V6_MIN));
-			fix_csums(p);
+			x = v4 ? V4_MIN : V6_MIN;
+			cut_consistently(p, x + below(r, p->len - x + 1));
 			trail_add(g, "consistent-cut@%u", p->len);
 		}
 		break;
@@ -1612,9 +1648,9 @@ static void gen_sentinel(struct fuzz *f, struct rng *r, struct pkt *p, struct ge
 
 /* ---- the phases ------------------------------------------------------------------------ */
 
+/* The PRNG streams of a seed: one per packet of each kind. */
 enum stream_kind {
-	S_CLASS = 1,
-	S_PACKET,
+	S_PACKET = 1,
 	S_TRUNC,
 };
 
@@ -1684,16 +1720,10 @@ static void run_truncations(struct fuzz *f)
 				struct pkt p = full;
 
 				g.n = t * 1000 + len;
-				p.len = len;
-				if (consistent) {
-					if (p.len >= V4_MIN && get16(p.data + 12) == ETYPE_IP)
-						set16(p.data + ETH_LEN + 2, (__u16)(len - ETH_LEN));
-					else if (p.len >= V6_MIN && get16(p.data + 12) == ETYPE_IPV6)
-						set16(p.data + ETH_LEN + 4, (__u16)(len - V6_MIN));
-					else
-						continue;
-					fix_csums(&p);
-				}
+				if (!consistent)
+					p.len = len;
+				else if (!cut_consistently(&p, len))
+					continue;
 				trail_add(&g, "%s@%u", consistent ? "consistent-cut" : "cut", len);
 				run_one(f, &p, &g);
 			}
