@@ -3,7 +3,10 @@
 # make          build build/tcpshift (BPF object embedded through a libbpf skeleton)
 # make deps     install the Debian packages that are missing (root)
 # make test     unit, bpf and e2e tests; ends with "N passed, M failed"
-# make demo     the traffic-shifting demo in network namespaces
+# make demo     the traffic-shifting demo in network namespaces (INTERACTIVE=1 pauses)
+# make fuzz     the parsers' libFuzzer target for FUZZ_SECONDS (make test runs it briefly)
+# make bench    tcpshift against direct routing and peers; make microbench: ns/packet
+# make install  binary, man page, bash completion under $(DESTDIR)$(PREFIX)
 # V=1           print full commands
 
 OUTPUT   := build
