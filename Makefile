@@ -19,7 +19,7 @@ DESTDIR  ?=
 
 DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
 		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq ethtool \
-		man-db groff-base ncat libclang-rt-14-dev
+		man-db groff-base ncat libclang-rt-14-dev strace
 
 CFLAGS   ?= -g -O2
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -28,7 +28,7 @@ LDLIBS   += -lbpf -lelf -lz -ljson-c
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -I$(OUTPUT) -Iinclude -Ibpf
 
-LIB_SRCS := user/parse.c user/maglev.c user/maps.c user/config.c user/loader.c user/pick.c
+LIB_SRCS := user/parse.c user/maglev.c user/maps.c user/config.c user/loader.c user/pick.c user/export.c
 CMD_SRCS := $(wildcard user/cmd_*.c) user/cli.c user/main.c
 LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
 CMD_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
@@ -49,6 +49,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test test-unit test-bpf test-e2e demo clean install uninstall format
+.PHONY: bench microbench
 
 all: $(OUTPUT)/tcpshift $(TOOLS)
 
@@ -158,5 +159,47 @@ fuzz: deps
 	$(Q)$(FUZZ_PARSE) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 		-dict=tests/fuzz/fuzz_parse.dict -artifact_prefix=$(OUTPUT)/fuzz/ \
 		$(OUTPUT)/fuzz/corpus tests/fuzz/corpus
+
+# ---- benchmarks (tools/bench, BENCHMARKS.md) ----------------------------------
+# make microbench   ns/packet under BPF_PROG_TEST_RUN, weight change time, flow
+#                   dump time and map memory: build/bench/microbench.{md,json}
+# make bench        tcpshift against direct routing, iptables, nftables, HAProxy
+#                   and nginx in network namespaces (ROUNDS=2): build/bench/
+# Both need root. Speed is never asserted by make test.
+BENCH_OUT  := $(OUTPUT)/bench
+MICROBENCH := $(BENCH_OUT)/microbench
+BENCH_BPF  := $(BENCH_OUT)/empty.skel.h $(BENCH_OUT)/prims.skel.h
+MICROBENCH_ARGS ?=
+
+$(BENCH_OUT):
+	$(Q)mkdir -p $@
+
+$(BENCH_OUT)/%.bpf.o: tools/bench/%.bpf.c $(wildcard include/*.h) $(OUTPUT)/vmlinux.h | $(BENCH_OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $(@:.o=.tmp.o)
+	$(Q)$(BPFTOOL) gen object $@ $(@:.o=.tmp.o)
+	$(Q)rm -f $(@:.o=.tmp.o)
+
+$(BENCH_OUT)/%.skel.h: $(BENCH_OUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name bench_$* > $@
+
+$(MICROBENCH): tools/bench/microbench.c tests/bpf/pkt.c tests/bpf/pkt.h $(BENCH_BPF) \
+		$(OUTPUT)/libtcpshift.a | $(BENCH_OUT)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/bpf -I$(BENCH_OUT) $(filter %.c,$^) $(OUTPUT)/libtcpshift.a \
+		$(LDLIBS) -o $@
+
+$(BENCH_OUT)/follow: tools/bench/follow.c | $(BENCH_OUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+microbench: deps
+	$(Q)$(MAKE) --no-print-directory all $(MICROBENCH)
+	$(Q)$(MICROBENCH) --out $(BENCH_OUT) --tcpshift $(OUTPUT)/tcpshift $(MICROBENCH_ARGS)
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_OUT)/follow
+	$(Q)ROUNDS=$(or $(ROUNDS),2) tools/bench/bench.sh
 
 FORCE:

@@ -103,16 +103,49 @@ static __always_inline struct ts_backend *ts_pick(const struct ts_service *svc,
 	return bpf_map_lookup_elem(&backends, id);
 }
 
+/* Is be a backend of svc now: active and a member of its live table half?
+ * (A change is committed by the switch of halves: see tcpshift.h.) */
+static __always_inline bool ts_backend_live(const struct ts_backend *be,
+					    const struct ts_service *svc)
+{
+	return be->state == TS_BACKEND_ACTIVE &&
+	       (be->table_halves & (1U << (svc->table_half & 1)));
+}
+
 /* The backend a pinned flow goes to, or NULL when that backend was removed
  * (or its id reused: the generation differs). */
-static __always_inline struct ts_backend *ts_pinned_backend(const struct ts_flow *flow)
+static __always_inline struct ts_backend *ts_pinned_backend(const struct ts_service *svc,
+							    const struct ts_flow *flow)
 {
 	__u32 id = flow->backend_id;
 	struct ts_backend *be = bpf_map_lookup_elem(&backends, &id);
 
-	if (!be || be->state != TS_BACKEND_ACTIVE || be->generation != flow->generation)
+	if (!be || be->generation != flow->generation || !ts_backend_live(be, svc))
 		return NULL;
 	return be;
+}
+
+/* The backend_addrs entry of a backend endpoint, when it names a live
+ * backend (an entry left by a killed command does not). */
+static __always_inline struct ts_reply *ts_backend_index(const struct ts_endpoint_key *key,
+							 struct ts_backend **be)
+{
+	struct ts_endpoint_key vip = { .proto = key->proto, .family = key->family };
+	struct ts_service *svc;
+	struct ts_reply *reply;
+	__u32 id;
+
+	reply = bpf_map_lookup_elem(&backend_addrs, key);
+	if (!reply)
+		return NULL;
+	id = reply->backend_id;
+	*be = bpf_map_lookup_elem(&backends, &id);
+	__builtin_memcpy(vip.addr, reply->vip, sizeof(vip.addr));
+	vip.port = reply->vport;
+	svc = bpf_map_lookup_elem(&services, &vip);
+	if (!*be || !svc || !ts_backend_live(*be, svc))
+		return NULL;
+	return reply;
 }
 
 /* Pin a new flow: a SYN in half_open, anything else in flows. */
@@ -174,7 +207,7 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 	if (flow) {
 		bool expired;
 
-		be = ts_pinned_backend(flow);
+		be = ts_pinned_backend(svc, flow);
 		expired = be && ts_drain_expired(be, now);
 		/* A SYN after the client's FIN or RST, or to a backend that is
 		 * gone or past its drain deadline, opens a new connection on
@@ -249,12 +282,11 @@ static __always_inline int ts_reply(struct __sk_buff *skb, const struct ts_pkt *
 	__u32 id;
 
 	__builtin_memcpy(key.addr, p->key.saddr, sizeof(key.addr));
-	reply = bpf_map_lookup_elem(&backend_addrs, &key);
+	reply = ts_backend_index(&key, &be);
 	if (!reply)
 		return TC_ACT_OK;
 	id = reply->backend_id;
-	be = bpf_map_lookup_elem(&backends, &id);
-	if (be && ts_drain_expired(be, bpf_ktime_get_ns()) && !(p->tcp_flags & TCP_FLAG_RST) &&
+	if (ts_drain_expired(be, bpf_ktime_get_ns()) && !(p->tcp_flags & TCP_FLAG_RST) &&
 	    !dry_run) {
 		ts_count(TS_CNT_DRAIN_CLOSED);
 		if (ts_tcp_set(skb, p, TCP_FLAG_RST, false, 0))
@@ -293,7 +325,7 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 	/* about a packet to a backend: toward the client */
 	__builtin_memcpy(key.addr, m.in_daddr, sizeof(key.addr));
 	key.port = m.in_dport;
-	reply = bpf_map_lookup_elem(&backend_addrs, &key);
+	reply = ts_backend_index(&key, &be);
 	if (reply) {
 		bool from_backend = ts_addr_eq(m.outer_saddr, m.in_daddr);
 
@@ -318,7 +350,7 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 	if (!flow)
 		flow = bpf_map_lookup_elem(&half_open, &fkey);
 	if (flow)
-		be = ts_pinned_backend(flow);
+		be = ts_pinned_backend(svc, flow);
 	else
 		be = ts_pick(svc, &fkey, &id);
 	if (!be)

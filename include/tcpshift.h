@@ -76,9 +76,12 @@ struct ts_service {
  * data plane never reads: entry M holds the number n of backends in
  * backend_id, entries M+1..M+n the (backend id, weight) pairs, sorted by name.
  *
- * A change writes the half that is not live, then switches `table_half` in the
- * service's entry: one map update, so packets and readers of the
- * configuration see the old table and weights or the new ones (invariant 3).
+ * A change writes the half that is not live (and each backend's membership
+ * bit for that half, ts_backend.table_halves), then switches `table_half` in
+ * the service's entry: one map update, so packets and readers of the
+ * configuration see the old table, weights and members or the new ones
+ * (invariant 3). A pinned flow's backend serves it only while it is a member
+ * of the live half: a removal takes effect with the switch.
  * The half being written stopped being live at the previous change, and BPF
  * programs that read it then have long finished (they cannot sleep).
  */
@@ -103,7 +106,7 @@ struct ts_backend {
 	__u8	state;		/* enum ts_backend_state */
 	__u32	service_id;
 	__u32	generation;	/* bumped when the id is reused */
-	__u32	pad;
+	__u32	table_halves;	/* bit h: a member of its service's table half h */
 	__u64	drain_deadline_ns;	/* CLOCK_MONOTONIC; 0 = none */
 	char	name[TS_NAME_LEN];
 };

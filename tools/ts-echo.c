@@ -7,16 +7,23 @@
  *           so a client can tell which backend it reached;
  *   count   opens N connections one after another and tallies who answered;
  *   hold    keeps one connection open and relays stdin lines over it, to
- *           watch a long-lived connection while weights change.
+ *           watch a long-lived connection while weights change;
+ *   holdmany keeps many connections open, driven by commands on stdin, and
+ *           reports per connection which backend answers (or how it ended);
+ *   synflood sends spoofed TCP SYNs from a range of source addresses through
+ *           a raw socket (IPv4), to fill a load balancer's tables.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +51,9 @@ static void usage(FILE *f)
 		"Usage: ts-echo server --name NAME --listen ADDR:PORT [--listen ADDR:PORT...]\n"
 		"       ts-echo count --connect ADDR:PORT --n N [--timeout-ms T]\n"
 		"       ts-echo hold --connect ADDR:PORT [--timeout-ms T]\n"
+		"       ts-echo holdmany --connect ADDR:PORT [--n N] [--timeout-ms T]\n"
+		"       ts-echo synflood --to A.B.C.D:PORT --n N --src-net A.B.C.D/LEN\n"
+		"                        [--repeat R] [--lag L] [--max-seconds S] [--seed X]\n"
 		"       ts-echo --help\n"
 		"\n"
 		"server  answer each line received on a connection with \"NAME <line>\"; runs\n"
@@ -54,6 +64,29 @@ static void usage(FILE *f)
 		"hold    open one connection, send each stdin line and print each reply line;\n"
 		"        print \"closed\" and exit 1 when the connection closes, exit 0 when\n"
 		"        stdin closes\n"
+		"holdmany open N connections (default 0), each greeted with \"hello-I\"; then\n"
+		"        read commands on stdin, one a line; each is answered by lines\n"
+		"        \"conn I ORIG RESULT\" and a last line starting \"end\":\n"
+		"          open [ADDR:PORT]  one more connection (default: --connect)\n"
+		"          send [TAG]        send \"TAG-I\" (default TAG ping) on every open\n"
+		"                            connection and wait for the replies\n"
+		"          send-to I [TAG]   the same on connection I only\n"
+		"          status            every connection's state, nothing sent\n"
+		"          close I           close connection I (its state: dropped)\n"
+		"          timeout MS        T of the commands that follow\n"
+		"          quit              close everything and exit (also at end of stdin)\n"
+		"        I counts from 1; ORIG is the backend that answered the greeting;\n"
+		"        RESULT is the name of the backend that answered TAG-I, or reset\n"
+		"        (a RST arrived, now or earlier), closed (the peer closed), timeout\n"
+		"        (no reply within T), garbled (a reply that does not echo TAG-I),\n"
+		"        error:WHAT; status shows open instead of a name. \"end OK BAD\"\n"
+		"        counts the connections answered by their ORIG and the others\n"
+		"synflood send N spoofed SYNs to A.B.C.D:PORT from sources in the given\n"
+		"        network (a raw socket; both checksums computed), each R times\n"
+		"        (default 2: the copies are retransmissions, sent L SYNs later,\n"
+		"        default 64); stops after S seconds (default 60); X seeds the\n"
+		"        source ports and sequence numbers. Prints what it sent; exit 1\n"
+		"        when it could not send everything in time\n"
 		"\n"
 		"ADDR:PORT is 198.18.2.11:8008 or [2001:2:2::11]:8008. T is the timeout of\n"
 		"one connection (count) or of connecting and of the last replies (hold),\n"
@@ -649,6 +682,502 @@ send_failed:
 	return 1;
 }
 
+/* ---- holdmany ------------------------------------------------------------ */
+
+struct hconn {
+	int fd;				/* -1 once the connection has ended */
+	char orig[NAME_MAX_LEN];	/* who answered the greeting, or "error" */
+	char state[NAME_MAX_LEN];	/* "open", "reset", "closed", "error:..." */
+	bool pending;			/* waiting for the reply to expect */
+	char expect[NAME_MAX_LEN + 16];
+	char result[NAME_MAX_LEN];
+	size_t rxlen;
+	char rx[LINE_MAX_LEN];
+};
+
+static struct hconn *hconns[MAX_CONNS];
+static int nhconns;
+
+/* The connection ended: how, from errno (0: the peer closed). */
+static void hconn_end(struct hconn *c, int err)
+{
+	if (!err)
+		snprintf(c->state, sizeof(c->state), "closed");
+	else if (err == ECONNRESET || err == EPIPE)
+		snprintf(c->state, sizeof(c->state), "reset");
+	else if (err == ETIMEDOUT)
+		snprintf(c->state, sizeof(c->state), "timeout");
+	else
+		snprintf(c->state, sizeof(c->state), "error:%s", strerrorname_np(err) ?: "?");
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	if (c->pending) {
+		snprintf(c->result, sizeof(c->result), "%s", c->state);
+		c->pending = false;
+	}
+}
+
+/* Receive what is there; a complete line settles a pending exchange. */
+static void hconn_read(struct hconn *c)
+{
+	ssize_t n;
+	char *nl;
+
+	if (c->fd < 0)
+		return;
+	if (c->rxlen == sizeof(c->rx))
+		c->rxlen = 0; /* unsolicited garbage: drop it */
+	n = recv(c->fd, c->rx + c->rxlen, sizeof(c->rx) - c->rxlen, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		hconn_end(c, n == 0 ? 0 : errno);
+		return;
+	}
+	c->rxlen += (size_t)n;
+	while (c->pending && (nl = memchr(c->rx, '\n', c->rxlen))) {
+		size_t len = (size_t)(nl - c->rx), w = strcspn(c->rx, " \n");
+		bool echoed = w < len && len - w - 1 == strlen(c->expect) &&
+			      !memcmp(c->rx + w + 1, c->expect, len - w - 1);
+
+		if (echoed && w > 0 && w < NAME_MAX_LEN)
+			snprintf(c->result, sizeof(c->result), "%.*s", (int)w, c->rx);
+		else
+			snprintf(c->result, sizeof(c->result), "garbled");
+		c->pending = false;
+		memmove(c->rx, nl + 1, c->rxlen - len - 1);
+		c->rxlen -= len + 1;
+	}
+}
+
+/* Send "TAG-I" on every open connection of the set (all: i < 0), wait for the
+ * replies until the deadline. */
+static void hconns_exchange(int only, const char *tag, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	struct pollfd *pfds = calloc((size_t)nhconns + 1, sizeof(*pfds));
+	char line[sizeof(hconns[0]->expect) + 1];
+	int i, npend = 0, k;
+
+	for (i = 0; i < nhconns; i++) {
+		struct hconn *c = hconns[i];
+
+		if (only >= 0 && i != only)
+			continue;
+		if (c->fd < 0) {
+			snprintf(c->result, sizeof(c->result), "%s", c->state);
+			continue;
+		}
+		hconn_read(c); /* anything that came unasked, an end */
+		if (c->fd < 0) {
+			snprintf(c->result, sizeof(c->result), "%s", c->state);
+			continue;
+		}
+		c->rxlen = 0;
+		snprintf(c->expect, sizeof(c->expect), "%s-%d", tag, i + 1);
+		snprintf(line, sizeof(line), "%s\n", c->expect);
+		c->pending = true;
+		if (send_all(c->fd, line, strlen(line), deadline)) {
+			hconn_end(c, errno);
+			continue;
+		}
+		npend++;
+	}
+	while (npend > 0 && pfds) {
+		long long left = deadline - now_ms();
+		int r;
+
+		if (left <= 0)
+			break;
+		for (i = 0, k = 0; i < nhconns; i++)
+			if (hconns[i]->pending) {
+				pfds[k].fd = hconns[i]->fd;
+				pfds[k++].events = POLLIN;
+			}
+		r = poll(pfds, (nfds_t)k, (int)left);
+		if (r < 0 && errno != EINTR)
+			break;
+		for (i = 0, npend = 0; i < nhconns; i++)
+			if (hconns[i]->pending) {
+				hconn_read(hconns[i]);
+				npend += hconns[i]->pending;
+			}
+	}
+	for (i = 0; i < nhconns; i++)
+		if (hconns[i]->pending) {
+			snprintf(hconns[i]->result, sizeof(hconns[i]->result), "timeout");
+			hconns[i]->pending = false;
+		}
+	free(pfds);
+}
+
+/* Open connection number nhconns + 1 and greet it. */
+static void hconn_open(const struct endpoint *ep, int timeout_ms)
+{
+	struct hconn *c;
+	int i = nhconns;
+
+	if (nhconns == MAX_CONNS) {
+		printf("conn 0 error error:too-many\n");
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		printf("conn 0 error error:ENOMEM\n");
+		return;
+	}
+	hconns[nhconns++] = c;
+	snprintf(c->orig, sizeof(c->orig), "error");
+	snprintf(c->state, sizeof(c->state), "open");
+	c->fd = connect_by(ep, now_ms() + timeout_ms);
+	if (c->fd < 0) {
+		hconn_end(c, errno);
+	} else {
+		hconns_exchange(i, "hello", timeout_ms);
+		if (c->fd >= 0 && strcmp(c->result, "garbled") && strcmp(c->result, "timeout")) {
+			snprintf(c->orig, sizeof(c->orig), "%s", c->result);
+		} else if (c->fd >= 0) {
+			hconn_end(c, 0);
+			snprintf(c->state, sizeof(c->state), "%s", c->result);
+		}
+	}
+	printf("conn %d %s %s\n", i + 1, c->orig, c->fd >= 0 ? c->orig : c->state);
+}
+
+static void hconns_report(int only, bool status)
+{
+	int i, ok = 0, bad = 0;
+
+	for (i = 0; i < nhconns; i++) {
+		struct hconn *c = hconns[i];
+		const char *what = status ? c->state : c->result;
+
+		if (only >= 0 && i != only)
+			continue;
+		printf("conn %d %s %s\n", i + 1, c->orig, what);
+		if (!status && !strcmp(what, c->orig))
+			ok++;
+		else if (status && c->fd >= 0)
+			ok++;
+		else
+			bad++;
+	}
+	printf("end %d %d\n", ok, bad);
+}
+
+/* One command line; false on quit. */
+static bool holdmany_command(char *line, const struct endpoint *ep, int *timeout_ms)
+{
+	char *cmd = strtok(line, " \t\r"), *a1 = strtok(NULL, " \t\r"), *a2 = strtok(NULL, " \t\r");
+	char tag[NAME_MAX_LEN];
+	unsigned long idx;
+	char *end;
+
+	if (!cmd || !strcmp(cmd, "quit"))
+		return cmd == NULL;
+	if (!strcmp(cmd, "open")) {
+		struct endpoint other;
+
+		if (a1 && parse_endpoint(a1, &other)) {
+			printf("end error bad-address\n");
+			return true;
+		}
+		hconn_open(a1 ? &other : ep, *timeout_ms);
+		printf("end %d\n", nhconns);
+		return true;
+	}
+	if (!strcmp(cmd, "close")) {
+		errno = 0;
+		idx = a1 ? strtoul(a1, &end, 10) : 0;
+		if (!a1 || *end || errno || idx < 1 || idx > (unsigned long)nhconns) {
+			printf("end error bad-connection\n");
+			return true;
+		}
+		if (hconns[idx - 1]->fd >= 0) {
+			hconn_end(hconns[idx - 1], 0);
+			snprintf(hconns[idx - 1]->state, sizeof(hconns[idx - 1]->state), "dropped");
+		}
+		printf("end %lu\n", idx);
+		return true;
+	}
+	if (!strcmp(cmd, "timeout")) {
+		errno = 0;
+		idx = a1 ? strtoul(a1, &end, 10) : 0;
+		if (!a1 || *end || errno || idx < 1 || idx > 3600000) {
+			printf("end error bad-timeout\n");
+			return true;
+		}
+		*timeout_ms = (int)idx;
+		printf("end %d\n", *timeout_ms);
+		return true;
+	}
+	if (!strcmp(cmd, "status")) {
+		for (int i = 0; i < nhconns; i++)
+			hconn_read(hconns[i]);
+		hconns_report(-1, true);
+		return true;
+	}
+	if (!strcmp(cmd, "send") || !strcmp(cmd, "send-to")) {
+		int only = -1;
+		const char *t = a1;
+
+		if (!strcmp(cmd, "send-to")) {
+			errno = 0;
+			idx = a1 ? strtoul(a1, &end, 10) : 0;
+			if (!a1 || *end || errno || idx < 1 || idx > (unsigned long)nhconns) {
+				printf("end error bad-connection\n");
+				return true;
+			}
+			only = (int)idx - 1;
+			t = a2;
+		}
+		snprintf(tag, sizeof(tag), "%s", t ? t : "ping");
+		hconns_exchange(only, tag, *timeout_ms);
+		hconns_report(only, false);
+		return true;
+	}
+	printf("end error unknown-command\n");
+	return true;
+}
+
+static int run_holdmany(const struct endpoint *ep, unsigned long n, int timeout_ms)
+{
+	char in[LINE_MAX_LEN];
+	size_t inlen = 0;
+	unsigned long i;
+	int opened = 0;
+
+	for (i = 0; i < n; i++) {
+		hconn_open(ep, timeout_ms);
+		opened += hconns[nhconns - 1]->fd >= 0;
+	}
+	printf("end %d %lu\n", opened, n - (unsigned long)opened);
+	fflush(stdout);
+	for (;;) {
+		struct pollfd *pfds = calloc((size_t)nhconns + 1, sizeof(*pfds));
+		char *nl;
+		ssize_t r;
+		int k = 1;
+
+		if (!pfds)
+			return 1;
+		pfds[0].fd = 0;
+		pfds[0].events = POLLIN;
+		for (int j = 0; j < nhconns; j++)
+			if (hconns[j]->fd >= 0) {
+				pfds[k].fd = hconns[j]->fd;
+				pfds[k++].events = POLLIN;
+			}
+		/* watch the idle connections too: a RST or FIN is noted when it comes */
+		if (poll(pfds, (nfds_t)k, -1) < 0 && errno != EINTR) {
+			free(pfds);
+			return 1;
+		}
+		for (int j = 0; j < nhconns; j++)
+			if (hconns[j]->fd >= 0) {
+				for (int q = 1; q < k; q++)
+					if (pfds[q].fd == hconns[j]->fd && pfds[q].revents) {
+						hconn_read(hconns[j]);
+						break;
+					}
+			}
+		r = pfds[0].revents ? read(0, in + inlen, sizeof(in) - 1 - inlen) : -2;
+		free(pfds);
+		if (r == -2 || (r < 0 && errno == EINTR))
+			continue;
+		if (r <= 0)
+			break;
+		inlen += (size_t)r;
+		while ((nl = memchr(in, '\n', inlen))) {
+			size_t len = (size_t)(nl - in);
+			bool go_on;
+
+			*nl = '\0';
+			go_on = holdmany_command(in, ep, &timeout_ms);
+			fflush(stdout);
+			memmove(in, nl + 1, inlen - len - 1);
+			inlen -= len + 1;
+			if (!go_on)
+				goto out;
+		}
+		if (inlen == sizeof(in) - 1)
+			inlen = 0; /* a line too long: ignored */
+	}
+out:
+	for (int j = 0; j < nhconns; j++) {
+		if (hconns[j]->fd >= 0)
+			close(hconns[j]->fd);
+		free(hconns[j]);
+	}
+	return 0;
+}
+
+/* ---- synflood ------------------------------------------------------------ */
+
+struct synflood_opts {
+	struct sockaddr_in to;
+	uint32_t net, hosts;	/* network address (host order), usable host count */
+	unsigned long n, repeat, lag, max_seconds;
+	uint64_t seed;
+};
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static uint32_t csum_add(uint32_t sum, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	for (; len > 1; len -= 2, p += 2)
+		sum += (uint32_t)(p[0] << 8 | p[1]);
+	if (len)
+		sum += (uint32_t)(p[0] << 8);
+	return sum;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return htons((uint16_t)~sum);
+}
+
+struct synpkt {
+	struct iphdr ip;
+	struct tcphdr tcp;
+	uint8_t opts[4];		/* MSS */
+} __attribute__((packed));
+
+/* SYN number i: the same bytes every time it is built (a retransmission). */
+static void synflood_build(const struct synflood_opts *o, unsigned long i, struct synpkt *p)
+{
+	uint64_t h = splitmix64(o->seed ^ ((uint64_t)i * 0x100000001b3ULL));
+	struct {
+		uint32_t saddr, daddr;
+		uint8_t zero, proto;
+		uint16_t len;
+	} __attribute__((packed)) pseudo;
+
+	memset(p, 0, sizeof(*p));
+	p->ip.version = 4;
+	p->ip.ihl = 5;
+	p->ip.tot_len = htons(sizeof(*p));
+	p->ip.id = htons((uint16_t)(h >> 48));
+	p->ip.frag_off = htons(IP_DF);
+	p->ip.ttl = 64;
+	p->ip.protocol = IPPROTO_TCP;
+	p->ip.saddr = htonl(o->net + 1 + (uint32_t)(i % o->hosts));
+	p->ip.daddr = o->to.sin_addr.s_addr;
+	p->ip.check = csum_fold(csum_add(0, &p->ip, sizeof(p->ip)));
+
+	p->tcp.source = htons((uint16_t)(1024 + (h & 0xffff) % (65536 - 1024)));
+	p->tcp.dest = o->to.sin_port;
+	p->tcp.seq = htonl((uint32_t)(h >> 16));
+	p->tcp.doff = (sizeof(p->tcp) + sizeof(p->opts)) / 4;
+	p->tcp.syn = 1;
+	p->tcp.window = htons(64240);
+	p->opts[0] = 2; /* MSS 1460 */
+	p->opts[1] = 4;
+	p->opts[2] = 1460 >> 8;
+	p->opts[3] = 1460 & 0xff;
+	pseudo.saddr = p->ip.saddr;
+	pseudo.daddr = p->ip.daddr;
+	pseudo.zero = 0;
+	pseudo.proto = IPPROTO_TCP;
+	pseudo.len = htons(sizeof(p->tcp) + sizeof(p->opts));
+	p->tcp.check = csum_fold(csum_add(csum_add(0, &pseudo, sizeof(pseudo)), &p->tcp,
+					  sizeof(p->tcp) + sizeof(p->opts)));
+}
+
+static int run_synflood(const struct synflood_opts *o)
+{
+	long long start = now_ms(), deadline = start + (long long)o->max_seconds * 1000;
+	unsigned long step, r, sent = 0, retries = 0, steps;
+	bool timed_out = false;
+	struct synpkt p;
+	int fd;
+
+	fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (fd < 0) {
+		warn_msg("raw socket: %s (needs CAP_NET_RAW)", strerror(errno));
+		return 1;
+	}
+	/* step s sends SYN s and the copies r of SYN s - r*lag */
+	steps = o->n + (o->repeat - 1) * o->lag;
+	for (step = 0; step < steps && !timed_out; step++) {
+		for (r = 0; r < o->repeat; r++) {
+			unsigned long i;
+
+			if (step < r * o->lag || step - r * o->lag >= o->n)
+				continue;
+			i = step - r * o->lag;
+			synflood_build(o, i, &p);
+			for (;;) {
+				if (sendto(fd, &p, sizeof(p), 0, (const struct sockaddr *)&o->to,
+					   sizeof(o->to)) == (ssize_t)sizeof(p)) {
+					sent++;
+					break;
+				}
+				if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR) {
+					warn_msg("sendto %s: %s", inet_ntoa(o->to.sin_addr),
+						 strerror(errno));
+					close(fd);
+					return 1;
+				}
+				retries++;
+				if (now_ms() >= deadline) {
+					timed_out = true;
+					break;
+				}
+				usleep(50);
+			}
+			if (timed_out)
+				break;
+		}
+		if ((step & 1023) == 0 && now_ms() >= deadline)
+			timed_out = true;
+	}
+	close(fd);
+	printf("sent %lu packets: %lu SYNs x %lu (retransmission lag %lu) in %.3f s, %lu "
+	       "retries%s\n",
+	       sent, o->n, o->repeat, o->lag, (double)(now_ms() - start) / 1000.0, retries,
+	       timed_out ? "; stopped at the time limit" : "");
+	fflush(stdout);
+	return timed_out || sent != o->n * o->repeat;
+}
+
+/* "A.B.C.D/LEN", LEN 8-30 */
+static int parse_net(const char *s, uint32_t *net, uint32_t *hosts)
+{
+	char buf[INET_ADDRSTRLEN + 4];
+	unsigned long len;
+	struct in_addr a;
+	char *slash, *end;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	errno = 0;
+	len = strtoul(slash + 1, &end, 10);
+	if (errno || *end || slash[1] == '\0' || len < 8 || len > 30)
+		return -1;
+	if (inet_pton(AF_INET, buf, &a) != 1)
+		return -1;
+	*net = ntohl(a.s_addr) & ~((1U << (32 - len)) - 1);
+	*hosts = (1U << (32 - len)) - 2;
+	return 0;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static int parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out)
@@ -672,24 +1201,38 @@ int main(int argc, char **argv)
 	    {"connect", required_argument, NULL, 'c'},
 	    {"n", required_argument, NULL, 'n'},
 	    {"timeout-ms", required_argument, NULL, 't'},
+	    {"to", required_argument, NULL, 'T'},
+	    {"src-net", required_argument, NULL, 'S'},
+	    {"repeat", required_argument, NULL, 'R'},
+	    {"lag", required_argument, NULL, 'L'},
+	    {"max-seconds", required_argument, NULL, 'M'},
+	    {"seed", required_argument, NULL, 'X'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct endpoint listen_eps[MAX_LISTEN], connect_ep;
 	const char *mode, *name = NULL;
 	unsigned long n = 0, timeout_ms = DEFAULT_TIMEOUT_MS;
-	bool have_connect = false, have_n = false, have_timeout = false;
+	bool have_connect = false, have_n = false, have_timeout = false, have_flood = false;
+	bool have_to = false, have_net = false;
+	struct synflood_opts flood = {.repeat = 2, .lag = 64, .max_seconds = 60,
+				      .seed = 0x5eed};
+	struct endpoint to_ep;
+	unsigned long v;
 	int nlisten = 0, opt;
 
 	if (argc < 2)
-		return usage_error("missing mode: server, count or hold");
+		return usage_error("missing mode: server, count, hold, holdmany or synflood");
 	mode = argv[1];
 	if (!strcmp(mode, "--help") || !strcmp(mode, "-h")) {
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(mode, "server") && strcmp(mode, "count") && strcmp(mode, "hold"))
-		return usage_error("unknown mode '%s': use server, count or hold", mode);
+	if (strcmp(mode, "server") && strcmp(mode, "count") && strcmp(mode, "hold") &&
+	    strcmp(mode, "holdmany") && strcmp(mode, "synflood"))
+		return usage_error("unknown mode '%s': use server, count, hold, holdmany or "
+				   "synflood",
+				   mode);
 
 	opterr = 0;
 	optind = 2;
@@ -729,6 +1272,39 @@ int main(int argc, char **argv)
 						   "3600000");
 			have_timeout = true;
 			break;
+		case 'T':
+			if (parse_endpoint(optarg, &to_ep) || to_ep.ss.ss_family != AF_INET)
+				return usage_error("bad address '%s': use 198.18.100.1:8008 (IPv4)",
+						   optarg);
+			memcpy(&flood.to, &to_ep.ss, sizeof(flood.to));
+			have_to = true;
+			break;
+		case 'S':
+			if (parse_net(optarg, &flood.net, &flood.hosts))
+				return usage_error("bad network '%s': use 198.19.0.0/16 (length "
+						   "8-30)",
+						   optarg);
+			have_net = true;
+			break;
+		case 'R':
+		case 'L':
+		case 'M':
+		case 'X':
+			if (parse_ulong(optarg, opt == 'R' || opt == 'M' ? 1 : 0,
+					opt == 'R' ? 16 : opt == 'L' ? 1000000 : opt == 'M' ? 3600
+					: 0xffffffffUL, &v))
+				return usage_error("bad value '%s' for %s", optarg,
+						   argv[optind - 1]);
+			if (opt == 'R')
+				flood.repeat = v;
+			else if (opt == 'L')
+				flood.lag = v;
+			else if (opt == 'M')
+				flood.max_seconds = v;
+			else
+				flood.seed = v;
+			have_flood = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -742,6 +1318,9 @@ int main(int argc, char **argv)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 
 	signal(SIGPIPE, SIG_IGN);
+	if (strcmp(mode, "synflood") && (have_to || have_net || have_flood))
+		return usage_error("--to, --src-net, --repeat, --lag, --max-seconds and --seed "
+				   "are options of synflood");
 	if (!strcmp(mode, "server")) {
 		if (!name || !nlisten)
 			return usage_error("server needs --name and --listen");
@@ -751,12 +1330,25 @@ int main(int argc, char **argv)
 	}
 	if (name || nlisten)
 		return usage_error("%s takes no --name or --listen", mode);
+	if (!strcmp(mode, "synflood")) {
+		if (!have_to || !have_net || !have_n)
+			return usage_error("synflood needs --to, --src-net and --n");
+		if (have_connect || have_timeout)
+			return usage_error("synflood takes no --connect or --timeout-ms");
+		flood.n = n;
+		return run_synflood(&flood);
+	}
 	if (!have_connect)
 		return usage_error("%s needs --connect ADDR:PORT", mode);
 	if (!strcmp(mode, "count")) {
 		if (!have_n)
 			return usage_error("count needs --n N");
 		return run_count(&connect_ep, n, (int)timeout_ms);
+	}
+	if (!strcmp(mode, "holdmany")) {
+		if (n > MAX_CONNS)
+			return usage_error("holdmany opens at most %d connections", MAX_CONNS);
+		return run_holdmany(&connect_ep, have_n ? n : 0, (int)timeout_ms);
 	}
 	if (have_n)
 		return usage_error("hold takes no --n");

@@ -28,6 +28,8 @@ int cmd_drain(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_flows(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_stats(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_pick(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_export(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_import(struct ts_ctx *ctx, int argc, char **argv);
 
 /* Print err as the one stderr line; returns its exit status. */
 int cli_report(const struct ts_err *err);

@@ -173,6 +173,34 @@ static int table_create(struct ts_maps *m, __u32 id, __u32 size, const char *nam
 	return r;
 }
 
+static bool backend_listed(const struct ts_backend_cfg *b, size_t n, __u32 id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i].id == id)
+			return true;
+	return false;
+}
+
+/* Set backend id's membership bit of table half `half`; the other half's bit,
+ * the one packets read now, is left alone. */
+static int backend_set_member(struct ts_maps *m, __u32 id, __u32 half, bool member,
+			      struct ts_err *err)
+{
+	struct ts_backend be;
+	__u32 bit = 1U << (half & 1);
+
+	if (bpf_map_lookup_elem(m->backends, &id, &be))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read backend %u: %s", id,
+			       strerror(errno));
+	if (!!(be.table_halves & bit) == member)
+		return 0;
+	be.table_halves = member ? be.table_halves | bit : be.table_halves & ~bit;
+	if (bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot write backend %u: %s", id,
+			       strerror(errno));
+	return 0;
+}
+
 /*
  * Rebuild service s's table from backends b[0..n) (sorted by name) into the
  * half that is not live, then switch halves with one update of the service's
@@ -192,6 +220,12 @@ static int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 	r = table_write_half(t.e + next.table_half * TS_TABLE_HALF(next.table_size),
 			     next.table_size, b, n, err);
 	table_unmap(&t);
+	/* who is a member of the new half: the old members and the new ones */
+	for (size_t i = 0; !r && i < s->nbackends; i++)
+		r = backend_set_member(m, s->backends[i].id, next.table_half,
+				       backend_listed(b, n, s->backends[i].id), err);
+	for (size_t i = 0; !r && i < n; i++)
+		r = backend_set_member(m, b[i].id, next.table_half, true, err);
 	if (r)
 		return r;
 	/* The commit: one update, seen by the data plane all at once. */
@@ -391,6 +425,66 @@ static int begin_backend_change(struct ts_maps *m, struct ts_config *cfg, const 
 	return 0;
 }
 
+/* Tidying after a commit: read the entry afresh (table_install changed it). */
+static void backend_mark_removed(struct ts_maps *m, __u32 id)
+{
+	struct ts_backend be;
+
+	if (bpf_map_lookup_elem(m->backends, &id, &be) || be.state == TS_BACKEND_REMOVED)
+		return;
+	be.state = TS_BACKEND_REMOVED;
+	bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST);
+}
+
+/*
+ * Tidy what a command killed just before or after its commit left behind:
+ * backends that no live table refers to are marked removed (the data plane
+ * already ignores them: they are members of no live half), and backend_addrs
+ * entries that name no live backend at its own address are dropped (else the
+ * data plane would rewrite replies from an address that is no backend). Run
+ * under the lock by the commands that add or remove backends and services.
+ */
+static int repair_leftovers(struct ts_maps *m, const struct ts_config *cfg, struct ts_err *err)
+{
+	static struct ts_backend all[TS_MAX_BACKENDS];
+	static struct ts_endpoint_key stale[TS_MAX_BACKENDS];
+	struct ts_endpoint_key key, cur;
+	bool live[TS_MAX_BACKENDS] = { false };
+	void *prev = NULL;
+	size_t nstale = 0;
+	int r;
+
+	r = ts_backends_read_all(m, all, err);
+	if (r)
+		return r;
+	for (size_t i = 0; i < cfg->nservices; i++)
+		for (size_t j = 0; j < cfg->services[i].nbackends; j++)
+			live[cfg->services[i].backends[j].id] = true;
+	for (__u32 id = 0; id < TS_MAX_BACKENDS; id++)
+		if (all[id].state == TS_BACKEND_ACTIVE && !live[id])
+			backend_mark_removed(m, id);
+	/* collect first: deleting the key being iterated restarts the walk */
+	while (nstale < TS_MAX_BACKENDS && !bpf_map_get_next_key(m->backend_addrs, prev, &key)) {
+		const struct ts_backend *be;
+		struct ts_reply reply;
+
+		cur = key;
+		prev = &cur;
+		if (bpf_map_lookup_elem(m->backend_addrs, &key, &reply) ||
+		    reply.backend_id >= TS_MAX_BACKENDS || !live[reply.backend_id]) {
+			stale[nstale++] = key;
+			continue;
+		}
+		be = &all[reply.backend_id];
+		if (memcmp(be->addr, key.addr, sizeof(key.addr)) || be->port != key.port ||
+		    be->family != key.family)
+			stale[nstale++] = key;
+	}
+	for (size_t i = 0; i < nstale; i++)
+		bpf_map_delete_elem(m->backend_addrs, &stale[i]);
+	return 0;
+}
+
 /* ---- services --------------------------------------------------------------- */
 
 static void endpoint_key(const __be32 addr[4], __be16 port, __u8 family,
@@ -448,6 +542,9 @@ int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint
 	r = begin_change(m, &cfg, NULL, NULL, err);
 	if (r)
 		return r;
+	r = repair_leftovers(m, &cfg, err);
+	if (r)
+		goto out;
 	endpoint_key(vip->addr, vip->port, vip->family, &key);
 	ts_format_endpoint(vip->addr, vip->port, vip->family, ep, sizeof(ep));
 	for (size_t i = 0; i < cfg.nservices; i++) {
@@ -490,13 +587,6 @@ out:
 	return r;
 }
 
-static void backend_mark_removed(struct ts_maps *m, const struct ts_backend_cfg *b)
-{
-	struct ts_backend be = b->be;
-
-	be.state = TS_BACKEND_REMOVED;
-	bpf_map_update_elem(m->backends, &b->id, &be, BPF_ANY);
-}
 
 int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
 {
@@ -507,6 +597,9 @@ int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
 	r = begin_change(m, &cfg, name, &s, err);
 	if (r)
 		return r;
+	r = repair_leftovers(m, &cfg, err);
+	if (r)
+		goto out;
 	/* The commit: packets to the VIP are no longer ours (invariant 5:
 	 * passed untouched), whether or not their flow was pinned. */
 	if (bpf_map_delete_elem(m->services, &s->key)) {
@@ -517,7 +610,7 @@ int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
 	/* Its backends' ids are free for reuse; their flow entries age out. */
 	for (size_t i = 0; i < s->nbackends; i++) {
 		backend_index_del(m, &s->backends[i]);
-		backend_mark_removed(m, &s->backends[i]);
+		backend_mark_removed(m, s->backends[i].id);
 	}
 	bpf_map_delete_elem(m->tables, &s->svc.id);
 out:
@@ -578,6 +671,9 @@ int ts_backend_add(struct ts_maps *m, const char *service, const char *name,
 	r = begin_change(m, &cfg, service, &s, err);
 	if (r)
 		return r;
+	r = repair_leftovers(m, &cfg, err);
+	if (r)
+		goto out;
 	ts_format_endpoint(addr->addr, addr->port, addr->family, ep, sizeof(ep));
 	if (addr->family != s->key.family) {
 		r = ts_fail(err, TS_ERR_USAGE,
@@ -647,35 +743,46 @@ out:
 int ts_backend_del(struct ts_maps *m, const char *service, const char *name,
 		   struct ts_err *err)
 {
-	struct ts_backend_cfg *b, removed;
+	struct ts_backend_cfg *b, *list = NULL;
 	struct ts_service_cfg *s;
 	struct ts_config cfg;
+	size_t n = 0;
 	int r;
 
 	r = begin_backend_change(m, &cfg, service, &s, name, &b, err);
 	if (r)
 		return r;
-	removed = *b;
-	memmove(b, b + 1, (size_t)(&s->backends[s->nbackends] - (b + 1)) * sizeof(*b));
-	s->nbackends--;
-	r = table_install(m, s, s->backends, s->nbackends, err);
-	if (!r) {
-		backend_index_del(m, &removed);
-		backend_mark_removed(m, &removed);
+	r = repair_leftovers(m, &cfg, err);
+	if (r)
+		goto out;
+	list = calloc(s->nbackends, sizeof(*list));
+	if (!list) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+		goto out;
 	}
+	for (size_t i = 0; i < s->nbackends; i++)
+		if (s->backends[i].id != b->id)
+			list[n++] = s->backends[i];
+	/* the commit: b is no member of the new half, its flows are closed */
+	r = table_install(m, s, list, n, err);
+	if (!r) {
+		backend_index_del(m, b);
+		backend_mark_removed(m, b->id);
+	}
+out:
+	free(list);
 	ts_config_free(&cfg);
 	return r;
 }
 
-static void backend_set_deadline(struct ts_maps *m, const struct ts_backend_cfg *b,
-				 __u64 deadline_ns)
+static void backend_set_deadline(struct ts_maps *m, __u32 id, __u64 deadline_ns)
 {
-	struct ts_backend be = b->be;
+	struct ts_backend be;
 
-	if (be.drain_deadline_ns == deadline_ns)
+	if (bpf_map_lookup_elem(m->backends, &id, &be) || be.drain_deadline_ns == deadline_ns)
 		return;
 	be.drain_deadline_ns = deadline_ns;
-	bpf_map_update_elem(m->backends, &b->id, &be, BPF_ANY);
+	bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST);
 }
 
 int ts_weights_set(struct ts_maps *m, const char *service, char (*names)[TS_NAME_LEN],
@@ -707,13 +814,12 @@ int ts_weights_set(struct ts_maps *m, const char *service, char (*names)[TS_NAME
 		}
 		b->weight = weights[i];
 	}
-	r = table_install(m, s, s->backends, s->nbackends, err);
-	if (r)
-		goto out;
-	/* A backend given weight again is no longer draining. */
+	/* A backend given weight again is no longer draining: its deadline goes
+	 * before the commit (killed in between, it drains with no deadline). */
 	for (size_t i = 0; i < s->nbackends; i++)
 		if (s->backends[i].weight)
-			backend_set_deadline(m, &s->backends[i], 0);
+			backend_set_deadline(m, s->backends[i].id, 0);
+	r = table_install(m, s, s->backends, s->nbackends, err);
 out:
 	ts_config_free(&cfg);
 	return r;
@@ -737,8 +843,298 @@ int ts_backend_drain(struct ts_maps *m, const char *service, const char *name,
 			goto out;
 	}
 	/* After the commit: a command killed here has drained without a deadline. */
-	backend_set_deadline(m, b, timeout_ns ? ts_now_ns() + timeout_ns : 0);
+	backend_set_deadline(m, b->id, timeout_ns ? ts_now_ns() + timeout_ns : 0);
 out:
+	ts_config_free(&cfg);
+	return r;
+}
+
+/* ---- a service as a document gives it (import) ------------------------------ */
+
+static bool backend_at(const struct ts_backend *be, const struct ts_endpoint *ep)
+{
+	return be->family == ep->family && be->port == ep->port &&
+	       !memcmp(be->addr, ep->addr, sizeof(be->addr));
+}
+
+/* n ids for new backends and their generations, by backend_alloc's rule:
+ * never-used ids first, then ones no table refers to. */
+static int backend_alloc_many(struct ts_maps *m, const struct ts_config *cfg, size_t n,
+			      __u32 *ids, __u32 *gens, struct ts_err *err)
+{
+	static struct ts_backend all[TS_MAX_BACKENDS];
+	bool referenced[TS_MAX_BACKENDS] = { false };
+	size_t k = 0;
+	int r;
+
+	if (!n)
+		return 0;
+	r = ts_backends_read_all(m, all, err);
+	if (r)
+		return r;
+	for (size_t i = 0; i < cfg->nservices; i++)
+		for (size_t j = 0; j < cfg->services[i].nbackends; j++)
+			referenced[cfg->services[i].backends[j].id] = true;
+	for (int pass = 0; pass < 2; pass++)
+		for (__u32 i = 0; i < TS_MAX_BACKENDS && k < n; i++) {
+			bool ok = pass == 0 ? all[i].state == TS_BACKEND_FREE
+					    : all[i].state != TS_BACKEND_FREE && !referenced[i];
+
+			if (ok) {
+				ids[k] = i;
+				gens[k++] = all[i].generation + 1;
+			}
+		}
+	if (k < n)
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "too many backends (at most %d in all, counting those being "
+			       "replaced)",
+			       TS_MAX_BACKENDS);
+	return 0;
+}
+
+/*
+ * want's backends as a table's list, sorted by name: a backend of s (NULL for
+ * a new service) with the same name and address:port keeps its id, and so its
+ * pinned flows; every other one gets a new id (is_new). Writes nothing.
+ */
+static int backend_list_build(struct ts_maps *m, const struct ts_config *cfg,
+			      struct ts_service_cfg *s, __u32 service_id,
+			      const struct ts_doc_service *want, struct ts_backend_cfg *list,
+			      bool *is_new, size_t *nnew, struct ts_err *err)
+{
+	__u32 ids[TS_MAX_SERVICE_BACKENDS], gens[TS_MAX_SERVICE_BACKENDS];
+	size_t n = want->nbackends, k = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct ts_doc_backend *wb = &want->backends[i];
+
+		r = ts_parse_name(wb->name, "backend", err);
+		if (r)
+			return r;
+		if (wb->weight > TS_MAX_WEIGHT)
+			return ts_fail(err, TS_ERR_USAGE,
+				       "backend '%s': weight %u is out of range: give 0-%d",
+				       wb->name, wb->weight, TS_MAX_WEIGHT);
+		if (wb->addr.family != want->vip.family)
+			return ts_fail(err, TS_ERR_USAGE,
+				       "backend '%s' is IPv%u but service '%s' is IPv%u: use a "
+				       "matching address",
+				       wb->name, wb->addr.family, want->name, want->vip.family);
+		memset(&list[i], 0, sizeof(list[i]));
+		snprintf(list[i].be.name, sizeof(list[i].be.name), "%s", wb->name);
+		memcpy(list[i].be.addr, wb->addr.addr, sizeof(list[i].be.addr));
+		list[i].be.port = wb->addr.port;
+		list[i].be.family = wb->addr.family;
+		list[i].be.state = TS_BACKEND_ACTIVE;
+		list[i].be.service_id = service_id;
+		list[i].weight = wb->weight;
+	}
+	qsort(list, n, sizeof(*list), cmp_backend_name);
+	for (size_t i = 0; i < n; i++) {
+		struct ts_endpoint ep = { .family = list[i].be.family, .port = list[i].be.port };
+		struct ts_backend_cfg *cur = s ? ts_service_backend(s, list[i].be.name) : NULL;
+
+		if (i && !strcmp(list[i].be.name, list[i - 1].be.name))
+			return ts_fail(err, TS_ERR_USAGE,
+				       "service '%s' is given backend '%s' twice: give each once",
+				       want->name, list[i].be.name);
+		memcpy(ep.addr, list[i].be.addr, sizeof(ep.addr));
+		is_new[i] = !cur || !backend_at(&cur->be, &ep);
+		if (!is_new[i]) {
+			__u32 weight = list[i].weight;
+
+			list[i] = *cur;
+			list[i].weight = weight;
+		} else {
+			k++;
+		}
+	}
+	r = backend_alloc_many(m, cfg, k, ids, gens, err);
+	if (r)
+		return r;
+	for (size_t i = 0, j = 0; i < n; i++)
+		if (is_new[i]) {
+			list[i].id = ids[j];
+			list[i].be.generation = gens[j++];
+		}
+	*nnew = k;
+	return 0;
+}
+
+/* The new backends' entries, fresh counters and backend_addrs entries: sends
+ * no flow anywhere until a table refers to them. */
+static int backends_write_new(struct ts_maps *m, const struct ts_service_cfg *s,
+			      const struct ts_backend_cfg *list, const bool *is_new, size_t n,
+			      struct ts_err *err)
+{
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!is_new[i])
+			continue;
+		if (bpf_map_update_elem(m->backends, &list[i].id, &list[i].be, BPF_ANY))
+			return ts_fail(err, TS_ERR_RUNTIME, "cannot write backend %s: %s",
+				       list[i].be.name, strerror(errno));
+		r = ts_backend_stats_reset(m, list[i].id, err);
+		r = r ?: backend_index_set(m, s, &list[i], err);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* An existing service, same VIP and table size: one table switch. */
+static int service_update(struct ts_maps *m, struct ts_config *cfg, struct ts_service_cfg *s,
+			  const struct ts_doc_service *want, struct ts_err *err)
+{
+	struct ts_backend_cfg *list = calloc(TS_MAX_SERVICE_BACKENDS, sizeof(*list));
+	bool is_new[TS_MAX_SERVICE_BACKENDS], changed;
+	size_t n = want->nbackends, nnew = 0, nkept = 0;
+	int r;
+
+	if (!list)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	r = backend_list_build(m, cfg, s, s->svc.id, want, list, is_new, &nnew, err);
+	if (r)
+		goto out;
+	changed = nnew > 0;
+	for (size_t i = 0; i < n; i++)
+		if (!is_new[i]) {
+			nkept++;
+			changed |= list[i].weight != ts_service_backend(s, list[i].be.name)->weight;
+		}
+	if (!changed && nkept == s->nbackends)
+		goto out; /* nothing differs: no write at all */
+	r = backends_write_new(m, s, list, is_new, n, err);
+	if (r)
+		goto out;
+	/* A backend with weight is not draining: before the commit, so that a
+	 * kill in between leaves a drain without a deadline, never the reverse. */
+	for (size_t i = 0; i < n; i++)
+		if (!is_new[i] && list[i].weight)
+			backend_set_deadline(m, list[i].id, 0);
+	/* The commit: additions, removals and weights, all at once. */
+	r = table_install(m, s, list, n, err);
+	if (r)
+		goto out;
+	/* After the commit, tidying up: a removed backend's replies are no
+	 * longer ours. */
+	for (size_t i = 0; i < s->nbackends; i++) {
+		bool kept = false;
+
+		for (size_t j = 0; j < n && !kept; j++)
+			kept = !is_new[j] && list[j].id == s->backends[i].id;
+		if (!kept) {
+			backend_index_del(m, &s->backends[i]);
+			backend_mark_removed(m, s->backends[i].id);
+		}
+	}
+out:
+	free(list);
+	return r;
+}
+
+/* A new service, with its whole table: the `services` insert commits it. */
+static int service_create(struct ts_maps *m, struct ts_config *cfg,
+			  const struct ts_doc_service *want, struct ts_err *err)
+{
+	struct ts_backend_cfg *list = calloc(TS_MAX_SERVICE_BACKENDS, sizeof(*list));
+	struct ts_service_cfg *ns = calloc(1, sizeof(*ns));
+	bool used[TS_MAX_SERVICES] = { false }, is_new[TS_MAX_SERVICE_BACKENDS];
+	size_t n = want->nbackends, nnew;
+	char ep[TS_ADDRSTRLEN];
+	struct table_view t;
+	int r = 0;
+
+	if (!list || !ns) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+		goto out;
+	}
+	endpoint_key(want->vip.addr, want->vip.port, want->vip.family, &ns->key);
+	for (size_t i = 0; i < cfg->nservices; i++) {
+		if (!memcmp(&cfg->services[i].key, &ns->key, sizeof(ns->key))) {
+			ts_format_endpoint(want->vip.addr, want->vip.port, want->vip.family, ep,
+					   sizeof(ep));
+			r = ts_fail(err, TS_ERR_USAGE,
+				    "%s is already used by service '%s': pick another VIP:port", ep,
+				    cfg->services[i].svc.name);
+			goto out;
+		}
+		used[cfg->services[i].svc.id] = true;
+	}
+	for (ns->svc.id = 0; ns->svc.id < TS_MAX_SERVICES && used[ns->svc.id]; ns->svc.id++)
+		;
+	if (ns->svc.id == TS_MAX_SERVICES) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "too many services (at most %d)",
+			    TS_MAX_SERVICES);
+		goto out;
+	}
+	ns->svc.table_size = want->table_size;
+	snprintf(ns->svc.name, sizeof(ns->svc.name), "%s", want->name);
+	r = backend_list_build(m, cfg, NULL, ns->svc.id, want, list, is_new, &nnew, err);
+	/* members of half 0, the half that goes live with the service */
+	for (size_t i = 0; !r && i < n; i++)
+		list[i].be.table_halves = 1U << 0;
+	r = r ?: backends_write_new(m, ns, list, is_new, n, err);
+	/* Its table, built in the half that will be live, before anything
+	 * refers to it. */
+	r = r ?: table_create(m, ns->svc.id, want->table_size, want->name, err);
+	r = r ?: table_open(m, &ns->svc, true, &t, err);
+	if (r)
+		goto out;
+	r = table_write_half(t.e, want->table_size, list, n, err);
+	table_unmap(&t);
+	if (r)
+		goto out;
+	/* The commit: the VIP is balanced from here on, by the whole table. */
+	if (bpf_map_update_elem(m->services, &ns->key, &ns->svc, BPF_NOEXIST))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot add service %s: %s", want->name,
+			    strerror(errno));
+out:
+	free(list);
+	free(ns);
+	return r;
+}
+
+int ts_service_apply(struct ts_maps *m, const struct ts_doc_service *want, struct ts_err *err)
+{
+	struct ts_endpoint_key key;
+	struct ts_service_cfg *s;
+	struct ts_config cfg;
+	int r;
+
+	r = ts_parse_name(want->name, "service", err);
+	if (r)
+		return r;
+	if (!ts_is_prime(want->table_size) || want->table_size < TS_MIN_TABLE_SIZE ||
+	    want->table_size > TS_MAX_TABLE_SIZE)
+		return ts_fail(err, TS_ERR_USAGE, "table size %u is not a prime in %u-%u",
+			       want->table_size, TS_MIN_TABLE_SIZE, TS_MAX_TABLE_SIZE);
+	if (want->nbackends > TS_MAX_SERVICE_BACKENDS)
+		return ts_fail(err, TS_ERR_USAGE, "service '%s' has %zu backends, at most %d",
+			       want->name, want->nbackends, TS_MAX_SERVICE_BACKENDS);
+	r = begin_change(m, &cfg, NULL, NULL, err);
+	if (r)
+		return r;
+	r = repair_leftovers(m, &cfg, err);
+	if (r) {
+		ts_config_free(&cfg);
+		return r;
+	}
+	endpoint_key(want->vip.addr, want->vip.port, want->vip.family, &key);
+	s = ts_config_service(&cfg, want->name);
+	if (s && (memcmp(&s->key, &key, sizeof(key)) || s->svc.table_size != want->table_size)) {
+		/* A new VIP or table size: a new service under the old name. */
+		ts_config_free(&cfg);
+		r = ts_service_del(m, want->name, err);
+		r = r ?: begin_change(m, &cfg, NULL, NULL, err);
+		if (r)
+			return r;
+		s = NULL;
+	}
+	r = s ? service_update(m, &cfg, s, want, err) : service_create(m, &cfg, want, err);
 	ts_config_free(&cfg);
 	return r;
 }

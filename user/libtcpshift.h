@@ -190,4 +190,102 @@ int ts_unload(const char *pin_dir, struct ts_err *err);
 __u32 ts_attached_prog(int ifindex);
 __u64 ts_now_ns(void);
 
+/* ---- export.c: configuration documents (export, import) ----------------- */
+
+/*
+ * The whole configuration as a document, the format of `tcpshift export` and
+ * `tcpshift import`: {"tcpshift":1,"seed":N,"services":[{"name","vip",
+ * "table_size","backends":[{"name","addr","weight"}]}]}. Services and each
+ * service's backends are sorted by name, so that gateways with the same
+ * configuration export the same bytes.
+ */
+#define TS_DOC_VERSION		1
+#define TS_DOC_MAX_SIZE		(16U << 20)	/* bytes of a document */
+
+struct ts_doc_backend {
+	char			name[TS_NAME_LEN];
+	struct ts_endpoint	addr;
+	__u32			weight;
+};
+
+struct ts_doc_service {
+	char			name[TS_NAME_LEN];
+	struct ts_endpoint	vip;
+	__u32			table_size;
+	size_t			nbackends;	/* sorted by name */
+	struct ts_doc_backend	*backends;
+};
+
+struct ts_doc {
+	__u32			seed;
+	size_t			nservices;	/* sorted by name */
+	struct ts_doc_service	*services;
+};
+
+/*
+ * Parse and validate a whole document: text[0..len) (need not be
+ * NUL-terminated). A pure function: no I/O, no maps, no global state. On
+ * success fills doc (free it with ts_doc_free) and returns 0; otherwise
+ * returns -TS_ERR_USAGE with err->msg one line naming the place in the
+ * document, e.g. "services[1].backends[0].weight: 70000 is out of range: give
+ * an integer 0-65535", and doc empty.
+ */
+int ts_doc_parse(const char *text, size_t len, struct ts_doc *doc, struct ts_err *err);
+void ts_doc_free(struct ts_doc *doc);
+/* The document of a configuration read with ts_config_read. */
+int ts_doc_from_config(const struct ts_config *cfg, __u32 seed, struct ts_doc *doc,
+		       struct ts_err *err);
+/* The document as JSON text ending in a newline (malloc()ed), or NULL. */
+char *ts_doc_format(const struct ts_doc *doc);
+
+/* One step that makes a gateway's configuration equal to a document. */
+enum ts_change_kind {
+	TS_CHANGE_SEED,			/* from, to: the seeds */
+	TS_CHANGE_SERVICE_DEL,		/* from: VIP */
+	TS_CHANGE_SERVICE_ADD,		/* to: VIP and table size */
+	TS_CHANGE_SERVICE_REPLACE,	/* VIP or table size: deleted and added again */
+	TS_CHANGE_BACKEND_DEL,		/* from: address */
+	TS_CHANGE_BACKEND_ADD,		/* to: address and weight */
+	TS_CHANGE_BACKEND_REPLACE,	/* address: removed and added again */
+	TS_CHANGE_WEIGHT,		/* from, to: the weights */
+};
+
+struct ts_change {
+	enum ts_change_kind	kind;
+	char			service[TS_NAME_LEN];
+	char			backend[TS_NAME_LEN];	/* "" for service and seed changes */
+	char			from[96];
+	char			to[96];
+};
+
+struct ts_plan {
+	size_t			nchanges;
+	struct ts_change	*changes;	/* in the order they are made */
+};
+
+/* The changes that turn configuration have into want (both validated). */
+int ts_doc_plan(const struct ts_doc *have, const struct ts_doc *want, struct ts_plan *plan,
+		struct ts_err *err);
+void ts_plan_free(struct ts_plan *plan);
+const char *ts_change_name(enum ts_change_kind kind);
+
+/*
+ * Make the pinned configuration equal to want (validated by ts_doc_parse):
+ * services not in want are deleted first, then each service of want is
+ * changed by ts_service_apply, then the seed is written if it differs. Holds
+ * the pin directory's lock throughout. Atomic per service, not across
+ * services: a failure half-way leaves the services done so far changed.
+ */
+int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *err);
+
+/*
+ * config.c: make service want->name equal to want. A service whose VIP and
+ * table size stay is changed with one table switch (all backend additions,
+ * removals, address and weight changes together); a new one appears with its
+ * whole table in one `services` insert; one whose VIP or table size changes
+ * is deleted and added again (not atomic: its connections break). Does
+ * nothing when nothing differs.
+ */
+int ts_service_apply(struct ts_maps *m, const struct ts_doc_service *want, struct ts_err *err);
+
 #endif /* LIBTCPSHIFT_H */

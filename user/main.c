@@ -20,6 +20,7 @@ static const struct {
 	{ "service", cmd_service }, { "backend", cmd_backend }, { "weight", cmd_weight },
 	{ "drain", cmd_drain },	  { "flows", cmd_flows },   { "stats", cmd_stats },
 	{ "pick", cmd_pick },
+	{ "export", cmd_export },   { "import", cmd_import },
 };
 
 static const char usage[] =
@@ -39,6 +40,8 @@ static const char usage[] =
 	"  flows [SERVICE] [--backend NAME] [--state STATE]   pinned flows\n"
 	"  stats [SERVICE]                     per-backend weights, shares and traffic\n"
 	"  pick SERVICE CLIENT:PORT...         the backend a new connection gets now\n"
+	"  export                              the whole configuration as a JSON document\n"
+	"  import [--dry-run] FILE             make the configuration equal to a document\n"
 	"\n"
 	"Global options:\n"
 	"  --pin-dir DIR   maps live under DIR (default /sys/fs/bpf/tcpshift,\n"

@@ -4,7 +4,9 @@
  * established ones, so a SYN flood cannot evict an established flow; a
  * backend past its drain deadline has its flows closed with a RST.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
+#include <bpf/bpf.h>
 #include <string.h>
 #include <time.h>
 
@@ -163,12 +165,57 @@ static void test_drain_deadline_closes_flows(void **state)
 	expect_forward(e, &on[0], &web4_to[1], 1, "a new SYN on the 5-tuple goes to v2");
 }
 
+/*
+ * backend del is committed by the table switch alone: with its tidying
+ * undone (as if the command was killed right after the commit: state still
+ * active, index entry still there), the removed backend's flows are closed
+ * all the same, and a later change tidies it.
+ */
+static void test_removal_takes_effect_at_the_commit(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec syn = client4(33000, PKT_SYN), ack = client4(33000, PKT_ACK);
+	struct ts_endpoint_key key = { .proto = IPPROTO_TCP, .family = TS_AF_INET };
+	struct ts_backend be;
+	struct ts_reply reply;
+	struct ts_err err;
+	__u32 id;
+	int b;
+
+	config_web4(e, 1, 0);
+	b = expect_forward(e, &syn, web4_to, 1, "SYN to v1");
+	expect_forward(e, &ack, &web4_to[b], 1, "ACK to v1");
+	ASSERT_EQ(inet_pton(AF_INET, "198.18.2.11", key.addr), 1, "v1 address");
+	key.port = htons(8008);
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.backend_addrs, &key, &reply), 0, "v1 indexed");
+	id = reply.backend_id;
+
+	env_backend_del(e, "web4", "v1");
+	/* undo the tidying that follows the commit */
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.backends, &id, &be), 0, "read v1");
+	be.state = TS_BACKEND_ACTIVE;
+	ASSERT_EQ(bpf_map_update_elem(e->maps.backends, &id, &be, BPF_EXIST), 0, "v1 active");
+	ASSERT_EQ(bpf_map_update_elem(e->maps.backend_addrs, &key, &reply, BPF_ANY), 0,
+		  "v1 indexed again");
+	ack.ack = 0x1000;
+	expect_reset(e, &ack, "v1's flow is closed by the commit alone");
+
+	/* the next change tidies what the killed one left */
+	env_backend(e, "web4", "v3", "198.18.2.13:8008", 1);
+	ASSERT_NEQ(bpf_map_lookup_elem(e->maps.backend_addrs, &key, &reply), 0,
+		   "v1's index entry is gone");
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.backends, &id, &be), 0, "read v1");
+	ASSERT_EQ(be.state, TS_BACKEND_REMOVED, "v1 marked removed");
+	(void)err;
+}
+
 int run_robust_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_half_open_promoted_on_ack),
 		TEST(test_syn_flood_cannot_evict_established),
 		TEST(test_drain_deadline_closes_flows),
+		TEST(test_removal_takes_effect_at_the_commit),
 	};
 
 	return cmocka_run_group_tests_name("robustness (issue 5)", tests, NULL, NULL);

@@ -336,3 +336,122 @@ within_sigmas() {
 		exit !(d <= b)
 	}'
 }
+
+# ---- many long-lived connections (ts-echo holdmany) ----------------------------
+
+MANY_LINES=()		# the "conn I ORIG RESULT" lines of the last holdmany answer
+MANY_END=		# its "end ..." line
+
+# many_read [SECONDS]: the lines of one holdmany answer, up to its "end" line,
+# into MANY_LINES and MANY_END (≤ SECONDS, default 30). Returns 1 when none came.
+many_read() {
+	local line out=${E2E_MANY[0]:-} deadline=$((SECONDS + ${1:-30}))
+
+	MANY_LINES=()
+	MANY_END=
+	[ -n "$out" ] || return 1
+	while [ "$SECONDS" -le "$deadline" ]; do
+		read -r -t 10 -u "$out" line 2>/dev/null || return 1
+		case $line in
+		end*) MANY_END=$line; return 0 ;;
+		*) MANY_LINES+=("$line") ;;
+		esac
+	done
+	return 1
+}
+
+# many_open ADDR:PORT [N]: a `ts-echo holdmany` coprocess in the client, which
+# opens N connections (default none) to ADDR:PORT at once; read their lines
+# with many_read. Only one many_open per script (one bash coprocess).
+many_open() {
+	local nopt=()
+
+	[ "${2:-0}" -gt 0 ] && nopt=(--n "$2")
+	coproc E2E_MANY { exec nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" holdmany \
+		--connect "$1" "${nopt[@]}" 2>>"$E2E_TMP/holdmany.err"; }
+	e2e_track_pid "$E2E_MANY_PID"
+}
+
+# many_cmd COMMAND [SECONDS]: send a holdmany command (open [EP], send TAG,
+# send-to I TAG, status, close I, timeout MS), its answer in MANY_LINES and MANY_END.
+many_cmd() {
+	local in=${E2E_MANY[1]:-}
+
+	MANY_LINES=()
+	MANY_END=
+	[ -n "$in" ] || return 1
+	{ echo "$1" >&"$in"; } 2>/dev/null || return 1
+	many_read "${2:-30}"
+}
+
+# many_field I FIELD: field FIELD (2 orig, 3 result) of connection I in MANY_LINES.
+many_field() {
+	printf '%s\n' "${MANY_LINES[@]}" | awk -v i="$1" -v f="$2" '$1 == "conn" && $2 == i {
+		print $(f + 1); exit }'
+}
+
+# ---- counters -----------------------------------------------------------------
+
+# ts_counter NAME: a global counter of `tcpshift -j status` (empty on error).
+ts_counter() {
+	ts -j status 2>/dev/null | jq -r --arg n "$1" '.counters[$n] // empty' 2>/dev/null
+}
+
+# ns_snmp NS GROUP FIELD: a kernel counter of NS from /proc/net/snmp or
+# /proc/net/netstat (GROUP Tcp, TcpExt, Ip…), e.g. ns_snmp NS Tcp OutRsts.
+ns_snmp() {
+	in_ns "$1" cat /proc/net/snmp /proc/net/netstat 2>/dev/null | awk -v g="$2:" -v f="$3" '
+		$1 == g && !h { for (i = 2; i <= NF; i++) k[i] = $i; h = 1; next }
+		$1 == g && h { for (i = 2; i <= NF; i++) if (k[i] == f) v = $i; exit }
+		END { print v + 0 }'
+}
+
+# ---- more gateways (test_export.sh, test_ecmp.sh) ------------------------------
+#
+# Gateway NAME lives in namespace tse2e-<pid>-NAME (made with e2e_netns_add) and
+# runs tcpshift with its own pin directory, /sys/fs/bpf/tcpshift-e2e-<pid>-NAME.
+
+E2E_GWS=()		# gateways e2e_gw_load loaded, unloaded by e2e_gw_cleanup
+
+gw_ns() {
+	echo "tse2e-$E2E_ID-$1"
+}
+
+gw_pin() {
+	echo "/sys/fs/bpf/tcpshift-e2e-$E2E_ID-$1"
+}
+
+# tsg NAME ARGS...: tcpshift on gateway NAME.
+tsg() {
+	local n=$1
+
+	shift
+	"$TCPSHIFT" --pin-dir "$(gw_pin "$n")" -n "$(gw_ns "$n")" "$@"
+}
+
+# e2e_gw_load NAME LOAD-ARGS...: tcpshift load on gateway NAME; the EXIT trap
+# becomes e2e_gw_cleanup, which unloads it.
+e2e_gw_load() {
+	local n=$1
+
+	shift
+	[ -e "$(gw_pin "$n")" ] && e2e_abort "$(gw_pin "$n") already exists (left by an earlier run?)"
+	E2E_GWS+=("$n")
+	trap e2e_gw_cleanup EXIT
+	must "tcpshift load on gateway $n" tsg "$n" load "$@"
+}
+
+# e2e_gw_cleanup: unload every gateway of e2e_gw_load and remove its pin
+# directory (made by this script), then e2e_cleanup.
+e2e_gw_cleanup() {
+	local n pin
+
+	[ "$E2E_CLEANED" -eq 1 ] && return 0
+	for n in "${E2E_GWS[@]}"; do
+		pin=$(gw_pin "$n")
+		[ -e "$pin" ] || continue
+		timeout 20 "$TCPSHIFT" --pin-dir "$pin" -n "$(gw_ns "$n")" unload >/dev/null 2>&1
+		[ -e "$pin" ] && rm -rf -- "$pin"
+	done
+	e2e_cleanup
+}

@@ -23,5 +23,6 @@ int main(int argc, char **argv)
 	failed += run_parse_tests();
 	failed += run_maglev_tests();
 	failed += run_hash_tests();
+	failed += run_export_tests();
 	return failed ? 1 : 0;
 }

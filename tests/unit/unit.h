@@ -53,5 +53,6 @@ static inline uint32_t rng_below(struct rng *r, uint32_t n)
 int run_parse_tests(void);
 int run_maglev_tests(void);
 int run_hash_tests(void);
+int run_export_tests(void);
 
 #endif /* TCPSHIFT_UNIT_H */

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Issue 5, backend removal, IPv4 and IPv6. A held connection on v1 and one on
+# v2 of each family; `tcpshift backend del SERVICE v1`. The v1 connection's next
+# line gets a reset or close from the gateway — never an answer, and its packet
+# never reaches v2 (v2 sends no RST); the v2 connections are untouched;
+# removed_backend counts the closed flows; new connections go to v2.
+set -u
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+NEW=10
+
+e2e_init removal
+e2e_need jq
+e2e_topology
+e2e_load
+e2e_service tcp-echo "$VIP4" 100 0
+e2e_service tcp-echo6 "$VIP6" 100 0
+
+# connections 1 and 2 on v1 (v4, v6), then 3 and 4 on v2
+many_open "$VIP4"
+many_read 10 || e2e_abort "ts-echo holdmany did not start ($(tr '\n' ' ' <"$E2E_TMP/holdmany.err"))"
+open_one() { # open_one EP WANT
+	if ! many_cmd "open $1" || [ "$(awk '{ print $3 }' <<<"${MANY_LINES[0]:-}")" != "$2" ]; then
+		e2e_abort "a connection to $1 did not reach $2: ${MANY_LINES[*]:-no answer}" \
+			"($(tr '\n' ' ' <"$E2E_TMP/holdmany.err"))"
+	fi
+}
+open_one "$VIP4" v1
+open_one "$VIP6" v1
+must "weight 0/100" ts weight tcp-echo v1=0 v2=100
+must "weight 0/100 (v6)" ts weight tcp-echo6 v1=0 v2=100
+open_one "$VIP4" v2
+open_one "$VIP6" v2
+# v1 has weight when it is removed: the removal itself moves the table
+must "weight 50/50" ts weight tcp-echo v1=50 v2=50
+must "weight 50/50 (v6)" ts weight tcp-echo6 v1=50 v2=50
+many_cmd "timeout 1000" >/dev/null
+if ! many_cmd "send before" || [ "$MANY_END" != "end 4 0" ]; then
+	e2e_abort "the held connections are not answered before the removal: ${MANY_LINES[*]}"
+fi
+NAME=(x "v1 (IPv4)" "v1 (IPv6)" "v2 (IPv4)" "v2 (IPv6)")
+
+removed_before=$(ts -j stats | jq '.counters.removed_backend // 0' 2>/dev/null)
+rst2_before=$(ns_snmp "$NS_B2" Tcp OutRsts)
+in2_before=$(ns_snmp "$NS_B2" Tcp InSegs)
+must "backend del tcp-echo v1" ts backend del tcp-echo v1
+must "backend del tcp-echo6 v1" ts backend del tcp-echo6 v1
+
+many_cmd "send after" 10
+after=("${MANY_LINES[@]}")
+many_cmd "send again" 10
+again=("${MANY_LINES[@]}")
+rst2=$(($(ns_snmp "$NS_B2" Tcp OutRsts) - rst2_before))
+in2=$(($(ns_snmp "$NS_B2" Tcp InSegs) - in2_before))
+result() { # result I LINES...: connection I's result
+	local i=$1
+
+	shift
+	printf '%s\n' "$@" | awk -v i="$i" '$2 == i { print $4 }'
+}
+for i in 1 2; do
+	r=$(result "$i" "${after[@]}")
+	r2=$(result "$i" "${again[@]}")
+	case $r in
+	reset | closed)
+		if [ "$r2" = reset ] || [ "$r2" = closed ]; then
+			pass "removal: held connection on ${NAME[i]} gets a $r at its next line"
+		else
+			fail "removal: held connection on ${NAME[i]}" "$r, then answered '$r2'"
+		fi
+		;;
+	*) fail "removal: held connection on ${NAME[i]} gets a reset or close" \
+		"its next line was answered '$r' (want reset or closed; never v2)" ;;
+	esac
+done
+for i in 3 4; do
+	r=$(result "$i" "${after[@]}")
+	r2=$(result "$i" "${again[@]}")
+	if [ "$r" = v2 ] && [ "$r2" = v2 ]; then
+		pass "removal: held connection on ${NAME[i]} still answered by v2"
+	else
+		fail "removal: held connection on ${NAME[i]} untouched" "answered '$r', then '$r2'"
+	fi
+done
+
+# The reset came from the gateway: v2 never saw the removed flows' packets
+# (it would answer them with a RST of its own); it got only the two held v2
+# connections' lines and their ACKs.
+if [ "$rst2" -eq 0 ]; then
+	pass "removal: the removed flows' packets did not reach v2 (v2 sent no RST;" \
+		"$in2 segments in)"
+else
+	fail "removal: the removed flows' packets did not reach v2" "v2 sent $rst2 RSTs"
+fi
+
+removed=$(ts -j stats | jq '.counters.removed_backend // 0' 2>/dev/null)
+info "stats counters: $(ts -j stats | jq -c .counters 2>/dev/null)"
+if [ "$((${removed:-0} - ${removed_before:-0}))" -ge 2 ]; then
+	pass "removal: stats counts removed_backend = $removed (both families)"
+else
+	fail "removal: stats counts removed_backend" "removed_backend = ${removed:-none}," \
+		"want >= $((removed_before + 2))"
+fi
+
+new="$(client_count "$VIP4" "$NEW" | tr '\n' ' ')/ $(client_count "$VIP6" "$NEW" | tr '\n' ' ')"
+if [ "$(grep -o 'v2 [0-9]*' <<<"$new" | awk '{ s += $2 } END { print s + 0 }')" -eq \
+	$((2 * NEW)) ]; then
+	pass "removal: new connections go to v2 only ($new)"
+else
+	fail "removal: new connections go to v2 only" "got: $new"
+fi
+e2e_status
