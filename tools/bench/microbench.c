@@ -1,0 +1,1782 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * microbench: where tcpshift's time goes, measured with BPF_PROG_TEST_RUN on
+ * the real program and through libtcpshift only (no map layout is read here,
+ * so this survives data plane changes).
+ *
+ *   packets   ns per packet (kernel-reported duration, repeat >= 1M, median
+ *             of 5 runs, the cases interleaved run by run) for the empty
+ *             program, a packet to no service, an established flow's ACK, a
+ *             new flow's SYN, a reply, IPv4 and IPv6; and "parse + one
+ *             primitive" programs that split that time into its parts
+ *   weights   ts_weights_set (and the bare Maglev build, and the CLI) against
+ *             table size and number of backends
+ *   flows     `tcpshift flows` dump time and map memory at 100k and 1M
+ *             pinned flows (pinned by the real program, through the real maps)
+ *
+ * Measuring a rewriting program with `repeat`: the kernel runs the same skb
+ * again and again, so after the first run an established ACK has the
+ * backend's address as destination and would measure "no service" from then
+ * on, and a SYN is a new flow only once. Every such case therefore runs
+ * behind a wrapper (prims.bpf.c: wrap4/wrap6) that restores the headers from
+ * a template, optionally gives the packet a fresh client 5-tuple, and
+ * tail-calls the real program; the same wrapper tail-calling the empty
+ * program is the baseline subtracted. A second method, single-shot runs
+ * (repeat 1, a fresh packet copy each time, median of many, minus the empty
+ * program measured the same way), cross-checks the first.
+ *
+ * Output: OUT/microbench.json and OUT/microbench.md (OUT: --out, default
+ * build/bench). Needs root. Uses its own pin directories
+ * /sys/fs/bpf/tcpshift-bench-<pid>-<n>, removed at exit and on signals.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <json-c/json.h>
+#include <linux/if_ether.h>
+
+#include "libtcpshift.h"
+#include "pkt.h"
+#include "empty.skel.h"
+#include "prims.skel.h"
+
+#define BENCH_BPFFS	"/sys/fs/bpf"
+#define MAX_ENVS	8
+#define VIP4		"198.18.100.1"
+#define VIP6		"2001:2:100::1"
+#define CLIENT4		"198.18.1.10"
+#define CLIENT6		"2001:2:1::10"
+#define NOSVC4		"198.18.3.3"
+#define NOSVC6		"2001:2:3::3"
+#define VPORT		8008
+#define TUPLE_PORTS	64000	/* as in prims.bpf.c */
+#define SEED		0x5eed1234U
+
+/* ---- options ---------------------------------------------------------------- */
+
+static struct {
+	const char	*out_dir;
+	const char	*tcpshift;
+	__u32		repeat;
+	int		runs;
+	int		shots;		/* single-shot samples per case */
+	int		weight_iters;
+	bool		quick;
+	bool		do_packets, do_weights, do_flows;
+} opt = {
+	.out_dir = "build/bench",
+	.repeat = 1000000,
+	.runs = 5,
+	.shots = 20000,
+	.weight_iters = 25,
+};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* ---- time and statistics --------------------------------------------------------- */
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n)
+{
+	double *s;
+	double m;
+
+	if (n <= 0)
+		return 0;
+	s = malloc(sizeof(*s) * (size_t)n);
+	if (!s)
+		die("out of memory");
+	memcpy(s, v, sizeof(*s) * (size_t)n);
+	qsort(s, (size_t)n, sizeof(*s), cmp_double);
+	m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	free(s);
+	return m;
+}
+
+static double vmin(const double *v, int n)
+{
+	double m = n ? v[0] : 0;
+
+	for (int i = 1; i < n; i++)
+		m = v[i] < m ? v[i] : m;
+	return m;
+}
+
+static double vmax(const double *v, int n)
+{
+	double m = n ? v[0] : 0;
+
+	for (int i = 1; i < n; i++)
+		m = v[i] > m ? v[i] : m;
+	return m;
+}
+
+static json_object *jarray_of(const double *v, int n, int decimals)
+{
+	json_object *a = json_object_new_array();
+	double scale = decimals == 0 ? 1 : decimals == 1 ? 10 : decimals == 2 ? 100 : 1000;
+
+	for (int i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_double((double)(long long)(v[i] * scale +
+										  0.5) /
+								 scale));
+	return a;
+}
+
+static json_object *jnum(double v, int decimals)
+{
+	double scale = decimals == 0 ? 1 : decimals == 1 ? 10 : decimals == 2 ? 100 : 1000;
+	double r = (double)(long long)(v * scale + (v < 0 ? -0.5 : 0.5)) / scale;
+
+	if (decimals == 0)
+		return json_object_new_int64((long long)r);
+	return json_object_new_double(r);
+}
+
+/* ---- pin directories (ours only, removed on exit and signals) ------------------------ */
+
+static char made_dirs[MAX_ENVS][128];
+
+static void remove_dir_contents(const char *dir)
+{
+	char path[512];
+	struct dirent *d;
+	DIR *dh = opendir(dir);
+
+	if (!dh)
+		return;
+	while ((d = readdir(dh))) {
+		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		unlink(path);
+	}
+	closedir(dh);
+}
+
+static void cleanup_dirs(void)
+{
+	for (int i = 0; i < MAX_ENVS; i++) {
+		if (!made_dirs[i][0])
+			continue;
+		remove_dir_contents(made_dirs[i]);
+		rmdir(made_dirs[i]);
+		made_dirs[i][0] = '\0';
+	}
+}
+
+static void on_signal(int sig)
+{
+	/* not async-signal-safe (opendir), but we are exiting anyway and
+	 * leaving pins behind would be worse */
+	cleanup_dirs();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("microbench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	cleanup_dirs();
+	exit(1);
+}
+
+/* ---- the real program, loaded with its maps in our own pin directory ----------------- */
+
+struct env {
+	char			pin_dir[128];
+	struct tcpshift_bpf	*skel;
+	int			prog_fd;
+	struct ts_maps		maps;
+	bool			maps_open;
+	int			slot;
+	__u32			max_flows;
+};
+
+static int env_seq;
+
+static void env_close(struct env *e)
+{
+	if (e->maps_open)
+		ts_maps_close(&e->maps);
+	e->maps_open = false;
+	if (e->skel)
+		ts_bpf_destroy(e->skel);
+	e->skel = NULL;
+	if (e->slot >= 0) {
+		remove_dir_contents(e->pin_dir);
+		rmdir(e->pin_dir);
+		made_dirs[e->slot][0] = '\0';
+	}
+	e->slot = -1;
+}
+
+static void env_open(struct env *e, __u32 max_flows)
+{
+	struct ts_load_opts o = { .max_flows = max_flows, .seed = SEED, .seed_set = true };
+	struct ts_err err = {};
+
+	memset(e, 0, sizeof(*e));
+	e->slot = -1;
+	e->max_flows = max_flows;
+	snprintf(e->pin_dir, sizeof(e->pin_dir), "%s/tcpshift-bench-%d-%d", BENCH_BPFFS,
+		 (int)getpid(), env_seq++);
+	for (int i = 0; i < MAX_ENVS; i++) {
+		if (!made_dirs[i][0]) {
+			e->slot = i;
+			break;
+		}
+	}
+	if (e->slot < 0)
+		die("too many environments open");
+	if (mkdir(e->pin_dir, 0700))
+		die("cannot create %s: %s", e->pin_dir, strerror(errno));
+	snprintf(made_dirs[e->slot], sizeof(made_dirs[e->slot]), "%s", e->pin_dir);
+	o.pin_dir = e->pin_dir;
+	e->skel = ts_bpf_open_load(&o, &err);
+	if (!e->skel)
+		die("ts_bpf_open_load(%s, max_flows %u): %s", e->pin_dir, max_flows, err.msg);
+	e->prog_fd = ts_bpf_prog_fd(e->skel);
+	if (e->prog_fd < 0)
+		die("ts_bpf_prog_fd: %d", e->prog_fd);
+	if (ts_maps_open(&e->maps, e->pin_dir, &err))
+		die("ts_maps_open(%s): %s", e->pin_dir, err.msg);
+	e->maps_open = true;
+}
+
+static struct ts_endpoint endpoint(const char *s)
+{
+	struct ts_endpoint ep;
+	struct ts_err err = {};
+
+	if (ts_parse_endpoint(s, &ep, &err))
+		die("%s: %s", s, err.msg);
+	return ep;
+}
+
+static int service_add(struct env *e, const char *name, const char *vip, __u32 m,
+		       struct ts_err *err)
+{
+	struct ts_endpoint ep = endpoint(vip);
+
+	return ts_service_add(&e->maps, name, &ep, m, err);
+}
+
+static int backend_add(struct env *e, const char *svc, const char *name, const char *addr,
+		       __u32 w, struct ts_err *err)
+{
+	struct ts_endpoint ep = endpoint(addr);
+
+	return ts_backend_add(&e->maps, svc, name, &ep, w, err);
+}
+
+static void must(int r, const struct ts_err *err, const char *what)
+{
+	if (r)
+		die("%s: %s", what, err->msg);
+}
+
+/* web4 and web6, backends v1 and v2 of weights w1, w2 (the deployment of DESIGN.md). */
+static void config_web(struct env *e, __u32 w1, __u32 w2)
+{
+	struct ts_err err = {};
+
+	must(service_add(e, "web4", VIP4 ":8008", TS_DEFAULT_TABLE_SIZE, &err), &err,
+	     "service web4");
+	must(backend_add(e, "web4", "v1", "198.18.2.11:8008", w1, &err), &err, "backend v1");
+	must(backend_add(e, "web4", "v2", "198.18.2.12:8008", w2, &err), &err, "backend v2");
+	must(service_add(e, "web6", "[" VIP6 "]:8008", TS_DEFAULT_TABLE_SIZE, &err), &err,
+	     "service web6");
+	must(backend_add(e, "web6", "v1", "[2001:2:2::11]:8008", w1, &err), &err, "backend v1");
+	must(backend_add(e, "web6", "v2", "[2001:2:2::12]:8008", w2, &err), &err, "backend v2");
+}
+
+static __u64 counter(struct env *e, enum ts_counter c)
+{
+	__u64 all[TS_CNT_MAX];
+	struct ts_err err = {};
+
+	must(ts_counters_read(&e->maps, all, &err), &err, "ts_counters_read");
+	return all[c];
+}
+
+/* Packets counted over every backend of every service. */
+static __u64 backend_packets(struct env *e)
+{
+	struct ts_config cfg = {};
+	struct ts_err err = {};
+	__u64 total = 0;
+
+	must(ts_config_read(&e->maps, &cfg, &err), &err, "ts_config_read");
+	for (size_t i = 0; i < cfg.nservices; i++) {
+		for (size_t j = 0; j < cfg.services[i].nbackends; j++) {
+			struct ts_backend_stats st = {};
+
+			if (!ts_backend_stats_read(&e->maps, cfg.services[i].backends[j].id, &st,
+						   &err))
+				total += st.packets;
+		}
+	}
+	ts_config_free(&cfg);
+	return total;
+}
+
+static void count_cb(const struct ts_flow_key *k, const struct ts_flow *f, void *ctx)
+{
+	(*(__u64 *)ctx)++;
+}
+
+/* Flows pinned in every flow table (established and half-open). */
+static __u64 pinned_flows(struct env *e)
+{
+	__u64 n = 0;
+	int r = ts_flows_foreach(&e->maps, count_cb, &n);
+
+	if (r)
+		die("ts_flows_foreach: %s", strerror(-r));
+	return n;
+}
+
+/* ---- packets ------------------------------------------------------------------------ */
+
+enum tmpl {
+	T_SYN,		/* client -> VIP SYN */
+	T_ACK,		/* client -> VIP ACK */
+	T_REPLY,	/* backend v1 -> client ACK */
+	T_NOSVC,	/* client -> an address that is no service, ACK */
+	T_UDP,		/* client -> VIP, UDP */
+	T_MAX,
+};
+
+static void build(struct pkt *p, int fam, enum tmpl t, __u16 cport)
+{
+	const char *client = fam == 4 ? CLIENT4 : CLIENT6;
+	const char *vip = fam == 4 ? VIP4 : VIP6;
+	const char *v1 = fam == 4 ? "198.18.2.11" : "2001:2:2::11";
+	struct pkt_spec s = {
+		.src = client,
+		.dst = vip,
+		.sport = cport,
+		.dport = VPORT,
+		.flags = PKT_ACK,
+		.seq = 1001,
+		.ack = 2002,
+	};
+
+	switch (t) {
+	case T_SYN:
+		s.flags = PKT_SYN;
+		s.mss = true;
+		s.ack = 0;
+		break;
+	case T_ACK:
+		break;
+	case T_REPLY:
+		s.src = v1;
+		s.dst = client;
+		s.sport = VPORT;
+		s.dport = cport;
+		break;
+	case T_NOSVC:
+		s.dst = fam == 4 ? NOSVC4 : NOSVC6;
+		s.dport = 80;
+		break;
+	case T_UDP:
+		s.proto = IPPROTO_UDP;
+		break;
+	default:
+		break;
+	}
+	if (pkt_build(p, &s))
+		die("pkt_build");
+}
+
+/* Client i of the tuple space, as prims.bpf.c's patch_tuple writes it. */
+static void patch_tuple(struct pkt *p, int fam, bool dst, __u32 i)
+{
+	__u32 hi = i / TUPLE_PORTS, port = 1024 + i % TUPLE_PORTS;
+	__u8 *h = p->data + ETH_HLEN;
+	__u8 *a = fam == 4 ? h + (dst ? 18 : 14) : h + (dst ? 38 : 22);
+	__u8 *pp = fam == 4 ? h + (dst ? 22 : 20) : h + (dst ? 42 : 40);
+
+	a[0] = (__u8)(64 + (hi >> 8));
+	a[1] = (__u8)hi;
+	pp[0] = (__u8)(port >> 8);
+	pp[1] = (__u8)port;
+}
+
+struct run {
+	__u32	dur;		/* kernel-reported ns per run */
+	double	wall;		/* wall ns per run, syscall included */
+	int	retval;
+};
+
+static struct run test_run(int fd, const struct pkt *in, __u32 repeat)
+{
+	struct pkt out;
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in->data, .data_size_in = in->len,
+		    .data_out = out.data, .data_size_out = sizeof(out.data), .repeat = repeat);
+	struct run r;
+	double t0 = now_ns();
+
+	if (bpf_prog_test_run_opts(fd, &o))
+		die("BPF_PROG_TEST_RUN (prog fd %d, repeat %u): %s", fd, repeat, strerror(errno));
+	r.wall = (now_ns() - t0) / repeat;
+	r.dur = o.duration;
+	r.retval = (int)o.retval;
+	return r;
+}
+
+/* The instruments: empty program, wrappers, primitives. */
+static struct bench_empty *empty_skel;
+static struct bench_prims *prims;
+static int empty_fd;
+
+static void jump_to(int prog_fd)
+{
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(prims->maps.jmp), &zero, &prog_fd, BPF_ANY))
+		die("cannot put program %d in the wrapper's jump table: %s", prog_fd,
+		    strerror(errno));
+}
+
+/* The wrapper of family fam with template p; tuples: mod 0 = the template's. */
+static int wrap_setup(int fam, const struct pkt *p, __u32 mod, __u32 base, bool dst)
+{
+	if (fam == 4)
+		memcpy(prims->bss->tmpl4, p->data + ETH_HLEN, sizeof(prims->bss->tmpl4));
+	else
+		memcpy(prims->bss->tmpl6, p->data + ETH_HLEN, sizeof(prims->bss->tmpl6));
+	prims->bss->tuple_mod = mod;
+	prims->bss->tuple_base = base;
+	prims->bss->patch_dst = dst;
+	prims->bss->counter = 0;
+	return bpf_program__fd(fam == 4 ? prims->progs.wrap4 : prims->progs.wrap6);
+}
+
+/* Pin flows base..base+n-1 of family fam through the real program: SYN then
+ * ACK, in chunks small enough that the half-open table never evicts. */
+static void pin_flows(struct env *e, int fam, __u32 base, __u32 n)
+{
+	const __u32 chunk = 16384;
+	struct pkt syn, ack;
+	int fd;
+
+	build(&syn, fam, T_SYN, 40000);
+	build(&ack, fam, T_ACK, 40000);
+	jump_to(e->prog_fd);
+	for (__u32 done = 0; done < n; done += chunk) {
+		__u32 c = n - done < chunk ? n - done : chunk;
+
+		fd = wrap_setup(fam, &syn, c, base + done, false);
+		test_run(fd, &syn, c);
+		fd = wrap_setup(fam, &ack, c, base + done, false);
+		test_run(fd, &ack, c);
+	}
+}
+
+/* One measured case: a program run on a packet, `runs` times. */
+struct pcase {
+	const char	*name;		/* case */
+	const char	*key;		/* short id for JSON */
+	int		fam;
+	const char	*mode;		/* direct | wrapped */
+	struct env	*env;		/* NULL: runs the empty program or a primitive */
+	int		target_fd;	/* wrapped: program tail-called */
+	int		prog_fd;	/* direct: program run */
+	struct pkt	pkt;
+	__u32		mod, base;
+	bool		dst;
+	bool		fresh_env;	/* a new env each run (new-flow SYNs) */
+	__u32		fresh_max_flows;
+	double		dur[16];
+	double		wall[16];
+	int		retval;
+	const char	*check;		/* what was checked, and the result */
+	char		check_buf[160];
+	bool		valid;
+	const struct pcase *baseline;	/* subtracted for "over empty" */
+	const char	*note;
+};
+
+static void case_run(struct pcase *c, int run)
+{
+	struct run r;
+	int fd = c->prog_fd;
+
+	if (!strcmp(c->mode, "wrapped")) {
+		jump_to(c->target_fd);
+		fd = wrap_setup(c->fam, &c->pkt, c->mod, c->base + (__u32)run * opt.repeat, c->dst);
+	}
+	r = test_run(fd, &c->pkt, opt.repeat);
+	c->dur[run] = r.dur;
+	c->wall[run] = r.wall;
+	c->retval = r.retval;
+}
+
+/* ---- output helpers ---------------------------------------------------------------- */
+
+static FILE *md;
+static json_object *jroot;
+
+static void md_open(void)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/microbench.md", opt.out_dir);
+	md = fopen(path, "w");
+	if (!md)
+		die("cannot write %s: %s", path, strerror(errno));
+}
+
+static json_object *machine_json(void)
+{
+	json_object *m = json_object_new_object();
+	struct utsname u;
+	char line[256], cpu[256] = "?";
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+
+		if (!strncmp(line, "model name", 10) && colon) {
+			snprintf(cpu, sizeof(cpu), "%s", colon + 2);
+			cpu[strcspn(cpu, "\n")] = '\0';
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	uname(&u);
+	json_object_object_add(m, "nproc", json_object_new_int((int)sysconf(_SC_NPROCESSORS_ONLN)));
+	json_object_object_add(m, "kernel", json_object_new_string(u.release));
+	json_object_object_add(m, "cpu", json_object_new_string(cpu));
+	fprintf(md, "Machine: %ld CPUs (%s), kernel %s. ", sysconf(_SC_NPROCESSORS_ONLN), cpu,
+		u.release);
+	return m;
+}
+
+/* ---- the packet cases ------------------------------------------------------------- */
+
+#define MAX_CASES 96
+static struct pcase cases[MAX_CASES];	/* fixed: cases point at each other */
+static int ncases;
+
+static struct pcase *add_case(const char *name, const char *key, int fam, const char *mode)
+{
+	struct pcase *c;
+
+	if (ncases == MAX_CASES)
+		die("too many cases");
+	c = &cases[ncases++];
+	memset(c, 0, sizeof(*c));
+	c->name = name;
+	c->key = key;
+	c->fam = fam;
+	c->mode = mode;
+	c->valid = true;
+	c->check = "";
+	return c;
+}
+
+/* The primitives: program, packet template, what it measures. */
+struct prim {
+	const char	*key;
+	const char	*what;
+	enum tmpl	t;
+	int		(*fd)(void);
+	bool		insert;		/* needs its own big maps, loaded fresh each run */
+};
+
+#define PFD(prog)                                                                               \
+	static int fd_##prog(void)                                                              \
+	{                                                                                       \
+		return bpf_program__fd(prims->progs.prog);                                      \
+	}
+PFD(p_parse)
+PFD(p_svc)
+PFD(p_flow)
+PFD(p_hash)
+PFD(p_ktime)
+PFD(p_ktime_coarse)
+PFD(p_jiffies)
+PFD(p_flow16)
+PFD(p_csum_only)
+PFD(p_store_helper)
+PFD(p_store_direct)
+PFD(p_backend)
+PFD(p_stats)
+PFD(p_table)
+PFD(p_rewrite)
+PFD(p_rewrite_port)
+PFD(p_update)
+
+static const struct prim prim_list[] = {
+	{ "parse", "parse Ethernet/IP/TCP into the 5-tuple key", T_ACK, fd_p_parse },
+	{ "svc_hit", "+ services lookup (hash, 20 B key), hit", T_ACK, fd_p_svc },
+	{ "svc_miss", "+ services lookup, miss", T_NOSVC, fd_p_svc },
+	{ "flow_hit", "+ flows lookup (LRU hash, 40 B key), hit", T_ACK, fd_p_flow },
+	{ "flow_miss", "+ flows lookup, miss", T_NOSVC, fd_p_flow },
+	{ "flow16_hit", "+ flows lookup with a 16 B IPv4-only key, hit (IPv6: miss)", T_ACK,
+	  fd_p_flow16 },
+	{ "hash", "+ flow hash (MurmurHash3, 10 words)", T_ACK, fd_p_hash },
+	{ "ktime", "+ bpf_ktime_get_ns", T_ACK, fd_p_ktime },
+	{ "ktime_coarse", "+ bpf_ktime_get_coarse_ns", T_ACK, fd_p_ktime_coarse },
+	{ "jiffies", "+ bpf_jiffies64", T_ACK, fd_p_jiffies },
+	{ "backend", "+ backends lookup (array)", T_ACK, fd_p_backend },
+	{ "stats", "+ per-CPU backend stats (lookup, 3 adds)", T_ACK, fd_p_stats },
+	{ "table", "+ Maglev slot (array of maps: outer + inner lookup)", T_ACK, fd_p_table },
+	{ "rewrite", "+ NAT rewrite of the address, checksums (helpers)", T_ACK, fd_p_rewrite },
+	{ "csum_only", "+ its checksum helpers alone (l4 + l3 / csum_diff + l4)", T_ACK,
+	  fd_p_csum_only },
+	{ "store_helper", "+ its bpf_skb_store_bytes alone", T_ACK, fd_p_store_helper },
+	{ "store_direct", "+ the same store as a direct packet write", T_ACK, fd_p_store_direct },
+	{ "rewrite_port", "+ NAT rewrite of address and port", T_ACK, fd_p_rewrite_port },
+	{ "update", "+ write of an existing flows entry (LRU update)", T_ACK, fd_p_update },
+};
+
+static const struct {
+	const char *key, *what, *map;
+} insert_list[] = {
+	{ "insert_lru", "+ insert of a new key, LRU hash (common LRU list)", "ins_lru" },
+	{ "insert_lru_pcpu", "+ insert of a new key, LRU hash with BPF_F_NO_COMMON_LRU",
+	  "ins_lru_pcpu" },
+	{ "insert_hash", "+ insert of a new key, plain preallocated hash", "ins_hash" },
+};
+
+#define NPRIMS (sizeof(prim_list) / sizeof(prim_list[0]))
+#define NINSERTS (sizeof(insert_list) / sizeof(insert_list[0]))
+
+/* The primitives object; insert map number `which` (insert_list) sized for
+ * `entries` inserts, the others left tiny. */
+static struct bench_prims *prims_load(__u32 entries, int which)
+{
+	struct bench_prims *p = bench_prims__open();
+	int ncpu = libbpf_num_possible_cpus();
+
+	if (!p)
+		die("cannot open the primitives object: %s", strerror(errno));
+	if (which == 0)
+		bpf_map__set_max_entries(p->maps.ins_lru, entries);
+	else if (which == 1)	/* a per-CPU LRU gives each CPU max_entries / ncpu */
+		bpf_map__set_max_entries(p->maps.ins_lru_pcpu, entries * (__u32)ncpu);
+	else if (which == 2)
+		bpf_map__set_max_entries(p->maps.ins_hash, entries);
+	if (bench_prims__load(p))
+		die("cannot load the primitives object: %s", strerror(errno));
+	return p;
+}
+
+/* Fill the primitives' maps so that their lookups hit: the services key of
+ * the VIP, the flow of the ACK template, a table of M slots for id 0. */
+static void prims_fill_family(struct bench_prims *p, int fam)
+{
+	struct {
+		__be32 addr[4];
+		__be16 port;
+		__u8 proto, family;
+	} sk = {};
+	__u8 sv[48] = {};
+	struct ts_flow_key fk = {};
+	struct ts_flow fv = { .backend_id = 1, .tcp_state = TS_TCP_ESTABLISHED };
+	const __u32 m = TS_DEFAULT_TABLE_SIZE, entries = 2 * (m + 1 + TS_MAX_SERVICE_BACKENDS);
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	__u32 zero = 0;
+	int tfd;
+
+	inet_pton(fam == 4 ? AF_INET : AF_INET6, fam == 4 ? VIP4 : VIP6, sk.addr);
+	sk.port = htons(VPORT);
+	sk.proto = IPPROTO_TCP;
+	sk.family = fam == 4 ? TS_AF_INET : TS_AF_INET6;
+	if (bpf_map_update_elem(bpf_map__fd(p->maps.svc), &sk, sv, BPF_ANY))
+		die("primitives: svc update: %s", strerror(errno));
+	fk = (struct ts_flow_key){ .proto = IPPROTO_TCP, .family = sk.family };
+	inet_pton(fam == 4 ? AF_INET : AF_INET6, fam == 4 ? CLIENT4 : CLIENT6, fk.saddr);
+	memcpy(fk.daddr, sk.addr, sizeof(fk.daddr));
+	fk.sport = htons(40000);
+	fk.dport = htons(VPORT);
+	if (bpf_map_update_elem(bpf_map__fd(p->maps.flow), &fk, &fv, BPF_ANY))
+		die("primitives: flow update: %s", strerror(errno));
+	if (fam == 4) {
+		struct {
+			__be32 saddr, daddr;
+			__be16 sport, dport;
+			__u32 proto;
+		} k16 = { fk.saddr[0], fk.daddr[0], fk.sport, fk.dport, IPPROTO_TCP };
+
+		if (bpf_map_update_elem(bpf_map__fd(p->maps.flow16), &k16, &fv, BPF_ANY))
+			die("primitives: flow16 update: %s", strerror(errno));
+	}
+	if (fam == 6)
+		return;
+	tfd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "bench_tbl", 4, 8, entries, &mo);
+	if (tfd < 0 || bpf_map_update_elem(bpf_map__fd(p->maps.tables), &zero, &tfd, BPF_ANY))
+		die("primitives: table: %s", strerror(errno));
+	close(tfd);
+}
+
+static void prims_fill(struct bench_prims *p)
+{
+	prims_fill_family(p, 4);
+	prims_fill_family(p, 6);
+}
+
+static bool is_packet_case(const struct pcase *c)
+{
+	return !strcmp(c->mode, "direct") || !strcmp(c->mode, "wrapped");
+}
+
+static void print_packets_md(void)
+{
+	fprintf(md, "\n## Per-packet cost (BPF_PROG_TEST_RUN)\n\n");
+	fprintf(md, "Kernel-reported ns per run, median of %d runs of repeat %u (cases "
+		    "interleaved run by run). *Over empty*: minus the empty program measured "
+		    "the same way (directly, or behind the same wrapper).\n\n",
+		opt.runs, opt.repeat);
+	fprintf(md, "| case | IPv4 ns | IPv4 over empty | IPv6 ns | IPv6 over empty | runs (v4) | "
+		    "check |\n|---|---:|---:|---:|---:|---|---|\n");
+	for (int i = 0; i < ncases; i++) {
+		struct pcase *c4 = &cases[i], *c6 = NULL;
+		char runs[128] = "";
+		size_t off = 0;
+
+		if (c4->fam != 4 || !is_packet_case(c4))
+			continue;
+		for (int j = 0; j < ncases; j++)
+			if (cases[j].fam == 6 && is_packet_case(&cases[j]) &&
+			    !strcmp(cases[j].key, c4->key))
+				c6 = &cases[j];
+		for (int r = 0; r < opt.runs && off < sizeof(runs) - 8; r++)
+			off += (size_t)snprintf(runs + off, sizeof(runs) - off, "%s%.0f",
+						r ? " " : "", c4->dur[r]);
+		fprintf(md, "| %s | %.0f | ", c4->name, median(c4->dur, opt.runs));
+		if (c4->baseline)
+			fprintf(md, "%+.0f | ",
+				median(c4->dur, opt.runs) - median(c4->baseline->dur, opt.runs));
+		else
+			fprintf(md, "— | ");
+		if (c6) {
+			fprintf(md, "%.0f | ", median(c6->dur, opt.runs));
+			if (c6->baseline)
+				fprintf(md, "%+.0f | ", median(c6->dur, opt.runs) -
+							       median(c6->baseline->dur, opt.runs));
+			else
+				fprintf(md, "— | ");
+		} else {
+			fprintf(md, "| | ");
+		}
+		fprintf(md, "%s | %s%s |\n", runs, c4->valid && (!c6 || c6->valid) ? "ok" : "FAILED: ",
+			c4->valid && (!c6 || c6->valid) ? "" : (c4->valid ? c6->check : c4->check));
+	}
+}
+
+static json_object *case_json(const struct pcase *c)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "case", json_object_new_string(c->key));
+	json_object_object_add(o, "description", json_object_new_string(c->name));
+	json_object_object_add(o, "family", json_object_new_int(c->fam));
+	json_object_object_add(o, "mode", json_object_new_string(c->mode));
+	json_object_object_add(o, "runs_ns", jarray_of(c->dur, opt.runs, 0));
+	json_object_object_add(o, "median_ns", jnum(median(c->dur, opt.runs), 1));
+	json_object_object_add(o, "wall_ns_per_packet",
+			       jnum(median(c->wall, opt.runs), 2));
+	if (c->baseline) {
+		json_object_object_add(o, "baseline", json_object_new_string(c->baseline->key));
+		json_object_object_add(o, "over_empty_ns",
+				       jnum(median(c->dur, opt.runs) -
+						    median(c->baseline->dur, opt.runs),
+					    1));
+	}
+	json_object_object_add(o, "check", json_object_new_string(c->check));
+	json_object_object_add(o, "valid", json_object_new_boolean(c->valid));
+	if (c->note)
+		json_object_object_add(o, "note", json_object_new_string(c->note));
+	return o;
+}
+
+/* Single shots: repeat 1, a fresh copy of the packet per run; the median of
+ * many, minus the empty program measured the same way. */
+struct shot {
+	const char	*key;
+	const char	*name;
+	int		fam;
+	double		*v;
+	double		med;
+};
+
+static void bench_single_shots(struct env *e, json_object *jpk)
+{
+	enum { S_EMPTY, S_NOSVC, S_EST, S_SYN, S_REPLY, S_N };
+	static const char *const keys[S_N] = { "empty", "no_service", "established", "syn_new",
+					      "reply" };
+	static const char *const names[S_N] = { "empty program", "to no service",
+					       "established flow (ACK)",
+					       "SYN of a new flow (distinct 5-tuple each)",
+					       "reply (backend -> client)" };
+	json_object *arr = json_object_new_array();
+	struct shot s[2][S_N];
+	struct pkt p[2][S_N];
+	__u64 new_before, new_after;
+
+	new_before = counter(e, TS_CNT_NEW_FLOWS);
+	for (int f = 0; f < 2; f++) {
+		int fam = f ? 6 : 4;
+
+		build(&p[f][S_EMPTY], fam, T_ACK, 40000);
+		build(&p[f][S_NOSVC], fam, T_NOSVC, 40000);
+		build(&p[f][S_EST], fam, T_ACK, 40000);
+		build(&p[f][S_SYN], fam, T_SYN, 40000);
+		build(&p[f][S_REPLY], fam, T_REPLY, 40000);
+		for (int k = 0; k < S_N; k++) {
+			s[f][k] = (struct shot){ keys[k], names[k], fam,
+						 calloc((size_t)opt.shots, sizeof(double)), 0 };
+			if (!s[f][k].v)
+				die("out of memory");
+		}
+	}
+	/* interleaved: every case once per round */
+	for (int i = 0; i < opt.shots; i++) {
+		for (int f = 0; f < 2; f++) {
+			for (int k = 0; k < S_N; k++) {
+				int fd = k == S_EMPTY ? empty_fd : e->prog_fd;
+
+				if (k == S_SYN)	/* tuples 3,000,000 on: unused elsewhere */
+					patch_tuple(&p[f][k], f ? 6 : 4, false, 3000000 + (__u32)i);
+				s[f][k].v[i] = test_run(fd, &p[f][k], 1).dur;
+			}
+		}
+	}
+	new_after = counter(e, TS_CNT_NEW_FLOWS);
+	fprintf(md, "\n### Cross-check: single shots\n\n");
+	fprintf(md, "%d runs of repeat 1 per case (a fresh copy of the packet each run, so no "
+		    "wrapper is needed; the SYN has a distinct 5-tuple every run), interleaved; "
+		    "median kernel-reported ns, minus the empty program measured the same way. "
+		    "Includes the cache misses of a program that did not just run. New flows "
+		    "counted: %llu of %d SYNs.\n\n",
+		opt.shots, (unsigned long long)(new_after - new_before), 2 * opt.shots);
+	fprintf(md, "| case | IPv4 ns | IPv4 over empty | IPv6 ns | IPv6 over empty |\n"
+		    "|---|---:|---:|---:|---:|\n");
+	for (int k = 0; k < S_N; k++) {
+		for (int f = 0; f < 2; f++)
+			s[f][k].med = median(s[f][k].v, opt.shots);
+	}
+	for (int k = 0; k < S_N; k++) {
+		fprintf(md, "| %s | %.0f | %s%+.0f | %.0f | %+.0f |\n", names[k], s[0][k].med,
+			"", s[0][k].med - s[0][S_EMPTY].med, s[1][k].med,
+			s[1][k].med - s[1][S_EMPTY].med);
+		for (int f = 0; f < 2; f++) {
+			json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "case", json_object_new_string(keys[k]));
+			json_object_object_add(o, "description", json_object_new_string(names[k]));
+			json_object_object_add(o, "family", json_object_new_int(f ? 6 : 4));
+			json_object_object_add(o, "samples", json_object_new_int(opt.shots));
+			json_object_object_add(o, "median_ns", jnum(s[f][k].med, 1));
+			json_object_object_add(o, "over_empty_ns",
+					       jnum(s[f][k].med - s[f][S_EMPTY].med, 1));
+			json_object_array_add(arr, o);
+		}
+	}
+	for (int f = 0; f < 2; f++)
+		for (int k = 0; k < S_N; k++)
+			free(s[f][k].v);
+	json_object_object_add(jpk, "single_shot", arr);
+}
+
+static void bench_packets(void)
+{
+	json_object *jpk = json_object_new_object(), *arr = json_object_new_array();
+	struct env main_env, mem_env, full_env;
+	struct bench_prims *ins = NULL;
+	struct pcase *empty[2], *wempty[2], *wrot[2];
+	struct pcase *prim_cases[2][NPRIMS + NINSERTS];
+	const __u32 rot_flows = opt.quick ? 100000 : 1000000;
+	__u64 before_pk = 0, before_new = 0;
+
+	/* main: the per-packet cases on one flow of each family */
+	env_open(&main_env, TS_DEFAULT_MAX_FLOWS);
+	config_web(&main_env, 1, 1);
+	/* mem: rot_flows established flows per family, all on v1 (the rotating cases) */
+	env_open(&mem_env, 2 * rot_flows + rot_flows / 4);
+	config_web(&mem_env, 1, 0);
+	pin_flows(&mem_env, 4, 0, rot_flows);
+	pin_flows(&mem_env, 6, 0, rot_flows);
+	/* full: a small flow table, kept full by new SYNs (LRU evicting) */
+	env_open(&full_env, 16384);
+	config_web(&full_env, 1, 1);
+
+	for (int f = 0; f < 2; f++) {
+		int fam = f ? 6 : 4;
+		struct pkt syn, ack, ack2, syn2;
+		struct pcase *c;
+
+		/* pin the established flow (port 40000) and a half-open one (40001) */
+		build(&syn, fam, T_SYN, 40000);
+		build(&ack, fam, T_ACK, 40000);
+		build(&syn2, fam, T_SYN, 40001);
+		build(&ack2, fam, T_ACK, 40001);
+		test_run(main_env.prog_fd, &syn, 1);
+		test_run(main_env.prog_fd, &ack, 1);
+		test_run(main_env.prog_fd, &syn2, 1);
+
+		c = empty[f] = add_case("empty program (baseline)", "empty", fam, "direct");
+		c->prog_fd = empty_fd;
+		build(&c->pkt, fam, T_ACK, 40000);
+
+		c = add_case("not TCP (UDP to the VIP)", "not_tcp", fam, "direct");
+		c->prog_fd = main_env.prog_fd;
+		c->env = &main_env;
+		c->baseline = empty[f];
+		build(&c->pkt, fam, T_UDP, 40000);
+
+		c = add_case("to no service (direct)", "no_service_direct", fam, "direct");
+		c->prog_fd = main_env.prog_fd;
+		c->env = &main_env;
+		c->baseline = empty[f];
+		build(&c->pkt, fam, T_NOSVC, 40000);
+
+		c = wempty[f] = add_case("wrapper + empty program (wrapped baseline)",
+					 "wrapped_empty", fam, "wrapped");
+		c->target_fd = empty_fd;
+		build(&c->pkt, fam, T_ACK, 40000);
+
+		c = add_case("to no service", "no_service", fam, "wrapped");
+		c->target_fd = main_env.prog_fd;
+		c->env = &main_env;
+		c->baseline = wempty[f];
+		build(&c->pkt, fam, T_NOSVC, 40000);
+
+		c = add_case("established flow (ACK of a pinned flow)", "established", fam,
+			     "wrapped");
+		c->target_fd = main_env.prog_fd;
+		c->env = &main_env;
+		c->baseline = wempty[f];
+		c->pkt = ack;
+
+		c = add_case("SYN of a half-open flow (retransmitted SYN)", "syn_retransmit", fam,
+			     "wrapped");
+		c->target_fd = main_env.prog_fd;
+		c->env = &main_env;
+		c->baseline = wempty[f];
+		c->pkt = syn2;
+
+		c = add_case("SYN of a new flow (fresh 5-tuple every run)", "syn_new", fam,
+			     "wrapped");
+		c->fresh_env = true;
+		c->fresh_max_flows = 4 * opt.repeat + opt.repeat / 2;
+		c->mod = 0xffffffffU;
+		c->base = 5000000;
+		c->baseline = wempty[f];
+		c->pkt = syn;
+		c->note = "a new environment (empty tables, sized so that nothing is evicted) "
+			  "each run";
+
+		c = add_case("SYN of a new flow, flow tables full (LRU evicting)", "syn_new_full",
+			     fam, "wrapped");
+		c->target_fd = full_env.prog_fd;
+		c->env = &full_env;
+		c->mod = 0xffffffffU;
+		c->base = 20000000;
+		c->baseline = wempty[f];
+		c->pkt = syn;
+		c->note = "max_flows 16384: every insert evicts";
+
+		c = add_case("reply (backend -> client)", "reply", fam, "wrapped");
+		c->target_fd = main_env.prog_fd;
+		c->env = &main_env;
+		c->baseline = wempty[f];
+		build(&c->pkt, fam, T_REPLY, 40000);
+
+		c = wrot[f] = add_case("wrapper + empty program, rotating 5-tuples",
+				       "wrapped_empty_rotating", fam, "wrapped");
+		c->target_fd = empty_fd;
+		c->mod = rot_flows;
+		c->pkt = ack;
+
+		c = add_case("established, a different one of 1M flows each packet",
+			     "established_rotating", fam, "wrapped");
+		c->target_fd = mem_env.prog_fd;
+		c->env = &mem_env;
+		c->mod = rot_flows;
+		c->baseline = wrot[f];
+		c->pkt = ack;
+		c->note = "cache-cold flow lookups, as on a busy gateway";
+
+		c = add_case("reply, to a different one of 1M clients each packet",
+			     "reply_rotating", fam, "wrapped");
+		c->target_fd = mem_env.prog_fd;
+		c->env = &mem_env;
+		c->mod = rot_flows;
+		c->dst = true;
+		c->baseline = wrot[f];
+		build(&c->pkt, fam, T_REPLY, 40000);
+
+		/* primitives, over p_parse */
+		for (size_t i = 0; i < NPRIMS; i++) {
+			c = prim_cases[f][i] = add_case(prim_list[i].what, prim_list[i].key, fam,
+							"primitive");
+			c->prog_fd = prim_list[i].fd();
+			c->baseline = i ? prim_cases[f][0] : empty[f];
+			build(&c->pkt, fam, prim_list[i].t, 40000);
+		}
+		for (size_t i = 0; i < NINSERTS; i++) {
+			c = prim_cases[f][NPRIMS + i] =
+				add_case(insert_list[i].what, insert_list[i].key, fam, "insert");
+			c->baseline = prim_cases[f][0];
+			build(&c->pkt, fam, T_ACK, 40000);
+		}
+	}
+
+	/* the full table: fill it past its size first */
+	{
+		struct pkt syn;
+		int fd;
+
+		build(&syn, 4, T_SYN, 40000);
+		jump_to(full_env.prog_fd);
+		fd = wrap_setup(4, &syn, 0xffffffffU, 10000000, false);
+		test_run(fd, &syn, 3 * 16384);
+	}
+
+	prims_fill(prims);
+
+	/* checks before measuring: each case once */
+	for (int i = 0; i < ncases; i++) {
+		struct pcase *c = &cases[i];
+
+		if (strcmp(c->mode, "wrapped") || !c->env)
+			continue;
+		jump_to(c->target_fd);
+		c->retval = test_run(wrap_setup(c->fam, &c->pkt, 0, 0, c->dst), &c->pkt, 1).retval;
+		if (c->retval != 0) {
+			c->valid = false;
+			snprintf(c->check_buf, sizeof(c->check_buf), "verdict %d, want TC_ACT_OK",
+				 c->retval);
+			c->check = c->check_buf;
+		}
+	}
+
+	fprintf(stderr, "  packets: %d cases x %d runs of %u\n", ncases, opt.runs, opt.repeat);
+	for (int run = 0; run < opt.runs; run++) {
+		for (int i = 0; i < ncases; i++) {
+			struct pcase *c = &cases[i];
+
+			if (!strcmp(c->mode, "insert")) {
+				/* fresh big maps every run: inserts never evict */
+				size_t k = 0;
+
+				while (k < NINSERTS && strcmp(insert_list[k].key, c->key))
+					k++;
+				if (ins)
+					bench_prims__destroy(ins);
+				ins = prims_load(opt.repeat + opt.repeat / 2, (int)k);
+				c->prog_fd = bpf_program__fd(
+					k == 0 ? ins->progs.p_ins_lru
+					       : k == 1 ? ins->progs.p_ins_lru_pcpu : ins->progs.p_ins_hash);
+				case_run(c, run);
+				if (c->retval) {
+					c->valid = false;
+					c->check = "insert failed";
+				}
+				continue;
+			}
+			if (c->fresh_env) {
+				struct env fresh;
+				__u64 n;
+
+				env_open(&fresh, c->fresh_max_flows);
+				config_web(&fresh, 1, 1);
+				c->target_fd = fresh.prog_fd;
+				before_new = counter(&fresh, TS_CNT_NEW_FLOWS);
+				case_run(c, run);
+				if (counter(&fresh, TS_CNT_NEW_FLOWS) - before_new != opt.repeat) {
+					c->valid = false;
+					c->check = "not every SYN was a new flow";
+				}
+				if (run == 0) {
+					n = pinned_flows(&fresh);
+					snprintf(c->check_buf, sizeof(c->check_buf),
+						 "%llu new flows per run, %llu pinned after it "
+						 "(nothing evicted: %s)",
+						 (unsigned long long)opt.repeat,
+						 (unsigned long long)n,
+						 n >= opt.repeat + 2 ? "yes" : "NO");
+					if (c->valid)
+						c->check = c->check_buf;
+				}
+				env_close(&fresh);
+				continue;
+			}
+			if (c->env)
+				before_pk = backend_packets(c->env);
+			if (c->env)
+				before_new = counter(c->env, TS_CNT_NEW_FLOWS);
+			case_run(c, run);
+			if (!c->env || !c->valid)
+				continue;
+			/* what the run must have done, by the library's counters */
+			if (!strcmp(c->key, "established") || !strcmp(c->key, "reply") ||
+			    !strcmp(c->key, "syn_retransmit") ||
+			    !strcmp(c->key, "established_rotating") ||
+			    !strcmp(c->key, "reply_rotating")) {
+				__u64 d = backend_packets(c->env) - before_pk;
+
+				if (d != opt.repeat) {
+					c->valid = false;
+					snprintf(c->check_buf, sizeof(c->check_buf),
+						 "backend packets +%llu, want +%u",
+						 (unsigned long long)d, opt.repeat);
+					c->check = c->check_buf;
+				} else {
+					c->check = "backend packets counted once per run";
+				}
+			} else if (!strcmp(c->key, "syn_new_full")) {
+				__u64 d = counter(c->env, TS_CNT_NEW_FLOWS) - before_new;
+
+				c->valid = d == opt.repeat;
+				c->check = c->valid ? "a new flow every run"
+						    : "not every SYN was a new flow";
+			} else if (!strcmp(c->key, "no_service") ||
+				   !strcmp(c->key, "no_service_direct") ||
+				   !strcmp(c->key, "not_tcp")) {
+				c->valid = backend_packets(c->env) == before_pk &&
+					   c->retval == 0;
+				c->check = c->valid ? "untouched, nothing counted"
+						    : "counted or not TC_ACT_OK";
+			}
+		}
+		fprintf(stderr, "  packets: run %d/%d done\n", run + 1, opt.runs);
+	}
+	if (ins)
+		bench_prims__destroy(ins);
+	ins = NULL;
+
+	/* the table of the real program's cases */
+	print_packets_md();
+	fprintf(md, "\nWrapped cases run behind `wrap4`/`wrap6` (tools/bench/prims.bpf.c), which "
+		    "restore the IP and TCP headers from a template before every run and "
+		    "tail-call the real program; their baseline is the same wrapper "
+		    "tail-calling the empty program. *Rotating* cases give each run a "
+		    "different one of %u pinned flows (cache-cold lookups).\n",
+		rot_flows);
+
+	/* the breakdown */
+	fprintf(md, "\n## Where the time goes: parse + one primitive\n\n"
+		    "Programs in tools/bench/prims.bpf.c on maps of the same shapes as "
+		    "tcpshift's; each adds one primitive to the parser. ns over the parser "
+		    "alone (the parser: over the empty program). Median of %d runs of repeat "
+		    "%u; inserts run on fresh maps each run (nothing evicted).\n\n"
+		    "| primitive | IPv4 ns over parse | IPv6 ns over parse |\n|---|---:|---:|\n",
+		opt.runs, opt.repeat);
+	for (size_t i = 0; i < NPRIMS + NINSERTS; i++) {
+		struct pcase *a = prim_cases[0][i], *b = prim_cases[1][i];
+		double da = median(a->dur, opt.runs) - median(a->baseline->dur, opt.runs);
+		double db = median(b->dur, opt.runs) - median(b->baseline->dur, opt.runs);
+
+		fprintf(md, "| %s | %+.0f | %+.0f |\n", a->name, da, db);
+	}
+
+	for (int i = 0; i < ncases; i++)
+		json_object_array_add(arr, case_json(&cases[i]));
+	json_object_object_add(jpk, "repeat", json_object_new_int64(opt.repeat));
+	json_object_object_add(jpk, "runs", json_object_new_int(opt.runs));
+	json_object_object_add(jpk, "cases", arr);
+	bench_single_shots(&main_env, jpk);
+	json_object_object_add(jroot, "packets", jpk);
+	env_close(&full_env);
+	env_close(&mem_env);
+	env_close(&main_env);
+}
+
+/* ---- child processes (the CLI) ------------------------------------------------------ */
+
+struct proc_result {
+	double	wall_ns;
+	long	maxrss_kb;
+	double	cpu_s;
+	int	status;
+};
+
+static struct proc_result run_cli(char **argv, const char *out_path)
+{
+	struct proc_result r = {};
+	struct rusage ru;
+	double t0 = now_ns();
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (!pid) {
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			close(fd);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (wait4(pid, &status, 0, &ru) < 0)
+		die("wait4: %s", strerror(errno));
+	r.wall_ns = now_ns() - t0;
+	r.maxrss_kb = ru.ru_maxrss;
+	r.cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+		  ru.ru_stime.tv_usec / 1e6;
+	r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return r;
+}
+
+/* ---- weight changes --------------------------------------------------------------- */
+
+static __u32 mix32(__u32 x)
+{
+	x ^= x >> 16;
+	x *= 0x7feb352dU;
+	x ^= x >> 15;
+	x *= 0x846ca68bU;
+	x ^= x >> 16;
+	return x;
+}
+
+static json_object *stats_json(const double *v, int n, double scale, int decimals)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "median", jnum(median(v, n) / scale, decimals));
+	json_object_object_add(o, "min", jnum(vmin(v, n) / scale, decimals));
+	json_object_object_add(o, "max", jnum(vmax(v, n) / scale, decimals));
+	json_object_object_add(o, "n", json_object_new_int(n));
+	return o;
+}
+
+static void bench_weights(void)
+{
+	static const __u32 sizes[] = { 16381, 65537 };
+	static const int counts[] = { 2, 64, 256, 1024 };
+	json_object *arr = json_object_new_array();
+	const int iters = opt.weight_iters, cli_iters = opt.quick ? 5 : 10;
+
+	fprintf(md, "\n## Weight change\n\n"
+		    "One service with N backends and a table of M slots; every change gives "
+		    "every backend a new weight (1-100, alternating between two sets). "
+		    "`ts_weights_set`: the library call behind `tcpshift weight` (reads the "
+		    "configuration, builds the table into the idle half, one services update "
+		    "switches halves). *Maglev build*: `ts_maglev_build` alone, the table work. "
+		    "*CLI*: the whole `tcpshift weight` process. Median (min-max) of %d "
+		    "(CLI: %d).\n\n"
+		    "| M | backends | Maglev build ms | ts_weights_set ms | CLI `tcpshift weight` ms |\n"
+		    "|---:|---:|---:|---:|---:|\n",
+		iters, cli_iters);
+	for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+		for (size_t ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++) {
+			__u32 m = sizes[si];
+			int n = counts[ci], have = 0;
+			char (*names)[TS_NAME_LEN] = calloc((size_t)n, TS_NAME_LEN);
+			__u32 *w[2] = { calloc((size_t)n, 4), calloc((size_t)n, 4) };
+			struct ts_maglev_backend *mb = calloc((size_t)n, sizeof(*mb));
+			__u32 *table = calloc(m, sizeof(*table));
+			double *t_set = calloc((size_t)iters, sizeof(double));
+			double *t_mag = calloc((size_t)iters, sizeof(double));
+			double *t_cli = calloc((size_t)cli_iters, sizeof(double));
+			json_object *o = json_object_new_object();
+			char refused[600] = "";
+			struct ts_err err = {};
+			struct env e;
+
+			if (!names || !w[0] || !w[1] || !mb || !table || !t_set || !t_mag || !t_cli)
+				die("out of memory");
+			env_open(&e, 4096);
+			must(service_add(&e, "w", "198.18.100.1:8008", m, &err), &err, "service add");
+			for (int i = 0; i < n; i++) {
+				char addr[64];
+
+				snprintf(names[i], TS_NAME_LEN, "b%04d", i);
+				snprintf(addr, sizeof(addr), "198.18.%d.%d:8008", 8 + i / 250,
+					 1 + i % 250);
+				if (backend_add(&e, "w", names[i], addr, 1, &err)) {
+					snprintf(refused, sizeof(refused),
+						 "backend %d refused: %s", i + 1, err.msg);
+					break;
+				}
+				have++;
+			}
+			json_object_object_add(o, "table_size", json_object_new_int64(m));
+			json_object_object_add(o, "backends", json_object_new_int(n));
+			if (refused[0]) {
+				json_object_object_add(o, "refused", json_object_new_string(refused));
+				fprintf(md, "| %u | %d | refused: %s | | |\n", m, n, refused);
+				fprintf(stderr, "  weights: M=%u N=%d: %s\n", m, n, refused);
+				goto next;
+			}
+			for (int i = 0; i < n; i++) {
+				w[0][i] = 1 + mix32((__u32)i) % 100;
+				w[1][i] = 1 + mix32((__u32)i + 7777) % 100;
+				mb[i].name = names[i];
+			}
+			for (int it = -2; it < iters; it++) {
+				const __u32 *ws = w[(it + 2) & 1];
+				double t0;
+
+				for (int i = 0; i < n; i++)
+					mb[i].weight = ws[i];
+				t0 = now_ns();
+				if (ts_maglev_build(mb, (size_t)n, m, table))
+					die("ts_maglev_build failed");
+				if (it >= 0)
+					t_mag[it] = now_ns() - t0;
+				t0 = now_ns();
+				must(ts_weights_set(&e.maps, "w", names, ws, (size_t)n, &err), &err,
+				     "ts_weights_set");
+				if (it >= 0)
+					t_set[it] = now_ns() - t0;
+			}
+			/* our maps hold the pin directory's lock (taken by the first
+			 * change, kept until closed): the CLI would wait for it */
+			ts_maps_close(&e.maps);
+			e.maps_open = false;
+			for (int it = 0; it < cli_iters; it++) {
+				char **argv = calloc((size_t)n + 8, sizeof(char *));
+				char (*assign)[48] = calloc((size_t)n, 48);
+				struct proc_result r;
+				int a = 0;
+
+				if (!argv || !assign)
+					die("out of memory");
+				argv[a++] = (char *)opt.tcpshift;
+				argv[a++] = "--pin-dir";
+				argv[a++] = e.pin_dir;
+				argv[a++] = "weight";
+				argv[a++] = "w";
+				for (int i = 0; i < n; i++) {
+					snprintf(assign[i], 48, "%s=%u", names[i], w[it & 1][i]);
+					argv[a++] = assign[i];
+				}
+				r = run_cli(argv, "/dev/null");
+				if (r.status)
+					die("%s weight exited %d", opt.tcpshift, r.status);
+				t_cli[it] = r.wall_ns;
+				free(argv);
+				free(assign);
+			}
+			fprintf(md, "| %u | %d | %.3f (%.3f-%.3f) | %.3f (%.3f-%.3f) | %.2f "
+				    "(%.2f-%.2f) |\n",
+				m, n, median(t_mag, iters) / 1e6, vmin(t_mag, iters) / 1e6,
+				vmax(t_mag, iters) / 1e6, median(t_set, iters) / 1e6,
+				vmin(t_set, iters) / 1e6, vmax(t_set, iters) / 1e6,
+				median(t_cli, cli_iters) / 1e6, vmin(t_cli, cli_iters) / 1e6,
+				vmax(t_cli, cli_iters) / 1e6);
+			json_object_object_add(o, "maglev_build_ms", stats_json(t_mag, iters, 1e6, 3));
+			json_object_object_add(o, "weights_set_ms", stats_json(t_set, iters, 1e6, 3));
+			json_object_object_add(o, "cli_ms", stats_json(t_cli, cli_iters, 1e6, 2));
+			fprintf(stderr, "  weights: M=%u N=%d: set %.3f ms\n", m, n,
+				median(t_set, iters) / 1e6);
+next:
+			json_object_array_add(arr, o);
+			env_close(&e);
+			free(names);
+			free(w[0]);
+			free(w[1]);
+			free(mb);
+			free(table);
+			free(t_set);
+			free(t_mag);
+			free(t_cli);
+		}
+	}
+	json_object_object_add(jroot, "weights", arr);
+}
+
+/* ---- flows: dump time and map memory ------------------------------------------------ */
+
+struct map_mem {
+	char	name[64];
+	__u32	type;
+	__u32	max_entries;
+	__u32	key_size;
+	__u32	value_size;
+	__u64	memlock;
+};
+
+/* Every map pinned in dir, with the kernel's memlock figure (fdinfo). */
+static int maps_memory(const char *dir, struct map_mem *out, int max)
+{
+	struct dirent *d;
+	DIR *dh = opendir(dir);
+	int n = 0;
+
+	if (!dh)
+		die("cannot read %s: %s", dir, strerror(errno));
+	while ((d = readdir(dh)) && n < max) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		char path[512], line[256];
+		FILE *f;
+		int fd;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			close(fd);
+			continue;
+		}
+		memset(&out[n], 0, sizeof(out[n]));
+		snprintf(out[n].name, sizeof(out[n].name), "%.63s", d->d_name);
+		out[n].type = info.type;
+		out[n].max_entries = info.max_entries;
+		out[n].key_size = info.key_size;
+		out[n].value_size = info.value_size;
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+		f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f))
+			if (!strncmp(line, "memlock:", 8))
+				out[n].memlock = strtoull(line + 8, NULL, 10);
+		if (f)
+			fclose(f);
+		close(fd);
+		n++;
+	}
+	closedir(dh);
+	return n;
+}
+
+static const char *map_type_name(__u32 t)
+{
+	const char *s = libbpf_bpf_map_type_str((enum bpf_map_type)t);
+
+	return s ? s : "?";
+}
+
+static int cmp_mem(const void *a, const void *b)
+{
+	return strcmp(((const struct map_mem *)a)->name, ((const struct map_mem *)b)->name);
+}
+
+static void bench_flows(void)
+{
+	static const __u32 targets[] = { 100000, 1000000 };
+	static const __u32 max_flows[] = { 131072, 1048576 };
+	json_object *arr = json_object_new_array();
+	struct map_mem mem[2][32];
+	int nmem[2] = { 0, 0 };
+	__u64 total[2] = { 0, 0 }, pinned[2] = { 0, 0 };
+	int levels = opt.quick ? 1 : 2;
+
+	fprintf(md, "\n## Flow table: dump time and map memory\n\n"
+		    "Flows pinned by the real program (SYN, then ACK, behind the wrapper), "
+		    "IPv4, through the real maps. Memory: the kernel's `memlock` of every "
+		    "pinned map (/proc/PID/fdinfo). Dump: `tcpshift flows` to /dev/null, "
+		    "median (min-max) of the runs shown.\n\n"
+		    "| pinned flows | --max-flows | all maps MiB | `flows -j` s | `flows` (table) s | "
+		    "`flows -j` max RSS MiB | dump µs/flow |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+	for (int l = 0; l < levels; l++) {
+		__u32 n = targets[l];
+		int dumps = n >= 1000000 ? 3 : 5;
+		double tj[8], tt[8];
+		long rss = 0;
+		json_object *o = json_object_new_object(), *jm = json_object_new_array();
+		struct env e;
+		char *argv_j[] = { (char *)opt.tcpshift, "--pin-dir", NULL, "-j", "flows", NULL };
+		char *argv_t[] = { (char *)opt.tcpshift, "--pin-dir", NULL, "flows", NULL };
+		double t0;
+
+		env_open(&e, max_flows[l]);
+		argv_j[2] = argv_t[2] = e.pin_dir;
+		config_web(&e, 1, 1);
+		t0 = now_ns();
+		pin_flows(&e, 4, 0, n);
+		fprintf(stderr, "  flows: %u pinned in %.1f s\n", n, (now_ns() - t0) / 1e9);
+		pinned[l] = pinned_flows(&e);
+		nmem[l] = maps_memory(e.pin_dir, mem[l], 32);
+		qsort(mem[l], (size_t)nmem[l], sizeof(mem[l][0]), cmp_mem);
+		for (int i = 0; i < nmem[l]; i++) {
+			json_object *mo = json_object_new_object();
+
+			total[l] += mem[l][i].memlock;
+			json_object_object_add(mo, "name", json_object_new_string(mem[l][i].name));
+			json_object_object_add(mo, "type",
+					       json_object_new_string(map_type_name(mem[l][i].type)));
+			json_object_object_add(mo, "max_entries",
+					       json_object_new_int64(mem[l][i].max_entries));
+			json_object_object_add(mo, "key_size",
+					       json_object_new_int64(mem[l][i].key_size));
+			json_object_object_add(mo, "value_size",
+					       json_object_new_int64(mem[l][i].value_size));
+			json_object_object_add(mo, "memlock",
+					       json_object_new_int64((int64_t)mem[l][i].memlock));
+			json_object_array_add(jm, mo);
+		}
+		for (int i = 0; i < dumps; i++) {
+			struct proc_result r = run_cli(argv_j, "/dev/null");
+
+			if (r.status)
+				die("%s -j flows exited %d", opt.tcpshift, r.status);
+			tj[i] = r.wall_ns;
+			rss = r.maxrss_kb > rss ? r.maxrss_kb : rss;
+			r = run_cli(argv_t, "/dev/null");
+			if (r.status)
+				die("%s flows exited %d", opt.tcpshift, r.status);
+			tt[i] = r.wall_ns;
+		}
+		fprintf(md, "| %llu | %u | %.1f | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.0f | %.2f |\n",
+			(unsigned long long)pinned[l], max_flows[l], total[l] / 1048576.0,
+			median(tj, dumps) / 1e9, vmin(tj, dumps) / 1e9, vmax(tj, dumps) / 1e9,
+			median(tt, dumps) / 1e9, vmin(tt, dumps) / 1e9, vmax(tt, dumps) / 1e9,
+			rss / 1024.0, median(tj, dumps) / 1e3 / (double)pinned[l]);
+		json_object_object_add(o, "target_flows", json_object_new_int64(n));
+		json_object_object_add(o, "pinned_flows", json_object_new_int64((int64_t)pinned[l]));
+		json_object_object_add(o, "max_flows", json_object_new_int64(max_flows[l]));
+		json_object_object_add(o, "map_memory_bytes", json_object_new_int64((int64_t)total[l]));
+		json_object_object_add(o, "maps", jm);
+		json_object_object_add(o, "dump_json_s", stats_json(tj, dumps, 1e9, 3));
+		json_object_object_add(o, "dump_table_s", stats_json(tt, dumps, 1e9, 3));
+		json_object_object_add(o, "dump_json_max_rss_kb", json_object_new_int64(rss));
+		json_object_array_add(arr, o);
+		env_close(&e);
+	}
+	json_object_object_add(jroot, "flows", arr);
+	/* per-flow memory: the maps that grew with --max-flows */
+	fprintf(md, "\nMaps (memlock bytes) at each size; the ones that grow with --max-flows "
+		    "make the per-flow cost:\n\n| map | type | key+value B |");
+	for (int l = 0; l < levels; l++)
+		fprintf(md, " max_entries @%u | memlock @%u |", max_flows[l], max_flows[l]);
+	fprintf(md, "\n|---|---|---:|");
+	for (int l = 0; l < levels; l++)
+		fprintf(md, "---:|---:|");
+	fprintf(md, "\n");
+	for (int i = 0; i < nmem[0]; i++) {
+		fprintf(md, "| %s | %s | %u |", mem[0][i].name, map_type_name(mem[0][i].type),
+			mem[0][i].key_size + mem[0][i].value_size);
+		for (int l = 0; l < levels; l++)
+			fprintf(md, " %u | %llu |", i < nmem[l] ? mem[l][i].max_entries : 0,
+				(unsigned long long)(i < nmem[l] ? mem[l][i].memlock : 0));
+		fprintf(md, "\n");
+	}
+	if (levels == 2) {
+		__u64 grown = 0;
+		json_object *pf = json_object_new_object();
+		double per_slot, per_pinned;
+
+		for (int i = 0; i < nmem[1] && i < nmem[0]; i++)
+			if (mem[1][i].memlock != mem[0][i].memlock)
+				grown += mem[1][i].memlock;
+		per_slot = (double)(total[1] - total[0]) / (double)(max_flows[1] - max_flows[0]);
+		per_pinned = (double)grown / (double)pinned[1];
+		fprintf(md, "\n**Map memory per flow:** %.1f B per unit of --max-flows "
+			    "(memlock difference / max-flows difference); %.1f B per pinned flow "
+			    "at %llu pinned flows in --max-flows %u (memlock of the maps that grow "
+			    "with --max-flows / pinned flows).\n",
+			per_slot, per_pinned, (unsigned long long)pinned[1], max_flows[1]);
+		json_object_object_add(pf, "bytes_per_max_flows_unit", jnum(per_slot, 1));
+		json_object_object_add(pf, "bytes_per_pinned_flow", jnum(per_pinned, 1));
+		json_object_object_add(pf, "pinned_flows", json_object_new_int64((int64_t)pinned[1]));
+		json_object_object_add(jroot, "memory_per_flow", pf);
+	}
+}
+
+static void write_json(const char *path)
+{
+	FILE *jf = fopen(path, "w");
+
+	if (!jf)
+		die("cannot write %s: %s", path, strerror(errno));
+	fputs(json_object_to_json_string_ext(jroot, JSON_C_TO_STRING_PRETTY |
+							    JSON_C_TO_STRING_NOSLASHESCAPE),
+	      jf);
+	fputc('\n', jf);
+	fclose(jf);
+	fflush(md);
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: microbench [--out DIR] [--tcpshift PATH] [--repeat N] [--runs N]\n"
+		"                  [--shots N] [--quick] [packets] [weights] [flows]\n"
+		"\n"
+		"Per-packet cost of tcpshift's tc program under BPF_PROG_TEST_RUN, weight\n"
+		"change time, flow dump time and map memory. Without a section name, all three.\n"
+		"Writes DIR/microbench.json and DIR/microbench.md (default build/bench).\n"
+		"\n"
+		"  --repeat N   BPF_PROG_TEST_RUN repeat per run (default 1000000)\n"
+		"  --runs N     runs per case, the median is reported (default 5, at most 15)\n"
+		"  --shots N    single-shot samples per case (default 20000)\n"
+		"  --quick      small and fast, for trying it out (not for the record)\n"
+		"  --tcpshift PATH   the CLI (default: ../tcpshift next to this binary)\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ "tcpshift", required_argument, NULL, 't' },
+		{ "repeat", required_argument, NULL, 'r' },
+		{ "runs", required_argument, NULL, 'n' },
+		{ "shots", required_argument, NULL, 's' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	char self[PATH_MAX], path[PATH_MAX + 32], tcpshift_path[PATH_MAX + 32];
+	cpu_set_t cpus;
+	int c, cpu;
+	double t0 = now_ns();
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			opt.out_dir = optarg;
+			break;
+		case 't':
+			opt.tcpshift = optarg;
+			break;
+		case 'r':
+			opt.repeat = (__u32)strtoul(optarg, NULL, 10);
+			break;
+		case 'n':
+			opt.runs = atoi(optarg);
+			break;
+		case 's':
+			opt.shots = atoi(optarg);
+			break;
+		case 'q':
+			opt.quick = true;
+			opt.repeat = 100000;
+			opt.runs = 3;
+			opt.shots = 2000;
+			opt.weight_iters = 7;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (opt.repeat < 1 || opt.runs < 1 || opt.runs > 15 || opt.shots < 1) {
+		usage(stderr);
+		return 2;
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!strcmp(argv[i], "packets"))
+			opt.do_packets = true;
+		else if (!strcmp(argv[i], "weights"))
+			opt.do_weights = true;
+		else if (!strcmp(argv[i], "flows"))
+			opt.do_flows = true;
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!opt.do_packets && !opt.do_weights && !opt.do_flows)
+		opt.do_packets = opt.do_weights = opt.do_flows = true;
+	if (geteuid())
+		die("must run as root (BPF programs and maps)");
+	if (!opt.tcpshift) {
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+		if (n < 0)
+			die("readlink /proc/self/exe: %s", strerror(errno));
+		self[n] = '\0';
+		*strrchr(self, '/') = '\0';
+		snprintf(tcpshift_path, sizeof(tcpshift_path), "%s/../tcpshift", self);
+		opt.tcpshift = tcpshift_path;
+	}
+	if (access(opt.tcpshift, X_OK))
+		die("%s: %s (build it with make, or give --tcpshift)", opt.tcpshift, strerror(errno));
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGSEGV, on_signal);
+	signal(SIGABRT, on_signal);
+	atexit(cleanup_dirs);
+	mkdir(opt.out_dir, 0755);
+
+	/* one CPU: no migration between runs, per-CPU maps on one CPU */
+	cpu = sched_getcpu();
+	CPU_ZERO(&cpus);
+	CPU_SET(cpu < 0 ? 0 : cpu, &cpus);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+
+	empty_skel = bench_empty__open_and_load();
+	if (!empty_skel)
+		die("cannot load the empty program: %s", strerror(errno));
+	empty_fd = bpf_program__fd(empty_skel->progs.empty);
+	prims = prims_load(0, -1);
+
+	jroot = json_object_new_object();
+	md_open();
+	fprintf(md, "# tcpshift microbenchmark\n\n");
+	json_object_object_add(jroot, "machine", machine_json());
+	fprintf(md, "Pinned to CPU %d. `make microbench` (tools/bench/microbench.c).\n", cpu);
+	json_object_object_add(jroot, "cpu_pinned", json_object_new_int(cpu));
+	json_object_object_add(jroot, "quick", json_object_new_boolean(opt.quick));
+	/* the files are written after every section: a failure later keeps
+	 * what was measured */
+	snprintf(path, sizeof(path), "%s/microbench.json", opt.out_dir);
+	if (opt.do_packets) {
+		bench_packets();
+		write_json(path);
+	}
+	if (opt.do_weights) {
+		bench_weights();
+		write_json(path);
+	}
+	if (opt.do_flows)
+		bench_flows();
+	json_object_object_add(jroot, "elapsed_s", jnum((now_ns() - t0) / 1e9, 1));
+	write_json(path);
+	fclose(md);
+	json_object_put(jroot);
+	bench_prims__destroy(prims);
+	bench_empty__destroy(empty_skel);
+	fprintf(stderr, "  wrote %s/microbench.md and %s (%.0f s)\n", opt.out_dir, path,
+		(now_ns() - t0) / 1e9);
+	return 0;
+}
