@@ -194,7 +194,9 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 {
 	bool syn = ts_is_syn(p->tcp_flags), half_opened = false;
 	struct ts_backend *be = NULL;
-	__u64 now = bpf_ktime_get_ns();
+	/* the coarse clock (tick-precise) is plenty for 1 s stamps and drain
+	 * deadlines, at half the cost */
+	__u64 now = bpf_ktime_get_coarse_ns();
 	struct ts_flow *flow;
 	__u32 id;
 
@@ -286,8 +288,8 @@ static __always_inline int ts_reply(struct __sk_buff *skb, const struct ts_pkt *
 	if (!reply)
 		return TC_ACT_OK;
 	id = reply->backend_id;
-	if (ts_drain_expired(be, bpf_ktime_get_ns()) && !(p->tcp_flags & TCP_FLAG_RST) &&
-	    !dry_run) {
+	if (be->drain_deadline_ns && ts_drain_expired(be, bpf_ktime_get_coarse_ns()) &&
+	    !(p->tcp_flags & TCP_FLAG_RST) && !dry_run) {
 		ts_count(TS_CNT_DRAIN_CLOSED);
 		if (ts_tcp_set(skb, p, TCP_FLAG_RST, false, 0))
 			return TC_ACT_SHOT;

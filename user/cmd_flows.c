@@ -30,7 +30,7 @@ struct flows_ctx {
 	const struct ts_service_cfg *service;	/* filter, or NULL */
 	const char		*backend;	/* filter, or NULL */
 	int			state;		/* filter (enum ts_tcp_state), or 0 */
-	json_object		*arr;
+	size_t			printed;	/* JSON objects printed so far */
 	__u64			now;
 };
 
@@ -78,7 +78,11 @@ static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 			       json_object_new_string(cli_tcp_state_name(f->tcp_state)));
 	json_object_object_add(o, "backend_state",
 			       json_object_new_string(live ? "active" : "removed"));
-	json_object_array_add(fc->arr, o);
+	/* streamed, one object at a time: a million flows need no array in memory */
+	printf("%s%s", fc->printed++ ? "," : "[",
+	       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
 }
 
 int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
@@ -145,21 +149,16 @@ int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	fc.now = ts_now_ns();
-	fc.arr = json_object_new_array();
 	if (!ctx->json)
 		printf("%-28s %-28s %-16s %-12s %-28s %6s %6s %s\n", "CLIENT", "VIP", "SERVICE",
 		       "BACKEND", "BACKEND_ADDR", "AGE_S", "IDLE_S", "STATE");
 	r = ts_flows_foreach(&m, print_flow, &fc);
+	if (ctx->json)
+		puts(fc.printed ? "]" : "[]");
 	if (r) {
-		json_object_put(fc.arr);
 		ts_fail(&err, TS_ERR_RUNTIME, "cannot read the flows map: %s", strerror(-r));
 		r = cli_report(&err);
-		goto out;
 	}
-	if (ctx->json)
-		cli_print_json(fc.arr);
-	else
-		json_object_put(fc.arr);
 out:
 	free(fc.all);
 	ts_config_free(&cfg);

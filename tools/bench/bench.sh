@@ -23,6 +23,7 @@
 #   nginx      nginx `stream` proxy on the gateway, weighted round robin,
 #              changed by rewriting its configuration and reloading
 #   tcpshift   tcpshift on gwc and br0, changed with `tcpshift weight`
+#   tcpshift-fib  the same, loaded with --forward fib (FIB lookup + redirect)
 #
 # Measured per method and round: new connections/s (two wrk, one thread each,
 # Connection: close), keep-alive requests/s (the same, keep-alive), single-
@@ -36,7 +37,7 @@
 # iptables and to direct), bench.json, bench-raw.tsv, and PNG plots.
 #
 # Knobs: ROUNDS=2 DURATION=5 (s per wrk/iperf3 run) SPLIT_N=2000 WRK_CONNS=16
-# METHODS="direct iptables nftables haproxy nginx tcpshift" SUMMARIZE_ONLY=0 (1:
+# METHODS="direct iptables nftables haproxy nginx tcpshift tcpshift-fib" SUMMARIZE_ONLY=0 (1:
 # only rebuild the tables, JSON and plots from OUT/bench-raw.tsv) BPF_STATS=0 (1:
 # also run one wrk with kernel.bpf_stats_enabled to report tcpshift's in-situ
 # ns per packet; it is a global switch, restored at the end) INSTALL=1 (0:
@@ -54,7 +55,7 @@ ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-5}
 SPLIT_N=${SPLIT_N:-2000}
 WRK_CONNS=${WRK_CONNS:-16}
-METHODS=${METHODS:-"direct iptables nftables haproxy nginx tcpshift"}
+METHODS=${METHODS:-"direct iptables nftables haproxy nginx tcpshift tcpshift-fib"}
 BPF_STATS=${BPF_STATS:-0}
 INSTALL=${INSTALL:-1}
 
@@ -495,9 +496,10 @@ weight_cmd_nginx() {
 	echo "cp $new $TMP/nginx-gw/nginx.conf && kill -HUP \$(cat $TMP/nginx-gw/nginx.pid)"
 }
 
+# setup_tcpshift [LOAD OPTIONS]
 setup_tcpshift() {
 	LOADED=1
-	must "tcpshift load" ts load --dev gwc --dev br0
+	must "tcpshift load" ts load --dev gwc --dev br0 "$@"
 	must "service s80" ts service add s80 "$VIP:80"
 	must "backend b1" ts backend add s80 b1 "$B1:80" --weight 50
 	must "backend b2" ts backend add s80 b2 "$B2:80" --weight 50
@@ -510,6 +512,10 @@ setup_tcpshift() {
 
 weight_cmd_tcpshift() {
 	echo "$TCPSHIFT --pin-dir $PIN -n $NS_GW weight s8008 b1=$1 b2=$2"
+}
+
+weight_cmd_tcpshift-fib() {
+	weight_cmd_tcpshift "$@"
 }
 
 teardown_gw_pids() {
@@ -537,6 +543,7 @@ setup() {
 	haproxy) setup_haproxy ;;
 	nginx) setup_nginx ;;
 	tcpshift) setup_tcpshift ;;
+	tcpshift-fib) setup_tcpshift --forward fib ;;
 	*) die "unknown method $1" ;;
 	esac
 }
@@ -548,7 +555,7 @@ teardown() {
 		teardown_gw_pids
 		vip_off_gateway
 		;;
-	tcpshift)
+	tcpshift | tcpshift-fib)
 		ts unload >/dev/null 2>&1
 		LOADED=0
 		;;
