@@ -149,9 +149,11 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 		-Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser
 
 .PHONY: fuzz
-$(FUZZ_PARSE): tests/fuzz/fuzz_parse.c user/parse.c $(HEADERS) | $(OUTPUT)/tests
+FUZZ_SRCS    := tests/fuzz/fuzz_parse.c user/parse.c user/export.c user/config.c user/maps.c \
+		user/maglev.c
+$(FUZZ_PARSE): $(FUZZ_SRCS) $(HEADERS) | $(OUTPUT)/tests
 	$(call msg,FUZZ-CC,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -lbpf -ljson-c -o $@
 
 fuzz: deps
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_PARSE)

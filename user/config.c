@@ -692,7 +692,8 @@ int ts_backend_add(struct ts_maps *m, const char *service, const char *name,
 		for (size_t j = 0; j < cfg.services[i].nbackends; j++) {
 			const struct ts_backend *be = &cfg.services[i].backends[j].be;
 
-			if (!memcmp(be->addr, addr->addr, sizeof(be->addr)) &&
+			if (be->family == addr->family &&
+			    !memcmp(be->addr, addr->addr, sizeof(be->addr)) &&
 			    be->port == addr->port) {
 				r = ts_fail(err, TS_ERR_USAGE,
 					    "%s is already backend '%s' of service '%s': a backend "

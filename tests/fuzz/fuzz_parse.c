@@ -267,6 +267,36 @@ static void fuzz_u32(const uint8_t *data, size_t size, const char *s)
 	}
 }
 
+/* The import document parser (user/export.c): raw bytes, not the string.
+ * A document it accepts formats to text that parses to the same text. */
+static void fuzz_doc(const uint8_t *data, size_t size, const char *s)
+{
+	struct ts_doc doc = {}, back = {};
+	struct ts_err err;
+	char *text, *again;
+
+	if (!check_result(ts_doc_parse((const char *)data, size, &doc, fresh_err(&err)), &err))
+		return;
+	text = ts_doc_format(&doc);
+	CHECK(text != NULL, "an accepted document does not format");
+	CHECK(!ts_doc_parse(text, strlen(text), &back, fresh_err(&err)),
+	      "a formatted document does not parse back: %s", err.msg);
+	again = ts_doc_format(&back);
+	CHECK(again && !strcmp(text, again), "a formatted document parses to another one");
+	for (size_t i = 0; i < doc.nservices; i++) {
+		CHECK(is_name(doc.services[i].name), "service name \"%s\"", doc.services[i].name);
+		CHECK(ts_is_prime(doc.services[i].table_size), "table size %u",
+		      doc.services[i].table_size);
+		for (size_t j = 0; j < doc.services[i].nbackends; j++)
+			CHECK(doc.services[i].backends[j].weight <= TS_MAX_WEIGHT, "weight %u",
+			      doc.services[i].backends[j].weight);
+	}
+	free(text);
+	free(again);
+	ts_doc_free(&doc);
+	ts_doc_free(&back);
+}
+
 /* Every parser; add new ones here. */
 static const struct {
 	const char *name;
@@ -280,6 +310,7 @@ static const struct {
 	{ "ts_parse_table_size", fuzz_table_size },
 	{ "ts_parse_duration", fuzz_duration },
 	{ "ts_parse_u32", fuzz_u32 },
+	{ "ts_doc_parse", fuzz_doc },
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
