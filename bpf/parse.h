@@ -13,6 +13,11 @@
 #define IP_OFFSET	0x1FFF
 #define NEXTHDR_FRAGMENT 44	/* net/ipv6.h */
 #define NEXTHDR_ICMP	58	/* net/ipv6.h */
+#define NEXTHDR_HOP	0
+#define NEXTHDR_ROUTING	43
+#define NEXTHDR_AUTH	51
+#define NEXTHDR_DEST	60
+#define TS_V6_EXT_MAX	4	/* extension headers walked to find TCP */
 #define TC_ACT_OK	0	/* linux/pkt_cls.h */
 #define TC_ACT_SHOT	2
 
@@ -30,6 +35,7 @@ enum ts_parse_result {
 	TS_PARSE_MALFORMED,	/* truncated or invalid IPv4/IPv6/TCP headers */
 	TS_PARSE_FRAGMENT,	/* IP fragment carrying TCP */
 	TS_PARSE_ICMP,		/* ICMP or ICMPv6: key.family set, nothing else */
+	TS_PARSE_V6_EXT,	/* IPv6 TCP behind extension headers: key filled, not NATed */
 };
 
 struct ts_pkt {
@@ -89,6 +95,44 @@ static __always_inline int ts_parse_ipv4(void *data, void *data_end, struct ts_p
 	return ts_parse_tcp(data, data_end, p, sizeof(struct ethhdr) + ihl, tot_len - ihl);
 }
 
+/*
+ * An IPv6 packet whose TCP header sits behind hop-by-hop, routing, destination
+ * or authentication headers: walked (up to TS_V6_EXT_MAX) to fill the key,
+ * so that one to a service is counted; tcpshift does not rewrite such
+ * packets (invariant 5: passed untouched).
+ */
+static __always_inline int ts_parse_ipv6_ext(void *data, void *data_end, struct ipv6hdr *ip6,
+					     struct ts_pkt *p)
+{
+	__u32 off = sizeof(struct ethhdr) + sizeof(*ip6);
+	__u8 next = ip6->nexthdr;
+	struct tcphdr *tcp;
+
+	for (int i = 0; i < TS_V6_EXT_MAX; i++) {
+		__u8 *ext = data + off;
+
+		if (next != NEXTHDR_HOP && next != NEXTHDR_ROUTING && next != NEXTHDR_DEST &&
+		    next != NEXTHDR_AUTH)
+			break;
+		if (off > 1024 || (void *)(ext + 2) > data_end)
+			return TS_PARSE_OTHER;
+		next = ext[0];
+		off += next == NEXTHDR_AUTH ? (ext[1] + 2) * 4 : (ext[1] + 1) * 8;
+	}
+	if (next != IPPROTO_TCP || off > 2048)
+		return TS_PARSE_OTHER;
+	tcp = data + off;
+	if ((void *)(tcp + 1) > data_end)
+		return TS_PARSE_OTHER;
+	p->key.family = TS_AF_INET6;
+	__builtin_memcpy(p->key.saddr, &ip6->saddr, 16);
+	__builtin_memcpy(p->key.daddr, &ip6->daddr, 16);
+	p->key.sport = tcp->source;
+	p->key.dport = tcp->dest;
+	p->key.proto = IPPROTO_TCP;
+	return TS_PARSE_V6_EXT;
+}
+
 static __always_inline int ts_parse_ipv6(void *data, void *data_end, struct ts_pkt *p,
 					 __u32 l3_len)
 {
@@ -109,10 +153,9 @@ static __always_inline int ts_parse_ipv6(void *data, void *data_end, struct ts_p
 		p->key.family = TS_AF_INET6;
 		return TS_PARSE_ICMP;
 	}
-	/* Extension headers other than a fragment header are not parsed:
-	 * such packets are not ours and pass untouched. */
+	/* Behind extension headers: found (for the counters) but not NATed. */
 	if (ip6->nexthdr != IPPROTO_TCP)
-		return TS_PARSE_OTHER;
+		return ts_parse_ipv6_ext(data, data_end, ip6, p);
 	payload_len = bpf_ntohs(ip6->payload_len);
 	/* BIG TCP: a GRO packet over 64 KiB carries payload_len 0. */
 	if (payload_len == 0 && l3_len > 0xffff + sizeof(*ip6))

@@ -381,6 +381,14 @@ int tcpshift_tc(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	case TS_PARSE_ICMP:
 		return ts_icmp(skb, p.key.family);
+	case TS_PARSE_V6_EXT:
+		__builtin_memcpy(key.addr, p.key.daddr, sizeof(key.addr));
+		key.port = p.key.dport;
+		key.proto = IPPROTO_TCP;
+		key.family = TS_AF_INET6;
+		if (bpf_map_lookup_elem(&services, &key))
+			ts_count(TS_CNT_V6_EXT);
+		return TC_ACT_OK;
 	default:
 		return TC_ACT_OK;
 	}

@@ -181,6 +181,8 @@ enum ts_counter {
 	TS_CNT_DRAIN_CLOSED,		/* packets of flows past their backend's drain deadline:
 					 * answered with a RST to the client */
 	TS_CNT_ICMP,			/* ICMP errors about NATed flows, translated */
+	TS_CNT_V6_EXT,			/* IPv6 TCP to a service behind extension headers:
+					 * passed untouched */
 	TS_CNT_MAX,
 };
 

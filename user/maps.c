@@ -40,6 +40,7 @@ static const char *const counter_names[TS_CNT_MAX] = {
 	[TS_CNT_PROMOTED] = "promoted",
 	[TS_CNT_DRAIN_CLOSED] = "drain_closed",
 	[TS_CNT_ICMP] = "icmp_translated",
+	[TS_CNT_V6_EXT] = "ipv6_ext_headers",
 };
 
 const char *ts_pin_name(size_t i)

@@ -225,9 +225,9 @@ static const struct passthrough_fixture not_ours[] = {
 	  { SYN6(VIP6_ADDR, 8008), .proto = IPPROTO_UDP, .v6_ext = PKT_V6_FRAGMENT,
 	    .frag_off = IP6_MF },
 	  NULL, TC_ACT_OK, NO_COUNTER },
-	/* extension headers other than fragment are not parsed (bpf/parse.h) */
-	{ "IPv6 SYN to the VIP behind a hop-by-hop header",
-	  { SYN6(VIP6_ADDR, 8008), .v6_ext = PKT_V6_HOPOPTS }, NULL, TC_ACT_OK, NO_COUNTER },
+	/* TCP behind IPv6 extension headers is found and counted, never rewritten */
+	{ "IPv6 SYN to another port behind a hop-by-hop header",
+	  { SYN6(VIP6_ADDR, 8009), .v6_ext = PKT_V6_HOPOPTS }, NULL, TC_ACT_OK, NO_COUNTER },
 	/* packets near a backend endpoint that are not from it (packets from a
 	 * backend address:port are replies, pinned here or not: test_nat.c) */
 	{ "from v1, another port, to the pinned client",
@@ -285,6 +285,12 @@ static const struct passthrough_fixture malformed[] = {
 	  doff_4, TC_ACT_OK, TS_CNT_MALFORMED },
 };
 
+/* to a service, behind IPv6 extension headers: counted, never rewritten */
+static const struct passthrough_fixture v6_ext[] = {
+	{ "IPv6 SYN to the VIP behind a hop-by-hop header",
+	  { SYN6(VIP6_ADDR, 8008), .v6_ext = PKT_V6_HOPOPTS }, NULL, TC_ACT_OK, TS_CNT_V6_EXT },
+};
+
 static const struct passthrough_fixture fragments[] = {
 	{ "IPv4 first fragment (MF) to the VIP",
 	  { SYN4(VIP4_ADDR, 8008), .frag_off = IP_MF, .payload = "first" }, NULL, TC_ACT_OK,
@@ -318,6 +324,7 @@ static void test_not_for_a_service_untouched(void **state)
 
 	config_pinned(e);
 	run_passthrough_fixtures(e, not_ours, N(not_ours));
+	run_passthrough_fixtures(e, v6_ext, N(v6_ext));
 }
 
 /* Invariant 5: malformed or truncated: passed untouched and counted. */
