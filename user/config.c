@@ -425,6 +425,14 @@ static int begin_backend_change(struct ts_maps *m, struct ts_config *cfg, const 
 	return 0;
 }
 
+/* live[id]: backend id is in a service's live table. */
+static void live_backends(const struct ts_config *cfg, bool live[TS_MAX_BACKENDS])
+{
+	for (size_t i = 0; i < cfg->nservices; i++)
+		for (size_t j = 0; j < cfg->services[i].nbackends; j++)
+			live[cfg->services[i].backends[j].id] = true;
+}
+
 /* Tidying after a commit: read the entry afresh (table_install changed it). */
 static void backend_mark_removed(struct ts_maps *m, __u32 id)
 {
@@ -457,9 +465,7 @@ static int repair_leftovers(struct ts_maps *m, const struct ts_config *cfg, stru
 	r = ts_backends_read_all(m, all, err);
 	if (r)
 		return r;
-	for (size_t i = 0; i < cfg->nservices; i++)
-		for (size_t j = 0; j < cfg->services[i].nbackends; j++)
-			live[cfg->services[i].backends[j].id] = true;
+	live_backends(cfg, live);
 	for (__u32 id = 0; id < TS_MAX_BACKENDS; id++)
 		if (all[id].state == TS_BACKEND_ACTIVE && !live[id])
 			backend_mark_removed(m, id);
@@ -633,9 +639,7 @@ static int backend_alloc(struct ts_maps *m, struct ts_config *cfg, __u32 *id, __
 	r = ts_backends_read_all(m, all, err);
 	if (r)
 		return r;
-	for (size_t i = 0; i < cfg->nservices; i++)
-		for (size_t j = 0; j < cfg->services[i].nbackends; j++)
-			referenced[cfg->services[i].backends[j].id] = true;
+	live_backends(cfg, referenced);
 	for (__u32 i = 0; i < TS_MAX_BACKENDS; i++) {
 		if (all[i].state == TS_BACKEND_FREE) {
 			best = i;

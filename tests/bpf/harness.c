@@ -365,11 +365,10 @@ __u32 env_flow_count(struct ts_env *e)
 	return n + h;
 }
 
-/* Which table holds the flow: 1 flows, 2 half_open, 0 none. */
-int env_flow_table(struct ts_env *e, const struct pkt_spec *s)
+/* The flow key of s (client -> VIP), as the data plane builds it. */
+static struct ts_flow_key flow_key(const struct pkt_spec *s)
 {
 	struct ts_flow_key key = {};
-	struct ts_flow flow;
 	int family = strchr(s->src, ':') ? AF_INET6 : AF_INET;
 
 	ASSERT_EQ(inet_pton(family, s->src, key.saddr), 1, "client address");
@@ -378,6 +377,15 @@ int env_flow_table(struct ts_env *e, const struct pkt_spec *s)
 	key.dport = htons(s->dport);
 	key.proto = IPPROTO_TCP;
 	key.family = family == AF_INET6 ? TS_AF_INET6 : TS_AF_INET;
+	return key;
+}
+
+/* Which table holds the flow: 1 flows, 2 half_open, 0 none. */
+int env_flow_table(struct ts_env *e, const struct pkt_spec *s)
+{
+	struct ts_flow_key key = flow_key(s);
+	struct ts_flow flow;
+
 	if (!bpf_map_lookup_elem(e->maps.flows, &key, &flow))
 		return 1;
 	return bpf_map_lookup_elem(e->maps.half_open, &key, &flow) ? 0 : 2;
@@ -409,15 +417,8 @@ __u64 env_backend_packets(struct ts_env *e)
 
 int env_flow_lookup(struct ts_env *e, const struct pkt_spec *s, struct ts_flow *flow)
 {
-	struct ts_flow_key key = {};
-	int family = strchr(s->src, ':') ? AF_INET6 : AF_INET;
+	struct ts_flow_key key = flow_key(s);
 
-	ASSERT_EQ(inet_pton(family, s->src, key.saddr), 1, "client address");
-	ASSERT_EQ(inet_pton(family, s->dst, key.daddr), 1, "VIP address");
-	key.sport = htons(s->sport);
-	key.dport = htons(s->dport);
-	key.proto = IPPROTO_TCP;
-	key.family = family == AF_INET6 ? TS_AF_INET6 : TS_AF_INET;
 	/* the data plane looks in flows first, then half_open */
 	if (!bpf_map_lookup_elem(e->maps.flows, &key, flow))
 		return 0;
