@@ -263,6 +263,13 @@ e2e_topology() {
 	done
 }
 
+# The flow hash seed of this run: random unless E2E_SEED is given (printed, to
+# replay a run). Consecutive connections use consecutive source ports, so with
+# one fixed seed a test would sample the same stretch of one fixed hash
+# function run after run; a random seed makes each run's split an independent
+# draw, which is what the binomial bounds assume.
+E2E_SEED=${E2E_SEED:-$(( (RANDOM << 16 | RANDOM) & 0x7fffffff ))}
+
 # e2e_load: tcpshift load on the gateway's two interfaces.
 e2e_load() {
 	local dev args=()
@@ -271,8 +278,9 @@ e2e_load() {
 		args+=(--dev "$dev")
 	done
 	E2E_LOADED=1
+	info "flow hash seed $E2E_SEED (E2E_SEED=$E2E_SEED to replay)"
 	# shellcheck disable=SC2086 # E2E_LOAD_ARGS: extra load options, word-split
-	must "tcpshift load" ts load "${args[@]}" ${E2E_LOAD_ARGS:-}
+	must "tcpshift load" ts load "${args[@]}" --seed "$E2E_SEED" ${E2E_LOAD_ARGS:-}
 }
 
 # e2e_service NAME VIP W1 W2: service NAME at VIP with backends v1 and v2 of
