@@ -20,6 +20,7 @@
 #define TCPSHIFT_ICMP_H
 
 #include "parse.h"
+#include "csum.h"
 
 #define ICMP_DEST_UNREACH	3	/* linux/icmp.h; code 4: fragmentation needed */
 #define ICMP_TIME_EXCEEDED	11
@@ -42,31 +43,6 @@ struct ts_icmp {
 	__be32	in_saddr[4], in_daddr[4];
 	__be16	in_sport, in_dport;
 };
-
-/* Ones'-complement arithmetic (RFC 1071, RFC 1624) on sums kept in 64 bits. */
-static __always_inline __u32 ts_csum_fold32(__u64 sum)
-{
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	return (__u32)sum;
-}
-
-/* The check field after data whose sum changed by diff. */
-static __always_inline __u16 ts_csum_update(__u16 check, __u64 diff)
-{
-	__u64 sum = (__u16)~check + (__u64)ts_csum_fold32(diff);
-
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-/* How the sum changes when a 16-bit word goes from old to new. */
-static __always_inline __u64 ts_csum_diff16(__u16 old, __u16 new)
-{
-	return (__u16)~old + (__u64)new;
-}
 
 /* Parse an ICMP error quoting a TCP packet; false when it is not one we handle. */
 static __always_inline bool ts_icmp_parse(struct __sk_buff *skb, __u8 family, struct ts_icmp *m)

@@ -15,19 +15,9 @@
 #define TCPSHIFT_NAT_H
 
 #include "parse.h"
+#include "csum.h"
 
 #define TS_TCP_CHECK_OFF	offsetof(struct tcphdr, check)
-
-/* RFC 1624: the checksum after a 32-bit word of the data goes from -> to. */
-static __always_inline __u16 ts_csum_replace4(__u16 check, __be32 from, __be32 to)
-{
-	__u32 sum = (__u16)~check;
-
-	sum += (~from & 0xffff) + (~from >> 16) + (to & 0xffff) + (to >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
 
 /* Rewrite the destination (to_dst) or source address and port of a TCP packet. */
 static __always_inline int ts_rewrite(struct __sk_buff *skb, const struct ts_pkt *p, bool to_dst,
@@ -53,7 +43,7 @@ static __always_inline int ts_rewrite(struct __sk_buff *skb, const struct ts_pkt
 
 		if ((void *)(ip + 1) > data_end)
 			return -1;
-		ip->check = ts_csum_replace4(ip->check, old_addr[0], new_addr[0]);
+		ip->check = ts_csum_update(ip->check, ts_csum_diff32(old_addr[0], new_addr[0]));
 		if (to_dst)
 			ip->daddr = new_addr[0];
 		else
