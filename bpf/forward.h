@@ -14,6 +14,7 @@
 #define TCPSHIFT_FORWARD_H
 
 #include "parse.h"
+#include "csum.h"
 
 #define AF_INET		2	/* linux/socket.h */
 #define AF_INET6	10
@@ -28,44 +29,49 @@ static __always_inline int ts_fib_forward(struct __sk_buff *skb, const struct ts
 		.dport = dport,
 		.ifindex = skb->ingress_ifindex,
 	};
-	__u32 ttl_off;
-	__u8 ttl;
+	void *data, *data_end;
+	struct ethhdr *eth;
 	int rc;
 
 	if (p->key.family == TS_AF_INET) {
 		fib.family = AF_INET;
 		fib.ipv4_src = saddr[0];
 		fib.ipv4_dst = daddr[0];
-		ttl_off = p->l3_off + offsetof(struct iphdr, ttl);
 	} else {
 		fib.family = AF_INET6;
 		__builtin_memcpy(fib.ipv6_src, saddr, 16);
 		__builtin_memcpy(fib.ipv6_dst, daddr, 16);
-		ttl_off = p->l3_off + offsetof(struct ipv6hdr, hop_limit);
 	}
 	/* tot_len 0: the helper checks the MTU against the skb (GSO aware) */
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return TC_ACT_OK;
-	if (bpf_skb_load_bytes(skb, ttl_off, &ttl, 1) || ttl <= 1)
-		return TC_ACT_OK;
-	if (p->key.family == TS_AF_INET) {
-		/* ttl is the high byte of the header's 16-bit word at offset 8 */
-		__be16 old_word, new_word;
 
-		if (bpf_skb_load_bytes(skb, ttl_off, &old_word, 2))
+	/* direct writes: the pointers again, the rewrite's helpers moved them */
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	if (p->key.family == TS_AF_INET) {
+		struct iphdr *ip = data + sizeof(*eth);
+		__u8 ttl;
+
+		if ((void *)(ip + 1) > data_end || ip->ttl <= 1)
 			return TC_ACT_OK;
-		new_word = old_word;
-		((__u8 *)&new_word)[0] = ttl - 1;
-		if (bpf_l3_csum_replace(skb, p->l3_off + offsetof(struct iphdr, check), old_word,
-					new_word, 2))
-			return TC_ACT_SHOT;
+		/* the checksum covers ttl as the high byte of the word ttl:protocol */
+		ttl = ip->ttl;
+		ip->check = ts_csum_update(ip->check,
+					   ts_csum_diff16(bpf_htons(ttl << 8 | ip->protocol),
+							  bpf_htons((ttl - 1) << 8 | ip->protocol)));
+		ip->ttl = ttl - 1;
+	} else {
+		struct ipv6hdr *ip6 = data + sizeof(*eth);
+
+		if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
+			return TC_ACT_OK;
+		ip6->hop_limit--;
 	}
-	ttl--;
-	if (bpf_skb_store_bytes(skb, ttl_off, &ttl, 1, 0) ||
-	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), fib.dmac, ETH_ALEN, 0) ||
-	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), fib.smac, ETH_ALEN, 0))
-		return TC_ACT_SHOT;
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 	return bpf_redirect(fib.ifindex, 0);
 }
 
