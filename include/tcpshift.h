@@ -54,16 +54,12 @@ struct ts_endpoint_key {
 	__u8	family;		/* enum ts_family */
 };
 
-enum ts_service_flags {
-	TS_SVC_F_NONE	= 0,
-};
-
 /* services: hash, VIP endpoint -> service */
 struct ts_service {
 	__u32	id;		/* index into `tables` */
 	__u32	table_size;	/* M, prime */
 	__u32	table_half;	/* which half of the table is live: 0 or 1 */
-	__u32	flags;		/* enum ts_service_flags */
+	__u32	pad;
 	char	name[TS_NAME_LEN];
 };
 
@@ -104,9 +100,9 @@ struct ts_backend {
 	__be16	port;
 	__u8	family;		/* enum ts_family */
 	__u8	state;		/* enum ts_backend_state */
-	__u32	service_id;
 	__u32	generation;	/* bumped when the id is reused */
 	__u32	table_halves;	/* bit h: a member of its service's table half h */
+	__u32	pad;
 	__u64	drain_deadline_ns;	/* CLOCK_MONOTONIC; 0 = none */
 	char	name[TS_NAME_LEN];
 };

@@ -718,7 +718,6 @@ int ts_backend_add(struct ts_maps *m, const char *service, const char *name,
 	nb.be.port = addr->port;
 	nb.be.family = addr->family;
 	nb.be.state = TS_BACKEND_ACTIVE;
-	nb.be.service_id = s->svc.id;
 	snprintf(nb.be.name, sizeof(nb.be.name), "%s", name);
 
 	list = calloc(s->nbackends + 1, sizeof(*list));
@@ -904,9 +903,9 @@ static int backend_alloc_many(struct ts_maps *m, const struct ts_config *cfg, si
  * pinned flows; every other one gets a new id (is_new). Writes nothing.
  */
 static int backend_list_build(struct ts_maps *m, const struct ts_config *cfg,
-			      struct ts_service_cfg *s, __u32 service_id,
-			      const struct ts_doc_service *want, struct ts_backend_cfg *list,
-			      bool *is_new, size_t *nnew, struct ts_err *err)
+			      struct ts_service_cfg *s, const struct ts_doc_service *want,
+			      struct ts_backend_cfg *list, bool *is_new, size_t *nnew,
+			      struct ts_err *err)
 {
 	__u32 ids[TS_MAX_SERVICE_BACKENDS], gens[TS_MAX_SERVICE_BACKENDS];
 	size_t n = want->nbackends, k = 0;
@@ -933,7 +932,6 @@ static int backend_list_build(struct ts_maps *m, const struct ts_config *cfg,
 		list[i].be.port = wb->addr.port;
 		list[i].be.family = wb->addr.family;
 		list[i].be.state = TS_BACKEND_ACTIVE;
-		list[i].be.service_id = service_id;
 		list[i].weight = wb->weight;
 	}
 	qsort(list, n, sizeof(*list), cmp_backend_name);
@@ -1001,7 +999,7 @@ static int service_update(struct ts_maps *m, struct ts_config *cfg, struct ts_se
 
 	if (!list)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	r = backend_list_build(m, cfg, s, s->svc.id, want, list, is_new, &nnew, err);
+	r = backend_list_build(m, cfg, s, want, list, is_new, &nnew, err);
 	if (r)
 		goto out;
 	changed = nnew > 0;
@@ -1078,7 +1076,7 @@ static int service_create(struct ts_maps *m, struct ts_config *cfg,
 	}
 	ns->svc.table_size = want->table_size;
 	snprintf(ns->svc.name, sizeof(ns->svc.name), "%s", want->name);
-	r = backend_list_build(m, cfg, NULL, ns->svc.id, want, list, is_new, &nnew, err);
+	r = backend_list_build(m, cfg, NULL, want, list, is_new, &nnew, err);
 	/* members of half 0, the half that goes live with the service */
 	for (size_t i = 0; !r && i < n; i++)
 		list[i].be.table_halves = 1U << 0;

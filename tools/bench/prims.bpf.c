@@ -131,8 +131,8 @@ struct bench_backend {		/* 80 bytes, like a backends value */
 	__be16	port;
 	__u8	family;
 	__u8	state;
-	__u32	service_id;
 	__u32	generation;
+	__u32	table_halves;
 	__u32	pad;
 	__u64	deadline;
 	char	name[32];
