@@ -463,3 +463,30 @@ e2e_gw_cleanup() {
 	done
 	e2e_cleanup
 }
+
+# many_open_four: a holdmany coprocess with four connections, 1 and 2 on v1
+# (IPv4, IPv6), 3 and 4 on v2, for services tcp-echo and tcp-echo6 whose
+# weights end at 50/50 (v1 keeps weight: a removal moves the table too).
+many_open_four() {
+	local ep want
+
+	many_open "$VIP4"
+	many_read 10 ||
+		e2e_abort "ts-echo holdmany did not start ($(tr '\n' ' ' <"$E2E_TMP/holdmany.err"))"
+	for ep in "$VIP4 v1" "$VIP6 v1" weights "$VIP4 v2" "$VIP6 v2"; do
+		if [ "$ep" = weights ]; then
+			must "weight 0/100" ts weight tcp-echo v1=0 v2=100
+			must "weight 0/100 (v6)" ts weight tcp-echo6 v1=0 v2=100
+			continue
+		fi
+		read -r ep want <<<"$ep"
+		if ! many_cmd "open $ep" ||
+			[ "$(awk '{ print $3 }' <<<"${MANY_LINES[0]:-}")" != "$want" ]; then
+			e2e_abort "a connection to $ep did not reach $want:" \
+				"${MANY_LINES[*]:-no answer} ($(tr '\n' ' ' <"$E2E_TMP/holdmany.err"))"
+		fi
+	done
+	must "weight 50/50" ts weight tcp-echo v1=50 v2=50
+	must "weight 50/50 (v6)" ts weight tcp-echo6 v1=50 v2=50
+	many_cmd "timeout 1000" >/dev/null
+}
