@@ -8,7 +8,13 @@
  *
  * Anything the FIB cannot answer at once (no route, neighbour not resolved
  * yet, packet over the MTU, TTL about to expire) returns TC_ACT_OK: the stack
- * forwards it, resolves the neighbour and sends the ICMP errors.
+ * forwards it, resolves the neighbour and sends the ICMP errors (which the
+ * egress program translates: path MTU discovery works through the VIP).
+ *
+ * The MTU is the route's, checked for the packet's largest segment: a GSO
+ * packet is as big as one of the segments it will be cut into. (With
+ * tot_len 0 the helper would check the device's MTU only, and let any GSO
+ * packet through.)
  */
 #ifndef TCPSHIFT_FORWARD_H
 #define TCPSHIFT_FORWARD_H
@@ -42,7 +48,8 @@ static __always_inline int ts_fib_forward(struct __sk_buff *skb, const struct ts
 		__builtin_memcpy(fib.ipv6_src, saddr, 16);
 		__builtin_memcpy(fib.ipv6_dst, daddr, 16);
 	}
-	/* tot_len 0: the helper checks the MTU against the skb (GSO aware) */
+	fib.tot_len = skb->gso_size ? p->l4_off - p->l3_off + p->l4_hlen + skb->gso_size
+				    : skb->len - p->l3_off;
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return TC_ACT_OK;

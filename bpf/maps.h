@@ -59,6 +59,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } half_open SEC(".maps");
 
+/* Sized like flows by `load --max-flows`; keyed by the reply's own 5-tuple. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TS_DEFAULT_MAX_FLOWS);
+	__type(key, struct ts_flow_key);
+	__type(value, struct ts_reply_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} replies SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TS_MAX_BACKENDS);

@@ -42,6 +42,10 @@ struct ts_pkt {
 	struct ts_flow_key key;	/* as on the wire: saddr/daddr, sport/dport */
 	__u32	l3_off;
 	__u32	l4_off;
+	__u32	seq;		/* host order */
+	__u32	ack;		/* host order */
+	__u32	seq_len;	/* payload bytes, plus one each for SYN and FIN */
+	__u16	l4_hlen;	/* TCP header length, options included */
 	__u8	tcp_flags;
 };
 
@@ -61,7 +65,12 @@ static __always_inline int ts_parse_tcp(void *data, void *data_end, struct ts_pk
 	p->key.proto = IPPROTO_TCP;
 	/* byte 13 of the TCP header holds the flags */
 	p->tcp_flags = ((__u8 *)tcp)[13];
+	p->seq = bpf_ntohl(tcp->seq);
+	p->ack = bpf_ntohl(tcp->ack_seq);
+	p->seq_len = l4_len - doff + !!(p->tcp_flags & TCP_FLAG_SYN) +
+		     !!(p->tcp_flags & TCP_FLAG_FIN);
 	p->l4_off = l4_off;
+	p->l4_hlen = doff;
 	return TS_PARSE_TCP;
 }
 

@@ -58,21 +58,14 @@ static __always_inline void ts_count_backend(__u32 id, __u32 bytes, bool new_flo
 		s->new_flows++;
 }
 
+static __always_inline bool ts_addr_eq(const __be32 *a, const __be32 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
 static __always_inline bool ts_is_syn(__u8 flags)
 {
 	return (flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-}
-
-/* The TCP state a pinned flow moves to on this client packet. */
-static __always_inline __u8 ts_next_state(__u8 state, __u8 flags)
-{
-	if (flags & TCP_FLAG_RST)
-		return TS_TCP_CLOSED;
-	if (flags & TCP_FLAG_FIN)
-		return TS_TCP_CLOSING;
-	if (state == TS_TCP_SYN_SEEN && (flags & TCP_FLAG_ACK))
-		return TS_TCP_ESTABLISHED;
-	return state;
 }
 
 static __always_inline bool ts_drain_expired(const struct ts_backend *be, __u64 now)
@@ -80,27 +73,115 @@ static __always_inline bool ts_drain_expired(const struct ts_backend *be, __u64 
 	return be->drain_deadline_ns && now > be->drain_deadline_ns;
 }
 
+/*
+ * A backend connecting to its own VIP must get another backend (its own would
+ * answer itself, not through the gateway): a weighted draw among the others,
+ * from the configuration the live half was built from (tcpshift.h, tables).
+ * Deterministic, so every gateway and `pick` agree. Rare; bpf_loop keeps the
+ * verifier from walking 256 iterations of branches.
+ */
+struct ts_other {
+	__be32	client[4];
+	__u32	svc_id;
+	__u32	cfg;		/* slot of the configuration's header: n */
+	__u32	total;		/* weight of the others */
+	__u32	target;		/* hash % total */
+	__u32	id;		/* the pick, or TS_NO_BACKEND */
+};
+
+/* The weight of configuration entry i, 0 if it is the client itself. */
+static __always_inline __u32 ts_other_weight(__u32 i, const struct ts_other *o, __u32 *id)
+{
+	struct ts_table_entry *entry;
+	struct ts_backend *be;
+	__u32 slot = o->cfg + 1 + i;
+	void *table;
+
+	table = bpf_map_lookup_elem(&tables, &o->svc_id);
+	if (!table)
+		return 0;
+	entry = bpf_map_lookup_elem(table, &slot);
+	if (!entry)
+		return 0;
+	*id = entry->backend_id;
+	be = bpf_map_lookup_elem(&backends, id);
+	if (!be || ts_addr_eq(be->addr, o->client))
+		return 0;
+	return entry->weight;
+}
+
+static long ts_other_sum(__u32 i, struct ts_other *o)
+{
+	__u32 id;
+
+	o->total += ts_other_weight(i, o, &id);
+	return 0;
+}
+
+static long ts_other_find(__u32 i, struct ts_other *o)
+{
+	__u32 id, w = ts_other_weight(i, o, &id);
+
+	if (o->target < w) {
+		o->id = id;
+		return 1;
+	}
+	o->target -= w;
+	return 0;
+}
+
+static __always_inline struct ts_backend *ts_pick_other(void *table, const struct ts_service *svc,
+							const struct ts_flow_key *key, __u32 hash,
+							__u32 *id)
+{
+	struct ts_other o = { .svc_id = svc->id, .id = TS_NO_BACKEND };
+	struct ts_table_entry *entry;
+	__u32 n;
+
+	o.cfg = (svc->table_half & 1) * TS_TABLE_HALF(svc->table_size) + svc->table_size;
+	__builtin_memcpy(o.client, key->saddr, sizeof(o.client));
+	entry = bpf_map_lookup_elem(table, &o.cfg);
+	if (!entry)
+		return NULL;
+	n = entry->backend_id;
+	if (n > TS_MAX_SERVICE_BACKENDS)
+		return NULL;
+	bpf_loop(n, ts_other_sum, &o, 0);
+	if (!o.total)
+		return NULL;
+	o.target = hash % o.total;
+	bpf_loop(n, ts_other_find, &o, 0);
+	*id = o.id;
+	return o.id == TS_NO_BACKEND ? NULL : bpf_map_lookup_elem(&backends, id);
+}
+
 /* Weighted Maglev pick: the live half of the service's table, indexed by the
- * seeded flow hash. */
+ * seeded flow hash; never the client's own address (ts_pick_other). */
 static __always_inline struct ts_backend *ts_pick(const struct ts_service *svc,
 						  const struct ts_flow_key *key, __u32 *id)
 {
 	struct ts_table_entry *entry;
 	struct ts_settings *cfg;
-	__u32 zero = 0, slot;
+	struct ts_backend *be;
+	__u32 zero = 0, slot, hash;
 	void *table;
 
 	cfg = bpf_map_lookup_elem(&settings, &zero);
 	table = bpf_map_lookup_elem(&tables, &svc->id);
 	if (!cfg || !table || !svc->table_size)
 		return NULL;
-	slot = (svc->table_half & 1) * TS_TABLE_HALF(svc->table_size) +
-	       ts_flow_hash(key, cfg->seed) % svc->table_size;
+	hash = ts_flow_hash(key, cfg->seed);
+	slot = (svc->table_half & 1) * TS_TABLE_HALF(svc->table_size);
+	slot += hash % svc->table_size;
 	entry = bpf_map_lookup_elem(table, &slot);
 	if (!entry || entry->backend_id == TS_NO_BACKEND)
 		return NULL;
 	*id = entry->backend_id;
-	return bpf_map_lookup_elem(&backends, id);
+	be = bpf_map_lookup_elem(&backends, id);
+	if (!be || !ts_addr_eq(be->addr, key->saddr))
+		return be;
+	ts_count(TS_CNT_HAIRPIN);
+	return ts_pick_other(table, svc, key, hash, id);
 }
 
 /* Is be a backend of svc now: active and a member of its live table half?
@@ -110,6 +191,13 @@ static __always_inline bool ts_backend_live(const struct ts_backend *be,
 {
 	return be->state == TS_BACKEND_ACTIVE &&
 	       (be->table_halves & (1U << (svc->table_half & 1)));
+}
+
+/* ... and takes new flows: a weight > 0 in the live half. */
+static __always_inline bool ts_backend_weighted(const struct ts_backend *be,
+						const struct ts_service *svc)
+{
+	return ts_backend_live(be, svc) && (be->weighted_halves & (1U << (svc->table_half & 1)));
 }
 
 /* The backend a pinned flow goes to, or NULL when that backend was removed
@@ -148,25 +236,199 @@ static __always_inline struct ts_reply *ts_backend_index(const struct ts_endpoin
 	return reply;
 }
 
-/* Pin a new flow: a SYN in half_open, anything else in flows. */
+/* ---- flow lifecycle (doc/DESIGN.md, "Flow lifecycle") ---------------------- */
+
+/* a after b in sequence space (RFC 1982 serial arithmetic) */
+static __always_inline bool ts_seq_after(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) > 0;
+}
+
+/* Within TS_SEQ_WINDOW of the client's highest sequence number so far: what
+ * an off-path sender, who does not know it, cannot aim at. */
+static __always_inline bool ts_seq_plausible(const struct ts_flow *f, __u32 seq)
+{
+	return seq - f->client_end + TS_SEQ_WINDOW <= 2 * TS_SEQ_WINDOW;
+}
+
+/* A FIN from one side; both sides' FINs end the connection. */
+static __always_inline void ts_flow_fin(struct ts_flow *f, __u8 side)
+{
+	if (f->flags & side)
+		return;
+	f->flags |= side;
+	f->tcp_state = (f->flags & (TS_FLOW_F_CLIENT_FIN | TS_FLOW_F_BACKEND_FIN)) ==
+				       (TS_FLOW_F_CLIENT_FIN | TS_FLOW_F_BACKEND_FIN)
+			       ? TS_TCP_CLOSED
+			       : TS_TCP_CLOSING;
+}
+
+/*
+ * Follow the client's side of a pinned flow. Its RST and FIN, and the advance
+ * of its sequence numbers, count only within the window of the sequence
+ * numbers it sent so far. Writes only what changes: a pure ACK writes nothing.
+ */
+static __always_inline void ts_track_client(struct ts_flow *f, const struct ts_pkt *p)
+{
+	__u32 end = p->seq + p->seq_len;
+
+	if (!ts_seq_plausible(f, p->seq)) {
+		if (p->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN))
+			ts_count(TS_CNT_SPOOF_REJECTED);
+		return;
+	}
+	if (p->tcp_flags & TCP_FLAG_RST) {
+		f->tcp_state = TS_TCP_CLOSED;
+		return;
+	}
+	if (ts_seq_after(end, f->client_end))
+		f->client_end = end;
+	if (p->tcp_flags & TCP_FLAG_FIN)
+		ts_flow_fin(f, TS_FLOW_F_CLIENT_FIN);
+}
+
+/* The backend's side: it is trusted as far as it is the backend (the packet
+ * matched the flow's reply 5-tuple and arrived on the backend's device). */
+static __always_inline void ts_track_backend(struct ts_flow *f, const struct ts_pkt *p)
+{
+	if (p->tcp_flags & TCP_FLAG_RST)
+		f->tcp_state = TS_TCP_CLOSED;
+	else if (p->tcp_flags & TCP_FLAG_FIN)
+		ts_flow_fin(f, TS_FLOW_F_BACKEND_FIN);
+}
+
+/* The 5-tuple of the backend's replies to flow key (as they arrive). */
+static __always_inline void ts_reply_key(struct ts_flow_key *r, const struct ts_flow_key *key,
+					 const struct ts_backend *be)
+{
+	__builtin_memcpy(r->saddr, be->addr, sizeof(r->saddr));
+	__builtin_memcpy(r->daddr, key->saddr, sizeof(r->daddr));
+	r->sport = be->port;
+	r->dport = key->sport;
+	r->proto = key->proto;
+	r->family = key->family;
+}
+
+/* The client -> VIP key of the flow a reply p belongs to. */
+static __always_inline void ts_flow_key_of_reply(struct ts_flow_key *k, const struct ts_pkt *p,
+						 const __be32 *vip, __be16 vport)
+{
+	__builtin_memcpy(k->saddr, p->key.daddr, sizeof(k->saddr));
+	__builtin_memcpy(k->daddr, vip, sizeof(k->daddr));
+	k->sport = p->key.dport;
+	k->dport = vport;
+	k->proto = p->key.proto;
+	k->family = p->key.family;
+}
+
+/*
+ * Confirm a half-open flow: both sides answered. It moves to flows, where no
+ * flood of spoofed packets reaches it, and its replies get their reverse
+ * entry (rewritten only when they arrive on f->ifindex).
+ */
+static __always_inline void ts_promote(const struct ts_flow_key *key, const struct ts_flow *f,
+				       const struct ts_backend *be)
+{
+	struct ts_reply_state r = {
+		.vport = key->dport,
+		.backend_id = f->backend_id,
+		.ifindex = f->ifindex,
+	};
+	struct ts_flow est = *f;
+	struct ts_flow_key rkey = {};
+
+	if (est.tcp_state == TS_TCP_SYN_SEEN || est.tcp_state == TS_TCP_MIDSTREAM)
+		est.tcp_state = TS_TCP_ESTABLISHED;
+	__builtin_memcpy(r.vip, key->daddr, sizeof(r.vip));
+	ts_reply_key(&rkey, key, be);
+	if (bpf_map_update_elem(&flows, key, &est, BPF_ANY))
+		return;
+	bpf_map_update_elem(&replies, &rkey, &r, BPF_ANY);
+	bpf_map_delete_elem(&half_open, key);
+	ts_count(TS_CNT_PROMOTED);
+}
+
+/* A client packet of a half-open flow: the handshake's ACK confirms the flow
+ * when it acknowledges the backend's SYN-ACK as this gateway saw it; an
+ * off-path sender does not know the backend's initial sequence number. */
+static __always_inline void ts_half_open_client(const struct ts_pkt *p, struct ts_flow *f,
+						const struct ts_backend *be)
+{
+	__u32 acked;
+
+	ts_track_client(f, p);
+	if ((p->tcp_flags & (TCP_FLAG_ACK | TCP_FLAG_SYN | TCP_FLAG_RST)) != TCP_FLAG_ACK ||
+	    f->tcp_state == TS_TCP_MIDSTREAM || f->tcp_state == TS_TCP_CLOSED)
+		return;
+	if (!(f->flags & TS_FLOW_F_SYNACK)) {
+		/* The SYN-ACK took another path, or is late: the flow stays
+		 * half-open until a packet of the backend confirms it. */
+		if (f->tcp_state == TS_TCP_SYN_SEEN)
+			f->tcp_state = TS_TCP_ESTABLISHED;
+		return;
+	}
+	acked = p->ack - (f->backend_isn + 1);
+	if (acked > f->backend_end - (f->backend_isn + 1)) {
+		ts_count(TS_CNT_SPOOF_REJECTED);
+		return;
+	}
+	ts_promote(&p->key, f, be);
+}
+
+/* A backend packet of a half-open flow. Its SYN-ACK is recorded for the
+ * client's ACK to be checked against; its RST ends the flow (the pin goes:
+ * a later SYN is picked afresh); any other answer to a flow picked up
+ * mid-stream (or whose SYN-ACK this gateway missed) confirms it. */
+static __always_inline void ts_half_open_backend(struct __sk_buff *skb, const struct ts_pkt *p,
+						 const struct ts_flow_key *key, struct ts_flow *f,
+						 const struct ts_backend *be)
+{
+	__u32 end = p->seq + p->seq_len;
+
+	if (p->tcp_flags & TCP_FLAG_RST) {
+		bpf_map_delete_elem(&half_open, key);
+		ts_count(TS_CNT_BACKEND_REFUSED);
+		return;
+	}
+	f->ifindex = skb->ingress_ifindex;
+	if ((p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK)) {
+		f->flags |= TS_FLOW_F_SYNACK;
+		f->backend_isn = p->seq;
+		f->backend_end = end;
+		return;
+	}
+	if (f->flags & TS_FLOW_F_SYNACK) {
+		if (ts_seq_after(end, f->backend_end))
+			f->backend_end = end;
+		return;
+	}
+	if (f->tcp_state == TS_TCP_MIDSTREAM || f->tcp_state == TS_TCP_ESTABLISHED) {
+		/* the backend knows the client's sequence numbers: take them */
+		if (p->tcp_flags & TCP_FLAG_ACK)
+			f->client_end = p->ack;
+		ts_track_backend(f, p);
+		ts_promote(key, f, be);
+	}
+}
+
+/* Pin a new flow in half_open, picked from a SYN or (mid-stream) from any
+ * other packet; it moves to flows when both sides confirm it. */
 static __always_inline int ts_pin(const struct ts_pkt *p, const struct ts_service *svc,
 				  __u32 id, const struct ts_backend *be, __u64 now)
 {
-	bool syn = ts_is_syn(p->tcp_flags);
 	struct ts_flow flow = {
 		.backend_id = id,
 		.generation = be->generation,
 		.service_id = svc->id,
-		.tcp_state = syn ? TS_TCP_SYN_SEEN
-				 : ts_next_state(TS_TCP_MIDSTREAM, p->tcp_flags),
+		.tcp_state = ts_is_syn(p->tcp_flags) ? TS_TCP_SYN_SEEN : TS_TCP_MIDSTREAM,
 		.created_ns = now,
 		.last_seen_ns = now,
+		.client_end = p->seq + p->seq_len,
 	};
 
 	if (dry_run)
 		return 0;
-	return bpf_map_update_elem(syn ? (void *)&half_open : (void *)&flows, &p->key, &flow,
-				   BPF_ANY);
+	return bpf_map_update_elem(&half_open, &p->key, &flow, BPF_ANY);
 }
 
 /*
@@ -187,6 +449,23 @@ static __always_inline int ts_close_flow(struct __sk_buff *skb, const struct ts_
 	if (!(p->tcp_flags & TCP_FLAG_ACK) || dry_run)
 		return TC_ACT_SHOT;
 	return ts_reset_client(skb, p);
+}
+
+/*
+ * A SYN on a pinned 4-tuple is a new connection, picked afresh, only when no
+ * live connection can be hurt by it: the old one ended (an accepted RST, FINs
+ * both ways, the backend's RST), its backend is gone or past its deadline, or
+ * the pin was never confirmed and its backend takes no new flows (weight 0).
+ * Otherwise it goes to the pinned backend, whose TCP judges it (a challenge
+ * ACK when the connection is live): no blind SYN moves a flow.
+ */
+static __always_inline bool ts_syn_repicks(const struct ts_flow *f, bool half_opened,
+					   const struct ts_backend *be, const struct ts_service *svc,
+					   bool expired)
+{
+	if (!be || expired || f->tcp_state == TS_TCP_CLOSED)
+		return true;
+	return half_opened && !ts_backend_weighted(be, svc);
 }
 
 static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt *p,
@@ -211,41 +490,22 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 
 		be = ts_pinned_backend(svc, flow);
 		expired = be && ts_drain_expired(be, now);
-		/* A SYN after the client's FIN or RST, or to a backend that is
-		 * gone or past its drain deadline, opens a new connection on
-		 * this 5-tuple: it is picked afresh. */
-		if (syn && (!be || expired || flow->tcp_state == TS_TCP_CLOSING ||
-			    flow->tcp_state == TS_TCP_CLOSED)) {
+		if (syn && ts_syn_repicks(flow, half_opened, be, svc, expired)) {
 			/* the new pin goes to half_open: flows must not shadow it */
-			if (!half_opened && !dry_run)
+			if (!half_opened)
 				bpf_map_delete_elem(&flows, &p->key);
 			flow = NULL;
 		} else if (!be || expired)
 			return ts_close_flow(skb, p, be);
 	}
 	if (flow) {
-		__u8 state = ts_next_state(flow->tcp_state, p->tcp_flags);
-
 		id = flow->backend_id;
-		if (dry_run) {
-			/* no writes */
-		} else if (half_opened && state != TS_TCP_SYN_SEEN) {
-			/* The client answered the handshake: promote. */
-			struct ts_flow est = *flow;
-
-			est.tcp_state = state;
-			est.last_seen_ns = now;
-			if (!bpf_map_update_elem(&flows, &p->key, &est, BPF_ANY)) {
-				bpf_map_delete_elem(&half_open, &p->key);
-				ts_count(TS_CNT_PROMOTED);
-			}
-		} else {
-			/* Writes only on a state change or once per granularity period. */
-			if (state != flow->tcp_state)
-				flow->tcp_state = state;
-			if (now - flow->last_seen_ns > TS_LAST_SEEN_GRANULARITY_NS)
-				flow->last_seen_ns = now;
-		}
+		if (half_opened)
+			ts_half_open_client(p, flow, be);
+		else
+			ts_track_client(flow, p);
+		if (now - flow->last_seen_ns > TS_LAST_SEEN_GRANULARITY_NS)
+			flow->last_seen_ns = now;
 		ts_count_backend(id, skb->len, false);
 	} else {
 		if (!syn)
@@ -264,48 +524,163 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 	}
 	if (ts_rewrite(skb, p, true, be->addr, be->port))
 		return TC_ACT_SHOT;
-	if (forward_fib && !dry_run)
+	/* Only confirmed flows skip the stack: a flow's handshake goes through
+	 * its netfilter rules, so fib mode forwards nothing they would drop. */
+	if (forward_fib && flow && !half_opened && !dry_run)
 		return ts_fib_forward(skb, p, p->key.saddr, be->addr, p->key.sport, be->port);
 	return TC_ACT_OK;
 }
 
-/* A packet from a backend address:port: source becomes the VIP:port. Past
- * the backend's drain deadline it also becomes a RST (its sequence number is
- * the backend's own, so the client accepts it). */
-static __always_inline int ts_reply(struct __sk_buff *skb, const struct ts_pkt *p)
+/* A backend's reply: past the backend's drain deadline it becomes a RST (its
+ * sequence number is the backend's own, so the client accepts it); its
+ * source becomes the VIP:port. */
+static __always_inline int ts_reply_rewrite(struct __sk_buff *skb, const struct ts_pkt *p,
+					    const struct ts_backend *be, __u32 id,
+					    const __be32 *vip, __be16 vport, bool fib)
 {
-	struct ts_endpoint_key key = {
-		.port = p->key.sport,
-		.proto = p->key.proto,
-		.family = p->key.family,
-	};
-	struct ts_backend *be;
-	struct ts_reply *reply;
-	__u32 id;
-
-	__builtin_memcpy(key.addr, p->key.saddr, sizeof(key.addr));
-	reply = ts_backend_index(&key, &be);
-	if (!reply)
-		return TC_ACT_OK;
-	id = reply->backend_id;
 	if (be->drain_deadline_ns && ts_drain_expired(be, bpf_ktime_get_coarse_ns()) &&
 	    !(p->tcp_flags & TCP_FLAG_RST) && !dry_run) {
 		ts_count(TS_CNT_DRAIN_CLOSED);
 		if (ts_tcp_set(skb, p, TCP_FLAG_RST, false, 0))
 			return TC_ACT_SHOT;
 	}
-	if (ts_rewrite(skb, p, false, reply->vip, reply->vport))
+	if (ts_rewrite(skb, p, false, vip, vport))
 		return TC_ACT_SHOT;
 	ts_count_backend(id, skb->len, false);
-	if (forward_fib)
-		return ts_fib_forward(skb, p, reply->vip, p->key.daddr, reply->vport,
-				      p->key.dport);
+	if (fib && forward_fib)
+		return ts_fib_forward(skb, p, vip, p->key.daddr, vport, p->key.dport);
 	return TC_ACT_OK;
 }
 
-static __always_inline bool ts_addr_eq(const __be32 *a, const __be32 *b)
+/* A reply of a confirmed flow (its reverse entry r matched, on its device). */
+static __always_inline int ts_reply_confirmed(struct __sk_buff *skb, const struct ts_pkt *p,
+					      const struct ts_reply_state *r)
 {
-	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+	__u32 id = r->backend_id;
+	struct ts_backend *be = bpf_map_lookup_elem(&backends, &id);
+
+	if (!be)
+		return TC_ACT_OK;
+	if (p->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) {
+		struct ts_flow_key key = {};
+		struct ts_flow *f;
+
+		ts_flow_key_of_reply(&key, p, r->vip, r->vport);
+		f = bpf_map_lookup_elem(&flows, &key);
+		if (f)
+			ts_track_backend(f, p);
+	}
+	return ts_reply_rewrite(skb, p, be, id, r->vip, r->vport, true);
+}
+
+/* Did p arrive on the device this gateway routes its source to? A strict
+ * reverse-path check (as rp_filter=1), for the replies that have no flow
+ * state here: a "reply" forged on the client side fails it. */
+static __always_inline bool ts_from_backend_side(struct __sk_buff *skb, const struct ts_pkt *p)
+{
+	struct bpf_fib_lookup fib = {
+		.l4_protocol = IPPROTO_TCP,
+		.sport = p->key.dport,
+		.dport = p->key.sport,
+		.ifindex = skb->ingress_ifindex,
+	};
+	int rc;
+
+	if (p->key.family == TS_AF_INET) {
+		fib.family = AF_INET;
+		fib.ipv4_src = p->key.daddr[0];
+		fib.ipv4_dst = p->key.saddr[0];
+	} else {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, p->key.daddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, p->key.saddr, 16);
+	}
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	return rc == BPF_FIB_LKUP_RET_SUCCESS && fib.ifindex == skb->ingress_ifindex;
+}
+
+/*
+ * A packet from a backend address:port with no confirmed flow here. It is
+ * ours only when it arrives from the backend's side: then it answers a
+ * half-open flow of this gateway, or belongs to a flow this gateway lost the
+ * reverse entry of, or (ECMP, doc/DESIGN.md "Replies") to a flow another
+ * gateway pinned — rewritten statelessly, and left to the stack's forwarding.
+ */
+static __always_inline int ts_reply_unconfirmed(struct __sk_buff *skb, const struct ts_pkt *p,
+						const struct ts_endpoint_key *src)
+{
+	struct ts_flow_key key = {};
+	struct ts_backend *be;
+	struct ts_reply *idx;
+	struct ts_flow *f;
+	__u32 id;
+
+	idx = ts_backend_index(src, &be);
+	if (!idx)
+		return TC_ACT_OK;
+	if (!ts_from_backend_side(skb, p)) {
+		ts_count(TS_CNT_SPOOF_REJECTED);
+		return TC_ACT_OK;
+	}
+	id = idx->backend_id;
+	ts_flow_key_of_reply(&key, p, idx->vip, idx->vport);
+	if (!dry_run) {
+		f = bpf_map_lookup_elem(&half_open, &key);
+		if (f && f->backend_id == id) {
+			ts_half_open_backend(skb, p, &key, f, be);
+		} else {
+			f = bpf_map_lookup_elem(&flows, &key);
+			if (f && f->backend_id == id) {
+				f->ifindex = skb->ingress_ifindex;
+				ts_track_backend(f, p);
+				ts_promote(&key, f, be);
+			}
+		}
+	}
+	return ts_reply_rewrite(skb, p, be, id, idx->vip, idx->vport, false);
+}
+
+/* A client's packet to a backend's own address:port: a direct connection,
+ * not through a VIP. Its replies are marked as not ours. */
+static __always_inline int ts_direct(const struct ts_pkt *p, const struct ts_endpoint_key *dst)
+{
+	struct ts_reply_state mark = { .flags = TS_REPLY_F_DIRECT };
+	struct ts_flow_key rkey = {};
+
+	if (dry_run || p->tcp_flags & TCP_FLAG_RST || !bpf_map_lookup_elem(&backend_addrs, dst))
+		return TC_ACT_OK;
+	__builtin_memcpy(rkey.saddr, p->key.daddr, sizeof(rkey.saddr));
+	__builtin_memcpy(rkey.daddr, p->key.saddr, sizeof(rkey.daddr));
+	rkey.sport = p->key.dport;
+	rkey.dport = p->key.sport;
+	rkey.proto = p->key.proto;
+	rkey.family = p->key.family;
+	if (!bpf_map_lookup_elem(&replies, &rkey))
+		bpf_map_update_elem(&replies, &rkey, &mark, BPF_NOEXIST);
+	return TC_ACT_OK;
+}
+
+/* A TCP packet not to a VIP: a reply of ours, a direct connection to a
+ * backend, or nothing of ours (invariant 5). */
+static __always_inline int ts_not_to_vip(struct __sk_buff *skb, const struct ts_pkt *p,
+					 struct ts_endpoint_key *ep)
+{
+	struct ts_reply_state *r;
+
+	r = bpf_map_lookup_elem(&replies, &p->key);
+	if (r) {
+		if (r->flags & TS_REPLY_F_DIRECT)
+			return TC_ACT_OK;
+		if (r->ifindex == skb->ingress_ifindex)
+			return ts_reply_confirmed(skb, p, r);
+	}
+	__builtin_memcpy(ep->addr, p->key.saddr, sizeof(ep->addr));
+	ep->port = p->key.sport;
+	if (bpf_map_lookup_elem(&backend_addrs, ep))
+		return ts_reply_unconfirmed(skb, p, ep);
+	__builtin_memcpy(ep->addr, p->key.daddr, sizeof(ep->addr));
+	ep->port = p->key.dport;
+	return ts_direct(p, ep);
 }
 
 /* An ICMP error about a NATed flow: see icmp.h. */
@@ -314,6 +689,7 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 	struct ts_endpoint_key key = { .proto = IPPROTO_TCP, .family = family };
 	struct ts_flow_key fkey = { .proto = IPPROTO_TCP, .family = family };
 	struct ts_backend *be = NULL;
+	struct ts_reply_state *direct;
 	struct ts_service *svc;
 	struct ts_reply *reply;
 	struct ts_flow *flow;
@@ -324,7 +700,15 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 	if (!ts_icmp_parse(skb, family, &m) || !ts_addr_eq(m.outer_daddr, m.in_saddr))
 		return TC_ACT_OK;
 
-	/* about a packet to a backend: toward the client */
+	/* about a packet to a backend: toward the client, unless it is of a
+	 * direct connection to that backend */
+	__builtin_memcpy(fkey.saddr, m.in_daddr, sizeof(fkey.saddr));
+	__builtin_memcpy(fkey.daddr, m.in_saddr, sizeof(fkey.daddr));
+	fkey.sport = m.in_dport;
+	fkey.dport = m.in_sport;
+	direct = bpf_map_lookup_elem(&replies, &fkey);
+	if (direct && direct->flags & TS_REPLY_F_DIRECT)
+		return TC_ACT_OK;
 	__builtin_memcpy(key.addr, m.in_daddr, sizeof(key.addr));
 	key.port = m.in_dport;
 	reply = ts_backend_index(&key, &be);
@@ -400,5 +784,22 @@ int tcpshift_tc(struct __sk_buff *skb)
 	svc = bpf_map_lookup_elem(&services, &key);
 	if (svc)
 		return ts_forward(skb, &p, svc);
-	return ts_reply(skb, &p);
+	return ts_not_to_vip(skb, &p, &key);
+}
+
+/*
+ * tc egress: the gateway's own ICMP errors about packets it rewrote at
+ * ingress ("fragmentation needed" for a client's packet to a backend, whose
+ * egress MTU is smaller) leave here, and are translated like those that come
+ * from elsewhere, so that they quote the VIP the client knows. Everything
+ * else leaves untouched.
+ */
+SEC("tc")
+int tcpshift_tc_egress(struct __sk_buff *skb)
+{
+	struct ts_pkt p = {};
+
+	if (ts_parse(skb, &p) != TS_PARSE_ICMP)
+		return TC_ACT_OK;
+	return ts_icmp(skb, p.key.family);
 }

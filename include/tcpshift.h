@@ -17,7 +17,7 @@
 
 /* Bumped whenever a map layout below changes; `load` refuses to reuse pinned
  * maps written by a different layout. */
-#define TS_ABI_VERSION		2
+#define TS_ABI_VERSION		3
 
 #define TS_NAME_LEN		32	/* service and backend names, NUL-terminated */
 #define TS_MAX_SERVICES		256
@@ -102,17 +102,20 @@ struct ts_backend {
 	__u8	state;		/* enum ts_backend_state */
 	__u32	generation;	/* bumped when the id is reused */
 	__u32	table_halves;	/* bit h: a member of its service's table half h */
-	__u32	pad;
+	__u32	weighted_halves;	/* bit h: ... with a weight > 0 in half h */
 	__u64	drain_deadline_ns;	/* CLOCK_MONOTONIC; 0 = none */
 	char	name[TS_NAME_LEN];
 };
 
 /*
  * flows: LRU hash, client -> VIP 5-tuple as the client sent it -> pinned
- * backend, for flows whose client completed the handshake (or that were
- * pinned mid-stream). half_open: LRU hash, same key and value, for flows that
- * have sent only a SYN; the client's first ACK moves the entry to flows. A
- * flood of SYNs churns half_open only and cannot evict an established flow.
+ * backend, for flows that both sides confirmed (doc/DESIGN.md, "flow
+ * lifecycle"): the client's handshake ACK acknowledged the backend's SYN-ACK
+ * as this gateway saw it, or the backend answered a flow picked up mid-stream
+ * with something other than a RST. half_open: LRU hash, same key and value,
+ * for flows not confirmed yet (a SYN, a mid-stream pickup, a handshake whose
+ * SYN-ACK took another path). Nothing an off-path sender can produce reaches
+ * flows, so no flood of spoofed packets can evict an established flow.
  */
 struct ts_flow_key {
 	__be32	saddr[4];	/* client */
@@ -125,21 +128,63 @@ struct ts_flow_key {
 };
 
 enum ts_tcp_state {
-	TS_TCP_SYN_SEEN		= 1,	/* SYN from the client, no ACK yet */
-	TS_TCP_ESTABLISHED	= 2,	/* the client sent an ACK */
-	TS_TCP_CLOSING		= 3,	/* FIN from the client: a new SYN picks again */
-	TS_TCP_CLOSED		= 4,	/* RST from the client: a new SYN picks again */
-	TS_TCP_MIDSTREAM	= 5,	/* pinned from a non-SYN packet (flow-table miss) */
+	TS_TCP_SYN_SEEN		= 1,	/* SYN from the client, handshake not finished */
+	TS_TCP_ESTABLISHED	= 2,	/* the client ACKed the handshake */
+	TS_TCP_CLOSING		= 3,	/* an in-window FIN from one side */
+	TS_TCP_CLOSED		= 4,	/* ended: FINs from both sides, an in-window RST from
+					 * the client, or the backend's RST: a SYN picks again */
+	TS_TCP_MIDSTREAM	= 5,	/* picked up from a non-SYN packet (flow-table miss),
+					 * waiting for the backend's answer */
 };
+
+enum ts_flow_flags {
+	TS_FLOW_F_SYNACK	= 1,	/* the backend's SYN-ACK was seen: backend_isn valid */
+	TS_FLOW_F_CLIENT_FIN	= 2,	/* an in-window FIN from the client */
+	TS_FLOW_F_BACKEND_FIN	= 4,	/* a FIN from the backend */
+};
+
+/*
+ * Sequence numbers are tracked as conntrack does, with less state: a RST or
+ * FIN from the client changes the flow only when its sequence number lies
+ * within TS_SEQ_WINDOW of the client's highest sequence seen so far (an
+ * off-path sender guesses it with probability 2 * TS_SEQ_WINDOW / 2^32).
+ */
+#define TS_SEQ_WINDOW		65536U
 
 struct ts_flow {
 	__u32	backend_id;
 	__u32	generation;	/* of the backend when pinned */
 	__u32	service_id;
 	__u8	tcp_state;	/* enum ts_tcp_state */
-	__u8	pad[3];
+	__u8	flags;		/* enum ts_flow_flags */
+	__u8	pad[2];
 	__u64	created_ns;	/* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
 	__u64	last_seen_ns;	/* refreshed at most every TS_LAST_SEEN_GRANULARITY_NS */
+	__u32	client_end;	/* client's highest seq + segment length (host order) */
+	__u32	backend_isn;	/* the backend's SYN-ACK sequence number (host order) */
+	__u32	backend_end;	/* backend's highest seq + length during the handshake */
+	__u32	ifindex;	/* device the backend's packets arrive on (0: not seen) */
+};
+
+/*
+ * replies: LRU hash, the backend -> client 5-tuple of a reply as it arrives
+ * (saddr = backend, daddr = client) -> how to rewrite it. Written when a flow
+ * is confirmed (then it names the VIP) and when a client connects to a
+ * backend's own address:port through the gateway (TS_REPLY_F_DIRECT: its
+ * replies are not ours). Replies of flows this gateway did not confirm use
+ * backend_addrs, restricted (doc/DESIGN.md, "replies").
+ */
+enum ts_reply_flags {
+	TS_REPLY_F_DIRECT	= 1,	/* a direct connection to the backend: hands off */
+};
+
+struct ts_reply_state {
+	__be32	vip[4];
+	__be16	vport;
+	__u8	flags;		/* enum ts_reply_flags */
+	__u8	pad;
+	__u32	backend_id;
+	__u32	ifindex;	/* replies are ours only when they arrive here */
 };
 
 /*
@@ -179,6 +224,11 @@ enum ts_counter {
 	TS_CNT_ICMP,			/* ICMP errors about NATed flows, translated */
 	TS_CNT_V6_EXT,			/* IPv6 TCP to a service behind extension headers:
 					 * passed untouched */
+	TS_CNT_SPOOF_REJECTED,		/* out-of-window RST/FIN, unacknowledged handshake
+					 * ACK, or a reply from the wrong side: state kept */
+	TS_CNT_BACKEND_REFUSED,		/* half-open flows ended by the backend's RST */
+	TS_CNT_HAIRPIN,			/* a backend's own connection to its VIP: picked
+					 * another backend */
 	TS_CNT_MAX,
 };
 

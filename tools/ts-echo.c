@@ -52,8 +52,9 @@ static void usage(FILE *f)
 		"       ts-echo count --connect ADDR:PORT --n N [--timeout-ms T]\n"
 		"       ts-echo hold --connect ADDR:PORT [--timeout-ms T]\n"
 		"       ts-echo holdmany --connect ADDR:PORT [--n N] [--timeout-ms T]\n"
-		"       ts-echo synflood --to A.B.C.D:PORT --n N --src-net A.B.C.D/LEN\n"
-		"                        [--repeat R] [--lag L] [--max-seconds S] [--seed X]\n"
+		"       ts-echo synflood --to A.B.C.D:PORT --n N (--src-net A.B.C.D/LEN |\n"
+		"                        --from A.B.C.D:PORT) [--flags LIST] [--repeat R]\n"
+		"                        [--lag L] [--max-seconds S] [--seed X]\n"
 		"       ts-echo --help\n"
 		"\n"
 		"server  answer each line received on a connection with \"NAME <line>\"; runs\n"
@@ -81,12 +82,16 @@ static void usage(FILE *f)
 		"        (no reply within T), garbled (a reply that does not echo TAG-I),\n"
 		"        error:WHAT; status shows open instead of a name. \"end OK BAD\"\n"
 		"        counts the connections answered by their ORIG and the others\n"
-		"synflood send N spoofed SYNs to A.B.C.D:PORT from sources in the given\n"
-		"        network (a raw socket; both checksums computed), each R times\n"
-		"        (default 2: the copies are retransmissions, sent L SYNs later,\n"
-		"        default 64); stops after S seconds (default 60); X seeds the\n"
-		"        source ports and sequence numbers. Prints what it sent; exit 1\n"
-		"        when it could not send everything in time\n"
+		"synflood send N spoofed TCP segments to A.B.C.D:PORT from sources in the\n"
+		"        given network, or all from one address:port (--from: a blind\n"
+		"        attacker who knows a client's 4-tuple), through a raw socket with\n"
+		"        both checksums computed; segment i carries the flags of LIST's\n"
+		"        (i mod its length)th entry, from the letters F S R P A (default S;\n"
+		"        e.g. S,A,R,FA), random sequence and acknowledgment numbers; each\n"
+		"        is sent R times (default 2: the copies are retransmissions, sent\n"
+		"        L segments later, default 64); stops after S seconds (default 60);\n"
+		"        X seeds the source ports and sequence numbers. Prints what it\n"
+		"        sent; exit 1 when it could not send everything in time\n"
 		"\n"
 		"ADDR:PORT is 198.18.2.11:8008 or [2001:2:2::11]:8008. T is the timeout of\n"
 		"one connection (count) or of connecting and of the last replies (hold),\n"
@@ -1015,12 +1020,41 @@ out:
 
 /* ---- synflood ------------------------------------------------------------ */
 
+#define MAX_FLAG_SETS 8
+
 struct synflood_opts {
 	struct sockaddr_in to;
+	struct sockaddr_in from;	/* --from: one spoofed source (port != 0) */
 	uint32_t net, hosts;	/* network address (host order), usable host count */
 	unsigned long n, repeat, lag, max_seconds;
 	uint64_t seed;
+	uint8_t flags[MAX_FLAG_SETS];	/* segment i carries flags[i % nflags] */
+	int nflags;
 };
+
+/* "S,A,R,FA": TCP flag sets from the letters F S R P A (RFC 9293 order). */
+static int parse_flag_sets(const char *s, struct synflood_opts *o)
+{
+	static const char letters[] = "FSRPA";
+	static const uint8_t bits[] = { 0x01, 0x02, 0x04, 0x08, 0x10 };
+
+	o->nflags = 0;
+	for (const char *p = s; *p; p++) {
+		const char *l = strchr(letters, *p);
+
+		if (*p == ',' && p != s && p[1] && p[1] != ',')
+			continue;
+		if (!l || !*l)
+			return -1;
+		if (p == s || p[-1] == ',') {
+			if (o->nflags == MAX_FLAG_SETS)
+				return -1;
+			o->flags[o->nflags++] = 0;
+		}
+		o->flags[o->nflags - 1] |= bits[l - letters];
+	}
+	return o->nflags ? 0 : -1;
+}
 
 static uint64_t splitmix64(uint64_t x)
 {
@@ -1072,15 +1106,18 @@ static void synflood_build(const struct synflood_opts *o, unsigned long i, struc
 	p->ip.frag_off = htons(IP_DF);
 	p->ip.ttl = 64;
 	p->ip.protocol = IPPROTO_TCP;
-	p->ip.saddr = htonl(o->net + 1 + (uint32_t)(i % o->hosts));
+	p->ip.saddr = o->from.sin_port ? o->from.sin_addr.s_addr
+				       : htonl(o->net + 1 + (uint32_t)(i % o->hosts));
 	p->ip.daddr = o->to.sin_addr.s_addr;
 	p->ip.check = csum_fold(csum_add(0, &p->ip, sizeof(p->ip)));
 
-	p->tcp.source = htons((uint16_t)(1024 + (h & 0xffff) % (65536 - 1024)));
+	p->tcp.source = o->from.sin_port ? o->from.sin_port
+					 : htons((uint16_t)(1024 + (h & 0xffff) % (65536 - 1024)));
 	p->tcp.dest = o->to.sin_port;
 	p->tcp.seq = htonl((uint32_t)(h >> 16));
+	p->tcp.ack_seq = htonl((uint32_t)h);
 	p->tcp.doff = (sizeof(p->tcp) + sizeof(p->opts)) / 4;
-	p->tcp.syn = 1;
+	((uint8_t *)&p->tcp)[13] = o->flags[i % (unsigned long)o->nflags];
 	p->tcp.window = htons(64240);
 	p->opts[0] = 2; /* MSS 1460 */
 	p->opts[1] = 4;
@@ -1144,7 +1181,7 @@ static int run_synflood(const struct synflood_opts *o)
 			timed_out = true;
 	}
 	close(fd);
-	printf("sent %lu packets: %lu SYNs x %lu (retransmission lag %lu) in %.3f s, %lu "
+	printf("sent %lu packets: %lu segments x %lu (retransmission lag %lu) in %.3f s, %lu "
 	       "retries%s\n",
 	       sent, o->n, o->repeat, o->lag, (double)(now_ms() - start) / 1000.0, retries,
 	       timed_out ? "; stopped at the time limit" : "");
@@ -1207,6 +1244,8 @@ int main(int argc, char **argv)
 	    {"lag", required_argument, NULL, 'L'},
 	    {"max-seconds", required_argument, NULL, 'M'},
 	    {"seed", required_argument, NULL, 'X'},
+	    {"from", required_argument, NULL, 'F'},
+	    {"flags", required_argument, NULL, 'G'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1216,7 +1255,7 @@ int main(int argc, char **argv)
 	bool have_connect = false, have_n = false, have_timeout = false, have_flood = false;
 	bool have_to = false, have_net = false;
 	struct synflood_opts flood = {.repeat = 2, .lag = 64, .max_seconds = 60,
-				      .seed = 0x5eed};
+				      .seed = 0x5eed, .flags = {0x02}, .nflags = 1};
 	struct endpoint to_ep;
 	unsigned long v;
 	int nlisten = 0, opt;
@@ -1279,6 +1318,21 @@ int main(int argc, char **argv)
 			memcpy(&flood.to, &to_ep.ss, sizeof(flood.to));
 			have_to = true;
 			break;
+		case 'F':
+			if (parse_endpoint(optarg, &to_ep) || to_ep.ss.ss_family != AF_INET ||
+			    !((struct sockaddr_in *)&to_ep.ss)->sin_port)
+				return usage_error("bad address '%s': use 198.18.1.2:40000 (IPv4)",
+						   optarg);
+			memcpy(&flood.from, &to_ep.ss, sizeof(flood.from));
+			have_net = true;
+			break;
+		case 'G':
+			if (parse_flag_sets(optarg, &flood))
+				return usage_error("bad --flags '%s': comma-separated sets of F S R "
+						   "P A, at most %d, e.g. S,A,R,FA",
+						   optarg, MAX_FLAG_SETS);
+			have_flood = true;
+			break;
 		case 'S':
 			if (parse_net(optarg, &flood.net, &flood.hosts))
 				return usage_error("bad network '%s': use 198.19.0.0/16 (length "
@@ -1319,8 +1373,8 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	if (strcmp(mode, "synflood") && (have_to || have_net || have_flood))
-		return usage_error("--to, --src-net, --repeat, --lag, --max-seconds and --seed "
-				   "are options of synflood");
+		return usage_error("--to, --src-net, --from, --flags, --repeat, --lag, "
+				   "--max-seconds and --seed are options of synflood");
 	if (!strcmp(mode, "server")) {
 		if (!name || !nlisten)
 			return usage_error("server needs --name and --listen");
@@ -1332,7 +1386,7 @@ int main(int argc, char **argv)
 		return usage_error("%s takes no --name or --listen", mode);
 	if (!strcmp(mode, "synflood")) {
 		if (!have_to || !have_net || !have_n)
-			return usage_error("synflood needs --to, --src-net and --n");
+			return usage_error("synflood needs --to, --src-net or --from, and --n");
 		if (have_connect || have_timeout)
 			return usage_error("synflood takes no --connect or --timeout-ms");
 		flood.n = n;

@@ -41,6 +41,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 		{ "services", offsetof(struct ts_maps, services), sizeof(struct ts_endpoint_key) },
 		{ "flows", offsetof(struct ts_maps, flows), sizeof(struct ts_flow_key) },
 		{ "half_open", offsetof(struct ts_maps, half_open), sizeof(struct ts_flow_key) },
+		{ "replies", offsetof(struct ts_maps, replies), sizeof(struct ts_flow_key) },
 		{ "backend_addrs", offsetof(struct ts_maps, backend_addrs),
 		  sizeof(struct ts_endpoint_key) },
 	};

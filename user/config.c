@@ -173,28 +173,35 @@ static int table_create(struct ts_maps *m, __u32 id, __u32 size, const char *nam
 	return r;
 }
 
-static bool backend_listed(const struct ts_backend_cfg *b, size_t n, __u32 id)
+/* The entry of backend id in b[0..n), or NULL. */
+static const struct ts_backend_cfg *backend_listed(const struct ts_backend_cfg *b, size_t n,
+						   __u32 id)
 {
 	for (size_t i = 0; i < n; i++)
 		if (b[i].id == id)
-			return true;
-	return false;
+			return &b[i];
+	return NULL;
 }
 
-/* Set backend id's membership bit of table half `half`; the other half's bit,
- * the one packets read now, is left alone. */
-static int backend_set_member(struct ts_maps *m, __u32 id, __u32 half, bool member,
-			      struct ts_err *err)
+/* Set backend id's membership bits of table half `half` (a member; a member
+ * with weight > 0); the other half's bits, the ones packets read now, are left
+ * alone. */
+static int backend_set_member(struct ts_maps *m, __u32 id, __u32 half,
+			      const struct ts_backend_cfg *cfg, struct ts_err *err)
 {
 	struct ts_backend be;
 	__u32 bit = 1U << (half & 1);
+	__u32 member, weighted;
 
 	if (bpf_map_lookup_elem(m->backends, &id, &be))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot read backend %u: %s", id,
 			       strerror(errno));
-	if (!!(be.table_halves & bit) == member)
+	member = cfg ? be.table_halves | bit : be.table_halves & ~bit;
+	weighted = cfg && cfg->weight ? be.weighted_halves | bit : be.weighted_halves & ~bit;
+	if (member == be.table_halves && weighted == be.weighted_halves)
 		return 0;
-	be.table_halves = member ? be.table_halves | bit : be.table_halves & ~bit;
+	be.table_halves = member;
+	be.weighted_halves = weighted;
 	if (bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot write backend %u: %s", id,
 			       strerror(errno));
@@ -225,7 +232,7 @@ static int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 		r = backend_set_member(m, s->backends[i].id, next.table_half,
 				       backend_listed(b, n, s->backends[i].id), err);
 	for (size_t i = 0; !r && i < n; i++)
-		r = backend_set_member(m, b[i].id, next.table_half, true, err);
+		r = backend_set_member(m, b[i].id, next.table_half, &b[i], err);
 	if (r)
 		return r;
 	/* The commit: one update, seen by the data plane all at once. */
@@ -1078,8 +1085,10 @@ static int service_create(struct ts_maps *m, struct ts_config *cfg,
 	snprintf(ns->svc.name, sizeof(ns->svc.name), "%s", want->name);
 	r = backend_list_build(m, cfg, NULL, want, list, is_new, &nnew, err);
 	/* members of half 0, the half that goes live with the service */
-	for (size_t i = 0; !r && i < n; i++)
+	for (size_t i = 0; !r && i < n; i++) {
 		list[i].be.table_halves = 1U << 0;
+		list[i].be.weighted_halves = list[i].weight ? 1U << 0 : 0;
+	}
 	r = r ?: backends_write_new(m, ns, list, is_new, n, err);
 	/* Its table, built in the half that will be live, before anything
 	 * refers to it. */

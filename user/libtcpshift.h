@@ -77,6 +77,7 @@ struct ts_maps {
 	int	backends;
 	int	flows;
 	int	half_open;
+	int	replies;
 	int	backend_addrs;
 	int	backend_stats;
 	int	counters;
@@ -183,7 +184,8 @@ struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_er
  * its verdicts show the current table's picks, and it writes no map. */
 struct tcpshift_bpf *ts_bpf_open_dry_run(const char *pin_dir, struct ts_err *err);
 void ts_bpf_destroy(struct tcpshift_bpf *skel);
-int ts_bpf_prog_fd(struct tcpshift_bpf *skel);
+int ts_bpf_prog_fd(struct tcpshift_bpf *skel);		/* tc ingress */
+int ts_bpf_egress_prog_fd(struct tcpshift_bpf *skel);	/* tc egress */
 int ts_load(const struct ts_load_opts *o, struct ts_err *err);
 int ts_unload(const char *pin_dir, struct ts_err *err);
 /* Program id attached by tcpshift on ifindex, 0 if none. */

@@ -167,6 +167,7 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, __u32 max_flows, bool
 		max_flows = TS_DEFAULT_MAX_FLOWS;
 	bpf_map__set_max_entries(skel->maps.flows, max_flows);
 	bpf_map__set_max_entries(skel->maps.half_open, TS_HALF_OPEN_SIZE(max_flows));
+	bpf_map__set_max_entries(skel->maps.replies, max_flows);
 	skel->rodata->dry_run = dry_run;
 	if (check_pinned_layout(skel, pin_dir, err))
 		goto fail;
@@ -232,12 +233,20 @@ int ts_bpf_prog_fd(struct tcpshift_bpf *skel)
 	return bpf_program__fd(skel->progs.tcpshift_tc);
 }
 
-static void tc_ids(int ifindex, struct bpf_tc_hook *hook, struct bpf_tc_opts *opts)
+int ts_bpf_egress_prog_fd(struct tcpshift_bpf *skel)
+{
+	return bpf_program__fd(skel->progs.tcpshift_tc_egress);
+}
+
+/* tc ingress runs tcpshift_tc; tc egress tcpshift_tc_egress, which
+ * translates the gateway's own ICMP errors (path MTU discovery). */
+static void tc_ids(int ifindex, enum bpf_tc_attach_point dir, struct bpf_tc_hook *hook,
+		   struct bpf_tc_opts *opts)
 {
 	memset(hook, 0, sizeof(*hook));
 	hook->sz = sizeof(*hook);
 	hook->ifindex = ifindex;
-	hook->attach_point = BPF_TC_INGRESS;
+	hook->attach_point = dir;
 	memset(opts, 0, sizeof(*opts));
 	opts->sz = sizeof(*opts);
 	opts->handle = TS_TC_HANDLE;
@@ -249,7 +258,7 @@ __u32 ts_attached_prog(int ifindex)
 	struct bpf_tc_hook hook;
 	struct bpf_tc_opts opts;
 
-	tc_ids(ifindex, &hook, &opts);
+	tc_ids(ifindex, BPF_TC_INGRESS, &hook, &opts);
 	if (bpf_tc_query(&hook, &opts))
 		return 0;
 	return opts.prog_id;
@@ -257,29 +266,36 @@ __u32 ts_attached_prog(int ifindex)
 
 /* Attach (or replace, on an upgrade) our filter; *own is set when this call
  * created the clsact qdisc. */
-static int attach_dev(int prog_fd, int ifindex, bool *own, struct ts_err *err)
+static int attach_dev(const int prog_fd[2], int ifindex, bool *own, struct ts_err *err)
 {
+	static const enum bpf_tc_attach_point dirs[2] = { BPF_TC_INGRESS, BPF_TC_EGRESS };
 	struct bpf_tc_hook hook;
 	struct bpf_tc_opts opts;
 	char name[IF_NAMESIZE] = "?";
-	int r;
+	int r = 0;
 
 	if_indextoname((unsigned int)ifindex, name);
-	tc_ids(ifindex, &hook, &opts);
+	tc_ids(ifindex, BPF_TC_INGRESS, &hook, &opts);
 	r = bpf_tc_hook_create(&hook);
 	if (r && r != -EEXIST)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot add a clsact qdisc to %s: %s", name,
 			       strerror(-r));
 	*own = r == 0;
-	opts.prog_fd = prog_fd;
-	opts.flags = BPF_TC_F_REPLACE;
-	r = bpf_tc_attach(&hook, &opts);
+	r = 0;
+	for (int d = 0; !r && d < 2; d++) {
+		tc_ids(ifindex, dirs[d], &hook, &opts);
+		opts.prog_fd = prog_fd[d];
+		opts.flags = BPF_TC_F_REPLACE;
+		r = bpf_tc_attach(&hook, &opts);
+	}
 	if (r) {
+		tc_ids(ifindex, BPF_TC_INGRESS, &hook, &opts);
+		bpf_tc_detach(&hook, &opts);
 		if (*own) {
 			hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 			bpf_tc_hook_destroy(&hook);
 		}
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot attach to tc ingress of %s: %s", name,
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot attach to tc on %s: %s", name,
 			       strerror(-r));
 	}
 	return 0;
@@ -290,7 +306,9 @@ static void detach_dev(int ifindex, bool own_clsact)
 	struct bpf_tc_hook hook;
 	struct bpf_tc_opts opts;
 
-	tc_ids(ifindex, &hook, &opts);
+	tc_ids(ifindex, BPF_TC_EGRESS, &hook, &opts);
+	bpf_tc_detach(&hook, &opts);
+	tc_ids(ifindex, BPF_TC_INGRESS, &hook, &opts);
 	bpf_tc_detach(&hook, &opts);
 	if (own_clsact) {
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
@@ -326,7 +344,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	struct ts_settings old = {}, next = {};
 	struct tcpshift_bpf *skel = NULL;
 	__u32 zero = 0;
-	int prog_fd, lock_fd = -1, r;
+	int prog_fd[2], lock_fd = -1, r;
 
 	r = ts_check_root(err);
 	if (r)
@@ -364,7 +382,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read settings: %s", strerror(errno));
 		goto out;
 	}
-	prog_fd = ts_bpf_prog_fd(skel);
+	prog_fd[0] = ts_bpf_prog_fd(skel);
+	prog_fd[1] = ts_bpf_egress_prog_fd(skel);
 	for (__u32 i = 0; i < next.ndevices; i++) {
 		int was = find_ifindex(&old, next.ifindex[i]);
 		bool own = false;

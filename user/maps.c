@@ -24,6 +24,7 @@ static const struct {
 	{ "backends", offsetof(struct ts_maps, backends) },
 	{ "flows", offsetof(struct ts_maps, flows) },
 	{ "half_open", offsetof(struct ts_maps, half_open) },
+	{ "replies", offsetof(struct ts_maps, replies) },
 	{ "backend_addrs", offsetof(struct ts_maps, backend_addrs) },
 	{ "backend_stats", offsetof(struct ts_maps, backend_stats) },
 	{ "counters", offsetof(struct ts_maps, counters) },
@@ -41,6 +42,9 @@ static const char *const counter_names[TS_CNT_MAX] = {
 	[TS_CNT_DRAIN_CLOSED] = "drain_closed",
 	[TS_CNT_ICMP] = "icmp_translated",
 	[TS_CNT_V6_EXT] = "ipv6_ext_headers",
+	[TS_CNT_SPOOF_REJECTED] = "spoof_rejected",
+	[TS_CNT_BACKEND_REFUSED] = "backend_refused",
+	[TS_CNT_HAIRPIN] = "hairpin_repicked",
 };
 
 const char *ts_pin_name(size_t i)

@@ -2,6 +2,8 @@
 /* The bpf test harness: load and unload the object, configure it, run packets. */
 #include <dirent.h>
 #include <errno.h>
+#include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,7 +152,8 @@ int env_open(struct ts_env *e, int n, __u32 seed, __u32 max_flows, char *why, si
 		goto fail;
 	}
 	e->prog_fd = ts_bpf_prog_fd(e->skel);
-	if (e->prog_fd < 0) {
+	e->egress_fd = ts_bpf_egress_prog_fd(e->skel);
+	if (e->prog_fd < 0 || e->egress_fd < 0) {
 		snprintf(why, len, "ts_bpf_prog_fd: %d", e->prog_fd);
 		goto fail;
 	}
@@ -310,17 +313,92 @@ void set_web_weights(struct ts_env *e, const char *service, __u32 w1, __u32 w2)
 
 /* ---- running packets ----------------------------------------------------------- */
 
-int env_try_run(struct ts_env *e, const struct pkt *in, struct pkt *out, int *verdict)
-{
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
-		    .data_out = out->data, .data_size_out = sizeof(out->data), .repeat = 1);
+int test_dev_force;
 
+int test_ifindex(const char *dev)
+{
+	return (int)if_nametoindex(dev);
+}
+
+int test_net_setup(void)
+{
+	static const char *const cmds[] = {
+		"ip link set lo up",
+		"sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
+		/* no dummy module on every kernel: veth pairs with the peer up */
+		"ip link add " TEST_DEV_CLIENT " type veth peer name tsclient1",
+		"ip link add " TEST_DEV_BACKEND " type veth peer name tsbackend1",
+		"ip link set tsclient1 up",
+		"ip link set tsbackend1 up",
+		"ip link set " TEST_DEV_CLIENT " up",
+		"ip link set " TEST_DEV_BACKEND " up",
+		"ip addr add 198.18.1.1/24 dev " TEST_DEV_CLIENT,
+		"ip addr add 198.18.2.1/24 dev " TEST_DEV_BACKEND,
+		"ip -6 addr add 2001:2:1::1/64 dev " TEST_DEV_CLIENT " nodad",
+		"ip -6 addr add 2001:2:2::1/64 dev " TEST_DEV_BACKEND " nodad",
+		"ip route add default dev " TEST_DEV_CLIENT,
+		"ip -6 route add default dev " TEST_DEV_CLIENT,
+	};
+
+	if (unshare(CLONE_NEWNET)) {
+		fprintf(stderr, "test_bpf: cannot create a network namespace: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (system(cmds[i])) {
+			fprintf(stderr, "test_bpf: '%s' failed\n", cmds[i]);
+			return -1;
+		}
+	return 0;
+}
+
+/* The device a packet arrives on: the backends' if it comes from one. */
+static int run_ifindex(const struct pkt *in)
+{
+	struct pkt_view v;
+	const __u8 *src;
+
+	if (test_dev_force)
+		return test_dev_force;
+	if (!pkt_view(in, &v))
+		return test_ifindex(TEST_DEV_CLIENT);
+	src = in->data + v.l3_off + (v.family == 4 ? 12 : 8);
+	if (v.family == 4 ? src[0] == 198 && src[1] == 18 && src[2] == 2
+			  : !memcmp(src, "\x20\x01\x00\x02\x00\x02\x00\x00", 8))
+		return test_ifindex(TEST_DEV_BACKEND);
+	return test_ifindex(TEST_DEV_CLIENT);
+}
+
+static int run_prog(int prog_fd, const struct pkt *in, struct pkt *out, int *verdict)
+{
+	struct __sk_buff ctx = {};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
+		    .data_out = out->data, .data_size_out = sizeof(out->data), .repeat = 1,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
+
+	ctx.ifindex = (__u32)run_ifindex(in);
+	ctx.ingress_ifindex = ctx.ifindex;
 	memset(out, 0, sizeof(*out));
-	if (bpf_prog_test_run_opts(e->prog_fd, &opts))
+	if (bpf_prog_test_run_opts(prog_fd, &opts))
 		return -errno;
 	out->len = opts.data_size_out;
 	*verdict = (int)opts.retval;
 	return 0;
+}
+
+int env_try_run(struct ts_env *e, const struct pkt *in, struct pkt *out, int *verdict)
+{
+	return run_prog(e->prog_fd, in, out, verdict);
+}
+
+int env_run_egress(struct ts_env *e, const struct pkt *in, struct pkt *out)
+{
+	int verdict = -1, r = run_prog(e->egress_fd, in, out, &verdict);
+
+	if (r)
+		fail_msg("%sbpf_prog_test_run_opts(egress): %s", test_context_str(), strerror(-r));
+	return verdict;
 }
 
 int env_run(struct ts_env *e, const struct pkt *in, struct pkt *out)
@@ -558,4 +636,67 @@ void expect_untouched(struct ts_env *e, const struct pkt *p, int verdict, const 
 	ASSERT_EQ(env_run(e, p, &out), verdict, msg);
 	snprintf(msg, sizeof(msg), "%s: packet unchanged", what);
 	ASSERT_PKT_EQ(&out, p, msg);
+}
+
+/* The endpoint "addr:port" text of a spec's destination (dst) or source. */
+static const char *spec_endpoint(const struct pkt_spec *s, bool dst, char buf[PKT_EPSTRLEN])
+{
+	const char *addr = dst ? s->dst : s->src;
+
+	snprintf(buf, PKT_EPSTRLEN, strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
+		 dst ? s->dport : s->sport);
+	return buf;
+}
+
+struct pkt_spec backend_syn_ack_spec(const struct pkt_spec *syn, const char *backend,
+				     char addr[PKT_EPSTRLEN])
+{
+	struct pkt_spec r = {
+		.dst = syn->src,
+		.dport = syn->sport,
+		.flags = PKT_SYN | PKT_ACK,
+		.seq = TEST_BACKEND_ISN,
+		.ack = syn->seq + 1,
+		.mss = true,
+	};
+
+	return spec_with_endpoint(&r, false, backend, addr);
+}
+
+void backend_syn_ack(struct ts_env *e, const struct pkt_spec *syn, const char *backend,
+		     const char *what)
+{
+	char addr[PKT_EPSTRLEN], vip[PKT_EPSTRLEN];
+	struct pkt_spec r = backend_syn_ack_spec(syn, backend, addr);
+
+	expect_reply(e, &r, spec_endpoint(syn, true, vip), what);
+}
+
+struct pkt_spec handshake_ack_spec(const struct pkt_spec *syn)
+{
+	struct pkt_spec a = *syn;
+
+	a.flags = PKT_ACK;
+	a.mss = false;
+	a.seq = syn->seq + 1;
+	a.ack = TEST_BACKEND_ISN + 1;
+	return a;
+}
+
+int handshake(struct ts_env *e, const struct pkt_spec *syn, const char *const *to, size_t n,
+	      const char *what)
+{
+	struct pkt_spec ack = handshake_ack_spec(syn);
+	char msg[160];
+	int b;
+
+	snprintf(msg, sizeof(msg), "%s: SYN", what);
+	b = expect_forward(e, syn, to, n, msg);
+	snprintf(msg, sizeof(msg), "%s: the backend's SYN-ACK", what);
+	backend_syn_ack(e, syn, to[b], msg);
+	snprintf(msg, sizeof(msg), "%s: the client's ACK", what);
+	expect_forward(e, &ack, &to[b], 1, msg);
+	snprintf(msg, sizeof(msg), "%s: confirmed, in flows", what);
+	ASSERT_EQ(env_flow_table(e, syn), 1, msg);
+	return b;
 }

@@ -30,6 +30,7 @@ static const struct {
 	{ "robust", run_robust_tests },
 	{ "pick", run_pick_tests },
 	{ "icmp", run_icmp_tests },
+	{ "security", run_security_tests },
 };
 
 static bool wanted(const char *name, int argc, char **argv)
@@ -69,6 +70,8 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
+	if (test_net_setup())
+		return 1;
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
 		if (wanted(groups[g].name, argc, argv))
 			failed += groups[g].run();

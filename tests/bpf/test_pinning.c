@@ -70,8 +70,10 @@ static void pinned_flow_survives_weight_change(struct ts_env *e, bool v6)
 	env_counters(e, before);
 	b = expect_forward(e, &syn, to, 2, "SYN of the pinned flow");
 	ASSERT_EQ(flow_state(e, &syn), TS_TCP_SYN_SEEN, "state after the SYN");
+	backend_syn_ack(e, &syn, to[b], "the backend's SYN-ACK");
 
 	all_weight_to(e, v6, !b);
+	ack = handshake_ack_spec(&syn);
 	expect_forward(e, &ack, &to[b], 1, "ACK after the weight change follows the pin");
 	ASSERT_EQ(flow_state(e, &syn), TS_TCP_ESTABLISHED, "state after the ACK");
 	data.payload = "GET / HTTP/1.1\r\n\r\n";
@@ -285,8 +287,9 @@ static void test_v6_non_syn_miss_uses_current_table(void **state)
 
 /*
  * A close that misses the flow table: a RST is forwarded by the table and not
- * pinned (it ends its flow); a FIN is pinned as closing. Either way a later
- * SYN on that 5-tuple is a new connection and follows the current weights.
+ * pinned (it ends its flow); a FIN is pinned mid-stream, held apart until the
+ * backend answers. Either way a later SYN on that 5-tuple is a new connection
+ * and follows the current weights.
  */
 static void test_close_on_a_miss_is_not_a_stale_pin(void **state)
 {
@@ -301,7 +304,8 @@ static void test_close_on_a_miss_is_not_a_stale_pin(void **state)
 	expect_forward(e, &rst, &web4_to[0], 1, "RST of an unknown flow, weights 1/0");
 	ASSERT_NEQ(env_flow_lookup(e, &rst, &flow), 0, "the RST left no flow entry");
 	expect_forward(e, &fin, &web4_to[0], 1, "FIN of an unknown flow, weights 1/0");
-	ASSERT_EQ(flow_state(e, &fin), TS_TCP_CLOSING, "the FIN miss is pinned as closing");
+	ASSERT_EQ(flow_state(e, &fin), TS_TCP_MIDSTREAM, "the FIN miss is pinned mid-stream");
+	ASSERT_EQ(env_flow_table(e, &fin), 2, "... in half_open");
 
 	set_web_weights(e, "web4", 0, 1);
 	expect_forward(e, &syn_rst, &web4_to[1], 1, "SYN after the RST, weights 0/1");

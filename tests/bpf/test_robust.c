@@ -28,11 +28,12 @@ static struct pkt_spec client4(__u16 sport, __u8 flags)
 	};
 }
 
-/* A SYN is pinned in half_open; the client's ACK moves it to flows. */
+/* A SYN is pinned in half_open; the client's ACK of the backend's SYN-ACK
+ * moves it to flows. */
 static void test_half_open_promoted_on_ack(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec syn = client4(41000, PKT_SYN), ack = client4(41000, PKT_ACK);
+	struct pkt_spec syn = client4(41000, PKT_SYN), ack;
 	__u64 before = 0;
 	int b;
 
@@ -41,6 +42,9 @@ static void test_half_open_promoted_on_ack(void **state)
 	b = expect_forward(e, &syn, web4_to, 2, "SYN");
 	ASSERT_EQ(env_flow_table(e, &syn), 2, "after the SYN the flow is half-open");
 	expect_forward(e, &syn, &web4_to[b], 1, "a retransmitted SYN follows the half-open pin");
+	backend_syn_ack(e, &syn, web4_to[b], "the backend's SYN-ACK");
+	ASSERT_EQ(env_flow_table(e, &syn), 2, "after the SYN-ACK the flow is still half-open");
+	ack = handshake_ack_spec(&syn);
 	expect_forward(e, &ack, &web4_to[b], 1, "the ACK follows the pin");
 	ASSERT_EQ(env_flow_table(e, &syn), 1, "after the ACK the flow is established");
 	ASSERT_EQ(env_counter(e, TS_CNT_PROMOTED) - before, 1, "promoted counter");
@@ -66,9 +70,8 @@ static void test_syn_flood_cannot_evict_established(void **state)
 	for (int i = 0; i < 40; i++) {
 		struct pkt_spec syn = client4((__u16)(30000 + i), PKT_SYN);
 
-		est[i] = client4((__u16)(30000 + i), PKT_ACK);
-		backend[i] = expect_forward(e, &syn, web4_to, 2, "SYN of an established flow");
-		expect_forward(e, &est[i], &web4_to[backend[i]], 1, "its ACK");
+		est[i] = handshake_ack_spec(&syn);
+		backend[i] = handshake(e, &syn, web4_to, 2, "an established flow");
 	}
 	set_web_weights(e, "web4", 0, 1);
 	for (int i = 0; i < 200000; i++) {

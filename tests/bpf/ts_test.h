@@ -92,7 +92,8 @@ const char *test_context_str(void);
 struct ts_env {
 	char			pin_dir[96];
 	struct tcpshift_bpf	*skel;
-	int			prog_fd;
+	int			prog_fd;	/* tc ingress */
+	int			egress_fd;	/* tc egress */
 	struct ts_maps		maps;
 	bool			maps_open;
 	bool			dir_made;
@@ -160,8 +161,23 @@ void set_web_weights(struct ts_env *e, const char *service, __u32 w1, __u32 w2);
 
 /* ---- running packets -------------------------------------------------------- */
 
+/*
+ * The test's own network namespace (test_net_setup, once, by main): packets
+ * arrive on one of two veth devices, as on a gateway — TEST_DEV_BACKEND,
+ * where 198.18.2.0/24 and 2001:2:2::/64 (the backends) are routed, or
+ * TEST_DEV_CLIENT, the default route. env_run takes the device of the
+ * packet's source address unless test_dev_force names one (0: by source).
+ */
+#define TEST_DEV_CLIENT		"tsclient0"
+#define TEST_DEV_BACKEND	"tsbackend0"
+int test_net_setup(void);
+extern int test_dev_force;
+int test_ifindex(const char *dev);
+
 /* Run in through the program; returns its verdict, out holds the packet after it. */
 int env_run(struct ts_env *e, const struct pkt *in, struct pkt *out);
+/* Run in through the egress program. */
+int env_run_egress(struct ts_env *e, const struct pkt *in, struct pkt *out);
 /* The same, returning 0 or -errno from BPF_PROG_TEST_RUN instead of failing. */
 int env_try_run(struct ts_env *e, const struct pkt *in, struct pkt *out, int *verdict);
 /* Build s and run it. */
@@ -195,6 +211,23 @@ void expect_untouched(struct ts_env *e, const struct pkt *p, int verdict, const 
 struct pkt_spec spec_with_endpoint(const struct pkt_spec *s, bool dst, const char *ep,
 				   char addr[PKT_EPSTRLEN]);
 
+/*
+ * A TCP handshake through the program: the client's SYN (forwarded to one of
+ * to[0..n)), the backend's SYN-ACK (seq TEST_BACKEND_ISN, rewritten to come
+ * from the VIP) and the client's ACK acknowledging it, after which the flow
+ * is confirmed (in flows). Returns the index of the backend in to[].
+ */
+#define TEST_BACKEND_ISN	0x40000000U
+int handshake(struct ts_env *e, const struct pkt_spec *syn, const char *const *to, size_t n,
+	      const char *what);
+/* The backend's SYN-ACK answering syn, from backend "addr:port". */
+struct pkt_spec backend_syn_ack_spec(const struct pkt_spec *syn, const char *backend,
+				     char addr[PKT_EPSTRLEN]);
+void backend_syn_ack(struct ts_env *e, const struct pkt_spec *syn, const char *backend,
+		     const char *what);
+/* The client's ACK that completes the handshake of syn. */
+struct pkt_spec handshake_ack_spec(const struct pkt_spec *syn);
+
 /* ---- groups ------------------------------------------------------------------ */
 
 int run_pkt_tests(void);
@@ -205,5 +238,6 @@ int run_split_tests(void);
 int run_robust_tests(void);
 int run_pick_tests(void);
 int run_icmp_tests(void);
+int run_security_tests(void);
 
 #endif /* TS_TEST_H */

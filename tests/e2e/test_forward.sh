@@ -35,9 +35,11 @@ info "packets the gateway's stack forwarded meanwhile: $((fw_after - fw_before))
 [ "$ok" -eq 1 ] && [ "$(count_of "$out" error)" -eq 0 ] &&
 	pass "forward: 90/10 split of 1000 connections within 4 sigma" ||
 	fail "forward: 90/10 split" "v2=$v2, $bound, errors $(count_of "$out" error)"
-# 1000 connections are > 7000 packets; the stack may see only neighbour misses
-if [ $((fw_after - fw_before)) -lt 100 ]; then
-	pass "forward: the stack forwarded $((fw_after - fw_before)) packets (of > 7000)"
+# 1000 connections are > 7000 packets; the stack sees only their handshakes
+# (SYN, SYN-ACK, ACK: fib mode forwards only confirmed flows, so netfilter
+# judges every connection, doc/DESIGN.md) and neighbour misses
+if [ $((fw_after - fw_before)) -lt $((3 * 1000 + 100)) ]; then
+	pass "forward: the stack forwarded $((fw_after - fw_before)) packets (of > 7000): the handshakes only"
 else
 	fail "forward: bypass" "the stack forwarded $((fw_after - fw_before)) packets"
 fi

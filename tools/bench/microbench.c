@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -378,6 +379,8 @@ enum tmpl {
 	T_SYN,		/* client -> VIP SYN */
 	T_ACK,		/* client -> VIP ACK */
 	T_REPLY,	/* backend v1 -> client ACK */
+	T_SYNACK,	/* backend v1 -> client SYN-ACK, acknowledged by T_ACK */
+	T_SYNACK2,	/* the same from v2 */
 	T_NOSVC,	/* client -> an address that is no service, ACK */
 	T_UDP,		/* client -> VIP, UDP */
 	T_MAX,
@@ -406,6 +409,15 @@ static void build(struct pkt *p, int fam, enum tmpl t, __u16 cport)
 		break;
 	case T_ACK:
 		break;
+	case T_SYNACK:
+	case T_SYNACK2:
+		s.flags = PKT_SYN | PKT_ACK;
+		s.mss = true;
+		s.seq = 2001;
+		s.ack = 1002;
+		if (t == T_SYNACK2)
+			v1 = fam == 4 ? "198.18.2.12" : "2001:2:2::12";
+		/* fall through */
 	case T_REPLY:
 		s.src = v1;
 		s.dst = client;
@@ -446,11 +458,45 @@ struct run {
 	int	retval;
 };
 
+/*
+ * Packets arrive on one device of a network namespace of our own, through
+ * which the backends are routed: the program's reverse-path check of replies
+ * (doc/DESIGN.md, "Replies") sees a gateway, as in the bpf tests.
+ */
+#define BENCH_DEV	"tsbench0"
+static __u32 bench_ifindex;
+
+static void net_setup(void)
+{
+	static const char *const cmds[] = {
+		"ip link set lo up",
+		"sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
+		"ip link add " BENCH_DEV " type veth peer name tsbench1",
+		"ip link set tsbench1 up",
+		"ip link set " BENCH_DEV " up",
+		"ip addr add 198.18.2.1/24 dev " BENCH_DEV,
+		"ip -6 addr add 2001:2:2::1/64 dev " BENCH_DEV " nodad",
+		"ip route add default dev " BENCH_DEV,
+		"ip -6 route add default dev " BENCH_DEV,
+	};
+
+	if (unshare(CLONE_NEWNET))
+		die("cannot create a network namespace: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (system(cmds[i]))
+			die("'%s' failed", cmds[i]);
+	bench_ifindex = if_nametoindex(BENCH_DEV);
+	if (!bench_ifindex)
+		die("no %s", BENCH_DEV);
+}
+
 static struct run test_run(int fd, const struct pkt *in, __u32 repeat)
 {
 	struct pkt out;
+	struct __sk_buff ctx = { .ifindex = bench_ifindex, .ingress_ifindex = bench_ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in->data, .data_size_in = in->len,
-		    .data_out = out.data, .data_size_out = sizeof(out.data), .repeat = repeat);
+		    .data_out = out.data, .data_size_out = sizeof(out.data), .repeat = repeat,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
 	struct run r;
 	double t0 = now_ns();
 
@@ -490,15 +536,19 @@ static int wrap_setup(int fam, const struct pkt *p, __u32 mod, __u32 base, bool 
 	return bpf_program__fd(fam == 4 ? prims->progs.wrap4 : prims->progs.wrap6);
 }
 
-/* Pin flows base..base+n-1 of family fam through the real program: SYN then
- * ACK, in chunks small enough that the half-open table never evicts. */
+/* Pin flows base..base+n-1 of family fam through the real program with a
+ * handshake (SYN, the SYN-ACK of v1 and of v2 — one of them is the pinned
+ * backend's — then the ACK that confirms the flow), in chunks small enough
+ * that the half-open table never evicts. */
 static void pin_flows(struct env *e, int fam, __u32 base, __u32 n)
 {
 	const __u32 chunk = 16384;
-	struct pkt syn, ack;
+	struct pkt syn, synack, synack2, ack;
 	int fd;
 
 	build(&syn, fam, T_SYN, 40000);
+	build(&synack, fam, T_SYNACK, 40000);
+	build(&synack2, fam, T_SYNACK2, 40000);
 	build(&ack, fam, T_ACK, 40000);
 	jump_to(e->prog_fd);
 	for (__u32 done = 0; done < n; done += chunk) {
@@ -506,6 +556,10 @@ static void pin_flows(struct env *e, int fam, __u32 base, __u32 n)
 
 		fd = wrap_setup(fam, &syn, c, base + done, false);
 		test_run(fd, &syn, c);
+		fd = wrap_setup(fam, &synack, c, base + done, true);
+		test_run(fd, &synack, c);
+		fd = wrap_setup(fam, &synack2, c, base + done, true);
+		test_run(fd, &synack2, c);
 		fd = wrap_setup(fam, &ack, c, base + done, false);
 		test_run(fd, &ack, c);
 	}
@@ -933,7 +987,7 @@ static void bench_packets(void)
 
 	/* main: the per-packet cases on one flow of each family */
 	env_open(&main_env, TS_DEFAULT_MAX_FLOWS);
-	config_web(&main_env, 1, 1);
+	config_web(&main_env, 1, 0);	/* the pinned flows below are on v1, like T_REPLY */
 	/* mem: rot_flows established flows per family, all on v1 (the rotating cases) */
 	env_open(&mem_env, 2 * rot_flows + rot_flows / 4);
 	config_web(&mem_env, 1, 0);
@@ -945,15 +999,18 @@ static void bench_packets(void)
 
 	for (int f = 0; f < 2; f++) {
 		int fam = f ? 6 : 4;
-		struct pkt syn, ack, ack2, syn2;
+		struct pkt syn, synack, ack, ack2, syn2;
 		struct pcase *c;
 
-		/* pin the established flow (port 40000) and a half-open one (40001) */
+		/* pin the established flow (port 40000: a handshake, on v1 while
+		 * main_env's weights are 1/0) and a half-open one (40001) */
 		build(&syn, fam, T_SYN, 40000);
+		build(&synack, fam, T_SYNACK, 40000);
 		build(&ack, fam, T_ACK, 40000);
 		build(&syn2, fam, T_SYN, 40001);
 		build(&ack2, fam, T_ACK, 40001);
 		test_run(main_env.prog_fd, &syn, 1);
+		test_run(main_env.prog_fd, &synack, 1);
 		test_run(main_env.prog_fd, &ack, 1);
 		test_run(main_env.prog_fd, &syn2, 1);
 
@@ -1718,6 +1775,7 @@ int main(int argc, char **argv)
 		opt.do_packets = opt.do_weights = opt.do_flows = true;
 	if (geteuid())
 		die("must run as root (BPF programs and maps)");
+	net_setup();
 	if (!opt.tcpshift) {
 		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 

@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Invariant 8 (off-path attackers change nothing) and invariant 5 (hands
+ * off what did not go through a VIP): what an attacker who knows a client's
+ * address and port, but not its sequence numbers, can send; forged replies;
+ * direct connections to a backend; a backend connecting to its own VIP.
+ * doc/DESIGN.md, "Threat model" and "Flow lifecycle".
+ */
+#include <string.h>
+#include <time.h>
+
+#include "ts_test.h"
+
+static const char *const web4_to[] = { BE4_1, BE4_2 };
+static const char *const web6_to[] = { BE6_1, BE6_2 };
+
+/* seq 7000: the client's ISN in every test */
+static struct pkt_spec client_pkt(bool v6, __u16 sport, __u8 flags, __u32 seq)
+{
+	return (struct pkt_spec){
+		.src = v6 ? CLIENT6 : CLIENT4,
+		.dst = v6 ? VIP6_ADDR : VIP4_ADDR,
+		.sport = sport,
+		.dport = 8008,
+		.flags = flags,
+		.seq = seq,
+		.ack = TEST_BACKEND_ISN + 1,
+		.mss = flags == PKT_SYN,
+	};
+}
+
+static const char *web(bool v6)
+{
+	return v6 ? "web6" : "web4";
+}
+
+static void config_web(struct ts_env *e, bool v6, __u32 w1, __u32 w2)
+{
+	if (v6)
+		config_web6(e, w1, w2);
+	else
+		config_web4(e, w1, w2);
+}
+
+static __u8 flow_state(struct ts_env *e, const struct pkt_spec *s)
+{
+	struct ts_flow flow;
+
+	ASSERT_EQ(env_flow_lookup(e, s, &flow), 0, "the flow is pinned");
+	return flow.tcp_state;
+}
+
+/* A packet from backend `be` to the client of s. */
+static struct pkt_spec from_backend(const struct pkt_spec *s, const char *be, __u8 flags,
+				    char addr[PKT_EPSTRLEN])
+{
+	struct pkt_spec r = {
+		.dst = s->src,
+		.dport = s->sport,
+		.flags = flags,
+		.seq = TEST_BACKEND_ISN + 1,
+		.ack = s->seq + 1,
+	};
+
+	return spec_with_endpoint(&r, false, be, addr);
+}
+
+/*
+ * Attack 1: a RST or SYN|FIN with a guessed sequence number, then a SYN, for a
+ * client's 4-tuple. The pin stays, the SYN goes to the pinned backend (whose
+ * TCP answers it with a challenge ACK), and the connection goes on — also
+ * while its backend drains. A RST within the window does close it, and then a
+ * SYN is a new connection that follows the weights.
+ */
+static void blind_close_then_syn(struct ts_env *e, bool v6)
+{
+	const char *const *to = v6 ? web6_to : web4_to;
+	struct pkt_spec syn = client_pkt(v6, 41000, PKT_SYN, 7000);
+	struct pkt_spec data = client_pkt(v6, 41000, PKT_PSH | PKT_ACK, 7001);
+	struct pkt_spec blind;
+	__u64 spoof = env_counter(e, TS_CNT_SPOOF_REJECTED);
+	const __u32 guesses[] = { 7001 + 0x80000000U, 7001 + TS_SEQ_WINDOW + 1,
+				  7001 - TS_SEQ_WINDOW - 1, 0x12345678 };
+	int b;
+
+	config_web(e, v6, 1, 1);
+	b = handshake(e, &syn, to, 2, "the client's connection");
+	set_web_weights(e, web(v6), b == 1, b == 0); /* its backend drains */
+	for (size_t i = 0; i < sizeof(guesses) / sizeof(guesses[0]); i++) {
+		test_context("guessed seq %#x", guesses[i]);
+		blind = client_pkt(v6, 41000, PKT_RST, guesses[i]);
+		expect_forward(e, &blind, &to[b], 1, "a blind RST goes on to the pinned backend");
+		ASSERT_EQ(flow_state(e, &syn), TS_TCP_ESTABLISHED, "... and closes nothing");
+		blind = client_pkt(v6, 41000, PKT_SYN | PKT_FIN, guesses[i]);
+		expect_forward(e, &blind, &to[b], 1, "a blind SYN|FIN goes to the pinned backend");
+		blind = client_pkt(v6, 41000, PKT_FIN | PKT_ACK, guesses[i]);
+		expect_forward(e, &blind, &to[b], 1, "a blind FIN goes to the pinned backend");
+		ASSERT_EQ(flow_state(e, &syn), TS_TCP_ESTABLISHED, "... and closes nothing");
+		blind = client_pkt(v6, 41000, PKT_SYN, guesses[i]);
+		expect_forward(e, &blind, &to[b], 1, "then a SYN goes to the pinned backend");
+		ASSERT_EQ(env_flow_table(e, &syn), 1, "the pin is still confirmed, in flows");
+		blind = client_pkt(v6, 41000, PKT_ACK, guesses[i]);
+		expect_forward(e, &blind, &to[b], 1, "a blind ACK does not move the window");
+	}
+	test_context(NULL);
+	ASSERT_EQ(env_counter(e, TS_CNT_SPOOF_REJECTED) - spoof,
+		  3 * sizeof(guesses) / sizeof(guesses[0]), "spoof_rejected counter");
+	expect_forward(e, &data, &to[b], 1, "the client's own data still reaches its backend");
+
+	/* the client's own RST: within the window */
+	blind = client_pkt(v6, 41000, PKT_RST, 7001);
+	expect_forward(e, &blind, &to[b], 1, "the client's RST reaches its backend");
+	ASSERT_EQ(flow_state(e, &syn), TS_TCP_CLOSED, "an in-window RST ends the connection");
+	expect_forward(e, &syn, &to[!b], 1, "a SYN after it is new: it follows the weights");
+}
+
+static void test_v4_blind_close_then_syn(void **state)
+{
+	blind_close_then_syn(env_of(state), false);
+}
+
+static void test_v6_blind_close_then_syn(void **state)
+{
+	blind_close_then_syn(env_of(state), true);
+}
+
+/* A connection ends with FINs both ways (in-window for the client's), or
+ * with the backend's RST; only then does a SYN pick afresh. */
+static void test_connection_end(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec syn = client_pkt(false, 41100, PKT_SYN, 7000);
+	struct pkt_spec fin = client_pkt(false, 41100, PKT_FIN | PKT_ACK, 7001);
+	struct pkt_spec syn2 = client_pkt(false, 41101, PKT_SYN, 7000), r;
+	char addr[PKT_EPSTRLEN];
+	int b;
+
+	config_web4(e, 1, 1);
+	b = handshake(e, &syn, web4_to, 2, "connection 1");
+	set_web_weights(e, "web4", b == 1, b == 0);
+	expect_forward(e, &fin, &web4_to[b], 1, "the client's FIN");
+	ASSERT_EQ(flow_state(e, &syn), TS_TCP_CLOSING, "one FIN: closing");
+	expect_forward(e, &syn, &web4_to[b], 1, "a SYN while the backend has not closed");
+	r = from_backend(&syn, web4_to[b], PKT_FIN | PKT_ACK, addr);
+	expect_reply(e, &r, VIP4, "the backend's FIN");
+	ASSERT_EQ(flow_state(e, &syn), TS_TCP_CLOSED, "FINs both ways: closed");
+	expect_forward(e, &syn, &web4_to[!b], 1, "a SYN after both FINs follows the weights");
+
+	set_web_weights(e, "web4", 1, 1);
+	b = handshake(e, &syn2, web4_to, 2, "connection 2");
+	set_web_weights(e, "web4", b == 1, b == 0);
+	r = from_backend(&syn2, web4_to[b], PKT_RST, addr);
+	expect_reply(e, &r, VIP4, "the backend's RST");
+	ASSERT_EQ(flow_state(e, &syn2), TS_TCP_CLOSED, "the backend's RST: closed");
+	expect_forward(e, &syn2, &web4_to[!b], 1, "a SYN after it follows the weights");
+}
+
+/*
+ * The handshake's ACK confirms a flow only when it acknowledges the SYN-ACK
+ * this gateway saw: a blind ACK after a spoofed SYN leaves it half-open.
+ */
+static void test_blind_ack_does_not_confirm(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec syn = client_pkt(false, 41200, PKT_SYN, 7000);
+	struct pkt_spec ack = client_pkt(false, 41200, PKT_ACK, 7001);
+	int b;
+
+	config_web4(e, 1, 1);
+	b = expect_forward(e, &syn, web4_to, 2, "a spoofed SYN");
+	backend_syn_ack(e, &syn, web4_to[b], "the backend's SYN-ACK, to the real client");
+	ack.ack = TEST_BACKEND_ISN + 0x10000;
+	expect_forward(e, &ack, &web4_to[b], 1, "a blind ACK");
+	ASSERT_EQ(env_flow_table(e, &syn), 2, "the flow stays half-open");
+	ASSERT_EQ(env_counter(e, TS_CNT_SPOOF_REJECTED), 1, "spoof_rejected counter");
+}
+
+/*
+ * Attack 3: spoofed ACKs (mid-stream pickups) and refused SYNs pin nothing a
+ * later connection must follow: when their backend drains, the real SYN on
+ * those 4-tuples goes to a backend that takes new flows. Without the
+ * backend's answer a pickup stays half-open; with its RST it is gone.
+ */
+static void test_spoofed_packets_do_not_prepin(void **state)
+{
+	struct ts_env *e = env_of(state);
+	__u64 refused = 0;
+	int on_v1 = 0;
+
+	config_web4(e, 1, 1);
+	for (__u16 i = 0; i < 64; i++) {
+		struct pkt_spec ack = client_pkt(false, (__u16)(42000 + i), PKT_ACK, 99);
+		struct pkt_spec syn = client_pkt(false, (__u16)(42100 + i), PKT_SYN, 99);
+		char addr[PKT_EPSTRLEN];
+		struct pkt_spec rst;
+		int b;
+
+		test_context("port %u", 42000 + i);
+		b = expect_forward(e, &ack, web4_to, 2, "a spoofed ACK is routed by the table");
+		ASSERT_EQ(env_flow_table(e, &ack), 2, "held apart in half_open");
+		on_v1 += b == 0;
+		if (i % 2) {
+			/* the backend has no such connection: RST */
+			rst = from_backend(&ack, web4_to[b], PKT_RST, addr);
+			expect_reply(e, &rst, VIP4, "the backend's RST");
+			ASSERT_EQ(env_flow_table(e, &ack), 0, "the backend's RST ends the pickup");
+		}
+		b = expect_forward(e, &syn, web4_to, 2, "a SYN to be refused");
+		rst = from_backend(&syn, web4_to[b], PKT_RST | PKT_ACK, addr);
+		expect_reply(e, &rst, VIP4, "the backend refuses it");
+		ASSERT_EQ(env_flow_table(e, &syn), 0, "a refused SYN leaves no pin");
+	}
+	test_context(NULL);
+	refused = env_counter(e, TS_CNT_BACKEND_REFUSED);
+	ASSERT_EQ(refused, 64 + 32, "backend_refused counter");
+	ASSERT_GT(on_v1, 0, "some pickups went to v1");
+
+	set_web_weights(e, "web4", 0, 1);
+	for (__u16 i = 0; i < 64; i++) {
+		struct pkt_spec syn = client_pkt(false, (__u16)(42000 + i), PKT_SYN, 5000);
+		struct pkt_spec syn2 = client_pkt(false, (__u16)(42100 + i), PKT_SYN, 5000);
+
+		test_context("port %u", 42000 + i);
+		expect_forward(e, &syn, &web4_to[1], 1, "the real SYN goes to v2, not drained v1");
+		expect_forward(e, &syn2, &web4_to[1], 1, "... also after a refused SYN");
+	}
+	test_context(NULL);
+}
+
+/* A flow picked up mid-stream (another gateway's flow after an ECMP change)
+ * is confirmed by the backend's answer, and then held like any other. */
+static void test_midstream_confirmed_by_backend(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec ack = client_pkt(false, 43000, PKT_ACK | PKT_PSH, 123456);
+	struct pkt_spec rst = client_pkt(false, 43000, PKT_RST, 123456 + 3 * TS_SEQ_WINDOW);
+	struct pkt_spec r;
+	char addr[PKT_EPSTRLEN];
+	int b;
+
+	ack.payload = "more of a long request";
+	config_web4(e, 1, 1);
+	b = expect_forward(e, &ack, web4_to, 2, "a client segment of an unknown flow");
+	ASSERT_EQ(flow_state(e, &ack), TS_TCP_MIDSTREAM, "picked up mid-stream");
+	r = from_backend(&ack, web4_to[b], PKT_ACK, addr);
+	r.ack = 123456 + 3 * TS_SEQ_WINDOW; /* what the backend really expects */
+	expect_reply(e, &r, VIP4, "the backend's ACK");
+	ASSERT_EQ(env_flow_table(e, &ack), 1, "confirmed: in flows");
+	ASSERT_EQ(flow_state(e, &ack), TS_TCP_ESTABLISHED, "established");
+	set_web_weights(e, "web4", b == 1, b == 0);
+	expect_forward(e, &ack, &web4_to[b], 1, "it keeps its backend");
+	/* the window follows the backend's view, not the first segment's */
+	expect_forward(e, &rst, &web4_to[b], 1, "the client's RST");
+	ASSERT_EQ(flow_state(e, &ack), TS_TCP_CLOSED, "in the backend's window: closed");
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Attack 4 and invariant 5: a client's direct connection to a backend's own
+ * address:port passes both ways untouched, also past that backend's drain
+ * deadline; the ICMP errors about it too.
+ */
+static void direct_connection(struct ts_env *e, bool v6)
+{
+	const char *be = v6 ? "2001:2:2::11" : "198.18.2.11";
+	struct pkt_spec syn = { .src = v6 ? CLIENT6 : CLIENT4, .dst = be, .sport = 44000,
+				.dport = 8008, .flags = PKT_SYN, .seq = 1, .mss = true };
+	struct pkt_spec data = syn, synack, reply;
+	struct ts_err err;
+	struct pkt in;
+
+	config_web(e, v6, 1, 1);
+	data.flags = PKT_ACK | PKT_PSH;
+	data.payload = "GET /metrics";
+	synack = (struct pkt_spec){ .src = be, .dst = syn.src, .sport = 8008, .dport = 44000,
+				    .flags = PKT_SYN | PKT_ACK, .seq = 5, .ack = 2 };
+	reply = synack;
+	reply.flags = PKT_ACK | PKT_PSH;
+	reply.payload = "metrics";
+	for (int round = 0; round < 2; round++) {
+		test_context("%s", round ? "past the drain deadline" : "serving");
+		ASSERT_EQ(pkt_build(&in, &syn), 0, "pkt_build");
+		expect_untouched(e, &in, TC_ACT_OK, "the client's SYN to the backend itself");
+		ASSERT_EQ(pkt_build(&in, &synack), 0, "pkt_build");
+		expect_untouched(e, &in, TC_ACT_OK, "the backend's SYN-ACK");
+		ASSERT_EQ(pkt_build(&in, &data), 0, "pkt_build");
+		expect_untouched(e, &in, TC_ACT_OK, "the client's data");
+		ASSERT_EQ(pkt_build(&in, &reply), 0, "pkt_build");
+		expect_untouched(e, &in, TC_ACT_OK, "the backend's answer");
+		ASSERT_EQ(ts_backend_drain(&e->maps, web(v6), "v1", 1000000ULL, &err), 0,
+			  err.msg);
+		sleep_ms(30);
+	}
+	test_context(NULL);
+}
+
+static void test_v4_direct_connection(void **state)
+{
+	direct_connection(env_of(state), false);
+}
+
+static void test_v6_direct_connection(void **state)
+{
+	direct_connection(env_of(state), true);
+}
+
+/*
+ * Attack 4, forged replies: a packet from a backend's address:port that
+ * arrives from the clients' side is never relabelled as the VIP, whether it
+ * matches a flow or not. From the backends' side, a reply of a flow another
+ * gateway pinned (ECMP) is.
+ */
+static void forged_replies(struct ts_env *e, bool v6)
+{
+	const char *const *to = v6 ? web6_to : web4_to;
+	struct pkt_spec syn = client_pkt(v6, 45000, PKT_SYN, 7000);
+	struct pkt_spec other = client_pkt(v6, 45001, PKT_SYN, 7000);
+	struct pkt_spec r, stray;
+	char addr[PKT_EPSTRLEN];
+	__u64 spoof;
+	struct pkt in;
+	int b;
+
+	config_web(e, v6, 1, 1);
+	b = handshake(e, &syn, to, 2, "a connection");
+	spoof = env_counter(e, TS_CNT_SPOOF_REJECTED);
+	test_dev_force = test_ifindex(TEST_DEV_CLIENT);
+	r = from_backend(&syn, to[b], PKT_ACK | PKT_PSH, addr);
+	r.payload = "forged";
+	ASSERT_EQ(pkt_build(&in, &r), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "a forged reply of the flow, from the client side");
+	stray = r;
+	stray.dst = v6 ? "2001:2:1::99" : "198.18.1.99";
+	stray.dport = 1234;
+	ASSERT_EQ(pkt_build(&in, &stray), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "a forged reply to anyone, from the client side");
+	test_dev_force = 0;
+	ASSERT_EQ(env_counter(e, TS_CNT_SPOOF_REJECTED) - spoof, 2, "spoof_rejected counter");
+	expect_reply(e, &r, v6 ? VIP6 : VIP4, "the real reply, from the backends' side");
+
+	/* ECMP: a flow this gateway never saw; its replies come through here */
+	r = from_backend(&other, to[0], PKT_ACK, addr);
+	expect_reply(e, &r, v6 ? VIP6 : VIP4, "another gateway's flow: rewritten statelessly");
+}
+
+static void test_v4_forged_replies(void **state)
+{
+	forged_replies(env_of(state), false);
+}
+
+static void test_v6_forged_replies(void **state)
+{
+	forged_replies(env_of(state), true);
+}
+
+/* A backend connecting to its own VIP is given another backend (its own
+ * would answer itself, not through the gateway), the same on every gateway;
+ * with no other backend, the SYN is dropped and counted. */
+static void test_backend_to_its_own_vip(void **state)
+{
+	struct ts_env *e = env_of(state);
+	__u64 hairpin;
+
+	config_web4(e, 9, 1);
+	for (__u16 i = 0; i < 50; i++) {
+		struct pkt_spec syn = client_pkt(false, (__u16)(46000 + i), PKT_SYN, 7000);
+
+		syn.src = "198.18.2.11";
+		test_context("port %u", syn.sport);
+		expect_forward(e, &syn, &web4_to[1], 1, "v1 connecting to its VIP gets v2");
+	}
+	test_context(NULL);
+	/* v1 holds 90 % of the table: 45 of 50 picks, sd 2.1; 4 sd: 36.5..50 */
+	hairpin = env_counter(e, TS_CNT_HAIRPIN);
+	ASSERT_GE(hairpin, 37, "hairpin_repicked counter");
+	ASSERT_LE(hairpin, 50, "hairpin_repicked counter");
+
+	set_web_weights(e, "web4", 1, 0);
+	{
+		struct pkt_spec syn = client_pkt(false, 46100, PKT_SYN, 7000);
+		struct pkt in, out;
+		__u64 none = env_counter(e, TS_CNT_NO_BACKEND);
+
+		syn.src = "198.18.2.11";
+		ASSERT_EQ(env_send(e, &syn, &in, &out), TC_ACT_SHOT,
+			  "v1 alone: its own SYN to the VIP is dropped");
+		ASSERT_EQ(env_counter(e, TS_CNT_NO_BACKEND) - none, 1, "no_backend counter");
+	}
+}
+
+/*
+ * A flood of a million spoofed SYNs, ACKs, RSTs and FINs from random sources
+ * into a 1024-flow table: every established flow stays in flows, on its
+ * backend, also those whose backend drains.
+ */
+static void test_flood_leaves_established_flows(void **state)
+{
+	struct ts_env *e = fixture_env(state, 1, TEST_SEED, 1024);
+	static const __u8 kinds[] = { PKT_SYN, PKT_ACK, PKT_RST, PKT_FIN | PKT_ACK };
+	struct pkt_spec est[40];
+	int backend[40];
+	char src[16];
+	__u32 x = 12345;
+
+	config_web4(e, 1, 1);
+	for (int i = 0; i < 40; i++) {
+		struct pkt_spec syn = client_pkt(false, (__u16)(30000 + i), PKT_SYN, 7000);
+
+		est[i] = handshake_ack_spec(&syn);
+		backend[i] = handshake(e, &syn, web4_to, 2, "an established flow");
+	}
+	set_web_weights(e, "web4", 0, 1);
+	for (int i = 0; i < 1000000; i++) {
+		struct pkt_spec s = {
+			.src = src,
+			.dst = VIP4_ADDR,
+			.dport = 8008,
+			.flags = kinds[i % 4],
+		};
+		struct pkt in, out;
+
+		x = x * 1103515245U + 12345U;
+		s.sport = (__u16)(1024 + (x >> 8) % 60000);
+		s.seq = x * 2654435761U;
+		s.ack = x ^ 0x5bd1e995U;
+		snprintf(src, sizeof(src), "198.19.%u.%u", (x >> 16) % 256, 1 + (x >> 24) % 250);
+		ASSERT_EQ(pkt_build(&in, &s), 0, "pkt_build");
+		env_run(e, &in, &out);
+	}
+	for (int i = 0; i < 40; i++) {
+		test_context("established flow %d", i);
+		ASSERT_EQ(env_flow_table(e, &est[i]), 1, "still in flows");
+		expect_forward(e, &est[i], &web4_to[backend[i]], 1, "still on its backend");
+	}
+	test_context(NULL);
+}
+
+int run_security_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(test_v4_blind_close_then_syn),
+		TEST(test_v6_blind_close_then_syn),
+		TEST(test_connection_end),
+		TEST(test_blind_ack_does_not_confirm),
+		TEST(test_spoofed_packets_do_not_prepin),
+		TEST(test_midstream_confirmed_by_backend),
+		TEST(test_v4_direct_connection),
+		TEST(test_v6_direct_connection),
+		TEST(test_v4_forged_replies),
+		TEST(test_v6_forged_replies),
+		TEST(test_backend_to_its_own_vip),
+		TEST(test_flood_leaves_established_flows),
+	};
+
+	return cmocka_run_group_tests_name("security (invariants 5, 8)", tests, NULL, NULL);
+}
