@@ -33,7 +33,7 @@
 
 #define MAX_LISTEN	   8
 #define MAX_CONNS	   1024
-#define LINE_MAX_LEN	   4096
+#define LINE_MAX_LEN	   32768
 #define NAME_MAX_LEN	   64
 #define MAX_NAMES	   64
 #define MAX_REPORTED	   3 /* failed connections described on stderr by count */

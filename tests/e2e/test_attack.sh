@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Invariants 5 and 8 through a real network (issue 9), with a raw-socket
+# attacker on the clients' side (ts-echo synflood, from the client's own
+# namespace: it knows the clients' addresses and ports, not their sequence
+# numbers) and --max-flows 1024:
+#  1. 20 held connections at 50/50, v1 drained (weight 0): for each one's
+#     4-tuple (from `tcpshift flows`, as an attacker would guess it) 64 blind
+#     RSTs, SYN|FINs, FINs and SYNs. Then 200,000 spoofed SYNs, ACKs, RSTs and
+#     FINs from random sources. Every connection is answered by its own
+#     backend afterwards (before the fix: the RST+SYN re-picked each v1
+#     connection to v2, which reset it; the ACK flood evicted them all).
+#  2. Forged "replies" from v1's address:port sent from the clients' side are
+#     not relabelled as the VIP (spoof_rejected counts them).
+#  3. A client's direct connection to a backend's own address:port through
+#     the gateway works, IPv4 and IPv6, also past that backend's drain deadline.
+#  4. Path MTU discovery through the VIP: with a 1400-byte link toward the
+#     backends, a 20,000-byte request is echoed in full and the client learns
+#     the VIP's path MTU, IPv4 and IPv6, in stack mode and in fib mode (the
+#     gateway's own "fragmentation needed" is translated at egress; fib mode
+#     checks the MTU of GSO packets, which it let through before).
+set -u
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+CONNS=20
+BLIND=64
+FLOOD=200000
+MAX_FLOWS=1024
+
+e2e_init attack
+e2e_need jq base64
+e2e_topology
+E2E_LOADED=1
+info "flow hash seed $E2E_SEED (E2E_SEED=$E2E_SEED to replay)"
+must "tcpshift load --max-flows $MAX_FLOWS" ts load --dev gwc --dev br0 \
+	--max-flows "$MAX_FLOWS" --seed "$E2E_SEED"
+e2e_service tcp-echo "$VIP4" 50 50
+e2e_service tcp-echo6 "$VIP6" 50 50
+
+# attack ARGS...: ts-echo synflood from the client's namespace (≤ 90 s)
+attack() {
+	timeout 90 nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" synflood --max-seconds 60 "$@" \
+		2>>"$E2E_TMP/attack.err"
+}
+
+# ---- 1. blind closes and floods ---------------------------------------------------
+many_open "$VIP4" "$CONNS"
+many_read 120 || e2e_abort "ts-echo holdmany did not open its connections ($(tr '\n' ' ' \
+	<"$E2E_TMP/holdmany.err"))"
+opened=$(printf '%s\n' "${MANY_LINES[@]}")
+n1=$(awk '$3 == "v1"' <<<"$opened" | wc -l)
+info "$CONNS connections opened at 50/50: $n1 on v1, $((CONNS - n1)) on v2"
+[ "$n1" -gt 0 ] || e2e_abort "no connection on v1 (seed $E2E_SEED)"
+must "weight v1=0 v2=100" ts weight tcp-echo v1=0 v2=100
+
+clients=$(ts -j flows tcp-echo --state established | jq -r '.[].client')
+nclients=$(wc -w <<<"$clients")
+[ "$nclients" -eq "$CONNS" ] || e2e_abort "flows lists $nclients established connections, not $CONNS"
+before=$(ts -j status) || e2e_abort "tcpshift status failed"
+sent=0
+for c in $clients; do
+	attack --to "$VIP4" --from "$c" --flags R,SF,FA,S --n "$BLIND" --repeat 1 \
+		--seed "$RANDOM" >/dev/null && sent=$((sent + BLIND))
+done
+if many_cmd "send blind" 30 && [ "$MANY_END" = "end $CONNS 0" ]; then
+	pass "attack: $sent blind RST, SYN|FIN, FIN and SYN segments for the $CONNS clients'" \
+		"4-tuples: every connection answered by its own backend ($n1 on drained v1)"
+else
+	fail "attack: blind segments for the clients' 4-tuples" "${MANY_END:-no answer}:" \
+		"$(printf '%s\n' "${MANY_LINES[@]}" | awk '$3 != $4' | head -n 3 | tr '\n' ' ')"
+fi
+
+flood=$(attack --to "$VIP4" --src-net 198.19.0.0/16 --flags A,R,FA,S --n "$FLOOD" --repeat 1)
+flood_rc=$?
+after=$(ts -j status) || e2e_abort "tcpshift status failed"
+info "flood: ${flood:-nothing}; half_open $(jq -r '.maps.half_open | "\(.entries)/\(.max_entries)"' \
+	<<<"$after"), flows $(jq -r '.maps.flows | "\(.entries)/\(.max_entries)"' <<<"$after")"
+miss=$(jq -n --argjson a "$before" --argjson b "$after" \
+	'$b.counters.non_syn_miss - $a.counters.non_syn_miss')
+if [ "$flood_rc" -eq 0 ] && [ "$miss" -ge $((FLOOD * 3 / 4 * 95 / 100)) ]; then
+	pass "attack: $FLOOD spoofed ACKs, RSTs, FINs and SYNs reached tcpshift" \
+		"(non_syn_miss +$miss)"
+else
+	fail "attack: the flood reached tcpshift" "exit $flood_rc, non_syn_miss +$miss"
+fi
+if many_cmd "send flood" 30 && [ "$MANY_END" = "end $CONNS 0" ]; then
+	pass "attack: after the flood every connection is answered by its own backend"
+else
+	fail "attack: after the flood every connection is answered by its own backend" \
+		"${MANY_END:-no answer}: $(printf '%s\n' "${MANY_LINES[@]}" | awk '$3 != $4' |
+			head -n 3 | tr '\n' ' ')"
+fi
+est=$(ts -j flows tcp-echo --state established | jq length)
+[ "$est" -eq "$CONNS" ] &&
+	pass "attack: the $CONNS connections are still pinned and established" ||
+	fail "attack: the connections are still pinned" "flows lists $est established"
+new=$(client_count "$VIP4" 20)
+[ "$(count_of "$new" v2)" -eq 20 ] &&
+	pass "attack: 20 new connections after it all go to v2 (0/100)" ||
+	fail "attack: new connections go to v2" "$(tr '\n' ' ' <<<"$new")"
+
+# ---- 2. forged replies ----------------------------------------------------------------
+spoof0=$(ts_counter spoof_rejected)
+attack --to 198.18.2.12:7777 --from "$V1_4" --flags A,PA --n 100 --repeat 1 >/dev/null
+spoof1=$(ts_counter spoof_rejected)
+[ $((spoof1 - spoof0)) -ge 100 ] &&
+	pass "attack: 100 forged replies from v1's endpoint, sent from the clients' side, are" \
+		"not relabelled (spoof_rejected +$((spoof1 - spoof0)))" ||
+	fail "attack: forged replies" "spoof_rejected +$((spoof1 - spoof0)), want >= 100"
+
+# ---- 3. direct connections to a backend -------------------------------------------------
+direct() { # direct WHEN
+	local ep out
+
+	for ep in "$V1_4" "$V1_6"; do
+		out=$(client_count "$ep" 10)
+		if [ "$(count_of "$out" v1)" -eq 10 ]; then
+			pass "attack: direct connections to v1 at $ep through the gateway ($1): 10 of 10"
+		else
+			fail "attack: direct connections to v1 at $ep ($1)" "$(tr '\n' ' ' <<<"$out")"
+		fi
+	done
+}
+direct "v1 drained"
+must "drain tcp-echo v1 --timeout 1s" ts drain tcp-echo v1 --timeout 1s
+must "drain tcp-echo6 v1 --timeout 1s" ts drain tcp-echo6 v1 --timeout 1s
+sleep 1.5
+direct "past v1's drain deadline"
+
+# ---- 4. path MTU discovery through the VIP ------------------------------------------------
+many_cmd quit 5 >/dev/null	# one coprocess at a time: hold_open's next
+[ -n "${E2E_MANY_PID:-}" ] && wait "$E2E_MANY_PID" 2>/dev/null
+must "weight 50/50" ts weight tcp-echo v1=50 v2=50
+must "weight 50/50 (v6)" ts weight tcp-echo6 v1=50 v2=50
+# A real 1400-byte link: the bridge and its ports; the backends' own MTU is
+# 1400 too, but they advertise an MSS for 1500, so clients send 1500-byte
+# segments that only path MTU discovery can shrink.
+for dev in b1 b2 br0; do
+	must "MTU 1400 on $dev" ip -n "$NS_GW" link set "$dev" mtu 1400
+done
+for ns in "$NS_B1" "$NS_B2"; do
+	must "backend MTU 1400" ip -n "$ns" link set eth0 mtu 1400
+	must "backend advmss" ip -n "$ns" route replace default via 198.18.2.1 advmss 1460
+	must "backend advmss (v6)" ip -n "$ns" -6 route replace default via 2001:2:2::1 \
+		advmss 1440
+done
+payload=$(head -c 15000 /dev/urandom | base64 -w 0)	# 20,000 bytes
+
+# The client learns the path MTU of the VIP only from an ICMP error that quotes
+# the VIP: the proof that the gateway's own error was translated.
+pmtu() { # pmtu MODE
+	local vip addr learned
+
+	for vip in "$VIP4" "$VIP6"; do
+		in_ns "$NS_CL" ip route flush cache >/dev/null 2>&1
+		in_ns "$NS_CL" ip -6 route flush cache >/dev/null 2>&1
+		hold_open "$vip"
+		addr=${vip%:*}
+		addr=${addr#[}
+		addr=${addr%]}
+		if hold_send hello && hold_send "$payload" && [ "${HOLD_REPLY#* }" = "$payload" ]; then
+			learned=$(in_ns "$NS_CL" ip route get "$addr" 2>/dev/null | grep -o 'mtu [0-9]*')
+			if [ "$learned" = "mtu 1400" ]; then
+				pass "attack: a 20,000-byte request to $vip through a 1400-byte hop is" \
+					"echoed in full; the client learned the VIP's path MTU ($1 mode)"
+			else
+				fail "attack: path MTU discovery to $vip ($1 mode)" \
+					"echoed, but the client's route to the VIP has '${learned:-no mtu}'"
+			fi
+		else
+			fail "attack: path MTU discovery to $vip ($1 mode)" \
+				"reply of ${#HOLD_REPLY} bytes, want $((${#payload} + 3))"
+		fi
+		exec {E2E_HOLD[1]}>&-
+		[ -n "${E2E_HOLD_PID:-}" ] && wait "$E2E_HOLD_PID" 2>/dev/null
+	done
+}
+pmtu stack
+must "load --forward fib" ts load --dev gwc --dev br0 --forward fib
+pmtu fib
+e2e_status
