@@ -8,6 +8,9 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,6 +327,22 @@ static int find_ifindex(const struct ts_settings *s, __u32 ifindex)
 	return -1;
 }
 
+/* tcpshift parses Ethernet frames: a device of another link type (a tun,
+ * wireguard or ip6tnl device carries bare IP) would be misread. */
+static bool is_ethernet(const char *dev)
+{
+	struct ifreq ifr = {};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return true; /* cannot tell: the attach decides */
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", dev);
+	ok = ioctl(fd, SIOCGIFHWADDR, &ifr) || ifr.ifr_hwaddr.sa_family == ARPHRD_ETHER;
+	close(fd);
+	return ok;
+}
+
 static void warn_forwarding(const char *path, const char *name)
 {
 	char c = '1';
@@ -360,6 +379,11 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 			return ts_fail(err, TS_ERR_USAGE,
 				       "device '%s' does not exist in this network namespace: see "
 				       "'ip link'",
+				       o->devs[i]);
+		if (!is_ethernet(o->devs[i]))
+			return ts_fail(err, TS_ERR_USAGE,
+				       "device '%s' is not an Ethernet device: tcpshift balances "
+				       "Ethernet frames (veth, physical NICs, bridges, bonds)",
 				       o->devs[i]);
 		if (find_ifindex(&next, ifindex) < 0)
 			next.ifindex[next.ndevices++] = ifindex;

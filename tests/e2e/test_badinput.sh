@@ -71,6 +71,8 @@ check_rejected "VIP:port already in use" 2 ts service add other "$VIP4"
 # a device that does not exist: refused, and what was attached stays attached
 filters_before=$(in_ns "$NS_GW" tc filter show dev gwc ingress 2>&1)
 check_rejected "load --dev nosuchdev0" 2 ts load --dev nosuchdev0
+# not Ethernet (loopback: no Ethernet header for the program to parse)
+check_rejected "load --dev lo (not Ethernet)" 2 ts load --dev gwc --dev lo
 filters_after=$(in_ns "$NS_GW" tc filter show dev gwc ingress 2>&1)
 if [ -n "$filters_before" ] && [ "$filters_before" = "$filters_after" ]; then
 	pass "load --dev nosuchdev0 leaves the attached program in place"

@@ -1013,6 +1013,14 @@ static void bench_packets(void)
 		test_run(main_env.prog_fd, &synack, 1);
 		test_run(main_env.prog_fd, &ack, 1);
 		test_run(main_env.prog_fd, &syn2, 1);
+		{
+			__u32 confirmed = 0;
+
+			if (ts_count_entries(main_env.maps.flows, sizeof(struct ts_flow_key),
+					     &confirmed) || confirmed != (__u32)f + 1)
+				die("the established flow of IPv%d is not confirmed (flows: %u)", fam,
+				    confirmed);
+		}
 
 		c = empty[f] = add_case("empty program (baseline)", "empty", fam, "direct");
 		c->prog_fd = empty_fd;
