@@ -321,29 +321,38 @@ static __always_inline void ts_flow_key_of_reply(struct ts_flow_key *k, const st
 	k->family = p->key.family;
 }
 
-/*
- * Confirm a half-open flow: both sides answered. It moves to flows, where no
- * flood of spoofed packets reaches it, and its replies get their reverse
- * entry (rewritten only when they arrive on f->ifindex).
- */
-static __always_inline void ts_promote(const struct ts_flow_key *key, const struct ts_flow *f,
-				       const struct ts_backend *be)
+/* The reverse entry of confirmed flow f (client -> VIP key): its replies are
+ * rewritten when they arrive on f->ifindex. */
+static __always_inline void ts_reply_entry(const struct ts_flow_key *key, const struct ts_flow *f,
+					   const struct ts_backend *be)
 {
 	struct ts_reply_state r = {
 		.vport = key->dport,
 		.backend_id = f->backend_id,
 		.ifindex = f->ifindex,
 	};
-	struct ts_flow est = *f;
 	struct ts_flow_key rkey = {};
+
+	__builtin_memcpy(r.vip, key->daddr, sizeof(r.vip));
+	ts_reply_key(&rkey, key, be);
+	bpf_map_update_elem(&replies, &rkey, &r, BPF_ANY);
+}
+
+/*
+ * Confirm a half-open flow: both sides answered. It moves to flows, where no
+ * flood of spoofed packets reaches it, and its replies get their reverse
+ * entry.
+ */
+static __always_inline void ts_promote(const struct ts_flow_key *key, const struct ts_flow *f,
+				       const struct ts_backend *be)
+{
+	struct ts_flow est = *f;
 
 	if (est.tcp_state == TS_TCP_SYN_SEEN || est.tcp_state == TS_TCP_MIDSTREAM)
 		est.tcp_state = TS_TCP_ESTABLISHED;
-	__builtin_memcpy(r.vip, key->daddr, sizeof(r.vip));
-	ts_reply_key(&rkey, key, be);
 	if (bpf_map_update_elem(&flows, key, &est, BPF_ANY))
 		return;
-	bpf_map_update_elem(&replies, &rkey, &r, BPF_ANY);
+	ts_reply_entry(key, &est, be);
 	bpf_map_delete_elem(&half_open, key);
 	ts_count(TS_CNT_PROMOTED);
 }
@@ -629,11 +638,13 @@ static __always_inline int ts_reply_unconfirmed(struct __sk_buff *skb, const str
 		if (f && f->backend_id == id) {
 			ts_half_open_backend(skb, p, &key, f, be);
 		} else {
+			/* confirmed here, its reverse entry evicted or its
+			 * backend's device changed: restored */
 			f = bpf_map_lookup_elem(&flows, &key);
 			if (f && f->backend_id == id) {
 				f->ifindex = skb->ingress_ifindex;
 				ts_track_backend(f, p);
-				ts_promote(&key, f, be);
+				ts_reply_entry(&key, f, be);
 			}
 		}
 	}
@@ -700,12 +711,15 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 	if (!ts_icmp_parse(skb, family, &m) || !ts_addr_eq(m.outer_daddr, m.in_saddr))
 		return TC_ACT_OK;
 
-	/* about a packet to a backend: toward the client, unless it is of a
-	 * direct connection to that backend */
+	/* The quoted 5-tuple reversed: the key of the replies of a packet to
+	 * a backend, or the flow of a reply from a VIP. */
 	__builtin_memcpy(fkey.saddr, m.in_daddr, sizeof(fkey.saddr));
 	__builtin_memcpy(fkey.daddr, m.in_saddr, sizeof(fkey.daddr));
 	fkey.sport = m.in_dport;
 	fkey.dport = m.in_sport;
+
+	/* about a packet to a backend: toward the client, unless it is of a
+	 * direct connection to that backend */
 	direct = bpf_map_lookup_elem(&replies, &fkey);
 	if (direct && direct->flags & TS_REPLY_F_DIRECT)
 		return TC_ACT_OK;
@@ -728,10 +742,6 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 	svc = bpf_map_lookup_elem(&services, &key);
 	if (!svc)
 		return TC_ACT_OK;
-	__builtin_memcpy(fkey.saddr, m.in_daddr, sizeof(fkey.saddr));
-	__builtin_memcpy(fkey.daddr, m.in_saddr, sizeof(fkey.daddr));
-	fkey.sport = m.in_dport;
-	fkey.dport = m.in_sport;
 	flow = bpf_map_lookup_elem(&flows, &fkey);
 	if (!flow)
 		flow = bpf_map_lookup_elem(&half_open, &fkey);

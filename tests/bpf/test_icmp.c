@@ -168,6 +168,38 @@ static void icmp_not_ours(struct ts_env *e, bool v6)
 	expect_untouched(e, &in, TC_ACT_OK, "an error about another destination");
 }
 
+/*
+ * Path MTU discovery through the gateway's own error (issue 9): the gateway
+ * rewrote the client's segment at ingress and cannot forward it, so its
+ * "fragmentation needed" quotes client -> backend. It leaves through the
+ * egress program, which translates it; any other packet leaves untouched.
+ */
+static void icmp_from_the_gateway(struct ts_env *e, bool v6)
+{
+	const char *client = v6 ? CLIENT6 : CLIENT4, *vip = v6 ? VIP6_ADDR : VIP4_ADDR;
+	const char *be = v6 ? "2001:2:2::11" : "198.18.2.11";
+	const char *self = v6 ? ROUTER6_CL : ROUTER4_CL;
+	struct pkt_spec syn = { .src = client, .dst = vip, .sport = 50003, .dport = 8008,
+				.flags = PKT_SYN };
+	struct pkt_spec sent = { .src = client, .dst = be, .sport = 50003, .dport = 8008,
+				 .flags = PKT_ACK, .seq = 1, .ack = 1,
+				 .payload = "a segment too big for the backends' link" };
+	struct pkt_spec orig = sent;
+	struct pkt q_sent, q_orig, in, want, out;
+	const char *const to[] = { v6 ? BE6_1 : BE4_1 };
+
+	expect_forward(e, &syn, to, 1, "SYN pinned to the backend");
+	orig.dst = vip;
+	ASSERT_EQ(pkt_build(&q_sent, &sent), 0, "pkt_build");
+	ASSERT_EQ(pkt_build(&q_orig, &orig), 0, "pkt_build");
+	icmp_error(&in, &q_sent, self, client, 1000);
+	icmp_error(&want, &q_orig, self, client, 1000);
+	ASSERT_EQ(env_run_egress(e, &in, &out), TC_ACT_OK, "egress verdict");
+	ASSERT_PKT_EQ(&out, &want, "the gateway's own error leaves quoting the VIP");
+	ASSERT_EQ(env_run_egress(e, &q_sent, &out), TC_ACT_OK, "egress verdict, TCP");
+	ASSERT_PKT_EQ(&out, &q_sent, "a TCP segment leaves untouched");
+}
+
 static void test_v4_icmp(void **state)
 {
 	struct ts_env *e = env_of(state);
@@ -178,6 +210,7 @@ static void test_v4_icmp(void **state)
 	icmp_to_client(e, &same);
 	icmp_to_vip(e, &same);
 	icmp_not_ours(e, false);
+	icmp_from_the_gateway(e, false);
 	env_service(e, "web80", VIP4_ADDR ":80", TS_DEFAULT_TABLE_SIZE);
 	env_backend(e, "web80", "b", ports.to, 1);
 	test_context("VIP :80, backend :8080");
@@ -196,6 +229,7 @@ static void test_v6_icmp(void **state)
 	icmp_to_client(e, &same);
 	icmp_to_vip(e, &same);
 	icmp_not_ours(e, true);
+	icmp_from_the_gateway(e, true);
 	env_service(e, "web80", "[" VIP6_ADDR "]:80", TS_DEFAULT_TABLE_SIZE);
 	env_backend(e, "web80", "b", ports.to, 1);
 	test_context("VIP :80, backend :8080");

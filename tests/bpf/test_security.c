@@ -8,6 +8,7 @@
  */
 #include <string.h>
 #include <time.h>
+#include <bpf/bpf.h>
 
 #include "ts_test.h"
 
@@ -343,6 +344,30 @@ static void forged_replies(struct ts_env *e, bool v6)
 	test_dev_force = 0;
 	ASSERT_EQ(env_counter(e, TS_CNT_SPOOF_REJECTED) - spoof, 2, "spoof_rejected counter");
 	expect_reply(e, &r, v6 ? VIP6 : VIP4, "the real reply, from the backends' side");
+
+	/* the reverse entry evicted (LRU): the next reply restores it */
+	{
+		struct ts_flow_key rkey = {};
+		struct pkt rp;
+		struct pkt_view v;
+
+		ASSERT_EQ(pkt_build(&rp, &r), 0, "pkt_build");
+		ASSERT_TRUE(pkt_view(&rp, &v), "pkt_view");
+		memcpy(rkey.saddr, rp.data + v.l3_off + (v6 ? 8 : 12), v.alen);
+		memcpy(rkey.daddr, rp.data + v.l3_off + (v6 ? 24 : 16), v.alen);
+		memcpy(&rkey.sport, rp.data + v.l4_off, 2);
+		memcpy(&rkey.dport, rp.data + v.l4_off + 2, 2);
+		rkey.proto = IPPROTO_TCP;
+		rkey.family = v6 ? TS_AF_INET6 : TS_AF_INET;
+		ASSERT_EQ(bpf_map_delete_elem(e->maps.replies, &rkey), 0, "the reverse entry");
+		expect_reply(e, &r, v6 ? VIP6 : VIP4, "a reply after its reverse entry was lost");
+		{
+			struct ts_reply_state st;
+
+			ASSERT_EQ(bpf_map_lookup_elem(e->maps.replies, &rkey, &st), 0,
+				  "the reverse entry is back");
+		}
+	}
 
 	/* ECMP: a flow this gateway never saw; its replies come through here */
 	r = from_backend(&other, to[0], PKT_ACK, addr);
