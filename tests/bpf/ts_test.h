@@ -97,6 +97,7 @@ struct ts_env {
 	struct ts_maps		maps;
 	bool			maps_open;
 	bool			dir_made;
+	__u32			run_flags;	/* BPF_PROG_TEST_RUN flags of every run */
 };
 
 /* A test's state: env[0] is opened by the setup, the others by the test;
@@ -174,6 +175,14 @@ int test_net_setup(void);
 extern int test_dev_force;
 int test_ifindex(const char *dev);
 
+/*
+ * From now on run every packet as a CHECKSUM_COMPLETE skb: skb->csum is set to
+ * the sum of the packet from its IP header on, and the run fails (EBADMSG,
+ * which env_run reports) if after the program skb->csum is not the sum of the
+ * packet as it left. Returns false, having printed why, when the kernel cannot
+ * (BPF_F_TEST_SKB_CHECKSUM_COMPLETE came with Linux 6.11): skip the test.
+ */
+bool env_csum_complete(struct ts_env *e);
 /* Run in through the program; returns its verdict, out holds the packet after it. */
 int env_run(struct ts_env *e, const struct pkt *in, struct pkt *out);
 /* Run in through the egress program. */
@@ -201,6 +210,9 @@ int expect_forward(struct ts_env *e, const struct pkt_spec *s, const char *const
 /* s (backend -> client) is a reply: TC_ACT_OK, source replaced by vip, checksums valid. */
 void expect_reply(struct ts_env *e, const struct pkt_spec *s, const char *vip, const char *what);
 void expect_reset(struct ts_env *e, const struct pkt_spec *s, const char *what);
+#ifndef BPF_F_TEST_SKB_CHECKSUM_COMPLETE
+#define BPF_F_TEST_SKB_CHECKSUM_COMPLETE	(1U << 2)	/* linux/bpf.h, Linux 6.11 */
+#endif
 #ifndef TC_ACT_REDIRECT
 #define TC_ACT_REDIRECT	7	/* linux/pkt_cls.h */
 #endif
