@@ -119,14 +119,19 @@ static __always_inline int ts_parse_ipv6_ext(void *data, void *data_end, struct 
 
 	for (int i = 0; i < TS_V6_EXT_MAX; i++) {
 		__u8 *ext = data + off;
+		__u32 len;
 
 		if (next != NEXTHDR_HOP && next != NEXTHDR_ROUTING && next != NEXTHDR_DEST &&
 		    next != NEXTHDR_AUTH)
 			break;
 		if (off > 1024 || (void *)(ext + 2) > data_end)
 			return TS_PARSE_OTHER;
+		/* The length unit is the header's own, so chosen by its type (next,
+		 * still): AH counts 4-byte words less 2 (RFC 4302), the others
+		 * 8-byte units less 1 (RFC 8200). ext[0] is the type after it. */
+		len = next == NEXTHDR_AUTH ? (ext[1] + 2) * 4 : (ext[1] + 1) * 8;
 		next = ext[0];
-		off += next == NEXTHDR_AUTH ? (ext[1] + 2) * 4 : (ext[1] + 1) * 8;
+		off += len;
 	}
 	if (next != IPPROTO_TCP || off > 2048)
 		return TS_PARSE_OTHER;

@@ -34,6 +34,8 @@ enum pkt_v6_ext {
 	PKT_V6_NO_EXT = 0,
 	PKT_V6_HOPOPTS,		/* an 8-byte hop-by-hop header before the L4 header */
 	PKT_V6_FRAGMENT,	/* an 8-byte fragment header, fields from frag_off */
+	PKT_V6_AUTH,		/* a 24-byte authentication header (12-byte ICV) */
+	PKT_V6_HOPOPTS_AUTH,	/* a 16-byte hop-by-hop header, then that AH */
 };
 
 struct pkt_spec {

@@ -228,6 +228,8 @@ static const struct passthrough_fixture not_ours[] = {
 	/* TCP behind IPv6 extension headers is found and counted, never rewritten */
 	{ "IPv6 SYN to another port behind a hop-by-hop header",
 	  { SYN6(VIP6_ADDR, 8009), .v6_ext = PKT_V6_HOPOPTS }, NULL, TC_ACT_OK, NO_COUNTER },
+	{ "IPv6 SYN to another port behind an authentication header",
+	  { SYN6(VIP6_ADDR, 8009), .v6_ext = PKT_V6_AUTH }, NULL, TC_ACT_OK, NO_COUNTER },
 	/* packets near a backend endpoint that are not from it (packets from a
 	 * backend address:port are replies, pinned here or not: test_nat.c) */
 	{ "from v1, another port, to the pinned client",
@@ -289,6 +291,17 @@ static const struct passthrough_fixture malformed[] = {
 static const struct passthrough_fixture v6_ext[] = {
 	{ "IPv6 SYN to the VIP behind a hop-by-hop header",
 	  { SYN6(VIP6_ADDR, 8008), .v6_ext = PKT_V6_HOPOPTS }, NULL, TC_ACT_OK, TS_CNT_V6_EXT },
+	/* AH's length counts 4-byte words (RFC 4302), the others' 8-byte units:
+	 * each header's length by its own type, not by the next one's */
+	{ "IPv6 SYN to the VIP behind an authentication header",
+	  { SYN6(VIP6_ADDR, 8008), .v6_ext = PKT_V6_AUTH }, NULL, TC_ACT_OK, TS_CNT_V6_EXT },
+	{ "IPv6 SYN to the VIP behind hop-by-hop (16 bytes), then AH",
+	  { SYN6(VIP6_ADDR, 8008), .v6_ext = PKT_V6_HOPOPTS_AUTH }, NULL, TC_ACT_OK,
+	  TS_CNT_V6_EXT },
+	{ "IPv6 data of the pinned flow behind AH (never rewritten)",
+	  { .src = CLIENT6, .sport = 48000, .dst = VIP6_ADDR, .dport = 8008, .flags = PKT_ACK,
+	    .v6_ext = PKT_V6_AUTH, .payload = "authenticated" },
+	  NULL, TC_ACT_OK, TS_CNT_V6_EXT },
 };
 
 static const struct passthrough_fixture fragments[] = {
