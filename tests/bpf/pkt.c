@@ -306,7 +306,7 @@ int pkt_build(struct pkt *p, const struct pkt_spec *s)
 		fprintf(stderr, "pkt_build: bad spec %s -> %s\n", s->src, s->dst);
 		return -1;
 	}
-	memcpy(eth->h_dest, mac_dst, ETH_ALEN);
+	memcpy(eth->h_dest, s->eth_dst ? s->eth_dst : mac_dst, ETH_ALEN);
 	memcpy(eth->h_source, mac_src, ETH_ALEN);
 	if (s->arp) {
 		eth->h_proto = htons(ETH_P_ARP);

@@ -54,6 +54,7 @@ struct pkt_spec {
 	 * IPv6 fragment header: offset in 8-byte units << 3 | M bit */
 	__u16		frag_off;
 	__u16		ethertype;	/* 0: from the family; else written over it */
+	const __u8	*eth_dst;	/* destination MAC (6 bytes); NULL: the default */
 	__u32		seq;
 	__u32		ack;
 	const char	*payload;	/* NUL-terminated, NULL for none */
