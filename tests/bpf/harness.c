@@ -326,8 +326,11 @@ int test_net_setup(void)
 		"ip link set lo up",
 		"sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
 		/* no dummy module on every kernel: veth pairs with the peer up */
-		"ip link add " TEST_DEV_CLIENT " type veth peer name tsclient1",
-		"ip link add " TEST_DEV_BACKEND " type veth peer name tsbackend1",
+		/* the builder's destination MAC: frames to it are PACKET_HOST */
+		"ip link add " TEST_DEV_CLIENT " address " TEST_DEV_MAC " type veth peer name "
+		"tsclient1",
+		"ip link add " TEST_DEV_BACKEND " address " TEST_DEV_MAC " type veth peer name "
+		"tsbackend1",
 		"ip link set tsclient1 up",
 		"ip link set tsbackend1 up",
 		"ip link set " TEST_DEV_CLIENT " up",

@@ -25,6 +25,8 @@
 #define TCPOLEN_MSS		4
 #define IP_DF			0x4000	/* frag_off flags: net/ip.h, not in UAPI */
 
+/* The address of the test's devices (TEST_DEV_MAC, ts_test.h): frames to it
+ * are PACKET_HOST, as a gateway's own are. */
 static const __u8 mac_dst[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
 static const __u8 mac_src[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x02 };
 

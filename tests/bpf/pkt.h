@@ -54,7 +54,9 @@ struct pkt_spec {
 	 * IPv6 fragment header: offset in 8-byte units << 3 | M bit */
 	__u16		frag_off;
 	__u16		ethertype;	/* 0: from the family; else written over it */
-	const __u8	*eth_dst;	/* destination MAC (6 bytes); NULL: the default */
+	/* destination MAC (6 bytes); NULL: 02:00:00:00:00:01, the address of
+	 * the devices the bpf tests run packets on (PACKET_HOST there) */
+	const __u8	*eth_dst;
 	__u32		seq;
 	__u32		ack;
 	const char	*payload;	/* NUL-terminated, NULL for none */

@@ -171,6 +171,10 @@ void set_web_weights(struct ts_env *e, const char *service, __u32 w1, __u32 w2);
  */
 #define TEST_DEV_CLIENT		"tsclient0"
 #define TEST_DEV_BACKEND	"tsbackend0"
+/* Their MAC address, pkt_build's default destination: BPF_PROG_TEST_RUN runs
+ * eth_type_trans on the device, which makes a frame to another unicast MAC
+ * PACKET_OTHERHOST, to a group MAC PACKET_BROADCAST or PACKET_MULTICAST. */
+#define TEST_DEV_MAC		"02:00:00:00:00:01"
 int test_net_setup(void);
 extern int test_dev_force;
 int test_ifindex(const char *dev);
