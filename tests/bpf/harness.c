@@ -118,12 +118,14 @@ static void track_dir(const char *dir, bool add)
 	}
 }
 
-int env_open(struct ts_env *e, int n, __u32 seed, __u32 max_flows, char *why, size_t len)
+static int env_open_mode(struct ts_env *e, int n, __u32 seed, __u32 max_flows, int forward_fib,
+			 char *why, size_t len)
 {
 	struct ts_load_opts o = {
 		.max_flows = max_flows,
 		.seed = seed,
 		.seed_set = true,
+		.forward_fib = forward_fib,
 	};
 	struct ts_err err = {};
 
@@ -168,6 +170,11 @@ fail:
 	return -1;
 }
 
+int env_open(struct ts_env *e, int n, __u32 seed, __u32 max_flows, char *why, size_t len)
+{
+	return env_open_mode(e, n, seed, max_flows, 0, why, len);
+}
+
 void env_close(struct ts_env *e)
 {
 	if (e->skel)
@@ -193,6 +200,16 @@ struct ts_env *fixture_env(void **state, int n, __u32 seed, __u32 max_flows)
 	char why[600];
 
 	if (env_open(e, n, seed, max_flows, why, sizeof(why)))
+		fail_msg("%s", why);
+	return e;
+}
+
+struct ts_env *fixture_env_fib(void **state, int n)
+{
+	struct ts_env *e = &((struct ts_fixture *)*state)->env[n];
+	char why[600];
+
+	if (env_open_mode(e, n, TEST_SEED, TEST_MAX_FLOWS, 1, why, sizeof(why)))
 		fail_msg("%s", why);
 	return e;
 }

@@ -116,6 +116,8 @@ int env_open(struct ts_env *e, int n, __u32 seed, __u32 max_flows, char *why, si
 void env_close(struct ts_env *e);
 /* env_open that fails the test. */
 struct ts_env *fixture_env(void **state, int n, __u32 seed, __u32 max_flows);
+/* fixture_env (TEST_SEED, TEST_MAX_FLOWS) loaded with --forward fib. */
+struct ts_env *fixture_env_fib(void **state, int n);
 
 int setup_env(void **state);		/* env[0]: TEST_SEED, TEST_MAX_FLOWS */
 int setup_env_large(void **state);	/* env[0]: TEST_SEED, TEST_MAX_FLOWS_LARGE */
@@ -255,5 +257,6 @@ int run_robust_tests(void);
 int run_pick_tests(void);
 int run_icmp_tests(void);
 int run_security_tests(void);
+int run_forward_tests(void);
 
 #endif /* TS_TEST_H */
