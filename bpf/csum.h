@@ -8,6 +8,8 @@
 #ifndef TCPSHIFT_CSUM_H
 #define TCPSHIFT_CSUM_H
 
+#define EINVAL		22	/* asm-generic/errno-base.h */
+
 static __always_inline __u32 ts_csum_fold32(__u64 sum)
 {
 	sum = (sum & 0xffffffff) + (sum >> 32);
@@ -36,6 +38,28 @@ static __always_inline __u64 ts_csum_diff16(__u16 old, __u16 new)
 static __always_inline __u64 ts_csum_diff32(__be32 old, __be32 new)
 {
 	return (__u64)(~old & 0xffff) + (~old >> 16) + (new & 0xffff) + (new >> 16);
+}
+
+/*
+ * Fold diff, the sum change of an IPv6 address (bpf_csum_diff), into the
+ * pseudo-header part of the L4 checksum at off.
+ *
+ * BPF_F_IPV6 (Linux 6.16, and the stable series since): with CHECKSUM_COMPLETE,
+ * the helper must leave skb->csum alone, since the address and the L4 checksum
+ * both sit in the packet and their changes cancel. Without the flag it
+ * adjusts skb->csum as for IPv4 (where the IP header checksum takes up one of
+ * the changes), and the stack later finds the sum wrong ("hw csum failure").
+ * A kernel that does not know the flag refuses it (-EINVAL) before touching
+ * anything: then the call is made as before, wrong sum and all, rather than
+ * dropping every IPv6 packet.
+ */
+static __always_inline int ts_l4_csum_pseudo6(struct __sk_buff *skb, __u32 off, __u32 diff)
+{
+	int err = bpf_l4_csum_replace(skb, off, 0, diff, BPF_F_PSEUDO_HDR | BPF_F_IPV6);
+
+	if (err == -EINVAL)
+		err = bpf_l4_csum_replace(skb, off, 0, diff, BPF_F_PSEUDO_HDR);
+	return err;
 }
 
 #endif /* TCPSHIFT_CSUM_H */

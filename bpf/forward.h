@@ -37,6 +37,7 @@ static __always_inline int ts_fib_forward(struct __sk_buff *skb, const struct ts
 	};
 	void *data, *data_end;
 	struct ethhdr *eth;
+	__u32 csum_diff = 0;
 	int rc;
 
 	if (p->key.family == TS_AF_INET) {
@@ -72,13 +73,27 @@ static __always_inline int ts_fib_forward(struct __sk_buff *skb, const struct ts
 		ip->ttl = ttl - 1;
 	} else {
 		struct ipv6hdr *ip6 = data + sizeof(*eth);
+		__u8 hop;
 
 		if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
 			return TC_ACT_OK;
-		ip6->hop_limit--;
+		/* No header checksum takes up this change, so a CHECKSUM_COMPLETE
+		 * skb->csum (it sums the packet from the IP header on) must: the
+		 * hop limit is the low byte of the word nexthdr:hop_limit. */
+		hop = ip6->hop_limit;
+		csum_diff = ts_csum_fold32(
+			ts_csum_diff16(bpf_htons(ip6->nexthdr << 8 | hop),
+				       bpf_htons(ip6->nexthdr << 8 | (__u8)(hop - 1))));
+		ip6->hop_limit = hop - 1;
 	}
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	/* A no-op (-ENOTSUPP) unless CHECKSUM_COMPLETE; the kernel's own
+	 * ip6_forward drops the sum instead (skb_forward_csum), which a tc
+	 * program cannot. IPv6 only: the IPv4 TTL change is cancelled by the
+	 * header checksum's. */
+	if (p->key.family == TS_AF_INET6)
+		bpf_csum_update(skb, csum_diff);
 	return bpf_redirect(fib.ifindex, 0);
 }
 

@@ -174,9 +174,7 @@ static __always_inline int ts_icmp_rewrite(struct __sk_buff *skb, const struct t
 			/* ICMPv6's checksum covers the IPv6 pseudo-header */
 			__s64 d = bpf_csum_diff((__be32 *)old, 16, (__be32 *)outer_addr, 16, 0);
 
-			err = d < 0 ? (int)d
-				    : bpf_l4_csum_replace(skb, check_off, 0, (__u32)d,
-							  BPF_F_PSEUDO_HDR);
+			err = d < 0 ? (int)d : ts_l4_csum_pseudo6(skb, check_off, (__u32)d);
 		}
 		err = err ?: bpf_skb_store_bytes(skb, off, outer_addr, alen, 0);
 	}

@@ -8,7 +8,8 @@
  * every ip_summed: with CHECKSUM_PARTIAL (GSO and locally generated packets on
  * veth) the check field holds only the pseudo-header sum, so only address
  * changes (BPF_F_PSEUDO_HDR) are folded into it; with CHECKSUM_COMPLETE the
- * helper keeps skb->csum in step with the pseudo-header change.
+ * helper keeps skb->csum in step with the pseudo-header change (for IPv6 it
+ * must be told, BPF_F_IPV6: see ts_l4_csum_pseudo6 in csum.h).
  * (Direct writes cost 3 ns where bpf_skb_store_bytes costs 35: BENCHMARKS.md.)
  */
 #ifndef TCPSHIFT_NAT_H
@@ -70,7 +71,7 @@ static __always_inline int ts_rewrite(struct __sk_buff *skb, const struct ts_pkt
 		err = bpf_l4_csum_replace(skb, csum_off, old_addr[0], new_addr[0],
 					  BPF_F_PSEUDO_HDR | sizeof(__be32));
 	else
-		err = bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR);
+		err = ts_l4_csum_pseudo6(skb, csum_off, (__u32)diff);
 	if (!err && old_port != new_port)
 		err = bpf_l4_csum_replace(skb, csum_off, old_port, new_port, sizeof(__be16));
 	return err;

@@ -18,6 +18,7 @@
 #define NEXTHDR_AUTH	51
 #define NEXTHDR_DEST	60
 #define TS_V6_EXT_MAX	4	/* extension headers walked to find TCP */
+#define PACKET_HOST	0	/* linux/if_packet.h: skb->pkt_type */
 #define TC_ACT_OK	0	/* linux/pkt_cls.h */
 #define TC_ACT_SHOT	2
 
@@ -119,14 +120,19 @@ static __always_inline int ts_parse_ipv6_ext(void *data, void *data_end, struct 
 
 	for (int i = 0; i < TS_V6_EXT_MAX; i++) {
 		__u8 *ext = data + off;
+		__u32 len;
 
 		if (next != NEXTHDR_HOP && next != NEXTHDR_ROUTING && next != NEXTHDR_DEST &&
 		    next != NEXTHDR_AUTH)
 			break;
 		if (off > 1024 || (void *)(ext + 2) > data_end)
 			return TS_PARSE_OTHER;
+		/* The length unit is the header's own, so chosen by its type (next,
+		 * still): AH counts 4-byte words less 2 (RFC 4302), the others
+		 * 8-byte units less 1 (RFC 8200). ext[0] is the type after it. */
+		len = next == NEXTHDR_AUTH ? (ext[1] + 2) * 4 : (ext[1] + 1) * 8;
 		next = ext[0];
-		off += next == NEXTHDR_AUTH ? (ext[1] + 2) * 4 : (ext[1] + 1) * 8;
+		off += len;
 	}
 	if (next != IPPROTO_TCP || off > 2048)
 		return TS_PARSE_OTHER;
@@ -184,6 +190,12 @@ static __always_inline int ts_parse(struct __sk_buff *skb, struct ts_pkt *p)
 	struct ethhdr *eth;
 	__u32 l3_len;
 
+	/* Invariant 5: a frame not addressed to this host (another host's MAC
+	 * seen in promiscuous mode, a broadcast, a multicast) is not ours, even
+	 * if it carries a packet to a VIP: the stack would not route it either.
+	 * A field load, first, so that such frames cost nothing more. */
+	if (skb->pkt_type != PACKET_HOST)
+		return TS_PARSE_OTHER;
 	/* Headers of a non-linear skb may not be in its linear part. */
 	if (skb->data_end - skb->data < TS_PULL_LEN && skb->len > skb->data_end - skb->data)
 		bpf_skb_pull_data(skb, skb->len < TS_PULL_LEN ? skb->len : TS_PULL_LEN);

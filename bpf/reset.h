@@ -61,9 +61,15 @@ static __always_inline int ts_reset_client(struct __sk_buff *skb, const struct t
 	__be32 ack;
 	int err;
 
+	err = bpf_skb_load_bytes(skb, 0, macs, sizeof(macs));
+	/* Our source MAC is the client frame's destination: a broadcast or
+	 * multicast one (group bit, the low bit of the first byte) must never
+	 * be a source (IEEE 802). Such a frame is not the client talking to us
+	 * (ts_parse passes what is not PACKET_HOST): no answer. */
+	if (err || (macs[0] & 1))
+		return TC_ACT_SHOT;
 	err = bpf_skb_load_bytes(skb, p->l4_off + TS_TCP_ACK_OFF, &ack, 4);
 	err = err ?: ts_tcp_set(skb, p, TCP_FLAG_RST, true, ack);
-	err = err ?: bpf_skb_load_bytes(skb, 0, macs, sizeof(macs));
 	if (err)
 		return TC_ACT_SHOT;
 	__builtin_memcpy(swapped, macs + ETH_ALEN, ETH_ALEN);

@@ -118,12 +118,14 @@ static void track_dir(const char *dir, bool add)
 	}
 }
 
-int env_open(struct ts_env *e, int n, __u32 seed, __u32 max_flows, char *why, size_t len)
+static int env_open_mode(struct ts_env *e, int n, __u32 seed, __u32 max_flows, int forward_fib,
+			 char *why, size_t len)
 {
 	struct ts_load_opts o = {
 		.max_flows = max_flows,
 		.seed = seed,
 		.seed_set = true,
+		.forward_fib = forward_fib,
 	};
 	struct ts_err err = {};
 
@@ -168,6 +170,11 @@ fail:
 	return -1;
 }
 
+int env_open(struct ts_env *e, int n, __u32 seed, __u32 max_flows, char *why, size_t len)
+{
+	return env_open_mode(e, n, seed, max_flows, 0, why, len);
+}
+
 void env_close(struct ts_env *e)
 {
 	if (e->skel)
@@ -193,6 +200,16 @@ struct ts_env *fixture_env(void **state, int n, __u32 seed, __u32 max_flows)
 	char why[600];
 
 	if (env_open(e, n, seed, max_flows, why, sizeof(why)))
+		fail_msg("%s", why);
+	return e;
+}
+
+struct ts_env *fixture_env_fib(void **state, int n)
+{
+	struct ts_env *e = &((struct ts_fixture *)*state)->env[n];
+	char why[600];
+
+	if (env_open_mode(e, n, TEST_SEED, TEST_MAX_FLOWS, 1, why, sizeof(why)))
 		fail_msg("%s", why);
 	return e;
 }
@@ -326,8 +343,11 @@ int test_net_setup(void)
 		"ip link set lo up",
 		"sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
 		/* no dummy module on every kernel: veth pairs with the peer up */
-		"ip link add " TEST_DEV_CLIENT " type veth peer name tsclient1",
-		"ip link add " TEST_DEV_BACKEND " type veth peer name tsbackend1",
+		/* the builder's destination MAC: frames to it are PACKET_HOST */
+		"ip link add " TEST_DEV_CLIENT " address " TEST_DEV_MAC " type veth peer name "
+		"tsclient1",
+		"ip link add " TEST_DEV_BACKEND " address " TEST_DEV_MAC " type veth peer name "
+		"tsbackend1",
 		"ip link set tsclient1 up",
 		"ip link set tsbackend1 up",
 		"ip link set " TEST_DEV_CLIENT " up",
@@ -370,12 +390,13 @@ static int run_ifindex(const struct pkt *in)
 	return test_ifindex(TEST_DEV_CLIENT);
 }
 
-static int run_prog(int prog_fd, const struct pkt *in, struct pkt *out, int *verdict)
+static int run_prog(int prog_fd, __u32 flags, const struct pkt *in, struct pkt *out,
+		    int *verdict)
 {
 	struct __sk_buff ctx = {};
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
 		    .data_out = out->data, .data_size_out = sizeof(out->data), .repeat = 1,
-		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .flags = flags);
 
 	ctx.ifindex = (__u32)run_ifindex(in);
 	ctx.ingress_ifindex = ctx.ifindex;
@@ -389,12 +410,12 @@ static int run_prog(int prog_fd, const struct pkt *in, struct pkt *out, int *ver
 
 int env_try_run(struct ts_env *e, const struct pkt *in, struct pkt *out, int *verdict)
 {
-	return run_prog(e->prog_fd, in, out, verdict);
+	return run_prog(e->prog_fd, e->run_flags, in, out, verdict);
 }
 
 int env_run_egress(struct ts_env *e, const struct pkt *in, struct pkt *out)
 {
-	int verdict = -1, r = run_prog(e->egress_fd, in, out, &verdict);
+	int verdict = -1, r = run_prog(e->egress_fd, e->run_flags, in, out, &verdict);
 
 	if (r)
 		fail_msg("%sbpf_prog_test_run_opts(egress): %s", test_context_str(), strerror(-r));
@@ -405,9 +426,34 @@ int env_run(struct ts_env *e, const struct pkt *in, struct pkt *out)
 {
 	int verdict = -1, r = env_try_run(e, in, out, &verdict);
 
+	if (r == -EBADMSG && (e->run_flags & BPF_F_TEST_SKB_CHECKSUM_COMPLETE)) {
+		pkt_dump("in", in, -1);
+		fail_msg("%sCHECKSUM_COMPLETE: skb->csum after the program is not the sum of the "
+			 "packet (the stack would see a bad checksum, \"hw csum failure\")",
+			 test_context_str());
+	}
 	if (r)
 		fail_msg("%sbpf_prog_test_run_opts: %s", test_context_str(), strerror(-r));
 	return verdict;
+}
+
+bool env_csum_complete(struct ts_env *e)
+{
+	struct pkt_spec arp = { .src = CLIENT4, .dst = VIP4_ADDR, .arp = true };
+	struct pkt in, out;
+	int verdict, r;
+
+	ASSERT_EQ(pkt_build(&in, &arp), 0, "pkt_build");
+	e->run_flags |= BPF_F_TEST_SKB_CHECKSUM_COMPLETE;
+	r = env_try_run(e, &in, &out, &verdict);
+	if (r == -EINVAL) {
+		e->run_flags &= ~BPF_F_TEST_SKB_CHECKSUM_COMPLETE;
+		printf("  skipped: this kernel cannot run CHECKSUM_COMPLETE skbs in "
+		       "BPF_PROG_TEST_RUN (BPF_F_TEST_SKB_CHECKSUM_COMPLETE, Linux 6.11)\n");
+		return false;
+	}
+	ASSERT_EQ(r, 0, "BPF_PROG_TEST_RUN of an ARP request as CHECKSUM_COMPLETE");
+	return true;
 }
 
 int env_send(struct ts_env *e, const struct pkt_spec *s, struct pkt *in, struct pkt *out)

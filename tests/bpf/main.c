@@ -2,7 +2,8 @@
 /*
  * test_bpf: the real tcpshift BPF object under BPF_PROG_TEST_RUN.
  *
- *   test_bpf [GROUP...]      groups: pkt nat pinning handsoff split fuzz (default: all)
+ *   test_bpf [GROUP...]      groups: pkt nat pinning handsoff split fuzz robust pick icmp
+ *                            forward (default: all)
  *
  * Needs root (BPF, bpffs). Each test loads the object with its maps pinned in
  * its own directory /sys/fs/bpf/tcpshift-test-<pid>, and removes it after.
@@ -31,6 +32,7 @@ static const struct {
 	{ "pick", run_pick_tests },
 	{ "icmp", run_icmp_tests },
 	{ "security", run_security_tests },
+	{ "forward", run_forward_tests },
 };
 
 static bool wanted(const char *name, int argc, char **argv)
@@ -56,7 +58,8 @@ int main(int argc, char **argv)
 			known |= !strcmp(argv[i], groups[g].name);
 		if (!known) {
 			fprintf(stderr, "test_bpf: unknown group '%s': give pkt, nat, "
-					"pinning, handsoff, split or fuzz\n", argv[i]);
+					"pinning, handsoff, split, fuzz, robust, pick, icmp or "
+					"forward\n", argv[i]);
 			return 2;
 		}
 	}

@@ -18,10 +18,15 @@
 #define IPV6_FRAG_LEN		8
 #define NEXTHDR_HOP		0	/* RFC 8200 next-header values */
 #define NEXTHDR_FRAGMENT	44
+#define NEXTHDR_AUTH		51
+#define IPV6_AUTH_LEN		24	/* RFC 4302: 12 bytes, then a 96-bit ICV */
+#define IPV6_HOPOPTS16_LEN	16
 #define TCPOPT_MSS		2
 #define TCPOLEN_MSS		4
 #define IP_DF			0x4000	/* frag_off flags: net/ip.h, not in UAPI */
 
+/* The address of the test's devices (TEST_DEV_MAC, ts_test.h): frames to it
+ * are PACKET_HOST, as a gateway's own are. */
 static const __u8 mac_dst[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
 static const __u8 mac_src[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x02 };
 
@@ -112,12 +117,20 @@ bool pkt_view(const struct pkt *p, struct pkt_view *v)
 			return false;
 		end = off + ntohs(ip6->payload_len);
 		next = ip6->nexthdr;
-		while (next == NEXTHDR_HOP || next == NEXTHDR_FRAGMENT) {
+		while (next == NEXTHDR_HOP || next == NEXTHDR_FRAGMENT || next == NEXTHDR_AUTH) {
+			__u32 len;
+
 			if (end < off + 8)
 				return false;
+			/* the length of this header, by its own type */
+			if (next == NEXTHDR_FRAGMENT)
+				len = IPV6_FRAG_LEN;
+			else if (next == NEXTHDR_AUTH)
+				len = (p->data[off + 1] + 2u) * 4;
+			else
+				len = (p->data[off + 1] + 1u) * 8;
 			next = p->data[off];
-			off += next == NEXTHDR_FRAGMENT ? IPV6_FRAG_LEN
-							: (p->data[off + 1] + 1u) * 8;
+			off += len;
 		}
 		if (off > end)
 			return false;
@@ -271,6 +284,17 @@ static void build_arp(struct pkt *p, const __u8 *src, const __u8 *dst)
 	p->len = sizeof(struct ethhdr) + sizeof(*arp) + 2 * (ETH_ALEN + 4);
 }
 
+/* An IPv6 authentication header (RFC 4302) before proto: its length field
+ * counts 4-byte words less 2, unlike every other extension header's. */
+static void build_auth(__u8 *ah, __u8 proto)
+{
+	ah[0] = proto;
+	ah[1] = IPV6_AUTH_LEN / 4 - 2;
+	memcpy(ah + 4, "\x00\x00\x10\x01", 4);	/* SPI */
+	memcpy(ah + 8, "\x00\x00\x00\x01", 4);	/* sequence number */
+	memset(ah + 12, 0xa5, IPV6_AUTH_LEN - 12);	/* ICV: not checked here */
+}
+
 int pkt_build(struct pkt *p, const struct pkt_spec *s)
 {
 	struct ethhdr *eth = (void *)p->data;
@@ -284,7 +308,7 @@ int pkt_build(struct pkt *p, const struct pkt_spec *s)
 		fprintf(stderr, "pkt_build: bad spec %s -> %s\n", s->src, s->dst);
 		return -1;
 	}
-	memcpy(eth->h_dest, mac_dst, ETH_ALEN);
+	memcpy(eth->h_dest, s->eth_dst ? s->eth_dst : mac_dst, ETH_ALEN);
 	memcpy(eth->h_source, mac_src, ETH_ALEN);
 	if (s->arp) {
 		eth->h_proto = htons(ETH_P_ARP);
@@ -318,7 +342,10 @@ int pkt_build(struct pkt *p, const struct pkt_spec *s)
 	} else {
 		struct ipv6hdr *ip6 = (void *)(p->data + l3);
 		__u8 *ext = (__u8 *)(ip6 + 1);
-		__u32 ext_len = s->v6_ext == PKT_V6_NO_EXT ? 0 : 8;
+		__u32 ext_len = s->v6_ext == PKT_V6_NO_EXT	  ? 0
+				: s->v6_ext == PKT_V6_AUTH	  ? IPV6_AUTH_LEN
+				: s->v6_ext == PKT_V6_HOPOPTS_AUTH ? IPV6_HOPOPTS16_LEN + IPV6_AUTH_LEN
+								  : 8;
 
 		eth->h_proto = htons(ETH_P_IPV6);
 		l4 = l3 + sizeof(*ip6) + ext_len;
@@ -343,6 +370,16 @@ int pkt_build(struct pkt *p, const struct pkt_spec *s)
 			ext[0] = proto;
 			put16(ext + 2, s->frag_off);
 			memcpy(ext + 4, "\x00\x00\x5e\xed", 4);	/* identification */
+		} else if (s->v6_ext == PKT_V6_AUTH) {
+			ip6->nexthdr = NEXTHDR_AUTH;
+			build_auth(ext, proto);
+		} else if (s->v6_ext == PKT_V6_HOPOPTS_AUTH) {
+			ip6->nexthdr = NEXTHDR_HOP;
+			ext[0] = NEXTHDR_AUTH;
+			ext[1] = 1;	/* 16 bytes */
+			ext[2] = 1;	/* PadN option, 12 bytes of padding */
+			ext[3] = 12;
+			build_auth(ext + IPV6_HOPOPTS16_LEN, proto);
 		} else {
 			ip6->nexthdr = proto;
 		}

@@ -34,6 +34,8 @@ enum pkt_v6_ext {
 	PKT_V6_NO_EXT = 0,
 	PKT_V6_HOPOPTS,		/* an 8-byte hop-by-hop header before the L4 header */
 	PKT_V6_FRAGMENT,	/* an 8-byte fragment header, fields from frag_off */
+	PKT_V6_AUTH,		/* a 24-byte authentication header (12-byte ICV) */
+	PKT_V6_HOPOPTS_AUTH,	/* a 16-byte hop-by-hop header, then that AH */
 };
 
 struct pkt_spec {
@@ -52,6 +54,9 @@ struct pkt_spec {
 	 * IPv6 fragment header: offset in 8-byte units << 3 | M bit */
 	__u16		frag_off;
 	__u16		ethertype;	/* 0: from the family; else written over it */
+	/* destination MAC (6 bytes); NULL: 02:00:00:00:00:01, the address of
+	 * the devices the bpf tests run packets on (PACKET_HOST there) */
+	const __u8	*eth_dst;
 	__u32		seq;
 	__u32		ack;
 	const char	*payload;	/* NUL-terminated, NULL for none */

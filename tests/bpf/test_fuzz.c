@@ -1801,8 +1801,10 @@ static void print_stats(const struct fuzz *f, double secs)
 	printf("\n");
 }
 
-/* Issue 5, invariants 4 and 5: random and mutated packets, judged one by one. */
-static void test_fuzz_packets(void **state)
+/* Issue 5, invariants 4 and 5: random and mutated packets, judged one by one;
+ * with csum_complete, as CHECKSUM_COMPLETE skbs, whose skb->csum the kernel
+ * checks after every run (a run that leaves it wrong fails with EBADMSG). */
+static void fuzz_packets(void **state, bool csum_complete)
 {
 	static struct fuzz fz;
 	struct fuzz *f = &fz;
@@ -1813,6 +1815,8 @@ static void test_fuzz_packets(void **state)
 
 	memset(f, 0, sizeof(*f));
 	f->e = env_of(state);
+	if (csum_complete && !env_csum_complete(f->e))
+		return;
 	f->seed = FUZZ_DEFAULT_SEED;
 	f->phase = 1;
 	env = getenv("TS_FUZZ_SEED");
@@ -1865,10 +1869,23 @@ static void test_fuzz_packets(void **state)
 		  "packets of closed flows dropped or reset");
 }
 
+static void test_fuzz_packets(void **state)
+{
+	fuzz_packets(state, false);
+}
+
+/* The same packets as CHECKSUM_COMPLETE skbs (issue 9.6): every rewrite, RST
+ * and ICMP translation keeps skb->csum the sum of the packet. */
+static void test_fuzz_packets_checksum_complete(void **state)
+{
+	fuzz_packets(state, true);
+}
+
 int run_fuzz_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST_LARGE(test_fuzz_packets),
+		TEST_LARGE(test_fuzz_packets_checksum_complete),
 	};
 
 	return cmocka_run_group_tests_name("fuzz (issue 5: hostile packets)", tests, NULL, NULL);

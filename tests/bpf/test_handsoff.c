@@ -228,6 +228,8 @@ static const struct passthrough_fixture not_ours[] = {
 	/* TCP behind IPv6 extension headers is found and counted, never rewritten */
 	{ "IPv6 SYN to another port behind a hop-by-hop header",
 	  { SYN6(VIP6_ADDR, 8009), .v6_ext = PKT_V6_HOPOPTS }, NULL, TC_ACT_OK, NO_COUNTER },
+	{ "IPv6 SYN to another port behind an authentication header",
+	  { SYN6(VIP6_ADDR, 8009), .v6_ext = PKT_V6_AUTH }, NULL, TC_ACT_OK, NO_COUNTER },
 	/* packets near a backend endpoint that are not from it (packets from a
 	 * backend address:port are replies, pinned here or not: test_nat.c) */
 	{ "from v1, another port, to the pinned client",
@@ -241,6 +243,52 @@ static const struct passthrough_fixture not_ours[] = {
 	{ "from the VIP to the client (already rewritten)",
 	  { .src = VIP4_ADDR, .sport = 8008, .dst = CLIENT4, .dport = 48000, .flags = PKT_ACK },
 	  NULL, TC_ACT_OK, NO_COUNTER },
+};
+
+/*
+ * Frames not addressed to this host: BPF_PROG_TEST_RUN gives the frame to
+ * eth_type_trans on the device it arrives on (TEST_DEV_MAC), so another
+ * unicast MAC makes it PACKET_OTHERHOST, ff:ff:ff:ff:ff:ff PACKET_BROADCAST
+ * and another group MAC PACKET_MULTICAST. The stack would not route them;
+ * neither do we.
+ */
+static const __u8 other_host[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x99 };
+static const __u8 broadcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+static const __u8 multicast6[6] = { 0x33, 0x33, 0x00, 0x00, 0x00, 0x01 };
+
+#define ACK4_PINNED                                                                           \
+	.src = CLIENT4, .sport = 48000, .dst = VIP4_ADDR, .dport = 8008, .flags = PKT_ACK,    \
+	.payload = "data"
+#define ACK6_PINNED                                                                           \
+	.src = CLIENT6, .sport = 48000, .dst = VIP6_ADDR, .dport = 8008, .flags = PKT_ACK,    \
+	.payload = "data"
+
+static const struct passthrough_fixture not_to_us[] = {
+	{ "IPv4 SYN to the VIP, to another host's MAC",
+	  { SYN4(VIP4_ADDR, 8008), .eth_dst = other_host }, NULL, TC_ACT_OK, NO_COUNTER },
+	{ "IPv4 SYN to the VIP, broadcast", { SYN4(VIP4_ADDR, 8008), .eth_dst = broadcast }, NULL,
+	  TC_ACT_OK, NO_COUNTER },
+	{ "IPv6 SYN to the VIP, to another host's MAC",
+	  { SYN6(VIP6_ADDR, 8008), .eth_dst = other_host }, NULL, TC_ACT_OK, NO_COUNTER },
+	{ "IPv6 SYN to the VIP, multicast", { SYN6(VIP6_ADDR, 8008), .eth_dst = multicast6 },
+	  NULL, TC_ACT_OK, NO_COUNTER },
+	{ "IPv4 data of the pinned flow, to another host's MAC",
+	  { ACK4_PINNED, .eth_dst = other_host }, NULL, TC_ACT_OK, NO_COUNTER },
+	{ "IPv6 data of the pinned flow, multicast", { ACK6_PINNED, .eth_dst = multicast6 },
+	  NULL, TC_ACT_OK, NO_COUNTER },
+	{ "reply from v1 to the pinned client, to another host's MAC",
+	  { .src = "198.18.2.11", .sport = 8008, .dst = CLIENT4, .dport = 48000,
+	    .flags = PKT_ACK, .eth_dst = other_host },
+	  NULL, TC_ACT_OK, NO_COUNTER },
+	{ "IPv6 reply from v1, broadcast",
+	  { .src = "2001:2:2::11", .sport = 8008, .dst = CLIENT6, .dport = 48000,
+	    .flags = PKT_ACK, .eth_dst = broadcast },
+	  NULL, TC_ACT_OK, NO_COUNTER },
+	{ "malformed, to another host's MAC: not ours, not counted",
+	  { SYN4(VIP4_ADDR, 8008), .eth_dst = other_host }, doff_4, TC_ACT_OK, NO_COUNTER },
+	{ "IPv4 fragment to the VIP, broadcast: not counted",
+	  { SYN4(VIP4_ADDR, 8008), .frag_off = IP_MF, .eth_dst = broadcast }, NULL, TC_ACT_OK,
+	  NO_COUNTER },
 };
 
 static const struct passthrough_fixture malformed[] = {
@@ -289,6 +337,17 @@ static const struct passthrough_fixture malformed[] = {
 static const struct passthrough_fixture v6_ext[] = {
 	{ "IPv6 SYN to the VIP behind a hop-by-hop header",
 	  { SYN6(VIP6_ADDR, 8008), .v6_ext = PKT_V6_HOPOPTS }, NULL, TC_ACT_OK, TS_CNT_V6_EXT },
+	/* AH's length counts 4-byte words (RFC 4302), the others' 8-byte units:
+	 * each header's length by its own type, not by the next one's */
+	{ "IPv6 SYN to the VIP behind an authentication header",
+	  { SYN6(VIP6_ADDR, 8008), .v6_ext = PKT_V6_AUTH }, NULL, TC_ACT_OK, TS_CNT_V6_EXT },
+	{ "IPv6 SYN to the VIP behind hop-by-hop (16 bytes), then AH",
+	  { SYN6(VIP6_ADDR, 8008), .v6_ext = PKT_V6_HOPOPTS_AUTH }, NULL, TC_ACT_OK,
+	  TS_CNT_V6_EXT },
+	{ "IPv6 data of the pinned flow behind AH (never rewritten)",
+	  { .src = CLIENT6, .sport = 48000, .dst = VIP6_ADDR, .dport = 8008, .flags = PKT_ACK,
+	    .v6_ext = PKT_V6_AUTH, .payload = "authenticated" },
+	  NULL, TC_ACT_OK, TS_CNT_V6_EXT },
 };
 
 static const struct passthrough_fixture fragments[] = {
@@ -327,6 +386,22 @@ static void test_not_for_a_service_untouched(void **state)
 	run_passthrough_fixtures(e, v6_ext, N(v6_ext));
 }
 
+/* Invariant 5: frames not addressed to this host (pkt_type not PACKET_HOST)
+ * are passed untouched, pin nothing, count nothing, even to a VIP or of a
+ * pinned flow; the same packets to the host's MAC are ours. */
+static void test_not_to_this_host_untouched(void **state)
+{
+	static const char *const v1_4[] = { BE4_1 }, *const v1_6[] = { BE6_1 };
+	struct ts_env *e = env_of(state);
+
+	config_pinned(e);
+	run_passthrough_fixtures(e, not_to_us, N(not_to_us));
+	expect_forward(e, &(struct pkt_spec){ ACK4_PINNED }, v1_4, 1,
+		       "the IPv4 data to the host's MAC");
+	expect_forward(e, &(struct pkt_spec){ ACK6_PINNED }, v1_6, 1,
+		       "the IPv6 data to the host's MAC");
+}
+
 /* Invariant 5: malformed or truncated: passed untouched and counted. */
 static void test_malformed_untouched_and_counted(void **state)
 {
@@ -360,6 +435,7 @@ int run_handsoff_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_not_for_a_service_untouched),
+		TEST(test_not_to_this_host_untouched),
 		TEST(test_malformed_untouched_and_counted),
 		TEST(test_fragments_untouched_and_counted),
 		TEST(test_nothing_configured_untouched),

@@ -238,11 +238,30 @@ static void test_v6_icmp(void **state)
 	test_context(NULL);
 }
 
+/* The same with CHECKSUM_COMPLETE skbs: skb->csum stays the sum of the packet
+ * (the outer ICMPv6 address change needs BPF_F_IPV6, as in nat.h). */
+static void test_icmp_checksum_complete(void **state)
+{
+	struct ts_env *e = env_of(state);
+	const struct icmp_case v4 = { false, 8008, 8008, BE4_1 };
+	const struct icmp_case v6 = { true, 8008, 8008, BE6_1 };
+
+	if (!env_csum_complete(e))
+		return;
+	config_web4(e, 1, 0);
+	config_web6(e, 1, 0);
+	icmp_to_client(e, &v4);
+	icmp_to_vip(e, &v4);
+	icmp_to_client(e, &v6);
+	icmp_to_vip(e, &v6);
+}
+
 int run_icmp_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_v4_icmp),
 		TEST(test_v6_icmp),
+		TEST(test_icmp_checksum_complete),
 	};
 
 	return cmocka_run_group_tests_name("icmp (issue 5)", tests, NULL, NULL);

@@ -281,6 +281,38 @@ static void test_v6_reply_follows_backend(void **state)
 	reply_follows_backend(e, true);
 }
 
+/*
+ * Invariant 4 with CHECKSUM_COMPLETE skbs (what most NICs hand up): the
+ * rewrite keeps skb->csum the sum of the packet, else the stack of the
+ * gateway or of a backend behind a veth finds the checksum wrong and
+ * recomputes it ("hw csum failure"). IPv6 address changes need BPF_F_IPV6.
+ */
+static void test_v6_rewrite_checksum_complete(void **state)
+{
+	struct ts_env *e = env_of(state);
+
+	if (!env_csum_complete(e))
+		return;
+	config_web6(e, 1, 0);
+	config_port80(e, true, 1, 0);
+	run_rewrite_fixtures(e, v6_fixtures, N(v6_fixtures));
+	set_web_weights(e, "web6", 1, 1);
+	reply_follows_backend(e, true);
+}
+
+static void test_v4_rewrite_checksum_complete(void **state)
+{
+	struct ts_env *e = env_of(state);
+
+	if (!env_csum_complete(e))
+		return;
+	config_web4(e, 1, 0);
+	config_port80(e, false, 1, 0);
+	run_rewrite_fixtures(e, v4_fixtures, N(v4_fixtures));
+	set_web_weights(e, "web4", 1, 1);
+	reply_follows_backend(e, false);
+}
+
 int run_nat_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +321,8 @@ int run_nat_tests(void)
 		TEST(test_rewrite_to_second_backend),
 		TEST(test_v4_reply_follows_backend),
 		TEST(test_v6_reply_follows_backend),
+		TEST(test_v4_rewrite_checksum_complete),
+		TEST(test_v6_rewrite_checksum_complete),
 	};
 
 	return cmocka_run_group_tests_name("nat (invariants 4, 5)", tests, NULL, NULL);

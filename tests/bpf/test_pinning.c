@@ -151,6 +151,35 @@ static void test_syn_after_close_picks_again(void **state)
 }
 
 /*
+ * A RST takes its source MAC from the client frame's destination: a frame of
+ * the flow sent to a broadcast or multicast MAC must not be answered, or the
+ * RST would leave with a group source MAC (IEEE 802 forbids it; switches may
+ * learn or flood it). Nothing leaves (no redirect) and the frame is not
+ * rewritten.
+ */
+static void group_destination_not_reset(struct ts_env *e, const struct pkt_spec *ack)
+{
+	static const __u8 broadcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	static const __u8 multicast6[6] = { 0x33, 0x33, 0x00, 0x00, 0x00, 0x01 };
+	static const __u8 multicast4[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
+	const __u8 *const macs[] = { broadcast, multicast6, multicast4 };
+
+	for (size_t i = 0; i < 3; i++) {
+		struct pkt_spec s = *ack;
+		struct pkt in, out;
+		int verdict;
+
+		test_context("to group MAC %02x:%02x:...:%02x", macs[i][0], macs[i][1],
+			     macs[i][5]);
+		s.eth_dst = macs[i];
+		verdict = env_send(e, &s, &in, &out);
+		ASSERT_NEQ(verdict, TC_ACT_REDIRECT, "verdict (no RST answers a group address)");
+		ASSERT_PKT_EQ(&out, &in, "frame unchanged (no group source MAC)");
+	}
+	test_context(NULL);
+}
+
+/*
  * DESIGN.md: a removed backend's pinned flows are dropped and counted, never
  * moved to another backend; the other backend's flows are not disturbed.
  */
@@ -359,6 +388,25 @@ static void test_no_backend_drops_new_flows(void **state)
 		       web6_to, 1, "SYN once the IPv6 service has a backend");
 }
 
+/* The RST of a flow whose backend was removed never answers a frame sent to a
+ * group MAC (see group_destination_not_reset). */
+static void test_group_destination_never_reset(void **state)
+{
+	struct ts_env *e = env_of(state);
+
+	for (int v6 = 0; v6 < 2; v6++) {
+		struct pkt_spec syn = client_pkt(v6, 46000, PKT_SYN);
+		struct pkt_spec ack = client_pkt(v6, 46000, PKT_ACK);
+
+		config_web(e, v6, 1, 0);
+		expect_forward(e, &syn, v6 ? web6_to : web4_to, 1, "SYN pinned to v1");
+		env_backend_del(e, web(v6), "v1");
+		ack.ack = 0x11223344;
+		group_destination_not_reset(e, &ack);
+		expect_reset(e, &ack, "the same ACK to the gateway's MAC is answered with a RST");
+	}
+}
+
 int run_pinning_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +415,7 @@ int run_pinning_tests(void)
 		TEST(test_syn_after_close_picks_again),
 		TEST(test_v4_removed_backend_drops_pinned_flows),
 		TEST(test_v6_removed_backend_drops_pinned_flows),
+		TEST(test_group_destination_never_reset),
 		TEST(test_v4_non_syn_miss_uses_current_table),
 		TEST(test_v6_non_syn_miss_uses_current_table),
 		TEST(test_close_on_a_miss_is_not_a_stale_pin),

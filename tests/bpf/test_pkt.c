@@ -4,6 +4,8 @@
  * checked against packets computed independently (known answers), so that a
  * wrong checker cannot pass a wrong rewrite.
  */
+#include <linux/ipv6.h>
+
 #include "ts_test.h"
 
 /* Computed with a separate implementation (Python struct/socket): a SYN with
@@ -91,11 +93,45 @@ static void test_checker_rejects_bad_checksums(void **state)
 	test_context(NULL);
 }
 
+/* Extension headers as RFC 8200 and RFC 4302 lay them out: the reader finds
+ * TCP where the builder put it, and the TCP checksum covers the segment only. */
+static void test_builder_v6_extension_headers(void **state)
+{
+	const struct {
+		enum pkt_v6_ext	ext;
+		__u8		first;		/* next header of the IPv6 header */
+		__u32		l4_off;
+	} cases[] = {
+		{ PKT_V6_HOPOPTS, 0, 14 + 40 + 8 },
+		{ PKT_V6_AUTH, 51, 14 + 40 + 24 },
+		{ PKT_V6_HOPOPTS_AUTH, 0, 14 + 40 + 16 + 24 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pkt_spec s = kat_v6_spec;
+		struct pkt_view v;
+		struct pkt p;
+
+		test_context("extension header case %zu", i);
+		s.v6_ext = cases[i].ext;
+		ASSERT_EQ(pkt_build(&p, &s), 0, "pkt_build");
+		ASSERT_EQ(pkt_ip6(&p)->nexthdr, cases[i].first, "IPv6 next header");
+		ASSERT_TRUE(pkt_view(&p, &v), "pkt_view");
+		ASSERT_EQ(v.proto, IPPROTO_TCP, "upper-layer protocol");
+		ASSERT_EQ(v.l4_off, cases[i].l4_off, "offset of the TCP header");
+		ASSERT_EQ(v.l4_len, 20 + 3, "TCP length");
+		ASSERT_EQ(p.len, cases[i].l4_off + 20 + 3, "frame length");
+		ASSERT_TRUE(pkt_l4_csum_ok(&p), "TCP checksum");
+	}
+	test_context(NULL);
+}
+
 int run_pkt_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_builder_known_answers),
 		cmocka_unit_test(test_checker_rejects_bad_checksums),
+		cmocka_unit_test(test_builder_v6_extension_headers),
 	};
 
 	return cmocka_run_group_tests_name("pkt (the test's own packet builder)", tests, NULL,

@@ -97,6 +97,7 @@ struct ts_env {
 	struct ts_maps		maps;
 	bool			maps_open;
 	bool			dir_made;
+	__u32			run_flags;	/* BPF_PROG_TEST_RUN flags of every run */
 };
 
 /* A test's state: env[0] is opened by the setup, the others by the test;
@@ -115,6 +116,8 @@ int env_open(struct ts_env *e, int n, __u32 seed, __u32 max_flows, char *why, si
 void env_close(struct ts_env *e);
 /* env_open that fails the test. */
 struct ts_env *fixture_env(void **state, int n, __u32 seed, __u32 max_flows);
+/* fixture_env (TEST_SEED, TEST_MAX_FLOWS) loaded with --forward fib. */
+struct ts_env *fixture_env_fib(void **state, int n);
 
 int setup_env(void **state);		/* env[0]: TEST_SEED, TEST_MAX_FLOWS */
 int setup_env_large(void **state);	/* env[0]: TEST_SEED, TEST_MAX_FLOWS_LARGE */
@@ -170,10 +173,22 @@ void set_web_weights(struct ts_env *e, const char *service, __u32 w1, __u32 w2);
  */
 #define TEST_DEV_CLIENT		"tsclient0"
 #define TEST_DEV_BACKEND	"tsbackend0"
+/* Their MAC address, pkt_build's default destination: BPF_PROG_TEST_RUN runs
+ * eth_type_trans on the device, which makes a frame to another unicast MAC
+ * PACKET_OTHERHOST, to a group MAC PACKET_BROADCAST or PACKET_MULTICAST. */
+#define TEST_DEV_MAC		"02:00:00:00:00:01"
 int test_net_setup(void);
 extern int test_dev_force;
 int test_ifindex(const char *dev);
 
+/*
+ * From now on run every packet as a CHECKSUM_COMPLETE skb: skb->csum is set to
+ * the sum of the packet from its IP header on, and the run fails (EBADMSG,
+ * which env_run reports) if after the program skb->csum is not the sum of the
+ * packet as it left. Returns false, having printed why, when the kernel cannot
+ * (BPF_F_TEST_SKB_CHECKSUM_COMPLETE came with Linux 6.11): skip the test.
+ */
+bool env_csum_complete(struct ts_env *e);
 /* Run in through the program; returns its verdict, out holds the packet after it. */
 int env_run(struct ts_env *e, const struct pkt *in, struct pkt *out);
 /* Run in through the egress program. */
@@ -201,6 +216,9 @@ int expect_forward(struct ts_env *e, const struct pkt_spec *s, const char *const
 /* s (backend -> client) is a reply: TC_ACT_OK, source replaced by vip, checksums valid. */
 void expect_reply(struct ts_env *e, const struct pkt_spec *s, const char *vip, const char *what);
 void expect_reset(struct ts_env *e, const struct pkt_spec *s, const char *what);
+#ifndef BPF_F_TEST_SKB_CHECKSUM_COMPLETE
+#define BPF_F_TEST_SKB_CHECKSUM_COMPLETE	(1U << 2)	/* linux/bpf.h, Linux 6.11 */
+#endif
 #ifndef TC_ACT_REDIRECT
 #define TC_ACT_REDIRECT	7	/* linux/pkt_cls.h */
 #endif
@@ -239,5 +257,6 @@ int run_robust_tests(void);
 int run_pick_tests(void);
 int run_icmp_tests(void);
 int run_security_tests(void);
+int run_forward_tests(void);
 
 #endif /* TS_TEST_H */

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * load --forward fib (bpf/forward.h): a rewritten packet leaves through
+ * TC_ACT_REDIRECT with the MACs of the FIB's answer, its TTL or hop limit
+ * one less, every checksum valid, and, for CHECKSUM_COMPLETE skbs, skb->csum
+ * still the sum of the packet (IPv6 has no header checksum to cancel the hop
+ * limit's change).
+ *
+ * bpf_fib_lookup must answer, so each test runs in a network namespace of its
+ * own, made by test_net_setup like the test's (the two veth devices, their
+ * addresses and routes) with permanent neighbours for the client and the
+ * backend; the teardown goes back to the test's namespace, and the test's own
+ * goes with it. fib mode forwards confirmed flows only: each starts with a
+ * handshake, which goes through the stack.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+
+#include "ts_test.h"
+
+static const __u8 gw_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 }; /* TEST_DEV_MAC */
+static const __u8 client_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x10 };
+static const __u8 backend_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x11 };
+
+/* The namespace of the other tests, while one of these runs in its own. */
+static int test_netns = -1;
+
+static const char *const neighbours[] = {
+	"ip neigh add " CLIENT4 " lladdr 02:00:00:00:00:10 dev " TEST_DEV_CLIENT " nud permanent",
+	"ip neigh add " CLIENT6 " lladdr 02:00:00:00:00:10 dev " TEST_DEV_CLIENT " nud permanent",
+	"ip neigh add 198.18.2.11 lladdr 02:00:00:00:00:11 dev " TEST_DEV_BACKEND
+	" nud permanent",
+	"ip neigh add 2001:2:2::11 lladdr 02:00:00:00:00:11 dev " TEST_DEV_BACKEND
+	" nud permanent",
+};
+
+static int setup_netns(void **state)
+{
+	struct ts_fixture *f;
+
+	setup_env(state);
+	f = *state;
+	if (!f || f->setup_error[0])
+		return 0;
+	test_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (test_netns < 0 || test_net_setup()) {
+		snprintf(f->setup_error, sizeof(f->setup_error),
+			 "cannot make a network namespace: %s", strerror(errno));
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(neighbours) / sizeof(neighbours[0]); i++) {
+		if (system(neighbours[i])) {
+			snprintf(f->setup_error, sizeof(f->setup_error), "'%s' failed",
+				 neighbours[i]);
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static int teardown_netns(void **state)
+{
+	if (test_netns >= 0) {
+		if (setns(test_netns, CLONE_NEWNET))
+			fprintf(stderr, "warning: cannot return to the test's network namespace: %s\n",
+				strerror(errno));
+		close(test_netns);
+		test_netns = -1;
+	}
+	return teardown_env(state);
+}
+
+/* The gateway in fib mode. */
+static struct ts_env *fib_env(void **state)
+{
+	env_of(state); /* fails the test with the setup's error, if any */
+	return fixture_env_fib(state, 1);
+}
+
+/*
+ * s leaves by redirect as s with one endpoint rewritten to ep (the
+ * destination, forward; else the source), TTL or hop limit 63, Ethernet
+ * source the gateway's and destination dmac, checksums valid.
+ */
+static void expect_fib(struct ts_env *e, const struct pkt_spec *s, bool dst, const char *ep,
+		       const __u8 *dmac, const char *what)
+{
+	char addr[PKT_EPSTRLEN], msg[160];
+	struct pkt_spec w = spec_with_endpoint(s, dst, ep, addr);
+	struct pkt in, out, want;
+	struct iphdr *ip;
+	long at;
+
+	snprintf(msg, sizeof(msg), "%s: verdict (redirect to the FIB's device)", what);
+	ASSERT_EQ(env_send(e, s, &in, &out), TC_ACT_REDIRECT, msg);
+	ASSERT_EQ(pkt_build(&want, &w), 0, "pkt_build(expected)");
+	memcpy(want.data, dmac, ETH_ALEN);
+	memcpy(want.data + ETH_ALEN, gw_mac, ETH_ALEN);
+	ip = pkt_ip4(&want);
+	if (ip)
+		ip->ttl--;
+	else
+		pkt_ip6(&want)->hop_limit--;
+	at = pkt_diff_ignoring_csums(&out, &want);
+	if (at >= 0) {
+		pkt_dump("got", &out, at);
+		pkt_dump("want", &want, at);
+		fail_msg("%s%s: byte %ld differs", test_context_str(), what, at);
+	}
+	snprintf(msg, sizeof(msg), "%s: IPv4 header checksum verifies", what);
+	ASSERT_TRUE(pkt_ip_csum_ok(&out), msg);
+	snprintf(msg, sizeof(msg), "%s: TCP checksum verifies", what);
+	ASSERT_TRUE(pkt_l4_csum_ok(&out), msg);
+}
+
+static void fib_forward_and_reply(struct ts_env *e, bool v6)
+{
+	const char *client = v6 ? CLIENT6 : CLIENT4, *vip = v6 ? VIP6_ADDR : VIP4_ADDR;
+	const char *be = v6 ? "2001:2:2::11" : "198.18.2.11";
+	const char *const to[] = { v6 ? BE6_1 : BE4_1 };
+	struct pkt_spec syn = { .src = client, .dst = vip, .sport = 47000, .dport = 8008,
+				.flags = PKT_SYN, .mss = true, .seq = 1000 };
+	struct pkt_spec data = handshake_ack_spec(&syn);
+	struct pkt_spec reply = { .src = be, .dst = client, .sport = 8008, .dport = 47000,
+				  .flags = PKT_PSH | PKT_ACK, .seq = TEST_BACKEND_ISN + 1,
+				  .payload = "HTTP/1.1 200 OK\r\n" };
+
+	test_context("IPv%d", v6 ? 6 : 4);
+	if (v6)
+		config_web6(e, 1, 0);
+	else
+		config_web4(e, 1, 0);
+	handshake(e, &syn, to, 1, "handshake (through the stack)");
+	data.flags = PKT_PSH | PKT_ACK;
+	data.payload = "GET / HTTP/1.1\r\n\r\n";
+	reply.ack = data.seq + (__u32)strlen(data.payload);
+	expect_fib(e, &data, true, to[0], backend_mac, "data to the VIP");
+	expect_fib(e, &reply, false, v6 ? VIP6 : VIP4, client_mac, "reply from the backend");
+	test_context(NULL);
+}
+
+/* The FIB path itself, with the skbs BPF_PROG_TEST_RUN makes by default. */
+static void test_fib_forward(void **state)
+{
+	struct ts_env *e = fib_env(state);
+
+	fib_forward_and_reply(e, false);
+	fib_forward_and_reply(e, true);
+}
+
+/* Issue 9.6: the IPv6 hop limit decrement keeps a CHECKSUM_COMPLETE skb->csum
+ * in step (bpf_csum_update); IPv4 along, which its header checksum covers. */
+static void test_fib_forward_checksum_complete(void **state)
+{
+	struct ts_env *e = fib_env(state);
+
+	if (!env_csum_complete(e))
+		return;
+	fib_forward_and_reply(e, false);
+	fib_forward_and_reply(e, true);
+}
+
+int run_forward_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fib_forward, setup_netns, teardown_netns),
+		cmocka_unit_test_setup_teardown(test_fib_forward_checksum_complete, setup_netns,
+						teardown_netns),
+	};
+
+	return cmocka_run_group_tests_name("forward (--forward fib)", tests, NULL, NULL);
+}
