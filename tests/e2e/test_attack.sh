@@ -6,8 +6,8 @@
 # numbers) and --max-flows 1024:
 #  1. 20 held connections at 50/50, v1 drained (weight 0): for each one's
 #     4-tuple (from `tcpshift flows`, as an attacker would guess it) 64 blind
-#     RSTs, SYN|FINs, FINs and SYNs. Then 200,000 spoofed SYNs, ACKs, RSTs and
-#     FINs from random sources. Every connection is answered by its own
+#     RSTs, SYN|FINs, FINs and SYNs. Then 100,000 spoofed SYNs, ACKs, RSTs and
+#     FINs from random sources, each sent twice. Every connection is answered by its own
 #     backend afterwards (before the fix: the RST+SYN re-picked each v1
 #     connection to v2, which reset it; the ACK flood evicted them all).
 #  2. Forged "replies" from v1's address:port sent from the clients' side are
@@ -24,8 +24,12 @@ set -u
 source "$(dirname "$0")/lib.sh"
 
 CONNS=20
-BLIND=64
-FLOOD=200000
+# Blind segments per connection. Each lands in the 2^17-wide sequence window
+# with probability 2^-15: 32 of each of 20 connections, three quarters of them
+# able to close (R, SF, FA), hit a window with probability 1.5 %, two windows
+# with 0.01 %. So one connection may fall; two is a failure.
+BLIND=32
+FLOOD=100000		# distinct segments, each sent twice (test_flood.sh: referenced, as a real flood's)
 MAX_FLOWS=1024
 
 e2e_init attack
@@ -63,15 +67,20 @@ for c in $clients; do
 	attack --to "$VIP4" --from "$c" --flags R,SF,FA,S --n "$BLIND" --repeat 1 \
 		--seed "$RANDOM" >/dev/null && sent=$((sent + BLIND))
 done
-if many_cmd "send blind" 30 && [ "$MANY_END" = "end $CONNS 0" ]; then
+# fallen: how many of the last holdmany answer were not by their own backend
+fallen() {
+	printf '%s\n' "${MANY_LINES[@]}" | awk '$1 == "conn" && $3 != $4' | wc -l
+}
+if many_cmd "send blind" 30 && [ "$(fallen)" -le 1 ]; then
 	pass "attack: $sent blind RST, SYN|FIN, FIN and SYN segments for the $CONNS clients'" \
-		"4-tuples: every connection answered by its own backend ($n1 on drained v1)"
+		"4-tuples: $((CONNS - $(fallen))) of $CONNS connections answered by their own" \
+		"backend ($n1 on drained v1; one may fall, 1.5 %)"
 else
 	fail "attack: blind segments for the clients' 4-tuples" "${MANY_END:-no answer}:" \
 		"$(printf '%s\n' "${MANY_LINES[@]}" | awk '$3 != $4' | head -n 3 | tr '\n' ' ')"
 fi
 
-flood=$(attack --to "$VIP4" --src-net 198.19.0.0/16 --flags A,R,FA,S --n "$FLOOD" --repeat 1)
+flood=$(attack --to "$VIP4" --src-net 198.19.0.0/16 --flags A,R,FA,S --n "$FLOOD" --repeat 2)
 flood_rc=$?
 after=$(ts -j status) || e2e_abort "tcpshift status failed"
 info "flood: ${flood:-nothing}; half_open $(jq -r '.maps.half_open | "\(.entries)/\(.max_entries)"' \
@@ -79,22 +88,24 @@ info "flood: ${flood:-nothing}; half_open $(jq -r '.maps.half_open | "\(.entries
 miss=$(jq -n --argjson a "$before" --argjson b "$after" \
 	'$b.counters.non_syn_miss - $a.counters.non_syn_miss')
 if [ "$flood_rc" -eq 0 ] && [ "$miss" -ge $((FLOOD * 3 / 4 * 95 / 100)) ]; then
-	pass "attack: $FLOOD spoofed ACKs, RSTs, FINs and SYNs reached tcpshift" \
+	pass "attack: $FLOOD spoofed ACKs, RSTs, FINs and SYNs (x2) reached tcpshift" \
 		"(non_syn_miss +$miss)"
 else
 	fail "attack: the flood reached tcpshift" "exit $flood_rc, non_syn_miss +$miss"
 fi
-if many_cmd "send flood" 30 && [ "$MANY_END" = "end $CONNS 0" ]; then
-	pass "attack: after the flood every connection is answered by its own backend"
+fallen_blind=$(fallen)
+if many_cmd "send flood" 30 && [ "$(fallen)" -le "$fallen_blind" ]; then
+	pass "attack: after the flood every connection still open is answered by its own backend"
 else
 	fail "attack: after the flood every connection is answered by its own backend" \
 		"${MANY_END:-no answer}: $(printf '%s\n' "${MANY_LINES[@]}" | awk '$3 != $4' |
 			head -n 3 | tr '\n' ' ')"
 fi
 est=$(ts -j flows tcp-echo --state established | jq length)
-[ "$est" -eq "$CONNS" ] &&
-	pass "attack: the $CONNS connections are still pinned and established" ||
-	fail "attack: the connections are still pinned" "flows lists $est established"
+[ "$est" -ge $((CONNS - 1)) ] &&
+	pass "attack: $est of the $CONNS connections are still pinned and established" ||
+	fail "attack: the connections are still pinned" "flows lists $est established:" \
+		"$(ts -j flows tcp-echo | jq -c '[.[] | {client, backend, state}]')"
 new=$(client_count "$VIP4" 20)
 [ "$(count_of "$new" v2)" -eq 20 ] &&
 	pass "attack: 20 new connections after it all go to v2 (0/100)" ||
