@@ -28,7 +28,7 @@ LDLIBS   += -lbpf -lelf -lz -ljson-c
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -I$(OUTPUT) -Iinclude -Ibpf
 
-LIB_SRCS := user/parse.c user/maglev.c user/maps.c user/config.c user/loader.c user/pick.c user/export.c
+LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/config.c user/loader.c user/pick.c user/export.c
 CMD_SRCS := $(wildcard user/cmd_*.c) user/cli.c user/main.c
 LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
 CMD_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
@@ -146,12 +146,12 @@ clean:
 FUZZ_PARSE   := $(OUTPUT)/tests/fuzz_parse
 FUZZ_SECONDS ?= 300
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser
+		-Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(OUTPUT)
 
 .PHONY: fuzz
 FUZZ_SRCS    := tests/fuzz/fuzz_parse.c user/parse.c user/export.c user/config.c user/maps.c \
-		user/maglev.c
-$(FUZZ_PARSE): $(FUZZ_SRCS) $(HEADERS) | $(OUTPUT)/tests
+		user/maglev.c user/layout.c
+$(FUZZ_PARSE): $(FUZZ_SRCS) $(HEADERS) $(OUTPUT)/tcpshift.skel.h | $(OUTPUT)/tests
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -lbpf -ljson-c -o $@
 

@@ -17,7 +17,7 @@
 
 /* Bumped whenever a map layout below changes; `load` refuses to reuse pinned
  * maps written by a different layout. */
-#define TS_ABI_VERSION		2
+#define TS_ABI_VERSION		3
 
 #define TS_NAME_LEN		32	/* service and backend names, NUL-terminated */
 #define TS_MAX_SERVICES		256
@@ -190,12 +190,20 @@ enum ts_settings_flags {
 	TS_SETTINGS_F_FORWARD_FIB = 1,	/* load --forward fib */
 };
 
-/* settings: array with one entry, written by `load` */
+/*
+ * settings: array with one entry, written by `load`. The instance's identity
+ * (invariant 9): its pin directory plus the network namespace load ran in
+ * (netns_dev, netns_ino: st_dev and st_ino of /proc/self/ns/net); ifindex[]
+ * means devices of that namespace only. abi_version 0: a load that did not
+ * finish (the next load or unload completes it).
+ */
 struct ts_settings {
 	__u32	abi_version;	/* TS_ABI_VERSION of the writer */
 	__u32	seed;		/* flow hash seed (invariant 6) */
 	__u32	ndevices;
 	__u32	flags;		/* enum ts_settings_flags */
+	__u64	netns_dev;	/* 0: never attached */
+	__u64	netns_ino;
 	__u32	ifindex[TS_MAX_DEVICES];	/* devices `load` attached to */
 	__u32	dev_flags[TS_MAX_DEVICES];	/* enum ts_dev_flags, per ifindex[] */
 };

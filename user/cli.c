@@ -60,6 +60,19 @@ int cli_open_maps(struct ts_ctx *ctx, struct ts_maps *m)
 	return 0;
 }
 
+int cli_open_maps_read(struct ts_ctx *ctx, struct ts_maps *m)
+{
+	struct ts_err err;
+
+	if (ts_maps_open(m, ctx->pin_dir, &err))
+		return cli_report(&err);
+	if (ts_maps_lock_shared(m, &err)) {
+		ts_maps_close(m);
+		return cli_report(&err);
+	}
+	return 0;
+}
+
 void cli_print_json(json_object *obj)
 {
 	puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |

@@ -43,6 +43,9 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
 	       const char *help);
 /* Open the pinned maps (and report a failure). */
 int cli_open_maps(struct ts_ctx *ctx, struct ts_maps *m);
+/* The same for a reader: holds the lock shared, so that what it reads is one
+ * configuration, never a mix of two (changes hold it exclusive). */
+int cli_open_maps_read(struct ts_ctx *ctx, struct ts_maps *m);
 /* Print and free a JSON value, one line. */
 void cli_print_json(json_object *obj);
 

@@ -43,7 +43,7 @@ int cmd_export(struct ts_ctx *ctx, int argc, char **argv)
 	if (r)
 		return r;
 	/* Locked: the services and the seed of one moment, not a mix. */
-	r = ts_maps_lock(&m, &err);
+	r = ts_maps_lock_shared(&m, &err);
 	r = r ?: ts_settings_read(&m, &settings, &err);
 	r = r ?: ts_config_read(&m, &cfg, &err);
 	if (r) {

@@ -120,7 +120,7 @@ int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
 	}
 	if (argc - optind > 1)
 		return cli_usage(argv[0], "flows takes at most one SERVICE");
-	r = cli_open_maps(ctx, &m);
+	r = cli_open_maps_read(ctx, &m);
 	if (r)
 		return r;
 	fc.all = calloc(TS_MAX_BACKENDS, sizeof(*fc.all));
@@ -148,6 +148,9 @@ int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
 		r = cli_report(&err);
 		goto out;
 	}
+	/* the configuration is read; the walk of the flow tables is not one
+	 * snapshot anyway, and must not hold changes back */
+	ts_maps_unlock(&m);
 	fc.now = ts_now_ns();
 	if (!ctx->json)
 		printf("%-28s %-28s %-16s %-12s %-28s %6s %6s %s\n", "CLIENT", "VIP", "SERVICE",

@@ -64,7 +64,7 @@ int cmd_pick(struct ts_ctx *ctx, int argc, char **argv)
 		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
 	if (argc - optind < 2)
 		return cli_usage(argv[0], "pick takes SERVICE CLIENT_ADDR:PORT... or SERVICE -");
-	r = cli_open_maps(ctx, &m);
+	r = cli_open_maps_read(ctx, &m);
 	if (r)
 		return r;
 	if (ts_picker_open(&p, &m, argv[optind], &err)) {

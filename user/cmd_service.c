@@ -123,7 +123,7 @@ int cmd_service(struct ts_ctx *ctx, int argc, char **argv)
 		return cli_usage("service", "unknown verb '%s': give add, del or list", verb);
 	}
 
-	r = cli_open_maps(ctx, &m);
+	r = !strcmp(verb, "list") ? cli_open_maps_read(ctx, &m) : cli_open_maps(ctx, &m);
 	if (r)
 		return r;
 	if (!strcmp(verb, "list"))

@@ -106,7 +106,7 @@ int cmd_stats(struct ts_ctx *ctx, int argc, char **argv)
 		return cli_usage(argv[0], "stats takes at most one SERVICE");
 	if (optind < argc)
 		only = argv[optind];
-	r = cli_open_maps(ctx, &m);
+	r = cli_open_maps_read(ctx, &m);
 	if (r)
 		return r;
 	all = calloc(TS_MAX_BACKENDS, sizeof(*all));

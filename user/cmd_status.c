@@ -55,7 +55,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
 	if (optind < argc)
 		return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
-	r = cli_open_maps(ctx, &m);
+	r = cli_open_maps_read(ctx, &m);
 	if (r)
 		return r;
 	if (ts_settings_read(&m, &s, &err) || ts_counters_read(&m, counters, &err)) {

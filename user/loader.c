@@ -34,7 +34,7 @@ static int pin_path(char *buf, size_t len, const char *dir, const char *name)
  * where it goes and nothing is mounted there yet. */
 static int prepare_pin_dir(const char *dir, struct ts_err *err)
 {
-	char parent[256];
+	char parent[TS_PIN_DIR_MAX];
 	struct stat st;
 	int r;
 
@@ -58,7 +58,7 @@ static int prepare_pin_dir(const char *dir, struct ts_err *err)
 static int pinned_info(const char *pin_dir, const char *name, struct bpf_map_info *info)
 {
 	__u32 len = sizeof(*info);
-	char path[512];
+	char path[TS_PIN_DIR_MAX];
 	int fd, r = 0;
 
 	memset(info, 0, sizeof(*info));
@@ -78,7 +78,7 @@ static int pinned_settings(const char *pin_dir, struct ts_settings *s)
 {
 	struct bpf_map_info info;
 	__u32 zero = 0;
-	char path[512];
+	char path[TS_PIN_DIR_MAX];
 	int fd, r;
 
 	memset(s, 0, sizeof(*s));
@@ -110,22 +110,35 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
 	struct bpf_map *map;
 
 	bpf_object__for_each_map(map, skel->obj) {
+		struct ts_map_layout l = {
+			.type = bpf_map__type(map),
+			.key_size = bpf_map__key_size(map),
+			.value_size = bpf_map__value_size(map),
+			.map_flags = bpf_map__map_flags(map),
+		};
 		struct bpf_map_info info;
+		char path[TS_PIN_DIR_MAX];
+		int fd, r;
 
-		if (pinned_info(pin_dir, bpf_map__name(map), &info))
+		if (bpf_map__is_internal(map) || !bpf_map__pin_path(map))
 			continue;
-		if (info.type == bpf_map__type(map) &&
-		    info.key_size == bpf_map__key_size(map) &&
-		    info.value_size == bpf_map__value_size(map) &&
-		    info.max_entries == bpf_map__max_entries(map) &&
-		    info.map_flags == bpf_map__map_flags(map))
+		if (pin_path(path, sizeof(path), pin_dir, bpf_map__name(map)))
+			return ts_fail(err, TS_ERR_USAGE, "pin directory %s is too long", pin_dir);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		r = ts_map_check(fd, path, &l, err);
+		close(fd);
+		if (r)
+			return r;
+		if (pinned_info(pin_dir, bpf_map__name(map), &info) ||
+		    info.max_entries == bpf_map__max_entries(map))
 			continue;
 		return ts_fail(err, TS_ERR_RUNTIME,
-			       "pinned map %s/%s has another layout (key %u, value %u bytes, %u "
-			       "entries; this tcpshift expects %u, %u, %u): it was written by "
-			       "another version; 'tcpshift unload' first (pinned flows are lost)",
-			       pin_dir, bpf_map__name(map), info.key_size, info.value_size,
-			       info.max_entries, bpf_map__key_size(map), bpf_map__value_size(map),
+			       "pinned map %s/%s has another layout (%u entries; this tcpshift "
+			       "expects %u): it was written by another version; 'tcpshift unload' "
+			       "first (pinned flows are lost)",
+			       pin_dir, bpf_map__name(map), info.max_entries,
 			       bpf_map__max_entries(map));
 	}
 	if (!pinned_settings(pin_dir, &s) && s.abi_version && s.abi_version != TS_ABI_VERSION)
@@ -136,21 +149,52 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
 	return 0;
 }
 
-/* Open and load the object with its maps pinned under pin_dir (reused when
- * there). max_flows 0: keep the pinned size, or the default. */
-static struct tcpshift_bpf *open_load(const char *pin_dir, __u32 max_flows, bool dry_run,
-				      int forward_fib, struct ts_err *err)
+/*
+ * Open and load the object. With m (a dry run for `pick`) on the maps already
+ * opened and validated, pinning nothing; otherwise with its maps pinned under
+ * pin_dir (reused when there). max_flows 0: keep the pinned size, or the
+ * default.
+ */
+static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps *m,
+				      __u32 max_flows, int forward_fib, struct ts_err *err)
 {
 	struct ts_settings loaded;
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir);
 	struct tcpshift_bpf *skel;
 	struct bpf_map_info flows;
+	struct bpf_map *map;
 	int r;
 
 	skel = tcpshift_bpf__open_opts(&open_opts);
 	if (!skel) {
 		ts_fail(err, TS_ERR_RUNTIME, "cannot open the BPF object: %s", strerror(errno));
 		return NULL;
+	}
+	if (m) {
+		__u32 zero = 0;
+
+		/* No command but load creates a pin (invariant 9): every map
+		 * is one of the validated fds, or private to this process. */
+		bpf_object__for_each_map(map, skel->obj) {
+			const char *name = bpf_map__name(map);
+			int fd = -1;
+
+			if (bpf_map__is_internal(map))
+				continue;
+			bpf_map__set_pin_path(map, NULL);
+			for (size_t i = 0; ts_pin_name(i); i++)
+				if (!strcmp(ts_pin_name(i), name))
+					fd = ts_maps_fd(m, i);
+			if (fd >= 0 && (r = bpf_map__reuse_fd(map, fd))) {
+				ts_fail(err, TS_ERR_RUNTIME, "cannot use the pinned map %s: %s",
+					name, strerror(-r));
+				goto fail;
+			}
+		}
+		skel->rodata->dry_run = true;
+		skel->rodata->forward_fib = !bpf_map_lookup_elem(m->settings, &zero, &loaded) &&
+					    (loaded.flags & TS_SETTINGS_F_FORWARD_FIB);
+		goto load;
 	}
 	/* An upgrade keeps the flow table's size. */
 	if (!pinned_info(pin_dir, "flows", &flows)) {
@@ -167,13 +211,13 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, __u32 max_flows, bool
 		max_flows = TS_DEFAULT_MAX_FLOWS;
 	bpf_map__set_max_entries(skel->maps.flows, max_flows);
 	bpf_map__set_max_entries(skel->maps.half_open, TS_HALF_OPEN_SIZE(max_flows));
-	skel->rodata->dry_run = dry_run;
 	if (check_pinned_layout(skel, pin_dir, err))
 		goto fail;
 	if (forward_fib < 0)
 		forward_fib = !pinned_settings(pin_dir, &loaded) &&
 			      (loaded.flags & TS_SETTINGS_F_FORWARD_FIB);
 	skel->rodata->forward_fib = forward_fib;
+load:
 	r = tcpshift_bpf__load(skel);
 	if (r) {
 		ts_fail(err, TS_ERR_RUNTIME,
@@ -188,17 +232,20 @@ fail:
 	return NULL;
 }
 
-struct tcpshift_bpf *ts_bpf_open_dry_run(const char *pin_dir, struct ts_err *err)
+struct tcpshift_bpf *ts_bpf_open_dry_run(const struct ts_maps *m, struct ts_err *err)
 {
-	return open_load(pin_dir, 0, true, -1, err);
+	return open_load(m->pin_dir, m, 0, -1, err);
 }
 
 struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err)
 {
-	struct tcpshift_bpf *skel = open_load(o->pin_dir, o->max_flows, false, o->forward_fib, err);
+	struct tcpshift_bpf *skel;
 	struct ts_settings cur;
 	__u32 zero = 0;
 
+	if (ts_check_pin_dir(o->pin_dir, err))
+		return NULL;
+	skel = open_load(o->pin_dir, NULL, o->max_flows, o->forward_fib, err);
 	if (!skel)
 		return NULL;
 	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
@@ -404,43 +451,63 @@ out:
 	return r;
 }
 
+/*
+ * Detach and unpin, touching only what is provably this instance's
+ * (invariant 9): every pin is validated against the object's layout before
+ * anything is read or removed, a pin directory holding anything else is
+ * refused whole, and the directory itself goes only when it is empty.
+ */
 int ts_unload(const char *pin_dir, struct ts_err *err)
 {
+	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
+	char path[TS_PIN_DIR_MAX];
 	struct ts_settings s;
-	char path[512];
+	struct ts_maps m;
 	struct stat st;
-	int r, lock_fd;
+	size_t n;
+	__u32 zero = 0;
+	int r;
 
 	r = ts_check_root(err);
+	if (r)
+		return r;
+	r = ts_check_pin_dir(pin_dir, err);
 	if (r)
 		return r;
 	if (stat(pin_dir, &st))
 		return ts_fail(err, TS_ERR_RUNTIME, "not loaded under %s: nothing to unload",
 			       pin_dir);
 	r = ts_check_bpffs(pin_dir, err);
+	r = r ?: ts_map_layouts(layout, &n, err);
+	/* a load that did not finish is unloaded too: pins may be missing */
+	r = r ?: ts_maps_open_flags(&m, pin_dir, TS_OPEN_INCOMPLETE | TS_OPEN_MISSING_OK, err);
 	if (r)
 		return r;
-	lock_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (lock_fd < 0 || flock(lock_fd, LOCK_EX)) {
+	if (m.settings >= 0)
+		r = ts_maps_lock(&m, err);
+	else if ((m.lock_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+		 ts_flock_wait(m.lock_fd, LOCK_EX, pin_dir))
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", pin_dir, strerror(errno));
+	if (r)
 		goto out;
-	}
 	/* Detach first, so no packet meets a program whose maps are gone. */
-	if (!pinned_settings(pin_dir, &s))
+	if (m.settings >= 0 && !bpf_map_lookup_elem(m.settings, &zero, &s))
 		for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++)
 			detach_dev((int)s.ifindex[i], s.dev_flags[i] & TS_DEV_F_OWN_CLSACT);
-	for (size_t i = 0; ts_pin_name(i); i++)
-		if (!pin_path(path, sizeof(path), pin_dir, ts_pin_name(i)) && unlink(path) &&
+	/* the pins ts_maps_open_flags validated: the layout's, where present */
+	for (size_t i = 0; i < n; i++)
+		if (!pin_path(path, sizeof(path), pin_dir, layout[i].name) && unlink(path) &&
 		    errno != ENOENT) {
 			r = ts_fail(err, TS_ERR_RUNTIME, "cannot remove %s: %s", path,
 				    strerror(errno));
 			goto out;
 		}
 	if (rmdir(pin_dir))
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot remove %s: %s (not ours?)", pin_dir,
-			    strerror(errno));
+		r = ts_fail(err, TS_ERR_RUNTIME,
+			    "unloaded, but %s stays: %s (it holds something that is not "
+			    "tcpshift's, left as it was)",
+			    pin_dir, strerror(errno));
 out:
-	if (lock_fd >= 0)
-		close(lock_fd);
+	ts_maps_close(&m);
 	return r;
 }

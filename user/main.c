@@ -150,7 +150,7 @@ int main(int argc, char **argv)
 		for (int a = 1; a < cargc; a++)
 			if (!strcmp(cargv[a], "--help") || !strcmp(cargv[a], "-h"))
 				goto run;
-		if (ts_check_root(&err))
+		if (ts_check_root(&err) || ts_check_pin_dir(ctx.pin_dir, &err))
 			return cli_report(&err);
 		if (ctx.netns && (r = enter_netns(ctx.netns)))
 			return r;
