@@ -188,6 +188,8 @@ enum ts_dev_flags {
 
 enum ts_settings_flags {
 	TS_SETTINGS_F_FORWARD_FIB = 1,	/* load --forward fib */
+	TS_SETTINGS_F_LOADING	= 2,	/* a load is attaching (or was killed doing so):
+					 * ifindex[] may name devices without our filter */
 };
 
 /*

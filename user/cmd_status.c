@@ -49,16 +49,22 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	struct ts_settings s;
 	struct ts_maps m;
 	struct ts_err err;
-	int c, r;
+	int c;
 
 	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1)
 		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
 	if (optind < argc)
 		return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
-	r = cli_open_maps_read(ctx, &m);
-	if (r)
-		return r;
-	if (ts_settings_read(&m, &s, &err) || ts_counters_read(&m, counters, &err)) {
+	/* a load that did not finish is shown as such */
+	if (ts_maps_open_flags(&m, ctx->pin_dir, TS_OPEN_INCOMPLETE, &err) ||
+	    ts_maps_lock_shared(&m, &err)) {
+		ts_maps_close(&m);
+		return cli_report(&err);
+	}
+	/* from another namespace, the ifindexes would name other devices */
+	if (ts_settings_read(&m, &s, &err) ||
+	    (s.ndevices && ts_settings_check_netns(&s, &err)) ||
+	    ts_counters_read(&m, counters, &err)) {
 		ts_maps_close(&m);
 		return cli_report(&err);
 	}
@@ -69,24 +75,42 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	json_object_object_add(root, "seed", json_object_new_int64(s.seed));
 	json_object_object_add(root, "forward", json_object_new_string(
 		s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack"));
+	json_object_object_add(root, "load_finished",
+			       json_object_new_boolean(s.abi_version &&
+						       !(s.flags & TS_SETTINGS_F_LOADING)));
 	json_object_object_add(root, "devices", devs);
 	json_object_object_add(root, "maps", mo);
 	if (!ctx->json)
-		printf("pin dir   %s\nseed      0x%08x\nforward   %s\ndevices\n", ctx->pin_dir,
-		       s.seed, s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack");
+		printf("pin dir   %s\nseed      0x%08x\nforward   %s\n%sdevices\n", ctx->pin_dir,
+		       s.seed, s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack",
+		       !s.abi_version || (s.flags & TS_SETTINGS_F_LOADING)
+			       ? "load      DID NOT FINISH: run 'tcpshift load' again, or "
+				 "'tcpshift unload'\n"
+			       : "");
 	for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++) {
+		static const char *const state_names[] = {
+			[TS_SLOT_FREE] = "not attached",
+			[TS_SLOT_OURS] = "attached",
+			[TS_SLOT_FOREIGN] = "foreign filter",
+		};
 		char name[IF_NAMESIZE] = "?";
-		__u32 prog = ts_attached_prog((int)s.ifindex[i]);
+		__u32 prog;
+		enum ts_slot st = ts_attached_prog((int)s.ifindex[i], m.settings_id, &prog);
 		json_object *d = json_object_new_object();
 
 		if_indextoname(s.ifindex[i], name);
 		json_object_object_add(d, "name", json_object_new_string(name));
 		json_object_object_add(d, "ifindex", json_object_new_int64(s.ifindex[i]));
 		json_object_object_add(d, "prog_id", json_object_new_int64(prog));
+		json_object_object_add(d, "state", json_object_new_string(state_names[st]));
 		json_object_array_add(devs, d);
 		if (!ctx->json) {
-			if (prog)
+			if (st == TS_SLOT_OURS)
 				printf("  %-16s ifindex %-4u prog %u\n", name, s.ifindex[i], prog);
+			else if (st == TS_SLOT_FOREIGN)
+				printf("  %-16s ifindex %-4u NOT ATTACHED: another program holds "
+				       "tcpshift's tc slot\n",
+				       name, s.ifindex[i]);
 			else
 				printf("  %-16s ifindex %-4u NOT ATTACHED (run 'tcpshift load')\n",
 				       name, s.ifindex[i]);

@@ -121,6 +121,8 @@ int ts_maps_open(struct ts_maps *m, const char *pin_dir, struct ts_err *err);
 int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flags,
 		       struct ts_err *err);
 void ts_maps_close(struct ts_maps *m);
+/* Is any of the object's maps pinned under pin_dir? */
+bool ts_any_pin(const char *pin_dir);
 /* Take the pin directory's lock, exclusive for a change, shared for a reader
  * that wants one configuration; says so on stderr when it waits more than a
  * second; fails when the instance was unloaded meanwhile. */
@@ -232,8 +234,16 @@ void ts_bpf_destroy(struct tcpshift_bpf *skel);
 int ts_bpf_prog_fd(struct tcpshift_bpf *skel);
 int ts_load(const struct ts_load_opts *o, struct ts_err *err);
 int ts_unload(const char *pin_dir, struct ts_err *err);
-/* Program id attached by tcpshift on ifindex, 0 if none. */
-__u32 ts_attached_prog(int ifindex);
+/* Who holds tcpshift's tc slot (handle, priority) on a device. */
+enum ts_slot {
+	TS_SLOT_FREE,		/* nothing there (at some attach point) */
+	TS_SLOT_OURS,		/* the instance's programs (they use its settings map) */
+	TS_SLOT_FOREIGN,	/* another instance's or another tool's filter */
+};
+
+/* The state of ifindex for the instance whose settings map has id
+ * settings_id; *prog_id: its ingress program's id, 0 unless ours. */
+enum ts_slot ts_attached_prog(int ifindex, __u32 settings_id, __u32 *prog_id);
 __u64 ts_now_ns(void);
 
 /* ---- export.c: configuration documents (export, import) ----------------- */

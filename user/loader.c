@@ -279,67 +279,216 @@ int ts_bpf_prog_fd(struct tcpshift_bpf *skel)
 	return bpf_program__fd(skel->progs.tcpshift_tc);
 }
 
-static void tc_ids(int ifindex, struct bpf_tc_hook *hook, struct bpf_tc_opts *opts)
+/*
+ * What tcpshift attaches on every device: (program, tc direction) pairs, all
+ * at our handle and priority. Attach, detach, ownership checks and status
+ * loop over this table: a program for another direction is one line.
+ */
+static const struct attach_point {
+	const char			*prog;	/* program name in the object */
+	enum bpf_tc_attach_point	dir;
+	const char			*dir_name;
+} attach_points[] = {
+	{ "tcpshift_tc", BPF_TC_INGRESS, "ingress" },
+};
+
+#define NATTACH (sizeof(attach_points) / sizeof(attach_points[0]))
+
+static void tc_ids(int ifindex, const struct attach_point *ap, struct bpf_tc_hook *hook,
+		   struct bpf_tc_opts *opts)
 {
 	memset(hook, 0, sizeof(*hook));
 	hook->sz = sizeof(*hook);
 	hook->ifindex = ifindex;
-	hook->attach_point = BPF_TC_INGRESS;
+	hook->attach_point = ap->dir;
 	memset(opts, 0, sizeof(*opts));
 	opts->sz = sizeof(*opts);
 	opts->handle = TS_TC_HANDLE;
 	opts->priority = TS_TC_PRIORITY;
 }
 
-__u32 ts_attached_prog(int ifindex)
+static __u32 map_id_of(int fd)
 {
-	struct bpf_tc_hook hook;
-	struct bpf_tc_opts opts;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
 
-	tc_ids(ifindex, &hook, &opts);
-	if (bpf_tc_query(&hook, &opts))
-		return 0;
-	return opts.prog_id;
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
 }
 
-/* Attach (or replace, on an upgrade) our filter; *own is set when this call
- * created the clsact qdisc. */
-static int attach_dev(int prog_fd, int ifindex, bool *own, struct ts_err *err)
+/* Does program prog_id use map map_id? A program that uses an instance's
+ * `settings` map is that instance's: the proof of ownership of a tc filter. */
+static bool prog_uses_map(__u32 prog_id, __u32 map_id)
+{
+	struct bpf_prog_info info = {};
+	__u32 ids[64], len = sizeof(info);
+	bool found = false;
+	int fd;
+
+	if (!prog_id || !map_id)
+		return false;
+	fd = bpf_prog_get_fd_by_id(prog_id);
+	if (fd < 0)
+		return false;
+	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
+	info.map_ids = (__u64)(unsigned long)ids;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len))
+		for (__u32 i = 0; i < info.nr_map_ids && i < sizeof(ids) / sizeof(ids[0]); i++)
+			found |= ids[i] == map_id;
+	close(fd);
+	return found;
+}
+
+/* Who holds our tc slot (handle, priority) of attach point ap on ifindex. */
+static enum ts_slot slot_owner(int ifindex, const struct attach_point *ap, __u32 settings_id,
+			       __u32 *prog_id)
 {
 	struct bpf_tc_hook hook;
 	struct bpf_tc_opts opts;
-	char name[IF_NAMESIZE] = "?";
-	int r;
 
-	if_indextoname((unsigned int)ifindex, name);
-	tc_ids(ifindex, &hook, &opts);
-	r = bpf_tc_hook_create(&hook);
-	if (r && r != -EEXIST)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot add a clsact qdisc to %s: %s", name,
-			       strerror(-r));
-	*own = r == 0;
-	opts.prog_fd = prog_fd;
-	opts.flags = BPF_TC_F_REPLACE;
-	r = bpf_tc_attach(&hook, &opts);
-	if (r) {
-		if (*own) {
-			hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-			bpf_tc_hook_destroy(&hook);
-		}
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot attach to tc ingress of %s: %s", name,
-			       strerror(-r));
+	*prog_id = 0;
+	tc_ids(ifindex, ap, &hook, &opts);
+	if (bpf_tc_query(&hook, &opts))
+		return TS_SLOT_FREE;
+	*prog_id = opts.prog_id;
+	return prog_uses_map(opts.prog_id, settings_id) ? TS_SLOT_OURS : TS_SLOT_FOREIGN;
+}
+
+enum ts_slot ts_attached_prog(int ifindex, __u32 settings_id, __u32 *prog_id)
+{
+	enum ts_slot worst = TS_SLOT_OURS;
+
+	*prog_id = 0;
+	for (size_t i = 0; i < NATTACH; i++) {
+		__u32 id;
+		enum ts_slot st = slot_owner(ifindex, &attach_points[i], settings_id, &id);
+
+		if (i == 0)
+			*prog_id = st == TS_SLOT_OURS ? id : 0;
+		if (st == TS_SLOT_FOREIGN || (st == TS_SLOT_FREE && worst == TS_SLOT_OURS))
+			worst = st;
 	}
+	return worst;
+}
+
+static int refuse_foreign(int ifindex, const struct attach_point *ap, __u32 prog_id,
+			  struct ts_err *err)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	char name[IF_NAMESIZE] = "?", what[64] = "not an eBPF program";
+	int fd = prog_id ? bpf_prog_get_fd_by_id(prog_id) : -1;
+
+	if (fd >= 0) {
+		bpf_obj_get_info_by_fd(fd, &info, &len);
+		close(fd);
+	}
+	if (prog_id)
+		snprintf(what, sizeof(what), "program %u '%s'", prog_id, info.name);
+	if_indextoname((unsigned int)ifindex, name);
+	return ts_fail(err, TS_ERR_RUNTIME,
+		       "%s already has a tc %s filter at handle 0x%x priority 0x%x (%s) that is "
+		       "not this instance's: %s; nothing was changed",
+		       name, ap->dir_name, TS_TC_HANDLE, TS_TC_PRIORITY, what,
+		       !strncmp(info.name, "tcpshift", 8)
+			       ? "another tcpshift instance runs there (unload it with its own "
+				 "--pin-dir first)"
+			       : "another tool's filter (remove it first)");
+}
+
+/* Refuse before anything changes when a device's slot holds a filter that is
+ * not ours. */
+static int check_slots(const struct ts_settings *next, __u32 settings_id, struct ts_err *err)
+{
+	for (__u32 i = 0; i < next->ndevices; i++)
+		for (size_t j = 0; j < NATTACH; j++) {
+			__u32 id;
+
+			if (slot_owner((int)next->ifindex[i], &attach_points[j], settings_id,
+				       &id) == TS_SLOT_FOREIGN)
+				return refuse_foreign((int)next->ifindex[i], &attach_points[j], id,
+						      err);
+		}
 	return 0;
 }
 
-static void detach_dev(int ifindex, bool own_clsact)
+/* Attach (or replace our own, on an upgrade) at every attach point of
+ * ifindex; *own is set when this call created the clsact qdisc. Never
+ * replaces a filter that is not ours. */
+static int attach_dev(struct tcpshift_bpf *skel, __u32 settings_id, int ifindex, bool *own,
+		      struct ts_err *err)
+{
+	char name[IF_NAMESIZE] = "?";
+	struct bpf_tc_hook hook;
+	struct bpf_tc_opts opts;
+	size_t i;
+	int r;
+
+	if_indextoname((unsigned int)ifindex, name);
+	*own = false;
+	for (i = 0; i < NATTACH; i++) {
+		const struct attach_point *ap = &attach_points[i];
+		struct bpf_program *prog = bpf_object__find_program_by_name(skel->obj, ap->prog);
+		enum ts_slot st;
+		__u32 id;
+
+		tc_ids(ifindex, ap, &hook, &opts);
+		r = bpf_tc_hook_create(&hook);
+		if (r && r != -EEXIST) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot add a clsact qdisc to %s: %s",
+				    name, strerror(-r));
+			goto undo;
+		}
+		*own |= r == 0;
+		st = slot_owner(ifindex, ap, settings_id, &id);
+		if (st == TS_SLOT_FOREIGN) {
+			r = refuse_foreign(ifindex, ap, id, err);
+			goto undo;
+		}
+		opts.prog_fd = bpf_program__fd(prog);
+		opts.flags = st == TS_SLOT_OURS ? BPF_TC_F_REPLACE : 0;
+		r = prog ? bpf_tc_attach(&hook, &opts) : -ENOENT;
+		if (r == -EEXIST) {
+			/* a filter there that is no BPF program with an id
+			 * (classic BPF, another classifier) */
+			r = refuse_foreign(ifindex, ap, 0, err);
+			goto undo;
+		}
+		if (r) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot attach %s to tc %s of %s: %s",
+				    ap->prog, ap->dir_name, name, strerror(-r));
+			goto undo;
+		}
+	}
+	return 0;
+undo:
+	/* the points attached by this call, when the device was not ours before */
+	while (i--) {
+		tc_ids(ifindex, &attach_points[i], &hook, &opts);
+		bpf_tc_detach(&hook, &opts);
+	}
+	if (*own) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&hook);
+	}
+	return r;
+}
+
+/* Detach our filters from ifindex, only those provably ours. */
+static void detach_dev(int ifindex, bool own_clsact, __u32 settings_id)
 {
 	struct bpf_tc_hook hook;
 	struct bpf_tc_opts opts;
 
-	tc_ids(ifindex, &hook, &opts);
-	bpf_tc_detach(&hook, &opts);
+	for (size_t i = 0; i < NATTACH; i++) {
+		__u32 id;
+
+		if (slot_owner(ifindex, &attach_points[i], settings_id, &id) != TS_SLOT_OURS)
+			continue;
+		tc_ids(ifindex, &attach_points[i], &hook, &opts);
+		bpf_tc_detach(&hook, &opts);
+	}
 	if (own_clsact) {
+		tc_ids(ifindex, &attach_points[0], &hook, &opts);
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&hook);
 	}
@@ -368,14 +517,50 @@ static void warn_forwarding(const char *path, const char *name)
 	fclose(f);
 }
 
+static void unpin_all(const char *pin_dir)
+{
+	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
+	char path[TS_PIN_DIR_MAX];
+	size_t n;
+
+	if (ts_map_layouts(layout, &n, NULL))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!pin_path(path, sizeof(path), pin_dir, layout[i].name))
+			unlink(path);
+}
+
+static int settings_write(struct tcpshift_bpf *skel, const struct ts_settings *s,
+			  struct ts_err *err)
+{
+	__u32 zero = 0;
+
+	if (bpf_map__update_elem(skel->maps.settings, &zero, sizeof(zero), s, sizeof(*s), 0))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot write settings: %s", strerror(errno));
+	return 0;
+}
+
+/*
+ * All or nothing (invariant 3 for load): a first load that fails removes
+ * what it pinned and attached; one that is killed leaves settings naming
+ * every device it may have attached to (flag TS_SETTINGS_F_LOADING), so
+ * that status shows it and the next load or unload completes it, detaching
+ * only filters that are provably this instance's. An upgrade that fails
+ * keeps the devices attached before.
+ */
 int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 {
-	struct ts_settings old = {}, next = {};
+	struct ts_settings old = {}, next = {}, intent;
 	struct tcpshift_bpf *skel = NULL;
-	__u32 zero = 0;
-	int prog_fd, lock_fd = -1, r;
+	char path[TS_PIN_DIR_MAX];
+	bool fresh, made_dir;
+	struct stat st;
+	__u32 zero = 0, settings_id;
+	__u64 ns_dev, ns_ino;
+	int lock_fd = -1, r;
 
 	r = ts_check_root(err);
+	r = r ?: ts_check_pin_dir(o->pin_dir, err);
 	if (r)
 		return r;
 	if (!o->ndevs)
@@ -393,56 +578,124 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		if (find_ifindex(&next, ifindex) < 0)
 			next.ifindex[next.ndevices++] = ifindex;
 	}
+	if (ts_netns_self(&ns_dev, &ns_ino))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read /proc/self/ns/net: %s",
+			       strerror(errno));
+	made_dir = stat(o->pin_dir, &st) != 0;
 	r = prepare_pin_dir(o->pin_dir, err);
 	if (r)
 		return r;
 	lock_fd = open(o->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (lock_fd < 0 || flock(lock_fd, LOCK_EX)) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", o->pin_dir, strerror(errno));
+	if (lock_fd < 0 || (r = ts_flock_wait(lock_fd, LOCK_EX, o->pin_dir))) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", o->pin_dir,
+			    strerror(lock_fd < 0 ? errno : -r));
 		goto out;
+	}
+	/* fresh: no pin of ours at all; a first load that fails removes them */
+	fresh = !ts_any_pin(o->pin_dir);
+	pin_path(path, sizeof(path), o->pin_dir, "settings");
+	if (!fresh) {
+		struct ts_maps m;
+
+		/* whatever is pinned is ours (validated) and of this namespace */
+		r = ts_maps_open_flags(&m, o->pin_dir, TS_OPEN_INCOMPLETE | TS_OPEN_MISSING_OK,
+				       err);
+		if (r)
+			goto out;
+		r = m.settings >= 0 && bpf_map_lookup_elem(m.settings, &zero, &old) ? -errno : 0;
+		ts_maps_close(&m);
+		if (r) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read %s: %s", path, strerror(-r));
+			goto out;
+		}
+		if (old.ndevices) {
+			r = ts_settings_check_netns(&old, err);
+			if (r)
+				goto out;
+		}
 	}
 	skel = ts_bpf_open_load(o, err);
 	if (!skel) {
 		r = -err->status;
-		goto out;
+		goto fail;
 	}
-	/* the devices attached before (ts_bpf_open_load keeps them) */
+	settings_id = map_id_of(bpf_map__fd(skel->maps.settings));
+	/* ts_bpf_open_load wrote seed, flags and ABI version; the devices are
+	 * still those attached before */
 	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &old, sizeof(old), 0)) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read settings: %s", strerror(errno));
-		goto out;
+		goto fail;
 	}
-	prog_fd = ts_bpf_prog_fd(skel);
+	/* The intent, before anything is attached: every device this command
+	 * may leave a filter on, so that a kill leaves nothing unaccounted. */
+	intent = old;
+	intent.netns_dev = ns_dev;
+	intent.netns_ino = ns_ino;
+	intent.flags |= TS_SETTINGS_F_LOADING;
+	for (__u32 i = 0; i < next.ndevices; i++)
+		if (find_ifindex(&intent, next.ifindex[i]) < 0 && intent.ndevices < TS_MAX_DEVICES) {
+			intent.dev_flags[intent.ndevices] = 0;
+			intent.ifindex[intent.ndevices++] = next.ifindex[i];
+		}
+	/* Devices new to the instance first: a refusal there (a foreign
+	 * filter that check_slots cannot see) comes before any replacement. */
+	for (__u32 i = 0, k = 0; i < next.ndevices; i++)
+		if (find_ifindex(&old, next.ifindex[i]) < 0) {
+			__u32 t = next.ifindex[k];
+
+			next.ifindex[k++] = next.ifindex[i];
+			next.ifindex[i] = t;
+		}
+	r = check_slots(&next, settings_id, err);
+	r = r ?: settings_write(skel, &intent, err);
+	if (r)
+		goto fail;
 	for (__u32 i = 0; i < next.ndevices; i++) {
 		int was = find_ifindex(&old, next.ifindex[i]);
 		bool own = false;
 
-		r = attach_dev(prog_fd, (int)next.ifindex[i], &own, err);
+		r = attach_dev(skel, settings_id, (int)next.ifindex[i], &own, err);
 		if (r) {
-			/* Undo what this command attached; devices attached
-			 * before keep their (old or new) program. */
+			/* Undo what this command attached (xdp-tools style);
+			 * devices attached before keep their (old or new)
+			 * program. */
 			for (__u32 j = 0; j < i; j++)
 				if (find_ifindex(&old, next.ifindex[j]) < 0)
 					detach_dev((int)next.ifindex[j],
-						   next.dev_flags[j] & TS_DEV_F_OWN_CLSACT);
-			goto out;
+						   next.dev_flags[j] & TS_DEV_F_OWN_CLSACT,
+						   settings_id);
+			goto fail;
 		}
 		next.dev_flags[i] = was >= 0 ? old.dev_flags[was] : own ? TS_DEV_F_OWN_CLSACT : 0;
+		/* this device's clsact is accounted for from now on */
+		intent.dev_flags[find_ifindex(&intent, next.ifindex[i])] = next.dev_flags[i];
+		settings_write(skel, &intent, NULL);
 	}
 	/* `load` names the whole set: devices no longer named are detached. */
 	for (__u32 i = 0; i < old.ndevices && i < TS_MAX_DEVICES; i++)
 		if (find_ifindex(&next, old.ifindex[i]) < 0)
-			detach_dev((int)old.ifindex[i], old.dev_flags[i] & TS_DEV_F_OWN_CLSACT);
+			detach_dev((int)old.ifindex[i], old.dev_flags[i] & TS_DEV_F_OWN_CLSACT,
+				   settings_id);
 
 	next.abi_version = old.abi_version;
 	next.seed = old.seed;
-	next.flags = old.flags;
-	if (bpf_map__update_elem(skel->maps.settings, &zero, sizeof(zero), &next, sizeof(next),
-				 0)) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot write settings: %s", strerror(errno));
-		goto out;
-	}
+	next.flags = old.flags & ~TS_SETTINGS_F_LOADING;
+	next.netns_dev = ns_dev;
+	next.netns_ino = ns_ino;
+	r = settings_write(skel, &next, err);
+	if (r)
+		goto fail;
 	warn_forwarding("/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward");
-	r = 0;
+	goto out;
+fail:
+	if (skel && !fresh) /* an upgrade: the devices attached before stay */
+		settings_write(skel, &old, NULL);
+	if (fresh) {
+		/* a first load leaves nothing: no pin, no directory it made */
+		unpin_all(o->pin_dir);
+		if (made_dir)
+			rmdir(o->pin_dir);
+	}
 out:
 	if (skel)
 		ts_bpf_destroy(skel);
@@ -455,7 +708,9 @@ out:
  * Detach and unpin, touching only what is provably this instance's
  * (invariant 9): every pin is validated against the object's layout before
  * anything is read or removed, a pin directory holding anything else is
- * refused whole, and the directory itself goes only when it is empty.
+ * refused whole, and the directory itself goes only when it is empty; only
+ * filters whose program uses this instance's settings map are detached, and
+ * only from the namespace load ran in.
  */
 int ts_unload(const char *pin_dir, struct ts_err *err)
 {
@@ -490,10 +745,16 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", pin_dir, strerror(errno));
 	if (r)
 		goto out;
-	/* Detach first, so no packet meets a program whose maps are gone. */
-	if (m.settings >= 0 && !bpf_map_lookup_elem(m.settings, &zero, &s))
+	if (m.settings >= 0 && !bpf_map_lookup_elem(m.settings, &zero, &s)) {
+		/* its ifindexes mean other devices in another namespace */
+		r = s.ndevices ? ts_settings_check_netns(&s, err) : 0;
+		if (r)
+			goto out;
+		/* Detach first, so no packet meets a program whose maps are gone. */
 		for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++)
-			detach_dev((int)s.ifindex[i], s.dev_flags[i] & TS_DEV_F_OWN_CLSACT);
+			detach_dev((int)s.ifindex[i], s.dev_flags[i] & TS_DEV_F_OWN_CLSACT,
+				   m.settings_id);
+	}
 	/* the pins ts_maps_open_flags validated: the layout's, where present */
 	for (size_t i = 0; i < n; i++)
 		if (!pin_path(path, sizeof(path), pin_dir, layout[i].name) && unlink(path) &&

@@ -121,6 +121,15 @@ static bool any_pin(const char *pin_dir, const struct ts_map_layout *layout, siz
 	return false;
 }
 
+bool ts_any_pin(const char *pin_dir)
+{
+	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
+	size_t n;
+
+	/* unknown: assume there is, so that nothing is removed */
+	return ts_map_layouts(layout, &n, NULL) || any_pin(pin_dir, layout, n);
+}
+
 int ts_maps_open(struct ts_maps *m, const char *pin_dir, struct ts_err *err)
 {
 	return ts_maps_open_flags(m, pin_dir, 0, err);
