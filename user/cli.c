@@ -20,6 +20,9 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
+	/* the global options' usage is the program's own: no command name */
+	if (strchr(cmd, '/') || !strcmp(cmd, "tcpshift"))
+		cmd = "";
 	fprintf(stderr, " (see 'tcpshift %s%s--help')\n", cmd, *cmd ? " " : "");
 	return TS_ERR_USAGE;
 }
@@ -38,14 +41,30 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
 	if (c == '?' || c == ':') {
 		const char *opt = argv[optind - 1];
 
-		if (optopt && c == ':')
+		/* a long option: name it as typed, not by its short letter */
+		if (!strncmp(opt, "--", 2)) {
+			size_t n = strcspn(opt + 2, "=");
+			const struct option *lo = NULL;
+
+			for (const struct option *o = longopts; o && o->name; o++)
+				if (strlen(o->name) == n && !strncmp(o->name, opt + 2, n))
+					lo = o;
+			if (lo && lo->has_arg == required_argument && !opt[2 + n])
+				cli_usage(argv[0], "option --%s needs a value", lo->name);
+			else if (lo && lo->has_arg == no_argument && opt[2 + n])
+				cli_usage(argv[0], "option --%s takes no value", lo->name);
+			else
+				cli_usage(argv[0], "unknown or incomplete option '%.*s'",
+					  (int)(n + 2), opt);
+		} else if (optopt && c == ':') {
 			cli_usage(argv[0], "option -%c needs a value", optopt);
-		else if (optopt && !strchr(shortopts, optopt))
+		} else if (optopt && !strchr(shortopts, optopt)) {
 			cli_usage(argv[0], "unknown option -%c", optopt);
-		else if (optopt)
+		} else if (optopt) {
 			cli_usage(argv[0], "option -%c needs a value", optopt);
-		else
+		} else {
 			cli_usage(argv[0], "unknown or incomplete option '%s'", opt);
+		}
 		return -2;
 	}
 	return c;
@@ -117,4 +136,20 @@ json_object *cli_counters(const struct ts_ctx *ctx, const __u64 counters[TS_CNT_
 			       (unsigned long long)counters[i]);
 	}
 	return o;
+}
+
+json_object *cli_drain(const struct ts_backend *be, __u64 now, char *text, size_t len)
+{
+	__u64 left;
+
+	text[0] = '\0';
+	if (!be->drain_deadline_ns)
+		return NULL;
+	left = be->drain_deadline_ns > now ? (be->drain_deadline_ns - now + 999999999ULL) /
+						     1000000000ULL
+					   : 0;
+	snprintf(text, len, left ? " (draining: flows closed in %llus)" :
+				   " (drained: remaining flows are closed)",
+		 (unsigned long long)left);
+	return json_object_new_int64((int64_t)left);
 }

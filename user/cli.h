@@ -55,6 +55,10 @@ const char *cli_tcp_state_name(__u8 state);
 /* enum ts_tcp_state of a name, 0 if none. */
 int cli_tcp_state_parse(const char *name);
 
+/* A backend's drain deadline: seconds left as JSON (NULL when it has none),
+ * and " (draining: flows closed in Ns)" in text ("" when none). */
+json_object *cli_drain(const struct ts_backend *be, __u64 now, char *text, size_t len);
+
 #define CLI_HELP_DONE	(-3)	/* cli_getopt: help printed */
 
 #endif /* TCPSHIFT_CLI_H */

@@ -34,13 +34,36 @@ struct flows_ctx {
 	__u64			now;
 };
 
+/*
+ * The service a flow belongs to. Service ids are reused: a flow of a deleted
+ * service would otherwise be filed under the next service given its id. The
+ * flow key holds the VIP the client connected to, and the flow the backend
+ * (id and generation) it was pinned to; both must be the service's.
+ */
+static const struct ts_service_cfg *flow_service(struct flows_ctx *fc,
+						  const struct ts_flow_key *k,
+						  const struct ts_flow *f, bool live)
+{
+	struct ts_service_cfg *s = ts_config_service_by_id(fc->cfg, f->service_id);
+
+	if (!s || s->key.family != k->family || s->key.port != k->dport ||
+	    memcmp(s->key.addr, k->daddr, sizeof(s->key.addr)))
+		return NULL;
+	if (!live)
+		return s; /* a removed backend of this service, or of its namesake */
+	for (size_t i = 0; i < s->nbackends; i++)
+		if (s->backends[i].id == f->backend_id)
+			return s;
+	return NULL;
+}
+
 static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, void *data)
 {
 	struct flows_ctx *fc = data;
-	const struct ts_service_cfg *s = ts_config_service_by_id(fc->cfg, f->service_id);
 	const struct ts_backend *be = f->backend_id < TS_MAX_BACKENDS ? &fc->all[f->backend_id]
 								   : NULL;
 	bool live = be && be->state == TS_BACKEND_ACTIVE && be->generation == f->generation;
+	const struct ts_service_cfg *s = flow_service(fc, k, f, live);
 	char client[TS_ADDRSTRLEN], vip[TS_ADDRSTRLEN], baddr[TS_ADDRSTRLEN];
 	__u64 age = fc->now > f->created_ns ? (fc->now - f->created_ns) / 1000000000ULL : 0;
 	__u64 idle = fc->now > f->last_seen_ns ? (fc->now - f->last_seen_ns) / 1000000000ULL : 0;

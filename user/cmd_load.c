@@ -8,6 +8,7 @@
 
 static const char help[] =
 	"Usage: tcpshift load --dev IFACE [--dev IFACE...] [--max-flows N] [--seed N]\n"
+	"                     [--forward stack|fib]\n"
 	"\n"
 	"Load the data plane, pin its maps under the pin directory and attach it to tc\n"
 	"ingress of every IFACE: the interfaces where client packets to the VIPs and the\n"
@@ -18,9 +19,12 @@ static const char help[] =
 	"the whole set: devices no longer named are detached.\n"
 	"\n"
 	"  --dev IFACE      attach to IFACE (repeat for several)\n"
-	"  --max-flows N    size of the flow table (default 262144; fixed while loaded)\n"
-	"  --seed N         flow hash seed (default 0x7c5f5eed); gateways behind one ECMP\n"
-	"                   group need the same seed to pick the same backends\n"
+	"  --max-flows N    size of the flow table (default 262144; fixed while loaded);\n"
+	"                   each flow costs about 170 bytes of kernel memory (the\n"
+	"                   default: about 45 MB)\n"
+	"  --seed N         flow hash seed, decimal or 0x hex (default 0x7c5f5eed);\n"
+	"                   gateways behind one ECMP group need the same seed to pick\n"
+	"                   the same backends\n"
 	"  --forward MODE   stack (default): rewritten packets are routed by the kernel's\n"
 	"                   stack (netfilter FORWARD sees them); fib: tcpshift forwards\n"
 	"                   them itself after a FIB lookup, bypassing netfilter, falling\n"
@@ -43,7 +47,6 @@ int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 	const char *devs[TS_MAX_DEVICES];
 	struct ts_load_opts o = { .pin_dir = ctx->pin_dir, .devs = devs, .forward_fib = -1 };
 	struct ts_err err;
-	char *end;
 	int c;
 
 	while ((c = cli_getopt(argc, argv, "d:h", opts, help)) != -1) {
@@ -58,10 +61,11 @@ int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 				return cli_report(&err);
 			break;
 		case 's':
-			/* decimal or 0x hex */
-			o.seed = (__u32)strtoul(optarg, &end, 0);
-			if (!*optarg || *end || optarg[0] == '-' || strtoull(optarg, NULL, 0) > 0xffffffffULL)
-				return cli_usage(argv[0], "--seed '%s' is not a 32-bit number",
+			/* decimal or 0x hex; a leading 0 is decimal, never octal */
+			if (ts_parse_seed(optarg, &o.seed))
+				return cli_usage(argv[0],
+						 "--seed '%s' is not a 32-bit number: give decimal "
+						 "or 0x hex",
 						 optarg);
 			o.seed_set = true;
 			break;

@@ -569,6 +569,18 @@ int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint
 				    ep, s->svc.name);
 			goto out;
 		}
+		for (size_t j = 0; j < s->nbackends; j++) {
+			const struct ts_backend *be = &s->backends[j].be;
+
+			if (be->family == vip->family && be->port == vip->port &&
+			    !memcmp(be->addr, vip->addr, sizeof(be->addr))) {
+				r = ts_fail(err, TS_ERR_USAGE,
+					    "%s is backend '%s' of service '%s': a VIP:port cannot be "
+					    "a backend",
+					    ep, be->name, s->svc.name);
+				goto out;
+			}
+		}
 		used[s->svc.id] = true;
 	}
 	for (svc.id = 0; svc.id < TS_MAX_SERVICES && used[svc.id]; svc.id++)
@@ -706,8 +718,24 @@ int ts_backend_add(struct ts_maps *m, const char *service, const char *name,
 				goto out;
 			}
 		}
+	/* A backend at a VIP:port would loop its packets into the gateway. */
+	{
+		struct ts_endpoint_key key;
+
+		endpoint_key(addr->addr, addr->port, addr->family, &key);
+		for (size_t i = 0; i < cfg.nservices; i++)
+			if (!memcmp(&cfg.services[i].key, &key, sizeof(key))) {
+				r = ts_fail(err, TS_ERR_USAGE,
+					    "%s is the VIP of service '%s': a backend cannot be a "
+					    "VIP:port",
+					    ep, cfg.services[i].svc.name);
+				goto out;
+			}
+	}
+	/* what the operator asked for is too much: a usage error, as in import */
 	if (s->nbackends == TS_MAX_SERVICE_BACKENDS) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "service '%s' has %d backends, the most allowed",
+		r = ts_fail(err, TS_ERR_USAGE,
+			    "service '%s' has %d backends, the most allowed: remove one first",
 			    service, TS_MAX_SERVICE_BACKENDS);
 		goto out;
 	}

@@ -44,6 +44,9 @@ struct ts_endpoint {
 
 int ts_parse_endpoint(const char *s, struct ts_endpoint *ep, struct ts_err *err);
 int ts_parse_address(const char *s, struct ts_endpoint *ep, struct ts_err *err);
+/* An endpoint that can be a VIP: not unspecified, loopback, multicast,
+ * broadcast or IPv4-mapped. */
+int ts_parse_vip(const char *s, struct ts_endpoint *ep, struct ts_err *err);
 int ts_parse_name(const char *s, const char *what, struct ts_err *err);
 int ts_parse_weight(const char *s, __u32 *weight, struct ts_err *err);
 int ts_parse_assignment(const char *s, char name[TS_NAME_LEN], __u32 *weight,
@@ -53,6 +56,8 @@ int ts_parse_duration(const char *s, __u64 *ns, struct ts_err *err);
 int ts_parse_u32(const char *s, const char *what, __u32 min, __u32 max, __u32 *out,
 		 struct ts_err *err);
 bool ts_is_prime(__u32 n);
+/* A flow hash seed: decimal, or hex after 0x; never octal. 0 or -EINVAL. */
+int ts_parse_seed(const char *s, __u32 *seed);
 void ts_format_endpoint(const __be32 addr[4], __be16 port, __u8 family, char *buf, size_t len);
 void ts_format_address(const __be32 addr[4], __u8 family, char *buf, size_t len);
 

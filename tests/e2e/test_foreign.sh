@@ -11,9 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 e2e_init foreign
 e2e_need bpftool jq
-e2e_netns_add "$NS_GW"
-must "veth" ip -n "$NS_GW" link add gwc type veth peer name gwx
-must "gwc up" ip -n "$NS_GW" link set gwc up
+e2e_bare_gateway gwc
 
 # refused NAME WANT_EXIT PATTERN CMD...: CMD exits WANT_EXIT with one stderr
 # line matching PATTERN.

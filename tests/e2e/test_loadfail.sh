@@ -10,11 +10,7 @@ source "$(dirname "$0")/lib.sh"
 
 e2e_init loadfail
 e2e_need strace jq
-e2e_netns_add "$NS_GW"
-for d in gwc gwd; do
-	must "veth $d" ip -n "$NS_GW" link add "$d" type veth peer name "x$d"
-	must "$d up" ip -n "$NS_GW" link set "$d" up
-done
+e2e_bare_gateway gwc gwd
 E2E_LOADED=1
 
 has_filter() {

@@ -11,9 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 e2e_init lock
 e2e_need flock
-e2e_netns_add "$NS_GW"
-must "veth" ip -n "$NS_GW" link add gwc type veth peer name gwx
-must "gwc up" ip -n "$NS_GW" link set gwc up
+e2e_bare_gateway gwc
 E2E_LOADED=1
 must "load" ts load --dev gwc
 must "service add" ts service add web 198.18.100.1:8008
