@@ -101,9 +101,11 @@ $(OUTPUT)/ts-echo: tools/ts-echo.c | $(OUTPUT)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
 # ---- tests -----------------------------------------------------------------
-$(TEST_UNIT): $(wildcard tests/unit/*.c) $(OUTPUT)/libtcpshift.a | $(OUTPUT)/tests
+$(TEST_UNIT): $(wildcard tests/unit/*.c tests/unit/*.h) $(OUTPUT)/user/cli.o $(OUTPUT)/libtcpshift.a \
+		| $(OUTPUT)/tests
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $(filter %.c,$^) $(OUTPUT)/libtcpshift.a $(LDLIBS) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $(filter %.c,$^) $(OUTPUT)/user/cli.o $(OUTPUT)/libtcpshift.a $(LDLIBS) \
+		-lcmocka -o $@
 
 $(TEST_BPF): $(wildcard tests/bpf/*.c tests/bpf/*.h) $(OUTPUT)/libtcpshift.a | $(OUTPUT)/tests
 	$(call msg,LINK,$@)

@@ -110,38 +110,28 @@ static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 
 int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "backend", required_argument, NULL, 'b' },
-		{ "state", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
+	struct flows_ctx fc = { .ctx = ctx };
+	const char *state = NULL;
+	const struct cli_opt opts[] = {
+		{ "backend", 'b', CLI_STRING, &fc.backend },
+		{ "state", 0, CLI_STRING, &state },
+		CLI_OPT_HELP,
 		{},
 	};
-	struct flows_ctx fc = { .ctx = ctx };
 	struct ts_config cfg = {};
 	struct ts_maps m;
 	struct ts_err err;
-	int c, r;
+	int nargs, r;
 
-	while ((c = cli_getopt(argc, argv, "b:h", opts, help)) != -1) {
-		switch (c) {
-		case 'b':
-			fc.backend = optarg;
-			break;
-		case 's':
-			fc.state = cli_tcp_state_parse(optarg);
-			if (!fc.state)
-				return cli_usage(argv[0],
-						 "unknown state '%s': give syn, established, "
-						 "closing, closed or midstream",
-						 optarg);
-			break;
-		case CLI_HELP_DONE:
-			return 0;
-		default:
-			return TS_ERR_USAGE;
-		}
-	}
-	if (argc - optind > 1)
+	r = cli_args(argc, argv, opts, help, &nargs);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (state && !(fc.state = cli_tcp_state_parse(state)))
+		return cli_usage(argv[0],
+				 "unknown state '%s': give syn, established, closing, closed or "
+				 "midstream",
+				 state);
+	if (nargs > 1)
 		return cli_usage(argv[0], "flows takes at most one SERVICE");
 	r = cli_open_maps_read(ctx, &m);
 	if (r)
@@ -157,9 +147,9 @@ int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	fc.cfg = &cfg;
-	if (optind < argc && !(fc.service = ts_config_service(&cfg, argv[optind]))) {
+	if (nargs && !(fc.service = ts_config_service(&cfg, argv[1]))) {
 		ts_fail(&err, TS_ERR_USAGE, "unknown service '%s': see 'tcpshift service list'",
-			argv[optind]);
+			argv[1]);
 		r = cli_report(&err);
 		goto out;
 	}
@@ -167,7 +157,7 @@ int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
 	    !ts_service_backend((struct ts_service_cfg *)fc.service, fc.backend)) {
 		ts_fail(&err, TS_ERR_USAGE,
 			"service '%s' has no backend '%s': see 'tcpshift service list'",
-			argv[optind], fc.backend);
+			argv[1], fc.backend);
 		r = cli_report(&err);
 		goto out;
 	}

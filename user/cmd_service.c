@@ -86,33 +86,21 @@ static int service_list(struct ts_ctx *ctx, struct ts_maps *m)
 
 int cmd_service(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "table-size", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
+	__u32 table_size = TS_DEFAULT_TABLE_SIZE;
+	const struct cli_opt opts[] = {
+		{ "table-size", 0, CLI_TABLE_SIZE, &table_size },
+		CLI_OPT_HELP,
 		{},
 	};
-	__u32 table_size = TS_DEFAULT_TABLE_SIZE;
 	struct ts_endpoint vip;
 	struct ts_maps m;
 	struct ts_err err;
 	const char *verb;
-	int c, r;
+	int r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1) {
-		switch (c) {
-		case 't':
-			if (ts_parse_table_size(optarg, &table_size, &err))
-				return cli_report(&err);
-			break;
-		case CLI_HELP_DONE:
-			return 0;
-		default:
-			return TS_ERR_USAGE;
-		}
-	}
-	verb = optind < argc ? argv[optind++] : NULL;
-	argc -= optind;
-	argv += optind;
+	r = cli_verb(argc, argv, opts, help, &verb, &argc, &argv);
+	if (r != CLI_CONTINUE)
+		return r;
 	if (!verb)
 		return cli_usage("service", "give add, del or list");
 	if (!strcmp(verb, "add")) {

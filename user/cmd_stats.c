@@ -90,10 +90,7 @@ static json_object *service_stats(struct ts_ctx *ctx, struct ts_maps *m,
 
 int cmd_stats(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
 	struct pinned_count pc = {};
 	json_object *root = NULL, *svcs;
 	struct ts_backend *all = NULL;
@@ -102,14 +99,15 @@ int cmd_stats(struct ts_ctx *ctx, int argc, char **argv)
 	const char *only = NULL;
 	struct ts_maps m;
 	struct ts_err err;
-	int c, r;
+	int nargs, r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1)
-		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
-	if (argc - optind > 1)
+	r = cli_args(argc, argv, opts, help, &nargs);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (nargs > 1)
 		return cli_usage(argv[0], "stats takes at most one SERVICE");
-	if (optind < argc)
-		only = argv[optind];
+	if (nargs)
+		only = argv[1];
 	r = cli_open_maps_read(ctx, &m);
 	if (r)
 		return r;

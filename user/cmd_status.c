@@ -30,10 +30,7 @@ static json_object *map_fill(int fd, size_t key_size, __u32 *entries, __u32 *max
 
 int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
 	static const struct {
 		const char *name;
 		size_t offset, key_size;
@@ -49,12 +46,11 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	struct ts_settings s;
 	struct ts_maps m;
 	struct ts_err err;
-	int c;
+	int r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1)
-		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
-	if (optind < argc)
-		return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
+	r = cli_no_args(argc, argv, opts, help);
+	if (r != CLI_CONTINUE)
+		return r;
 	/* a load that did not finish is shown as such */
 	if (ts_maps_open_flags(&m, ctx->pin_dir, TS_OPEN_INCOMPLETE, &err) ||
 	    ts_maps_lock_shared(&m, &err)) {

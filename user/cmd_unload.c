@@ -16,17 +16,13 @@ static const char help[] =
 
 int cmd_unload(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
 	struct ts_err err;
-	int c;
+	int r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1)
-		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
-	if (optind < argc)
-		return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
+	r = cli_no_args(argc, argv, opts, help);
+	if (r != CLI_CONTINUE)
+		return r;
 	if (ts_unload(ctx->pin_dir, &err))
 		return cli_report(&err);
 	return 0;
