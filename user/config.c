@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Services, backends and weights.
+ * Changes: services, backends, weights, drains, and applying a document.
  *
  * Every change validates all of its input first, then ends with one map
  * update that commits it (invariant 3):
@@ -20,368 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <bpf/bpf.h>
 
 #include "libtcpshift.h"
-
-__u64 ts_now_ns(void)
-{
-	struct timespec ts;
-
-	/* bpf_ktime_get_ns() is CLOCK_MONOTONIC too */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
-static int cmp_backend_name(const void *a, const void *b)
-{
-	const struct ts_backend_cfg *x = a, *y = b;
-
-	return strcmp(x->be.name, y->be.name);
-}
-
-static int cmp_service_name(const void *a, const void *b)
-{
-	const struct ts_service_cfg *x = a, *y = b;
-
-	return strcmp(x->svc.name, y->svc.name);
-}
-
-/* ---- tables --------------------------------------------------------------- */
-
-/* A service's table, mapped into our memory. */
-struct table_view {
-	int			fd;
-	struct ts_table_entry	*e;
-	size_t			len;	/* bytes mapped */
-};
-
-static void table_unmap(struct table_view *t)
-{
-	if (t->e)
-		munmap(t->e, t->len);
-	if (t->fd >= 0)
-		close(t->fd);
-	t->e = NULL;
-	t->fd = -1;
-}
-
-static int table_mmap(struct table_view *t, __u32 size, bool writable, const char *what,
-		      struct ts_err *err)
-{
-	struct bpf_map_info info = {};
-	__u32 info_len = sizeof(info);
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-	if (bpf_obj_get_info_by_fd(t->fd, &info, &info_len) ||
-	    info.max_entries != 2 * TS_TABLE_HALF(size) ||
-	    info.value_size != sizeof(struct ts_table_entry)) {
-		table_unmap(t);
-		return ts_fail(err, TS_ERR_RUNTIME, "the table of %s is inconsistent", what);
-	}
-	t->len = ((size_t)info.max_entries * sizeof(struct ts_table_entry) + page - 1) / page *
-		 page;
-	t->e = mmap(NULL, t->len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, t->fd, 0);
-	if (t->e == MAP_FAILED) {
-		t->e = NULL;
-		table_unmap(t);
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot map the table of %s: %s", what,
-			       strerror(errno));
-	}
-	return 0;
-}
-
-static int table_open(const struct ts_maps *m, const struct ts_service *svc, bool writable,
-		      struct table_view *t, struct ts_err *err)
-{
-	__u32 inner_id;
-
-	t->e = NULL;
-	t->fd = -1;
-	if (bpf_map_lookup_elem(m->tables, &svc->id, &inner_id) ||
-	    (t->fd = bpf_map_get_fd_by_id(inner_id)) < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot open the table of service %s: %s",
-			       svc->name, strerror(errno));
-	return table_mmap(t, svc->table_size, writable, svc->name, err);
-}
-
-/* Write one half: the Maglev slots for backends b[0..n) (sorted by name),
- * then the configuration they come from. */
-static int table_write_half(struct ts_table_entry *half, __u32 size,
-			    const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
-{
-	struct ts_maglev_backend *mb = calloc(n ? n : 1, sizeof(*mb));
-	__u32 *slots = calloc(size, sizeof(*slots));
-	int r = 0;
-
-	if (!mb || !slots) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory building a table of %u slots",
-			    size);
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		mb[i].name = b[i].be.name;
-		mb[i].weight = b[i].weight;
-	}
-	r = ts_maglev_build(mb, n, size, slots);
-	if (r) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot build a table of %u slots: %s", size,
-			    strerror(-r));
-		goto out;
-	}
-	for (__u32 i = 0; i < size; i++)
-		half[i] = (struct ts_table_entry){
-			.backend_id = slots[i] == TS_NO_BACKEND ? TS_NO_BACKEND : b[slots[i]].id,
-		};
-	half[size] = (struct ts_table_entry){ .backend_id = (__u32)n };
-	for (size_t i = 0; i < n; i++)
-		half[size + 1 + i] = (struct ts_table_entry){ b[i].id, b[i].weight };
-out:
-	free(mb);
-	free(slots);
-	return r;
-}
-
-/* A new, empty table for service id (both halves), put in `tables`. It is
- * not live until a service entry refers to it. */
-static int table_create(struct ts_maps *m, __u32 id, __u32 size, const char *name,
-			struct ts_err *err)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	struct table_view t = { .fd = -1 };
-	char map_name[BPF_OBJ_NAME_LEN];
-	int r;
-
-	snprintf(map_name, sizeof(map_name), "ts_table_%u", id);
-	t.fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, map_name, sizeof(__u32),
-			      sizeof(struct ts_table_entry), 2 * TS_TABLE_HALF(size), &opts);
-	if (t.fd < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot create a table of %u slots: %s", size,
-			       strerror(errno));
-	r = table_mmap(&t, size, true, name, err);
-	if (r)
-		return r;
-	r = table_write_half(t.e, size, NULL, 0, err);
-	r = r ?: table_write_half(t.e + TS_TABLE_HALF(size), size, NULL, 0, err);
-	if (!r && bpf_map_update_elem(m->tables, &id, &t.fd, BPF_ANY))
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot store the table of service %s: %s", name,
-			    strerror(errno));
-	table_unmap(&t);
-	return r;
-}
-
-static bool backend_listed(const struct ts_backend_cfg *b, size_t n, __u32 id)
-{
-	for (size_t i = 0; i < n; i++)
-		if (b[i].id == id)
-			return true;
-	return false;
-}
-
-/* Set backend id's membership bit of table half `half`; the other half's bit,
- * the one packets read now, is left alone. */
-static int backend_set_member(struct ts_maps *m, __u32 id, __u32 half, bool member,
-			      struct ts_err *err)
-{
-	struct ts_backend be;
-	__u32 bit = 1U << (half & 1);
-
-	if (bpf_map_lookup_elem(m->backends, &id, &be))
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot read backend %u: %s", id,
-			       strerror(errno));
-	if (!!(be.table_halves & bit) == member)
-		return 0;
-	be.table_halves = member ? be.table_halves | bit : be.table_halves & ~bit;
-	if (bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST))
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot write backend %u: %s", id,
-			       strerror(errno));
-	return 0;
-}
-
-/*
- * Rebuild service s's table from backends b[0..n) (sorted by name) into the
- * half that is not live, then switch halves with one update of the service's
- * entry: the commit of every change to a service's backends or weights.
- */
-static int table_install(struct ts_maps *m, struct ts_service_cfg *s,
-			 const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
-{
-	struct ts_service next = s->svc;
-	struct table_view t;
-	int r;
-
-	next.table_half = !s->svc.table_half;
-	r = table_open(m, &s->svc, true, &t, err);
-	if (r)
-		return r;
-	r = table_write_half(t.e + next.table_half * TS_TABLE_HALF(next.table_size),
-			     next.table_size, b, n, err);
-	table_unmap(&t);
-	/* who is a member of the new half: the old members and the new ones */
-	for (size_t i = 0; !r && i < s->nbackends; i++)
-		r = backend_set_member(m, s->backends[i].id, next.table_half,
-				       backend_listed(b, n, s->backends[i].id), err);
-	for (size_t i = 0; !r && i < n; i++)
-		r = backend_set_member(m, b[i].id, next.table_half, true, err);
-	if (r)
-		return r;
-	/* The commit: one update, seen by the data plane all at once. */
-	if (bpf_map_update_elem(m->services, &s->key, &next, BPF_EXIST))
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot switch the table of service %s: %s",
-			       s->svc.name, strerror(errno));
-	s->svc = next;
-	return 0;
-}
-
-/* The (id, weight) pairs the live half was built from, and their backends. */
-static int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s,
-			     struct ts_err *err)
-{
-	const struct ts_table_entry *half;
-	struct table_view t;
-	__u32 n;
-	int r;
-
-	s->nbackends = 0;
-	r = table_open(m, &s->svc, false, &t, err);
-	if (r)
-		return r;
-	half = t.e + (s->svc.table_half & 1) * TS_TABLE_HALF(s->svc.table_size);
-	n = half[s->svc.table_size].backend_id;
-	if (n > TS_MAX_SERVICE_BACKENDS) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
-			    s->svc.name);
-		goto out;
-	}
-	for (__u32 i = 0; i < n; i++) {
-		struct ts_backend_cfg *b = &s->backends[i];
-
-		b->id = half[s->svc.table_size + 1 + i].backend_id;
-		b->weight = half[s->svc.table_size + 1 + i].weight;
-		if (b->id >= TS_MAX_BACKENDS || bpf_map_lookup_elem(m->backends, &b->id, &b->be)) {
-			r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
-				    s->svc.name);
-			goto out;
-		}
-	}
-	s->nbackends = n;
-out:
-	table_unmap(&t);
-	return r;
-}
-
-int ts_table_shares(const struct ts_maps *m, const struct ts_service_cfg *s, __u32 *slots,
-		    struct ts_err *err)
-{
-	const struct ts_table_entry *half;
-	struct table_view t;
-	int r;
-
-	memset(slots, 0, s->nbackends * sizeof(*slots));
-	r = table_open(m, &s->svc, false, &t, err);
-	if (r)
-		return r;
-	half = t.e + (s->svc.table_half & 1) * TS_TABLE_HALF(s->svc.table_size);
-	for (__u32 i = 0; i < s->svc.table_size; i++)
-		for (size_t j = 0; j < s->nbackends; j++)
-			if (half[i].backend_id == s->backends[j].id) {
-				slots[j]++;
-				break;
-			}
-	table_unmap(&t);
-	return 0;
-}
-
-int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err)
-{
-	__u32 keys[TS_MAX_BACKENDS];
-	__u32 count = TS_MAX_BACKENDS, out_batch;
-
-	for (__u32 i = 0; i < TS_MAX_BACKENDS; i++)
-		keys[i] = i;
-	if (bpf_map_lookup_batch(m->backends, NULL, &out_batch, keys, all, &count, NULL) &&
-	    errno != ENOENT)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot read the backends map: %s",
-			       strerror(errno));
-	if (count != TS_MAX_BACKENDS)
-		return ts_fail(err, TS_ERR_RUNTIME, "short read of the backends map (%u entries)",
-			       count);
-	return 0;
-}
-
-/* ---- reading the configuration -------------------------------------------- */
-
-int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err)
-{
-	struct ts_endpoint_key key, *prev = NULL;
-	size_t cap = 0;
-	int r;
-
-	memset(cfg, 0, sizeof(*cfg));
-	while (!bpf_map_get_next_key(m->services, prev, &key)) {
-		struct ts_service_cfg *s;
-
-		if (cfg->nservices == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			void *p = realloc(cfg->services, ncap * sizeof(*cfg->services));
-
-			if (!p) {
-				ts_config_free(cfg);
-				return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-			}
-			cfg->services = p;
-			cap = ncap;
-		}
-		s = &cfg->services[cfg->nservices];
-		memset(s, 0, sizeof(*s));
-		s->key = key;
-		if (!bpf_map_lookup_elem(m->services, &key, &s->svc)) {
-			r = table_read_config(m, s, err);
-			if (r) {
-				ts_config_free(cfg);
-				return r;
-			}
-			qsort(s->backends, s->nbackends, sizeof(s->backends[0]), cmp_backend_name);
-			cfg->nservices++;
-		}
-		prev = &s->key;
-	}
-	qsort(cfg->services, cfg->nservices, sizeof(*cfg->services), cmp_service_name);
-	return 0;
-}
-
-void ts_config_free(struct ts_config *cfg)
-{
-	free(cfg->services);
-	memset(cfg, 0, sizeof(*cfg));
-}
-
-struct ts_service_cfg *ts_config_service(struct ts_config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->nservices; i++)
-		if (!strcmp(cfg->services[i].svc.name, name))
-			return &cfg->services[i];
-	return NULL;
-}
-
-struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id)
-{
-	for (size_t i = 0; i < cfg->nservices; i++)
-		if (cfg->services[i].svc.id == id)
-			return &cfg->services[i];
-	return NULL;
-}
-
-struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name)
-{
-	for (size_t i = 0; i < s->nbackends; i++)
-		if (!strcmp(s->backends[i].be.name, name))
-			return &s->backends[i];
-	return NULL;
-}
+#include "table.h"
 
 /* Read the configuration, lock against concurrent changes, find a service. */
 static int begin_change(struct ts_maps *m, struct ts_config *cfg, const char *service,
@@ -922,7 +564,7 @@ static int backend_list_build(struct ts_maps *m, const struct ts_config *cfg,
 		list[i].be.state = TS_BACKEND_ACTIVE;
 		list[i].weight = wb->weight;
 	}
-	qsort(list, n, sizeof(*list), cmp_backend_name);
+	qsort(list, n, sizeof(*list), table_cmp_backend_name);
 	for (size_t i = 0; i < n; i++) {
 		struct ts_endpoint ep = { .family = list[i].be.family, .port = list[i].be.port };
 		struct ts_backend_cfg *cur = s ? ts_service_backend(s, list[i].be.name) : NULL;
@@ -1137,4 +779,78 @@ int ts_service_apply(struct ts_maps *m, const struct ts_doc_service *want, struc
 	r = s ? service_update(m, &cfg, s, want, err) : service_create(m, &cfg, want, err);
 	ts_config_free(&cfg);
 	return r;
+}
+
+/* ---- applying ---------------------------------------------------------------------- */
+
+/* New flows hash with the new seed; pinned flows keep their backends. */
+static int seed_write(struct ts_maps *m, __u32 seed, struct ts_err *err)
+{
+	struct ts_settings s;
+	__u32 zero = 0;
+	int r = ts_settings_read(m, &s, err);
+
+	if (r || s.seed == seed)
+		return r;
+	s.seed = seed;
+	if (bpf_map_update_elem(m->settings, &zero, &s, BPF_EXIST))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot write the seed to settings: %s",
+			       strerror(errno));
+	return 0;
+}
+
+/* err, prefixed with where the import stopped and what that means. */
+static int stopped(struct ts_err *err, const char *what)
+{
+	char msg[sizeof(err->msg)];
+
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	return ts_fail(err, err->status,
+		       "import stopped at %s: %s (services changed before it stay changed: "
+		       "import is atomic per service; fix and import again)",
+		       what, msg);
+}
+
+int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *err)
+{
+	struct ts_config cfg;
+	char what[64];
+	int r;
+
+	/* Held until ts_maps_close: no other change interleaves. */
+	r = ts_maps_lock(m, err);
+	r = r ?: ts_config_read(m, &cfg, err);
+	if (r)
+		return r;
+	/* Services that go, or that change VIP or table size, are deleted
+	 * first: their VIPs and backend ids may be reused by the document. */
+	for (size_t i = 0; i < cfg.nservices; i++) {
+		const struct ts_service_cfg *c = &cfg.services[i];
+		const struct ts_doc_service *w = NULL;
+		struct ts_endpoint_key key;
+
+		for (size_t j = 0; j < want->nservices && !w; j++)
+			if (!strcmp(want->services[j].name, c->svc.name))
+				w = &want->services[j];
+		if (w)
+			endpoint_key(w->vip.addr, w->vip.port, w->vip.family, &key);
+		if (w && !memcmp(&key, &c->key, sizeof(key)) && w->table_size == c->svc.table_size)
+			continue;
+		r = ts_service_del(m, c->svc.name, err);
+		if (r) {
+			snprintf(what, sizeof(what), "service '%s'", c->svc.name);
+			ts_config_free(&cfg);
+			return stopped(err, what);
+		}
+	}
+	ts_config_free(&cfg);
+	for (size_t i = 0; i < want->nservices; i++) {
+		r = ts_service_apply(m, &want->services[i], err);
+		if (r) {
+			snprintf(what, sizeof(what), "service '%s'", want->services[i].name);
+			return stopped(err, what);
+		}
+	}
+	r = seed_write(m, want->seed, err);
+	return r ? stopped(err, "the seed") : 0;
 }

@@ -251,7 +251,7 @@ enum ts_slot {
 enum ts_slot ts_attached_prog(int ifindex, __u32 settings_id, __u32 *prog_id);
 __u64 ts_now_ns(void);
 
-/* ---- export.c: configuration documents (export, import) ----------------- */
+/* ---- doc.c: configuration documents (export, import); pure --------------- */
 
 /*
  * The whole configuration as a document, the format of `tcpshift export` and

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Configuration documents: the whole configuration as JSON (`tcpshift
- * export`), and making a gateway's configuration equal to one (`tcpshift
- * import`), so that gateways behind ECMP can be kept identical (invariant 6)
- * by whatever distributes files.
+ * export`), and the plan that makes a gateway's configuration equal to one
+ * (`tcpshift import`; config.c applies it), so that gateways behind ECMP can
+ * be kept identical (invariant 6) by whatever distributes files. Pure: no
+ * maps, no I/O, no global state (the fuzz target links this file alone).
  *
  *   {"tcpshift": 1, "seed": 2086625005,
  *    "services": [{"name": "web", "vip": "198.18.100.1:8008", "table_size": 16381,
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <bpf/bpf.h>
 #include <json-c/json.h>
 
 #include "libtcpshift.h"
@@ -913,74 +913,4 @@ int ts_doc_plan(const struct ts_doc *have, const struct ts_doc *want, struct ts_
 oom:
 	ts_plan_free(plan);
 	return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-}
-
-/* ---- applying ---------------------------------------------------------------------- */
-
-/* New flows hash with the new seed; pinned flows keep their backends. */
-static int seed_write(struct ts_maps *m, __u32 seed, struct ts_err *err)
-{
-	struct ts_settings s;
-	__u32 zero = 0;
-	int r = ts_settings_read(m, &s, err);
-
-	if (r || s.seed == seed)
-		return r;
-	s.seed = seed;
-	if (bpf_map_update_elem(m->settings, &zero, &s, BPF_EXIST))
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot write the seed to settings: %s",
-			       strerror(errno));
-	return 0;
-}
-
-/* err, prefixed with where the import stopped and what that means. */
-static int stopped(struct ts_err *err, const char *what)
-{
-	char msg[sizeof(err->msg)];
-
-	snprintf(msg, sizeof(msg), "%s", err->msg);
-	return ts_fail(err, err->status,
-		       "import stopped at %s: %s (services changed before it stay changed: "
-		       "import is atomic per service; fix and import again)",
-		       what, msg);
-}
-
-int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *err)
-{
-	struct ts_config cfg;
-	char what[64];
-	int r;
-
-	/* Held until ts_maps_close: no other change interleaves. */
-	r = ts_maps_lock(m, err);
-	r = r ?: ts_config_read(m, &cfg, err);
-	if (r)
-		return r;
-	/* Services that go, or that change VIP or table size, are deleted
-	 * first: their VIPs and backend ids may be reused by the document. */
-	for (size_t i = 0; i < cfg.nservices; i++) {
-		const struct ts_service_cfg *c = &cfg.services[i];
-		const struct ts_doc_service *w = doc_service(want, c->svc.name);
-		struct ts_endpoint vip = { .family = c->key.family, .port = c->key.port };
-
-		memcpy(vip.addr, c->key.addr, sizeof(vip.addr));
-		if (w && same_endpoint(&vip, &w->vip) && w->table_size == c->svc.table_size)
-			continue;
-		r = ts_service_del(m, c->svc.name, err);
-		if (r) {
-			snprintf(what, sizeof(what), "service '%s'", c->svc.name);
-			ts_config_free(&cfg);
-			return stopped(err, what);
-		}
-	}
-	ts_config_free(&cfg);
-	for (size_t i = 0; i < want->nservices; i++) {
-		r = ts_service_apply(m, &want->services[i], err);
-		if (r) {
-			snprintf(what, sizeof(what), "service '%s'", want->services[i].name);
-			return stopped(err, what);
-		}
-	}
-	r = seed_write(m, want->seed, err);
-	return r ? stopped(err, "the seed") : 0;
 }
