@@ -2,6 +2,7 @@
 /* tcpshift status */
 #include <net/if.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 
 #include "cli.h"
@@ -31,16 +32,8 @@ static json_object *map_fill(int fd, size_t key_size, __u32 *entries, __u32 *max
 int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
-	static const struct {
-		const char *name;
-		size_t offset, key_size;
-	} maps[] = {
-		{ "services", offsetof(struct ts_maps, services), sizeof(struct ts_endpoint_key) },
-		{ "flows", offsetof(struct ts_maps, flows), sizeof(struct ts_flow_key) },
-		{ "half_open", offsetof(struct ts_maps, half_open), sizeof(struct ts_flow_key) },
-		{ "backend_addrs", offsetof(struct ts_maps, backend_addrs),
-		  sizeof(struct ts_endpoint_key) },
-	};
+	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
+	size_t nmaps;
 	json_object *root, *devs, *mo;
 	__u64 counters[TS_CNT_MAX];
 	struct ts_settings s;
@@ -114,13 +107,27 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	}
 	if (!ctx->json)
 		printf("maps\n");
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		int fd = *(int *)((char *)&m + maps[i].offset);
+	/* The fill of every hash map the object pins (arrays are always full),
+	 * from the object's own list: a map added later is shown too. They
+	 * were validated by ts_maps_open_flags. */
+	if (ts_map_layouts(layout, &nmaps, NULL))
+		nmaps = 0;
+	for (size_t i = 0; i < nmaps; i++) {
+		char path[TS_PIN_DIR_MAX + 16];
 		__u32 n, max;
+		int fd;
 
-		json_object_object_add(mo, maps[i].name, map_fill(fd, maps[i].key_size, &n, &max));
+		if (layout[i].type != BPF_MAP_TYPE_HASH && layout[i].type != BPF_MAP_TYPE_LRU_HASH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", ctx->pin_dir, layout[i].name);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		json_object_object_add(mo, layout[i].name,
+				       map_fill(fd, layout[i].key_size, &n, &max));
+		close(fd);
 		if (!ctx->json)
-			printf("  %-16s %u / %u\n", maps[i].name, n, max);
+			printf("  %-16s %u / %u\n", layout[i].name, n, max);
 	}
 	json_object_object_add(root, "counters", cli_counters(ctx, counters));
 	if (ctx->json)
