@@ -84,7 +84,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 		};
 		char name[IF_NAMESIZE] = "?";
 		__u32 prog;
-		enum ts_slot st = ts_attached_prog((int)s.ifindex[i], m.settings_id, &prog);
+		enum ts_slot st = ts_attached_prog((int)s.ifindex[i], &m.owner, &prog);
 		json_object *d = json_object_new_object();
 
 		if_indextoname(s.ifindex[i], name);

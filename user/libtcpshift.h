@@ -78,6 +78,14 @@ int ts_maglev_build(const struct ts_maglev_backend *b, size_t n, __u32 m, __u32 
 
 /* ---- maps.c: the pinned maps -------------------------------------------- */
 
+/* The ids of an instance's pinned maps: a program that uses one of them is
+ * that instance's (map ids are unique while the maps exist). */
+#define TS_MAX_PINNED_MAPS	32
+struct ts_owner {
+	__u32	map_id[TS_MAX_PINNED_MAPS];
+	size_t	n;
+};
+
 struct ts_maps {
 	int	services;
 	int	tables;
@@ -90,11 +98,11 @@ struct ts_maps {
 	int	settings;
 	int	lock_fd;	/* the pin directory, flock()ed by changes and readers */
 	__u32	settings_id;	/* map id of the pinned settings: this instance */
+	struct ts_owner owner;	/* ids of every pinned map validated */
 	char	pin_dir[TS_PIN_DIR_MAX];
 };
 
 /* The layout a pinned map must have, from the BPF object's own definitions. */
-#define TS_MAX_PINNED_MAPS	32
 struct ts_map_layout {
 	char	name[16];	/* BPF_OBJ_NAME_LEN */
 	__u32	type;
@@ -246,9 +254,9 @@ enum ts_slot {
 	TS_SLOT_FOREIGN,	/* another instance's or another tool's filter */
 };
 
-/* The state of ifindex for the instance whose settings map has id
- * settings_id; *prog_id: its ingress program's id, 0 unless ours. */
-enum ts_slot ts_attached_prog(int ifindex, __u32 settings_id, __u32 *prog_id);
+/* The state of ifindex for the instance owning the maps in own; *prog_id:
+ * the first attach point's program id, 0 unless ours. */
+enum ts_slot ts_attached_prog(int ifindex, const struct ts_owner *own, __u32 *prog_id);
 __u64 ts_now_ns(void);
 
 /* ---- doc.c: configuration documents (export, import); pure --------------- */

@@ -315,16 +315,16 @@ static __u32 map_id_of(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
 }
 
-/* Does program prog_id use map map_id? A program that uses an instance's
- * `settings` map is that instance's: the proof of ownership of a tc filter. */
-static bool prog_uses_map(__u32 prog_id, __u32 map_id)
+/* Does program prog_id use one of the instance's maps? Then it is that
+ * instance's: the proof of ownership of a tc filter. */
+static bool prog_is_ours(__u32 prog_id, const struct ts_owner *own)
 {
 	struct bpf_prog_info info = {};
 	__u32 ids[64], len = sizeof(info);
 	bool found = false;
 	int fd;
 
-	if (!prog_id || !map_id)
+	if (!prog_id || !own->n)
 		return false;
 	fd = bpf_prog_get_fd_by_id(prog_id);
 	if (fd < 0)
@@ -333,13 +333,14 @@ static bool prog_uses_map(__u32 prog_id, __u32 map_id)
 	info.map_ids = (__u64)(unsigned long)ids;
 	if (!bpf_obj_get_info_by_fd(fd, &info, &len))
 		for (__u32 i = 0; i < info.nr_map_ids && i < sizeof(ids) / sizeof(ids[0]); i++)
-			found |= ids[i] == map_id;
+			for (size_t j = 0; j < own->n; j++)
+				found |= ids[i] == own->map_id[j];
 	close(fd);
 	return found;
 }
 
 /* Who holds our tc slot (handle, priority) of attach point ap on ifindex. */
-static enum ts_slot slot_owner(int ifindex, const struct attach_point *ap, __u32 settings_id,
+static enum ts_slot slot_owner(int ifindex, const struct attach_point *ap, const struct ts_owner *own,
 			       __u32 *prog_id)
 {
 	struct bpf_tc_hook hook;
@@ -350,17 +351,17 @@ static enum ts_slot slot_owner(int ifindex, const struct attach_point *ap, __u32
 	if (bpf_tc_query(&hook, &opts))
 		return TS_SLOT_FREE;
 	*prog_id = opts.prog_id;
-	return prog_uses_map(opts.prog_id, settings_id) ? TS_SLOT_OURS : TS_SLOT_FOREIGN;
+	return prog_is_ours(opts.prog_id, own) ? TS_SLOT_OURS : TS_SLOT_FOREIGN;
 }
 
-enum ts_slot ts_attached_prog(int ifindex, __u32 settings_id, __u32 *prog_id)
+enum ts_slot ts_attached_prog(int ifindex, const struct ts_owner *own, __u32 *prog_id)
 {
 	enum ts_slot worst = TS_SLOT_OURS;
 
 	*prog_id = 0;
 	for (size_t i = 0; i < NATTACH; i++) {
 		__u32 id;
-		enum ts_slot st = slot_owner(ifindex, &attach_points[i], settings_id, &id);
+		enum ts_slot st = slot_owner(ifindex, &attach_points[i], own, &id);
 
 		if (i == 0)
 			*prog_id = st == TS_SLOT_OURS ? id : 0;
@@ -397,13 +398,13 @@ static int refuse_foreign(int ifindex, const struct attach_point *ap, __u32 prog
 
 /* Refuse before anything changes when a device's slot holds a filter that is
  * not ours. */
-static int check_slots(const struct ts_settings *next, __u32 settings_id, struct ts_err *err)
+static int check_slots(const struct ts_settings *next, const struct ts_owner *own, struct ts_err *err)
 {
 	for (__u32 i = 0; i < next->ndevices; i++)
 		for (size_t j = 0; j < NATTACH; j++) {
 			__u32 id;
 
-			if (slot_owner((int)next->ifindex[i], &attach_points[j], settings_id,
+			if (slot_owner((int)next->ifindex[i], &attach_points[j], own,
 				       &id) == TS_SLOT_FOREIGN)
 				return refuse_foreign((int)next->ifindex[i], &attach_points[j], id,
 						      err);
@@ -412,10 +413,10 @@ static int check_slots(const struct ts_settings *next, __u32 settings_id, struct
 }
 
 /* Attach (or replace our own, on an upgrade) at every attach point of
- * ifindex; *own is set when this call created the clsact qdisc. Never
+ * ifindex; *made_clsact is set when this call created the clsact qdisc. Never
  * replaces a filter that is not ours. */
-static int attach_dev(struct tcpshift_bpf *skel, __u32 settings_id, int ifindex, bool *own,
-		      struct ts_err *err)
+static int attach_dev(struct tcpshift_bpf *skel, const struct ts_owner *own, int ifindex,
+		      bool *made_clsact, struct ts_err *err)
 {
 	char name[IF_NAMESIZE] = "?";
 	struct bpf_tc_hook hook;
@@ -424,7 +425,7 @@ static int attach_dev(struct tcpshift_bpf *skel, __u32 settings_id, int ifindex,
 	int r;
 
 	if_indextoname((unsigned int)ifindex, name);
-	*own = false;
+	*made_clsact = false;
 	for (i = 0; i < NATTACH; i++) {
 		const struct attach_point *ap = &attach_points[i];
 		struct bpf_program *prog = bpf_object__find_program_by_name(skel->obj, ap->prog);
@@ -438,8 +439,8 @@ static int attach_dev(struct tcpshift_bpf *skel, __u32 settings_id, int ifindex,
 				    name, strerror(-r));
 			goto undo;
 		}
-		*own |= r == 0;
-		st = slot_owner(ifindex, ap, settings_id, &id);
+		*made_clsact |= r == 0;
+		st = slot_owner(ifindex, ap, own, &id);
 		if (st == TS_SLOT_FOREIGN) {
 			r = refuse_foreign(ifindex, ap, id, err);
 			goto undo;
@@ -466,7 +467,7 @@ undo:
 		tc_ids(ifindex, &attach_points[i], &hook, &opts);
 		bpf_tc_detach(&hook, &opts);
 	}
-	if (*own) {
+	if (*made_clsact) {
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&hook);
 	}
@@ -474,7 +475,7 @@ undo:
 }
 
 /* Detach our filters from ifindex, only those provably ours. */
-static void detach_dev(int ifindex, bool own_clsact, __u32 settings_id)
+static void detach_dev(int ifindex, bool own_clsact, const struct ts_owner *own)
 {
 	struct bpf_tc_hook hook;
 	struct bpf_tc_opts opts;
@@ -482,7 +483,7 @@ static void detach_dev(int ifindex, bool own_clsact, __u32 settings_id)
 	for (size_t i = 0; i < NATTACH; i++) {
 		__u32 id;
 
-		if (slot_owner(ifindex, &attach_points[i], settings_id, &id) != TS_SLOT_OURS)
+		if (slot_owner(ifindex, &attach_points[i], own, &id) != TS_SLOT_OURS)
 			continue;
 		tc_ids(ifindex, &attach_points[i], &hook, &opts);
 		bpf_tc_detach(&hook, &opts);
@@ -555,7 +556,9 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	char path[TS_PIN_DIR_MAX];
 	bool fresh, made_dir;
 	struct stat st;
-	__u32 zero = 0, settings_id;
+	struct ts_owner owner = {};
+	struct bpf_map *map;
+	__u32 zero = 0;
 	__u64 ns_dev, ns_ino;
 	int lock_fd = -1, r;
 
@@ -619,7 +622,11 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		r = -err->status;
 		goto fail;
 	}
-	settings_id = map_id_of(bpf_map__fd(skel->maps.settings));
+	/* the instance's maps: what a filter of ours uses */
+	bpf_object__for_each_map(map, skel->obj)
+		if (!bpf_map__is_internal(map) && bpf_map__pin_path(map) &&
+		    owner.n < TS_MAX_PINNED_MAPS)
+			owner.map_id[owner.n++] = map_id_of(bpf_map__fd(map));
 	/* ts_bpf_open_load wrote seed, flags and ABI version; the devices are
 	 * still those attached before */
 	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &old, sizeof(old), 0)) {
@@ -646,15 +653,15 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 			next.ifindex[k++] = next.ifindex[i];
 			next.ifindex[i] = t;
 		}
-	r = check_slots(&next, settings_id, err);
+	r = check_slots(&next, &owner, err);
 	r = r ?: settings_write(skel, &intent, err);
 	if (r)
 		goto fail;
 	for (__u32 i = 0; i < next.ndevices; i++) {
 		int was = find_ifindex(&old, next.ifindex[i]);
-		bool own = false;
+		bool made_clsact = false;
 
-		r = attach_dev(skel, settings_id, (int)next.ifindex[i], &own, err);
+		r = attach_dev(skel, &owner, (int)next.ifindex[i], &made_clsact, err);
 		if (r) {
 			/* Undo what this command attached (xdp-tools style);
 			 * devices attached before keep their (old or new)
@@ -663,10 +670,11 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 				if (find_ifindex(&old, next.ifindex[j]) < 0)
 					detach_dev((int)next.ifindex[j],
 						   next.dev_flags[j] & TS_DEV_F_OWN_CLSACT,
-						   settings_id);
+						   &owner);
 			goto fail;
 		}
-		next.dev_flags[i] = was >= 0 ? old.dev_flags[was] : own ? TS_DEV_F_OWN_CLSACT : 0;
+		next.dev_flags[i] = was >= 0 ? old.dev_flags[was]
+					     : made_clsact ? TS_DEV_F_OWN_CLSACT : 0;
 		/* this device's clsact is accounted for from now on */
 		intent.dev_flags[find_ifindex(&intent, next.ifindex[i])] = next.dev_flags[i];
 		settings_write(skel, &intent, NULL);
@@ -675,7 +683,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	for (__u32 i = 0; i < old.ndevices && i < TS_MAX_DEVICES; i++)
 		if (find_ifindex(&next, old.ifindex[i]) < 0)
 			detach_dev((int)old.ifindex[i], old.dev_flags[i] & TS_DEV_F_OWN_CLSACT,
-				   settings_id);
+				   &owner);
 
 	next.abi_version = old.abi_version;
 	next.seed = old.seed;
@@ -709,7 +717,7 @@ out:
  * (invariant 9): every pin is validated against the object's layout before
  * anything is read or removed, a pin directory holding anything else is
  * refused whole, and the directory itself goes only when it is empty; only
- * filters whose program uses this instance's settings map are detached, and
+ * filters whose program uses this instance's maps are detached, and
  * only from the namespace load ran in.
  */
 int ts_unload(const char *pin_dir, struct ts_err *err)
@@ -753,7 +761,7 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 		/* Detach first, so no packet meets a program whose maps are gone. */
 		for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++)
 			detach_dev((int)s.ifindex[i], s.dev_flags[i] & TS_DEV_F_OWN_CLSACT,
-				   m.settings_id);
+				   &m.owner);
 	}
 	/* the pins ts_maps_open_flags validated: the layout's, where present */
 	for (size_t i = 0; i < n; i++)

@@ -185,6 +185,8 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 			continue;
 		}
 		r = ts_map_check(fd, path, &layout[i], err);
+		if (!r)
+			m->owner.map_id[m->owner.n++] = map_id(fd);
 		if (r || !slot) {
 			/* validated but not used by name: nothing to keep open */
 			close(fd);
