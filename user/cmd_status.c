@@ -34,6 +34,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
 	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
 	size_t nmaps;
+	int gone = 0;
 	json_object *root, *devs, *mo;
 	__u64 counters[TS_CNT_MAX];
 	struct ts_settings s;
@@ -52,7 +53,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	}
 	/* from another namespace, the ifindexes would name other devices */
 	if (ts_settings_read(&m, &s, &err) ||
-	    (s.ndevices && ts_settings_check_netns(&s, &err)) ||
+	    (s.ndevices && (gone = ts_settings_check_netns(&s, &err)) < 0) ||
 	    ts_counters_read(&m, counters, &err)) {
 		ts_maps_close(&m);
 		return cli_report(&err);
@@ -67,6 +68,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	json_object_object_add(root, "load_finished",
 			       json_object_new_boolean(s.abi_version &&
 						       !(s.flags & TS_SETTINGS_F_LOADING)));
+	json_object_object_add(root, "netns_gone", json_object_new_boolean(gone == TS_NETNS_GONE));
 	json_object_object_add(root, "devices", devs);
 	json_object_object_add(root, "maps", mo);
 	if (!ctx->json)
@@ -76,7 +78,10 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 			       ? "load      DID NOT FINISH: run 'tcpshift load' again, or "
 				 "'tcpshift unload'\n"
 			       : "");
-	for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++) {
+	if (gone == TS_NETNS_GONE && !ctx->json)
+		printf("  the network namespace load ran in no longer exists: its devices and "
+		       "filters went with it ('tcpshift load' here, or 'tcpshift unload')\n");
+	for (__u32 i = 0; gone != TS_NETNS_GONE && i < s.ndevices && i < TS_MAX_DEVICES; i++) {
 		static const char *const state_names[] = {
 			[TS_SLOT_FREE] = "not attached",
 			[TS_SLOT_OURS] = "attached",

@@ -147,7 +147,10 @@ int ts_flock_wait(int fd, int op, const char *what);
 /* This process's network namespace. */
 int ts_netns_self(__u64 *dev, __u64 *ino);
 /* Refuse (TS_ERR_RUNTIME) when the instance was loaded in another network
- * namespace than this process's: its ifindexes mean other devices here. */
+ * namespace than this process's: its ifindexes mean other devices here.
+ * TS_NETNS_GONE: that namespace no longer exists, and its devices and their
+ * filters went with it: nothing to detach. */
+#define TS_NETNS_GONE	1
 int ts_settings_check_netns(const struct ts_settings *s, struct ts_err *err);
 int ts_settings_read(const struct ts_maps *m, struct ts_settings *s, struct ts_err *err);
 int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err);

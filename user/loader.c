@@ -554,7 +554,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	struct ts_settings old = {}, next = {}, intent;
 	struct tcpshift_bpf *skel = NULL;
 	char path[TS_PIN_DIR_MAX];
-	bool fresh, made_dir;
+	bool fresh, made_dir, forget_devices = false;
 	struct stat st;
 	struct ts_owner owner = {};
 	struct bpf_map *map;
@@ -613,8 +613,10 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		}
 		if (old.ndevices) {
 			r = ts_settings_check_netns(&old, err);
-			if (r)
+			if (r < 0)
 				goto out;
+			/* namespace gone: so are its devices; start afresh here */
+			forget_devices = r == TS_NETNS_GONE;
 		}
 	}
 	skel = ts_bpf_open_load(o, err);
@@ -633,6 +635,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read settings: %s", strerror(errno));
 		goto fail;
 	}
+	if (forget_devices)
+		old.ndevices = 0;
 	/* The intent, before anything is attached: every device this command
 	 * may leave a filter on, so that a kill leaves nothing unaccounted. */
 	intent = old;
@@ -756,12 +760,14 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 	if (m.settings >= 0 && !bpf_map_lookup_elem(m.settings, &zero, &s)) {
 		/* its ifindexes mean other devices in another namespace */
 		r = s.ndevices ? ts_settings_check_netns(&s, err) : 0;
-		if (r)
+		if (r < 0)
 			goto out;
-		/* Detach first, so no packet meets a program whose maps are gone. */
-		for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++)
+		/* Detach first, so no packet meets a program whose maps are
+		 * gone; a namespace that is gone took its devices along. */
+		for (__u32 i = 0; r != TS_NETNS_GONE && i < s.ndevices && i < TS_MAX_DEVICES; i++)
 			detach_dev((int)s.ifindex[i], s.dev_flags[i] & TS_DEV_F_OWN_CLSACT,
 				   &m.owner);
+		r = 0;
 	}
 	/* the pins ts_maps_open_flags validated: the layout's, where present */
 	for (size_t i = 0; i < n; i++)

@@ -364,6 +364,34 @@ static bool netns_name(__u64 dev, __u64 ino, char *name, size_t len)
 	return found;
 }
 
+/* Does namespace (dev, ino) still exist? Something holds every live one: a
+ * name under /run/netns, or a process. (Not seen: one held only by an open
+ * file descriptor or a bind mount elsewhere, which is then taken as gone.) */
+static bool netns_alive(__u64 dev, __u64 ino)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	char name[256];
+	bool found = false;
+	int budget = 1 << 20;
+
+	if (netns_name(dev, ino, name, sizeof(name)))
+		return true;
+	if (!d)
+		return true; /* cannot tell: alive, so that nothing is skipped */
+	while (!found && budget-- > 0 && (e = readdir(d))) {
+		char path[300];
+		struct stat st;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/ns/net", e->d_name);
+		found = !stat(path, &st) && st.st_dev == dev && st.st_ino == ino;
+	}
+	closedir(d);
+	return found;
+}
+
 int ts_settings_check_netns(const struct ts_settings *s, struct ts_err *err)
 {
 	char name[256];
@@ -379,6 +407,8 @@ int ts_settings_check_netns(const struct ts_settings *s, struct ts_err *err)
 	if (netns_name(s->netns_dev, s->netns_ino, name, sizeof(name)))
 		return ts_fail(err, TS_ERR_RUNTIME,
 			       "loaded in another network namespace; run with -n %s", name);
+	if (!netns_alive(s->netns_dev, s->netns_ino))
+		return TS_NETNS_GONE;
 	return ts_fail(err, TS_ERR_RUNTIME,
 		       "loaded in another network namespace (inode %llu, no name under "
 		       "/run/netns); run with -n NAME in that namespace",

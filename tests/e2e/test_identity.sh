@@ -124,4 +124,30 @@ if [ -z "$(filter_id "$NS_GW" gwc)" ] && [ "$(tc -n "$NS_GW" filter show dev gwd
 else
 	fail "ownership: unload" "gwc: $(filter_id "$NS_GW" gwc), gwd: $(tc -n "$NS_GW" filter show dev gwd ingress)"
 fi
+# 5. the namespace load ran in is gone: its devices and filters went with
+# it; status says so, unload removes the pins from anywhere
+NS_C=tse2e-$E2E_ID-c
+PIN3=$E2E_PIN-3
+trap 'rm -rf -- "$PIN2" "$PIN3"; e2e_cleanup' EXIT
+[ -e "$PIN3" ] && e2e_abort "$PIN3 already exists"
+e2e_netns_add "$NS_C"
+must "veth in C" ip -n "$NS_C" link add gwc type veth peer name gwx
+third=("$TCPSHIFT" --pin-dir "$PIN3")
+must "load in C" "${third[@]}" -n "$NS_C" load --dev gwc
+must "namespace C deleted" ip netns del "$NS_C"
+st=""
+for ((i = 0; i < 50; i++)); do
+	st=$("${third[@]}" -j status 2>&1) && jq -e '.netns_gone' <<<"$st" >/dev/null && break
+	sleep 0.1
+done
+if jq -e '.netns_gone and (.devices | length == 0)' <<<"$st" >/dev/null; then
+	pass "identity: status says the namespace load ran in is gone"
+else
+	fail "identity: status after the namespace went" "$st"
+fi
+if out=$("${third[@]}" unload 2>&1) && [ ! -e "$PIN3" ]; then
+	pass "identity: unload of an instance whose namespace is gone removes its pins"
+else
+	fail "identity: unload after the namespace went" "$out; $(ls "$PIN3" 2>&1)"
+fi
 e2e_status
