@@ -10,6 +10,9 @@ static const char help[] =
 	"Detach the data plane from every device it was loaded on, remove the clsact\n"
 	"qdiscs that load created, and remove the pinned maps and the pin directory.\n"
 	"Pinned flows are lost: established connections through the gateway break.\n"
+	"Only what is provably this instance's is touched: a pin directory holding maps\n"
+	"of another layout is refused whole, only filters whose program uses this\n"
+	"instance's maps are detached. Run it in the namespace load ran in (-n NAME).\n"
 	"\n"
 	"Example:\n"
 	"  tcpshift unload\n";
