@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 e2e_init foreign
 e2e_need bpftool jq
-e2e_bare_gateway gwc
+e2e_bare_gateway gwc gwd
 
 # refused NAME WANT_EXIT PATTERN CMD...: CMD exits WANT_EXIT with one stderr
 # line matching PATTERN.
@@ -108,4 +108,22 @@ else
 	fail "long pin paths: nothing created" "$(ls -d "$E2E_PIN"-* | head -c 200)"
 	rm -rf -- "$E2E_PIN"-d* "$E2E_PIN"-h*
 fi
+# 5. a pin path longer than 256 characters that fits PATH_MAX works, whole:
+# nothing is created at a truncated path
+parent=$E2E_PIN-p$(printf 'p%.0s' {1..200})
+deep=$parent/$(printf 'q%.0s' {1..100})
+trap 'rm -rf -- "$parent"; e2e_cleanup' EXIT
+must "parent of a long pin dir" mkdir -p "$parent"
+deep_ts=("$TCPSHIFT" --pin-dir "$deep" -n "$NS_GW")
+must "load at a ${#deep}-character pin dir" "${deep_ts[@]}" load --dev gwd
+must "service add (long pin dir)" "${deep_ts[@]}" service add web 198.18.100.1:8008
+must "backend add (long pin dir)" "${deep_ts[@]}" backend add web v1 198.18.2.11:8008
+got=$("${deep_ts[@]}" pick web 198.18.1.2:1000 2>&1)
+others=$(find "$parent" -mindepth 1 -maxdepth 1 ! -path "$deep" | head -n 3)
+if grep -q ' v1 ' <<<"$got" && [ -e "$deep/settings" ] && [ -z "$others" ]; then
+	pass "a ${#deep}-character pin dir: load, service add, pick work; nothing created elsewhere"
+else
+	fail "a ${#deep}-character pin dir" "pick: $got; beside it: $others"
+fi
+must "unload (long pin dir)" "${deep_ts[@]}" unload
 e2e_status
