@@ -15,6 +15,10 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -475,6 +479,61 @@ undo:
 }
 
 /* Detach our filters from ifindex, only those provably ours. */
+/*
+ * Does the clsact hook (ifindex, parent) hold any filter? A dump of its
+ * filters over rtnetlink (libbpf can only query one handle and priority).
+ * Errors count as "yes": a qdisc that may hold someone's filters is kept.
+ */
+static bool tc_has_filters(int ifindex, __u32 parent)
+{
+	struct {
+		struct nlmsghdr	n;
+		struct tcmsg	t;
+	} req = {
+		.n = {
+			.nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg)),
+			.nlmsg_type = RTM_GETTFILTER,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+			.nlmsg_seq = 1,
+		},
+		.t = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_parent = parent },
+	};
+	char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+	bool any = true, done = false;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+
+	if (fd < 0)
+		return true;
+	if (send(fd, &req, req.n.nlmsg_len, 0) < 0)
+		goto out;
+	any = false;
+	/* bounded: a dump ends with NLMSG_DONE; a hook holds few filters */
+	for (int rounds = 0; !done && rounds < 1024; rounds++) {
+		ssize_t len = recv(fd, buf, sizeof(buf), 0);
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+
+		if (len <= 0) {
+			any = true;
+			break;
+		}
+		for (; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+			if (h->nlmsg_type == NLMSG_DONE) {
+				done = true;
+				break;
+			}
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				any = done = true;
+				break;
+			}
+			if (h->nlmsg_type == RTM_NEWTFILTER)
+				any = true;
+		}
+	}
+out:
+	close(fd);
+	return any;
+}
+
 static void detach_dev(int ifindex, bool own_clsact, const struct ts_owner *own)
 {
 	struct bpf_tc_hook hook;
@@ -488,7 +547,10 @@ static void detach_dev(int ifindex, bool own_clsact, const struct ts_owner *own)
 		tc_ids(ifindex, &attach_points[i], &hook, &opts);
 		bpf_tc_detach(&hook, &opts);
 	}
-	if (own_clsact) {
+	/* The qdisc load created goes too, unless another tool has put
+	 * filters on it since (invariant 9). */
+	if (own_clsact && !tc_has_filters(ifindex, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS)) &&
+	    !tc_has_filters(ifindex, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS))) {
 		tc_ids(ifindex, &attach_points[0], &hook, &opts);
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&hook);

@@ -124,7 +124,33 @@ if [ -z "$(filter_id "$NS_GW" gwc)" ] && [ "$(tc -n "$NS_GW" filter show dev gwd
 else
 	fail "ownership: unload" "gwc: $(filter_id "$NS_GW" gwc), gwd: $(tc -n "$NS_GW" filter show dev gwd ingress)"
 fi
-# 5. the namespace load ran in is gone: its devices and filters went with
+# 5. a clsact qdisc load created is removed by unload, but not when another
+# tool has put filters on it since
+NS_D=tse2e-$E2E_ID-d
+e2e_netns_add "$NS_D"
+must "veth in D" ip -n "$NS_D" link add gwc type veth peer name gwx
+must "gwc up in D" ip -n "$NS_D" link set gwc up
+in_d=("$TCPSHIFT" --pin-dir "$PIN2" -n "$NS_D")
+must "load in D" "${in_d[@]}" load --dev gwc
+must "unload in D" "${in_d[@]}" unload
+if ! tc -n "$NS_D" qdisc show dev gwc | grep -q clsact; then
+	pass "ownership: unload removes the clsact qdisc load created"
+else
+	fail "ownership: unload removes its clsact" "$(tc -n "$NS_D" qdisc show dev gwc)"
+fi
+must "load in D again" "${in_d[@]}" load --dev gwc
+must "another tool's filter in D" tc -n "$NS_D" filter add dev gwc ingress prio 200 handle 7 \
+	protocol all bpf bytecode '1,6 0 0 0'
+must "unload in D again" "${in_d[@]}" unload
+if tc -n "$NS_D" filter show dev gwc ingress | grep -q 'handle 0x7 ' &&
+	! tc -n "$NS_D" filter show dev gwc ingress | grep -q tcpshift; then
+	pass "ownership: unload keeps a clsact that another tool's filter now uses, and the filter"
+else
+	fail "ownership: another tool's filter on our clsact" \
+		"$(tc -n "$NS_D" filter show dev gwc ingress 2>&1)"
+fi
+
+# 6. the namespace load ran in is gone: its devices and filters went with
 # it; status says so, unload removes the pins from anywhere
 NS_C=tse2e-$E2E_ID-c
 PIN3=$E2E_PIN-3
