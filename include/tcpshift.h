@@ -238,14 +238,24 @@ enum ts_dev_flags {
 
 enum ts_settings_flags {
 	TS_SETTINGS_F_FORWARD_FIB = 1,	/* load --forward fib */
+	TS_SETTINGS_F_LOADING	= 2,	/* a load is attaching (or was killed doing so):
+					 * ifindex[] may name devices without our filter */
 };
 
-/* settings: array with one entry, written by `load` */
+/*
+ * settings: array with one entry, written by `load`. The instance's identity
+ * (invariant 9): its pin directory plus the network namespace load ran in
+ * (netns_dev, netns_ino: st_dev and st_ino of /proc/self/ns/net); ifindex[]
+ * means devices of that namespace only. abi_version 0: a load that did not
+ * finish (the next load or unload completes it).
+ */
 struct ts_settings {
 	__u32	abi_version;	/* TS_ABI_VERSION of the writer */
 	__u32	seed;		/* flow hash seed (invariant 6) */
 	__u32	ndevices;
 	__u32	flags;		/* enum ts_settings_flags */
+	__u64	netns_dev;	/* 0: never attached */
+	__u64	netns_ino;
 	__u32	ifindex[TS_MAX_DEVICES];	/* devices `load` attached to */
 	__u32	dev_flags[TS_MAX_DEVICES];	/* enum ts_dev_flags, per ifindex[] */
 };

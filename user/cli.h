@@ -3,7 +3,6 @@
 #ifndef TCPSHIFT_CLI_H
 #define TCPSHIFT_CLI_H
 
-#include <getopt.h>
 #include <stdbool.h>
 #include <json-c/json.h>
 
@@ -36,13 +35,65 @@ int cli_report(const struct ts_err *err);
 /* A usage error: "tcpshift: <msg> (see 'tcpshift <cmd> --help')", returns 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
- * getopt_long over a command's options; --help prints help (to stdout, exit
- * 0). Returns the option, -1 at the end, or -2 after a usage error was printed.
+ * Options are declared, not hand-parsed (xdp-tools style): a table of
+ * cli_opt, each with its type, whose parser checks and converts the value
+ * into *dest. Long options take "--name VALUE" or "--name=VALUE"; short ones
+ * "-x VALUE" or "-xVALUE", flags bundle ("-jv").
  */
-int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
-	       const char *help);
+enum cli_opt_type {
+	CLI_FLAG,	/* bool */
+	CLI_COUNT,	/* int, one more each time (-vv) */
+	CLI_STRING,	/* const char * */
+	CLI_STRINGS,	/* const char *[max], *count of them: a repeatable option */
+	CLI_U32,	/* __u32 in [min, max]; metavar names it in errors */
+	CLI_SEED,	/* __u32, decimal or 0x hex */
+	CLI_WEIGHT,	/* __u32, 0-65535 */
+	CLI_TABLE_SIZE,	/* __u32, a prime in range */
+	CLI_DURATION,	/* __u64 ns */
+	CLI_ENUM,	/* int: index in choices (NULL-terminated); metavar lists them */
+	CLI_HELP,	/* print the help, exit 0 */
+};
+
+struct cli_opt {
+	const char		*name;		/* long name, without "--"; NULL ends */
+	char			short_name;	/* 0: none */
+	enum cli_opt_type	type;
+	void			*dest;
+	bool			*given;		/* set when the option is given, or NULL */
+	const char		*metavar;
+	__u32			min, max;	/* CLI_U32 */
+	const char *const	*choices;	/* CLI_ENUM */
+	size_t			*count;		/* CLI_STRINGS */
+	size_t			max_count;
+};
+
+#define CLI_OPT_HELP	{ .name = "help", .short_name = 'h', .type = CLI_HELP }
+
+/*
+ * Parse argv[1..argc) by opts. Positionals may come between options: they
+ * are moved to argv[1..*first] (their count in *first), unless
+ * stop_at_positional (global options: they end at the command, whose index is
+ * *first). Returns 0; CLI_HELP_DONE after printing help (exit 0); or 2 after
+ * printing a usage error.
+ */
+int cli_parse(int argc, char **argv, const struct cli_opt *opts, const char *help,
+	      bool stop_at_positional, int *first);
+/* cli_parse for a command: CLI_CONTINUE with the positionals in
+ * argv[1..*nargs], or the exit status to return (0 after --help). */
+int cli_args(int argc, char **argv, const struct cli_opt *opts, const char *help, int *nargs);
+#define CLI_CONTINUE	(-1)
+/* cli_args for a command that takes no positional argument. */
+int cli_no_args(int argc, char **argv, const struct cli_opt *opts, const char *help);
+/* cli_args for "COMMAND VERB ARGS...": *verb (NULL when none) and its
+ * arguments in (*vargv)[0..*vargc). */
+int cli_verb(int argc, char **argv, const struct cli_opt *opts, const char *help,
+	     const char **verb, int *vargc, char ***vargv);
+
 /* Open the pinned maps (and report a failure). */
 int cli_open_maps(struct ts_ctx *ctx, struct ts_maps *m);
+/* The same for a reader: holds the lock shared, so that what it reads is one
+ * configuration, never a mix of two (changes hold it exclusive). */
+int cli_open_maps_read(struct ts_ctx *ctx, struct ts_maps *m);
 /* Print and free a JSON value, one line. */
 void cli_print_json(json_object *obj);
 
@@ -52,6 +103,10 @@ const char *cli_tcp_state_name(__u8 state);
 /* enum ts_tcp_state of a name, 0 if none. */
 int cli_tcp_state_parse(const char *name);
 
-#define CLI_HELP_DONE	(-3)	/* cli_getopt: help printed */
+/* A backend's drain deadline: seconds left as JSON (NULL when it has none),
+ * and " (draining: flows closed in Ns)" in text ("" when none). */
+json_object *cli_drain(const struct ts_backend *be, __u64 now, char *text, size_t len);
+
+#define CLI_HELP_DONE	(-3)	/* cli_parse: help printed */
 
 #endif /* TCPSHIFT_CLI_H */

@@ -25,33 +25,21 @@ static const char help[] =
 
 int cmd_backend(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "weight", required_argument, NULL, 'w' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	struct ts_endpoint addr;
 	__u32 weight = 1;
+	const struct cli_opt opts[] = {
+		{ "weight", 'w', CLI_WEIGHT, &weight },
+		CLI_OPT_HELP,
+		{},
+	};
 	struct ts_maps m;
 	struct ts_err err;
 	const char *verb;
-	int c, r;
+	int r;
 
-	while ((c = cli_getopt(argc, argv, "w:h", opts, help)) != -1) {
-		switch (c) {
-		case 'w':
-			if (ts_parse_weight(optarg, &weight, &err))
-				return cli_report(&err);
-			break;
-		case CLI_HELP_DONE:
-			return 0;
-		default:
-			return TS_ERR_USAGE;
-		}
-	}
-	verb = optind < argc ? argv[optind++] : NULL;
-	argc -= optind;
-	argv += optind;
+	r = cli_verb(argc, argv, opts, help, &verb, &argc, &argv);
+	if (r != CLI_CONTINUE)
+		return r;
 	if (!verb)
 		return cli_usage("backend", "give add or del");
 	if (!strcmp(verb, "add")) {

@@ -22,34 +22,25 @@ static const char help[] =
 
 int cmd_drain(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
+	__u64 timeout_ns = 0;
+	const struct cli_opt opts[] = {
+		{ "timeout", 0, CLI_DURATION, &timeout_ns },
+		CLI_OPT_HELP,
 		{},
 	};
-	__u64 timeout_ns = 0;
 	struct ts_maps m;
 	struct ts_err err;
-	int c, r;
+	int nargs, r;
 
-	while ((c = cli_getopt(argc, argv, "t:h", opts, help)) != -1) {
-		switch (c) {
-		case 't':
-			if (ts_parse_duration(optarg, &timeout_ns, &err))
-				return cli_report(&err);
-			break;
-		case CLI_HELP_DONE:
-			return 0;
-		default:
-			return TS_ERR_USAGE;
-		}
-	}
-	if (argc - optind != 2)
+	r = cli_args(argc, argv, opts, help, &nargs);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (nargs != 2)
 		return cli_usage(argv[0], "drain takes SERVICE NAME");
 	r = cli_open_maps(ctx, &m);
 	if (r)
 		return r;
-	r = ts_backend_drain(&m, argv[optind], argv[optind + 1], timeout_ns, &err);
+	r = ts_backend_drain(&m, argv[1], argv[2], timeout_ns, &err);
 	ts_maps_close(&m);
 	return r ? cli_report(&err) : 0;
 }

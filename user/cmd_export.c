@@ -22,28 +22,24 @@ static const char help[] =
 
 int cmd_export(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
 	struct ts_settings settings;
 	struct ts_config cfg;
 	struct ts_doc doc;
 	struct ts_maps m;
 	struct ts_err err;
 	char *text;
-	int c, r;
+	int r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1)
-		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
-	if (optind != argc)
-		return cli_usage(argv[0], "export takes no arguments");
+	r = cli_no_args(argc, argv, opts, help);
+	if (r != CLI_CONTINUE)
+		return r;
 
 	r = cli_open_maps(ctx, &m);
 	if (r)
 		return r;
 	/* Locked: the services and the seed of one moment, not a mix. */
-	r = ts_maps_lock(&m, &err);
+	r = ts_maps_lock_shared(&m, &err);
 	r = r ?: ts_settings_read(&m, &settings, &err);
 	r = r ?: ts_config_read(&m, &cfg, &err);
 	if (r) {

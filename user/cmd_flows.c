@@ -34,13 +34,36 @@ struct flows_ctx {
 	__u64			now;
 };
 
+/*
+ * The service a flow belongs to. Service ids are reused: a flow of a deleted
+ * service would otherwise be filed under the next service given its id. The
+ * flow key holds the VIP the client connected to, and the flow the backend
+ * (id and generation) it was pinned to; both must be the service's.
+ */
+static const struct ts_service_cfg *flow_service(struct flows_ctx *fc,
+						  const struct ts_flow_key *k,
+						  const struct ts_flow *f, bool live)
+{
+	struct ts_service_cfg *s = ts_config_service_by_id(fc->cfg, f->service_id);
+
+	if (!s || s->key.family != k->family || s->key.port != k->dport ||
+	    memcmp(s->key.addr, k->daddr, sizeof(s->key.addr)))
+		return NULL;
+	if (!live)
+		return s; /* a removed backend of this service, or of its namesake */
+	for (size_t i = 0; i < s->nbackends; i++)
+		if (s->backends[i].id == f->backend_id)
+			return s;
+	return NULL;
+}
+
 static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, void *data)
 {
 	struct flows_ctx *fc = data;
-	const struct ts_service_cfg *s = ts_config_service_by_id(fc->cfg, f->service_id);
 	const struct ts_backend *be = f->backend_id < TS_MAX_BACKENDS ? &fc->all[f->backend_id]
 								   : NULL;
 	bool live = be && be->state == TS_BACKEND_ACTIVE && be->generation == f->generation;
+	const struct ts_service_cfg *s = flow_service(fc, k, f, live);
 	char client[TS_ADDRSTRLEN], vip[TS_ADDRSTRLEN], baddr[TS_ADDRSTRLEN];
 	__u64 age = fc->now > f->created_ns ? (fc->now - f->created_ns) / 1000000000ULL : 0;
 	__u64 idle = fc->now > f->last_seen_ns ? (fc->now - f->last_seen_ns) / 1000000000ULL : 0;
@@ -87,40 +110,30 @@ static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 
 int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "backend", required_argument, NULL, 'b' },
-		{ "state", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
+	struct flows_ctx fc = { .ctx = ctx };
+	const char *state = NULL;
+	const struct cli_opt opts[] = {
+		{ "backend", 'b', CLI_STRING, &fc.backend },
+		{ "state", 0, CLI_STRING, &state },
+		CLI_OPT_HELP,
 		{},
 	};
-	struct flows_ctx fc = { .ctx = ctx };
 	struct ts_config cfg = {};
 	struct ts_maps m;
 	struct ts_err err;
-	int c, r;
+	int nargs, r;
 
-	while ((c = cli_getopt(argc, argv, "b:h", opts, help)) != -1) {
-		switch (c) {
-		case 'b':
-			fc.backend = optarg;
-			break;
-		case 's':
-			fc.state = cli_tcp_state_parse(optarg);
-			if (!fc.state)
-				return cli_usage(argv[0],
-						 "unknown state '%s': give syn, established, "
-						 "closing, closed or midstream",
-						 optarg);
-			break;
-		case CLI_HELP_DONE:
-			return 0;
-		default:
-			return TS_ERR_USAGE;
-		}
-	}
-	if (argc - optind > 1)
+	r = cli_args(argc, argv, opts, help, &nargs);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (state && !(fc.state = cli_tcp_state_parse(state)))
+		return cli_usage(argv[0],
+				 "unknown state '%s': give syn, established, closing, closed or "
+				 "midstream",
+				 state);
+	if (nargs > 1)
 		return cli_usage(argv[0], "flows takes at most one SERVICE");
-	r = cli_open_maps(ctx, &m);
+	r = cli_open_maps_read(ctx, &m);
 	if (r)
 		return r;
 	fc.all = calloc(TS_MAX_BACKENDS, sizeof(*fc.all));
@@ -134,9 +147,9 @@ int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	fc.cfg = &cfg;
-	if (optind < argc && !(fc.service = ts_config_service(&cfg, argv[optind]))) {
+	if (nargs && !(fc.service = ts_config_service(&cfg, argv[1]))) {
 		ts_fail(&err, TS_ERR_USAGE, "unknown service '%s': see 'tcpshift service list'",
-			argv[optind]);
+			argv[1]);
 		r = cli_report(&err);
 		goto out;
 	}
@@ -144,10 +157,13 @@ int cmd_flows(struct ts_ctx *ctx, int argc, char **argv)
 	    !ts_service_backend((struct ts_service_cfg *)fc.service, fc.backend)) {
 		ts_fail(&err, TS_ERR_USAGE,
 			"service '%s' has no backend '%s': see 'tcpshift service list'",
-			argv[optind], fc.backend);
+			argv[1], fc.backend);
 		r = cli_report(&err);
 		goto out;
 	}
+	/* the configuration is read; the walk of the flow tables is not one
+	 * snapshot anyway, and must not hold changes back */
+	ts_maps_unlock(&m);
 	fc.now = ts_now_ns();
 	if (!ctx->json)
 		printf("%-28s %-28s %-16s %-12s %-28s %6s %6s %s\n", "CLIENT", "VIP", "SERVICE",

@@ -184,38 +184,30 @@ static int load_document(const char *path, const char *source, struct ts_doc *do
 
 int cmd_import(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	struct ts_doc want = {}, have = {};
 	struct ts_plan plan = {};
 	struct ts_settings settings;
 	struct ts_config cfg;
 	const char *source;
 	bool dry_run = false;
+	const struct cli_opt opts[] = {
+		{ "dry-run", 0, CLI_FLAG, &dry_run },
+		CLI_OPT_HELP,
+		{},
+	};
 	struct ts_maps m;
 	struct ts_err err;
-	int c, r;
+	int nargs, r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1) {
-		switch (c) {
-		case 'n':
-			dry_run = true;
-			break;
-		case CLI_HELP_DONE:
-			return 0;
-		default:
-			return TS_ERR_USAGE;
-		}
-	}
-	if (argc - optind != 1)
+	r = cli_args(argc, argv, opts, help, &nargs);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (nargs != 1)
 		return cli_usage(argv[0], "import takes one FILE (- for stdin)");
-	source = strcmp(argv[optind], "-") ? argv[optind] : "stdin";
+	source = strcmp(argv[1], "-") ? argv[1] : "stdin";
 
 	/* The whole document is checked before anything is opened or changed. */
-	r = load_document(argv[optind], source, &want);
+	r = load_document(argv[1], source, &want);
 	if (r)
 		return r;
 	r = cli_open_maps(ctx, &m);

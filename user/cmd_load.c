@@ -8,6 +8,7 @@
 
 static const char help[] =
 	"Usage: tcpshift load --dev IFACE [--dev IFACE...] [--max-flows N] [--seed N]\n"
+	"                     [--forward stack|fib]\n"
 	"\n"
 	"Load the data plane, pin its maps under the pin directory and attach it to tc\n"
 	"ingress of every IFACE: the interfaces where client packets to the VIPs and the\n"
@@ -17,10 +18,18 @@ static const char help[] =
 	"weights, pinned flows) are reused and the programs replaced. The --dev list is\n"
 	"the whole set: devices no longer named are detached.\n"
 	"\n"
+	"An instance is its pin directory plus this network namespace. A device whose\n"
+	"tcpshift tc slot (handle 0x75, priority 0x75) holds another instance's or\n"
+	"another tool's filter is refused, never replaced. A load that fails leaves the\n"
+	"state before it; one that is killed is completed by the next load or unload.\n"
+	"\n"
 	"  --dev IFACE      attach to IFACE (repeat for several)\n"
-	"  --max-flows N    size of the flow table (default 262144; fixed while loaded)\n"
-	"  --seed N         flow hash seed (default 0x7c5f5eed); gateways behind one ECMP\n"
-	"                   group need the same seed to pick the same backends\n"
+	"  --max-flows N    size of the flow table (default 262144; fixed while loaded);\n"
+	"                   each flow costs about 170 bytes of kernel memory (the\n"
+	"                   default: about 45 MB)\n"
+	"  --seed N         flow hash seed, decimal or 0x hex (default 0x7c5f5eed);\n"
+	"                   gateways behind one ECMP group need the same seed to pick\n"
+	"                   the same backends\n"
 	"  --forward MODE   stack (default): rewritten packets are routed by the kernel's\n"
 	"                   stack (netfilter FORWARD sees them); fib: tcpshift forwards\n"
 	"                   them itself after a FIB lookup, bypassing netfilter, falling\n"
@@ -32,53 +41,26 @@ static const char help[] =
 
 int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },
-		{ "max-flows", required_argument, NULL, 'm' },
-		{ "seed", required_argument, NULL, 's' },
-		{ "forward", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	static const char *const forward_modes[] = { "stack", "fib", NULL };
 	const char *devs[TS_MAX_DEVICES];
 	struct ts_load_opts o = { .pin_dir = ctx->pin_dir, .devs = devs, .forward_fib = -1 };
+	const struct cli_opt opts[] = {
+		{ "dev", 'd', CLI_STRINGS, devs, .count = &o.ndevs, .max_count = TS_MAX_DEVICES },
+		{ "max-flows", 0, CLI_U32, &o.max_flows, .metavar = "--max-flows", .min = 1024,
+		  .max = 1U << 27 },
+		/* decimal or 0x hex; a leading 0 is decimal, never octal */
+		{ "seed", 0, CLI_SEED, &o.seed, &o.seed_set },
+		{ "forward", 0, CLI_ENUM, &o.forward_fib, .metavar = "fib or stack",
+		  .choices = forward_modes },
+		CLI_OPT_HELP,
+		{},
+	};
 	struct ts_err err;
-	char *end;
-	int c;
+	int r;
 
-	while ((c = cli_getopt(argc, argv, "d:h", opts, help)) != -1) {
-		switch (c) {
-		case 'd':
-			if (o.ndevs == TS_MAX_DEVICES)
-				return cli_usage(argv[0], "at most %d devices", TS_MAX_DEVICES);
-			devs[o.ndevs++] = optarg;
-			break;
-		case 'm':
-			if (ts_parse_u32(optarg, "--max-flows", 1024, 1U << 27, &o.max_flows, &err))
-				return cli_report(&err);
-			break;
-		case 's':
-			/* decimal or 0x hex */
-			o.seed = (__u32)strtoul(optarg, &end, 0);
-			if (!*optarg || *end || optarg[0] == '-' || strtoull(optarg, NULL, 0) > 0xffffffffULL)
-				return cli_usage(argv[0], "--seed '%s' is not a 32-bit number",
-						 optarg);
-			o.seed_set = true;
-			break;
-		case 'f':
-			if (strcmp(optarg, "fib") && strcmp(optarg, "stack"))
-				return cli_usage(argv[0], "--forward '%s': give fib or stack",
-						 optarg);
-			o.forward_fib = !strcmp(optarg, "fib");
-			break;
-		case CLI_HELP_DONE:
-			return 0;
-		default:
-			return TS_ERR_USAGE;
-		}
-	}
-	if (optind < argc)
-		return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
+	r = cli_no_args(argc, argv, opts, help);
+	if (r != CLI_CONTINUE)
+		return r;
 	if (!o.ndevs)
 		return cli_usage(argv[0], "give at least one --dev IFACE");
 	if (ts_load(&o, &err))

@@ -49,37 +49,35 @@ static int pick_one(struct ts_ctx *ctx, struct ts_picker *p, const char *client,
 
 int cmd_pick(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
 	struct ts_picker *p = NULL;
 	json_object *arr = NULL;
 	struct ts_maps m;
 	struct ts_err err;
 	char line[256];
-	int c, r;
+	int nargs, r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1)
-		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
-	if (argc - optind < 2)
+	r = cli_args(argc, argv, opts, help, &nargs);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (nargs < 2)
 		return cli_usage(argv[0], "pick takes SERVICE CLIENT_ADDR:PORT... or SERVICE -");
-	r = cli_open_maps(ctx, &m);
+	r = cli_open_maps_read(ctx, &m);
 	if (r)
 		return r;
-	if (ts_picker_open(&p, &m, argv[optind], &err)) {
+	if (ts_picker_open(&p, &m, argv[1], &err)) {
 		r = cli_report(&err);
 		goto out;
 	}
 	arr = json_object_new_array();
-	if (argc - optind == 2 && !strcmp(argv[optind + 1], "-")) {
+	if (nargs == 2 && !strcmp(argv[2], "-")) {
 		while (!r && fgets(line, sizeof(line), stdin)) {
 			line[strcspn(line, "\r\n")] = '\0';
 			if (line[0])
 				r = pick_one(ctx, p, line, arr);
 		}
 	} else {
-		for (int i = optind + 1; !r && i < argc; i++)
+		for (int i = 2; !r && i <= nargs; i++)
 			r = pick_one(ctx, p, argv[i], arr);
 	}
 	if (!r && ctx->json) {

@@ -31,7 +31,8 @@ static int service_list(struct ts_ctx *ctx, struct ts_maps *m)
 	struct ts_config cfg;
 	struct ts_err err;
 	json_object *arr;
-	char vip[TS_ADDRSTRLEN], addr[TS_ADDRSTRLEN], size[16];
+	char vip[TS_ADDRSTRLEN], addr[TS_ADDRSTRLEN], size[16], drain[64];
+	__u64 now = ts_now_ns();
 
 	if (ts_config_read(m, &cfg, &err))
 		return cli_report(&err);
@@ -52,18 +53,25 @@ static int service_list(struct ts_ctx *ctx, struct ts_maps *m)
 			printf("%-20s %-28s %-6s %s\n", s->svc.name, vip, size, "-");
 		for (size_t j = 0; j < s->nbackends; j++) {
 			struct ts_backend_cfg *b = &s->backends[j];
-			json_object *bo = json_object_new_object();
+			json_object *bo = json_object_new_object(), *dl;
 
 			ts_format_endpoint(b->be.addr, b->be.port, b->be.family, addr,
 					   sizeof(addr));
 			json_object_object_add(bo, "name", json_object_new_string(b->be.name));
 			json_object_object_add(bo, "addr", json_object_new_string(addr));
 			json_object_object_add(bo, "weight", json_object_new_int64(b->weight));
+			/* seconds until a drain's deadline closes the remaining
+			 * flows; only when there is one (the output stays as it
+			 * was for everything else) */
+			dl = cli_drain(&b->be, now, drain, sizeof(drain));
+			if (dl)
+				json_object_object_add(bo, "drain_deadline_s", dl);
 			json_object_array_add(bs, bo);
 			if (!ctx->json)
 				printf("%-20s %-28s %-6s %-12s %-28s %u%s\n",
 				       j ? "" : s->svc.name, j ? "" : vip, j ? "" : size,
-				       b->be.name, addr, b->weight, b->weight ? "" : " (draining)");
+				       b->be.name, addr, b->weight,
+				       drain[0] ? drain : b->weight ? "" : " (draining)");
 		}
 		json_object_object_add(o, "backends", bs);
 		json_object_array_add(arr, o);
@@ -78,40 +86,28 @@ static int service_list(struct ts_ctx *ctx, struct ts_maps *m)
 
 int cmd_service(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "table-size", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
+	__u32 table_size = TS_DEFAULT_TABLE_SIZE;
+	const struct cli_opt opts[] = {
+		{ "table-size", 0, CLI_TABLE_SIZE, &table_size },
+		CLI_OPT_HELP,
 		{},
 	};
-	__u32 table_size = TS_DEFAULT_TABLE_SIZE;
 	struct ts_endpoint vip;
 	struct ts_maps m;
 	struct ts_err err;
 	const char *verb;
-	int c, r;
+	int r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1) {
-		switch (c) {
-		case 't':
-			if (ts_parse_table_size(optarg, &table_size, &err))
-				return cli_report(&err);
-			break;
-		case CLI_HELP_DONE:
-			return 0;
-		default:
-			return TS_ERR_USAGE;
-		}
-	}
-	verb = optind < argc ? argv[optind++] : NULL;
-	argc -= optind;
-	argv += optind;
+	r = cli_verb(argc, argv, opts, help, &verb, &argc, &argv);
+	if (r != CLI_CONTINUE)
+		return r;
 	if (!verb)
 		return cli_usage("service", "give add, del or list");
 	if (!strcmp(verb, "add")) {
 		if (argc != 2)
 			return cli_usage("service", "service add takes NAME VIP:PORT");
 		if (ts_parse_name(argv[0], "service", &err) ||
-		    ts_parse_endpoint(argv[1], &vip, &err))
+		    ts_parse_vip(argv[1], &vip, &err))
 			return cli_report(&err);
 	} else if (!strcmp(verb, "del")) {
 		if (argc != 1)
@@ -123,7 +119,7 @@ int cmd_service(struct ts_ctx *ctx, int argc, char **argv)
 		return cli_usage("service", "unknown verb '%s': give add, del or list", verb);
 	}
 
-	r = cli_open_maps(ctx, &m);
+	r = !strcmp(verb, "list") ? cli_open_maps_read(ctx, &m) : cli_open_maps(ctx, &m);
 	if (r)
 		return r;
 	if (!strcmp(verb, "list"))

@@ -39,7 +39,8 @@ static json_object *service_stats(struct ts_ctx *ctx, struct ts_maps *m,
 {
 	json_object *o = json_object_new_object(), *bs = json_object_new_array();
 	__u32 slots[TS_MAX_SERVICE_BACKENDS];
-	char vip[TS_ADDRSTRLEN], addr[TS_ADDRSTRLEN];
+	char vip[TS_ADDRSTRLEN], addr[TS_ADDRSTRLEN], drain[64];
+	__u64 now = ts_now_ns();
 
 	ts_format_endpoint(s->key.addr, s->key.port, s->key.family, vip, sizeof(vip));
 	json_object_object_add(o, "name", json_object_new_string(s->svc.name));
@@ -58,18 +59,19 @@ static json_object *service_stats(struct ts_ctx *ctx, struct ts_maps *m,
 		const struct ts_backend_cfg *b = &s->backends[i];
 		double share = (double)slots[i] / s->svc.table_size;
 		struct ts_backend_stats st;
-		json_object *bo;
+		json_object *bo, *drain_left;
 
 		if (ts_backend_stats_read(m, b->id, &st, err)) {
 			json_object_put(o);
 			return NULL;
 		}
 		ts_format_endpoint(b->be.addr, b->be.port, b->be.family, addr, sizeof(addr));
+		drain_left = cli_drain(&b->be, now, drain, sizeof(drain));
 		if (!ctx->json)
-			printf("  %-12s %-28s %6u %6.2f%% %10llu %12llu %14llu %8u\n", b->be.name,
-			       addr, b->weight, 100 * share, (unsigned long long)st.new_flows,
-			       (unsigned long long)st.packets, (unsigned long long)st.bytes,
-			       flows[b->id]);
+			printf("  %-12s %-28s %6u %6.2f%% %10llu %12llu %14llu %8u%s\n",
+			       b->be.name, addr, b->weight, 100 * share,
+			       (unsigned long long)st.new_flows, (unsigned long long)st.packets,
+			       (unsigned long long)st.bytes, flows[b->id], drain);
 		bo = json_object_new_object();
 		json_object_object_add(bo, "name", json_object_new_string(b->be.name));
 		json_object_object_add(bo, "addr", json_object_new_string(addr));
@@ -79,6 +81,8 @@ static json_object *service_stats(struct ts_ctx *ctx, struct ts_maps *m,
 		json_object_object_add(bo, "packets", json_object_new_int64((int64_t)st.packets));
 		json_object_object_add(bo, "bytes", json_object_new_int64((int64_t)st.bytes));
 		json_object_object_add(bo, "flows", json_object_new_int64(flows[b->id]));
+		if (drain_left)
+			json_object_object_add(bo, "drain_deadline_s", drain_left);
 		json_object_array_add(bs, bo);
 	}
 	return o;
@@ -86,10 +90,7 @@ static json_object *service_stats(struct ts_ctx *ctx, struct ts_maps *m,
 
 int cmd_stats(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
 	struct pinned_count pc = {};
 	json_object *root = NULL, *svcs;
 	struct ts_backend *all = NULL;
@@ -98,15 +99,16 @@ int cmd_stats(struct ts_ctx *ctx, int argc, char **argv)
 	const char *only = NULL;
 	struct ts_maps m;
 	struct ts_err err;
-	int c, r;
+	int nargs, r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1)
-		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
-	if (argc - optind > 1)
+	r = cli_args(argc, argv, opts, help, &nargs);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (nargs > 1)
 		return cli_usage(argv[0], "stats takes at most one SERVICE");
-	if (optind < argc)
-		only = argv[optind];
-	r = cli_open_maps(ctx, &m);
+	if (nargs)
+		only = argv[1];
+	r = cli_open_maps_read(ctx, &m);
 	if (r)
 		return r;
 	all = calloc(TS_MAX_BACKENDS, sizeof(*all));

@@ -2,6 +2,7 @@
 /* tcpshift status */
 #include <net/if.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 
 #include "cli.h"
@@ -30,36 +31,30 @@ static json_object *map_fill(int fd, size_t key_size, __u32 *entries, __u32 *max
 
 int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	static const struct {
-		const char *name;
-		size_t offset, key_size;
-	} maps[] = {
-		{ "services", offsetof(struct ts_maps, services), sizeof(struct ts_endpoint_key) },
-		{ "flows", offsetof(struct ts_maps, flows), sizeof(struct ts_flow_key) },
-		{ "half_open", offsetof(struct ts_maps, half_open), sizeof(struct ts_flow_key) },
-		{ "replies", offsetof(struct ts_maps, replies), sizeof(struct ts_flow_key) },
-		{ "backend_addrs", offsetof(struct ts_maps, backend_addrs),
-		  sizeof(struct ts_endpoint_key) },
-	};
+	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
+	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
+	size_t nmaps;
+	int gone = 0;
 	json_object *root, *devs, *mo;
 	__u64 counters[TS_CNT_MAX];
 	struct ts_settings s;
 	struct ts_maps m;
 	struct ts_err err;
-	int c, r;
+	int r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1)
-		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
-	if (optind < argc)
-		return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
-	r = cli_open_maps(ctx, &m);
-	if (r)
+	r = cli_no_args(argc, argv, opts, help);
+	if (r != CLI_CONTINUE)
 		return r;
-	if (ts_settings_read(&m, &s, &err) || ts_counters_read(&m, counters, &err)) {
+	/* a load that did not finish is shown as such */
+	if (ts_maps_open_flags(&m, ctx->pin_dir, TS_OPEN_INCOMPLETE, &err) ||
+	    ts_maps_lock_shared(&m, &err)) {
+		ts_maps_close(&m);
+		return cli_report(&err);
+	}
+	/* from another namespace, the ifindexes would name other devices */
+	if (ts_settings_read(&m, &s, &err) ||
+	    (s.ndevices && (gone = ts_settings_check_netns(&s, &err)) < 0) ||
+	    ts_counters_read(&m, counters, &err)) {
 		ts_maps_close(&m);
 		return cli_report(&err);
 	}
@@ -70,24 +65,51 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	json_object_object_add(root, "seed", json_object_new_int64(s.seed));
 	json_object_object_add(root, "forward", json_object_new_string(
 		s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack"));
+	json_object_object_add(root, "load_finished",
+			       json_object_new_boolean(s.abi_version &&
+						       !(s.flags & TS_SETTINGS_F_LOADING)));
+	json_object_object_add(root, "netns_gone", json_object_new_boolean(gone == TS_NETNS_GONE));
 	json_object_object_add(root, "devices", devs);
 	json_object_object_add(root, "maps", mo);
 	if (!ctx->json)
-		printf("pin dir   %s\nseed      0x%08x\nforward   %s\ndevices\n", ctx->pin_dir,
-		       s.seed, s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack");
-	for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++) {
+		printf("pin dir   %s\nseed      0x%08x\nforward   %s\n%sdevices\n", ctx->pin_dir,
+		       s.seed, s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack",
+		       !s.abi_version || (s.flags & TS_SETTINGS_F_LOADING)
+			       ? "load      DID NOT FINISH: run 'tcpshift load' again, or "
+				 "'tcpshift unload'\n"
+			       : "");
+	if (gone == TS_NETNS_GONE && !ctx->json)
+		printf("  the network namespace load ran in no longer exists: its devices and "
+		       "filters went with it ('tcpshift load' here, or 'tcpshift unload')\n");
+	for (__u32 i = 0; gone != TS_NETNS_GONE && i < s.ndevices && i < TS_MAX_DEVICES; i++) {
+		static const char *const state_names[] = {
+			[TS_SLOT_FREE] = "not attached",
+			[TS_SLOT_OURS] = "attached",
+			[TS_SLOT_FOREIGN] = "foreign filter",
+			[TS_SLOT_PARTIAL] = "partly attached",
+		};
 		char name[IF_NAMESIZE] = "?";
-		__u32 prog = ts_attached_prog((int)s.ifindex[i]);
+		__u32 prog;
+		enum ts_slot st = ts_attached_prog((int)s.ifindex[i], &m.owner, &prog);
 		json_object *d = json_object_new_object();
 
 		if_indextoname(s.ifindex[i], name);
 		json_object_object_add(d, "name", json_object_new_string(name));
 		json_object_object_add(d, "ifindex", json_object_new_int64(s.ifindex[i]));
 		json_object_object_add(d, "prog_id", json_object_new_int64(prog));
+		json_object_object_add(d, "state", json_object_new_string(state_names[st]));
 		json_object_array_add(devs, d);
 		if (!ctx->json) {
-			if (prog)
+			if (st == TS_SLOT_OURS)
 				printf("  %-16s ifindex %-4u prog %u\n", name, s.ifindex[i], prog);
+			else if (st == TS_SLOT_FOREIGN)
+				printf("  %-16s ifindex %-4u NOT ATTACHED: another program holds "
+				       "tcpshift's tc slot\n",
+				       name, s.ifindex[i]);
+			else if (st == TS_SLOT_PARTIAL)
+				printf("  %-16s ifindex %-4u PARTLY ATTACHED: ingress or egress is "
+				       "missing (run 'tcpshift load')\n",
+				       name, s.ifindex[i]);
 			else
 				printf("  %-16s ifindex %-4u NOT ATTACHED (run 'tcpshift load')\n",
 				       name, s.ifindex[i]);
@@ -95,13 +117,27 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	}
 	if (!ctx->json)
 		printf("maps\n");
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		int fd = *(int *)((char *)&m + maps[i].offset);
+	/* The fill of every hash map the object pins (arrays are always full),
+	 * from the object's own list: a map added later is shown too. They
+	 * were validated by ts_maps_open_flags. */
+	if (ts_map_layouts(layout, &nmaps, NULL))
+		nmaps = 0;
+	for (size_t i = 0; i < nmaps; i++) {
+		char path[TS_PIN_DIR_MAX + 16];
 		__u32 n, max;
+		int fd;
 
-		json_object_object_add(mo, maps[i].name, map_fill(fd, maps[i].key_size, &n, &max));
+		if (layout[i].type != BPF_MAP_TYPE_HASH && layout[i].type != BPF_MAP_TYPE_LRU_HASH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", ctx->pin_dir, layout[i].name);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		json_object_object_add(mo, layout[i].name,
+				       map_fill(fd, layout[i].key_size, &n, &max));
+		close(fd);
 		if (!ctx->json)
-			printf("  %-16s %u / %u\n", maps[i].name, n, max);
+			printf("  %-16s %u / %u\n", layout[i].name, n, max);
 	}
 	json_object_object_add(root, "counters", cli_counters(ctx, counters));
 	if (ctx->json)

@@ -10,23 +10,22 @@ static const char help[] =
 	"Detach the data plane from every device it was loaded on, remove the clsact\n"
 	"qdiscs that load created, and remove the pinned maps and the pin directory.\n"
 	"Pinned flows are lost: established connections through the gateway break.\n"
+	"Only what is provably this instance's is touched: a pin directory holding maps\n"
+	"of another layout is refused whole, only filters whose program uses this\n"
+	"instance's maps are detached. Run it in the namespace load ran in (-n NAME).\n"
 	"\n"
 	"Example:\n"
 	"  tcpshift unload\n";
 
 int cmd_unload(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
 	struct ts_err err;
-	int c;
+	int r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1)
-		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
-	if (optind < argc)
-		return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
+	r = cli_no_args(argc, argv, opts, help);
+	if (r != CLI_CONTINUE)
+		return r;
 	if (ts_unload(ctx->pin_dir, &err))
 		return cli_report(&err);
 	return 0;

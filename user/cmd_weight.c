@@ -18,31 +18,29 @@ static const char help[] =
 
 int cmd_weight(struct ts_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
 	char names[TS_MAX_SERVICE_BACKENDS][TS_NAME_LEN];
 	__u32 weights[TS_MAX_SERVICE_BACKENDS];
 	struct ts_maps m;
 	struct ts_err err;
 	size_t n = 0;
-	int c, r;
+	int nargs, r;
 
-	while ((c = cli_getopt(argc, argv, "h", opts, help)) != -1)
-		return c == CLI_HELP_DONE ? 0 : TS_ERR_USAGE;
-	if (argc - optind < 2)
+	r = cli_args(argc, argv, opts, help, &nargs);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (nargs < 2)
 		return cli_usage(argv[0], "weight takes SERVICE NAME=W [NAME=W...]");
-	if (argc - optind - 1 > TS_MAX_SERVICE_BACKENDS)
+	if (nargs - 1 > TS_MAX_SERVICE_BACKENDS)
 		return cli_usage(argv[0], "at most %d weights", TS_MAX_SERVICE_BACKENDS);
-	for (int i = optind + 1; i < argc; i++, n++)
+	for (int i = 2; i <= nargs; i++, n++)
 		if (ts_parse_assignment(argv[i], names[n], &weights[n], &err))
 			return cli_report(&err);
 
 	r = cli_open_maps(ctx, &m);
 	if (r)
 		return r;
-	r = ts_weights_set(&m, argv[optind], names, weights, n, &err);
+	r = ts_weights_set(&m, argv[1], names, weights, n, &err);
 	ts_maps_close(&m);
 	return r ? cli_report(&err) : 0;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Services, backends and weights.
+ * Changes: services, backends, weights, drains, and applying a document.
  *
  * Every change validates all of its input first, then ends with one map
  * update that commits it (invariant 3):
@@ -20,375 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <bpf/bpf.h>
 
 #include "libtcpshift.h"
-
-__u64 ts_now_ns(void)
-{
-	struct timespec ts;
-
-	/* bpf_ktime_get_ns() is CLOCK_MONOTONIC too */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
-static int cmp_backend_name(const void *a, const void *b)
-{
-	const struct ts_backend_cfg *x = a, *y = b;
-
-	return strcmp(x->be.name, y->be.name);
-}
-
-static int cmp_service_name(const void *a, const void *b)
-{
-	const struct ts_service_cfg *x = a, *y = b;
-
-	return strcmp(x->svc.name, y->svc.name);
-}
-
-/* ---- tables --------------------------------------------------------------- */
-
-/* A service's table, mapped into our memory. */
-struct table_view {
-	int			fd;
-	struct ts_table_entry	*e;
-	size_t			len;	/* bytes mapped */
-};
-
-static void table_unmap(struct table_view *t)
-{
-	if (t->e)
-		munmap(t->e, t->len);
-	if (t->fd >= 0)
-		close(t->fd);
-	t->e = NULL;
-	t->fd = -1;
-}
-
-static int table_mmap(struct table_view *t, __u32 size, bool writable, const char *what,
-		      struct ts_err *err)
-{
-	struct bpf_map_info info = {};
-	__u32 info_len = sizeof(info);
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-	if (bpf_obj_get_info_by_fd(t->fd, &info, &info_len) ||
-	    info.max_entries != 2 * TS_TABLE_HALF(size) ||
-	    info.value_size != sizeof(struct ts_table_entry)) {
-		table_unmap(t);
-		return ts_fail(err, TS_ERR_RUNTIME, "the table of %s is inconsistent", what);
-	}
-	t->len = ((size_t)info.max_entries * sizeof(struct ts_table_entry) + page - 1) / page *
-		 page;
-	t->e = mmap(NULL, t->len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, t->fd, 0);
-	if (t->e == MAP_FAILED) {
-		t->e = NULL;
-		table_unmap(t);
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot map the table of %s: %s", what,
-			       strerror(errno));
-	}
-	return 0;
-}
-
-static int table_open(const struct ts_maps *m, const struct ts_service *svc, bool writable,
-		      struct table_view *t, struct ts_err *err)
-{
-	__u32 inner_id;
-
-	t->e = NULL;
-	t->fd = -1;
-	if (bpf_map_lookup_elem(m->tables, &svc->id, &inner_id) ||
-	    (t->fd = bpf_map_get_fd_by_id(inner_id)) < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot open the table of service %s: %s",
-			       svc->name, strerror(errno));
-	return table_mmap(t, svc->table_size, writable, svc->name, err);
-}
-
-/* Write one half: the Maglev slots for backends b[0..n) (sorted by name),
- * then the configuration they come from. */
-static int table_write_half(struct ts_table_entry *half, __u32 size,
-			    const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
-{
-	struct ts_maglev_backend *mb = calloc(n ? n : 1, sizeof(*mb));
-	__u32 *slots = calloc(size, sizeof(*slots));
-	int r = 0;
-
-	if (!mb || !slots) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory building a table of %u slots",
-			    size);
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		mb[i].name = b[i].be.name;
-		mb[i].weight = b[i].weight;
-	}
-	r = ts_maglev_build(mb, n, size, slots);
-	if (r) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot build a table of %u slots: %s", size,
-			    strerror(-r));
-		goto out;
-	}
-	for (__u32 i = 0; i < size; i++)
-		half[i] = (struct ts_table_entry){
-			.backend_id = slots[i] == TS_NO_BACKEND ? TS_NO_BACKEND : b[slots[i]].id,
-		};
-	half[size] = (struct ts_table_entry){ .backend_id = (__u32)n };
-	for (size_t i = 0; i < n; i++)
-		half[size + 1 + i] = (struct ts_table_entry){ b[i].id, b[i].weight };
-out:
-	free(mb);
-	free(slots);
-	return r;
-}
-
-/* A new, empty table for service id (both halves), put in `tables`. It is
- * not live until a service entry refers to it. */
-static int table_create(struct ts_maps *m, __u32 id, __u32 size, const char *name,
-			struct ts_err *err)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	struct table_view t = { .fd = -1 };
-	char map_name[BPF_OBJ_NAME_LEN];
-	int r;
-
-	snprintf(map_name, sizeof(map_name), "ts_table_%u", id);
-	t.fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, map_name, sizeof(__u32),
-			      sizeof(struct ts_table_entry), 2 * TS_TABLE_HALF(size), &opts);
-	if (t.fd < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot create a table of %u slots: %s", size,
-			       strerror(errno));
-	r = table_mmap(&t, size, true, name, err);
-	if (r)
-		return r;
-	r = table_write_half(t.e, size, NULL, 0, err);
-	r = r ?: table_write_half(t.e + TS_TABLE_HALF(size), size, NULL, 0, err);
-	if (!r && bpf_map_update_elem(m->tables, &id, &t.fd, BPF_ANY))
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot store the table of service %s: %s", name,
-			    strerror(errno));
-	table_unmap(&t);
-	return r;
-}
-
-/* The entry of backend id in b[0..n), or NULL. */
-static const struct ts_backend_cfg *backend_listed(const struct ts_backend_cfg *b, size_t n,
-						   __u32 id)
-{
-	for (size_t i = 0; i < n; i++)
-		if (b[i].id == id)
-			return &b[i];
-	return NULL;
-}
-
-/* Set backend id's membership bits of table half `half` (a member; a member
- * with weight > 0); the other half's bits, the ones packets read now, are left
- * alone. */
-static int backend_set_member(struct ts_maps *m, __u32 id, __u32 half,
-			      const struct ts_backend_cfg *cfg, struct ts_err *err)
-{
-	struct ts_backend be;
-	__u32 bit = 1U << (half & 1);
-	__u32 member, weighted;
-
-	if (bpf_map_lookup_elem(m->backends, &id, &be))
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot read backend %u: %s", id,
-			       strerror(errno));
-	member = cfg ? be.table_halves | bit : be.table_halves & ~bit;
-	weighted = cfg && cfg->weight ? be.weighted_halves | bit : be.weighted_halves & ~bit;
-	if (member == be.table_halves && weighted == be.weighted_halves)
-		return 0;
-	be.table_halves = member;
-	be.weighted_halves = weighted;
-	if (bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST))
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot write backend %u: %s", id,
-			       strerror(errno));
-	return 0;
-}
-
-/*
- * Rebuild service s's table from backends b[0..n) (sorted by name) into the
- * half that is not live, then switch halves with one update of the service's
- * entry: the commit of every change to a service's backends or weights.
- */
-static int table_install(struct ts_maps *m, struct ts_service_cfg *s,
-			 const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
-{
-	struct ts_service next = s->svc;
-	struct table_view t;
-	int r;
-
-	next.table_half = !s->svc.table_half;
-	r = table_open(m, &s->svc, true, &t, err);
-	if (r)
-		return r;
-	r = table_write_half(t.e + next.table_half * TS_TABLE_HALF(next.table_size),
-			     next.table_size, b, n, err);
-	table_unmap(&t);
-	/* who is a member of the new half: the old members and the new ones */
-	for (size_t i = 0; !r && i < s->nbackends; i++)
-		r = backend_set_member(m, s->backends[i].id, next.table_half,
-				       backend_listed(b, n, s->backends[i].id), err);
-	for (size_t i = 0; !r && i < n; i++)
-		r = backend_set_member(m, b[i].id, next.table_half, &b[i], err);
-	if (r)
-		return r;
-	/* The commit: one update, seen by the data plane all at once. */
-	if (bpf_map_update_elem(m->services, &s->key, &next, BPF_EXIST))
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot switch the table of service %s: %s",
-			       s->svc.name, strerror(errno));
-	s->svc = next;
-	return 0;
-}
-
-/* The (id, weight) pairs the live half was built from, and their backends. */
-static int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s,
-			     struct ts_err *err)
-{
-	const struct ts_table_entry *half;
-	struct table_view t;
-	__u32 n;
-	int r;
-
-	s->nbackends = 0;
-	r = table_open(m, &s->svc, false, &t, err);
-	if (r)
-		return r;
-	half = t.e + (s->svc.table_half & 1) * TS_TABLE_HALF(s->svc.table_size);
-	n = half[s->svc.table_size].backend_id;
-	if (n > TS_MAX_SERVICE_BACKENDS) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
-			    s->svc.name);
-		goto out;
-	}
-	for (__u32 i = 0; i < n; i++) {
-		struct ts_backend_cfg *b = &s->backends[i];
-
-		b->id = half[s->svc.table_size + 1 + i].backend_id;
-		b->weight = half[s->svc.table_size + 1 + i].weight;
-		if (b->id >= TS_MAX_BACKENDS || bpf_map_lookup_elem(m->backends, &b->id, &b->be)) {
-			r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
-				    s->svc.name);
-			goto out;
-		}
-	}
-	s->nbackends = n;
-out:
-	table_unmap(&t);
-	return r;
-}
-
-int ts_table_shares(const struct ts_maps *m, const struct ts_service_cfg *s, __u32 *slots,
-		    struct ts_err *err)
-{
-	const struct ts_table_entry *half;
-	struct table_view t;
-	int r;
-
-	memset(slots, 0, s->nbackends * sizeof(*slots));
-	r = table_open(m, &s->svc, false, &t, err);
-	if (r)
-		return r;
-	half = t.e + (s->svc.table_half & 1) * TS_TABLE_HALF(s->svc.table_size);
-	for (__u32 i = 0; i < s->svc.table_size; i++)
-		for (size_t j = 0; j < s->nbackends; j++)
-			if (half[i].backend_id == s->backends[j].id) {
-				slots[j]++;
-				break;
-			}
-	table_unmap(&t);
-	return 0;
-}
-
-int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err)
-{
-	static __u32 keys[TS_MAX_BACKENDS];
-	__u32 count = TS_MAX_BACKENDS, out_batch;
-
-	for (__u32 i = 0; i < TS_MAX_BACKENDS; i++)
-		keys[i] = i;
-	if (bpf_map_lookup_batch(m->backends, NULL, &out_batch, keys, all, &count, NULL) &&
-	    errno != ENOENT)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot read the backends map: %s",
-			       strerror(errno));
-	if (count != TS_MAX_BACKENDS)
-		return ts_fail(err, TS_ERR_RUNTIME, "short read of the backends map (%u entries)",
-			       count);
-	return 0;
-}
-
-/* ---- reading the configuration -------------------------------------------- */
-
-int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err)
-{
-	struct ts_endpoint_key key, *prev = NULL;
-	size_t cap = 0;
-	int r;
-
-	memset(cfg, 0, sizeof(*cfg));
-	while (!bpf_map_get_next_key(m->services, prev, &key)) {
-		struct ts_service_cfg *s;
-
-		if (cfg->nservices == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			void *p = realloc(cfg->services, ncap * sizeof(*cfg->services));
-
-			if (!p) {
-				ts_config_free(cfg);
-				return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-			}
-			cfg->services = p;
-			cap = ncap;
-		}
-		s = &cfg->services[cfg->nservices];
-		memset(s, 0, sizeof(*s));
-		s->key = key;
-		if (!bpf_map_lookup_elem(m->services, &key, &s->svc)) {
-			r = table_read_config(m, s, err);
-			if (r) {
-				ts_config_free(cfg);
-				return r;
-			}
-			qsort(s->backends, s->nbackends, sizeof(s->backends[0]), cmp_backend_name);
-			cfg->nservices++;
-		}
-		prev = &s->key;
-	}
-	qsort(cfg->services, cfg->nservices, sizeof(*cfg->services), cmp_service_name);
-	return 0;
-}
-
-void ts_config_free(struct ts_config *cfg)
-{
-	free(cfg->services);
-	memset(cfg, 0, sizeof(*cfg));
-}
-
-struct ts_service_cfg *ts_config_service(struct ts_config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->nservices; i++)
-		if (!strcmp(cfg->services[i].svc.name, name))
-			return &cfg->services[i];
-	return NULL;
-}
-
-struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id)
-{
-	for (size_t i = 0; i < cfg->nservices; i++)
-		if (cfg->services[i].svc.id == id)
-			return &cfg->services[i];
-	return NULL;
-}
-
-struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name)
-{
-	for (size_t i = 0; i < s->nbackends; i++)
-		if (!strcmp(s->backends[i].be.name, name))
-			return &s->backends[i];
-	return NULL;
-}
+#include "table.h"
 
 /* Read the configuration, lock against concurrent changes, find a service. */
 static int begin_change(struct ts_maps *m, struct ts_config *cfg, const char *service,
@@ -413,23 +48,6 @@ static int unknown_backend(struct ts_err *err, const char *service, const char *
 	return ts_fail(err, TS_ERR_USAGE,
 		       "service '%s' has no backend '%s': see 'tcpshift service list'", service,
 		       name);
-}
-
-/* begin_change, and find one of the service's backends. */
-static int begin_backend_change(struct ts_maps *m, struct ts_config *cfg, const char *service,
-				struct ts_service_cfg **s, const char *name,
-				struct ts_backend_cfg **b, struct ts_err *err)
-{
-	int r = begin_change(m, cfg, service, s, err);
-
-	if (r)
-		return r;
-	*b = ts_service_backend(*s, name);
-	if (!*b) {
-		ts_config_free(cfg);
-		return unknown_backend(err, service, name);
-	}
-	return 0;
 }
 
 /* live[id]: backend id is in a service's live table. */
@@ -461,17 +79,18 @@ static void backend_mark_removed(struct ts_maps *m, __u32 id)
  */
 static int repair_leftovers(struct ts_maps *m, const struct ts_config *cfg, struct ts_err *err)
 {
-	static struct ts_backend all[TS_MAX_BACKENDS];
-	static struct ts_endpoint_key stale[TS_MAX_BACKENDS];
+	struct ts_backend *all = calloc(TS_MAX_BACKENDS, sizeof(*all));
+	struct ts_endpoint_key *stale = calloc(TS_MAX_BACKENDS, sizeof(*stale));
 	struct ts_endpoint_key key, cur;
 	bool live[TS_MAX_BACKENDS] = { false };
 	void *prev = NULL;
 	size_t nstale = 0;
 	int r;
 
-	r = ts_backends_read_all(m, all, err);
+	r = all && stale ? ts_backends_read_all(m, all, err)
+			 : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 	if (r)
-		return r;
+		goto out;
 	live_backends(cfg, live);
 	for (__u32 id = 0; id < TS_MAX_BACKENDS; id++)
 		if (all[id].state == TS_BACKEND_ACTIVE && !live[id])
@@ -495,7 +114,10 @@ static int repair_leftovers(struct ts_maps *m, const struct ts_config *cfg, stru
 	}
 	for (size_t i = 0; i < nstale; i++)
 		bpf_map_delete_elem(m->backend_addrs, &stale[i]);
-	return 0;
+out:
+	free(all);
+	free(stale);
+	return r;
 }
 
 /* ---- services --------------------------------------------------------------- */
@@ -535,71 +157,145 @@ static void backend_index_del(struct ts_maps *m, const struct ts_backend_cfg *b)
 		bpf_map_delete_elem(m->backend_addrs, &key);
 }
 
-int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint *vip,
-		   __u32 table_size, struct ts_err *err)
+/* ---- one change pipeline ---------------------------------------------------
+ *
+ * Every change states the service it wants (a struct ts_doc_service: name,
+ * VIP, table size, backends with addresses and weights) and goes through one
+ * path: validate (check_service, backend_list_build) -> build the table ->
+ * write the half that is not live -> switch (service_update), or, for a new
+ * service, build its whole table and insert it (service_create). service
+ * add and del, backend add and del, weight, drain and import all end there.
+ */
+
+static int backend_set_deadline(struct ts_maps *m, __u32 id, __u64 deadline_ns,
+				struct ts_err *err)
 {
-	struct ts_service svc = { .table_size = table_size };
-	bool used[TS_MAX_SERVICES] = { false };
-	struct ts_endpoint_key key;
-	struct ts_config cfg;
-	char ep[TS_ADDRSTRLEN];
+	struct ts_backend be;
+
+	if (bpf_map_lookup_elem(m->backends, &id, &be))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read backend %u: %s", id,
+			       strerror(errno));
+	if (be.drain_deadline_ns == deadline_ns)
+		return 0;
+	be.drain_deadline_ns = deadline_ns;
+	if (bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot write the drain deadline of %s: %s",
+			       be.name, strerror(errno));
+	return 0;
+}
+
+static bool backend_at(const struct ts_backend *be, const struct ts_endpoint *ep)
+{
+	return be->family == ep->family && be->port == ep->port &&
+	       !memcmp(be->addr, ep->addr, sizeof(be->addr));
+}
+
+/* What every service must be, whatever the change. */
+static int check_service(const struct ts_doc_service *want, struct ts_err *err)
+{
+	int r = ts_parse_name(want->name, "service", err);
+
+	if (r)
+		return r;
+	if (!ts_is_prime(want->table_size) || want->table_size < TS_MIN_TABLE_SIZE ||
+	    want->table_size > TS_MAX_TABLE_SIZE)
+		return ts_fail(err, TS_ERR_USAGE, "table size %u is not a prime in %u-%u",
+			       want->table_size, TS_MIN_TABLE_SIZE, TS_MAX_TABLE_SIZE);
+	if (want->nbackends > TS_MAX_SERVICE_BACKENDS)
+		return ts_fail(err, TS_ERR_USAGE,
+			       "service '%s' has %d backends, the most allowed: remove one first",
+			       want->name, TS_MAX_SERVICE_BACKENDS);
+	return 0;
+}
+
+/* Service s as it is, as the service a change wants; b holds room for
+ * TS_MAX_SERVICE_BACKENDS + 1 backends (one more for an addition). */
+static void want_of(const struct ts_service_cfg *s, struct ts_doc_service *w,
+		    struct ts_doc_backend *b)
+{
+	memset(w, 0, sizeof(*w));
+	snprintf(w->name, sizeof(w->name), "%s", s->svc.name);
+	w->vip.family = s->key.family;
+	memcpy(w->vip.addr, s->key.addr, sizeof(w->vip.addr));
+	w->vip.port = s->key.port;
+	w->table_size = s->svc.table_size;
+	w->backends = b;
+	w->nbackends = s->nbackends;
+	for (size_t i = 0; i < s->nbackends; i++) {
+		const struct ts_backend_cfg *sb = &s->backends[i];
+
+		memset(&b[i], 0, sizeof(b[i]));
+		snprintf(b[i].name, sizeof(b[i].name), "%s", sb->be.name);
+		b[i].addr.family = sb->be.family;
+		memcpy(b[i].addr.addr, sb->be.addr, sizeof(b[i].addr.addr));
+		b[i].addr.port = sb->be.port;
+		b[i].weight = sb->weight;
+	}
+}
+
+static struct ts_doc_backend *want_backend(struct ts_doc_service *w, const char *name)
+{
+	for (size_t i = 0; i < w->nbackends; i++)
+		if (!strcmp(w->backends[i].name, name))
+			return &w->backends[i];
+	return NULL;
+}
+
+static int service_update(struct ts_maps *m, struct ts_config *cfg, struct ts_service_cfg *s,
+			  const struct ts_doc_service *want, struct ts_err *err);
+static int service_create(struct ts_maps *m, struct ts_config *cfg,
+			  const struct ts_doc_service *want, struct ts_err *err);
+
+/* A change of one existing service: lock, read, let edit() state the service
+ * it wants, and run the pipeline. */
+typedef int (*edit_fn)(struct ts_config *cfg, struct ts_service_cfg *s,
+		       struct ts_doc_service *want, void *arg, struct ts_err *err);
+
+static int change_service(struct ts_maps *m, const char *service, edit_fn edit, void *arg,
+			  struct ts_err *err)
+{
+	struct ts_doc_backend *wb = calloc(TS_MAX_SERVICE_BACKENDS + 1, sizeof(*wb));
+	struct ts_doc_service want;
+	struct ts_service_cfg *s;
+	struct ts_config cfg = {};
 	int r;
 
-	r = ts_parse_name(name, "service", err);
+	if (!wb)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	r = begin_change(m, &cfg, service, &s, err);
 	if (r)
-		return r;
-	if (!ts_is_prime(table_size) || table_size < TS_MIN_TABLE_SIZE ||
-	    table_size > TS_MAX_TABLE_SIZE)
-		return ts_fail(err, TS_ERR_USAGE, "table size %u is not a prime in %u-%u",
-			       table_size, TS_MIN_TABLE_SIZE, TS_MAX_TABLE_SIZE);
-	r = begin_change(m, &cfg, NULL, NULL, err);
-	if (r)
-		return r;
+		goto out;
 	r = repair_leftovers(m, &cfg, err);
 	if (r)
 		goto out;
-	endpoint_key(vip->addr, vip->port, vip->family, &key);
-	ts_format_endpoint(vip->addr, vip->port, vip->family, ep, sizeof(ep));
-	for (size_t i = 0; i < cfg.nservices; i++) {
-		struct ts_service_cfg *s = &cfg.services[i];
-
-		if (!strcmp(s->svc.name, name)) {
-			r = ts_fail(err, TS_ERR_USAGE,
-				    "service '%s' already exists: pick another name or "
-				    "'tcpshift service del %s' first",
-				    name, name);
-			goto out;
-		}
-		if (!memcmp(&s->key, &key, sizeof(key))) {
-			r = ts_fail(err, TS_ERR_USAGE,
-				    "%s is already used by service '%s': pick another VIP:port",
-				    ep, s->svc.name);
-			goto out;
-		}
-		used[s->svc.id] = true;
-	}
-	for (svc.id = 0; svc.id < TS_MAX_SERVICES && used[svc.id]; svc.id++)
-		;
-	if (svc.id == TS_MAX_SERVICES) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "too many services (at most %d)",
-			    TS_MAX_SERVICES);
-		goto out;
-	}
-	snprintf(svc.name, sizeof(svc.name), "%s", name);
-	/* An empty table first (a leftover in this slot is not referenced by
-	 * any service), then the commit: the service entry. This is the one
-	 * change that updates `tables`, which waits for an RCU grace period. */
-	r = table_create(m, svc.id, table_size, name, err);
-	if (r)
-		goto out;
-	if (bpf_map_update_elem(m->services, &key, &svc, BPF_NOEXIST))
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot add service %s: %s", name,
-			    strerror(errno));
+	want_of(s, &want, wb);
+	r = edit(&cfg, s, &want, arg, err);
+	r = r ?: check_service(&want, err);
+	r = r ?: service_update(m, &cfg, s, &want, err);
 out:
 	ts_config_free(&cfg);
+	free(wb);
 	return r;
 }
 
+int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint *vip,
+		   __u32 table_size, struct ts_err *err)
+{
+	struct ts_doc_service want = { .vip = *vip, .table_size = table_size };
+	struct ts_config cfg;
+	int r;
+
+	snprintf(want.name, sizeof(want.name), "%s", name);
+	r = ts_parse_name(name, "service", err);
+	r = r ?: check_service(&want, err);
+	r = r ?: begin_change(m, &cfg, NULL, NULL, err);
+	if (r)
+		return r;
+	r = repair_leftovers(m, &cfg, err);
+	r = r ?: service_create(m, &cfg, &want, err);
+	ts_config_free(&cfg);
+	return r;
+}
 
 int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
 {
@@ -631,177 +327,114 @@ out:
 	return r;
 }
 
-/* ---- backends ---------------------------------------------------------------- */
+/* ---- backends, weights, drains: edits of the service a change wants ------------ */
 
-/* A backend id: one never used, else one no table refers to (removed, or
- * left by a command killed before its commit). */
-static int backend_alloc(struct ts_maps *m, struct ts_config *cfg, __u32 *id, __u32 *gen,
-			 struct ts_err *err)
+struct backend_addition {
+	const char		*name;
+	const struct ts_endpoint *addr;
+	__u32			weight;
+};
+
+static int edit_backend_add(struct ts_config *cfg, struct ts_service_cfg *s,
+			    struct ts_doc_service *want, void *arg, struct ts_err *err)
 {
-	static struct ts_backend all[TS_MAX_BACKENDS];
-	bool referenced[TS_MAX_BACKENDS] = { false };
-	long best = -1;
-	int r;
+	const struct backend_addition *a = arg;
+	char ep[TS_ADDRSTRLEN];
 
-	r = ts_backends_read_all(m, all, err);
-	if (r)
-		return r;
-	live_backends(cfg, referenced);
-	for (__u32 i = 0; i < TS_MAX_BACKENDS; i++) {
-		if (all[i].state == TS_BACKEND_FREE) {
-			best = i;
-			break;
-		}
-		if (!referenced[i] && best < 0)
-			best = i;
+	ts_format_endpoint(a->addr->addr, a->addr->port, a->addr->family, ep, sizeof(ep));
+	if (a->addr->family != s->key.family)
+		return ts_fail(err, TS_ERR_USAGE,
+			       "backend %s is IPv%u but service '%s' is IPv%u: use a matching "
+			       "address",
+			       ep, a->addr->family, s->svc.name, s->key.family);
+	if (want_backend(want, a->name))
+		return ts_fail(err, TS_ERR_USAGE,
+			       "service '%s' already has a backend '%s': pick another name",
+			       s->svc.name, a->name);
+	for (size_t i = 0; i < cfg->nservices; i++) {
+		const struct ts_service_cfg *o = &cfg->services[i];
+
+		/* One service per backend address:port: its replies name one VIP. */
+		for (size_t j = 0; j < o->nbackends; j++)
+			if (backend_at(&o->backends[j].be, a->addr))
+				return ts_fail(err, TS_ERR_USAGE,
+					       "%s is already backend '%s' of service '%s': a "
+					       "backend address:port serves one service",
+					       ep, o->backends[j].be.name, o->svc.name);
+		/* A backend at a VIP:port would loop its packets into the gateway. */
+		if (o->key.family == a->addr->family && o->key.port == a->addr->port &&
+		    !memcmp(o->key.addr, a->addr->addr, sizeof(o->key.addr)))
+			return ts_fail(err, TS_ERR_USAGE,
+				       "%s is the VIP of service '%s': a backend cannot be a "
+				       "VIP:port",
+				       ep, o->svc.name);
 	}
-	if (best < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "too many backends (at most %d)",
-			       TS_MAX_BACKENDS);
-	*id = (__u32)best;
-	*gen = all[best].generation + 1;
+	/* check_service refuses the 257th: a usage error, as in import */
+	want->backends[want->nbackends++] = (struct ts_doc_backend){
+		.addr = *a->addr,
+		.weight = a->weight,
+	};
+	snprintf(want->backends[want->nbackends - 1].name, TS_NAME_LEN, "%s", a->name);
 	return 0;
 }
 
 int ts_backend_add(struct ts_maps *m, const char *service, const char *name,
 		   const struct ts_endpoint *addr, __u32 weight, struct ts_err *err)
 {
-	struct ts_backend_cfg nb = { .weight = weight };
-	struct ts_backend_cfg *list = NULL;
-	struct ts_service_cfg *s;
-	struct ts_config cfg;
-	char ep[TS_ADDRSTRLEN];
-	int r;
+	struct backend_addition a = { name, addr, weight };
+	int r = ts_parse_name(name, "backend", err);
 
-	r = ts_parse_name(name, "backend", err);
 	if (r)
 		return r;
 	if (weight > TS_MAX_WEIGHT)
 		return ts_fail(err, TS_ERR_USAGE, "weight %u is out of range: give 0-%d", weight,
 			       TS_MAX_WEIGHT);
-	r = begin_change(m, &cfg, service, &s, err);
-	if (r)
-		return r;
-	r = repair_leftovers(m, &cfg, err);
-	if (r)
-		goto out;
-	ts_format_endpoint(addr->addr, addr->port, addr->family, ep, sizeof(ep));
-	if (addr->family != s->key.family) {
-		r = ts_fail(err, TS_ERR_USAGE,
-			    "backend %s is IPv%u but service '%s' is IPv%u: use a matching address",
-			    ep, addr->family, service, s->key.family);
-		goto out;
-	}
-	if (ts_service_backend(s, name)) {
-		r = ts_fail(err, TS_ERR_USAGE,
-			    "service '%s' already has a backend '%s': pick another name", service,
-			    name);
-		goto out;
-	}
-	/* One service per backend address:port: its replies name one VIP. */
-	for (size_t i = 0; i < cfg.nservices; i++)
-		for (size_t j = 0; j < cfg.services[i].nbackends; j++) {
-			const struct ts_backend *be = &cfg.services[i].backends[j].be;
+	return change_service(m, service, edit_backend_add, &a, err);
+}
 
-			if (be->family == addr->family &&
-			    !memcmp(be->addr, addr->addr, sizeof(be->addr)) &&
-			    be->port == addr->port) {
-				r = ts_fail(err, TS_ERR_USAGE,
-					    "%s is already backend '%s' of service '%s': a backend "
-					    "address:port serves one service",
-					    ep, be->name, cfg.services[i].svc.name);
-				goto out;
-			}
-		}
-	if (s->nbackends == TS_MAX_SERVICE_BACKENDS) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "service '%s' has %d backends, the most allowed",
-			    service, TS_MAX_SERVICE_BACKENDS);
-		goto out;
-	}
-	r = backend_alloc(m, &cfg, &nb.id, &nb.be.generation, err);
-	if (r)
-		goto out;
-	memcpy(nb.be.addr, addr->addr, sizeof(nb.be.addr));
-	nb.be.port = addr->port;
-	nb.be.family = addr->family;
-	nb.be.state = TS_BACKEND_ACTIVE;
-	snprintf(nb.be.name, sizeof(nb.be.name), "%s", name);
+static int edit_backend_del(struct ts_config *cfg, struct ts_service_cfg *s,
+			    struct ts_doc_service *want, void *arg, struct ts_err *err)
+{
+	struct ts_doc_backend *b = want_backend(want, arg);
 
-	list = calloc(s->nbackends + 1, sizeof(*list));
-	if (!list) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-		goto out;
-	}
-	memcpy(list, s->backends, s->nbackends * sizeof(*list));
-	list[s->nbackends] = nb;
-	qsort(list, s->nbackends + 1, sizeof(*list), cmp_backend_name);
-
-	/* Invisible until the table refers to it. */
-	if (bpf_map_update_elem(m->backends, &nb.id, &nb.be, BPF_ANY)) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot write backend %s: %s", name,
-			    strerror(errno));
-		goto out;
-	}
-	r = ts_backend_stats_reset(m, nb.id, err);
-	r = r ?: backend_index_set(m, s, &nb, err);
-	r = r ?: table_install(m, s, list, s->nbackends + 1, err);
-out:
-	free(list);
-	ts_config_free(&cfg);
-	return r;
+	if (!b)
+		return unknown_backend(err, s->svc.name, arg);
+	/* the commit drops it from the new half: its flows are closed */
+	*b = want->backends[--want->nbackends];
+	return 0;
 }
 
 int ts_backend_del(struct ts_maps *m, const char *service, const char *name,
 		   struct ts_err *err)
 {
-	struct ts_backend_cfg *b, *list = NULL;
-	struct ts_service_cfg *s;
-	struct ts_config cfg;
-	size_t n = 0;
-	int r;
-
-	r = begin_backend_change(m, &cfg, service, &s, name, &b, err);
-	if (r)
-		return r;
-	r = repair_leftovers(m, &cfg, err);
-	if (r)
-		goto out;
-	list = calloc(s->nbackends, sizeof(*list));
-	if (!list) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < s->nbackends; i++)
-		if (s->backends[i].id != b->id)
-			list[n++] = s->backends[i];
-	/* the commit: b is no member of the new half, its flows are closed */
-	r = table_install(m, s, list, n, err);
-	if (!r) {
-		backend_index_del(m, b);
-		backend_mark_removed(m, b->id);
-	}
-out:
-	free(list);
-	ts_config_free(&cfg);
-	return r;
+	return change_service(m, service, edit_backend_del, (void *)name, err);
 }
 
-static void backend_set_deadline(struct ts_maps *m, __u32 id, __u64 deadline_ns)
-{
-	struct ts_backend be;
+struct weight_change {
+	char		(*names)[TS_NAME_LEN];
+	const __u32	*weights;
+	size_t		n;
+};
 
-	if (bpf_map_lookup_elem(m->backends, &id, &be) || be.drain_deadline_ns == deadline_ns)
-		return;
-	be.drain_deadline_ns = deadline_ns;
-	bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST);
+static int edit_weights(struct ts_config *cfg, struct ts_service_cfg *s,
+			struct ts_doc_service *want, void *arg, struct ts_err *err)
+{
+	const struct weight_change *w = arg;
+
+	for (size_t i = 0; i < w->n; i++) {
+		struct ts_doc_backend *b = want_backend(want, w->names[i]);
+
+		if (!b)
+			return unknown_backend(err, s->svc.name, w->names[i]);
+		b->weight = w->weights[i];
+	}
+	return 0;
 }
 
 int ts_weights_set(struct ts_maps *m, const char *service, char (*names)[TS_NAME_LEN],
 		   const __u32 *weights, size_t n, struct ts_err *err)
 {
-	struct ts_service_cfg *s;
-	struct ts_config cfg;
-	int r;
+	struct weight_change w = { names, weights, n };
 
 	for (size_t i = 0; i < n; i++) {
 		if (weights[i] > TS_MAX_WEIGHT)
@@ -813,76 +446,65 @@ int ts_weights_set(struct ts_maps *m, const char *service, char (*names)[TS_NAME
 					       "backend '%s' is given twice: give each weight once",
 					       names[i]);
 	}
-	r = begin_change(m, &cfg, service, &s, err);
-	if (r)
-		return r;
-	for (size_t i = 0; i < n; i++) {
-		struct ts_backend_cfg *b = ts_service_backend(s, names[i]);
+	/* A backend given weight again is no longer draining: service_update
+	 * clears its deadline before the commit. */
+	return change_service(m, service, edit_weights, &w, err);
+}
 
-		if (!b) {
-			r = unknown_backend(err, service, names[i]);
-			goto out;
-		}
-		b->weight = weights[i];
-	}
-	/* A backend given weight again is no longer draining: its deadline goes
-	 * before the commit (killed in between, it drains with no deadline). */
-	for (size_t i = 0; i < s->nbackends; i++)
-		if (s->backends[i].weight)
-			backend_set_deadline(m, s->backends[i].id, 0);
-	r = table_install(m, s, s->backends, s->nbackends, err);
-out:
-	ts_config_free(&cfg);
-	return r;
+struct drain {
+	const char	*name;
+	__u64		deadline_ns;
+	__u32		id;	/* out: the backend drained */
+};
+
+static int edit_drain(struct ts_config *cfg, struct ts_service_cfg *s,
+		      struct ts_doc_service *want, void *arg, struct ts_err *err)
+{
+	struct drain *d = arg;
+	struct ts_doc_backend *b = want_backend(want, d->name);
+
+	if (!b)
+		return unknown_backend(err, s->svc.name, d->name);
+	b->weight = 0;
+	d->id = ts_service_backend(s, d->name)->id;
+	return 0;
 }
 
 int ts_backend_drain(struct ts_maps *m, const char *service, const char *name,
 		     __u64 timeout_ns, struct ts_err *err)
 {
-	struct ts_service_cfg *s;
-	struct ts_backend_cfg *b;
-	struct ts_config cfg;
+	struct drain d = { .name = name };
 	int r;
 
-	r = begin_backend_change(m, &cfg, service, &s, name, &b, err);
+	r = change_service(m, service, edit_drain, &d, err);
 	if (r)
 		return r;
-	if (b->weight) {
-		b->weight = 0;
-		r = table_install(m, s, s->backends, s->nbackends, err);
-		if (r)
-			goto out;
-	}
-	/* After the commit: a command killed here has drained without a deadline. */
-	backend_set_deadline(m, b->id, timeout_ns ? ts_now_ns() + timeout_ns : 0);
-out:
-	ts_config_free(&cfg);
-	return r;
+	/* After the commit, still under the lock: a command killed here has
+	 * drained without a deadline, never the reverse. */
+	return backend_set_deadline(m, d.id, timeout_ns ? ts_now_ns() + timeout_ns : 0, err);
 }
 
-/* ---- a service as a document gives it (import) ------------------------------ */
+/* ---- the pipeline's steps --------------------------------------------------------- */
 
-static bool backend_at(const struct ts_backend *be, const struct ts_endpoint *ep)
-{
-	return be->family == ep->family && be->port == ep->port &&
-	       !memcmp(be->addr, ep->addr, sizeof(be->addr));
-}
-
-/* n ids for new backends and their generations, by backend_alloc's rule:
- * never-used ids first, then ones no table refers to. */
+/* n ids for new backends and their generations: never-used ids first, then
+ * ones no table refers to (removed, or left by a command killed before its
+ * commit). */
 static int backend_alloc_many(struct ts_maps *m, const struct ts_config *cfg, size_t n,
 			      __u32 *ids, __u32 *gens, struct ts_err *err)
 {
-	static struct ts_backend all[TS_MAX_BACKENDS];
+	struct ts_backend *all;
 	bool referenced[TS_MAX_BACKENDS] = { false };
 	size_t k = 0;
 	int r;
 
 	if (!n)
 		return 0;
-	r = ts_backends_read_all(m, all, err);
-	if (r)
+	all = calloc(TS_MAX_BACKENDS, sizeof(*all));
+	r = all ? ts_backends_read_all(m, all, err) : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	if (r) {
+		free(all);
 		return r;
+	}
 	for (size_t i = 0; i < cfg->nservices; i++)
 		for (size_t j = 0; j < cfg->services[i].nbackends; j++)
 			referenced[cfg->services[i].backends[j].id] = true;
@@ -896,6 +518,7 @@ static int backend_alloc_many(struct ts_maps *m, const struct ts_config *cfg, si
 				gens[k++] = all[i].generation + 1;
 			}
 		}
+	free(all);
 	if (k < n)
 		return ts_fail(err, TS_ERR_RUNTIME,
 			       "too many backends (at most %d in all, counting those being "
@@ -941,7 +564,7 @@ static int backend_list_build(struct ts_maps *m, const struct ts_config *cfg,
 		list[i].be.state = TS_BACKEND_ACTIVE;
 		list[i].weight = wb->weight;
 	}
-	qsort(list, n, sizeof(*list), cmp_backend_name);
+	qsort(list, n, sizeof(*list), table_cmp_backend_name);
 	for (size_t i = 0; i < n; i++) {
 		struct ts_endpoint ep = { .family = list[i].be.family, .port = list[i].be.port };
 		struct ts_backend_cfg *cur = s ? ts_service_backend(s, list[i].be.name) : NULL;
@@ -1022,9 +645,11 @@ static int service_update(struct ts_maps *m, struct ts_config *cfg, struct ts_se
 		goto out;
 	/* A backend with weight is not draining: before the commit, so that a
 	 * kill in between leaves a drain without a deadline, never the reverse. */
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; !r && i < n; i++)
 		if (!is_new[i] && list[i].weight)
-			backend_set_deadline(m, list[i].id, 0);
+			r = backend_set_deadline(m, list[i].id, 0, err);
+	if (r)
+		goto out;
 	/* The commit: additions, removals and weights, all at once. */
 	r = table_install(m, s, list, n, err);
 	if (r)
@@ -1063,16 +688,32 @@ static int service_create(struct ts_maps *m, struct ts_config *cfg,
 		goto out;
 	}
 	endpoint_key(want->vip.addr, want->vip.port, want->vip.family, &ns->key);
+	ts_format_endpoint(want->vip.addr, want->vip.port, want->vip.family, ep, sizeof(ep));
 	for (size_t i = 0; i < cfg->nservices; i++) {
-		if (!memcmp(&cfg->services[i].key, &ns->key, sizeof(ns->key))) {
-			ts_format_endpoint(want->vip.addr, want->vip.port, want->vip.family, ep,
-					   sizeof(ep));
+		const struct ts_service_cfg *s = &cfg->services[i];
+
+		if (!strcmp(s->svc.name, want->name)) {
 			r = ts_fail(err, TS_ERR_USAGE,
-				    "%s is already used by service '%s': pick another VIP:port", ep,
-				    cfg->services[i].svc.name);
+				    "service '%s' already exists: pick another name or "
+				    "'tcpshift service del %s' first",
+				    want->name, want->name);
 			goto out;
 		}
-		used[cfg->services[i].svc.id] = true;
+		if (!memcmp(&s->key, &ns->key, sizeof(ns->key))) {
+			r = ts_fail(err, TS_ERR_USAGE,
+				    "%s is already used by service '%s': pick another VIP:port", ep,
+				    s->svc.name);
+			goto out;
+		}
+		for (size_t j = 0; j < s->nbackends; j++)
+			if (backend_at(&s->backends[j].be, &want->vip)) {
+				r = ts_fail(err, TS_ERR_USAGE,
+					    "%s is backend '%s' of service '%s': a VIP:port cannot "
+					    "be a backend",
+					    ep, s->backends[j].be.name, s->svc.name);
+				goto out;
+			}
+		used[s->svc.id] = true;
 	}
 	for (ns->svc.id = 0; ns->svc.id < TS_MAX_SERVICES && used[ns->svc.id]; ns->svc.id++)
 		;
@@ -1117,17 +758,8 @@ int ts_service_apply(struct ts_maps *m, const struct ts_doc_service *want, struc
 	struct ts_config cfg;
 	int r;
 
-	r = ts_parse_name(want->name, "service", err);
-	if (r)
-		return r;
-	if (!ts_is_prime(want->table_size) || want->table_size < TS_MIN_TABLE_SIZE ||
-	    want->table_size > TS_MAX_TABLE_SIZE)
-		return ts_fail(err, TS_ERR_USAGE, "table size %u is not a prime in %u-%u",
-			       want->table_size, TS_MIN_TABLE_SIZE, TS_MAX_TABLE_SIZE);
-	if (want->nbackends > TS_MAX_SERVICE_BACKENDS)
-		return ts_fail(err, TS_ERR_USAGE, "service '%s' has %zu backends, at most %d",
-			       want->name, want->nbackends, TS_MAX_SERVICE_BACKENDS);
-	r = begin_change(m, &cfg, NULL, NULL, err);
+	r = check_service(want, err);
+	r = r ?: begin_change(m, &cfg, NULL, NULL, err);
 	if (r)
 		return r;
 	r = repair_leftovers(m, &cfg, err);
@@ -1149,4 +781,78 @@ int ts_service_apply(struct ts_maps *m, const struct ts_doc_service *want, struc
 	r = s ? service_update(m, &cfg, s, want, err) : service_create(m, &cfg, want, err);
 	ts_config_free(&cfg);
 	return r;
+}
+
+/* ---- applying ---------------------------------------------------------------------- */
+
+/* New flows hash with the new seed; pinned flows keep their backends. */
+static int seed_write(struct ts_maps *m, __u32 seed, struct ts_err *err)
+{
+	struct ts_settings s;
+	__u32 zero = 0;
+	int r = ts_settings_read(m, &s, err);
+
+	if (r || s.seed == seed)
+		return r;
+	s.seed = seed;
+	if (bpf_map_update_elem(m->settings, &zero, &s, BPF_EXIST))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot write the seed to settings: %s",
+			       strerror(errno));
+	return 0;
+}
+
+/* err, prefixed with where the import stopped and what that means. */
+static int stopped(struct ts_err *err, const char *what)
+{
+	char msg[sizeof(err->msg)];
+
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	return ts_fail(err, err->status,
+		       "import stopped at %s: %s (services changed before it stay changed: "
+		       "import is atomic per service; fix and import again)",
+		       what, msg);
+}
+
+int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *err)
+{
+	struct ts_config cfg;
+	char what[64];
+	int r;
+
+	/* Held until ts_maps_close: no other change interleaves. */
+	r = ts_maps_lock(m, err);
+	r = r ?: ts_config_read(m, &cfg, err);
+	if (r)
+		return r;
+	/* Services that go, or that change VIP or table size, are deleted
+	 * first: their VIPs and backend ids may be reused by the document. */
+	for (size_t i = 0; i < cfg.nservices; i++) {
+		const struct ts_service_cfg *c = &cfg.services[i];
+		const struct ts_doc_service *w = NULL;
+		struct ts_endpoint_key key;
+
+		for (size_t j = 0; j < want->nservices && !w; j++)
+			if (!strcmp(want->services[j].name, c->svc.name))
+				w = &want->services[j];
+		if (w)
+			endpoint_key(w->vip.addr, w->vip.port, w->vip.family, &key);
+		if (w && !memcmp(&key, &c->key, sizeof(key)) && w->table_size == c->svc.table_size)
+			continue;
+		r = ts_service_del(m, c->svc.name, err);
+		if (r) {
+			snprintf(what, sizeof(what), "service '%s'", c->svc.name);
+			ts_config_free(&cfg);
+			return stopped(err, what);
+		}
+	}
+	ts_config_free(&cfg);
+	for (size_t i = 0; i < want->nservices; i++) {
+		r = ts_service_apply(m, &want->services[i], err);
+		if (r) {
+			snprintf(what, sizeof(what), "service '%s'", want->services[i].name);
+			return stopped(err, what);
+		}
+	}
+	r = seed_write(m, want->seed, err);
+	return r ? stopped(err, "the seed") : 0;
 }

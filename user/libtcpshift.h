@@ -9,11 +9,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <linux/types.h>
 #include "tcpshift.h"
 
 #define TS_DEFAULT_PIN_DIR	"/sys/fs/bpf/tcpshift"
 #define TS_PIN_DIR_ENV		"TCPSHIFT_PIN_DIR"
+#define TS_PIN_DIR_MAX		PATH_MAX	/* the pin directory and a pin name */
 #define TS_ADDRSTRLEN		64	/* "[v6 address]:port" */
 
 /* Exit codes of the CLI, also the class of every library error. */
@@ -42,6 +44,9 @@ struct ts_endpoint {
 
 int ts_parse_endpoint(const char *s, struct ts_endpoint *ep, struct ts_err *err);
 int ts_parse_address(const char *s, struct ts_endpoint *ep, struct ts_err *err);
+/* An endpoint that can be a VIP: not unspecified, loopback, multicast,
+ * broadcast or IPv4-mapped. */
+int ts_parse_vip(const char *s, struct ts_endpoint *ep, struct ts_err *err);
 int ts_parse_name(const char *s, const char *what, struct ts_err *err);
 int ts_parse_weight(const char *s, __u32 *weight, struct ts_err *err);
 int ts_parse_assignment(const char *s, char name[TS_NAME_LEN], __u32 *weight,
@@ -51,6 +56,8 @@ int ts_parse_duration(const char *s, __u64 *ns, struct ts_err *err);
 int ts_parse_u32(const char *s, const char *what, __u32 min, __u32 max, __u32 *out,
 		 struct ts_err *err);
 bool ts_is_prime(__u32 n);
+/* A flow hash seed: decimal, or hex after 0x; never octal. 0 or -EINVAL. */
+int ts_parse_seed(const char *s, __u32 *seed);
 void ts_format_endpoint(const __be32 addr[4], __be16 port, __u8 family, char *buf, size_t len);
 void ts_format_address(const __be32 addr[4], __u8 family, char *buf, size_t len);
 
@@ -71,6 +78,14 @@ int ts_maglev_build(const struct ts_maglev_backend *b, size_t n, __u32 m, __u32 
 
 /* ---- maps.c: the pinned maps -------------------------------------------- */
 
+/* The ids of an instance's pinned maps: a program that uses one of them is
+ * that instance's (map ids are unique while the maps exist). */
+#define TS_MAX_PINNED_MAPS	32
+struct ts_owner {
+	__u32	map_id[TS_MAX_PINNED_MAPS];
+	size_t	n;
+};
+
 struct ts_maps {
 	int	services;
 	int	tables;
@@ -82,15 +97,62 @@ struct ts_maps {
 	int	backend_stats;
 	int	counters;
 	int	settings;
-	int	lock_fd;	/* the pin directory, flock()ed by changes */
-	char	pin_dir[256];
+	int	lock_fd;	/* the pin directory, flock()ed by changes and readers */
+	__u32	settings_id;	/* map id of the pinned settings: this instance */
+	struct ts_owner owner;	/* ids of every pinned map validated */
+	char	pin_dir[TS_PIN_DIR_MAX];
+};
+
+/* The layout a pinned map must have, from the BPF object's own definitions. */
+struct ts_map_layout {
+	char	name[16];	/* BPF_OBJ_NAME_LEN */
+	__u32	type;
+	__u32	key_size;
+	__u32	value_size;
+	__u32	map_flags;
+};
+
+/* layout.c: every map the object pins (out[TS_MAX_PINNED_MAPS]). */
+int ts_map_layouts(struct ts_map_layout *out, size_t *n, struct ts_err *err);
+/* Is fd, opened from pin path, a map of layout l? Refuses foreign pins. */
+int ts_map_check(int fd, const char *path, const struct ts_map_layout *l, struct ts_err *err);
+/* A pin directory whose pins fit PATH_MAX and bpffs names (TS_ERR_USAGE if not). */
+int ts_check_pin_dir(const char *dir, struct ts_err *err);
+
+enum ts_open_flags {
+	TS_OPEN_INCOMPLETE	= 1,	/* accept a load that did not finish (ABI version 0) */
+	TS_OPEN_MISSING_OK	= 2,	/* pins may be missing (unload of a killed load) */
 };
 
 int ts_check_root(struct ts_err *err);
 int ts_check_bpffs(const char *dir, struct ts_err *err);
+/*
+ * Open the pinned maps, each validated against the object's layout (type, key
+ * and value size, flags) and settings' ABI version before anything reads it:
+ * a foreign or older pin directory is refused, never read (invariant 9).
+ */
 int ts_maps_open(struct ts_maps *m, const char *pin_dir, struct ts_err *err);
+int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flags,
+		       struct ts_err *err);
 void ts_maps_close(struct ts_maps *m);
+/* Is any of the object's maps pinned under pin_dir? */
+bool ts_any_pin(const char *pin_dir);
+/* Take the pin directory's lock, exclusive for a change, shared for a reader
+ * that wants one configuration; says so on stderr when it waits more than a
+ * second; fails when the instance was unloaded meanwhile. */
 int ts_maps_lock(struct ts_maps *m, struct ts_err *err);
+int ts_maps_lock_shared(struct ts_maps *m, struct ts_err *err);
+void ts_maps_unlock(struct ts_maps *m);
+/* flock(fd, op), telling stderr after a second of waiting; 0 or -errno. */
+int ts_flock_wait(int fd, int op, const char *what);
+/* This process's network namespace. */
+int ts_netns_self(__u64 *dev, __u64 *ino);
+/* Refuse (TS_ERR_RUNTIME) when the instance was loaded in another network
+ * namespace than this process's: its ifindexes mean other devices here.
+ * TS_NETNS_GONE: that namespace no longer exists, and its devices and their
+ * filters went with it: nothing to detach. */
+#define TS_NETNS_GONE	1
+int ts_settings_check_netns(const struct ts_settings *s, struct ts_err *err);
 int ts_settings_read(const struct ts_maps *m, struct ts_settings *s, struct ts_err *err);
 int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err);
 int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_stats *out,
@@ -103,8 +165,10 @@ typedef void (*ts_flow_cb)(const struct ts_flow_key *key, const struct ts_flow *
  * consistent view of each entry, not of the whole tables while the data plane
  * runs). Returns 0 or -errno. */
 int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx);
-/* Name of the i-th pinned map, NULL past the last. */
+/* Name of the i-th map struct ts_maps holds, NULL past the last; ts_maps_fd:
+ * its fd in m. The set of pins itself is ts_map_layouts(). */
 const char *ts_pin_name(size_t i);
+int ts_maps_fd(const struct ts_maps *m, size_t i);
 int ts_count_entries(int map_fd, size_t key_size, __u32 *count);
 
 /* ---- config.c: services, backends, weights ------------------------------ */
@@ -182,17 +246,27 @@ struct ts_load_opts {
 struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err);
 /* The same object with dry_run set, on the pinned maps of a loaded gateway:
  * its verdicts show the current table's picks, and it writes no map. */
-struct tcpshift_bpf *ts_bpf_open_dry_run(const char *pin_dir, struct ts_err *err);
+struct tcpshift_bpf *ts_bpf_open_dry_run(const struct ts_maps *m, struct ts_err *err);
 void ts_bpf_destroy(struct tcpshift_bpf *skel);
 int ts_bpf_prog_fd(struct tcpshift_bpf *skel);		/* tc ingress */
 int ts_bpf_egress_prog_fd(struct tcpshift_bpf *skel);	/* tc egress */
 int ts_load(const struct ts_load_opts *o, struct ts_err *err);
 int ts_unload(const char *pin_dir, struct ts_err *err);
-/* Program id attached by tcpshift on ifindex, 0 if none. */
-__u32 ts_attached_prog(int ifindex);
+/* Who holds tcpshift's tc slot (handle, priority) on a device. */
+enum ts_slot {
+	TS_SLOT_FREE,		/* nothing there (at some attach point) */
+	TS_SLOT_OURS,		/* the instance's programs (they use its settings map) */
+	TS_SLOT_FOREIGN,	/* another instance's or another tool's filter */
+	TS_SLOT_PARTIAL,	/* ours at some attach points, nothing at the others
+				 * (a load killed half-way: the next load completes it) */
+};
+
+/* The state of ifindex for the instance owning the maps in own; *prog_id:
+ * the first attach point's program id, 0 unless ours. */
+enum ts_slot ts_attached_prog(int ifindex, const struct ts_owner *own, __u32 *prog_id);
 __u64 ts_now_ns(void);
 
-/* ---- export.c: configuration documents (export, import) ----------------- */
+/* ---- doc.c: configuration documents (export, import); pure --------------- */
 
 /*
  * The whole configuration as a document, the format of `tcpshift export` and

@@ -9,15 +9,18 @@
 #include <libgen.h>
 #include <net/if.h>
 #include <net/if_arp.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -37,7 +40,7 @@ static int pin_path(char *buf, size_t len, const char *dir, const char *name)
  * where it goes and nothing is mounted there yet. */
 static int prepare_pin_dir(const char *dir, struct ts_err *err)
 {
-	char parent[256];
+	char parent[TS_PIN_DIR_MAX];
 	struct stat st;
 	int r;
 
@@ -61,7 +64,7 @@ static int prepare_pin_dir(const char *dir, struct ts_err *err)
 static int pinned_info(const char *pin_dir, const char *name, struct bpf_map_info *info)
 {
 	__u32 len = sizeof(*info);
-	char path[512];
+	char path[TS_PIN_DIR_MAX];
 	int fd, r = 0;
 
 	memset(info, 0, sizeof(*info));
@@ -81,7 +84,7 @@ static int pinned_settings(const char *pin_dir, struct ts_settings *s)
 {
 	struct bpf_map_info info;
 	__u32 zero = 0;
-	char path[512];
+	char path[TS_PIN_DIR_MAX];
 	int fd, r;
 
 	memset(s, 0, sizeof(*s));
@@ -113,22 +116,35 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
 	struct bpf_map *map;
 
 	bpf_object__for_each_map(map, skel->obj) {
+		struct ts_map_layout l = {
+			.type = bpf_map__type(map),
+			.key_size = bpf_map__key_size(map),
+			.value_size = bpf_map__value_size(map),
+			.map_flags = bpf_map__map_flags(map),
+		};
 		struct bpf_map_info info;
+		char path[TS_PIN_DIR_MAX];
+		int fd, r;
 
-		if (pinned_info(pin_dir, bpf_map__name(map), &info))
+		if (bpf_map__is_internal(map) || !bpf_map__pin_path(map))
 			continue;
-		if (info.type == bpf_map__type(map) &&
-		    info.key_size == bpf_map__key_size(map) &&
-		    info.value_size == bpf_map__value_size(map) &&
-		    info.max_entries == bpf_map__max_entries(map) &&
-		    info.map_flags == bpf_map__map_flags(map))
+		if (pin_path(path, sizeof(path), pin_dir, bpf_map__name(map)))
+			return ts_fail(err, TS_ERR_USAGE, "pin directory %s is too long", pin_dir);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		r = ts_map_check(fd, path, &l, err);
+		close(fd);
+		if (r)
+			return r;
+		if (pinned_info(pin_dir, bpf_map__name(map), &info) ||
+		    info.max_entries == bpf_map__max_entries(map))
 			continue;
 		return ts_fail(err, TS_ERR_RUNTIME,
-			       "pinned map %s/%s has another layout (key %u, value %u bytes, %u "
-			       "entries; this tcpshift expects %u, %u, %u): it was written by "
-			       "another version; 'tcpshift unload' first (pinned flows are lost)",
-			       pin_dir, bpf_map__name(map), info.key_size, info.value_size,
-			       info.max_entries, bpf_map__key_size(map), bpf_map__value_size(map),
+			       "pinned map %s/%s has another layout (%u entries; this tcpshift "
+			       "expects %u): it was written by another version; 'tcpshift unload' "
+			       "first (pinned flows are lost)",
+			       pin_dir, bpf_map__name(map), info.max_entries,
 			       bpf_map__max_entries(map));
 	}
 	if (!pinned_settings(pin_dir, &s) && s.abi_version && s.abi_version != TS_ABI_VERSION)
@@ -139,21 +155,52 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
 	return 0;
 }
 
-/* Open and load the object with its maps pinned under pin_dir (reused when
- * there). max_flows 0: keep the pinned size, or the default. */
-static struct tcpshift_bpf *open_load(const char *pin_dir, __u32 max_flows, bool dry_run,
-				      int forward_fib, struct ts_err *err)
+/*
+ * Open and load the object. With m (a dry run for `pick`) on the maps already
+ * opened and validated, pinning nothing; otherwise with its maps pinned under
+ * pin_dir (reused when there). max_flows 0: keep the pinned size, or the
+ * default.
+ */
+static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps *m,
+				      __u32 max_flows, int forward_fib, struct ts_err *err)
 {
 	struct ts_settings loaded;
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir);
 	struct tcpshift_bpf *skel;
 	struct bpf_map_info flows;
+	struct bpf_map *map;
 	int r;
 
 	skel = tcpshift_bpf__open_opts(&open_opts);
 	if (!skel) {
 		ts_fail(err, TS_ERR_RUNTIME, "cannot open the BPF object: %s", strerror(errno));
 		return NULL;
+	}
+	if (m) {
+		__u32 zero = 0;
+
+		/* No command but load creates a pin (invariant 9): every map
+		 * is one of the validated fds, or private to this process. */
+		bpf_object__for_each_map(map, skel->obj) {
+			const char *name = bpf_map__name(map);
+			int fd = -1;
+
+			if (bpf_map__is_internal(map))
+				continue;
+			bpf_map__set_pin_path(map, NULL);
+			for (size_t i = 0; ts_pin_name(i); i++)
+				if (!strcmp(ts_pin_name(i), name))
+					fd = ts_maps_fd(m, i);
+			if (fd >= 0 && (r = bpf_map__reuse_fd(map, fd))) {
+				ts_fail(err, TS_ERR_RUNTIME, "cannot use the pinned map %s: %s",
+					name, strerror(-r));
+				goto fail;
+			}
+		}
+		skel->rodata->dry_run = true;
+		skel->rodata->forward_fib = !bpf_map_lookup_elem(m->settings, &zero, &loaded) &&
+					    (loaded.flags & TS_SETTINGS_F_FORWARD_FIB);
+		goto load;
 	}
 	/* An upgrade keeps the flow table's size. */
 	if (!pinned_info(pin_dir, "flows", &flows)) {
@@ -171,13 +218,13 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, __u32 max_flows, bool
 	bpf_map__set_max_entries(skel->maps.flows, max_flows);
 	bpf_map__set_max_entries(skel->maps.half_open, TS_HALF_OPEN_SIZE(max_flows));
 	bpf_map__set_max_entries(skel->maps.replies, max_flows);
-	skel->rodata->dry_run = dry_run;
 	if (check_pinned_layout(skel, pin_dir, err))
 		goto fail;
 	if (forward_fib < 0)
 		forward_fib = !pinned_settings(pin_dir, &loaded) &&
 			      (loaded.flags & TS_SETTINGS_F_FORWARD_FIB);
 	skel->rodata->forward_fib = forward_fib;
+load:
 	r = tcpshift_bpf__load(skel);
 	if (r) {
 		ts_fail(err, TS_ERR_RUNTIME,
@@ -192,17 +239,20 @@ fail:
 	return NULL;
 }
 
-struct tcpshift_bpf *ts_bpf_open_dry_run(const char *pin_dir, struct ts_err *err)
+struct tcpshift_bpf *ts_bpf_open_dry_run(const struct ts_maps *m, struct ts_err *err)
 {
-	return open_load(pin_dir, 0, true, -1, err);
+	return open_load(m->pin_dir, m, 0, -1, err);
 }
 
 struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err)
 {
-	struct tcpshift_bpf *skel = open_load(o->pin_dir, o->max_flows, false, o->forward_fib, err);
+	struct tcpshift_bpf *skel;
 	struct ts_settings cur;
 	__u32 zero = 0;
 
+	if (ts_check_pin_dir(o->pin_dir, err))
+		return NULL;
+	skel = open_load(o->pin_dir, NULL, o->max_flows, o->forward_fib, err);
 	if (!skel)
 		return NULL;
 	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
@@ -241,79 +291,279 @@ int ts_bpf_egress_prog_fd(struct tcpshift_bpf *skel)
 	return bpf_program__fd(skel->progs.tcpshift_tc_egress);
 }
 
-/* tc ingress runs tcpshift_tc; tc egress tcpshift_tc_egress, which
- * translates the gateway's own ICMP errors (path MTU discovery). */
-static void tc_ids(int ifindex, enum bpf_tc_attach_point dir, struct bpf_tc_hook *hook,
+/*
+ * What tcpshift attaches on every device: (program, tc direction) pairs, all
+ * at our handle and priority. Attach, detach, ownership checks and status
+ * loop over this table: a program for another direction is one line.
+ */
+static const struct attach_point {
+	const char			*prog;	/* program name in the object */
+	enum bpf_tc_attach_point	dir;
+	const char			*dir_name;
+} attach_points[] = {
+	{ "tcpshift_tc", BPF_TC_INGRESS, "ingress" },
+	/* the gateway's own ICMP errors (path MTU discovery through the VIP) */
+	{ "tcpshift_tc_egress", BPF_TC_EGRESS, "egress" },
+};
+
+#define NATTACH (sizeof(attach_points) / sizeof(attach_points[0]))
+
+static void tc_ids(int ifindex, const struct attach_point *ap, struct bpf_tc_hook *hook,
 		   struct bpf_tc_opts *opts)
 {
 	memset(hook, 0, sizeof(*hook));
 	hook->sz = sizeof(*hook);
 	hook->ifindex = ifindex;
-	hook->attach_point = dir;
+	hook->attach_point = ap->dir;
 	memset(opts, 0, sizeof(*opts));
 	opts->sz = sizeof(*opts);
 	opts->handle = TS_TC_HANDLE;
 	opts->priority = TS_TC_PRIORITY;
 }
 
-__u32 ts_attached_prog(int ifindex)
+static __u32 map_id_of(int fd)
 {
-	struct bpf_tc_hook hook;
-	struct bpf_tc_opts opts;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
 
-	tc_ids(ifindex, BPF_TC_INGRESS, &hook, &opts);
-	if (bpf_tc_query(&hook, &opts))
-		return 0;
-	return opts.prog_id;
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
 }
 
-/* Attach (or replace, on an upgrade) our filter; *own is set when this call
- * created the clsact qdisc. */
-static int attach_dev(const int prog_fd[2], int ifindex, bool *own, struct ts_err *err)
+/* Does program prog_id use one of the instance's maps? Then it is that
+ * instance's: the proof of ownership of a tc filter. */
+static bool prog_is_ours(__u32 prog_id, const struct ts_owner *own)
 {
-	static const enum bpf_tc_attach_point dirs[2] = { BPF_TC_INGRESS, BPF_TC_EGRESS };
+	struct bpf_prog_info info = {};
+	__u32 ids[64], len = sizeof(info);
+	bool found = false;
+	int fd;
+
+	if (!prog_id || !own->n)
+		return false;
+	fd = bpf_prog_get_fd_by_id(prog_id);
+	if (fd < 0)
+		return false;
+	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
+	info.map_ids = (__u64)(unsigned long)ids;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len))
+		for (__u32 i = 0; i < info.nr_map_ids && i < sizeof(ids) / sizeof(ids[0]); i++)
+			for (size_t j = 0; j < own->n; j++)
+				found |= ids[i] == own->map_id[j];
+	close(fd);
+	return found;
+}
+
+/* Who holds our tc slot (handle, priority) of attach point ap on ifindex. */
+static enum ts_slot slot_owner(int ifindex, const struct attach_point *ap, const struct ts_owner *own,
+			       __u32 *prog_id)
+{
 	struct bpf_tc_hook hook;
 	struct bpf_tc_opts opts;
-	char name[IF_NAMESIZE] = "?";
-	int r = 0;
 
+	*prog_id = 0;
+	tc_ids(ifindex, ap, &hook, &opts);
+	if (bpf_tc_query(&hook, &opts))
+		return TS_SLOT_FREE;
+	*prog_id = opts.prog_id;
+	return prog_is_ours(opts.prog_id, own) ? TS_SLOT_OURS : TS_SLOT_FOREIGN;
+}
+
+enum ts_slot ts_attached_prog(int ifindex, const struct ts_owner *own, __u32 *prog_id)
+{
+	size_t ours = 0, free = 0;
+
+	*prog_id = 0;
+	for (size_t i = 0; i < NATTACH; i++) {
+		__u32 id;
+		enum ts_slot st = slot_owner(ifindex, &attach_points[i], own, &id);
+
+		if (i == 0)
+			*prog_id = st == TS_SLOT_OURS ? id : 0;
+		if (st == TS_SLOT_FOREIGN)
+			return TS_SLOT_FOREIGN;
+		ours += st == TS_SLOT_OURS;
+		free += st == TS_SLOT_FREE;
+	}
+	return !ours ? TS_SLOT_FREE : free ? TS_SLOT_PARTIAL : TS_SLOT_OURS;
+}
+
+static int refuse_foreign(int ifindex, const struct attach_point *ap, __u32 prog_id,
+			  struct ts_err *err)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	char name[IF_NAMESIZE] = "?", what[64] = "not an eBPF program";
+	int fd = prog_id ? bpf_prog_get_fd_by_id(prog_id) : -1;
+
+	if (fd >= 0) {
+		bpf_obj_get_info_by_fd(fd, &info, &len);
+		close(fd);
+	}
+	if (prog_id)
+		snprintf(what, sizeof(what), "program %u '%s'", prog_id, info.name);
 	if_indextoname((unsigned int)ifindex, name);
-	tc_ids(ifindex, BPF_TC_INGRESS, &hook, &opts);
-	r = bpf_tc_hook_create(&hook);
-	if (r && r != -EEXIST)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot add a clsact qdisc to %s: %s", name,
-			       strerror(-r));
-	*own = r == 0;
-	r = 0;
-	for (int d = 0; !r && d < 2; d++) {
-		tc_ids(ifindex, dirs[d], &hook, &opts);
-		opts.prog_fd = prog_fd[d];
-		opts.flags = BPF_TC_F_REPLACE;
-		r = bpf_tc_attach(&hook, &opts);
-	}
-	if (r) {
-		tc_ids(ifindex, BPF_TC_INGRESS, &hook, &opts);
-		bpf_tc_detach(&hook, &opts);
-		if (*own) {
-			hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-			bpf_tc_hook_destroy(&hook);
+	return ts_fail(err, TS_ERR_RUNTIME,
+		       "%s already has a tc %s filter at handle 0x%x priority 0x%x (%s) that is "
+		       "not this instance's: %s; nothing was changed",
+		       name, ap->dir_name, TS_TC_HANDLE, TS_TC_PRIORITY, what,
+		       !strncmp(info.name, "tcpshift", 8)
+			       ? "another tcpshift instance runs there (unload it with its own "
+				 "--pin-dir first)"
+			       : "another tool's filter (remove it first)");
+}
+
+/* Refuse before anything changes when a device's slot holds a filter that is
+ * not ours. */
+static int check_slots(const struct ts_settings *next, const struct ts_owner *own, struct ts_err *err)
+{
+	for (__u32 i = 0; i < next->ndevices; i++)
+		for (size_t j = 0; j < NATTACH; j++) {
+			__u32 id;
+
+			if (slot_owner((int)next->ifindex[i], &attach_points[j], own,
+				       &id) == TS_SLOT_FOREIGN)
+				return refuse_foreign((int)next->ifindex[i], &attach_points[j], id,
+						      err);
 		}
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot attach to tc on %s: %s", name,
-			       strerror(-r));
-	}
 	return 0;
 }
 
-static void detach_dev(int ifindex, bool own_clsact)
+/* Attach (or replace our own, on an upgrade) at every attach point of
+ * ifindex; *made_clsact is set when this call created the clsact qdisc. Never
+ * replaces a filter that is not ours. */
+static int attach_dev(struct tcpshift_bpf *skel, const struct ts_owner *own, int ifindex,
+		      bool *made_clsact, struct ts_err *err)
+{
+	char name[IF_NAMESIZE] = "?";
+	struct bpf_tc_hook hook;
+	struct bpf_tc_opts opts;
+	size_t i;
+	int r;
+
+	if_indextoname((unsigned int)ifindex, name);
+	*made_clsact = false;
+	for (i = 0; i < NATTACH; i++) {
+		const struct attach_point *ap = &attach_points[i];
+		struct bpf_program *prog = bpf_object__find_program_by_name(skel->obj, ap->prog);
+		enum ts_slot st;
+		__u32 id;
+
+		tc_ids(ifindex, ap, &hook, &opts);
+		r = bpf_tc_hook_create(&hook);
+		if (r && r != -EEXIST) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot add a clsact qdisc to %s: %s",
+				    name, strerror(-r));
+			goto undo;
+		}
+		*made_clsact |= r == 0;
+		st = slot_owner(ifindex, ap, own, &id);
+		if (st == TS_SLOT_FOREIGN) {
+			r = refuse_foreign(ifindex, ap, id, err);
+			goto undo;
+		}
+		opts.prog_fd = bpf_program__fd(prog);
+		opts.flags = st == TS_SLOT_OURS ? BPF_TC_F_REPLACE : 0;
+		r = prog ? bpf_tc_attach(&hook, &opts) : -ENOENT;
+		if (r == -EEXIST) {
+			/* a filter there that is no BPF program with an id
+			 * (classic BPF, another classifier) */
+			r = refuse_foreign(ifindex, ap, 0, err);
+			goto undo;
+		}
+		if (r) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot attach %s to tc %s of %s: %s",
+				    ap->prog, ap->dir_name, name, strerror(-r));
+			goto undo;
+		}
+	}
+	return 0;
+undo:
+	/* the points attached by this call, when the device was not ours before */
+	while (i--) {
+		tc_ids(ifindex, &attach_points[i], &hook, &opts);
+		bpf_tc_detach(&hook, &opts);
+	}
+	if (*made_clsact) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&hook);
+	}
+	return r;
+}
+
+/* Detach our filters from ifindex, only those provably ours. */
+/*
+ * Does the clsact hook (ifindex, parent) hold any filter? A dump of its
+ * filters over rtnetlink (libbpf can only query one handle and priority).
+ * Errors count as "yes": a qdisc that may hold someone's filters is kept.
+ */
+static bool tc_has_filters(int ifindex, __u32 parent)
+{
+	struct {
+		struct nlmsghdr	n;
+		struct tcmsg	t;
+	} req = {
+		.n = {
+			.nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg)),
+			.nlmsg_type = RTM_GETTFILTER,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+			.nlmsg_seq = 1,
+		},
+		.t = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_parent = parent },
+	};
+	char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+	bool any = true, done = false;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+
+	if (fd < 0)
+		return true;
+	if (send(fd, &req, req.n.nlmsg_len, 0) < 0)
+		goto out;
+	any = false;
+	/* bounded: a dump ends with NLMSG_DONE; a hook holds few filters */
+	for (int rounds = 0; !done && rounds < 1024; rounds++) {
+		ssize_t len = recv(fd, buf, sizeof(buf), 0);
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+
+		if (len <= 0) {
+			any = true;
+			break;
+		}
+		for (; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+			if (h->nlmsg_type == NLMSG_DONE) {
+				done = true;
+				break;
+			}
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				any = done = true;
+				break;
+			}
+			if (h->nlmsg_type == RTM_NEWTFILTER)
+				any = true;
+		}
+	}
+out:
+	close(fd);
+	return any;
+}
+
+static void detach_dev(int ifindex, bool own_clsact, const struct ts_owner *own)
 {
 	struct bpf_tc_hook hook;
 	struct bpf_tc_opts opts;
 
-	tc_ids(ifindex, BPF_TC_EGRESS, &hook, &opts);
-	bpf_tc_detach(&hook, &opts);
-	tc_ids(ifindex, BPF_TC_INGRESS, &hook, &opts);
-	bpf_tc_detach(&hook, &opts);
-	if (own_clsact) {
+	for (size_t i = 0; i < NATTACH; i++) {
+		__u32 id;
+
+		if (slot_owner(ifindex, &attach_points[i], own, &id) != TS_SLOT_OURS)
+			continue;
+		tc_ids(ifindex, &attach_points[i], &hook, &opts);
+		bpf_tc_detach(&hook, &opts);
+	}
+	/* The qdisc load created goes too, unless another tool has put
+	 * filters on it since (invariant 9). */
+	if (own_clsact && !tc_has_filters(ifindex, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS)) &&
+	    !tc_has_filters(ifindex, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS))) {
+		tc_ids(ifindex, &attach_points[0], &hook, &opts);
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&hook);
 	}
@@ -325,6 +575,44 @@ static int find_ifindex(const struct ts_settings *s, __u32 ifindex)
 		if (s->ifindex[i] == ifindex)
 			return (int)i;
 	return -1;
+}
+
+static void warn_forwarding(const char *path, const char *name)
+{
+	char c = '1';
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return;
+	if (fread(&c, 1, 1, f) == 1 && c == '0')
+		fprintf(stderr,
+			"tcpshift: warning: %s is 0: the gateway will not forward rewritten "
+			"packets (sysctl -w %s=1)\n",
+			name, name);
+	fclose(f);
+}
+
+static void unpin_all(const char *pin_dir)
+{
+	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
+	char path[TS_PIN_DIR_MAX];
+	size_t n;
+
+	if (ts_map_layouts(layout, &n, NULL))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!pin_path(path, sizeof(path), pin_dir, layout[i].name))
+			unlink(path);
+}
+
+static int settings_write(struct tcpshift_bpf *skel, const struct ts_settings *s,
+			  struct ts_err *err)
+{
+	__u32 zero = 0;
+
+	if (bpf_map__update_elem(skel->maps.settings, &zero, sizeof(zero), s, sizeof(*s), 0))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot write settings: %s", strerror(errno));
+	return 0;
 }
 
 /* tcpshift parses Ethernet frames: a device of another link type (a tun,
@@ -343,29 +631,29 @@ static bool is_ethernet(const char *dev)
 	return ok;
 }
 
-static void warn_forwarding(const char *path, const char *name)
-{
-	char c = '1';
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return;
-	if (fread(&c, 1, 1, f) == 1 && c == '0')
-		fprintf(stderr,
-			"tcpshift: warning: %s is 0: the gateway will not forward rewritten "
-			"packets (sysctl -w %s=1)\n",
-			name, name);
-	fclose(f);
-}
-
+/*
+ * All or nothing (invariant 3 for load): a first load that fails removes
+ * what it pinned and attached; one that is killed leaves settings naming
+ * every device it may have attached to (flag TS_SETTINGS_F_LOADING), so
+ * that status shows it and the next load or unload completes it, detaching
+ * only filters that are provably this instance's. An upgrade that fails
+ * keeps the devices attached before.
+ */
 int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 {
-	struct ts_settings old = {}, next = {};
+	struct ts_settings old = {}, next = {}, intent;
 	struct tcpshift_bpf *skel = NULL;
+	char path[TS_PIN_DIR_MAX];
+	bool fresh, made_dir, forget_devices = false;
+	struct stat st;
+	struct ts_owner owner = {};
+	struct bpf_map *map;
 	__u32 zero = 0;
-	int prog_fd[2], lock_fd = -1, r;
+	__u64 ns_dev, ns_ino;
+	int lock_fd = -1, r;
 
 	r = ts_check_root(err);
+	r = r ?: ts_check_pin_dir(o->pin_dir, err);
 	if (r)
 		return r;
 	if (!o->ndevs)
@@ -388,57 +676,133 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		if (find_ifindex(&next, ifindex) < 0)
 			next.ifindex[next.ndevices++] = ifindex;
 	}
+	if (ts_netns_self(&ns_dev, &ns_ino))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read /proc/self/ns/net: %s",
+			       strerror(errno));
+	made_dir = stat(o->pin_dir, &st) != 0;
 	r = prepare_pin_dir(o->pin_dir, err);
 	if (r)
 		return r;
 	lock_fd = open(o->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (lock_fd < 0 || flock(lock_fd, LOCK_EX)) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", o->pin_dir, strerror(errno));
+	if (lock_fd < 0 || (r = ts_flock_wait(lock_fd, LOCK_EX, o->pin_dir))) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", o->pin_dir,
+			    strerror(lock_fd < 0 ? errno : -r));
 		goto out;
+	}
+	/* fresh: no pin of ours at all; a first load that fails removes them */
+	fresh = !ts_any_pin(o->pin_dir);
+	pin_path(path, sizeof(path), o->pin_dir, "settings");
+	if (!fresh) {
+		struct ts_maps m;
+
+		/* whatever is pinned is ours (validated) and of this namespace */
+		r = ts_maps_open_flags(&m, o->pin_dir, TS_OPEN_INCOMPLETE | TS_OPEN_MISSING_OK,
+				       err);
+		if (r)
+			goto out;
+		r = m.settings >= 0 && bpf_map_lookup_elem(m.settings, &zero, &old) ? -errno : 0;
+		ts_maps_close(&m);
+		if (r) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read %s: %s", path, strerror(-r));
+			goto out;
+		}
+		if (old.ndevices) {
+			r = ts_settings_check_netns(&old, err);
+			if (r < 0)
+				goto out;
+			/* namespace gone: so are its devices; start afresh here */
+			forget_devices = r == TS_NETNS_GONE;
+		}
 	}
 	skel = ts_bpf_open_load(o, err);
 	if (!skel) {
 		r = -err->status;
-		goto out;
+		goto fail;
 	}
-	/* the devices attached before (ts_bpf_open_load keeps them) */
+	/* the instance's maps: what a filter of ours uses */
+	bpf_object__for_each_map(map, skel->obj)
+		if (!bpf_map__is_internal(map) && bpf_map__pin_path(map) &&
+		    owner.n < TS_MAX_PINNED_MAPS)
+			owner.map_id[owner.n++] = map_id_of(bpf_map__fd(map));
+	/* ts_bpf_open_load wrote seed, flags and ABI version; the devices are
+	 * still those attached before */
 	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &old, sizeof(old), 0)) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read settings: %s", strerror(errno));
-		goto out;
+		goto fail;
 	}
-	prog_fd[0] = ts_bpf_prog_fd(skel);
-	prog_fd[1] = ts_bpf_egress_prog_fd(skel);
+	if (forget_devices)
+		old.ndevices = 0;
+	/* The intent, before anything is attached: every device this command
+	 * may leave a filter on, so that a kill leaves nothing unaccounted. */
+	intent = old;
+	intent.netns_dev = ns_dev;
+	intent.netns_ino = ns_ino;
+	intent.flags |= TS_SETTINGS_F_LOADING;
+	for (__u32 i = 0; i < next.ndevices; i++)
+		if (find_ifindex(&intent, next.ifindex[i]) < 0 && intent.ndevices < TS_MAX_DEVICES) {
+			intent.dev_flags[intent.ndevices] = 0;
+			intent.ifindex[intent.ndevices++] = next.ifindex[i];
+		}
+	/* Devices new to the instance first: a refusal there (a foreign
+	 * filter that check_slots cannot see) comes before any replacement. */
+	for (__u32 i = 0, k = 0; i < next.ndevices; i++)
+		if (find_ifindex(&old, next.ifindex[i]) < 0) {
+			__u32 t = next.ifindex[k];
+
+			next.ifindex[k++] = next.ifindex[i];
+			next.ifindex[i] = t;
+		}
+	r = check_slots(&next, &owner, err);
+	r = r ?: settings_write(skel, &intent, err);
+	if (r)
+		goto fail;
 	for (__u32 i = 0; i < next.ndevices; i++) {
 		int was = find_ifindex(&old, next.ifindex[i]);
-		bool own = false;
+		bool made_clsact = false;
 
-		r = attach_dev(prog_fd, (int)next.ifindex[i], &own, err);
+		r = attach_dev(skel, &owner, (int)next.ifindex[i], &made_clsact, err);
 		if (r) {
-			/* Undo what this command attached; devices attached
-			 * before keep their (old or new) program. */
+			/* Undo what this command attached (xdp-tools style);
+			 * devices attached before keep their (old or new)
+			 * program. */
 			for (__u32 j = 0; j < i; j++)
 				if (find_ifindex(&old, next.ifindex[j]) < 0)
 					detach_dev((int)next.ifindex[j],
-						   next.dev_flags[j] & TS_DEV_F_OWN_CLSACT);
-			goto out;
+						   next.dev_flags[j] & TS_DEV_F_OWN_CLSACT,
+						   &owner);
+			goto fail;
 		}
-		next.dev_flags[i] = was >= 0 ? old.dev_flags[was] : own ? TS_DEV_F_OWN_CLSACT : 0;
+		next.dev_flags[i] = was >= 0 ? old.dev_flags[was]
+					     : made_clsact ? TS_DEV_F_OWN_CLSACT : 0;
+		/* this device's clsact is accounted for from now on */
+		intent.dev_flags[find_ifindex(&intent, next.ifindex[i])] = next.dev_flags[i];
+		settings_write(skel, &intent, NULL);
 	}
 	/* `load` names the whole set: devices no longer named are detached. */
 	for (__u32 i = 0; i < old.ndevices && i < TS_MAX_DEVICES; i++)
 		if (find_ifindex(&next, old.ifindex[i]) < 0)
-			detach_dev((int)old.ifindex[i], old.dev_flags[i] & TS_DEV_F_OWN_CLSACT);
+			detach_dev((int)old.ifindex[i], old.dev_flags[i] & TS_DEV_F_OWN_CLSACT,
+				   &owner);
 
 	next.abi_version = old.abi_version;
 	next.seed = old.seed;
-	next.flags = old.flags;
-	if (bpf_map__update_elem(skel->maps.settings, &zero, sizeof(zero), &next, sizeof(next),
-				 0)) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot write settings: %s", strerror(errno));
-		goto out;
-	}
+	next.flags = old.flags & ~TS_SETTINGS_F_LOADING;
+	next.netns_dev = ns_dev;
+	next.netns_ino = ns_ino;
+	r = settings_write(skel, &next, err);
+	if (r)
+		goto fail;
 	warn_forwarding("/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward");
-	r = 0;
+	goto out;
+fail:
+	if (skel && !fresh) /* an upgrade: the devices attached before stay */
+		settings_write(skel, &old, NULL);
+	if (fresh) {
+		/* a first load leaves nothing: no pin, no directory it made */
+		unpin_all(o->pin_dir);
+		if (made_dir)
+			rmdir(o->pin_dir);
+	}
 out:
 	if (skel)
 		ts_bpf_destroy(skel);
@@ -447,43 +811,73 @@ out:
 	return r;
 }
 
+/*
+ * Detach and unpin, touching only what is provably this instance's
+ * (invariant 9): every pin is validated against the object's layout before
+ * anything is read or removed, a pin directory holding anything else is
+ * refused whole, and the directory itself goes only when it is empty; only
+ * filters whose program uses this instance's maps are detached, and
+ * only from the namespace load ran in.
+ */
 int ts_unload(const char *pin_dir, struct ts_err *err)
 {
+	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
+	char path[TS_PIN_DIR_MAX];
 	struct ts_settings s;
-	char path[512];
+	struct ts_maps m;
 	struct stat st;
-	int r, lock_fd;
+	size_t n;
+	__u32 zero = 0;
+	int r;
 
 	r = ts_check_root(err);
+	if (r)
+		return r;
+	r = ts_check_pin_dir(pin_dir, err);
 	if (r)
 		return r;
 	if (stat(pin_dir, &st))
 		return ts_fail(err, TS_ERR_RUNTIME, "not loaded under %s: nothing to unload",
 			       pin_dir);
 	r = ts_check_bpffs(pin_dir, err);
+	r = r ?: ts_map_layouts(layout, &n, err);
+	/* a load that did not finish is unloaded too: pins may be missing */
+	r = r ?: ts_maps_open_flags(&m, pin_dir, TS_OPEN_INCOMPLETE | TS_OPEN_MISSING_OK, err);
 	if (r)
 		return r;
-	lock_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (lock_fd < 0 || flock(lock_fd, LOCK_EX)) {
+	if (m.settings >= 0)
+		r = ts_maps_lock(&m, err);
+	else if ((m.lock_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+		 ts_flock_wait(m.lock_fd, LOCK_EX, pin_dir))
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", pin_dir, strerror(errno));
+	if (r)
 		goto out;
+	if (m.settings >= 0 && !bpf_map_lookup_elem(m.settings, &zero, &s)) {
+		/* its ifindexes mean other devices in another namespace */
+		r = s.ndevices ? ts_settings_check_netns(&s, err) : 0;
+		if (r < 0)
+			goto out;
+		/* Detach first, so no packet meets a program whose maps are
+		 * gone; a namespace that is gone took its devices along. */
+		for (__u32 i = 0; r != TS_NETNS_GONE && i < s.ndevices && i < TS_MAX_DEVICES; i++)
+			detach_dev((int)s.ifindex[i], s.dev_flags[i] & TS_DEV_F_OWN_CLSACT,
+				   &m.owner);
+		r = 0;
 	}
-	/* Detach first, so no packet meets a program whose maps are gone. */
-	if (!pinned_settings(pin_dir, &s))
-		for (__u32 i = 0; i < s.ndevices && i < TS_MAX_DEVICES; i++)
-			detach_dev((int)s.ifindex[i], s.dev_flags[i] & TS_DEV_F_OWN_CLSACT);
-	for (size_t i = 0; ts_pin_name(i); i++)
-		if (!pin_path(path, sizeof(path), pin_dir, ts_pin_name(i)) && unlink(path) &&
+	/* the pins ts_maps_open_flags validated: the layout's, where present */
+	for (size_t i = 0; i < n; i++)
+		if (!pin_path(path, sizeof(path), pin_dir, layout[i].name) && unlink(path) &&
 		    errno != ENOENT) {
 			r = ts_fail(err, TS_ERR_RUNTIME, "cannot remove %s: %s", path,
 				    strerror(errno));
 			goto out;
 		}
 	if (rmdir(pin_dir))
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot remove %s: %s (not ours?)", pin_dir,
-			    strerror(errno));
+		r = ts_fail(err, TS_ERR_RUNTIME,
+			    "unloaded, but %s stays: %s (it holds something that is not "
+			    "tcpshift's, left as it was)",
+			    pin_dir, strerror(errno));
 out:
-	if (lock_fd >= 0)
-		close(lock_fd);
+	ts_maps_close(&m);
 	return r;
 }

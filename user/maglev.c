@@ -54,13 +54,13 @@ struct maglev_state {
 	__u64	seq;		/* splitmix64 state: position in the preferences */
 };
 
-static const struct ts_maglev_backend *sort_base;
-
-static int cmp_name(const void *a, const void *b)
+/* qsort_r: the caller's array is the argument, not a global. */
+static int cmp_name(const void *a, const void *b, void *base)
 {
+	const struct ts_maglev_backend *mb = base;
 	const struct maglev_state *x = a, *y = b;
 
-	return strcmp(sort_base[x->index].name, sort_base[y->index].name);
+	return strcmp(mb[x->index].name, mb[y->index].name);
 }
 
 /* Larger remainder first; ties by name order (the array's current order). */
@@ -138,8 +138,7 @@ int ts_maglev_build(const struct ts_maglev_backend *b, size_t n, __u32 m, __u32 
 		st[i].index = (__u32)i;
 		st[i].seq = name_hash(b[i].name);
 	}
-	sort_base = b;
-	qsort(st, n, sizeof(*st), cmp_name);
+	qsort_r(st, n, sizeof(*st), cmp_name, (void *)b);
 	err = apportion(st, b, n, m, sum);
 	if (err)
 		goto out;

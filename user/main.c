@@ -98,42 +98,26 @@ static int enter_netns(const char *name)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "pin-dir", required_argument, NULL, 'P' },
-		{ "netns", required_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
+	struct ts_ctx ctx = { .pin_dir = getenv(TS_PIN_DIR_ENV) };
+	const struct cli_opt opts[] = {
+		{ "pin-dir", 0, CLI_STRING, &ctx.pin_dir },
+		{ "netns", 'n', CLI_STRING, &ctx.netns },
+		{ "json", 'j', CLI_FLAG, &ctx.json },
+		{ "verbose", 'v', CLI_COUNT, &ctx.verbose },
+		CLI_OPT_HELP,
 		{},
 	};
-	struct ts_ctx ctx = { .pin_dir = getenv(TS_PIN_DIR_ENV) };
 	struct ts_err err;
-	int c, r;
+	int first, r;
 
 	if (!ctx.pin_dir || !*ctx.pin_dir)
 		ctx.pin_dir = TS_DEFAULT_PIN_DIR;
-	/* "+": global options end at the command. */
-	while ((c = cli_getopt(argc, argv, "+n:jvh", opts, usage)) != -1) {
-		switch (c) {
-		case 'P':
-			ctx.pin_dir = optarg;
-			break;
-		case 'n':
-			ctx.netns = optarg;
-			break;
-		case 'j':
-			ctx.json = true;
-			break;
-		case 'v':
-			ctx.verbose++;
-			break;
-		case CLI_HELP_DONE:
-			return 0;
-		default:
-			return TS_ERR_USAGE;
-		}
-	}
-	if (optind >= argc) {
+	/* global options end at the command; usage errors name no command */
+	argv[0] = "";
+	r = cli_parse(argc, argv, opts, usage, true, &first);
+	if (r)
+		return r == CLI_HELP_DONE ? 0 : r;
+	if (first >= argc) {
 		fputs(usage, stderr);
 		return TS_ERR_USAGE;
 	}
@@ -141,8 +125,8 @@ int main(int argc, char **argv)
 	libbpf_set_print(ctx.verbose ? print_libbpf : silent_libbpf);
 
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		int cargc = argc - optind;
-		char **cargv = argv + optind;
+		int cargc = argc - first;
+		char **cargv = argv + first;
 
 		if (strcmp(cargv[0], commands[i].name))
 			continue;
@@ -150,13 +134,12 @@ int main(int argc, char **argv)
 		for (int a = 1; a < cargc; a++)
 			if (!strcmp(cargv[a], "--help") || !strcmp(cargv[a], "-h"))
 				goto run;
-		if (ts_check_root(&err))
+		if (ts_check_root(&err) || ts_check_pin_dir(ctx.pin_dir, &err))
 			return cli_report(&err);
 		if (ctx.netns && (r = enter_netns(ctx.netns)))
 			return r;
 run:
-		optind = 0; /* re-initialise getopt for the command */
 		return commands[i].run(&ctx, cargc, cargv);
 	}
-	return cli_usage("", "unknown command '%s'", argv[optind]);
+	return cli_usage("", "unknown command '%s'", argv[first]);
 }

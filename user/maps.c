@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The pinned maps: opening, locking, counters. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -15,10 +16,13 @@
 
 #include "libtcpshift.h"
 
+/* Where the maps the commands use by name go in struct ts_maps. The set of
+ * pinned maps itself comes from the BPF object (ts_map_layouts): a map not
+ * named here is validated and unpinned all the same. */
 static const struct {
 	const char *name;
 	size_t offset;
-} pinned_maps[] = {
+} named_maps[] = {
 	{ "services", offsetof(struct ts_maps, services) },
 	{ "tables", offsetof(struct ts_maps, tables) },
 	{ "backends", offsetof(struct ts_maps, backends) },
@@ -30,6 +34,8 @@ static const struct {
 	{ "counters", offsetof(struct ts_maps, counters) },
 	{ "settings", offsetof(struct ts_maps, settings) },
 };
+
+#define NAMED_MAPS (sizeof(named_maps) / sizeof(named_maps[0]))
 
 static const char *const counter_names[TS_CNT_MAX] = {
 	[TS_CNT_NEW_FLOWS] = "new_flows",
@@ -49,7 +55,12 @@ static const char *const counter_names[TS_CNT_MAX] = {
 
 const char *ts_pin_name(size_t i)
 {
-	return i < sizeof(pinned_maps) / sizeof(pinned_maps[0]) ? pinned_maps[i].name : NULL;
+	return i < NAMED_MAPS ? named_maps[i].name : NULL;
+}
+
+int ts_maps_fd(const struct ts_maps *m, size_t i)
+{
+	return i < NAMED_MAPS ? *(const int *)((const char *)m + named_maps[i].offset) : -1;
 }
 
 const char *ts_counter_name(enum ts_counter c)
@@ -85,16 +96,68 @@ int ts_check_bpffs(const char *dir, struct ts_err *err)
 	return 0;
 }
 
+static int *named_fd(struct ts_maps *m, const char *name)
+{
+	for (size_t i = 0; i < NAMED_MAPS; i++)
+		if (!strcmp(named_maps[i].name, name))
+			return (int *)((char *)m + named_maps[i].offset);
+	return NULL;
+}
+
+static __u32 map_id(int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
+}
+
+static bool any_pin(const char *pin_dir, const struct ts_map_layout *layout, size_t n)
+{
+	char path[TS_PIN_DIR_MAX];
+	struct stat st;
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, layout[i].name);
+		if (!stat(path, &st))
+			return true;
+	}
+	return false;
+}
+
+bool ts_any_pin(const char *pin_dir)
+{
+	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
+	size_t n;
+
+	/* unknown: assume there is, so that nothing is removed */
+	return ts_map_layouts(layout, &n, NULL) || any_pin(pin_dir, layout, n);
+}
+
 int ts_maps_open(struct ts_maps *m, const char *pin_dir, struct ts_err *err)
 {
-	char path[512];
+	return ts_maps_open_flags(m, pin_dir, 0, err);
+}
+
+int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flags,
+		       struct ts_err *err)
+{
+	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
+	char path[TS_PIN_DIR_MAX];
+	struct ts_settings s;
 	struct stat st;
+	const char *missing = NULL;
+	size_t n;
+	__u32 zero = 0;
 	int r;
 
 	memset(m, 0, sizeof(*m));
-	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++)
-		*(int *)((char *)m + pinned_maps[i].offset) = -1;
+	for (size_t i = 0; i < NAMED_MAPS; i++)
+		*(int *)((char *)m + named_maps[i].offset) = -1;
 	m->lock_fd = -1;
+	r = ts_check_pin_dir(pin_dir, err);
+	if (r)
+		return r;
 	snprintf(m->pin_dir, sizeof(m->pin_dir), "%s", pin_dir);
 
 	/* "not on bpffs" rather than "not loaded" when that is the cause */
@@ -105,27 +168,90 @@ int ts_maps_open(struct ts_maps *m, const char *pin_dir, struct ts_err *err)
 		return ts_fail(err, TS_ERR_RUNTIME,
 			       "not loaded under %s: run 'tcpshift load --dev IFACE' first",
 			       pin_dir);
-	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
-		int fd;
+	r = ts_map_layouts(layout, &n, err);
+	if (r)
+		return r;
+	/* every pin that is there validated before a missing one is reported:
+	 * "not ours" is the more useful news */
+	for (size_t i = 0; i < n; i++) {
+		int fd, *slot = named_fd(m, layout[i].name);
 
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, pinned_maps[i].name);
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, layout[i].name);
 		fd = bpf_obj_get(path);
 		if (fd < 0) {
-			r = -errno;
-			ts_maps_close(m);
-			return ts_fail(err, TS_ERR_RUNTIME,
-				       "cannot open pinned map %s: %s (run 'tcpshift load' again)",
-				       path, strerror(-r));
+			if (errno != ENOENT) {
+				r = -errno;
+				ts_maps_close(m);
+				return ts_fail(err, TS_ERR_RUNTIME, "cannot open pinned map %s: %s",
+					       path, strerror(-r));
+			}
+			missing = missing ?: layout[i].name;
+			continue;
 		}
-		*(int *)((char *)m + pinned_maps[i].offset) = fd;
+		r = ts_map_check(fd, path, &layout[i], err);
+		if (!r)
+			m->owner.map_id[m->owner.n++] = map_id(fd);
+		if (r || !slot) {
+			/* validated but not used by name: nothing to keep open */
+			close(fd);
+			if (r) {
+				ts_maps_close(m);
+				return r;
+			}
+			continue;
+		}
+		*slot = fd;
+	}
+	if (missing && !(flags & TS_OPEN_MISSING_OK)) {
+		bool none = !any_pin(pin_dir, layout, n);
+
+		ts_maps_close(m);
+		if (none)
+			return ts_fail(err, TS_ERR_RUNTIME,
+				       "not loaded under %s: run 'tcpshift load --dev IFACE' first",
+				       pin_dir);
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "cannot open pinned map %s/%s: %s (a load that did not finish? run "
+			       "'tcpshift load' again)",
+			       pin_dir, missing, strerror(ENOENT));
+	}
+	if (m->settings < 0) {
+		if (flags & TS_OPEN_MISSING_OK)
+			return 0;
+		ts_maps_close(m);
+		return ts_fail(err, TS_ERR_RUNTIME, "no settings map under %s", pin_dir);
+	}
+	m->settings_id = map_id(m->settings);
+	/* the layout is ours; the ABI version catches a change of meaning that
+	 * kept the sizes */
+	if (bpf_map_lookup_elem(m->settings, &zero, &s)) {
+		r = -errno;
+		ts_maps_close(m);
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read %s/settings: %s", pin_dir,
+			       strerror(-r));
+	}
+	if (s.abi_version == 0 && !(flags & TS_OPEN_INCOMPLETE)) {
+		ts_maps_close(m);
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "the load under %s did not finish: run 'tcpshift load' again, or "
+			       "'tcpshift unload'",
+			       pin_dir);
+	}
+	if (s.abi_version && s.abi_version != TS_ABI_VERSION) {
+		ts_maps_close(m);
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "the maps in %s have layout version %u, this tcpshift has %u: use "
+			       "the tcpshift that loaded them, or 'tcpshift unload' first (pinned "
+			       "flows are lost)",
+			       pin_dir, s.abi_version, TS_ABI_VERSION);
 	}
 	return 0;
 }
 
 void ts_maps_close(struct ts_maps *m)
 {
-	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
-		int *fd = (int *)((char *)m + pinned_maps[i].offset);
+	for (size_t i = 0; i < NAMED_MAPS; i++) {
+		int *fd = (int *)((char *)m + named_maps[i].offset);
 
 		if (*fd >= 0)
 			close(*fd);
@@ -136,18 +262,161 @@ void ts_maps_close(struct ts_maps *m)
 	m->lock_fd = -1;
 }
 
-/* Serialise changes between concurrent tcpshift commands. The lock is the
- * pin directory's own flock, released by the kernel when the process exits,
- * however it exits. */
-int ts_maps_lock(struct ts_maps *m, struct ts_err *err)
+/* flock, saying on stderr that it waits when another command holds the lock
+ * for more than a second. */
+int ts_flock_wait(int fd, int op, const char *what)
 {
+	for (int i = 0; i < 100; i++) {
+		if (!flock(fd, op | LOCK_NB))
+			return 0;
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		usleep(10000);
+	}
+	fprintf(stderr, "tcpshift: waiting for the lock on %s (another tcpshift command holds it)\n",
+		what);
+	return flock(fd, op) ? -errno : 0;
+}
+
+/*
+ * Serialise commands: changes hold the lock exclusive, readers that want one
+ * configuration shared. The lock is the pin directory's own flock, released
+ * by the kernel when the process exits, however it exits. A command that
+ * waited behind `unload` finds the pins gone (or others in their place) and
+ * fails rather than write to maps nobody reads.
+ */
+static int maps_lock(struct ts_maps *m, int op, struct ts_err *err)
+{
+	char path[TS_PIN_DIR_MAX + 16];
+	int fd, r;
+	__u32 id;
+
 	if (m->lock_fd >= 0)
 		return 0;
 	m->lock_fd = open(m->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (m->lock_fd < 0 || flock(m->lock_fd, LOCK_EX))
+	if (m->lock_fd < 0)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", m->pin_dir,
 			       strerror(errno));
+	r = ts_flock_wait(m->lock_fd, op, m->pin_dir);
+	if (r)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", m->pin_dir,
+			       strerror(-r));
+	snprintf(path, sizeof(path), "%s/settings", m->pin_dir);
+	fd = bpf_obj_get(path);
+	id = fd >= 0 ? map_id(fd) : 0;
+	if (fd >= 0)
+		close(fd);
+	if (!id || id != m->settings_id)
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "tcpshift was unloaded from %s while this command waited for its "
+			       "lock: nothing was changed",
+			       m->pin_dir);
 	return 0;
+}
+
+int ts_maps_lock(struct ts_maps *m, struct ts_err *err)
+{
+	return maps_lock(m, LOCK_EX, err);
+}
+
+int ts_maps_lock_shared(struct ts_maps *m, struct ts_err *err)
+{
+	return maps_lock(m, LOCK_SH, err);
+}
+
+void ts_maps_unlock(struct ts_maps *m)
+{
+	if (m->lock_fd >= 0)
+		close(m->lock_fd);
+	m->lock_fd = -1;
+}
+
+int ts_netns_self(__u64 *dev, __u64 *ino)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/net", &st))
+		return -errno;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
+/* The name under /run/netns of namespace (dev, ino), if it has one. */
+static bool netns_name(__u64 dev, __u64 ino, char *name, size_t len)
+{
+	DIR *d = opendir("/run/netns");
+	struct dirent *e;
+	bool found = false;
+	int budget = 4096;
+
+	if (!d)
+		return false;
+	while (!found && budget-- > 0 && (e = readdir(d))) {
+		char path[300];
+		struct stat st;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/run/netns/%s", e->d_name);
+		if (!stat(path, &st) && st.st_dev == dev && st.st_ino == ino) {
+			snprintf(name, len, "%s", e->d_name);
+			found = true;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* Does namespace (dev, ino) still exist? Something holds every live one: a
+ * name under /run/netns, or a process. (Not seen: one held only by an open
+ * file descriptor or a bind mount elsewhere, which is then taken as gone.) */
+static bool netns_alive(__u64 dev, __u64 ino)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	char name[256];
+	bool found = false;
+	int budget = 1 << 20;
+
+	if (netns_name(dev, ino, name, sizeof(name)))
+		return true;
+	if (!d)
+		return true; /* cannot tell: alive, so that nothing is skipped */
+	while (!found && budget-- > 0 && (e = readdir(d))) {
+		char path[300];
+		struct stat st;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/ns/net", e->d_name);
+		found = !stat(path, &st) && st.st_dev == dev && st.st_ino == ino;
+	}
+	closedir(d);
+	return found;
+}
+
+int ts_settings_check_netns(const struct ts_settings *s, struct ts_err *err)
+{
+	char name[256];
+	__u64 dev = 0, ino = 0;
+
+	if (!s->netns_ino)
+		return 0; /* never attached anywhere */
+	if (ts_netns_self(&dev, &ino))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read /proc/self/ns/net: %s",
+			       strerror(errno));
+	if (dev == s->netns_dev && ino == s->netns_ino)
+		return 0;
+	if (netns_name(s->netns_dev, s->netns_ino, name, sizeof(name)))
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "loaded in another network namespace; run with -n %s", name);
+	if (!netns_alive(s->netns_dev, s->netns_ino))
+		return TS_NETNS_GONE;
+	return ts_fail(err, TS_ERR_RUNTIME,
+		       "loaded in another network namespace (inode %llu, no name under "
+		       "/run/netns); run with -n NAME in that namespace",
+		       (unsigned long long)s->netns_ino);
 }
 
 int ts_settings_read(const struct ts_maps *m, struct ts_settings *s, struct ts_err *err)

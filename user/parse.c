@@ -175,6 +175,51 @@ bad:
 		       "'%s' is not ADDRESS:PORT: write 198.18.100.1:8008 or [2001:2::1]:8008", s);
 }
 
+/* Why addr cannot be a VIP, or NULL: an address no client reaches through a
+ * gateway (unspecified, loopback, multicast, broadcast, an IPv4-mapped IPv6
+ * address that would shadow the IPv4 one). */
+static const char *not_a_vip(const struct ts_endpoint *ep)
+{
+	const __u8 *b = (const __u8 *)ep->addr;
+	static const __u8 zero[16];
+
+	if (ep->family == TS_AF_INET) {
+		if (b[0] == 0)
+			return "an unspecified (0.0.0.0/8) address";
+		if (b[0] == 127)
+			return "a loopback (127.0.0.0/8) address";
+		if (b[0] >= 224 && b[0] < 240)
+			return "a multicast address";
+		if (b[0] >= 240)
+			return "a reserved or broadcast address";
+		return NULL;
+	}
+	if (!memcmp(b, zero, 16))
+		return "the unspecified address [::]";
+	if (!memcmp(b, zero, 15) && b[15] == 1)
+		return "the loopback address [::1]";
+	if (b[0] == 0xff)
+		return "a multicast address";
+	if (!memcmp(b, zero, 10) && b[10] == 0xff && b[11] == 0xff)
+		return "an IPv4-mapped address: give the IPv4 address itself";
+	return NULL;
+}
+
+int ts_parse_vip(const char *s, struct ts_endpoint *ep, struct ts_err *err)
+{
+	const char *why;
+	int r = ts_parse_endpoint(s, ep, err);
+
+	if (r)
+		return r;
+	why = not_a_vip(ep);
+	if (why)
+		return ts_fail(err, TS_ERR_USAGE,
+			       "'%s' cannot be a VIP: %s; give an address clients reach the gateway at",
+			       s, why);
+	return 0;
+}
+
 int ts_parse_assignment(const char *s, char name[TS_NAME_LEN], __u32 *weight,
 			struct ts_err *err)
 {
@@ -246,4 +291,22 @@ void ts_format_endpoint(const __be32 addr[4], __be16 port, __u8 family, char *bu
 		snprintf(buf, len, "%s:%u", ip, ntohs(port));
 	else
 		snprintf(buf, len, "[%s]:%u", ip, ntohs(port));
+}
+
+int ts_parse_seed(const char *s, __u32 *seed)
+{
+	bool hex = (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'));
+	const char *digits = hex ? s + 2 : s;
+	unsigned long long v;
+	char *end;
+
+	/* strtoull would take a sign, spaces, and a leading 0 as octal */
+	if (!*digits || !(hex ? isxdigit((unsigned char)*digits) : isdigit((unsigned char)*digits)))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(digits, &end, hex ? 16 : 10);
+	if (errno || *end || v > 0xffffffffULL)
+		return -EINVAL;
+	*seed = (__u32)v;
+	return 0;
 }

@@ -44,7 +44,7 @@ int ts_picker_open(struct ts_picker **out, const struct ts_maps *m, const char *
 			    service);
 		goto fail;
 	}
-	p->skel = ts_bpf_open_dry_run(m->pin_dir, err);
+	p->skel = ts_bpf_open_dry_run(m, err);
 	if (!p->skel) {
 		r = -err->status;
 		goto fail;

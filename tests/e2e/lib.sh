@@ -181,6 +181,18 @@ e2e_netns_add() {
 		net.ipv6.conf.default.accept_dad=0
 }
 
+# e2e_bare_gateway DEV...: the gateway namespace alone, each DEV a veth (peer
+# xDEV) that is up: for tests of the command itself rather than of traffic.
+e2e_bare_gateway() {
+	local dev
+
+	e2e_netns_add "$NS_GW"
+	for dev in "$@"; do
+		must "veth $dev" ip -n "$NS_GW" link add "$dev" type veth peer name "x$dev"
+		must "$dev up" ip -n "$NS_GW" link set "$dev" up
+	done
+}
+
 # e2e_backend NS NAME PORT ADDR4 ADDR6: backend NAME in NS, behind bridge port PORT.
 e2e_backend() {
 	local ns=$1 name=$2 port=$3 a4=$4 a6=$5

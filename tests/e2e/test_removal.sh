@@ -94,4 +94,19 @@ if [ "$(grep -o 'v2 [0-9]*' <<<"$new" | awk '{ s += $2 } END { print s + 0 }')" 
 else
 	fail "removal: new connections go to v2 only" "got: $new"
 fi
+# A deleted service's flows are not filed under a new service that reuses
+# its id (issue 10 point 8): tcp-echo (id 0) goes, other takes id 0 at
+# another VIP; the flows to tcp-echo's VIP name no service.
+must "service del tcp-echo" ts service del tcp-echo
+must "service add other" ts service add other 198.18.100.7:8008
+must "backend add other" ts backend add other w1 198.18.2.11:9009
+ids=$(ts -j flows | jq -r --arg vip "$VIP4" '[.[] | select(.vip == $vip)] |
+	"\(length) \([.[] | select(.service == "other")] | length)"')
+read -r nvip nother <<<"$ids"
+if [ "${nvip:-0}" -gt 0 ] && [ "${nother:-1}" -eq 0 ]; then
+	pass "removal: $nvip flows of the deleted service are not filed under 'other' (its id)"
+else
+	fail "removal: flows of a deleted service" "$nvip flows to $VIP4, $nother filed under" \
+		"'other': $(ts -j flows | head -c 300)"
+fi
 e2e_status

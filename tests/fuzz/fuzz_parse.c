@@ -267,7 +267,7 @@ static void fuzz_u32(const uint8_t *data, size_t size, const char *s)
 	}
 }
 
-/* The import document parser (user/export.c): raw bytes, not the string.
+/* The import document parser (user/doc.c): raw bytes, not the string.
  * A document it accepts formats to text that parses to the same text. */
 static void fuzz_doc(const uint8_t *data, size_t size, const char *s)
 {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The unit test layer: userspace logic only, no BPF, no root.
+ * The unit test layer: userspace logic only, no BPF, no root (the option
+ * parser of the CLI included: user/cli.o).
  *
  * usage: test_unit [PATTERN]   run only the tests whose name matches PATTERN
  *                              (cmocka's filter: '*' and '?' wildcards)
@@ -24,5 +25,6 @@ int main(int argc, char **argv)
 	failed += run_maglev_tests();
 	failed += run_hash_tests();
 	failed += run_export_tests();
+	failed += run_cli_tests();
 	return failed ? 1 : 0;
 }

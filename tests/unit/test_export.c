@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Configuration documents (user/export.c): the format `tcpshift export`
+ * Configuration documents (user/doc.c): the format `tcpshift export`
  * prints and `tcpshift import` reads. What is checked:
  *  - the text of a configuration is fixed, byte for byte (invariant 6: two
  *    gateways with the same configuration export the same document), and
@@ -295,6 +295,23 @@ static const struct {
 	{ "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
 	  0, "line 1, column " },
 	{ "[]", 0, "the document is an array" },
+	/* a VIP no client reaches; a backend at a VIP:port (issue 10 point 9) */
+	{ DOC("{\"name\":\"web\",\"vip\":\"127.0.0.1:80\"}"), 0,
+	  "services[0].vip: '127.0.0.1:80' cannot be a VIP" },
+	{ DOC("{\"name\":\"web\",\"vip\":\"[::ffff:198.18.0.1]:80\"}"), 0,
+	  "services[0].vip: '[::ffff:198.18.0.1]:80' cannot be a VIP" },
+	{ DOC(SVC("") ",{\"name\":\"b\",\"vip\":\"198.18.100.2:80\",\"backends\":["
+	      "{\"name\":\"x\",\"addr\":\"198.18.100.1:80\"}]}"), 0,
+	  "services[1].backends[0].addr: 198.18.100.1:80 is the VIP of service 'web'" },
+	/* a key twice in one object: json-c would keep the last */
+	{ "{\"tcpshift\":1,\"seed\":1,\"services\":[" SVC("") "],\"services\":[]}", 0,
+	  "line 1, column 76: key \"services\" is given twice" },
+	{ "{\"tcpshift\":1,\"seed\":1,\"services\":[],\"servic\\u0065s\":[]}", 0,
+	  "line 1, column 38: key \"services\" is given twice" },
+	{ DOC("{\"name\":\"web\",\"vip\":\"198.18.100.1:80\",\"name\":\"x\"}"), 0,
+	  "line 1, column 74: key \"name\" is given twice" },
+	{ "{\"tcpshift\":1,\"seed\":1,\"seed\":2,\"services\":[]}", 0,
+	  "line 1, column 24: key \"seed\" is given twice" },
 	{ "\"tcpshift\"", 0, "the document is a string" },
 	{ "7", 0, "the document is an integer" },
 	{ "{}", 0, "\"tcpshift\": 1 is missing" },

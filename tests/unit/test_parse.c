@@ -202,6 +202,57 @@ static void endpoint_rejects_bad_input(void **state)
 			    ARRAY_SIZE(endpoint_bad));
 }
 
+/* Endpoints that parse but can be no VIP: no client reaches the gateway at
+ * them (issue 10 point 9). */
+static const char *const vip_bad[] = {
+	"0.0.0.0:80",		"0.1.2.3:80",		"127.0.0.1:80",
+	"127.255.0.1:8008",	"224.0.0.1:80",		"239.255.255.250:1900",
+	"255.255.255.255:80",	"240.0.0.1:80",		"[::]:80",
+	"[::1]:80",		"[::ffff:198.18.0.1]:80", "[ff02::1]:80",
+	"198.18.100.1",		"",
+};
+
+static int parse_vip(const char *s, struct ts_err *err)
+{
+	struct ts_endpoint ep;
+
+	return ts_parse_vip(s, &ep, err);
+}
+
+static void vip_rejects_unreachable_addresses(void **state)
+{
+	static const char *const good[] = { "198.18.100.1:8008", "[2001:2:100::1]:8008",
+					    "1.0.0.1:1", "223.255.255.254:80" };
+	struct ts_endpoint ep;
+
+	expect_all_rejected("ts_parse_vip", parse_vip, vip_bad, ARRAY_SIZE(vip_bad));
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		ASSERT_TRUE(ts_parse_vip(good[i], &ep, NULL) == 0, "VIP %s refused", good[i]);
+}
+
+/* --seed: decimal or 0x hex, a leading 0 decimal, never octal (issue 10 point 8). */
+static void seed_is_decimal_or_hex(void **state)
+{
+	static const struct {
+		const char *in;
+		__u32 want;
+	} good[] = {
+		{ "010", 10 }, { "0", 0 }, { "08", 8 }, { "0x10", 16 }, { "0X7c5f5eed", 0x7c5f5eed },
+		{ "4294967295", 0xffffffffU }, { "0xffffffff", 0xffffffffU },
+	};
+	static const char *const bad[] = { "", "-1", "+1", " 1", "1 ", "0x", "4294967296",
+					   "0x100000000", "1e3", "abc", "0o10" };
+	__u32 seed;
+
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		seed = 12345;
+		ASSERT_TRUE(ts_parse_seed(good[i].in, &seed) == 0, "seed '%s' refused", good[i].in);
+		ASSERT_EQ(seed, good[i].want, good[i].in);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		ASSERT_TRUE(ts_parse_seed(bad[i], &seed) != 0, "seed '%s' accepted", bad[i]);
+}
+
 /* Formatting what was parsed gives the operator's text back (canonical forms). */
 static const char *const endpoint_canonical[] = {
 	"198.18.100.1:8008",
@@ -489,6 +540,8 @@ int run_parse_tests(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(endpoint_accepts_v4_and_bracketed_v6),
 		cmocka_unit_test(endpoint_rejects_bad_input),
+		cmocka_unit_test(vip_rejects_unreachable_addresses),
+		cmocka_unit_test(seed_is_decimal_or_hex),
 		cmocka_unit_test(format_endpoint_round_trips),
 		cmocka_unit_test(address_accepts_bare_ip_only),
 		cmocka_unit_test(weight_accepts_0_to_65535),

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Configuration documents: the whole configuration as JSON (`tcpshift
- * export`), and making a gateway's configuration equal to one (`tcpshift
- * import`), so that gateways behind ECMP can be kept identical (invariant 6)
- * by whatever distributes files.
+ * export`), and the plan that makes a gateway's configuration equal to one
+ * (`tcpshift import`; config.c applies it), so that gateways behind ECMP can
+ * be kept identical (invariant 6) by whatever distributes files. Pure: no
+ * maps, no I/O, no global state (the fuzz target links this file alone).
  *
  *   {"tcpshift": 1, "seed": 2086625005,
  *    "services": [{"name": "web", "vip": "198.18.100.1:8008", "table_size": 16381,
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <bpf/bpf.h>
 #include <json-c/json.h>
 
 #include "libtcpshift.h"
@@ -167,7 +167,7 @@ static int get_name(json_object *v, const char *path, const char *what, const ch
 	return 0;
 }
 
-static int get_endpoint(json_object *v, const char *path, const char *example,
+static int get_endpoint(json_object *v, const char *path, const char *example, bool vip,
 			struct ts_endpoint *ep, struct ts_err *err)
 {
 	struct ts_err e;
@@ -176,7 +176,7 @@ static int get_endpoint(json_object *v, const char *path, const char *example,
 
 	if (r)
 		return r;
-	if (ts_parse_endpoint(s, ep, &e))
+	if (vip ? ts_parse_vip(s, ep, &e) : ts_parse_endpoint(s, ep, &e))
 		return fail_at(err, path, "%s", e.msg);
 	return 0;
 }
@@ -226,7 +226,7 @@ static int parse_backend(struct parse_state *ps, json_object *o, size_t si, size
 	r = get_key(o, path, "addr", "give the backend's ADDRESS:PORT, e.g. "
 		    "\"198.18.2.11:8008\"", &v, err);
 	snprintf(sub, sizeof(sub), "%s.addr", path);
-	r = r ?: get_endpoint(v, sub, "198.18.2.11:8008", &b->addr, err);
+	r = r ?: get_endpoint(v, sub, "198.18.2.11:8008", false, &b->addr, err);
 	if (r)
 		return r;
 	if (b->addr.family != s->vip.family)
@@ -295,7 +295,7 @@ static int parse_service(struct parse_state *ps, json_object *o, size_t si, stru
 	r = get_key(o, path, "vip", "give the service's VIP:PORT, e.g. "
 		    "\"198.18.100.1:8008\"", &v, err);
 	snprintf(sub, sizeof(sub), "%s.vip", path);
-	r = r ?: get_endpoint(v, sub, "198.18.100.1:8008", &s->vip, err);
+	r = r ?: get_endpoint(v, sub, "198.18.100.1:8008", true, &s->vip, err);
 	if (r)
 		return r;
 	for (size_t j = 0; j < si; j++)
@@ -423,6 +423,162 @@ static void text_position(const char *text, size_t len, size_t off, char *buf, s
 	snprintf(buf, buflen, "line %zu, column %zu", line, col);
 }
 
+/* A backend at a VIP:port would loop its packets back into the gateway. */
+static int check_backend_vips(const struct ts_doc *doc, struct ts_err *err)
+{
+	char path[64], ep[TS_ADDRSTRLEN];
+
+	for (size_t i = 0; i < doc->nservices; i++)
+		for (size_t j = 0; j < doc->services[i].nbackends; j++)
+			for (size_t k = 0; k < doc->nservices; k++) {
+				const struct ts_endpoint *a = &doc->services[i].backends[j].addr;
+
+				if (!same_endpoint(a, &doc->services[k].vip))
+					continue;
+				snprintf(path, sizeof(path), "services[%zu].backends[%zu].addr", i, j);
+				ts_format_endpoint(a->addr, a->port, a->family, ep, sizeof(ep));
+				return fail_at(err, path,
+					       "%s is the VIP of service '%s': a backend cannot be "
+					       "a VIP:port",
+					       ep, doc->services[k].name);
+			}
+	return 0;
+}
+
+/* One JSON string at t[*i] (the opening quote), decoded into out (at most
+ * cap bytes, truncated beyond: keys longer than that compare by their start
+ * and length). The text is valid JSON: json-c has parsed it. */
+static size_t json_string(const char *t, size_t len, size_t *i, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for ((*i)++; *i < len && t[*i] != '"'; (*i)++) {
+		unsigned int c = (unsigned char)t[*i];
+
+		if (c == '\\' && *i + 1 < len) {
+			c = (unsigned char)t[++*i];
+			if (c == 'u' && *i + 4 < len) {
+				c = (unsigned int)strtoul((char[5]){ t[*i + 1], t[*i + 2], t[*i + 3],
+								   t[*i + 4], 0 },
+							  NULL, 16);
+				*i += 4;
+				/* a surrogate pair is one code point */
+				if (c >= 0xd800 && c < 0xdc00 && *i + 6 < len && t[*i + 1] == '\\' &&
+				    t[*i + 2] == 'u') {
+					unsigned int lo = (unsigned int)strtoul(
+						(char[5]){ t[*i + 3], t[*i + 4], t[*i + 5], t[*i + 6], 0 },
+						NULL, 16);
+
+					if (lo >= 0xdc00 && lo < 0xe000) {
+						c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+						*i += 6;
+					}
+				}
+				/* UTF-8, as the same character written plainly */
+				char u[4];
+				size_t k = 0;
+
+				if (c < 0x80) {
+					u[k++] = (char)c;
+				} else if (c < 0x800) {
+					u[k++] = (char)(0xc0 | c >> 6);
+					u[k++] = (char)(0x80 | (c & 0x3f));
+				} else if (c < 0x10000) {
+					u[k++] = (char)(0xe0 | c >> 12);
+					u[k++] = (char)(0x80 | ((c >> 6) & 0x3f));
+					u[k++] = (char)(0x80 | (c & 0x3f));
+				} else {
+					u[k++] = (char)(0xf0 | c >> 18);
+					u[k++] = (char)(0x80 | ((c >> 12) & 0x3f));
+					u[k++] = (char)(0x80 | ((c >> 6) & 0x3f));
+					u[k++] = (char)(0x80 | (c & 0x3f));
+				}
+				for (size_t j = 0; j < k; j++, n++)
+					if (n < cap)
+						out[n] = u[j];
+				continue;
+			}
+			c = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c == 'b' ? '\b' :
+			    c == 'f' ? '\f' : c;
+		}
+		if (n < cap)
+			out[n] = (char)c;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * json-c keeps the last of two equal keys of one object, so that
+ * {"services":[...],"services":[]} would delete everything: refuse any key
+ * given twice in one object, wherever it is in the document.
+ */
+static int check_duplicate_keys(const char *t, size_t len, struct ts_err *err)
+{
+	enum { KEY_CAP = 64, MAX_KEYS = 16 };
+	struct frame {
+		bool	object, expect_key;
+		size_t	nkeys;
+		size_t	klen[MAX_KEYS];
+		char	key[MAX_KEYS][KEY_CAP];
+	} *stack = calloc(DOC_MAX_DEPTH + 1, sizeof(*stack));
+	int depth = -1, r = 0;
+	char where[64];
+
+	if (!stack)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	for (size_t i = 0; i < len && !r; i++) {
+		struct frame *f = depth >= 0 ? &stack[depth] : NULL;
+		char key[KEY_CAP];
+		size_t at = i, n;
+
+		switch (t[i]) {
+		case '{':
+		case '[':
+			if (depth == DOC_MAX_DEPTH)
+				break; /* json-c refused it already */
+			f = &stack[++depth];
+			f->object = t[i] == '{';
+			f->expect_key = f->object;
+			f->nkeys = 0;
+			break;
+		case '}':
+		case ']':
+			depth -= depth >= 0;
+			break;
+		case ',':
+			if (f && f->object)
+				f->expect_key = true;
+			break;
+		case ':':
+			if (f)
+				f->expect_key = false;
+			break;
+		case '"':
+			n = json_string(t, len, &i, key, sizeof(key));
+			if (!f || !f->object || !f->expect_key)
+				break;
+			for (size_t k = 0; k < f->nkeys && !r; k++)
+				if (f->klen[k] == n && !memcmp(f->key[k], key, n < KEY_CAP ? n : KEY_CAP)) {
+					text_position(t, len, at, where, sizeof(where));
+					r = ts_fail(err, TS_ERR_USAGE,
+						    "%s: key \"%.*s\" is given twice in one object: give "
+						    "each key once",
+						    where, (int)(n < KEY_CAP ? n : KEY_CAP), key);
+				}
+			/* objects of the document have a handful of keys; past
+			 * MAX_KEYS the unknown-key check refuses them anyway */
+			if (f->nkeys < MAX_KEYS) {
+				memcpy(f->key[f->nkeys], key, n < KEY_CAP ? n : KEY_CAP);
+				f->klen[f->nkeys++] = n;
+			}
+			break;
+		}
+	}
+	free(stack);
+	return r;
+}
+
 int ts_doc_parse(const char *text, size_t len, struct ts_doc *doc, struct ts_err *err)
 {
 	struct parse_state ps = { .doc = doc };
@@ -473,7 +629,9 @@ int ts_doc_parse(const char *text, size_t len, struct ts_doc *doc, struct ts_err
 				       "%s: text after the document's end: give one JSON object",
 				       where);
 		}
-	r = parse_root(&ps, root, err);
+	r = check_duplicate_keys(text, len, err);
+	r = r ?: parse_root(&ps, root, err);
+	r = r ?: check_backend_vips(doc, err);
 	json_object_put(root);
 	free(ps.seen);
 	if (r) {
@@ -755,74 +913,4 @@ int ts_doc_plan(const struct ts_doc *have, const struct ts_doc *want, struct ts_
 oom:
 	ts_plan_free(plan);
 	return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-}
-
-/* ---- applying ---------------------------------------------------------------------- */
-
-/* New flows hash with the new seed; pinned flows keep their backends. */
-static int seed_write(struct ts_maps *m, __u32 seed, struct ts_err *err)
-{
-	struct ts_settings s;
-	__u32 zero = 0;
-	int r = ts_settings_read(m, &s, err);
-
-	if (r || s.seed == seed)
-		return r;
-	s.seed = seed;
-	if (bpf_map_update_elem(m->settings, &zero, &s, BPF_EXIST))
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot write the seed to settings: %s",
-			       strerror(errno));
-	return 0;
-}
-
-/* err, prefixed with where the import stopped and what that means. */
-static int stopped(struct ts_err *err, const char *what)
-{
-	char msg[sizeof(err->msg)];
-
-	snprintf(msg, sizeof(msg), "%s", err->msg);
-	return ts_fail(err, err->status,
-		       "import stopped at %s: %s (services changed before it stay changed: "
-		       "import is atomic per service; fix and import again)",
-		       what, msg);
-}
-
-int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *err)
-{
-	struct ts_config cfg;
-	char what[64];
-	int r;
-
-	/* Held until ts_maps_close: no other change interleaves. */
-	r = ts_maps_lock(m, err);
-	r = r ?: ts_config_read(m, &cfg, err);
-	if (r)
-		return r;
-	/* Services that go, or that change VIP or table size, are deleted
-	 * first: their VIPs and backend ids may be reused by the document. */
-	for (size_t i = 0; i < cfg.nservices; i++) {
-		const struct ts_service_cfg *c = &cfg.services[i];
-		const struct ts_doc_service *w = doc_service(want, c->svc.name);
-		struct ts_endpoint vip = { .family = c->key.family, .port = c->key.port };
-
-		memcpy(vip.addr, c->key.addr, sizeof(vip.addr));
-		if (w && same_endpoint(&vip, &w->vip) && w->table_size == c->svc.table_size)
-			continue;
-		r = ts_service_del(m, c->svc.name, err);
-		if (r) {
-			snprintf(what, sizeof(what), "service '%s'", c->svc.name);
-			ts_config_free(&cfg);
-			return stopped(err, what);
-		}
-	}
-	ts_config_free(&cfg);
-	for (size_t i = 0; i < want->nservices; i++) {
-		r = ts_service_apply(m, &want->services[i], err);
-		if (r) {
-			snprintf(what, sizeof(what), "service '%s'", want->services[i].name);
-			return stopped(err, what);
-		}
-	}
-	r = seed_write(m, want->seed, err);
-	return r ? stopped(err, "the seed") : 0;
 }

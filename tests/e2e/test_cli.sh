@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Command-line details (issue 10 points 8 and 9): VIPs no client reaches and
+# backends at a VIP are refused (exit 2); the 257th backend is exit 2 from
+# backend add as from import; import refuses a key given twice; --seed 010 is
+# ten, not eight; a long option missing its value is named as typed; global
+# option errors point at 'tcpshift --help'; load --help names --forward and
+# the memory a flow costs; service list and stats show a drain's deadline.
+set -u
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+e2e_init cli
+e2e_need jq
+e2e_bare_gateway gwc
+E2E_LOADED=1
+must "load" ts load --dev gwc --seed 010
+must "service add" ts service add web 198.18.100.1:8008
+must "backend add" ts backend add web v1 198.18.2.11:8008 --weight 5
+
+# usage NAME PATTERN CMD...: exit 2, one stderr line matching PATTERN, config unchanged
+usage() {
+	local name=$1 pat=$2 out rc before after
+	shift 2
+
+	before=$(ts -j service list 2>&1)
+	out=$("$@" 2>&1 >/dev/null </dev/null)
+	rc=$?
+	after=$(ts -j service list 2>&1)
+	if [ "$rc" -eq 2 ] && [ "$(wc -l <<<"$out")" -eq 1 ] &&
+		grep -q "^tcpshift: .*$pat" <<<"$out" && [ "$before" = "$after" ]; then
+		pass "$name (exit 2: $out)"
+	else
+		fail "$name" "exit $rc (want 2), stderr: $out; config changed: $([ "$before" = "$after" ] && echo no || echo yes)"
+	fi
+}
+
+for vip in 0.0.0.0:80 127.0.0.1:80 224.0.0.1:80 255.255.255.255:80 '[::]:80' '[::1]:80' \
+	'[::ffff:198.18.0.1]:80' '[ff02::1]:80'; do
+	usage "service add at $vip refused" "cannot be a VIP" ts service add bad "$vip"
+done
+usage "backend at a service's VIP refused" "is the VIP of service 'web'" \
+	ts backend add web v2 198.18.100.1:8008
+usage "service at a backend's address refused" "is backend 'v1' of service 'web'" \
+	ts service add bad 198.18.2.11:8008
+
+printf '{"tcpshift":1,"seed":10,"services":[],"services":[]}' >"$E2E_TMP/dup.json"
+usage "import with a key given twice refused" 'key "services" is given twice' \
+	ts import "$E2E_TMP/dup.json"
+
+# --seed 010 is decimal
+seed=$(ts -j status | jq .seed)
+if [ "$seed" = 10 ]; then
+	pass "--seed 010 is decimal (seed $seed)"
+else
+	fail "--seed 010 is decimal" "status says seed $seed"
+fi
+usage "--seed 0x is refused" "--seed '0x' is not a 32-bit number" ts load --dev gwc --seed 0x
+
+# options missing their value, named as typed
+usage "load --max-flows without a value" "option --max-flows needs a value" \
+	ts load --dev gwc --max-flows
+usage "service add --table-size without a value" "option --table-size needs a value" \
+	ts service add x 198.18.100.2:80 --table-size
+out=$("$TCPSHIFT" --pin-dir 2>&1)
+if grep -q "^tcpshift: option --pin-dir needs a value (see 'tcpshift --help')$" <<<"$out"; then
+	pass "global option error points at 'tcpshift --help' ($out)"
+else
+	fail "global option error points at 'tcpshift --help'" "$out"
+fi
+
+help=$("$TCPSHIFT" load --help)
+if grep -q '^Usage: .*' <<<"$help" && sed -n '1,2p' <<<"$help" | grep -q -- '--forward' &&
+	grep -q '170 bytes' <<<"$help"; then
+	pass "load --help: the usage names --forward, --max-flows its memory cost"
+else
+	fail "load --help" "$(head -n 3 <<<"$help")"
+fi
+
+# the 257th backend: exit 2, from backend add as from import
+{
+	printf '{"tcpshift":1,"seed":10,"services":[{"name":"big","vip":"198.18.100.2:80","backends":['
+	for ((i = 0; i < 256; i++)); do
+		printf '%s{"name":"b%d","addr":"198.18.%d.%d:80"}' "$([ $i -gt 0 ] && echo ,)" \
+			"$i" $((10 + i / 200)) $((1 + i % 200))
+	done
+	printf ']},{"name":"web","vip":"198.18.100.1:8008","backends":[{"name":"v1","addr":"198.18.2.11:8008","weight":5}]}]}'
+} >"$E2E_TMP/big.json"
+must "import 256 backends" ts import "$E2E_TMP/big.json"
+usage "backend add: the 257th backend" "has 256 backends, the most allowed" \
+	ts backend add big b256 198.18.30.1:80
+sed 's/"b0",/"b256","addr":"198.18.30.1:80"},{"name":"b0",/' "$E2E_TMP/big.json" \
+	>"$E2E_TMP/big257.json"
+usage "import: the 257th backend" "257 backends" ts import "$E2E_TMP/big257.json"
+
+# a drain's deadline is shown
+must "drain" ts drain web v1 --timeout 1h
+left=$(ts -j service list | jq '.[] | select(.name == "web") | .backends[0].drain_deadline_s')
+sleft=$(ts -j stats web | jq '.services[0].backends[0].drain_deadline_s')
+text=$(ts service list)
+if [ "${left:-0}" -gt 3000 ] && [ "${left:-0}" -le 3600 ] && [ "${sleft:-0}" -gt 3000 ] &&
+	grep -q 'draining: flows closed in' <<<"$text"; then
+	pass "drain deadline shown: $left s left (service list), $sleft s (stats)"
+else
+	fail "drain deadline shown" "service list: '$left', stats: '$sleft', text: $text"
+fi
+e2e_status

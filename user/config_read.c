@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Reading the configuration: the services and, from each live table half,
+ * the backends and weights it was built from. Callers that want one
+ * configuration hold the pin directory's lock (shared for readers).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <bpf/bpf.h>
+
+#include "libtcpshift.h"
+#include "table.h"
+
+__u64 ts_now_ns(void)
+{
+	struct timespec ts;
+
+	/* bpf_ktime_get_ns() is CLOCK_MONOTONIC too */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static int cmp_service_name(const void *a, const void *b)
+{
+	const struct ts_service_cfg *x = a, *y = b;
+
+	return strcmp(x->svc.name, y->svc.name);
+}
+
+int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err)
+{
+	__u32 keys[TS_MAX_BACKENDS];
+	__u32 count = TS_MAX_BACKENDS, out_batch;
+
+	for (__u32 i = 0; i < TS_MAX_BACKENDS; i++)
+		keys[i] = i;
+	if (bpf_map_lookup_batch(m->backends, NULL, &out_batch, keys, all, &count, NULL) &&
+	    errno != ENOENT)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read the backends map: %s",
+			       strerror(errno));
+	if (count != TS_MAX_BACKENDS)
+		return ts_fail(err, TS_ERR_RUNTIME, "short read of the backends map (%u entries)",
+			       count);
+	return 0;
+}
+
+int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err)
+{
+	struct ts_endpoint_key key, *prev = NULL;
+	size_t cap = 0;
+	int r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	while (!bpf_map_get_next_key(m->services, prev, &key)) {
+		struct ts_service_cfg *s;
+
+		if (cfg->nservices == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			void *p = realloc(cfg->services, ncap * sizeof(*cfg->services));
+
+			if (!p) {
+				ts_config_free(cfg);
+				return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+			}
+			cfg->services = p;
+			cap = ncap;
+		}
+		s = &cfg->services[cfg->nservices];
+		memset(s, 0, sizeof(*s));
+		s->key = key;
+		if (!bpf_map_lookup_elem(m->services, &key, &s->svc)) {
+			r = table_read_config(m, s, err);
+			if (r) {
+				ts_config_free(cfg);
+				return r;
+			}
+			qsort(s->backends, s->nbackends, sizeof(s->backends[0]), table_cmp_backend_name);
+			cfg->nservices++;
+		}
+		prev = &s->key;
+	}
+	qsort(cfg->services, cfg->nservices, sizeof(*cfg->services), cmp_service_name);
+	return 0;
+}
+
+void ts_config_free(struct ts_config *cfg)
+{
+	free(cfg->services);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+struct ts_service_cfg *ts_config_service(struct ts_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nservices; i++)
+		if (!strcmp(cfg->services[i].svc.name, name))
+			return &cfg->services[i];
+	return NULL;
+}
+
+struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id)
+{
+	for (size_t i = 0; i < cfg->nservices; i++)
+		if (cfg->services[i].svc.id == id)
+			return &cfg->services[i];
+	return NULL;
+}
+
+struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name)
+{
+	for (size_t i = 0; i < s->nbackends; i++)
+		if (!strcmp(s->backends[i].be.name, name))
+			return &s->backends[i];
+	return NULL;
+}

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * A service's table: two halves in one mmap-able array map, each the Maglev
+ * slots plus the (backend id, weight) list they were built from. A change
+ * writes the half that is not live and switches halves with one update of
+ * the service's `services` entry (doc/DESIGN.md, "The table commit
+ * protocol"; invariant 3).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "libtcpshift.h"
+#include "table.h"
+
+int table_cmp_backend_name(const void *a, const void *b)
+{
+	const struct ts_backend_cfg *x = a, *y = b;
+
+	return strcmp(x->be.name, y->be.name);
+}
+
+void table_unmap(struct table_view *t)
+{
+	if (t->e)
+		munmap(t->e, t->len);
+	if (t->fd >= 0)
+		close(t->fd);
+	t->e = NULL;
+	t->fd = -1;
+}
+
+static int table_mmap(struct table_view *t, __u32 size, bool writable, const char *what,
+		      struct ts_err *err)
+{
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	/* what tables holds is checked as the pins are: before it is read */
+	if (bpf_obj_get_info_by_fd(t->fd, &info, &info_len) || info.type != BPF_MAP_TYPE_ARRAY ||
+	    !(info.map_flags & BPF_F_MMAPABLE) || info.max_entries != 2 * TS_TABLE_HALF(size) ||
+	    info.value_size != sizeof(struct ts_table_entry)) {
+		table_unmap(t);
+		return ts_fail(err, TS_ERR_RUNTIME, "the table of %s is inconsistent", what);
+	}
+	t->len = ((size_t)info.max_entries * sizeof(struct ts_table_entry) + page - 1) / page *
+		 page;
+	t->e = mmap(NULL, t->len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, t->fd, 0);
+	if (t->e == MAP_FAILED) {
+		t->e = NULL;
+		table_unmap(t);
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot map the table of %s: %s", what,
+			       strerror(errno));
+	}
+	return 0;
+}
+
+int table_open(const struct ts_maps *m, const struct ts_service *svc, bool writable,
+		      struct table_view *t, struct ts_err *err)
+{
+	__u32 inner_id;
+
+	t->e = NULL;
+	t->fd = -1;
+	if (bpf_map_lookup_elem(m->tables, &svc->id, &inner_id) ||
+	    (t->fd = bpf_map_get_fd_by_id(inner_id)) < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot open the table of service %s: %s",
+			       svc->name, strerror(errno));
+	return table_mmap(t, svc->table_size, writable, svc->name, err);
+}
+
+/* Write one half: the Maglev slots for backends b[0..n) (sorted by name),
+ * then the configuration they come from. */
+int table_write_half(struct ts_table_entry *half, __u32 size,
+			    const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
+{
+	struct ts_maglev_backend *mb = calloc(n ? n : 1, sizeof(*mb));
+	__u32 *slots = calloc(size, sizeof(*slots));
+	int r = 0;
+
+	if (!mb || !slots) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory building a table of %u slots",
+			    size);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		mb[i].name = b[i].be.name;
+		mb[i].weight = b[i].weight;
+	}
+	r = ts_maglev_build(mb, n, size, slots);
+	if (r) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot build a table of %u slots: %s", size,
+			    strerror(-r));
+		goto out;
+	}
+	for (__u32 i = 0; i < size; i++)
+		half[i] = (struct ts_table_entry){
+			.backend_id = slots[i] == TS_NO_BACKEND ? TS_NO_BACKEND : b[slots[i]].id,
+		};
+	half[size] = (struct ts_table_entry){ .backend_id = (__u32)n };
+	for (size_t i = 0; i < n; i++)
+		half[size + 1 + i] = (struct ts_table_entry){ b[i].id, b[i].weight };
+out:
+	free(mb);
+	free(slots);
+	return r;
+}
+
+/* A new, empty table for service id (both halves), put in `tables`. It is
+ * not live until a service entry refers to it. */
+int table_create(struct ts_maps *m, __u32 id, __u32 size, const char *name,
+			struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	struct table_view t = { .fd = -1 };
+	char map_name[BPF_OBJ_NAME_LEN];
+	int r;
+
+	snprintf(map_name, sizeof(map_name), "ts_table_%u", id);
+	t.fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, map_name, sizeof(__u32),
+			      sizeof(struct ts_table_entry), 2 * TS_TABLE_HALF(size), &opts);
+	if (t.fd < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot create a table of %u slots: %s", size,
+			       strerror(errno));
+	r = table_mmap(&t, size, true, name, err);
+	if (r)
+		return r;
+	r = table_write_half(t.e, size, NULL, 0, err);
+	r = r ?: table_write_half(t.e + TS_TABLE_HALF(size), size, NULL, 0, err);
+	if (!r && bpf_map_update_elem(m->tables, &id, &t.fd, BPF_ANY))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot store the table of service %s: %s", name,
+			    strerror(errno));
+	table_unmap(&t);
+	return r;
+}
+
+/* The entry of backend id in b[0..n), or NULL. */
+static const struct ts_backend_cfg *backend_listed(const struct ts_backend_cfg *b, size_t n,
+						   __u32 id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i].id == id)
+			return &b[i];
+	return NULL;
+}
+
+/* Set backend id's membership bits of table half `half` (a member; a member
+ * with weight > 0: the data plane's test for "takes new flows"); the other
+ * half's bits, the ones packets read now, are left alone. */
+static int backend_set_member(struct ts_maps *m, __u32 id, __u32 half,
+			      const struct ts_backend_cfg *cfg, struct ts_err *err)
+{
+	struct ts_backend be;
+	__u32 bit = 1U << (half & 1);
+	__u32 member, weighted;
+
+	if (bpf_map_lookup_elem(m->backends, &id, &be))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read backend %u: %s", id,
+			       strerror(errno));
+	member = cfg ? be.table_halves | bit : be.table_halves & ~bit;
+	weighted = cfg && cfg->weight ? be.weighted_halves | bit : be.weighted_halves & ~bit;
+	if (member == be.table_halves && weighted == be.weighted_halves)
+		return 0;
+	be.table_halves = member;
+	be.weighted_halves = weighted;
+	if (bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot write backend %u: %s", id,
+			       strerror(errno));
+	return 0;
+}
+
+/*
+ * Rebuild service s's table from backends b[0..n) (sorted by name) into the
+ * half that is not live, then switch halves with one update of the service's
+ * entry: the commit of every change to a service's backends or weights.
+ */
+int table_install(struct ts_maps *m, struct ts_service_cfg *s,
+			 const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
+{
+	struct ts_service next = s->svc;
+	struct table_view t;
+	int r;
+
+	next.table_half = !s->svc.table_half;
+	r = table_open(m, &s->svc, true, &t, err);
+	if (r)
+		return r;
+	r = table_write_half(t.e + next.table_half * TS_TABLE_HALF(next.table_size),
+			     next.table_size, b, n, err);
+	table_unmap(&t);
+	/* who is a member of the new half: the old members and the new ones */
+	for (size_t i = 0; !r && i < s->nbackends; i++)
+		r = backend_set_member(m, s->backends[i].id, next.table_half,
+				       backend_listed(b, n, s->backends[i].id), err);
+	for (size_t i = 0; !r && i < n; i++)
+		r = backend_set_member(m, b[i].id, next.table_half, &b[i], err);
+	if (r)
+		return r;
+	/* The commit: one update, seen by the data plane all at once. */
+	if (bpf_map_update_elem(m->services, &s->key, &next, BPF_EXIST))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot switch the table of service %s: %s",
+			       s->svc.name, strerror(errno));
+	s->svc = next;
+	return 0;
+}
+
+/* The (id, weight) pairs the live half was built from, and their backends. */
+int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s,
+			     struct ts_err *err)
+{
+	const struct ts_table_entry *half;
+	struct table_view t;
+	__u32 n;
+	int r;
+
+	s->nbackends = 0;
+	r = table_open(m, &s->svc, false, &t, err);
+	if (r)
+		return r;
+	half = t.e + (s->svc.table_half & 1) * TS_TABLE_HALF(s->svc.table_size);
+	n = half[s->svc.table_size].backend_id;
+	if (n > TS_MAX_SERVICE_BACKENDS) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
+			    s->svc.name);
+		goto out;
+	}
+	for (__u32 i = 0; i < n; i++) {
+		struct ts_backend_cfg *b = &s->backends[i];
+
+		b->id = half[s->svc.table_size + 1 + i].backend_id;
+		b->weight = half[s->svc.table_size + 1 + i].weight;
+		if (b->id >= TS_MAX_BACKENDS || bpf_map_lookup_elem(m->backends, &b->id, &b->be)) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
+				    s->svc.name);
+			goto out;
+		}
+	}
+	s->nbackends = n;
+out:
+	table_unmap(&t);
+	return r;
+}
+
+int ts_table_shares(const struct ts_maps *m, const struct ts_service_cfg *s, __u32 *slots,
+		    struct ts_err *err)
+{
+	const struct ts_table_entry *half;
+	struct table_view t;
+	int r;
+
+	memset(slots, 0, s->nbackends * sizeof(*slots));
+	r = table_open(m, &s->svc, false, &t, err);
+	if (r)
+		return r;
+	half = t.e + (s->svc.table_half & 1) * TS_TABLE_HALF(s->svc.table_size);
+	for (__u32 i = 0; i < s->svc.table_size; i++)
+		for (size_t j = 0; j < s->nbackends; j++)
+			if (half[i].backend_id == s->backends[j].id) {
+				slots[j]++;
+				break;
+			}
+	table_unmap(&t);
+	return 0;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Inside libtcpshift: a service's table (table.c), for reading the
+ * configuration (config_read.c) and changing it (config.c). */
+#ifndef TCPSHIFT_TABLE_H
+#define TCPSHIFT_TABLE_H
+
+#include "libtcpshift.h"
+
+/* A service's table, mapped into our memory. */
+struct table_view {
+	int			fd;
+	struct ts_table_entry	*e;
+	size_t			len;	/* bytes mapped */
+};
+
+int table_cmp_backend_name(const void *a, const void *b);
+void table_unmap(struct table_view *t);
+int table_open(const struct ts_maps *m, const struct ts_service *svc, bool writable,
+	       struct table_view *t, struct ts_err *err);
+/* Write one half: the Maglev slots for b[0..n) (sorted by name), then the
+ * configuration they come from. */
+int table_write_half(struct ts_table_entry *half, __u32 size, const struct ts_backend_cfg *b,
+		     size_t n, struct ts_err *err);
+/* A new, empty table for service id, put in `tables`: live once a service
+ * entry refers to it. */
+int table_create(struct ts_maps *m, __u32 id, __u32 size, const char *name, struct ts_err *err);
+/* Build s's table from b[0..n) into the half that is not live, set the
+ * membership bits, switch: the commit of a change to a service. */
+int table_install(struct ts_maps *m, struct ts_service_cfg *s, const struct ts_backend_cfg *b,
+		  size_t n, struct ts_err *err);
+/* The (id, weight) pairs of s's live half, and their backends. */
+int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s, struct ts_err *err);
+
+#endif /* TCPSHIFT_TABLE_H */
