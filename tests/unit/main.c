@@ -26,5 +26,6 @@ int main(int argc, char **argv)
 	failed += run_hash_tests();
 	failed += run_export_tests();
 	failed += run_cli_tests();
+	failed += run_layout_tests();
 	return failed ? 1 : 0;
 }

@@ -55,5 +55,6 @@ int run_maglev_tests(void);
 int run_hash_tests(void);
 int run_export_tests(void);
 int run_cli_tests(void);
+int run_layout_tests(void);
 
 #endif /* TCPSHIFT_UNIT_H */
