@@ -746,3 +746,24 @@ int handshake(struct ts_env *e, const struct pkt_spec *syn, const char *const *t
 	ASSERT_EQ(env_flow_table(e, syn), 1, msg);
 	return b;
 }
+
+const char *web_service(bool v6)
+{
+	return v6 ? "web6" : "web4";
+}
+
+void config_web(struct ts_env *e, bool v6, __u32 w1, __u32 w2)
+{
+	if (v6)
+		config_web6(e, w1, w2);
+	else
+		config_web4(e, w1, w2);
+}
+
+__u8 env_flow_state(struct ts_env *e, const struct pkt_spec *s)
+{
+	struct ts_flow flow;
+
+	ASSERT_EQ(env_flow_lookup(e, s, &flow), 0, "the flow is pinned");
+	return flow.tcp_state;
+}

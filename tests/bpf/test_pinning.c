@@ -24,31 +24,10 @@ static struct pkt_spec client_pkt(bool v6, __u16 sport, __u8 flags)
 	};
 }
 
-static const char *web(bool v6)
-{
-	return v6 ? "web6" : "web4";
-}
-
-static void config_web(struct ts_env *e, bool v6, __u32 w1, __u32 w2)
-{
-	if (v6)
-		config_web6(e, w1, w2);
-	else
-		config_web4(e, w1, w2);
-}
-
 /* The weights that give backend `to` (0: v1, 1: v2) all new flows. */
 static void all_weight_to(struct ts_env *e, bool v6, int to)
 {
-	set_web_weights(e, web(v6), to == 0, to == 1);
-}
-
-static __u8 flow_state(struct ts_env *e, const struct pkt_spec *s)
-{
-	struct ts_flow flow;
-
-	ASSERT_EQ(env_flow_lookup(e, s, &flow), 0, "the flow is in the flows map");
-	return flow.tcp_state;
+	set_web_weights(e, web_service(v6), to == 0, to == 1);
 }
 
 /*
@@ -69,13 +48,13 @@ static void pinned_flow_survives_weight_change(struct ts_env *e, bool v6)
 	config_web(e, v6, 1, 1);
 	env_counters(e, before);
 	b = expect_forward(e, &syn, to, 2, "SYN of the pinned flow");
-	ASSERT_EQ(flow_state(e, &syn), TS_TCP_SYN_SEEN, "state after the SYN");
+	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_SYN_SEEN, "state after the SYN");
 	backend_syn_ack(e, &syn, to[b], "the backend's SYN-ACK");
 
 	all_weight_to(e, v6, !b);
 	ack = handshake_ack_spec(&syn);
 	expect_forward(e, &ack, &to[b], 1, "ACK after the weight change follows the pin");
-	ASSERT_EQ(flow_state(e, &syn), TS_TCP_ESTABLISHED, "state after the ACK");
+	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_ESTABLISHED, "state after the ACK");
 	data.payload = "GET / HTTP/1.1\r\n\r\n";
 	expect_forward(e, &data, &to[b], 1, "data after the weight change follows the pin");
 	expect_forward(e, &syn, &to[b], 1, "retransmitted SYN follows the pin");
@@ -142,9 +121,9 @@ static void test_syn_after_close_picks_again(void **state)
 		expect_forward(e, &ack, &web4_to[b], 1, "ACK");
 		all_weight_to(e, false, !b);
 		expect_forward(e, &close, &web4_to[b], 1, "the close goes to the pinned backend");
-		ASSERT_EQ(flow_state(e, &syn), closes[i].state, "state after the close");
+		ASSERT_EQ(env_flow_state(e, &syn), closes[i].state, "state after the close");
 		expect_forward(e, &syn, &web4_to[!b], 1, "a SYN after the close picks again");
-		ASSERT_EQ(flow_state(e, &syn), TS_TCP_SYN_SEEN, "state after the new SYN");
+		ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_SYN_SEEN, "state after the new SYN");
 		expect_forward(e, &ack, &web4_to[!b], 1, "and its ACK follows the new pin");
 	}
 	test_context(NULL);
@@ -206,7 +185,7 @@ static void removed_backend_drops_pinned_flows(struct ts_env *e, bool v6)
 		expect_forward(e, &pinned[b], &to[b], 1, "ACK before the removal");
 
 	env_counters(e, before);
-	env_backend_del(e, web(v6), "v1");
+	env_backend_del(e, web_service(v6), "v1");
 	/* closed, never moved to v2: a RST back to the client (issue 5 policy) */
 	pinned[0].ack = 0x11223344;
 	expect_reset(e, &pinned[0], "ACK of a flow pinned to the removed v1");
@@ -281,13 +260,13 @@ static void non_syn_miss_uses_current_table(struct ts_env *e, bool v6)
 		  "non_syn_miss counter after the miss");
 	ASSERT_EQ(after[TS_CNT_NEW_FLOWS] - before[TS_CNT_NEW_FLOWS], 0,
 		  "new_flows counter (not a SYN)");
-	ASSERT_EQ(flow_state(e, &m1), TS_TCP_MIDSTREAM, "the missed flow is pinned mid-stream");
+	ASSERT_EQ(env_flow_state(e, &m1), TS_TCP_MIDSTREAM, "the missed flow is pinned mid-stream");
 
 	expect_forward(e, &m1, &to[0], 1, "next packet of that flow");
 	ASSERT_EQ(env_counter(e, TS_CNT_NON_SYN_MISS) - before[TS_CNT_NON_SYN_MISS], 1,
 		  "non_syn_miss counter: the next packet found the pin");
 
-	set_web_weights(e, web(v6), 0, 1);
+	set_web_weights(e, web_service(v6), 0, 1);
 	m2.payload = "data of a flow we never saw";
 	expect_forward(e, &m2, &to[1], 1, "data of another unknown flow, weights 0/1");
 	expect_forward(e, &m1, &to[0], 1, "the flow pinned by the first miss stays");
@@ -301,7 +280,7 @@ static void non_syn_miss_uses_current_table(struct ts_env *e, bool v6)
 		  "non_syn_miss counter after a SYN|ACK miss");
 	ASSERT_EQ(after[TS_CNT_NEW_FLOWS] - before[TS_CNT_NEW_FLOWS], 0,
 		  "new_flows counter after three misses");
-	ASSERT_EQ(flow_state(e, &m3), TS_TCP_MIDSTREAM, "the SYN|ACK miss is pinned mid-stream");
+	ASSERT_EQ(env_flow_state(e, &m3), TS_TCP_MIDSTREAM, "the SYN|ACK miss is pinned mid-stream");
 }
 
 static void test_v4_non_syn_miss_uses_current_table(void **state)
@@ -333,7 +312,7 @@ static void test_close_on_a_miss_is_not_a_stale_pin(void **state)
 	expect_forward(e, &rst, &web4_to[0], 1, "RST of an unknown flow, weights 1/0");
 	ASSERT_NEQ(env_flow_lookup(e, &rst, &flow), 0, "the RST left no flow entry");
 	expect_forward(e, &fin, &web4_to[0], 1, "FIN of an unknown flow, weights 1/0");
-	ASSERT_EQ(flow_state(e, &fin), TS_TCP_MIDSTREAM, "the FIN miss is pinned mid-stream");
+	ASSERT_EQ(env_flow_state(e, &fin), TS_TCP_MIDSTREAM, "the FIN miss is pinned mid-stream");
 	ASSERT_EQ(env_flow_table(e, &fin), 2, "... in half_open");
 
 	set_web_weights(e, "web4", 0, 1);
@@ -400,7 +379,7 @@ static void test_group_destination_never_reset(void **state)
 
 		config_web(e, v6, 1, 0);
 		expect_forward(e, &syn, v6 ? web6_to : web4_to, 1, "SYN pinned to v1");
-		env_backend_del(e, web(v6), "v1");
+		env_backend_del(e, web_service(v6), "v1");
 		ack.ack = 0x11223344;
 		group_destination_not_reset(e, &ack);
 		expect_reset(e, &ack, "the same ACK to the gateway's MAC is answered with a RST");

@@ -30,27 +30,6 @@ static struct pkt_spec client_pkt(bool v6, __u16 sport, __u8 flags, __u32 seq)
 	};
 }
 
-static const char *web(bool v6)
-{
-	return v6 ? "web6" : "web4";
-}
-
-static void config_web(struct ts_env *e, bool v6, __u32 w1, __u32 w2)
-{
-	if (v6)
-		config_web6(e, w1, w2);
-	else
-		config_web4(e, w1, w2);
-}
-
-static __u8 flow_state(struct ts_env *e, const struct pkt_spec *s)
-{
-	struct ts_flow flow;
-
-	ASSERT_EQ(env_flow_lookup(e, s, &flow), 0, "the flow is pinned");
-	return flow.tcp_state;
-}
-
 /* A packet from backend `be` to the client of s. */
 static struct pkt_spec from_backend(const struct pkt_spec *s, const char *be, __u8 flags,
 				    char addr[PKT_EPSTRLEN])
@@ -86,17 +65,17 @@ static void blind_close_then_syn(struct ts_env *e, bool v6)
 
 	config_web(e, v6, 1, 1);
 	b = handshake(e, &syn, to, 2, "the client's connection");
-	set_web_weights(e, web(v6), b == 1, b == 0); /* its backend drains */
+	set_web_weights(e, web_service(v6), b == 1, b == 0); /* its backend drains */
 	for (size_t i = 0; i < sizeof(guesses) / sizeof(guesses[0]); i++) {
 		test_context("guessed seq %#x", guesses[i]);
 		blind = client_pkt(v6, 41000, PKT_RST, guesses[i]);
 		expect_forward(e, &blind, &to[b], 1, "a blind RST goes on to the pinned backend");
-		ASSERT_EQ(flow_state(e, &syn), TS_TCP_ESTABLISHED, "... and closes nothing");
+		ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_ESTABLISHED, "... and closes nothing");
 		blind = client_pkt(v6, 41000, PKT_SYN | PKT_FIN, guesses[i]);
 		expect_forward(e, &blind, &to[b], 1, "a blind SYN|FIN goes to the pinned backend");
 		blind = client_pkt(v6, 41000, PKT_FIN | PKT_ACK, guesses[i]);
 		expect_forward(e, &blind, &to[b], 1, "a blind FIN goes to the pinned backend");
-		ASSERT_EQ(flow_state(e, &syn), TS_TCP_ESTABLISHED, "... and closes nothing");
+		ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_ESTABLISHED, "... and closes nothing");
 		blind = client_pkt(v6, 41000, PKT_SYN, guesses[i]);
 		expect_forward(e, &blind, &to[b], 1, "then a SYN goes to the pinned backend");
 		ASSERT_EQ(env_flow_table(e, &syn), 1, "the pin is still confirmed, in flows");
@@ -111,7 +90,7 @@ static void blind_close_then_syn(struct ts_env *e, bool v6)
 	/* the client's own RST: within the window */
 	blind = client_pkt(v6, 41000, PKT_RST, 7001);
 	expect_forward(e, &blind, &to[b], 1, "the client's RST reaches its backend");
-	ASSERT_EQ(flow_state(e, &syn), TS_TCP_CLOSED, "an in-window RST ends the connection");
+	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSED, "an in-window RST ends the connection");
 	expect_forward(e, &syn, &to[!b], 1, "a SYN after it is new: it follows the weights");
 }
 
@@ -140,11 +119,11 @@ static void test_connection_end(void **state)
 	b = handshake(e, &syn, web4_to, 2, "connection 1");
 	set_web_weights(e, "web4", b == 1, b == 0);
 	expect_forward(e, &fin, &web4_to[b], 1, "the client's FIN");
-	ASSERT_EQ(flow_state(e, &syn), TS_TCP_CLOSING, "one FIN: closing");
+	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSING, "one FIN: closing");
 	expect_forward(e, &syn, &web4_to[b], 1, "a SYN while the backend has not closed");
 	r = from_backend(&syn, web4_to[b], PKT_FIN | PKT_ACK, addr);
 	expect_reply(e, &r, VIP4, "the backend's FIN");
-	ASSERT_EQ(flow_state(e, &syn), TS_TCP_CLOSED, "FINs both ways: closed");
+	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSED, "FINs both ways: closed");
 	expect_forward(e, &syn, &web4_to[!b], 1, "a SYN after both FINs follows the weights");
 
 	set_web_weights(e, "web4", 1, 1);
@@ -152,7 +131,7 @@ static void test_connection_end(void **state)
 	set_web_weights(e, "web4", b == 1, b == 0);
 	r = from_backend(&syn2, web4_to[b], PKT_RST, addr);
 	expect_reply(e, &r, VIP4, "the backend's RST");
-	ASSERT_EQ(flow_state(e, &syn2), TS_TCP_CLOSED, "the backend's RST: closed");
+	ASSERT_EQ(env_flow_state(e, &syn2), TS_TCP_CLOSED, "the backend's RST: closed");
 	expect_forward(e, &syn2, &web4_to[!b], 1, "a SYN after it follows the weights");
 }
 
@@ -242,17 +221,17 @@ static void test_midstream_confirmed_by_backend(void **state)
 	ack.payload = "more of a long request";
 	config_web4(e, 1, 1);
 	b = expect_forward(e, &ack, web4_to, 2, "a client segment of an unknown flow");
-	ASSERT_EQ(flow_state(e, &ack), TS_TCP_MIDSTREAM, "picked up mid-stream");
+	ASSERT_EQ(env_flow_state(e, &ack), TS_TCP_MIDSTREAM, "picked up mid-stream");
 	r = from_backend(&ack, web4_to[b], PKT_ACK, addr);
 	r.ack = 123456 + 3 * TS_SEQ_WINDOW; /* what the backend really expects */
 	expect_reply(e, &r, VIP4, "the backend's ACK");
 	ASSERT_EQ(env_flow_table(e, &ack), 1, "confirmed: in flows");
-	ASSERT_EQ(flow_state(e, &ack), TS_TCP_ESTABLISHED, "established");
+	ASSERT_EQ(env_flow_state(e, &ack), TS_TCP_ESTABLISHED, "established");
 	set_web_weights(e, "web4", b == 1, b == 0);
 	expect_forward(e, &ack, &web4_to[b], 1, "it keeps its backend");
 	/* the window follows the backend's view, not the first segment's */
 	expect_forward(e, &rst, &web4_to[b], 1, "the client's RST");
-	ASSERT_EQ(flow_state(e, &ack), TS_TCP_CLOSED, "in the backend's window: closed");
+	ASSERT_EQ(env_flow_state(e, &ack), TS_TCP_CLOSED, "in the backend's window: closed");
 }
 
 static void sleep_ms(long ms)
@@ -294,7 +273,7 @@ static void direct_connection(struct ts_env *e, bool v6)
 		expect_untouched(e, &in, TC_ACT_OK, "the client's data");
 		ASSERT_EQ(pkt_build(&in, &reply), 0, "pkt_build");
 		expect_untouched(e, &in, TC_ACT_OK, "the backend's answer");
-		ASSERT_EQ(ts_backend_drain(&e->maps, web(v6), "v1", 1000000ULL, &err), 0,
+		ASSERT_EQ(ts_backend_drain(&e->maps, web_service(v6), "v1", 1000000ULL, &err), 0,
 			  err.msg);
 		sleep_ms(30);
 	}

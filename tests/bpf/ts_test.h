@@ -159,6 +159,9 @@ void env_weights(struct ts_env *e, const char *service, size_t n, const char *co
 /* Service web4 = VIP4 -> v1 BE4_1 (w1), v2 BE4_2 (w2); web6 likewise. */
 void config_web4(struct ts_env *e, __u32 w1, __u32 w2);
 void config_web6(struct ts_env *e, __u32 w1, __u32 w2);
+/* web4 or web6, by family. */
+void config_web(struct ts_env *e, bool v6, __u32 w1, __u32 w2);
+const char *web_service(bool v6);
 /* Set the weights of v1 and v2 of a web service in one change. */
 void set_web_weights(struct ts_env *e, const char *service, __u32 w1, __u32 w2);
 
@@ -203,6 +206,8 @@ __u32 env_flow_count(struct ts_env *e);
 int env_flow_table(struct ts_env *e, const struct pkt_spec *s);
 /* Packets counted in backend_stats, over every backend of every service. */
 __u64 env_backend_packets(struct ts_env *e);
+/* The TCP state of the pinned flow of key s (the test fails if none). */
+__u8 env_flow_state(struct ts_env *e, const struct pkt_spec *s);
 /* The pinned flow of key s (client -> VIP): 0 and *flow, or -1 if none. */
 int env_flow_lookup(struct ts_env *e, const struct pkt_spec *s, struct ts_flow *flow);
 
