@@ -43,17 +43,26 @@ static __always_inline void ts_count(__u32 counter)
 		*v += 1;
 }
 
-static __always_inline void ts_count_backend(__u32 id, __u32 bytes, bool new_flow)
+/* The backend's canary counters (tcpshift.h), or NULL (pick writes nothing). */
+static __always_inline struct ts_backend_stats *ts_stats(__u32 id)
 {
-	struct ts_backend_stats *s;
+	return dry_run ? NULL : bpf_map_lookup_elem(&backend_stats, &id);
+}
 
-	if (dry_run)
-		return;
-	s = bpf_map_lookup_elem(&backend_stats, &id);
+/* A packet to (to_backend) or from backend id. */
+static __always_inline void ts_count_backend(__u32 id, __u32 bytes, bool to_backend,
+					     bool new_flow)
+{
+	struct ts_backend_stats *s = ts_stats(id);
+
 	if (!s)
 		return;
 	s->packets++;
 	s->bytes += bytes;
+	if (to_backend)
+		s->bytes_to_backend += bytes;
+	else
+		s->bytes_from_backend += bytes;
 	if (new_flow)
 		s->new_flows++;
 }
@@ -251,24 +260,50 @@ static __always_inline bool ts_seq_plausible(const struct ts_flow *f, __u32 seq)
 	return seq - f->client_end + TS_SEQ_WINDOW <= 2 * TS_SEQ_WINDOW;
 }
 
+enum ts_end {
+	TS_END_OTHER,		/* the client's RST, a removed or expired backend */
+	TS_END_FINS,		/* FINs both ways */
+	TS_END_BACKEND_RST,
+};
+
+/* The connection of f ended: CLOSED, counted once for a confirmed flow. */
+static __always_inline void ts_flow_end(struct ts_flow *f, bool confirmed, enum ts_end why)
+{
+	struct ts_backend_stats *s;
+
+	if (f->tcp_state == TS_TCP_CLOSED)
+		return;
+	f->tcp_state = TS_TCP_CLOSED;
+	if (!confirmed || !(s = ts_stats(f->backend_id)))
+		return;
+	s->ended++;
+	if (why == TS_END_FINS)
+		s->closed++;
+	else if (why == TS_END_BACKEND_RST)
+		s->reset++;
+}
+
 /* A FIN from one side; both sides' FINs end the connection. */
-static __always_inline void ts_flow_fin(struct ts_flow *f, __u8 side)
+static __always_inline void ts_flow_fin(struct ts_flow *f, bool confirmed, __u8 side)
 {
 	if (f->flags & side)
 		return;
 	f->flags |= side;
-	f->tcp_state = (f->flags & (TS_FLOW_F_CLIENT_FIN | TS_FLOW_F_BACKEND_FIN)) ==
-				       (TS_FLOW_F_CLIENT_FIN | TS_FLOW_F_BACKEND_FIN)
-			       ? TS_TCP_CLOSED
-			       : TS_TCP_CLOSING;
+	if ((f->flags & (TS_FLOW_F_CLIENT_FIN | TS_FLOW_F_BACKEND_FIN)) ==
+	    (TS_FLOW_F_CLIENT_FIN | TS_FLOW_F_BACKEND_FIN))
+		ts_flow_end(f, confirmed, TS_END_FINS);
+	else
+		f->tcp_state = TS_TCP_CLOSING;
 }
 
 /*
- * Follow the client's side of a pinned flow. Its RST and FIN, and the advance
- * of its sequence numbers, count only within the window of the sequence
- * numbers it sent so far. Writes only what changes: a pure ACK writes nothing.
+ * Follow the client's side of a pinned flow (confirmed: in flows). Its RST
+ * and FIN, and the advance of its sequence numbers, count only within the
+ * window of the sequence numbers it sent so far. Writes only what changes: a
+ * pure ACK writes nothing.
  */
-static __always_inline void ts_track_client(struct ts_flow *f, const struct ts_pkt *p)
+static __always_inline void ts_track_client(struct ts_flow *f, bool confirmed,
+					    const struct ts_pkt *p)
 {
 	__u32 end = p->seq + p->seq_len;
 
@@ -278,23 +313,24 @@ static __always_inline void ts_track_client(struct ts_flow *f, const struct ts_p
 		return;
 	}
 	if (p->tcp_flags & TCP_FLAG_RST) {
-		f->tcp_state = TS_TCP_CLOSED;
+		ts_flow_end(f, confirmed, TS_END_OTHER);
 		return;
 	}
 	if (ts_seq_after(end, f->client_end))
 		f->client_end = end;
 	if (p->tcp_flags & TCP_FLAG_FIN)
-		ts_flow_fin(f, TS_FLOW_F_CLIENT_FIN);
+		ts_flow_fin(f, confirmed, TS_FLOW_F_CLIENT_FIN);
 }
 
 /* The backend's side: it is trusted as far as it is the backend (the packet
  * matched the flow's reply 5-tuple and arrived on the backend's device). */
-static __always_inline void ts_track_backend(struct ts_flow *f, const struct ts_pkt *p)
+static __always_inline void ts_track_backend(struct ts_flow *f, bool confirmed,
+					     const struct ts_pkt *p)
 {
 	if (p->tcp_flags & TCP_FLAG_RST)
-		f->tcp_state = TS_TCP_CLOSED;
+		ts_flow_end(f, confirmed, TS_END_BACKEND_RST);
 	else if (p->tcp_flags & TCP_FLAG_FIN)
-		ts_flow_fin(f, TS_FLOW_F_BACKEND_FIN);
+		ts_flow_fin(f, confirmed, TS_FLOW_F_BACKEND_FIN);
 }
 
 /* The 5-tuple of the backend's replies to flow key (as they arrive). */
@@ -347,6 +383,7 @@ static __always_inline void ts_promote(const struct ts_flow_key *key, const stru
 				       const struct ts_backend *be)
 {
 	struct ts_flow est = *f;
+	struct ts_backend_stats *s;
 
 	if (est.tcp_state == TS_TCP_SYN_SEEN || est.tcp_state == TS_TCP_MIDSTREAM)
 		est.tcp_state = TS_TCP_ESTABLISHED;
@@ -355,6 +392,33 @@ static __always_inline void ts_promote(const struct ts_flow_key *key, const stru
 	ts_reply_entry(key, &est, be);
 	bpf_map_delete_elem(&half_open, key);
 	ts_count(TS_CNT_PROMOTED);
+	s = ts_stats(est.backend_id);
+	if (!s)
+		return;
+	s->opened++;
+	/* a handshake (from a SYN), not a pickup; the connection may
+	 * already have ended in the packet that confirmed it */
+	s->handshakes += f->tcp_state != TS_TCP_MIDSTREAM;
+	s->ended += est.tcp_state == TS_TCP_CLOSED;
+}
+
+/* The handshake time of a flow pinned from a SYN at created_ns (the precise
+ * clock): SYN forwarded -> its SYN-ACK seen now. */
+static __always_inline void ts_count_handshake(const struct ts_flow *f)
+{
+	struct ts_backend_stats *s = ts_stats(f->backend_id);
+	__u64 dt = bpf_ktime_get_ns() - f->created_ns;
+	__u32 b = TS_HANDSHAKE_BUCKETS - 1;
+
+	if (!s)
+		return;
+	for (__u32 i = 0; i < TS_HANDSHAKE_BUCKETS - 1; i++)
+		if (dt <= TS_HANDSHAKE_BUCKET0_NS << i) {
+			b = i;
+			break;
+		}
+	s->handshake_ns_sum += dt;
+	s->handshake_hist[b & (TS_HANDSHAKE_BUCKETS - 1)]++;
 }
 
 /* A client packet of a half-open flow: the handshake's ACK confirms the flow
@@ -365,7 +429,7 @@ static __always_inline void ts_half_open_client(const struct ts_pkt *p, struct t
 {
 	__u32 acked;
 
-	ts_track_client(f, p);
+	ts_track_client(f, false, p);
 	if ((p->tcp_flags & (TCP_FLAG_ACK | TCP_FLAG_SYN | TCP_FLAG_RST)) != TCP_FLAG_ACK ||
 	    f->tcp_state == TS_TCP_MIDSTREAM || f->tcp_state == TS_TCP_CLOSED)
 		return;
@@ -395,12 +459,19 @@ static __always_inline void ts_half_open_backend(struct __sk_buff *skb, const st
 	__u32 end = p->seq + p->seq_len;
 
 	if (p->tcp_flags & TCP_FLAG_RST) {
+		struct ts_backend_stats *s = ts_stats(f->backend_id);
+
+		/* a refused connection: its SYN answered with a RST */
+		if (s && f->tcp_state != TS_TCP_MIDSTREAM)
+			s->refused++;
 		bpf_map_delete_elem(&half_open, key);
 		ts_count(TS_CNT_BACKEND_REFUSED);
 		return;
 	}
 	f->ifindex = skb->ingress_ifindex;
 	if ((p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK)) {
+		if (!(f->flags & TS_FLOW_F_SYNACK) && f->tcp_state != TS_TCP_MIDSTREAM)
+			ts_count_handshake(f);
 		f->flags |= TS_FLOW_F_SYNACK;
 		f->backend_isn = p->seq;
 		f->backend_end = end;
@@ -415,7 +486,7 @@ static __always_inline void ts_half_open_backend(struct __sk_buff *skb, const st
 		/* the backend knows the client's sequence numbers: take them */
 		if (p->tcp_flags & TCP_FLAG_ACK)
 			f->client_end = p->ack;
-		ts_track_backend(f, p);
+		ts_track_backend(f, false, p);
 		ts_promote(key, f, be);
 	}
 }
@@ -430,7 +501,9 @@ static __always_inline int ts_pin(const struct ts_pkt *p, const struct ts_servic
 		.generation = be->generation,
 		.service_id = svc->id,
 		.tcp_state = ts_is_syn(p->tcp_flags) ? TS_TCP_SYN_SEEN : TS_TCP_MIDSTREAM,
-		.created_ns = now,
+		/* a SYN's time is the start of its handshake time: the precise
+		 * clock, on new SYNs only */
+		.created_ns = ts_is_syn(p->tcp_flags) && !dry_run ? bpf_ktime_get_ns() : now,
 		.last_seen_ns = now,
 		.client_end = p->seq + p->seq_len,
 	};
@@ -447,9 +520,11 @@ static __always_inline int ts_pin(const struct ts_pkt *p, const struct ts_servic
  * an ACK is answered with a RST to the client, which reconnects at once.
  */
 static __always_inline int ts_close_flow(struct __sk_buff *skb, const struct ts_pkt *p,
-					 const struct ts_backend *be)
+					 const struct ts_backend *be, struct ts_flow *flow,
+					 bool confirmed)
 {
 	ts_count(be ? TS_CNT_DRAIN_CLOSED : TS_CNT_REMOVED_BACKEND);
+	ts_flow_end(flow, confirmed, TS_END_OTHER);
 	if (p->tcp_flags & TCP_FLAG_RST) {
 		if (be && !ts_rewrite(skb, p, true, be->addr, be->port))
 			return TC_ACT_OK;
@@ -505,17 +580,26 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 				bpf_map_delete_elem(&flows, &p->key);
 			flow = NULL;
 		} else if (!be || expired)
-			return ts_close_flow(skb, p, be);
+			return ts_close_flow(skb, p, be, flow, !half_opened);
 	}
 	if (flow) {
 		id = flow->backend_id;
-		if (half_opened)
+		if (half_opened) {
+			/* the client timed out waiting for the SYN-ACK */
+			if (syn && flow->tcp_state == TS_TCP_SYN_SEEN &&
+			    !(flow->flags & TS_FLOW_F_SYNACK)) {
+				struct ts_backend_stats *s = ts_stats(id);
+
+				if (s)
+					s->syn_retransmits++;
+			}
 			ts_half_open_client(p, flow, be);
-		else
-			ts_track_client(flow, p);
+		} else {
+			ts_track_client(flow, true, p);
+		}
 		if (now - flow->last_seen_ns > TS_LAST_SEEN_GRANULARITY_NS)
 			flow->last_seen_ns = now;
-		ts_count_backend(id, skb->len, false);
+		ts_count_backend(id, skb->len, true, false);
 	} else {
 		if (!syn)
 			ts_count(TS_CNT_NON_SYN_MISS);
@@ -529,7 +613,7 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 			return TC_ACT_SHOT;
 		if (syn)
 			ts_count(TS_CNT_NEW_FLOWS);
-		ts_count_backend(id, skb->len, syn);
+		ts_count_backend(id, skb->len, true, syn);
 	}
 	if (ts_rewrite(skb, p, true, be->addr, be->port))
 		return TC_ACT_SHOT;
@@ -555,7 +639,7 @@ static __always_inline int ts_reply_rewrite(struct __sk_buff *skb, const struct 
 	}
 	if (ts_rewrite(skb, p, false, vip, vport))
 		return TC_ACT_SHOT;
-	ts_count_backend(id, skb->len, false);
+	ts_count_backend(id, skb->len, false, false);
 	if (fib && forward_fib)
 		return ts_fib_forward(skb, p, vip, p->key.daddr, vport, p->key.dport);
 	return TC_ACT_OK;
@@ -577,7 +661,7 @@ static __always_inline int ts_reply_confirmed(struct __sk_buff *skb, const struc
 		ts_flow_key_of_reply(&key, p, r->vip, r->vport);
 		f = bpf_map_lookup_elem(&flows, &key);
 		if (f)
-			ts_track_backend(f, p);
+			ts_track_backend(f, true, p);
 	}
 	return ts_reply_rewrite(skb, p, be, id, r->vip, r->vport, true);
 }
@@ -643,7 +727,7 @@ static __always_inline int ts_reply_unconfirmed(struct __sk_buff *skb, const str
 			f = bpf_map_lookup_elem(&flows, &key);
 			if (f && f->backend_id == id) {
 				f->ifindex = skb->ingress_ifindex;
-				ts_track_backend(f, p);
+				ts_track_backend(f, true, p);
 				ts_reply_entry(&key, f, be);
 			}
 		}

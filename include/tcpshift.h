@@ -201,11 +201,29 @@ struct ts_reply {
 	__u32	backend_id;
 };
 
-/* backend_stats: per-CPU array, backend id -> counters (both directions) */
+/*
+ * backend_stats: per-CPU array, backend id -> counters, the canary signals of
+ * a rollout (doc/DESIGN.md, "Canary signals"). Summed over CPUs by the reader.
+ */
+#define TS_HANDSHAKE_BUCKETS	16	/* bucket i: handshake time <= 2^i * 64 us; the last: more */
+#define TS_HANDSHAKE_BUCKET0_NS	65536ULL
+
 struct ts_backend_stats {
-	__u64	new_flows;
-	__u64	packets;
-	__u64	bytes;
+	__u64	new_flows;		/* connection attempts: SYNs pinned to it */
+	__u64	packets;		/* both directions */
+	__u64	bytes;			/* both directions */
+	__u64	syn_retransmits;	/* SYNs sent again before its SYN-ACK: client timeouts */
+	__u64	handshakes;		/* completed: its SYN-ACK, then the client's ACK of it */
+	__u64	refused;		/* its RST answering a SYN */
+	__u64	reset;			/* its RST to a confirmed connection */
+	__u64	closed;			/* confirmed connections closed by FINs both ways */
+	__u64	opened;			/* connections confirmed (handshakes and pickups) */
+	__u64	ended;			/* confirmed connections that ended, however; open =
+					 * opened - ended (evicted flows are not seen to end) */
+	__u64	bytes_to_backend;
+	__u64	bytes_from_backend;
+	__u64	handshake_ns_sum;	/* SYN forwarded -> SYN-ACK seen, summed */
+	__u64	handshake_hist[TS_HANDSHAKE_BUCKETS];
 };
 
 /* counters: per-CPU array, enum ts_counter -> __u64. Packets and bytes per

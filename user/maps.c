@@ -467,11 +467,11 @@ int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_s
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot read stats of backend %u: %s", id,
 			       strerror(errno));
 	}
-	for (int i = 0; i < ncpu; i++) {
-		out->new_flows += percpu[i].new_flows;
-		out->packets += percpu[i].packets;
-		out->bytes += percpu[i].bytes;
-	}
+	/* every field is a __u64 counter: summed as words */
+	_Static_assert(sizeof(*out) % sizeof(__u64) == 0, "backend stats are __u64 counters");
+	for (int i = 0; i < ncpu; i++)
+		for (size_t w = 0; w < sizeof(*out) / sizeof(__u64); w++)
+			((__u64 *)out)[w] += ((const __u64 *)&percpu[i])[w];
 	free(percpu);
 	return 0;
 }
