@@ -209,9 +209,13 @@ struct ts_reply {
 #define TS_HANDSHAKE_BUCKET0_NS	65536ULL
 
 struct ts_backend_stats {
+	/* written by every packet: one cache line */
 	__u64	new_flows;		/* connection attempts: SYNs pinned to it */
 	__u64	packets;		/* both directions */
 	__u64	bytes;			/* both directions */
+	__u64	bytes_to_backend;
+	__u64	bytes_from_backend;
+	/* written by connection events */
 	__u64	syn_retransmits;	/* SYNs sent again before its SYN-ACK: client timeouts */
 	__u64	handshakes;		/* completed: its SYN-ACK, then the client's ACK of it */
 	__u64	refused;		/* its RST answering a SYN */
@@ -220,8 +224,6 @@ struct ts_backend_stats {
 	__u64	opened;			/* connections confirmed (handshakes and pickups) */
 	__u64	ended;			/* confirmed connections that ended, however; open =
 					 * opened - ended (evicted flows are not seen to end) */
-	__u64	bytes_to_backend;
-	__u64	bytes_from_backend;
 	__u64	handshake_ns_sum;	/* SYN forwarded -> SYN-ACK seen, summed */
 	__u64	handshake_hist[TS_HANDSHAKE_BUCKETS];
 };

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* tcpshift stats */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +12,14 @@ static const char help[] =
 	"\n"
 	"Per backend: weight, share of the Maglev table (the share of new flows it\n"
 	"gets), new flows, packets and bytes through the gateway (both directions), and\n"
-	"flows pinned now; then the global counters (non-SYN flow-table misses,\n"
-	"no-backend drops, malformed packets, flows closed for removed or drained\n"
-	"backends...).\n"
+	"flows pinned now; then its canary signals, counted by the data plane:\n"
+	"connection attempts (SYNs pinned to it), SYNs retransmitted before its SYN-ACK\n"
+	"(client timeouts), handshakes completed, connections it refused (RST to a\n"
+	"SYN), reset after establishment, closed normally, open now, bytes each way,\n"
+	"and the median and 99th percentile of its handshake time (SYN forwarded to\n"
+	"SYN-ACK seen; upper bounds of histogram buckets). Then the global counters\n"
+	"(non-SYN flow-table misses, no-backend drops, malformed packets, flows closed\n"
+	"for removed or drained backends...).\n"
 	"\n"
 	"Examples:\n"
 	"  tcpshift stats\n"
@@ -31,6 +37,60 @@ static void count_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 	if (f->backend_id < TS_MAX_BACKENDS &&
 	    pc->all[f->backend_id].generation == f->generation)
 		pc->flows[f->backend_id]++;
+}
+
+/* A time in ns as text: "-" for none, "> 1 s" for the last bucket. */
+static const char *cli_handshake_time(__u64 ns, char *buf, size_t len)
+{
+	if (!ns)
+		snprintf(buf, len, "-");
+	else if (ns == UINT64_MAX)
+		snprintf(buf, len, "> %.0f ms", ts_handshake_bucket_le(TS_HANDSHAKE_BUCKETS - 2) / 1e6);
+	else if (ns < 1000000)
+		snprintf(buf, len, "<= %.0f us", ns / 1e3);
+	else
+		snprintf(buf, len, "<= %.0f ms", ns / 1e6);
+	return buf;
+}
+
+static json_object *u64_json(__u64 v)
+{
+	return json_object_new_int64((int64_t)v);
+}
+
+/* The canary signals of a backend (-j): counters, open connections, and the
+ * handshake-time histogram as cumulative buckets ({le (s), count}), as
+ * Prometheus has them. */
+static json_object *canary_json(const struct ts_backend_stats *st)
+{
+	json_object *c = json_object_new_object(), *h = json_object_new_object();
+	json_object *buckets = json_object_new_array();
+	__u64 cum = 0;
+
+	json_object_object_add(c, "attempts", u64_json(st->new_flows));
+	json_object_object_add(c, "syn_retransmits", u64_json(st->syn_retransmits));
+	json_object_object_add(c, "handshakes", u64_json(st->handshakes));
+	json_object_object_add(c, "refused", u64_json(st->refused));
+	json_object_object_add(c, "reset", u64_json(st->reset));
+	json_object_object_add(c, "closed", u64_json(st->closed));
+	json_object_object_add(c, "open", u64_json(ts_backend_open(st)));
+	json_object_object_add(c, "bytes_to_backend", u64_json(st->bytes_to_backend));
+	json_object_object_add(c, "bytes_from_backend", u64_json(st->bytes_from_backend));
+	for (__u32 i = 0; i < TS_HANDSHAKE_BUCKETS; i++) {
+		json_object *b = json_object_new_object();
+		__u64 le = ts_handshake_bucket_le(i);
+
+		cum += st->handshake_hist[i];
+		json_object_object_add(b, "le", le == UINT64_MAX ? json_object_new_string("+Inf")
+								 : json_object_new_double(le / 1e9));
+		json_object_object_add(b, "count", u64_json(cum));
+		json_object_array_add(buckets, b);
+	}
+	json_object_object_add(h, "count", u64_json(cum));
+	json_object_object_add(h, "sum_s", json_object_new_double(st->handshake_ns_sum / 1e9));
+	json_object_object_add(h, "buckets", buckets);
+	json_object_object_add(c, "handshake_time", h);
+	return c;
 }
 
 static json_object *service_stats(struct ts_ctx *ctx, struct ts_maps *m,
@@ -67,11 +127,27 @@ static json_object *service_stats(struct ts_ctx *ctx, struct ts_maps *m,
 		}
 		ts_format_endpoint(b->be.addr, b->be.port, b->be.family, addr, sizeof(addr));
 		drain_left = cli_drain(&b->be, now, drain, sizeof(drain));
-		if (!ctx->json)
+		if (!ctx->json) {
+			char p50[32], p99[32];
+
 			printf("  %-12s %-28s %6u %6.2f%% %10llu %12llu %14llu %8u%s\n",
 			       b->be.name, addr, b->weight, 100 * share,
 			       (unsigned long long)st.new_flows, (unsigned long long)st.packets,
 			       (unsigned long long)st.bytes, flows[b->id], drain);
+			printf("  %-12s attempts %llu, syn-retransmits %llu, handshakes %llu, "
+			       "refused %llu, reset %llu, closed %llu, open %llu; bytes to %llu, "
+			       "from %llu; handshake p50 %s p99 %s\n",
+			       "", (unsigned long long)st.new_flows,
+			       (unsigned long long)st.syn_retransmits,
+			       (unsigned long long)st.handshakes, (unsigned long long)st.refused,
+			       (unsigned long long)st.reset, (unsigned long long)st.closed,
+			       (unsigned long long)ts_backend_open(&st),
+			       (unsigned long long)st.bytes_to_backend,
+			       (unsigned long long)st.bytes_from_backend,
+			       cli_handshake_time(ts_handshake_quantile(&st, 0.5), p50, sizeof(p50)),
+			       cli_handshake_time(ts_handshake_quantile(&st, 0.99), p99,
+						  sizeof(p99)));
+		}
 		bo = json_object_new_object();
 		json_object_object_add(bo, "name", json_object_new_string(b->be.name));
 		json_object_object_add(bo, "addr", json_object_new_string(addr));
@@ -81,6 +157,7 @@ static json_object *service_stats(struct ts_ctx *ctx, struct ts_maps *m,
 		json_object_object_add(bo, "packets", json_object_new_int64((int64_t)st.packets));
 		json_object_object_add(bo, "bytes", json_object_new_int64((int64_t)st.bytes));
 		json_object_object_add(bo, "flows", json_object_new_int64(flows[b->id]));
+		json_object_object_add(bo, "canary", canary_json(&st));
 		if (drain_left)
 			json_object_object_add(bo, "drain_deadline_s", drain_left);
 		json_object_array_add(bs, bo);

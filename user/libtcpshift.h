@@ -158,6 +158,15 @@ int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_e
 int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_stats *out,
 			  struct ts_err *err);
 int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err);
+/* Connections of the backend open now (confirmed, not seen to end). */
+__u64 ts_backend_open(const struct ts_backend_stats *st);
+/* Handshakes counted in the histogram. */
+__u64 ts_handshake_count(const struct ts_backend_stats *st);
+/* The upper bound (ns) of the histogram bucket holding quantile q (0 < q <= 1)
+ * of the handshake times; 0 when there are none, UINT64_MAX in the last. */
+__u64 ts_handshake_quantile(const struct ts_backend_stats *st, double q);
+/* The upper bound (ns) of histogram bucket i (UINT64_MAX for the last). */
+__u64 ts_handshake_bucket_le(__u32 i);
 const char *ts_counter_name(enum ts_counter c);
 typedef void (*ts_flow_cb)(const struct ts_flow_key *key, const struct ts_flow *flow,
 			   void *ctx);

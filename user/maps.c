@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -474,6 +475,41 @@ int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_s
 			((__u64 *)out)[w] += ((const __u64 *)&percpu[i])[w];
 	free(percpu);
 	return 0;
+}
+
+__u64 ts_backend_open(const struct ts_backend_stats *st)
+{
+	/* per-CPU counts summed: an end counted before its opening was read
+	 * cannot make it negative */
+	return st->opened > st->ended ? st->opened - st->ended : 0;
+}
+
+__u64 ts_handshake_count(const struct ts_backend_stats *st)
+{
+	__u64 n = 0;
+
+	for (__u32 i = 0; i < TS_HANDSHAKE_BUCKETS; i++)
+		n += st->handshake_hist[i];
+	return n;
+}
+
+__u64 ts_handshake_bucket_le(__u32 i)
+{
+	return i + 1 < TS_HANDSHAKE_BUCKETS ? TS_HANDSHAKE_BUCKET0_NS << i : UINT64_MAX;
+}
+
+__u64 ts_handshake_quantile(const struct ts_backend_stats *st, double q)
+{
+	__u64 n = ts_handshake_count(st), seen = 0;
+
+	if (!n)
+		return 0;
+	for (__u32 i = 0; i < TS_HANDSHAKE_BUCKETS; i++) {
+		seen += st->handshake_hist[i];
+		if ((double)seen >= q * (double)n)
+			return ts_handshake_bucket_le(i);
+	}
+	return UINT64_MAX;
 }
 
 int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err)

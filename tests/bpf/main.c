@@ -32,6 +32,7 @@ static const struct {
 	{ "pick", run_pick_tests },
 	{ "icmp", run_icmp_tests },
 	{ "security", run_security_tests },
+	{ "canary", run_canary_tests },
 	{ "forward", run_forward_tests },
 };
 

@@ -262,6 +262,7 @@ int run_robust_tests(void);
 int run_pick_tests(void);
 int run_icmp_tests(void);
 int run_security_tests(void);
+int run_canary_tests(void);
 int run_forward_tests(void);
 
 #endif /* TS_TEST_H */

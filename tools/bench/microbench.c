@@ -1018,8 +1018,12 @@ static void bench_packets(void)
 
 			if (ts_count_entries(main_env.maps.flows, sizeof(struct ts_flow_key),
 					     &confirmed) || confirmed != (__u32)f + 1)
-				die("the established flow of IPv%d is not confirmed (flows: %u)", fam,
-				    confirmed);
+				die("the established flow of IPv%d is not confirmed (flows: %u; "
+				    "spoof_rejected %llu, promoted %llu, backend_refused %llu)",
+				    fam, confirmed,
+				    (unsigned long long)counter(&main_env, TS_CNT_SPOOF_REJECTED),
+				    (unsigned long long)counter(&main_env, TS_CNT_PROMOTED),
+				    (unsigned long long)counter(&main_env, TS_CNT_BACKEND_REFUSED));
 		}
 
 		c = empty[f] = add_case("empty program (baseline)", "empty", fam, "direct");

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Canary signals (issue 11): what the data plane counts per backend for each
+ * way a connection can go — attempted, retransmitted SYN, refused, completed
+ * handshake (and its time), reset by the backend, closed normally, ended any
+ * other way — and the open connections they add up to.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "ts_test.h"
+
+static const char *const web4_to[] = { BE4_1, BE4_2 };
+
+/* The canary counters of backend `name` of web4. */
+static struct ts_backend_stats canary(struct ts_env *e, const char *name)
+{
+	struct ts_backend_stats st = {};
+	struct ts_config cfg = {};
+	const struct ts_service_cfg *s;
+	struct ts_err err = {};
+	bool found = false;
+
+	ASSERT_OK(ts_config_read(&e->maps, &cfg, &err), err, "ts_config_read");
+	s = ts_config_service(&cfg, "web4");
+	ASSERT_TRUE(s != NULL, "service web4");
+	for (size_t i = 0; s && i < s->nbackends; i++)
+		if (!strcmp(s->backends[i].be.name, name)) {
+			ASSERT_OK(ts_backend_stats_read(&e->maps, s->backends[i].id, &st, &err),
+				  err, "ts_backend_stats_read");
+			found = true;
+		}
+	ts_config_free(&cfg);
+	ASSERT_TRUE(found, name);
+	return st;
+}
+
+static struct pkt_spec client(__u16 sport, __u8 flags, __u32 seq)
+{
+	return (struct pkt_spec){ .src = CLIENT4, .dst = VIP4_ADDR, .sport = sport, .dport = 8008,
+				  .flags = flags, .seq = seq, .ack = TEST_BACKEND_ISN + 1,
+				  .mss = flags == PKT_SYN };
+}
+
+static struct pkt_spec from_v1(__u16 dport, __u8 flags, char addr[PKT_EPSTRLEN])
+{
+	struct pkt_spec r = { .dst = CLIENT4, .dport = dport, .flags = flags,
+			      .seq = TEST_BACKEND_ISN + 1, .ack = 7001 };
+
+	return spec_with_endpoint(&r, false, BE4_1, addr);
+}
+
+/* Every way a connection to v1 goes, counted once each; v2 sees none. */
+static void test_canary_signals(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct ts_backend_stats st, v2;
+	char addr[PKT_EPSTRLEN];
+	struct pkt_spec s, r;
+	__u64 hist = 0;
+
+	config_web4(e, 1, 0);
+	/* 1: a handshake, its SYN retransmitted first; then FINs both ways */
+	s = client(40001, PKT_SYN, 7000);
+	expect_forward(e, &s, web4_to, 1, "SYN");
+	expect_forward(e, &s, web4_to, 1, "the SYN again: a client timeout");
+	ASSERT_EQ(handshake(e, &s, web4_to, 1, "connection 1"), 0, "on v1");
+	s = client(40001, PKT_FIN | PKT_ACK, 7001);
+	expect_forward(e, &s, web4_to, 1, "the client's FIN");
+	r = from_v1(40001, PKT_FIN | PKT_ACK, addr);
+	expect_reply(e, &r, VIP4, "v1's FIN");
+	/* 2: refused */
+	s = client(40002, PKT_SYN, 7000);
+	expect_forward(e, &s, web4_to, 1, "SYN 2");
+	r = from_v1(40002, PKT_RST | PKT_ACK, addr);
+	expect_reply(e, &r, VIP4, "v1 refuses it");
+	/* 3: reset by v1 after the handshake */
+	s = client(40003, PKT_SYN, 7000);
+	handshake(e, &s, web4_to, 1, "connection 3");
+	r = from_v1(40003, PKT_RST, addr);
+	expect_reply(e, &r, VIP4, "v1 resets it");
+	/* 4: reset by the client: ended, neither reset nor closed */
+	s = client(40004, PKT_SYN, 7000);
+	handshake(e, &s, web4_to, 1, "connection 4");
+	s = client(40004, PKT_RST, 7001);
+	expect_forward(e, &s, web4_to, 1, "the client's RST");
+	/* 5: open, with data both ways */
+	s = client(40005, PKT_SYN, 7000);
+	handshake(e, &s, web4_to, 1, "connection 5");
+	s = client(40005, PKT_ACK | PKT_PSH, 7001);
+	s.payload = "a request";
+	expect_forward(e, &s, web4_to, 1, "data to v1");
+	r = from_v1(40005, PKT_ACK | PKT_PSH, addr);
+	r.payload = "its answer";
+	expect_reply(e, &r, VIP4, "data from v1");
+	/* 6: picked up mid-stream, confirmed by v1: open, no handshake */
+	s = client(40006, PKT_ACK, 123);
+	expect_forward(e, &s, web4_to, 1, "a mid-stream pickup");
+	r = from_v1(40006, PKT_ACK, addr);
+	expect_reply(e, &r, VIP4, "v1 answers it");
+
+	st = canary(e, "v1");
+	ASSERT_EQ(st.new_flows, 5, "attempts (the SYNs of 1-5)");
+	ASSERT_EQ(st.syn_retransmits, 2, "SYN retransmits (1's second and third SYN)");
+	ASSERT_EQ(st.handshakes, 4, "handshakes completed (1, 3, 4, 5)");
+	ASSERT_EQ(st.refused, 1, "refused");
+	ASSERT_EQ(st.reset, 1, "reset by the backend");
+	ASSERT_EQ(st.closed, 1, "closed by FINs both ways");
+	ASSERT_EQ(st.opened, 5, "opened (4 handshakes, 1 pickup)");
+	ASSERT_EQ(st.ended, 3, "ended (FINs, v1's RST, the client's RST)");
+	ASSERT_EQ(ts_backend_open(&st), 2, "open now (5 and 6)");
+	for (int i = 0; i < TS_HANDSHAKE_BUCKETS; i++)
+		hist += st.handshake_hist[i];
+	ASSERT_EQ(hist, 4, "handshake times (the SYN-ACKs of 1, 3, 4, 5)");
+	ASSERT_GT(st.handshake_ns_sum, 0, "handshake time sum");
+	ASSERT_EQ(ts_handshake_count(&st), 4, "ts_handshake_count");
+	ASSERT_GT(ts_handshake_quantile(&st, 0.5), 0, "median handshake bucket");
+	ASSERT_EQ(st.bytes_to_backend + st.bytes_from_backend, st.bytes, "bytes each way add up");
+	ASSERT_GT(st.bytes_to_backend, 0, "bytes to v1");
+	ASSERT_GT(st.bytes_from_backend, 0, "bytes from v1");
+
+	v2 = canary(e, "v2");
+	ASSERT_EQ(v2.new_flows + v2.opened + v2.packets + ts_handshake_count(&v2), 0,
+		  "v2 (weight 0) saw nothing");
+}
+
+/* A removed backend's connections end when they are closed. */
+static void test_canary_removal_ends(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec s = client(41001, PKT_SYN, 7000);
+	struct ts_backend_stats st;
+
+	config_web4(e, 1, 1);
+	set_web_weights(e, "web4", 1, 0);
+	handshake(e, &s, web4_to, 1, "a connection to v1");
+	st = canary(e, "v1");
+	ASSERT_EQ(ts_backend_open(&st), 1, "open before");
+	{
+		struct ts_err err = {};
+
+		ASSERT_OK(ts_backend_drain(&e->maps, "web4", "v1", 1, &err), err,
+			  "drain v1, deadline now");
+	}
+	{
+		struct timespec ts = { .tv_nsec = 30 * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	s = client(41001, PKT_ACK, 7001);
+	expect_reset(e, &s, "past the deadline: a RST");
+	expect_reset(e, &s, "and again");
+	st = canary(e, "v1");
+	ASSERT_EQ(st.ended, 1, "ended once");
+	ASSERT_EQ(ts_backend_open(&st), 0, "open after");
+}
+
+int run_canary_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(test_canary_signals),
+		TEST(test_canary_removal_ends),
+	};
+
+	return cmocka_run_group_tests_name("canary signals (issue 11)", tests, NULL, NULL);
+}
