@@ -471,7 +471,8 @@ static void net_setup(void)
 	static const char *const cmds[] = {
 		"ip link set lo up",
 		"sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
-		"ip link add " BENCH_DEV " type veth peer name tsbench1",
+		/* pkt_build's destination MAC: the frames are PACKET_HOST */
+		"ip link add " BENCH_DEV " address 02:00:00:00:00:01 type veth peer name tsbench1",
 		"ip link set tsbench1 up",
 		"ip link set " BENCH_DEV " up",
 		"ip addr add 198.18.2.1/24 dev " BENCH_DEV,
