@@ -92,6 +92,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } counters SEC(".maps");
 
+/* Written and read by `tcpshift rollout` and `status` only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TS_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct ts_rollout);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rollouts SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

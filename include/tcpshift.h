@@ -252,6 +252,25 @@ enum ts_counter {
 	TS_CNT_MAX,
 };
 
+/*
+ * rollouts: array, service id -> the rollout in progress (`tcpshift rollout`),
+ * kept in the maps so that `status` tells an interrupted one (its process
+ * gone, pid no longer alive) and a second one is refused. The data plane
+ * never reads it.
+ */
+#define TS_ROLLOUT_MAX_STEPS	16
+
+struct ts_rollout {
+	__u32	pid;			/* of the rollout process; 0: none */
+	__u32	from_id, to_id;		/* backend ids */
+	__u32	from_weight, to_weight;	/* the weights it started from */
+	__u32	nsteps;
+	__u32	step;			/* index of the step in force */
+	__u32	pad;
+	__u64	started_ns;		/* CLOCK_MONOTONIC */
+	__u8	percent[TS_ROLLOUT_MAX_STEPS];	/* TO's share of the pair at each step */
+};
+
 enum ts_dev_flags {
 	TS_DEV_F_OWN_CLSACT	= 1,	/* `load` created the clsact qdisc: `unload` removes it */
 };

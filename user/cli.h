@@ -24,6 +24,7 @@ int cmd_service(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_backend(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_weight(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_drain(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_rollout(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_flows(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_stats(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_pick(struct ts_ctx *ctx, int argc, char **argv);

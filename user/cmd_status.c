@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* tcpshift status */
+#include <errno.h>
 #include <net/if.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -11,10 +13,57 @@ static const char help[] =
 	"Usage: tcpshift status\n"
 	"\n"
 	"Show the pin directory, the flow hash seed, the devices tcpshift is attached to\n"
-	"with their program ids, how full each map is, and the global counters.\n"
+	"with their program ids, rollouts running or interrupted, how full each map\n"
+	"is, and the global counters.\n"
 	"\n"
 	"Example:\n"
 	"  tcpshift status\n";
+
+/* Rollouts in progress, and those whose process is gone (interrupted: the
+ * weights of their last step stay). */
+static json_object *rollouts(const struct ts_ctx *ctx, const struct ts_maps *m)
+{
+	json_object *arr = json_object_new_array();
+	struct ts_config cfg = {};
+	struct ts_err err;
+
+	if (ts_config_read(m, &cfg, &err))
+		return arr;
+	for (size_t i = 0; i < cfg.nservices; i++) {
+		struct ts_service_cfg *s = &cfg.services[i];
+		struct ts_backend from = {}, to = {};
+		struct ts_rollout r = {};
+		bool alive;
+		json_object *o;
+		__u32 pct;
+
+		if (bpf_map_lookup_elem(m->rollouts, &s->svc.id, &r) || !r.pid ||
+		    r.nsteps > TS_ROLLOUT_MAX_STEPS || r.step >= r.nsteps)
+			continue;
+		alive = kill((pid_t)r.pid, 0) == 0 || errno == EPERM;
+		bpf_map_lookup_elem(m->backends, &r.from_id, &from);
+		bpf_map_lookup_elem(m->backends, &r.to_id, &to);
+		pct = r.percent[r.step];
+		o = json_object_new_object();
+		json_object_object_add(o, "service", json_object_new_string(s->svc.name));
+		json_object_object_add(o, "from", json_object_new_string(from.name));
+		json_object_object_add(o, "to", json_object_new_string(to.name));
+		json_object_object_add(o, "step", json_object_new_int64(r.step + 1));
+		json_object_object_add(o, "steps", json_object_new_int64(r.nsteps));
+		json_object_object_add(o, "percent", json_object_new_int64(pct));
+		json_object_object_add(o, "pid", json_object_new_int64(r.pid));
+		json_object_object_add(o, "state",
+				       json_object_new_string(alive ? "running" : "interrupted"));
+		json_object_array_add(arr, o);
+		if (!ctx->json)
+			printf("rollout   %s: %s -> %s, step %u of %u (%u %% to %s) %s\n",
+			       s->svc.name, from.name, to.name, r.step + 1, r.nsteps, pct, to.name,
+			       alive ? "running" : "INTERRUPTED: its weights stay; run it again, or "
+						   "set the weights");
+	}
+	ts_config_free(&cfg);
+	return arr;
+}
 
 static json_object *map_fill(int fd, size_t key_size, __u32 *entries, __u32 *max)
 {
@@ -139,6 +188,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 		if (!ctx->json)
 			printf("  %-16s %u / %u\n", layout[i].name, n, max);
 	}
+	json_object_object_add(root, "rollouts", rollouts(ctx, &m));
 	json_object_object_add(root, "counters", cli_counters(ctx, counters));
 	if (ctx->json)
 		cli_print_json(root);

@@ -93,6 +93,7 @@ struct ts_maps {
 	int	flows;
 	int	half_open;
 	int	replies;
+	int	rollouts;
 	int	backend_addrs;
 	int	backend_stats;
 	int	counters;

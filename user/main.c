@@ -19,7 +19,7 @@ static const struct {
 	{ "load", cmd_load },	  { "unload", cmd_unload }, { "status", cmd_status },
 	{ "service", cmd_service }, { "backend", cmd_backend }, { "weight", cmd_weight },
 	{ "drain", cmd_drain },	  { "flows", cmd_flows },   { "stats", cmd_stats },
-	{ "pick", cmd_pick },
+	{ "pick", cmd_pick },	  { "rollout", cmd_rollout },
 	{ "export", cmd_export },   { "import", cmd_import },
 };
 
@@ -40,6 +40,8 @@ static const char usage[] =
 	"  flows [SERVICE] [--backend NAME] [--state STATE]   pinned flows\n"
 	"  stats [SERVICE]                     per-backend weights, shares and traffic\n"
 	"  pick SERVICE CLIENT:PORT...         the backend a new connection gets now\n"
+	"  rollout SERVICE FROM TO [--steps LIST] [--interval DUR] [--max-failures PCT]\n"
+	"          [--min-connections N]       shift step by step, gated on canary signals\n"
 	"  export                              the whole configuration as a JSON document\n"
 	"  import [--dry-run] FILE             make the configuration equal to a document\n"
 	"\n"

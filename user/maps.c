@@ -30,6 +30,7 @@ static const struct {
 	{ "flows", offsetof(struct ts_maps, flows) },
 	{ "half_open", offsetof(struct ts_maps, half_open) },
 	{ "replies", offsetof(struct ts_maps, replies) },
+	{ "rollouts", offsetof(struct ts_maps, rollouts) },
 	{ "backend_addrs", offsetof(struct ts_maps, backend_addrs) },
 	{ "backend_stats", offsetof(struct ts_maps, backend_stats) },
 	{ "counters", offsetof(struct ts_maps, counters) },

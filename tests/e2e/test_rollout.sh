@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Issue 11, tcpshift rollout: a progressive shift gated on the data plane's
+# canary signals, with new connections arriving all along (a bounded
+# background client) and a held connection on v1:
+#  1. a healthy v2: 10/25/50/100 completes, every gate passes, it ends at
+#     v1=0 v2=100, and the held connection is still answered by v1;
+#  2. a v2 that refuses connections (its server killed): the first gate fails,
+#     the weights go back to where they started in one switch, exit 3, the
+#     held connection answered;
+#  3. interrupted by SIGTERM: the weights of its step stay and `status` says
+#     so; a second rollout of the service while one runs is refused;
+#  4. bad input: clear errors, exit 2, nothing changed.
+set -u
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+e2e_init rollout
+e2e_need jq
+e2e_topology
+V2_PID=${E2E_PIDS[1]:-}
+tr '\0' ' ' <"/proc/$V2_PID/cmdline" 2>/dev/null | grep -q -- '--name v2' ||
+	e2e_abort "cannot tell v2's server pid"
+e2e_load
+e2e_service tcp-echo "$VIP4" 100 0
+
+hold_open "$VIP4"
+hold_send hello && [ "${HOLD_REPLY%% *}" = v1 ] || e2e_abort "the held connection: '$HOLD_REPLY'"
+
+# traffic: new connections, five at a time, for at most 120 s
+( for ((i = 0; i < 600; i++)); do
+	nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" count --connect "$VIP4" --n 5 \
+		--timeout-ms 500 >/dev/null 2>&1
+	sleep 0.05
+done ) &
+TRAFFIC=$!
+e2e_track_pid "$TRAFFIC"
+
+weights() { # weights: "v1=W v2=W" of tcp-echo
+	ts -j service list | jq -r '.[] | select(.name == "tcp-echo") | .backends |
+		map("\(.name)=\(.weight)") | join(" ")'
+}
+
+# ---- 1. healthy ----------------------------------------------------------------
+ts -j rollout tcp-echo v1 v2 --steps 10,25,50,100 --interval 1s --min-connections 3 \
+	>"$E2E_TMP/ok.json" 2>"$E2E_TMP/ok.err"
+rc=$?
+gates=$(jq -s '[.[] | select(.event == "gate" and .ok)] | length' "$E2E_TMP/ok.json")
+if [ "$rc" -eq 0 ] && [ "$gates" -eq 4 ] && [ "$(weights)" = "v1=0 v2=100" ] &&
+	jq -se '.[-1].event == "done"' "$E2E_TMP/ok.json" >/dev/null; then
+	pass "rollout: 10/25/50/100 with a healthy v2: 4 gates passed, ends at $(weights)"
+else
+	fail "rollout: healthy v2" "exit $rc, $gates gates passed, weights $(weights):" \
+		"$(tr '\n' ' ' <"$E2E_TMP/ok.json" | head -c 600) $(head -c 200 "$E2E_TMP/ok.err")"
+fi
+hold_send after-rollout && [ "${HOLD_REPLY%% *}" = v1 ] &&
+	pass "rollout: the held connection is still answered by v1 (at weight 0)" ||
+	fail "rollout: held connection after the rollout" "reply '$HOLD_REPLY'"
+
+# ---- 2. v2 refuses connections ---------------------------------------------------
+must "weights back to 100/0" ts weight tcp-echo v1=100 v2=0
+kill "$V2_PID"
+for ((i = 0; i < 50; i++)); do kill -0 "$V2_PID" 2>/dev/null || break; sleep 0.1; done
+ts rollout tcp-echo v1 v2 --steps 10,25,50,100 --interval 1s --min-connections 3 \
+	>"$E2E_TMP/bad.out" 2>"$E2E_TMP/bad.err"
+rc=$?
+if [ "$rc" -eq 3 ] && [ "$(weights)" = "v1=100 v2=0" ] &&
+	grep -q '^gate 1/4: .*FAILED' "$E2E_TMP/bad.out" &&
+	grep -q '^rolled back to v1=100 v2=0: v2 failed' "$E2E_TMP/bad.out"; then
+	pass "rollout: v2 refusing connections: rolled back at the first gate, exit 3," \
+		"weights $(weights) ($(grep '^gate' "$E2E_TMP/bad.out" | head -n 1))"
+else
+	fail "rollout: v2 refusing connections" "exit $rc, weights $(weights):" \
+		"$(tr '\n' '|' <"$E2E_TMP/bad.out") $(head -c 200 "$E2E_TMP/bad.err")"
+fi
+hold_send after-rollback && [ "${HOLD_REPLY%% *}" = v1 ] &&
+	pass "rollout: the held connection is answered by v1 after the rollback" ||
+	fail "rollout: held connection after the rollback" "reply '$HOLD_REPLY'"
+
+# ---- 3. interrupted, and one at a time ---------------------------------------------
+"$TCPSHIFT" --pin-dir "$E2E_PIN" -n "$NS_GW" rollout tcp-echo v1 v2 --steps 10,100 \
+	--interval 60s >"$E2E_TMP/int.out" 2>"$E2E_TMP/int.err" &
+RPID=$!
+e2e_track_pid "$RPID"
+for ((i = 0; i < 50; i++)); do grep -q '^step 1/2' "$E2E_TMP/int.out" && break; sleep 0.1; done
+out=$(ts rollout tcp-echo v1 v2 --interval 1s 2>&1 >/dev/null)
+rc=$?
+[ "$rc" -eq 1 ] && [[ $out == *"a rollout of tcp-echo is running (pid $RPID)"* ]] &&
+	pass "rollout: a second rollout of the service is refused (exit 1: $out)" ||
+	fail "rollout: a second rollout is refused" "exit $rc: $out"
+running=$(ts -j status | jq -r '.rollouts[0].state // "none"')
+kill -TERM "$RPID"
+wait "$RPID" 2>/dev/null
+st=$(ts -j status | jq -c '.rollouts')
+if [ "$running" = running ] && [ "$(jq -r '.[0].state' <<<"$st")" = interrupted ] &&
+	[ "$(jq -r '.[0].step' <<<"$st")" = 1 ] && [ "$(weights)" = "v1=90 v2=10" ]; then
+	pass "rollout: SIGTERM leaves step 1's weights ($(weights)); status says interrupted"
+else
+	fail "rollout: interrupted" "status before '$running', after $st, weights $(weights)," \
+		"stderr $(head -c 200 "$E2E_TMP/int.err")"
+fi
+ts status | grep -q '^rollout   tcp-echo: v1 -> v2, step 1 of 2 (10 % to v2) INTERRUPTED' &&
+	pass "rollout: status (text) shows the interrupted rollout" ||
+	fail "rollout: status (text)" "$(ts status | grep rollout)"
+
+# ---- 4. bad input ---------------------------------------------------------------------
+before=$(weights)
+for args in "tcp-echo v1 v1" "tcp-echo v1 v9" "nosuch v1 v2" "tcp-echo v1 v2 --steps 50,10" \
+	"tcp-echo v1 v2 --steps 10,,100" "tcp-echo v1 v2 --steps 0,100" \
+	"tcp-echo v1 v2 --max-failures 101" "tcp-echo v1 v2 --interval 0s" "tcp-echo v1"; do
+	# shellcheck disable=SC2086 # word-split on purpose
+	out=$(ts rollout $args 2>&1 >/dev/null)
+	rc=$?
+	if [ "$rc" -eq 2 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && [[ $out == "tcpshift: "* ]] &&
+		[ "$(weights)" = "$before" ]; then
+		pass "rollout: rejected '$args' (exit 2: $out)"
+	else
+		fail "rollout: rejected '$args'" "exit $rc: $out"
+	fi
+done
+e2e_status
