@@ -584,6 +584,10 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 	}
 	if (flow) {
 		id = flow->backend_id;
+		/* before the client's packet is followed: a promotion frees the
+		 * half_open entry */
+		if (now - flow->last_seen_ns > TS_LAST_SEEN_GRANULARITY_NS)
+			flow->last_seen_ns = now;
 		if (half_opened) {
 			/* the client timed out waiting for the SYN-ACK */
 			if (syn && flow->tcp_state == TS_TCP_SYN_SEEN &&
@@ -597,8 +601,6 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 		} else {
 			ts_track_client(flow, true, p);
 		}
-		if (now - flow->last_seen_ns > TS_LAST_SEEN_GRANULARITY_NS)
-			flow->last_seen_ns = now;
 		ts_count_backend(id, skb->len, true, false);
 	} else {
 		if (!syn)
@@ -766,7 +768,9 @@ static __always_inline int ts_not_to_vip(struct __sk_buff *skb, const struct ts_
 	if (r) {
 		if (r->flags & TS_REPLY_F_DIRECT)
 			return TC_ACT_OK;
-		if (r->ifindex == skb->ingress_ifindex)
+		/* A SYN-ACK answers a handshake, judged with the half-open flows
+		 * whatever an earlier connection on the 4-tuple left here. */
+		if (r->ifindex == skb->ingress_ifindex && !(p->tcp_flags & TCP_FLAG_SYN))
 			return ts_reply_confirmed(skb, p, r);
 	}
 	__builtin_memcpy(ep->addr, p->key.saddr, sizeof(ep->addr));

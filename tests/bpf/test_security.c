@@ -135,6 +135,26 @@ static void test_connection_end(void **state)
 	expect_forward(e, &syn2, &web4_to[!b], 1, "a SYN after it follows the weights");
 }
 
+/* A 4-tuple used again after its connection ended: the new connection is
+ * confirmed like the first, though the first left its reverse entry. */
+static void test_reused_tuple_confirmed_again(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec syn = client_pkt(false, 41300, PKT_SYN, 7000);
+	struct pkt_spec fin = client_pkt(false, 41300, PKT_FIN | PKT_ACK, 7001), r;
+	char addr[PKT_EPSTRLEN];
+
+	config_web4(e, 1, 0);
+	handshake(e, &syn, web4_to, 1, "the first connection");
+	expect_forward(e, &fin, web4_to, 1, "the client's FIN");
+	r = from_backend(&syn, BE4_1, PKT_FIN | PKT_ACK, addr);
+	expect_reply(e, &r, VIP4, "v1's FIN");
+	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSED, "the first connection ended");
+	syn.seq = 900000;
+	handshake(e, &syn, web4_to, 1, "the second connection on the same 4-tuple");
+	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_ESTABLISHED, "the second is established");
+}
+
 /*
  * The handshake's ACK confirms a flow only when it acknowledges the SYN-ACK
  * this gateway saw: a blind ACK after a spoofed SYN leaves it half-open.
@@ -452,6 +472,7 @@ int run_security_tests(void)
 		TEST(test_v6_blind_close_then_syn),
 		TEST(test_connection_end),
 		TEST(test_blind_ack_does_not_confirm),
+		TEST(test_reused_tuple_confirmed_again),
 		TEST(test_spoofed_packets_do_not_prepin),
 		TEST(test_midstream_confirmed_by_backend),
 		TEST(test_v4_direct_connection),
