@@ -757,6 +757,24 @@ static __always_inline int ts_direct(const struct ts_pkt *p, const struct ts_end
 	return TC_ACT_OK;
 }
 
+/* Is reply p (its source in ep) the backend's answer to a handshake pinned
+ * here through a VIP? */
+static __always_inline bool ts_vip_handshake(const struct ts_pkt *p, struct ts_endpoint_key *ep)
+{
+	struct ts_flow_key key = {};
+	struct ts_reply *idx;
+	struct ts_flow *f;
+
+	__builtin_memcpy(ep->addr, p->key.saddr, sizeof(ep->addr));
+	ep->port = p->key.sport;
+	idx = bpf_map_lookup_elem(&backend_addrs, ep);
+	if (!idx)
+		return false;
+	ts_flow_key_of_reply(&key, p, idx->vip, idx->vport);
+	f = bpf_map_lookup_elem(&half_open, &key);
+	return f && f->backend_id == idx->backend_id;
+}
+
 /* A TCP packet not to a VIP: a reply of ours, a direct connection to a
  * backend, or nothing of ours (invariant 5). */
 static __always_inline int ts_not_to_vip(struct __sk_buff *skb, const struct ts_pkt *p,
@@ -766,8 +784,16 @@ static __always_inline int ts_not_to_vip(struct __sk_buff *skb, const struct ts_
 
 	r = bpf_map_lookup_elem(&replies, &p->key);
 	if (r) {
-		if (r->flags & TS_REPLY_F_DIRECT)
-			return TC_ACT_OK;
+		/* A direct connection's reply is not ours, unless it is a SYN-ACK
+		 * to a handshake through a VIP on the same 4-tuple: then the mark
+		 * is stale, or was forged (spoofed packets to a backend's
+		 * address) to hide the replies of a future connection. */
+		if (r->flags & TS_REPLY_F_DIRECT) {
+			if (!(p->tcp_flags & TCP_FLAG_SYN) || !ts_vip_handshake(p, ep))
+				return TC_ACT_OK;
+			bpf_map_delete_elem(&replies, &p->key);
+			return ts_reply_unconfirmed(skb, p, ep);
+		}
 		/* A SYN-ACK answers a handshake, judged with the half-open flows
 		 * whatever an earlier connection on the 4-tuple left here. */
 		if (r->ifindex == skb->ingress_ifindex && !(p->tcp_flags & TCP_FLAG_SYN))

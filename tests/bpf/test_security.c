@@ -310,6 +310,32 @@ static void test_v6_direct_connection(void **state)
 	direct_connection(env_of(state), true);
 }
 
+/* Spoofed packets from a client's address:port to a backend's own
+ * address:port mark that 4-tuple's replies as a direct connection's: they
+ * must not hide the replies of the client's later connection through the
+ * VIP on the same 4-tuple. */
+static void test_forged_direct_mark(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec spoof = { .src = CLIENT4, .dst = "198.18.2.11", .sport = 45500,
+				  .dport = 8008, .flags = PKT_SYN, .seq = 1 };
+	struct pkt_spec syn = client_pkt(false, 45500, PKT_SYN, 7000), data;
+	char addr[PKT_EPSTRLEN];
+	struct pkt in;
+
+	config_web4(e, 1, 0);
+	ASSERT_EQ(pkt_build(&in, &spoof), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "a spoofed SYN to v1's own address:port");
+	spoof.flags = PKT_ACK;
+	ASSERT_EQ(pkt_build(&in, &spoof), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "and an ACK, after the handshake below");
+	handshake(e, &syn, web4_to, 1, "the client's connection through the VIP");
+	expect_untouched(e, &in, TC_ACT_OK, "a spoofed ACK to v1's own address:port again");
+	data = from_backend(&syn, BE4_1, PKT_ACK | PKT_PSH, addr);
+	data.payload = "the answer";
+	expect_reply(e, &data, VIP4, "v1's data reaches the client from the VIP");
+}
+
 /*
  * Attack 4, forged replies: a packet from a backend's address:port that
  * arrives from the clients' side is never relabelled as the VIP, whether it
@@ -477,6 +503,7 @@ int run_security_tests(void)
 		TEST(test_midstream_confirmed_by_backend),
 		TEST(test_v4_direct_connection),
 		TEST(test_v6_direct_connection),
+		TEST(test_forged_direct_mark),
 		TEST(test_v4_forged_replies),
 		TEST(test_v6_forged_replies),
 		TEST(test_backend_to_its_own_vip),
