@@ -20,7 +20,7 @@ static const struct {
 	{ "service", cmd_service }, { "backend", cmd_backend }, { "weight", cmd_weight },
 	{ "drain", cmd_drain },	  { "flows", cmd_flows },   { "stats", cmd_stats },
 	{ "pick", cmd_pick },
-	{ "export", cmd_export },   { "import", cmd_import },
+	{ "export", cmd_export },   { "import", cmd_import },	{ "health", cmd_health },
 };
 
 static const char usage[] =
@@ -42,6 +42,8 @@ static const char usage[] =
 	"  pick SERVICE CLIENT:PORT...         the backend a new connection gets now\n"
 	"  export                              the whole configuration as a JSON document\n"
 	"  import [--dry-run] FILE             make the configuration equal to a document\n"
+	"  health SERVICE --check tcp|none [--interval D] [--timeout D] [--rise N] [--fall N]\n"
+	"                                      health checks of its backends (by the agent)\n"
 	"\n"
 	"Global options:\n"
 	"  --pin-dir DIR   maps live under DIR (default /sys/fs/bpf/tcpshift,\n"

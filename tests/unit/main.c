@@ -27,5 +27,6 @@ int main(int argc, char **argv)
 	failed += run_export_tests();
 	failed += run_cli_tests();
 	failed += run_layout_tests();
+	failed += run_health_tests();
 	return failed ? 1 : 0;
 }
