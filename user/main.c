@@ -21,6 +21,7 @@ static const struct {
 	{ "drain", cmd_drain },	  { "flows", cmd_flows },   { "stats", cmd_stats },
 	{ "pick", cmd_pick },
 	{ "export", cmd_export },   { "import", cmd_import },	{ "health", cmd_health },
+	{ "agent", cmd_agent },
 };
 
 static const char usage[] =
@@ -44,6 +45,7 @@ static const char usage[] =
 	"  import [--dry-run] FILE             make the configuration equal to a document\n"
 	"  health SERVICE --check tcp|none [--interval D] [--timeout D] [--rise N] [--fall N]\n"
 	"                                      health checks of its backends (by the agent)\n"
+	"  agent [--metrics ADDR:PORT]         health checks and Prometheus metrics\n"
 	"\n"
 	"Global options:\n"
 	"  --pin-dir DIR   maps live under DIR (default /sys/fs/bpf/tcpshift,\n"

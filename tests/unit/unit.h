@@ -57,5 +57,6 @@ int run_export_tests(void);
 int run_cli_tests(void);
 int run_layout_tests(void);
 int run_health_tests(void);
+int run_metrics_tests(void);
 
 #endif /* TCPSHIFT_UNIT_H */
