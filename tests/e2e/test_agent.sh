@@ -11,7 +11,8 @@
 #      restarted: its weight is back within rise x interval + 1 s; `service
 #      list` shows the operator's weights throughout (invariant 2, 3).
 #  (b) the agent SIGKILLed and restarted during traffic: no flow moved, no
-#      weight changed, no health transition (invariant 7).
+#      weight changed, no health transition (invariant 7); again with v2
+#      down: the restarted agent resumes from "down", no flap.
 # Also: a metrics address in use is refused with a clear error; SIGTERM stops
 # the agent cleanly.
 set -u
@@ -245,6 +246,28 @@ if [ "$(grep -c 'backend v2: \(DOWN\|UP\)' "$E2E_TMP/agent.log")" -eq 2 ]; then
 else
 	fail "agent: no health flap across the restart" "$(grep 'backend' "$E2E_TMP/agent.log")"
 fi
+
+# ---- (b) again with v2 down: the restarted agent resumes from "down" -----------
+kill "${E2E_SERVER_PIDS[v2]}"
+wait "${E2E_SERVER_PIDS[v2]}" 2>/dev/null
+wait_effective v2 0 "$LIMIT_DOWN" >/dev/null ||
+	fail "health: v2 down again" "$(ts -j service list)"
+before=$(ts -j service list)
+kill -9 "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+agent_start || fail "agent: restarts" "$(tail -n 3 "$E2E_TMP/agent.log")"
+sleep $(((FALL + RISE) * INTERVAL_MS / 1000 + 1))
+after=$(ts -j service list)
+if [ "$before" = "$after" ] && [ "$(field v2 health)" = down ] &&
+	[ "$(grep -c 'backend v2: \(DOWN\|UP\)' "$E2E_TMP/agent.log")" -eq 3 ]; then
+	pass "agent: SIGKILLed and restarted with v2 down: v2 stays down, since unchanged, no flap"
+else
+	fail "agent: restarted with v2 down resumes from down" "before $before after $after;" \
+		"$(grep backend "$E2E_TMP/agent.log" | tr '\n' ' ')"
+fi
+out=$(client_count "$VIP4" 10)
+[ "$(count_of "$out" v1)" -eq 10 ] ||
+	fail "health: after the restart, new connections avoid the down v2" "$(tr '\n' ' ' <<<"$out")"
 
 # ---- the checks in export/import, bad input ------------------------------------------
 doc=$(ts export)
