@@ -29,8 +29,11 @@ e2e_need jq curl prometheus
 e2e_topology
 e2e_load
 e2e_service tcp-echo "$VIP4" 100 0
-must "health checks" ts health tcp-echo --check tcp --interval "${INTERVAL_MS}ms" \
-	--timeout 300ms --rise "$RISE" --fall "$FALL"
+e2e_service tcp-echo6 "$VIP6" 50 50	# IPv6 checks: v2 goes down here too
+for s in tcp-echo tcp-echo6; do
+	must "health checks of $s" ts health "$s" --check tcp --interval "${INTERVAL_MS}ms" \
+		--timeout 300ms --rise "$RISE" --fall "$FALL"
+done
 
 now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
 # a free port on the gateway's loopback (nothing else listens there)
@@ -134,8 +137,8 @@ must "weights 50/50" ts weight tcp-echo v1=50 v2=50
 
 # backend NAME's FIELD in service list, "?" when absent
 field() {
-	ts -j service list | jq -r --arg b "$1" --arg f "$2" \
-		'.[] | select(.name == "tcp-echo") | .backends[] | select(.name == $b) |
+	ts -j service list | jq -r --arg b "$1" --arg f "$2" --arg s "${3:-tcp-echo}" \
+		'.[] | select(.name == $s) | .backends[] | select(.name == $b) |
 		 .[$f] // "?"'
 }
 operator_ok=1
@@ -187,7 +190,14 @@ if [ "$w" = "60/0" ]; then
 else
 	fail "health: a weight change while v2 is down keeps effective weight 0" "weight/effective $w"
 fi
-grep -q "backend v2: DOWN" "$E2E_TMP/agent.log" &&
+v6=$(field v2 health tcp-echo6)/$(field v2 effective_weight tcp-echo6)
+if [ "$v6" = down/0 ] && [ "$(client_count "$VIP6" 10 | awk '$1 == "v1" { print $2 }')" = 10 ]
+then
+	pass "health: IPv6 checks: v2 of tcp-echo6 down too, its new connections on v1"
+else
+	fail "health: IPv6 checks: v2 of tcp-echo6 down too" "health/effective $v6"
+fi
+grep -q "service tcp-echo backend v2: DOWN" "$E2E_TMP/agent.log" &&
 	pass "agent: one log line for the transition ($(grep -m1 'v2: DOWN' "$E2E_TMP/agent.log"))" ||
 	fail "agent: logs the transition" "$(cat "$E2E_TMP/agent.log")"
 
@@ -241,7 +251,7 @@ else
 	fail "agent: SIGKILL and restart: no flow moved" "moved: $flows_after; held reply" \
 		"'$HOLD_REPLY'; traffic: $during"
 fi
-if [ "$(grep -c 'backend v2: \(DOWN\|UP\)' "$E2E_TMP/agent.log")" -eq 2 ]; then
+if [ "$(grep -c 'service tcp-echo backend v2: \(DOWN\|UP\)' "$E2E_TMP/agent.log")" -eq 2 ]; then
 	pass "agent: no health transition across the restart"
 else
 	fail "agent: no health flap across the restart" "$(grep 'backend' "$E2E_TMP/agent.log")"
@@ -259,7 +269,7 @@ agent_start || fail "agent: restarts" "$(tail -n 3 "$E2E_TMP/agent.log")"
 sleep $(((FALL + RISE) * INTERVAL_MS / 1000 + 1))
 after=$(ts -j service list)
 if [ "$before" = "$after" ] && [ "$(field v2 health)" = down ] &&
-	[ "$(grep -c 'backend v2: \(DOWN\|UP\)' "$E2E_TMP/agent.log")" -eq 3 ]; then
+	[ "$(grep -c 'service tcp-echo backend v2: \(DOWN\|UP\)' "$E2E_TMP/agent.log")" -eq 3 ]; then
 	pass "agent: SIGKILLed and restarted with v2 down: v2 stays down, since unchanged, no flap"
 else
 	fail "agent: restarted with v2 down resumes from down" "before $before after $after;" \
