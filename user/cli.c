@@ -308,6 +308,6 @@ void cli_health_text(const struct ts_backend *be, __u32 effective, char *text, s
 	if (be->health == TS_HEALTH_DOWN)
 		snprintf(text, len, " (down%s: effective weight %u%s)", since, effective,
 			 effective ? ", every backend is down: fail open" : "");
-	else if (be->health_since_s)
+	else
 		snprintf(text, len, " (up%s)", since);
 }

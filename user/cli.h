@@ -110,7 +110,7 @@ int cli_tcp_state_parse(const char *name);
 json_object *cli_drain(const struct ts_backend *be, __u64 now, char *text, size_t len);
 
 /* A backend's health for people: " (down since 2026-12-01 01:02:03 UTC:
- * effective weight 0)", " (up since ...)"; "" for a backend never checked. */
+ * effective weight 0)", " (up since ...)", " (up)" before any transition. */
 void cli_health_text(const struct ts_backend *be, __u32 effective, char *text, size_t len);
 
 #define CLI_HELP_DONE	(-3)	/* cli_parse: help printed */

@@ -425,7 +425,6 @@ static void check_result(struct agent *a, struct check *c, bool ok, const char *
 		logf_("service %s backend %s: cannot store health %s: %s", c->service,
 		      c->backend, c->track.health == TS_HEALTH_DOWN ? "down" : "up", err.msg);
 		c->track.health = before;	/* tried again at the next result */
-		a->failed |= strstr(err.msg, "unloaded") != NULL;
 	} else if (c->track.health == TS_HEALTH_DOWN) {
 		logf_("service %s backend %s: DOWN after %u failed checks (%s): effective "
 		      "weight 0",
@@ -452,12 +451,14 @@ static void checks_round(struct agent *a)
 
 	pthread_mutex_lock(&a->lock);
 	r = ts_maps_lock_shared(&a->m, &err);
+	/* no lock: the pin directory is gone or holds another instance now
+	 * (unload, a new load): this agent's instance is no more */
+	a->failed |= r != 0;
 	r = r ?: ts_config_read(&a->m, &cfg, &err);
 	ts_maps_unlock(&a->m);
 	pthread_mutex_unlock(&a->lock);
 	if (r) {
 		logf_("%s", err.msg);
-		a->failed |= strstr(err.msg, "unloaded") != NULL;
 		usleep(100000);
 		return;
 	}

@@ -321,4 +321,20 @@ else
 	fail "agent: SIGTERM stops it cleanly" "exit $rc; $(tail -n 2 "$E2E_TMP/agent.log")"
 fi
 kill "$PROM_PID"
+
+# ---- the instance unloaded under a running agent: it stops, exit 1 ---------------
+agent_start || fail "agent: starts again" "$(tail -n 3 "$E2E_TMP/agent.log")"
+must "unload" ts unload
+for ((i = 0; i < 50; i++)); do
+	kill -0 "$AGENT_PID" 2>/dev/null || break
+	sleep 0.1
+done
+kill -0 "$AGENT_PID" 2>/dev/null && kill "$AGENT_PID"
+wait "$AGENT_PID"
+rc=$?
+if [ "$rc" -eq 1 ] && tail -n 1 "$E2E_TMP/agent.log" | grep -q "stopped: the instance is gone"; then
+	pass "agent: tcpshift unloaded under it: it stops, exit 1"
+else
+	fail "agent: stops when the instance is unloaded" "exit $rc; $(tail -n 2 "$E2E_TMP/agent.log")"
+fi
 e2e_status
