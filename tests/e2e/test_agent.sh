@@ -142,13 +142,14 @@ field() {
 		 .[$f] // "?"'
 }
 operator_ok=1
-# wait_effective NAME WANT MAX_MS: until NAME's effective weight is WANT; checks
+# wait_effective NAME WANT MAX_MS [SERVICE]: until NAME's effective weight (in
+# SERVICE, default tcp-echo) is WANT; checks
 # on the way that the operator's weights stay 50/50. Prints the ms it took.
 wait_effective() {
 	local t0 t i eff
 	t0=$(now_ms)
 	for ((i = 0; i < 100; i++)); do
-		eff=$(field "$1" effective_weight)
+		eff=$(field "$1" effective_weight "${4:-tcp-echo}")
 		[ "$(field v1 weight)/$(field v2 weight)" = "50/50" ] || operator_ok=0
 		t=$(now_ms)
 		[ "$eff" = "$2" ] && { echo $((t - t0)); return 0; }
@@ -190,6 +191,7 @@ if [ "$w" = "60/0" ]; then
 else
 	fail "health: a weight change while v2 is down keeps effective weight 0" "weight/effective $w"
 fi
+wait_effective v2 0 "$LIMIT_DOWN" tcp-echo6 >/dev/null	# its checks run at other moments
 v6=$(field v2 health tcp-echo6)/$(field v2 effective_weight tcp-echo6)
 if [ "$v6" = down/0 ] && [ "$(client_count "$VIP6" 10 | awk '$1 == "v1" { print $2 }')" = 10 ]
 then
@@ -222,7 +224,9 @@ else
 fi
 
 # ---- (b) the agent SIGKILLed and restarted during traffic -------------------------
-sleep 1	# a few checks after the transition
+wait_effective v2 50 "$LIMIT_UP" tcp-echo6 >/dev/null ||
+	fail "health: v2 of tcp-echo6 up again" "$(ts -j service list)"
+sleep 1	# a few checks after the transitions
 before=$(ts -j service list)
 flows_before=$(ts -j flows tcp-echo | jq -c '[.[] | select(.state == "established") |
 	{client, backend}] | sort')
@@ -260,8 +264,11 @@ fi
 # ---- (b) again with v2 down: the restarted agent resumes from "down" -----------
 kill "${E2E_SERVER_PIDS[v2]}"
 wait "${E2E_SERVER_PIDS[v2]}" 2>/dev/null
-wait_effective v2 0 "$LIMIT_DOWN" >/dev/null ||
-	fail "health: v2 down again" "$(ts -j service list)"
+# both services' v2 (their checks run at other moments)
+for s in tcp-echo tcp-echo6; do
+	wait_effective v2 0 "$LIMIT_DOWN" "$s" >/dev/null ||
+		fail "health: v2 of $s down again" "$(ts -j service list)"
+done
 before=$(ts -j service list)
 kill -9 "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null
