@@ -16,10 +16,11 @@ CC       ?= cc
 ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 
 DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
 		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq ethtool \
-		man-db groff-base ncat libclang-rt-14-dev strace
+		man-db groff-base ncat libclang-rt-14-dev strace libmicrohttpd-dev prometheus
 
 CFLAGS   ?= -g -O2
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -28,7 +29,7 @@ LDLIBS   += -lbpf -lelf -lz -ljson-c
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -I$(OUTPUT) -Iinclude -Ibpf
 
-LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c
+LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c
 CMD_SRCS := $(wildcard user/cmd_*.c) user/cli.c user/main.c
 LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
 CMD_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
@@ -95,7 +96,7 @@ $(OUTPUT)/libtcpshift.a: $(LIB_OBJS)
 
 $(OUTPUT)/tcpshift: $(CMD_OBJS) $(OUTPUT)/libtcpshift.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lmicrohttpd -lpthread -o $@
 
 $(OUTPUT)/ts-echo: tools/ts-echo.c | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -129,10 +130,14 @@ install: all
 	install -D -m 0644 doc/tcpshift.8 $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8
 	install -D -m 0644 contrib/bash-completion/tcpshift \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|' contrib/systemd/tcpshift-agent.service >$(OUTPUT)/tcpshift-agent.service
+	install -D -m 0644 $(OUTPUT)/tcpshift-agent.service \
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-agent.service
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/tcpshift $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8 \
-		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift \
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-agent.service
 
 format:
 	clang-format -i bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/*/*.c tools/*.c

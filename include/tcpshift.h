@@ -17,7 +17,7 @@
 
 /* Bumped whenever a map layout below changes; `load` refuses to reuse pinned
  * maps written by a different layout. */
-#define TS_ABI_VERSION		3
+#define TS_ABI_VERSION		4
 
 #define TS_NAME_LEN		32	/* service and backend names, NUL-terminated */
 #define TS_MAX_SERVICES		256
@@ -54,6 +54,33 @@ struct ts_endpoint_key {
 	__u8	family;		/* enum ts_family */
 };
 
+/*
+ * A service's health checks, run by `tcpshift agent` (never by the data
+ * plane, which does not read this): every interval_ms, a TCP connect to each
+ * backend's address:port that must succeed within timeout_ms; `fall`
+ * failures in a row mark a backend down, `rise` successes up again
+ * (doc/DESIGN.md, "Health checks").
+ */
+enum ts_health_check_kind {
+	TS_CHECK_NONE	= 0,
+	TS_CHECK_TCP	= 1,
+};
+
+#define TS_HEALTH_DEFAULT_INTERVAL_MS	2000	/* HAProxy's inter */
+#define TS_HEALTH_DEFAULT_TIMEOUT_MS	1000
+#define TS_HEALTH_DEFAULT_RISE		2
+#define TS_HEALTH_DEFAULT_FALL		3
+#define TS_HEALTH_MAX_COUNT		100	/* rise, fall */
+
+struct ts_health_check {
+	__u32	interval_ms;
+	__u32	timeout_ms;
+	__u8	check;		/* enum ts_health_check_kind */
+	__u8	rise;
+	__u8	fall;
+	__u8	pad;
+};
+
 /* services: hash, VIP endpoint -> service */
 struct ts_service {
 	__u32	id;		/* index into `tables` */
@@ -61,6 +88,7 @@ struct ts_service {
 	__u32	table_half;	/* which half of the table is live: 0 or 1 */
 	__u32	pad;
 	char	name[TS_NAME_LEN];
+	struct ts_health_check health;	/* control plane only */
 };
 
 /*
@@ -105,6 +133,17 @@ struct ts_backend {
 	__u32	weighted_halves;	/* bit h: ... with a weight > 0 in half h */
 	__u64	drain_deadline_ns;	/* CLOCK_MONOTONIC; 0 = none */
 	char	name[TS_NAME_LEN];
+	/* Health, written by the agent's checks (control plane only): a backend
+	 * down has an effective weight 0 in the tables built while it is, its
+	 * operator's weight is kept in the table's configuration entries. */
+	__u8	health;		/* enum ts_health */
+	__u8	pad[7];
+	__u64	health_since_s;	/* CLOCK_REALTIME seconds of the last transition; 0: never */
+};
+
+enum ts_health {
+	TS_HEALTH_UP	= 0,	/* also: never checked */
+	TS_HEALTH_DOWN	= 1,
 };
 
 /*

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -293,4 +294,20 @@ json_object *cli_drain(const struct ts_backend *be, __u64 now, char *text, size_
 				   " (drained: remaining flows are closed)",
 		 (unsigned long long)left);
 	return json_object_new_int64((int64_t)left);
+}
+
+void cli_health_text(const struct ts_backend *be, __u32 effective, char *text, size_t len)
+{
+	char since[32] = "";
+	time_t t = (time_t)be->health_since_s;
+	struct tm tm;
+
+	text[0] = '\0';
+	if (be->health_since_s && gmtime_r(&t, &tm))
+		strftime(since, sizeof(since), " since %Y-%m-%d %H:%M:%S UTC", &tm);
+	if (be->health == TS_HEALTH_DOWN)
+		snprintf(text, len, " (down%s: effective weight %u%s)", since, effective,
+			 effective ? ", every backend is down: fail open" : "");
+	else
+		snprintf(text, len, " (up%s)", since);
 }

@@ -30,6 +30,8 @@ int cmd_stats(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_pick(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_export(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_import(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_health(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_agent(struct ts_ctx *ctx, int argc, char **argv);
 
 /* Print err as the one stderr line; returns its exit status. */
 int cli_report(const struct ts_err *err);
@@ -107,6 +109,10 @@ int cli_tcp_state_parse(const char *name);
 /* A backend's drain deadline: seconds left as JSON (NULL when it has none),
  * and " (draining: flows closed in Ns)" in text ("" when none). */
 json_object *cli_drain(const struct ts_backend *be, __u64 now, char *text, size_t len);
+
+/* A backend's health for people: " (down since 2026-12-01 01:02:03 UTC:
+ * effective weight 0)", " (up since ...)", " (up)" before any transition. */
+void cli_health_text(const struct ts_backend *be, __u32 effective, char *text, size_t len);
 
 #define CLI_HELP_DONE	(-3)	/* cli_parse: help printed */
 

@@ -107,6 +107,9 @@ static void print_change(const struct ts_change *c)
 		printf("service %s: backend %s: weight %s -> %s\n", c->service, c->backend,
 		       c->from, c->to);
 		break;
+	case TS_CHANGE_HEALTH:
+		printf("service %s: health checks %s -> %s\n", c->service, c->from, c->to);
+		break;
 	}
 }
 

@@ -31,8 +31,10 @@ static int service_list(struct ts_ctx *ctx, struct ts_maps *m)
 	struct ts_config cfg;
 	struct ts_err err;
 	json_object *arr;
-	char vip[TS_ADDRSTRLEN], addr[TS_ADDRSTRLEN], size[16], drain[64];
+	char vip[TS_ADDRSTRLEN], addr[TS_ADDRSTRLEN], size[16], drain[64], health[96];
+	__u32 eff[TS_MAX_SERVICE_BACKENDS];
 	__u64 now = ts_now_ns();
+	bool checked;
 
 	if (ts_config_read(m, &cfg, &err))
 		return cli_report(&err);
@@ -49,6 +51,14 @@ static int service_list(struct ts_ctx *ctx, struct ts_maps *m)
 		json_object_object_add(o, "name", json_object_new_string(s->svc.name));
 		json_object_object_add(o, "vip", json_object_new_string(vip));
 		json_object_object_add(o, "table_size", json_object_new_int64(s->svc.table_size));
+		/* health only where there are checks or a backend is down: the
+		 * output stays as it was for everything else */
+		ts_effective_weights(s->backends, s->nbackends, eff);
+		checked = s->svc.health.check != TS_CHECK_NONE;
+		for (size_t j = 0; j < s->nbackends; j++)
+			checked |= s->backends[j].be.health != TS_HEALTH_UP;
+		if (checked)
+			json_object_object_add(o, "health", ts_health_json(&s->svc.health));
 		if (!ctx->json && !s->nbackends)
 			printf("%-20s %-28s %-6s %s\n", s->svc.name, vip, size, "-");
 		for (size_t j = 0; j < s->nbackends; j++) {
@@ -66,12 +76,26 @@ static int service_list(struct ts_ctx *ctx, struct ts_maps *m)
 			dl = cli_drain(&b->be, now, drain, sizeof(drain));
 			if (dl)
 				json_object_object_add(bo, "drain_deadline_s", dl);
+			health[0] = '\0';
+			if (checked) {
+				bool down = b->be.health == TS_HEALTH_DOWN;
+
+				json_object_object_add(bo, "effective_weight",
+						       json_object_new_int64(eff[j]));
+				json_object_object_add(bo, "health",
+						       json_object_new_string(down ? "down" : "up"));
+				if (b->be.health_since_s)
+					json_object_object_add(
+						bo, "health_since",
+						json_object_new_int64((int64_t)b->be.health_since_s));
+				cli_health_text(&b->be, eff[j], health, sizeof(health));
+			}
 			json_object_array_add(bs, bo);
 			if (!ctx->json)
-				printf("%-20s %-28s %-6s %-12s %-28s %u%s\n",
+				printf("%-20s %-28s %-6s %-12s %-28s %u%s%s\n",
 				       j ? "" : s->svc.name, j ? "" : vip, j ? "" : size,
 				       b->be.name, addr, b->weight,
-				       drain[0] ? drain : b->weight ? "" : " (draining)");
+				       drain[0] ? drain : b->weight ? "" : " (draining)", health);
 		}
 		json_object_object_add(o, "backends", bs);
 		json_object_array_add(arr, o);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <bpf/bpf.h>
 
 #include "libtcpshift.h"
@@ -205,7 +206,7 @@ static int check_service(const struct ts_doc_service *want, struct ts_err *err)
 		return ts_fail(err, TS_ERR_USAGE,
 			       "service '%s' has %d backends, the most allowed: remove one first",
 			       want->name, TS_MAX_SERVICE_BACKENDS);
-	return 0;
+	return ts_health_check_valid(&want->health, err);
 }
 
 /* Service s as it is, as the service a change wants; b holds room for
@@ -219,6 +220,7 @@ static void want_of(const struct ts_service_cfg *s, struct ts_doc_service *w,
 	memcpy(w->vip.addr, s->key.addr, sizeof(w->vip.addr));
 	w->vip.port = s->key.port;
 	w->table_size = s->svc.table_size;
+	w->health = s->svc.health;
 	w->backends = b;
 	w->nbackends = s->nbackends;
 	for (size_t i = 0; i < s->nbackends; i++) {
@@ -484,6 +486,87 @@ int ts_backend_drain(struct ts_maps *m, const char *service, const char *name,
 	return backend_set_deadline(m, d.id, timeout_ns ? ts_now_ns() + timeout_ns : 0, err);
 }
 
+/* ---- health: the checks (operator) and each backend's state (agent) ------------- */
+
+/* Store backend b's health before the commit: the data plane does not read
+ * it; the switch that follows makes the effective weight. A command killed in
+ * between leaves a health that the next change of the service builds into
+ * its table (service_update compares effective weights with the live half). */
+static int backend_write_health(struct ts_maps *m, struct ts_backend_cfg *b, __u8 health,
+				__u64 since_s, struct ts_err *err)
+{
+	struct ts_backend be;
+
+	if (bpf_map_lookup_elem(m->backends, &b->id, &be))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read backend %s: %s", b->be.name,
+			       strerror(errno));
+	be.health = health;
+	be.health_since_s = since_s;
+	if (bpf_map_update_elem(m->backends, &b->id, &be, BPF_EXIST))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot write the health of backend %s: %s",
+			       b->be.name, strerror(errno));
+	b->be.health = health;	/* the list the table is built from copies s */
+	b->be.health_since_s = since_s;
+	return 0;
+}
+
+struct health_checks {
+	struct ts_maps			*m;
+	const struct ts_health_check	*hc;
+};
+
+static int edit_health(struct ts_config *cfg, struct ts_service_cfg *s,
+		       struct ts_doc_service *want, void *arg, struct ts_err *err)
+{
+	const struct health_checks *a = arg;
+	const struct ts_health_check *hc = a->hc;
+	int r = ts_health_check_valid(hc, err);
+
+	want->health = *hc;
+	/* No checks: nothing will ever mark a backend up again, so all are. */
+	for (size_t i = 0; !r && hc->check == TS_CHECK_NONE && i < s->nbackends; i++)
+		if (s->backends[i].be.health != TS_HEALTH_UP)
+			r = backend_write_health(a->m, &s->backends[i], TS_HEALTH_UP,
+						 (__u64)time(NULL), err);
+	return r;
+}
+
+int ts_health_set(struct ts_maps *m, const char *service, const struct ts_health_check *hc,
+		  struct ts_err *err)
+{
+	struct health_checks a = { m, hc };
+
+	return change_service(m, service, edit_health, &a, err);
+}
+
+struct health_change {
+	struct ts_maps	*m;
+	const char	*name;
+	__u8		health;
+	__u64		since_s;
+};
+
+static int edit_backend_health(struct ts_config *cfg, struct ts_service_cfg *s,
+			       struct ts_doc_service *want, void *arg, struct ts_err *err)
+{
+	const struct health_change *h = arg;
+	struct ts_backend_cfg *b = ts_service_backend(s, h->name);
+
+	if (!b)
+		return unknown_backend(err, s->svc.name, h->name);
+	if (b->be.health == h->health)
+		return 0;
+	return backend_write_health(h->m, b, h->health, h->since_s, err);
+}
+
+int ts_backend_health_set(struct ts_maps *m, const char *service, const char *name,
+			  enum ts_health health, __u64 since_s, struct ts_err *err)
+{
+	struct health_change h = { m, name, (__u8)health, since_s };
+
+	return change_service(m, service, edit_backend_health, &h, err);
+}
+
 /* ---- the pipeline's steps --------------------------------------------------------- */
 
 /* n ids for new backends and their generations: never-used ids first, then
@@ -624,6 +707,7 @@ static int service_update(struct ts_maps *m, struct ts_config *cfg, struct ts_se
 {
 	struct ts_backend_cfg *list = calloc(TS_MAX_SERVICE_BACKENDS, sizeof(*list));
 	bool is_new[TS_MAX_SERVICE_BACKENDS], changed;
+	__u32 eff[TS_MAX_SERVICE_BACKENDS];
 	size_t n = want->nbackends, nnew = 0, nkept = 0;
 	int r;
 
@@ -632,11 +716,16 @@ static int service_update(struct ts_maps *m, struct ts_config *cfg, struct ts_se
 	r = backend_list_build(m, cfg, s, want, list, is_new, &nnew, err);
 	if (r)
 		goto out;
-	changed = nnew > 0;
+	changed = nnew > 0 || memcmp(&want->health, &s->svc.health, sizeof(want->health));
+	ts_effective_weights(list, n, eff);
 	for (size_t i = 0; i < n; i++)
 		if (!is_new[i]) {
 			nkept++;
 			changed |= list[i].weight != ts_service_backend(s, list[i].be.name)->weight;
+			/* health changes the effective weight: the live half
+			 * says whether it was > 0 when it was built */
+			changed |= !eff[i] != !(list[i].be.weighted_halves &
+						 (1U << (s->svc.table_half & 1)));
 		}
 	if (!changed && nkept == s->nbackends)
 		goto out; /* nothing differs: no write at all */
@@ -650,7 +739,9 @@ static int service_update(struct ts_maps *m, struct ts_config *cfg, struct ts_se
 			r = backend_set_deadline(m, list[i].id, 0, err);
 	if (r)
 		goto out;
-	/* The commit: additions, removals and weights, all at once. */
+	/* The commit: additions, removals, weights and health checks, all at
+	 * once (the health checks ride in the same `services` update). */
+	s->svc.health = want->health;
 	r = table_install(m, s, list, n, err);
 	if (r)
 		goto out;
@@ -723,6 +814,7 @@ static int service_create(struct ts_maps *m, struct ts_config *cfg,
 		goto out;
 	}
 	ns->svc.table_size = want->table_size;
+	ns->svc.health = want->health;
 	snprintf(ns->svc.name, sizeof(ns->svc.name), "%s", want->name);
 	r = backend_list_build(m, cfg, NULL, want, list, is_new, &nnew, err);
 	/* members of half 0, the half that goes live with the service */

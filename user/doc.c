@@ -261,9 +261,69 @@ static int parse_backend(struct parse_state *ps, json_object *o, size_t si, size
 	return 0;
 }
 
+/* {"check": "tcp", "interval_ms", "timeout_ms", "rise", "fall"}; absent keys
+ * take the defaults of `tcpshift health`. */
+static int parse_health(json_object *o, const char *path, struct ts_health_check *hc,
+			struct ts_err *err)
+{
+	static const char *const keys[] = { "check", "interval_ms", "timeout_ms", "rise",
+					    "fall" };
+	const char *hint = "health has check (\"tcp\" or \"none\"), interval_ms, timeout_ms, "
+			   "rise and fall";
+	__u32 rise = TS_HEALTH_DEFAULT_RISE, fall = TS_HEALTH_DEFAULT_FALL;
+	char sub[96];
+	const char *check;
+	json_object *v;
+	struct ts_err e;
+	int r;
+
+	if (!json_object_is_type(o, json_type_object))
+		return fail_at(err, path, "is %s: %s", type_name(o), hint);
+	r = check_keys(o, path, keys, 5, hint, err);
+	r = r ?: get_key(o, path, "check", "give \"tcp\" or \"none\"", &v, err);
+	snprintf(sub, sizeof(sub), "%s.check", path);
+	r = r ?: get_string(v, sub, "tcp", &check, err);
+	if (r)
+		return r;
+	memset(hc, 0, sizeof(*hc));
+	if (!strcmp(check, "none"))
+		return json_object_object_length(o) == 1
+			       ? 0
+			       : fail_at(err, path, "check \"none\" takes no other key");
+	if (strcmp(check, "tcp"))
+		return fail_at(err, sub, "\"%.32s\" is no health check: give \"tcp\" or \"none\"",
+			       check);
+	hc->check = TS_CHECK_TCP;
+	hc->interval_ms = TS_HEALTH_DEFAULT_INTERVAL_MS;
+	hc->timeout_ms = TS_HEALTH_DEFAULT_TIMEOUT_MS;
+	if (json_object_object_get_ex(o, "interval_ms", &v)) {
+		snprintf(sub, sizeof(sub), "%s.interval_ms", path);
+		r = get_u32(v, sub, 100, 3600000, &hc->interval_ms, err);
+	}
+	if (!r && json_object_object_get_ex(o, "timeout_ms", &v)) {
+		snprintf(sub, sizeof(sub), "%s.timeout_ms", path);
+		r = get_u32(v, sub, 10, 3600000, &hc->timeout_ms, err);
+	}
+	if (!r && json_object_object_get_ex(o, "rise", &v)) {
+		snprintf(sub, sizeof(sub), "%s.rise", path);
+		r = get_u32(v, sub, 1, TS_HEALTH_MAX_COUNT, &rise, err);
+	}
+	if (!r && json_object_object_get_ex(o, "fall", &v)) {
+		snprintf(sub, sizeof(sub), "%s.fall", path);
+		r = get_u32(v, sub, 1, TS_HEALTH_MAX_COUNT, &fall, err);
+	}
+	if (r)
+		return r;
+	hc->rise = (__u8)rise;
+	hc->fall = (__u8)fall;
+	if (ts_health_check_valid(hc, &e))
+		return fail_at(err, path, "%s", e.msg);
+	return 0;
+}
+
 static int parse_service(struct parse_state *ps, json_object *o, size_t si, struct ts_err *err)
 {
-	static const char *const keys[] = { "name", "vip", "table_size", "backends" };
+	static const char *const keys[] = { "name", "vip", "table_size", "health", "backends" };
 	struct ts_doc_service *s = &ps->doc->services[si];
 	char path[32], sub[64];
 	json_object *v;
@@ -276,8 +336,8 @@ static int parse_service(struct parse_state *ps, json_object *o, size_t si, stru
 			       "is %s: give an object {\"name\", \"vip\", \"table_size\", "
 			       "\"backends\"}",
 			       type_name(o));
-	r = check_keys(o, path, keys, 4, "a service has name, vip, table_size and backends",
-		       err);
+	r = check_keys(o, path, keys, 5,
+		       "a service has name, vip, table_size, health and backends", err);
 	if (r)
 		return r;
 
@@ -317,6 +377,13 @@ static int parse_service(struct parse_state *ps, json_object *o, size_t si, stru
 			r = fail_at(err, sub,
 				    "%u is not prime: use a prime such as 16381 or 65537",
 				    s->table_size);
+		if (r)
+			return r;
+	}
+
+	if (json_object_object_get_ex(o, "health", &v)) {
+		snprintf(sub, sizeof(sub), "%s.health", path);
+		r = parse_health(v, sub, &s->health, err);
 		if (r)
 			return r;
 	}
@@ -667,6 +734,7 @@ int ts_doc_from_config(const struct ts_config *cfg, __u32 seed, struct ts_doc *d
 		s->vip.port = c->key.port;
 		memcpy(s->vip.addr, c->key.addr, sizeof(s->vip.addr));
 		s->table_size = c->svc.table_size;
+		s->health = c->svc.health;
 		s->backends = calloc(c->nbackends ? c->nbackends : 1, sizeof(*s->backends));
 		if (!s->backends) {
 			ts_doc_free(doc);
@@ -687,6 +755,30 @@ int ts_doc_from_config(const struct ts_config *cfg, __u32 seed, struct ts_doc *d
 	}
 	qsort(doc->services, doc->nservices, sizeof(*doc->services), cmp_doc_service);
 	return 0;
+}
+
+json_object *ts_health_json(const struct ts_health_check *hc)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "check", json_object_new_string(ts_health_check_name(hc->check)));
+	if (hc->check == TS_CHECK_NONE)
+		return o;
+	json_object_object_add(o, "interval_ms", json_object_new_int64(hc->interval_ms));
+	json_object_object_add(o, "timeout_ms", json_object_new_int64(hc->timeout_ms));
+	json_object_object_add(o, "rise", json_object_new_int(hc->rise));
+	json_object_object_add(o, "fall", json_object_new_int(hc->fall));
+	return o;
+}
+
+void ts_health_text(const struct ts_health_check *hc, char *buf, size_t len)
+{
+	if (hc->check == TS_CHECK_NONE)
+		snprintf(buf, len, "none");
+	else
+		snprintf(buf, len, "%s interval %ums timeout %ums rise %u fall %u",
+			 ts_health_check_name(hc->check), hc->interval_ms, hc->timeout_ms,
+			 hc->rise, hc->fall);
 }
 
 static json_object *endpoint_json(const struct ts_endpoint *ep)
@@ -714,6 +806,9 @@ char *ts_doc_format(const struct ts_doc *doc)
 		json_object_object_add(o, "name", json_object_new_string(s->name));
 		json_object_object_add(o, "vip", endpoint_json(&s->vip));
 		json_object_object_add(o, "table_size", json_object_new_int64(s->table_size));
+		/* only where there are checks: documents without stay as they were */
+		if (s->health.check != TS_CHECK_NONE)
+			json_object_object_add(o, "health", ts_health_json(&s->health));
 		for (size_t j = 0; j < s->nbackends; j++) {
 			const struct ts_doc_backend *b = &s->backends[j];
 			json_object *bo = json_object_new_object();
@@ -747,6 +842,7 @@ static const char *const change_names[] = {
 	[TS_CHANGE_BACKEND_ADD] = "backend-add",
 	[TS_CHANGE_BACKEND_REPLACE] = "backend-replace",
 	[TS_CHANGE_WEIGHT] = "weight",
+	[TS_CHANGE_HEALTH] = "health",
 };
 
 const char *ts_change_name(enum ts_change_kind kind)
@@ -867,6 +963,13 @@ int ts_doc_plan(const struct ts_doc *have, const struct ts_doc *want, struct ts_
 				backend_text(&w->backends[j], true, c->to, sizeof(c->to));
 			}
 			continue;
+		}
+		if (memcmp(&h->health, &w->health, sizeof(w->health))) {
+			c = plan_add(plan, &cap, TS_CHANGE_HEALTH, w->name, NULL);
+			if (!c)
+				goto oom;
+			ts_health_text(&h->health, c->from, sizeof(c->from));
+			ts_health_text(&w->health, c->to, sizeof(c->to));
 		}
 		for (size_t j = 0; j < h->nbackends; j++)
 			if (!doc_backend(w, h->backends[j].name)) {

@@ -224,6 +224,44 @@ int ts_weights_set(struct ts_maps *m, const char *service, char (*names)[TS_NAME
 		   const __u32 *weights, size_t n, struct ts_err *err);
 int ts_backend_drain(struct ts_maps *m, const char *service, const char *name,
 		     __u64 timeout_ns, struct ts_err *err);
+/* A service's health checks (TS_CHECK_NONE: none, and every backend is up
+ * again), through the change pipeline. */
+int ts_health_set(struct ts_maps *m, const char *service, const struct ts_health_check *hc,
+		  struct ts_err *err);
+/* A backend's health (the agent's checks): stored with the backend, and the
+ * table switched to the effective weights, in one change. Nothing happens
+ * when the backend is already in that state. */
+int ts_backend_health_set(struct ts_maps *m, const char *service, const char *name,
+			  enum ts_health health, __u64 since_s, struct ts_err *err);
+/* The weights a table is built with, out[0..n): the operator's, and 0 for a
+ * backend that is down, unless every backend with a weight is down (then
+ * the operator's: fail open). Pure. */
+void ts_effective_weights(const struct ts_backend_cfg *b, size_t n, __u32 *out);
+/* health.c: one backend's checks, as the agent sees them. */
+struct ts_health_track {
+	__u8	health;		/* enum ts_health: the stored state */
+	__u32	count;		/* results in a row against it */
+};
+
+/* One check's result: true when the state changes (count reached fall from
+ * up, rise from down). Pure. */
+bool ts_health_step(struct ts_health_track *t, bool ok, __u8 rise, __u8 fall);
+/* metrics.c: what the agent read, for one scrape. stats, effective and
+ * slots: [service][backend], in cfg's order. */
+struct ts_metrics {
+	const struct ts_config		*cfg;
+	struct ts_backend_stats		**stats;
+	__u32				**effective;
+	__u32				**slots;
+	__u64				counters[TS_CNT_MAX];
+	__u32				flows, flows_max, half_open, half_open_max;
+};
+
+/* The Prometheus text exposition (malloc()ed, *len bytes), or NULL. Pure. */
+char *ts_metrics_render(const struct ts_metrics *in, size_t *len);
+/* Valid health check settings (TS_CHECK_NONE: all fields 0). */
+int ts_health_check_valid(const struct ts_health_check *hc, struct ts_err *err);
+const char *ts_health_check_name(__u8 check);
 
 /* ---- pick.c: the data plane's pick for a new flow ------------------------ */
 
@@ -298,6 +336,7 @@ struct ts_doc_service {
 	char			name[TS_NAME_LEN];
 	struct ts_endpoint	vip;
 	__u32			table_size;
+	struct ts_health_check	health;		/* check TS_CHECK_NONE: all 0 */
 	size_t			nbackends;	/* sorted by name */
 	struct ts_doc_backend	*backends;
 };
@@ -321,6 +360,10 @@ void ts_doc_free(struct ts_doc *doc);
 /* The document of a configuration read with ts_config_read. */
 int ts_doc_from_config(const struct ts_config *cfg, __u32 seed, struct ts_doc *doc,
 		       struct ts_err *err);
+/* A service's health checks as JSON (json-c), and as one line of text. */
+struct json_object;
+struct json_object *ts_health_json(const struct ts_health_check *hc);
+void ts_health_text(const struct ts_health_check *hc, char *buf, size_t len);
 /* The document as JSON text ending in a newline (malloc()ed), or NULL. */
 char *ts_doc_format(const struct ts_doc *doc);
 
@@ -334,6 +377,7 @@ enum ts_change_kind {
 	TS_CHANGE_BACKEND_ADD,		/* to: address and weight */
 	TS_CHANGE_BACKEND_REPLACE,	/* address: removed and added again */
 	TS_CHANGE_WEIGHT,		/* from, to: the weights */
+	TS_CHANGE_HEALTH,		/* from, to: the health checks */
 };
 
 struct ts_change {

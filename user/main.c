@@ -20,7 +20,8 @@ static const struct {
 	{ "service", cmd_service }, { "backend", cmd_backend }, { "weight", cmd_weight },
 	{ "drain", cmd_drain },	  { "flows", cmd_flows },   { "stats", cmd_stats },
 	{ "pick", cmd_pick },	  { "rollout", cmd_rollout },
-	{ "export", cmd_export },   { "import", cmd_import },
+	{ "export", cmd_export },   { "import", cmd_import },	{ "health", cmd_health },
+	{ "agent", cmd_agent },
 };
 
 static const char usage[] =
@@ -43,6 +44,9 @@ static const char usage[] =
 	"  rollout SERVICE FROM TO [OPTIONS]   shift step by step, gated on TO's failures\n"
 	"  export                              the whole configuration as a JSON document\n"
 	"  import [--dry-run] FILE             make the configuration equal to a document\n"
+	"  health SERVICE --check tcp|none [--interval D] [--timeout D] [--rise N] [--fall N]\n"
+	"                                      health checks of its backends (by the agent)\n"
+	"  agent [--metrics ADDR:PORT]         health checks and Prometheus metrics\n"
 	"\n"
 	"Global options:\n"
 	"  --pin-dir DIR   maps live under DIR (default /sys/fs/bpf/tcpshift,\n"

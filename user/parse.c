@@ -310,3 +310,37 @@ int ts_parse_seed(const char *s, __u32 *seed)
 	*seed = (__u32)v;
 	return 0;
 }
+
+const char *ts_health_check_name(__u8 check)
+{
+	return check == TS_CHECK_TCP ? "tcp" : check == TS_CHECK_NONE ? "none" : "?";
+}
+
+int ts_health_check_valid(const struct ts_health_check *hc, struct ts_err *err)
+{
+	if (hc->check == TS_CHECK_NONE) {
+		if (hc->interval_ms || hc->timeout_ms || hc->rise || hc->fall)
+			return ts_fail(err, TS_ERR_USAGE,
+				       "health check none takes no interval, timeout, rise or "
+				       "fall");
+		return 0;
+	}
+	if (hc->check != TS_CHECK_TCP)
+		return ts_fail(err, TS_ERR_USAGE, "unknown health check %u: give tcp or none",
+			       hc->check);
+	if (hc->interval_ms < 100 || hc->interval_ms > 3600000)
+		return ts_fail(err, TS_ERR_USAGE,
+			       "health check interval %ums is out of range: give 100ms-1h",
+			       hc->interval_ms);
+	if (hc->timeout_ms < 10 || hc->timeout_ms > hc->interval_ms)
+		return ts_fail(err, TS_ERR_USAGE,
+			       "health check timeout %ums is out of range: give 10ms up to the "
+			       "interval (%ums)",
+			       hc->timeout_ms, hc->interval_ms);
+	if (hc->rise < 1 || hc->rise > TS_HEALTH_MAX_COUNT || hc->fall < 1 ||
+	    hc->fall > TS_HEALTH_MAX_COUNT)
+		return ts_fail(err, TS_ERR_USAGE,
+			       "health check rise %u and fall %u: give each 1-%d", hc->rise,
+			       hc->fall, TS_HEALTH_MAX_COUNT);
+	return 0;
+}

@@ -74,6 +74,21 @@ int table_open(const struct ts_maps *m, const struct ts_service *svc, bool writa
 	return table_mmap(t, svc->table_size, writable, svc->name, err);
 }
 
+void ts_effective_weights(const struct ts_backend_cfg *b, size_t n, __u32 *out)
+{
+	bool any_up = false, any_weight = false;
+
+	for (size_t i = 0; i < n; i++) {
+		any_weight |= b[i].weight > 0;
+		any_up |= b[i].weight > 0 && b[i].be.health != TS_HEALTH_DOWN;
+	}
+	/* Fail open: when every backend with weight is down, the checks are
+	 * more likely wrong than all the backends (Envoy's panic threshold). */
+	for (size_t i = 0; i < n; i++)
+		out[i] = any_weight && !any_up ? b[i].weight
+		       : b[i].be.health == TS_HEALTH_DOWN ? 0 : b[i].weight;
+}
+
 /* Write one half: the Maglev slots for backends b[0..n) (sorted by name),
  * then the configuration they come from. */
 int table_write_half(struct ts_table_entry *half, __u32 size,
@@ -81,16 +96,18 @@ int table_write_half(struct ts_table_entry *half, __u32 size,
 {
 	struct ts_maglev_backend *mb = calloc(n ? n : 1, sizeof(*mb));
 	__u32 *slots = calloc(size, sizeof(*slots));
+	__u32 eff[TS_MAX_SERVICE_BACKENDS];
 	int r = 0;
 
-	if (!mb || !slots) {
+	if (!mb || !slots || n > TS_MAX_SERVICE_BACKENDS) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory building a table of %u slots",
 			    size);
 		goto out;
 	}
+	ts_effective_weights(b, n, eff);
 	for (size_t i = 0; i < n; i++) {
 		mb[i].name = b[i].be.name;
-		mb[i].weight = b[i].weight;
+		mb[i].weight = eff[i];
 	}
 	r = ts_maglev_build(mb, n, size, slots);
 	if (r) {
@@ -153,7 +170,7 @@ static const struct ts_backend_cfg *backend_listed(const struct ts_backend_cfg *
  * with weight > 0: the data plane's test for "takes new flows"); the other
  * half's bits, the ones packets read now, are left alone. */
 static int backend_set_member(struct ts_maps *m, __u32 id, __u32 half,
-			      const struct ts_backend_cfg *cfg, struct ts_err *err)
+			      const struct ts_backend_cfg *cfg, __u32 eff, struct ts_err *err)
 {
 	struct ts_backend be;
 	__u32 bit = 1U << (half & 1);
@@ -163,7 +180,7 @@ static int backend_set_member(struct ts_maps *m, __u32 id, __u32 half,
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot read backend %u: %s", id,
 			       strerror(errno));
 	member = cfg ? be.table_halves | bit : be.table_halves & ~bit;
-	weighted = cfg && cfg->weight ? be.weighted_halves | bit : be.weighted_halves & ~bit;
+	weighted = cfg && eff ? be.weighted_halves | bit : be.weighted_halves & ~bit;
 	if (member == be.table_halves && weighted == be.weighted_halves)
 		return 0;
 	be.table_halves = member;
@@ -183,6 +200,7 @@ int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 			 const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
 {
 	struct ts_service next = s->svc;
+	__u32 eff[TS_MAX_SERVICE_BACKENDS];
 	struct table_view t;
 	int r;
 
@@ -193,12 +211,17 @@ int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 	r = table_write_half(t.e + next.table_half * TS_TABLE_HALF(next.table_size),
 			     next.table_size, b, n, err);
 	table_unmap(&t);
-	/* who is a member of the new half: the old members and the new ones */
-	for (size_t i = 0; !r && i < s->nbackends; i++)
-		r = backend_set_member(m, s->backends[i].id, next.table_half,
-				       backend_listed(b, n, s->backends[i].id), err);
+	/* who is a member of the new half: the old members and the new ones;
+	 * "weighted" (takes new flows) by the effective weight */
+	ts_effective_weights(b, n, eff);
+	for (size_t i = 0; !r && i < s->nbackends; i++) {
+		const struct ts_backend_cfg *l = backend_listed(b, n, s->backends[i].id);
+
+		r = backend_set_member(m, s->backends[i].id, next.table_half, l,
+				       l ? eff[l - b] : 0, err);
+	}
 	for (size_t i = 0; !r && i < n; i++)
-		r = backend_set_member(m, b[i].id, next.table_half, &b[i], err);
+		r = backend_set_member(m, b[i].id, next.table_half, &b[i], eff[i], err);
 	if (r)
 		return r;
 	/* The commit: one update, seen by the data plane all at once. */

@@ -44,6 +44,7 @@ V2_6='[2001:2:2::12]:8008'
 E2E_NAME=e2e
 E2E_TMP=
 E2E_PIDS=()		# processes this script started, killed by the trap
+declare -A E2E_SERVER_PIDS=()	# echo server name -> its pid (the latest one)
 E2E_NETNS=()		# namespaces this script made, deleted by the trap
 E2E_LOADED=0		# tcpshift was loaded under E2E_PIN
 E2E_PIN_OWNED=0		# E2E_PIN did not exist before: the trap may remove it
@@ -214,6 +215,7 @@ e2e_server() {
 	nsenter --net="/run/netns/$ns" "$TS_ECHO" server --name "$name" --listen "$a4" \
 		--listen "$a6" >>"$E2E_TMP/server-$name.log" 2>&1 &
 	e2e_track_pid "$!"
+	E2E_SERVER_PIDS[$name]=$!
 }
 
 # e2e_wait_echo NS ADDR:PORT NAME: until NAME answers at ADDR:PORT from NS (≤ 5 s).

@@ -14,6 +14,7 @@ e2e_init install
 e2e_need make man groff
 DEST=$E2E_TMP/dest
 BIN=$DEST/usr/sbin/tcpshift
+UNIT=$DEST/usr/lib/systemd/system/tcpshift-agent.service
 MAN=$DEST/usr/share/man/man8/tcpshift.8
 COMP=$DEST/usr/share/bash-completion/completions/tcpshift
 
@@ -25,7 +26,7 @@ if ! timeout 300 make -C "$E2E_ROOT" --no-print-directory install DESTDIR="$DEST
 	e2e_status
 	exit
 fi
-for f in "$BIN" "$MAN" "$COMP"; do
+for f in "$BIN" "$MAN" "$COMP" "$UNIT"; do
 	if [ -f "$f" ]; then
 		pass "install: installs ${f#"$DEST"}"
 	else
@@ -33,6 +34,13 @@ for f in "$BIN" "$MAN" "$COMP"; do
 			find . -type f | tr '\n' ' ')"
 	fi
 done
+if grep -qx "ExecStart=/usr/sbin/tcpshift agent --metrics \${TCPSHIFT_METRICS}" "$UNIT" 2>/dev/null
+then
+	pass "install: the agent's systemd unit runs the installed binary"
+else
+	fail "install: the agent's systemd unit runs the installed binary" \
+		"$(grep ExecStart "$UNIT" 2>&1)"
+fi
 if [ -x "$BIN" ] && "$BIN" --help >/dev/null 2>&1; then
 	pass "install: the installed binary runs (--help exits 0)"
 else

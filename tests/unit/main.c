@@ -27,5 +27,7 @@ int main(int argc, char **argv)
 	failed += run_export_tests();
 	failed += run_cli_tests();
 	failed += run_layout_tests();
+	failed += run_health_tests();
+	failed += run_metrics_tests();
 	return failed ? 1 : 0;
 }

@@ -56,5 +56,7 @@ int run_hash_tests(void);
 int run_export_tests(void);
 int run_cli_tests(void);
 int run_layout_tests(void);
+int run_health_tests(void);
+int run_metrics_tests(void);
 
 #endif /* TCPSHIFT_UNIT_H */

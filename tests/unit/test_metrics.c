@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The agent's metrics text (issue 11): names, labels, the histogram. */
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "libtcpshift.h"
+#include "unit.h"
+
+#define HAS(text, line) ASSERT_TRUE(strstr(text, line "\n"), "missing line: %s", line)
+
+static void metrics_render_text(void **state)
+{
+	static struct ts_config cfg;
+	static struct ts_service_cfg svc;
+	struct ts_backend_stats st[2] = {}, *stats[1] = { st };
+	__u32 eff[2] = { 90, 0 }, slots[2] = { 7, 0 }, *effp[1] = { eff }, *slotp[1] = { slots };
+	struct ts_metrics in = { .cfg = &cfg, .stats = stats, .effective = effp, .slots = slotp,
+				 .flows = 3, .flows_max = 1024, .half_open = 1,
+				 .half_open_max = 256 };
+	size_t len = 0;
+	char *text;
+
+	(void)state;
+	memset(&svc, 0, sizeof(svc));
+	strcpy(svc.svc.name, "web");
+	svc.svc.table_size = 7;
+	svc.nbackends = 2;
+	for (int i = 0; i < 2; i++) {
+		svc.backends[i].be.family = TS_AF_INET;
+		svc.backends[i].be.addr[0] = htonl(0xc6120200 + 11 + i);	/* 198.18.2.11 */
+		svc.backends[i].be.port = htons(8008);
+	}
+	strcpy(svc.backends[0].be.name, "v1");
+	strcpy(svc.backends[1].be.name, "v2");
+	svc.backends[0].weight = 90;
+	svc.backends[1].weight = 10;
+	svc.backends[1].be.health = TS_HEALTH_DOWN;
+	svc.backends[1].be.health_since_s = 1700000000;
+	cfg.nservices = 1;
+	cfg.services = &svc;
+	st[0].new_flows = 5;
+	st[0].opened = 4;
+	st[0].ended = 1;
+	st[0].bytes_to_backend = 100;
+	st[0].bytes_from_backend = 200;
+	st[0].handshake_hist[0] = 2;	/* <= 65.536 us */
+	st[0].handshake_hist[2] = 1;	/* <= 262.144 us */
+	st[0].handshake_hist[TS_HANDSHAKE_BUCKETS - 1] = 1;	/* more */
+	st[0].handshake_ns_sum = 1500000000;
+	st[1].opened = 1;
+	st[1].ended = 2;	/* drifted: never below 0 */
+	in.counters[TS_CNT_NON_SYN_MISS] = 9;
+
+	text = ts_metrics_render(&in, &len);
+	ASSERT_TRUE(text && strlen(text) == len, "rendered");
+	HAS(text, "# TYPE tcpshift_backend_connection_attempts_total counter");
+	HAS(text, "tcpshift_backend_connection_attempts_total{service=\"web\",backend=\"v1\","
+		  "addr=\"198.18.2.11:8008\"} 5");
+	HAS(text, "tcpshift_backend_open_connections{service=\"web\",backend=\"v1\","
+		  "addr=\"198.18.2.11:8008\"} 3");
+	HAS(text, "tcpshift_backend_open_connections{service=\"web\",backend=\"v2\","
+		  "addr=\"198.18.2.12:8008\"} 0");
+	HAS(text, "tcpshift_backend_bytes_total{service=\"web\",backend=\"v1\","
+		  "addr=\"198.18.2.11:8008\",direction=\"to_backend\"} 100");
+	HAS(text, "tcpshift_backend_bytes_total{service=\"web\",backend=\"v1\","
+		  "addr=\"198.18.2.11:8008\",direction=\"from_backend\"} 200");
+	HAS(text, "# TYPE tcpshift_backend_handshake_seconds histogram");
+	/* cumulative buckets, le in seconds: 65536 ns << i */
+	HAS(text, "tcpshift_backend_handshake_seconds_bucket{service=\"web\",backend=\"v1\","
+		  "addr=\"198.18.2.11:8008\",le=\"6.5536e-05\"} 2");
+	HAS(text, "tcpshift_backend_handshake_seconds_bucket{service=\"web\",backend=\"v1\","
+		  "addr=\"198.18.2.11:8008\",le=\"0.000131072\"} 2");
+	HAS(text, "tcpshift_backend_handshake_seconds_bucket{service=\"web\",backend=\"v1\","
+		  "addr=\"198.18.2.11:8008\",le=\"0.000262144\"} 3");
+	HAS(text, "tcpshift_backend_handshake_seconds_bucket{service=\"web\",backend=\"v1\","
+		  "addr=\"198.18.2.11:8008\",le=\"+Inf\"} 4");
+	HAS(text, "tcpshift_backend_handshake_seconds_count{service=\"web\",backend=\"v1\","
+		  "addr=\"198.18.2.11:8008\"} 4");
+	HAS(text, "tcpshift_backend_handshake_seconds_sum{service=\"web\",backend=\"v1\","
+		  "addr=\"198.18.2.11:8008\"} 1.500000000");
+	HAS(text, "tcpshift_backend_weight{service=\"web\",backend=\"v2\","
+		  "addr=\"198.18.2.12:8008\"} 10");
+	HAS(text, "tcpshift_backend_effective_weight{service=\"web\",backend=\"v2\","
+		  "addr=\"198.18.2.12:8008\"} 0");
+	HAS(text, "tcpshift_backend_up{service=\"web\",backend=\"v2\",addr=\"198.18.2.12:8008\"} 0");
+	HAS(text, "tcpshift_backend_up{service=\"web\",backend=\"v1\",addr=\"198.18.2.11:8008\"} 1");
+	HAS(text, "tcpshift_backend_health_since_seconds{service=\"web\",backend=\"v2\","
+		  "addr=\"198.18.2.12:8008\"} 1700000000");
+	HAS(text, "tcpshift_backend_table_slots{service=\"web\",backend=\"v1\","
+		  "addr=\"198.18.2.11:8008\"} 7");
+	HAS(text, "tcpshift_service_table_size{service=\"web\"} 7");
+	HAS(text, "tcpshift_events_total{event=\"non_syn_miss\"} 9");
+	HAS(text, "tcpshift_flow_table_entries{table=\"flows\"} 3");
+	HAS(text, "tcpshift_flow_table_max_entries{table=\"half_open\"} 256");
+	/* every line is a comment or a sample of ours */
+	for (char *line = text, *nl; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		ASSERT_TRUE(nl, "the text ends with a newline");
+		ASSERT_TRUE(line[0] == '#' || !strncmp(line, "tcpshift_", 9),
+			    "a line that is no sample: %.60s", line);
+	}
+	free(text);
+}
+
+int run_metrics_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(metrics_render_text),
+	};
+
+	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
+}

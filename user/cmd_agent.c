@@ -1,0 +1,576 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * tcpshift agent: the long-running helper of an instance. It runs the
+ * services' health checks and serves Prometheus metrics. It keeps no state
+ * of its own that matters (invariant 7): a backend's health is stored with
+ * the backend, the agent only counts the run of results against it, so a
+ * killed or restarted agent changes no flow and no weight, and resumes from
+ * the stored health without flapping. The data plane never depends on it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <microhttpd.h>
+
+#include "cli.h"
+
+static const char help[] =
+	"Usage: tcpshift agent [--metrics ADDR:PORT]\n"
+	"\n"
+	"Run in the foreground until SIGTERM or SIGINT: the health checks of every\n"
+	"service that has them ('tcpshift health'), and, with --metrics, Prometheus\n"
+	"metrics at http://ADDR:PORT/metrics (per backend, labels service, backend,\n"
+	"addr: connection attempts, handshakes, refusals, SYN retransmits, resets,\n"
+	"closes, open connections, bytes each way, handshake-time histogram, weight and\n"
+	"effective weight, health; the global counters; table and flow-table fill).\n"
+	"One line on stderr for each health transition. Exit 0 on SIGTERM or SIGINT;\n"
+	"1 when the instance is unloaded under it; 2 when the metrics address is in use.\n"
+	"\n"
+	"A backend's health is stored in the maps: killing or restarting the agent\n"
+	"changes no flow and no weight, and a restarted agent resumes from the stored\n"
+	"health. Run one agent per instance (the systemd unit tcpshift-agent.service).\n"
+	"\n"
+	"  --metrics ADDR:PORT   serve metrics there (127.0.0.1:9470, [::1]:9470)\n"
+	"\n"
+	"Examples:\n"
+	"  tcpshift agent --metrics 127.0.0.1:9470\n"
+	"  tcpshift -n gw agent\n";
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+/* One backend's checks. */
+struct check {
+	char			service[TS_NAME_LEN];
+	char			backend[TS_NAME_LEN];
+	__u32			id, generation;
+	struct ts_health_track	track;
+	__u64			due_ms;		/* next check starts */
+	__u64			deadline_ms;	/* of the connect in progress */
+	int			fd;		/* connect in progress, or -1 */
+	bool			seen;		/* still configured */
+	bool			marked;		/* mark is in `replies` */
+	struct ts_flow_key	mark;		/* the check's replies, as they arrive */
+};
+
+static int replies_fd = -1;	/* for check_stop */
+
+struct agent {
+	struct ts_maps		m;
+	pthread_mutex_t		lock;	/* the maps' lock is one per process */
+	struct check		checks[TS_MAX_BACKENDS];
+	size_t			nchecks;
+	bool			failed;	/* the instance went away */
+};
+
+static __u64 now_ms(void)
+{
+	return ts_now_ns() / 1000000;
+}
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...)
+{
+	char stamp[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	va_list ap;
+
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(stderr, "tcpshift agent: %s ", stamp);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+static char *metrics_collect(struct agent *a, size_t *len)
+{
+	struct ts_metrics in = {};
+	struct ts_config cfg = {};
+	struct ts_err err;
+	char *text = NULL;
+	size_t ns = 0;
+	__u32 key_flow = sizeof(struct ts_flow_key);
+	struct bpf_map_info info;
+	__u32 info_len;
+
+	pthread_mutex_lock(&a->lock);
+	if (ts_maps_lock_shared(&a->m, &err) || ts_config_read(&a->m, &cfg, &err))
+		goto out;
+	ns = cfg.nservices;
+	in.cfg = &cfg;
+	in.stats = calloc(ns ? ns : 1, sizeof(*in.stats));
+	in.effective = calloc(ns ? ns : 1, sizeof(*in.effective));
+	in.slots = calloc(ns ? ns : 1, sizeof(*in.slots));
+	if (!in.stats || !in.effective || !in.slots)
+		goto out;
+	for (size_t i = 0; i < ns; i++) {
+		struct ts_service_cfg *s = &cfg.services[i];
+		size_t n = s->nbackends ? s->nbackends : 1;
+
+		in.stats[i] = calloc(n, sizeof(**in.stats));
+		in.effective[i] = calloc(n, sizeof(**in.effective));
+		in.slots[i] = calloc(n, sizeof(**in.slots));
+		if (!in.stats[i] || !in.effective[i] || !in.slots[i])
+			goto out;
+		ts_effective_weights(s->backends, s->nbackends, in.effective[i]);
+		if (ts_table_shares(&a->m, s, in.slots[i], &err))
+			goto out;
+		for (size_t j = 0; j < s->nbackends; j++)
+			if (ts_backend_stats_read(&a->m, s->backends[j].id, &in.stats[i][j], &err))
+				goto out;
+	}
+	if (ts_counters_read(&a->m, in.counters, &err))
+		goto out;
+	ts_count_entries(a->m.flows, key_flow, &in.flows);
+	ts_count_entries(a->m.half_open, key_flow, &in.half_open);
+	info_len = sizeof(info);
+	memset(&info, 0, sizeof(info));
+	if (!bpf_obj_get_info_by_fd(a->m.flows, &info, &info_len))
+		in.flows_max = info.max_entries;
+	info_len = sizeof(info);
+	memset(&info, 0, sizeof(info));
+	if (!bpf_obj_get_info_by_fd(a->m.half_open, &info, &info_len))
+		in.half_open_max = info.max_entries;
+	text = ts_metrics_render(&in, len);
+out:
+	ts_maps_unlock(&a->m);
+	pthread_mutex_unlock(&a->lock);
+	for (size_t i = 0; i < ns && in.stats; i++) {
+		free(in.stats[i]);
+		if (in.effective)
+			free(in.effective[i]);
+		if (in.slots)
+			free(in.slots[i]);
+	}
+	free(in.stats);
+	free(in.effective);
+	free(in.slots);
+	ts_config_free(&cfg);
+	return text;
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_len, void **con_cls)
+{
+	static const char not_found[] = "tcpshift agent: metrics are at /metrics\n";
+	struct MHD_Response *resp;
+	enum MHD_Result r;
+	unsigned int code = MHD_HTTP_OK;
+	char *text;
+	size_t len = 0;
+
+	(void)version;
+	(void)upload;
+	(void)upload_len;
+	(void)con_cls;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return MHD_NO;
+	if (strcmp(url, "/metrics")) {
+		resp = MHD_create_response_from_buffer(sizeof(not_found) - 1, (void *)not_found,
+						       MHD_RESPMEM_PERSISTENT);
+		code = MHD_HTTP_NOT_FOUND;
+	} else {
+		text = metrics_collect(cls, &len);
+		if (!text) {
+			static const char fail[] = "cannot read the maps\n";
+
+			resp = MHD_create_response_from_buffer(sizeof(fail) - 1, (void *)fail,
+							       MHD_RESPMEM_PERSISTENT);
+			code = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		} else {
+			resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+			MHD_add_response_header(resp, "Content-Type",
+						"text/plain; version=0.0.4; charset=utf-8");
+		}
+	}
+	if (!resp)
+		return MHD_NO;
+	r = MHD_queue_response(conn, code, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+/* An address:port of ours as a socket address; returns its length. */
+static socklen_t sockaddr_of(__u8 family, const __be32 addr[4], __be16 port,
+			     struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == TS_AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = port;
+		memcpy(&sin->sin_addr, addr, 4);
+		return sizeof(*sin);
+	}
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = port;
+	memcpy(&sin6->sin6_addr, addr, 16);
+	return sizeof(*sin6);
+}
+
+/* Our own listening socket, so that an address in use gets a clear error. */
+static int metrics_listen(const char *spec, struct ts_err *err)
+{
+	struct ts_endpoint ep;
+	struct sockaddr_storage ss = {};
+	socklen_t sl;
+	int fd, one = 1;
+
+	if (ts_parse_endpoint(spec, &ep, err))
+		return -1;
+	sl = sockaddr_of(ep.family, ep.addr, ep.port, &ss);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ts_fail(err, TS_ERR_RUNTIME, "cannot open the metrics socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 64)) {
+		int e = errno;
+
+		close(fd);
+		ts_fail(err, e == EADDRINUSE || e == EADDRNOTAVAIL ? TS_ERR_USAGE : TS_ERR_RUNTIME,
+			"cannot serve metrics on %s: %s%s", spec, strerror(e),
+			e == EADDRINUSE ? ": another process listens there; pick another --metrics"
+			: e == EADDRNOTAVAIL ? ": no such local address here" : "");
+		return -1;
+	}
+	return fd;
+}
+
+/* ---- health checks ------------------------------------------------------------ */
+
+static struct check *check_find(struct agent *a, __u32 id, __u32 generation)
+{
+	for (size_t i = 0; i < a->nchecks; i++)
+		if (a->checks[i].id == id && a->checks[i].generation == generation)
+			return &a->checks[i];
+	return NULL;
+}
+
+static void check_stop(struct check *c)
+{
+	struct linger abort_close = { .l_onoff = 1, .l_linger = 0 };
+
+	if (c->fd >= 0) {
+		/* a RST, no TIME_WAIT: nothing more comes back, so the mark
+		 * can go at once */
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+		close(c->fd);
+	}
+	if (c->marked)
+		bpf_map_delete_elem(replies_fd, &c->mark);
+	c->fd = -1;
+	c->marked = false;
+	c->deadline_ms = 0;
+}
+
+/* The checks as configured now: new backends start from their stored health. */
+static int checks_sync(struct agent *a, struct ts_config *cfg)
+{
+	__u64 now = now_ms();
+	size_t k = 0;
+
+	for (size_t i = 0; i < a->nchecks; i++)
+		a->checks[i].seen = false;
+	for (size_t i = 0; i < cfg->nservices; i++) {
+		struct ts_service_cfg *s = &cfg->services[i];
+
+		if (s->svc.health.check != TS_CHECK_TCP)
+			continue;
+		for (size_t j = 0; j < s->nbackends; j++) {
+			struct ts_backend_cfg *b = &s->backends[j];
+			struct check *c = check_find(a, b->id, b->be.generation);
+
+			if (!c && a->nchecks < TS_MAX_BACKENDS) {
+				c = &a->checks[a->nchecks++];
+				memset(c, 0, sizeof(*c));
+				c->id = b->id;
+				c->generation = b->be.generation;
+				c->fd = -1;
+				/* spread the first checks over an interval */
+				c->due_ms = now + (b->id * 37U) % s->svc.health.interval_ms;
+				c->track.health = b->be.health;
+			}
+			if (!c)
+				continue;
+			c->seen = true;
+			snprintf(c->service, sizeof(c->service), "%s", s->svc.name);
+			snprintf(c->backend, sizeof(c->backend), "%s", b->be.name);
+			/* the stored state rules (an operator's --check none, a
+			 * second agent): the run counts against it */
+			if (c->track.health != b->be.health) {
+				c->track.health = b->be.health;
+				c->track.count = 0;
+			}
+		}
+	}
+	for (size_t i = 0; i < a->nchecks; i++) {
+		if (a->checks[i].seen) {
+			a->checks[k++] = a->checks[i];
+			continue;
+		}
+		check_stop(&a->checks[i]);
+	}
+	a->nchecks = k;
+	return 0;
+}
+
+/* Bind the check's socket to the source the route to the backend gives, and
+ * fill c->mark with the key of its replies. */
+static bool check_mark(struct check *c, const struct sockaddr_storage *dst, socklen_t sl,
+		       const struct ts_backend *be)
+{
+	struct sockaddr_storage src = {};
+	socklen_t srclen = sizeof(src);
+	int u = socket(dst->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	ok = u >= 0 && !connect(u, (const struct sockaddr *)dst, sl) &&
+	     !getsockname(u, (struct sockaddr *)&src, &srclen);
+	if (u >= 0)
+		close(u);
+	if (!ok)
+		return false;
+	if (src.ss_family == AF_INET)
+		((struct sockaddr_in *)&src)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&src)->sin6_port = 0;
+	srclen = sl;
+	if (bind(c->fd, (struct sockaddr *)&src, sl) ||
+	    getsockname(c->fd, (struct sockaddr *)&src, &srclen))
+		return false;
+	memset(&c->mark, 0, sizeof(c->mark));
+	memcpy(c->mark.saddr, be->addr, sizeof(c->mark.saddr));
+	c->mark.sport = be->port;
+	if (src.ss_family == AF_INET) {
+		memcpy(c->mark.daddr, &((struct sockaddr_in *)&src)->sin_addr, 4);
+		c->mark.dport = ((struct sockaddr_in *)&src)->sin_port;
+	} else {
+		memcpy(c->mark.daddr, &((struct sockaddr_in6 *)&src)->sin6_addr, 16);
+		c->mark.dport = ((struct sockaddr_in6 *)&src)->sin6_port;
+	}
+	c->mark.proto = IPPROTO_TCP;
+	c->mark.family = be->family;
+	return true;
+}
+
+static bool check_start(struct check *c, const struct ts_backend *be,
+			const struct ts_health_check *hc, __u64 now)
+{
+	struct sockaddr_storage ss = {};
+	socklen_t sl;
+
+	sl = sockaddr_of(be->family, be->addr, be->port, &ss);
+	c->due_ms = now + hc->interval_ms;
+	c->deadline_ms = now + hc->timeout_ms;
+	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return false;
+	/* The gateway's own connection to a backend never passes tc ingress,
+	 * so the data plane cannot see that it is direct, and would take the
+	 * backend's answers for replies of a VIP flow (backend_addrs) and
+	 * rewrite them. Mark it as a client's direct connection is marked
+	 * (TS_REPLY_F_DIRECT): its source, from a bind to the address the
+	 * route gives, is known before the SYN leaves. */
+	if (check_mark(c, &ss, sl, be))
+		c->marked = !bpf_map_update_elem(replies_fd, &c->mark,
+						 &(struct ts_reply_state){
+							 .flags = TS_REPLY_F_DIRECT },
+						 BPF_ANY);
+	/* a connect that fails at once (refused, unreachable) leaves its
+	 * error in SO_ERROR, read when poll() reports the socket */
+	connect(c->fd, (struct sockaddr *)&ss, sl);
+	return true;
+}
+
+/* A finished check: the state machine, and a transition stored through the
+ * change pipeline (effective weights switch with it). */
+static void check_result(struct agent *a, struct check *c, bool ok, const char *why,
+			 const struct ts_health_check *hc)
+{
+	struct ts_err err;
+	__u8 before = c->track.health;
+
+	check_stop(c);
+	if (!ts_health_step(&c->track, ok, hc->rise, hc->fall))
+		return;
+	pthread_mutex_lock(&a->lock);
+	if (ts_backend_health_set(&a->m, c->service, c->backend, c->track.health,
+				  (__u64)time(NULL), &err)) {
+		logf_("service %s backend %s: cannot store health %s: %s", c->service,
+		      c->backend, c->track.health == TS_HEALTH_DOWN ? "down" : "up", err.msg);
+		c->track.health = before;	/* tried again at the next result */
+	} else if (c->track.health == TS_HEALTH_DOWN) {
+		logf_("service %s backend %s: DOWN after %u failed checks (%s): effective "
+		      "weight 0",
+		      c->service, c->backend, hc->fall, why);
+	} else {
+		logf_("service %s backend %s: UP after %u good checks: its weight is back",
+		      c->service, c->backend, hc->rise);
+	}
+	ts_maps_unlock(&a->m);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* One round: read the configuration, start the checks that are due, finish
+ * those that completed or timed out. Waits at most 100 ms. */
+static void checks_round(struct agent *a)
+{
+	struct pollfd pfd[TS_MAX_BACKENDS];
+	struct check *pc[TS_MAX_BACKENDS];
+	struct ts_config cfg;
+	struct ts_err err;
+	size_t np = 0;
+	__u64 now;
+	int r;
+
+	pthread_mutex_lock(&a->lock);
+	r = ts_maps_lock_shared(&a->m, &err);
+	/* no lock: the pin directory is gone or holds another instance now
+	 * (unload, a new load): this agent's instance is no more */
+	a->failed |= r != 0;
+	r = r ?: ts_config_read(&a->m, &cfg, &err);
+	ts_maps_unlock(&a->m);
+	pthread_mutex_unlock(&a->lock);
+	if (r) {
+		logf_("%s", err.msg);
+		usleep(100000);
+		return;
+	}
+	checks_sync(a, &cfg);
+	now = now_ms();
+	for (size_t i = 0; i < a->nchecks; i++) {
+		struct check *c = &a->checks[i];
+		struct ts_service_cfg *s = ts_config_service(&cfg, c->service);
+		struct ts_backend_cfg *b = s ? ts_service_backend(s, c->backend) : NULL;
+
+		if (!b)
+			continue;
+		if (c->fd < 0 && now >= c->due_ms &&
+		    !check_start(c, &b->be, &s->svc.health, now)) {
+			check_result(a, c, false, "cannot open a socket", &s->svc.health);
+			continue;
+		}
+		if (c->fd >= 0 && now >= c->deadline_ms) {
+			check_result(a, c, false, "timed out", &s->svc.health);
+			continue;
+		}
+		if (c->fd >= 0 && np < TS_MAX_BACKENDS) {
+			pfd[np] = (struct pollfd){ .fd = c->fd, .events = POLLOUT };
+			pc[np++] = c;
+		}
+	}
+	if (poll(pfd, np, 100) > 0) {
+		for (size_t i = 0; i < np; i++) {
+			struct check *c = pc[i];
+			struct ts_service_cfg *s = ts_config_service(&cfg, c->service);
+			int soerr = 0;
+			socklen_t sl = sizeof(soerr);
+
+			if (!pfd[i].revents || !s)
+				continue;
+			getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+			check_result(a, c, soerr == 0, soerr ? strerror(soerr) : "",
+				     &s->svc.health);
+		}
+	} else if (!np) {
+		/* nothing in flight: poll returned at once or after 100 ms */
+	}
+	ts_config_free(&cfg);
+}
+
+int cmd_agent(struct ts_ctx *ctx, int argc, char **argv)
+{
+	const char *metrics = NULL;
+	const struct cli_opt opts[] = {
+		{ "metrics", 0, CLI_STRING, &metrics, .metavar = "ADDR:PORT" },
+		CLI_OPT_HELP,
+		{},
+	};
+	struct MHD_Daemon *httpd = NULL;
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct agent *a;
+	struct ts_err err;
+	int r, lfd = -1;
+
+	r = cli_no_args(argc, argv, opts, help);
+	if (r != CLI_CONTINUE)
+		return r;
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		fprintf(stderr, "tcpshift: out of memory\n");
+		return 1;
+	}
+	pthread_mutex_init(&a->lock, NULL);
+	if (metrics) {
+		lfd = metrics_listen(metrics, &err);
+		if (lfd < 0) {
+			free(a);
+			return cli_report(&err);
+		}
+	}
+	r = cli_open_maps(ctx, &a->m);
+	if (r) {
+		if (lfd >= 0)
+			close(lfd);
+		free(a);
+		return r;
+	}
+	replies_fd = a->m.replies;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (lfd >= 0) {
+		httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+					 NULL, NULL, answer, a, MHD_OPTION_LISTEN_SOCKET, lfd,
+					 MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+		if (!httpd) {
+			fprintf(stderr, "tcpshift: cannot start the metrics server on %s\n",
+				metrics);
+			close(lfd);
+			ts_maps_close(&a->m);
+			free(a);
+			return 1;
+		}
+		logf_("serving metrics at http://%s/metrics", metrics);
+	}
+	logf_("started (pin directory %s)", a->m.pin_dir);
+	while (!stopping && !a->failed)
+		checks_round(a);
+	if (httpd)
+		MHD_stop_daemon(httpd);
+	for (size_t i = 0; i < a->nchecks; i++)
+		check_stop(&a->checks[i]);
+	logf_(a->failed ? "stopped: the instance is gone" : "stopped");
+	ts_maps_close(&a->m);
+	pthread_mutex_destroy(&a->lock);
+	r = a->failed ? 1 : 0;
+	free(a);
+	return r;
+}
