@@ -668,30 +668,53 @@ static __always_inline int ts_reply_confirmed(struct __sk_buff *skb, const struc
 	return ts_reply_rewrite(skb, p, be, id, r->vip, r->vport, true);
 }
 
-/* Did p arrive on the device this gateway routes its source to? A strict
- * reverse-path check (as rp_filter=1), for the replies that have no flow
- * state here: a "reply" forged on the client side fails it. */
-static __always_inline bool ts_from_backend_side(struct __sk_buff *skb, const struct ts_pkt *p)
+/* A forwarding FIB lookup from src to dst, as for a packet arriving on p's
+ * device: the helper's verdict, and in *oif the device it routes out of. */
+static __always_inline int ts_fib_route(struct __sk_buff *skb, const struct ts_pkt *p,
+					const __be32 *src, const __be32 *dst, __u32 *oif)
 {
 	struct bpf_fib_lookup fib = {
 		.l4_protocol = IPPROTO_TCP,
-		.sport = p->key.dport,
-		.dport = p->key.sport,
 		.ifindex = skb->ingress_ifindex,
 	};
 	int rc;
 
 	if (p->key.family == TS_AF_INET) {
 		fib.family = AF_INET;
-		fib.ipv4_src = p->key.daddr[0];
-		fib.ipv4_dst = p->key.saddr[0];
+		fib.ipv4_src = src[0];
+		fib.ipv4_dst = dst[0];
 	} else {
 		fib.family = AF_INET6;
-		__builtin_memcpy(fib.ipv6_src, p->key.daddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, p->key.saddr, 16);
+		__builtin_memcpy(fib.ipv6_src, src, 16);
+		__builtin_memcpy(fib.ipv6_dst, dst, 16);
 	}
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
-	return rc == BPF_FIB_LKUP_RET_SUCCESS && fib.ifindex == skb->ingress_ifindex;
+	*oif = fib.ifindex;
+	return rc;
+}
+
+/* Did p arrive on the device this gateway routes its source to? A strict
+ * reverse-path check (as rp_filter=1), for the replies that have no flow
+ * state here: a "reply" forged on the client side fails it. */
+static __always_inline bool ts_from_backend_side(struct __sk_buff *skb, const struct ts_pkt *p)
+{
+	__u32 oif;
+
+	return ts_fib_route(skb, p, p->key.daddr, p->key.saddr, &oif) ==
+		       BPF_FIB_LKUP_RET_SUCCESS &&
+	       oif == skb->ingress_ifindex;
+}
+
+/* Is p for the gateway itself (not forwarded)? The gateway's own
+ * connections to a backend (health checks, monitoring) leave through egress,
+ * where nothing marks them; their answers are delivered here, and a reply
+ * of another gateway's flow never is. */
+static __always_inline bool ts_to_this_host(struct __sk_buff *skb, const struct ts_pkt *p)
+{
+	__u32 oif;
+
+	return ts_fib_route(skb, p, p->key.saddr, p->key.daddr, &oif) ==
+	       BPF_FIB_LKUP_RET_NOT_FWDED;
 }
 
 /*
@@ -731,6 +754,9 @@ static __always_inline int ts_reply_unconfirmed(struct __sk_buff *skb, const str
 				f->ifindex = skb->ingress_ifindex;
 				ts_track_backend(f, true, p);
 				ts_reply_entry(&key, f, be);
+			} else if (ts_to_this_host(skb, p)) {
+				/* no flow of ours, and for the gateway itself */
+				return TC_ACT_OK;
 			}
 		}
 	}

@@ -65,11 +65,8 @@ struct check {
 	__u64			deadline_ms;	/* of the connect in progress */
 	int			fd;		/* connect in progress, or -1 */
 	bool			seen;		/* still configured */
-	bool			marked;		/* mark is in `replies` */
-	struct ts_flow_key	mark;		/* the check's replies, as they arrive */
 };
 
-static int replies_fd = -1;	/* for check_stop */
 
 struct agent {
 	struct ts_maps		m;
@@ -278,15 +275,11 @@ static void check_stop(struct check *c)
 	struct linger abort_close = { .l_onoff = 1, .l_linger = 0 };
 
 	if (c->fd >= 0) {
-		/* a RST, no TIME_WAIT: nothing more comes back, so the mark
-		 * can go at once */
+		/* a RST, no TIME_WAIT on the gateway */
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
 		close(c->fd);
 	}
-	if (c->marked)
-		bpf_map_delete_elem(replies_fd, &c->mark);
 	c->fd = -1;
-	c->marked = false;
 	c->deadline_ms = 0;
 }
 
@@ -341,45 +334,6 @@ static int checks_sync(struct agent *a, struct ts_config *cfg)
 	return 0;
 }
 
-/* Bind the check's socket to the source the route to the backend gives, and
- * fill c->mark with the key of its replies. */
-static bool check_mark(struct check *c, const struct sockaddr_storage *dst, socklen_t sl,
-		       const struct ts_backend *be)
-{
-	struct sockaddr_storage src = {};
-	socklen_t srclen = sizeof(src);
-	int u = socket(dst->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	ok = u >= 0 && !connect(u, (const struct sockaddr *)dst, sl) &&
-	     !getsockname(u, (struct sockaddr *)&src, &srclen);
-	if (u >= 0)
-		close(u);
-	if (!ok)
-		return false;
-	if (src.ss_family == AF_INET)
-		((struct sockaddr_in *)&src)->sin_port = 0;
-	else
-		((struct sockaddr_in6 *)&src)->sin6_port = 0;
-	srclen = sl;
-	if (bind(c->fd, (struct sockaddr *)&src, sl) ||
-	    getsockname(c->fd, (struct sockaddr *)&src, &srclen))
-		return false;
-	memset(&c->mark, 0, sizeof(c->mark));
-	memcpy(c->mark.saddr, be->addr, sizeof(c->mark.saddr));
-	c->mark.sport = be->port;
-	if (src.ss_family == AF_INET) {
-		memcpy(c->mark.daddr, &((struct sockaddr_in *)&src)->sin_addr, 4);
-		c->mark.dport = ((struct sockaddr_in *)&src)->sin_port;
-	} else {
-		memcpy(c->mark.daddr, &((struct sockaddr_in6 *)&src)->sin6_addr, 16);
-		c->mark.dport = ((struct sockaddr_in6 *)&src)->sin6_port;
-	}
-	c->mark.proto = IPPROTO_TCP;
-	c->mark.family = be->family;
-	return true;
-}
-
 static bool check_start(struct check *c, const struct ts_backend *be,
 			const struct ts_health_check *hc, __u64 now)
 {
@@ -392,17 +346,8 @@ static bool check_start(struct check *c, const struct ts_backend *be,
 	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		return false;
-	/* The gateway's own connection to a backend never passes tc ingress,
-	 * so the data plane cannot see that it is direct, and would take the
-	 * backend's answers for replies of a VIP flow (backend_addrs) and
-	 * rewrite them. Mark it as a client's direct connection is marked
-	 * (TS_REPLY_F_DIRECT): its source, from a bind to the address the
-	 * route gives, is known before the SYN leaves. */
-	if (check_mark(c, &ss, sl, be))
-		c->marked = !bpf_map_update_elem(replies_fd, &c->mark,
-						 &(struct ts_reply_state){
-							 .flags = TS_REPLY_F_DIRECT },
-						 BPF_ANY);
+	/* The answers come to the gateway itself: the data plane leaves them
+	 * alone (doc/DESIGN.md, "Replies"). */
 	/* a connect that fails at once (refused, unreachable) leaves its
 	 * error in SO_ERROR, read when poll() reports the socket */
 	connect(c->fd, (struct sockaddr *)&ss, sl);
@@ -542,7 +487,6 @@ int cmd_agent(struct ts_ctx *ctx, int argc, char **argv)
 		free(a);
 		return r;
 	}
-	replies_fd = a->m.replies;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);

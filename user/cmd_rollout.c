@@ -21,9 +21,10 @@ static const char help[] =
 	"Each step, the last included, is held for --interval and then judged on what\n"
 	"the data plane counted for TO during it: its failures (connections it refused\n"
 	"with a RST, and SYNs the clients sent again for want of a SYN-ACK: timeouts)\n"
-	"against its connection attempts. More than --max-failures percent fails the\n"
-	"gate; with fewer than --min-connections attempts the step is held for another\n"
-	"interval, ten at most, then the gate fails (too little traffic to judge).\n"
+	"against its connection attempts. More than --max-failures percent, or TO down\n"
+	"by its health checks ('tcpshift health'), fails the gate; with fewer than\n"
+	"--min-connections attempts the step is held for another interval, ten at most,\n"
+	"then the gate fails (too little traffic to judge).\n"
 	"A failed gate switches back to the weights the rollout started from, in one\n"
 	"switch, and exits 3. Established connections are never touched: only new\n"
 	"ones follow the weights.\n"
@@ -232,13 +233,19 @@ static int run(struct rollout *ro, struct ts_err *err)
 				break;
 		}
 		{
-			bool ok = att >= ro->min_conns && fail * 100 <= (__u64)ro->max_failures * att;
+			struct ts_backend be = {};
+			bool down = !bpf_map_lookup_elem(ro->m->backends, &ro->r.to_id, &be) &&
+				    be.health == TS_HEALTH_DOWN;
+			bool ok = !down && att >= ro->min_conns &&
+				  fail * 100 <= (__u64)ro->max_failures * att;
 			json_object *o = jevent("gate", ro->r.step, pct, wf, wt);
 
 			json_object_object_add(o, "attempts", json_object_new_int64((int64_t)att));
 			json_object_object_add(o, "failures", json_object_new_int64((int64_t)fail));
 			json_object_object_add(o, "refused",
 					       json_object_new_int64((int64_t)(st.refused - base.refused)));
+			json_object_object_add(o, "health",
+					       json_object_new_string(down ? "down" : "up"));
 			json_object_object_add(o, "ok", json_object_new_boolean(ok));
 			snprintf(line, sizeof(line),
 				 "gate %u/%u: %s had %llu attempts, %llu failures (%.1f %%, at most "
@@ -249,7 +256,9 @@ static int run(struct rollout *ro, struct ts_err *err)
 			event(ro, o, line, false);
 			if (ok)
 				continue;
-			if (att < ro->min_conns)
+			if (down)
+				snprintf(line, sizeof(line), "%s is down by its health checks", ro->to);
+			else if (att < ro->min_conns)
 				snprintf(line, sizeof(line),
 					 "%s had %llu connection attempts in %d intervals, fewer than "
 					 "--min-connections %u: too little traffic to judge",

@@ -11,8 +11,9 @@ static const char help[] =
 	"Usage: tcpshift stats [SERVICE]\n"
 	"\n"
 	"Per backend: weight, share of the Maglev table (the share of new flows it\n"
-	"gets), new flows, packets and bytes through the gateway (both directions), and\n"
-	"flows pinned now; then its canary signals, counted by the data plane:\n"
+	"gets), new flows, packets and bytes through the gateway (both directions),\n"
+	"flows pinned now, and its health when the service is checked ('tcpshift\n"
+	"health'); then its canary signals, counted by the data plane:\n"
 	"connection attempts (SYNs pinned to it), SYNs retransmitted before its SYN-ACK\n"
 	"(client timeouts), handshakes completed, connections it refused (RST to a\n"
 	"SYN), reset after establishment, closed normally, open now, bytes each way,\n"
@@ -107,10 +108,18 @@ static json_object *service_stats(struct ts_ctx *ctx, struct ts_maps *m,
 	json_object_object_add(o, "vip", json_object_new_string(vip));
 	json_object_object_add(o, "table_size", json_object_new_int64(s->svc.table_size));
 	json_object_object_add(o, "backends", bs);
+	__u32 eff[TS_MAX_SERVICE_BACKENDS];
+	bool checked = s->svc.health.check != TS_CHECK_NONE;
+
 	if (ts_table_shares(m, s, slots, err)) {
 		json_object_put(o);
 		return NULL;
 	}
+	/* health as in 'service list': only where there are checks or a
+	 * backend is down */
+	ts_effective_weights(s->backends, s->nbackends, eff);
+	for (size_t j = 0; j < s->nbackends; j++)
+		checked |= s->backends[j].be.health != TS_HEALTH_UP;
 	if (!ctx->json)
 		printf("service %s %s (table %u)\n  %-12s %-28s %6s %7s %10s %12s %14s %8s\n",
 		       s->svc.name, vip, s->svc.table_size, "BACKEND", "ADDRESS", "WEIGHT",
@@ -127,13 +136,17 @@ static json_object *service_stats(struct ts_ctx *ctx, struct ts_maps *m,
 		}
 		ts_format_endpoint(b->be.addr, b->be.port, b->be.family, addr, sizeof(addr));
 		drain_left = cli_drain(&b->be, now, drain, sizeof(drain));
+		char health[96] = "";
+
+		if (checked)
+			cli_health_text(&b->be, eff[i], health, sizeof(health));
 		if (!ctx->json) {
 			char p50[32], p99[32];
 
-			printf("  %-12s %-28s %6u %6.2f%% %10llu %12llu %14llu %8u%s\n",
+			printf("  %-12s %-28s %6u %6.2f%% %10llu %12llu %14llu %8u%s%s\n",
 			       b->be.name, addr, b->weight, 100 * share,
 			       (unsigned long long)st.new_flows, (unsigned long long)st.packets,
-			       (unsigned long long)st.bytes, flows[b->id], drain);
+			       (unsigned long long)st.bytes, flows[b->id], drain, health);
 			printf("  %-12s attempts %llu, syn-retransmits %llu, handshakes %llu, "
 			       "refused %llu, reset %llu, closed %llu, open %llu; bytes to %llu, "
 			       "from %llu; handshake p50 %s p99 %s\n",
@@ -158,6 +171,17 @@ static json_object *service_stats(struct ts_ctx *ctx, struct ts_maps *m,
 		json_object_object_add(bo, "bytes", json_object_new_int64((int64_t)st.bytes));
 		json_object_object_add(bo, "flows", json_object_new_int64(flows[b->id]));
 		json_object_object_add(bo, "canary", canary_json(&st));
+		if (checked) {
+			json_object_object_add(bo, "effective_weight", json_object_new_int64(eff[i]));
+			json_object_object_add(bo, "health",
+					       json_object_new_string(b->be.health == TS_HEALTH_DOWN
+									      ? "down"
+									      : "up"));
+			if (b->be.health_since_s)
+				json_object_object_add(
+					bo, "health_since",
+					json_object_new_int64((int64_t)b->be.health_since_s));
+		}
 		if (drain_left)
 			json_object_object_add(bo, "drain_deadline_s", drain_left);
 		json_object_array_add(bs, bo);

@@ -310,6 +310,33 @@ static void test_v6_direct_connection(void **state)
 	direct_connection(env_of(state), true);
 }
 
+/* The gateway's own connection to a backend (the agent's health check,
+ * monitoring on the gateway) leaves through egress, unseen: the backend's
+ * answers, addressed to the gateway itself, pass untouched. */
+static void test_gateway_own_connection(void **state)
+{
+	struct ts_env *e = env_of(state);
+	const struct {
+		const char *self, *be;
+	} cases[] = { { "198.18.2.1", "198.18.2.11" }, { "2001:2:2::1", "2001:2:2::11" } };
+
+	config_web4(e, 1, 1);
+	config_web6(e, 1, 1);
+	for (size_t i = 0; i < 2; i++) {
+		struct pkt_spec synack = { .src = cases[i].be, .dst = cases[i].self, .sport = 8008,
+					   .dport = 39000, .flags = PKT_SYN | PKT_ACK,
+					   .seq = 5, .ack = 2, .mss = true };
+		struct pkt in;
+
+		ASSERT_EQ(pkt_build(&in, &synack), 0, "pkt_build");
+		expect_untouched(e, &in, TC_ACT_OK, "a backend's SYN-ACK to the gateway itself");
+		synack.flags = PKT_ACK | PKT_PSH;
+		synack.payload = "up";
+		ASSERT_EQ(pkt_build(&in, &synack), 0, "pkt_build");
+		expect_untouched(e, &in, TC_ACT_OK, "its data to the gateway itself");
+	}
+}
+
 /* Spoofed packets from a client's address:port to a backend's own
  * address:port mark that 4-tuple's replies as a direct connection's: they
  * must not hide the replies of the client's later connection through the
@@ -504,6 +531,7 @@ int run_security_tests(void)
 		TEST(test_v4_direct_connection),
 		TEST(test_v6_direct_connection),
 		TEST(test_forged_direct_mark),
+		TEST(test_gateway_own_connection),
 		TEST(test_v4_forged_replies),
 		TEST(test_v6_forged_replies),
 		TEST(test_backend_to_its_own_vip),

@@ -171,6 +171,10 @@ else
 		"after $ms ms: $(ts -j service list)"
 fi
 [ "$(field v2 health)" = down ] || fail "health: service list shows v2 down" "$(field v2 health)"
+st=$(ts -j stats tcp-echo | jq -r '.services[0].backends[] | select(.name == "v2") |
+	"\(.health)/\(.effective_weight)"')
+[ "$st" = down/0 ] && pass "health: stats shows v2 down, effective weight 0" ||
+	fail "health: stats shows v2 down" "health/effective '$st'"
 out=$(client_count "$VIP4" 20)
 if [ "$(count_of "$out" v1)" -eq 20 ]; then
 	pass "health: v2 down: 20 new connections all on v1, none failed"
