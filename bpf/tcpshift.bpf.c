@@ -366,12 +366,30 @@ static __always_inline void ts_reply_entry(const struct ts_flow_key *key, const 
 		.vport = key->dport,
 		.backend_id = f->backend_id,
 		.ifindex = f->ifindex,
+		.backend_ack = f->client_end,
 	};
 	struct ts_flow_key rkey = {};
 
 	__builtin_memcpy(r.vip, key->daddr, sizeof(r.vip));
 	ts_reply_key(&rkey, key, be);
 	bpf_map_update_elem(&replies, &rkey, &r, BPF_ANY);
+}
+
+/* A client RST or FIN outside its own window may still be in the window the
+ * backend sees (the acknowledgment number of its last reply, in the reverse
+ * entry): the client's segments took another path for a while. Then that is
+ * the window. */
+static __always_inline void ts_client_resync(struct ts_flow *f, const struct ts_pkt *p,
+					     const struct ts_backend *be)
+{
+	struct ts_flow_key rkey = {};
+	struct ts_reply_state *r;
+
+	ts_reply_key(&rkey, &p->key, be);
+	r = bpf_map_lookup_elem(&replies, &rkey);
+	if (r && r->backend_id == f->backend_id &&
+	    p->seq - r->backend_ack + TS_SEQ_WINDOW <= 2 * TS_SEQ_WINDOW)
+		f->client_end = r->backend_ack;
 }
 
 /*
@@ -445,6 +463,10 @@ static __always_inline void ts_half_open_client(const struct ts_pkt *p, struct t
 		ts_count(TS_CNT_SPOOF_REJECTED);
 		return;
 	}
+	/* The sender saw the SYN-ACK: the client itself, on the path. Its
+	 * sequence numbers are the window from now on, whatever a spoofed SYN
+	 * on the 4-tuple set before. */
+	f->client_end = p->seq + p->seq_len;
 	ts_promote(&p->key, f, be);
 }
 
@@ -461,8 +483,9 @@ static __always_inline void ts_half_open_backend(struct __sk_buff *skb, const st
 	if (p->tcp_flags & TCP_FLAG_RST) {
 		struct ts_backend_stats *s = ts_stats(f->backend_id);
 
-		/* a refused connection: its SYN answered with a RST */
-		if (s && f->tcp_state != TS_TCP_MIDSTREAM)
+		/* a refused connection: its SYN answered with a RST, before any
+		 * SYN-ACK (after one, the RST answers a bad ACK, maybe spoofed) */
+		if (s && f->tcp_state != TS_TCP_MIDSTREAM && !(f->flags & TS_FLOW_F_SYNACK))
 			s->refused++;
 		bpf_map_delete_elem(&half_open, key);
 		ts_count(TS_CNT_BACKEND_REFUSED);
@@ -482,10 +505,13 @@ static __always_inline void ts_half_open_backend(struct __sk_buff *skb, const st
 			f->backend_end = end;
 		return;
 	}
-	if (f->tcp_state == TS_TCP_MIDSTREAM || f->tcp_state == TS_TCP_ESTABLISHED) {
-		/* the backend knows the client's sequence numbers: take them */
-		if (p->tcp_flags & TCP_FLAG_ACK)
-			f->client_end = p->ack;
+	/* A pickup (or a handshake whose SYN-ACK went another way) is
+	 * confirmed by the backend's answer when it acknowledges the client's
+	 * own window: a blind segment's answer (a duplicate ACK of a live
+	 * connection, a TIME-WAIT socket's ACK) acknowledges something else. */
+	if ((f->tcp_state == TS_TCP_MIDSTREAM || f->tcp_state == TS_TCP_ESTABLISHED) &&
+	    (p->tcp_flags & TCP_FLAG_ACK) && ts_seq_plausible(f, p->ack)) {
+		f->client_end = p->ack;
 		ts_track_backend(f, false, p);
 		ts_promote(key, f, be);
 	}
@@ -539,17 +565,29 @@ static __always_inline int ts_close_flow(struct __sk_buff *skb, const struct ts_
  * A SYN on a pinned 4-tuple is a new connection, picked afresh, only when no
  * live connection can be hurt by it: the old one ended (an accepted RST, FINs
  * both ways, the backend's RST), its backend is gone or past its deadline, or
- * the pin was never confirmed and its backend takes no new flows (weight 0).
- * Otherwise it goes to the pinned backend, whose TCP judges it (a challenge
- * ACK when the connection is live): no blind SYN moves a flow.
+ * the pin was never confirmed and is no handshake the backend just answered:
+ * a pickup (the SYN starts a connection), or a SYN whose backend takes no new
+ * flows (weight 0) any more. Otherwise it goes to the pinned backend, whose
+ * TCP judges it (a challenge ACK when the connection is live): no blind SYN
+ * moves a flow.
  */
+#define TS_HANDSHAKE_LIVE_NS	3000000000ULL	/* a SYN-ACK older than this: dead */
+#define TS_SYN_RTO_NS		1000000000ULL	/* RFC 6298's initial retransmission timeout */
+
 static __always_inline bool ts_syn_repicks(const struct ts_flow *f, bool half_opened,
 					   const struct ts_backend *be, const struct ts_service *svc,
-					   bool expired)
+					   bool expired, __u64 now)
 {
 	if (!be || expired || f->tcp_state == TS_TCP_CLOSED)
 		return true;
-	return half_opened && !ts_backend_weighted(be, svc);
+	if (!half_opened)
+		return false;
+	if (f->tcp_state == TS_TCP_MIDSTREAM)
+		return true;
+	if (ts_backend_weighted(be, svc))
+		return false;
+	/* the client's ACK to a SYN-ACK is one round trip away */
+	return !(f->flags & TS_FLOW_F_SYNACK) || (__s64)(now - f->created_ns) > (__s64)TS_HANDSHAKE_LIVE_NS;
 }
 
 static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt *p,
@@ -574,10 +612,13 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 
 		be = ts_pinned_backend(svc, flow);
 		expired = be && ts_drain_expired(be, now);
-		if (syn && ts_syn_repicks(flow, half_opened, be, svc, expired)) {
-			/* the new pin goes to half_open: flows must not shadow it */
-			if (!half_opened)
+		if (syn && ts_syn_repicks(flow, half_opened, be, svc, expired, now)) {
+			/* the new pin goes to half_open: flows must not shadow it;
+			 * the old connection is over (counted once) */
+			if (!half_opened) {
+				ts_flow_end(flow, true, TS_END_OTHER);
 				bpf_map_delete_elem(&flows, &p->key);
+			}
 			flow = NULL;
 		} else if (!be || expired)
 			return ts_close_flow(skb, p, be, flow, !half_opened);
@@ -589,16 +630,24 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 		if (now - flow->last_seen_ns > TS_LAST_SEEN_GRANULARITY_NS)
 			flow->last_seen_ns = now;
 		if (half_opened) {
-			/* the client timed out waiting for the SYN-ACK */
+			/* The client timed out waiting for the SYN-ACK: its SYN
+			 * again, a second (the initial RTO) or more after the
+			 * first, counted once. A spoofed SYN sent twice is no
+			 * timeout: the backend answers it at once. */
 			if (syn && flow->tcp_state == TS_TCP_SYN_SEEN &&
-			    !(flow->flags & TS_FLOW_F_SYNACK)) {
+			    !(flow->flags & (TS_FLOW_F_SYNACK | TS_FLOW_F_TIMED_OUT)) &&
+			    (__s64)(now - flow->created_ns) >= (__s64)TS_SYN_RTO_NS) {
 				struct ts_backend_stats *s = ts_stats(id);
 
+				flow->flags |= TS_FLOW_F_TIMED_OUT;
 				if (s)
 					s->syn_retransmits++;
 			}
 			ts_half_open_client(p, flow, be);
 		} else {
+			if (p->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN) &&
+			    !ts_seq_plausible(flow, p->seq))
+				ts_client_resync(flow, p, be);
 			ts_track_client(flow, true, p);
 		}
 		ts_count_backend(id, skb->len, true, false);
@@ -647,23 +696,29 @@ static __always_inline int ts_reply_rewrite(struct __sk_buff *skb, const struct 
 	return TC_ACT_OK;
 }
 
-/* A reply of a confirmed flow (its reverse entry r matched, on its device). */
+/* A reply of a confirmed flow (its reverse entry r matched, on its device);
+ * -1 when a RST or FIN finds that flow gone (the entry outlived it: a new
+ * connection on the 4-tuple is being refused or closed), for the caller to
+ * judge it with the half-open flows. */
 static __always_inline int ts_reply_confirmed(struct __sk_buff *skb, const struct ts_pkt *p,
-					      const struct ts_reply_state *r)
+					      struct ts_reply_state *r)
 {
 	__u32 id = r->backend_id;
 	struct ts_backend *be = bpf_map_lookup_elem(&backends, &id);
 
 	if (!be)
 		return TC_ACT_OK;
+	if (p->tcp_flags & TCP_FLAG_ACK && r->backend_ack != p->ack)
+		r->backend_ack = p->ack;
 	if (p->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) {
 		struct ts_flow_key key = {};
 		struct ts_flow *f;
 
 		ts_flow_key_of_reply(&key, p, r->vip, r->vport);
 		f = bpf_map_lookup_elem(&flows, &key);
-		if (f)
-			ts_track_backend(f, true, p);
+		if (!f)
+			return -1;
+		ts_track_backend(f, true, p);
 	}
 	return ts_reply_rewrite(skb, p, be, id, r->vip, r->vport, true);
 }
@@ -764,11 +819,11 @@ static __always_inline int ts_reply_unconfirmed(struct __sk_buff *skb, const str
 }
 
 /* A client's packet to a backend's own address:port: a direct connection,
- * not through a VIP. Its replies are marked as not ours. */
+ * not through a VIP. Its replies are marked as not ours (the direct map). */
 static __always_inline int ts_direct(const struct ts_pkt *p, const struct ts_endpoint_key *dst)
 {
-	struct ts_reply_state mark = { .flags = TS_REPLY_F_DIRECT };
 	struct ts_flow_key rkey = {};
+	__u32 mark = 0;
 
 	if (dry_run || p->tcp_flags & TCP_FLAG_RST || !bpf_map_lookup_elem(&backend_addrs, dst))
 		return TC_ACT_OK;
@@ -778,27 +833,33 @@ static __always_inline int ts_direct(const struct ts_pkt *p, const struct ts_end
 	rkey.dport = p->key.sport;
 	rkey.proto = p->key.proto;
 	rkey.family = p->key.family;
-	if (!bpf_map_lookup_elem(&replies, &rkey))
-		bpf_map_update_elem(&replies, &rkey, &mark, BPF_NOEXIST);
+	if (!bpf_map_lookup_elem(&direct, &rkey))
+		bpf_map_update_elem(&direct, &rkey, &mark, BPF_NOEXIST);
 	return TC_ACT_OK;
 }
 
-/* Is reply p (its source in ep) the backend's answer to a handshake pinned
- * here through a VIP? */
-static __always_inline bool ts_vip_handshake(const struct ts_pkt *p, struct ts_endpoint_key *ep)
+/*
+ * Is reply p, from backend endpoint idx, of a flow this gateway pinned
+ * through a VIP, although a direct connection's mark names its 5-tuple? A
+ * mark can be forged (spoofed packets to a backend's address with a client's
+ * address:port), to hide the replies of the client's connection through the
+ * VIP. A SYN-ACK is the VIP flow's when it acknowledges the SYN pinned; other
+ * packets when they answer a flow picked up mid-stream, or a confirmed one.
+ */
+static __always_inline bool ts_vip_flow(const struct ts_pkt *p, const struct ts_reply *idx)
 {
 	struct ts_flow_key key = {};
-	struct ts_reply *idx;
 	struct ts_flow *f;
 
-	__builtin_memcpy(ep->addr, p->key.saddr, sizeof(ep->addr));
-	ep->port = p->key.sport;
-	idx = bpf_map_lookup_elem(&backend_addrs, ep);
-	if (!idx)
-		return false;
 	ts_flow_key_of_reply(&key, p, idx->vip, idx->vport);
 	f = bpf_map_lookup_elem(&half_open, &key);
-	return f && f->backend_id == idx->backend_id;
+	if (f && f->backend_id == idx->backend_id) {
+		if (p->tcp_flags & TCP_FLAG_SYN)
+			return f->tcp_state == TS_TCP_SYN_SEEN && p->ack == f->client_end;
+		return f->tcp_state == TS_TCP_MIDSTREAM;
+	}
+	f = bpf_map_lookup_elem(&flows, &key);
+	return f && f->backend_id == idx->backend_id && !(p->tcp_flags & TCP_FLAG_SYN);
 }
 
 /* A TCP packet not to a VIP: a reply of ours, a direct connection to a
@@ -807,28 +868,30 @@ static __always_inline int ts_not_to_vip(struct __sk_buff *skb, const struct ts_
 					 struct ts_endpoint_key *ep)
 {
 	struct ts_reply_state *r;
+	struct ts_reply *idx;
 
+	/* A SYN-ACK answers a handshake, judged with the half-open flows
+	 * whatever an earlier connection on the 4-tuple left here. */
 	r = bpf_map_lookup_elem(&replies, &p->key);
-	if (r) {
-		/* A direct connection's reply is not ours, unless it is a SYN-ACK
-		 * to a handshake through a VIP on the same 4-tuple: then the mark
-		 * is stale, or was forged (spoofed packets to a backend's
-		 * address) to hide the replies of a future connection. */
-		if (r->flags & TS_REPLY_F_DIRECT) {
-			if (!(p->tcp_flags & TCP_FLAG_SYN) || !ts_vip_handshake(p, ep))
-				return TC_ACT_OK;
-			bpf_map_delete_elem(&replies, &p->key);
-			return ts_reply_unconfirmed(skb, p, ep);
-		}
-		/* A SYN-ACK answers a handshake, judged with the half-open flows
-		 * whatever an earlier connection on the 4-tuple left here. */
-		if (r->ifindex == skb->ingress_ifindex && !(p->tcp_flags & TCP_FLAG_SYN))
-			return ts_reply_confirmed(skb, p, r);
+	if (r && r->ifindex == skb->ingress_ifindex && !(p->tcp_flags & TCP_FLAG_SYN)) {
+		int rc = ts_reply_confirmed(skb, p, r);
+
+		if (rc >= 0)
+			return rc;
 	}
 	__builtin_memcpy(ep->addr, p->key.saddr, sizeof(ep->addr));
 	ep->port = p->key.sport;
-	if (bpf_map_lookup_elem(&backend_addrs, ep))
+	idx = bpf_map_lookup_elem(&backend_addrs, ep);
+	if (idx) {
+		/* a direct connection's reply is not ours (unless the mark is
+		 * stale or forged: then it goes) */
+		if (bpf_map_lookup_elem(&direct, &p->key)) {
+			if (dry_run || !ts_vip_flow(p, idx))
+				return TC_ACT_OK;
+			bpf_map_delete_elem(&direct, &p->key);
+		}
 		return ts_reply_unconfirmed(skb, p, ep);
+	}
 	__builtin_memcpy(ep->addr, p->key.daddr, sizeof(ep->addr));
 	ep->port = p->key.dport;
 	return ts_direct(p, ep);
@@ -840,7 +903,6 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 	struct ts_endpoint_key key = { .proto = IPPROTO_TCP, .family = family };
 	struct ts_flow_key fkey = { .proto = IPPROTO_TCP, .family = family };
 	struct ts_backend *be = NULL;
-	struct ts_reply_state *direct;
 	struct ts_service *svc;
 	struct ts_reply *reply;
 	struct ts_flow *flow;
@@ -860,14 +922,23 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 
 	/* about a packet to a backend: toward the client, unless it is of a
 	 * direct connection to that backend */
-	direct = bpf_map_lookup_elem(&replies, &fkey);
-	if (direct && direct->flags & TS_REPLY_F_DIRECT)
+	if (bpf_map_lookup_elem(&direct, &fkey))
 		return TC_ACT_OK;
 	__builtin_memcpy(key.addr, m.in_daddr, sizeof(key.addr));
 	key.port = m.in_dport;
 	reply = ts_backend_index(&key, &be);
 	if (reply) {
 		bool from_backend = ts_addr_eq(m.outer_saddr, m.in_daddr);
+		struct ts_pkt q = { .key.family = family };
+		__u32 oif;
+
+		/* an error "from" the backend must come from its side, as its
+		 * replies must: else it is forged, and not relabelled */
+		if (from_backend &&
+		    (ts_fib_route(skb, &q, m.outer_daddr, m.outer_saddr, &oif) !=
+			     BPF_FIB_LKUP_RET_SUCCESS ||
+		     oif != skb->ingress_ifindex))
+			return TC_ACT_OK;
 
 		if (ts_icmp_rewrite(skb, &m, false, reply->vip, reply->vport, true,
 				    from_backend ? reply->vip : NULL))

@@ -180,6 +180,7 @@ enum ts_flow_flags {
 	TS_FLOW_F_SYNACK	= 1,	/* the backend's SYN-ACK was seen: backend_isn valid */
 	TS_FLOW_F_CLIENT_FIN	= 2,	/* an in-window FIN from the client */
 	TS_FLOW_F_BACKEND_FIN	= 4,	/* a FIN from the backend */
+	TS_FLOW_F_TIMED_OUT	= 8,	/* its SYN sent again, no SYN-ACK after 1 s: counted */
 };
 
 /*
@@ -207,24 +208,26 @@ struct ts_flow {
 
 /*
  * replies: LRU hash, the backend -> client 5-tuple of a reply as it arrives
- * (saddr = backend, daddr = client) -> how to rewrite it. Written when a flow
- * is confirmed (then it names the VIP) and when a client connects to a
- * backend's own address:port through the gateway (TS_REPLY_F_DIRECT: its
- * replies are not ours). Replies of flows this gateway did not confirm use
- * backend_addrs, restricted (doc/DESIGN.md, "replies").
+ * (saddr = backend, daddr = client) -> how to rewrite it; written when a flow
+ * is confirmed. Replies of flows this gateway did not confirm use
+ * backend_addrs, restricted (doc/DESIGN.md, "Replies").
  */
-enum ts_reply_flags {
-	TS_REPLY_F_DIRECT	= 1,	/* a direct connection to the backend: hands off */
-};
-
 struct ts_reply_state {
 	__be32	vip[4];
 	__be16	vport;
-	__u8	flags;		/* enum ts_reply_flags */
-	__u8	pad;
+	__u8	pad[2];
 	__u32	backend_id;
 	__u32	ifindex;	/* replies are ours only when they arrive here */
+	__u32	backend_ack;	/* the acknowledgment number of its last reply (host
+				 * order): the client's window as the backend sees it */
 };
+
+/*
+ * direct: LRU hash, the reply 5-tuple of a client's direct connection to a
+ * backend's own address:port (through the gateway, not through a VIP) ->
+ * __u32 0: its replies are not ours. A map of its own, so that a flood of
+ * spoofed packets to backends cannot evict the reverse entries of flows.
+ */
 
 /*
  * backend_addrs: hash, backend endpoint -> the VIP:port its replies get as
@@ -255,9 +258,10 @@ struct ts_backend_stats {
 	__u64	bytes_to_backend;
 	__u64	bytes_from_backend;
 	/* written by connection events */
-	__u64	syn_retransmits;	/* SYNs sent again before its SYN-ACK: client timeouts */
+	__u64	syn_retransmits;	/* connections whose client sent its SYN again, no
+					 * SYN-ACK 1 s after the first: timeouts, once each */
 	__u64	handshakes;		/* completed: its SYN-ACK, then the client's ACK of it */
-	__u64	refused;		/* its RST answering a SYN */
+	__u64	refused;		/* its RST answering a SYN (before any SYN-ACK) */
 	__u64	reset;			/* its RST to a confirmed connection */
 	__u64	closed;			/* confirmed connections closed by FINs both ways */
 	__u64	opened;			/* connections confirmed (handshakes and pickups) */

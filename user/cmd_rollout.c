@@ -20,11 +20,12 @@ static const char help[] =
 	"100, so a step is 1 %), in one atomic switch; other backends keep theirs.\n"
 	"Each step, the last included, is held for --interval and then judged on what\n"
 	"the data plane counted for TO during it: its failures (connections it refused\n"
-	"with a RST, and SYNs the clients sent again for want of a SYN-ACK: timeouts)\n"
-	"against its connection attempts. More than --max-failures percent, or TO down\n"
-	"by its health checks ('tcpshift health'), fails the gate; with fewer than\n"
-	"--min-connections attempts the step is held for another interval, ten at most,\n"
-	"then the gate fails (too little traffic to judge).\n"
+	"with a RST, and clients that sent their SYN again for want of a SYN-ACK:\n"
+	"timeouts) against its connections with an outcome (those and the handshakes\n"
+	"completed). More than --max-failures percent, or TO down by its health checks\n"
+	"('tcpshift health'), fails the gate; with fewer than --min-connections\n"
+	"connections the step is held for another interval, ten at most, then the gate\n"
+	"fails (too little traffic to judge).\n"
 	"A failed gate switches back to the weights the rollout started from, in one\n"
 	"switch, and exits 3. Established connections are never touched: only new\n"
 	"ones follow the weights.\n"
@@ -36,8 +37,8 @@ static const char help[] =
 	"\n"
 	"  --steps LIST          TO's percentages, increasing, 1-100 (default 10,25,50,100)\n"
 	"  --interval DURATION   how long each step is held (default 60s)\n"
-	"  --max-failures PCT    failures allowed, percent of TO's attempts (default 5)\n"
-	"  --min-connections N   attempts needed to judge a step (default 10)\n"
+	"  --max-failures PCT    failures allowed, percent of TO's connections (default 5)\n"
+	"  --min-connections N   connections needed to judge a step (default 10)\n"
 	"\n"
 	"Exit status: 0 done, 1 runtime error, 2 usage error, 3 rolled back.\n"
 	"\n"
@@ -157,6 +158,17 @@ static json_object *jevent(const char *name, __u32 step, __u32 pct, __u32 wf, __
 	return o;
 }
 
+/* TO's connections with an outcome since base (handshakes completed,
+ * refused, timed out), and the failures among them. Attempts with no outcome
+ * (a spoofed SYN the backend answered, to an address that never replies) do
+ * not dilute the failures. */
+static void outcomes(const struct ts_backend_stats *st, const struct ts_backend_stats *base,
+		     __u64 *conns, __u64 *fail)
+{
+	*fail = st->refused - base->refused + st->syn_retransmits - base->syn_retransmits;
+	*conns = st->handshakes - base->handshakes + *fail;
+}
+
 /* Wait for the end of a gate interval; false when a signal stopped us. */
 static bool hold(struct rollout *ro, __u32 step, __u32 wf, __u32 wt,
 		 const struct ts_backend_stats *base, __u64 until)
@@ -174,12 +186,12 @@ static bool hold(struct rollout *ro, __u32 step, __u32 wf, __u32 wt,
 			return true;
 		if (ro->tty && now - last >= 1000000000ULL &&
 		    !ts_backend_stats_read(ro->m, ro->r.to_id, &st, &err)) {
-			__u64 att = st.new_flows - base->new_flows;
-			__u64 fail = st.refused - base->refused + st.syn_retransmits -
-				     base->syn_retransmits;
+			__u64 att, fail;
+
+			outcomes(&st, base, &att, &fail);
 
 			snprintf(line, sizeof(line),
-				 "step %u/%u  %s=%u %s=%u  attempts %llu  failures %llu  %llus left",
+				 "step %u/%u  %s=%u %s=%u  connections %llu  failures %llu  %llus left",
 				 step + 1, ro->r.nsteps, ro->from, wf, ro->to, wt,
 				 (unsigned long long)att, (unsigned long long)fail,
 				 (unsigned long long)((until - now + 999999999ULL) / 1000000000ULL));
@@ -226,9 +238,7 @@ static int run(struct rollout *ro, struct ts_err *err)
 				return -1;
 			if (ts_backend_stats_read(ro->m, ro->r.to_id, &st, err))
 				return -err->status;
-			att = st.new_flows - base.new_flows;
-			fail = st.refused - base.refused + st.syn_retransmits -
-			       base.syn_retransmits;
+			outcomes(&st, &base, &att, &fail);
 			if (att >= ro->min_conns)
 				break;
 		}
@@ -240,7 +250,7 @@ static int run(struct rollout *ro, struct ts_err *err)
 				  fail * 100 <= (__u64)ro->max_failures * att;
 			json_object *o = jevent("gate", ro->r.step, pct, wf, wt);
 
-			json_object_object_add(o, "attempts", json_object_new_int64((int64_t)att));
+			json_object_object_add(o, "connections", json_object_new_int64((int64_t)att));
 			json_object_object_add(o, "failures", json_object_new_int64((int64_t)fail));
 			json_object_object_add(o, "refused",
 					       json_object_new_int64((int64_t)(st.refused - base.refused)));
@@ -248,8 +258,8 @@ static int run(struct rollout *ro, struct ts_err *err)
 					       json_object_new_string(down ? "down" : "up"));
 			json_object_object_add(o, "ok", json_object_new_boolean(ok));
 			snprintf(line, sizeof(line),
-				 "gate %u/%u: %s had %llu attempts, %llu failures (%.1f %%, at most "
-				 "%u %%): %s",
+				 "gate %u/%u: %s had %llu connections, %llu failures (%.1f %%, at "
+				 "most %u %%): %s",
 				 ro->r.step + 1, ro->r.nsteps, ro->to, (unsigned long long)att,
 				 (unsigned long long)fail, att ? 100.0 * fail / att : 0.0,
 				 ro->max_failures, ok ? "passed" : "FAILED");
@@ -260,12 +270,12 @@ static int run(struct rollout *ro, struct ts_err *err)
 				snprintf(line, sizeof(line), "%s is down by its health checks", ro->to);
 			else if (att < ro->min_conns)
 				snprintf(line, sizeof(line),
-					 "%s had %llu connection attempts in %d intervals, fewer than "
+					 "%s had %llu connections in %d intervals, fewer than "
 					 "--min-connections %u: too little traffic to judge",
 					 ro->to, (unsigned long long)att, MAX_EXTENSIONS, ro->min_conns);
 			else
 				snprintf(line, sizeof(line),
-					 "%s failed %llu of %llu connection attempts (%.1f %%, more than "
+					 "%s failed %llu of %llu connections (%.1f %%, more than "
 					 "--max-failures %u %%)",
 					 ro->to, (unsigned long long)fail, (unsigned long long)att,
 					 100.0 * fail / att, ro->max_failures);

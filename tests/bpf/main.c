@@ -34,6 +34,7 @@ static const struct {
 	{ "security", run_security_tests },
 	{ "canary", run_canary_tests },
 	{ "forward", run_forward_tests },
+	{ "review", run_review_tests },
 };
 
 static bool wanted(const char *name, int argc, char **argv)

@@ -60,10 +60,18 @@ static void test_canary_signals(void **state)
 	__u64 hist = 0;
 
 	config_web4(e, 1, 0);
-	/* 1: a handshake, its SYN retransmitted first; then FINs both ways */
+	/* 1: a handshake, its SYN sent again at once (no timeout: a spoofed
+	 * SYN sent twice looks like that), then after a second (the client's
+	 * RTO: a timeout, counted once); then FINs both ways */
 	s = client(40001, PKT_SYN, 7000);
 	expect_forward(e, &s, web4_to, 1, "SYN");
-	expect_forward(e, &s, web4_to, 1, "the SYN again: a client timeout");
+	expect_forward(e, &s, web4_to, 1, "the SYN again at once");
+	{
+		struct timespec ts = { .tv_sec = 1, .tv_nsec = 100 * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	expect_forward(e, &s, web4_to, 1, "the SYN again after a second: a timeout");
 	ASSERT_EQ(handshake(e, &s, web4_to, 1, "connection 1"), 0, "on v1");
 	s = client(40001, PKT_FIN | PKT_ACK, 7001);
 	expect_forward(e, &s, web4_to, 1, "the client's FIN");
@@ -94,14 +102,21 @@ static void test_canary_signals(void **state)
 	r.payload = "its answer";
 	expect_reply(e, &r, VIP4, "data from v1");
 	/* 6: picked up mid-stream, confirmed by v1: open, no handshake */
-	s = client(40006, PKT_ACK, 123);
+	s = client(40006, PKT_ACK, 7001);
 	expect_forward(e, &s, web4_to, 1, "a mid-stream pickup");
 	r = from_v1(40006, PKT_ACK, addr);
 	expect_reply(e, &r, VIP4, "v1 answers it");
+	/* 7: a spoofed SYN, answered by v1, then a wrong ACK v1 resets: not a
+	 * refusal (the RST came after a SYN-ACK) */
+	s = client(40007, PKT_SYN, 7000);
+	expect_forward(e, &s, web4_to, 1, "a spoofed SYN");
+	backend_syn_ack(e, &s, BE4_1, "v1 answers it");
+	r = from_v1(40007, PKT_RST, addr);
+	expect_reply(e, &r, VIP4, "v1 resets the wrong ACK");
 
 	st = canary(e, "v1");
-	ASSERT_EQ(st.new_flows, 5, "attempts (the SYNs of 1-5)");
-	ASSERT_EQ(st.syn_retransmits, 2, "SYN retransmits (1's second and third SYN)");
+	ASSERT_EQ(st.new_flows, 6, "attempts (the SYNs of 1-5, 7)");
+	ASSERT_EQ(st.syn_retransmits, 1, "timeouts (1's SYN after a second, counted once)");
 	ASSERT_EQ(st.handshakes, 4, "handshakes completed (1, 3, 4, 5)");
 	ASSERT_EQ(st.refused, 1, "refused");
 	ASSERT_EQ(st.reset, 1, "reset by the backend");
@@ -111,9 +126,9 @@ static void test_canary_signals(void **state)
 	ASSERT_EQ(ts_backend_open(&st), 2, "open now (5 and 6)");
 	for (int i = 0; i < TS_HANDSHAKE_BUCKETS; i++)
 		hist += st.handshake_hist[i];
-	ASSERT_EQ(hist, 4, "handshake times (the SYN-ACKs of 1, 3, 4, 5)");
+	ASSERT_EQ(hist, 5, "handshake times (the SYN-ACKs of 1, 3, 4, 5, 7)");
 	ASSERT_GT(st.handshake_ns_sum, 0, "handshake time sum");
-	ASSERT_EQ(ts_handshake_count(&st), 4, "ts_handshake_count");
+	ASSERT_EQ(ts_handshake_count(&st), 5, "ts_handshake_count");
 	ASSERT_GT(ts_handshake_quantile(&st, 0.5), 0, "median handshake bucket");
 	ASSERT_EQ(st.bytes_to_backend + st.bytes_from_backend, st.bytes, "bytes each way add up");
 	ASSERT_GT(st.bytes_to_backend, 0, "bytes to v1");

@@ -228,30 +228,41 @@ static void test_spoofed_packets_do_not_prepin(void **state)
 }
 
 /* A flow picked up mid-stream (another gateway's flow after an ECMP change)
- * is confirmed by the backend's answer, and then held like any other. */
+ * is confirmed by the backend's answer when that answer acknowledges the
+ * client's own window, and then held like any other. A blind segment's
+ * answer (a live connection's duplicate ACK, a TIME-WAIT socket's ACK)
+ * acknowledges something else, and confirms nothing. */
 static void test_midstream_confirmed_by_backend(void **state)
 {
 	struct ts_env *e = env_of(state);
 	struct pkt_spec ack = client_pkt(false, 43000, PKT_ACK | PKT_PSH, 123456);
-	struct pkt_spec rst = client_pkt(false, 43000, PKT_RST, 123456 + 3 * TS_SEQ_WINDOW);
-	struct pkt_spec r;
+	struct pkt_spec blind = client_pkt(false, 43001, PKT_ACK, 555);
+	struct pkt_spec rst, r;
 	char addr[PKT_EPSTRLEN];
+	__u32 len;
 	int b;
 
 	ack.payload = "more of a long request";
+	len = (__u32)strlen(ack.payload);
 	config_web4(e, 1, 1);
+	b = expect_forward(e, &blind, web4_to, 2, "a spoofed ACK of an unknown flow");
+	r = from_backend(&blind, web4_to[b], PKT_ACK, addr);
+	r.ack = 987654321;	/* what the backend's own socket on that 4-tuple expects */
+	expect_reply(e, &r, VIP4, "the backend's answer for another connection");
+	ASSERT_EQ(env_flow_table(e, &blind), 2, "not confirmed: still half-open");
+
 	b = expect_forward(e, &ack, web4_to, 2, "a client segment of an unknown flow");
 	ASSERT_EQ(env_flow_state(e, &ack), TS_TCP_MIDSTREAM, "picked up mid-stream");
 	r = from_backend(&ack, web4_to[b], PKT_ACK, addr);
-	r.ack = 123456 + 3 * TS_SEQ_WINDOW; /* what the backend really expects */
+	r.ack = 123456 + len;	/* the backend acknowledges the segment */
 	expect_reply(e, &r, VIP4, "the backend's ACK");
 	ASSERT_EQ(env_flow_table(e, &ack), 1, "confirmed: in flows");
 	ASSERT_EQ(env_flow_state(e, &ack), TS_TCP_ESTABLISHED, "established");
 	set_web_weights(e, "web4", b == 1, b == 0);
 	expect_forward(e, &ack, &web4_to[b], 1, "it keeps its backend");
-	/* the window follows the backend's view, not the first segment's */
+	rst = client_pkt(false, 43000, PKT_RST, 123456 + len);
 	expect_forward(e, &rst, &web4_to[b], 1, "the client's RST");
-	ASSERT_EQ(env_flow_state(e, &ack), TS_TCP_CLOSED, "in the backend's window: closed");
+	ASSERT_EQ(env_flow_state(e, &ack), TS_TCP_CLOSED, "in the window: closed");
 }
 
 static void sleep_ms(long ms)

@@ -263,6 +263,7 @@ int run_pick_tests(void);
 int run_icmp_tests(void);
 int run_security_tests(void);
 int run_canary_tests(void);
+int run_review_tests(void);
 int run_forward_tests(void);
 
 #endif /* TS_TEST_H */
