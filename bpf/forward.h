@@ -25,6 +25,21 @@
 #define AF_INET		2	/* linux/socket.h */
 #define AF_INET6	10
 
+/* The addresses of a FIB lookup from src to dst, of the packet's family. */
+static __always_inline void ts_fib_addrs(struct bpf_fib_lookup *fib, __u8 family,
+					 const __be32 *src, const __be32 *dst)
+{
+	if (family == TS_AF_INET) {
+		fib->family = AF_INET;
+		fib->ipv4_src = src[0];
+		fib->ipv4_dst = dst[0];
+	} else {
+		fib->family = AF_INET6;
+		__builtin_memcpy(fib->ipv6_src, src, 16);
+		__builtin_memcpy(fib->ipv6_dst, dst, 16);
+	}
+}
+
 static __always_inline int ts_fib_forward(struct __sk_buff *skb, const struct ts_pkt *p,
 					  const __be32 *saddr, const __be32 *daddr,
 					  __be16 sport, __be16 dport)
@@ -40,15 +55,7 @@ static __always_inline int ts_fib_forward(struct __sk_buff *skb, const struct ts
 	__u32 csum_diff = 0;
 	int rc;
 
-	if (p->key.family == TS_AF_INET) {
-		fib.family = AF_INET;
-		fib.ipv4_src = saddr[0];
-		fib.ipv4_dst = daddr[0];
-	} else {
-		fib.family = AF_INET6;
-		__builtin_memcpy(fib.ipv6_src, saddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, daddr, 16);
-	}
+	ts_fib_addrs(&fib, p->key.family, saddr, daddr);
 	fib.tot_len = skb->gso_size ? p->l4_off - p->l3_off + p->l4_hlen + skb->gso_size
 				    : skb->len - p->l3_off;
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);

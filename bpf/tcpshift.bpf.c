@@ -734,15 +734,7 @@ static __always_inline int ts_fib_route(struct __sk_buff *skb, const struct ts_p
 	};
 	int rc;
 
-	if (p->key.family == TS_AF_INET) {
-		fib.family = AF_INET;
-		fib.ipv4_src = src[0];
-		fib.ipv4_dst = dst[0];
-	} else {
-		fib.family = AF_INET6;
-		__builtin_memcpy(fib.ipv6_src, src, 16);
-		__builtin_memcpy(fib.ipv6_dst, dst, 16);
-	}
+	ts_fib_addrs(&fib, p->key.family, src, dst);
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
 	*oif = fib.ifindex;
 	return rc;

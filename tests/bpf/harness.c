@@ -767,3 +767,17 @@ __u8 env_flow_state(struct ts_env *e, const struct pkt_spec *s)
 	ASSERT_EQ(env_flow_lookup(e, s, &flow), 0, "the flow is pinned");
 	return flow.tcp_state;
 }
+
+struct pkt_spec client_spec(bool v6, __u16 sport, __u8 flags, __u32 seq)
+{
+	return (struct pkt_spec){
+		.src = v6 ? CLIENT6 : CLIENT4,
+		.dst = v6 ? VIP6_ADDR : VIP4_ADDR,
+		.sport = sport,
+		.dport = 8008,
+		.flags = flags,
+		.seq = seq,
+		.ack = TEST_BACKEND_ISN + 1,
+		.mss = flags == PKT_SYN,
+	};
+}

@@ -15,20 +15,6 @@
 
 static const char *const web4_to[] = { BE4_1, BE4_2 };
 
-static struct pkt_spec client_pkt(__u16 sport, __u8 flags, __u32 seq)
-{
-	return (struct pkt_spec){
-		.src = CLIENT4,
-		.dst = VIP4_ADDR,
-		.sport = sport,
-		.dport = 8008,
-		.flags = flags,
-		.seq = seq,
-		.ack = TEST_BACKEND_ISN + 1,
-		.mss = flags == PKT_SYN,
-	};
-}
-
 /* A packet from backend `be` to the client of s. */
 static struct pkt_spec from_backend(const struct pkt_spec *s, const char *be, __u8 flags,
 				    char addr[PKT_EPSTRLEN])
@@ -72,7 +58,7 @@ static void test_forged_mark_hides_pickup(void **state)
 {
 	struct ts_env *e = env_of(state);
 	struct pkt_spec spoof = to_v1_direct(46000, PKT_ACK, 1);
-	struct pkt_spec ack = client_pkt(46000, PKT_ACK | PKT_PSH, 123456), r;
+	struct pkt_spec ack = client_spec(false, 46000, PKT_ACK | PKT_PSH, 123456), r;
 	char addr[PKT_EPSTRLEN];
 
 	config_web4(e, 1, 0);
@@ -102,7 +88,7 @@ static void test_forged_mark_hides_pickup(void **state)
 static void test_replies_flood_then_forged_mark(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec syn = client_pkt(46100, PKT_SYN, 7000), r;
+	struct pkt_spec syn = client_spec(false, 46100, PKT_SYN, 7000), r;
 	struct pkt_spec mark = to_v1_direct(46100, PKT_ACK, 1);
 	struct ts_flow_key rkey = { .proto = IPPROTO_TCP, .family = TS_AF_INET };
 	struct ts_reply_state rs;
@@ -145,8 +131,8 @@ static void test_replies_flood_then_forged_mark(void **state)
 static void test_spoofed_vip_syn_breaks_direct(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec spoof = client_pkt(46200, PKT_SYN, 0x80000000U);
-	struct pkt_spec rst = client_pkt(46200, PKT_RST, 0x80000001U);
+	struct pkt_spec spoof = client_spec(false, 46200, PKT_SYN, 0x80000000U);
+	struct pkt_spec rst = client_spec(false, 46200, PKT_RST, 0x80000001U);
 	struct pkt_spec dsyn = to_v1_direct(46200, PKT_SYN, 1), synack;
 	char addr[PKT_EPSTRLEN];
 
@@ -175,8 +161,8 @@ static void test_spoofed_vip_syn_breaks_direct(void **state)
 static void test_spoofed_ack_blocks_confirmation(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec spoof = client_pkt(46300, PKT_ACK, 0x80000000U);
-	struct pkt_spec syn = client_pkt(46300, PKT_SYN, 7000);
+	struct pkt_spec spoof = client_spec(false, 46300, PKT_ACK, 0x80000000U);
+	struct pkt_spec syn = client_spec(false, 46300, PKT_SYN, 7000);
 	struct pkt_spec ack = handshake_ack_spec(&syn), r;
 	char addr[PKT_EPSTRLEN];
 	int b;
@@ -204,10 +190,10 @@ static void test_spoofed_ack_blocks_confirmation(void **state)
 static void test_spoofed_syn_owns_window(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec spoof = client_pkt(46400, PKT_SYN, 0x80000000U);
-	struct pkt_spec syn = client_pkt(46400, PKT_SYN, 7000);
-	struct pkt_spec brst = client_pkt(46400, PKT_RST, 0x80000001U);
-	struct pkt_spec fin = client_pkt(46400, PKT_FIN | PKT_ACK, 7001);
+	struct pkt_spec spoof = client_spec(false, 46400, PKT_SYN, 0x80000000U);
+	struct pkt_spec syn = client_spec(false, 46400, PKT_SYN, 7000);
+	struct pkt_spec brst = client_spec(false, 46400, PKT_RST, 0x80000001U);
+	struct pkt_spec fin = client_spec(false, 46400, PKT_FIN | PKT_ACK, 7001);
 	struct ts_flow flow;
 	int b;
 
@@ -252,7 +238,7 @@ static struct ts_backend_stats canary(struct ts_env *e, const char *name)
 static void test_canary_syn_after_deadline(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec syn = client_pkt(46600, PKT_SYN, 7000);
+	struct pkt_spec syn = client_spec(false, 46600, PKT_SYN, 7000);
 	struct ts_backend_stats st;
 	struct ts_err err = {};
 	struct timespec ts = { .tv_nsec = 20000000L };
@@ -281,8 +267,8 @@ static void test_canary_syn_after_deadline(void **state)
 static void test_blind_syn_moves_synacked_handshake(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec syn = client_pkt(46800, PKT_SYN, 7000);
-	struct pkt_spec blind = client_pkt(46800, PKT_SYN, 0x80000000U);
+	struct pkt_spec syn = client_spec(false, 46800, PKT_SYN, 7000);
+	struct pkt_spec blind = client_spec(false, 46800, PKT_SYN, 0x80000000U);
 	struct pkt_spec ack = handshake_ack_spec(&syn);
 	int b;
 
@@ -304,8 +290,8 @@ static void test_blind_syn_moves_synacked_handshake(void **state)
 static void test_refused_on_reused_tuple(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec syn = client_pkt(46900, PKT_SYN, 7000);
-	struct pkt_spec fin = client_pkt(46900, PKT_FIN | PKT_ACK, 7001), r;
+	struct pkt_spec syn = client_spec(false, 46900, PKT_SYN, 7000);
+	struct pkt_spec fin = client_spec(false, 46900, PKT_FIN | PKT_ACK, 7001), r;
 	char addr[PKT_EPSTRLEN];
 	struct ts_flow flow;
 
@@ -338,13 +324,13 @@ static void test_spoofed_ack_prepins_after_weight_change(void **state)
 
 	config_web4(e, 1, 1);
 	for (__u16 i = 0; i < 64; i++) {
-		struct pkt_spec ack = client_pkt((__u16)(47000 + i), PKT_ACK, 0x80000000U);
+		struct pkt_spec ack = client_spec(false, (__u16)(47000 + i), PKT_ACK, 0x80000000U);
 
 		pinned_v1 += expect_forward(e, &ack, web4_to, 2, "a spoofed ACK") == 0;
 	}
 	set_web_weights(e, "web4", 1, 100);
 	for (__u16 i = 0; i < 64; i++) {
-		struct pkt_spec syn = client_pkt((__u16)(47000 + i), PKT_SYN, 7000);
+		struct pkt_spec syn = client_spec(false, (__u16)(47000 + i), PKT_SYN, 7000);
 
 		followed_v1 += expect_forward(e, &syn, web4_to, 2, "the client's SYN") == 0;
 	}
@@ -417,9 +403,9 @@ static void test_replies_flood_breaks_direct(void **state)
 static void test_window_lost_after_gap(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec syn = client_pkt(47200, PKT_SYN, 7000), r;
-	struct pkt_spec data = client_pkt(47200, PKT_ACK | PKT_PSH, 7001 + 200000);
-	struct pkt_spec fin = client_pkt(47200, PKT_FIN | PKT_ACK, 7001 + 200000 + 5);
+	struct pkt_spec syn = client_spec(false, 47200, PKT_SYN, 7000), r;
+	struct pkt_spec data = client_spec(false, 47200, PKT_ACK | PKT_PSH, 7001 + 200000);
+	struct pkt_spec fin = client_spec(false, 47200, PKT_FIN | PKT_ACK, 7001 + 200000 + 5);
 	char addr[PKT_EPSTRLEN];
 
 	config_web4(e, 1, 0);
@@ -451,7 +437,7 @@ static void test_canary_forced_syn_retransmits(void **state)
 
 	config_web4(e, 0, 1);	/* v2 is the new version, taking everything */
 	for (__u16 i = 0; i < 10; i++) {
-		struct pkt_spec syn = client_pkt((__u16)(48000 + i), PKT_SYN, 0x1000U * i);
+		struct pkt_spec syn = client_spec(false, (__u16)(48000 + i), PKT_SYN, 0x1000U * i);
 
 		expect_forward(e, &syn, &web4_to[1], 1, "a spoofed SYN");
 		expect_forward(e, &syn, &web4_to[1], 1, "the same, a microsecond later");
@@ -473,8 +459,8 @@ static void test_canary_forced_syn_retransmits(void **state)
 static void test_canary_forced_refused(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec syn = client_pkt(48100, PKT_SYN, 0x2000U);
-	struct pkt_spec ack = client_pkt(48100, PKT_ACK, 0x2001U), r;
+	struct pkt_spec syn = client_spec(false, 48100, PKT_SYN, 0x2000U);
+	struct pkt_spec ack = client_spec(false, 48100, PKT_ACK, 0x2001U), r;
 	char addr[PKT_EPSTRLEN];
 
 	config_web4(e, 0, 1);
@@ -502,8 +488,8 @@ static void test_canary_forced_refused(void **state)
 static void test_timewait_ack_confirms_prepin(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec spoof = client_pkt(48400, PKT_ACK, 0x80000000U);
-	struct pkt_spec syn = client_pkt(48400, PKT_SYN, 7000), r;
+	struct pkt_spec spoof = client_spec(false, 48400, PKT_ACK, 0x80000000U);
+	struct pkt_spec syn = client_spec(false, 48400, PKT_SYN, 7000), r;
 	char addr[PKT_EPSTRLEN];
 	int b;
 

@@ -15,21 +15,6 @@
 static const char *const web4_to[] = { BE4_1, BE4_2 };
 static const char *const web6_to[] = { BE6_1, BE6_2 };
 
-/* seq 7000: the client's ISN in every test */
-static struct pkt_spec client_pkt(bool v6, __u16 sport, __u8 flags, __u32 seq)
-{
-	return (struct pkt_spec){
-		.src = v6 ? CLIENT6 : CLIENT4,
-		.dst = v6 ? VIP6_ADDR : VIP4_ADDR,
-		.sport = sport,
-		.dport = 8008,
-		.flags = flags,
-		.seq = seq,
-		.ack = TEST_BACKEND_ISN + 1,
-		.mss = flags == PKT_SYN,
-	};
-}
-
 /* A packet from backend `be` to the client of s. */
 static struct pkt_spec from_backend(const struct pkt_spec *s, const char *be, __u8 flags,
 				    char addr[PKT_EPSTRLEN])
@@ -55,8 +40,8 @@ static struct pkt_spec from_backend(const struct pkt_spec *s, const char *be, __
 static void blind_close_then_syn(struct ts_env *e, bool v6)
 {
 	const char *const *to = v6 ? web6_to : web4_to;
-	struct pkt_spec syn = client_pkt(v6, 41000, PKT_SYN, 7000);
-	struct pkt_spec data = client_pkt(v6, 41000, PKT_PSH | PKT_ACK, 7001);
+	struct pkt_spec syn = client_spec(v6, 41000, PKT_SYN, 7000);
+	struct pkt_spec data = client_spec(v6, 41000, PKT_PSH | PKT_ACK, 7001);
 	struct pkt_spec blind;
 	__u64 spoof = env_counter(e, TS_CNT_SPOOF_REJECTED);
 	const __u32 guesses[] = { 7001 + 0x80000000U, 7001 + TS_SEQ_WINDOW + 1,
@@ -68,18 +53,18 @@ static void blind_close_then_syn(struct ts_env *e, bool v6)
 	set_web_weights(e, web_service(v6), b == 1, b == 0); /* its backend drains */
 	for (size_t i = 0; i < sizeof(guesses) / sizeof(guesses[0]); i++) {
 		test_context("guessed seq %#x", guesses[i]);
-		blind = client_pkt(v6, 41000, PKT_RST, guesses[i]);
+		blind = client_spec(v6, 41000, PKT_RST, guesses[i]);
 		expect_forward(e, &blind, &to[b], 1, "a blind RST goes on to the pinned backend");
 		ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_ESTABLISHED, "... and closes nothing");
-		blind = client_pkt(v6, 41000, PKT_SYN | PKT_FIN, guesses[i]);
+		blind = client_spec(v6, 41000, PKT_SYN | PKT_FIN, guesses[i]);
 		expect_forward(e, &blind, &to[b], 1, "a blind SYN|FIN goes to the pinned backend");
-		blind = client_pkt(v6, 41000, PKT_FIN | PKT_ACK, guesses[i]);
+		blind = client_spec(v6, 41000, PKT_FIN | PKT_ACK, guesses[i]);
 		expect_forward(e, &blind, &to[b], 1, "a blind FIN goes to the pinned backend");
 		ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_ESTABLISHED, "... and closes nothing");
-		blind = client_pkt(v6, 41000, PKT_SYN, guesses[i]);
+		blind = client_spec(v6, 41000, PKT_SYN, guesses[i]);
 		expect_forward(e, &blind, &to[b], 1, "then a SYN goes to the pinned backend");
 		ASSERT_EQ(env_flow_table(e, &syn), 1, "the pin is still confirmed, in flows");
-		blind = client_pkt(v6, 41000, PKT_ACK, guesses[i]);
+		blind = client_spec(v6, 41000, PKT_ACK, guesses[i]);
 		expect_forward(e, &blind, &to[b], 1, "a blind ACK does not move the window");
 	}
 	test_context(NULL);
@@ -88,7 +73,7 @@ static void blind_close_then_syn(struct ts_env *e, bool v6)
 	expect_forward(e, &data, &to[b], 1, "the client's own data still reaches its backend");
 
 	/* the client's own RST: within the window */
-	blind = client_pkt(v6, 41000, PKT_RST, 7001);
+	blind = client_spec(v6, 41000, PKT_RST, 7001);
 	expect_forward(e, &blind, &to[b], 1, "the client's RST reaches its backend");
 	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSED, "an in-window RST ends the connection");
 	expect_forward(e, &syn, &to[!b], 1, "a SYN after it is new: it follows the weights");
@@ -109,9 +94,9 @@ static void test_v6_blind_close_then_syn(void **state)
 static void test_connection_end(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec syn = client_pkt(false, 41100, PKT_SYN, 7000);
-	struct pkt_spec fin = client_pkt(false, 41100, PKT_FIN | PKT_ACK, 7001);
-	struct pkt_spec syn2 = client_pkt(false, 41101, PKT_SYN, 7000), r;
+	struct pkt_spec syn = client_spec(false, 41100, PKT_SYN, 7000);
+	struct pkt_spec fin = client_spec(false, 41100, PKT_FIN | PKT_ACK, 7001);
+	struct pkt_spec syn2 = client_spec(false, 41101, PKT_SYN, 7000), r;
 	char addr[PKT_EPSTRLEN];
 	int b;
 
@@ -140,8 +125,8 @@ static void test_connection_end(void **state)
 static void test_reused_tuple_confirmed_again(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec syn = client_pkt(false, 41300, PKT_SYN, 7000);
-	struct pkt_spec fin = client_pkt(false, 41300, PKT_FIN | PKT_ACK, 7001), r;
+	struct pkt_spec syn = client_spec(false, 41300, PKT_SYN, 7000);
+	struct pkt_spec fin = client_spec(false, 41300, PKT_FIN | PKT_ACK, 7001), r;
 	char addr[PKT_EPSTRLEN];
 
 	config_web4(e, 1, 0);
@@ -162,8 +147,8 @@ static void test_reused_tuple_confirmed_again(void **state)
 static void test_blind_ack_does_not_confirm(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec syn = client_pkt(false, 41200, PKT_SYN, 7000);
-	struct pkt_spec ack = client_pkt(false, 41200, PKT_ACK, 7001);
+	struct pkt_spec syn = client_spec(false, 41200, PKT_SYN, 7000);
+	struct pkt_spec ack = client_spec(false, 41200, PKT_ACK, 7001);
 	int b;
 
 	config_web4(e, 1, 1);
@@ -189,8 +174,8 @@ static void test_spoofed_packets_do_not_prepin(void **state)
 
 	config_web4(e, 1, 1);
 	for (__u16 i = 0; i < 64; i++) {
-		struct pkt_spec ack = client_pkt(false, (__u16)(42000 + i), PKT_ACK, 99);
-		struct pkt_spec syn = client_pkt(false, (__u16)(42100 + i), PKT_SYN, 99);
+		struct pkt_spec ack = client_spec(false, (__u16)(42000 + i), PKT_ACK, 99);
+		struct pkt_spec syn = client_spec(false, (__u16)(42100 + i), PKT_SYN, 99);
 		char addr[PKT_EPSTRLEN];
 		struct pkt_spec rst;
 		int b;
@@ -217,8 +202,8 @@ static void test_spoofed_packets_do_not_prepin(void **state)
 
 	set_web_weights(e, "web4", 0, 1);
 	for (__u16 i = 0; i < 64; i++) {
-		struct pkt_spec syn = client_pkt(false, (__u16)(42000 + i), PKT_SYN, 5000);
-		struct pkt_spec syn2 = client_pkt(false, (__u16)(42100 + i), PKT_SYN, 5000);
+		struct pkt_spec syn = client_spec(false, (__u16)(42000 + i), PKT_SYN, 5000);
+		struct pkt_spec syn2 = client_spec(false, (__u16)(42100 + i), PKT_SYN, 5000);
 
 		test_context("port %u", 42000 + i);
 		expect_forward(e, &syn, &web4_to[1], 1, "the real SYN goes to v2, not drained v1");
@@ -235,8 +220,8 @@ static void test_spoofed_packets_do_not_prepin(void **state)
 static void test_midstream_confirmed_by_backend(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec ack = client_pkt(false, 43000, PKT_ACK | PKT_PSH, 123456);
-	struct pkt_spec blind = client_pkt(false, 43001, PKT_ACK, 555);
+	struct pkt_spec ack = client_spec(false, 43000, PKT_ACK | PKT_PSH, 123456);
+	struct pkt_spec blind = client_spec(false, 43001, PKT_ACK, 555);
 	struct pkt_spec rst, r;
 	char addr[PKT_EPSTRLEN];
 	__u32 len;
@@ -260,7 +245,7 @@ static void test_midstream_confirmed_by_backend(void **state)
 	ASSERT_EQ(env_flow_state(e, &ack), TS_TCP_ESTABLISHED, "established");
 	set_web_weights(e, "web4", b == 1, b == 0);
 	expect_forward(e, &ack, &web4_to[b], 1, "it keeps its backend");
-	rst = client_pkt(false, 43000, PKT_RST, 123456 + len);
+	rst = client_spec(false, 43000, PKT_RST, 123456 + len);
 	expect_forward(e, &rst, &web4_to[b], 1, "the client's RST");
 	ASSERT_EQ(env_flow_state(e, &ack), TS_TCP_CLOSED, "in the window: closed");
 }
@@ -357,7 +342,7 @@ static void test_forged_direct_mark(void **state)
 	struct ts_env *e = env_of(state);
 	struct pkt_spec spoof = { .src = CLIENT4, .dst = "198.18.2.11", .sport = 45500,
 				  .dport = 8008, .flags = PKT_SYN, .seq = 1 };
-	struct pkt_spec syn = client_pkt(false, 45500, PKT_SYN, 7000), data;
+	struct pkt_spec syn = client_spec(false, 45500, PKT_SYN, 7000), data;
 	char addr[PKT_EPSTRLEN];
 	struct pkt in;
 
@@ -383,8 +368,8 @@ static void test_forged_direct_mark(void **state)
 static void forged_replies(struct ts_env *e, bool v6)
 {
 	const char *const *to = v6 ? web6_to : web4_to;
-	struct pkt_spec syn = client_pkt(v6, 45000, PKT_SYN, 7000);
-	struct pkt_spec other = client_pkt(v6, 45001, PKT_SYN, 7000);
+	struct pkt_spec syn = client_spec(v6, 45000, PKT_SYN, 7000);
+	struct pkt_spec other = client_spec(v6, 45001, PKT_SYN, 7000);
 	struct pkt_spec r, stray;
 	char addr[PKT_EPSTRLEN];
 	__u64 spoof;
@@ -457,7 +442,7 @@ static void test_backend_to_its_own_vip(void **state)
 
 	config_web4(e, 9, 1);
 	for (__u16 i = 0; i < 50; i++) {
-		struct pkt_spec syn = client_pkt(false, (__u16)(46000 + i), PKT_SYN, 7000);
+		struct pkt_spec syn = client_spec(false, (__u16)(46000 + i), PKT_SYN, 7000);
 
 		syn.src = "198.18.2.11";
 		test_context("port %u", syn.sport);
@@ -471,7 +456,7 @@ static void test_backend_to_its_own_vip(void **state)
 
 	set_web_weights(e, "web4", 1, 0);
 	{
-		struct pkt_spec syn = client_pkt(false, 46100, PKT_SYN, 7000);
+		struct pkt_spec syn = client_spec(false, 46100, PKT_SYN, 7000);
 		struct pkt in, out;
 		__u64 none = env_counter(e, TS_CNT_NO_BACKEND);
 
@@ -498,7 +483,7 @@ static void test_flood_leaves_established_flows(void **state)
 
 	config_web4(e, 1, 1);
 	for (int i = 0; i < 40; i++) {
-		struct pkt_spec syn = client_pkt(false, (__u16)(30000 + i), PKT_SYN, 7000);
+		struct pkt_spec syn = client_spec(false, (__u16)(30000 + i), PKT_SYN, 7000);
 
 		est[i] = handshake_ack_spec(&syn);
 		backend[i] = handshake(e, &syn, web4_to, 2, "an established flow");

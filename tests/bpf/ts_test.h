@@ -248,6 +248,9 @@ struct pkt_spec backend_syn_ack_spec(const struct pkt_spec *syn, const char *bac
 				     char addr[PKT_EPSTRLEN]);
 void backend_syn_ack(struct ts_env *e, const struct pkt_spec *syn, const char *backend,
 		     const char *what);
+/* A client's segment to the web VIP (port 8008), acknowledging
+ * TEST_BACKEND_ISN + 1; a SYN carries an MSS option. */
+struct pkt_spec client_spec(bool v6, __u16 sport, __u8 flags, __u32 seq);
 /* The client's ACK that completes the handshake of syn. */
 struct pkt_spec handshake_ack_spec(const struct pkt_spec *syn);
 
