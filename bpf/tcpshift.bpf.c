@@ -222,27 +222,36 @@ static __always_inline struct ts_backend *ts_pinned_backend(const struct ts_serv
 	return be;
 }
 
+/* The backend of a backend_addrs entry, when it is live (an entry left by a
+ * killed command is not). */
+static __always_inline struct ts_backend *ts_index_backend(const struct ts_reply *reply,
+							   __u8 family)
+{
+	struct ts_endpoint_key vip = { .port = reply->vport, .proto = IPPROTO_TCP,
+				       .family = family };
+	struct ts_service *svc;
+	struct ts_backend *be;
+	__u32 id = reply->backend_id;
+
+	be = bpf_map_lookup_elem(&backends, &id);
+	__builtin_memcpy(vip.addr, reply->vip, sizeof(vip.addr));
+	svc = bpf_map_lookup_elem(&services, &vip);
+	if (!be || !svc || !ts_backend_live(be, svc))
+		return NULL;
+	return be;
+}
+
 /* The backend_addrs entry of a backend endpoint, when it names a live
- * backend (an entry left by a killed command does not). */
+ * backend. */
 static __always_inline struct ts_reply *ts_backend_index(const struct ts_endpoint_key *key,
 							 struct ts_backend **be)
 {
-	struct ts_endpoint_key vip = { .proto = key->proto, .family = key->family };
-	struct ts_service *svc;
-	struct ts_reply *reply;
-	__u32 id;
+	struct ts_reply *reply = bpf_map_lookup_elem(&backend_addrs, key);
 
-	reply = bpf_map_lookup_elem(&backend_addrs, key);
 	if (!reply)
 		return NULL;
-	id = reply->backend_id;
-	*be = bpf_map_lookup_elem(&backends, &id);
-	__builtin_memcpy(vip.addr, reply->vip, sizeof(vip.addr));
-	vip.port = reply->vport;
-	svc = bpf_map_lookup_elem(&services, &vip);
-	if (!*be || !svc || !ts_backend_live(*be, svc))
-		return NULL;
-	return reply;
+	*be = ts_index_backend(reply, key->family);
+	return *be ? reply : NULL;
 }
 
 /* ---- flow lifecycle (doc/DESIGN.md, "Flow lifecycle") ---------------------- */
@@ -772,16 +781,14 @@ static __always_inline bool ts_to_this_host(struct __sk_buff *skb, const struct 
  * gateway pinned — rewritten statelessly, and left to the stack's forwarding.
  */
 static __always_inline int ts_reply_unconfirmed(struct __sk_buff *skb, const struct ts_pkt *p,
-						const struct ts_endpoint_key *src)
+						const struct ts_reply *idx)
 {
+	struct ts_backend *be = ts_index_backend(idx, p->key.family);
 	struct ts_flow_key key = {};
-	struct ts_backend *be;
-	struct ts_reply *idx;
 	struct ts_flow *f;
 	__u32 id;
 
-	idx = ts_backend_index(src, &be);
-	if (!idx)
+	if (!be)
 		return TC_ACT_OK;
 	if (!ts_from_backend_side(skb, p)) {
 		ts_count(TS_CNT_SPOOF_REJECTED);
@@ -882,7 +889,7 @@ static __always_inline int ts_not_to_vip(struct __sk_buff *skb, const struct ts_
 				return TC_ACT_OK;
 			bpf_map_delete_elem(&direct, &p->key);
 		}
-		return ts_reply_unconfirmed(skb, p, ep);
+		return ts_reply_unconfirmed(skb, p, idx);
 	}
 	__builtin_memcpy(ep->addr, p->key.daddr, sizeof(ep->addr));
 	ep->port = p->key.dport;
