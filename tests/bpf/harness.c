@@ -694,19 +694,28 @@ static const char *spec_endpoint(const struct pkt_spec *s, bool dst, char buf[PK
 	return buf;
 }
 
-struct pkt_spec backend_syn_ack_spec(const struct pkt_spec *syn, const char *backend,
-				     char addr[PKT_EPSTRLEN])
+struct pkt_spec backend_spec(const struct pkt_spec *s, const char *backend, __u8 flags,
+			     char addr[PKT_EPSTRLEN])
 {
 	struct pkt_spec r = {
-		.dst = syn->src,
-		.dport = syn->sport,
-		.flags = PKT_SYN | PKT_ACK,
-		.seq = TEST_BACKEND_ISN,
-		.ack = syn->seq + 1,
-		.mss = true,
+		.dst = s->src,
+		.dport = s->sport,
+		.flags = flags,
+		.seq = TEST_BACKEND_ISN + 1,
+		.ack = s->seq + 1,
 	};
 
 	return spec_with_endpoint(&r, false, backend, addr);
+}
+
+struct pkt_spec backend_syn_ack_spec(const struct pkt_spec *syn, const char *backend,
+				     char addr[PKT_EPSTRLEN])
+{
+	struct pkt_spec r = backend_spec(syn, backend, PKT_SYN | PKT_ACK, addr);
+
+	r.seq = TEST_BACKEND_ISN;
+	r.mss = true;
+	return r;
 }
 
 void backend_syn_ack(struct ts_env *e, const struct pkt_spec *syn, const char *backend,

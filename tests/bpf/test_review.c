@@ -15,21 +15,6 @@
 
 static const char *const web4_to[] = { BE4_1, BE4_2 };
 
-/* A packet from backend `be` to the client of s. */
-static struct pkt_spec from_backend(const struct pkt_spec *s, const char *be, __u8 flags,
-				    char addr[PKT_EPSTRLEN])
-{
-	struct pkt_spec r = {
-		.dst = s->src,
-		.dport = s->sport,
-		.flags = flags,
-		.seq = TEST_BACKEND_ISN + 1,
-		.ack = s->seq + 1,
-	};
-
-	return spec_with_endpoint(&r, false, be, addr);
-}
-
 /* A client's (or a spoofed) packet to v1's own address:port. */
 static struct pkt_spec to_v1_direct(__u16 sport, __u8 flags, __u32 seq)
 {
@@ -65,7 +50,7 @@ static void test_forged_mark_hides_pickup(void **state)
 	send_untouched(e, &spoof, "the attacker's spoofed ACK to v1's own address:port");
 	ack.payload = "more of a long request";
 	expect_forward(e, &ack, web4_to, 1, "the client's segment, picked up mid-stream");
-	r = from_backend(&ack, BE4_1, PKT_ACK | PKT_PSH, addr);
+	r = backend_spec(&ack, BE4_1, PKT_ACK | PKT_PSH, addr);
 	r.ack = 123456 + 22;
 	r.payload = "the answer";
 	expect_reply(e, &r, VIP4, "v1's answer to the picked-up flow comes from the VIP");
@@ -115,7 +100,7 @@ static void test_replies_flood_then_forged_mark(void **state)
 	print_message("review: the flow's reverse entry was %s by the flood\n",
 		      evicted ? "evicted" : "NOT evicted");
 	send_untouched(e, &mark, "one spoofed ACK client:port -> v1:8008");
-	r = from_backend(&syn, BE4_1, PKT_ACK | PKT_PSH, addr);
+	r = backend_spec(&syn, BE4_1, PKT_ACK | PKT_PSH, addr);
 	r.payload = "the answer";
 	expect_reply(e, &r, VIP4, "v1's answer to the established flow comes from the VIP");
 }
@@ -172,7 +157,7 @@ static void test_spoofed_ack_blocks_confirmation(void **state)
 	expect_forward(e, &syn, &web4_to[b], 1, "the client's SYN");
 	backend_syn_ack(e, &syn, web4_to[b], "the backend's SYN-ACK");
 	expect_forward(e, &ack, &web4_to[b], 1, "the client's ACK");
-	r = from_backend(&syn, web4_to[b], PKT_ACK | PKT_PSH, addr);
+	r = backend_spec(&syn, web4_to[b], PKT_ACK | PKT_PSH, addr);
 	r.payload = "hello";
 	expect_reply(e, &r, VIP4, "the backend's data");
 	ASSERT_EQ(env_flow_table(e, &syn), 1, "the client's connection is confirmed, in flows");
@@ -298,12 +283,12 @@ static void test_refused_on_reused_tuple(void **state)
 	config_web4(e, 1, 0);
 	handshake(e, &syn, web4_to, 1, "the first connection");
 	expect_forward(e, &fin, web4_to, 1, "the client's FIN");
-	r = from_backend(&syn, BE4_1, PKT_FIN | PKT_ACK, addr);
+	r = backend_spec(&syn, BE4_1, PKT_FIN | PKT_ACK, addr);
 	expect_reply(e, &r, VIP4, "v1's FIN");
 	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSED, "the first connection ended");
 	syn.seq = 900000;
 	expect_forward(e, &syn, web4_to, 1, "a new SYN on the same 4-tuple");
-	r = from_backend(&syn, BE4_1, PKT_RST | PKT_ACK, addr);
+	r = backend_spec(&syn, BE4_1, PKT_RST | PKT_ACK, addr);
 	r.seq = 0;
 	expect_reply(e, &r, VIP4, "v1 refuses it");
 	ASSERT_EQ(canary(e, "v1").refused, 1, "v1 refused");
@@ -413,7 +398,7 @@ static void test_window_lost_after_gap(void **state)
 	/* 200000 bytes went through another gateway; they come back here */
 	data.payload = "data.";
 	expect_forward(e, &data, web4_to, 1, "the client's data, back on this gateway");
-	r = from_backend(&syn, BE4_1, PKT_ACK, addr);
+	r = backend_spec(&syn, BE4_1, PKT_ACK, addr);
 	r.ack = 7001 + 200000 + 5;
 	expect_reply(e, &r, VIP4, "v1 acknowledges it");
 	expect_forward(e, &fin, web4_to, 1, "the client's FIN");
@@ -468,7 +453,7 @@ static void test_canary_forced_refused(void **state)
 	backend_syn_ack(e, &syn, BE4_2, "v2's SYN-ACK (to the real client, who drops it)");
 	ack.ack = 0xdeadbeef;
 	expect_forward(e, &ack, &web4_to[1], 1, "a spoofed ACK, wrong ack number");
-	r = from_backend(&syn, BE4_2, PKT_RST, addr);
+	r = backend_spec(&syn, BE4_2, PKT_RST, addr);
 	r.seq = 0xdeadbeef;
 	r.ack = 0;
 	expect_reply(e, &r, VIP4, "v2's RST to that ACK");
@@ -495,7 +480,7 @@ static void test_timewait_ack_confirms_prepin(void **state)
 
 	config_web4(e, 1, 1);
 	b = expect_forward(e, &spoof, web4_to, 2, "the attacker's ACK, pinned mid-stream");
-	r = from_backend(&spoof, web4_to[b], PKT_ACK, addr);
+	r = backend_spec(&spoof, web4_to[b], PKT_ACK, addr);
 	r.seq = 0x11111111;	/* the TIME-WAIT socket's snd_nxt */
 	r.ack = 0x22222222;	/* the old connection's rcv_nxt: not the attacker's */
 	expect_reply(e, &r, VIP4, "the backend's TIME-WAIT socket answers with an ACK");

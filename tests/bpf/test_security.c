@@ -15,21 +15,6 @@
 static const char *const web4_to[] = { BE4_1, BE4_2 };
 static const char *const web6_to[] = { BE6_1, BE6_2 };
 
-/* A packet from backend `be` to the client of s. */
-static struct pkt_spec from_backend(const struct pkt_spec *s, const char *be, __u8 flags,
-				    char addr[PKT_EPSTRLEN])
-{
-	struct pkt_spec r = {
-		.dst = s->src,
-		.dport = s->sport,
-		.flags = flags,
-		.seq = TEST_BACKEND_ISN + 1,
-		.ack = s->seq + 1,
-	};
-
-	return spec_with_endpoint(&r, false, be, addr);
-}
-
 /*
  * Attack 1: a RST or SYN|FIN with a guessed sequence number, then a SYN, for a
  * client's 4-tuple. The pin stays, the SYN goes to the pinned backend (whose
@@ -106,7 +91,7 @@ static void test_connection_end(void **state)
 	expect_forward(e, &fin, &web4_to[b], 1, "the client's FIN");
 	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSING, "one FIN: closing");
 	expect_forward(e, &syn, &web4_to[b], 1, "a SYN while the backend has not closed");
-	r = from_backend(&syn, web4_to[b], PKT_FIN | PKT_ACK, addr);
+	r = backend_spec(&syn, web4_to[b], PKT_FIN | PKT_ACK, addr);
 	expect_reply(e, &r, VIP4, "the backend's FIN");
 	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSED, "FINs both ways: closed");
 	expect_forward(e, &syn, &web4_to[!b], 1, "a SYN after both FINs follows the weights");
@@ -114,7 +99,7 @@ static void test_connection_end(void **state)
 	set_web_weights(e, "web4", 1, 1);
 	b = handshake(e, &syn2, web4_to, 2, "connection 2");
 	set_web_weights(e, "web4", b == 1, b == 0);
-	r = from_backend(&syn2, web4_to[b], PKT_RST, addr);
+	r = backend_spec(&syn2, web4_to[b], PKT_RST, addr);
 	expect_reply(e, &r, VIP4, "the backend's RST");
 	ASSERT_EQ(env_flow_state(e, &syn2), TS_TCP_CLOSED, "the backend's RST: closed");
 	expect_forward(e, &syn2, &web4_to[!b], 1, "a SYN after it follows the weights");
@@ -132,7 +117,7 @@ static void test_reused_tuple_confirmed_again(void **state)
 	config_web4(e, 1, 0);
 	handshake(e, &syn, web4_to, 1, "the first connection");
 	expect_forward(e, &fin, web4_to, 1, "the client's FIN");
-	r = from_backend(&syn, BE4_1, PKT_FIN | PKT_ACK, addr);
+	r = backend_spec(&syn, BE4_1, PKT_FIN | PKT_ACK, addr);
 	expect_reply(e, &r, VIP4, "v1's FIN");
 	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSED, "the first connection ended");
 	syn.seq = 900000;
@@ -186,12 +171,12 @@ static void test_spoofed_packets_do_not_prepin(void **state)
 		on_v1 += b == 0;
 		if (i % 2) {
 			/* the backend has no such connection: RST */
-			rst = from_backend(&ack, web4_to[b], PKT_RST, addr);
+			rst = backend_spec(&ack, web4_to[b], PKT_RST, addr);
 			expect_reply(e, &rst, VIP4, "the backend's RST");
 			ASSERT_EQ(env_flow_table(e, &ack), 0, "the backend's RST ends the pickup");
 		}
 		b = expect_forward(e, &syn, web4_to, 2, "a SYN to be refused");
-		rst = from_backend(&syn, web4_to[b], PKT_RST | PKT_ACK, addr);
+		rst = backend_spec(&syn, web4_to[b], PKT_RST | PKT_ACK, addr);
 		expect_reply(e, &rst, VIP4, "the backend refuses it");
 		ASSERT_EQ(env_flow_table(e, &syn), 0, "a refused SYN leaves no pin");
 	}
@@ -231,14 +216,14 @@ static void test_midstream_confirmed_by_backend(void **state)
 	len = (__u32)strlen(ack.payload);
 	config_web4(e, 1, 1);
 	b = expect_forward(e, &blind, web4_to, 2, "a spoofed ACK of an unknown flow");
-	r = from_backend(&blind, web4_to[b], PKT_ACK, addr);
+	r = backend_spec(&blind, web4_to[b], PKT_ACK, addr);
 	r.ack = 987654321;	/* what the backend's own socket on that 4-tuple expects */
 	expect_reply(e, &r, VIP4, "the backend's answer for another connection");
 	ASSERT_EQ(env_flow_table(e, &blind), 2, "not confirmed: still half-open");
 
 	b = expect_forward(e, &ack, web4_to, 2, "a client segment of an unknown flow");
 	ASSERT_EQ(env_flow_state(e, &ack), TS_TCP_MIDSTREAM, "picked up mid-stream");
-	r = from_backend(&ack, web4_to[b], PKT_ACK, addr);
+	r = backend_spec(&ack, web4_to[b], PKT_ACK, addr);
 	r.ack = 123456 + len;	/* the backend acknowledges the segment */
 	expect_reply(e, &r, VIP4, "the backend's ACK");
 	ASSERT_EQ(env_flow_table(e, &ack), 1, "confirmed: in flows");
@@ -354,7 +339,7 @@ static void test_forged_direct_mark(void **state)
 	expect_untouched(e, &in, TC_ACT_OK, "and an ACK, after the handshake below");
 	handshake(e, &syn, web4_to, 1, "the client's connection through the VIP");
 	expect_untouched(e, &in, TC_ACT_OK, "a spoofed ACK to v1's own address:port again");
-	data = from_backend(&syn, BE4_1, PKT_ACK | PKT_PSH, addr);
+	data = backend_spec(&syn, BE4_1, PKT_ACK | PKT_PSH, addr);
 	data.payload = "the answer";
 	expect_reply(e, &data, VIP4, "v1's data reaches the client from the VIP");
 }
@@ -380,7 +365,7 @@ static void forged_replies(struct ts_env *e, bool v6)
 	b = handshake(e, &syn, to, 2, "a connection");
 	spoof = env_counter(e, TS_CNT_SPOOF_REJECTED);
 	test_dev_force = test_ifindex(TEST_DEV_CLIENT);
-	r = from_backend(&syn, to[b], PKT_ACK | PKT_PSH, addr);
+	r = backend_spec(&syn, to[b], PKT_ACK | PKT_PSH, addr);
 	r.payload = "forged";
 	ASSERT_EQ(pkt_build(&in, &r), 0, "pkt_build");
 	expect_untouched(e, &in, TC_ACT_OK, "a forged reply of the flow, from the client side");
@@ -418,7 +403,7 @@ static void forged_replies(struct ts_env *e, bool v6)
 	}
 
 	/* ECMP: a flow this gateway never saw; its replies come through here */
-	r = from_backend(&other, to[0], PKT_ACK, addr);
+	r = backend_spec(&other, to[0], PKT_ACK, addr);
 	expect_reply(e, &r, v6 ? VIP6 : VIP4, "another gateway's flow: rewritten statelessly");
 }
 

@@ -243,6 +243,10 @@ struct pkt_spec spec_with_endpoint(const struct pkt_spec *s, bool dst, const cha
 #define TEST_BACKEND_ISN	0x40000000U
 int handshake(struct ts_env *e, const struct pkt_spec *syn, const char *const *to, size_t n,
 	      const char *what);
+/* A packet from backend "addr:port" to the client of s (seq TEST_BACKEND_ISN
+ * + 1, acknowledging s's SYN). */
+struct pkt_spec backend_spec(const struct pkt_spec *s, const char *backend, __u8 flags,
+			     char addr[PKT_EPSTRLEN]);
 /* The backend's SYN-ACK answering syn, from backend "addr:port". */
 struct pkt_spec backend_syn_ack_spec(const struct pkt_spec *syn, const char *backend,
 				     char addr[PKT_EPSTRLEN]);
