@@ -157,9 +157,11 @@ char *ts_metrics_render(const struct ts_metrics *in, size_t *len)
 		    "Handshakes completed: the backend's SYN-ACK, then the client's ACK.",
 		    stat_handshakes);
 	per_backend(f, in, "tcpshift_backend_refused_total", "counter",
-		    "Connections the backend refused (its RST to a SYN).", stat_refused);
+		    "Connections the backend refused (its RST to a SYN, before any SYN-ACK).",
+		    stat_refused);
 	per_backend(f, in, "tcpshift_backend_syn_retransmits_total", "counter",
-		    "SYNs sent again before the backend's SYN-ACK (client timeouts).",
+		    "Connections timed out: the client sent its SYN again, no SYN-ACK a second "
+		    "after the first (counted once).",
 		    stat_syn_retransmits);
 	per_backend(f, in, "tcpshift_backend_resets_total", "counter",
 		    "Established connections reset by the backend.", stat_reset);
