@@ -20,16 +20,17 @@ SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 
 DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
 		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq ethtool \
-		man-db groff-base ncat libclang-rt-14-dev strace libmicrohttpd-dev prometheus
+		man-db groff-base ncat libclang-rt-14-dev strace libmicrohttpd-dev prometheus libssl-dev
 
 CFLAGS   ?= -g -O2
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	    -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(OUTPUT)
-LDLIBS   += -lbpf -lelf -lz -ljson-c
+LDLIBS   += -lbpf -lelf -lz -ljson-c -lcrypto
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -I$(OUTPUT) -Iinclude -Ibpf
 
-LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c
+LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c \
+	    user/daemon.c user/sync.c
 CMD_SRCS := $(wildcard user/cmd_*.c) user/cli.c user/main.c
 LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
 CMD_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))

@@ -21,6 +21,7 @@
 #include "icmp.h"
 #include "forward.h"
 #include "maps.h"
+#include "sync.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -275,15 +276,21 @@ enum ts_end {
 	TS_END_BACKEND_RST,
 };
 
-/* The connection of f ended: CLOSED, counted once for a confirmed flow. */
-static __always_inline void ts_flow_end(struct ts_flow *f, bool confirmed, enum ts_end why)
+/* The connection of f (key client -> VIP) ended: CLOSED, counted once and
+ * told to sync for a confirmed flow. */
+static __always_inline void ts_flow_end(const struct ts_flow_key *key, struct ts_flow *f,
+					bool confirmed, enum ts_end why)
 {
 	struct ts_backend_stats *s;
 
 	if (f->tcp_state == TS_TCP_CLOSED)
 		return;
 	f->tcp_state = TS_TCP_CLOSED;
-	if (!confirmed || !(s = ts_stats(f->backend_id)))
+	if (!confirmed)
+		return;
+	ts_sync_emit(TS_SYNC_END, key, f);
+	s = ts_stats(f->backend_id);
+	if (!s)
 		return;
 	s->ended++;
 	if (why == TS_END_FINS)
@@ -293,14 +300,15 @@ static __always_inline void ts_flow_end(struct ts_flow *f, bool confirmed, enum 
 }
 
 /* A FIN from one side; both sides' FINs end the connection. */
-static __always_inline void ts_flow_fin(struct ts_flow *f, bool confirmed, __u8 side)
+static __always_inline void ts_flow_fin(const struct ts_flow_key *key, struct ts_flow *f,
+					bool confirmed, __u8 side)
 {
 	if (f->flags & side)
 		return;
 	f->flags |= side;
 	if ((f->flags & (TS_FLOW_F_CLIENT_FIN | TS_FLOW_F_BACKEND_FIN)) ==
 	    (TS_FLOW_F_CLIENT_FIN | TS_FLOW_F_BACKEND_FIN))
-		ts_flow_end(f, confirmed, TS_END_FINS);
+		ts_flow_end(key, f, confirmed, TS_END_FINS);
 	else
 		f->tcp_state = TS_TCP_CLOSING;
 }
@@ -322,24 +330,25 @@ static __always_inline void ts_track_client(struct ts_flow *f, bool confirmed,
 		return;
 	}
 	if (p->tcp_flags & TCP_FLAG_RST) {
-		ts_flow_end(f, confirmed, TS_END_OTHER);
+		ts_flow_end(&p->key, f, confirmed, TS_END_OTHER);
 		return;
 	}
 	if (ts_seq_after(end, f->client_end))
 		f->client_end = end;
 	if (p->tcp_flags & TCP_FLAG_FIN)
-		ts_flow_fin(f, confirmed, TS_FLOW_F_CLIENT_FIN);
+		ts_flow_fin(&p->key, f, confirmed, TS_FLOW_F_CLIENT_FIN);
 }
 
-/* The backend's side: it is trusted as far as it is the backend (the packet
- * matched the flow's reply 5-tuple and arrived on the backend's device). */
-static __always_inline void ts_track_backend(struct ts_flow *f, bool confirmed,
-					     const struct ts_pkt *p)
+/* The backend's side of flow key: it is trusted as far as it is the backend
+ * (the packet matched the flow's reply 5-tuple and arrived on the backend's
+ * device). */
+static __always_inline void ts_track_backend(const struct ts_flow_key *key, struct ts_flow *f,
+					     bool confirmed, const struct ts_pkt *p)
 {
 	if (p->tcp_flags & TCP_FLAG_RST)
-		ts_flow_end(f, confirmed, TS_END_BACKEND_RST);
+		ts_flow_end(key, f, confirmed, TS_END_BACKEND_RST);
 	else if (p->tcp_flags & TCP_FLAG_FIN)
-		ts_flow_fin(f, confirmed, TS_FLOW_F_BACKEND_FIN);
+		ts_flow_fin(key, f, confirmed, TS_FLOW_F_BACKEND_FIN);
 }
 
 /* The 5-tuple of the backend's replies to flow key (as they arrive). */
@@ -419,6 +428,10 @@ static __always_inline void ts_promote(const struct ts_flow_key *key, const stru
 	ts_reply_entry(key, &est, be);
 	bpf_map_delete_elem(&half_open, key);
 	ts_count(TS_CNT_PROMOTED);
+	/* a connection that ended in the packet that confirmed it is no pin
+	 * the other gateways need */
+	if (est.tcp_state != TS_TCP_CLOSED)
+		ts_sync_emit(TS_SYNC_PIN, key, &est);
 	s = ts_stats(est.backend_id);
 	if (!s)
 		return;
@@ -521,7 +534,7 @@ static __always_inline void ts_half_open_backend(struct __sk_buff *skb, const st
 	if ((f->tcp_state == TS_TCP_MIDSTREAM || f->tcp_state == TS_TCP_ESTABLISHED) &&
 	    (p->tcp_flags & TCP_FLAG_ACK) && ts_seq_plausible(f, p->ack)) {
 		f->client_end = p->ack;
-		ts_track_backend(f, false, p);
+		ts_track_backend(key, f, false, p);
 		ts_promote(key, f, be);
 	}
 }
@@ -559,7 +572,7 @@ static __always_inline int ts_close_flow(struct __sk_buff *skb, const struct ts_
 					 bool confirmed)
 {
 	ts_count(be ? TS_CNT_DRAIN_CLOSED : TS_CNT_REMOVED_BACKEND);
-	ts_flow_end(flow, confirmed, TS_END_OTHER);
+	ts_flow_end(&p->key, flow, confirmed, TS_END_OTHER);
 	if (p->tcp_flags & TCP_FLAG_RST) {
 		if (be && !ts_rewrite(skb, p, true, be->addr, be->port))
 			return TC_ACT_OK;
@@ -625,7 +638,7 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 			/* the new pin goes to half_open: flows must not shadow it;
 			 * the old connection is over (counted once) */
 			if (!half_opened) {
-				ts_flow_end(flow, true, TS_END_OTHER);
+				ts_flow_end(&p->key, flow, true, TS_END_OTHER);
 				bpf_map_delete_elem(&flows, &p->key);
 			}
 			flow = NULL;
@@ -727,7 +740,7 @@ static __always_inline int ts_reply_confirmed(struct __sk_buff *skb, const struc
 		f = bpf_map_lookup_elem(&flows, &key);
 		if (!f)
 			return -1;
-		ts_track_backend(f, true, p);
+		ts_track_backend(&key, f, true, p);
 	}
 	return ts_reply_rewrite(skb, p, be, id, r->vip, r->vport, true);
 }
@@ -806,7 +819,7 @@ static __always_inline int ts_reply_unconfirmed(struct __sk_buff *skb, const str
 			f = bpf_map_lookup_elem(&flows, &key);
 			if (f && f->backend_id == id) {
 				f->ifindex = skb->ingress_ifindex;
-				ts_track_backend(f, true, p);
+				ts_track_backend(&key, f, true, p);
 				ts_reply_entry(&key, f, be);
 			} else if (ts_to_this_host(skb, p)) {
 				/* no flow of ours, and for the gateway itself */

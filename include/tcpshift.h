@@ -181,6 +181,7 @@ enum ts_flow_flags {
 	TS_FLOW_F_CLIENT_FIN	= 2,	/* an in-window FIN from the client */
 	TS_FLOW_F_BACKEND_FIN	= 4,	/* a FIN from the backend */
 	TS_FLOW_F_TIMED_OUT	= 8,	/* its SYN sent again, no SYN-ACK after 1 s: counted */
+	TS_FLOW_F_SYNCED	= 16,	/* written by `tcpshift sync`: a peer gateway's pin */
 };
 
 /*
@@ -292,6 +293,8 @@ enum ts_counter {
 	TS_CNT_BACKEND_REFUSED,		/* half-open flows ended by the backend's RST */
 	TS_CNT_HAIRPIN,			/* a backend's own connection to its VIP: picked
 					 * another backend */
+	TS_CNT_SYNC_LOST,		/* pin events for `tcpshift sync` dropped: its ring
+					 * buffer was full (sync down or behind) */
 	TS_CNT_MAX,
 };
 
@@ -322,6 +325,8 @@ enum ts_settings_flags {
 	TS_SETTINGS_F_FORWARD_FIB = 1,	/* load --forward fib */
 	TS_SETTINGS_F_LOADING	= 2,	/* a load is attaching (or was killed doing so):
 					 * ifindex[] may name devices without our filter */
+	TS_SETTINGS_F_SYNC	= 4,	/* `tcpshift sync` runs (or died without clearing
+					 * it): the data plane streams pin events */
 };
 
 /*
@@ -340,6 +345,29 @@ struct ts_settings {
 	__u64	netns_ino;
 	__u32	ifindex[TS_MAX_DEVICES];	/* devices `load` attached to */
 	__u32	dev_flags[TS_MAX_DEVICES];	/* enum ts_dev_flags, per ifindex[] */
+};
+
+/*
+ * sync_events: ring buffer of the pins the data plane makes and ends, read by
+ * `tcpshift sync` (doc/DESIGN.md, "Flow sync"). Written only while
+ * TS_SETTINGS_F_SYNC is set; a full ring drops the event and counts
+ * TS_CNT_SYNC_LOST: the data plane never waits for the reader.
+ */
+#define TS_SYNC_RING_BYTES	(4U << 20)	/* ~58,000 events */
+
+enum ts_sync_event_type {
+	TS_SYNC_PIN	= 1,	/* a flow was confirmed (moved to flows) */
+	TS_SYNC_END	= 2,	/* a confirmed flow ended (CLOSED) */
+};
+
+struct ts_sync_event {
+	struct ts_flow_key key;	/* client -> VIP */
+	__u32	backend_id;	/* this gateway's id: peers match by address */
+	__u32	generation;
+	__u32	client_end;	/* host order, as in ts_flow */
+	__u8	type;		/* enum ts_sync_event_type */
+	__u8	pad[3];
+	__u64	time_ns;	/* CLOCK_MONOTONIC of the event */
 };
 
 #endif /* TCPSHIFT_H */

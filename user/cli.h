@@ -32,6 +32,7 @@ int cmd_export(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_import(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_health(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_agent(struct ts_ctx *ctx, int argc, char **argv);
+int cmd_sync(struct ts_ctx *ctx, int argc, char **argv);
 
 /* Print err as the one stderr line; returns its exit status. */
 int cli_report(const struct ts_err *err);

@@ -13,7 +13,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
-#include <microhttpd.h>
 
 #include "cli.h"
+#include "daemon.h"
 
 static const char help[] =
 	"Usage: tcpshift agent [--metrics ADDR:PORT]\n"
@@ -81,27 +80,13 @@ static __u64 now_ms(void)
 	return ts_now_ns() / 1000000;
 }
 
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
-{
-	char stamp[32];
-	time_t t = time(NULL);
-	struct tm tm;
-	va_list ap;
-
-	gmtime_r(&t, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	fprintf(stderr, "tcpshift agent: %s ", stamp);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
+#define logf_(...) ts_log("agent", __VA_ARGS__)
 
 /* ---- metrics ------------------------------------------------------------------ */
 
-static char *metrics_collect(struct agent *a, size_t *len)
+static char *metrics_collect(void *cls, size_t *len)
 {
+	struct agent *a = cls;
 	struct ts_metrics in = {};
 	struct ts_config cfg = {};
 	struct ts_err err;
@@ -167,98 +152,6 @@ out:
 	return text;
 }
 
-static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
-			      const char *method, const char *version, const char *upload,
-			      size_t *upload_len, void **con_cls)
-{
-	static const char not_found[] = "tcpshift agent: metrics are at /metrics\n";
-	struct MHD_Response *resp;
-	enum MHD_Result r;
-	unsigned int code = MHD_HTTP_OK;
-	char *text;
-	size_t len = 0;
-
-	(void)version;
-	(void)upload;
-	(void)upload_len;
-	(void)con_cls;
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return MHD_NO;
-	if (strcmp(url, "/metrics")) {
-		resp = MHD_create_response_from_buffer(sizeof(not_found) - 1, (void *)not_found,
-						       MHD_RESPMEM_PERSISTENT);
-		code = MHD_HTTP_NOT_FOUND;
-	} else {
-		text = metrics_collect(cls, &len);
-		if (!text) {
-			static const char fail[] = "cannot read the maps\n";
-
-			resp = MHD_create_response_from_buffer(sizeof(fail) - 1, (void *)fail,
-							       MHD_RESPMEM_PERSISTENT);
-			code = MHD_HTTP_INTERNAL_SERVER_ERROR;
-		} else {
-			resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-			MHD_add_response_header(resp, "Content-Type",
-						"text/plain; version=0.0.4; charset=utf-8");
-		}
-	}
-	if (!resp)
-		return MHD_NO;
-	r = MHD_queue_response(conn, code, resp);
-	MHD_destroy_response(resp);
-	return r;
-}
-
-/* An address:port of ours as a socket address; returns its length. */
-static socklen_t sockaddr_of(__u8 family, const __be32 addr[4], __be16 port,
-			     struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == TS_AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = port;
-		memcpy(&sin->sin_addr, addr, 4);
-		return sizeof(*sin);
-	}
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_port = port;
-	memcpy(&sin6->sin6_addr, addr, 16);
-	return sizeof(*sin6);
-}
-
-/* Our own listening socket, so that an address in use gets a clear error. */
-static int metrics_listen(const char *spec, struct ts_err *err)
-{
-	struct ts_endpoint ep;
-	struct sockaddr_storage ss = {};
-	socklen_t sl;
-	int fd, one = 1;
-
-	if (ts_parse_endpoint(spec, &ep, err))
-		return -1;
-	sl = sockaddr_of(ep.family, ep.addr, ep.port, &ss);
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		ts_fail(err, TS_ERR_RUNTIME, "cannot open the metrics socket: %s", strerror(errno));
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 64)) {
-		int e = errno;
-
-		close(fd);
-		ts_fail(err, e == EADDRINUSE || e == EADDRNOTAVAIL ? TS_ERR_USAGE : TS_ERR_RUNTIME,
-			"cannot serve metrics on %s: %s%s", spec, strerror(e),
-			e == EADDRINUSE ? ": another process listens there; pick another --metrics"
-			: e == EADDRNOTAVAIL ? ": no such local address here" : "");
-		return -1;
-	}
-	return fd;
-}
 
 /* ---- health checks ------------------------------------------------------------ */
 
@@ -340,7 +233,7 @@ static bool check_start(struct check *c, const struct ts_backend *be,
 	struct sockaddr_storage ss = {};
 	socklen_t sl;
 
-	sl = sockaddr_of(be->family, be->addr, be->port, &ss);
+	sl = ts_sockaddr_of(be->family, be->addr, be->port, &ss);
 	c->due_ms = now + hc->interval_ms;
 	c->deadline_ms = now + hc->timeout_ms;
 	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -458,7 +351,7 @@ int cmd_agent(struct ts_ctx *ctx, int argc, char **argv)
 		CLI_OPT_HELP,
 		{},
 	};
-	struct MHD_Daemon *httpd = NULL;
+	struct ts_metrics_server httpd = { .collect = metrics_collect };
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct agent *a;
 	struct ts_err err;
@@ -474,7 +367,7 @@ int cmd_agent(struct ts_ctx *ctx, int argc, char **argv)
 	}
 	pthread_mutex_init(&a->lock, NULL);
 	if (metrics) {
-		lfd = metrics_listen(metrics, &err);
+		lfd = ts_metrics_listen(metrics, &err);
 		if (lfd < 0) {
 			free(a);
 			return cli_report(&err);
@@ -491,10 +384,8 @@ int cmd_agent(struct ts_ctx *ctx, int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (lfd >= 0) {
-		httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
-					 NULL, NULL, answer, a, MHD_OPTION_LISTEN_SOCKET, lfd,
-					 MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
-		if (!httpd) {
+		httpd.cls = a;
+		if (ts_metrics_serve(&httpd, lfd)) {
 			fprintf(stderr, "tcpshift: cannot start the metrics server on %s\n",
 				metrics);
 			close(lfd);
@@ -507,8 +398,7 @@ int cmd_agent(struct ts_ctx *ctx, int argc, char **argv)
 	logf_("started (pin directory %s)", a->m.pin_dir);
 	while (!stopping && !a->failed)
 		checks_round(a);
-	if (httpd)
-		MHD_stop_daemon(httpd);
+	ts_metrics_stop(&httpd);
 	for (size_t i = 0; i < a->nchecks; i++)
 		check_stop(&a->checks[i]);
 	logf_(a->failed ? "stopped: the instance is gone" : "stopped");

@@ -98,6 +98,7 @@ struct ts_maps {
 	int	backend_stats;
 	int	counters;
 	int	settings;
+	int	sync_events;	/* ring buffer read by `tcpshift sync` */
 	int	lock_fd;	/* the pin directory, flock()ed by changes and readers */
 	__u32	settings_id;	/* map id of the pinned settings: this instance */
 	struct ts_owner owner;	/* ids of every pinned map validated */
@@ -175,6 +176,8 @@ typedef void (*ts_flow_cb)(const struct ts_flow_key *key, const struct ts_flow *
  * consistent view of each entry, not of the whole tables while the data plane
  * runs). Returns 0 or -errno. */
 int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx);
+/* The same, confirmed flows (flows) only. */
+int ts_flows_foreach_confirmed(const struct ts_maps *m, ts_flow_cb cb, void *ctx);
 /* Name of the i-th map struct ts_maps holds, NULL past the last; ts_maps_fd:
  * its fd in m. The set of pins itself is ts_map_layouts(). */
 const char *ts_pin_name(size_t i);

@@ -22,6 +22,7 @@ static const struct {
 	{ "pick", cmd_pick },	  { "rollout", cmd_rollout },
 	{ "export", cmd_export },   { "import", cmd_import },	{ "health", cmd_health },
 	{ "agent", cmd_agent },
+	{ "sync", cmd_sync },
 };
 
 static const char usage[] =
@@ -47,6 +48,8 @@ static const char usage[] =
 	"  health SERVICE --check tcp|none [--interval D] [--timeout D] [--rise N] [--fall N]\n"
 	"                                      health checks of its backends (by the agent)\n"
 	"  agent [--metrics ADDR:PORT]         health checks and Prometheus metrics\n"
+	"  sync --listen ADDR:PORT --peer ADDR:PORT... --key FILE\n"
+	"                                      share flow pins with the fleet's gateways\n"
 	"\n"
 	"Global options:\n"
 	"  --pin-dir DIR   maps live under DIR (default /sys/fs/bpf/tcpshift,\n"

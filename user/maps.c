@@ -35,6 +35,7 @@ static const struct {
 	{ "backend_stats", offsetof(struct ts_maps, backend_stats) },
 	{ "counters", offsetof(struct ts_maps, counters) },
 	{ "settings", offsetof(struct ts_maps, settings) },
+	{ "sync_events", offsetof(struct ts_maps, sync_events) },
 };
 
 #define NAMED_MAPS (sizeof(named_maps) / sizeof(named_maps[0]))
@@ -53,6 +54,7 @@ static const char *const counter_names[TS_CNT_MAX] = {
 	[TS_CNT_SPOOF_REJECTED] = "spoof_rejected",
 	[TS_CNT_BACKEND_REFUSED] = "backend_refused",
 	[TS_CNT_HAIRPIN] = "hairpin_repicked",
+	[TS_CNT_SYNC_LOST] = "sync_lost",
 };
 
 const char *ts_pin_name(size_t i)
@@ -574,6 +576,11 @@ out:
 	free(keys);
 	free(vals);
 	return r;
+}
+
+int ts_flows_foreach_confirmed(const struct ts_maps *m, ts_flow_cb cb, void *ctx)
+{
+	return foreach_flow(m->flows, cb, ctx);
 }
 
 int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx)

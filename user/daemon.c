@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The long-running helpers' shared pieces: see daemon.h. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <microhttpd.h>
+
+#include "daemon.h"
+
+void ts_log(const char *who, const char *fmt, ...)
+{
+	char stamp[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	va_list ap;
+
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(stderr, "tcpshift %s: %s ", who, stamp);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+socklen_t ts_sockaddr_of(__u8 family, const __be32 addr[4], __be16 port,
+			 struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == TS_AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = port;
+		memcpy(&sin->sin_addr, addr, 4);
+		return sizeof(*sin);
+	}
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = port;
+	memcpy(&sin6->sin6_addr, addr, 16);
+	return sizeof(*sin6);
+}
+
+bool ts_endpoint_of(const struct sockaddr_storage *ss, struct ts_endpoint *ep)
+{
+	memset(ep, 0, sizeof(*ep));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		ep->family = TS_AF_INET;
+		ep->port = sin->sin_port;
+		memcpy(ep->addr, &sin->sin_addr, 4);
+		return true;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+		ep->family = TS_AF_INET6;
+		ep->port = sin6->sin6_port;
+		memcpy(ep->addr, &sin6->sin6_addr, 16);
+		return true;
+	}
+	return false;
+}
+
+int ts_metrics_listen(const char *spec, struct ts_err *err)
+{
+	struct ts_endpoint ep;
+	struct sockaddr_storage ss = {};
+	socklen_t sl;
+	int fd, one = 1;
+
+	if (ts_parse_endpoint(spec, &ep, err))
+		return -1;
+	sl = ts_sockaddr_of(ep.family, ep.addr, ep.port, &ss);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ts_fail(err, TS_ERR_RUNTIME, "cannot open the metrics socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 64)) {
+		int e = errno;
+
+		close(fd);
+		ts_fail(err, e == EADDRINUSE || e == EADDRNOTAVAIL ? TS_ERR_USAGE : TS_ERR_RUNTIME,
+			"cannot serve metrics on %s: %s%s", spec, strerror(e),
+			e == EADDRINUSE ? ": another process listens there; pick another --metrics"
+			: e == EADDRNOTAVAIL ? ": no such local address here" : "");
+		return -1;
+	}
+	return fd;
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_len, void **con_cls)
+{
+	static const char not_found[] = "tcpshift: metrics are at /metrics\n";
+	static const char fail[] = "cannot read the maps\n";
+	const struct ts_metrics_server *s = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result r;
+	unsigned int code = MHD_HTTP_OK;
+	char *text;
+	size_t len = 0;
+
+	(void)version;
+	(void)upload;
+	(void)upload_len;
+	(void)con_cls;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return MHD_NO;
+	if (strcmp(url, "/metrics")) {
+		resp = MHD_create_response_from_buffer(sizeof(not_found) - 1, (void *)not_found,
+						       MHD_RESPMEM_PERSISTENT);
+		code = MHD_HTTP_NOT_FOUND;
+	} else if (!(text = s->collect(s->cls, &len))) {
+		resp = MHD_create_response_from_buffer(sizeof(fail) - 1, (void *)fail,
+						       MHD_RESPMEM_PERSISTENT);
+		code = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	} else {
+		resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+		if (resp)
+			MHD_add_response_header(resp, "Content-Type",
+						"text/plain; version=0.0.4; charset=utf-8");
+	}
+	if (!resp)
+		return MHD_NO;
+	r = MHD_queue_response(conn, code, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+int ts_metrics_serve(struct ts_metrics_server *s, int lfd)
+{
+	s->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
+				    NULL, answer, s, MHD_OPTION_LISTEN_SOCKET, lfd,
+				    MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+	return s->httpd ? 0 : -1;
+}
+
+void ts_metrics_stop(struct ts_metrics_server *s)
+{
+	if (s->httpd)
+		MHD_stop_daemon(s->httpd);
+	s->httpd = NULL;
+}
