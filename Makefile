@@ -39,7 +39,7 @@ BPF_HDRS := $(wildcard bpf/*.h include/*.h)
 
 TEST_UNIT := $(OUTPUT)/tests/test_unit
 TEST_BPF  := $(OUTPUT)/tests/test_bpf
-TOOLS     := $(OUTPUT)/ts-echo
+TOOLS     := $(OUTPUT)/ts-echo $(OUTPUT)/ts-synctest
 
 ifeq ($(V),1)
 Q =
@@ -102,6 +102,11 @@ $(OUTPUT)/tcpshift: $(CMD_OBJS) $(OUTPUT)/libtcpshift.a
 $(OUTPUT)/ts-echo: tools/ts-echo.c | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+# the sync tests' helper: fills flow tables, sends crafted sync messages
+$(OUTPUT)/ts-synctest: tools/ts-synctest.c $(OUTPUT)/libtcpshift.a | $(OUTPUT)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lmicrohttpd -o $@
 
 # ---- tests -----------------------------------------------------------------
 $(TEST_UNIT): $(wildcard tests/unit/*.c tests/unit/*.h) $(OUTPUT)/user/cli.o $(OUTPUT)/libtcpshift.a \

@@ -423,6 +423,8 @@ static __always_inline void ts_promote(const struct ts_flow_key *key, const stru
 
 	if (est.tcp_state == TS_TCP_SYN_SEEN || est.tcp_state == TS_TCP_MIDSTREAM)
 		est.tcp_state = TS_TCP_ESTABLISHED;
+	/* confirmed here: ours now, whoever pinned it */
+	est.flags &= ~TS_FLOW_F_SYNCED;
 	if (bpf_map_update_elem(&flows, key, &est, BPF_ANY))
 		return;
 	ts_reply_entry(key, &est, be);
@@ -475,9 +477,12 @@ static __always_inline void ts_half_open_client(const struct ts_pkt *p, struct t
 		return;
 	if (!(f->flags & TS_FLOW_F_SYNACK)) {
 		/* The SYN-ACK took another path, or is late: the flow stays
-		 * half-open until a packet of the backend confirms it. */
-		if (f->tcp_state == TS_TCP_SYN_SEEN)
+		 * half-open until a packet of the backend confirms it (the
+		 * other gateways hold it half-open too). */
+		if (f->tcp_state == TS_TCP_SYN_SEEN) {
 			f->tcp_state = TS_TCP_ESTABLISHED;
+			ts_sync_emit(TS_SYNC_PIN_HALF_OPEN, &p->key, f);
+		}
 		return;
 	}
 	acked = p->ack - (f->backend_isn + 1);

@@ -356,8 +356,10 @@ struct ts_settings {
 #define TS_SYNC_RING_BYTES	(4U << 20)	/* ~58,000 events */
 
 enum ts_sync_event_type {
-	TS_SYNC_PIN	= 1,	/* a flow was confirmed (moved to flows) */
-	TS_SYNC_END	= 2,	/* a confirmed flow ended (CLOSED) */
+	TS_SYNC_PIN		= 1,	/* a flow was confirmed (moved to flows) */
+	TS_SYNC_END		= 2,	/* a confirmed flow ended (CLOSED) */
+	TS_SYNC_PIN_HALF_OPEN	= 3,	/* the client's ACK of a handshake whose SYN-ACK
+					 * took another path (ECMP): a half-open pin */
 };
 
 struct ts_sync_event {

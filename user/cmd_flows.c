@@ -83,10 +83,11 @@ static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 	else
 		snprintf(baddr, sizeof(baddr), "-");
 	if (!fc->ctx->json) {
-		printf("%-28s %-28s %-16s %-12s %-28s %6llu %6llu %s%s\n", client, vip,
+		printf("%-28s %-28s %-16s %-12s %-28s %6llu %6llu %s%s%s\n", client, vip,
 		       s ? s->svc.name : "-", bname, baddr, (unsigned long long)age,
 		       (unsigned long long)idle, cli_tcp_state_name(f->tcp_state),
-		       live ? "" : " (backend removed)");
+		       live ? "" : " (backend removed)",
+		       f->flags & TS_FLOW_F_SYNCED ? " (synced)" : "");
 		return;
 	}
 	o = json_object_new_object();
@@ -101,6 +102,9 @@ static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 			       json_object_new_string(cli_tcp_state_name(f->tcp_state)));
 	json_object_object_add(o, "backend_state",
 			       json_object_new_string(live ? "active" : "removed"));
+	/* pinned by another gateway, written here by `tcpshift sync` */
+	json_object_object_add(o, "synced",
+			       json_object_new_boolean(!!(f->flags & TS_FLOW_F_SYNCED)));
 	/* streamed, one object at a time: a million flows need no array in memory */
 	printf("%s%s", fc->printed++ ? "," : "[",
 	       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |

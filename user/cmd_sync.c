@@ -226,6 +226,7 @@ static int on_event(void *ctx, void *data, size_t size)
 struct bulk {
 	struct sync	*s;
 	struct peer	*p;
+	__u8		type;		/* TS_SYNC_PIN: flows; TS_SYNC_PIN_HALF_OPEN: half_open */
 	unsigned char	buf[TS_SYNC_DATAGRAM];
 	size_t		n;
 	__u64		flows;
@@ -251,9 +252,13 @@ static void bulk_flow(const struct ts_flow_key *key, const struct ts_flow *f, vo
 	struct ts_sync_record *rec = (struct ts_sync_record *)(b->buf +
 							       sizeof(struct ts_sync_hdr)) + b->n;
 
-	if (f->tcp_state == TS_TCP_CLOSED || (!b->p && (f->flags & TS_FLOW_F_SYNCED)))
+	/* confirmed pins that did not end; half-open ones the client's ACK
+	 * established (the others are no connection yet) */
+	if ((b->type == TS_SYNC_PIN ? f->tcp_state == TS_TCP_CLOSED
+				    : f->tcp_state != TS_TCP_ESTABLISHED) ||
+	    (!b->p && (f->flags & TS_FLOW_F_SYNCED)))
 		return;
-	if (!record_of(b->s, TS_SYNC_PIN, key, f->backend_id, f->generation, f->client_end,
+	if (!record_of(b->s, b->type, key, f->backend_id, f->generation, f->client_end,
 		       f->created_ns + b->s->real_minus_mono, rec))
 		return;
 	b->flows++;
@@ -272,7 +277,10 @@ static void send_bulk(struct sync *s, struct peer *p)
 	b->s = s;
 	b->p = p;
 	backends_read(s);
-	r = ts_flows_foreach_confirmed(&s->m, bulk_flow, b);
+	b->type = TS_SYNC_PIN;
+	r = ts_flow_map_foreach(s->m.flows, bulk_flow, b);
+	b->type = TS_SYNC_PIN_HALF_OPEN;
+	r = r ?: ts_flow_map_foreach(s->m.half_open, bulk_flow, b);
 	bulk_flush(b);
 	if (r)
 		logf_("cannot read the flow table: %s", strerror(-r));
@@ -384,7 +392,7 @@ static void receive(struct sync *s, const unsigned char *buf, size_t len,
 
 		pthread_mutex_lock(&s->lock);
 		s->applied[o]++;
-		if (h->type == TS_SYNC_MSG_EVENTS && recs[i].type == TS_SYNC_PIN) {
+		if (h->type == TS_SYNC_MSG_EVENTS && recs[i].type != TS_SYNC_END) {
 			__u64 ev = be64toh(recs[i].event_ns), t = now_real();
 
 			lag_sample(s, t > ev ? t - ev : 0);

@@ -176,8 +176,8 @@ typedef void (*ts_flow_cb)(const struct ts_flow_key *key, const struct ts_flow *
  * consistent view of each entry, not of the whole tables while the data plane
  * runs). Returns 0 or -errno. */
 int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx);
-/* The same, confirmed flows (flows) only. */
-int ts_flows_foreach_confirmed(const struct ts_maps *m, ts_flow_cb cb, void *ctx);
+/* The same, for one of the two tables (m->flows or m->half_open). */
+int ts_flow_map_foreach(int map_fd, ts_flow_cb cb, void *ctx);
 /* Name of the i-th map struct ts_maps holds, NULL past the last; ts_maps_fd:
  * its fd in m. The set of pins itself is ts_map_layouts(). */
 const char *ts_pin_name(size_t i);

@@ -578,9 +578,9 @@ out:
 	return r;
 }
 
-int ts_flows_foreach_confirmed(const struct ts_maps *m, ts_flow_cb cb, void *ctx)
+int ts_flow_map_foreach(int map_fd, ts_flow_cb cb, void *ctx)
 {
-	return foreach_flow(m->flows, cb, ctx);
+	return foreach_flow(map_fd, cb, ctx);
 }
 
 int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx)

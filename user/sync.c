@@ -227,6 +227,33 @@ static bool addr_ok(const __be32 a[4], __u8 family)
 	return family == TS_AF_INET6 || (!a[1] && !a[2] && !a[3]);
 }
 
+/*
+ * A peer's half-open pin f (its handshake's SYN-ACK took another path) goes
+ * to half_open, as at its origin: what a sender with the client's address
+ * can make there, it can make here, and no more. The confirmed pin on the
+ * 4-tuple (have) is closed or a peer's older one (ts_sync_apply kept ours):
+ * it goes, as the origin's SYN removed its own.
+ */
+static enum ts_sync_outcome apply_half_open(const struct ts_maps *m,
+					    const struct ts_flow_key *key, bool have,
+					    const struct ts_flow *f)
+{
+	struct ts_flow cur;
+	bool half = !bpf_map_lookup_elem(m->half_open, key, &cur);
+
+	if (half && cur.tcp_state != TS_TCP_CLOSED) {
+		if (cur.backend_id == f->backend_id && cur.generation == f->generation)
+			return TS_SYNC_SAME;
+		if (!(cur.flags & TS_FLOW_F_SYNCED))
+			return TS_SYNC_KEPT_LOCAL;
+	}
+	if (have)
+		bpf_map_delete_elem(m->flows, key);
+	if (!bpf_map_update_elem(m->half_open, key, f, half ? BPF_EXIST : BPF_NOEXIST))
+		return TS_SYNC_PINNED;
+	return errno == EEXIST ? TS_SYNC_KEPT_LOCAL : TS_SYNC_FAILED;
+}
+
 enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, const struct ts_sync_record *rec,
 				   __u64 now)
 {
@@ -243,7 +270,7 @@ enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, const struct ts_sync
 	bool have;
 
 	if ((rec->family != TS_AF_INET && rec->family != TS_AF_INET6) ||
-	    (rec->type != TS_SYNC_PIN && rec->type != TS_SYNC_END) ||
+	    rec->type < TS_SYNC_PIN || rec->type > TS_SYNC_PIN_HALF_OPEN ||
 	    !addr_ok(rec->client, rec->family) || !addr_ok(rec->vip, rec->family) ||
 	    !addr_ok(rec->backend, rec->family))
 		return TS_SYNC_INVALID;
@@ -291,6 +318,8 @@ enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, const struct ts_sync
 		.last_seen_ns = now,
 		.client_end = ntohl(rec->client_end),
 	};
+	if (rec->type == TS_SYNC_PIN_HALF_OPEN)
+		return apply_half_open(m, &key, have, &f);
 	if (!bpf_map_update_elem(m->flows, &key, &f, have ? BPF_EXIST : BPF_NOEXIST))
 		return TS_SYNC_PINNED;
 	/* our data plane pinned it meanwhile: its pin stands */
