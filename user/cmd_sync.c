@@ -104,6 +104,7 @@ struct sync {
 	__u64			real_minus_mono;	/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 	struct ts_backend	*backends;		/* TS_MAX_BACKENDS: ids -> addresses */
 	bool			backends_fresh;		/* read since the last miss */
+	struct ts_sync_cache	cache;			/* emptied every loop */
 	/* events waiting for the next datagram */
 	unsigned char		out[TS_SYNC_DATAGRAM];
 	size_t			nout;
@@ -388,7 +389,7 @@ static void receive(struct sync *s, const unsigned char *buf, size_t len,
 	p->rx_records += n;
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < n; i++) {
-		enum ts_sync_outcome o = ts_sync_apply(&s->m, &recs[i], now);
+		enum ts_sync_outcome o = ts_sync_apply(&s->m, &s->cache, &recs[i], now);
 
 		pthread_mutex_lock(&s->lock);
 		s->applied[o]++;
@@ -649,6 +650,7 @@ static void run(struct sync *s, __u64 refresh_ns)
 		poll(pfd, 2, 100);
 		s->real_minus_mono = now_real() - ts_now_ns();
 		s->backends_fresh = false;
+		s->cache = (struct ts_sync_cache){};
 		ring_buffer__consume(s->rb);
 		flush_events(s);
 		receive_all(s);

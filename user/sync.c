@@ -254,8 +254,49 @@ static enum ts_sync_outcome apply_half_open(const struct ts_maps *m,
 	return errno == EEXIST ? TS_SYNC_KEPT_LOCAL : TS_SYNC_FAILED;
 }
 
-enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, const struct ts_sync_record *rec,
-				   __u64 now)
+/* The service at vip, through the cache. */
+static int service_of(const struct ts_maps *m, struct ts_sync_cache *c,
+		      const struct ts_endpoint_key *vip, struct ts_service *svc)
+{
+	if (c && c->svc_ok && !memcmp(&c->vip, vip, sizeof(*vip))) {
+		*svc = c->svc;
+		return 0;
+	}
+	if (bpf_map_lookup_elem(m->services, vip, svc))
+		return -1;
+	if (c) {
+		c->vip = *vip;
+		c->svc = *svc;
+		c->svc_ok = true;
+	}
+	return 0;
+}
+
+/* The backend at endpoint bep, when it belongs to the service of rec's VIP:
+ * ids differ between gateways whose configurations were built in another
+ * order, addresses do not. Through the cache. */
+static int backend_of(const struct ts_maps *m, struct ts_sync_cache *c,
+		      const struct ts_endpoint_key *bep, const struct ts_sync_record *rec,
+		      struct ts_reply *idx, struct ts_backend *be)
+{
+	if (c && c->be_ok && !memcmp(&c->bep, bep, sizeof(*bep))) {
+		*idx = c->idx;
+		*be = c->be;
+	} else if (bpf_map_lookup_elem(m->backend_addrs, bep, idx) ||
+		   bpf_map_lookup_elem(m->backends, &idx->backend_id, be)) {
+		return -1;
+	} else if (c) {
+		c->bep = *bep;
+		c->idx = *idx;
+		c->be = *be;
+		c->be_ok = true;
+	}
+	return memcmp(idx->vip, rec->vip, sizeof(idx->vip)) || idx->vport != rec->vip_port ? -1
+											    : 0;
+}
+
+enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, struct ts_sync_cache *cache,
+				   const struct ts_sync_record *rec, __u64 now)
 {
 	struct ts_endpoint_key vip = { .port = rec->vip_port, .proto = IPPROTO_TCP,
 				       .family = rec->family };
@@ -278,21 +319,16 @@ enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, const struct ts_sync
 	memcpy(bep.addr, rec->backend, sizeof(bep.addr));
 	memcpy(key.saddr, rec->client, sizeof(key.saddr));
 	memcpy(key.daddr, rec->vip, sizeof(key.daddr));
-	if (bpf_map_lookup_elem(m->services, &vip, &svc))
+	if (service_of(m, cache, &vip, &svc))
 		return TS_SYNC_NO_SERVICE;
-	/* the backend by its address, in the same service: ids differ between
-	 * gateways whose configurations were built in another order */
-	if (bpf_map_lookup_elem(m->backend_addrs, &bep, &idx) ||
-	    memcmp(idx.vip, rec->vip, sizeof(idx.vip)) || idx.vport != rec->vip_port ||
-	    bpf_map_lookup_elem(m->backends, &idx.backend_id, &be))
+	if (backend_of(m, cache, &bep, rec, &idx, &be))
 		return TS_SYNC_NO_BACKEND;
-	have = !bpf_map_lookup_elem(m->flows, &key, &cur);
 
 	if (rec->type == TS_SYNC_END) {
 		/* a peer ends only what a peer pinned here; our own pins end by
 		 * what our data plane sees */
-		if (!have || !(cur.flags & TS_FLOW_F_SYNCED) || cur.backend_id != idx.backend_id ||
-		    cur.tcp_state == TS_TCP_CLOSED)
+		if (bpf_map_lookup_elem(m->flows, &key, &cur) || !(cur.flags & TS_FLOW_F_SYNCED) ||
+		    cur.backend_id != idx.backend_id || cur.tcp_state == TS_TCP_CLOSED)
 			return TS_SYNC_NOTHING;
 		cur.tcp_state = TS_TCP_CLOSED;
 		return bpf_map_update_elem(m->flows, &key, &cur, BPF_EXIST) ? TS_SYNC_FAILED
@@ -302,12 +338,6 @@ enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, const struct ts_sync
 	 * plane would close it at its next packet */
 	if (be.state != TS_BACKEND_ACTIVE || !(be.table_halves & (1U << (svc.table_half & 1))))
 		return TS_SYNC_NO_BACKEND;
-	if (have && cur.backend_id == idx.backend_id && cur.generation == be.generation &&
-	    cur.tcp_state != TS_TCP_CLOSED)
-		return TS_SYNC_SAME;
-	/* never move a live pin of ours (invariant 2) */
-	if (have && !(cur.flags & TS_FLOW_F_SYNCED) && cur.tcp_state != TS_TCP_CLOSED)
-		return TS_SYNC_KEPT_LOCAL;
 	f = (struct ts_flow){
 		.backend_id = idx.backend_id,
 		.generation = be.generation,
@@ -318,6 +348,16 @@ enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, const struct ts_sync
 		.last_seen_ns = now,
 		.client_end = ntohl(rec->client_end),
 	};
+	/* most pins are new here: one write */
+	if (rec->type == TS_SYNC_PIN && !bpf_map_update_elem(m->flows, &key, &f, BPF_NOEXIST))
+		return TS_SYNC_PINNED;
+	have = !bpf_map_lookup_elem(m->flows, &key, &cur);
+	if (have && cur.backend_id == idx.backend_id && cur.generation == be.generation &&
+	    cur.tcp_state != TS_TCP_CLOSED)
+		return TS_SYNC_SAME;
+	/* never move a live pin of ours (invariant 2) */
+	if (have && !(cur.flags & TS_FLOW_F_SYNCED) && cur.tcp_state != TS_TCP_CLOSED)
+		return TS_SYNC_KEPT_LOCAL;
 	if (rec->type == TS_SYNC_PIN_HALF_OPEN)
 		return apply_half_open(m, &key, have, &f);
 	if (!bpf_map_update_elem(m->flows, &key, &f, have ? BPF_EXIST : BPF_NOEXIST))

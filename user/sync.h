@@ -115,10 +115,22 @@ enum ts_sync_outcome {
 
 const char *ts_sync_outcome_name(enum ts_sync_outcome o);
 
-/* Apply one authenticated record to our maps (flows only: the data plane
- * builds a flow's reverse entry from its first reply). now: CLOCK_MONOTONIC. */
-enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, const struct ts_sync_record *rec,
-				   __u64 now);
+/* The lookups of the latest service and backend, for a run of records about
+ * the same ones (a bulk resync): the caller empties it ({}) whenever the
+ * configuration may have changed, at least every loop. */
+struct ts_sync_cache {
+	bool			svc_ok, be_ok;
+	struct ts_endpoint_key	vip, bep;
+	struct ts_service	svc;
+	struct ts_reply		idx;
+	struct ts_backend	be;
+};
+
+/* Apply one authenticated record to our maps (flows or half_open: the data
+ * plane builds a flow's reverse entry from its first reply). now:
+ * CLOCK_MONOTONIC. cache may be NULL. */
+enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, struct ts_sync_cache *cache,
+				   const struct ts_sync_record *rec, __u64 now);
 
 /* The record of a data-plane event: its backend's address from backends[]
  * (all TS_MAX_BACKENDS entries). false when that backend is gone or its id

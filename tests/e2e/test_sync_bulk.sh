@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Issue 14: the bulk resync of `tcpshift sync`. Gateway A holds 100,000 pins
+# (written straight into its flow table by ts-synctest fill, as its data
+# plane would have); gateway B, with the same configuration but other backend
+# ids, starts its sync: A sees it come up and sends it every pin. All 100,000
+# must be written into B's flow table within 2 s of B's start, each to the
+# backend of the same address. B's sync restarted (a new epoch): the second
+# bulk finds every pin in place and changes nothing.
+#
+#   ga s0 198.18.2.1/24 ---- veth ---- s0 198.18.2.2/24 gb     sync on port 7946
+set -u
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+e2e_init sync_bulk
+e2e_need jq curl awk
+SYNCTEST=$E2E_ROOT/build/ts-synctest
+[ -x "$SYNCTEST" ] || e2e_abort "$SYNCTEST not built: run make"
+
+NFLOWS=100000
+T=$E2E_TMP
+NS_A=$(gw_ns ga)
+NS_B=$(gw_ns gb)
+e2e_netns_add "$NS_A"
+e2e_netns_add "$NS_B"
+must "link" ip -n "$NS_A" link add s0 type veth peer name s0 netns "$NS_B"
+must "A address" ip -n "$NS_A" addr add 198.18.2.1/24 dev s0
+must "B address" ip -n "$NS_B" addr add 198.18.2.2/24 dev s0
+must "A up" ip -n "$NS_A" link set s0 up
+must "B up" ip -n "$NS_B" link set s0 up
+
+e2e_gw_load ga --dev s0 --seed 42
+e2e_gw_load gb --dev s0 --seed 42
+must "B: service old" tsg gb service add old 198.18.100.7:8008
+must "B: backend o1" tsg gb backend add old o1 198.18.2.99:8008
+for g in ga gb; do
+	must "$g: service web" tsg "$g" service add web 198.18.100.1:8008
+	must "$g: backend v1" tsg "$g" backend add web v1 198.18.2.11:8008 --weight 3
+	must "$g: backend v2" tsg "$g" backend add web v2 198.18.2.12:8008 --weight 1
+done
+out=$("$SYNCTEST" fill --pin-dir "$(gw_pin ga)" --service web --n "$NFLOWS" 2>&1) ||
+	e2e_abort "fill: $out"
+
+umask 077
+head -c 32 /dev/urandom | base64 >"$T/sync.key"
+# start_sync GW ADDR PEER METRICS
+start_sync() {
+	"$TCPSHIFT" --pin-dir "$(gw_pin "$1")" -n "$(gw_ns "$1")" sync --listen "$2:7946" \
+		--peer "$3:7946" --key "$T/sync.key" --metrics "$4" 2>>"$T/sync-$1.log" &
+	e2e_track_pid "$!"
+	SYNC_PID=$!
+}
+# applied OUTCOME: B's records of that outcome.
+applied() {
+	in_ns "$NS_B" curl -s --max-time 2 http://127.0.0.1:9491/metrics 2>/dev/null |
+		awk -v m="tcpshift_sync_records_applied_total{outcome=\"$1\"}" '$1 == m { print $2 }'
+}
+
+start_sync ga 198.18.2.1 198.18.2.2 127.0.0.1:9490 >/dev/null
+sleep 1
+# bulk_to_b OUTCOME: start B's sync, wait until NFLOWS records had OUTCOME;
+# the seconds it took in $took (or "timeout").
+bulk_to_b() {
+	local t0 n i
+
+	t0=$(date +%s%N)
+	start_sync gb 198.18.2.2 198.18.2.1 127.0.0.1:9491 >/dev/null
+	for ((i = 0; i < 200; i++)); do
+		n=$(applied "$1")
+		[ "${n:-0}" -ge "$NFLOWS" ] && break
+		sleep 0.05
+	done
+	if [ "${n:-0}" -ge "$NFLOWS" ]; then
+		took=$(awk -v d=$(($(date +%s%N) - t0)) 'BEGIN { printf "%.2f", d / 1e9 }')
+	else
+		took="timeout (${n:-0} $1)"
+	fi
+}
+
+bulk_to_b pinned
+b_v1=$(tsg gb -j flows web 2>/dev/null | jq '[.[] | select(.backend == "v1" and .synced)] | length')
+a_line=$(grep -m1 "bulk resync to peer 198.18.2.2" "$T/sync-ga.log")
+info "A: ${a_line#*Z }"
+# fill spreads the pins over v1 and v2 in turn
+if awk -v t="$took" 'BEGIN { exit !(t + 0 > 0 && t + 0 <= 2.0) }' &&
+	[ "$b_v1" -eq $((NFLOWS / 2)) ]; then
+	pass "bulk resync of $NFLOWS pins to a gateway that came up: all written in $took s (want ≤ 2 s); v1's $b_v1 by address, with B's own ids"
+else
+	fail "bulk resync of $NFLOWS pins in ≤ 2 s" "took $took; v1 pins on B $b_v1"
+fi
+
+# B restarted: a new epoch, a second bulk, nothing moves
+kill -TERM "$SYNC_PID"
+wait "$SYNC_PID"
+bulk_to_b already_pinned
+if [ "${took%% *}" != timeout ] && [ "$(applied pinned)" = 0 ]; then
+	pass "B's sync restarted: A's second bulk finds all $NFLOWS pins in place ($took s), writes none"
+else
+	fail "a second bulk changes nothing" "took $took, pinned $(applied pinned)"
+fi
+if grep -q "peer 198.18.2.2:7946 is up again (restarted)" "$T/sync-ga.log"; then
+	pass "A's log tells B's restart: $(grep -m1 'is up again' "$T/sync-ga.log" | cut -d' ' -f4-)"
+else
+	fail "A's log tells B's restart" "$(tail -n 3 "$T/sync-ga.log" | tr '\n' '|')"
+fi
+e2e_status
