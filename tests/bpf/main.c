@@ -35,6 +35,7 @@ static const struct {
 	{ "canary", run_canary_tests },
 	{ "forward", run_forward_tests },
 	{ "review", run_review_tests },
+	{ "sync", run_sync_tests },
 };
 
 static bool wanted(const char *name, int argc, char **argv)

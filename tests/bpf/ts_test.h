@@ -272,5 +272,6 @@ int run_security_tests(void);
 int run_canary_tests(void);
 int run_review_tests(void);
 int run_forward_tests(void);
+int run_sync_tests(void);
 
 #endif /* TS_TEST_H */
