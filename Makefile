@@ -136,14 +136,17 @@ install: all
 	install -D -m 0644 doc/tcpshift.8 $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8
 	install -D -m 0644 contrib/bash-completion/tcpshift \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift
-	sed 's|@SBINDIR@|$(PREFIX)/sbin|' contrib/systemd/tcpshift-agent.service >$(OUTPUT)/tcpshift-agent.service
-	install -D -m 0644 $(OUTPUT)/tcpshift-agent.service \
-		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-agent.service
+	for u in tcpshift-agent tcpshift-sync; do \
+		sed 's|@SBINDIR@|$(PREFIX)/sbin|' contrib/systemd/$$u.service >$(OUTPUT)/$$u.service && \
+		install -D -m 0644 $(OUTPUT)/$$u.service $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service || \
+		exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/tcpshift $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8 \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift \
-		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-agent.service
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-agent.service \
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-sync.service
 
 format:
 	clang-format -i bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/*/*.c tools/*.c

@@ -15,6 +15,7 @@ e2e_need make man groff
 DEST=$E2E_TMP/dest
 BIN=$DEST/usr/sbin/tcpshift
 UNIT=$DEST/usr/lib/systemd/system/tcpshift-agent.service
+SYNC_UNIT=$DEST/usr/lib/systemd/system/tcpshift-sync.service
 MAN=$DEST/usr/share/man/man8/tcpshift.8
 COMP=$DEST/usr/share/bash-completion/completions/tcpshift
 
@@ -26,7 +27,7 @@ if ! timeout 300 make -C "$E2E_ROOT" --no-print-directory install DESTDIR="$DEST
 	e2e_status
 	exit
 fi
-for f in "$BIN" "$MAN" "$COMP" "$UNIT"; do
+for f in "$BIN" "$MAN" "$COMP" "$UNIT" "$SYNC_UNIT"; do
 	if [ -f "$f" ]; then
 		pass "install: installs ${f#"$DEST"}"
 	else
@@ -40,6 +41,12 @@ then
 else
 	fail "install: the agent's systemd unit runs the installed binary" \
 		"$(grep ExecStart "$UNIT" 2>&1)"
+fi
+if grep -q "^ExecStart=/usr/sbin/tcpshift sync --listen " "$SYNC_UNIT" 2>/dev/null; then
+	pass "install: the sync systemd unit runs the installed binary"
+else
+	fail "install: the sync systemd unit runs the installed binary" \
+		"$(grep ExecStart "$SYNC_UNIT" 2>&1)"
 fi
 if [ -x "$BIN" ] && "$BIN" --help >/dev/null 2>&1; then
 	pass "install: the installed binary runs (--help exits 0)"

@@ -701,6 +701,7 @@ PFD(p_table)
 PFD(p_rewrite)
 PFD(p_rewrite_port)
 PFD(p_update)
+PFD(p_ringbuf)
 
 static const struct prim prim_list[] = {
 	{ "parse", "parse Ethernet/IP/TCP into the 5-tuple key", T_ACK, fd_p_parse },
@@ -724,6 +725,8 @@ static const struct prim prim_list[] = {
 	{ "store_direct", "+ the same store as a direct packet write", T_ACK, fd_p_store_direct },
 	{ "rewrite_port", "+ NAT rewrite of address and port", T_ACK, fd_p_rewrite_port },
 	{ "update", "+ write of an existing flows entry (LRU update)", T_ACK, fd_p_update },
+	{ "ringbuf", "+ a sync pin event (ring buffer reserve, 72 B, commit)", T_ACK,
+	  fd_p_ringbuf },
 };
 
 static const struct {

@@ -560,6 +560,34 @@ int p_update(struct __sk_buff *skb)
 	return bpf_map_update_elem(&flow, &p.key, &f, BPF_ANY) ? 5 : 0;
 }
 
+/* A pin event for sync (bpf/sync.h): a ring buffer record reserved, filled
+ * and committed. Nobody reads this ring, so the record is discarded rather
+ * than submitted (the same commit, without the wakeup check): the ring never
+ * fills. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+} events SEC(".maps");
+
+SEC("tc")
+int p_ringbuf(struct __sk_buff *skb)
+{
+	struct ts_sync_event *e;
+
+	PARSE_OR_OUT(p);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return 5;
+	__builtin_memcpy(&e->key, &p.key, sizeof(e->key));
+	e->backend_id = 1;
+	e->generation = 1;
+	e->client_end = p.key.sport;
+	e->type = TS_SYNC_PIN;
+	e->time_ns = 0;
+	bpf_ringbuf_discard(e, 0);
+	return 0;
+}
+
 /* Inserts of a fresh key every run: what pinning a new flow costs, per map kind. */
 #define INSERT_PROG(name, map)                                                                  \
 	SEC("tc")                                                                               \
