@@ -118,11 +118,17 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 			       json_object_new_boolean(s.abi_version &&
 						       !(s.flags & TS_SETTINGS_F_LOADING)));
 	json_object_object_add(root, "netns_gone", json_object_new_boolean(gone == TS_NETNS_GONE));
+	json_object_object_add(root, "sync",
+			       json_object_new_boolean(s.flags & TS_SETTINGS_F_SYNC));
 	json_object_object_add(root, "devices", devs);
 	json_object_object_add(root, "maps", mo);
 	if (!ctx->json)
-		printf("pin dir   %s\nseed      0x%08x\nforward   %s\n%sdevices\n", ctx->pin_dir,
-		       s.seed, s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack",
+		printf("pin dir   %s\nseed      0x%08x\nforward   %s\nsync      %s\n%sdevices\n",
+		       ctx->pin_dir, s.seed, s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack",
+		       s.flags & TS_SETTINGS_F_SYNC
+			       ? "on: pin events go to 'tcpshift sync' (sync_lost counts those "
+				 "it did not take)"
+			       : "off",
 		       !s.abi_version || (s.flags & TS_SETTINGS_F_LOADING)
 			       ? "load      DID NOT FINISH: run 'tcpshift load' again, or "
 				 "'tcpshift unload'\n"

@@ -466,6 +466,7 @@ grep -q "fails authentication (is its --key the same as ours?)" "$T/sync-gc.log"
 	fail "the log says why" "$(tail -n 5 "$T/sync-gc.log" | tr '\n' '|')"
 
 # ---- SIGTERM: a clean stop, and the data plane without sync ---------------------------------------------
+mark_on=$(tsg gc -j status 2>/dev/null | jq -r .sync)
 kill -TERM "${SYNC_PID[gc]}"
 for ((i = 0; i < 50; i++)); do
 	kill -0 "${SYNC_PID[gc]}" 2>/dev/null || break
@@ -473,10 +474,12 @@ for ((i = 0; i < 50; i++)); do
 done
 wait "${SYNC_PID[gc]}"
 rc=$?
-if [ "$rc" -eq 0 ] && tail -n 1 "$T/sync-gc.log" | grep -q "stopped$"; then
-	pass "SIGTERM stops sync: exit 0, last line '$(tail -n 1 "$T/sync-gc.log")'"
+mark_off=$(tsg gc -j status 2>/dev/null | jq -r .sync)
+if [ "$rc" -eq 0 ] && tail -n 1 "$T/sync-gc.log" | grep -q "stopped$" &&
+	[ "$mark_on" = true ] && [ "$mark_off" = false ]; then
+	pass "SIGTERM stops sync: exit 0, its mark cleared (status: sync $mark_on -> $mark_off), last line '$(tail -n 1 "$T/sync-gc.log")'"
 else
-	fail "SIGTERM stops sync" "exit $rc, log: $(tail -n 2 "$T/sync-gc.log" | tr '\n' '|')"
+	fail "SIGTERM stops sync" "exit $rc, status sync $mark_on -> $mark_off, log: $(tail -n 2 "$T/sync-gc.log" | tr '\n' '|')"
 fi
 check "sync stopped on the last gateway: held connections go on" no-sync
 out=$(timeout 60 nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" count --connect "$VIP" --n 20 2>/dev/null)
