@@ -412,6 +412,27 @@ many_field() {
 		print $(f + 1); exit }'
 }
 
+# many_check PHASE TAG: every held connection sends TAG-I; ≥ 99 % of NCONN (the
+# test's count of held connections) must be answered by the backend that
+# answered its greeting: PASS or FAIL named PHASE.
+many_check() {
+	local phase=$1 tag=$2 ok results
+
+	if ! many_cmd "send $tag" 60; then
+		fail "$phase" "holdmany did not answer"
+		return
+	fi
+	read -r _ ok _ <<<"$MANY_END"
+	results=$(printf '%s\n' "${MANY_LINES[@]}" | awk '$1 == "conn" {
+		r = ($3 == $4) ? "own-backend" : $4; c[r]++ }
+		END { for (k in c) printf "%s=%d ", k, c[k] }')
+	if [ $((${ok:-0} * 100)) -ge $((99 * NCONN)) ]; then
+		pass "$phase: ${ok} of $NCONN connections answered by their own backend ($results)"
+	else
+		fail "$phase" "${ok:-0} of $NCONN answered by their own backend, want ≥ 99 % ($results)"
+	fi
+}
+
 # ---- counters -----------------------------------------------------------------
 
 # ts_counter NAME: a global counter of `tcpshift -j status` (empty on error).
@@ -476,6 +497,60 @@ e2e_gw_cleanup() {
 		[ -e "$pin" ] && rm -rf -- "$pin"
 	done
 	e2e_cleanup
+}
+
+# ---- ECMP topologies (test_ecmp.sh, test_sync.sh) -----------------------------
+#
+# A client (namespace NS_CL, address CLIENT on lo) with one link per gateway,
+# gateways and backends on a switch (namespace NS_SW, bridge br0). The test sets
+# NS_SW and CLIENT.
+
+# sysctls NS KEY=VALUE...
+sysctls() {
+	local ns=$1
+
+	shift
+	must "sysctl in $ns" in_ns "$ns" sysctl -qw "$@"
+}
+
+# ecmp_gateway NAME CLIENT-SIDE-NET SERVER-ADDR: gateway NAME's links, addresses
+# and routes: c0 198.18.NET.1/24 to the client's eth((NET - 1) / 2), s0 at
+# SERVER-ADDR/24 on the switch (namespace NS_SW, bridge br0), a route to the
+# client's address CLIENT.
+ecmp_gateway() {
+	local g=$1 net=$2 saddr=$3 ns
+	local cdev=eth$(((net - 1) / 2))
+
+	ns=$(gw_ns "$g")
+	must "$g client link" ip -n "$ns" link add c0 type veth peer name "$cdev" netns "$NS_CL"
+	must "$g c0 address" ip -n "$ns" addr add "198.18.$net.1/24" dev c0
+	must "$g c0 up" ip -n "$ns" link set c0 up
+	must "client $cdev address" ip -n "$NS_CL" addr add "198.18.$net.2/24" dev "$cdev"
+	must "client $cdev up" ip -n "$NS_CL" link set "$cdev" up
+	must "$g switch link" ip -n "$NS_SW" link add "p$g" type veth peer name s0 netns "$ns"
+	must "p$g into br0" ip -n "$NS_SW" link set "p$g" master br0 up
+	must "$g s0 address" ip -n "$ns" addr add "$saddr/24" dev s0
+	must "$g s0 up" ip -n "$ns" link set s0 up
+	must "$g route to the client" ip -n "$ns" route add "$CLIENT/32" via "198.18.$net.2"
+	sysctls "$ns" net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
+		net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.c0.rp_filter=0 \
+		net.ipv4.conf.s0.rp_filter=0
+}
+
+# ecmp_backend NS NAME ADDR: a backend on the switch, ts-echo server NAME at
+# ADDR:8008 (its log in E2E_TMP).
+ecmp_backend() {
+	local ns=$1 name=$2 addr=$3
+
+	must "$name switch link" ip -n "$NS_SW" link add "p$name" type veth peer name eth0 \
+		netns "$ns"
+	must "p$name into br0" ip -n "$NS_SW" link set "p$name" master br0 up
+	must "$name address" ip -n "$ns" addr add "$addr/24" dev eth0
+	must "$name up" ip -n "$ns" link set eth0 up
+	sysctls "$ns" net.ipv4.fib_multipath_hash_policy=1 net.ipv4.conf.all.rp_filter=0
+	nsenter --net="/run/netns/$ns" "$TS_ECHO" server --name "$name" --listen "$addr:8008" \
+		>>"$E2E_TMP/server-$name.log" 2>&1 &
+	e2e_track_pid "$!"
 }
 
 # many_open_four: a holdmany coprocess with four connections, 1 and 2 on v1

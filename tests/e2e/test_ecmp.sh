@@ -43,50 +43,6 @@ done
 must "switch bridge" ip -n "$NS_SW" link add br0 type bridge stp_state 0
 must "switch up" ip -n "$NS_SW" link set br0 up
 
-# sysctls NS KEY=VALUE...
-sysctls() {
-	local ns=$1
-
-	shift
-	must "sysctl in $ns" in_ns "$ns" sysctl -qw "$@"
-}
-
-# gateway NAME CLIENT-SIDE-NET(1|3) SERVER-ADDR: namespace, links, routes.
-gateway() {
-	local g=$1 net=$2 saddr=$3 ns
-	local cdev=eth$(((net - 1) / 2))
-
-	ns=$(gw_ns "$g")
-	must "$g client link" ip -n "$ns" link add c0 type veth peer name "$cdev" netns "$NS_CL"
-	must "$g c0 address" ip -n "$ns" addr add "198.18.$net.1/24" dev c0
-	must "$g c0 up" ip -n "$ns" link set c0 up
-	must "client $cdev address" ip -n "$NS_CL" addr add "198.18.$net.2/24" dev "$cdev"
-	must "client $cdev up" ip -n "$NS_CL" link set "$cdev" up
-	must "$g switch link" ip -n "$NS_SW" link add "p$g" type veth peer name s0 netns "$ns"
-	must "p$g into br0" ip -n "$NS_SW" link set "p$g" master br0 up
-	must "$g s0 address" ip -n "$ns" addr add "$saddr/24" dev s0
-	must "$g s0 up" ip -n "$ns" link set s0 up
-	must "$g route to the client" ip -n "$ns" route add "$CLIENT/32" via "198.18.$net.2"
-	sysctls "$ns" net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
-		net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.c0.rp_filter=0 \
-		net.ipv4.conf.s0.rp_filter=0
-}
-
-# backend NS NAME ADDR: a backend on the switch, ts-echo server NAME at ADDR:8008.
-backend() {
-	local ns=$1 name=$2 addr=$3
-
-	must "$name switch link" ip -n "$NS_SW" link add "p$name" type veth peer name eth0 \
-		netns "$ns"
-	must "p$name into br0" ip -n "$NS_SW" link set "p$name" master br0 up
-	must "$name address" ip -n "$ns" addr add "$addr/24" dev eth0
-	must "$name up" ip -n "$ns" link set eth0 up
-	sysctls "$ns" net.ipv4.fib_multipath_hash_policy=1 net.ipv4.conf.all.rp_filter=0
-	nsenter --net="/run/netns/$ns" "$TS_ECHO" server --name "$name" --listen "$addr:8008" \
-		>>"$T/server-$name.log" 2>&1 &
-	e2e_track_pid "$!"
-}
-
 # Replies from the backends: both gateways (ECMP), or one.
 backend_routes() {
 	local ns g via=()
@@ -122,10 +78,10 @@ routes_through() {
 	client_route "$@" && backend_routes "$@"
 }
 
-gateway ga 1 198.18.2.1
-gateway gb 3 198.18.2.2
-backend "$NS_B1" v1 198.18.2.11
-backend "$NS_B2" v2 198.18.2.12
+ecmp_gateway ga 1 198.18.2.1
+ecmp_gateway gb 3 198.18.2.2
+ecmp_backend "$NS_B1" v1 198.18.2.11
+ecmp_backend "$NS_B2" v2 198.18.2.12
 must "client address" ip -n "$NS_CL" addr add "$CLIENT/32" dev lo
 # L4 hash: each connection (5-tuple) takes one of the equal-cost routes
 sysctls "$NS_CL" net.ipv4.fib_multipath_hash_policy=1 net.ipv4.conf.all.rp_filter=0 \
@@ -190,27 +146,7 @@ else
 	fail "ECMP spread the connections" "new flows on A $new_a, on B $new_b (want both > 0, sum $NCONN)"
 fi
 
-# check PHASE TAG: every held connection sends TAG-I; ≥ 99 % must be answered
-# by the backend that answered its greeting.
-check() {
-	local phase=$1 tag=$2 ok results
-
-	if ! many_cmd "send $tag" 60; then
-		fail "$phase" "holdmany did not answer"
-		return
-	fi
-	read -r _ ok _ <<<"$MANY_END"
-	results=$(printf '%s\n' "${MANY_LINES[@]}" | awk '$1 == "conn" {
-		r = ($3 == $4) ? "own-backend" : $4; c[r]++ }
-		END { for (k in c) printf "%s=%d ", k, c[k] }')
-	if [ $((${ok:-0} * 100)) -ge $((99 * NCONN)) ]; then
-		pass "$phase: ${ok} of $NCONN connections answered by their own backend ($results)"
-	else
-		fail "$phase" "${ok:-0} of $NCONN answered by their own backend, want ≥ 99 % ($results)"
-	fi
-}
-
-check "both gateways" t0
+many_check "both gateways" t0
 
 # away GW OTHER: GW's routes withdrawn; the held connections go on through OTHER,
 # which never saw GW's flows; GW carries nothing meanwhile.
@@ -220,7 +156,7 @@ away() {
 	miss0=$(counter "$o" non_syn_miss)
 	pk0=$(packets "$g")
 	routes_through "$o" || { fail "gateway $g away" "route change failed"; return; }
-	check "gateway $g away" "away-$g"
+	many_check "gateway $g away" "away-$g"
 	miss1=$(counter "$o" non_syn_miss)
 	pk1=$(packets "$g")
 	if [ "$pk1" -eq "$pk0" ] && [ $((miss1 - miss0)) -gt 0 ]; then
@@ -233,7 +169,7 @@ away() {
 # back: both gateways again, as at the start.
 back() {
 	routes_through ga gb || { fail "$1" "route change failed"; return; }
-	check "$1" "$2"
+	many_check "$1" "$2"
 }
 
 away ga gb

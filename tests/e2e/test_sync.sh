@@ -48,48 +48,6 @@ done
 must "switch bridge" ip -n "$NS_SW" link add br0 type bridge stp_state 0
 must "switch up" ip -n "$NS_SW" link set br0 up
 
-sysctls() {
-	local ns=$1
-
-	shift
-	must "sysctl in $ns" in_ns "$ns" sysctl -qw "$@"
-}
-
-# gateway NAME: namespace, links, routes (client side 198.18.CNET.0/24).
-gateway() {
-	local g=$1 net=${CNET[$1]} ns cdev
-
-	ns=$(gw_ns "$g")
-	cdev=eth$(((net - 1) / 2))
-	must "$g client link" ip -n "$ns" link add c0 type veth peer name "$cdev" netns "$NS_CL"
-	must "$g c0 address" ip -n "$ns" addr add "198.18.$net.1/24" dev c0
-	must "$g c0 up" ip -n "$ns" link set c0 up
-	must "client $cdev address" ip -n "$NS_CL" addr add "198.18.$net.2/24" dev "$cdev"
-	must "client $cdev up" ip -n "$NS_CL" link set "$cdev" up
-	must "$g switch link" ip -n "$NS_SW" link add "p$g" type veth peer name s0 netns "$ns"
-	must "p$g into br0" ip -n "$NS_SW" link set "p$g" master br0 up
-	must "$g s0 address" ip -n "$ns" addr add "${SADDR[$g]}/24" dev s0
-	must "$g s0 up" ip -n "$ns" link set s0 up
-	must "$g route to the client" ip -n "$ns" route add "$CLIENT/32" via "198.18.$net.2"
-	sysctls "$ns" net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
-		net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.c0.rp_filter=0 \
-		net.ipv4.conf.s0.rp_filter=0
-}
-
-backend() {
-	local ns=$1 name=$2 addr=$3
-
-	must "$name switch link" ip -n "$NS_SW" link add "p$name" type veth peer name eth0 \
-		netns "$ns"
-	must "p$name into br0" ip -n "$NS_SW" link set "p$name" master br0 up
-	must "$name address" ip -n "$ns" addr add "$addr/24" dev eth0
-	must "$name up" ip -n "$ns" link set eth0 up
-	sysctls "$ns" net.ipv4.fib_multipath_hash_policy=1 net.ipv4.conf.all.rp_filter=0
-	nsenter --net="/run/netns/$ns" "$TS_ECHO" server --name "$name" --listen "$addr:8008" \
-		>>"$T/server-$name.log" 2>&1 &
-	e2e_track_pid "$!"
-}
-
 # routes_through GATEWAY...: the client's route to the VIPs and the backends'
 # default route use these gateways only (ECMP when more than one).
 routes_through() {
@@ -110,10 +68,10 @@ routes_through() {
 }
 
 for g in "${GWS[@]}"; do
-	gateway "$g"
+	ecmp_gateway "$g" "${CNET[$g]}" "${SADDR[$g]}"
 done
-backend "$NS_B1" v1 198.18.2.11
-backend "$NS_B2" v2 198.18.2.12
+ecmp_backend "$NS_B1" v1 198.18.2.11
+ecmp_backend "$NS_B2" v2 198.18.2.12
 must "client address" ip -n "$NS_CL" addr add "$CLIENT/32" dev lo
 sysctls "$NS_CL" net.ipv4.fib_multipath_hash_policy=1 net.ipv4.conf.all.rp_filter=0 \
 	net.ipv4.conf.default.rp_filter=0 net.ipv4.ip_local_port_range="20000 60999"
@@ -326,26 +284,6 @@ else
 	fail "pins match backends by address" "v1 holds $a_v1 flows on A, $c_v1 on C"
 fi
 
-# check PHASE TAG: every held connection sends TAG-I; ≥ 99 % must be answered by
-# the backend that answered its greeting.
-check() {
-	local phase=$1 tag=$2 ok results
-
-	if ! many_cmd "send $tag" 60; then
-		fail "$phase" "holdmany did not answer"
-		return
-	fi
-	read -r _ ok _ <<<"$MANY_END"
-	results=$(printf '%s\n' "${MANY_LINES[@]}" | awk '$1 == "conn" {
-		r = ($3 == $4) ? "own-backend" : $4; c[r]++ }
-		END { for (k in c) printf "%s=%d ", k, c[k] }')
-	if [ $((${ok:-0} * 100)) -ge $((99 * NCONN)) ]; then
-		pass "$phase: ${ok} of $NCONN connections answered by their own backend ($results)"
-	else
-		fail "$phase" "${ok:-0} of $NCONN answered by their own backend, want ≥ 99 % ($results)"
-	fi
-}
-
 # moved GW: held connections the table of GW would now give another backend
 # than their pin (only a pin keeps them).
 moved() {
@@ -358,7 +296,7 @@ moved() {
 		join - <(cat <<<"$ports") | awk '$2 != $3 { n++ } END { print n + 0 }'
 }
 
-check "all three gateways" t0
+many_check "all three gateways" t0
 
 # ---- a rollout step, then gateway A lost ---------------------------------------------------------
 for g in "${GWS[@]}"; do
@@ -369,7 +307,7 @@ info "after the rollout step, the table sends $mv_a of the $NCONN held connectio
 [ "$mv_a" -gt 0 ] || fail "the rollout step moved slots" "no held connection's slot moved"
 kill -KILL "${SYNC_PID[ga]}" 2>/dev/null
 routes_through gb gc || fail "gateway A lost" "route change failed"
-check "rollout step 50/50 -> 20/80, gateway A lost ($mv_a held connections' slots moved)" a-lost
+many_check "rollout step 50/50 -> 20/80, gateway A lost ($mv_a held connections' slots moved)" a-lost
 
 # ---- a full shift to v2, then gateway B lost --------------------------------------------------------
 for g in gb gc; do
@@ -379,7 +317,7 @@ mv_c=$(moved gc)
 info "after the full shift, the table sends $mv_c of the $NCONN held connections elsewhere"
 kill -KILL "${SYNC_PID[gb]}" 2>/dev/null
 routes_through gc || fail "gateway B lost" "route change failed"
-check "full shift to v2, gateway B lost ($mv_c held connections' slots moved)" b-lost
+many_check "full shift to v2, gateway B lost ($mv_c held connections' slots moved)" b-lost
 
 # ---- forged, replayed, stale and non-peer messages change nothing -------------------------------------
 # C's peers A and B are gone; their addresses are free to send from in their
@@ -481,7 +419,7 @@ if [ "$rc" -eq 0 ] && tail -n 1 "$T/sync-gc.log" | grep -q "stopped$" &&
 else
 	fail "SIGTERM stops sync" "exit $rc, status sync $mark_on -> $mark_off, log: $(tail -n 2 "$T/sync-gc.log" | tr '\n' '|')"
 fi
-check "sync stopped on the last gateway: held connections go on" no-sync
+many_check "sync stopped on the last gateway: held connections go on" no-sync
 out=$(timeout 60 nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" count --connect "$VIP" --n 20 2>/dev/null)
 lost_c=$(tsg gc -j status 2>/dev/null | jq -r '.counters.sync_lost // 0')
 if [ "$(count_of "$out" v2)" -eq 20 ] && [ "$lost_c" -eq 0 ]; then
