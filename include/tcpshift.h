@@ -316,8 +316,6 @@ struct ts_rollout {
 
 enum ts_dev_flags {
 	TS_DEV_F_OWN_CLSACT	= 1,	/* `load` created the clsact qdisc: `unload` removes it */
-	TS_DEV_F_XDP		= 2,	/* the XDP program is attached (load --mode xdp) */
-	TS_DEV_F_XDP_GENERIC	= 4,	/* ... in generic (skb) mode (--xdp-generic) */
 };
 
 /* xdp_devs: a device of the instance, as the XDP program knows it. */
@@ -331,6 +329,7 @@ enum ts_settings_flags {
 	TS_SETTINGS_F_LOADING	= 2,	/* a load is attaching (or was killed doing so):
 					 * ifindex[] may name devices without our filter */
 	TS_SETTINGS_F_XDP	= 4,	/* load --mode xdp */
+	TS_SETTINGS_F_XDP_GENERIC = 8,	/* ... in generic (skb) mode: --xdp-generic */
 };
 
 /*

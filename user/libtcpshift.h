@@ -287,7 +287,21 @@ struct ts_load_opts {
 	__u32		seed;
 	bool		seed_set;	/* else keep the loaded seed, or the default */
 	int		forward_fib;	/* 1 fib, 0 stack, -1 keep the loaded mode (stack) */
+	int		mode;		/* TS_MODE_*, or -1: keep the loaded mode (tc) */
+	bool		xdp_generic;	/* with TS_MODE_XDP: generic (skb) XDP */
 };
+
+enum ts_mode {
+	TS_MODE_TC = 0,		/* the program at tc ingress only */
+	TS_MODE_XDP = 1,	/* confirmed flows at XDP, the rest at tc */
+};
+
+/* The XDP program attached to ifindex, if any: its id, and in *generic
+ * whether in generic (skb) mode. */
+__u32 ts_xdp_attached(int ifindex, bool *generic);
+/* Does program prog_id use one of the instance's maps (own)? Then it is
+ * that instance's. */
+bool ts_prog_is_ours(__u32 prog_id, const struct ts_owner *own);
 
 /* Load the object with maps pinned under pin_dir (reused when present),
  * write settings; no attach. For tests and `load`. */
