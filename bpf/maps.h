@@ -118,16 +118,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } settings SEC(".maps");
 
-/* load --mode xdp: the devices the XDP program may redirect to (the
- * instance's own, keyed by ifindex; a devmap, so that the kernel batches the
- * redirected frames), and each one's MAC, for the XDP program to tell a
- * frame to this host from one it sees in promiscuous mode. */
+/*
+ * load --mode xdp: the instance's devices as the XDP program knows them,
+ * keyed by ifindex: xdp_tx, those it may redirect to (a devmap, so that the
+ * kernel sends redirected frames in batches), and xdp_devs, each one's MAC,
+ * to tell a frame to this host from one seen in promiscuous mode. Written by
+ * every load before it attaches, so not pinned: each program has its own.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
 	__uint(max_entries, TS_MAX_DEVICES);
 	__type(key, __u32);
 	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdp_tx SEC(".maps");
 
 struct {
@@ -135,7 +137,6 @@ struct {
 	__uint(max_entries, TS_MAX_DEVICES);
 	__type(key, __u32);
 	__type(value, struct ts_xdp_dev);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xdp_devs SEC(".maps");
 
 #endif /* TCPSHIFT_MAPS_H */

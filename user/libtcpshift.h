@@ -312,6 +312,10 @@ struct tcpshift_bpf *ts_bpf_open_dry_run(const struct ts_maps *m, struct ts_err 
 void ts_bpf_destroy(struct tcpshift_bpf *skel);
 int ts_bpf_prog_fd(struct tcpshift_bpf *skel);		/* tc ingress */
 int ts_bpf_egress_prog_fd(struct tcpshift_bpf *skel);	/* tc egress */
+int ts_bpf_xdp_prog_fd(struct tcpshift_bpf *skel);	/* XDP */
+/* Make ifindex one of the devices the object's XDP program works on (its MAC,
+ * and a redirect target): `load` does it for every --dev. */
+int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, struct ts_err *err);
 int ts_load(const struct ts_load_opts *o, struct ts_err *err);
 int ts_unload(const char *pin_dir, struct ts_err *err);
 /* Who holds tcpshift's tc slot (handle, priority) on a device. */

@@ -300,6 +300,11 @@ int ts_bpf_egress_prog_fd(struct tcpshift_bpf *skel)
 	return bpf_program__fd(skel->progs.tcpshift_tc_egress);
 }
 
+int ts_bpf_xdp_prog_fd(struct tcpshift_bpf *skel)
+{
+	return bpf_program__fd(skel->progs.tcpshift_xdp);
+}
+
 /*
  * What tcpshift attaches on every device: (program, tc direction) pairs, all
  * at our handle and priority. Attach, detach, ownership checks and status
@@ -414,9 +419,7 @@ static void detach_xdp(int ifindex, const struct ts_owner *own)
 	close(opts.old_prog_fd);
 }
 
-/* The device's entries in xdp_tx and xdp_devs: its MAC, and that the XDP
- * program may redirect to it. Written before the program is attached. */
-static int xdp_dev_write(struct tcpshift_bpf *skel, int ifindex, struct ts_err *err)
+int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, struct ts_err *err)
 {
 	struct ts_xdp_dev dev = {};
 	char name[IF_NAMESIZE] = "?";
@@ -441,14 +444,6 @@ static int xdp_dev_write(struct tcpshift_bpf *skel, int ifindex, struct ts_err *
 	return 0;
 }
 
-static void xdp_dev_forget(struct tcpshift_bpf *skel, int ifindex)
-{
-	__u32 key = (__u32)ifindex;
-
-	bpf_map__delete_elem(skel->maps.xdp_tx, &key, sizeof(key), 0);
-	bpf_map__delete_elem(skel->maps.xdp_devs, &key, sizeof(key), 0);
-}
-
 /* Attach the XDP program to ifindex (replacing our own), native unless
  * generic. Never replaces a program that is not ours. */
 static int attach_xdp(struct tcpshift_bpf *skel, const struct ts_owner *own, int ifindex,
@@ -469,9 +464,6 @@ static int attach_xdp(struct tcpshift_bpf *skel, const struct ts_owner *own, int
 		detach_xdp(ifindex, own);
 		id = 0;
 	}
-	r = xdp_dev_write(skel, ifindex, err);
-	if (r)
-		return r;
 	flags = mode | XDP_FLAGS_UPDATE_IF_NOEXIST;
 	if (id) {
 		opts.old_prog_fd = bpf_prog_get_fd_by_id(id);
@@ -943,36 +935,33 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	 * more. A device that refuses XDP undoes what this loop attached,
 	 * and the mode stays what it was. */
 	for (__u32 i = 0; i < next.ndevices; i++) {
-		int ifindex = (int)next.ifindex[i];
-
-		if (!xdp) {
-			detach_xdp(ifindex, &owner);
-			xdp_dev_forget(skel, ifindex);
-			continue;
+		xdp_had[i] = ts_xdp_attached((int)next.ifindex[i], &generic) != 0;
+		if (xdp && !r)
+			r = ts_bpf_xdp_dev_add(skel, (int)next.ifindex[i], err);
+	}
+	for (__u32 i = 0; i < next.ndevices && !r; i++) {
+		if (xdp)
+			r = attach_xdp(skel, &owner, (int)next.ifindex[i], xdp_generic, err);
+		else
+			detach_xdp((int)next.ifindex[i], &owner);
+	}
+	if (r) {
+		for (__u32 j = 0; j < next.ndevices; j++) {
+			if (!xdp_had[j])
+				detach_xdp((int)next.ifindex[j], &owner);
+			if (find_ifindex(&old, next.ifindex[j]) < 0)
+				detach_dev((int)next.ifindex[j],
+					   next.dev_flags[j] & TS_DEV_F_OWN_CLSACT, &owner);
 		}
-		xdp_had[i] = ts_xdp_attached(ifindex, &generic) != 0;
-		r = attach_xdp(skel, &owner, ifindex, xdp_generic, err);
-		if (r) {
-			for (__u32 j = 0; j < i; j++)
-				if (!xdp_had[j])
-					detach_xdp((int)next.ifindex[j], &owner);
-			for (__u32 j = 0; j < next.ndevices; j++)
-				if (find_ifindex(&old, next.ifindex[j]) < 0)
-					detach_dev((int)next.ifindex[j],
-						   next.dev_flags[j] & TS_DEV_F_OWN_CLSACT,
-						   &owner);
-			old.flags = (old.flags & ~(TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC)) |
-				    (prev_flags & (TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC));
-			goto fail;
-		}
+		old.flags = (old.flags & ~(TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC)) |
+			    (prev_flags & (TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC));
+		goto fail;
 	}
 	/* `load` names the whole set: devices no longer named are detached. */
 	for (__u32 i = 0; i < old.ndevices && i < TS_MAX_DEVICES; i++)
-		if (find_ifindex(&next, old.ifindex[i]) < 0) {
+		if (find_ifindex(&next, old.ifindex[i]) < 0)
 			detach_dev((int)old.ifindex[i], old.dev_flags[i] & TS_DEV_F_OWN_CLSACT,
 				   &owner);
-			xdp_dev_forget(skel, (int)old.ifindex[i]);
-		}
 
 	next.abi_version = old.abi_version;
 	next.seed = old.seed;
