@@ -4,7 +4,8 @@
  *
  *   fill    pin N confirmed flows of a service directly in an instance's maps
  *           (clients 198.19.x.y, spread over its backends), as if its data
- *           plane had: the bulk resync measurement starts from them
+ *           plane had, but without its events: only a bulk resync or a
+ *           refresh carries them to the peers
  *   send    one sync datagram, signed with a key file's key (a peer's, or
  *           another: a forgery), from ADDR:PORT to ADDR:PORT; --save keeps
  *           its bytes
@@ -31,7 +32,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: ts-synctest fill --pin-dir DIR --service NAME --n N\n"
+		"Usage: ts-synctest fill --pin-dir DIR --service NAME --n N [--first I]\n"
 		"       ts-synctest send --key FILE --from ADDR:PORT --to ADDR:PORT\n"
 		"                   --epoch E --seq S [--age-s A] (--pin|--end)\n"
 		"                   CLIENT:PORT VIP:PORT BACKEND:PORT [--save FILE]\n"
@@ -47,7 +48,7 @@ static __u64 now_real(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
-static int fill(const char *pin_dir, const char *service, unsigned long n)
+static int fill(const char *pin_dir, const char *service, unsigned long first, unsigned long n)
 {
 	struct ts_config cfg = {};
 	struct ts_service_cfg *s;
@@ -69,19 +70,20 @@ static int fill(const char *pin_dir, const char *service, unsigned long n)
 		fprintf(stderr, "ts-synctest: no service %s with backends\n", service);
 		goto out;
 	}
-	for (unsigned long i = 0; i < n; i++) {
+	for (unsigned long j = 0; j < n; j++) {
+		unsigned long i = first + j;
 		const struct ts_backend_cfg *b = &s->backends[i % s->nbackends];
 
-		keys[i] = (struct ts_flow_key){
-			/* 198.19.0.0/16, ports 1024..: 64,000 clients of 1,000 ports */
+		/* flow i: 198.19.0.0/16, ports 1024..: 65,536 clients of 1,000 ports */
+		keys[j] = (struct ts_flow_key){
 			.saddr = { htonl(0xc6130000U | (__u32)(i / 1000 % 65536)) },
 			.sport = htons((__u16)(1024 + i % 1000)),
 			.dport = s->key.port,
 			.proto = IPPROTO_TCP,
 			.family = s->key.family,
 		};
-		memcpy(keys[i].daddr, s->key.addr, sizeof(keys[i].daddr));
-		vals[i] = (struct ts_flow){
+		memcpy(keys[j].daddr, s->key.addr, sizeof(keys[j].daddr));
+		vals[j] = (struct ts_flow){
 			.backend_id = b->id,
 			.generation = b->be.generation,
 			.service_id = s->svc.id,
@@ -149,13 +151,14 @@ int main(int argc, char **argv)
 {
 	const char *pin_dir = NULL, *service = NULL, *key_file = NULL, *from = NULL, *to = NULL;
 	const char *save = NULL;
-	unsigned long n = 0, age_s = 0;
+	unsigned long n = 0, age_s = 0, first = 0;
 	unsigned long long epoch = 0, seq = 0;
 	int type = 0, c;
 	const struct option opts[] = {
 		{ "pin-dir", required_argument, NULL, 'd' },
 		{ "service", required_argument, NULL, 's' },
 		{ "n", required_argument, NULL, 'n' },
+		{ "first", required_argument, NULL, 'i' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "from", required_argument, NULL, 'f' },
 		{ "to", required_argument, NULL, 't' },
@@ -179,6 +182,7 @@ int main(int argc, char **argv)
 		case 'd': pin_dir = optarg; break;
 		case 's': service = optarg; break;
 		case 'n': n = strtoul(optarg, NULL, 10); break;
+		case 'i': first = strtoul(optarg, NULL, 10); break;
 		case 'k': key_file = optarg; break;
 		case 'f': from = optarg; break;
 		case 't': to = optarg; break;
@@ -197,7 +201,7 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		return fill(pin_dir, service, n);
+		return fill(pin_dir, service, first, n);
 	}
 	if (!strcmp(argv[1], "send")) {
 		unsigned char key[TS_SYNC_KEY_MAX + 1], buf[TS_SYNC_DATAGRAM];

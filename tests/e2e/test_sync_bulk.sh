@@ -6,7 +6,9 @@
 # ids, starts its sync: A sees it come up and sends it every pin. All 100,000
 # must be written into B's flow table within 2 s of B's start, each to the
 # backend of the same address. B's sync restarted (a new epoch): the second
-# bulk finds every pin in place and changes nothing.
+# bulk finds every pin in place and changes nothing. Then A's sync restarted
+# with --refresh 2s and 1,000 more pins written on A without events (as if
+# their events were lost): A's refresh brings them to B.
 #
 #   ga s0 198.18.2.1/24 ---- veth ---- s0 198.18.2.2/24 gb     sync on port 7946
 set -u
@@ -44,10 +46,10 @@ out=$("$SYNCTEST" fill --pin-dir "$(gw_pin ga)" --service web --n "$NFLOWS" 2>&1
 
 umask 077
 head -c 32 /dev/urandom | base64 >"$T/sync.key"
-# start_sync GW ADDR PEER METRICS
+# start_sync GW ADDR PEER METRICS [OPTION...]
 start_sync() {
 	"$TCPSHIFT" --pin-dir "$(gw_pin "$1")" -n "$(gw_ns "$1")" sync --listen "$2:7946" \
-		--peer "$3:7946" --key "$T/sync.key" --metrics "$4" 2>>"$T/sync-$1.log" &
+		--peer "$3:7946" --key "$T/sync.key" --metrics "$4" "${@:5}" 2>>"$T/sync-$1.log" &
 	e2e_track_pid "$!"
 	SYNC_PID=$!
 }
@@ -58,6 +60,7 @@ applied() {
 }
 
 start_sync ga 198.18.2.1 198.18.2.2 127.0.0.1:9490 >/dev/null
+A_PID=$SYNC_PID
 sleep 1
 # bulk_to_b OUTCOME: start B's sync, wait until NFLOWS records had OUTCOME;
 # the seconds it took in $took (or "timeout").
@@ -103,5 +106,22 @@ if grep -q "peer 198.18.2.2:7946 is up again (restarted)" "$T/sync-ga.log"; then
 	pass "A's log tells B's restart: $(grep -m1 'is up again' "$T/sync-ga.log" | cut -d' ' -f4-)"
 else
 	fail "A's log tells B's restart" "$(tail -n 3 "$T/sync-ga.log" | tr '\n' '|')"
+fi
+
+# ---- a periodic refresh repairs what no event carried ------------------------------
+kill -TERM "$A_PID"
+wait "$A_PID"
+start_sync ga 198.18.2.1 198.18.2.2 127.0.0.1:9490 --refresh 2s >/dev/null
+sleep 1
+out=$("$SYNCTEST" fill --pin-dir "$(gw_pin ga)" --service web --first "$NFLOWS" --n 1000 2>&1) ||
+	e2e_abort "fill: $out"
+for ((i = 0; i < 60; i++)); do
+	[ "$(applied pinned)" -ge 1000 ] && break
+	sleep 0.1
+done
+if [ "$(applied pinned)" = 1000 ]; then
+	pass "A's refresh (every 2 s) brings B the 1,000 pins no event carried, within $((i / 10)).$((i % 10)) s"
+else
+	fail "a refresh repairs lost events" "B wrote $(applied pinned) of 1000 in 6 s"
 fi
 e2e_status
