@@ -83,6 +83,7 @@ struct peer {
 	struct ts_sync_replay	replay;
 	__u64			heard_ns;	/* CLOCK_MONOTONIC of its last good message */
 	bool			up;
+	bool			bulk_due;	/* came up: a bulk resync is owed */
 	__u64			logged_ns[TS_SYNC_VERDICTS + 1];	/* + send errors */
 	/* metrics */
 	__u64			rx_msgs, rx_records, tx_msgs, tx_records, tx_errors;
@@ -227,11 +228,23 @@ static int on_event(void *ctx, void *data, size_t size)
 struct bulk {
 	struct sync	*s;
 	struct peer	*p;
+	size_t		datagrams;
 	__u8		type;		/* TS_SYNC_PIN: flows; TS_SYNC_PIN_HALF_OPEN: half_open */
 	unsigned char	buf[TS_SYNC_DATAGRAM];
 	size_t		n;
 	__u64		flows;
 };
+
+static void receive_all(struct sync *s);
+
+/* Events and peers' messages go on during a long bulk: a refresh of many
+ * pins must not delay new ones (the lag). Only bulks wait their turn. */
+static void bulk_interleave(struct sync *s)
+{
+	ring_buffer__consume(s->rb);
+	flush_events(s);
+	receive_all(s);
+}
 
 static void bulk_flush(struct bulk *b)
 {
@@ -245,6 +258,8 @@ static void bulk_flush(struct bulk *b)
 		send_records(b->s, q, TS_SYNC_MSG_BULK, b->buf, b->n);
 	}
 	b->n = 0;
+	if (++b->datagrams % 32 == 0)
+		bulk_interleave(b->s);
 }
 
 static void bulk_flow(const struct ts_flow_key *key, const struct ts_flow *f, void *ctx)
@@ -405,7 +420,7 @@ static void receive(struct sync *s, const unsigned char *buf, size_t len,
 		logf_("peer %s is up%s: sending it every pin we hold", p->name,
 		      p->up ? " again (restarted)" : "");
 		p->up = true;
-		send_bulk(s, p);
+		p->bulk_due = true;
 	}
 }
 
@@ -654,6 +669,12 @@ static void run(struct sync *s, __u64 refresh_ns)
 		ring_buffer__consume(s->rb);
 		flush_events(s);
 		receive_all(s);
+		for (size_t i = 0; i < s->npeers; i++) {
+			if (s->peers[i].bulk_due) {
+				s->peers[i].bulk_due = false;
+				send_bulk(s, &s->peers[i]);
+			}
+		}
 		now = ts_now_ns();
 		if (now >= next_hello) {
 			next_hello = now + HELLO_NS;

@@ -305,7 +305,7 @@ done
 mv_a=$(moved ga)
 info "after the rollout step, the table sends $mv_a of the $NCONN held connections elsewhere"
 [ "$mv_a" -gt 0 ] || fail "the rollout step moved slots" "no held connection's slot moved"
-kill -KILL "${SYNC_PID[ga]}" 2>/dev/null
+kill -KILL "${SYNC_PID[ga]}" 2>/dev/null; wait "${SYNC_PID[ga]}" 2>/dev/null
 routes_through gb gc || fail "gateway A lost" "route change failed"
 many_check "rollout step 50/50 -> 20/80, gateway A lost ($mv_a held connections' slots moved)" a-lost
 
@@ -315,7 +315,7 @@ for g in gb gc; do
 done
 mv_c=$(moved gc)
 info "after the full shift, the table sends $mv_c of the $NCONN held connections elsewhere"
-kill -KILL "${SYNC_PID[gb]}" 2>/dev/null
+kill -KILL "${SYNC_PID[gb]}" 2>/dev/null; wait "${SYNC_PID[gb]}" 2>/dev/null
 routes_through gc || fail "gateway B lost" "route change failed"
 many_check "full shift to v2, gateway B lost ($mv_c held connections' slots moved)" b-lost
 
