@@ -309,6 +309,20 @@ kill -KILL "${SYNC_PID[ga]}" 2>/dev/null; wait "${SYNC_PID[ga]}" 2>/dev/null
 routes_through gb gc || fail "gateway A lost" "route change failed"
 many_check "rollout step 50/50 -> 20/80, gateway A lost ($mv_a held connections' slots moved)" a-lost
 
+# A's sync was SIGKILLed: its mark stays (its data plane counts what nobody
+# reads); its peers see it down and go on
+for ((i = 0; i < 50; i++)); do
+	[ "$(metric gc 'tcpshift_sync_peer_up{peer="198.18.2.1:7946"}')" = 0 ] && break
+	sleep 0.1
+done
+if [ "$(metric gc 'tcpshift_sync_peer_up{peer="198.18.2.1:7946"}')" = 0 ] &&
+	grep -q "peer 198.18.2.1:7946 is down" "$T/sync-gc.log" &&
+	[ "$(tsg ga -j status 2>/dev/null | jq -r .sync)" = true ]; then
+	pass "a lost peer is marked down (C: '$(grep -m1 'is down' "$T/sync-gc.log" | cut -d' ' -f4-)'); A's killed sync left its mark"
+else
+	fail "a lost peer is marked down" "peer_up $(metric gc 'tcpshift_sync_peer_up{peer="198.18.2.1:7946"}'), A's mark $(tsg ga -j status 2>/dev/null | jq -r .sync)"
+fi
+
 # ---- a full shift to v2, then gateway B lost --------------------------------------------------------
 for g in gb gc; do
 	must "$g: full shift to v2" tsg "$g" weight web v1=0 v2=100
