@@ -29,7 +29,7 @@ LDLIBS   += -lbpf -lelf -lz -ljson-c
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -I$(OUTPUT) -Iinclude -Ibpf
 
-LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c
+LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c user/local.c
 CMD_SRCS := $(wildcard user/cmd_*.c) user/cli.c user/main.c
 LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
 CMD_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))

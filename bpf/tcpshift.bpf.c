@@ -140,15 +140,14 @@ static long ts_other_find(__u32 i, struct ts_other *o)
 }
 
 static __always_inline struct ts_backend *ts_pick_other(void *table, const struct ts_service *svc,
-							const struct ts_flow_key *key, __u32 hash,
-							__u32 *id)
+							const __be32 *client, __u32 hash, __u32 *id)
 {
 	struct ts_other o = { .svc_id = svc->id, .id = TS_NO_BACKEND };
 	struct ts_table_entry *entry;
 	__u32 n;
 
 	o.cfg = (svc->table_half & 1) * TS_TABLE_HALF(svc->table_size) + svc->table_size;
-	__builtin_memcpy(o.client, key->saddr, sizeof(o.client));
+	__builtin_memcpy(o.client, client, sizeof(o.client));
 	entry = bpf_map_lookup_elem(table, &o.cfg);
 	if (!entry)
 		return NULL;
@@ -164,22 +163,20 @@ static __always_inline struct ts_backend *ts_pick_other(void *table, const struc
 	return o.id == TS_NO_BACKEND ? NULL : bpf_map_lookup_elem(&backends, id);
 }
 
-/* Weighted Maglev pick: the live half of the service's table, indexed by the
- * seeded flow hash; never the client's own address (ts_pick_other). */
-static __always_inline struct ts_backend *ts_pick(const struct ts_service *svc,
-						  const struct ts_flow_key *key, __u32 *id)
+/* Weighted Maglev pick: the live half of the service's table, indexed by
+ * hash; never the client's own address (ts_pick_other), when client is given
+ * (a local client's peer is never itself). */
+static __always_inline struct ts_backend *ts_pick_hash(const struct ts_service *svc, __u32 hash,
+						       const __be32 *client, __u32 *id)
 {
 	struct ts_table_entry *entry;
-	struct ts_settings *cfg;
 	struct ts_backend *be;
-	__u32 zero = 0, slot, hash;
+	__u32 slot;
 	void *table;
 
-	cfg = bpf_map_lookup_elem(&settings, &zero);
 	table = bpf_map_lookup_elem(&tables, &svc->id);
-	if (!cfg || !table || !svc->table_size)
+	if (!table || !svc->table_size)
 		return NULL;
-	hash = ts_flow_hash(key, cfg->seed);
 	slot = (svc->table_half & 1) * TS_TABLE_HALF(svc->table_size);
 	slot += hash % svc->table_size;
 	entry = bpf_map_lookup_elem(table, &slot);
@@ -187,10 +184,22 @@ static __always_inline struct ts_backend *ts_pick(const struct ts_service *svc,
 		return NULL;
 	*id = entry->backend_id;
 	be = bpf_map_lookup_elem(&backends, id);
-	if (!be || !ts_addr_eq(be->addr, key->saddr))
+	if (!be || !client || !ts_addr_eq(be->addr, client))
 		return be;
 	ts_count(TS_CNT_HAIRPIN);
-	return ts_pick_other(table, svc, key, hash, id);
+	return ts_pick_other(table, svc, client, hash, id);
+}
+
+/* The pick of a new flow: by its seeded flow hash (invariant 6). */
+static __always_inline struct ts_backend *ts_pick(const struct ts_service *svc,
+						  const struct ts_flow_key *key, __u32 *id)
+{
+	__u32 zero = 0;
+	struct ts_settings *cfg = bpf_map_lookup_elem(&settings, &zero);
+
+	if (!cfg)
+		return NULL;
+	return ts_pick_hash(svc, ts_flow_hash(key, cfg->seed), key->saddr, id);
 }
 
 /* Is be a backend of svc now: active and a member of its live table half?
@@ -1023,3 +1032,5 @@ int tcpshift_tc_egress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	return ts_icmp(skb, p.key.family);
 }
+
+#include "local.h"

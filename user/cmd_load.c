@@ -8,7 +8,7 @@
 
 static const char help[] =
 	"Usage: tcpshift load --dev IFACE [--dev IFACE...] [--max-flows N] [--seed N]\n"
-	"                     [--forward stack|fib]\n"
+	"                     [--forward stack|fib] [--cgroup PATH]\n"
 	"\n"
 	"Load the data plane, pin its maps under the pin directory and attach it to tc\n"
 	"ingress of every IFACE: the interfaces where client packets to the VIPs and the\n"
@@ -35,9 +35,16 @@ static const char help[] =
 	"                   them itself after a FIB lookup, bypassing netfilter, falling\n"
 	"                   back to the stack when the FIB cannot answer. Kept by an\n"
 	"                   upgrade unless given again.\n"
+	"  --cgroup PATH    balance the clients on this host too: TCP connect()s to a VIP\n"
+	"                   by processes in the cgroup v2 directory PATH (and below it),\n"
+	"                   in this network namespace, go to a backend picked from the\n"
+	"                   same weighted table, with no NAT (getpeername still shows\n"
+	"                   the VIP). Needs Linux 6.5 or later. Like --dev, it names the\n"
+	"                   whole set: a load without --cgroup detaches it.\n"
 	"\n"
-	"Example:\n"
-	"  tcpshift load --dev eth0 --dev eth1\n";
+	"Examples:\n"
+	"  tcpshift load --dev eth0 --dev eth1\n"
+	"  tcpshift load --dev eth0 --cgroup /sys/fs/cgroup/unified/clients\n";
 
 int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 {
@@ -52,6 +59,7 @@ int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 		{ "seed", 0, CLI_SEED, &o.seed, &o.seed_set },
 		{ "forward", 0, CLI_ENUM, &o.forward_fib, .metavar = "fib or stack",
 		  .choices = forward_modes },
+		{ "cgroup", 0, CLI_STRING, &o.cgroup },
 		CLI_OPT_HELP,
 		{},
 	};

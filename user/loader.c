@@ -162,7 +162,8 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
  * default.
  */
 static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps *m,
-				      __u32 max_flows, int forward_fib, struct ts_err *err)
+				      __u32 max_flows, int forward_fib, bool local,
+				      struct ts_err *err)
 {
 	struct ts_settings loaded;
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir);
@@ -176,6 +177,7 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps 
 		ts_fail(err, TS_ERR_RUNTIME, "cannot open the BPF object: %s", strerror(errno));
 		return NULL;
 	}
+	ts_local_autoload(skel, local);
 	if (m) {
 		__u32 zero = 0;
 
@@ -219,6 +221,7 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps 
 	bpf_map__set_max_entries(skel->maps.half_open, TS_HALF_OPEN_SIZE(max_flows));
 	bpf_map__set_max_entries(skel->maps.replies, max_flows);
 	bpf_map__set_max_entries(skel->maps.direct, TS_HALF_OPEN_SIZE(max_flows));
+	bpf_map__set_max_entries(skel->maps.local_flows, max_flows);
 	if (check_pinned_layout(skel, pin_dir, err))
 		goto fail;
 	if (forward_fib < 0)
@@ -242,7 +245,7 @@ fail:
 
 struct tcpshift_bpf *ts_bpf_open_dry_run(const struct ts_maps *m, struct ts_err *err)
 {
-	return open_load(m->pin_dir, m, 0, -1, err);
+	return open_load(m->pin_dir, m, 0, -1, false, err);
 }
 
 struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err)
@@ -253,7 +256,7 @@ struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_er
 
 	if (ts_check_pin_dir(o->pin_dir, err))
 		return NULL;
-	skel = open_load(o->pin_dir, NULL, o->max_flows, o->forward_fib, err);
+	skel = open_load(o->pin_dir, NULL, o->max_flows, o->forward_fib, o->cgroup != NULL, err);
 	if (!skel)
 		return NULL;
 	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
@@ -332,7 +335,7 @@ static __u32 map_id_of(int fd)
 
 /* Does program prog_id use one of the instance's maps? Then it is that
  * instance's: the proof of ownership of a tc filter. */
-static bool prog_is_ours(__u32 prog_id, const struct ts_owner *own)
+bool ts_prog_is_ours(__u32 prog_id, const struct ts_owner *own)
 {
 	struct bpf_prog_info info = {};
 	__u32 ids[64], len = sizeof(info);
@@ -366,7 +369,7 @@ static enum ts_slot slot_owner(int ifindex, const struct attach_point *ap, const
 	if (bpf_tc_query(&hook, &opts))
 		return TS_SLOT_FREE;
 	*prog_id = opts.prog_id;
-	return prog_is_ours(opts.prog_id, own) ? TS_SLOT_OURS : TS_SLOT_FOREIGN;
+	return ts_prog_is_ours(opts.prog_id, own) ? TS_SLOT_OURS : TS_SLOT_FOREIGN;
 }
 
 enum ts_slot ts_attached_prog(int ifindex, const struct ts_owner *own, __u32 *prog_id)
@@ -632,6 +635,32 @@ static bool is_ethernet(const char *dev)
 	return ok;
 }
 
+/* This network namespace's cookie (the data plane's name for it), 0 when the
+ * kernel has none to tell (before 5.14). */
+static __u64 netns_cookie(void)
+{
+	__u64 cookie = 0;
+	socklen_t len = sizeof(cookie);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0) {
+		if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len))
+			cookie = 0;
+		close(fd);
+	}
+	return cookie;
+}
+
+/* Undo the devices this load attached that were not attached before. */
+static void detach_new(const struct ts_settings *next, __u32 n, const struct ts_settings *old,
+		       const struct ts_owner *own)
+{
+	for (__u32 j = 0; j < n; j++)
+		if (find_ifindex(old, next->ifindex[j]) < 0)
+			detach_dev((int)next->ifindex[j], next->dev_flags[j] & TS_DEV_F_OWN_CLSACT,
+				   own);
+}
+
 /*
  * All or nothing (invariant 3 for load): a first load that fails removes
  * what it pinned and attached; one that is killed leaves settings naming
@@ -680,6 +709,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	if (ts_netns_self(&ns_dev, &ns_ino))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot read /proc/self/ns/net: %s",
 			       strerror(errno));
+	if (o->cgroup && (r = ts_local_check(o->cgroup, err)))
+		return r;
 	made_dir = stat(o->pin_dir, &st) != 0;
 	r = prepare_pin_dir(o->pin_dir, err);
 	if (r)
@@ -738,6 +769,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	intent = old;
 	intent.netns_dev = ns_dev;
 	intent.netns_ino = ns_ino;
+	intent.netns_cookie = netns_cookie();
 	intent.flags |= TS_SETTINGS_F_LOADING;
 	for (__u32 i = 0; i < next.ndevices; i++)
 		if (find_ifindex(&intent, next.ifindex[i]) < 0 && intent.ndevices < TS_MAX_DEVICES) {
@@ -754,6 +786,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 			next.ifindex[i] = t;
 		}
 	r = check_slots(&next, &owner, err);
+	if (o->cgroup)
+		r = r ?: ts_local_check_owner(o->cgroup, &owner, err);
 	r = r ?: settings_write(skel, &intent, err);
 	if (r)
 		goto fail;
@@ -766,11 +800,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 			/* Undo what this command attached (xdp-tools style);
 			 * devices attached before keep their (old or new)
 			 * program. */
-			for (__u32 j = 0; j < i; j++)
-				if (find_ifindex(&old, next.ifindex[j]) < 0)
-					detach_dev((int)next.ifindex[j],
-						   next.dev_flags[j] & TS_DEV_F_OWN_CLSACT,
-						   &owner);
+			detach_new(&next, i, &old, &owner);
 			goto fail;
 		}
 		next.dev_flags[i] = was >= 0 ? old.dev_flags[was]
@@ -778,6 +808,18 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		/* this device's clsact is accounted for from now on */
 		intent.dev_flags[find_ifindex(&intent, next.ifindex[i])] = next.dev_flags[i];
 		settings_write(skel, &intent, NULL);
+	}
+	/* The cgroup programs, after the devices (an upgrade's new tc program
+	 * knows to leave local sockets' packets alone before they exist);
+	 * without --cgroup they go, as devices no longer named do. */
+	if (o->cgroup) {
+		r = ts_local_attach(skel, o->pin_dir, o->cgroup, &owner, err);
+		if (r) {
+			detach_new(&next, next.ndevices, &old, &owner);
+			goto fail;
+		}
+	} else {
+		ts_local_detach(o->pin_dir, &owner);
 	}
 	/* `load` names the whole set: devices no longer named are detached. */
 	for (__u32 i = 0; i < old.ndevices && i < TS_MAX_DEVICES; i++)
@@ -790,6 +832,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	next.flags = old.flags & ~TS_SETTINGS_F_LOADING;
 	next.netns_dev = ns_dev;
 	next.netns_ino = ns_ino;
+	next.netns_cookie = netns_cookie();
 	r = settings_write(skel, &next, err);
 	if (r)
 		goto fail;
@@ -800,6 +843,7 @@ fail:
 		settings_write(skel, &old, NULL);
 	if (fresh) {
 		/* a first load leaves nothing: no pin, no directory it made */
+		ts_local_detach(o->pin_dir, &owner);
 		unpin_all(o->pin_dir);
 		if (made_dir)
 			rmdir(o->pin_dir);
@@ -860,6 +904,7 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 			goto out;
 		/* Detach first, so no packet meets a program whose maps are
 		 * gone; a namespace that is gone took its devices along. */
+		ts_local_detach(pin_dir, &m.owner);
 		for (__u32 i = 0; r != TS_NETNS_GONE && i < s.ndevices && i < TS_MAX_DEVICES; i++)
 			detach_dev((int)s.ifindex[i], s.dev_flags[i] & TS_DEV_F_OWN_CLSACT,
 				   &m.owner);
