@@ -141,7 +141,7 @@ static int our_link(const char *pin_dir, const char *name, const struct ts_owner
 	n = readlink(fdpath, target, sizeof(target) - 1);
 	target[n > 0 ? n : 0] = '\0';
 	memset(info, 0, sizeof(*info));
-	if (strcmp(target, "anon_inode:bpf_link") || bpf_obj_get_info_by_fd(fd, info, &len) ||
+	if (strcmp(target, "anon_inode:bpf-link") || bpf_obj_get_info_by_fd(fd, info, &len) ||
 	    !ts_prog_is_ours(info->prog_id, own)) {
 		close(fd);
 		return -EPERM;
