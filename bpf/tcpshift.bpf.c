@@ -940,6 +940,13 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 		struct ts_pkt q = { .key.family = family };
 		__u32 oif;
 
+		/* to the gateway itself: about its own connection to the
+		 * backend (a local client's, a health check), connected to the
+		 * backend's address as the error quotes it */
+		if (ts_fib_route(skb, &q, m.outer_saddr, m.outer_daddr, &oif) ==
+		    BPF_FIB_LKUP_RET_NOT_FWDED)
+			return TC_ACT_OK;
+
 		/* an error "from" the backend must come from its side, as its
 		 * replies must: else it is forged, and not relabelled */
 		if (from_backend &&
