@@ -18,7 +18,7 @@
 #   - a drain's deadline closes local connections (the agent's sweep, and the
 #     sweep of the next change), a removal closes them at once, counted;
 #   - bad input: not a cgroup v2 directory, a cgroup of another instance (or
-#     below it): refused, nothing changed.
+#     below it): refused, nothing changed; unload leaves no program attached.
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -328,5 +328,17 @@ else
 		"$(tr '\n' ' ' <<<"$out"), conn 13 '$(many_field 13 3)'"
 fi
 many_cmd quit >/dev/null
+
+# unload: no program left on the cgroup, nothing left in the pin directory
+must "load --cgroup again" ts load --dev gwc --dev br0 --cgroup "$CG"
+progs=$(bpftool cgroup show "$CG" 2>&1 | grep -c tcpshift)
+must "unload" ts unload
+after=$(bpftool cgroup show "$CG" 2>&1 | grep -c tcpshift)
+if [ "$progs" -eq 5 ] && [ "$after" -eq 0 ] && [ ! -e "$E2E_PIN" ]; then
+	pass "unload detaches the 5 cgroup programs and removes their links' pins"
+else
+	fail "unload detaches the cgroup programs" "$progs before, $after after;" \
+		"$(ls "$E2E_PIN" 2>&1 | tr '\n' ' ')"
+fi
 
 e2e_status
