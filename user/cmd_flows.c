@@ -14,7 +14,7 @@ static const char help[] =
 	"state (syn, established, closing, closed, midstream = pinned from a non-SYN\n"
 	"packet). backend_state is removed when the flow's backend was removed: its\n"
 	"next packet is answered with a TCP RST, never sent to another backend.\n"
-	"Connections of local clients (load --cgroup) are marked local: CLIENT is the\n"
+	"Connections of local clients (see load: cgroup) are marked local: CLIENT is the\n"
 	"socket's own address, listed from its SYN until it closes; their idle time\n"
 	"counts from their last TCP state change.\n"
 	"\n"

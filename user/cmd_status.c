@@ -14,7 +14,7 @@ static const char help[] =
 	"\n"
 	"Show the pin directory, the flow hash seed, the devices tcpshift is attached to\n"
 	"with their program ids, the cgroup whose clients are balanced at connect()\n"
-	"(load --cgroup) with its programs' ids, rollouts running or interrupted, how\n"
+	"(see load) with its programs' ids, rollouts running or interrupted, how\n"
 	"full each map is, and the global counters.\n"
 	"\n"
 	"Example:\n"
