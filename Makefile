@@ -174,7 +174,9 @@ fuzz: deps
 # make microbench   ns/packet under BPF_PROG_TEST_RUN, weight change time, flow
 #                   dump time and map memory: build/bench/microbench.{md,json}
 # make bench        tcpshift against direct routing, iptables, nftables, HAProxy
-#                   and nginx in network namespaces (ROUNDS=2): build/bench/
+#                   and nginx in network namespaces (ROUNDS=2): build/bench/;
+#                   then a client on the gateway itself: the socket path
+#                   (load --cgroup) against iptables DNAT (tools/bench/local.sh)
 # Both need root. Speed is never asserted by make test.
 BENCH_OUT  := $(OUTPUT)/bench
 MICROBENCH := $(BENCH_OUT)/microbench
@@ -204,12 +206,17 @@ $(BENCH_OUT)/follow: tools/bench/follow.c | $(BENCH_OUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
+$(BENCH_OUT)/rr: tools/bench/rr.c | $(BENCH_OUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
 microbench: deps
 	$(Q)$(MAKE) --no-print-directory all $(MICROBENCH)
 	$(Q)$(MICROBENCH) --out $(BENCH_OUT) --tcpshift $(OUTPUT)/tcpshift $(MICROBENCH_ARGS)
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all $(BENCH_OUT)/follow
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_OUT)/follow $(BENCH_OUT)/rr
 	$(Q)ROUNDS=$(or $(ROUNDS),2) tools/bench/bench.sh
+	$(Q)ROUNDS=$(or $(ROUNDS),2) tools/bench/local.sh
 
 FORCE:
