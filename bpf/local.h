@@ -194,7 +194,9 @@ static __always_inline void ts_local_syn(struct bpf_sock_ops *skops, struct ts_l
 		ts_count(TS_CNT_LOCAL_UNTRACKED);
 	if (s)
 		s->new_flows++;
-	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_RTO_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG);
+	/* added to what another program of the cgroup may have asked for */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_RTO_CB_FLAG |
+						 BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
 /* The local entry `flows` lists follows the socket's pin (it is there
@@ -206,8 +208,7 @@ static __always_inline void ts_local_publish(struct ts_local_sock *ls)
 }
 
 /* The handshake completed: a connection opened, as the tc path counts one. */
-static __always_inline void ts_local_established(struct bpf_sock_ops *skops,
-						 struct ts_local_sock *ls)
+static __always_inline void ts_local_established(struct ts_local_sock *ls)
 {
 	struct ts_backend_stats *s = ts_stats(ls->flow.backend_id);
 
@@ -218,7 +219,6 @@ static __always_inline void ts_local_established(struct bpf_sock_ops *skops,
 		s->opened++;
 	}
 	ts_local_publish(ls);
-	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
 /* The socket's error when its state changed: why a connection ended. */
@@ -283,10 +283,11 @@ int tcpshift_sockops(struct bpf_sock_ops *skops)
 		ts_local_syn(skops, ls);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		ts_local_established(skops, ls);
+		ts_local_established(ls);
 		break;
 	case BPF_SOCK_OPS_RTO_CB:
-		/* its SYN timed out once (RFC 6298's 1 s): counted once */
+		/* its SYN timed out once (RFC 6298's 1 s): counted once; later
+		 * timeouts (of an established connection) count nothing */
 		if (ls->flow.tcp_state != TS_TCP_SYN_SEEN || (ls->flow.flags & TS_FLOW_F_TIMED_OUT))
 			break;
 		ls->flow.flags |= TS_FLOW_F_TIMED_OUT;

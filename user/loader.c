@@ -897,6 +897,9 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", pin_dir, strerror(errno));
 	if (r)
 		goto out;
+	/* the cgroup programs first: their links are pins like the maps (a
+	 * killed first load may have left them without settings) */
+	ts_local_detach(pin_dir, &m.owner);
 	if (m.settings >= 0 && !bpf_map_lookup_elem(m.settings, &zero, &s)) {
 		/* its ifindexes mean other devices in another namespace */
 		r = s.ndevices ? ts_settings_check_netns(&s, err) : 0;
@@ -904,7 +907,6 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 			goto out;
 		/* Detach first, so no packet meets a program whose maps are
 		 * gone; a namespace that is gone took its devices along. */
-		ts_local_detach(pin_dir, &m.owner);
 		for (__u32 i = 0; r != TS_NETNS_GONE && i < s.ndevices && i < TS_MAX_DEVICES; i++)
 			detach_dev((int)s.ifindex[i], s.dev_flags[i] & TS_DEV_F_OWN_CLSACT,
 				   &m.owner);

@@ -170,6 +170,20 @@ if [ "$(count_of "$o4" v2)" -eq 50 ] && [ "$(count_of "$o6" v2)" -eq 50 ]; then
 else
 	fail "weight 0 gets no local connection" "$(tr '\n' ' ' <<<"$o4") / $(tr '\n' ' ' <<<"$o6")"
 fi
+# no backend of weight > 0: connect() fails at once, refused, counted
+must "weight 0/0" ts weight tcp-echo v1=0 v2=0
+nb=$(ts_counter no_backend)
+t0=${EPOCHREALTIME/./}
+o4=$(in_cg "$TS_ECHO" count --connect "$VIP4" --n 3 2>&1)
+ms=$(((${EPOCHREALTIME/./} - t0) / 1000))
+if [ "$(count_of "$o4" error)" -eq 3 ] && grep -q "connect: Connection refused" <<<"$o4" &&
+	[ "$(($(ts_counter no_backend) - nb))" -eq 3 ] && [ "$ms" -lt 1000 ]; then
+	pass "no backend of weight > 0: local connect() refused at once (3 in $ms ms), counted"
+else
+	fail "no backend: connect refused" "$(tr '\n' ' ' <<<"$o4") in $ms ms," \
+		"no_backend +$(($(ts_counter no_backend) - nb))"
+fi
+must "weight 0/100" ts weight tcp-echo v1=0 v2=100
 
 # `load` again: the held connections, their pins and getpeername stay
 e2e_load
