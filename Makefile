@@ -202,11 +202,11 @@ $(MICROBENCH): tools/bench/microbench.c tests/bpf/pkt.c tests/bpf/pkt.h $(BENCH_
 	$(Q)$(CC) $(CFLAGS) -Itests/bpf -I$(BENCH_OUT) $(filter %.c,$^) $(OUTPUT)/libtcpshift.a \
 		$(LDLIBS) -o $@
 
-$(BENCH_OUT)/follow: tools/bench/follow.c | $(BENCH_OUT)
+$(BENCH_OUT)/follow: tools/bench/follow.c tools/bench/endpoint.h | $(BENCH_OUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
-$(BENCH_OUT)/rr: tools/bench/rr.c | $(BENCH_OUT)
+$(BENCH_OUT)/rr: tools/bench/rr.c tools/bench/endpoint.h | $(BENCH_OUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 

@@ -52,6 +52,21 @@ static __always_inline __u32 ts_local_hash(__u64 cookie, __u32 random, __u32 see
 	return ts_murmur_final(h, 12);
 }
 
+/* The address a sock_addr hook passes on: connect()'s or getpeername()'s. */
+static __always_inline void ts_local_set_addr(struct bpf_sock_addr *ctx, __u8 family,
+					      const __be32 *addr, __be16 port)
+{
+	if (family == TS_AF_INET) {
+		ctx->user_ip4 = addr[0];
+	} else {
+		ctx->user_ip6[0] = addr[0];
+		ctx->user_ip6[1] = addr[1];
+		ctx->user_ip6[2] = addr[2];
+		ctx->user_ip6[3] = addr[3];
+	}
+	ctx->user_port = port;
+}
+
 /*
  * connect() of a socket in the cgroup: to a VIP:port of a TCP service, in
  * the instance's network namespace, it connects to a backend picked by the
@@ -111,15 +126,7 @@ static __always_inline int ts_local_connect(struct bpf_sock_addr *ctx, __u8 fami
 	ls->flow.generation = be->generation;
 	ls->flow.service_id = svc->id;
 	ls->flow.flags = TS_FLOW_F_LOCAL;
-	if (family == TS_AF_INET) {
-		ctx->user_ip4 = be->addr[0];
-	} else {
-		ctx->user_ip6[0] = be->addr[0];
-		ctx->user_ip6[1] = be->addr[1];
-		ctx->user_ip6[2] = be->addr[2];
-		ctx->user_ip6[3] = be->addr[3];
-	}
-	ctx->user_port = be->port;
+	ts_local_set_addr(ctx, family, be->addr, be->port);
 	ts_count(TS_CNT_LOCAL_CONNECTS);
 	return 1;
 }
@@ -147,15 +154,7 @@ static __always_inline int ts_local_getpeername(struct bpf_sock_addr *ctx, __u8 
 	ls = bpf_sk_storage_get(&local_socks, sk, NULL, 0);
 	if (!ls || ls->key.family != family)
 		return 1;
-	if (family == TS_AF_INET) {
-		ctx->user_ip4 = ls->key.daddr[0];
-	} else {
-		ctx->user_ip6[0] = ls->key.daddr[0];
-		ctx->user_ip6[1] = ls->key.daddr[1];
-		ctx->user_ip6[2] = ls->key.daddr[2];
-		ctx->user_ip6[3] = ls->key.daddr[3];
-	}
-	ctx->user_port = ls->key.dport;
+	ts_local_set_addr(ctx, family, ls->key.daddr, ls->key.dport);
 	return 1;
 }
 

@@ -908,6 +908,20 @@ static void hconn_peer(int i)
 	printf("conn %d %s %s %s\n", i + 1, c->orig, p, l);
 }
 
+/* A connection number I of a command: 1..nhconns, else false (answered). */
+static bool conn_index(const char *a, unsigned long *idx)
+{
+	char *end;
+
+	errno = 0;
+	*idx = a ? strtoul(a, &end, 10) : 0;
+	if (!a || *end || errno || *idx < 1 || *idx > (unsigned long)nhconns) {
+		printf("end error bad-connection\n");
+		return false;
+	}
+	return true;
+}
+
 /* One command line; false on quit. */
 static bool holdmany_command(char *line, const struct endpoint *ep, int *timeout_ms)
 {
@@ -930,12 +944,8 @@ static bool holdmany_command(char *line, const struct endpoint *ep, int *timeout
 		return true;
 	}
 	if (!strcmp(cmd, "close")) {
-		errno = 0;
-		idx = a1 ? strtoul(a1, &end, 10) : 0;
-		if (!a1 || *end || errno || idx < 1 || idx > (unsigned long)nhconns) {
-			printf("end error bad-connection\n");
+		if (!conn_index(a1, &idx))
 			return true;
-		}
 		if (hconns[idx - 1]->fd >= 0) {
 			hconn_end(hconns[idx - 1], 0);
 			snprintf(hconns[idx - 1]->state, sizeof(hconns[idx - 1]->state), "dropped");
@@ -944,12 +954,8 @@ static bool holdmany_command(char *line, const struct endpoint *ep, int *timeout
 		return true;
 	}
 	if (!strcmp(cmd, "peer")) {
-		errno = 0;
-		idx = a1 ? strtoul(a1, &end, 10) : 0;
-		if (!a1 || *end || errno || idx < 1 || idx > (unsigned long)nhconns) {
-			printf("end error bad-connection\n");
+		if (!conn_index(a1, &idx))
 			return true;
-		}
 		hconn_peer((int)idx - 1);
 		printf("end %lu\n", idx);
 		return true;
@@ -976,12 +982,8 @@ static bool holdmany_command(char *line, const struct endpoint *ep, int *timeout
 		const char *t = a1;
 
 		if (!strcmp(cmd, "send-to")) {
-			errno = 0;
-			idx = a1 ? strtoul(a1, &end, 10) : 0;
-			if (!a1 || *end || errno || idx < 1 || idx > (unsigned long)nhconns) {
-				printf("end error bad-connection\n");
+			if (!conn_index(a1, &idx))
 				return true;
-			}
 			only = (int)idx - 1;
 			t = a2;
 		}

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "endpoint.h"
+
 #define MAX_SAMPLES (1 << 22)
 
 static double now_us(void)
@@ -32,36 +34,6 @@ static double now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-	unsigned long port;
-	char *end;
-
-	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(host))
-		return -1;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	port = strtoul(colon + 1, &end, 10);
-	if (*end || !port || port > 65535)
-		return -1;
-	memset(ss, 0, sizeof(*ss));
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		struct sockaddr_in6 *in6 = (void *)ss;
-
-		host[strlen(host) - 1] = '\0';
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((unsigned short)port);
-		*len = sizeof(*in6);
-		return inet_pton(AF_INET6, host + 1, &in6->sin6_addr) == 1 ? 0 : -1;
-	}
-	((struct sockaddr_in *)ss)->sin_family = AF_INET;
-	((struct sockaddr_in *)ss)->sin_port = htons((unsigned short)port);
-	*len = sizeof(struct sockaddr_in);
-	return inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1 ? 0 : -1;
 }
 
 static int open_conn(const struct sockaddr_storage *ss, socklen_t len)
@@ -129,7 +101,7 @@ int main(int argc, char **argv)
 			goto usage;
 	}
 	if (!connect_to || seconds <= 0 || seconds > 600 || !have_mode ||
-	    parse(connect_to, &ss, &len))
+	    parse_ep(connect_to, &ss, &len))
 		goto usage;
 	lat = malloc(MAX_SAMPLES * sizeof(*lat));
 	if (!lat)
