@@ -792,11 +792,17 @@ static __always_inline bool ts_to_this_host(struct __sk_buff *skb, const struct 
 static __always_inline int ts_reply_unconfirmed(struct __sk_buff *skb, const struct ts_pkt *p,
 						const struct ts_reply *idx)
 {
-	struct ts_backend *be = ts_index_backend(idx, p->key.family);
 	struct ts_flow_key key = {};
+	struct ts_backend *be;
 	struct ts_flow *f;
 	__u32 id;
 
+	ts_flow_key_of_reply(&key, p, idx->vip, idx->vport);
+	/* an answer to a local client's socket (bpf/local.h), addressed to
+	 * the gateway itself: never rewritten, known without a FIB lookup */
+	if (bpf_map_lookup_elem(&local_flows, &key))
+		return TC_ACT_OK;
+	be = ts_index_backend(idx, p->key.family);
 	if (!be)
 		return TC_ACT_OK;
 	if (!ts_from_backend_side(skb, p)) {
@@ -804,7 +810,6 @@ static __always_inline int ts_reply_unconfirmed(struct __sk_buff *skb, const str
 		return TC_ACT_OK;
 	}
 	id = idx->backend_id;
-	ts_flow_key_of_reply(&key, p, idx->vip, idx->vport);
 	if (!dry_run) {
 		f = bpf_map_lookup_elem(&half_open, &key);
 		if (f && f->backend_id == id) {
