@@ -358,7 +358,8 @@ struct ts_settings {
  * is the flow as `flows` lists it (the socket's own address:port, known from
  * its SYN on, -> VIP:port), flow its pin, as in flows. local_flows: hash, key
  * -> flow (TS_FLOW_F_LOCAL), from the SYN until the socket closes: what
- * `flows` shows; the tc program never reads either.
+ * `flows` shows, and how the tc program knows the backend's answers to the
+ * socket at once (they are the gateway's own: never rewritten).
  */
 struct ts_local_sock {
 	struct ts_flow_key	key;
