@@ -344,7 +344,7 @@ fi
 many_cmd quit >/dev/null
 
 # unload: no program left on the cgroup, nothing left in the pin directory
-must "load --cgroup again" ts load --dev gwc --dev br0 --cgroup "$CG"
+must "load --cgroup again" ts load "${E2E_DEV_ARGS[@]}" --cgroup "$CG"
 progs=$(bpftool cgroup show "$CG" 2>&1 | grep -c tcpshift)
 must "unload" ts unload
 after=$(bpftool cgroup show "$CG" 2>&1 | grep -c tcpshift)
