@@ -159,7 +159,7 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 
 .PHONY: fuzz
 # The parsers are pure: the target links them alone, no libbpf.
-FUZZ_SRCS    := tests/fuzz/fuzz_parse.c user/parse.c user/doc.c
+FUZZ_SRCS    := tests/fuzz/fuzz_parse.c user/parse.c user/doc.c user/etcd.c
 $(FUZZ_PARSE): $(FUZZ_SRCS) $(HEADERS) | $(OUTPUT)/tests
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -ljson-c -o $@

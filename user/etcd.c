@@ -216,6 +216,9 @@ int ts_base64_decode(const char *in, size_t len, char *out, size_t *outlen)
 			if (pad || (v[k] = b64_value(in[i + k])) < 0)
 				return -EINVAL;
 		}
+		/* the bits padding drops must be 0: one encoding per byte string */
+		if ((pad == 2 && (v[1] & 15)) || (pad == 1 && (v[2] & 3)))
+			return -EINVAL;
 		out[o++] = (char)(v[0] << 2 | v[1] >> 4);
 		if (pad < 2)
 			out[o++] = (char)((v[1] & 15) << 4 | v[2] >> 2);

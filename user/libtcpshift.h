@@ -467,7 +467,8 @@ int ts_etcd_url_parse(const char *url, struct ts_etcd_url *u, struct ts_err *err
 int ts_etcd_key_check(const char *key, const char *what, struct ts_err *err);
 /* out holds 4 * ((len + 2) / 3) + 1 bytes; returns the length written. */
 size_t ts_base64_encode(const void *in, size_t len, char *out);
-/* Strict RFC 4648 with padding; out holds len / 4 * 3 bytes. 0 or -EINVAL. */
+/* Strict RFC 4648: padding, and 0 in the bits it drops (one encoding per
+ * byte string); out holds len / 4 * 3 bytes. 0 or -EINVAL. */
 int ts_base64_decode(const char *in, size_t len, char *out, size_t *outlen);
 
 struct ts_etcd_kv {
