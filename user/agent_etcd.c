@@ -49,6 +49,8 @@
 #define KEEPALIVE_COUNT		3
 #define CONNECT_TIMEOUT_MS	2000
 #define REQUEST_TIMEOUT_MS	10000
+/* A status key that could not be written is tried again after this long. */
+#define STATUS_RETRY_MS		5000
 /* Changes of one document logged one by one, the rest counted. */
 #define LOG_CHANGES_MAX		20
 
@@ -95,6 +97,8 @@ struct etcd_source {
 
 	/* what the status key says, written when dirty */
 	bool			status_dirty;
+	bool			status_failing;	/* the last write failed (logged once) */
+	__u64			status_retry_ms;	/* not before then */
 	char			status_state[16];
 	char			status_error[512];
 
@@ -326,7 +330,7 @@ static void status_write(struct etcd_source *s)
 	CURLcode res;
 	long code = 0;
 
-	if (!s->status_dirty || atomic_load(&s->stop))
+	if (!s->status_dirty || atomic_load(&s->stop) || now_ms() < s->status_retry_ms)
 		return;
 	etcd_source_metrics(s, &st);
 	o = json_object_new_object();
@@ -356,11 +360,18 @@ static void status_write(struct etcd_source *s)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 		if (res == CURLE_OK && code == 200) {
 			s->status_dirty = false;
+			if (s->status_failing)
+				agent_log("status key %s written again", s->status_key);
+			s->status_failing = false;
 		} else if (!atomic_load(&s->stop)) {
 			struct ts_err err;
 
 			transfer_error(s, h, res, errbuf, &b, "writing the status key", &err);
-			agent_log("%s: written again later", err.msg);
+			if (!s->status_failing)
+				agent_log("%s: tried again every %d s", err.msg,
+					  STATUS_RETRY_MS / 1000);
+			s->status_failing = true;
+			s->status_retry_ms = now_ms() + STATUS_RETRY_MS;
 			stat_update(s, count_error, 0);
 		}
 		curl_easy_cleanup(h);
