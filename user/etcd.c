@@ -363,20 +363,35 @@ static json_object *parse_json(const char *text, size_t len)
 	return root;
 }
 
+/* An answer's JSON, unless it is none or etcd's error (then NULL and err). */
+static json_object *answer_root(const char *text, size_t len, const char *what,
+				struct ts_err *err)
+{
+	json_object *root = len <= INT32_MAX ? parse_json(text, len) : NULL;
+	char msg[256];
+
+	if (!root) {
+		ts_fail(err, TS_ERR_RUNTIME, "etcd's answer to %s is not JSON", what);
+		return NULL;
+	}
+	if (gateway_error(root, msg, sizeof(msg))) {
+		json_object_put(root);
+		ts_fail(err, TS_ERR_RUNTIME, "etcd refused %s: %s", what, msg);
+		return NULL;
+	}
+	return root;
+}
+
 int ts_etcd_range_parse(const char *body, size_t len, const char *key64,
 			struct ts_etcd_range *out, struct ts_err *err)
 {
 	json_object *root, *hdr, *kvs;
-	char msg[256];
 	int r = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (len > INT32_MAX || !(root = parse_json(body, len)))
-		return ts_fail(err, TS_ERR_RUNTIME, "etcd answered the range request with no JSON");
-	if (gateway_error(root, msg, sizeof(msg))) {
-		json_object_put(root);
-		return ts_fail(err, TS_ERR_RUNTIME, "etcd refused the range request: %s", msg);
-	}
+	root = answer_root(body, len, "the range request", err);
+	if (!root)
+		return -TS_ERR_RUNTIME;
 	if (!json_object_object_get_ex(root, "header", &hdr) ||
 	    !json_object_is_type(hdr, json_type_object) ||
 	    get_revision(hdr, "revision", &out->revision) || !out->revision) {
@@ -408,16 +423,12 @@ int ts_etcd_watch_parse(const char *line, size_t len, const char *key64,
 			struct ts_etcd_watch *out, struct ts_err *err)
 {
 	json_object *root, *res, *hdr, *events, *v;
-	char msg[256];
 	int r = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (len > INT32_MAX || !(root = parse_json(line, len)))
-		return ts_fail(err, TS_ERR_RUNTIME, "etcd's watch stream sent something not JSON");
-	if (gateway_error(root, msg, sizeof(msg))) {
-		json_object_put(root);
-		return ts_fail(err, TS_ERR_RUNTIME, "etcd ended the watch: %s", msg);
-	}
+	root = answer_root(line, len, "the watch", err);
+	if (!root)
+		return -TS_ERR_RUNTIME;
 	if (!json_object_object_get_ex(root, "result", &res) ||
 	    !json_object_is_type(res, json_type_object)) {
 		json_object_put(root);
