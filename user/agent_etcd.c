@@ -316,8 +316,8 @@ static void status_set(struct etcd_source *s, const char *state, const char *err
 }
 
 /* PUT the status key: {"node", "revision", "latest_revision", "state",
- * "error", "time"}. Failures leave it dirty: written again after the next
- * range read. */
+ * "error", "time"}. A failed write stays due, tried again STATUS_RETRY_MS
+ * later (logged once). */
 static void status_write(struct etcd_source *s)
 {
 	struct ts_source_metrics st;
