@@ -139,4 +139,13 @@ struct {
 	__type(value, struct ts_xdp_dev);
 } xdp_devs SEC(".maps");
 
+/* Next hops that bpf_fib_lookup found (include/tcpshift.h); a cache, so not
+ * pinned: a new load starts empty. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TS_NEXTHOPS);
+	__type(key, struct ts_nexthop_key);
+	__type(value, struct ts_nexthop);
+} nexthops SEC(".maps");
+
 #endif /* TCPSHIFT_MAPS_H */

@@ -642,7 +642,8 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 	 * drop. The route is found before anything changes: XDP passes what it
 	 * cannot finish to tc untouched, which then does it all. */
 	if ((forward_fib || ts_is_xdp(c)) && flow && !half_opened && !dry_run)
-		routed = ts_fib_lookup(c, p, p->key.saddr, be->addr, p->key.sport, be->port, &fib);
+		routed = ts_fib_lookup(c, p, p->key.saddr, be->addr, p->key.sport, be->port, now,
+				       &fib);
 	if (ts_is_xdp(c) && !routed)
 		return XDP_PASS;
 	if (flow) {
@@ -726,15 +727,19 @@ static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_
 	struct ts_backend *be = bpf_map_lookup_elem(&backends, &id);
 	struct bpf_fib_lookup fib;
 	bool routed = false;
+	__u64 now;
 
 	if (!be)
 		return ts_ok(c);
 	/* as in ts_forward: routed before anything changes; XDP leaves a
 	 * reply that becomes a RST (past the drain deadline) to tc */
-	if (forward_fib || ts_is_xdp(c))
-		routed = ts_fib_lookup(c, p, r->vip, p->key.daddr, r->vport, p->key.dport, &fib);
-	if (ts_is_xdp(c) && (!routed || ts_drain_expired(be, bpf_ktime_get_coarse_ns())))
-		return XDP_PASS;
+	if (forward_fib || ts_is_xdp(c)) {
+		now = bpf_ktime_get_coarse_ns();
+		routed = ts_fib_lookup(c, p, r->vip, p->key.daddr, r->vport, p->key.dport, now,
+				       &fib);
+		if (ts_is_xdp(c) && (!routed || ts_drain_expired(be, now)))
+			return XDP_PASS;
+	}
 	if (p->tcp_flags & TCP_FLAG_ACK && r->backend_ack != p->ack)
 		r->backend_ack = p->ack;
 	if (p->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) {

@@ -318,6 +318,30 @@ enum ts_dev_flags {
 	TS_DEV_F_OWN_CLSACT	= 1,	/* `load` created the clsact qdisc: `unload` removes it */
 };
 
+/*
+ * nexthops: what bpf_fib_lookup answered for a destination (reached from a
+ * device), reused for TS_NEXTHOP_TTL_NS by the packets of established flows
+ * that fit in it (doc/DESIGN.md, "XDP"). A FIB lookup with its neighbour
+ * costs about as much as the rest of the XDP path.
+ */
+#define TS_NEXTHOP_TTL_NS	1000000000ULL
+#define TS_NEXTHOPS		65536
+
+struct ts_nexthop_key {
+	__be32	daddr[4];
+	__u32	ifindex;	/* the device the packet arrived on */
+	__u8	family;
+	__u8	pad[3];
+};
+
+struct ts_nexthop {
+	__u64	expires_ns;	/* coarse clock */
+	__u32	ifindex;	/* the device the route leaves by */
+	__u32	max_len;	/* the longest packet (from its IP header) the route took */
+	__u8	smac[6];
+	__u8	dmac[6];
+};
+
 /* xdp_devs: a device of the instance, as the XDP program knows it. */
 struct ts_xdp_dev {
 	__u8	mac[6];		/* its address: frames to another are not this host's */
