@@ -20,7 +20,8 @@ SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 
 DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
 		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq ethtool \
-		man-db groff-base ncat libclang-rt-14-dev strace libmicrohttpd-dev prometheus libssl-dev
+		man-db groff-base ncat libclang-rt-14-dev strace libmicrohttpd-dev prometheus \
+		libcurl4-openssl-dev etcd-server etcd-client libssl-dev
 
 CFLAGS   ?= -g -O2
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -29,9 +30,9 @@ LDLIBS   += -lbpf -lelf -lz -ljson-c -lcrypto
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -I$(OUTPUT) -Iinclude -Ibpf
 
-LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c \
+LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c user/local.c user/etcd.c \
 	    user/daemon.c user/sync.c
-CMD_SRCS := $(wildcard user/cmd_*.c) user/cli.c user/main.c
+CMD_SRCS := $(wildcard user/cmd_*.c) user/agent_etcd.c user/cli.c user/main.c
 LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
 CMD_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
 HEADERS  := $(wildcard include/*.h user/*.h)
@@ -97,7 +98,7 @@ $(OUTPUT)/libtcpshift.a: $(LIB_OBJS)
 
 $(OUTPUT)/tcpshift: $(CMD_OBJS) $(OUTPUT)/libtcpshift.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lmicrohttpd -lpthread -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lmicrohttpd -lcurl -lpthread -o $@
 
 $(OUTPUT)/ts-echo: tools/ts-echo.c | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -167,7 +168,7 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 
 .PHONY: fuzz
 # The parsers are pure: the target links them alone, no libbpf.
-FUZZ_SRCS    := tests/fuzz/fuzz_parse.c user/parse.c user/doc.c
+FUZZ_SRCS    := tests/fuzz/fuzz_parse.c user/parse.c user/doc.c user/etcd.c
 $(FUZZ_PARSE): $(FUZZ_SRCS) $(HEADERS) | $(OUTPUT)/tests
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -ljson-c -o $@
@@ -183,7 +184,9 @@ fuzz: deps
 # make microbench   ns/packet under BPF_PROG_TEST_RUN, weight change time, flow
 #                   dump time and map memory: build/bench/microbench.{md,json}
 # make bench        tcpshift against direct routing, iptables, nftables, HAProxy
-#                   and nginx in network namespaces (ROUNDS=2): build/bench/
+#                   and nginx in network namespaces (ROUNDS=2): build/bench/;
+#                   then a client on the gateway itself: the socket path
+#                   (load --cgroup) against iptables DNAT (tools/bench/local.sh)
 # Both need root. Speed is never asserted by make test.
 BENCH_OUT  := $(OUTPUT)/bench
 MICROBENCH := $(BENCH_OUT)/microbench
@@ -209,7 +212,11 @@ $(MICROBENCH): tools/bench/microbench.c tests/bpf/pkt.c tests/bpf/pkt.h $(BENCH_
 	$(Q)$(CC) $(CFLAGS) -Itests/bpf -I$(BENCH_OUT) $(filter %.c,$^) $(OUTPUT)/libtcpshift.a \
 		$(LDLIBS) -o $@
 
-$(BENCH_OUT)/follow: tools/bench/follow.c | $(BENCH_OUT)
+$(BENCH_OUT)/follow: tools/bench/follow.c tools/bench/endpoint.h | $(BENCH_OUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+$(BENCH_OUT)/rr: tools/bench/rr.c tools/bench/endpoint.h | $(BENCH_OUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
@@ -218,7 +225,8 @@ microbench: deps
 	$(Q)$(MICROBENCH) --out $(BENCH_OUT) --tcpshift $(OUTPUT)/tcpshift $(MICROBENCH_ARGS)
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all $(BENCH_OUT)/follow
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_OUT)/follow $(BENCH_OUT)/rr
 	$(Q)ROUNDS=$(or $(ROUNDS),2) tools/bench/bench.sh
+	$(Q)ROUNDS=$(or $(ROUNDS),2) tools/bench/local.sh
 
 FORCE:

@@ -12,20 +12,26 @@
 
 #include "daemon.h"
 
-void ts_log(const char *who, const char *fmt, ...)
+void ts_vlog(const char *who, const char *fmt, va_list ap)
 {
 	char stamp[32];
 	time_t t = time(NULL);
 	struct tm tm;
-	va_list ap;
 
 	gmtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	fprintf(stderr, "tcpshift %s: %s ", who, stamp);
-	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
-	va_end(ap);
 	fputc('\n', stderr);
+}
+
+void ts_log(const char *who, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ts_vlog(who, fmt, ap);
+	va_end(ap);
 }
 
 socklen_t ts_sockaddr_of(__u8 family, const __be32 addr[4], __be16 port,

@@ -4,6 +4,7 @@
 #ifndef TCPSHIFT_DAEMON_H
 #define TCPSHIFT_DAEMON_H
 
+#include <stdarg.h>
 #include <sys/socket.h>
 #include "libtcpshift.h"
 
@@ -11,6 +12,7 @@ struct MHD_Daemon;
 
 /* One line on stderr: "tcpshift WHO: <UTC time> <message>". */
 void ts_log(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ts_vlog(const char *who, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* An address:port as a socket address; returns its length. */
 socklen_t ts_sockaddr_of(__u8 family, const __be32 addr[4], __be16 port,

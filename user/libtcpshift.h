@@ -98,6 +98,7 @@ struct ts_maps {
 	int	backend_stats;
 	int	counters;
 	int	settings;
+	int	local_flows;
 	int	sync_events;	/* ring buffer read by `tcpshift sync` */
 	int	lock_fd;	/* the pin directory, flock()ed by changes and readers */
 	__u32	settings_id;	/* map id of the pinned settings: this instance */
@@ -172,9 +173,9 @@ __u64 ts_handshake_bucket_le(__u32 i);
 const char *ts_counter_name(enum ts_counter c);
 typedef void (*ts_flow_cb)(const struct ts_flow_key *key, const struct ts_flow *flow,
 			   void *ctx);
-/* Call cb for every pinned flow, established (flows) and half-open (a
- * consistent view of each entry, not of the whole tables while the data plane
- * runs). Returns 0 or -errno. */
+/* Call cb for every pinned flow, established (flows), half-open and local
+ * (TS_FLOW_F_LOCAL) (a consistent view of each entry, not of the whole tables
+ * while the data plane runs). Returns 0 or -errno. */
 int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx);
 /* The same, for one of the two tables (m->flows or m->half_open). */
 int ts_flow_map_foreach(int map_fd, ts_flow_cb cb, void *ctx);
@@ -249,6 +250,17 @@ struct ts_health_track {
 /* One check's result: true when the state changes (count reached fall from
  * up, rise from down). Pure. */
 bool ts_health_step(struct ts_health_track *t, bool ok, __u8 rise, __u8 fall);
+/* The agent's configuration source (--config etcd://…), as metrics. */
+struct ts_source_metrics {
+	bool	up;			/* watching the key now */
+	__s64	revision;		/* etcd revision of the document in force (0: none) */
+	__s64	latest_revision;	/* of the key's latest value seen (or its deletion) */
+	__u64	applied;		/* documents applied */
+	__u64	rejected;		/* documents refused: invalid, or failed to apply */
+	__u64	errors;			/* failed requests to etcd, lost watches */
+	__u64	applied_time_s;		/* Unix time of the last document applied */
+};
+
 /* metrics.c: what the agent read, for one scrape. stats, effective and
  * slots: [service][backend], in cfg's order. */
 struct ts_metrics {
@@ -258,6 +270,7 @@ struct ts_metrics {
 	__u32				**slots;
 	__u64				counters[TS_CNT_MAX];
 	__u32				flows, flows_max, half_open, half_open_max;
+	const struct ts_source_metrics	*source;	/* NULL: no --config */
 };
 
 /* The Prometheus text exposition (malloc()ed, *len bytes), or NULL. Pure. */
@@ -286,6 +299,8 @@ struct ts_load_opts {
 	const char	*pin_dir;
 	const char	**devs;
 	size_t		ndevs;
+	const char	*cgroup;	/* socket-level balancing of this cgroup v2 subtree;
+					 * NULL: none (detached if it was) */
 	__u32		max_flows;	/* 0: keep the loaded value, or the default */
 	__u32		seed;
 	bool		seed_set;	/* else keep the loaded seed, or the default */
@@ -333,7 +348,42 @@ enum ts_slot {
 /* The state of ifindex for the instance owning the maps in own; *prog_id:
  * the first attach point's program id, 0 unless ours. */
 enum ts_slot ts_attached_prog(int ifindex, const struct ts_owner *own, __u32 *prog_id);
+/* Does BPF program prog_id use one of the instance's maps? */
+bool ts_prog_is_ours(__u32 prog_id, const struct ts_owner *own);
 __u64 ts_now_ns(void);
+
+/* ---- local.c: local clients, balanced at connect() (load --cgroup) ------- */
+
+/* The programs of bpf/local.h are loaded only when on (a kernel without
+ * their hooks still loads the rest). */
+void ts_local_autoload(struct tcpshift_bpf *skel, bool on);
+/* Before anything changes: cgroup is a directory of the cgroup v2 hierarchy,
+ * and the kernel has the hooks and bpf_sock_destroy. */
+int ts_local_check(const char *cgroup, struct ts_err *err);
+/* Refuse a cgroup where (or above which) socket programs of another tcpshift
+ * instance run. */
+int ts_local_check_owner(const char *cgroup, const struct ts_owner *own, struct ts_err *err);
+/* Attach the cgroup programs and the sweep through links pinned under
+ * pin_dir; on the cgroup already attached, replace their programs. */
+int ts_local_attach(struct tcpshift_bpf *skel, const char *pin_dir, const char *cgroup,
+		    const struct ts_owner *own, struct ts_err *err);
+/* Unpin (and so detach) the instance's links; others' are left. */
+void ts_local_detach(const char *pin_dir, const struct ts_owner *own);
+
+struct ts_local_status {
+	size_t	nlinks;		/* the instance's links pinned, of nexpected */
+	size_t	nexpected;
+	__u64	cgroup_id;	/* 0: not attached */
+	char	cgroup[PATH_MAX];	/* its path, "?" when not found */
+	__u32	prog_ids[8];	/* per hook, ts_local_hook_name(i) */
+};
+
+int ts_local_status(const char *pin_dir, const struct ts_owner *own, struct ts_local_status *s);
+const char *ts_local_hook_name(size_t i);
+/* Close the local connections of removed backends and of drains past their
+ * deadline (bpf_sock_destroy from a TCP socket iterator, in this process's
+ * network namespace). 0 also when not loaded with --cgroup. */
+int ts_local_sweep(const struct ts_maps *m, struct ts_err *err);
 
 /* ---- doc.c: configuration documents (export, import); pure --------------- */
 
@@ -428,6 +478,15 @@ const char *ts_change_name(enum ts_change_kind kind);
  * services: a failure half-way leaves the services done so far changed.
  */
 int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *err);
+/*
+ * What `tcpshift import` does, for every caller (import, the agent's
+ * configuration from etcd): under the pin directory's lock, the plan from
+ * the configuration in force to want (validated by ts_doc_parse) into *plan
+ * (free it with ts_plan_free, also on failure), then, unless dry_run,
+ * ts_doc_apply. Releases the lock before it returns.
+ */
+int ts_doc_import(struct ts_maps *m, const struct ts_doc *want, bool dry_run,
+		  struct ts_plan *plan, struct ts_err *err);
 
 /*
  * config.c: make service want->name equal to want. A service whose VIP and
@@ -438,5 +497,70 @@ int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *er
  * nothing when nothing differs.
  */
 int ts_service_apply(struct ts_maps *m, const struct ts_doc_service *want, struct ts_err *err);
+
+/* ---- etcd.c: etcd's v3 JSON gateway without the I/O; pure ---------------- */
+
+#define TS_ETCD_MAX_ENDPOINTS	8
+#define TS_ETCD_HOST_MAX	253
+#define TS_ETCD_KEY_MAX		512
+/* An answer of etcd larger than this is cut off unread: twice a base64
+ * document of TS_DOC_MAX_SIZE, so that a value somewhat too large is still
+ * seen, and refused with its revision. */
+#define TS_ETCD_BODY_MAX	((TS_DOC_MAX_SIZE / 3 + 1) * 4 * 2 + 65536)
+
+struct ts_etcd_url {
+	size_t	nendpoints;	/* tried in turn */
+	char	endpoints[TS_ETCD_MAX_ENDPOINTS][TS_ETCD_HOST_MAX + 9];	/* host:port */
+	char	key[TS_ETCD_KEY_MAX + 1];	/* starts with '/' */
+};
+
+/*
+ * etcd://HOST[:PORT][,HOST[:PORT]...]/KEY: the endpoints of one etcd cluster
+ * (HOST a name, an IPv4 address or [IPv6]; PORT 2379 when left out) and the
+ * key, "/" and the rest of the URL as it is (letters, digits, / - _ . : @ = +
+ * , ~). -TS_ERR_USAGE with one line on a malformed URL.
+ */
+int ts_etcd_url_parse(const char *url, struct ts_etcd_url *u, struct ts_err *err);
+/* A key tcpshift reads or writes: "/" and 1-511 of those characters. what
+ * names it in the error ("--status-key"). */
+int ts_etcd_key_check(const char *key, const char *what, struct ts_err *err);
+/* out holds 4 * ((len + 2) / 3) + 1 bytes; returns the length written. */
+size_t ts_base64_encode(const void *in, size_t len, char *out);
+/* Strict RFC 4648: padding, and 0 in the bits it drops (one encoding per
+ * byte string); out holds len / 4 * 3 bytes. 0 or -EINVAL. */
+int ts_base64_decode(const char *in, size_t len, char *out, size_t *outlen);
+
+struct ts_etcd_kv {
+	bool	found;		/* the key exists (a DELETE event: false) */
+	bool	too_large;	/* its value has more than TS_DOC_MAX_SIZE bytes: not decoded */
+	__s64	mod_revision;	/* the revision that wrote it (or deleted it) */
+	char	*value;		/* decoded, NUL-terminated (malloc()ed), or NULL */
+	size_t	len;		/* of value (too_large: about its size) */
+};
+
+struct ts_etcd_range {
+	__s64			revision;	/* etcd's revision when it answered */
+	struct ts_etcd_kv	kv;
+};
+
+struct ts_etcd_watch {
+	__s64			revision;		/* header revision, 0 when absent */
+	bool			created;		/* the watch is set up */
+	bool			canceled;		/* etcd ended it */
+	__s64			compact_revision;	/* canceled: compacted past start */
+	char			reason[208];		/* canceled: etcd's reason */
+	bool			event;			/* kv holds our key's last event */
+	struct ts_etcd_kv	kv;
+};
+
+/* The answer of POST /v3/kv/range for the key whose base64 encoding is key64.
+ * Free out->kv with ts_etcd_kv_free. -TS_ERR_RUNTIME on anything malformed. */
+int ts_etcd_range_parse(const char *body, size_t len, const char *key64,
+			struct ts_etcd_range *out, struct ts_err *err);
+/* One message (one line) of the POST /v3/watch stream; events of other keys
+ * are ignored. Free out->kv with ts_etcd_kv_free. */
+int ts_etcd_watch_parse(const char *line, size_t len, const char *key64,
+			struct ts_etcd_watch *out, struct ts_err *err);
+void ts_etcd_kv_free(struct ts_etcd_kv *kv);
 
 #endif /* LIBTCPSHIFT_H */

@@ -35,6 +35,7 @@ static const struct {
 	{ "backend_stats", offsetof(struct ts_maps, backend_stats) },
 	{ "counters", offsetof(struct ts_maps, counters) },
 	{ "settings", offsetof(struct ts_maps, settings) },
+	{ "local_flows", offsetof(struct ts_maps, local_flows) },
 	{ "sync_events", offsetof(struct ts_maps, sync_events) },
 };
 
@@ -54,6 +55,10 @@ static const char *const counter_names[TS_CNT_MAX] = {
 	[TS_CNT_SPOOF_REJECTED] = "spoof_rejected",
 	[TS_CNT_BACKEND_REFUSED] = "backend_refused",
 	[TS_CNT_HAIRPIN] = "hairpin_repicked",
+	[TS_CNT_LOCAL_CONNECTS] = "local_connects",
+	[TS_CNT_LOCAL_UNTRACKED] = "local_untracked",
+	[TS_CNT_LOCAL_DRAIN_CLOSED] = "local_drain_closed",
+	[TS_CNT_LOCAL_REMOVED] = "local_removed_backend",
 	[TS_CNT_SYNC_LOST] = "sync_lost",
 };
 
@@ -585,5 +590,6 @@ int ts_flow_map_foreach(int map_fd, ts_flow_cb cb, void *ctx)
 
 int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx)
 {
-	return foreach_flow(m->flows, cb, ctx) ?: foreach_flow(m->half_open, cb, ctx);
+	return foreach_flow(m->flows, cb, ctx) ?: foreach_flow(m->half_open, cb, ctx) ?:
+	       foreach_flow(m->local_flows, cb, ctx);
 }

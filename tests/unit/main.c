@@ -29,6 +29,7 @@ int main(int argc, char **argv)
 	failed += run_layout_tests();
 	failed += run_health_tests();
 	failed += run_metrics_tests();
+	failed += run_etcd_tests();
 	failed += run_sync_tests();
 	return failed ? 1 : 0;
 }

@@ -58,6 +58,7 @@ int run_cli_tests(void);
 int run_layout_tests(void);
 int run_health_tests(void);
 int run_metrics_tests(void);
+int run_etcd_tests(void);
 int run_sync_tests(void);
 
 #endif /* TCPSHIFT_UNIT_H */
