@@ -50,7 +50,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test test-unit test-bpf test-e2e demo clean install uninstall format
-.PHONY: bench microbench
+.PHONY: bench microbench bench-pps
 
 all: $(OUTPUT)/tcpshift $(TOOLS)
 
@@ -211,5 +211,19 @@ microbench: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_OUT)/follow
 	$(Q)ROUNDS=$(or $(ROUNDS),2) tools/bench/bench.sh
+
+# make bench-pps    packets per second through the gateway on one core
+#                   (tools/bench/pps.sh; QUICK=1 in under a minute)
+PPS := $(BENCH_OUT)/pps
+
+$(BENCH_OUT)/pps.bpf.o: tools/bench/pps.h
+
+$(PPS): tools/bench/pps.c tools/bench/pps.h $(BENCH_OUT)/pps.skel.h | $(BENCH_OUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itools/bench -I$(BENCH_OUT) $(filter %.c,$^) $(LDLIBS) -o $@
+
+bench-pps: deps
+	$(Q)$(MAKE) --no-print-directory all $(PPS)
+	$(Q)QUICK=$(QUICK) tools/bench/pps.sh
 
 FORCE:
