@@ -5,7 +5,8 @@
 # make test     unit, bpf and e2e tests; ends with "N passed, M failed"
 # make demo     the traffic-shifting demo in network namespaces (INTERACTIVE=1 pauses)
 # make fuzz     the parsers' libFuzzer target for FUZZ_SECONDS (make test runs it briefly)
-# make bench    tcpshift against direct routing and peers; make microbench: ns/packet
+# make bench    tcpshift against direct routing and peers; make microbench: ns/packet;
+#               make bench-pps: packets per second through the gateway on one core
 # make install  binary, man page, bash completion under $(DESTDIR)$(PREFIX)
 # V=1           print full commands
 
@@ -113,12 +114,13 @@ $(TEST_BPF): $(wildcard tests/bpf/*.c tests/bpf/*.h) $(OUTPUT)/libtcpshift.a | $
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(filter %.c,$^) $(OUTPUT)/libtcpshift.a $(LDLIBS) -lcmocka -o $@
 
+# $(PPS): tests/e2e/test_pps.sh runs make bench-pps's harness on a tiny round
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE)
+	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE) $(PPS)
 	$(Q)tests/run.sh
 
 test-unit test-bpf test-e2e: deps
-	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE)
+	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE) $(PPS)
 	$(Q)tests/run.sh $(@:test-%=%)
 
 demo: deps

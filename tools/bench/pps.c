@@ -1,33 +1,35 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * pps: one round of make bench-pps (tools/bench/pps.sh builds the namespaces
- * and sets up the method on the gateway; this measures it).
+ * pps: one round of make bench-pps for one method (tools/bench/pps.sh builds
+ * the namespaces and sets the method up on the gateway; this measures it).
  *
- *   generator ns          gateway ns                      backend ns (x2)
- *   GEN_DEV ---- veth ---- GW_DEV   [method]   b1, b2 ---- veth ---- BACKEND_DEV
- *   pps_gen (test_run,                                     pps_sink: count, drop
+ *   generator ns           gateway ns                    backend ns (x2)
+ *   GEN_DEV ---- veth ---- GW_DEV [method] b1, b2 ---- veth ---- BACKEND_DEV
+ *   pps_gen (BPF_PROG_RUN,                               pps_sink: count, drop
  *   live frames, XDP_TX)
  *   pps_sink (client side)
  *
- * 1. Attaches pps_sink (answering) to the generator's and the backends'
- *    devices, and pps_fwd to the gateway's with --xdp-forward.
- * 2. Handshakes: FLOWS SYNs in batches of 64; each backend answers SYN-ACK,
- *    the client side answers ACK, all through the gateway. Every count must
- *    come out exactly FLOWS, or the round fails: the method did not confirm
- *    the flows.
- * 3. The sinks stop answering. Phase "established": ACKs of the FLOWS flows
+ * 1. Attaches pps_sink to the generator's and the backends' devices (and to
+ *    the gateway's with --baseline: it drops everything on arrival), and
+ *    pps_fwd to the gateway's devices with --xdp-forward.
+ * 2. Handshakes (not with --baseline): FLOWS SYNs; each backend answers a
+ *    SYN-ACK, the client side answers the ACK, all through the gateway. Every
+ *    count must come out exactly FLOWS, or the round fails: the method did
+ *    not pass them.
+ * 3. The sinks stop answering. Phase "established": ACKs of the FLOWS flows,
  *    round robin; phase "syn": a SYN of a new flow per frame. Each phase runs
  *    WARMUP seconds, then SECONDS measured.
  *
- * The generator runs on --gen-cpu. The gateway's receive processing is its
- * device's NAPI, made threaded by pps.sh (/sys/class/net/DEV/threaded): this
- * pins that kernel thread, and the backends' ones, to --gw-cpu and reads
- * their CPU time (/proc/PID/schedstat; softirqs they run are theirs, as this
- * kernel has no IRQ_TIME_ACCOUNTING; pps.sh checks). Per phase it prints one
- * line of key=value: frames sent, frames the gateway's device took in
- * (accepted: the rest overflowed its ring), frames the backends received
- * (delivered), wall seconds, and the CPU ns of the gateway's thread and of
- * the backends' threads over the measured interval.
+ * One core (--cpu) does everything: the generator's test_run batches, and
+ * the receive processing (NAPI, in softirq) that each batch raises on that
+ * CPU, on the gateway's devices and then on the backends'. Its cost is read
+ * as this thread's CPU time plus that of the CPU's ksoftirqd (softirqs past
+ * the kernel's budget run there): /proc/PID/schedstat, where softirqs run at
+ * bh-enable count for the thread on kernels without IRQ_TIME_ACCOUNTING. The
+ * kernel's own test_run time (run_ns) is printed too, as a cross-check. Per
+ * phase one line of key=value: frames sent, frames the gateway's device took
+ * in (accepted), frames of the phase's kind the sinks received (delivered),
+ * wall seconds, cpu_ns, run_ns.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -349,7 +351,7 @@ static void phase(const char *name, int syn, __u32 first, __u32 flows, double wa
 		  double seconds, int cpu, int baseline)
 {
 	__u32 kind = syn ? PPS_KIND_SYN : PPS_KIND_ACK, chunk = 1 << 12, acc0, ns;
-	__u64 sent = 0, del0, cpu0;
+	__u64 sent = 0, run_ns = 0, del0, cpu0;
 	pid_t softirqd = ksoftirqd(cpu);
 	double t0, t1;
 
@@ -373,13 +375,14 @@ static void phase(const char *name, int syn, __u32 first, __u32 flows, double wa
 	enter_ns(gen_dev.ns);
 	cpu0 = cpu_ns(softirqd);
 	for (t0 = now(); now() - t0 < seconds; sent += chunk)
-		send_frames(chunk);
+		run_ns += (__u64)send_frames(chunk) * chunk;
 	t1 = now();
 	cpu0 = cpu_ns(softirqd) - cpu0;
-	printf("phase=%s sent=%llu accepted=%u delivered=%llu seconds=%.4f cpu_ns=%llu\n", name,
-	       (unsigned long long)sent, dev_rx_packets(&gw_dev) - acc0,
+	printf("phase=%s sent=%llu accepted=%u delivered=%llu seconds=%.4f cpu_ns=%llu "
+	       "run_ns=%llu\n",
+	       name, (unsigned long long)sent, dev_rx_packets(&gw_dev) - acc0,
 	       (unsigned long long)(delivered(kind, baseline) - del0), t1 - t0,
-	       (unsigned long long)cpu0);
+	       (unsigned long long)cpu0, (unsigned long long)run_ns);
 	fflush(stdout);
 }
 
