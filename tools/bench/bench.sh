@@ -873,7 +873,7 @@ plots() {
 		echo "$m ${nc/—/NaN} ${ka/—/NaN} ${st/—/NaN}" >>"$d"
 	done
 	gnuplot <<EOF 2>>"$TMP/gnuplot.err"
-set terminal pngcairo size 900,480 noenhanced font ",11"
+set terminal pngcairo size 960,540 noenhanced font ",11"
 set output "$OUT/ratios.png"
 set title "Rates relative to direct routing (median of $ROUNDS rounds)"
 set ylabel "× direct"
@@ -881,8 +881,11 @@ set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.7 border -1
 set yrange [0:*]
+set offsets 0, 0, graph 0.05, 0
 set grid ytics
-set key top right
+set xtics nomirror
+# above the plot, clear of the bars; width: room for the whole titles
+set key outside top center horizontal samplen 2 width 2
 plot "$d" using 2:xtic(1) title "new conn/s", "" using 3 title "keep-alive req/s", \
      "" using 4 title "1-stream throughput"
 EOF

@@ -363,6 +363,7 @@ target() {
 summarize() {
 	local m p st
 
+	ROUNDS=$(cut -f1 "$RAW" | sort -u | wc -l)
 	stats
 	{
 		echo "# Packets per second through the gateway (make bench-pps)"
@@ -421,8 +422,9 @@ plot() {
 	command -v gnuplot >/dev/null || { log PLOT "no gnuplot: no pps.png"; return 0; }
 	: >"$d"
 	for m in $METHODS; do
-		echo "$m $(stat "$m" established 5) $(stat "$m" syn 5)" |
-			awk '{ for (i = 2; i <= 3; i++) if ($i == "" || $i == "NA") $i = "NaN"; print $1, $2, $3 }' >>"$d"
+		echo "$m $(stat "$m" established 5) $(stat "$m" syn 5)" "$(status_of "$m")" |
+			awk '{ for (i = 2; i <= 3; i++) if ($i == "" || $i == "NA") $i = "NaN"
+			       print $1, $2, $3, ($4 == "" ? "-" : $4) }' >>"$d"
 	done
 	gnuplot <<EOF 2>>"$TMP/gnuplot.err"
 set terminal pngcairo size 960,540 noenhanced font ",11"
@@ -436,11 +438,12 @@ set yrange [0:*]
 set offsets 0, 0, graph 0.1, 0
 set grid ytics
 set xtics nomirror
-set key outside bottom center horizontal samplen 2 width 2
+set key outside top center horizontal samplen 2 width 2
 plot "$d" using 2:xtic(1) title "established flows" lc rgb "#4878a8", \
      "" using 3 title "SYNs of new flows" lc rgb "#e08040", \
      "" using (\$0 - 0.17):2:(sprintf("%.2f", \$2)) with labels offset 0,0.7 font ",9" notitle, \
-     "" using (\$0 + 0.17):3:(sprintf("%.2f", \$3)) with labels offset 0,0.7 font ",9" notitle
+     "" using (\$0 + 0.17):3:(sprintf("%.2f", \$3)) with labels offset 0,0.7 font ",9" notitle, \
+     "" using 0:(0):(stringcolumn(4) eq "-" ? "" : stringcolumn(4)) with labels offset 0,1 notitle
 EOF
 }
 
