@@ -47,6 +47,8 @@
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tools/bench/plot.sh
+. "$ROOT/tools/bench/plot.sh"
 TCPSHIFT=${TCPSHIFT:-$ROOT/build/tcpshift}
 TS_ECHO=${TS_ECHO:-$ROOT/build/ts-echo}
 FOLLOW=${FOLLOW:-$ROOT/build/bench/follow}
@@ -872,23 +874,14 @@ plots() {
 		st=$(ratio "$(value_of "$TMP/med-stream_gbit_s" "$m")" "$(value_of "$TMP/med-stream_gbit_s" direct)")
 		echo "$m ${nc/—/NaN} ${ka/—/NaN} ${st/—/NaN}" >>"$d"
 	done
-	gnuplot <<EOF 2>>"$TMP/gnuplot.err"
-set terminal pngcairo size 960,540 noenhanced font ",11"
-set output "$OUT/ratios.png"
-set title "Rates relative to direct routing (median of $ROUNDS rounds)"
-set ylabel "× direct"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.7 border -1
-set yrange [0:*]
-set offsets 0, 0, graph 0.05, 0
-set grid ytics
-set xtics nomirror
-# above the plot, clear of the bars; width: room for the whole titles
-set key outside top center horizontal samplen 2 width 2
+	{
+		bars_preamble "$OUT/ratios.png" \
+			"Rates relative to direct routing (median of $ROUNDS rounds)" "× direct"
+		cat <<EOF
 plot "$d" using 2:xtic(1) title "new conn/s", "" using 3 title "keep-alive req/s", \
      "" using 4 title "1-stream throughput"
 EOF
+	} | gnuplot 2>>"$TMP/gnuplot.err"
 }
 
 # ---- main ---------------------------------------------------------------------------

@@ -49,12 +49,11 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <linux/if_ether.h>
-#include <linux/ip.h>
-#include <linux/tcp.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "pkt.h"
 #include "pps.h"
 #include "pps.skel.h"
 
@@ -259,25 +258,18 @@ static __u64 cpu_ns(pid_t softirqd)
 
 static unsigned char frame[PPS_FRAME_LEN];
 
-_Static_assert(PPS_FRAME_LEN == ETH_HLEN + sizeof(struct iphdr) + sizeof(struct tcphdr),
-	       "the frame is Ethernet, IPv4 and TCP headers");
-
+/* The template of every frame: pps_gen writes the addresses, ports, sequence
+ * numbers, flags and checksums. */
 static void build_frame(void)
 {
-	struct ethhdr *eth = (void *)frame;
-	struct iphdr *ip = (void *)(eth + 1);
-	struct tcphdr *tcp = (void *)(ip + 1);
+	struct pkt_spec spec = { .src = "198.18.128.1", .dst = "198.18.100.1", .sport = 1024,
+				 .dport = 80, .flags = PKT_ACK, .eth_dst = gw_dev.mac };
+	struct pkt p;
 
-	memcpy(eth->h_dest, gw_dev.mac, ETH_ALEN);
-	memcpy(eth->h_source, gen_dev.mac, ETH_ALEN);
-	eth->h_proto = htons(ETH_P_IP);
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tot_len = htons(sizeof(*ip) + sizeof(*tcp));
-	ip->ttl = 64;
-	ip->protocol = IPPROTO_TCP;
-	tcp->doff = 5;
-	/* addresses, ports, sequence numbers, flags, checksums: pps_gen */
+	if (pkt_build(&p, &spec) || p.len != PPS_FRAME_LEN)
+		die("building the frame template");
+	memcpy(p.data + ETH_ALEN, gen_dev.mac, ETH_ALEN);	/* the source MAC */
+	memcpy(frame, p.data, PPS_FRAME_LEN);
 	memcpy(skel->bss->tmpl, frame, PPS_FRAME_LEN);
 }
 

@@ -45,6 +45,8 @@
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tools/bench/plot.sh
+. "$ROOT/tools/bench/plot.sh"
 TCPSHIFT=${TCPSHIFT:-$ROOT/build/tcpshift}
 PPS=${PPS:-$ROOT/build/bench/pps}
 OUT=${OUT:-$ROOT/build/bench}
@@ -417,34 +419,26 @@ summarize() {
 }
 
 plot() {
-	local d=$TMP/plot.dat m
+	local d=$TMP/plot.dat m e y st
 
 	command -v gnuplot >/dev/null || { log PLOT "no gnuplot: no pps.png"; return 0; }
 	: >"$d"
 	for m in $METHODS; do
-		echo "$m $(stat "$m" established 5) $(stat "$m" syn 5)" "$(status_of "$m")" |
-			awk '{ for (i = 2; i <= 3; i++) if ($i == "" || $i == "NA") $i = "NaN"
-			       print $1, $2, $3, ($4 == "" ? "-" : $4) }' >>"$d"
+		e=$(stat "$m" established 5) y=$(stat "$m" syn 5) st=$(status_of "$m")
+		echo "$m ${e:-NaN} ${y:-NaN} ${st:--}" | sed 's/ NA / NaN /g; s/ NA / NaN /g' >>"$d"
 	done
-	gnuplot <<EOF 2>>"$TMP/gnuplot.err"
-set terminal pngcairo size 960,540 noenhanced font ",11"
-set output "$OUT/pps.png"
-set title "Packets per second through the gateway on one core (median of $ROUNDS round(s))"
-set ylabel "Mpps (1000 / gateway ns per packet)"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.7 border -1
-set yrange [0:*]
-set offsets 0, 0, graph 0.1, 0
-set grid ytics
-set xtics nomirror
-set key outside top center horizontal samplen 2 width 2
+	{
+		bars_preamble "$OUT/pps.png" \
+			"Packets per second through the gateway on one core (median of $ROUNDS round(s))" \
+			"Mpps (1000 / gateway ns per packet)"
+		cat <<EOF
 plot "$d" using 2:xtic(1) title "established flows" lc rgb "#4878a8", \
      "" using 3 title "SYNs of new flows" lc rgb "#e08040", \
      "" using (\$0 - 0.17):2:(sprintf("%.2f", \$2)) with labels offset 0,0.7 font ",9" notitle, \
      "" using (\$0 + 0.17):3:(sprintf("%.2f", \$3)) with labels offset 0,0.7 font ",9" notitle, \
      "" using 0:(0):(stringcolumn(4) eq "-" ? "" : stringcolumn(4)) with labels offset 0,1 notitle
 EOF
+	} | gnuplot 2>>"$TMP/gnuplot.err"
 }
 
 # ---- main ------------------------------------------------------------------------------
