@@ -226,7 +226,7 @@ $(PPS): tools/bench/pps.c tools/bench/pps.h tests/bpf/pkt.c tests/bpf/pkt.h \
 	$(Q)$(CC) $(CFLAGS) -Itools/bench -Itests/bpf -I$(BENCH_OUT) $(filter %.c,$^) $(LDLIBS) -o $@
 
 bench-pps: deps
-	$(Q)$(MAKE) --no-print-directory all $(PPS)
+	$(Q)$(MAKE) --no-print-directory all $(PPS) $(BENCH_OUT)/empty.bpf.o
 	$(Q)QUICK=$(QUICK) tools/bench/pps.sh
 
 FORCE:

@@ -27,6 +27,8 @@
 #
 # Methods (METHODS; each round runs the baseline and them in a rotating order):
 #   forward        kernel IP forwarding to the backends' own addresses (ceiling)
+#   tc-empty       the same, with a tc program that does nothing where tcpshift's
+#                  sit (ingress and egress of the gateway's three devices)
 #   xdp-redirect   plain XDP forwarding without NAT (pps_fwd: FIB lookup, devmap)
 #   iptables       iptables-legacy DNAT, -m statistic random 50/50 (conntrack)
 #   nftables       nftables dnat to numgen random mod 2 (conntrack)
@@ -49,6 +51,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$ROOT/tools/bench/plot.sh"
 TCPSHIFT=${TCPSHIFT:-$ROOT/build/tcpshift}
 PPS=${PPS:-$ROOT/build/bench/pps}
+EMPTY_TC=${EMPTY_TC:-$ROOT/build/bench/empty.bpf.o}
 OUT=${OUT:-$ROOT/build/bench}
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
@@ -57,7 +60,7 @@ else
 	ROUNDS=${ROUNDS:-3} SECONDS_PER_PHASE=${SECONDS_PER_PHASE:-3} WARMUP=${WARMUP:-0.5}
 fi
 FLOWS=${FLOWS:-10000}
-METHODS=${METHODS:-"forward xdp-redirect iptables nftables tcpshift tcpshift-fib tcpshift-xdp"}
+METHODS=${METHODS:-"forward tc-empty xdp-redirect iptables nftables tcpshift tcpshift-fib tcpshift-xdp"}
 CPU=${CPU:-0}
 INSTALL=${INSTALL:-1}
 DEB_PEERS="iptables nftables gnuplot-nox"
@@ -200,6 +203,18 @@ setup() {
 		echo --direct ;;
 	xdp-redirect)
 		echo --direct --xdp-forward "$GW_DEV" --xdp-forward b1 --xdp-forward b2 ;;
+	tc-empty)
+		# where tcpshift's tc programs sit (ingress and egress of every
+		# device), a program that returns TC_ACT_OK: the hooks' own cost
+		local dev dir
+		for dev in "$GW_DEV" b1 b2; do
+			must "clsact on $dev" in_ns "$NS_GW" tc qdisc add dev "$dev" clsact
+			for dir in ingress egress; do
+				must "empty tc program on $dev $dir" in_ns "$NS_GW" tc filter add \
+					dev "$dev" "$dir" bpf direct-action obj "$EMPTY_TC" sec tc
+			done
+		done
+		echo --direct ;;
 	iptables)
 		must "iptables-legacy DNAT" in_ns "$NS_GW" iptables-legacy -t nat -A PREROUTING \
 			-d "$VIP" -p tcp --dport 80 -m statistic --mode random --probability 0.5 \
@@ -456,7 +471,8 @@ main() {
 		cat "$OUT/pps.md"
 		return 0
 	fi
-	[ -x "$TCPSHIFT" ] && [ -x "$PPS" ] || die "build first: make all build/bench/pps (or make bench-pps)"
+	[ -x "$TCPSHIFT" ] && [ -x "$PPS" ] && [ -e "$EMPTY_TC" ] ||
+		die "build first: make all build/bench/pps build/bench/empty.bpf.o (or make bench-pps)"
 	mountpoint -q /sys/fs/bpf || die "/sys/fs/bpf is not mounted (bpffs)"
 	[ -e "$PIN" ] && die "$PIN already exists"
 	case " $METHODS " in
