@@ -214,8 +214,9 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_OUT)/follow
 	$(Q)ROUNDS=$(or $(ROUNDS),2) tools/bench/bench.sh
 
-# make bench-pps    packets per second through the gateway on one core
-#                   (tools/bench/pps.sh; QUICK=1 in under a minute)
+# make bench-pps    packets per second through the gateway on one core, every
+#                   method side by side (tools/bench/pps.sh: ~4 min; QUICK=1 in
+#                   under a minute; ROUNDS, SECONDS_PER_PHASE, CPU, METHODS)
 PPS := $(BENCH_OUT)/pps
 
 $(BENCH_OUT)/pps.bpf.o: tools/bench/pps.h
@@ -227,6 +228,7 @@ $(PPS): tools/bench/pps.c tools/bench/pps.h tests/bpf/pkt.c tests/bpf/pkt.h \
 
 bench-pps: deps
 	$(Q)$(MAKE) --no-print-directory all $(PPS) $(BENCH_OUT)/empty.bpf.o
-	$(Q)QUICK=$(QUICK) tools/bench/pps.sh
+	$(Q)QUICK=$(QUICK) ROUNDS=$(ROUNDS) SECONDS_PER_PHASE=$(SECONDS_PER_PHASE) CPU=$(CPU) \
+		METHODS="$(METHODS)" tools/bench/pps.sh
 
 FORCE:
