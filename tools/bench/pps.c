@@ -85,6 +85,19 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
+/* A bad command line: exit 2. */
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "pps: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (pps --help)\n");
+	exit(2);
+}
+
 static void enter_ns(const char *ns)
 {
 	char path[128];
@@ -103,8 +116,8 @@ static void parse_dev(struct dev *d, const char *arg)
 	const char *colon = strchr(arg, ':');
 
 	if (!colon || colon == arg || (size_t)(colon - arg) >= sizeof(d->ns) ||
-	    strlen(colon + 1) >= IF_NAMESIZE || !colon[1])
-		die("'%s': expected NETNS:DEVICE", arg);
+	    memchr(arg, '/', colon - arg) || strlen(colon + 1) >= IF_NAMESIZE || !colon[1])
+		usage_error("'%s': expected NETNS:DEVICE (a name under /run/netns)", arg);
 	memcpy(d->ns, arg, colon - arg);
 	strcpy(d->name, colon + 1);
 }
@@ -405,7 +418,7 @@ static double parse_seconds(const char *arg, const char *what)
 	double v = strtod(arg, &end);
 
 	if (end == arg || *end || !(v > 0 && v <= 600))
-		die("--%s '%s': expected seconds in (0, 600]", what, arg);
+		usage_error("--%s '%s': expected seconds in (0, 600]", what, arg);
 	return v;
 }
 
@@ -415,7 +428,7 @@ static int parse_cpu(const char *arg, const char *what)
 	long v = strtol(arg, &end, 10);
 
 	if (end == arg || *end || v < 0 || v >= CPU_SETSIZE)
-		die("--%s '%s': expected a CPU number", what, arg);
+		usage_error("--%s '%s': expected a CPU number", what, arg);
 	return (int)v;
 }
 
@@ -443,11 +456,11 @@ int main(int argc, char **argv)
 		case 'w': parse_dev(&gw_dev, optarg); break;
 		case 'b':
 			if (n_backends == MAX_BACKENDS)
-				die("at most %d backends", MAX_BACKENDS);
+				usage_error("at most %d backends", MAX_BACKENDS);
 			snprintf(buf, sizeof(buf), "%s", optarg);
 			colon = strrchr(buf, ':');
 			if (!colon || inet_pton(AF_INET, colon + 1, &be_addr[n_backends]) != 1)
-				die("--backend '%s': expected NETNS:DEVICE:IPV4", optarg);
+				usage_error("--backend '%s': expected NETNS:DEVICE:IPV4", optarg);
 			*colon = 0;
 			parse_dev(&be_dev[n_backends++], buf);
 			break;
@@ -455,15 +468,15 @@ int main(int argc, char **argv)
 		case 'd': direct = 1; break;
 		case 'x':
 			if (n_fwd == (int)(sizeof(fwd_devs) / sizeof(fwd_devs[0])))
-				die("too many --xdp-forward devices");
+				usage_error("too many --xdp-forward devices");
 			if (strlen(optarg) >= IF_NAMESIZE)
-				die("--xdp-forward '%s': not a device name", optarg);
+				usage_error("--xdp-forward '%s': not a device name", optarg);
 			strcpy(fwd_devs[n_fwd++].name, optarg);
 			break;
 		case 'f':
 			flows = strtoul(optarg, &end, 10);
 			if (end == optarg || *end || flows < 2 || flows > 1000000)
-				die("--flows '%s': expected 2 to 1000000", optarg);
+				usage_error("--flows '%s': expected 2 to 1000000", optarg);
 			break;
 		case 's': seconds = parse_seconds(optarg, "seconds"); break;
 		case 'W': warmup = parse_seconds(optarg, "warmup"); break;
@@ -478,11 +491,15 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	snprintf(buf, sizeof(buf), "%s", phases);
+	for (char *t = strtok(buf, ","); t; t = strtok(NULL, ","))
+		if (strcmp(t, "established") && strcmp(t, "syn"))
+			usage_error("--phases '%s': expected established, syn or both", phases);
 	snprintf(buf, sizeof(buf), "%s", vip);
 	colon = strrchr(buf, ':');
 	if (!colon || (*colon = 0, inet_pton(AF_INET, buf, &vip_addr) != 1) ||
 	    (port = strtoul(colon + 1, &end, 10), *end || !port || port > 65535))
-		die("--vip '%s': expected IPV4:PORT", vip);
+		usage_error("--vip '%s': expected IPV4:PORT", vip);
 
 	libbpf_set_print(NULL);
 	skel = bench_pps__open_and_load();
