@@ -50,7 +50,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all deps test test-unit test-bpf test-e2e demo clean install uninstall format
+.PHONY: all deps test test-unit test-bpf test-e2e test-bpf-xdp test-e2e-xdp demo clean install uninstall format
 .PHONY: bench microbench bench-pps
 
 all: $(OUTPUT)/tcpshift $(TOOLS)
@@ -119,7 +119,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE) $(PPS)
 	$(Q)tests/run.sh
 
-test-unit test-bpf test-e2e: deps
+test-unit test-bpf test-e2e test-bpf-xdp test-e2e-xdp: deps
 	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE) $(PPS)
 	$(Q)tests/run.sh $(@:test-%=%)
 

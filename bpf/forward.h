@@ -7,9 +7,10 @@
  * per-packet cost that makes a kernel proxy slower than routing.
  *
  * Anything the FIB cannot answer at once (no route, neighbour not resolved
- * yet, packet over the MTU, TTL about to expire) returns TC_ACT_OK: the stack
+ * yet, packet over the MTU, TTL about to expire) goes on to the stack, which
  * forwards it, resolves the neighbour and sends the ICMP errors (which the
- * egress program translates: path MTU discovery works through the VIP).
+ * egress program translates: path MTU discovery works through the VIP). At
+ * XDP it goes on untouched, to the tc program.
  *
  * The MTU is the route's, checked for the packet's largest segment: a GSO
  * packet is as big as one of the segments it will be cut into. (With
@@ -21,6 +22,7 @@
 
 #include "parse.h"
 #include "csum.h"
+#include "maps.h"
 
 #define AF_INET		2	/* linux/socket.h */
 #define AF_INET6	10
@@ -40,38 +42,65 @@ static __always_inline void ts_fib_addrs(struct bpf_fib_lookup *fib, __u8 family
 	}
 }
 
-static __always_inline int ts_fib_forward(struct __sk_buff *skb, const struct ts_pkt *p,
+/*
+ * Where a packet rewritten to saddr:sport -> daddr:dport goes: true, with fib
+ * filled in, when it can be sent on at once. Asked before anything changes
+ * (the rewrite, the flow state): what cannot be finished here goes on
+ * untouched, to the stack at tc and from XDP to tc.
+ */
+static __always_inline bool ts_fib_lookup(struct ts_ctx *c, const struct ts_pkt *p,
 					  const __be32 *saddr, const __be32 *daddr,
-					  __be16 sport, __be16 dport)
+					  __be16 sport, __be16 dport, struct bpf_fib_lookup *fib)
 {
-	struct bpf_fib_lookup fib = {
-		.l4_protocol = IPPROTO_TCP,
-		.sport = sport,
-		.dport = dport,
-		.ifindex = skb->ingress_ifindex,
-	};
-	void *data, *data_end;
-	struct ethhdr *eth;
-	__u32 csum_diff = 0;
-	int rc;
+	void *data = ts_data(c), *data_end = ts_data_end(c);
+	__u32 len = ts_len(c) - p->l3_off;
+	__u8 ttl;
 
-	ts_fib_addrs(&fib, p->key.family, saddr, daddr);
-	fib.tot_len = skb->gso_size ? p->l4_off - p->l3_off + p->l4_hlen + skb->gso_size
-				    : skb->len - p->l3_off;
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return TC_ACT_OK;
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->l4_protocol = IPPROTO_TCP;
+	fib->sport = sport;
+	fib->dport = dport;
+	fib->ifindex = c->ifindex;
+	ts_fib_addrs(fib, p->key.family, saddr, daddr);
+	/* the route's MTU, checked against the largest segment */
+	if (!ts_is_xdp(c) && ts_skb(c)->gso_size)
+		len = p->l4_off - p->l3_off + p->l4_hlen + ts_skb(c)->gso_size;
+	fib->tot_len = len;
+	if (p->key.family == TS_AF_INET) {
+		struct iphdr *ip = data + sizeof(struct ethhdr);
 
+		if ((void *)(ip + 1) > data_end)
+			return false;
+		ttl = ip->ttl;
+	} else {
+		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+
+		if ((void *)(ip6 + 1) > data_end)
+			return false;
+		ttl = ip6->hop_limit;
+	}
+	/* about to expire: the stack sends the ICMP error */
+	if (ttl <= 1 || bpf_fib_lookup(c->ctx, fib, sizeof(*fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return false;
+	/* XDP redirects only to the instance's own devices (xdp_tx) */
+	return !ts_is_xdp(c) || bpf_map_lookup_elem(&xdp_tx, &fib->ifindex);
+}
+
+/* Send the rewritten packet where ts_fib_lookup found its route. */
+static __always_inline int ts_fib_apply(struct ts_ctx *c, const struct ts_pkt *p,
+					const struct bpf_fib_lookup *fib)
+{
 	/* direct writes: the pointers again, the rewrite's helpers moved them */
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	eth = data;
+	void *data = ts_data(c), *data_end = ts_data_end(c);
+	struct ethhdr *eth = data;
+	__u32 csum_diff = 0;
+
 	if (p->key.family == TS_AF_INET) {
 		struct iphdr *ip = data + sizeof(*eth);
 		__u8 ttl;
 
-		if ((void *)(ip + 1) > data_end || ip->ttl <= 1)
-			return TC_ACT_OK;
+		if ((void *)(ip + 1) > data_end)
+			return ts_drop(c);
 		/* the checksum covers ttl as the high byte of the word ttl:protocol */
 		ttl = ip->ttl;
 		ip->check = ts_csum_update(ip->check,
@@ -82,8 +111,8 @@ static __always_inline int ts_fib_forward(struct __sk_buff *skb, const struct ts
 		struct ipv6hdr *ip6 = data + sizeof(*eth);
 		__u8 hop;
 
-		if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
-			return TC_ACT_OK;
+		if ((void *)(ip6 + 1) > data_end)
+			return ts_drop(c);
 		/* No header checksum takes up this change, so a CHECKSUM_COMPLETE
 		 * skb->csum (it sums the packet from the IP header on) must: the
 		 * hop limit is the low byte of the word nexthdr:hop_limit. */
@@ -93,15 +122,20 @@ static __always_inline int ts_fib_forward(struct __sk_buff *skb, const struct ts
 				       bpf_htons(ip6->nexthdr << 8 | (__u8)(hop - 1))));
 		ip6->hop_limit = hop - 1;
 	}
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	if ((void *)(eth + 1) > data_end)
+		return ts_drop(c);
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	/* through the devmap: the kernel sends the redirected frames in batches */
+	if (ts_is_xdp(c))
+		return bpf_redirect_map(&xdp_tx, fib->ifindex, 0);
 	/* A no-op (-ENOTSUPP) unless CHECKSUM_COMPLETE; the kernel's own
 	 * ip6_forward drops the sum instead (skb_forward_csum), which a tc
 	 * program cannot. IPv6 only: the IPv4 TTL change is cancelled by the
 	 * header checksum's. */
 	if (p->key.family == TS_AF_INET6)
-		bpf_csum_update(skb, csum_diff);
-	return bpf_redirect(fib.ifindex, 0);
+		bpf_csum_update(ts_skb(c), csum_diff);
+	return bpf_redirect(fib->ifindex, 0);
 }
 
 #endif /* TCPSHIFT_FORWARD_H */

@@ -118,4 +118,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } settings SEC(".maps");
 
+/*
+ * load --mode xdp: the instance's devices as the XDP program knows them,
+ * keyed by ifindex: xdp_tx, those it may redirect to (a devmap, so that the
+ * kernel sends redirected frames in batches), and xdp_devs, each one's MAC,
+ * to tell a frame to this host from one seen in promiscuous mode. Written by
+ * every load before it attaches, so not pinned: each program has its own.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, TS_MAX_DEVICES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xdp_tx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TS_MAX_DEVICES);
+	__type(key, __u32);
+	__type(value, struct ts_xdp_dev);
+} xdp_devs SEC(".maps");
+
 #endif /* TCPSHIFT_MAPS_H */

@@ -21,15 +21,16 @@
 #define TS_TCP_CHECK_OFF	offsetof(struct tcphdr, check)
 
 /* Rewrite the destination (to_dst) or source address and port of a TCP packet. */
-static __always_inline int ts_rewrite(struct __sk_buff *skb, const struct ts_pkt *p, bool to_dst,
+static __always_inline int ts_rewrite(struct ts_ctx *c, const struct ts_pkt *p, bool to_dst,
 				      const __be32 *new_addr, __be16 new_port)
 {
-	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	void *data = ts_data(c), *data_end = ts_data_end(c);
 	const __be32 *old_addr = to_dst ? p->key.daddr : p->key.saddr;
 	__be16 old_port = to_dst ? p->key.dport : p->key.sport;
 	__u32 l4 = p->l4_off, csum_off;
 	struct tcphdr *tcp;
 	__s64 diff = 0;
+	__u64 l4_diff;
 	int err;
 
 	/* bounded again for the verifier: Ethernet + the longest IP header */
@@ -44,7 +45,8 @@ static __always_inline int ts_rewrite(struct __sk_buff *skb, const struct ts_pkt
 
 		if ((void *)(ip + 1) > data_end)
 			return -1;
-		ip->check = ts_csum_update(ip->check, ts_csum_diff32(old_addr[0], new_addr[0]));
+		diff = ts_csum_diff32(old_addr[0], new_addr[0]);
+		ip->check = ts_csum_update(ip->check, diff);
 		if (to_dst)
 			ip->daddr = new_addr[0];
 		else
@@ -66,14 +68,22 @@ static __always_inline int ts_rewrite(struct __sk_buff *skb, const struct ts_pkt
 		tcp->dest = new_port;
 	else
 		tcp->source = new_port;
+	/* XDP: a frame with its checksums complete (doc/DESIGN.md, "XDP") */
+	if (ts_is_xdp(c)) {
+		l4_diff = (__u32)diff;
+		if (old_port != new_port)
+			l4_diff += ts_csum_diff16(old_port, new_port);
+		tcp->check = ts_csum_update(tcp->check, l4_diff);
+		return 0;
+	}
 	/* helpers last: they may move the packet, invalidating the pointers */
 	if (p->key.family == TS_AF_INET)
-		err = bpf_l4_csum_replace(skb, csum_off, old_addr[0], new_addr[0],
+		err = bpf_l4_csum_replace(ts_skb(c), csum_off, old_addr[0], new_addr[0],
 					  BPF_F_PSEUDO_HDR | sizeof(__be32));
 	else
-		err = ts_l4_csum_pseudo6(skb, csum_off, (__u32)diff);
+		err = ts_l4_csum_pseudo6(ts_skb(c), csum_off, (__u32)diff);
 	if (!err && old_port != new_port)
-		err = bpf_l4_csum_replace(skb, csum_off, old_port, new_port, sizeof(__be16));
+		err = bpf_l4_csum_replace(ts_skb(c), csum_off, old_port, new_port, sizeof(__be16));
 	return err;
 }
 

@@ -4,6 +4,7 @@
 #define TCPSHIFT_PARSE_H
 
 #include "tcpshift.h"
+#include "ctx.h"
 
 /* vmlinux.h carries types, not macros: the few UAPI constants we need. */
 #define ETH_ALEN	6	/* linux/if_ether.h */
@@ -19,8 +20,6 @@
 #define NEXTHDR_DEST	60
 #define TS_V6_EXT_MAX	4	/* extension headers walked to find TCP */
 #define PACKET_HOST	0	/* linux/if_packet.h: skb->pkt_type */
-#define TC_ACT_OK	0	/* linux/pkt_cls.h */
-#define TC_ACT_SHOT	2
 
 #define TCP_FLAG_FIN	0x01
 #define TCP_FLAG_SYN	0x02
@@ -184,31 +183,38 @@ static __always_inline int ts_parse_ipv6(void *data, void *data_end, struct ts_p
 	return ts_parse_tcp(data, data_end, p, sizeof(struct ethhdr) + sizeof(*ip6), payload_len);
 }
 
-static __always_inline int ts_parse(struct __sk_buff *skb, struct ts_pkt *p)
+static __always_inline int ts_parse(struct ts_ctx *c, struct ts_pkt *p)
 {
 	void *data, *data_end;
 	struct ethhdr *eth;
 	__u32 l3_len;
 
-	/* Invariant 5: a frame not addressed to this host (another host's MAC
-	 * seen in promiscuous mode, a broadcast, a multicast) is not ours, even
-	 * if it carries a packet to a VIP: the stack would not route it either.
-	 * A field load, first, so that such frames cost nothing more. */
-	if (skb->pkt_type != PACKET_HOST)
-		return TS_PARSE_OTHER;
-	/* Headers of a non-linear skb may not be in its linear part. */
-	if (skb->data_end - skb->data < TS_PULL_LEN && skb->len > skb->data_end - skb->data)
-		bpf_skb_pull_data(skb, skb->len < TS_PULL_LEN ? skb->len : TS_PULL_LEN);
-	/* Keep clang from reusing ctx+offset pointers computed above: the
-	 * verifier rejects loads through a modified ctx pointer. */
-	asm volatile("" : "+r"(skb));
+	if (!ts_is_xdp(c)) {
+		struct __sk_buff *skb = ts_skb(c);
 
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
+		/* Invariant 5: a frame not addressed to this host (another
+		 * host's MAC seen in promiscuous mode, a broadcast, a
+		 * multicast) is not ours, even if it carries a packet to a
+		 * VIP: the stack would not route it either. A field load,
+		 * first, so that such frames cost nothing more. (XDP has no
+		 * pkt_type: its program compares the MAC itself.) */
+		if (skb->pkt_type != PACKET_HOST)
+			return TS_PARSE_OTHER;
+		/* Headers of a non-linear skb may not be in its linear part. */
+		if (skb->data_end - skb->data < TS_PULL_LEN &&
+		    skb->len > skb->data_end - skb->data)
+			bpf_skb_pull_data(skb, skb->len < TS_PULL_LEN ? skb->len : TS_PULL_LEN);
+		/* Keep clang from reusing ctx+offset pointers computed above:
+		 * the verifier rejects loads through a modified ctx pointer. */
+		asm volatile("" : "+r"(skb));
+		c->ctx = skb;
+	}
+	data = ts_data(c);
+	data_end = ts_data_end(c);
 	eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return TS_PARSE_OTHER;
-	l3_len = skb->len - sizeof(*eth);
+	l3_len = ts_len(c) - sizeof(*eth);
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
 		return ts_parse_ipv4(data, data_end, p, l3_len);
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))

@@ -19,8 +19,8 @@
 #include "nat.h"
 #include "reset.h"
 #include "icmp.h"
-#include "forward.h"
 #include "maps.h"
+#include "forward.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -29,7 +29,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool dry_run = false;
 
 /* load --forward fib: rewritten packets go straight to their egress device
- * (forward.h); else the stack routes them. */
+ * (forward.h); else the stack routes them. (The XDP program always does:
+ * it passes the rest to tc.) */
 const volatile bool forward_fib = false;
 
 static __always_inline void ts_count(__u32 counter)
@@ -483,7 +484,7 @@ static __always_inline void ts_half_open_client(const struct ts_pkt *p, struct t
  * client's ACK to be checked against; its RST ends the flow (the pin goes:
  * a later SYN is picked afresh); any other answer to a flow picked up
  * mid-stream (or whose SYN-ACK this gateway missed) confirms it. */
-static __always_inline void ts_half_open_backend(struct __sk_buff *skb, const struct ts_pkt *p,
+static __always_inline void ts_half_open_backend(struct ts_ctx *c, const struct ts_pkt *p,
 						 const struct ts_flow_key *key, struct ts_flow *f,
 						 const struct ts_backend *be)
 {
@@ -500,7 +501,7 @@ static __always_inline void ts_half_open_backend(struct __sk_buff *skb, const st
 		ts_count(TS_CNT_BACKEND_REFUSED);
 		return;
 	}
-	f->ifindex = skb->ingress_ifindex;
+	f->ifindex = c->ifindex;
 	if ((p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK)) {
 		if (!(f->flags & TS_FLOW_F_SYNACK) && f->tcp_state != TS_TCP_MIDSTREAM)
 			ts_count_handshake(f);
@@ -554,20 +555,20 @@ static __always_inline int ts_pin(const struct ts_pkt *p, const struct ts_servic
  * on to a backend that still exists (so it closes too); anything else with
  * an ACK is answered with a RST to the client, which reconnects at once.
  */
-static __always_inline int ts_close_flow(struct __sk_buff *skb, const struct ts_pkt *p,
+static __always_inline int ts_close_flow(struct ts_ctx *c, const struct ts_pkt *p,
 					 const struct ts_backend *be, struct ts_flow *flow,
 					 bool confirmed)
 {
 	ts_count(be ? TS_CNT_DRAIN_CLOSED : TS_CNT_REMOVED_BACKEND);
 	ts_flow_end(flow, confirmed, TS_END_OTHER);
 	if (p->tcp_flags & TCP_FLAG_RST) {
-		if (be && !ts_rewrite(skb, p, true, be->addr, be->port))
-			return TC_ACT_OK;
-		return TC_ACT_SHOT;
+		if (be && !ts_rewrite(c, p, true, be->addr, be->port))
+			return ts_ok(c);
+		return ts_drop(c);
 	}
 	if (!(p->tcp_flags & TCP_FLAG_ACK) || dry_run)
-		return TC_ACT_SHOT;
-	return ts_reset_client(skb, p);
+		return ts_drop(c);
+	return ts_reset_client(ts_skb(c), p);
 }
 
 /*
@@ -599,10 +600,11 @@ static __always_inline bool ts_syn_repicks(const struct ts_flow *f, bool half_op
 	return !(f->flags & TS_FLOW_F_SYNACK) || (__s64)(now - f->created_ns) > (__s64)TS_HANDSHAKE_LIVE_NS;
 }
 
-static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt *p,
+static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 				      const struct ts_service *svc)
 {
-	bool syn = ts_is_syn(p->tcp_flags), half_opened = false;
+	bool syn = ts_is_syn(p->tcp_flags), half_opened = false, routed = false;
+	struct bpf_fib_lookup fib;
 	struct ts_backend *be = NULL;
 	/* the coarse clock (tick-precise) is plenty for 1 s stamps and drain
 	 * deadlines, at half the cost */
@@ -629,9 +631,20 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 				bpf_map_delete_elem(&flows, &p->key);
 			}
 			flow = NULL;
-		} else if (!be || expired)
-			return ts_close_flow(skb, p, be, flow, !half_opened);
+		} else if (!be || expired) {
+			if (ts_is_xdp(c))
+				return XDP_PASS;
+			return ts_close_flow(c, p, be, flow, !half_opened);
+		}
 	}
+	/* Only confirmed flows skip the stack: a flow's handshake goes through
+	 * its netfilter rules, so fib mode and XDP forward nothing they would
+	 * drop. The route is found before anything changes: XDP passes what it
+	 * cannot finish to tc untouched, which then does it all. */
+	if ((forward_fib || ts_is_xdp(c)) && flow && !half_opened && !dry_run)
+		routed = ts_fib_lookup(c, p, p->key.saddr, be->addr, p->key.sport, be->port, &fib);
+	if (ts_is_xdp(c) && !routed)
+		return XDP_PASS;
 	if (flow) {
 		id = flow->backend_id;
 		/* before the client's packet is followed: a promotion frees the
@@ -659,64 +672,69 @@ static __always_inline int ts_forward(struct __sk_buff *skb, const struct ts_pkt
 				ts_client_resync(flow, p, be);
 			ts_track_client(flow, true, p);
 		}
-		ts_count_backend(id, skb->len, true, false);
+		ts_count_backend(id, ts_len(c), true, false);
 	} else {
 		if (!syn)
 			ts_count(TS_CNT_NON_SYN_MISS);
 		be = ts_pick(svc, &p->key, &id);
 		if (!be || be->state != TS_BACKEND_ACTIVE) {
 			ts_count(TS_CNT_NO_BACKEND);
-			return TC_ACT_SHOT;
+			return ts_drop(c);
 		}
 		/* A RST ends its flow: forwarded, not pinned. */
 		if (!(p->tcp_flags & TCP_FLAG_RST) && ts_pin(p, svc, id, be, now))
-			return TC_ACT_SHOT;
+			return ts_drop(c);
 		if (syn)
 			ts_count(TS_CNT_NEW_FLOWS);
-		ts_count_backend(id, skb->len, true, syn);
+		ts_count_backend(id, ts_len(c), true, syn);
 	}
-	if (ts_rewrite(skb, p, true, be->addr, be->port))
-		return TC_ACT_SHOT;
-	/* Only confirmed flows skip the stack: a flow's handshake goes through
-	 * its netfilter rules, so fib mode forwards nothing they would drop. */
-	if (forward_fib && flow && !half_opened && !dry_run)
-		return ts_fib_forward(skb, p, p->key.saddr, be->addr, p->key.sport, be->port);
-	return TC_ACT_OK;
+	if (ts_rewrite(c, p, true, be->addr, be->port))
+		return ts_drop(c);
+	return routed ? ts_fib_apply(c, p, &fib) : ts_ok(c);
 }
 
 /* A backend's reply: past the backend's drain deadline it becomes a RST (its
  * sequence number is the backend's own, so the client accepts it); its
  * source becomes the VIP:port. */
-static __always_inline int ts_reply_rewrite(struct __sk_buff *skb, const struct ts_pkt *p,
+static __always_inline int ts_reply_rewrite(struct ts_ctx *c, const struct ts_pkt *p,
 					    const struct ts_backend *be, __u32 id,
-					    const __be32 *vip, __be16 vport, bool fib)
+					    const __be32 *vip, __be16 vport,
+					    const struct bpf_fib_lookup *fib)
 {
-	if (be->drain_deadline_ns && ts_drain_expired(be, bpf_ktime_get_coarse_ns()) &&
-	    !(p->tcp_flags & TCP_FLAG_RST) && !dry_run) {
+	/* (XDP passed such replies to tc: ts_reply_confirmed) */
+	if (!ts_is_xdp(c) && be->drain_deadline_ns &&
+	    ts_drain_expired(be, bpf_ktime_get_coarse_ns()) && !(p->tcp_flags & TCP_FLAG_RST) &&
+	    !dry_run) {
 		ts_count(TS_CNT_DRAIN_CLOSED);
-		if (ts_tcp_set(skb, p, TCP_FLAG_RST, false, 0))
-			return TC_ACT_SHOT;
+		if (ts_tcp_set(ts_skb(c), p, TCP_FLAG_RST, false, 0))
+			return ts_drop(c);
 	}
-	if (ts_rewrite(skb, p, false, vip, vport))
-		return TC_ACT_SHOT;
-	ts_count_backend(id, skb->len, false, false);
-	if (fib && forward_fib)
-		return ts_fib_forward(skb, p, vip, p->key.daddr, vport, p->key.dport);
-	return TC_ACT_OK;
+	if (ts_rewrite(c, p, false, vip, vport))
+		return ts_drop(c);
+	ts_count_backend(id, ts_len(c), false, false);
+	return fib ? ts_fib_apply(c, p, fib) : ts_ok(c);
 }
 
 /* A reply of a confirmed flow (its reverse entry r matched, on its device);
  * -1 when a RST or FIN finds that flow gone (the entry outlived it: a new
  * connection on the 4-tuple is being refused or closed), for the caller to
  * judge it with the half-open flows. */
-static __always_inline int ts_reply_confirmed(struct __sk_buff *skb, const struct ts_pkt *p,
+static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_pkt *p,
 					      struct ts_reply_state *r)
 {
 	__u32 id = r->backend_id;
 	struct ts_backend *be = bpf_map_lookup_elem(&backends, &id);
+	struct bpf_fib_lookup fib;
+	bool routed = false;
 
 	if (!be)
-		return TC_ACT_OK;
+		return ts_ok(c);
+	/* as in ts_forward: routed before anything changes; XDP leaves a
+	 * reply that becomes a RST (past the drain deadline) to tc */
+	if (forward_fib || ts_is_xdp(c))
+		routed = ts_fib_lookup(c, p, r->vip, p->key.daddr, r->vport, p->key.dport, &fib);
+	if (ts_is_xdp(c) && (!routed || ts_drain_expired(be, bpf_ktime_get_coarse_ns())))
+		return XDP_PASS;
 	if (p->tcp_flags & TCP_FLAG_ACK && r->backend_ack != p->ack)
 		r->backend_ack = p->ack;
 	if (p->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) {
@@ -729,22 +747,22 @@ static __always_inline int ts_reply_confirmed(struct __sk_buff *skb, const struc
 			return -1;
 		ts_track_backend(f, true, p);
 	}
-	return ts_reply_rewrite(skb, p, be, id, r->vip, r->vport, true);
+	return ts_reply_rewrite(c, p, be, id, r->vip, r->vport, routed ? &fib : NULL);
 }
 
 /* A forwarding FIB lookup from src to dst, as for a packet arriving on p's
  * device: the helper's verdict, and in *oif the device it routes out of. */
-static __always_inline int ts_fib_route(struct __sk_buff *skb, const struct ts_pkt *p,
+static __always_inline int ts_fib_route(struct ts_ctx *c, const struct ts_pkt *p,
 					const __be32 *src, const __be32 *dst, __u32 *oif)
 {
 	struct bpf_fib_lookup fib = {
 		.l4_protocol = IPPROTO_TCP,
-		.ifindex = skb->ingress_ifindex,
+		.ifindex = c->ifindex,
 	};
 	int rc;
 
 	ts_fib_addrs(&fib, p->key.family, src, dst);
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	rc = bpf_fib_lookup(c->ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
 	*oif = fib.ifindex;
 	return rc;
 }
@@ -752,24 +770,24 @@ static __always_inline int ts_fib_route(struct __sk_buff *skb, const struct ts_p
 /* Did p arrive on the device this gateway routes its source to? A strict
  * reverse-path check (as rp_filter=1), for the replies that have no flow
  * state here: a "reply" forged on the client side fails it. */
-static __always_inline bool ts_from_backend_side(struct __sk_buff *skb, const struct ts_pkt *p)
+static __always_inline bool ts_from_backend_side(struct ts_ctx *c, const struct ts_pkt *p)
 {
 	__u32 oif;
 
-	return ts_fib_route(skb, p, p->key.daddr, p->key.saddr, &oif) ==
+	return ts_fib_route(c, p, p->key.daddr, p->key.saddr, &oif) ==
 		       BPF_FIB_LKUP_RET_SUCCESS &&
-	       oif == skb->ingress_ifindex;
+	       oif == c->ifindex;
 }
 
 /* Is p for the gateway itself (not forwarded)? The gateway's own
  * connections to a backend (health checks, monitoring) leave through egress,
  * where nothing marks them; their answers are delivered here, and a reply
  * of another gateway's flow never is. */
-static __always_inline bool ts_to_this_host(struct __sk_buff *skb, const struct ts_pkt *p)
+static __always_inline bool ts_to_this_host(struct ts_ctx *c, const struct ts_pkt *p)
 {
 	__u32 oif;
 
-	return ts_fib_route(skb, p, p->key.saddr, p->key.daddr, &oif) ==
+	return ts_fib_route(c, p, p->key.saddr, p->key.daddr, &oif) ==
 	       BPF_FIB_LKUP_RET_NOT_FWDED;
 }
 
@@ -780,7 +798,7 @@ static __always_inline bool ts_to_this_host(struct __sk_buff *skb, const struct 
  * reverse entry of, or (ECMP, doc/DESIGN.md "Replies") to a flow another
  * gateway pinned — rewritten statelessly, and left to the stack's forwarding.
  */
-static __always_inline int ts_reply_unconfirmed(struct __sk_buff *skb, const struct ts_pkt *p,
+static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct ts_pkt *p,
 						const struct ts_reply *idx)
 {
 	struct ts_backend *be = ts_index_backend(idx, p->key.family);
@@ -789,43 +807,43 @@ static __always_inline int ts_reply_unconfirmed(struct __sk_buff *skb, const str
 	__u32 id;
 
 	if (!be)
-		return TC_ACT_OK;
-	if (!ts_from_backend_side(skb, p)) {
+		return ts_ok(c);
+	if (!ts_from_backend_side(c, p)) {
 		ts_count(TS_CNT_SPOOF_REJECTED);
-		return TC_ACT_OK;
+		return ts_ok(c);
 	}
 	id = idx->backend_id;
 	ts_flow_key_of_reply(&key, p, idx->vip, idx->vport);
 	if (!dry_run) {
 		f = bpf_map_lookup_elem(&half_open, &key);
 		if (f && f->backend_id == id) {
-			ts_half_open_backend(skb, p, &key, f, be);
+			ts_half_open_backend(c, p, &key, f, be);
 		} else {
 			/* confirmed here, its reverse entry evicted or its
 			 * backend's device changed: restored */
 			f = bpf_map_lookup_elem(&flows, &key);
 			if (f && f->backend_id == id) {
-				f->ifindex = skb->ingress_ifindex;
+				f->ifindex = c->ifindex;
 				ts_track_backend(f, true, p);
 				ts_reply_entry(&key, f, be);
-			} else if (ts_to_this_host(skb, p)) {
+			} else if (ts_to_this_host(c, p)) {
 				/* no flow of ours, and for the gateway itself */
-				return TC_ACT_OK;
+				return ts_ok(c);
 			}
 		}
 	}
-	return ts_reply_rewrite(skb, p, be, id, idx->vip, idx->vport, false);
+	return ts_reply_rewrite(c, p, be, id, idx->vip, idx->vport, NULL);
 }
 
 /* A client's packet to a backend's own address:port: a direct connection,
  * not through a VIP. Its replies are marked as not ours (the direct map). */
-static __always_inline int ts_direct(const struct ts_pkt *p, const struct ts_endpoint_key *dst)
+static __always_inline int ts_direct(struct ts_ctx *c, const struct ts_pkt *p, const struct ts_endpoint_key *dst)
 {
 	struct ts_flow_key rkey = {};
 	__u32 mark = 0;
 
 	if (dry_run || p->tcp_flags & TCP_FLAG_RST || !bpf_map_lookup_elem(&backend_addrs, dst))
-		return TC_ACT_OK;
+		return ts_ok(c);
 	__builtin_memcpy(rkey.saddr, p->key.daddr, sizeof(rkey.saddr));
 	__builtin_memcpy(rkey.daddr, p->key.saddr, sizeof(rkey.daddr));
 	rkey.sport = p->key.dport;
@@ -834,7 +852,7 @@ static __always_inline int ts_direct(const struct ts_pkt *p, const struct ts_end
 	rkey.family = p->key.family;
 	if (!bpf_map_lookup_elem(&direct, &rkey))
 		bpf_map_update_elem(&direct, &rkey, &mark, BPF_NOEXIST);
-	return TC_ACT_OK;
+	return ts_ok(c);
 }
 
 /*
@@ -863,7 +881,7 @@ static __always_inline bool ts_vip_flow(const struct ts_pkt *p, const struct ts_
 
 /* A TCP packet not to a VIP: a reply of ours, a direct connection to a
  * backend, or nothing of ours (invariant 5). */
-static __always_inline int ts_not_to_vip(struct __sk_buff *skb, const struct ts_pkt *p,
+static __always_inline int ts_not_to_vip(struct ts_ctx *c, const struct ts_pkt *p,
 					 struct ts_endpoint_key *ep)
 {
 	struct ts_reply_state *r;
@@ -872,12 +890,15 @@ static __always_inline int ts_not_to_vip(struct __sk_buff *skb, const struct ts_
 	/* A SYN-ACK answers a handshake, judged with the half-open flows
 	 * whatever an earlier connection on the 4-tuple left here. */
 	r = bpf_map_lookup_elem(&replies, &p->key);
-	if (r && r->ifindex == skb->ingress_ifindex && !(p->tcp_flags & TCP_FLAG_SYN)) {
-		int rc = ts_reply_confirmed(skb, p, r);
+	if (r && r->ifindex == c->ifindex && !(p->tcp_flags & TCP_FLAG_SYN)) {
+		int rc = ts_reply_confirmed(c, p, r);
 
 		if (rc >= 0)
 			return rc;
 	}
+	/* the rest is rare, and judged at tc */
+	if (ts_is_xdp(c))
+		return XDP_PASS;
 	__builtin_memcpy(ep->addr, p->key.saddr, sizeof(ep->addr));
 	ep->port = p->key.sport;
 	idx = bpf_map_lookup_elem(&backend_addrs, ep);
@@ -886,19 +907,20 @@ static __always_inline int ts_not_to_vip(struct __sk_buff *skb, const struct ts_
 		 * stale or forged: then it goes) */
 		if (bpf_map_lookup_elem(&direct, &p->key)) {
 			if (dry_run || !ts_vip_flow(p, idx))
-				return TC_ACT_OK;
+				return ts_ok(c);
 			bpf_map_delete_elem(&direct, &p->key);
 		}
-		return ts_reply_unconfirmed(skb, p, idx);
+		return ts_reply_unconfirmed(c, p, idx);
 	}
 	__builtin_memcpy(ep->addr, p->key.daddr, sizeof(ep->addr));
 	ep->port = p->key.dport;
-	return ts_direct(p, ep);
+	return ts_direct(c, p, ep);
 }
 
 /* An ICMP error about a NATed flow: see icmp.h. */
-static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
+static __always_inline int ts_icmp(struct ts_ctx *c, __u8 family)
 {
+	struct __sk_buff *skb = ts_skb(c);
 	struct ts_endpoint_key key = { .proto = IPPROTO_TCP, .family = family };
 	struct ts_flow_key fkey = { .proto = IPPROTO_TCP, .family = family };
 	struct ts_backend *be = NULL;
@@ -910,7 +932,7 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 
 	/* an error goes to the source of the packet it quotes: else not ours */
 	if (!ts_icmp_parse(skb, family, &m) || !ts_addr_eq(m.outer_daddr, m.in_saddr))
-		return TC_ACT_OK;
+		return ts_ok(c);
 
 	/* The quoted 5-tuple reversed: the key of the replies of a packet to
 	 * a backend, or the flow of a reply from a VIP. */
@@ -922,7 +944,7 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 	/* about a packet to a backend: toward the client, unless it is of a
 	 * direct connection to that backend */
 	if (bpf_map_lookup_elem(&direct, &fkey))
-		return TC_ACT_OK;
+		return ts_ok(c);
 	__builtin_memcpy(key.addr, m.in_daddr, sizeof(key.addr));
 	key.port = m.in_dport;
 	reply = ts_backend_index(&key, &be);
@@ -934,16 +956,16 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 		/* an error "from" the backend must come from its side, as its
 		 * replies must: else it is forged, and not relabelled */
 		if (from_backend &&
-		    (ts_fib_route(skb, &q, m.outer_daddr, m.outer_saddr, &oif) !=
+		    (ts_fib_route(c, &q, m.outer_daddr, m.outer_saddr, &oif) !=
 			     BPF_FIB_LKUP_RET_SUCCESS ||
-		     oif != skb->ingress_ifindex))
-			return TC_ACT_OK;
+		     oif != c->ifindex))
+			return ts_ok(c);
 
 		if (ts_icmp_rewrite(skb, &m, false, reply->vip, reply->vport, true,
 				    from_backend ? reply->vip : NULL))
-			return TC_ACT_SHOT;
+			return ts_drop(c);
 		ts_count(TS_CNT_ICMP);
-		return TC_ACT_OK;
+		return ts_ok(c);
 	}
 
 	/* about a reply from a VIP: toward the flow's backend */
@@ -951,7 +973,7 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 	key.port = m.in_sport;
 	svc = bpf_map_lookup_elem(&services, &key);
 	if (!svc)
-		return TC_ACT_OK;
+		return ts_ok(c);
 	flow = bpf_map_lookup_elem(&flows, &fkey);
 	if (!flow)
 		flow = bpf_map_lookup_elem(&half_open, &fkey);
@@ -960,31 +982,36 @@ static __always_inline int ts_icmp(struct __sk_buff *skb, __u8 family)
 	else
 		be = ts_pick(svc, &fkey, &id);
 	if (!be)
-		return TC_ACT_OK;
+		return ts_ok(c);
 	if (ts_icmp_rewrite(skb, &m, true, be->addr, be->port, false, be->addr))
-		return TC_ACT_SHOT;
+		return ts_drop(c);
 	ts_count(TS_CNT_ICMP);
-	return TC_ACT_OK;
+	return ts_ok(c);
 }
 
-SEC("tc")
-int tcpshift_tc(struct __sk_buff *skb)
+/* A packet arriving on one of the instance's devices, at either hook. */
+static __always_inline int ts_ingress(struct ts_ctx *c)
 {
 	struct ts_endpoint_key key = {};
 	struct ts_service *svc;
 	struct ts_pkt p = {};
+	int r = ts_parse(c, &p);
 
-	switch (ts_parse(skb, &p)) {
+	/* XDP finishes TCP packets of confirmed flows; tc counts and
+	 * judges the rest (doc/DESIGN.md, "XDP") */
+	if (ts_is_xdp(c) && r != TS_PARSE_TCP)
+		return XDP_PASS;
+	switch (r) {
 	case TS_PARSE_TCP:
 		break;
 	case TS_PARSE_MALFORMED:
 		ts_count(TS_CNT_MALFORMED);
-		return TC_ACT_OK;
+		return ts_ok(c);
 	case TS_PARSE_FRAGMENT:
 		ts_count(TS_CNT_FRAGMENT);
-		return TC_ACT_OK;
+		return ts_ok(c);
 	case TS_PARSE_ICMP:
-		return ts_icmp(skb, p.key.family);
+		return ts_icmp(c, p.key.family);
 	case TS_PARSE_V6_EXT:
 		__builtin_memcpy(key.addr, p.key.daddr, sizeof(key.addr));
 		key.port = p.key.dport;
@@ -992,9 +1019,9 @@ int tcpshift_tc(struct __sk_buff *skb)
 		key.family = TS_AF_INET6;
 		if (bpf_map_lookup_elem(&services, &key))
 			ts_count(TS_CNT_V6_EXT);
-		return TC_ACT_OK;
+		return ts_ok(c);
 	default:
-		return TC_ACT_OK;
+		return ts_ok(c);
 	}
 
 	__builtin_memcpy(key.addr, p.key.daddr, sizeof(key.addr));
@@ -1003,8 +1030,40 @@ int tcpshift_tc(struct __sk_buff *skb)
 	key.family = p.key.family;
 	svc = bpf_map_lookup_elem(&services, &key);
 	if (svc)
-		return ts_forward(skb, &p, svc);
-	return ts_not_to_vip(skb, &p, &key);
+		return ts_forward(c, &p, svc);
+	return ts_not_to_vip(c, &p, &key);
+}
+
+SEC("tc")
+int tcpshift_tc(struct __sk_buff *skb)
+{
+	struct ts_ctx c = { .ctx = skb, .ifindex = skb->ingress_ifindex, .xdp = false };
+
+	return ts_ingress(&c);
+}
+
+/*
+ * load --mode xdp: the same flow logic, before the stack has built an skb.
+ * A frame counts as this host's when it is addressed to the device's own MAC
+ * (xdp_devs): what tc knows as pkt_type PACKET_HOST. Everything else, and
+ * everything this program cannot finish, goes on untouched to tc.
+ */
+SEC("xdp")
+int tcpshift_xdp(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	struct ts_ctx c = { .ctx = ctx, .ifindex = ifindex, .xdp = true };
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ts_xdp_dev *dev;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDP_PASS;
+	dev = bpf_map_lookup_elem(&xdp_devs, &ifindex);
+	if (!dev || *(__u32 *)eth->h_dest != *(__u32 *)dev->mac ||
+	    *(__u16 *)(eth->h_dest + 4) != *(__u16 *)(dev->mac + 4))
+		return XDP_PASS;
+	return ts_ingress(&c);
 }
 
 /*
@@ -1017,9 +1076,10 @@ int tcpshift_tc(struct __sk_buff *skb)
 SEC("tc")
 int tcpshift_tc_egress(struct __sk_buff *skb)
 {
+	struct ts_ctx c = { .ctx = skb, .ifindex = skb->ingress_ifindex, .xdp = false };
 	struct ts_pkt p = {};
 
-	if (ts_parse(skb, &p) != TS_PARSE_ICMP)
+	if (ts_parse(&c, &p) != TS_PARSE_ICMP)
 		return TC_ACT_OK;
-	return ts_icmp(skb, p.key.family);
+	return ts_icmp(&c, p.key.family);
 }

@@ -318,10 +318,18 @@ enum ts_dev_flags {
 	TS_DEV_F_OWN_CLSACT	= 1,	/* `load` created the clsact qdisc: `unload` removes it */
 };
 
+/* xdp_devs: a device of the instance, as the XDP program knows it. */
+struct ts_xdp_dev {
+	__u8	mac[6];		/* its address: frames to another are not this host's */
+	__u16	pad;
+};
+
 enum ts_settings_flags {
 	TS_SETTINGS_F_FORWARD_FIB = 1,	/* load --forward fib */
 	TS_SETTINGS_F_LOADING	= 2,	/* a load is attaching (or was killed doing so):
 					 * ifindex[] may name devices without our filter */
+	TS_SETTINGS_F_XDP	= 4,	/* load --mode xdp */
+	TS_SETTINGS_F_XDP_GENERIC = 8,	/* ... in generic (skb) mode: --xdp-generic */
 };
 
 /*

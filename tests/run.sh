@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Runs the test layers (default: unit bpf fuzz e2e) and ends with "N passed, M failed".
-# unit and bpf are cmocka programs; e2e scripts print "PASS: name" / "FAIL: name";
-# fuzz runs the parsers' libFuzzer target for FUZZ_TEST_SECONDS (default 12).
+# Runs the test layers (default: unit bpf bpf-xdp fuzz e2e e2e-xdp) and ends with
+# "N passed, M failed". unit and bpf are cmocka programs; e2e scripts print
+# "PASS: name" / "FAIL: name"; fuzz runs the parsers' libFuzzer target for
+# FUZZ_TEST_SECONDS (default 12). bpf-xdp and e2e-xdp run the BPF tests and the
+# traffic tests again with `load --mode xdp` (tests/bpf/ts_test.h, test_xdp_mode;
+# tests/e2e/lib.sh, E2E_MODE).
 set -u
 cd "$(dirname "$0")/.."
-layers=("${@:-unit bpf fuzz e2e}")
+layers=("${@:-unit bpf bpf-xdp fuzz e2e e2e-xdp}")
+# the e2e tests of traffic through the gateway, which E2E_MODE=xdp changes
+XDP_E2E=(agent attack checksum crash drain flood forward ipv6 pinned removal rollout split unload)
 read -r -a layers <<<"${layers[*]}"
 passed=0 failed=0
 log=$(mktemp); trap 'rm -f "$log"' EXIT
@@ -23,6 +28,10 @@ for layer in "${layers[@]}"; do
 	case $layer in
 	unit|bpf)
 		build/tests/test_$layer 2>&1 | tee "$log"
+		count_cmocka "$layer"
+		;;
+	bpf-xdp)
+		build/tests/test_bpf --xdp 2>&1 | tee "$log"
 		count_cmocka "$layer"
 		;;
 	fuzz)
@@ -46,10 +55,17 @@ for layer in "${layers[@]}"; do
 		fi
 		rm -rf "$corpus"
 		;;
-	e2e)
-		for t in tests/e2e/test_*.sh; do
+	e2e|e2e-xdp)
+		tests=(tests/e2e/test_*.sh)
+		mode=tc
+		if [ "$layer" = e2e-xdp ]; then
+			tests=("${XDP_E2E[@]/#/tests/e2e/test_}")
+			tests=("${tests[@]/%/.sh}")
+			mode=xdp
+		fi
+		for t in "${tests[@]}"; do
 			echo "---- $t"
-			timeout 600 bash "$t" 2>&1 | tee "$log"
+			E2E_MODE=$mode timeout 600 bash "$t" 2>&1 | tee "$log"
 			rc=${PIPESTATUS[0]}
 			p=$(grep -c '^PASS: ' "$log"); f=$(grep -c '^FAIL: ' "$log")
 			if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then

@@ -8,7 +8,7 @@
 
 static const char help[] =
 	"Usage: tcpshift load --dev IFACE [--dev IFACE...] [--max-flows N] [--seed N]\n"
-	"                     [--forward stack|fib]\n"
+	"                     [--forward stack|fib] [--mode tc|xdp [--xdp-generic]]\n"
 	"\n"
 	"Load the data plane, pin its maps under the pin directory and attach it to tc\n"
 	"ingress of every IFACE: the interfaces where client packets to the VIPs and the\n"
@@ -35,6 +35,15 @@ static const char help[] =
 	"                   them itself after a FIB lookup, bypassing netfilter, falling\n"
 	"                   back to the stack when the FIB cannot answer. Kept by an\n"
 	"                   upgrade unless given again.\n"
+	"  --mode MODE      tc (default): the program runs at tc ingress. xdp: an XDP\n"
+	"                   program on every IFACE forwards the packets of established\n"
+	"                   flows before the kernel builds an skb, and passes the rest\n"
+	"                   (handshakes, ICMP, anything unusual) to the tc program. Needs\n"
+	"                   native XDP on every IFACE (veth, most 10G+ NICs; not bridges\n"
+	"                   or bonds of drivers without it). Switched in place, keeping\n"
+	"                   every flow; kept by an upgrade unless given again.\n"
+	"  --xdp-generic    with --mode xdp: allow XDP in the stack (generic mode) on\n"
+	"                   devices without native XDP; slower than --mode tc, for tests\n"
 	"\n"
 	"Example:\n"
 	"  tcpshift load --dev eth0 --dev eth1\n";
@@ -43,7 +52,9 @@ int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 {
 	static const char *const forward_modes[] = { "stack", "fib", NULL };
 	const char *devs[TS_MAX_DEVICES];
-	struct ts_load_opts o = { .pin_dir = ctx->pin_dir, .devs = devs, .forward_fib = -1 };
+	static const char *const modes[] = { "tc", "xdp", NULL };
+	struct ts_load_opts o = { .pin_dir = ctx->pin_dir, .devs = devs, .forward_fib = -1,
+				  .mode = -1 };
 	const struct cli_opt opts[] = {
 		{ "dev", 'd', CLI_STRINGS, devs, .count = &o.ndevs, .max_count = TS_MAX_DEVICES },
 		{ "max-flows", 0, CLI_U32, &o.max_flows, .metavar = "--max-flows", .min = 1024,
@@ -52,6 +63,8 @@ int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 		{ "seed", 0, CLI_SEED, &o.seed, &o.seed_set },
 		{ "forward", 0, CLI_ENUM, &o.forward_fib, .metavar = "fib or stack",
 		  .choices = forward_modes },
+		{ "mode", 0, CLI_ENUM, &o.mode, .metavar = "tc or xdp", .choices = modes },
+		{ "xdp-generic", 0, CLI_FLAG, &o.xdp_generic },
 		CLI_OPT_HELP,
 		{},
 	};
@@ -63,6 +76,8 @@ int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 		return r;
 	if (!o.ndevs)
 		return cli_usage(argv[0], "give at least one --dev IFACE");
+	if (o.xdp_generic && o.mode != TS_MODE_XDP)
+		return cli_usage(argv[0], "--xdp-generic goes with --mode xdp");
 	if (ts_load(&o, &err))
 		return cli_report(&err);
 	return 0;

@@ -85,6 +85,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	size_t nmaps;
 	int gone = 0;
 	json_object *root, *devs, *mo;
+	const char *mode;
 	__u64 counters[TS_CNT_MAX];
 	struct ts_settings s;
 	struct ts_maps m;
@@ -107,6 +108,9 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 		ts_maps_close(&m);
 		return cli_report(&err);
 	}
+	mode = !(s.flags & TS_SETTINGS_F_XDP)		 ? "tc"
+	       : s.flags & TS_SETTINGS_F_XDP_GENERIC ? "xdp-generic"
+						     : "xdp";
 	root = json_object_new_object();
 	devs = json_object_new_array();
 	mo = json_object_new_object();
@@ -114,6 +118,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	json_object_object_add(root, "seed", json_object_new_int64(s.seed));
 	json_object_object_add(root, "forward", json_object_new_string(
 		s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack"));
+	json_object_object_add(root, "mode", json_object_new_string(mode));
 	json_object_object_add(root, "load_finished",
 			       json_object_new_boolean(s.abi_version &&
 						       !(s.flags & TS_SETTINGS_F_LOADING)));
@@ -121,8 +126,9 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 	json_object_object_add(root, "devices", devs);
 	json_object_object_add(root, "maps", mo);
 	if (!ctx->json)
-		printf("pin dir   %s\nseed      0x%08x\nforward   %s\n%sdevices\n", ctx->pin_dir,
-		       s.seed, s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack",
+		printf("pin dir   %s\nseed      0x%08x\nforward   %s\nmode      %s\n%sdevices\n",
+		       ctx->pin_dir, s.seed, s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack",
+		       mode,
 		       !s.abi_version || (s.flags & TS_SETTINGS_F_LOADING)
 			       ? "load      DID NOT FINISH: run 'tcpshift load' again, or "
 				 "'tcpshift unload'\n"
@@ -137,20 +143,34 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 			[TS_SLOT_FOREIGN] = "foreign filter",
 			[TS_SLOT_PARTIAL] = "partly attached",
 		};
-		char name[IF_NAMESIZE] = "?";
+		char name[IF_NAMESIZE] = "?", xdp_state[64] = "";
 		__u32 prog;
 		enum ts_slot st = ts_attached_prog((int)s.ifindex[i], &m.owner, &prog);
 		json_object *d = json_object_new_object();
+		bool generic;
+		__u32 xdp_id = ts_xdp_attached((int)s.ifindex[i], &generic);
+		bool xdp_ours = xdp_id && ts_prog_is_ours(xdp_id, &m.owner);
 
 		if_indextoname(s.ifindex[i], name);
 		json_object_object_add(d, "name", json_object_new_string(name));
 		json_object_object_add(d, "ifindex", json_object_new_int64(s.ifindex[i]));
 		json_object_object_add(d, "prog_id", json_object_new_int64(prog));
 		json_object_object_add(d, "state", json_object_new_string(state_names[st]));
+		/* XDP: the mode's program, or in tc mode a program left there */
+		if (xdp_ours)
+			snprintf(xdp_state, sizeof(xdp_state), ", xdp%s prog %u",
+				 generic ? " (generic)" : "", xdp_id);
+		else if (s.flags & TS_SETTINGS_F_XDP)
+			snprintf(xdp_state, sizeof(xdp_state), ", XDP NOT ATTACHED%s",
+				 xdp_id ? " (another program is there)" : " (run 'tcpshift load')");
+		json_object_object_add(d, "xdp_prog_id", json_object_new_int64(xdp_ours ? xdp_id : 0));
+		json_object_object_add(d, "xdp_mode", json_object_new_string(
+			!xdp_ours ? "none" : generic ? "generic" : "native"));
 		json_object_array_add(devs, d);
 		if (!ctx->json) {
 			if (st == TS_SLOT_OURS)
-				printf("  %-16s ifindex %-4u prog %u\n", name, s.ifindex[i], prog);
+				printf("  %-16s ifindex %-4u prog %u%s\n", name, s.ifindex[i], prog,
+				       xdp_state);
 			else if (st == TS_SLOT_FOREIGN)
 				printf("  %-16s ifindex %-4u NOT ATTACHED: another program holds "
 				       "tcpshift's tc slot\n",

@@ -75,6 +75,9 @@ int ts_map_check(int fd, const char *path, const struct ts_map_layout *l, struct
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot inspect %s: %s", path,
 			       strerror(errno));
+	/* the kernel makes every devmap read-only to programs on its own */
+	if (info.type == BPF_MAP_TYPE_DEVMAP_HASH)
+		info.map_flags &= ~BPF_F_RDONLY_PROG;
 	if (info.type != l->type || info.key_size != l->key_size ||
 	    info.value_size != l->value_size || info.map_flags != l->map_flags)
 		return ts_fail(err, TS_ERR_RUNTIME,

@@ -287,7 +287,21 @@ struct ts_load_opts {
 	__u32		seed;
 	bool		seed_set;	/* else keep the loaded seed, or the default */
 	int		forward_fib;	/* 1 fib, 0 stack, -1 keep the loaded mode (stack) */
+	int		mode;		/* TS_MODE_*, or -1: keep the loaded mode (tc) */
+	bool		xdp_generic;	/* with TS_MODE_XDP: generic (skb) XDP */
 };
+
+enum ts_mode {
+	TS_MODE_TC = 0,		/* the program at tc ingress only */
+	TS_MODE_XDP = 1,	/* confirmed flows at XDP, the rest at tc */
+};
+
+/* The XDP program attached to ifindex, if any: its id, and in *generic
+ * whether in generic (skb) mode. */
+__u32 ts_xdp_attached(int ifindex, bool *generic);
+/* Does program prog_id use one of the instance's maps (own)? Then it is
+ * that instance's. */
+bool ts_prog_is_ours(__u32 prog_id, const struct ts_owner *own);
 
 /* Load the object with maps pinned under pin_dir (reused when present),
  * write settings; no attach. For tests and `load`. */
@@ -298,6 +312,10 @@ struct tcpshift_bpf *ts_bpf_open_dry_run(const struct ts_maps *m, struct ts_err 
 void ts_bpf_destroy(struct tcpshift_bpf *skel);
 int ts_bpf_prog_fd(struct tcpshift_bpf *skel);		/* tc ingress */
 int ts_bpf_egress_prog_fd(struct tcpshift_bpf *skel);	/* tc egress */
+int ts_bpf_xdp_prog_fd(struct tcpshift_bpf *skel);	/* XDP */
+/* Make ifindex one of the devices the object's XDP program works on (its MAC,
+ * and a redirect target): `load` does it for every --dev. */
+int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, struct ts_err *err);
 int ts_load(const struct ts_load_opts *o, struct ts_err *err);
 int ts_unload(const char *pin_dir, struct ts_err *err);
 /* Who holds tcpshift's tc slot (handle, priority) on a device. */

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <linux/netlink.h>
 #include <linux/pkt_sched.h>
+#include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -267,6 +268,13 @@ struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_er
 	cur.abi_version = TS_ABI_VERSION;
 	cur.flags = skel->rodata->forward_fib ? cur.flags | TS_SETTINGS_F_FORWARD_FIB
 					      : cur.flags & ~TS_SETTINGS_F_FORWARD_FIB;
+	/* the mode: as given, or as loaded (a first load: tc) */
+	if (o->mode >= 0) {
+		cur.flags &= ~(TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC);
+		if (o->mode == TS_MODE_XDP)
+			cur.flags |= TS_SETTINGS_F_XDP |
+				     (o->xdp_generic ? TS_SETTINGS_F_XDP_GENERIC : 0);
+	}
 	if (bpf_map__update_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
 		ts_fail(err, TS_ERR_RUNTIME, "cannot write settings: %s", strerror(errno));
 		goto fail;
@@ -290,6 +298,11 @@ int ts_bpf_prog_fd(struct tcpshift_bpf *skel)
 int ts_bpf_egress_prog_fd(struct tcpshift_bpf *skel)
 {
 	return bpf_program__fd(skel->progs.tcpshift_tc_egress);
+}
+
+int ts_bpf_xdp_prog_fd(struct tcpshift_bpf *skel)
+{
+	return bpf_program__fd(skel->progs.tcpshift_xdp);
 }
 
 /*
@@ -332,7 +345,7 @@ static __u32 map_id_of(int fd)
 
 /* Does program prog_id use one of the instance's maps? Then it is that
  * instance's: the proof of ownership of a tc filter. */
-static bool prog_is_ours(__u32 prog_id, const struct ts_owner *own)
+bool ts_prog_is_ours(__u32 prog_id, const struct ts_owner *own)
 {
 	struct bpf_prog_info info = {};
 	__u32 ids[64], len = sizeof(info);
@@ -354,6 +367,131 @@ static bool prog_is_ours(__u32 prog_id, const struct ts_owner *own)
 	return found;
 }
 
+/* ---- XDP (load --mode xdp; doc/DESIGN.md, "XDP") ------------------------------ */
+
+__u32 ts_xdp_attached(int ifindex, bool *generic)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	*generic = false;
+	if (bpf_xdp_query(ifindex, 0, &q))
+		return 0;
+	*generic = !q.drv_prog_id && !q.hw_prog_id && q.skb_prog_id;
+	return q.drv_prog_id ?: q.hw_prog_id ?: q.skb_prog_id;
+}
+
+static int refuse_foreign_xdp(int ifindex, __u32 prog_id, struct ts_err *err)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	char name[IF_NAMESIZE] = "?";
+	int fd = bpf_prog_get_fd_by_id(prog_id);
+
+	if (fd >= 0) {
+		bpf_obj_get_info_by_fd(fd, &info, &len);
+		close(fd);
+	}
+	if_indextoname((unsigned int)ifindex, name);
+	return ts_fail(err, TS_ERR_RUNTIME,
+		       "%s already has an XDP program (%u '%s') that is not this instance's: %s; "
+		       "nothing was changed",
+		       name, prog_id, info.name,
+		       !strncmp(info.name, "tcpshift", 8)
+			       ? "another tcpshift instance runs there (unload it with its own "
+				 "--pin-dir first)"
+			       : "another tool's (remove it first, or use --mode tc)");
+}
+
+/* Detach the XDP program of ifindex when it is provably ours. */
+static void detach_xdp(int ifindex, const struct ts_owner *own)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
+	bool generic;
+	__u32 id = ts_xdp_attached(ifindex, &generic);
+
+	if (!id || !ts_prog_is_ours(id, own))
+		return;
+	opts.old_prog_fd = bpf_prog_get_fd_by_id(id);
+	if (opts.old_prog_fd < 0)
+		return;
+	bpf_xdp_detach(ifindex, (generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE) |
+					XDP_FLAGS_REPLACE, &opts);
+	close(opts.old_prog_fd);
+}
+
+int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, struct ts_err *err)
+{
+	struct ts_xdp_dev dev = {};
+	char name[IF_NAMESIZE] = "?";
+	struct ifreq ifr = {};
+	__u32 key = (__u32)ifindex;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = -1;
+
+	if (fd >= 0 && if_indextoname(key, ifr.ifr_name)) {
+		r = ioctl(fd, SIOCGIFHWADDR, &ifr);
+		memcpy(dev.mac, ifr.ifr_hwaddr.sa_data, sizeof(dev.mac));
+	}
+	if (fd >= 0)
+		close(fd);
+	if_indextoname(key, name);
+	if (r)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read the MAC address of %s: %s", name,
+			       strerror(errno));
+	if (bpf_map__update_elem(skel->maps.xdp_tx, &key, sizeof(key), &key, sizeof(key), 0) ||
+	    bpf_map__update_elem(skel->maps.xdp_devs, &key, sizeof(key), &dev, sizeof(dev), 0))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot add %s to the XDP device maps: %s",
+			       name, strerror(errno));
+	return 0;
+}
+
+/* Attach the XDP program to ifindex (replacing our own), native unless
+ * generic. Never replaces a program that is not ours. */
+static int attach_xdp(struct tcpshift_bpf *skel, const struct ts_owner *own, int ifindex,
+		      bool generic, struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
+	__u32 mode = generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE, flags;
+	char name[IF_NAMESIZE] = "?";
+	bool cur_generic;
+	__u32 id = ts_xdp_attached(ifindex, &cur_generic);
+	int r;
+
+	if_indextoname((unsigned int)ifindex, name);
+	if (id && !ts_prog_is_ours(id, own))
+		return refuse_foreign_xdp(ifindex, id, err);
+	if (id && cur_generic != generic) {
+		/* native <-> generic: ours goes first */
+		detach_xdp(ifindex, own);
+		id = 0;
+	}
+	flags = mode | XDP_FLAGS_UPDATE_IF_NOEXIST;
+	if (id) {
+		opts.old_prog_fd = bpf_prog_get_fd_by_id(id);
+		flags = mode | XDP_FLAGS_REPLACE;
+	}
+	r = bpf_xdp_attach(ifindex, bpf_program__fd(skel->progs.tcpshift_xdp), flags, &opts);
+	if (id && opts.old_prog_fd >= 0)
+		close(opts.old_prog_fd);
+	if (r == -EOPNOTSUPP && !generic)
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "%s has no native XDP (its driver does not support it): use --mode tc "
+			       "there, or --xdp-generic (XDP in the stack: slower than tc); nothing "
+			       "was changed on %s",
+			       name, name);
+	if (r == -EBUSY || r == -EEXIST)
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "%s got another XDP program meanwhile: nothing was changed on %s", name,
+			       name);
+	if (r)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot attach XDP to %s: %s%s", name,
+			       strerror(-r),
+			       r == -ERANGE || r == -EINVAL
+				       ? " (native XDP on veth needs an MTU that fits a page, and "
+					 "no LRO/GSO on the device)"
+				       : "");
+	return 0;
+}
+
 /* Who holds our tc slot (handle, priority) of attach point ap on ifindex. */
 static enum ts_slot slot_owner(int ifindex, const struct attach_point *ap, const struct ts_owner *own,
 			       __u32 *prog_id)
@@ -366,7 +504,7 @@ static enum ts_slot slot_owner(int ifindex, const struct attach_point *ap, const
 	if (bpf_tc_query(&hook, &opts))
 		return TS_SLOT_FREE;
 	*prog_id = opts.prog_id;
-	return prog_is_ours(opts.prog_id, own) ? TS_SLOT_OURS : TS_SLOT_FOREIGN;
+	return ts_prog_is_ours(opts.prog_id, own) ? TS_SLOT_OURS : TS_SLOT_FOREIGN;
 }
 
 enum ts_slot ts_attached_prog(int ifindex, const struct ts_owner *own, __u32 *prog_id)
@@ -415,9 +553,15 @@ static int refuse_foreign(int ifindex, const struct attach_point *ap, __u32 prog
 
 /* Refuse before anything changes when a device's slot holds a filter that is
  * not ours. */
-static int check_slots(const struct ts_settings *next, const struct ts_owner *own, struct ts_err *err)
+static int check_slots(const struct ts_settings *next, const struct ts_owner *own, bool xdp,
+		       struct ts_err *err)
 {
-	for (__u32 i = 0; i < next->ndevices; i++)
+	for (__u32 i = 0; i < next->ndevices; i++) {
+		bool generic;
+		__u32 id = xdp ? ts_xdp_attached((int)next->ifindex[i], &generic) : 0;
+
+		if (id && !ts_prog_is_ours(id, own))
+			return refuse_foreign_xdp((int)next->ifindex[i], id, err);
 		for (size_t j = 0; j < NATTACH; j++) {
 			__u32 id;
 
@@ -426,6 +570,7 @@ static int check_slots(const struct ts_settings *next, const struct ts_owner *ow
 				return refuse_foreign((int)next->ifindex[i], &attach_points[j], id,
 						      err);
 		}
+	}
 	return 0;
 }
 
@@ -552,6 +697,8 @@ static void detach_dev(int ifindex, bool own_clsact, const struct ts_owner *own)
 	struct bpf_tc_hook hook;
 	struct bpf_tc_opts opts;
 
+	/* XDP first: what it passes on finds tc there */
+	detach_xdp(ifindex, own);
 	for (size_t i = 0; i < NATTACH; i++) {
 		__u32 id;
 
@@ -645,7 +792,9 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	struct ts_settings old = {}, next = {}, intent;
 	struct tcpshift_bpf *skel = NULL;
 	char path[TS_PIN_DIR_MAX];
-	bool fresh, made_dir, forget_devices = false;
+	bool fresh, made_dir, forget_devices = false, xdp, xdp_generic, generic;
+	bool xdp_had[TS_MAX_DEVICES] = {};
+	__u32 prev_flags = 0;
 	struct stat st;
 	struct ts_owner owner = {};
 	struct bpf_map *map;
@@ -703,6 +852,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 			goto out;
 		r = m.settings >= 0 && bpf_map_lookup_elem(m.settings, &zero, &old) ? -errno : 0;
 		ts_maps_close(&m);
+		prev_flags = old.flags;
 		if (r) {
 			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read %s: %s", path, strerror(-r));
 			goto out;
@@ -753,7 +903,9 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 			next.ifindex[k++] = next.ifindex[i];
 			next.ifindex[i] = t;
 		}
-	r = check_slots(&next, &owner, err);
+	xdp = old.flags & TS_SETTINGS_F_XDP;
+	xdp_generic = old.flags & TS_SETTINGS_F_XDP_GENERIC;
+	r = check_slots(&next, &owner, xdp, err);
 	r = r ?: settings_write(skel, &intent, err);
 	if (r)
 		goto fail;
@@ -778,6 +930,32 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		/* this device's clsact is accounted for from now on */
 		intent.dev_flags[find_ifindex(&intent, next.ifindex[i])] = next.dev_flags[i];
 		settings_write(skel, &intent, NULL);
+	}
+	/* The mode: XDP on top of tc on every device, or (switched to tc) no
+	 * more. A device that refuses XDP undoes what this loop attached,
+	 * and the mode stays what it was. */
+	for (__u32 i = 0; i < next.ndevices; i++) {
+		xdp_had[i] = ts_xdp_attached((int)next.ifindex[i], &generic) != 0;
+		if (xdp && !r)
+			r = ts_bpf_xdp_dev_add(skel, (int)next.ifindex[i], err);
+	}
+	for (__u32 i = 0; i < next.ndevices && !r; i++) {
+		if (xdp)
+			r = attach_xdp(skel, &owner, (int)next.ifindex[i], xdp_generic, err);
+		else
+			detach_xdp((int)next.ifindex[i], &owner);
+	}
+	if (r) {
+		for (__u32 j = 0; j < next.ndevices; j++) {
+			if (!xdp_had[j])
+				detach_xdp((int)next.ifindex[j], &owner);
+			if (find_ifindex(&old, next.ifindex[j]) < 0)
+				detach_dev((int)next.ifindex[j],
+					   next.dev_flags[j] & TS_DEV_F_OWN_CLSACT, &owner);
+		}
+		old.flags = (old.flags & ~(TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC)) |
+			    (prev_flags & (TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC));
+		goto fail;
 	}
 	/* `load` names the whole set: devices no longer named are detached. */
 	for (__u32 i = 0; i < old.ndevices && i < TS_MAX_DEVICES; i++)

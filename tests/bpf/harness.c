@@ -118,6 +118,20 @@ static void track_dir(const char *dir, bool add)
 	}
 }
 
+/* The test devices are the XDP program's, as `load --mode xdp` makes them. */
+static int env_xdp_devices(struct ts_env *e, char *why, size_t len)
+{
+	static const char *const devs[] = { TEST_DEV_CLIENT, TEST_DEV_BACKEND };
+	struct ts_err err = {};
+
+	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
+		if (ts_bpf_xdp_dev_add(e->skel, test_ifindex(devs[i]), &err)) {
+			snprintf(why, len, "%s", err.msg);
+			return -1;
+		}
+	return 0;
+}
+
 static int env_open_mode(struct ts_env *e, int n, __u32 seed, __u32 max_flows, int forward_fib,
 			 char *why, size_t len)
 {
@@ -155,6 +169,7 @@ static int env_open_mode(struct ts_env *e, int n, __u32 seed, __u32 max_flows, i
 	}
 	e->prog_fd = ts_bpf_prog_fd(e->skel);
 	e->egress_fd = ts_bpf_egress_prog_fd(e->skel);
+	e->xdp_fd = ts_bpf_xdp_prog_fd(e->skel);
 	if (e->prog_fd < 0 || e->egress_fd < 0) {
 		snprintf(why, len, "ts_bpf_prog_fd: %d", e->prog_fd);
 		goto fail;
@@ -164,6 +179,8 @@ static int env_open_mode(struct ts_env *e, int n, __u32 seed, __u32 max_flows, i
 		goto fail;
 	}
 	e->maps_open = true;
+	if (env_xdp_devices(e, why, len))
+		goto fail;
 	return 0;
 fail:
 	env_close(e);
@@ -408,9 +425,60 @@ static int run_prog(int prog_fd, __u32 flags, const struct pkt *in, struct pkt *
 	return 0;
 }
 
+bool test_xdp_mode;
+
+static int run_xdp(int prog_fd, const struct pkt *in, struct pkt *out, int *verdict)
+{
+	struct xdp_md ctx = { .ingress_ifindex = (__u32)run_ifindex(in) };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
+		    .data_out = out->data, .data_size_out = sizeof(out->data), .repeat = 1,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
+
+	memset(out, 0, sizeof(*out));
+	if (bpf_prog_test_run_opts(prog_fd, &opts))
+		return -errno;
+	out->len = opts.data_size_out;
+	*verdict = (int)opts.retval;
+	return 0;
+}
+
+int env_run_xdp(struct ts_env *e, const struct pkt *in, struct pkt *out)
+{
+	int verdict = -1, r = run_xdp(e->xdp_fd, in, out, &verdict);
+
+	if (r)
+		fail_msg("%sbpf_prog_test_run_opts(xdp): %s", test_context_str(), strerror(-r));
+	return verdict;
+}
+
 int env_try_run(struct ts_env *e, const struct pkt *in, struct pkt *out, int *verdict)
 {
-	return run_prog(e->prog_fd, e->run_flags, in, out, verdict);
+	int r;
+
+	if (!test_xdp_mode)
+		return run_prog(e->prog_fd, e->run_flags, in, out, verdict);
+	r = run_xdp(e->xdp_fd, in, out, verdict);
+	if (r)
+		return r;
+	switch (*verdict) {
+	case XDP_PASS:
+		if (out->len != in->len || memcmp(out->data, in->data, in->len)) {
+			pkt_dump("in", in, -1);
+			pkt_dump("after XDP", out, -1);
+			fail_msg("%sthe XDP program passed on a packet it changed", test_context_str());
+		}
+		return run_prog(e->prog_fd, e->run_flags, in, out, verdict);
+	case XDP_REDIRECT:
+	case XDP_TX:
+		*verdict = TC_ACT_REDIRECT;
+		return 0;
+	case XDP_DROP:
+		*verdict = TC_ACT_SHOT;
+		return 0;
+	default:
+		fail_msg("%sXDP verdict %d", test_context_str(), *verdict);
+		return -EINVAL;
+	}
 }
 
 int env_run_egress(struct ts_env *e, const struct pkt *in, struct pkt *out)

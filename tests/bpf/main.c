@@ -2,8 +2,11 @@
 /*
  * test_bpf: the real tcpshift BPF object under BPF_PROG_TEST_RUN.
  *
- *   test_bpf [GROUP...]      groups: pkt nat pinning handsoff split fuzz robust pick icmp
- *                            forward (default: all)
+ *   test_bpf [--xdp] [GROUP...]  groups: pkt nat pinning handsoff split fuzz robust pick
+ *                                icmp security canary forward review (default: all)
+ *
+ * --xdp: every packet goes through the XDP program first (ts_test.h,
+ * test_xdp_mode), as on a gateway loaded with --mode xdp.
  *
  * Needs root (BPF, bpffs). Each test loads the object with its maps pinned in
  * its own directory /sys/fs/bpf/tcpshift-test-<pid>, and removes it after.
@@ -53,6 +56,13 @@ int main(int argc, char **argv)
 	int failed = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 1 && !strcmp(argv[1], "--xdp")) {
+		test_xdp_mode = true;
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+		printf("test_bpf: every packet through the XDP program first (--mode xdp)\n");
+	}
 	for (int i = 1; i < argc; i++) {
 		bool known = false;
 
@@ -60,8 +70,8 @@ int main(int argc, char **argv)
 			known |= !strcmp(argv[i], groups[g].name);
 		if (!known) {
 			fprintf(stderr, "test_bpf: unknown group '%s': give pkt, nat, "
-					"pinning, handsoff, split, fuzz, robust, pick, icmp or "
-					"forward\n", argv[i]);
+					"pinning, handsoff, split, fuzz, robust, pick, icmp, "
+					"security, canary, forward or review\n", argv[i]);
 			return 2;
 		}
 	}

@@ -94,6 +94,7 @@ struct ts_env {
 	struct tcpshift_bpf	*skel;
 	int			prog_fd;	/* tc ingress */
 	int			egress_fd;	/* tc egress */
+	int			xdp_fd;		/* XDP (load --mode xdp) */
 	struct ts_maps		maps;
 	bool			maps_open;
 	bool			dir_made;
@@ -182,6 +183,14 @@ void set_web_weights(struct ts_env *e, const char *service, __u32 w1, __u32 w2);
 #define TEST_DEV_MAC		"02:00:00:00:00:01"
 int test_net_setup(void);
 extern int test_dev_force;
+/*
+ * test_bpf --xdp: every packet meets the XDP program first, as on a gateway
+ * in --mode xdp. What it passes on must be the packet as it came (else the
+ * run fails), and then goes through the tc program, whose verdict env_run
+ * returns; an XDP redirect or XDP_TX reads as TC_ACT_REDIRECT, XDP_DROP as
+ * TC_ACT_SHOT. Both test devices are the instance's (xdp_devs, xdp_tx).
+ */
+extern bool test_xdp_mode;
 int test_ifindex(const char *dev);
 
 /*
@@ -194,6 +203,8 @@ int test_ifindex(const char *dev);
 bool env_csum_complete(struct ts_env *e);
 /* Run in through the program; returns its verdict, out holds the packet after it. */
 int env_run(struct ts_env *e, const struct pkt *in, struct pkt *out);
+/* Run in through the XDP program alone; returns its verdict. */
+int env_run_xdp(struct ts_env *e, const struct pkt *in, struct pkt *out);
 /* Run in through the egress program. */
 int env_run_egress(struct ts_env *e, const struct pkt *in, struct pkt *out);
 /* The same, returning 0 or -errno from BPF_PROG_TEST_RUN instead of failing. */

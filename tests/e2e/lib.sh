@@ -32,7 +32,35 @@ NS_GW=tse2e-$E2E_ID-gw
 NS_B1=tse2e-$E2E_ID-b1
 NS_B2=tse2e-$E2E_ID-b2
 E2E_PIN=/sys/fs/bpf/tcpshift-e2e-$E2E_ID
-E2E_DEVS=(gwc br0)		# the gateway interfaces tcpshift attaches to
+
+# E2E_MODE=xdp runs a test with `load --mode xdp`. XDP needs native support on
+# every device tcpshift attaches to, which a bridge lacks: the backends then
+# hang off the gateway by their own veths (b1, b2), each with the gateway's
+# 198.18.2.1 and 2001:2:2::1 and a host route to its backend; the backend side
+# stays as it is. veth peers receive XDP-redirected frames only with NAPI on
+# (GRO), and XDP sees no checksum offload state: the client and backends send
+# complete checksums (tx offload off), as frames from a wire have them.
+E2E_MODE=${E2E_MODE:-tc}
+case $E2E_MODE in
+tc)
+	E2E_DEVS=(gwc br0)		# the gateway interfaces tcpshift attaches to
+	E2E_MODE_ARGS=()
+	;;
+xdp)
+	E2E_DEVS=(gwc b1 b2)
+	E2E_MODE_ARGS=(--mode xdp)
+	;;
+*)
+	echo "E2E_MODE must be tc or xdp, not '$E2E_MODE'" >&2
+	exit 2
+	;;
+esac
+E2E_DEV_ARGS=()			# --dev for each of E2E_DEVS, and the mode
+for _dev in "${E2E_DEVS[@]}"; do
+	E2E_DEV_ARGS+=(--dev "$_dev")
+done
+E2E_DEV_ARGS+=("${E2E_MODE_ARGS[@]}")
+unset _dev
 
 VIP4='198.18.100.1:8008'
 VIP6='[2001:2:100::1]:8008'
@@ -194,13 +222,31 @@ e2e_bare_gateway() {
 	done
 }
 
-# e2e_backend NS NAME PORT ADDR4 ADDR6: backend NAME in NS, behind bridge port PORT.
+# e2e_xdp_peer NS DEV: DEV in NS faces a gateway device with XDP (E2E_MODE).
+e2e_xdp_peer() {
+	# off first: set again, GRO does not tell the peer it may now receive
+	must "GRO on $2 in $1" in_ns "$1" ethtool -K "$2" gro off
+	must "GRO on $2 in $1" in_ns "$1" ethtool -K "$2" gro on
+	must "tx checksums on $2 in $1" in_ns "$1" ethtool -K "$2" tx off
+}
+
+# e2e_backend NS NAME PORT ADDR4 ADDR6: backend NAME in NS, behind bridge port
+# PORT (E2E_MODE=xdp: behind the gateway's own device PORT).
 e2e_backend() {
 	local ns=$1 name=$2 port=$3 a4=$4 a6=$5
 
 	must "veth $port" ip -n "$NS_GW" link add "$port" type veth peer name eth0 netns "$ns"
-	must "$port into br0" ip -n "$NS_GW" link set "$port" master br0 up
+	if [ "$E2E_MODE" = xdp ]; then
+		must "$port up" ip -n "$NS_GW" link set "$port" up
+		must "$port v4 address" ip -n "$NS_GW" addr add 198.18.2.1/32 dev "$port"
+		must "$port v6 address" ip -n "$NS_GW" addr add 2001:2:2::1/128 dev "$port" nodad
+		must "route to $name" ip -n "$NS_GW" route add "$a4/32" dev "$port"
+		must "route to $name (v6)" ip -n "$NS_GW" -6 route add "$a6/128" dev "$port"
+	else
+		must "$port into br0" ip -n "$NS_GW" link set "$port" master br0 up
+	fi
 	must "$name eth0 up" ip -n "$ns" link set eth0 up
+	[ "$E2E_MODE" = xdp ] && e2e_xdp_peer "$ns" eth0
 	must "$name v4 address" ip -n "$ns" addr add "$a4/24" dev eth0
 	must "$name v6 address" ip -n "$ns" addr add "$a6/64" dev eth0 nodad
 	must "$name v4 route" ip -n "$ns" route add default via 198.18.2.1
@@ -251,18 +297,21 @@ e2e_topology() {
 	must "client eth0 up" ip -n "$NS_CL" link set eth0 up
 	must "client v4 address" ip -n "$NS_CL" addr add 198.18.1.2/24 dev eth0
 	must "client v6 address" ip -n "$NS_CL" addr add 2001:2:1::2/64 dev eth0 nodad
+	[ "$E2E_MODE" = xdp ] && e2e_xdp_peer "$NS_CL" eth0
 	must "client v4 route" ip -n "$NS_CL" route add default via 198.18.1.1
 	must "client v6 route" ip -n "$NS_CL" -6 route add default via 2001:2:1::1
 
-	must "bridge" ip -n "$NS_GW" link add br0 type bridge stp_state 0 mcast_snooping 0
-	must "br0 v4 address" ip -n "$NS_GW" addr add 198.18.2.1/24 dev br0
-	must "br0 v6 address" ip -n "$NS_GW" addr add 2001:2:2::1/64 dev br0 nodad
-	must "br0 up" ip -n "$NS_GW" link set br0 up
+	if [ "$E2E_MODE" = tc ]; then
+		must "bridge" ip -n "$NS_GW" link add br0 type bridge stp_state 0 mcast_snooping 0
+		must "br0 v4 address" ip -n "$NS_GW" addr add 198.18.2.1/24 dev br0
+		must "br0 v6 address" ip -n "$NS_GW" addr add 2001:2:2::1/64 dev br0 nodad
+		must "br0 up" ip -n "$NS_GW" link set br0 up
+	fi
 	e2e_backend "$NS_B1" v1 b1 198.18.2.11 2001:2:2::11
 	e2e_backend "$NS_B2" v2 b2 198.18.2.12 2001:2:2::12
 
 	# a reply rewritten to the VIP's source must not be dropped as spoofed
-	for dev in gwc br0 b1 b2; do
+	for dev in gwc "${E2E_DEVS[@]}" b1 b2; do
 		must "rp_filter on $dev" in_ns "$NS_GW" sysctl -qw \
 			"net.ipv4.conf.$dev.rp_filter=0"
 	done
@@ -284,17 +333,12 @@ e2e_topology() {
 # draw, which is what the binomial bounds assume.
 E2E_SEED=${E2E_SEED:-$(( (RANDOM << 16 | RANDOM) & 0x7fffffff ))}
 
-# e2e_load: tcpshift load on the gateway's two interfaces.
+# e2e_load: tcpshift load on the gateway's interfaces (E2E_DEVS), in E2E_MODE.
 e2e_load() {
-	local dev args=()
-
-	for dev in "${E2E_DEVS[@]}"; do
-		args+=(--dev "$dev")
-	done
 	E2E_LOADED=1
-	info "flow hash seed $E2E_SEED (E2E_SEED=$E2E_SEED to replay)"
+	info "flow hash seed $E2E_SEED (E2E_SEED=$E2E_SEED to replay); mode $E2E_MODE"
 	# shellcheck disable=SC2086 # E2E_LOAD_ARGS: extra load options, word-split
-	must "tcpshift load" ts load "${args[@]}" --seed "$E2E_SEED" ${E2E_LOAD_ARGS:-}
+	must "tcpshift load" ts load "${E2E_DEV_ARGS[@]}" --seed "$E2E_SEED" ${E2E_LOAD_ARGS:-}
 }
 
 # e2e_service NAME VIP W1 W2: service NAME at VIP with backends v1 and v2 of

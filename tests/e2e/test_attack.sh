@@ -37,7 +37,7 @@ e2e_need jq base64
 e2e_topology
 E2E_LOADED=1
 info "flow hash seed $E2E_SEED (E2E_SEED=$E2E_SEED to replay)"
-must "tcpshift load --max-flows $MAX_FLOWS" ts load --dev gwc --dev br0 \
+must "tcpshift load --max-flows $MAX_FLOWS" ts load "${E2E_DEV_ARGS[@]}" \
 	--max-flows "$MAX_FLOWS" --seed "$E2E_SEED"
 e2e_service tcp-echo "$VIP4" 50 50
 e2e_service tcp-echo6 "$VIP6" 50 50
@@ -147,7 +147,7 @@ must "weight 50/50 (v6)" ts weight tcp-echo6 v1=50 v2=50
 # A real 1400-byte link: the bridge and its ports; the backends' own MTU is
 # 1400 too, but they advertise an MSS for 1500, so clients send 1500-byte
 # segments that only path MTU discovery can shrink.
-for dev in b1 b2 br0; do
+for dev in b1 b2 "${E2E_DEVS[@]:1}"; do
 	must "MTU 1400 on $dev" ip -n "$NS_GW" link set "$dev" mtu 1400
 done
 for ns in "$NS_B1" "$NS_B2"; do
@@ -188,6 +188,6 @@ pmtu() { # pmtu MODE
 	done
 }
 pmtu stack
-must "load --forward fib" ts load --dev gwc --dev br0 --forward fib
+must "load --forward fib" ts load "${E2E_DEV_ARGS[@]}" --forward fib
 pmtu fib
 e2e_status

@@ -72,7 +72,7 @@ progs() {
 	ts -j status 2>/dev/null | jq -r '[.devices[].prog_id] | map(tostring) | join(",")'
 }
 prog_before=$(progs)
-if ! out=$(ts load --dev gwc --dev br0 2>&1); then
+if ! out=$(ts load "${E2E_DEV_ARGS[@]}" 2>&1); then
 	fail "crash: load again (upgrade in place)" "$out"
 else
 	prog_after=$(progs)
@@ -293,7 +293,7 @@ pick_command() {
 			CMD=(service del scratch)
 		fi
 		;;
-	5) CMD=(load --dev gwc --dev br0) ;;
+	5) CMD=(load "${E2E_DEV_ARGS[@]}") ;;
 	esac
 }
 
@@ -440,7 +440,7 @@ if [ "$have_strace" -eq 1 ]; then
 		-- service del scratch
 	ts_quiet service del scratch
 	kill_points "service del scratch" -- service add scratch "$SCRATCH_VIP" --table-size 1021
-	kill_points "" -- load --dev gwc --dev br0
+	kill_points "" -- load "${E2E_DEV_ARGS[@]}"
 	info "B: $NPOINTS kill points: ${bout[pre]:-0} left the old configuration," \
 		"${bout[post]:-0} the new one, ${bout[same]:-0} (load) the same"
 	if [ "${#problems[@]}" -eq 0 ] && [ "$NPOINTS" -gt 0 ]; then

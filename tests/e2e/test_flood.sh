@@ -23,7 +23,7 @@ e2e_init flood
 e2e_need jq
 e2e_topology
 E2E_LOADED=1
-must "tcpshift load --max-flows $MAX_FLOWS" ts load --dev gwc --dev br0 --max-flows "$MAX_FLOWS"
+must "tcpshift load --max-flows $MAX_FLOWS" ts load "${E2E_DEV_ARGS[@]}" --max-flows "$MAX_FLOWS"
 e2e_service tcp-echo "$VIP4" 50 50
 
 # 40 connections at 50/50, each greeted: who answered is its backend

@@ -123,7 +123,7 @@ fi
 # program is replaced, the pinned flow stays.
 prog_before=$(ts -j status | jq '.devices[0].prog_id')
 ts weight tcp-echo v1=0 v2=1 >/dev/null 2>&1
-if ! out=$(ts load --dev gwc --dev br0 2>&1); then
+if ! out=$(ts load "${E2E_DEV_ARGS[@]}" 2>&1); then
 	fail "pinned: load again (upgrade in place)" "$out"
 else
 	prog_after=$(ts -j status | jq '.devices[0].prog_id')
