@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
 # make bench-pps's harness on a tiny round (tools/bench/pps.sh, pps.c,
-# pps.bpf.c), so that the benchmark cannot rot unseen: the baseline, kernel
-# forwarding and tcpshift (tc) each confirm 200 flows by handshakes through the
-# gateway, then every packet the gateway takes in reaches a backend in both
-# phases; and a gateway that passes nothing fails its round instead of
-# reporting a rate. Speed is never asserted. Its own namespaces (tspps-<pid>-*)
+# pps.bpf.c), so that the benchmark cannot rot unseen: kernel forwarding,
+# tcpshift at tc and tcpshift --mode xdp each confirm 200 flows by handshakes
+# through the gateway, then every packet the gateway takes in reaches a backend
+# in both phases (the baseline's too); and a gateway that passes nothing fails
+# its round instead of reporting a rate. Speed is never asserted. Its own namespaces (tspps-<pid>-*)
 # and pin directory; pps.sh's trap removes them.
 
 cd "$(dirname "$0")/../.." || exit 1
@@ -36,11 +36,12 @@ setup() {
 
 val() { awk -F'\t' -v m="$1" -v p="$2" -v k="$3" '$2 == m && $3 == p && $4 == k { print $5 }' "$RAW"; }
 
-for m in baseline forward tcpshift blackhole; do
+xdp_mode_available || { fail "pps: setup" "$TCPSHIFT load has no --mode"; exit 1; }
+for m in baseline forward tcpshift tcpshift-xdp blackhole; do
 	run_method "$m" 1 2>>"$TMP/log"
 done
 
-for m in forward tcpshift; do
+for m in forward tcpshift tcpshift-xdp; do
 	if [ "$(val "$m" handshake syn)" = 200 ] && [ "$(val "$m" handshake synack)" = 200 ] &&
 		[ "$(val "$m" handshake ack)" = 200 ]; then
 		pass "pps: $m: 200 handshakes through the gateway (SYN, SYN-ACK, ACK counted at the sinks)"
@@ -48,11 +49,13 @@ for m in forward tcpshift; do
 		fail "pps: $m: handshakes" "$(grep -F "$m" "$TMP/log" | tr '\n' ' ')"
 	fi
 done
-c=$(val tcpshift handshake confirmed)
-[ "$c" = 200 ] && pass "pps: tcpshift counts the 200 handshakes as confirmed flows" ||
-	fail "pps: tcpshift: confirmed flows" "${c:-none} of 200"
+for m in tcpshift tcpshift-xdp; do
+	c=$(val "$m" handshake confirmed)
+	[ "$c" = 200 ] && pass "pps: $m counts the 200 handshakes as confirmed flows" ||
+		fail "pps: $m: confirmed flows" "${c:-none} of 200"
+done
 
-for m in baseline forward tcpshift; do
+for m in baseline forward tcpshift tcpshift-xdp; do
 	for p in established syn; do
 		s=$(val "$m" "$p" sent) a=$(val "$m" "$p" accepted) d=$(val "$m" "$p" delivered)
 		if [ -n "$d" ] && [ "$d" -gt 0 ] && [ "$d" = "$a" ] && [ "$a" = "$s" ]; then
