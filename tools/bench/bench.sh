@@ -47,8 +47,8 @@
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=tools/bench/plot.sh
-. "$ROOT/tools/bench/plot.sh"
+# shellcheck source=tools/bench/lib.sh
+. "$ROOT/tools/bench/lib.sh"
 TCPSHIFT=${TCPSHIFT:-$ROOT/build/tcpshift}
 TS_ECHO=${TS_ECHO:-$ROOT/build/ts-echo}
 FOLLOW=${FOLLOW:-$ROOT/build/bench/follow}
@@ -72,12 +72,12 @@ B1=198.18.2.11
 B2=198.18.2.12
 NGINX_STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 DEB_PEERS="nginx libnginx-mod-stream haproxy wrk iperf3 gnuplot-nox nftables iptables socat jq"
+PEER_SERVICES="nginx haproxy"
 
 TMP=
 PIDS=()			# processes this script started
 NETNS=()		# namespaces this script made
 LOADED=0		# tcpshift loaded under PIN
-POLICY_RC_MADE=0	# we created /usr/sbin/policy-rc.d
 BPF_STATS_OLD=
 CLEANED=0
 GW_PIDS=()		# the current method's gateway processes
@@ -134,37 +134,6 @@ must() {
 	local desc=$1 err
 	shift
 	err=$("$@" 2>&1 >/dev/null) || die "$desc failed: ${err:-no message} (command: $*)"
-}
-
-# ---- peers --------------------------------------------------------------------------
-
-install_peers() {
-	local p missing=()
-
-	for p in $DEB_PEERS; do
-		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
-			missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$INSTALL" = 1 ] || die "missing packages: ${missing[*]} (INSTALL=0)"
-	log DEPS "installing ${missing[*]}"
-	# Packages must not start their system services (nginx, haproxy) on the
-	# host: a policy-rc.d that refuses every start, unless one is there.
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod 755 /usr/sbin/policy-rc.d
-		POLICY_RC_MADE=1
-	fi
-	apt-get update -qq >/dev/null 2>&1
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
-		die "apt-get install ${missing[*]} failed"
-	if [ -d /run/systemd/system ]; then
-		systemctl disable --now nginx haproxy >/dev/null 2>&1
-	fi
-	if [ "$POLICY_RC_MADE" -eq 1 ]; then
-		rm -f /usr/sbin/policy-rc.d
-		POLICY_RC_MADE=0
-	fi
 }
 
 # ---- topology -----------------------------------------------------------------------

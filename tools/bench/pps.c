@@ -73,29 +73,30 @@ static struct dev fwd_devs[4];
 static int n_backends, n_fwd;
 static struct bench_pps *skel;
 
-static void die(const char *fmt, ...)
+/* One line on stderr, then exit: 1 for a failure, 2 for a bad command line. */
+static void __attribute__((noreturn, format(printf, 3, 0)))
+vquit(int status, const char *hint, const char *fmt, va_list ap)
 {
-	va_list ap;
-
 	fprintf(stderr, "pps: ");
-	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
+	fprintf(stderr, "%s\n", hint);
+	exit(status);
 }
 
-/* A bad command line: exit 2. */
-static void usage_error(const char *fmt, ...)
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "pps: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (pps --help)\n");
-	exit(2);
+	vquit(1, "", fmt, ap);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vquit(2, " (pps --help)", fmt, ap);
 }
 
 static void enter_ns(const char *ns)

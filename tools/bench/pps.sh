@@ -47,8 +47,8 @@
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=tools/bench/plot.sh
-. "$ROOT/tools/bench/plot.sh"
+# shellcheck source=tools/bench/lib.sh
+. "$ROOT/tools/bench/lib.sh"
 TCPSHIFT=${TCPSHIFT:-$ROOT/build/tcpshift}
 PPS=${PPS:-$ROOT/build/bench/pps}
 EMPTY_TC=${EMPTY_TC:-$ROOT/build/bench/empty.bpf.o}
@@ -64,6 +64,7 @@ METHODS=${METHODS:-"forward tc-empty xdp-redirect iptables nftables tcpshift tcp
 CPU=${CPU:-0}
 INSTALL=${INSTALL:-1}
 DEB_PEERS="iptables nftables gnuplot-nox"
+PEER_SERVICES=
 
 ID=$$
 NS_GEN=tspps-$ID-gen
@@ -93,6 +94,7 @@ cleanup() {
 	[ "$CLEANED" -eq 1 ] && return 0
 	CLEANED=1
 	teardown
+	[ "$POLICY_RC_MADE" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 	[ -n "$TMP" ] && [ -d "$TMP" ] && rm -rf -- "$TMP"
 	return 0
 }
@@ -110,21 +112,6 @@ must() {
 }
 
 ts() { "$TCPSHIFT" --pin-dir "$PIN" -n "$NS_GW" "$@"; }
-
-install_peers() {
-	local p missing=()
-
-	for p in $DEB_PEERS; do
-		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
-			missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$INSTALL" = 1 ] || die "missing packages: ${missing[*]} (INSTALL=0)"
-	log DEPS "installing ${missing[*]}"
-	apt-get update -qq >/dev/null 2>&1
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
-		die "apt-get install ${missing[*]} failed"
-}
 
 # ---- topology: made afresh for every method and round --------------------------------
 
