@@ -118,8 +118,7 @@ static void track_dir(const char *dir, bool add)
 	}
 }
 
-/* The test devices are the XDP program's, as `load --mode xdp` makes them. */
-static int env_xdp_devices(struct ts_env *e, char *why, size_t len)
+int env_xdp_devices(struct ts_env *e, char *why, size_t len)
 {
 	static const char *const devs[] = { TEST_DEV_CLIENT, TEST_DEV_BACKEND };
 	struct ts_err err = {};
@@ -429,7 +428,8 @@ bool test_xdp_mode;
 
 static int run_xdp(int prog_fd, const struct pkt *in, struct pkt *out, int *verdict)
 {
-	struct xdp_md ctx = { .ingress_ifindex = (__u32)run_ifindex(in) };
+	/* data_end: the frame's length, or the kernel runs an empty frame */
+	struct xdp_md ctx = { .data_end = in->len, .ingress_ifindex = (__u32)run_ifindex(in) };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
 		    .data_out = out->data, .data_size_out = sizeof(out->data), .repeat = 1,
 		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));

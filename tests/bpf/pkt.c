@@ -328,7 +328,7 @@ int pkt_build(struct pkt *p, const struct pkt_spec *s)
 		ip->tot_len = htons((__u16)(ihl + l4_len));
 		ip->id = htons(0x5eed);
 		ip->frag_off = htons(s->frag_off ? s->frag_off : IP_DF);
-		ip->ttl = 64;
+		ip->ttl = s->ttl ? s->ttl : 64;
 		ip->protocol = proto;
 		memcpy(&ip->saddr, src, 4);
 		memcpy(&ip->daddr, dst, 4);
@@ -356,7 +356,7 @@ int pkt_build(struct pkt *p, const struct pkt_spec *s)
 		ip6->flow_lbl[1] = 0xee;
 		ip6->flow_lbl[2] = 0xf0;
 		ip6->payload_len = htons((__u16)(ext_len + l4_len));
-		ip6->hop_limit = 64;
+		ip6->hop_limit = s->ttl ? s->ttl : 64;
 		memcpy(&ip6->saddr, src, 16);
 		memcpy(&ip6->daddr, dst, 16);
 		if (s->v6_ext == PKT_V6_HOPOPTS) {

@@ -57,6 +57,7 @@ struct pkt_spec {
 	/* destination MAC (6 bytes); NULL: 02:00:00:00:00:01, the address of
 	 * the devices the bpf tests run packets on (PACKET_HOST there) */
 	const __u8	*eth_dst;
+	__u8		ttl;		/* IPv4 TTL or IPv6 hop limit; 0: 64 */
 	__u32		seq;
 	__u32		ack;
 	const char	*payload;	/* NUL-terminated, NULL for none */

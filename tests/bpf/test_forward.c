@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
@@ -90,17 +91,15 @@ static struct ts_env *fib_env(void **state)
  * destination, forward; else the source), TTL or hop limit 63, Ethernet
  * source the gateway's and destination dmac, checksums valid.
  */
-static void expect_fib(struct ts_env *e, const struct pkt_spec *s, bool dst, const char *ep,
-		       const __u8 *dmac, const char *what)
+static void expect_forwarded(const struct pkt *out, const struct pkt_spec *s, bool dst,
+			     const char *ep, const __u8 *dmac, const char *what)
 {
 	char addr[PKT_EPSTRLEN], msg[160];
 	struct pkt_spec w = spec_with_endpoint(s, dst, ep, addr);
-	struct pkt in, out, want;
+	struct pkt want;
 	struct iphdr *ip;
 	long at;
 
-	snprintf(msg, sizeof(msg), "%s: verdict (redirect to the FIB's device)", what);
-	ASSERT_EQ(env_send(e, s, &in, &out), TC_ACT_REDIRECT, msg);
 	ASSERT_EQ(pkt_build(&want, &w), 0, "pkt_build(expected)");
 	memcpy(want.data, dmac, ETH_ALEN);
 	memcpy(want.data + ETH_ALEN, gw_mac, ETH_ALEN);
@@ -109,16 +108,27 @@ static void expect_fib(struct ts_env *e, const struct pkt_spec *s, bool dst, con
 		ip->ttl--;
 	else
 		pkt_ip6(&want)->hop_limit--;
-	at = pkt_diff_ignoring_csums(&out, &want);
+	at = pkt_diff_ignoring_csums(out, &want);
 	if (at >= 0) {
-		pkt_dump("got", &out, at);
+		pkt_dump("got", out, at);
 		pkt_dump("want", &want, at);
 		fail_msg("%s%s: byte %ld differs", test_context_str(), what, at);
 	}
 	snprintf(msg, sizeof(msg), "%s: IPv4 header checksum verifies", what);
-	ASSERT_TRUE(pkt_ip_csum_ok(&out), msg);
+	ASSERT_TRUE(pkt_ip_csum_ok(out), msg);
 	snprintf(msg, sizeof(msg), "%s: TCP checksum verifies", what);
-	ASSERT_TRUE(pkt_l4_csum_ok(&out), msg);
+	ASSERT_TRUE(pkt_l4_csum_ok(out), msg);
+}
+
+static void expect_fib(struct ts_env *e, const struct pkt_spec *s, bool dst, const char *ep,
+		       const __u8 *dmac, const char *what)
+{
+	char msg[160];
+	struct pkt in, out;
+
+	snprintf(msg, sizeof(msg), "%s: verdict (redirect to the FIB's device)", what);
+	ASSERT_EQ(env_send(e, s, &in, &out), TC_ACT_REDIRECT, msg);
+	expect_forwarded(&out, s, dst, ep, dmac, what);
 }
 
 static void fib_forward_and_reply(struct ts_env *e, bool v6)
@@ -147,7 +157,72 @@ static void fib_forward_and_reply(struct ts_env *e, bool v6)
 	test_context(NULL);
 }
 
-/* The FIB path itself, with the skbs BPF_PROG_TEST_RUN makes by default. */
+/*
+ * load --mode xdp: the XDP program alone forwards a confirmed flow's packets,
+ * both ways, to the same bytes as fib mode at tc (checksums computed by the
+ * program itself), and counts them as tc does; what it cannot finish (a SYN,
+ * a frame to another MAC, a TTL about to expire, a route to a device that is
+ * not the instance's) it passes on untouched, counting nothing.
+ */
+static void xdp_forward(struct ts_env *e, bool v6)
+{
+	const char *client = v6 ? CLIENT6 : CLIENT4, *vip = v6 ? VIP6_ADDR : VIP4_ADDR;
+	const char *be = v6 ? "2001:2:2::11" : "198.18.2.11";
+	const char *const to[] = { v6 ? BE6_1 : BE4_1 };
+	static const __u8 other_mac[ETH_ALEN] = { 0x02, 0, 0, 0, 0, 0x99 };
+	struct pkt_spec syn = { .src = client, .dst = vip, .sport = 47100, .dport = 8008,
+				.flags = PKT_SYN, .mss = true, .seq = 5000 };
+	struct pkt_spec data = handshake_ack_spec(&syn);
+	struct pkt_spec reply = { .src = be, .dst = client, .sport = 8008, .dport = 47100,
+				  .flags = PKT_PSH | PKT_ACK, .seq = TEST_BACKEND_ISN + 1,
+				  .payload = "HTTP/1.1 200 OK\r\n" };
+	struct pkt_spec s;
+	struct pkt in, out;
+	__u64 before;
+
+	test_context("XDP, IPv%d", v6 ? 6 : 4);
+	if (v6)
+		config_web6(e, 1, 0);
+	else
+		config_web4(e, 1, 0);
+	/* a new flow's SYN is tc's */
+	ASSERT_EQ(pkt_build(&in, &syn), 0, "pkt_build");
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS, "a SYN goes on to tc");
+	ASSERT_EQ(pkt_diff(&out, &in), -1, "a SYN passed on untouched");
+	handshake(e, &syn, to, 1, "handshake (at tc)");
+	data.flags = PKT_PSH | PKT_ACK;
+	data.payload = "GET / HTTP/1.1\r\n\r\n";
+	reply.ack = data.seq + (__u32)strlen(data.payload);
+
+	/* both ways at XDP, to the bytes fib mode makes at tc */
+	for (int dir = 0; dir < 2; dir++) {
+		s = dir ? reply : data;
+		before = env_backend_packets(e);
+		ASSERT_EQ(pkt_build(&in, &s), 0, "pkt_build");
+		ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_REDIRECT,
+			  dir ? "a reply is redirected at XDP" : "data is redirected at XDP");
+		ASSERT_EQ(env_backend_packets(e) - before, 1, "counted once, at XDP");
+		expect_forwarded(&out, &s, !dir, dir ? (v6 ? VIP6 : VIP4) : to[0],
+				 dir ? client_mac : backend_mac,
+				 dir ? "reply at XDP" : "data at XDP");
+	}
+
+	/* what XDP leaves to tc, untouched and uncounted */
+	s = data;
+	s.eth_dst = other_mac;
+	before = env_backend_packets(e);
+	ASSERT_EQ(pkt_build(&in, &s), 0, "pkt_build");
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS, "a frame to another MAC goes on");
+	ASSERT_EQ(pkt_diff(&out, &in), -1, "untouched");
+	s = data;
+	s.ttl = 1;
+	ASSERT_EQ(pkt_build(&in, &s), 0, "pkt_build");
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS, "TTL 1 goes on (the stack answers it)");
+	ASSERT_EQ(pkt_diff(&out, &in), -1, "untouched");
+	ASSERT_EQ(env_backend_packets(e), before, "nothing counted for what XDP passed on");
+	test_context(NULL);
+}
+
 static void test_fib_forward(void **state)
 {
 	struct ts_env *e = fib_env(state);
@@ -168,9 +243,22 @@ static void test_fib_forward_checksum_complete(void **state)
 	fib_forward_and_reply(e, true);
 }
 
+static void test_xdp_forward(void **state)
+{
+	struct ts_env *e = env_of(state);
+	char why[600];
+
+	/* the devices of this test's own namespace */
+	if (env_xdp_devices(e, why, sizeof(why)))
+		fail_msg("%s", why);
+	xdp_forward(e, false);
+	xdp_forward(e, true);
+}
+
 int run_forward_tests(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_xdp_forward, setup_netns, teardown_netns),
 		cmocka_unit_test_setup_teardown(test_fib_forward, setup_netns, teardown_netns),
 		cmocka_unit_test_setup_teardown(test_fib_forward_checksum_complete, setup_netns,
 						teardown_netns),

@@ -203,6 +203,9 @@ int test_ifindex(const char *dev);
 bool env_csum_complete(struct ts_env *e);
 /* Run in through the program; returns its verdict, out holds the packet after it. */
 int env_run(struct ts_env *e, const struct pkt *in, struct pkt *out);
+/* The test devices are the XDP program's, as `load --mode xdp` makes them
+ * (env_open does it; again after a change of network namespace). */
+int env_xdp_devices(struct ts_env *e, char *why, size_t len);
 /* Run in through the XDP program alone; returns its verdict. */
 int env_run_xdp(struct ts_env *e, const struct pkt *in, struct pkt *out);
 /* Run in through the egress program. */

@@ -57,6 +57,7 @@
 #include "prims.skel.h"
 
 #define BENCH_BPFFS	"/sys/fs/bpf"
+#define BENCH_DEV	"tsbench0"	/* packets arrive on it: net_setup */
 #define MAX_ENVS	8
 #define VIP4		"198.18.100.1"
 #define VIP6		"2001:2:100::1"
@@ -223,6 +224,7 @@ struct env {
 	char			pin_dir[128];
 	struct tcpshift_bpf	*skel;
 	int			prog_fd;
+	int			xdp_fd;		/* the XDP program (load --mode xdp) */
 	struct ts_maps		maps;
 	bool			maps_open;
 	int			slot;
@@ -230,6 +232,7 @@ struct env {
 };
 
 static int env_seq;
+static __u32 bench_ifindex;
 
 static void env_close(struct env *e)
 {
@@ -273,8 +276,12 @@ static void env_open(struct env *e, __u32 max_flows)
 	if (!e->skel)
 		die("ts_bpf_open_load(%s, max_flows %u): %s", e->pin_dir, max_flows, err.msg);
 	e->prog_fd = ts_bpf_prog_fd(e->skel);
-	if (e->prog_fd < 0)
-		die("ts_bpf_prog_fd: %d", e->prog_fd);
+	e->xdp_fd = ts_bpf_xdp_prog_fd(e->skel);
+	if (e->prog_fd < 0 || e->xdp_fd < 0)
+		die("ts_bpf_prog_fd: %d, ts_bpf_xdp_prog_fd: %d", e->prog_fd, e->xdp_fd);
+	/* the bench device is the XDP program's, as `load --mode xdp` makes it */
+	if (ts_bpf_xdp_dev_add(e->skel, (int)bench_ifindex, &err))
+		die("%s", err.msg);
 	if (ts_maps_open(&e->maps, e->pin_dir, &err))
 		die("ts_maps_open(%s): %s", e->pin_dir, err.msg);
 	e->maps_open = true;
@@ -463,8 +470,6 @@ struct run {
  * which the backends are routed: the program's reverse-path check of replies
  * (doc/DESIGN.md, "Replies") sees a gateway, as in the bpf tests.
  */
-#define BENCH_DEV	"tsbench0"
-static __u32 bench_ifindex;
 
 static void net_setup(void)
 {
@@ -479,6 +484,12 @@ static void net_setup(void)
 		"ip -6 addr add 2001:2:2::1/64 dev " BENCH_DEV " nodad",
 		"ip route add default dev " BENCH_DEV,
 		"ip -6 route add default dev " BENCH_DEV,
+		/* resolved neighbours: the XDP program forwards at once (a FIB
+		 * answer without one sends the packet on to tc) */
+		"ip neigh add " CLIENT4 " lladdr 02:00:00:00:00:10 dev " BENCH_DEV " nud permanent",
+		"ip neigh add " CLIENT6 " lladdr 02:00:00:00:00:10 dev " BENCH_DEV " nud permanent",
+		"ip neigh add 198.18.2.11 lladdr 02:00:00:00:00:11 dev " BENCH_DEV " nud permanent",
+		"ip neigh add 2001:2:2::11 lladdr 02:00:00:00:00:11 dev " BENCH_DEV " nud permanent",
 	};
 
 	if (unshare(CLONE_NEWNET))
@@ -491,13 +502,16 @@ static void net_setup(void)
 		die("no %s", BENCH_DEV);
 }
 
-static struct run test_run(int fd, const struct pkt *in, __u32 repeat)
+static struct run test_run_ctx(int fd, const struct pkt *in, __u32 repeat, bool xdp)
 {
 	struct pkt out;
 	struct __sk_buff ctx = { .ifindex = bench_ifindex, .ingress_ifindex = bench_ifindex };
+	/* data_end: the frame's length, or the kernel runs an empty frame */
+	struct xdp_md xctx = { .data_end = in->len, .ingress_ifindex = bench_ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in->data, .data_size_in = in->len,
 		    .data_out = out.data, .data_size_out = sizeof(out.data), .repeat = repeat,
-		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
+		    .ctx_in = xdp ? (void *)&xctx : (void *)&ctx,
+		    .ctx_size_in = xdp ? sizeof(xctx) : sizeof(ctx));
 	struct run r;
 	double t0 = now_ns();
 
@@ -509,18 +523,28 @@ static struct run test_run(int fd, const struct pkt *in, __u32 repeat)
 	return r;
 }
 
+static struct run test_run(int fd, const struct pkt *in, __u32 repeat)
+{
+	return test_run_ctx(fd, in, repeat, false);
+}
+
 /* The instruments: empty program, wrappers, primitives. */
 static struct bench_empty *empty_skel;
 static struct bench_prims *prims;
-static int empty_fd;
+static int empty_fd, empty_xdp_fd;
 
-static void jump_to(int prog_fd)
+static void jump_to_map(int map_fd, int prog_fd)
 {
 	__u32 zero = 0;
 
-	if (bpf_map_update_elem(bpf_map__fd(prims->maps.jmp), &zero, &prog_fd, BPF_ANY))
+	if (bpf_map_update_elem(map_fd, &zero, &prog_fd, BPF_ANY))
 		die("cannot put program %d in the wrapper's jump table: %s", prog_fd,
 		    strerror(errno));
+}
+
+static void jump_to(int prog_fd)
+{
+	jump_to_map(bpf_map__fd(prims->maps.jmp), prog_fd);
 }
 
 /* The wrapper of family fam with template p; tuples: mod 0 = the template's. */
@@ -536,6 +560,7 @@ static int wrap_setup(int fam, const struct pkt *p, __u32 mod, __u32 base, bool 
 	prims->bss->counter = 0;
 	return bpf_program__fd(fam == 4 ? prims->progs.wrap4 : prims->progs.wrap6);
 }
+
 
 /* Pin flows base..base+n-1 of family fam through the real program with a
  * handshake (SYN, the SYN-ACK of v1 and of v2 — one of them is the pinned
@@ -590,16 +615,28 @@ struct pcase {
 	const char	*note;
 };
 
+/* load --mode xdp: the XDP program behind wrap4_xdp/wrap6_xdp */
+static bool is_xdp_case(const struct pcase *c)
+{
+	return !strcmp(c->mode, "wrapped-xdp");
+}
+
 static void case_run(struct pcase *c, int run)
 {
 	struct run r;
 	int fd = c->prog_fd;
 
-	if (!strcmp(c->mode, "wrapped")) {
-		jump_to(c->target_fd);
+	if (!strcmp(c->mode, "wrapped") || is_xdp_case(c)) {
 		fd = wrap_setup(c->fam, &c->pkt, c->mod, c->base + (__u32)run * opt.repeat, c->dst);
+		if (is_xdp_case(c)) {
+			jump_to_map(bpf_map__fd(prims->maps.jmp_xdp), c->target_fd);
+			fd = bpf_program__fd(c->fam == 4 ? prims->progs.wrap4_xdp
+							 : prims->progs.wrap6_xdp);
+		} else {
+			jump_to(c->target_fd);
+		}
 	}
-	r = test_run(fd, &c->pkt, opt.repeat);
+	r = test_run_ctx(fd, &c->pkt, opt.repeat, is_xdp_case(c));
 	c->dur[run] = r.dur;
 	c->wall[run] = r.wall;
 	c->retval = r.retval;
@@ -814,7 +851,7 @@ static void prims_fill(struct bench_prims *p)
 
 static bool is_packet_case(const struct pcase *c)
 {
-	return !strcmp(c->mode, "direct") || !strcmp(c->mode, "wrapped");
+	return !strcmp(c->mode, "direct") || !strcmp(c->mode, "wrapped") || is_xdp_case(c);
 }
 
 static void print_packets_md(void)
@@ -981,7 +1018,7 @@ static void bench_packets(void)
 	json_object *jpk = json_object_new_object(), *arr = json_object_new_array();
 	struct env main_env, mem_env, full_env;
 	struct bench_prims *ins = NULL;
-	struct pcase *empty[2], *wempty[2], *wrot[2];
+	struct pcase *empty[2], *wempty[2], *wrot[2], *wxempty[2];
 	struct pcase *prim_cases[2][NPRIMS + NINSERTS];
 	const __u32 rot_flows = opt.quick ? 100000 : 1000000;
 	__u64 before_pk = 0, before_new = 0;
@@ -1095,6 +1132,26 @@ static void bench_packets(void)
 		c->baseline = wempty[f];
 		build(&c->pkt, fam, T_REPLY, 40000);
 
+		/* load --mode xdp: the same flows, at XDP (forwarded by the
+		 * FIB and a devmap redirect), over an empty XDP program */
+		c = wxempty[f] = add_case("XDP: wrapper + empty XDP program (XDP baseline)",
+					  "xdp_wrapped_empty", fam, "wrapped-xdp");
+		c->target_fd = empty_xdp_fd;
+		c->pkt = ack;
+
+		c = add_case("XDP: established flow (ACK of a pinned flow)", "xdp_established", fam,
+			     "wrapped-xdp");
+		c->target_fd = main_env.xdp_fd;
+		c->env = &main_env;
+		c->baseline = wxempty[f];
+		c->pkt = ack;
+
+		c = add_case("XDP: reply (backend -> client)", "xdp_reply", fam, "wrapped-xdp");
+		c->target_fd = main_env.xdp_fd;
+		c->env = &main_env;
+		c->baseline = wxempty[f];
+		build(&c->pkt, fam, T_REPLY, 40000);
+
 		c = wrot[f] = add_case("wrapper + empty program, rotating 5-tuples",
 				       "wrapped_empty_rotating", fam, "wrapped");
 		c->target_fd = empty_fd;
@@ -1152,6 +1209,21 @@ static void bench_packets(void)
 	for (int i = 0; i < ncases; i++) {
 		struct pcase *c = &cases[i];
 
+		if (is_xdp_case(c) && c->env) {
+			/* forwarded at XDP: redirected, not passed on to tc */
+			wrap_setup(c->fam, &c->pkt, 0, 0, c->dst);
+			jump_to_map(bpf_map__fd(prims->maps.jmp_xdp), c->target_fd);
+			c->retval = test_run_ctx(bpf_program__fd(c->fam == 4 ? prims->progs.wrap4_xdp
+									    : prims->progs.wrap6_xdp),
+						 &c->pkt, 1, true).retval;
+			if (c->retval != XDP_REDIRECT) {
+				c->valid = false;
+				snprintf(c->check_buf, sizeof(c->check_buf),
+					 "XDP verdict %d, want XDP_REDIRECT", c->retval);
+				c->check = c->check_buf;
+			}
+			continue;
+		}
 		if (strcmp(c->mode, "wrapped") || !c->env)
 			continue;
 		jump_to(c->target_fd);
@@ -1224,6 +1296,7 @@ static void bench_packets(void)
 				continue;
 			/* what the run must have done, by the library's counters */
 			if (!strcmp(c->key, "established") || !strcmp(c->key, "reply") ||
+			    !strcmp(c->key, "xdp_established") || !strcmp(c->key, "xdp_reply") ||
 			    !strcmp(c->key, "syn_retransmit") ||
 			    !strcmp(c->key, "established_rotating") ||
 			    !strcmp(c->key, "reply_rotating")) {
@@ -1819,6 +1892,7 @@ int main(int argc, char **argv)
 	if (!empty_skel)
 		die("cannot load the empty program: %s", strerror(errno));
 	empty_fd = bpf_program__fd(empty_skel->progs.empty);
+	empty_xdp_fd = bpf_program__fd(empty_skel->progs.empty_xdp);
 	prims = prims_load(0, -1);
 
 	jroot = json_object_new_object();

@@ -5,7 +5,8 @@
  *
  * wrap4, wrap6   reset the packet's IP and TCP headers from a template, give
  *                it a fresh or rotating client 5-tuple if asked, and tail-call
- *                jmp[0] (the real tcpshift program, or the empty one). With
+ *                jmp[0] (the real tcpshift program, or the empty one);
+ *                wrap4_xdp, wrap6_xdp the same for XDP programs (jmp_xdp[0]). With
  *                BPF_PROG_TEST_RUN's repeat the same skb runs again and again,
  *                so without the reset a rewritten packet would no longer be the
  *                case measured (its destination is a backend after the first
@@ -65,48 +66,77 @@ static __always_inline void patch_tuple(__u8 *addr_lo, __u8 *port, __u32 i)
 	port[1] = (__u8)p;
 }
 
-SEC("tc")
-int wrap4(struct __sk_buff *skb)
+/* The wrappers' work on the frame data..end: reset the headers of family
+ * fam, patch the tuple; false when the frame is too short. */
+static __always_inline bool wrap_frame(void *data, void *end, int fam)
 {
-	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	__u8 *h = data + ETH_HLEN_;
 
-	if ((void *)(h + TMPL4_LEN) > end)
-		return 2;
-	__builtin_memcpy(h, tmpl4, TMPL4_LEN);
+	if (fam == 4) {
+		if ((void *)(h + TMPL4_LEN) > end)
+			return false;
+		__builtin_memcpy(h, tmpl4, TMPL4_LEN);
+	} else {
+		if ((void *)(h + TMPL6_LEN) > end)
+			return false;
+		__builtin_memcpy(h, tmpl6, TMPL6_LEN);
+	}
 	if (tuple_mod) {
 		__u32 i = tuple_base + counter % tuple_mod;
 
-		if (patch_dst)	/* daddr at 16, dport at 20 + 2 */
+		/* IPv4: saddr at 12, daddr at 16, ports at 20; IPv6: saddr at 8,
+		 * daddr at 24, ports at 40 (patching the last two address bytes) */
+		if (fam == 4 && patch_dst)
 			patch_tuple(h + 18, h + 22, i);
-		else		/* saddr at 12, sport at 20 */
+		else if (fam == 4)
 			patch_tuple(h + 14, h + 20, i);
+		else if (patch_dst)
+			patch_tuple(h + 38, h + 42, i);
+		else
+			patch_tuple(h + 22, h + 40, i);
 	}
 	counter++;
-	bpf_tail_call(skb, &jmp, 0);
+	return true;
+}
+
+SEC("tc")
+int wrap4(struct __sk_buff *skb)
+{
+	if (wrap_frame((void *)(long)skb->data, (void *)(long)skb->data_end, 4))
+		bpf_tail_call(skb, &jmp, 0);
 	return 2;
 }
 
 SEC("tc")
 int wrap6(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
-	__u8 *h = data + ETH_HLEN_;
-
-	if ((void *)(h + TMPL6_LEN) > end)
-		return 2;
-	__builtin_memcpy(h, tmpl6, TMPL6_LEN);
-	if (tuple_mod) {
-		__u32 i = tuple_base + counter % tuple_mod;
-
-		if (patch_dst)	/* daddr at 24 (+14), dport at 40 + 2 */
-			patch_tuple(h + 38, h + 42, i);
-		else		/* saddr at 8 (+14), sport at 40 */
-			patch_tuple(h + 22, h + 40, i);
-	}
-	counter++;
-	bpf_tail_call(skb, &jmp, 0);
+	if (wrap_frame((void *)(long)skb->data, (void *)(long)skb->data_end, 6))
+		bpf_tail_call(skb, &jmp, 0);
 	return 2;
+}
+
+/* The same in front of XDP programs (load --mode xdp): jmp_xdp[0]. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} jmp_xdp SEC(".maps");
+
+SEC("xdp")
+int wrap4_xdp(struct xdp_md *ctx)
+{
+	if (wrap_frame((void *)(long)ctx->data, (void *)(long)ctx->data_end, 4))
+		bpf_tail_call(ctx, &jmp_xdp, 0);
+	return XDP_ABORTED;
+}
+
+SEC("xdp")
+int wrap6_xdp(struct xdp_md *ctx)
+{
+	if (wrap_frame((void *)(long)ctx->data, (void *)(long)ctx->data_end, 6))
+		bpf_tail_call(ctx, &jmp_xdp, 0);
+	return XDP_ABORTED;
 }
 
 /* ---- maps shaped like tcpshift's ------------------------------------------ */
