@@ -30,7 +30,7 @@ LDLIBS   += -lbpf -lelf -lz -ljson-c
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -I$(OUTPUT) -Iinclude -Ibpf
 
-LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c
+LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c user/local.c
 CMD_SRCS := $(wildcard user/cmd_*.c) user/cli.c user/main.c
 LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
 CMD_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
@@ -176,7 +176,9 @@ fuzz: deps
 # make microbench   ns/packet under BPF_PROG_TEST_RUN, weight change time, flow
 #                   dump time and map memory: build/bench/microbench.{md,json}
 # make bench        tcpshift against direct routing, iptables, nftables, HAProxy
-#                   and nginx in network namespaces (ROUNDS=2): build/bench/
+#                   and nginx in network namespaces (ROUNDS=2): build/bench/;
+#                   then a client on the gateway itself: the socket path
+#                   (load --cgroup) against iptables DNAT (tools/bench/local.sh)
 # Both need root. Speed is never asserted by make test.
 BENCH_OUT  := $(OUTPUT)/bench
 MICROBENCH := $(BENCH_OUT)/microbench
@@ -202,7 +204,11 @@ $(MICROBENCH): tools/bench/microbench.c tests/bpf/pkt.c tests/bpf/pkt.h $(BENCH_
 	$(Q)$(CC) $(CFLAGS) -Itests/bpf -I$(BENCH_OUT) $(filter %.c,$^) $(OUTPUT)/libtcpshift.a \
 		$(LDLIBS) -o $@
 
-$(BENCH_OUT)/follow: tools/bench/follow.c | $(BENCH_OUT)
+$(BENCH_OUT)/follow: tools/bench/follow.c tools/bench/endpoint.h | $(BENCH_OUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+$(BENCH_OUT)/rr: tools/bench/rr.c tools/bench/endpoint.h | $(BENCH_OUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
@@ -211,8 +217,9 @@ microbench: deps
 	$(Q)$(MICROBENCH) --out $(BENCH_OUT) --tcpshift $(OUTPUT)/tcpshift $(MICROBENCH_ARGS)
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all $(BENCH_OUT)/follow
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_OUT)/follow $(BENCH_OUT)/rr
 	$(Q)ROUNDS=$(or $(ROUNDS),2) tools/bench/bench.sh
+	$(Q)ROUNDS=$(or $(ROUNDS),2) tools/bench/local.sh
 
 # make bench-pps    packets per second through the gateway on one core, every
 #                   method side by side (tools/bench/pps.sh: ~4 min; QUICK=1 in

@@ -44,28 +44,28 @@ static __always_inline void ts_fib_addrs(struct bpf_fib_lookup *fib, __u8 family
 
 /*
  * Where a packet rewritten to saddr:sport -> daddr:dport goes: true, with fib
- * filled in, when it can be sent on at once. Asked before anything changes
- * (the rewrite, the flow state): what cannot be finished here goes on
- * untouched, to the stack at tc and from XDP to tc.
+ * filled in (ifindex, smac, dmac), when it can be sent on at once. Asked
+ * before anything changes (the rewrite, the flow state): what cannot be
+ * finished here goes on untouched, to the stack at tc and from XDP to tc.
+ *
+ * The answer for daddr from this device is kept in nexthops for
+ * TS_NEXTHOP_TTL_NS (now: the coarse clock), for packets no longer than one
+ * the route took; a longer one asks the FIB again, which checks the MTU. So a
+ * route or neighbour change reaches established flows within that time, and
+ * routing by source address (policy routing) is not followed: use tc stack
+ * mode there.
  */
 static __always_inline bool ts_fib_lookup(struct ts_ctx *c, const struct ts_pkt *p,
 					  const __be32 *saddr, const __be32 *daddr,
-					  __be16 sport, __be16 dport, struct bpf_fib_lookup *fib)
+					  __be16 sport, __be16 dport, __u64 now,
+					  struct bpf_fib_lookup *fib)
 {
 	void *data = ts_data(c), *data_end = ts_data_end(c);
+	struct ts_nexthop_key key = { .ifindex = c->ifindex, .family = p->key.family };
 	__u32 len = ts_len(c) - p->l3_off;
+	struct ts_nexthop *nh, fresh;
 	__u8 ttl;
 
-	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->l4_protocol = IPPROTO_TCP;
-	fib->sport = sport;
-	fib->dport = dport;
-	fib->ifindex = c->ifindex;
-	ts_fib_addrs(fib, p->key.family, saddr, daddr);
-	/* the route's MTU, checked against the largest segment */
-	if (!ts_is_xdp(c) && ts_skb(c)->gso_size)
-		len = p->l4_off - p->l3_off + p->l4_hlen + ts_skb(c)->gso_size;
-	fib->tot_len = len;
 	if (p->key.family == TS_AF_INET) {
 		struct iphdr *ip = data + sizeof(struct ethhdr);
 
@@ -80,10 +80,38 @@ static __always_inline bool ts_fib_lookup(struct ts_ctx *c, const struct ts_pkt 
 		ttl = ip6->hop_limit;
 	}
 	/* about to expire: the stack sends the ICMP error */
-	if (ttl <= 1 || bpf_fib_lookup(c->ctx, fib, sizeof(*fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	if (ttl <= 1)
+		return false;
+	/* the route's MTU, checked against the largest segment */
+	if (!ts_is_xdp(c) && ts_skb(c)->gso_size)
+		len = p->l4_off - p->l3_off + p->l4_hlen + ts_skb(c)->gso_size;
+	__builtin_memcpy(key.daddr, daddr, sizeof(key.daddr));
+	nh = bpf_map_lookup_elem(&nexthops, &key);
+	if (nh && now < nh->expires_ns && len <= nh->max_len) {
+		fib->ifindex = nh->ifindex;
+		__builtin_memcpy(fib->smac, nh->smac, ETH_ALEN);
+		__builtin_memcpy(fib->dmac, nh->dmac, ETH_ALEN);
+		return true;
+	}
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->l4_protocol = IPPROTO_TCP;
+	fib->sport = sport;
+	fib->dport = dport;
+	fib->ifindex = c->ifindex;
+	fib->tot_len = len;
+	ts_fib_addrs(fib, p->key.family, saddr, daddr);
+	if (bpf_fib_lookup(c->ctx, fib, sizeof(*fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return false;
 	/* XDP redirects only to the instance's own devices (xdp_tx) */
-	return !ts_is_xdp(c) || bpf_map_lookup_elem(&xdp_tx, &fib->ifindex);
+	if (ts_is_xdp(c) && !bpf_map_lookup_elem(&xdp_tx, &fib->ifindex))
+		return false;
+	fresh.expires_ns = now + TS_NEXTHOP_TTL_NS;
+	fresh.ifindex = fib->ifindex;
+	fresh.max_len = nh && nh->ifindex == fib->ifindex && nh->max_len > len ? nh->max_len : len;
+	__builtin_memcpy(fresh.smac, fib->smac, ETH_ALEN);
+	__builtin_memcpy(fresh.dmac, fib->dmac, ETH_ALEN);
+	bpf_map_update_elem(&nexthops, &key, &fresh, BPF_ANY);
+	return true;
 }
 
 /* Send the rewritten packet where ts_fib_lookup found its route. */

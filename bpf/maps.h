@@ -118,6 +118,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } settings SEC(".maps");
 
+/* Local clients (tcpshift.h, ts_local_sock). local_flows is sized like flows
+ * by `load --max-flows`, and allocated as it fills. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ts_local_sock);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} local_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TS_DEFAULT_MAX_FLOWS);
+	__type(key, struct ts_flow_key);
+	__type(value, struct ts_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} local_flows SEC(".maps");
+
 /*
  * load --mode xdp: the instance's devices as the XDP program knows them,
  * keyed by ifindex: xdp_tx, those it may redirect to (a devmap, so that the
@@ -138,5 +157,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ts_xdp_dev);
 } xdp_devs SEC(".maps");
+
+/* Next hops that bpf_fib_lookup found (include/tcpshift.h); a cache, so not
+ * pinned: a new load starts empty. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TS_NEXTHOPS);
+	__type(key, struct ts_nexthop_key);
+	__type(value, struct ts_nexthop);
+} nexthops SEC(".maps");
 
 #endif /* TCPSHIFT_MAPS_H */

@@ -141,15 +141,14 @@ static long ts_other_find(__u32 i, struct ts_other *o)
 }
 
 static __always_inline struct ts_backend *ts_pick_other(void *table, const struct ts_service *svc,
-							const struct ts_flow_key *key, __u32 hash,
-							__u32 *id)
+							const __be32 *client, __u32 hash, __u32 *id)
 {
 	struct ts_other o = { .svc_id = svc->id, .id = TS_NO_BACKEND };
 	struct ts_table_entry *entry;
 	__u32 n;
 
 	o.cfg = (svc->table_half & 1) * TS_TABLE_HALF(svc->table_size) + svc->table_size;
-	__builtin_memcpy(o.client, key->saddr, sizeof(o.client));
+	__builtin_memcpy(o.client, client, sizeof(o.client));
 	entry = bpf_map_lookup_elem(table, &o.cfg);
 	if (!entry)
 		return NULL;
@@ -165,22 +164,20 @@ static __always_inline struct ts_backend *ts_pick_other(void *table, const struc
 	return o.id == TS_NO_BACKEND ? NULL : bpf_map_lookup_elem(&backends, id);
 }
 
-/* Weighted Maglev pick: the live half of the service's table, indexed by the
- * seeded flow hash; never the client's own address (ts_pick_other). */
-static __always_inline struct ts_backend *ts_pick(const struct ts_service *svc,
-						  const struct ts_flow_key *key, __u32 *id)
+/* Weighted Maglev pick: the live half of the service's table, indexed by
+ * hash; never the client's own address (ts_pick_other), when client is given
+ * (a local client's peer is never itself). */
+static __always_inline struct ts_backend *ts_pick_hash(const struct ts_service *svc, __u32 hash,
+						       const __be32 *client, __u32 *id)
 {
 	struct ts_table_entry *entry;
-	struct ts_settings *cfg;
 	struct ts_backend *be;
-	__u32 zero = 0, slot, hash;
+	__u32 slot;
 	void *table;
 
-	cfg = bpf_map_lookup_elem(&settings, &zero);
 	table = bpf_map_lookup_elem(&tables, &svc->id);
-	if (!cfg || !table || !svc->table_size)
+	if (!table || !svc->table_size)
 		return NULL;
-	hash = ts_flow_hash(key, cfg->seed);
 	slot = (svc->table_half & 1) * TS_TABLE_HALF(svc->table_size);
 	slot += hash % svc->table_size;
 	entry = bpf_map_lookup_elem(table, &slot);
@@ -188,10 +185,22 @@ static __always_inline struct ts_backend *ts_pick(const struct ts_service *svc,
 		return NULL;
 	*id = entry->backend_id;
 	be = bpf_map_lookup_elem(&backends, id);
-	if (!be || !ts_addr_eq(be->addr, key->saddr))
+	if (!be || !client || !ts_addr_eq(be->addr, client))
 		return be;
 	ts_count(TS_CNT_HAIRPIN);
-	return ts_pick_other(table, svc, key, hash, id);
+	return ts_pick_other(table, svc, client, hash, id);
+}
+
+/* The pick of a new flow: by its seeded flow hash (invariant 6). */
+static __always_inline struct ts_backend *ts_pick(const struct ts_service *svc,
+						  const struct ts_flow_key *key, __u32 *id)
+{
+	__u32 zero = 0;
+	struct ts_settings *cfg = bpf_map_lookup_elem(&settings, &zero);
+
+	if (!cfg)
+		return NULL;
+	return ts_pick_hash(svc, ts_flow_hash(key, cfg->seed), key->saddr, id);
 }
 
 /* Is be a backend of svc now: active and a member of its live table half?
@@ -642,7 +651,8 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 	 * drop. The route is found before anything changes: XDP passes what it
 	 * cannot finish to tc untouched, which then does it all. */
 	if ((forward_fib || ts_is_xdp(c)) && flow && !half_opened && !dry_run)
-		routed = ts_fib_lookup(c, p, p->key.saddr, be->addr, p->key.sport, be->port, &fib);
+		routed = ts_fib_lookup(c, p, p->key.saddr, be->addr, p->key.sport, be->port, now,
+				       &fib);
 	if (ts_is_xdp(c) && !routed)
 		return XDP_PASS;
 	if (flow) {
@@ -726,15 +736,19 @@ static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_
 	struct ts_backend *be = bpf_map_lookup_elem(&backends, &id);
 	struct bpf_fib_lookup fib;
 	bool routed = false;
+	__u64 now;
 
 	if (!be)
 		return ts_ok(c);
 	/* as in ts_forward: routed before anything changes; XDP leaves a
 	 * reply that becomes a RST (past the drain deadline) to tc */
-	if (forward_fib || ts_is_xdp(c))
-		routed = ts_fib_lookup(c, p, r->vip, p->key.daddr, r->vport, p->key.dport, &fib);
-	if (ts_is_xdp(c) && (!routed || ts_drain_expired(be, bpf_ktime_get_coarse_ns())))
-		return XDP_PASS;
+	if (forward_fib || ts_is_xdp(c)) {
+		now = bpf_ktime_get_coarse_ns();
+		routed = ts_fib_lookup(c, p, r->vip, p->key.daddr, r->vport, p->key.dport, now,
+				       &fib);
+		if (ts_is_xdp(c) && (!routed || ts_drain_expired(be, now)))
+			return XDP_PASS;
+	}
 	if (p->tcp_flags & TCP_FLAG_ACK && r->backend_ack != p->ack)
 		r->backend_ack = p->ack;
 	if (p->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) {
@@ -801,11 +815,17 @@ static __always_inline bool ts_to_this_host(struct ts_ctx *c, const struct ts_pk
 static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct ts_pkt *p,
 						const struct ts_reply *idx)
 {
-	struct ts_backend *be = ts_index_backend(idx, p->key.family);
 	struct ts_flow_key key = {};
+	struct ts_backend *be;
 	struct ts_flow *f;
 	__u32 id;
 
+	ts_flow_key_of_reply(&key, p, idx->vip, idx->vport);
+	/* an answer to a local client's socket (bpf/local.h), addressed to
+	 * the gateway itself: never rewritten, known without a FIB lookup */
+	if (bpf_map_lookup_elem(&local_flows, &key))
+		return ts_ok(c);
+	be = ts_index_backend(idx, p->key.family);
 	if (!be)
 		return ts_ok(c);
 	if (!ts_from_backend_side(c, p)) {
@@ -813,7 +833,6 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 		return ts_ok(c);
 	}
 	id = idx->backend_id;
-	ts_flow_key_of_reply(&key, p, idx->vip, idx->vport);
 	if (!dry_run) {
 		f = bpf_map_lookup_elem(&half_open, &key);
 		if (f && f->backend_id == id) {
@@ -953,6 +972,13 @@ static __always_inline int ts_icmp(struct ts_ctx *c, __u8 family)
 		struct ts_pkt q = { .key.family = family };
 		__u32 oif;
 
+		/* to the gateway itself: about its own connection to the
+		 * backend (a local client's, a health check), connected to the
+		 * backend's address as the error quotes it */
+		if (ts_fib_route(c, &q, m.outer_saddr, m.outer_daddr, &oif) ==
+		    BPF_FIB_LKUP_RET_NOT_FWDED)
+			return ts_ok(c);
+
 		/* an error "from" the backend must come from its side, as its
 		 * replies must: else it is forged, and not relabelled */
 		if (from_backend &&
@@ -1083,3 +1109,5 @@ int tcpshift_tc_egress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	return ts_icmp(&c, p.key.family);
 }
+
+#include "local.h"

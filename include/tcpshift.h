@@ -17,7 +17,7 @@
 
 /* Bumped whenever a map layout below changes; `load` refuses to reuse pinned
  * maps written by a different layout. */
-#define TS_ABI_VERSION		4
+#define TS_ABI_VERSION		5
 
 #define TS_NAME_LEN		32	/* service and backend names, NUL-terminated */
 #define TS_MAX_SERVICES		256
@@ -181,6 +181,7 @@ enum ts_flow_flags {
 	TS_FLOW_F_CLIENT_FIN	= 2,	/* an in-window FIN from the client */
 	TS_FLOW_F_BACKEND_FIN	= 4,	/* a FIN from the backend */
 	TS_FLOW_F_TIMED_OUT	= 8,	/* its SYN sent again, no SYN-ACK after 1 s: counted */
+	TS_FLOW_F_LOCAL		= 16,	/* a local client's socket (local_flows) */
 };
 
 /*
@@ -292,6 +293,12 @@ enum ts_counter {
 	TS_CNT_BACKEND_REFUSED,		/* half-open flows ended by the backend's RST */
 	TS_CNT_HAIRPIN,			/* a backend's own connection to its VIP: picked
 					 * another backend */
+	TS_CNT_LOCAL_CONNECTS,		/* connect()s to a VIP balanced at the socket */
+	TS_CNT_LOCAL_UNTRACKED,		/* local connections local_flows had no room for:
+					 * balanced, not listed by flows */
+	TS_CNT_LOCAL_DRAIN_CLOSED,	/* local connections closed past their backend's
+					 * drain deadline */
+	TS_CNT_LOCAL_REMOVED,		/* local connections closed: their backend was removed */
 	TS_CNT_MAX,
 };
 
@@ -316,6 +323,30 @@ struct ts_rollout {
 
 enum ts_dev_flags {
 	TS_DEV_F_OWN_CLSACT	= 1,	/* `load` created the clsact qdisc: `unload` removes it */
+};
+
+/*
+ * nexthops: what bpf_fib_lookup answered for a destination (reached from a
+ * device), reused for TS_NEXTHOP_TTL_NS by the packets of established flows
+ * that fit in it (doc/DESIGN.md, "XDP"). A FIB lookup with its neighbour
+ * costs about as much as the rest of the XDP path.
+ */
+#define TS_NEXTHOP_TTL_NS	1000000000ULL
+#define TS_NEXTHOPS		65536
+
+struct ts_nexthop_key {
+	__be32	daddr[4];
+	__u32	ifindex;	/* the device the packet arrived on */
+	__u8	family;
+	__u8	pad[3];
+};
+
+struct ts_nexthop {
+	__u64	expires_ns;	/* coarse clock */
+	__u32	ifindex;	/* the device the route leaves by */
+	__u32	max_len;	/* the longest packet (from its IP header) the route took */
+	__u8	smac[6];
+	__u8	dmac[6];
 };
 
 /* xdp_devs: a device of the instance, as the XDP program knows it. */
@@ -346,8 +377,25 @@ struct ts_settings {
 	__u32	flags;		/* enum ts_settings_flags */
 	__u64	netns_dev;	/* 0: never attached */
 	__u64	netns_ino;
+	__u64	netns_cookie;	/* of the same namespace: only its sockets are balanced
+				 * at connect() (load --cgroup) */
 	__u32	ifindex[TS_MAX_DEVICES];	/* devices `load` attached to */
 	__u32	dev_flags[TS_MAX_DEVICES];	/* enum ts_dev_flags, per ifindex[] */
+};
+
+/*
+ * Local clients (doc/DESIGN.md, "Local clients"): a TCP socket of the cgroup
+ * of `load --cgroup` that connect()s to a VIP:port gets its backend there, and
+ * keeps this in its socket storage (local_socks), freed with the socket: key
+ * is the flow as `flows` lists it (the socket's own address:port, known from
+ * its SYN on, -> VIP:port), flow its pin, as in flows. local_flows: hash, key
+ * -> flow (TS_FLOW_F_LOCAL), from the SYN until the socket closes: what
+ * `flows` shows, and how the tc program knows the backend's answers to the
+ * socket at once (they are the gateway's own: never rewritten).
+ */
+struct ts_local_sock {
+	struct ts_flow_key	key;
+	struct ts_flow		flow;
 };
 
 #endif /* TCPSHIFT_H */

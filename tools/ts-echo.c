@@ -74,6 +74,8 @@ static void usage(FILE *f)
 		"          send-to I [TAG]   the same on connection I only\n"
 		"          status            every connection's state, nothing sent\n"
 		"          close I           close connection I (its state: dropped)\n"
+		"          peer I            \"conn I ORIG PEER LOCAL\": connection I's\n"
+		"                            getpeername and getsockname, ADDR:PORT\n"
 		"          timeout MS        T of the commands that follow\n"
 		"          quit              close everything and exit (also at end of stdin)\n"
 		"        I counts from 1; ORIG is the backend that answered the greeting;\n"
@@ -871,6 +873,55 @@ static void hconns_report(int only, bool status)
 	printf("end %d %d\n", ok, bad);
 }
 
+/* ADDR:PORT or [ADDR]:PORT of a socket address, as parse_endpoint reads them. */
+static void format_sockaddr(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(in->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(in6->sin6_port));
+	} else {
+		snprintf(buf, len, "-");
+	}
+}
+
+/* "conn I ORIG PEER LOCAL": getpeername and getsockname of connection I. */
+static void hconn_peer(int i)
+{
+	struct sockaddr_storage peer = {}, local = {};
+	socklen_t plen = sizeof(peer), llen = sizeof(local);
+	char p[INET6_ADDRSTRLEN + 16] = "-", l[INET6_ADDRSTRLEN + 16] = "-";
+	struct hconn *c = hconns[i];
+
+	if (c->fd >= 0 && !getpeername(c->fd, (struct sockaddr *)&peer, &plen))
+		format_sockaddr(&peer, p, sizeof(p));
+	if (c->fd >= 0 && !getsockname(c->fd, (struct sockaddr *)&local, &llen))
+		format_sockaddr(&local, l, sizeof(l));
+	printf("conn %d %s %s %s\n", i + 1, c->orig, p, l);
+}
+
+/* A connection number I of a command: 1..nhconns, else false (answered). */
+static bool conn_index(const char *a, unsigned long *idx)
+{
+	char *end;
+
+	errno = 0;
+	*idx = a ? strtoul(a, &end, 10) : 0;
+	if (!a || *end || errno || *idx < 1 || *idx > (unsigned long)nhconns) {
+		printf("end error bad-connection\n");
+		return false;
+	}
+	return true;
+}
+
 /* One command line; false on quit. */
 static bool holdmany_command(char *line, const struct endpoint *ep, int *timeout_ms)
 {
@@ -893,16 +944,19 @@ static bool holdmany_command(char *line, const struct endpoint *ep, int *timeout
 		return true;
 	}
 	if (!strcmp(cmd, "close")) {
-		errno = 0;
-		idx = a1 ? strtoul(a1, &end, 10) : 0;
-		if (!a1 || *end || errno || idx < 1 || idx > (unsigned long)nhconns) {
-			printf("end error bad-connection\n");
+		if (!conn_index(a1, &idx))
 			return true;
-		}
 		if (hconns[idx - 1]->fd >= 0) {
 			hconn_end(hconns[idx - 1], 0);
 			snprintf(hconns[idx - 1]->state, sizeof(hconns[idx - 1]->state), "dropped");
 		}
+		printf("end %lu\n", idx);
+		return true;
+	}
+	if (!strcmp(cmd, "peer")) {
+		if (!conn_index(a1, &idx))
+			return true;
+		hconn_peer((int)idx - 1);
 		printf("end %lu\n", idx);
 		return true;
 	}
@@ -928,12 +982,8 @@ static bool holdmany_command(char *line, const struct endpoint *ep, int *timeout
 		const char *t = a1;
 
 		if (!strcmp(cmd, "send-to")) {
-			errno = 0;
-			idx = a1 ? strtoul(a1, &end, 10) : 0;
-			if (!a1 || *end || errno || idx < 1 || idx > (unsigned long)nhconns) {
-				printf("end error bad-connection\n");
+			if (!conn_index(a1, &idx))
 				return true;
-			}
 			only = (int)idx - 1;
 			t = a2;
 		}

@@ -74,6 +74,8 @@ struct agent {
 	struct check		checks[TS_MAX_BACKENDS];
 	size_t			nchecks;
 	bool			failed;	/* the instance went away */
+	__u64			swept_ns;	/* the last local sweep */
+	bool			sweep_failed;	/* and it failed (logged once) */
 };
 
 static __u64 now_ms(void)
@@ -450,6 +452,25 @@ static void checks_round(struct agent *a)
 	ts_config_free(&cfg);
 }
 
+/* Every second, the local connections' sweep (doc/DESIGN.md, "Local
+ * clients"): those of a drain past its deadline close within a second of it,
+ * and those of a backend whose removal was not followed by its sweep (the
+ * command killed) too. Nothing to do when not loaded with --cgroup. */
+static void sweep_round(struct agent *a)
+{
+	struct ts_err err;
+	__u64 now = ts_now_ns();
+	int r;
+
+	if (now - a->swept_ns < 1000000000ULL)
+		return;
+	a->swept_ns = now;
+	r = ts_local_sweep(&a->m, &err);
+	if (r && !a->sweep_failed)
+		logf_("%s", err.msg);
+	a->sweep_failed = r != 0;
+}
+
 int cmd_agent(struct ts_ctx *ctx, int argc, char **argv)
 {
 	const char *metrics = NULL;
@@ -505,8 +526,10 @@ int cmd_agent(struct ts_ctx *ctx, int argc, char **argv)
 		logf_("serving metrics at http://%s/metrics", metrics);
 	}
 	logf_("started (pin directory %s)", a->m.pin_dir);
-	while (!stopping && !a->failed)
+	while (!stopping && !a->failed) {
 		checks_round(a);
+		sweep_round(a);
+	}
 	if (httpd)
 		MHD_stop_daemon(httpd);
 	for (size_t i = 0; i < a->nchecks; i++)

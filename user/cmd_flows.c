@@ -14,6 +14,9 @@ static const char help[] =
 	"state (syn, established, closing, closed, midstream = pinned from a non-SYN\n"
 	"packet). backend_state is removed when the flow's backend was removed: its\n"
 	"next packet is answered with a TCP RST, never sent to another backend.\n"
+	"Connections of local clients (see load: cgroup) are marked local: CLIENT is the\n"
+	"socket's own address, listed from its SYN until it closes; their idle time\n"
+	"counts from their last TCP state change.\n"
 	"\n"
 	"  --backend NAME   only flows pinned to backend NAME\n"
 	"  --state STATE    only flows in TCP state STATE\n"
@@ -68,6 +71,7 @@ static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 	__u64 age = fc->now > f->created_ns ? (fc->now - f->created_ns) / 1000000000ULL : 0;
 	__u64 idle = fc->now > f->last_seen_ns ? (fc->now - f->last_seen_ns) / 1000000000ULL : 0;
 	const char *bname = live ? be->name : "-";
+	bool local = f->flags & TS_FLOW_F_LOCAL;
 	json_object *o;
 
 	if (fc->service && (!s || s->svc.id != fc->service->svc.id))
@@ -83,10 +87,10 @@ static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 	else
 		snprintf(baddr, sizeof(baddr), "-");
 	if (!fc->ctx->json) {
-		printf("%-28s %-28s %-16s %-12s %-28s %6llu %6llu %s%s\n", client, vip,
+		printf("%-28s %-28s %-16s %-12s %-28s %6llu %6llu %s%s%s\n", client, vip,
 		       s ? s->svc.name : "-", bname, baddr, (unsigned long long)age,
 		       (unsigned long long)idle, cli_tcp_state_name(f->tcp_state),
-		       live ? "" : " (backend removed)");
+		       local ? " local" : "", live ? "" : " (backend removed)");
 		return;
 	}
 	o = json_object_new_object();
@@ -101,6 +105,7 @@ static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 			       json_object_new_string(cli_tcp_state_name(f->tcp_state)));
 	json_object_object_add(o, "backend_state",
 			       json_object_new_string(live ? "active" : "removed"));
+	json_object_object_add(o, "local", json_object_new_boolean(local));
 	/* streamed, one object at a time: a million flows need no array in memory */
 	printf("%s%s", fc->printed++ ? "," : "[",
 	       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |

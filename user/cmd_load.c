@@ -9,6 +9,7 @@
 static const char help[] =
 	"Usage: tcpshift load --dev IFACE [--dev IFACE...] [--max-flows N] [--seed N]\n"
 	"                     [--forward stack|fib] [--mode tc|xdp [--xdp-generic]]\n"
+	"                     [--cgroup PATH]\n"
 	"\n"
 	"Load the data plane, pin its maps under the pin directory and attach it to tc\n"
 	"ingress of every IFACE: the interfaces where client packets to the VIPs and the\n"
@@ -44,9 +45,16 @@ static const char help[] =
 	"                   every flow; kept by an upgrade unless given again.\n"
 	"  --xdp-generic    with --mode xdp: allow XDP in the stack (generic mode) on\n"
 	"                   devices without native XDP; slower than --mode tc, for tests\n"
+	"  --cgroup PATH    balance the clients on this host too: TCP connect()s to a VIP\n"
+	"                   by processes in the cgroup v2 directory PATH (and below it),\n"
+	"                   in this network namespace, go to a backend picked from the\n"
+	"                   same weighted table, with no NAT (getpeername still shows\n"
+	"                   the VIP). Needs Linux 6.5 or later. Like --dev, it names the\n"
+	"                   whole set: a load without --cgroup detaches it.\n"
 	"\n"
-	"Example:\n"
-	"  tcpshift load --dev eth0 --dev eth1\n";
+	"Examples:\n"
+	"  tcpshift load --dev eth0 --dev eth1\n"
+	"  tcpshift load --dev eth0 --cgroup /sys/fs/cgroup/unified/clients\n";
 
 int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 {
@@ -65,6 +73,7 @@ int cmd_load(struct ts_ctx *ctx, int argc, char **argv)
 		  .choices = forward_modes },
 		{ "mode", 0, CLI_ENUM, &o.mode, .metavar = "tc or xdp", .choices = modes },
 		{ "xdp-generic", 0, CLI_FLAG, &o.xdp_generic },
+		{ "cgroup", 0, CLI_STRING, &o.cgroup },
 		CLI_OPT_HELP,
 		{},
 	};

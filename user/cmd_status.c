@@ -13,8 +13,9 @@ static const char help[] =
 	"Usage: tcpshift status\n"
 	"\n"
 	"Show the pin directory, the flow hash seed, the devices tcpshift is attached to\n"
-	"with their program ids, rollouts running or interrupted, how full each map\n"
-	"is, and the global counters.\n"
+	"with their program ids, the cgroup whose clients are balanced at connect()\n"
+	"(see load) with its programs' ids, rollouts running or interrupted, how\n"
+	"full each map is, and the global counters.\n"
 	"\n"
 	"Example:\n"
 	"  tcpshift status\n";
@@ -75,6 +76,36 @@ static json_object *map_fill(int fd, size_t key_size, __u32 *entries, __u32 *max
 	*max = bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.max_entries;
 	json_object_object_add(o, "entries", json_object_new_int64(*entries));
 	json_object_object_add(o, "max_entries", json_object_new_int64(*max));
+	return o;
+}
+
+/* The cgroup of load --cgroup: null when there is none. */
+static json_object *local_status(const struct ts_ctx *ctx, const struct ts_maps *m)
+{
+	struct ts_local_status ls;
+	json_object *o, *progs;
+
+	ts_local_status(m->pin_dir, &m->owner, &ls);
+	if (!ls.nlinks)
+		return NULL;
+	o = json_object_new_object();
+	progs = json_object_new_object();
+	json_object_object_add(o, "path", json_object_new_string(ls.cgroup));
+	json_object_object_add(o, "cgroup_id", json_object_new_int64((int64_t)ls.cgroup_id));
+	json_object_object_add(o, "attached",
+			       json_object_new_boolean(ls.nlinks == ls.nexpected));
+	json_object_object_add(o, "programs", progs);
+	if (!ctx->json)
+		printf("cgroup    %s (id %llu)%s\n", ls.cgroup, (unsigned long long)ls.cgroup_id,
+		       ls.nlinks == ls.nexpected
+			       ? ""
+			       : " PARTLY ATTACHED (run 'tcpshift load --cgroup' again)");
+	for (size_t i = 0; ts_local_hook_name(i); i++) {
+		json_object_object_add(progs, ts_local_hook_name(i),
+				       json_object_new_int64(ls.prog_ids[i]));
+		if (!ctx->json && ls.prog_ids[i])
+			printf("  %-16s prog %u\n", ts_local_hook_name(i), ls.prog_ids[i]);
+	}
 	return o;
 }
 
@@ -184,6 +215,7 @@ int cmd_status(struct ts_ctx *ctx, int argc, char **argv)
 				       name, s.ifindex[i]);
 		}
 	}
+	json_object_object_add(root, "cgroup", local_status(ctx, &m));
 	if (!ctx->json)
 		printf("maps\n");
 	/* The fill of every hash map the object pins (arrays are always full),

@@ -121,6 +121,17 @@ out:
 	return r;
 }
 
+/* After a commit: the local connections of backends it removed are closed
+ * now, with those of drains past their deadline (doc/DESIGN.md, "Local
+ * clients"). The change stands whatever happens here. */
+static void sweep_local(const struct ts_maps *m)
+{
+	struct ts_err e;
+
+	if (ts_local_sweep(m, &e))
+		fprintf(stderr, "tcpshift: warning: %s\n", e.msg);
+}
+
 /* ---- services --------------------------------------------------------------- */
 
 static void endpoint_key(const __be32 addr[4], __be16 port, __u8 family,
@@ -274,6 +285,8 @@ static int change_service(struct ts_maps *m, const char *service, edit_fn edit, 
 	r = edit(&cfg, s, &want, arg, err);
 	r = r ?: check_service(&want, err);
 	r = r ?: service_update(m, &cfg, s, &want, err);
+	if (!r)
+		sweep_local(m);
 out:
 	ts_config_free(&cfg);
 	free(wb);
@@ -324,6 +337,7 @@ int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
 		backend_mark_removed(m, s->backends[i].id);
 	}
 	bpf_map_delete_elem(m->tables, &s->svc.id);
+	sweep_local(m);
 out:
 	ts_config_free(&cfg);
 	return r;
@@ -946,5 +960,6 @@ int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *er
 		}
 	}
 	r = seed_write(m, want->seed, err);
+	sweep_local(m);
 	return r ? stopped(err, "the seed") : 0;
 }

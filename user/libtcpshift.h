@@ -98,6 +98,7 @@ struct ts_maps {
 	int	backend_stats;
 	int	counters;
 	int	settings;
+	int	local_flows;
 	int	lock_fd;	/* the pin directory, flock()ed by changes and readers */
 	__u32	settings_id;	/* map id of the pinned settings: this instance */
 	struct ts_owner owner;	/* ids of every pinned map validated */
@@ -171,9 +172,9 @@ __u64 ts_handshake_bucket_le(__u32 i);
 const char *ts_counter_name(enum ts_counter c);
 typedef void (*ts_flow_cb)(const struct ts_flow_key *key, const struct ts_flow *flow,
 			   void *ctx);
-/* Call cb for every pinned flow, established (flows) and half-open (a
- * consistent view of each entry, not of the whole tables while the data plane
- * runs). Returns 0 or -errno. */
+/* Call cb for every pinned flow, established (flows), half-open and local
+ * (TS_FLOW_F_LOCAL) (a consistent view of each entry, not of the whole tables
+ * while the data plane runs). Returns 0 or -errno. */
 int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx);
 /* Name of the i-th map struct ts_maps holds, NULL past the last; ts_maps_fd:
  * its fd in m. The set of pins itself is ts_map_layouts(). */
@@ -283,6 +284,8 @@ struct ts_load_opts {
 	const char	*pin_dir;
 	const char	**devs;
 	size_t		ndevs;
+	const char	*cgroup;	/* socket-level balancing of this cgroup v2 subtree;
+					 * NULL: none (detached if it was) */
 	__u32		max_flows;	/* 0: keep the loaded value, or the default */
 	__u32		seed;
 	bool		seed_set;	/* else keep the loaded seed, or the default */
@@ -330,7 +333,42 @@ enum ts_slot {
 /* The state of ifindex for the instance owning the maps in own; *prog_id:
  * the first attach point's program id, 0 unless ours. */
 enum ts_slot ts_attached_prog(int ifindex, const struct ts_owner *own, __u32 *prog_id);
+/* Does BPF program prog_id use one of the instance's maps? */
+bool ts_prog_is_ours(__u32 prog_id, const struct ts_owner *own);
 __u64 ts_now_ns(void);
+
+/* ---- local.c: local clients, balanced at connect() (load --cgroup) ------- */
+
+/* The programs of bpf/local.h are loaded only when on (a kernel without
+ * their hooks still loads the rest). */
+void ts_local_autoload(struct tcpshift_bpf *skel, bool on);
+/* Before anything changes: cgroup is a directory of the cgroup v2 hierarchy,
+ * and the kernel has the hooks and bpf_sock_destroy. */
+int ts_local_check(const char *cgroup, struct ts_err *err);
+/* Refuse a cgroup where (or above which) socket programs of another tcpshift
+ * instance run. */
+int ts_local_check_owner(const char *cgroup, const struct ts_owner *own, struct ts_err *err);
+/* Attach the cgroup programs and the sweep through links pinned under
+ * pin_dir; on the cgroup already attached, replace their programs. */
+int ts_local_attach(struct tcpshift_bpf *skel, const char *pin_dir, const char *cgroup,
+		    const struct ts_owner *own, struct ts_err *err);
+/* Unpin (and so detach) the instance's links; others' are left. */
+void ts_local_detach(const char *pin_dir, const struct ts_owner *own);
+
+struct ts_local_status {
+	size_t	nlinks;		/* the instance's links pinned, of nexpected */
+	size_t	nexpected;
+	__u64	cgroup_id;	/* 0: not attached */
+	char	cgroup[PATH_MAX];	/* its path, "?" when not found */
+	__u32	prog_ids[8];	/* per hook, ts_local_hook_name(i) */
+};
+
+int ts_local_status(const char *pin_dir, const struct ts_owner *own, struct ts_local_status *s);
+const char *ts_local_hook_name(size_t i);
+/* Close the local connections of removed backends and of drains past their
+ * deadline (bpf_sock_destroy from a TCP socket iterator, in this process's
+ * network namespace). 0 also when not loaded with --cgroup. */
+int ts_local_sweep(const struct ts_maps *m, struct ts_err *err);
 
 /* ---- doc.c: configuration documents (export, import); pure --------------- */
 

@@ -163,7 +163,8 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
  * default.
  */
 static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps *m,
-				      __u32 max_flows, int forward_fib, struct ts_err *err)
+				      __u32 max_flows, int forward_fib, bool local,
+				      struct ts_err *err)
 {
 	struct ts_settings loaded;
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir);
@@ -177,6 +178,7 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps 
 		ts_fail(err, TS_ERR_RUNTIME, "cannot open the BPF object: %s", strerror(errno));
 		return NULL;
 	}
+	ts_local_autoload(skel, local);
 	if (m) {
 		__u32 zero = 0;
 
@@ -220,6 +222,7 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps 
 	bpf_map__set_max_entries(skel->maps.half_open, TS_HALF_OPEN_SIZE(max_flows));
 	bpf_map__set_max_entries(skel->maps.replies, max_flows);
 	bpf_map__set_max_entries(skel->maps.direct, TS_HALF_OPEN_SIZE(max_flows));
+	bpf_map__set_max_entries(skel->maps.local_flows, max_flows);
 	if (check_pinned_layout(skel, pin_dir, err))
 		goto fail;
 	if (forward_fib < 0)
@@ -243,7 +246,7 @@ fail:
 
 struct tcpshift_bpf *ts_bpf_open_dry_run(const struct ts_maps *m, struct ts_err *err)
 {
-	return open_load(m->pin_dir, m, 0, -1, err);
+	return open_load(m->pin_dir, m, 0, -1, false, err);
 }
 
 struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err)
@@ -254,7 +257,7 @@ struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_er
 
 	if (ts_check_pin_dir(o->pin_dir, err))
 		return NULL;
-	skel = open_load(o->pin_dir, NULL, o->max_flows, o->forward_fib, err);
+	skel = open_load(o->pin_dir, NULL, o->max_flows, o->forward_fib, o->cgroup != NULL, err);
 	if (!skel)
 		return NULL;
 	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
@@ -779,6 +782,22 @@ static bool is_ethernet(const char *dev)
 	return ok;
 }
 
+/* This network namespace's cookie (the data plane's name for it), 0 when the
+ * kernel has none to tell (before 5.14). */
+static __u64 netns_cookie(void)
+{
+	__u64 cookie = 0;
+	socklen_t len = sizeof(cookie);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0) {
+		if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len))
+			cookie = 0;
+		close(fd);
+	}
+	return cookie;
+}
+
 /*
  * All or nothing (invariant 3 for load): a first load that fails removes
  * what it pinned and attached; one that is killed leaves settings naming
@@ -829,6 +848,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	if (ts_netns_self(&ns_dev, &ns_ino))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot read /proc/self/ns/net: %s",
 			       strerror(errno));
+	if (o->cgroup && (r = ts_local_check(o->cgroup, err)))
+		return r;
 	made_dir = stat(o->pin_dir, &st) != 0;
 	r = prepare_pin_dir(o->pin_dir, err);
 	if (r)
@@ -888,6 +909,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	intent = old;
 	intent.netns_dev = ns_dev;
 	intent.netns_ino = ns_ino;
+	intent.netns_cookie = netns_cookie();
 	intent.flags |= TS_SETTINGS_F_LOADING;
 	for (__u32 i = 0; i < next.ndevices; i++)
 		if (find_ifindex(&intent, next.ifindex[i]) < 0 && intent.ndevices < TS_MAX_DEVICES) {
@@ -906,6 +928,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	xdp = old.flags & TS_SETTINGS_F_XDP;
 	xdp_generic = old.flags & TS_SETTINGS_F_XDP_GENERIC;
 	r = check_slots(&next, &owner, xdp, err);
+	if (o->cgroup)
+		r = r ?: ts_local_check_owner(o->cgroup, &owner, err);
 	r = r ?: settings_write(skel, &intent, err);
 	if (r)
 		goto fail;
@@ -945,6 +969,11 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		else
 			detach_xdp((int)next.ifindex[i], &owner);
 	}
+	/* The cgroup programs, after the devices (an upgrade's new tc program
+	 * knows local sockets' packets before they exist); a failure undoes
+	 * the devices' changes too. */
+	if (!r && o->cgroup)
+		r = ts_local_attach(skel, o->pin_dir, o->cgroup, &owner, err);
 	if (r) {
 		for (__u32 j = 0; j < next.ndevices; j++) {
 			if (!xdp_had[j])
@@ -957,6 +986,10 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 			    (prev_flags & (TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC));
 		goto fail;
 	}
+	/* without --cgroup the cgroup programs go, as devices no longer
+	 * named do */
+	if (!o->cgroup)
+		ts_local_detach(o->pin_dir, &owner);
 	/* `load` names the whole set: devices no longer named are detached. */
 	for (__u32 i = 0; i < old.ndevices && i < TS_MAX_DEVICES; i++)
 		if (find_ifindex(&next, old.ifindex[i]) < 0)
@@ -968,6 +1001,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	next.flags = old.flags & ~TS_SETTINGS_F_LOADING;
 	next.netns_dev = ns_dev;
 	next.netns_ino = ns_ino;
+	next.netns_cookie = netns_cookie();
 	r = settings_write(skel, &next, err);
 	if (r)
 		goto fail;
@@ -978,6 +1012,7 @@ fail:
 		settings_write(skel, &old, NULL);
 	if (fresh) {
 		/* a first load leaves nothing: no pin, no directory it made */
+		ts_local_detach(o->pin_dir, &owner);
 		unpin_all(o->pin_dir);
 		if (made_dir)
 			rmdir(o->pin_dir);
@@ -1031,6 +1066,9 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", pin_dir, strerror(errno));
 	if (r)
 		goto out;
+	/* the cgroup programs first: their links are pins like the maps (a
+	 * killed first load may have left them without settings) */
+	ts_local_detach(pin_dir, &m.owner);
 	if (m.settings >= 0 && !bpf_map_lookup_elem(m.settings, &zero, &s)) {
 		/* its ifindexes mean other devices in another namespace */
 		r = s.ndevices ? ts_settings_check_netns(&s, err) : 0;

@@ -35,6 +35,7 @@ static const struct {
 	{ "backend_stats", offsetof(struct ts_maps, backend_stats) },
 	{ "counters", offsetof(struct ts_maps, counters) },
 	{ "settings", offsetof(struct ts_maps, settings) },
+	{ "local_flows", offsetof(struct ts_maps, local_flows) },
 };
 
 #define NAMED_MAPS (sizeof(named_maps) / sizeof(named_maps[0]))
@@ -53,6 +54,10 @@ static const char *const counter_names[TS_CNT_MAX] = {
 	[TS_CNT_SPOOF_REJECTED] = "spoof_rejected",
 	[TS_CNT_BACKEND_REFUSED] = "backend_refused",
 	[TS_CNT_HAIRPIN] = "hairpin_repicked",
+	[TS_CNT_LOCAL_CONNECTS] = "local_connects",
+	[TS_CNT_LOCAL_UNTRACKED] = "local_untracked",
+	[TS_CNT_LOCAL_DRAIN_CLOSED] = "local_drain_closed",
+	[TS_CNT_LOCAL_REMOVED] = "local_removed_backend",
 };
 
 const char *ts_pin_name(size_t i)
@@ -578,5 +583,6 @@ out:
 
 int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx)
 {
-	return foreach_flow(m->flows, cb, ctx) ?: foreach_flow(m->half_open, cb, ctx);
+	return foreach_flow(m->flows, cb, ctx) ?: foreach_flow(m->half_open, cb, ctx) ?:
+	       foreach_flow(m->local_flows, cb, ctx);
 }

@@ -223,6 +223,47 @@ static void xdp_forward(struct ts_env *e, bool v6)
 	test_context(NULL);
 }
 
+/*
+ * The next-hop cache (forward.h): a packet longer than any the cached route
+ * took asks the FIB again, which checks the MTU (over it: passed on, for the
+ * stack's ICMP error); a neighbour's new MAC is used within
+ * TS_NEXTHOP_TTL_NS.
+ */
+static void xdp_nexthop_cache(struct ts_env *e)
+{
+	const char *const to[] = { BE4_1 };
+	static const __u8 new_mac[ETH_ALEN] = { 0x02, 0, 0, 0, 0, 0x12 };
+	struct pkt_spec syn = { .src = CLIENT4, .dst = VIP4_ADDR, .sport = 47200, .dport = 8008,
+				.flags = PKT_SYN, .mss = true, .seq = 9000 };
+	struct pkt_spec data = handshake_ack_spec(&syn);
+	char big[251];
+	struct pkt in, out;
+
+	test_context("XDP next hops");
+	handshake(e, &syn, to, 1, "handshake (at tc)");
+	data.flags = PKT_PSH | PKT_ACK;
+	data.payload = "small";
+	ASSERT_EQ(pkt_build(&in, &data), 0, "pkt_build");
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_REDIRECT, "a small packet: routed, cached");
+	ASSERT_EQ(system("ip link set " TEST_DEV_BACKEND " mtu 280"), 0, "mtu 280");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	data.payload = big;
+	ASSERT_EQ(pkt_build(&in, &data), 0, "pkt_build");
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS,
+		  "290 bytes over a 280-byte route: passed on (the stack answers it)");
+	ASSERT_EQ(system("ip link set " TEST_DEV_BACKEND " mtu 1500"), 0, "mtu 1500");
+	ASSERT_EQ(system("ip neigh replace 198.18.2.11 lladdr 02:00:00:00:00:12 dev "
+			 TEST_DEV_BACKEND " nud permanent"), 0, "new neighbour MAC");
+	usleep(1200 * 1000); /* > TS_NEXTHOP_TTL_NS */
+	data.payload = "small";
+	ASSERT_EQ(pkt_build(&in, &data), 0, "pkt_build");
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_REDIRECT, "routed again");
+	ASSERT_EQ(memcmp(out.data, new_mac, ETH_ALEN), 0,
+		  "the neighbour's new MAC, a second later");
+	test_context(NULL);
+}
+
 static void test_fib_forward(void **state)
 {
 	struct ts_env *e = fib_env(state);
@@ -253,6 +294,7 @@ static void test_xdp_forward(void **state)
 		fail_msg("%s", why);
 	xdp_forward(e, false);
 	xdp_forward(e, true);
+	xdp_nexthop_cache(e); /* on xdp_forward's web4 */
 }
 
 int run_forward_tests(void)

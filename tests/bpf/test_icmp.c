@@ -200,6 +200,28 @@ static void icmp_from_the_gateway(struct ts_env *e, bool v6)
 	ASSERT_PKT_EQ(&out, &q_sent, "a TCP segment leaves untouched");
 }
 
+/*
+ * An error to the gateway itself about its own connection to a backend: a
+ * local client's, balanced at connect() (issue 13), or a health check. The
+ * socket is connected to the backend's own address, so the error must reach
+ * it quoting that address, untranslated.
+ */
+static void icmp_to_the_gateway(struct ts_env *e, bool v6)
+{
+	const char *self = v6 ? ROUTER6_BE : ROUTER4_BE;
+	const char *be = v6 ? "2001:2:2::11" : "198.18.2.11";
+	struct pkt_spec sent = { .src = self, .dst = be, .sport = 39001, .dport = 8008,
+				 .flags = PKT_ACK, .seq = 1, .ack = 1,
+				 .payload = "a segment of a local client" };
+	struct pkt q, in;
+	__u64 before = env_counter(e, TS_CNT_ICMP);
+
+	ASSERT_EQ(pkt_build(&q, &sent), 0, "pkt_build");
+	icmp_error(&in, &q, be, self, 1000);
+	expect_untouched(e, &in, TC_ACT_OK, "an error from the backend to the gateway itself");
+	ASSERT_EQ(env_counter(e, TS_CNT_ICMP), before, "icmp_translated counter");
+}
+
 static void test_v4_icmp(void **state)
 {
 	struct ts_env *e = env_of(state);
@@ -211,6 +233,7 @@ static void test_v4_icmp(void **state)
 	icmp_to_vip(e, &same);
 	icmp_not_ours(e, false);
 	icmp_from_the_gateway(e, false);
+	icmp_to_the_gateway(e, false);
 	env_service(e, "web80", VIP4_ADDR ":80", TS_DEFAULT_TABLE_SIZE);
 	env_backend(e, "web80", "b", ports.to, 1);
 	test_context("VIP :80, backend :8080");
@@ -230,6 +253,7 @@ static void test_v6_icmp(void **state)
 	icmp_to_vip(e, &same);
 	icmp_not_ours(e, true);
 	icmp_from_the_gateway(e, true);
+	icmp_to_the_gateway(e, true);
 	env_service(e, "web80", "[" VIP6_ADDR "]:80", TS_DEFAULT_TABLE_SIZE);
 	env_backend(e, "web80", "b", ports.to, 1);
 	test_context("VIP :80, backend :8080");

@@ -46,7 +46,14 @@ if ! many_cmd "send before" || [ "$MANY_END" != "end $CONNS 0" ]; then
 	exit 1
 fi
 
+# frames dropped on the way in before any program saw them: with XDP on a
+# veth (E2E_MODE=xdp), a burst overflows gwc's receive ring, and the client's
+# eth0 counts them as its transmit drops
+ring_drops() {
+	in_ns "$NS_CL" ip -j -s link show eth0 2>/dev/null | jq '.[0].stats64.tx.dropped // 0'
+}
 before=$(ts -j status) || e2e_abort "tcpshift status failed"
+drops_before=$(ring_drops)
 rst2_before=$(ns_snmp "$NS_B2" Tcp OutRsts)
 t0=$SECONDS
 flood=$(timeout 90 nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" synflood --to "$VIP4" \
@@ -54,6 +61,7 @@ flood=$(timeout 90 nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" synflood --to "$
 	2>"$E2E_TMP/synflood.err")
 flood_rc=$?
 after=$(ts -j status) || e2e_abort "tcpshift status failed"
+ring_dropped=$(($(ring_drops) - drops_before))
 info "synflood: ${flood:-nothing} $(head -n 2 "$E2E_TMP/synflood.err" | tr '\n' ' ')" \
 	"($((SECONDS - t0)) s)"
 
@@ -77,13 +85,17 @@ info "v2 (syncookies sent $(ns_snmp "$NS_B2" TcpExt SyncookiesSent), TCP checksu
 	"$(ns_snmp "$NS_B2" Tcp InCsumErrors))"
 
 # The flood must really have gone through tcpshift: every SYN that was not a
-# retransmission of a SYN still in half_open picked a backend.
-if [ "$flood_rc" -eq 0 ] && [ "$new_flows" -ge $((SYNS * 95 / 100)) ]; then
+# retransmission of a SYN still in half_open picked a backend (less what the
+# device dropped before any program saw it).
+if [ "$flood_rc" -eq 0 ] && [ "$new_flows" -ge $((SYNS * 95 / 100 - ring_dropped)) ] &&
+	[ "$ring_dropped" -le $((SYNS / 2)) ]; then
 	pass "flood: $SYNS spoofed SYNs (x2) from $FLOOD_NET reached tcpshift" \
-		"(new_flows +$new_flows, half_open $(fill half_open "$after"))"
+		"(new_flows +$new_flows, half_open $(fill half_open "$after"); $ring_dropped dropped" \
+		"by the veth before any program)"
 else
 	fail "flood: $SYNS spoofed SYNs (x2) from $FLOOD_NET reached tcpshift" \
-		"synflood exit $flood_rc, new_flows +$new_flows (want >= $((SYNS * 95 / 100)))"
+		"synflood exit $flood_rc, new_flows +$new_flows (want >= $((SYNS * 95 / 100)) less" \
+		"$ring_dropped frames the device dropped, at most half)"
 fi
 
 if [ "$own" -eq "$CONNS" ] && [ "$MANY_END" = "end $CONNS 0" ]; then

@@ -34,46 +34,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "endpoint.h"
+
 static double now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int parse_ep(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[128];
-	const char *colon = strrchr(s, ':');
-	size_t n;
-	int port;
-
-	if (!colon || (port = atoi(colon + 1)) <= 0 || port > 65535)
-		return -1;
-	n = (size_t)(colon - s);
-	if (s[0] == '[' && n >= 2 && s[n - 1] == ']') {
-		s++;
-		n -= 2;
-	}
-	if (n >= sizeof(host))
-		return -1;
-	memcpy(host, s, n);
-	host[n] = '\0';
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		((struct sockaddr_in *)ss)->sin_family = AF_INET;
-		((struct sockaddr_in *)ss)->sin_port = htons((unsigned short)port);
-		*len = sizeof(struct sockaddr_in);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
-		((struct sockaddr_in6 *)ss)->sin6_port = htons((unsigned short)port);
-		*len = sizeof(struct sockaddr_in6);
-		return 0;
-	}
-	return -1;
 }
 
 /* One probe: the first word of the server's answer in name, or -1. */

@@ -250,9 +250,10 @@ static void env_close(struct env *e)
 	e->slot = -1;
 }
 
-static void env_open(struct env *e, __u32 max_flows)
+static void env_open_fib(struct env *e, __u32 max_flows, bool fib)
 {
-	struct ts_load_opts o = { .max_flows = max_flows, .seed = SEED, .seed_set = true };
+	struct ts_load_opts o = { .max_flows = max_flows, .seed = SEED, .seed_set = true,
+				  .forward_fib = fib };
 	struct ts_err err = {};
 
 	memset(e, 0, sizeof(*e));
@@ -285,6 +286,11 @@ static void env_open(struct env *e, __u32 max_flows)
 	if (ts_maps_open(&e->maps, e->pin_dir, &err))
 		die("ts_maps_open(%s): %s", e->pin_dir, err.msg);
 	e->maps_open = true;
+}
+
+static void env_open(struct env *e, __u32 max_flows)
+{
+	env_open_fib(e, max_flows, false);
 }
 
 static struct ts_endpoint endpoint(const char *s)
@@ -550,6 +556,7 @@ static void jump_to(int prog_fd)
 /* The wrapper of family fam with template p; tuples: mod 0 = the template's. */
 static int wrap_setup(int fam, const struct pkt *p, __u32 mod, __u32 base, bool dst)
 {
+	memcpy(prims->bss->tmpl_eth, p->data, sizeof(prims->bss->tmpl_eth));
 	if (fam == 4)
 		memcpy(prims->bss->tmpl4, p->data + ETH_HLEN, sizeof(prims->bss->tmpl4));
 	else
@@ -1016,7 +1023,7 @@ static void bench_single_shots(struct env *e, json_object *jpk)
 static void bench_packets(void)
 {
 	json_object *jpk = json_object_new_object(), *arr = json_object_new_array();
-	struct env main_env, mem_env, full_env;
+	struct env main_env, mem_env, full_env, fib_env;
 	struct bench_prims *ins = NULL;
 	struct pcase *empty[2], *wempty[2], *wrot[2], *wxempty[2];
 	struct pcase *prim_cases[2][NPRIMS + NINSERTS];
@@ -1034,6 +1041,9 @@ static void bench_packets(void)
 	/* full: a small flow table, kept full by new SYNs (LRU evicting) */
 	env_open(&full_env, 16384);
 	config_web(&full_env, 1, 1);
+	/* fib: main's flows in --forward fib, the like of XDP's work at tc */
+	env_open_fib(&fib_env, TS_DEFAULT_MAX_FLOWS, true);
+	config_web(&fib_env, 1, 0);
 
 	for (int f = 0; f < 2; f++) {
 		int fam = f ? 6 : 4;
@@ -1051,6 +1061,9 @@ static void bench_packets(void)
 		test_run(main_env.prog_fd, &synack, 1);
 		test_run(main_env.prog_fd, &ack, 1);
 		test_run(main_env.prog_fd, &syn2, 1);
+		test_run(fib_env.prog_fd, &syn, 1);
+		test_run(fib_env.prog_fd, &synack, 1);
+		test_run(fib_env.prog_fd, &ack, 1);
 		{
 			__u32 confirmed = 0;
 
@@ -1129,6 +1142,19 @@ static void bench_packets(void)
 		c = add_case("reply (backend -> client)", "reply", fam, "wrapped");
 		c->target_fd = main_env.prog_fd;
 		c->env = &main_env;
+		c->baseline = wempty[f];
+		build(&c->pkt, fam, T_REPLY, 40000);
+
+		c = add_case("established flow, --forward fib (FIB, redirect)", "fib_established",
+			     fam, "wrapped");
+		c->target_fd = fib_env.prog_fd;
+		c->env = &fib_env;
+		c->baseline = wempty[f];
+		c->pkt = ack;
+
+		c = add_case("reply, --forward fib", "fib_reply", fam, "wrapped");
+		c->target_fd = fib_env.prog_fd;
+		c->env = &fib_env;
 		c->baseline = wempty[f];
 		build(&c->pkt, fam, T_REPLY, 40000);
 
@@ -1228,10 +1254,11 @@ static void bench_packets(void)
 			continue;
 		jump_to(c->target_fd);
 		c->retval = test_run(wrap_setup(c->fam, &c->pkt, 0, 0, c->dst), &c->pkt, 1).retval;
-		if (c->retval != 0) {
+		/* fib mode forwards by redirect (TC_ACT_REDIRECT, 7) */
+		if (c->retval != (c->env == &fib_env ? 7 : 0)) {
 			c->valid = false;
-			snprintf(c->check_buf, sizeof(c->check_buf), "verdict %d, want TC_ACT_OK",
-				 c->retval);
+			snprintf(c->check_buf, sizeof(c->check_buf), "verdict %d, want %s",
+				 c->retval, c->env == &fib_env ? "TC_ACT_REDIRECT" : "TC_ACT_OK");
 			c->check = c->check_buf;
 		}
 	}
@@ -1297,6 +1324,7 @@ static void bench_packets(void)
 			/* what the run must have done, by the library's counters */
 			if (!strcmp(c->key, "established") || !strcmp(c->key, "reply") ||
 			    !strcmp(c->key, "xdp_established") || !strcmp(c->key, "xdp_reply") ||
+			    !strcmp(c->key, "fib_established") || !strcmp(c->key, "fib_reply") ||
 			    !strcmp(c->key, "syn_retransmit") ||
 			    !strcmp(c->key, "established_rotating") ||
 			    !strcmp(c->key, "reply_rotating")) {
@@ -1365,6 +1393,7 @@ static void bench_packets(void)
 	bench_single_shots(&main_env, jpk);
 	json_object_object_add(jroot, "packets", jpk);
 	env_close(&full_env);
+	env_close(&fib_env);
 	env_close(&mem_env);
 	env_close(&main_env);
 }

@@ -3,7 +3,7 @@
  * The microbenchmark's instruments (tools/bench/microbench.c), never attached
  * anywhere:
  *
- * wrap4, wrap6   reset the packet's IP and TCP headers from a template, give
+ * wrap4, wrap6   reset the packet's Ethernet, IP and TCP headers from a template, give
  *                it a fresh or rotating client 5-tuple if asked, and tail-call
  *                jmp[0] (the real tcpshift program, or the empty one);
  *                wrap4_xdp, wrap6_xdp the same for XDP programs (jmp_xdp[0]). With
@@ -39,6 +39,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* ---- wrappers ------------------------------------------------------------- */
 
 /* Set by userspace through the skeleton's mmap of .bss. */
+__u8 tmpl_eth[ETH_HLEN_];	/* fib forwarding rewrites the MACs */
 __u8 tmpl4[TMPL4_LEN];
 __u8 tmpl6[TMPL6_LEN];
 __u32 counter;		/* runs so far, advanced by every wrapped run */
@@ -72,6 +73,9 @@ static __always_inline bool wrap_frame(void *data, void *end, int fam)
 {
 	__u8 *h = data + ETH_HLEN_;
 
+	if ((void *)h > end)
+		return false;
+	__builtin_memcpy(data, tmpl_eth, ETH_HLEN_);
 	if (fam == 4) {
 		if ((void *)(h + TMPL4_LEN) > end)
 			return false;
