@@ -21,7 +21,8 @@ SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 
 DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
 		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq ethtool \
-		man-db groff-base ncat libclang-rt-14-dev strace libmicrohttpd-dev prometheus
+		man-db groff-base ncat libclang-rt-14-dev strace libmicrohttpd-dev prometheus \
+		libcurl4-openssl-dev etcd-server etcd-client
 
 CFLAGS   ?= -g -O2
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -30,8 +31,8 @@ LDLIBS   += -lbpf -lelf -lz -ljson-c
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -I$(OUTPUT) -Iinclude -Ibpf
 
-LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c user/local.c
-CMD_SRCS := $(wildcard user/cmd_*.c) user/cli.c user/main.c
+LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c user/local.c user/etcd.c
+CMD_SRCS := $(wildcard user/cmd_*.c) user/agent_etcd.c user/cli.c user/main.c
 LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
 CMD_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
 HEADERS  := $(wildcard include/*.h user/*.h)
@@ -97,7 +98,7 @@ $(OUTPUT)/libtcpshift.a: $(LIB_OBJS)
 
 $(OUTPUT)/tcpshift: $(CMD_OBJS) $(OUTPUT)/libtcpshift.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lmicrohttpd -lpthread -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lmicrohttpd -lcurl -lpthread -o $@
 
 $(OUTPUT)/ts-echo: tools/ts-echo.c | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -160,7 +161,7 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 
 .PHONY: fuzz
 # The parsers are pure: the target links them alone, no libbpf.
-FUZZ_SRCS    := tests/fuzz/fuzz_parse.c user/parse.c user/doc.c
+FUZZ_SRCS    := tests/fuzz/fuzz_parse.c user/parse.c user/doc.c user/etcd.c
 $(FUZZ_PARSE): $(FUZZ_SRCS) $(HEADERS) | $(OUTPUT)/tests
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -ljson-c -o $@

@@ -33,6 +33,8 @@ int cmd_import(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_health(struct ts_ctx *ctx, int argc, char **argv);
 int cmd_agent(struct ts_ctx *ctx, int argc, char **argv);
 
+/* One change of an import as the line `import` prints (cmd_import.c). */
+void cli_change_text(const struct ts_change *c, char *buf, size_t len);
 /* Print err as the one stderr line; returns its exit status. */
 int cli_report(const struct ts_err *err);
 /* A usage error: "tcpshift: <msg> (see 'tcpshift <cmd> --help')", returns 2. */

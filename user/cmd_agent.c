@@ -21,12 +21,15 @@
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <curl/curl.h>
 #include <microhttpd.h>
 
+#include "agent.h"
 #include "cli.h"
 
 static const char help[] =
-	"Usage: tcpshift agent [--metrics ADDR:PORT]\n"
+	"Usage: tcpshift agent [--metrics ADDR:PORT] [--config etcd://HOST:PORT/KEY\n"
+	"                      [--status-key KEY]]\n"
 	"\n"
 	"Run in the foreground until SIGTERM or SIGINT: the health checks of every\n"
 	"service that has them ('tcpshift health'), and, with --metrics, Prometheus\n"
@@ -35,16 +38,36 @@ static const char help[] =
 	"closes, open connections, bytes each way, handshake-time histogram, weight and\n"
 	"effective weight, health; the global counters; table and flow-table fill).\n"
 	"One line on stderr for each health transition. Exit 0 on SIGTERM or SIGINT;\n"
-	"1 when the instance is unloaded under it; 2 when the metrics address is in use.\n"
+	"1 when the instance is unloaded under it; 2 when an option is wrong or the\n"
+	"metrics address is in use.\n"
+	"\n"
+	"With --config, the configuration is made equal to the JSON document stored at\n"
+	"KEY in etcd (what 'tcpshift export' prints) whenever it changes, as 'tcpshift\n"
+	"import' does: services and backends not in it are removed; each service changes\n"
+	"in one atomic table switch. It reads the key at start and then watches it\n"
+	"(etcd's v3 JSON gateway, plain HTTP), so every gateway watching one key\n"
+	"switches within a moment of an 'etcdctl put'. A bad document is refused with\n"
+	"its reason on stderr and the one in force stays; etcd unreachable, the\n"
+	"configuration in force stays and the agent retries (100 ms doubling to 2 s,\n"
+	"on each endpoint in turn). A missing key changes nothing until it is written.\n"
+	"Changes made by hand are kept until the next document (or the agent's restart).\n"
 	"\n"
 	"A backend's health is stored in the maps: killing or restarting the agent\n"
 	"changes no flow and no weight, and a restarted agent resumes from the stored\n"
 	"health. Run one agent per instance (the systemd unit tcpshift-agent.service).\n"
 	"\n"
 	"  --metrics ADDR:PORT   serve metrics there (127.0.0.1:9470, [::1]:9470)\n"
+	"  --config URL          etcd://HOST[:PORT][,HOST[:PORT]...]/KEY (port 2379 by\n"
+	"                        default; several endpoints of one etcd cluster)\n"
+	"  --status-key KEY      after each document, write there (same etcd) which\n"
+	"                        revision is in force here: {\"node\", \"revision\",\n"
+	"                        \"latest_revision\", \"state\", \"error\", \"time\"}\n"
 	"\n"
 	"Examples:\n"
 	"  tcpshift agent --metrics 127.0.0.1:9470\n"
+	"  tcpshift agent --config etcd://10.0.0.5:2379/tcpshift/site \\\n"
+	"      --status-key /tcpshift/status/$(hostname)\n"
+	"  etcdctl put /tcpshift/site \"$(tcpshift export)\"\n"
 	"  tcpshift -n gw agent\n";
 
 static volatile sig_atomic_t stopping;
@@ -76,6 +99,7 @@ struct agent {
 	bool			failed;	/* the instance went away */
 	__u64			swept_ns;	/* the last local sweep */
 	bool			sweep_failed;	/* and it failed (logged once) */
+	struct etcd_source	*source;	/* --config, or NULL */
 };
 
 static __u64 now_ms(void)
@@ -83,8 +107,7 @@ static __u64 now_ms(void)
 	return ts_now_ns() / 1000000;
 }
 
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
+void agent_log(const char *fmt, ...)
 {
 	char stamp[32];
 	time_t t = time(NULL);
@@ -104,6 +127,7 @@ static void logf_(const char *fmt, ...)
 
 static char *metrics_collect(struct agent *a, size_t *len)
 {
+	struct ts_source_metrics source;
 	struct ts_metrics in = {};
 	struct ts_config cfg = {};
 	struct ts_err err;
@@ -151,6 +175,10 @@ static char *metrics_collect(struct agent *a, size_t *len)
 	memset(&info, 0, sizeof(info));
 	if (!bpf_obj_get_info_by_fd(a->m.half_open, &info, &info_len))
 		in.half_open_max = info.max_entries;
+	if (a->source) {
+		etcd_source_metrics(a->source, &source);
+		in.source = &source;
+	}
 	text = ts_metrics_render(&in, len);
 out:
 	ts_maps_unlock(&a->m);
@@ -370,15 +398,15 @@ static void check_result(struct agent *a, struct check *c, bool ok, const char *
 	pthread_mutex_lock(&a->lock);
 	if (ts_backend_health_set(&a->m, c->service, c->backend, c->track.health,
 				  (__u64)time(NULL), &err)) {
-		logf_("service %s backend %s: cannot store health %s: %s", c->service,
+		agent_log("service %s backend %s: cannot store health %s: %s", c->service,
 		      c->backend, c->track.health == TS_HEALTH_DOWN ? "down" : "up", err.msg);
 		c->track.health = before;	/* tried again at the next result */
 	} else if (c->track.health == TS_HEALTH_DOWN) {
-		logf_("service %s backend %s: DOWN after %u failed checks (%s): effective "
+		agent_log("service %s backend %s: DOWN after %u failed checks (%s): effective "
 		      "weight 0",
 		      c->service, c->backend, hc->fall, why);
 	} else {
-		logf_("service %s backend %s: UP after %u good checks: its weight is back",
+		agent_log("service %s backend %s: UP after %u good checks: its weight is back",
 		      c->service, c->backend, hc->rise);
 	}
 	ts_maps_unlock(&a->m);
@@ -406,7 +434,7 @@ static void checks_round(struct agent *a)
 	ts_maps_unlock(&a->m);
 	pthread_mutex_unlock(&a->lock);
 	if (r) {
-		logf_("%s", err.msg);
+		agent_log("%s", err.msg);
 		usleep(100000);
 		return;
 	}
@@ -467,20 +495,23 @@ static void sweep_round(struct agent *a)
 	a->swept_ns = now;
 	r = ts_local_sweep(&a->m, &err);
 	if (r && !a->sweep_failed)
-		logf_("%s", err.msg);
+		agent_log("%s", err.msg);
 	a->sweep_failed = r != 0;
 }
 
 int cmd_agent(struct ts_ctx *ctx, int argc, char **argv)
 {
-	const char *metrics = NULL;
+	const char *metrics = NULL, *config = NULL, *status_key = NULL;
 	const struct cli_opt opts[] = {
 		{ "metrics", 0, CLI_STRING, &metrics, .metavar = "ADDR:PORT" },
+		{ "config", 0, CLI_STRING, &config, .metavar = "URL" },
+		{ "status-key", 0, CLI_STRING, &status_key, .metavar = "KEY" },
 		CLI_OPT_HELP,
 		{},
 	};
 	struct MHD_Daemon *httpd = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct ts_etcd_url url;
 	struct agent *a;
 	struct ts_err err;
 	int r, lfd = -1;
@@ -488,6 +519,17 @@ int cmd_agent(struct ts_ctx *ctx, int argc, char **argv)
 	r = cli_no_args(argc, argv, opts, help);
 	if (r != CLI_CONTINUE)
 		return r;
+	/* Everything given is checked before anything starts. */
+	if (status_key && !config)
+		return cli_usage(argv[0], "--status-key needs --config: the key is written to "
+				 "that etcd");
+	if (config && ts_etcd_url_parse(config, &url, &err))
+		return cli_report(&err);
+	if (status_key && ts_etcd_key_check(status_key, "--status-key", &err))
+		return cli_report(&err);
+	if (status_key && !strcmp(status_key, url.key))
+		return cli_usage(argv[0], "--status-key %s is the configuration key: give "
+				 "another key, e.g. /tcpshift/status/NODE", status_key);
 	a = calloc(1, sizeof(*a));
 	if (!a) {
 		fprintf(stderr, "tcpshift: out of memory\n");
@@ -523,18 +565,28 @@ int cmd_agent(struct ts_ctx *ctx, int argc, char **argv)
 			free(a);
 			return 1;
 		}
-		logf_("serving metrics at http://%s/metrics", metrics);
+		agent_log("serving metrics at http://%s/metrics", metrics);
 	}
-	logf_("started (pin directory %s)", a->m.pin_dir);
+	agent_log("started (pin directory %s)", a->m.pin_dir);
+	if (config) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		if (etcd_source_start(&a->source, &url, status_key, &a->m, &a->lock, &err)) {
+			agent_log("%s", err.msg);
+			a->failed = true;
+		}
+	}
 	while (!stopping && !a->failed) {
 		checks_round(a);
 		sweep_round(a);
 	}
 	if (httpd)
 		MHD_stop_daemon(httpd);
+	etcd_source_stop(a->source);
+	if (config)
+		curl_global_cleanup();
 	for (size_t i = 0; i < a->nchecks; i++)
 		check_stop(&a->checks[i]);
-	logf_(a->failed ? "stopped: the instance is gone" : "stopped");
+	agent_log(a->failed ? "stopped: the instance is gone" : "stopped");
 	ts_maps_close(&a->m);
 	pthread_mutex_destroy(&a->lock);
 	r = a->failed ? 1 : 0;

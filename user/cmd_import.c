@@ -71,44 +71,43 @@ static char *read_all(FILE *f, size_t *len)
 	return buf;
 }
 
-static void print_change(const struct ts_change *c)
+void cli_change_text(const struct ts_change *c, char *buf, size_t len)
 {
 	switch (c->kind) {
 	case TS_CHANGE_SEED:
-		printf("seed: %s -> %s (new flows hash with the new seed; pinned flows stay)\n",
-		       c->from, c->to);
+		snprintf(buf, len, "seed: %s -> %s (new flows hash with the new seed; pinned "
+			 "flows stay)", c->from, c->to);
 		break;
 	case TS_CHANGE_SERVICE_DEL:
-		printf("service %s: delete, was %s (connections through it break)\n", c->service,
-		       c->from);
+		snprintf(buf, len, "service %s: delete, was %s (connections through it break)",
+			 c->service, c->from);
 		break;
 	case TS_CHANGE_SERVICE_ADD:
-		printf("service %s: add %s\n", c->service, c->to);
+		snprintf(buf, len, "service %s: add %s", c->service, c->to);
 		break;
 	case TS_CHANGE_SERVICE_REPLACE:
-		printf("service %s: delete and add again, %s -> %s (not atomic: its connections "
-		       "break)\n",
-		       c->service, c->from, c->to);
+		snprintf(buf, len, "service %s: delete and add again, %s -> %s (not atomic: its "
+			 "connections break)", c->service, c->from, c->to);
 		break;
 	case TS_CHANGE_BACKEND_DEL:
-		printf("service %s: backend %s: remove, was %s (its pinned connections are "
-		       "reset)\n",
-		       c->service, c->backend, c->from);
+		snprintf(buf, len, "service %s: backend %s: remove, was %s (its pinned "
+			 "connections are reset)", c->service, c->backend, c->from);
 		break;
 	case TS_CHANGE_BACKEND_ADD:
-		printf("service %s: backend %s: add %s\n", c->service, c->backend, c->to);
+		snprintf(buf, len, "service %s: backend %s: add %s", c->service, c->backend,
+			 c->to);
 		break;
 	case TS_CHANGE_BACKEND_REPLACE:
-		printf("service %s: backend %s: %s -> %s (a new backend: its pinned connections "
-		       "are reset)\n",
-		       c->service, c->backend, c->from, c->to);
+		snprintf(buf, len, "service %s: backend %s: %s -> %s (a new backend: its pinned "
+			 "connections are reset)", c->service, c->backend, c->from, c->to);
 		break;
 	case TS_CHANGE_WEIGHT:
-		printf("service %s: backend %s: weight %s -> %s\n", c->service, c->backend,
-		       c->from, c->to);
+		snprintf(buf, len, "service %s: backend %s: weight %s -> %s", c->service,
+			 c->backend, c->from, c->to);
 		break;
 	case TS_CHANGE_HEALTH:
-		printf("service %s: health checks %s -> %s\n", c->service, c->from, c->to);
+		snprintf(buf, len, "service %s: health checks %s -> %s", c->service, c->from,
+			 c->to);
 		break;
 	}
 }
@@ -119,8 +118,12 @@ static void print_plan(const struct ts_ctx *ctx, const struct ts_plan *plan, boo
 	json_object *root, *arr;
 
 	if (!ctx->json) {
-		for (size_t i = 0; i < plan->nchanges; i++)
-			print_change(&plan->changes[i]);
+		for (size_t i = 0; i < plan->nchanges; i++) {
+			char line[512];
+
+			cli_change_text(&plan->changes[i], line, sizeof(line));
+			puts(line);
+		}
 		if (!plan->nchanges)
 			printf("no changes: the configuration equals %s\n", source);
 		else if (dry_run)
@@ -187,10 +190,8 @@ static int load_document(const char *path, const char *source, struct ts_doc *do
 
 int cmd_import(struct ts_ctx *ctx, int argc, char **argv)
 {
-	struct ts_doc want = {}, have = {};
+	struct ts_doc want = {};
 	struct ts_plan plan = {};
-	struct ts_settings settings;
-	struct ts_config cfg;
 	const char *source;
 	bool dry_run = false;
 	const struct cli_opt opts[] = {
@@ -218,24 +219,11 @@ int cmd_import(struct ts_ctx *ctx, int argc, char **argv)
 		ts_doc_free(&want);
 		return r;
 	}
-	/* Locked from reading the configuration to the last change. */
-	r = ts_maps_lock(&m, &err);
-	r = r ?: ts_settings_read(&m, &settings, &err);
-	r = r ?: ts_config_read(&m, &cfg, &err);
-	if (r)
-		goto out;
-	r = ts_doc_from_config(&cfg, settings.seed, &have, &err);
-	ts_config_free(&cfg);
-	r = r ?: ts_doc_plan(&have, &want, &plan, &err);
-	if (r || dry_run)
-		goto out;
-	r = ts_doc_apply(&m, &want, &err);
-out:
+	r = ts_doc_import(&m, &want, dry_run, &plan, &err);
 	ts_maps_close(&m);
 	if (!r)
 		print_plan(ctx, &plan, dry_run, source);
 	ts_plan_free(&plan);
-	ts_doc_free(&have);
 	ts_doc_free(&want);
 	return r ? cli_report(&err) : 0;
 }

@@ -963,3 +963,29 @@ int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *er
 	sweep_local(m);
 	return r ? stopped(err, "the seed") : 0;
 }
+
+int ts_doc_import(struct ts_maps *m, const struct ts_doc *want, bool dry_run,
+		  struct ts_plan *plan, struct ts_err *err)
+{
+	struct ts_settings settings;
+	struct ts_doc have = {};
+	struct ts_config cfg;
+	int r;
+
+	memset(plan, 0, sizeof(*plan));
+	/* Locked from reading the configuration to the last change. */
+	r = ts_maps_lock(m, err);
+	r = r ?: ts_settings_read(m, &settings, err);
+	r = r ?: ts_config_read(m, &cfg, err);
+	if (r)
+		goto out;
+	r = ts_doc_from_config(&cfg, settings.seed, &have, err);
+	ts_config_free(&cfg);
+	r = r ?: ts_doc_plan(&have, want, plan, err);
+	if (!r && !dry_run)
+		r = ts_doc_apply(m, want, err);
+	ts_doc_free(&have);
+out:
+	ts_maps_unlock(m);
+	return r;
+}

@@ -247,6 +247,17 @@ struct ts_health_track {
 /* One check's result: true when the state changes (count reached fall from
  * up, rise from down). Pure. */
 bool ts_health_step(struct ts_health_track *t, bool ok, __u8 rise, __u8 fall);
+/* The agent's configuration source (--config etcd://…), as metrics. */
+struct ts_source_metrics {
+	bool	up;			/* watching the key now */
+	__s64	revision;		/* etcd revision of the document in force (0: none) */
+	__s64	latest_revision;	/* of the key's latest value seen (or its deletion) */
+	__u64	applied;		/* documents applied */
+	__u64	rejected;		/* documents refused: invalid, or failed to apply */
+	__u64	errors;			/* failed requests to etcd, lost watches */
+	__u64	applied_time_s;		/* Unix time of the last document applied */
+};
+
 /* metrics.c: what the agent read, for one scrape. stats, effective and
  * slots: [service][backend], in cfg's order. */
 struct ts_metrics {
@@ -256,6 +267,7 @@ struct ts_metrics {
 	__u32				**slots;
 	__u64				counters[TS_CNT_MAX];
 	__u32				flows, flows_max, half_open, half_open_max;
+	const struct ts_source_metrics	*source;	/* NULL: no --config */
 };
 
 /* The Prometheus text exposition (malloc()ed, *len bytes), or NULL. Pure. */
@@ -463,6 +475,15 @@ const char *ts_change_name(enum ts_change_kind kind);
  * services: a failure half-way leaves the services done so far changed.
  */
 int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *err);
+/*
+ * What `tcpshift import` does, for every caller (import, the agent's
+ * configuration from etcd): under the pin directory's lock, the plan from
+ * the configuration in force to want (validated by ts_doc_parse) into *plan
+ * (free it with ts_plan_free, also on failure), then, unless dry_run,
+ * ts_doc_apply. Releases the lock before it returns.
+ */
+int ts_doc_import(struct ts_maps *m, const struct ts_doc *want, bool dry_run,
+		  struct ts_plan *plan, struct ts_err *err);
 
 /*
  * config.c: make service want->name equal to want. A service whose VIP and
@@ -473,5 +494,70 @@ int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *er
  * nothing when nothing differs.
  */
 int ts_service_apply(struct ts_maps *m, const struct ts_doc_service *want, struct ts_err *err);
+
+/* ---- etcd.c: etcd's v3 JSON gateway without the I/O; pure ---------------- */
+
+#define TS_ETCD_MAX_ENDPOINTS	8
+#define TS_ETCD_HOST_MAX	253
+#define TS_ETCD_KEY_MAX		512
+/* An answer of etcd larger than this is cut off unread: twice a base64
+ * document of TS_DOC_MAX_SIZE, so that a value somewhat too large is still
+ * seen, and refused with its revision. */
+#define TS_ETCD_BODY_MAX	((TS_DOC_MAX_SIZE / 3 + 1) * 4 * 2 + 65536)
+
+struct ts_etcd_url {
+	size_t	nendpoints;	/* tried in turn */
+	char	endpoints[TS_ETCD_MAX_ENDPOINTS][TS_ETCD_HOST_MAX + 9];	/* host:port */
+	char	key[TS_ETCD_KEY_MAX + 1];	/* starts with '/' */
+};
+
+/*
+ * etcd://HOST[:PORT][,HOST[:PORT]...]/KEY: the endpoints of one etcd cluster
+ * (HOST a name, an IPv4 address or [IPv6]; PORT 2379 when left out) and the
+ * key, "/" and the rest of the URL as it is (letters, digits, / - _ . : @ = +
+ * , ~). -TS_ERR_USAGE with one line on a malformed URL.
+ */
+int ts_etcd_url_parse(const char *url, struct ts_etcd_url *u, struct ts_err *err);
+/* A key tcpshift reads or writes: "/" and 1-511 of those characters. what
+ * names it in the error ("--status-key"). */
+int ts_etcd_key_check(const char *key, const char *what, struct ts_err *err);
+/* out holds 4 * ((len + 2) / 3) + 1 bytes; returns the length written. */
+size_t ts_base64_encode(const void *in, size_t len, char *out);
+/* Strict RFC 4648: padding, and 0 in the bits it drops (one encoding per
+ * byte string); out holds len / 4 * 3 bytes. 0 or -EINVAL. */
+int ts_base64_decode(const char *in, size_t len, char *out, size_t *outlen);
+
+struct ts_etcd_kv {
+	bool	found;		/* the key exists (a DELETE event: false) */
+	bool	too_large;	/* its value has more than TS_DOC_MAX_SIZE bytes: not decoded */
+	__s64	mod_revision;	/* the revision that wrote it (or deleted it) */
+	char	*value;		/* decoded, NUL-terminated (malloc()ed), or NULL */
+	size_t	len;		/* of value (too_large: about its size) */
+};
+
+struct ts_etcd_range {
+	__s64			revision;	/* etcd's revision when it answered */
+	struct ts_etcd_kv	kv;
+};
+
+struct ts_etcd_watch {
+	__s64			revision;		/* header revision, 0 when absent */
+	bool			created;		/* the watch is set up */
+	bool			canceled;		/* etcd ended it */
+	__s64			compact_revision;	/* canceled: compacted past start */
+	char			reason[208];		/* canceled: etcd's reason */
+	bool			event;			/* kv holds our key's last event */
+	struct ts_etcd_kv	kv;
+};
+
+/* The answer of POST /v3/kv/range for the key whose base64 encoding is key64.
+ * Free out->kv with ts_etcd_kv_free. -TS_ERR_RUNTIME on anything malformed. */
+int ts_etcd_range_parse(const char *body, size_t len, const char *key64,
+			struct ts_etcd_range *out, struct ts_err *err);
+/* One message (one line) of the POST /v3/watch stream; events of other keys
+ * are ignored. Free out->kv with ts_etcd_kv_free. */
+int ts_etcd_watch_parse(const char *line, size_t len, const char *key64,
+			struct ts_etcd_watch *out, struct ts_err *err);
+void ts_etcd_kv_free(struct ts_etcd_kv *kv);
 
 #endif /* LIBTCPSHIFT_H */

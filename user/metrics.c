@@ -143,6 +143,33 @@ static void handshake_histogram(FILE *f, const struct ts_metrics *in)
 	}
 }
 
+static void source_metrics(FILE *f, const struct ts_source_metrics *src)
+{
+	header(f, "tcpshift_config_up", "gauge",
+	       "1 while the agent watches its configuration key in etcd, 0 while it cannot.");
+	fprintf(f, "tcpshift_config_up %d\n", src->up);
+	header(f, "tcpshift_config_revision", "gauge",
+		"etcd revision of the document in force (0: none applied yet).");
+	fprintf(f, "tcpshift_config_revision %lld\n", (long long)src->revision);
+	header(f, "tcpshift_config_latest_revision", "gauge",
+	       "etcd revision of the key's latest value seen; above tcpshift_config_revision "
+	       "while the latest document is refused.");
+	fprintf(f, "tcpshift_config_latest_revision %lld\n", (long long)src->latest_revision);
+	header(f, "tcpshift_config_applied_total", "counter", "Documents from etcd applied.");
+	fprintf(f, "tcpshift_config_applied_total %llu\n", (unsigned long long)src->applied);
+	header(f, "tcpshift_config_rejected_total", "counter",
+	       "Documents from etcd refused (invalid, too large, or failed to apply); the one "
+	       "in force stays.");
+	fprintf(f, "tcpshift_config_rejected_total %llu\n", (unsigned long long)src->rejected);
+	header(f, "tcpshift_config_etcd_errors_total", "counter",
+	       "Failed requests to etcd and lost watches (each retried with backoff).");
+	fprintf(f, "tcpshift_config_etcd_errors_total %llu\n", (unsigned long long)src->errors);
+	header(f, "tcpshift_config_applied_timestamp_seconds", "gauge",
+	       "Unix time of the last document applied (0: none).");
+	fprintf(f, "tcpshift_config_applied_timestamp_seconds %llu\n",
+		(unsigned long long)src->applied_time_s);
+}
+
 char *ts_metrics_render(const struct ts_metrics *in, size_t *len)
 {
 	char *buf = NULL;
@@ -224,6 +251,8 @@ char *ts_metrics_render(const struct ts_metrics *in, size_t *len)
 	fprintf(f, "tcpshift_flow_table_max_entries{table=\"flows\"} %u\n", in->flows_max);
 	fprintf(f, "tcpshift_flow_table_max_entries{table=\"half_open\"} %u\n",
 		in->half_open_max);
+	if (in->source)
+		source_metrics(f, in->source);
 	if (fclose(f)) {
 		free(buf);
 		return NULL;

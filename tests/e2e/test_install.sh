@@ -34,7 +34,8 @@ for f in "$BIN" "$MAN" "$COMP" "$UNIT"; do
 			find . -type f | tr '\n' ' ')"
 	fi
 done
-if grep -qx "ExecStart=/usr/sbin/tcpshift agent --metrics \${TCPSHIFT_METRICS}" "$UNIT" 2>/dev/null
+if grep -qx "ExecStart=/usr/sbin/tcpshift agent --metrics \${TCPSHIFT_METRICS} \$TCPSHIFT_AGENT_ARGS" \
+	"$UNIT" 2>/dev/null
 then
 	pass "install: the agent's systemd unit runs the installed binary"
 else

@@ -297,6 +297,86 @@ static void fuzz_doc(const uint8_t *data, size_t size, const char *s)
 	ts_doc_free(&back);
 }
 
+/* etcd's answers (issue 14): what a hostile etcd sends is refused with one
+ * line (a runtime error), or parsed into a value that is exactly its bytes. */
+static void check_etcd_result(int r, const struct ts_err *err, const struct ts_etcd_kv *kv)
+{
+	size_t len;
+
+	if (r == 0) {
+		CHECK(!kv->value || kv->value[kv->len] == '\0', "a value not NUL-terminated");
+		CHECK(!kv->value || kv->found || kv->mod_revision >= 0, "a negative revision");
+		return;
+	}
+	CHECK(r == -TS_ERR_RUNTIME || r == -TS_ERR_USAGE, "returned %d", r);
+	CHECK(!kv->value, "failed but kept a value");
+	len = strnlen(err->msg, sizeof(err->msg));
+	CHECK(len > 0 && len < sizeof(err->msg), "an empty or unterminated error");
+	for (size_t i = 0; i < len; i++)
+		CHECK((unsigned char)err->msg[i] >= 0x20 && err->msg[i] != 0x7f,
+		      "error message has a control character at %zu", i);
+}
+
+#define FUZZ_KEY64 "L3RzL3NpdGU="
+
+static void fuzz_etcd_range(const uint8_t *data, size_t size, const char *s)
+{
+	struct ts_etcd_range r;
+	struct ts_err err;
+	int rc = ts_etcd_range_parse((const char *)data, size, FUZZ_KEY64, &r, fresh_err(&err));
+
+	check_etcd_result(rc, &err, &r.kv);
+	ts_etcd_kv_free(&r.kv);
+}
+
+static void fuzz_etcd_watch(const uint8_t *data, size_t size, const char *s)
+{
+	struct ts_etcd_watch w;
+	struct ts_err err;
+	int rc = ts_etcd_watch_parse((const char *)data, size, FUZZ_KEY64, &w, fresh_err(&err));
+
+	check_etcd_result(rc, &err, &w.kv);
+	CHECK(strnlen(w.reason, sizeof(w.reason)) < sizeof(w.reason), "reason unterminated");
+	ts_etcd_kv_free(&w.kv);
+}
+
+static void fuzz_etcd_url(const uint8_t *data, size_t size, const char *s)
+{
+	struct ts_etcd_url u, back;
+	struct ts_err err;
+	char buf[TS_ETCD_MAX_ENDPOINTS * sizeof(u.endpoints[0]) + sizeof(u.key) + 16];
+	size_t n = 0;
+
+	if (!check_result(ts_etcd_url_parse(s, &u, fresh_err(&err)), &err))
+		return;
+	CHECK(u.nendpoints >= 1 && u.nendpoints <= TS_ETCD_MAX_ENDPOINTS, "%zu endpoints",
+	      u.nendpoints);
+	CHECK(u.key[0] == '/' && u.key[1] && strstr(s, u.key), "key '%s'", u.key);
+	/* the endpoints and key, written out again, parse to the same */
+	n += (size_t)snprintf(buf, sizeof(buf), "etcd://");
+	for (size_t i = 0; i < u.nendpoints; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "," : "",
+				      u.endpoints[i]);
+	snprintf(buf + n, sizeof(buf) - n, "%s", u.key);
+	CHECK(!ts_etcd_url_parse(buf, &back, fresh_err(&err)), "\"%s\" does not parse back: %s",
+	      buf, err.msg);
+	CHECK(!memcmp(&u, &back, sizeof(u)), "\"%s\" parses to another URL", buf);
+}
+
+static void fuzz_base64(const uint8_t *data, size_t size, const char *s)
+{
+	char *out = malloc(size / 4 * 3 + 1), *again = malloc(size + 8);
+	size_t n;
+
+	if (out && again && !ts_base64_decode((const char *)data, size, out, &n)) {
+		ts_base64_encode(out, n, again);
+		CHECK(strlen(again) == size && !memcmp(again, data, size),
+		      "base64 decodes but does not encode back to itself");
+	}
+	free(out);
+	free(again);
+}
+
 /* Every parser; add new ones here. */
 static const struct {
 	const char *name;
@@ -311,6 +391,10 @@ static const struct {
 	{ "ts_parse_duration", fuzz_duration },
 	{ "ts_parse_u32", fuzz_u32 },
 	{ "ts_doc_parse", fuzz_doc },
+	{ "ts_etcd_url_parse", fuzz_etcd_url },
+	{ "ts_etcd_range_parse", fuzz_etcd_range },
+	{ "ts_etcd_watch_parse", fuzz_etcd_watch },
+	{ "ts_base64_decode", fuzz_base64 },
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

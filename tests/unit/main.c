@@ -29,5 +29,6 @@ int main(int argc, char **argv)
 	failed += run_layout_tests();
 	failed += run_health_tests();
 	failed += run_metrics_tests();
+	failed += run_etcd_tests();
 	return failed ? 1 : 0;
 }

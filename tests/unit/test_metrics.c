@@ -100,6 +100,33 @@ static void metrics_render_text(void **state)
 		ASSERT_TRUE(line[0] == '#' || !strncmp(line, "tcpshift_", 9),
 			    "a line that is no sample: %.60s", line);
 	}
+	ASSERT_TRUE(!strstr(text, "tcpshift_config_"), "no configuration source: no series");
+	free(text);
+}
+
+/* The configuration source's series, only with --config (issue 14). */
+static void metrics_render_source(void **state)
+{
+	static struct ts_config cfg;
+	struct ts_source_metrics src = { .up = true, .revision = 41, .latest_revision = 44,
+					 .applied = 7, .rejected = 2, .errors = 3,
+					 .applied_time_s = 1800000000 };
+	struct ts_metrics in = { .cfg = &cfg, .source = &src };
+	size_t len = 0;
+	char *text;
+
+	(void)state;
+	text = ts_metrics_render(&in, &len);
+	ASSERT_TRUE(text && strlen(text) == len, "rendered");
+	HAS(text, "# TYPE tcpshift_config_up gauge");
+	HAS(text, "tcpshift_config_up 1");
+	HAS(text, "tcpshift_config_revision 41");
+	HAS(text, "tcpshift_config_latest_revision 44");
+	HAS(text, "# TYPE tcpshift_config_applied_total counter");
+	HAS(text, "tcpshift_config_applied_total 7");
+	HAS(text, "tcpshift_config_rejected_total 2");
+	HAS(text, "tcpshift_config_etcd_errors_total 3");
+	HAS(text, "tcpshift_config_applied_timestamp_seconds 1800000000");
 	free(text);
 }
 
@@ -107,6 +134,7 @@ int run_metrics_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(metrics_render_text),
+		cmocka_unit_test(metrics_render_source),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);

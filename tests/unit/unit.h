@@ -58,5 +58,6 @@ int run_cli_tests(void);
 int run_layout_tests(void);
 int run_health_tests(void);
 int run_metrics_tests(void);
+int run_etcd_tests(void);
 
 #endif /* TCPSHIFT_UNIT_H */
