@@ -5,7 +5,8 @@
 # make test     unit, bpf and e2e tests; ends with "N passed, M failed"
 # make demo     the traffic-shifting demo in network namespaces (INTERACTIVE=1 pauses)
 # make fuzz     the parsers' libFuzzer target for FUZZ_SECONDS (make test runs it briefly)
-# make bench    tcpshift against direct routing and peers; make microbench: ns/packet
+# make bench    tcpshift against direct routing and peers; make microbench: ns/packet;
+#               make bench-pps: packets per second through the gateway on one core
 # make install  binary, man page, bash completion under $(DESTDIR)$(PREFIX)
 # V=1           print full commands
 
@@ -52,7 +53,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test test-unit test-bpf test-e2e test-bpf-xdp test-e2e-xdp demo clean install uninstall format
-.PHONY: bench microbench
+.PHONY: bench microbench bench-pps
 
 all: $(OUTPUT)/tcpshift $(TOOLS)
 
@@ -120,12 +121,13 @@ $(TEST_BPF): $(wildcard tests/bpf/*.c tests/bpf/*.h) $(OUTPUT)/libtcpshift.a | $
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(filter %.c,$^) $(OUTPUT)/libtcpshift.a $(LDLIBS) -lcmocka -o $@
 
+# $(PPS): tests/e2e/test_pps.sh runs make bench-pps's harness on a tiny round
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE)
+	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE) $(PPS)
 	$(Q)tests/run.sh
 
 test-unit test-bpf test-e2e test-bpf-xdp test-e2e-xdp: deps
-	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE)
+	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE) $(PPS)
 	$(Q)tests/run.sh $(@:test-%=%)
 
 demo: deps
@@ -228,5 +230,22 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_OUT)/follow $(BENCH_OUT)/rr
 	$(Q)ROUNDS=$(or $(ROUNDS),2) tools/bench/bench.sh
 	$(Q)ROUNDS=$(or $(ROUNDS),2) tools/bench/local.sh
+
+# make bench-pps    packets per second through the gateway on one core, every
+#                   method side by side (tools/bench/pps.sh: ~4 min; QUICK=1 in
+#                   under a minute; ROUNDS, SECONDS_PER_PHASE, CPU, METHODS)
+PPS := $(BENCH_OUT)/pps
+
+$(BENCH_OUT)/pps.bpf.o: tools/bench/pps.h
+
+$(PPS): tools/bench/pps.c tools/bench/pps.h tests/bpf/pkt.c tests/bpf/pkt.h \
+		$(BENCH_OUT)/pps.skel.h | $(BENCH_OUT)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -Itools/bench -Itests/bpf -I$(BENCH_OUT) $(filter %.c,$^) $(LDLIBS) -o $@
+
+bench-pps: deps
+	$(Q)$(MAKE) --no-print-directory all $(PPS) $(BENCH_OUT)/empty.bpf.o
+	$(Q)QUICK=$(QUICK) ROUNDS=$(ROUNDS) SECONDS_PER_PHASE=$(SECONDS_PER_PHASE) CPU=$(CPU) \
+		METHODS="$(METHODS)" tools/bench/pps.sh
 
 FORCE:

@@ -5,8 +5,14 @@
 #
 # Topology (network namespaces tsbench-<pid>-{cl,gw,b1,b2}, IPv4 198.18.0.0/15):
 #
-#   client 198.18.1.2 -- gwc 198.18.1.1 [gateway] br0 198.18.2.1 -+- b1 198.18.2.11
-#                                                                  +- b2 198.18.2.12
+#   client 198.18.1.2 -- gwc 198.18.1.1 [gateway] b1 198.18.2.1/32 -- 198.18.2.11 (b1)
+#                                                  b2 198.18.2.1/32 -- 198.18.2.12 (b2)
+#
+# Each backend hangs off a gateway veth of its own with a host route (no
+# bridge: XDP needs native support on every device tcpshift attaches to). The
+# client and the backends send complete checksums (TX offload off: XDP sees
+# no offload state) and have GRO on (a veth receives XDP-redirected frames
+# only with NAPI on its peer); every method runs in these conditions.
 #   VIP 198.18.100.1: :80 nginx (HTTP), :8008 ts-echo, :5201 iperf3 (b1 only)
 #
 # Each backend runs nginx (one worker, a 3-byte answer), `ts-echo server` and
@@ -22,8 +28,9 @@
 #              changed through its runtime API (set weight)
 #   nginx      nginx `stream` proxy on the gateway, weighted round robin,
 #              changed by rewriting its configuration and reloading
-#   tcpshift   tcpshift on gwc and br0, changed with `tcpshift weight`
+#   tcpshift   tcpshift on gwc, b1 and b2, changed with `tcpshift weight`
 #   tcpshift-fib  the same, loaded with --forward fib (FIB lookup + redirect)
+#   tcpshift-xdp  the same, loaded with --mode xdp (established flows at XDP)
 #
 # Measured per method and round: new connections/s (two wrk, one thread each,
 # Connection: close), keep-alive requests/s (the same, keep-alive), single-
@@ -37,7 +44,7 @@
 # iptables and to direct), bench.json, bench-raw.tsv, and PNG plots.
 #
 # Knobs: ROUNDS=2 DURATION=5 (s per wrk/iperf3 run) SPLIT_N=2000 WRK_CONNS=16
-# METHODS="direct iptables nftables haproxy nginx tcpshift tcpshift-fib" SUMMARIZE_ONLY=0 (1:
+# METHODS="direct iptables nftables haproxy nginx tcpshift tcpshift-fib tcpshift-xdp" SUMMARIZE_ONLY=0 (1:
 # only rebuild the tables, JSON and plots from OUT/bench-raw.tsv) BPF_STATS=0 (1:
 # also run one wrk with kernel.bpf_stats_enabled to report tcpshift's in-situ
 # ns per packet; it is a global switch, restored at the end) INSTALL=1 (0:
@@ -47,6 +54,8 @@
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tools/bench/lib.sh
+. "$ROOT/tools/bench/lib.sh"
 TCPSHIFT=${TCPSHIFT:-$ROOT/build/tcpshift}
 TS_ECHO=${TS_ECHO:-$ROOT/build/ts-echo}
 FOLLOW=${FOLLOW:-$ROOT/build/bench/follow}
@@ -55,7 +64,7 @@ ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-5}
 SPLIT_N=${SPLIT_N:-2000}
 WRK_CONNS=${WRK_CONNS:-16}
-METHODS=${METHODS:-"direct iptables nftables haproxy nginx tcpshift tcpshift-fib"}
+METHODS=${METHODS:-"direct iptables nftables haproxy nginx tcpshift tcpshift-fib tcpshift-xdp"}
 BPF_STATS=${BPF_STATS:-0}
 INSTALL=${INSTALL:-1}
 
@@ -70,12 +79,12 @@ B1=198.18.2.11
 B2=198.18.2.12
 NGINX_STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 DEB_PEERS="nginx libnginx-mod-stream haproxy wrk iperf3 gnuplot-nox nftables iptables socat jq"
+PEER_SERVICES="nginx haproxy"
 
 TMP=
 PIDS=()			# processes this script started
 NETNS=()		# namespaces this script made
 LOADED=0		# tcpshift loaded under PIN
-POLICY_RC_MADE=0	# we created /usr/sbin/policy-rc.d
 BPF_STATS_OLD=
 CLEANED=0
 GW_PIDS=()		# the current method's gateway processes
@@ -134,37 +143,6 @@ must() {
 	err=$("$@" 2>&1 >/dev/null) || die "$desc failed: ${err:-no message} (command: $*)"
 }
 
-# ---- peers --------------------------------------------------------------------------
-
-install_peers() {
-	local p missing=()
-
-	for p in $DEB_PEERS; do
-		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
-			missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$INSTALL" = 1 ] || die "missing packages: ${missing[*]} (INSTALL=0)"
-	log DEPS "installing ${missing[*]}"
-	# Packages must not start their system services (nginx, haproxy) on the
-	# host: a policy-rc.d that refuses every start, unless one is there.
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod 755 /usr/sbin/policy-rc.d
-		POLICY_RC_MADE=1
-	fi
-	apt-get update -qq >/dev/null 2>&1
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
-		die "apt-get install ${missing[*]} failed"
-	if [ -d /run/systemd/system ]; then
-		systemctl disable --now nginx haproxy >/dev/null 2>&1
-	fi
-	if [ "$POLICY_RC_MADE" -eq 1 ]; then
-		rm -f /usr/sbin/policy-rc.d
-		POLICY_RC_MADE=0
-	fi
-}
-
 # ---- topology -----------------------------------------------------------------------
 
 netns_add() {
@@ -177,12 +155,23 @@ backend_ns() {
 	local ns=$1 port=$2 addr=$3
 
 	must "veth $port" ip -n "$NS_GW" link add "$port" type veth peer name eth0 netns "$ns"
-	must "$port into br0" ip -n "$NS_GW" link set "$port" master br0 up
+	must "$port up" ip -n "$NS_GW" link set "$port" up
+	must "$port address" ip -n "$NS_GW" addr add 198.18.2.1/32 dev "$port"
+	must "route to $addr" ip -n "$NS_GW" route add "$addr/32" dev "$port"
 	must "$ns eth0 up" ip -n "$ns" link set eth0 up
+	xdp_peer "$ns"
 	must "$ns address" ip -n "$ns" addr add "$addr/24" dev eth0
 	must "$ns route" ip -n "$ns" route add default via 198.18.2.1
 	must "$ns sysctls" in_ns "$ns" sysctl -qw net.core.somaxconn=8192 \
 		net.ipv4.tcp_max_syn_backlog=8192
+}
+
+# xdp_peer NS: eth0 in NS faces the gateway: complete checksums, GRO on (set
+# while up, off first: only a change tells the gateway's veth it may redirect)
+xdp_peer() {
+	must "$1 checksums" in_ns "$1" ethtool -K eth0 tx off
+	must "$1 GRO" in_ns "$1" ethtool -K eth0 gro off
+	must "$1 GRO" in_ns "$1" ethtool -K eth0 gro on
 }
 
 # start NAME CMD...: start CMD in the background (in whatever namespace its
@@ -229,16 +218,14 @@ topology() {
 	must "gwc address" ip -n "$NS_GW" addr add 198.18.1.1/24 dev gwc
 	must "gwc up" ip -n "$NS_GW" link set gwc up
 	must "client up" ip -n "$NS_CL" link set eth0 up
+	xdp_peer "$NS_CL"
 	must "client address" ip -n "$NS_CL" addr add 198.18.1.2/24 dev eth0
 	must "client route" ip -n "$NS_CL" route add default via 198.18.1.1
 	must "client sysctls" in_ns "$NS_CL" sysctl -qw \
 		net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
-	must "bridge" ip -n "$NS_GW" link add br0 type bridge stp_state 0 mcast_snooping 0
-	must "br0 address" ip -n "$NS_GW" addr add 198.18.2.1/24 dev br0
-	must "br0 up" ip -n "$NS_GW" link set br0 up
 	backend_ns "$NS_B1" b1 "$B1"
 	backend_ns "$NS_B2" b2 "$B2"
-	for name in gwc br0 b1 b2; do
+	for name in gwc b1 b2; do
 		must "rp_filter $name" in_ns "$NS_GW" sysctl -qw "net.ipv4.conf.$name.rp_filter=0"
 	done
 
@@ -499,7 +486,7 @@ weight_cmd_nginx() {
 # setup_tcpshift [LOAD OPTIONS]
 setup_tcpshift() {
 	LOADED=1
-	must "tcpshift load" ts load --dev gwc --dev br0 "$@"
+	must "tcpshift load" ts load --dev gwc --dev b1 --dev b2 "$@"
 	must "service s80" ts service add s80 "$VIP:80"
 	must "backend b1" ts backend add s80 b1 "$B1:80" --weight 50
 	must "backend b2" ts backend add s80 b2 "$B2:80" --weight 50
@@ -515,6 +502,10 @@ weight_cmd_tcpshift() {
 }
 
 weight_cmd_tcpshift-fib() {
+	weight_cmd_tcpshift "$@"
+}
+
+weight_cmd_tcpshift-xdp() {
 	weight_cmd_tcpshift "$@"
 }
 
@@ -544,6 +535,7 @@ setup() {
 	nginx) setup_nginx ;;
 	tcpshift) setup_tcpshift ;;
 	tcpshift-fib) setup_tcpshift --forward fib ;;
+	tcpshift-xdp) setup_tcpshift --mode xdp ;;
 	*) die "unknown method $1" ;;
 	esac
 }
@@ -555,7 +547,7 @@ teardown() {
 		teardown_gw_pids
 		vip_off_gateway
 		;;
-	tcpshift | tcpshift-fib)
+	tcpshift | tcpshift-fib | tcpshift-xdp)
 		ts unload >/dev/null 2>&1
 		LOADED=0
 		;;
@@ -872,20 +864,14 @@ plots() {
 		st=$(ratio "$(value_of "$TMP/med-stream_gbit_s" "$m")" "$(value_of "$TMP/med-stream_gbit_s" direct)")
 		echo "$m ${nc/—/NaN} ${ka/—/NaN} ${st/—/NaN}" >>"$d"
 	done
-	gnuplot <<EOF 2>>"$TMP/gnuplot.err"
-set terminal pngcairo size 900,480 noenhanced font ",11"
-set output "$OUT/ratios.png"
-set title "Rates relative to direct routing (median of $ROUNDS rounds)"
-set ylabel "× direct"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.7 border -1
-set yrange [0:*]
-set grid ytics
-set key top right
+	{
+		bars_preamble "$OUT/ratios.png" \
+			"Rates relative to direct routing (median of $ROUNDS rounds)" "× direct"
+		cat <<EOF
 plot "$d" using 2:xtic(1) title "new conn/s", "" using 3 title "keep-alive req/s", \
      "" using 4 title "1-stream throughput"
 EOF
+	} | gnuplot 2>>"$TMP/gnuplot.err"
 }
 
 # ---- main ---------------------------------------------------------------------------

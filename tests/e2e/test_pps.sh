@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# make bench-pps's harness on a tiny round (tools/bench/pps.sh, pps.c,
+# pps.bpf.c), so that the benchmark cannot rot unseen: kernel forwarding,
+# tcpshift at tc and tcpshift --mode xdp each confirm 200 flows by handshakes
+# through the gateway, then every packet the gateway takes in reaches a backend
+# in both phases (the baseline's too); and a gateway that passes nothing fails
+# its round instead of reporting a rate. Speed is never asserted. Its own namespaces (tspps-<pid>-*)
+# and pin directory; pps.sh's trap removes them.
+
+cd "$(dirname "$0")/../.." || exit 1
+# shellcheck source=tests/e2e/lib.sh
+. tests/e2e/lib.sh
+PPS_SOURCE_ONLY=1
+# shellcheck source=tools/bench/pps.sh
+. tools/bench/pps.sh
+
+[ "$(id -u)" -eq 0 ] || { fail "pps: setup" "needs root"; exit 1; }
+[ -x "$PPS" ] || { fail "pps: setup" "$PPS missing (make build/bench/pps)"; exit 1; }
+FLOWS=200 SECONDS_PER_PHASE=0.2 WARMUP=0.1
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tspps-$ID.XXXXXX") || exit 1
+RAW=$TMP/raw.tsv
+: >"$RAW"
+
+# A method that forwards nothing: the gateway routes no packet at all.
+eval "$(declare -f setup | sed '1s/setup/setup_known/')"
+setup() {
+	if [ "$1" = blackhole ]; then
+		must "forwarding off" in_ns "$NS_GW" sysctl -qw net.ipv4.ip_forward=0
+		echo --direct
+	else
+		setup_known "$1"
+	fi
+}
+
+val() { awk -F'\t' -v m="$1" -v p="$2" -v k="$3" '$2 == m && $3 == p && $4 == k { print $5 }' "$RAW"; }
+
+xdp_mode_available || { fail "pps: setup" "$TCPSHIFT load has no --mode"; exit 1; }
+for m in baseline forward tcpshift tcpshift-xdp blackhole; do
+	run_method "$m" 1 2>>"$TMP/log"
+done
+
+for m in forward tcpshift tcpshift-xdp; do
+	if [ "$(val "$m" handshake syn)" = 200 ] && [ "$(val "$m" handshake synack)" = 200 ] &&
+		[ "$(val "$m" handshake ack)" = 200 ]; then
+		pass "pps: $m: 200 handshakes through the gateway (SYN, SYN-ACK, ACK counted at the sinks)"
+	else
+		fail "pps: $m: handshakes" "$(grep -F "$m" "$TMP/log" | tr '\n' ' ')"
+	fi
+done
+for m in tcpshift tcpshift-xdp; do
+	c=$(val "$m" handshake confirmed)
+	[ "$c" = 200 ] && pass "pps: $m counts the 200 handshakes as confirmed flows" ||
+		fail "pps: $m: confirmed flows" "${c:-none} of 200"
+done
+
+for m in baseline forward tcpshift tcpshift-xdp; do
+	for p in established syn; do
+		s=$(val "$m" "$p" sent) a=$(val "$m" "$p" accepted) d=$(val "$m" "$p" delivered)
+		if [ -n "$d" ] && [ "$d" -gt 0 ] && [ "$d" = "$a" ] && [ "$a" = "$s" ]; then
+			pass "pps: $m $p: all $d packets sent were delivered"
+		else
+			fail "pps: $m $p" "sent ${s:-?}, taken in ${a:-?}, delivered ${d:-?}"
+		fi
+	done
+done
+
+if grep -qP '^1\tblackhole\t-\tfailed\t' "$RAW" && [ -z "$(val blackhole established delivered)" ]; then
+	pass "pps: a gateway that forwards nothing fails its round (no rate reported)"
+else
+	fail "pps: blackhole" "$(grep blackhole "$RAW" | tr '\n' ' ')"
+fi
+grep -E 'ns/packet' "$TMP/log" | while read -r line; do info "$line"; done
+e2e_status

@@ -1,0 +1,551 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * pps: one round of make bench-pps for one method (tools/bench/pps.sh builds
+ * the namespaces and sets the method up on the gateway; this measures it).
+ *
+ *   generator ns           gateway ns                    backend ns (x2)
+ *   GEN_DEV ---- veth ---- GW_DEV [method] b1, b2 ---- veth ---- BACKEND_DEV
+ *   pps_gen (BPF_PROG_RUN,                               pps_sink: count, drop
+ *   live frames, XDP_TX)
+ *   pps_sink (client side)
+ *
+ * 1. Attaches pps_sink to the generator's and the backends' devices (and to
+ *    the gateway's with --baseline: it drops everything on arrival), and
+ *    pps_fwd to the gateway's devices with --xdp-forward.
+ * 2. Handshakes (not with --baseline): FLOWS SYNs; each backend answers a
+ *    SYN-ACK, the client side answers the ACK, all through the gateway. Every
+ *    count must come out exactly FLOWS, or the round fails: the method did
+ *    not pass them.
+ * 3. The sinks stop answering. Phase "established": ACKs of the FLOWS flows,
+ *    round robin; phase "syn": a SYN of a new flow per frame. Each phase runs
+ *    WARMUP seconds, then SECONDS measured.
+ *
+ * One core (--cpu) does everything: the generator's test_run batches, and
+ * the receive processing (NAPI, in softirq) that each batch raises on that
+ * CPU, on the gateway's devices and then on the backends'. Its cost is read
+ * as this thread's CPU time plus that of the CPU's ksoftirqd (softirqs past
+ * the kernel's budget run there): /proc/PID/schedstat, where softirqs run at
+ * bh-enable count for the thread on kernels without IRQ_TIME_ACCOUNTING. The
+ * kernel's own test_run time (run_ns) is printed too, as a cross-check. Per
+ * phase one line of key=value: frames sent, frames the gateway's device took
+ * in (accepted), frames of the phase's kind the sinks received (delivered),
+ * wall seconds, cpu_ns, run_ns.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <linux/if_ether.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "pkt.h"
+#include "pps.h"
+#include "pps.skel.h"
+
+#define MAX_BACKENDS	2
+#define HANDSHAKE_BATCH	1024
+
+struct dev {
+	char ns[64];
+	char name[IF_NAMESIZE];
+	int ifindex;
+	unsigned char mac[ETH_ALEN];
+	int attached;
+};
+
+static struct dev gen_dev, gw_dev, be_dev[MAX_BACKENDS];
+static struct dev fwd_devs[4];
+static int n_backends, n_fwd;
+static struct bench_pps *skel;
+
+/* One line on stderr, then exit: 1 for a failure, 2 for a bad command line. */
+static void __attribute__((noreturn, format(printf, 3, 0)))
+vquit(int status, const char *hint, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "pps: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "%s\n", hint);
+	exit(status);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vquit(1, "", fmt, ap);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vquit(2, " (pps --help)", fmt, ap);
+}
+
+static void enter_ns(const char *ns)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET))
+		die("entering network namespace %s: %s", ns, strerror(errno));
+	close(fd);
+}
+
+/* NS:DEV */
+static void parse_dev(struct dev *d, const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+
+	if (!colon || colon == arg || (size_t)(colon - arg) >= sizeof(d->ns) ||
+	    memchr(arg, '/', colon - arg) || strlen(colon + 1) >= IF_NAMESIZE || !colon[1])
+		usage_error("'%s': expected NETNS:DEVICE (a name under /run/netns)", arg);
+	memcpy(d->ns, arg, colon - arg);
+	strcpy(d->name, colon + 1);
+}
+
+static void resolve(struct dev *d)
+{
+	struct ifreq ifr = {};
+	int s;
+
+	enter_ns(d->ns);
+	d->ifindex = if_nametoindex(d->name);
+	if (!d->ifindex)
+		die("no device %s in %s", d->name, d->ns);
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	strcpy(ifr.ifr_name, d->name);
+	if (s < 0 || ioctl(s, SIOCGIFHWADDR, &ifr))
+		die("MAC address of %s: %s", d->name, strerror(errno));
+	memcpy(d->mac, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+	close(s);
+}
+
+static void attach(struct dev *d, struct bpf_program *prog)
+{
+	int err;
+
+	enter_ns(d->ns);
+	err = bpf_xdp_attach(d->ifindex, bpf_program__fd(prog), XDP_FLAGS_DRV_MODE, NULL);
+	if (err)
+		die("attaching %s to %s in %s (native XDP): %s", bpf_program__name(prog), d->name,
+		    d->ns, strerror(-err));
+	d->attached = 1;
+}
+
+/* At exit, also after an error: the namespace may be gone already. */
+static void detach(struct dev *d)
+{
+	char path[128];
+	int fd;
+
+	if (!d->attached)
+		return;
+	d->attached = 0;
+	snprintf(path, sizeof(path), "/run/netns/%s", d->ns);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && !setns(fd, CLONE_NEWNET))
+		bpf_xdp_detach(d->ifindex, XDP_FLAGS_DRV_MODE, NULL);
+	if (fd >= 0)
+		close(fd);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- counters ------------------------------------------------------------------ */
+
+static __u64 sink_count(__u32 place, __u32 kind)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 v[ncpu], sum = 0;
+	__u32 key = place * PPS_KINDS + kind;
+
+	if (bpf_map__lookup_elem(skel->maps.sink_counts, &key, sizeof(key), v,
+				 sizeof(__u64) * ncpu, 0))
+		die("reading the sinks' counters: %s", strerror(errno));
+	for (int i = 0; i < ncpu; i++)
+		sum += v[i];
+	return sum;
+}
+
+static __u64 backends_count(__u32 kind)
+{
+	return sink_count(PPS_PLACE_B1, kind) + sink_count(PPS_PLACE_B2, kind);
+}
+
+/* Frames the device took in (rx_packets; 32-bit counters, compared by difference). */
+static __u32 dev_rx_packets(const struct dev *d)
+{
+	struct ifaddrs *ifa, *i;
+	__u32 v = 0;
+
+	enter_ns(d->ns);
+	if (getifaddrs(&ifa))
+		die("getifaddrs in %s: %s", d->ns, strerror(errno));
+	for (i = ifa; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_PACKET && i->ifa_data &&
+		    !strcmp(i->ifa_name, d->name))
+			v = ((struct rtnl_link_stats *)i->ifa_data)->rx_packets;
+	freeifaddrs(ifa);
+	return v;
+}
+
+/* ---- CPU time ---------------------------------------------------------------------- */
+
+/* The CPU's ksoftirqd: softirqs left over by the generator's own bh-enable
+ * (past the kernel's budget) run there. */
+static pid_t ksoftirqd(int cpu)
+{
+	char want[32], path[300], comm[32];
+	struct dirent *e;
+	pid_t pid = 0;
+	DIR *d;
+	FILE *f;
+
+	snprintf(want, sizeof(want), "ksoftirqd/%d", cpu);
+	d = opendir("/proc");
+	if (!d)
+		die("/proc: %s", strerror(errno));
+	while (!pid && (e = readdir(d))) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strcmp(strtok(comm, "\n"), want))
+			pid = atoi(e->d_name);
+		fclose(f);
+	}
+	closedir(d);
+	return pid;
+}
+
+static __u64 schedstat_ns(const char *path)
+{
+	unsigned long long ns;
+	FILE *f = fopen(path, "r");
+
+	if (!f || fscanf(f, "%llu", &ns) != 1)
+		die("%s: %s", path, strerror(errno));
+	fclose(f);
+	return ns;
+}
+
+/* CPU time of this thread (the generator, and every softirq it runs: the
+ * gateway's and the backends' receive processing; this kernel has no
+ * IRQ_TIME_ACCOUNTING, pps.sh checks) and of its CPU's ksoftirqd. */
+static __u64 cpu_ns(pid_t softirqd)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", softirqd);
+	return schedstat_ns("/proc/thread-self/schedstat") + schedstat_ns(path);
+}
+
+/* ---- the generator ------------------------------------------------------------------ */
+
+static unsigned char frame[PPS_FRAME_LEN];
+
+/* The template of every frame: pps_gen writes the addresses, ports, sequence
+ * numbers, flags and checksums. */
+static void build_frame(void)
+{
+	struct pkt_spec spec = { .src = "198.18.128.1", .dst = "198.18.100.1", .sport = 1024,
+				 .dport = 80, .flags = PKT_ACK, .eth_dst = gw_dev.mac };
+	struct pkt p;
+
+	if (pkt_build(&p, &spec) || p.len != PPS_FRAME_LEN)
+		die("building the frame template");
+	memcpy(p.data + ETH_ALEN, gen_dev.mac, ETH_ALEN);	/* the source MAC */
+	memcpy(frame, p.data, PPS_FRAME_LEN);
+	memcpy(skel->bss->tmpl, frame, PPS_FRAME_LEN);
+}
+
+/* Send COUNT frames (the generator is in its namespace); returns the
+ * kernel's ns per frame. */
+static __u32 send_frames(__u32 count)
+{
+	struct xdp_md md = { .data_end = PPS_FRAME_LEN, .ingress_ifindex = gen_dev.ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = PPS_FRAME_LEN,
+		    .ctx_in = &md, .ctx_size_in = sizeof(md), .repeat = count,
+		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+	int err;
+
+	err = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.pps_gen), &o);
+	if (err)
+		die("the generator (BPF_PROG_RUN, live frames): %s", strerror(-err));
+	return o.duration;
+}
+
+/* ---- the round ------------------------------------------------------------------------ */
+
+static void handshakes(__u32 flows)
+{
+	__u64 syn0 = backends_count(PPS_KIND_SYN), ack0 = backends_count(PPS_KIND_ACK);
+	__u64 sa0 = sink_count(PPS_PLACE_CLIENT, PPS_KIND_SYNACK);
+	__u64 syn = 0, sa = 0, ack = 0;
+	double t0 = now(), t;
+	__u32 done = 0, n;
+
+	skel->bss->reflex = 1;
+	skel->bss->gen_syn = 1;
+	skel->bss->gen_flows = 0;
+	while (done < flows) {
+		n = flows - done < HANDSHAKE_BATCH ? flows - done : HANDSHAKE_BATCH;
+		skel->bss->gen_first = done;
+		skel->bss->gen_next = 0;
+		enter_ns(gen_dev.ns);
+		send_frames(n);
+		done += n;
+		/* every SYN answered and acknowledged, within a second */
+		for (t = now(); now() - t < 1.0; usleep(50)) {
+			syn = backends_count(PPS_KIND_SYN) - syn0;
+			sa = sink_count(PPS_PLACE_CLIENT, PPS_KIND_SYNACK) - sa0;
+			ack = backends_count(PPS_KIND_ACK) - ack0;
+			if (syn >= done && sa >= done && ack >= done)
+				break;
+		}
+		if (syn != done || sa != done || ack != done)
+			die("handshakes: after %u SYNs the backends got %llu SYNs, the clients %llu "
+			    "SYN-ACKs, the backends %llu ACKs: the method does not pass them",
+			    done, (unsigned long long)syn, (unsigned long long)sa,
+			    (unsigned long long)ack);
+	}
+	skel->bss->reflex = 0;
+	printf("handshake flows=%u syn=%llu synack=%llu ack=%llu seconds=%.3f\n", flows,
+	       (unsigned long long)syn, (unsigned long long)sa, (unsigned long long)ack,
+	       now() - t0);
+	fflush(stdout);
+}
+
+/* Frames that reached their sink in this phase: the backends' (the gateway's
+ * device's with --baseline) segments of the phase's kind. */
+static __u64 delivered(__u32 kind, int baseline)
+{
+	return baseline ? sink_count(PPS_PLACE_OTHER, kind) + sink_count(PPS_PLACE_B1, kind) +
+				  sink_count(PPS_PLACE_B2, kind)
+			: backends_count(kind);
+}
+
+static void phase(const char *name, int syn, __u32 first, __u32 flows, double warmup,
+		  double seconds, int cpu, int baseline)
+{
+	__u32 kind = syn ? PPS_KIND_SYN : PPS_KIND_ACK, chunk = 1 << 12, acc0, ns;
+	__u64 sent = 0, run_ns = 0, del0, cpu0;
+	pid_t softirqd = ksoftirqd(cpu);
+	double t0, t1;
+
+	if (!softirqd)
+		die("no ksoftirqd/%d", cpu);
+	skel->bss->gen_syn = syn;
+	skel->bss->gen_first = first;
+	skel->bss->gen_flows = flows;
+	skel->bss->gen_next = 0;
+	/* Each BPF_PROG_RUN call sleeps some ms in its setup and teardown (off
+	 * the CPU, so not in the figures): calls of ~0.2 s each, sized in the
+	 * warm-up from the kernel's ns per frame. */
+	enter_ns(gen_dev.ns);
+	for (t0 = now(); now() - t0 < warmup;) {
+		ns = send_frames(chunk);
+		chunk = ns ? 200000000 / ns : chunk * 2;
+		chunk = chunk < 4096 ? 4096 : chunk > (1u << 24) ? 1u << 24 : chunk;
+	}
+	del0 = delivered(kind, baseline);
+	acc0 = dev_rx_packets(&gw_dev);
+	enter_ns(gen_dev.ns);
+	cpu0 = cpu_ns(softirqd);
+	for (t0 = now(); now() - t0 < seconds; sent += chunk)
+		run_ns += (__u64)send_frames(chunk) * chunk;
+	t1 = now();
+	cpu0 = cpu_ns(softirqd) - cpu0;
+	printf("phase=%s sent=%llu accepted=%u delivered=%llu seconds=%.4f cpu_ns=%llu "
+	       "run_ns=%llu\n",
+	       name, (unsigned long long)sent, dev_rx_packets(&gw_dev) - acc0,
+	       (unsigned long long)(delivered(kind, baseline) - del0), t1 - t0,
+	       (unsigned long long)cpu0, (unsigned long long)run_ns);
+	fflush(stdout);
+}
+
+static void cleanup(void)
+{
+	detach(&gen_dev);
+	for (int i = 0; i < n_backends; i++)
+		detach(&be_dev[i]);
+	for (int i = 0; i < n_fwd; i++)
+		detach(&fwd_devs[i]);
+	detach(&gw_dev);
+	bench_pps__destroy(skel);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: pps --gen NS:DEV --gw NS:DEV --backend NS:DEV:ADDR --backend NS:DEV:ADDR\n"
+		"           [--vip ADDR:PORT | --direct] [--xdp-forward DEV --xdp-forward DEV ...]\n"
+		"           [--baseline] [--flows N] [--seconds S] [--warmup S] [--cpu C]\n"
+		"           [--phases established,syn]\n"
+		"One round of make bench-pps (see tools/bench/pps.sh).\n");
+}
+
+static double parse_seconds(const char *arg, const char *what)
+{
+	char *end;
+	double v = strtod(arg, &end);
+
+	if (end == arg || *end || !(v > 0 && v <= 600))
+		usage_error("--%s '%s': expected seconds in (0, 600]", what, arg);
+	return v;
+}
+
+static int parse_cpu(const char *arg, const char *what)
+{
+	char *end;
+	long v = strtol(arg, &end, 10);
+
+	if (end == arg || *end || v < 0 || v >= CPU_SETSIZE)
+		usage_error("--%s '%s': expected a CPU number", what, arg);
+	return (int)v;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "gen", 1, 0, 'g' },	  { "gw", 1, 0, 'w' },	    { "backend", 1, 0, 'b' },
+		{ "vip", 1, 0, 'v' },	  { "direct", 0, 0, 'd' },  { "xdp-forward", 1, 0, 'x' },
+		{ "flows", 1, 0, 'f' },	  { "seconds", 1, 0, 's' }, { "warmup", 1, 0, 'W' },
+		{ "cpu", 1, 0, 'C' },	  { "phases", 1, 0, 'p' },  { "baseline", 0, 0, 'B' },
+		{ "help", 0, 0, 'h' },	  {},
+	};
+	const char *vip = "198.18.100.1:80", *phases = "established,syn";
+	__be32 be_addr[MAX_BACKENDS], vip_addr;
+	double seconds = 3, warmup = 0.5;
+	int c, direct = 0, baseline = 0, cpu = 0, err;
+	unsigned long port;
+	char *colon, *end, buf[128];
+	__u32 flows = 10000;
+	cpu_set_t set;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'g': parse_dev(&gen_dev, optarg); break;
+		case 'w': parse_dev(&gw_dev, optarg); break;
+		case 'b':
+			if (n_backends == MAX_BACKENDS)
+				usage_error("at most %d backends", MAX_BACKENDS);
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			colon = strrchr(buf, ':');
+			if (!colon || inet_pton(AF_INET, colon + 1, &be_addr[n_backends]) != 1)
+				usage_error("--backend '%s': expected NETNS:DEVICE:IPV4", optarg);
+			*colon = 0;
+			parse_dev(&be_dev[n_backends++], buf);
+			break;
+		case 'v': vip = optarg; break;
+		case 'd': direct = 1; break;
+		case 'x':
+			if (n_fwd == (int)(sizeof(fwd_devs) / sizeof(fwd_devs[0])))
+				usage_error("too many --xdp-forward devices");
+			if (strlen(optarg) >= IF_NAMESIZE)
+				usage_error("--xdp-forward '%s': not a device name", optarg);
+			strcpy(fwd_devs[n_fwd++].name, optarg);
+			break;
+		case 'f':
+			flows = strtoul(optarg, &end, 10);
+			if (end == optarg || *end || flows < 2 || flows > 1000000)
+				usage_error("--flows '%s': expected 2 to 1000000", optarg);
+			break;
+		case 's': seconds = parse_seconds(optarg, "seconds"); break;
+		case 'W': warmup = parse_seconds(optarg, "warmup"); break;
+		case 'C': cpu = parse_cpu(optarg, "cpu"); break;
+		case 'B': baseline = 1; break;
+		case 'p': phases = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc || !gen_dev.ns[0] || !gw_dev.ns[0] || n_backends != MAX_BACKENDS) {
+		usage(stderr);
+		return 2;
+	}
+	snprintf(buf, sizeof(buf), "%s", phases);
+	for (char *t = strtok(buf, ","); t; t = strtok(NULL, ","))
+		if (strcmp(t, "established") && strcmp(t, "syn"))
+			usage_error("--phases '%s': expected established, syn or both", phases);
+	snprintf(buf, sizeof(buf), "%s", vip);
+	colon = strrchr(buf, ':');
+	if (!colon || (*colon = 0, inet_pton(AF_INET, buf, &vip_addr) != 1) ||
+	    (port = strtoul(colon + 1, &end, 10), *end || !port || port > 65535))
+		usage_error("--vip '%s': expected IPV4:PORT", vip);
+
+	libbpf_set_print(NULL);
+	skel = bench_pps__open_and_load();
+	if (!skel)
+		die("loading pps.bpf.o: %s", strerror(errno));
+	atexit(cleanup);
+	skel->bss->vip = vip_addr;
+	skel->bss->vip_port = htons(port);
+	skel->bss->gen_direct = direct;
+	memcpy(skel->bss->backend_addr, be_addr, sizeof(be_addr));
+
+	resolve(&gen_dev);
+	resolve(&gw_dev);
+	for (int i = 0; i < n_backends; i++)
+		resolve(&be_dev[i]);
+	for (int i = 0; i < n_fwd; i++) {
+		snprintf(fwd_devs[i].ns, sizeof(fwd_devs[i].ns), "%s", gw_dev.ns);
+		resolve(&fwd_devs[i]);
+		err = bpf_map__update_elem(skel->maps.fwd_ports, &fwd_devs[i].ifindex, sizeof(__u32),
+					   &fwd_devs[i].ifindex, sizeof(__u32), 0);
+		if (err)
+			die("devmap entry for %s: %s", fwd_devs[i].name, strerror(-err));
+	}
+	build_frame();
+	attach(&gen_dev, skel->progs.pps_sink);
+	for (int i = 0; i < n_backends; i++)
+		attach(&be_dev[i], skel->progs.pps_sink);
+	for (int i = 0; i < n_fwd; i++)
+		attach(&fwd_devs[i], skel->progs.pps_fwd);
+	if (baseline)
+		attach(&gw_dev, skel->progs.pps_sink);
+
+	/* One core: the generator, and the receive processing of every veth
+	 * it feeds, directly or through the gateway (softirqs raised here run
+	 * here). */
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		die("pinning to CPU %d: %s", cpu, strerror(errno));
+
+	if (!baseline)
+		handshakes(flows);
+	if (strstr(phases, "established"))
+		phase("established", 0, 0, flows, warmup, seconds, cpu, baseline);
+	if (strstr(phases, "syn"))
+		phase("syn", 1, flows, 0, warmup, seconds, cpu, baseline);
+	return 0;
+}
