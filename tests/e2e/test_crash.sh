@@ -173,8 +173,10 @@ expect_after() {
 
 # ---- the checks after each command ------------------------------------------------
 
+# (3 s: room for one SYN retransmission, 1 s after a SYN lost on a loaded
+# machine, e.g. in a veth's XDP ring in xdp mode)
 one_conn() { # one_conn ADDR:PORT: who answers one new connection
-	in_ns "$NS_CL" "$TS_ECHO" count --connect "$1" --n 1 --timeout-ms 1000 2>/dev/null |
+	in_ns "$NS_CL" "$TS_ECHO" count --connect "$1" --n 1 --timeout-ms 3000 2>/dev/null |
 		awk '$1 != "error" && $2 == 1 { print $1 }'
 }
 
