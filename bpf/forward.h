@@ -87,7 +87,9 @@ static __always_inline bool ts_fib_lookup(struct ts_ctx *c, const struct ts_pkt 
 		len = p->l4_off - p->l3_off + p->l4_hlen + ts_skb(c)->gso_size;
 	__builtin_memcpy(key.daddr, daddr, sizeof(key.daddr));
 	nh = bpf_map_lookup_elem(&nexthops, &key);
-	if (nh && now < nh->expires_ns && len <= nh->max_len) {
+	/* XDP takes only what it found itself: an answer found at tc (fib
+	 * mode) may name a device XDP cannot redirect to */
+	if (nh && now < nh->expires_ns && len <= nh->max_len && (!ts_is_xdp(c) || nh->xdp)) {
 		fib->ifindex = nh->ifindex;
 		__builtin_memcpy(fib->smac, nh->smac, ETH_ALEN);
 		__builtin_memcpy(fib->dmac, nh->dmac, ETH_ALEN);
@@ -105,9 +107,12 @@ static __always_inline bool ts_fib_lookup(struct ts_ctx *c, const struct ts_pkt 
 	/* XDP redirects only to the instance's own devices (xdp_tx) */
 	if (ts_is_xdp(c) && !bpf_map_lookup_elem(&xdp_tx, &fib->ifindex))
 		return false;
+	/* learnt afresh: the route's MTU may have shrunk since */
+	__builtin_memset(&fresh, 0, sizeof(fresh));
 	fresh.expires_ns = now + TS_NEXTHOP_TTL_NS;
 	fresh.ifindex = fib->ifindex;
-	fresh.max_len = nh && nh->ifindex == fib->ifindex && nh->max_len > len ? nh->max_len : len;
+	fresh.max_len = len;
+	fresh.xdp = ts_is_xdp(c);
 	__builtin_memcpy(fresh.smac, fib->smac, ETH_ALEN);
 	__builtin_memcpy(fresh.dmac, fib->dmac, ETH_ALEN);
 	bpf_map_update_elem(&nexthops, &key, &fresh, BPF_ANY);

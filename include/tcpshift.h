@@ -350,6 +350,8 @@ struct ts_nexthop {
 	__u32	max_len;	/* the longest packet (from its IP header) the route took */
 	__u8	smac[6];
 	__u8	dmac[6];
+	__u8	xdp;		/* found by the XDP program: ifindex is in xdp_tx */
+	__u8	pad[3];
 };
 
 /* xdp_devs: a device of the instance, as the XDP program knows it. */
