@@ -640,6 +640,9 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 	struct ts_flow *flow;
 	__u32 id;
 
+	/* every SYN is a handshake's, and tc's (doc/DESIGN.md, "XDP") */
+	if (ts_is_xdp(c) && syn)
+		return XDP_PASS;
 	/* pick (dry_run) asks what a new flow gets: the table, not a pin */
 	flow = dry_run ? NULL : bpf_map_lookup_elem(&flows, &p->key);
 	if (!flow && !dry_run) {
