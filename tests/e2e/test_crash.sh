@@ -47,6 +47,14 @@ SEED=${CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
 e2e_init crash
 e2e_need jq
 e2e_topology
+# The direct probes to s1 leave from an address of their own: from the
+# client's usual one, a probe could reuse the 4-tuple of a connection made
+# through the scratch VIP (NATed to the same backend address:port), which v1
+# still holds in TIME-WAIT with the other path's TCP timestamps: its SYN
+# would be refused (PAWS) and retried after 1 s, twice.
+must "client probe address" ip -n "$NS_CL" addr add 2001:2:1::3/64 dev eth0 nodad
+must "client probe route" ip -n "$NS_CL" -6 route add "2001:2:2::11/128" via 2001:2:1::1 \
+	src 2001:2:1::3
 e2e_load
 e2e_service tcp-echo "$VIP4" 50 50
 info "seed $SEED (CRASH_SEED=$SEED replays it)"
