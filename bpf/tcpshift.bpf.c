@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * tcpshift tc ingress program: weighted Maglev load balancing of new TCP
- * flows, flow pinning, and NAT in both directions.
+ * tcpshift's data plane: weighted Maglev load balancing of new TCP flows,
+ * flow pinning, and NAT in both directions, at tc ingress (tcpshift_tc) and,
+ * with load --mode xdp, in front of it at XDP (tcpshift_xdp): one flow logic,
+ * ts_ingress, for both (ctx.h). tc egress translates the gateway's own ICMP
+ * errors; local.h holds the socket hooks for clients on the node itself.
  *
  * Forward: a packet to a service VIP:port follows its pinned flow, or (new
  * flow) is given a backend from the service's Maglev table and pinned; its
  * destination becomes the backend's address:port. Reply: a packet from a
  * backend address:port gets its service's VIP:port as source. Everything
- * else returns TC_ACT_OK untouched (invariant 5).
+ * else goes on untouched (invariant 5).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
