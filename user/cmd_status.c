@@ -12,10 +12,12 @@
 static const char help[] =
 	"Usage: tcpshift status\n"
 	"\n"
-	"Show the pin directory, the flow hash seed, the devices tcpshift is attached to\n"
-	"with their program ids, the cgroup whose clients are balanced at connect()\n"
-	"(see load) with its programs' ids, rollouts running or interrupted, how\n"
-	"full each map is, and the global counters.\n"
+	"Show the pin directory, the flow hash seed, the forwarding mode, the mode (tc or\n"
+	"xdp) and whether 'tcpshift sync' takes the pin events, the devices tcpshift is\n"
+	"attached to with their program ids (and XDP program ids in xdp mode), the\n"
+	"cgroup whose clients are balanced at connect() (see load) with its programs'\n"
+	"ids, rollouts running or interrupted, how full each map is, and the global\n"
+	"counters.\n"
 	"\n"
 	"Example:\n"
 	"  tcpshift status\n";
