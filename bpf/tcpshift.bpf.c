@@ -920,7 +920,8 @@ static __always_inline bool ts_vip_flow(const struct ts_pkt *p, const struct ts_
 		return f->tcp_state == TS_TCP_MIDSTREAM;
 	}
 	f = bpf_map_lookup_elem(&flows, &key);
-	return f && f->backend_id == idx->backend_id && !(p->tcp_flags & TCP_FLAG_SYN);
+	return f && f->backend_id == idx->backend_id && f->tcp_state != TS_TCP_CLOSED &&
+	       !(p->tcp_flags & TCP_FLAG_SYN);
 }
 
 /* A TCP packet not to a VIP: a reply of ours, a direct connection to a
@@ -931,8 +932,6 @@ static __always_inline int ts_not_to_vip(struct ts_ctx *c, const struct ts_pkt *
 	struct ts_reply_state *r;
 	struct ts_reply *idx;
 
-	/* A SYN-ACK answers a handshake, judged with the half-open flows
-	 * whatever an earlier connection on the 4-tuple left here. */
 	r = bpf_map_lookup_elem(&replies, &p->key);
 	if (r && r->ifindex == c->ifindex && !(p->tcp_flags & TCP_FLAG_SYN)) {
 		int rc = ts_reply_confirmed(c, p, r);
@@ -943,6 +942,14 @@ static __always_inline int ts_not_to_vip(struct ts_ctx *c, const struct ts_pkt *
 	/* the rest is rare, and judged at tc */
 	if (ts_is_xdp(c))
 		return XDP_PASS;
+	/* A SYN-ACK answers a new connection on the 4-tuple, judged with the
+	 * half-open flows: the reverse entry an earlier connection left here
+	 * (kept after its end for the last ACKs) goes, or the answers of a
+	 * direct connection on that 4-tuple would be relabelled as the VIP.
+	 * A VIP flow's entry is written again when it is confirmed; a live
+	 * one's is restored by its next reply (ts_reply_unconfirmed). */
+	if (r && r->ifindex == c->ifindex && !dry_run)
+		bpf_map_delete_elem(&replies, &p->key);
 	__builtin_memcpy(ep->addr, p->key.saddr, sizeof(ep->addr));
 	ep->port = p->key.sport;
 	idx = bpf_map_lookup_elem(&backend_addrs, ep);

@@ -49,7 +49,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: ts-echo server --name NAME --listen ADDR:PORT [--listen ADDR:PORT...]\n"
-		"       ts-echo count --connect ADDR:PORT --n N [--timeout-ms T]\n"
+		"       ts-echo count --connect ADDR:PORT --n N [--timeout-ms T] [--sport P]\n"
 		"       ts-echo hold --connect ADDR:PORT [--timeout-ms T]\n"
 		"       ts-echo holdmany --connect ADDR:PORT [--n N] [--timeout-ms T]\n"
 		"       ts-echo synflood --to A.B.C.D:PORT --n N (--src-net A.B.C.D/LEN |\n"
@@ -61,7 +61,8 @@ static void usage(FILE *f)
 		"        until killed\n"
 		"count   open N connections one after another (connect, send \"ping\", read one\n"
 		"        reply line, close) and print \"NAME COUNT\" per first word of the\n"
-		"        replies, sorted, then \"error COUNT\" for connections that failed\n"
+		"        replies, sorted, then \"error COUNT\" for connections that failed;\n"
+		"        with --sport, each from local port P (SO_REUSEADDR)\n"
 		"hold    open one connection, send each stdin line and print each reply line;\n"
 		"        print \"closed\" and exit 1 when the connection closes, exit 0 when\n"
 		"        stdin closes\n"
@@ -219,14 +220,28 @@ static int wait_fd(int fd, short events, long long deadline)
 }
 
 /* A non-blocking socket connected to ep, or -1 with errno set. */
-static int connect_by(const struct endpoint *ep, long long deadline)
+/* A connection to ep, from local port sport (0: the kernel's choice). */
+static int connect_by(const struct endpoint *ep, unsigned short sport, long long deadline)
 {
-	int fd, err = 0, r;
+	int fd, err = 0, r, one = 1;
 	socklen_t elen = sizeof(err);
 
 	fd = socket(ep->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	if (sport) {
+		struct sockaddr_storage local = { .ss_family = ep->ss.ss_family };
+
+		/* the port may have a connection in TIME-WAIT (to another peer) */
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+			goto fail;
+		if (ep->ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&local)->sin_port = htons(sport);
+		else
+			((struct sockaddr_in6 *)&local)->sin6_port = htons(sport);
+		if (bind(fd, (struct sockaddr *)&local, ep->len) < 0)
+			goto fail;
+	}
 	if (connect(fd, (const struct sockaddr *)&ep->ss, ep->len) == 0)
 		return fd;
 	if (errno != EINPROGRESS)
@@ -463,8 +478,8 @@ struct tally {
 };
 
 /* One connection: connect, send "ping\n", read one reply line, close. */
-static int exchange(const struct endpoint *ep, int timeout_ms, char *reply, size_t size,
-		    const char **what)
+static int exchange(const struct endpoint *ep, unsigned short sport, int timeout_ms, char *reply,
+		    size_t size, const char **what)
 {
 	long long deadline = now_ms() + timeout_ms;
 	size_t len = 0;
@@ -472,7 +487,7 @@ static int exchange(const struct endpoint *ep, int timeout_ms, char *reply, size
 	int fd, r, err;
 
 	*what = "connect";
-	fd = connect_by(ep, deadline);
+	fd = connect_by(ep, sport, deadline);
 	if (fd < 0)
 		return -1;
 	*what = "send";
@@ -541,7 +556,8 @@ static void tally_add(struct tally *t, int *nt, unsigned long *errors, const cha
 	t[(*nt)++].count = 1;
 }
 
-static int run_count(const struct endpoint *ep, unsigned long n, int timeout_ms)
+static int run_count(const struct endpoint *ep, unsigned short sport, unsigned long n,
+		     int timeout_ms)
 {
 	static struct tally t[MAX_NAMES];
 	char reply[LINE_MAX_LEN];
@@ -550,7 +566,7 @@ static int run_count(const struct endpoint *ep, unsigned long n, int timeout_ms)
 	int nt = 0, k;
 
 	for (i = 0; i < n; i++) {
-		if (exchange(ep, timeout_ms, reply, sizeof(reply), &what)) {
+		if (exchange(ep, sport, timeout_ms, reply, sizeof(reply), &what)) {
 			if (reported++ < MAX_REPORTED)
 				warn_msg("connection %lu to %s: %s: %s", i + 1, ep->text, what,
 					 strerror(errno));
@@ -600,7 +616,7 @@ static int run_hold(const struct endpoint *ep, int timeout_ms)
 	char *nl;
 	int fd, r, timeout;
 
-	fd = connect_by(ep, now_ms() + timeout_ms);
+	fd = connect_by(ep, 0, now_ms() + timeout_ms);
 	if (fd < 0) {
 		warn_msg("cannot connect to %s: %s", ep->text, strerror(errno));
 		return 1;
@@ -837,7 +853,7 @@ static void hconn_open(const struct endpoint *ep, int timeout_ms)
 	hconns[nhconns++] = c;
 	snprintf(c->orig, sizeof(c->orig), "error");
 	snprintf(c->state, sizeof(c->state), "open");
-	c->fd = connect_by(ep, now_ms() + timeout_ms);
+	c->fd = connect_by(ep, 0, now_ms() + timeout_ms);
 	if (c->fd < 0) {
 		hconn_end(c, errno);
 	} else {
@@ -1296,12 +1312,13 @@ int main(int argc, char **argv)
 	    {"seed", required_argument, NULL, 'X'},
 	    {"from", required_argument, NULL, 'F'},
 	    {"flags", required_argument, NULL, 'G'},
+	    {"sport", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct endpoint listen_eps[MAX_LISTEN], connect_ep;
 	const char *mode, *name = NULL;
-	unsigned long n = 0, timeout_ms = DEFAULT_TIMEOUT_MS;
+	unsigned long n = 0, timeout_ms = DEFAULT_TIMEOUT_MS, sport = 0;
 	bool have_connect = false, have_n = false, have_timeout = false, have_flood = false;
 	bool have_to = false, have_net = false;
 	struct synflood_opts flood = {.repeat = 2, .lag = 64, .max_seconds = 60,
@@ -1360,6 +1377,10 @@ int main(int argc, char **argv)
 				return usage_error("--timeout-ms must be an integer from 1 to "
 						   "3600000");
 			have_timeout = true;
+			break;
+		case 'P':
+			if (parse_ulong(optarg, 1, 65535, &sport))
+				return usage_error("--sport must be a port from 1 to 65535");
 			break;
 		case 'T':
 			if (parse_endpoint(optarg, &to_ep) || to_ep.ss.ss_family != AF_INET)
@@ -1425,6 +1446,8 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "synflood") && (have_to || have_net || have_flood))
 		return usage_error("--to, --src-net, --from, --flags, --repeat, --lag, "
 				   "--max-seconds and --seed are options of synflood");
+	if (sport && strcmp(mode, "count"))
+		return usage_error("--sport is an option of count");
 	if (!strcmp(mode, "server")) {
 		if (!name || !nlisten)
 			return usage_error("server needs --name and --listen");
@@ -1447,7 +1470,7 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "count")) {
 		if (!have_n)
 			return usage_error("count needs --n N");
-		return run_count(&connect_ep, n, (int)timeout_ms);
+		return run_count(&connect_ep, (unsigned short)sport, n, (int)timeout_ms);
 	}
 	if (!strcmp(mode, "holdmany")) {
 		if (n > MAX_CONNS)

@@ -48,16 +48,20 @@ static char made_dirs[TEST_MAX_ENVS][96];
 
 static void remove_pins(const char *dir, bool warn)
 {
+	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
 	char path[512];
 	struct dirent *d;
+	size_t n = 0;
 	DIR *dh;
 
-	for (size_t i = 0; ts_pin_name(i); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, ts_pin_name(i));
+	if (ts_map_layouts(layout, &n, NULL))
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, layout[i].name);
 		unlink(path);
 	}
-	/* Whatever else is left in our own directory: a pin ts_pin_name does not
-	 * know would survive `tcpshift unload`, so say so. */
+	/* Whatever else is left in our own directory: a pin the object does
+	 * not define would survive `tcpshift unload`, so say so. */
 	dh = opendir(dir);
 	if (!dh)
 		return;
@@ -65,7 +69,7 @@ static void remove_pins(const char *dir, bool warn)
 		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
 			continue;
 		if (warn)
-			fprintf(stderr, "warning: %s/%s is not listed by ts_pin_name()\n", dir,
+			fprintf(stderr, "warning: %s/%s is not a map of the BPF object\n", dir,
 				d->d_name);
 		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
 		unlink(path);

@@ -291,6 +291,80 @@ static void test_v6_direct_connection(void **state)
 	direct_connection(env_of(state), true);
 }
 
+/*
+ * Invariant 5 on a reused 4-tuple: the client's connection through the VIP
+ * ends (FINs both ways), then the same client address:port connects to the
+ * backend's own address:port. The ended flow's reverse entry is still in
+ * `replies` (the backend's last ACKs need it); the direct connection's
+ * packets pass untouched all the same, with the backend still configured or
+ * removed meanwhile.
+ */
+static void direct_after_vip_flow(struct ts_env *e, bool v6, bool removed)
+{
+	const char *const *to = v6 ? web6_to : web4_to;
+	const char *be = v6 ? "2001:2:2::11" : "198.18.2.11";
+	struct pkt_spec syn = client_spec(v6, 44100, PKT_SYN, 7000);
+	struct pkt_spec fin = client_spec(v6, 44100, PKT_FIN | PKT_ACK, 7001), r;
+	struct pkt_spec dsyn = { .src = syn.src, .dst = be, .sport = 44100, .dport = 8008,
+				 .flags = PKT_SYN, .seq = 900000, .mss = true };
+	struct pkt_spec synack = { .src = be, .dst = syn.src, .sport = 8008, .dport = 44100,
+				   .flags = PKT_SYN | PKT_ACK, .seq = 5, .ack = 900001,
+				   .mss = true };
+	struct pkt_spec ack = dsyn, reply = synack;
+	char addr[PKT_EPSTRLEN];
+	struct pkt in;
+
+	test_context("%s, v1 %s", v6 ? "IPv6" : "IPv4", removed ? "removed" : "configured");
+	config_web(e, v6, 1, 1);
+	set_web_weights(e, web_service(v6), 1, 0);
+	handshake(e, &syn, to, 1, "the connection through the VIP");
+	expect_forward(e, &fin, to, 1, "the client's FIN");
+	r = backend_spec(&syn, to[0], PKT_FIN | PKT_ACK, addr);
+	expect_reply(e, &r, v6 ? VIP6 : VIP4, "v1's FIN");
+	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSED, "the connection ended");
+	if (removed)
+		env_backend_del(e, web_service(v6), "v1");
+	ack.flags = PKT_ACK | PKT_PSH;
+	ack.seq = 900001;
+	ack.ack = 6;
+	ack.mss = false;
+	ack.payload = "GET /metrics";
+	reply.flags = PKT_ACK | PKT_PSH;
+	reply.seq = 6;
+	reply.ack = 900001 + 12;
+	reply.mss = false;
+	reply.payload = "metrics";
+	ASSERT_EQ(pkt_build(&in, &dsyn), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "the client's SYN to v1 itself, from the same port");
+	ASSERT_EQ(pkt_build(&in, &synack), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "v1's SYN-ACK");
+	ASSERT_EQ(pkt_build(&in, &ack), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "the client's request");
+	ASSERT_EQ(pkt_build(&in, &reply), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "v1's answer on the direct connection");
+	test_context(NULL);
+}
+
+static void test_v4_direct_after_vip_flow(void **state)
+{
+	direct_after_vip_flow(env_of(state), false, false);
+}
+
+static void test_v6_direct_after_vip_flow(void **state)
+{
+	direct_after_vip_flow(env_of(state), true, false);
+}
+
+static void test_v4_direct_after_vip_flow_removed(void **state)
+{
+	direct_after_vip_flow(env_of(state), false, true);
+}
+
+static void test_v6_direct_after_vip_flow_removed(void **state)
+{
+	direct_after_vip_flow(env_of(state), true, true);
+}
+
 /* The gateway's own connection to a backend (the agent's health check,
  * monitoring on the gateway) leaves through egress, unseen: the backend's
  * answers, addressed to the gateway itself, pass untouched. */
@@ -512,6 +586,10 @@ int run_security_tests(void)
 		TEST(test_v4_direct_connection),
 		TEST(test_v6_direct_connection),
 		TEST(test_forged_direct_mark),
+		TEST(test_v4_direct_after_vip_flow),
+		TEST(test_v6_direct_after_vip_flow),
+		TEST(test_v4_direct_after_vip_flow_removed),
+		TEST(test_v6_direct_after_vip_flow_removed),
 		TEST(test_gateway_own_connection),
 		TEST(test_v4_forged_replies),
 		TEST(test_v6_forged_replies),

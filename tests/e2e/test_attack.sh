@@ -13,7 +13,8 @@
 #  2. Forged "replies" from v1's address:port sent from the clients' side are
 #     not relabelled as the VIP (spoof_rejected counts them).
 #  3. A client's direct connection to a backend's own address:port through
-#     the gateway works, IPv4 and IPv6, also past that backend's drain deadline.
+#     the gateway works, IPv4 and IPv6, also past that backend's drain deadline,
+#     and from the port of an ended connection through the VIP.
 #  4. Path MTU discovery through the VIP: with a 1400-byte link toward the
 #     backends, a 20,000-byte request is echoed in full and the client learns
 #     the VIP's path MTU, IPv4 and IPv6, in stack mode and in fib mode (the
@@ -138,6 +139,26 @@ must "drain tcp-echo v1 --timeout 1s" ts drain tcp-echo v1 --timeout 1s
 must "drain tcp-echo6 v1 --timeout 1s" ts drain tcp-echo6 v1 --timeout 1s
 sleep 1.5
 direct "past v1's drain deadline"
+
+# A direct connection from the port of an ended connection through the VIP
+# (to the same backend): that flow's reverse entry is still there, and must
+# not relabel the direct connection's answers (doc/DESIGN.md, "Replies", 5).
+reused_port() { # reused_port VIP BACKEND-ENDPOINT PORT
+	local via direct
+
+	via=$(in_ns "$NS_CL" "$TS_ECHO" count --connect "$1" --n 1 --sport "$3" 2>&1)
+	direct=$(in_ns "$NS_CL" "$TS_ECHO" count --connect "$2" --n 1 --sport "$3" 2>&1)
+	if [ "$(count_of "$via" v2)" -eq 1 ] && [ "$(count_of "$direct" v2)" -eq 1 ]; then
+		pass "attack: a direct connection to v2 at $2 from port $3, which a connection" \
+			"to $1 (ended, on v2) used just before, is answered by v2"
+	else
+		fail "attack: a direct connection from a port used through the VIP" \
+			"through $1: $(tr '\n' ' ' <<<"$via"); direct to $2: $(tr '\n' ' ' \
+			<<<"$direct")"
+	fi
+}
+reused_port "$VIP4" "$V2_4" 47001
+reused_port "$VIP6" "$V2_6" 47002
 
 # ---- 4. path MTU discovery through the VIP ------------------------------------------------
 many_cmd quit 5 >/dev/null	# one coprocess at a time: hold_open's next

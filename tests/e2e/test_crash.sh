@@ -47,14 +47,10 @@ SEED=${CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
 e2e_init crash
 e2e_need jq
 e2e_topology
-# The direct probes to s1 leave from an address of their own: from the
-# client's usual one, a probe could reuse the 4-tuple of a connection made
-# through the scratch VIP (NATed to the same backend address:port), which v1
-# still holds in TIME-WAIT with the other path's TCP timestamps: its SYN
-# would be refused (PAWS) and retried after 1 s, twice.
-must "client probe address" ip -n "$NS_CL" addr add 2001:2:1::3/64 dev eth0 nodad
-must "client probe route" ip -n "$NS_CL" -6 route add "2001:2:2::11/128" via 2001:2:1::1 \
-	src 2001:2:1::3
+# The direct probes to s1 and the connections through the scratch VIP leave
+# from the same client address: a probe may take the port of an ended
+# connection to the VIP, whose reverse entry is still in `replies`
+# (doc/DESIGN.md, "Replies", 5).
 e2e_load
 e2e_service tcp-echo "$VIP4" 50 50
 info "seed $SEED (CRASH_SEED=$SEED replays it)"
@@ -184,8 +180,27 @@ expect_after() {
 # (3 s: room for one SYN retransmission, 1 s after a SYN lost on a loaded
 # machine, e.g. in a veth's XDP ring in xdp mode)
 one_conn() { # one_conn ADDR:PORT: who answers one new connection
-	in_ns "$NS_CL" "$TS_ECHO" count --connect "$1" --n 1 --timeout-ms 3000 2>/dev/null |
+	in_ns "$NS_CL" "$TS_ECHO" count --connect "$1" --n 1 --timeout-ms 3000 \
+		2>"$E2E_TMP/one_conn.err" |
 		awk '$1 != "error" && $2 == 1 { print $1 }'
+}
+
+# direct_diag: what the report of an unanswered direct connection to s1 needs
+direct_diag() {
+	local err again links
+
+	err=$(tr '\n' ' ' <"$E2E_TMP/one_conn.err")
+	again=$(one_conn "$S1")
+	links=$(in_ns "$NS_GW" ip -s -j link 2>/dev/null | jq -r '.[] | "\(.ifname) rx \(
+		.stats64.rx.packets) dropped \(.stats64.rx.dropped)/\(.stats64.tx.dropped) xdp \(
+		.xdp.prog.id // "-")"' 2>/dev/null | tr '\n' ' ')
+	printf '[%s; a second connection: %s; v1 sockets to the client: %s; v1 PAWS %s/%s;' \
+		"$err" "${again:-nobody}" \
+		"$(in_ns "$NS_B1" ss -Htan dst "[2001:2:1::2]" 2>/dev/null |
+			awk '{ print $1, $5 }' | tr '\n' ' ')" \
+		"$(ns_snmp "$NS_B1" TcpExt PAWSActive)" "$(ns_snmp "$NS_B1" TcpExt PAWSEstab)"
+	printf ' gateway devices: %s; flows to s1: %s]' "$links" \
+		"$(ts flows 2>/dev/null | grep -c '2001:2:2::11')"
 }
 
 NCHECK=0
@@ -256,7 +271,7 @@ check() {
 		who=$(one_conn "$S1")
 		[ "$who" = v1 ] || problem "$what: s1 is not configured, but a direct" \
 			"connection to its address $S1 was answered by '${who:-nobody}', want v1" \
-			"(are its replies still rewritten to the scratch VIP?)"
+			"(are its replies still rewritten to the scratch VIP?) $(direct_diag)"
 	fi
 	if [ -z "$PROGS" ] || grep -qw 0 <<<"${PROGS//,/ }"; then
 		problem "$what: programs attached: '$PROGS'"
@@ -269,7 +284,7 @@ show_problems() {
 	local p
 
 	for p in "${problems[@]:0:6}"; do
-		info "- ${p:0:400}"
+		info "- ${p:0:1500}"
 	done
 	[ "${#problems[@]}" -gt 6 ] && info "- ... $((${#problems[@]} - 6)) more"
 }
