@@ -948,7 +948,7 @@ static __always_inline int ts_not_to_vip(struct ts_ctx *c, const struct ts_pkt *
 	 * direct connection on that 4-tuple would be relabelled as the VIP.
 	 * A VIP flow's entry is written again when it is confirmed; a live
 	 * one's is restored by its next reply (ts_reply_unconfirmed). */
-	if (r && r->ifindex == c->ifindex && !dry_run)
+	if (r && r->ifindex == c->ifindex && p->tcp_flags & TCP_FLAG_SYN && !dry_run)
 		bpf_map_delete_elem(&replies, &p->key);
 	__builtin_memcpy(ep->addr, p->key.saddr, sizeof(ep->addr));
 	ep->port = p->key.sport;

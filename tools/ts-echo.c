@@ -219,8 +219,8 @@ static int wait_fd(int fd, short events, long long deadline)
 	}
 }
 
-/* A non-blocking socket connected to ep, or -1 with errno set. */
-/* A connection to ep, from local port sport (0: the kernel's choice). */
+/* A non-blocking socket connected to ep, from local port sport (0: the
+ * kernel's choice), or -1 with errno set. */
 static int connect_by(const struct endpoint *ep, unsigned short sport, long long deadline)
 {
 	int fd, err = 0, r, one = 1;
