@@ -242,6 +242,29 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* A direct connection's SYN, SYN-ACK, request and answer: each passes
+ * untouched. */
+static void direct_exchange(struct ts_env *e, const struct pkt_spec *syn,
+			    const struct pkt_spec *synack, const struct pkt_spec *request,
+			    const struct pkt_spec *answer)
+{
+	const struct {
+		const struct pkt_spec *s;
+		const char *what;
+	} seq[] = {
+		{ syn, "the client's SYN to the backend itself" },
+		{ synack, "the backend's SYN-ACK" },
+		{ request, "the client's request" },
+		{ answer, "the backend's answer" },
+	};
+	struct pkt in;
+
+	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		ASSERT_EQ(pkt_build(&in, seq[i].s), 0, "pkt_build");
+		expect_untouched(e, &in, TC_ACT_OK, seq[i].what);
+	}
+}
+
 /*
  * Attack 4 and invariant 5: a client's direct connection to a backend's own
  * address:port passes both ways untouched, also past that backend's drain
@@ -254,7 +277,6 @@ static void direct_connection(struct ts_env *e, bool v6)
 				.dport = 8008, .flags = PKT_SYN, .seq = 1, .mss = true };
 	struct pkt_spec data = syn, synack, reply;
 	struct ts_err err;
-	struct pkt in;
 
 	config_web(e, v6, 1, 1);
 	data.flags = PKT_ACK | PKT_PSH;
@@ -266,14 +288,7 @@ static void direct_connection(struct ts_env *e, bool v6)
 	reply.payload = "metrics";
 	for (int round = 0; round < 2; round++) {
 		test_context("%s", round ? "past the drain deadline" : "serving");
-		ASSERT_EQ(pkt_build(&in, &syn), 0, "pkt_build");
-		expect_untouched(e, &in, TC_ACT_OK, "the client's SYN to the backend itself");
-		ASSERT_EQ(pkt_build(&in, &synack), 0, "pkt_build");
-		expect_untouched(e, &in, TC_ACT_OK, "the backend's SYN-ACK");
-		ASSERT_EQ(pkt_build(&in, &data), 0, "pkt_build");
-		expect_untouched(e, &in, TC_ACT_OK, "the client's data");
-		ASSERT_EQ(pkt_build(&in, &reply), 0, "pkt_build");
-		expect_untouched(e, &in, TC_ACT_OK, "the backend's answer");
+		direct_exchange(e, &syn, &synack, &data, &reply);
 		ASSERT_EQ(ts_backend_drain(&e->maps, web_service(v6), "v1", 1000000ULL, &err), 0,
 			  err.msg);
 		sleep_ms(30);
@@ -312,7 +327,6 @@ static void direct_after_vip_flow(struct ts_env *e, bool v6, bool removed)
 				   .mss = true };
 	struct pkt_spec ack = dsyn, reply = synack;
 	char addr[PKT_EPSTRLEN];
-	struct pkt in;
 
 	test_context("%s, v1 %s", v6 ? "IPv6" : "IPv4", removed ? "removed" : "configured");
 	config_web(e, v6, 1, 1);
@@ -334,14 +348,7 @@ static void direct_after_vip_flow(struct ts_env *e, bool v6, bool removed)
 	reply.ack = 900001 + 12;
 	reply.mss = false;
 	reply.payload = "metrics";
-	ASSERT_EQ(pkt_build(&in, &dsyn), 0, "pkt_build");
-	expect_untouched(e, &in, TC_ACT_OK, "the client's SYN to v1 itself, from the same port");
-	ASSERT_EQ(pkt_build(&in, &synack), 0, "pkt_build");
-	expect_untouched(e, &in, TC_ACT_OK, "v1's SYN-ACK");
-	ASSERT_EQ(pkt_build(&in, &ack), 0, "pkt_build");
-	expect_untouched(e, &in, TC_ACT_OK, "the client's request");
-	ASSERT_EQ(pkt_build(&in, &reply), 0, "pkt_build");
-	expect_untouched(e, &in, TC_ACT_OK, "v1's answer on the direct connection");
+	direct_exchange(e, &dsyn, &synack, &ack, &reply);
 	test_context(NULL);
 }
 
