@@ -147,7 +147,9 @@ reused_port() { # reused_port VIP BACKEND-ENDPOINT PORT
 	local via direct
 
 	via=$(in_ns "$NS_CL" "$TS_ECHO" count --connect "$1" --n 1 --sport "$3" 2>&1)
-	direct=$(in_ns "$NS_CL" "$TS_ECHO" count --connect "$2" --n 1 --sport "$3" 2>&1)
+	# (3 s: room for one SYN retransmission, should v2 still be closing the first)
+	direct=$(in_ns "$NS_CL" "$TS_ECHO" count --connect "$2" --n 1 --sport "$3" \
+		--timeout-ms 3000 2>&1)
 	if [ "$(count_of "$via" v2)" -eq 1 ] && [ "$(count_of "$direct" v2)" -eq 1 ]; then
 		pass "attack: a direct connection to v2 at $2 from port $3, which a connection" \
 			"to $1 (ended, on v2) used just before, is answered by v2"
