@@ -128,25 +128,34 @@ static void test_reused_tuple_confirmed_again(void **state)
 /* The backend's SYN-ACK sent again after the flow was confirmed (the
  * client's ACK was lost past the gateway) removes the reverse entry, like
  * any SYN-ACK; the flow's replies are still the VIP's, from that SYN-ACK on,
- * and the entry is back. */
+ * and the entry is back. The same SYN-ACK forged on the clients' side
+ * removes nothing: the entry goes only for one that arrives on its device. */
 static void test_synack_again_after_confirmed(void **state)
 {
 	struct ts_env *e = env_of(state);
-	struct pkt_spec syn = client_spec(false, 41400, PKT_SYN, 7000), r;
+	struct pkt_spec syn = client_spec(false, 41400, PKT_SYN, 7000), r, forged;
 	struct ts_flow_key rkey = { .proto = IPPROTO_TCP, .family = TS_AF_INET };
 	struct ts_reply_state rs;
 	char addr[PKT_EPSTRLEN];
+	struct pkt in;
 
 	config_web4(e, 1, 0);
 	handshake(e, &syn, web4_to, 1, "the connection");
-	backend_syn_ack(e, &syn, BE4_1, "v1's SYN-ACK again: from the VIP");
-	r = backend_spec(&syn, BE4_1, PKT_ACK | PKT_PSH, addr);
-	r.payload = "the answer";
-	expect_reply(e, &r, VIP4, "v1's answer: from the VIP");
 	inet_pton(AF_INET, "198.18.2.11", rkey.saddr);
 	inet_pton(AF_INET, CLIENT4, rkey.daddr);
 	rkey.sport = htons(8008);
 	rkey.dport = htons(41400);
+	forged = backend_syn_ack_spec(&syn, BE4_1, addr);
+	ASSERT_EQ(pkt_build(&in, &forged), 0, "pkt_build");
+	test_dev_force = test_ifindex(TEST_DEV_CLIENT);
+	expect_untouched(e, &in, TC_ACT_OK, "v1's SYN-ACK forged on the clients' side");
+	test_dev_force = 0;
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.replies, &rkey, &rs), 0,
+		  "the reverse entry is still there");
+	backend_syn_ack(e, &syn, BE4_1, "v1's SYN-ACK again: from the VIP");
+	r = backend_spec(&syn, BE4_1, PKT_ACK | PKT_PSH, addr);
+	r.payload = "the answer";
+	expect_reply(e, &r, VIP4, "v1's answer: from the VIP");
 	ASSERT_EQ(bpf_map_lookup_elem(e->maps.replies, &rkey, &rs), 0,
 		  "the reverse entry is back");
 	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_ESTABLISHED, "the flow is established");
