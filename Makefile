@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
-# make          build build/tcpshift (BPF object embedded through a libbpf skeleton)
+# make          build build/tcpshift, the one-shot commands (BPF object embedded through a
+#               libbpf skeleton), and build/tcpshiftd, the daemons (agent, sync, rollout)
 # make deps     install the Debian packages that are missing (root)
 # make test     unit, bpf and e2e tests; ends with "N passed, M failed"
 # make demo     the traffic-shifting demo in network namespaces (INTERACTIVE=1 pauses)
@@ -26,17 +27,22 @@ DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
 
 CFLAGS   ?= -g -O2
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
-	    -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(OUTPUT)
-LDLIBS   += -lbpf -lelf -lz -ljson-c -lcrypto
+	    -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(OUTPUT)
+# the one-shot commands link these alone; the daemons' libraries are DAEMON_LIBS
+LDLIBS   += -lbpf -lelf -lz -ljson-c
+DAEMON_LIBS := -lmicrohttpd -lcurl -lcrypto -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -I$(OUTPUT) -Iinclude -Ibpf
 
-LIB_SRCS := user/layout.c user/parse.c user/maglev.c user/maps.c user/table.c user/config_read.c user/config.c user/loader.c user/pick.c user/doc.c user/health.c user/metrics.c user/local.c user/etcd.c \
-	    user/daemon.c user/sync.c
-CMD_SRCS := $(wildcard user/cmd_*.c) user/agent_etcd.c user/cli.c user/main.c
-LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
-CMD_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
-HEADERS  := $(wildcard include/*.h user/*.h)
+# user/lib: the library (libtcpshift.a); user/cmd: the one-shot commands
+# (tcpshift); user/daemon: the daemons (tcpshiftd, and libtcpshiftd.a for tests)
+LIB_SRCS    := $(wildcard user/lib/*.c)
+CMD_SRCS    := $(wildcard user/cmd/*.c)
+DAEMON_SRCS := $(filter-out user/daemon/main.c,$(wildcard user/daemon/*.c))
+LIB_OBJS    := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(LIB_SRCS))
+CMD_OBJS    := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
+DAEMON_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(DAEMON_SRCS))
+HEADERS     := $(wildcard include/*.h user/*/*.h)
 BPF_HDRS := $(wildcard bpf/*.h include/*.h)
 
 TEST_UNIT := $(OUTPUT)/tests/test_unit
@@ -55,7 +61,7 @@ endif
 .PHONY: all deps test test-unit test-bpf test-e2e test-bpf-xdp test-e2e-xdp demo clean install uninstall format
 .PHONY: bench microbench bench-pps
 
-all: $(OUTPUT)/tcpshift $(TOOLS)
+all: $(OUTPUT)/tcpshift $(OUTPUT)/tcpshiftd $(TOOLS)
 
 # ---- dependencies ---------------------------------------------------------
 deps:
@@ -69,7 +75,7 @@ deps:
 	fi
 
 # ---- BPF object and skeleton ----------------------------------------------
-$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests:
+$(OUTPUT) $(OUTPUT)/user/lib $(OUTPUT)/user/cmd $(OUTPUT)/user/daemon $(OUTPUT)/tests:
 	$(Q)mkdir -p $@
 
 # vmlinux.h is regenerated every build but replaced only when it changed.
@@ -88,7 +94,16 @@ $(OUTPUT)/tcpshift.skel.h: $(OUTPUT)/tcpshift.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name tcpshift_bpf > $@
 
 # ---- userspace -------------------------------------------------------------
-$(OUTPUT)/user/%.o: user/%.c $(HEADERS) $(OUTPUT)/tcpshift.skel.h | $(OUTPUT)/user
+$(OUTPUT)/user/lib/%.o: user/lib/%.c $(HEADERS) $(OUTPUT)/tcpshift.skel.h | $(OUTPUT)/user/lib
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/user/cmd/%.o: user/cmd/%.c $(HEADERS) $(OUTPUT)/tcpshift.skel.h | $(OUTPUT)/user/cmd
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/user/daemon/%.o: user/daemon/%.c $(HEADERS) $(OUTPUT)/tcpshift.skel.h \
+		| $(OUTPUT)/user/daemon
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
@@ -97,29 +112,40 @@ $(OUTPUT)/libtcpshift.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
+$(OUTPUT)/libtcpshiftd.a: $(DAEMON_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
 $(OUTPUT)/tcpshift: $(CMD_OBJS) $(OUTPUT)/libtcpshift.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lmicrohttpd -lcurl -lpthread -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUTPUT)/tcpshiftd: $(OUTPUT)/user/daemon/main.o $(OUTPUT)/libtcpshiftd.a $(OUTPUT)/libtcpshift.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) $(DAEMON_LIBS) -o $@
 
 $(OUTPUT)/ts-echo: tools/ts-echo.c | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
 # the sync tests' helper: fills flow tables, sends crafted sync messages
-$(OUTPUT)/ts-synctest: tools/ts-synctest.c $(OUTPUT)/libtcpshift.a | $(OUTPUT)
+$(OUTPUT)/ts-synctest: tools/ts-synctest.c $(OUTPUT)/libtcpshiftd.a $(OUTPUT)/libtcpshift.a \
+		| $(OUTPUT)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lmicrohttpd -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuser/daemon $^ $(LDLIBS) $(DAEMON_LIBS) -o $@
 
 # ---- tests -----------------------------------------------------------------
-$(TEST_UNIT): $(wildcard tests/unit/*.c tests/unit/*.h) $(OUTPUT)/user/cli.o $(OUTPUT)/libtcpshift.a \
+$(TEST_UNIT): $(wildcard tests/unit/*.c tests/unit/*.h) $(OUTPUT)/libtcpshiftd.a \
+		$(OUTPUT)/libtcpshift.a | $(OUTPUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/daemon $(filter %.c,$^) $(OUTPUT)/libtcpshiftd.a \
+		$(OUTPUT)/libtcpshift.a $(LDLIBS) $(DAEMON_LIBS) -lcmocka -o $@
+
+$(TEST_BPF): $(wildcard tests/bpf/*.c tests/bpf/*.h) $(OUTPUT)/libtcpshiftd.a $(OUTPUT)/libtcpshift.a \
 		| $(OUTPUT)/tests
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $(filter %.c,$^) $(OUTPUT)/user/cli.o $(OUTPUT)/libtcpshift.a $(LDLIBS) \
-		-lcmocka -o $@
-
-$(TEST_BPF): $(wildcard tests/bpf/*.c tests/bpf/*.h) $(OUTPUT)/libtcpshift.a | $(OUTPUT)/tests
-	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -Itests/bpf $(filter %.c,$^) $(OUTPUT)/libtcpshift.a $(LDLIBS) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) -Itests/bpf -Iuser/daemon $(filter %.c,$^) $(OUTPUT)/libtcpshiftd.a \
+		$(OUTPUT)/libtcpshift.a $(LDLIBS) $(DAEMON_LIBS) -lcmocka -o $@
 
 # $(PPS): tests/e2e/test_pps.sh runs make bench-pps's harness on a tiny round
 test: deps
@@ -136,6 +162,7 @@ demo: deps
 
 install: all
 	install -D -m 0755 $(OUTPUT)/tcpshift $(DESTDIR)$(PREFIX)/sbin/tcpshift
+	install -D -m 0755 $(OUTPUT)/tcpshiftd $(DESTDIR)$(PREFIX)/sbin/tcpshiftd
 	install -D -m 0644 doc/tcpshift.8 $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8
 	install -D -m 0644 contrib/bash-completion/tcpshift \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift
@@ -146,13 +173,13 @@ install: all
 	done
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/sbin/tcpshift $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8 \
+	rm -f $(DESTDIR)$(PREFIX)/sbin/tcpshift $(DESTDIR)$(PREFIX)/sbin/tcpshiftd $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8 \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift \
 		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-agent.service \
 		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-sync.service
 
 format:
-	clang-format -i bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/*/*.c tools/*.c
+	clang-format -i bpf/*.c bpf/*.h include/*.h user/*/*.c user/*/*.h tests/*/*.c tools/*.c
 
 clean:
 	$(call msg,CLEAN,$(OUTPUT))
@@ -166,11 +193,12 @@ clean:
 FUZZ_PARSE   := $(OUTPUT)/tests/fuzz_parse
 FUZZ_SECONDS ?= 300
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser
+		-Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser/lib \
+		-Iuser/daemon
 
 .PHONY: fuzz
 # The parsers are pure: the target links them alone, no libbpf.
-FUZZ_SRCS    := tests/fuzz/fuzz_parse.c user/parse.c user/doc.c user/etcd.c
+FUZZ_SRCS    := tests/fuzz/fuzz_parse.c user/lib/parse.c user/lib/doc.c user/daemon/etcd.c
 $(FUZZ_PARSE): $(FUZZ_SRCS) $(HEADERS) | $(OUTPUT)/tests
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -ljson-c -o $@

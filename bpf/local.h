@@ -303,7 +303,7 @@ int tcpshift_sockops(struct bpf_sock_ops *skops)
 }
 
 /*
- * The sweep: the control plane reads this iterator (user/local.c) after a
+ * The sweep: the control plane reads this iterator (user/lib/local.c) after a
  * change of the configuration, and the agent every second. A local
  * connection whose backend was removed (or its service deleted) is closed at
  * once, one past its backend's drain deadline too; each is counted, and its

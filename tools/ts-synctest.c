@@ -11,7 +11,7 @@
  *           its bytes
  *   replay  send saved bytes again, from ADDR:PORT to ADDR:PORT
  *
- * It uses libtcpshift's own message code (user/sync.c): what it sends is what
+ * It uses libtcpshift's own message code (user/daemon/sync_proto.c): what it sends is what
  * a peer sends, but for the key, the sequence number and the time it is told.
  */
 #include <arpa/inet.h>
@@ -27,7 +27,7 @@
 #include <bpf/bpf.h>
 
 #include "daemon.h"
-#include "sync.h"
+#include "sync_proto.h"
 
 static void usage(FILE *f)
 {

@@ -406,7 +406,7 @@ static void test_window_lost_after_gap(void **state)
 }
 
 /*
- * R13 (fixed; a regression test). The rollout gate (user/cmd_rollout.c) fails a step when
+ * R13 (fixed; a regression test). The rollout gate (user/daemon/rollout.c) fails a step when
  * (refused + syn_retransmits) / new_flows of the new version is too high.
  * An off-path attacker sends each spoofed SYN twice, back to back: every
  * duplicate counts as a client that timed out waiting for the SYN-ACK

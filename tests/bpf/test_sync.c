@@ -11,7 +11,7 @@
 #include <bpf/libbpf.h>
 
 #include "ts_test.h"
-#include "sync.h"
+#include "sync_proto.h"
 
 static const char *const web4_to[] = { BE4_1, BE4_2 };
 

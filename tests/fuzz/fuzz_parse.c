@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * libFuzzer target for the parsers of operator input (user/parse.c).
+ * libFuzzer target for the parsers of operator input (user/lib/parse.c).
  *
  * Every input goes to every parser in targets[] below. A parser either
  * succeeds with a result in range (and, where there is a formatter, one that
@@ -25,9 +25,10 @@
 #include <arpa/inet.h>
 
 #include "libtcpshift.h"
+#include "etcd.h"
 
 #define SEVEN_DAYS_NS	(7ULL * 24 * 3600 * 1000000000ULL)
-#define MAX_INPUT	4096	/* longer inputs are cut: nothing of interest is that long */
+#define FUZZ_MAX_INPUT	4096	/* longer inputs are cut: nothing of interest is that long */
 
 /* ---- checks ---------------------------------------------------------------- */
 
@@ -267,7 +268,7 @@ static void fuzz_u32(const uint8_t *data, size_t size, const char *s)
 	}
 }
 
-/* The import document parser (user/doc.c): raw bytes, not the string.
+/* The import document parser (user/lib/doc.c): raw bytes, not the string.
  * A document it accepts formats to text that parses to the same text. */
 static void fuzz_doc(const uint8_t *data, size_t size, const char *s)
 {
@@ -401,8 +402,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s;
 
-	if (size > MAX_INPUT)
-		size = MAX_INPUT;
+	if (size > FUZZ_MAX_INPUT)
+		size = FUZZ_MAX_INPUT;
 	/* An exact-size heap copy: AddressSanitizer sees a read past the end. */
 	s = malloc(size + 1);
 	if (!s)

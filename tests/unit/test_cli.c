@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The declarative option parser (user/cli.c, cli_parse): typed options from a
+ * The declarative option parser (user/lib/cli.c, cli_parse): typed options from a
  * table, positionals anywhere, "--name=value", bundled short flags, "--",
  * and usage errors named as the operator typed them (issue 10 point 9).
  */

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * etcd's JSON gateway without I/O (issue 14, user/etcd.c): the URL, base64,
+ * etcd's JSON gateway without I/O (issue 14, user/daemon/etcd.c): the URL, base64,
  * and the range and watch answers, good and hostile.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "libtcpshift.h"
+#include "etcd.h"
 #include "unit.h"
 
 static void etcd_url_good(void **state)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Configuration documents (user/doc.c): the format `tcpshift export`
+ * Configuration documents (user/lib/doc.c): the format `tcpshift export`
  * prints and `tcpshift import` reads. What is checked:
  *  - the text of a configuration is fixed, byte for byte (invariant 6: two
  *    gateways with the same configuration export the same document), and

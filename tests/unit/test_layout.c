@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The set of pinned maps and their layout come from the BPF object itself
- * (user/layout.c): every map struct ts_maps uses is there, with the key and
+ * (user/lib/layout.c): every map struct ts_maps uses is there, with the key and
  * value sizes of include/tcpshift.h, so that a pin is validated against what
  * the data plane really uses (invariant 9). No BPF program is loaded.
  */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The weighted Maglev table builder (user/maglev.c), the source of
+ * The weighted Maglev table builder (user/lib/maglev.c), the source of
  * invariant 1 (a backend's share of new flows is its weight share, up to 1/M)
  * and of invariant 6 (the same configuration gives the same table on every
  * gateway). Random configurations come from a fixed seed: a failure names the

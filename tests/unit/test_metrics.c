@@ -4,7 +4,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
-#include "libtcpshift.h"
+#include "prom.h"
 #include "unit.h"
 
 #define HAS(text, line) ASSERT_TRUE(strstr(text, line "\n"), "missing line: %s", line)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Parsers of operator input (user/parse.c). The CLI's contract: a bad input
+ * Parsers of operator input (user/lib/parse.c). The CLI's contract: a bad input
  * is a usage error (exit 2) with one line on stderr that says what was wrong
  * and what to write instead, so every rejection here checks the return value,
  * err.status == TS_ERR_USAGE, and a non-empty message without line breaks.

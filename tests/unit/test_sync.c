@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sync.h"
+#include "sync_proto.h"
 #include "unit.h"
 
 #define NOW	(1800000000ULL * 1000000000ULL)	/* CLOCK_REALTIME of the tests */

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The one-shot commands of tcpshift: one cmd_<name>() per command, one file each. */
+#ifndef TCPSHIFT_CMD_H
+#define TCPSHIFT_CMD_H
+
+#include "cli.h"
+
+int cmd_load(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_unload(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_status(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_service(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_backend(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_weight(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_drain(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_flows(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_stats(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_pick(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_import(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_health(struct cli_ctx *ctx, int argc, char **argv);
+
+/* show.c */
+/* The global counters: printed as text unless -j, and as a JSON object. */
+json_object *cli_counters(const struct cli_ctx *ctx, const __u64 counters[TS_CNT_MAX]);
+const char *cli_tcp_state_name(__u8 state);
+/* enum ts_tcp_state of a name, 0 if none. */
+int cli_tcp_state_parse(const char *name);
+
+/* A backend's drain deadline: seconds left as JSON (NULL when it has none),
+ * and " (draining: flows closed in Ns)" in text ("" when none). */
+json_object *cli_drain(const struct ts_backend *be, __u64 now, char *text, size_t len);
+
+/* A backend's health for people: " (down since 2026-12-01 01:02:03 UTC:
+ * effective weight 0)", " (up since ...)", " (up)" before any transition. */
+void cli_health_text(const struct ts_backend *be, __u32 effective, char *text, size_t len);
+
+#endif /* TCPSHIFT_CMD_H */

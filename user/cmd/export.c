@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* tcpshift export */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cmd.h"
+
+static const char help[] =
+	"Usage: tcpshift export\n"
+	"\n"
+	"Print the whole configuration as a JSON document: the flow hash seed, every\n"
+	"service (name, VIP:port, table size) and its backends (name, address:port,\n"
+	"weight), sorted by name. Gateways with the same configuration print the same\n"
+	"bytes. The document is what 'tcpshift import' reads: a backup, and the way to\n"
+	"make several gateways behind ECMP identical. -j is implied.\n"
+	"\n"
+	"Not in the document: pinned flows, counters, drain deadlines, devices.\n"
+	"\n"
+	"Examples:\n"
+	"  tcpshift export > gateway.json\n"
+	"  tcpshift export | ssh gw2 tcpshift import -\n";
+
+int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
+	struct ts_settings settings;
+	struct ts_config cfg;
+	struct ts_doc doc;
+	struct ts_maps m;
+	struct ts_err err;
+	char *text;
+	int r;
+
+	r = cli_no_args(argc, argv, opts, help);
+	if (r != CLI_CONTINUE)
+		return r;
+
+	r = cli_open_maps(ctx, &m);
+	if (r)
+		return r;
+	/* Locked: the services and the seed of one moment, not a mix. */
+	r = ts_maps_lock_shared(&m, &err);
+	r = r ?: ts_settings_read(&m, &settings, &err);
+	r = r ?: ts_config_read(&m, &cfg, &err);
+	if (r) {
+		ts_maps_close(&m);
+		return cli_report(&err);
+	}
+	r = ts_doc_from_config(&cfg, settings.seed, &doc, &err);
+	ts_config_free(&cfg);
+	ts_maps_close(&m);
+	if (r)
+		return cli_report(&err);
+	text = ts_doc_format(&doc);
+	ts_doc_free(&doc);
+	if (!text) {
+		fprintf(stderr, "tcpshift: out of memory formatting the document\n");
+		return TS_ERR_RUNTIME;
+	}
+	fputs(text, stdout);
+	free(text);
+	if (fflush(stdout) || ferror(stdout)) {
+		perror("tcpshift: cannot write the document");
+		return TS_ERR_RUNTIME;
+	}
+	return 0;
+}

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* tcpshift service add|del|list */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static const char help[] =
+	"Usage: tcpshift service add NAME VIP:PORT [--table-size M]\n"
+	"       tcpshift service del NAME\n"
+	"       tcpshift service list\n"
+	"\n"
+	"A service is a VIP:port whose new TCP connections are split over its backends\n"
+	"by weight. NAME: 1-31 letters, digits, '.', '_', '-'. VIP:PORT: 198.18.100.1:8008\n"
+	"or [2001:2::1]:8008; IPv6 VIPs take IPv6 backends.\n"
+	"\n"
+	"  --table-size M   Maglev table size, a prime (default 16381): shares are exact\n"
+	"                   to 1/M\n"
+	"\n"
+	"'service del' stops balancing the VIP at once: packets to it are no longer\n"
+	"rewritten, so connections still open through it break. Drain its backends\n"
+	"first ('tcpshift drain', 'tcpshift flows SERVICE').\n"
+	"\n"
+	"Examples:\n"
+	"  tcpshift service add tcp-echo 198.18.100.1:8008\n"
+	"  tcpshift service add web6 [2001:2:100::1]:80 --table-size 65537\n"
+	"  tcpshift -j service list\n";
+
+static int service_list(struct cli_ctx *ctx, struct ts_maps *m)
+{
+	struct ts_config cfg;
+	struct ts_err err;
+	json_object *arr;
+	char vip[TS_ADDRSTRLEN], addr[TS_ADDRSTRLEN], size[16], drain[64], health[96];
+	__u32 eff[TS_MAX_SERVICE_BACKENDS];
+	__u64 now = ts_now_ns();
+	bool checked;
+
+	if (ts_config_read(m, &cfg, &err))
+		return cli_report(&err);
+	if (!ctx->json)
+		printf("%-20s %-28s %-6s %-12s %-28s %s\n", "SERVICE", "VIP", "TABLE", "BACKEND",
+		       "ADDRESS", "WEIGHT");
+	arr = json_object_new_array();
+	for (size_t i = 0; i < cfg.nservices; i++) {
+		struct ts_service_cfg *s = &cfg.services[i];
+		json_object *o = json_object_new_object(), *bs = json_object_new_array();
+
+		ts_format_endpoint(s->key.addr, s->key.port, s->key.family, vip, sizeof(vip));
+		snprintf(size, sizeof(size), "%u", s->svc.table_size);
+		json_object_object_add(o, "name", json_object_new_string(s->svc.name));
+		json_object_object_add(o, "vip", json_object_new_string(vip));
+		json_object_object_add(o, "table_size", json_object_new_int64(s->svc.table_size));
+		/* health only where there are checks or a backend is down: the
+		 * output stays as it was for everything else */
+		ts_effective_weights(s->backends, s->nbackends, eff);
+		checked = s->svc.health.check != TS_CHECK_NONE;
+		for (size_t j = 0; j < s->nbackends; j++)
+			checked |= s->backends[j].be.health != TS_HEALTH_UP;
+		if (checked)
+			json_object_object_add(o, "health", ts_health_json(&s->svc.health));
+		if (!ctx->json && !s->nbackends)
+			printf("%-20s %-28s %-6s %s\n", s->svc.name, vip, size, "-");
+		for (size_t j = 0; j < s->nbackends; j++) {
+			struct ts_backend_cfg *b = &s->backends[j];
+			json_object *bo = json_object_new_object(), *dl;
+
+			ts_format_endpoint(b->be.addr, b->be.port, b->be.family, addr,
+					   sizeof(addr));
+			json_object_object_add(bo, "name", json_object_new_string(b->be.name));
+			json_object_object_add(bo, "addr", json_object_new_string(addr));
+			json_object_object_add(bo, "weight", json_object_new_int64(b->weight));
+			/* seconds until a drain's deadline closes the remaining
+			 * flows; only when there is one (the output stays as it
+			 * was for everything else) */
+			dl = cli_drain(&b->be, now, drain, sizeof(drain));
+			if (dl)
+				json_object_object_add(bo, "drain_deadline_s", dl);
+			health[0] = '\0';
+			if (checked) {
+				bool down = b->be.health == TS_HEALTH_DOWN;
+
+				json_object_object_add(bo, "effective_weight",
+						       json_object_new_int64(eff[j]));
+				json_object_object_add(bo, "health",
+						       json_object_new_string(down ? "down" : "up"));
+				if (b->be.health_since_s)
+					json_object_object_add(
+						bo, "health_since",
+						json_object_new_int64((int64_t)b->be.health_since_s));
+				cli_health_text(&b->be, eff[j], health, sizeof(health));
+			}
+			json_object_array_add(bs, bo);
+			if (!ctx->json)
+				printf("%-20s %-28s %-6s %-12s %-28s %u%s%s\n",
+				       j ? "" : s->svc.name, j ? "" : vip, j ? "" : size,
+				       b->be.name, addr, b->weight,
+				       drain[0] ? drain : b->weight ? "" : " (draining)", health);
+		}
+		json_object_object_add(o, "backends", bs);
+		json_object_array_add(arr, o);
+	}
+	if (ctx->json)
+		cli_print_json(arr);
+	else
+		json_object_put(arr);
+	ts_config_free(&cfg);
+	return 0;
+}
+
+int cmd_service(struct cli_ctx *ctx, int argc, char **argv)
+{
+	__u32 table_size = TS_DEFAULT_TABLE_SIZE;
+	const struct cli_opt opts[] = {
+		{ "table-size", 0, CLI_TABLE_SIZE, &table_size },
+		CLI_OPT_HELP,
+		{},
+	};
+	struct ts_endpoint vip;
+	struct ts_maps m;
+	struct ts_err err;
+	const char *verb;
+	int r;
+
+	r = cli_verb(argc, argv, opts, help, &verb, &argc, &argv);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (!verb)
+		return cli_usage("service", "give add, del or list");
+	if (!strcmp(verb, "add")) {
+		if (argc != 2)
+			return cli_usage("service", "service add takes NAME VIP:PORT");
+		if (ts_parse_name(argv[0], "service", &err) ||
+		    ts_parse_vip(argv[1], &vip, &err))
+			return cli_report(&err);
+	} else if (!strcmp(verb, "del")) {
+		if (argc != 1)
+			return cli_usage("service", "service del takes NAME");
+	} else if (!strcmp(verb, "list")) {
+		if (argc != 0)
+			return cli_usage("service", "service list takes no arguments");
+	} else {
+		return cli_usage("service", "unknown verb '%s': give add, del or list", verb);
+	}
+
+	r = !strcmp(verb, "list") ? cli_open_maps_read(ctx, &m) : cli_open_maps(ctx, &m);
+	if (r)
+		return r;
+	if (!strcmp(verb, "list"))
+		r = service_list(ctx, &m);
+	else if (!strcmp(verb, "add"))
+		r = ts_service_add(&m, argv[0], &vip, table_size, &err) ? cli_report(&err) : 0;
+	else
+		r = ts_service_del(&m, argv[0], &err) ? cli_report(&err) : 0;
+	ts_maps_close(&m);
+	return r;
+}

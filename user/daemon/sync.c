@@ -1,0 +1,801 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * tcpshift sync: share flow pins with the other gateways of a fleet
+ * (doc/DESIGN.md, "Flow sync"). It reads the data plane's pin events from
+ * the sync_events ring buffer and sends them, authenticated, to every peer;
+ * it writes the peers' pins into our flows map under the rules of
+ * ts_sync_apply(). A (re)joining peer gets a bulk resync of every pin we
+ * hold, and every --refresh our own pins again, which repairs lost
+ * datagrams. The data plane never waits for it: killed, it costs a counter.
+ */
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "daemon.h"
+#include "prom.h"
+#include "sync_proto.h"
+
+static const char help[] =
+	"Usage: tcpshift sync --listen ADDR:PORT --peer ADDR:PORT [--peer ADDR:PORT...]\n"
+	"                     --key FILE [--refresh DURATION] [--metrics ADDR:PORT]\n"
+	"\n"
+	"Run in the foreground until SIGTERM or SIGINT, sharing flow pins with the\n"
+	"other gateways of a fleet over UDP: every flow this gateway's data plane\n"
+	"confirms or ends is sent to each peer, and the peers' pins are written into\n"
+	"this gateway's flow table, so that a connection goes on to its own backend\n"
+	"through any gateway, whatever weights changed since it was pinned. A peer's\n"
+	"pin never moves a live pin of this gateway, and names its backend by address\n"
+	"(the backend must exist here, in the service of that VIP).\n"
+	"\n"
+	"Messages carry an HMAC-SHA256 tag made with the shared key, a sequence number\n"
+	"and a time: forged, replayed or stale ones (clocks more than 30 s apart) are\n"
+	"dropped and counted. A peer that comes up gets every pin this gateway holds;\n"
+	"every --refresh, each peer gets this gateway's own pins again. Killing sync\n"
+	"changes no flow; the data plane counts the events it could not hand over\n"
+	"(sync_lost). Run one sync per instance (the systemd unit tcpshift-sync.service).\n"
+	"Exit 0 on SIGTERM or SIGINT, 1 when the instance is unloaded under it, 2 for\n"
+	"bad options, a bad key file or an address in use.\n"
+	"\n"
+	"  --listen ADDR:PORT    our UDP address, as the peers list it in their --peer\n"
+	"  --peer ADDR:PORT      another gateway's --listen (repeat for each, up to 32)\n"
+	"  --key FILE            the shared key, at least 16 bytes; mode 0600 or stricter\n"
+	"  --refresh DURATION    resend our own pins this often (default 30s)\n"
+	"  --metrics ADDR:PORT   Prometheus metrics at http://ADDR:PORT/metrics\n"
+	"\n"
+	"Examples:\n"
+	"  head -c 32 /dev/urandom | base64 > /etc/tcpshift/sync.key; chmod 600 /etc/tcpshift/sync.key\n"
+	"  tcpshift sync --listen 198.18.2.1:7946 --peer 198.18.2.2:7946 \\\n"
+	"      --peer 198.18.2.3:7946 --key /etc/tcpshift/sync.key --metrics 127.0.0.1:9471\n";
+
+#define HELLO_NS	1000000000ULL	/* every peer hears from us this often */
+#define PEER_DOWN_NS	3500000000ULL	/* nothing heard for this long: down */
+#define LOG_EVERY_NS	10000000000ULL	/* one complaint per peer and kind */
+#define LAG_SAMPLES	4096		/* the lag quantiles: the latest samples */
+#define RCVBUF_BYTES	(32 << 20)	/* a bulk resync arrives at once */
+
+#define logf_(...) ts_log("sync", __VA_ARGS__)
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+struct peer {
+	struct ts_endpoint	ep;
+	struct sockaddr_storage	sa;
+	socklen_t		salen;
+	char			name[TS_ADDRSTRLEN];
+	struct ts_sync_replay	replay;
+	__u64			heard_ns;	/* CLOCK_MONOTONIC of its last good message */
+	bool			up;
+	bool			bulk_due;	/* came up: a bulk resync is owed */
+	__u64			logged_ns[TS_SYNC_VERDICTS + 1];	/* + send errors */
+	/* metrics */
+	__u64			rx_msgs, rx_records, tx_msgs, tx_records, tx_errors;
+	__u64			rejected[TS_SYNC_VERDICTS];
+	__u64			bulks;
+};
+
+struct sync {
+	struct ts_maps		m;
+	unsigned char		key[TS_SYNC_KEY_MAX + 1];
+	size_t			key_len;
+	struct ts_endpoint	self;
+	char			self_name[TS_ADDRSTRLEN];
+	struct peer		peers[TS_SYNC_MAX_PEERS];
+	size_t			npeers;
+	int			sock;
+	struct ring_buffer	*rb;
+	__u64			epoch, seq;
+	__u64			real_minus_mono;	/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+	struct ts_backend	*backends;		/* TS_MAX_BACKENDS: ids -> addresses */
+	bool			backends_fresh;		/* read since the last miss */
+	struct ts_sync_cache	cache;			/* emptied every loop */
+	/* events waiting for the next datagram */
+	unsigned char		out[TS_SYNC_DATAGRAM];
+	size_t			nout;
+	bool			failed;			/* the instance went away */
+	/* metrics, read by the HTTP thread */
+	pthread_mutex_t		lock;
+	__u64			events, events_sent, events_unsendable;
+	__u64			applied[TS_SYNC_OUTCOMES];
+	__u64			unknown_peer;
+	__u64			lag_ns[LAG_SAMPLES];
+	size_t			nlag, lag_pos;
+	__u64			lag_count, lag_sum_ns;
+};
+
+static __u64 now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* ---- sending ------------------------------------------------------------------- */
+
+static void send_to(struct sync *s, struct peer *p, unsigned char *buf, size_t len)
+{
+	if (sendto(s->sock, buf, len, 0, (struct sockaddr *)&p->sa, p->salen) < 0) {
+		__u64 now = ts_now_ns();
+
+		p->tx_errors++;
+		if (now - p->logged_ns[TS_SYNC_VERDICTS] >= LOG_EVERY_NS) {
+			p->logged_ns[TS_SYNC_VERDICTS] = now;
+			logf_("cannot send to peer %s: %s", p->name, strerror(errno));
+		}
+		return;
+	}
+	p->tx_msgs++;
+}
+
+/* A datagram of n records (already at buf + header) to peer p, or to every
+ * peer when p is NULL. Each copy has its own sequence number. */
+static void send_records(struct sync *s, struct peer *p, enum ts_sync_msg_type type,
+			 unsigned char *buf, size_t n)
+{
+	size_t len = sizeof(struct ts_sync_hdr) + n * sizeof(struct ts_sync_record);
+
+	for (size_t i = 0; i < s->npeers; i++) {
+		struct peer *q = &s->peers[i];
+
+		if (p && q != p)
+			continue;
+		ts_sync_hdr_init((struct ts_sync_hdr *)buf, type, (__u16)n, &s->self, s->epoch,
+				 ++s->seq, now_real());
+		if (ts_sync_sign(s->key, s->key_len, buf, len))
+			continue;
+		send_to(s, q, buf, len + TS_SYNC_TAG_LEN);
+		q->tx_records += n;
+	}
+}
+
+static void flush_events(struct sync *s)
+{
+	if (!s->nout)
+		return;
+	send_records(s, NULL, TS_SYNC_MSG_EVENTS, s->out, s->nout);
+	pthread_mutex_lock(&s->lock);
+	s->events_sent += s->nout;
+	pthread_mutex_unlock(&s->lock);
+	s->nout = 0;
+}
+
+static void backends_read(struct sync *s)
+{
+	struct ts_err err;
+
+	if (ts_backends_read_all(&s->m, s->backends, &err))
+		logf_("%s", err.msg);
+	s->backends_fresh = true;
+}
+
+/* The record of an event or a flow; reads the backends again once when the
+ * id is unknown (a backend added since). */
+static bool record_of(struct sync *s, __u8 type, const struct ts_flow_key *key, __u32 id,
+		      __u32 gen, __u32 client_end, __u64 real_ns, struct ts_sync_record *rec)
+{
+	if (ts_sync_record_of(s->backends, type, key, id, gen, client_end, real_ns, rec))
+		return true;
+	if (s->backends_fresh)
+		return false;
+	backends_read(s);
+	return ts_sync_record_of(s->backends, type, key, id, gen, client_end, real_ns, rec);
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct sync *s = ctx;
+	const struct ts_sync_event *e = data;
+	struct ts_sync_record *rec;
+
+	if (size < sizeof(*e))
+		return 0;
+	rec = (struct ts_sync_record *)(s->out + sizeof(struct ts_sync_hdr)) + s->nout;
+	pthread_mutex_lock(&s->lock);
+	s->events++;
+	pthread_mutex_unlock(&s->lock);
+	if (!record_of(s, e->type, &e->key, e->backend_id, e->generation, e->client_end,
+		       e->time_ns + s->real_minus_mono, rec)) {
+		pthread_mutex_lock(&s->lock);
+		s->events_unsendable++;
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	if (++s->nout == TS_SYNC_MAX_RECORDS)
+		flush_events(s);
+	return 0;
+}
+
+/* A bulk resync (to peer p: every live pin we hold) or a refresh (p NULL:
+ * our own live pins, to every peer that is up). */
+struct bulk {
+	struct sync	*s;
+	struct peer	*p;
+	size_t		datagrams;
+	__u8		type;		/* TS_SYNC_PIN: flows; TS_SYNC_PIN_HALF_OPEN: half_open */
+	unsigned char	buf[TS_SYNC_DATAGRAM];
+	size_t		n;
+	__u64		flows;
+};
+
+static void receive_all(struct sync *s);
+
+/* Events and peers' messages go on during a long bulk: a refresh of many
+ * pins must not delay new ones (the lag). Only bulks wait their turn. */
+static void bulk_interleave(struct sync *s)
+{
+	ring_buffer__consume(s->rb);
+	flush_events(s);
+	receive_all(s);
+}
+
+static void bulk_flush(struct bulk *b)
+{
+	if (!b->n)
+		return;
+	for (size_t i = 0; i < b->s->npeers; i++) {
+		struct peer *q = &b->s->peers[i];
+
+		if ((b->p && q != b->p) || (!b->p && !q->up))
+			continue;
+		send_records(b->s, q, TS_SYNC_MSG_BULK, b->buf, b->n);
+	}
+	b->n = 0;
+	if (++b->datagrams % 32 == 0)
+		bulk_interleave(b->s);
+}
+
+static void bulk_flow(const struct ts_flow_key *key, const struct ts_flow *f, void *ctx)
+{
+	struct bulk *b = ctx;
+	struct ts_sync_record *rec = (struct ts_sync_record *)(b->buf +
+							       sizeof(struct ts_sync_hdr)) + b->n;
+
+	/* confirmed pins that did not end; half-open ones the client's ACK
+	 * established (the others are no connection yet) */
+	if ((b->type == TS_SYNC_PIN ? f->tcp_state == TS_TCP_CLOSED
+				    : f->tcp_state != TS_TCP_ESTABLISHED) ||
+	    (!b->p && (f->flags & TS_FLOW_F_SYNCED)))
+		return;
+	if (!record_of(b->s, b->type, key, f->backend_id, f->generation, f->client_end,
+		       f->created_ns + b->s->real_minus_mono, rec))
+		return;
+	b->flows++;
+	if (++b->n == TS_SYNC_MAX_RECORDS)
+		bulk_flush(b);
+}
+
+static void send_bulk(struct sync *s, struct peer *p)
+{
+	struct bulk *b = calloc(1, sizeof(*b));
+	__u64 t0 = ts_now_ns();
+	int r;
+
+	if (!b)
+		return;
+	b->s = s;
+	b->p = p;
+	backends_read(s);
+	b->type = TS_SYNC_PIN;
+	r = ts_flow_map_foreach(s->m.flows, bulk_flow, b);
+	b->type = TS_SYNC_PIN_HALF_OPEN;
+	r = r ?: ts_flow_map_foreach(s->m.half_open, bulk_flow, b);
+	bulk_flush(b);
+	if (r)
+		logf_("cannot read the flow table: %s", strerror(-r));
+	if (p) {
+		p->bulks++;
+		logf_("bulk resync to peer %s: %llu pins in %.3f s", p->name,
+		      (unsigned long long)b->flows, (double)(ts_now_ns() - t0) / 1e9);
+	}
+	free(b);
+}
+
+static void send_hellos(struct sync *s)
+{
+	unsigned char buf[sizeof(struct ts_sync_hdr) + TS_SYNC_TAG_LEN];
+
+	send_records(s, NULL, TS_SYNC_MSG_HELLO, buf, 0);
+}
+
+/* ---- receiving ------------------------------------------------------------------ */
+
+static struct peer *peer_of(struct sync *s, const struct ts_endpoint *ep)
+{
+	for (size_t i = 0; i < s->npeers; i++) {
+		struct peer *p = &s->peers[i];
+
+		if (p->ep.family == ep->family && p->ep.port == ep->port &&
+		    !memcmp(p->ep.addr, ep->addr, sizeof(ep->addr)))
+			return p;
+	}
+	return NULL;
+}
+
+static void lag_sample(struct sync *s, __u64 lag)
+{
+	s->lag_ns[s->lag_pos] = lag;
+	s->lag_pos = (s->lag_pos + 1) % LAG_SAMPLES;
+	if (s->nlag < LAG_SAMPLES)
+		s->nlag++;
+	s->lag_count++;
+	s->lag_sum_ns += lag;
+}
+
+static void reject(struct sync *s, struct peer *p, enum ts_sync_verdict v)
+{
+	static const char *const why[TS_SYNC_VERDICTS] = {
+		[TS_SYNC_BAD_FORMAT] = "is malformed (another tcpshift version?)",
+		[TS_SYNC_BAD_TAG] = "fails authentication (is its --key the same as ours?)",
+		[TS_SYNC_BAD_SENDER] = "names another sender than its source address (a "
+				       "--listen that differs from our --peer for it?)",
+		[TS_SYNC_STALE] = "is stale (clocks more than 30 s apart, or an old message "
+				  "replayed)",
+		[TS_SYNC_REPLAYED] = "was received before (replayed)",
+	};
+	__u64 now = ts_now_ns();
+
+	pthread_mutex_lock(&s->lock);
+	p->rejected[v]++;
+	pthread_mutex_unlock(&s->lock);
+	if (now - p->logged_ns[v] >= LOG_EVERY_NS || !p->logged_ns[v]) {
+		p->logged_ns[v] = now;
+		logf_("message from peer %s %s: dropped", p->name, why[v]);
+	}
+}
+
+static void receive(struct sync *s, const unsigned char *buf, size_t len,
+		    const struct sockaddr_storage *from)
+{
+	static __u64 logged_unknown;
+	const struct ts_sync_record *recs;
+	const struct ts_sync_hdr *h;
+	struct ts_endpoint ep;
+	enum ts_sync_verdict v;
+	struct peer *p;
+	__u64 now, epoch;
+	size_t n;
+
+	if (!ts_endpoint_of(from, &ep) || !(p = peer_of(s, &ep))) {
+		char name[TS_ADDRSTRLEN] = "?";
+
+		pthread_mutex_lock(&s->lock);
+		s->unknown_peer++;
+		pthread_mutex_unlock(&s->lock);
+		now = ts_now_ns();
+		if (now - logged_unknown >= LOG_EVERY_NS || !logged_unknown) {
+			logged_unknown = now;
+			if (ep.family)
+				ts_format_endpoint(ep.addr, ep.port, ep.family, name, sizeof(name));
+			logf_("message from %s, which is no --peer: dropped (add it with --peer "
+			      "on every gateway)", name);
+		}
+		return;
+	}
+	epoch = p->replay.epoch;
+	v = ts_sync_check(s->key, s->key_len, buf, len, &p->ep, now_real(), &p->replay, &h,
+			  &recs);
+	if (v != TS_SYNC_OK) {
+		reject(s, p, v);
+		return;
+	}
+	now = ts_now_ns();
+	p->heard_ns = now;
+	n = ntohs(h->count);
+	pthread_mutex_lock(&s->lock);
+	p->rx_msgs++;
+	p->rx_records += n;
+	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < n; i++) {
+		enum ts_sync_outcome o = ts_sync_apply(&s->m, &s->cache, &recs[i], now);
+
+		pthread_mutex_lock(&s->lock);
+		s->applied[o]++;
+		if (h->type == TS_SYNC_MSG_EVENTS && recs[i].type != TS_SYNC_END) {
+			__u64 ev = be64toh(recs[i].event_ns), t = now_real();
+
+			lag_sample(s, t > ev ? t - ev : 0);
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	/* up, or back with a new epoch (restarted: its maps may be empty) */
+	if (!p->up || (epoch && be64toh(h->epoch) != epoch)) {
+		logf_("peer %s is up%s: sending it every pin we hold", p->name,
+		      p->up ? " again (restarted)" : "");
+		p->up = true;
+		p->bulk_due = true;
+	}
+}
+
+static void receive_all(struct sync *s)
+{
+	static unsigned char buf[65536];
+
+	for (int i = 0; i < 4096; i++) {
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(s->sock, buf, sizeof(buf), MSG_DONTWAIT,
+				     (struct sockaddr *)&from, &fl);
+
+		if (n < 0)
+			return;
+		receive(s, buf, (size_t)n, &from);
+	}
+}
+
+static void peers_check(struct sync *s, __u64 now)
+{
+	for (size_t i = 0; i < s->npeers; i++) {
+		struct peer *p = &s->peers[i];
+
+		if (p->up && now - p->heard_ns > PEER_DOWN_NS) {
+			p->up = false;
+			logf_("peer %s is down: nothing heard for %.1f s", p->name,
+			      (double)(now - p->heard_ns) / 1e9);
+		}
+	}
+}
+
+/* ---- metrics -------------------------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static char *metrics_collect(void *cls, size_t *len)
+{
+	struct sync *s = cls;
+	__u64 counters[TS_CNT_MAX] = {}, *lags;
+	char *buf = NULL;
+	size_t n = 0, nl;
+	struct ts_err err;
+	FILE *f;
+
+	lags = malloc(sizeof(s->lag_ns));
+	f = open_memstream(&buf, &n);
+	if (!f || !lags) {
+		free(lags);
+		if (f)
+			fclose(f);
+		free(buf);
+		return NULL;
+	}
+	ts_counters_read(&s->m, counters, &err);
+	pthread_mutex_lock(&s->lock);
+	nl = s->nlag;
+	memcpy(lags, s->lag_ns, nl * sizeof(*lags));
+	fprintf(f, "# HELP tcpshift_sync_events_total Pin events read from the data plane.\n"
+		   "# TYPE tcpshift_sync_events_total counter\n"
+		   "tcpshift_sync_events_total %llu\n",
+		(unsigned long long)s->events);
+	fprintf(f, "# HELP tcpshift_sync_events_unsendable_total Events whose backend was gone "
+		   "before they were sent.\n# TYPE tcpshift_sync_events_unsendable_total counter\n"
+		   "tcpshift_sync_events_unsendable_total %llu\n",
+		(unsigned long long)s->events_unsendable);
+	fprintf(f, "# HELP tcpshift_sync_events_lost_total Events the data plane dropped: its "
+		   "ring buffer was full (sync down or behind).\n"
+		   "# TYPE tcpshift_sync_events_lost_total counter\n"
+		   "tcpshift_sync_events_lost_total %llu\n",
+		(unsigned long long)counters[TS_CNT_SYNC_LOST]);
+	fputs("# HELP tcpshift_sync_records_applied_total Peers' records, by what they did "
+	      "here.\n# TYPE tcpshift_sync_records_applied_total counter\n", f);
+	for (int o = 0; o < TS_SYNC_OUTCOMES; o++)
+		fprintf(f, "tcpshift_sync_records_applied_total{outcome=\"%s\"} %llu\n",
+			ts_sync_outcome_name(o), (unsigned long long)s->applied[o]);
+	fprintf(f, "# HELP tcpshift_sync_unknown_peer_total Datagrams from an address that is "
+		   "no --peer.\n# TYPE tcpshift_sync_unknown_peer_total counter\n"
+		   "tcpshift_sync_unknown_peer_total %llu\n",
+		(unsigned long long)s->unknown_peer);
+	fputs("# HELP tcpshift_sync_peer_up 1 when a valid message came from the peer in the "
+	      "last 3.5 s.\n# TYPE tcpshift_sync_peer_up gauge\n", f);
+	for (size_t i = 0; i < s->npeers; i++)
+		fprintf(f, "tcpshift_sync_peer_up{peer=\"%s\"} %d\n", s->peers[i].name,
+			s->peers[i].up);
+#define PEER_COUNTER(metric, field, help_text)                                          \
+	fputs("# HELP tcpshift_sync_" metric " " help_text "\n# TYPE tcpshift_sync_" metric   \
+	      " counter\n", f);                                                             \
+	for (size_t i = 0; i < s->npeers; i++)                                               \
+		fprintf(f, "tcpshift_sync_" metric "{peer=\"%s\"} %llu\n", s->peers[i].name,  \
+			(unsigned long long)s->peers[i].field);
+	PEER_COUNTER("sent_messages_total", tx_msgs, "Datagrams sent to the peer.")
+	PEER_COUNTER("sent_records_total", tx_records, "Pins and ends sent to the peer.")
+	PEER_COUNTER("send_errors_total", tx_errors, "Datagrams the kernel refused to send.")
+	PEER_COUNTER("received_messages_total", rx_msgs, "Valid datagrams from the peer.")
+	PEER_COUNTER("received_records_total", rx_records, "Records in them.")
+	PEER_COUNTER("bulk_resyncs_total", bulks, "Bulk resyncs sent to the peer.")
+#undef PEER_COUNTER
+	fputs("# HELP tcpshift_sync_rejected_total Datagrams from a peer dropped, by reason.\n"
+	      "# TYPE tcpshift_sync_rejected_total counter\n", f);
+	for (size_t i = 0; i < s->npeers; i++)
+		for (int v = 1; v < TS_SYNC_VERDICTS; v++)
+			fprintf(f, "tcpshift_sync_rejected_total{peer=\"%s\",reason=\"%s\"} %llu\n",
+				s->peers[i].name, ts_sync_verdict_name(v),
+				(unsigned long long)s->peers[i].rejected[v]);
+	fprintf(f, "# HELP tcpshift_sync_lag_seconds From a peer's data plane pinning a flow to "
+		   "its pin written here (the latest %d).\n# TYPE tcpshift_sync_lag_seconds "
+		   "summary\n",
+		LAG_SAMPLES);
+	pthread_mutex_unlock(&s->lock);
+	qsort(lags, nl, sizeof(*lags), cmp_u64);
+	for (int q = 0; q < 3; q++) {
+		static const double qs[] = { 0.5, 0.99, 1.0 };
+		size_t at = nl ? (size_t)(qs[q] * (double)(nl - 1) + 0.5) : 0;
+
+		fprintf(f, "tcpshift_sync_lag_seconds{quantile=\"%g\"} %.6f\n", qs[q],
+			nl ? (double)lags[at] / 1e9 : 0.0);
+	}
+	pthread_mutex_lock(&s->lock);
+	fprintf(f, "tcpshift_sync_lag_seconds_sum %.6f\ntcpshift_sync_lag_seconds_count %llu\n",
+		(double)s->lag_sum_ns / 1e9, (unsigned long long)s->lag_count);
+	pthread_mutex_unlock(&s->lock);
+	free(lags);
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	*len = n;
+	return buf;
+}
+
+/* ---- setup ---------------------------------------------------------------------- */
+
+/* Tell the data plane to stream events (on) or stop (off), under the pin
+ * directory's lock: `load` rewrites settings under it too. */
+static int set_sync_flag(struct sync *s, bool on, struct ts_err *err)
+{
+	struct ts_settings st;
+	__u32 zero = 0;
+	int r = ts_maps_lock(&s->m, err);
+
+	if (r)
+		return r;
+	r = ts_settings_read(&s->m, &st, err);
+	if (!r) {
+		st.flags = on ? st.flags | TS_SETTINGS_F_SYNC : st.flags & ~TS_SETTINGS_F_SYNC;
+		if (bpf_map_update_elem(s->m.settings, &zero, &st, 0))
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot write settings: %s",
+				    strerror(errno));
+	}
+	ts_maps_unlock(&s->m);
+	return r;
+}
+
+static bool unspecified(const struct ts_endpoint *ep)
+{
+	return !ep->addr[0] && !ep->addr[1] && !ep->addr[2] && !ep->addr[3];
+}
+
+static int parse_peers(struct sync *s, const char *listen_spec, const char **specs, size_t n)
+{
+	struct ts_err err;
+
+	if (ts_parse_endpoint(listen_spec, &s->self, &err))
+		return cli_usage("sync", "--listen %s: %s", listen_spec, err.msg);
+	if (unspecified(&s->self))
+		return cli_usage("sync",
+				 "--listen %s: give the address the peers send to (their --peer "
+				 "for us), not a wildcard",
+				 listen_spec);
+	ts_format_endpoint(s->self.addr, s->self.port, s->self.family, s->self_name,
+			   sizeof(s->self_name));
+	for (size_t i = 0; i < n; i++) {
+		struct peer *p = &s->peers[i];
+
+		if (ts_parse_endpoint(specs[i], &p->ep, &err))
+			return cli_usage("sync", "--peer %s: %s", specs[i], err.msg);
+		if (unspecified(&p->ep))
+			return cli_usage("sync", "--peer %s: a wildcard address is no peer",
+					 specs[i]);
+		if (p->ep.family != s->self.family)
+			return cli_usage("sync",
+					 "--peer %s: not of the family of --listen %s (peers and "
+					 "listen address must all be IPv4 or all IPv6)",
+					 specs[i], listen_spec);
+		if (peer_of(s, &p->ep))
+			return cli_usage("sync", "--peer %s given twice", specs[i]);
+		if (!memcmp(p->ep.addr, s->self.addr, sizeof(p->ep.addr)) &&
+		    p->ep.port == s->self.port)
+			return cli_usage("sync", "--peer %s is our own --listen", specs[i]);
+		ts_format_endpoint(p->ep.addr, p->ep.port, p->ep.family, p->name,
+				   sizeof(p->name));
+		p->salen = ts_sockaddr_of(p->ep.family, p->ep.addr, p->ep.port, &p->sa);
+		s->npeers++;
+	}
+	return 0;
+}
+
+static int open_socket(struct sync *s, const char *spec)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = ts_sockaddr_of(s->self.family, s->self.addr, s->self.port, &ss);
+	int buf = RCVBUF_BYTES;
+
+	s->sock = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s->sock < 0) {
+		fprintf(stderr, "tcpshift: cannot open the sync socket: %s\n", strerror(errno));
+		return 1;
+	}
+	if (bind(s->sock, (struct sockaddr *)&ss, sl)) {
+		int e = errno;
+
+		fprintf(stderr, "tcpshift: cannot listen on %s: %s%s\n", spec, strerror(e),
+			e == EADDRINUSE ? ": another process uses it; pick another --listen"
+			: e == EADDRNOTAVAIL ? ": no such local address here" : "");
+		return e == EADDRINUSE || e == EADDRNOTAVAIL ? 2 : 1;
+	}
+	/* root may exceed net.core.rmem_max: a bulk resync comes in one go */
+	if (setsockopt(s->sock, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)))
+		setsockopt(s->sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	if (setsockopt(s->sock, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)))
+		setsockopt(s->sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	return 0;
+}
+
+static void run(struct sync *s, __u64 refresh_ns)
+{
+	__u64 next_hello = 0, next_refresh = ts_now_ns() + refresh_ns, next_check = 0;
+	struct pollfd pfd[2] = {
+		{ .fd = ring_buffer__epoll_fd(s->rb), .events = POLLIN },
+		{ .fd = s->sock, .events = POLLIN },
+	};
+
+	while (!stopping && !s->failed) {
+		__u64 now;
+
+		poll(pfd, 2, 100);
+		s->real_minus_mono = now_real() - ts_now_ns();
+		s->backends_fresh = false;
+		s->cache = (struct ts_sync_cache){};
+		ring_buffer__consume(s->rb);
+		flush_events(s);
+		receive_all(s);
+		for (size_t i = 0; i < s->npeers; i++) {
+			if (s->peers[i].bulk_due) {
+				s->peers[i].bulk_due = false;
+				send_bulk(s, &s->peers[i]);
+			}
+		}
+		now = ts_now_ns();
+		if (now >= next_hello) {
+			next_hello = now + HELLO_NS;
+			send_hellos(s);
+			peers_check(s, now);
+		}
+		if (now >= next_refresh) {
+			next_refresh = now + refresh_ns;
+			send_bulk(s, NULL);
+		}
+		if (now >= next_check) {
+			struct ts_err err;
+
+			/* the instance unloaded (or replaced) under us */
+			next_check = now + HELLO_NS;
+			if (ts_maps_lock_shared(&s->m, &err)) {
+				logf_("%s", err.msg);
+				s->failed = true;
+			}
+			ts_maps_unlock(&s->m);
+		}
+	}
+}
+
+int cmd_sync(struct cli_ctx *ctx, int argc, char **argv)
+{
+	const char *listen_spec = NULL, *key_file = NULL, *metrics = NULL;
+	const char *peer_specs[TS_SYNC_MAX_PEERS];
+	size_t npeers = 0;
+	__u64 refresh_ns = 30 * 1000000000ULL;
+	const struct cli_opt opts[] = {
+		{ "listen", 0, CLI_STRING, &listen_spec, .metavar = "ADDR:PORT" },
+		{ "peer", 0, CLI_STRINGS, peer_specs, .metavar = "ADDR:PORT", .count = &npeers,
+		  .max_count = TS_SYNC_MAX_PEERS },
+		{ "key", 0, CLI_STRING, &key_file, .metavar = "FILE" },
+		{ "refresh", 0, CLI_DURATION, &refresh_ns, .metavar = "DURATION" },
+		{ "metrics", 0, CLI_STRING, &metrics, .metavar = "ADDR:PORT" },
+		CLI_OPT_HELP,
+		{},
+	};
+	struct ts_metrics_server httpd = { .collect = metrics_collect };
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct ts_err err;
+	struct sync *s;
+	bool opened = false;
+	int r, lfd = -1;
+
+	r = cli_no_args(argc, argv, opts, help);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (!listen_spec)
+		return cli_usage("sync", "--listen ADDR:PORT is required");
+	if (!npeers)
+		return cli_usage("sync", "at least one --peer ADDR:PORT is required");
+	if (!key_file)
+		return cli_usage("sync", "--key FILE is required");
+	if (refresh_ns < 1000000000ULL)
+		return cli_usage("sync", "--refresh must be at least 1s");
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->backends = calloc(TS_MAX_BACKENDS, sizeof(*s->backends)))) {
+		free(s);
+		fprintf(stderr, "tcpshift: out of memory\n");
+		return 1;
+	}
+	s->sock = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	r = parse_peers(s, listen_spec, peer_specs, npeers);
+	if (!r && ts_sync_key_read(key_file, s->key, &s->key_len, &err))
+		r = cli_report(&err);
+	if (!r && metrics && (lfd = ts_metrics_listen(metrics, &err)) < 0)
+		r = cli_report(&err);
+	if (!r) {
+		r = cli_open_maps(ctx, &s->m);
+		opened = !r;
+	}
+	r = r ?: open_socket(s, listen_spec);
+	if (!r && s->m.sync_events < 0) {
+		fprintf(stderr, "tcpshift: the instance under %s has no sync_events map: load it "
+				"again with this tcpshift ('tcpshift load' upgrades in place)\n",
+			s->m.pin_dir);
+		r = 1;
+	}
+	if (!r && !(s->rb = ring_buffer__new(s->m.sync_events, on_event, s, NULL))) {
+		fprintf(stderr, "tcpshift: cannot read the sync_events ring buffer: %s\n",
+			strerror(errno));
+		r = 1;
+	}
+	if (!r && lfd >= 0) {
+		httpd.cls = s;
+		if (ts_metrics_serve(&httpd, lfd)) {
+			fprintf(stderr, "tcpshift: cannot start the metrics server on %s\n", metrics);
+			r = 1;
+		}
+		lfd = -1;
+	}
+	if (!r && set_sync_flag(s, true, &err))
+		r = cli_report(&err);
+	if (!r) {
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		s->epoch = now_real();
+		logf_("started on %s with %zu peers (pin directory %s)%s%s", s->self_name,
+		      s->npeers, s->m.pin_dir, metrics ? "; metrics at http://" : "",
+		      metrics ? metrics : "");
+		run(s, refresh_ns);
+		/* the data plane stops streaming: a stopped sync costs it nothing */
+		if (!s->failed && set_sync_flag(s, false, &err))
+			logf_("%s", err.msg);
+		logf_(s->failed ? "stopped: the instance is gone" : "stopped");
+		r = s->failed ? 1 : 0;
+	}
+	ts_metrics_stop(&httpd);
+	if (lfd >= 0)
+		close(lfd);
+	ring_buffer__free(s->rb);
+	if (s->sock >= 0)
+		close(s->sock);
+	if (opened)
+		ts_maps_close(&s->m);
+	pthread_mutex_destroy(&s->lock);
+	free(s->backends);
+	free(s);
+	return r;
+}
