@@ -23,14 +23,14 @@ SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
 		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq ethtool \
 		man-db groff-base ncat libclang-rt-14-dev strace libmicrohttpd-dev prometheus \
-		libcurl4-openssl-dev etcd-server etcd-client libssl-dev
+		libcurl4-openssl-dev etcd-server etcd-client libssl-dev libsystemd-dev
 
 CFLAGS   ?= -g -O2
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	    -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(OUTPUT)
 # the one-shot commands link these alone; the daemons' libraries are DAEMON_LIBS
 LDLIBS   += -lbpf -lelf -lz -ljson-c
-DAEMON_LIBS := -lmicrohttpd -lcurl -lcrypto -lpthread
+DAEMON_LIBS := -lmicrohttpd -lcurl -lcrypto -lsystemd -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	      -I$(OUTPUT) -Iinclude -Ibpf
 

@@ -17,7 +17,7 @@
 
 /* Bumped whenever a map layout below changes; `load` refuses to reuse pinned
  * maps written by a different layout. */
-#define TS_ABI_VERSION		5
+#define TS_ABI_VERSION		6
 
 #define TS_NAME_LEN		32	/* service and backend names, NUL-terminated */
 #define TS_MAX_SERVICES		256
@@ -388,6 +388,9 @@ struct ts_settings {
 				 * at connect() (load --cgroup) */
 	__u32	ifindex[TS_MAX_DEVICES];	/* devices `load` attached to */
 	__u32	dev_flags[TS_MAX_DEVICES];	/* enum ts_dev_flags, per ifindex[] */
+	__u64	generation;	/* bumped by every change the pipeline commits (under
+				 * the pin directory's exclusive lock): a reader
+				 * re-reads the configuration when it moved */
 };
 
 /*

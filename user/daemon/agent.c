@@ -7,15 +7,14 @@
  * killed or restarted agent changes no flow and no weight, and resumes from
  * the stored health without flapping. The data plane never depends on it.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,9 +35,16 @@ static const char help[] =
 	"addr: connection attempts, handshakes, refusals, SYN retransmits, resets,\n"
 	"closes, open connections, bytes each way, handshake-time histogram, weight and\n"
 	"effective weight, health; the global counters; table and flow-table fill).\n"
-	"One line on stderr for each health transition. Exit 0 on SIGTERM or SIGINT;\n"
-	"1 when the instance is unloaded under it; 2 when an option is wrong or the\n"
-	"metrics address is in use.\n"
+	"One line on stderr for each health transition. SIGHUP reads the configuration\n"
+	"again (it is also read whenever a change is committed). Under systemd\n"
+	"(Type=notify) it reports readiness once it serves, and pings WatchdogSec=.\n"
+	"Exit 0 on SIGTERM or SIGINT; 1 when the instance is unloaded under it; 2 when\n"
+	"an option is wrong; 4 when the metrics address is in use (the unit retries).\n"
+	"\n"
+	"A health check is a TCP connect() to the backend within --timeout: refused,\n"
+	"unreachable (no route, a broadcast or multicast address) or timed out is a\n"
+	"failed check. The metrics endpoint holds at most 64 connections, 8 per client\n"
+	"address, each closed after 5 s without progress, and logs none of them.\n"
 	"\n"
 	"With --config, the configuration is made equal to the JSON document stored at\n"
 	"KEY in etcd (what 'tcpshift export' prints) whenever it changes, as 'tcpshift\n"
@@ -69,19 +75,18 @@ static const char help[] =
 	"  etcdctl put /tcpshift/site \"$(tcpshift export)\"\n"
 	"  tcpshift -n gw agent\n";
 
-static volatile sig_atomic_t stopping;
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
+struct agent;
 
 /* One backend's checks. */
 struct check {
+	struct agent		*agent;
 	char			service[TS_NAME_LEN];
 	char			backend[TS_NAME_LEN];
 	__u32			id, generation;
+	struct ts_health_check	hc;		/* its service's settings */
+	struct sockaddr_storage	addr;
+	socklen_t		addr_len;
 	struct ts_health_track	track;
 	__u64			due_ms;		/* next check starts */
 	__u64			deadline_ms;	/* of the connect in progress */
@@ -89,15 +94,31 @@ struct check {
 	bool			seen;		/* still configured */
 };
 
-
+/*
+ * The agent's threads each have their own ts_maps (their own lock descriptor,
+ * so that their flock()s are independent): the loop's (health checks, the
+ * sweep, the configuration in force), the metrics endpoint's and the etcd
+ * source's. Only the loop changes checks.
+ */
 struct agent {
+	struct ts_loop		*loop;
 	struct ts_maps		m;
-	pthread_mutex_t		lock;	/* the maps' lock is one per process */
-	struct check		checks[TS_MAX_BACKENDS];
+	__u64			generation;	/* of the configuration the checks follow */
+	bool			have_config;
+	struct check		**checks;	/* nchecks of TS_MAX_BACKENDS */
 	size_t			nchecks;
-	bool			failed;	/* the instance went away */
-	__u64			swept_ns;	/* the last local sweep */
-	bool			sweep_failed;	/* and it failed (logged once) */
+	struct ts_timer		*checks_timer, *config_timer, *sweep_timer;
+	bool			socket_failed;	/* socket() failed: logged once */
+	bool			sweep_failed;	/* the local sweep failed: logged once */
+	struct {
+		struct ts_maps		m;
+		pthread_mutex_t		lock;	/* the endpoint may answer in parallel */
+		struct ts_metrics_server httpd;
+	} scrape;
+	struct {
+		struct ts_maps		m;
+		pthread_mutex_t		lock;
+	} etcd;
 	struct etcd_source	*source;	/* --config, or NULL */
 };
 
@@ -117,9 +138,23 @@ static void agent_log(const char *fmt, ...)
 
 /* ---- metrics ------------------------------------------------------------------ */
 
+static __u32 max_entries(int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.max_entries;
+}
+
+/*
+ * On the endpoint's thread, with its own maps: the configuration and the
+ * per-backend counters under the shared lock (a change waits for that much,
+ * never for the flow tables), then the tables' fill without the lock.
+ */
 static char *metrics_collect(void *cls, size_t *len)
 {
 	struct agent *a = cls;
+	struct ts_maps *m = &a->scrape.m;
 	struct ts_source_metrics source;
 	struct ts_metrics in = {};
 	struct ts_config cfg = {};
@@ -127,11 +162,10 @@ static char *metrics_collect(void *cls, size_t *len)
 	char *text = NULL;
 	size_t ns = 0;
 	__u32 key_flow = sizeof(struct ts_flow_key);
-	struct bpf_map_info info;
-	__u32 info_len;
+	bool read = false;
 
-	pthread_mutex_lock(&a->lock);
-	if (ts_maps_lock_shared(&a->m, &err) || ts_config_read(&a->m, &cfg, &err))
+	pthread_mutex_lock(&a->scrape.lock);
+	if (ts_maps_lock_shared(m, &err) || ts_config_read(m, &cfg, &err))
 		goto out;
 	ns = cfg.nservices;
 	in.cfg = &cfg;
@@ -150,32 +184,29 @@ static char *metrics_collect(void *cls, size_t *len)
 		if (!in.stats[i] || !in.effective[i] || !in.slots[i])
 			goto out;
 		ts_effective_weights(s->backends, s->nbackends, in.effective[i]);
-		if (ts_table_shares(&a->m, s, in.slots[i], &err))
+		if (ts_table_shares(m, s, in.slots[i], &err))
 			goto out;
 		for (size_t j = 0; j < s->nbackends; j++)
-			if (ts_backend_stats_read(&a->m, s->backends[j].id, &in.stats[i][j], &err))
+			if (ts_backend_stats_read(m, s->backends[j].id, &in.stats[i][j], &err))
 				goto out;
 	}
-	if (ts_counters_read(&a->m, in.counters, &err))
+	if (ts_counters_read(m, in.counters, &err))
 		goto out;
-	ts_count_entries(a->m.flows, key_flow, &in.flows);
-	ts_count_entries(a->m.half_open, key_flow, &in.half_open);
-	info_len = sizeof(info);
-	memset(&info, 0, sizeof(info));
-	if (!bpf_obj_get_info_by_fd(a->m.flows, &info, &info_len))
-		in.flows_max = info.max_entries;
-	info_len = sizeof(info);
-	memset(&info, 0, sizeof(info));
-	if (!bpf_obj_get_info_by_fd(a->m.half_open, &info, &info_len))
-		in.half_open_max = info.max_entries;
-	if (a->source) {
-		etcd_source_metrics(a->source, &source);
-		in.source = &source;
-	}
-	text = ts_metrics_render(&in, len);
+	read = true;
 out:
-	ts_maps_unlock(&a->m);
-	pthread_mutex_unlock(&a->lock);
+	ts_maps_unlock(m);
+	if (read) {
+		ts_count_entries(m->flows, key_flow, &in.flows);
+		ts_count_entries(m->half_open, key_flow, &in.half_open);
+		in.flows_max = max_entries(m->flows);
+		in.half_open_max = max_entries(m->half_open);
+		if (a->source) {
+			etcd_source_metrics(a->source, &source);
+			in.source = &source;
+		}
+		text = ts_metrics_render(&in, len);
+	}
+	pthread_mutex_unlock(&a->scrape.lock);
 	for (size_t i = 0; i < ns && in.stats; i++) {
 		free(in.stats[i]);
 		if (in.effective)
@@ -190,22 +221,24 @@ out:
 	return text;
 }
 
-
 /* ---- health checks ------------------------------------------------------------ */
+
+static void checks_schedule(struct agent *a);
 
 static struct check *check_find(struct agent *a, __u32 id, __u32 generation)
 {
 	for (size_t i = 0; i < a->nchecks; i++)
-		if (a->checks[i].id == id && a->checks[i].generation == generation)
-			return &a->checks[i];
+		if (a->checks[i]->id == id && a->checks[i]->generation == generation)
+			return a->checks[i];
 	return NULL;
 }
 
-static void check_stop(struct check *c)
+static void check_stop(struct agent *a, struct check *c)
 {
 	struct linger abort_close = { .l_onoff = 1, .l_linger = 0 };
 
 	if (c->fd >= 0) {
+		ts_loop_unwatch(a->loop, c->fd);
 		/* a RST, no TIME_WAIT on the gateway */
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
 		close(c->fd);
@@ -215,25 +248,26 @@ static void check_stop(struct check *c)
 }
 
 /* The checks as configured now: new backends start from their stored health. */
-static int checks_sync(struct agent *a, struct ts_config *cfg)
+static void checks_sync(struct agent *a, const struct ts_config *cfg)
 {
 	__u64 now = now_ms();
 	size_t k = 0;
 
 	for (size_t i = 0; i < a->nchecks; i++)
-		a->checks[i].seen = false;
+		a->checks[i]->seen = false;
 	for (size_t i = 0; i < cfg->nservices; i++) {
-		struct ts_service_cfg *s = &cfg->services[i];
+		const struct ts_service_cfg *s = &cfg->services[i];
 
 		if (s->svc.health.check != TS_CHECK_TCP)
 			continue;
 		for (size_t j = 0; j < s->nbackends; j++) {
-			struct ts_backend_cfg *b = &s->backends[j];
+			const struct ts_backend_cfg *b = &s->backends[j];
 			struct check *c = check_find(a, b->id, b->be.generation);
 
-			if (!c && a->nchecks < TS_MAX_BACKENDS) {
-				c = &a->checks[a->nchecks++];
-				memset(c, 0, sizeof(*c));
+			if (!c && a->nchecks < TS_MAX_BACKENDS &&
+			    (c = calloc(1, sizeof(*c)))) {
+				a->checks[a->nchecks++] = c;
+				c->agent = a;
 				c->id = b->id;
 				c->generation = b->be.generation;
 				c->fd = -1;
@@ -244,6 +278,9 @@ static int checks_sync(struct agent *a, struct ts_config *cfg)
 			if (!c)
 				continue;
 			c->seen = true;
+			c->hc = s->svc.health;
+			c->addr_len = ts_sockaddr_of(b->be.family, b->be.addr, b->be.port,
+						     &c->addr);
 			snprintf(c->service, sizeof(c->service), "%s", s->svc.name);
 			snprintf(c->backend, sizeof(c->backend), "%s", b->be.name);
 			/* the stored state rules (an operator's --check none, a
@@ -255,149 +292,251 @@ static int checks_sync(struct agent *a, struct ts_config *cfg)
 		}
 	}
 	for (size_t i = 0; i < a->nchecks; i++) {
-		if (a->checks[i].seen) {
-			a->checks[k++] = a->checks[i];
+		struct check *c = a->checks[i];
+
+		if (c->seen) {
+			a->checks[k++] = c;
 			continue;
 		}
-		check_stop(&a->checks[i]);
+		check_stop(a, c);
+		free(c);
 	}
 	a->nchecks = k;
-	return 0;
-}
-
-static bool check_start(struct check *c, const struct ts_backend *be,
-			const struct ts_health_check *hc, __u64 now)
-{
-	struct sockaddr_storage ss = {};
-	socklen_t sl;
-
-	sl = ts_sockaddr_of(be->family, be->addr, be->port, &ss);
-	c->due_ms = now + hc->interval_ms;
-	c->deadline_ms = now + hc->timeout_ms;
-	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		return false;
-	/* The answers come to the gateway itself: the data plane leaves them
-	 * alone (doc/DESIGN.md, "Replies"). */
-	/* a connect that fails at once (refused, unreachable) leaves its
-	 * error in SO_ERROR, read when poll() reports the socket */
-	connect(c->fd, (struct sockaddr *)&ss, sl);
-	return true;
 }
 
 /* A finished check: the state machine, and a transition stored through the
  * change pipeline (effective weights switch with it). */
-static void check_result(struct agent *a, struct check *c, bool ok, const char *why,
-			 const struct ts_health_check *hc)
+static void check_result(struct agent *a, struct check *c, bool ok, const char *why)
 {
 	struct ts_err err;
 	__u8 before = c->track.health;
 
-	check_stop(c);
-	if (!ts_health_step(&c->track, ok, hc->rise, hc->fall))
+	check_stop(a, c);
+	if (!ts_health_step(&c->track, ok, c->hc.rise, c->hc.fall))
 		return;
-	pthread_mutex_lock(&a->lock);
 	if (ts_backend_health_set(&a->m, c->service, c->backend, c->track.health,
 				  (__u64)time(NULL), &err)) {
 		agent_log("service %s backend %s: cannot store health %s: %s", c->service,
-		      c->backend, c->track.health == TS_HEALTH_DOWN ? "down" : "up", err.msg);
+			  c->backend, c->track.health == TS_HEALTH_DOWN ? "down" : "up", err.msg);
 		c->track.health = before;	/* tried again at the next result */
 	} else if (c->track.health == TS_HEALTH_DOWN) {
 		agent_log("service %s backend %s: DOWN after %u failed checks (%s): effective "
-		      "weight 0",
-		      c->service, c->backend, hc->fall, why);
+			  "weight 0",
+			  c->service, c->backend, c->hc.fall, why);
 	} else {
 		agent_log("service %s backend %s: UP after %u good checks: its weight is back",
-		      c->service, c->backend, hc->rise);
+			  c->service, c->backend, c->hc.rise);
 	}
 	ts_maps_unlock(&a->m);
-	pthread_mutex_unlock(&a->lock);
 }
 
-/* One round: read the configuration, start the checks that are due, finish
- * those that completed or timed out. Waits at most 100 ms. */
-static void checks_round(struct agent *a)
+/* A connect that finished (events: what epoll or poll reported for it). */
+static void check_judge(struct agent *a, struct check *c, __u32 events)
 {
-	struct pollfd pfd[TS_MAX_BACKENDS];
-	struct check *pc[TS_MAX_BACKENDS];
-	struct ts_config cfg;
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+	if (soerr)
+		check_result(a, c, false, strerror(soerr));
+	else if (events & (EPOLLERR | EPOLLHUP) || !(events & EPOLLOUT))
+		check_result(a, c, false, "connection closed");
+	else
+		check_result(a, c, true, "");
+}
+
+static void on_check_socket(struct ts_loop *l, int fd, __u32 events, void *data)
+{
+	struct check *c = data;
+	struct agent *a = c->agent;
+
+	check_judge(a, c, events);
+	checks_schedule(a);
+}
+
+static bool out_of_descriptors(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+/* Start c's connect. A connect that fails at once (no route, a broadcast or
+ * multicast address) is a failed check; a gateway short of descriptors or
+ * memory is no news about the backend: that check is skipped. */
+static void check_start(struct agent *a, struct check *c, __u64 now)
+{
 	struct ts_err err;
-	size_t np = 0;
-	__u64 now;
 	int r;
 
-	pthread_mutex_lock(&a->lock);
-	r = ts_maps_lock_shared(&a->m, &err);
-	/* no lock: the pin directory is gone or holds another instance now
-	 * (unload, a new load): this agent's instance is no more */
-	a->failed |= r != 0;
-	r = r ?: ts_config_read(&a->m, &cfg, &err);
-	ts_maps_unlock(&a->m);
-	pthread_mutex_unlock(&a->lock);
-	if (r) {
-		agent_log("%s", err.msg);
-		usleep(100000);
+	c->due_ms = now + c->hc.interval_ms;
+	c->deadline_ms = now + c->hc.timeout_ms;
+	c->fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		if (!a->socket_failed)
+			agent_log("cannot open a socket for health checks: %s: checks are skipped "
+				  "until one opens (raise LimitNOFILE=?)",
+				  strerror(errno));
+		a->socket_failed = true;
 		return;
 	}
-	checks_sync(a, &cfg);
-	now = now_ms();
+	if (a->socket_failed)
+		agent_log("health checks run again");
+	a->socket_failed = false;
+	/* The answers come to the gateway itself: the data plane leaves them
+	 * alone (doc/DESIGN.md, "Replies"). */
+	r = connect(c->fd, (struct sockaddr *)&c->addr, c->addr_len);
+	if (r && errno != EINPROGRESS) {
+		int e = errno;
+
+		if (out_of_descriptors(e)) {
+			check_stop(a, c);
+			return;
+		}
+		check_result(a, c, false, strerror(e));
+		return;
+	}
+	if (!r) {
+		check_result(a, c, true, "");
+		return;
+	}
+	if (ts_loop_watch(a->loop, c->fd, EPOLLOUT, on_check_socket, c, &err)) {
+		agent_log("%s", err.msg);
+		check_stop(a, c);
+	}
+}
+
+/*
+ * Start the checks that are due and end those past their deadline, then arm
+ * the timer for the next of either. A connect past its deadline is judged by
+ * what it did before being called a timeout: when the loop was held up (a
+ * lock, a slow etcd document), an answer that came in time still counts.
+ */
+static void checks_run(struct ts_loop *l, void *data)
+{
+	struct agent *a = data;
+
 	for (size_t i = 0; i < a->nchecks; i++) {
-		struct check *c = &a->checks[i];
-		struct ts_service_cfg *s = ts_config_service(&cfg, c->service);
-		struct ts_backend_cfg *b = s ? ts_service_backend(s, c->backend) : NULL;
+		struct check *c = a->checks[i];
+		__u64 now = now_ms();
 
-		if (!b)
-			continue;
-		if (c->fd < 0 && now >= c->due_ms &&
-		    !check_start(c, &b->be, &s->svc.health, now)) {
-			check_result(a, c, false, "cannot open a socket", &s->svc.health);
-			continue;
-		}
 		if (c->fd >= 0 && now >= c->deadline_ms) {
-			check_result(a, c, false, "timed out", &s->svc.health);
-			continue;
-		}
-		if (c->fd >= 0 && np < TS_MAX_BACKENDS) {
-			pfd[np] = (struct pollfd){ .fd = c->fd, .events = POLLOUT };
-			pc[np++] = c;
-		}
-	}
-	if (poll(pfd, np, 100) > 0) {
-		for (size_t i = 0; i < np; i++) {
-			struct check *c = pc[i];
-			struct ts_service_cfg *s = ts_config_service(&cfg, c->service);
-			int soerr = 0;
-			socklen_t sl = sizeof(soerr);
+			struct pollfd p = { .fd = c->fd, .events = POLLOUT };
 
-			if (!pfd[i].revents || !s)
-				continue;
-			getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-			check_result(a, c, soerr == 0, soerr ? strerror(soerr) : "",
-				     &s->svc.health);
+			if (poll(&p, 1, 0) > 0)
+				check_judge(a, c, (__u32)p.revents);
+			else
+				check_result(a, c, false, "timed out");
 		}
-	} else if (!np) {
-		/* nothing in flight: poll returned at once or after 100 ms */
+		if (c->fd < 0 && now >= c->due_ms)
+			check_start(a, c, now);
 	}
+	checks_schedule(a);
+}
+
+static void checks_schedule(struct agent *a)
+{
+	__u64 next = 0;
+
+	for (size_t i = 0; i < a->nchecks; i++) {
+		const struct check *c = a->checks[i];
+		__u64 t = c->fd >= 0 ? c->deadline_ms : c->due_ms;
+
+		if (!next || t < next)
+			next = t;
+	}
+	if (next)
+		ts_timer_at(a->checks_timer, next * 1000000);
+	else
+		ts_timer_disarm(a->checks_timer);
+}
+
+/* ---- the configuration in force --------------------------------------------------- */
+
+/* Read the configuration and follow it. */
+static void config_read(struct agent *a)
+{
+	struct ts_config cfg;
+	struct ts_err err;
+	__u64 generation;
+	int r;
+
+	r = ts_config_generation(&a->m, &generation, &err) ?: ts_maps_lock_shared(&a->m, &err);
+	r = r ?: ts_config_read(&a->m, &cfg, &err);
+	ts_maps_unlock(&a->m);
+	if (r) {
+		agent_log("%s", err.msg);
+		if (ts_maps_check_instance(&a->m, &err))
+			ts_loop_stop(a->loop, TS_ERR_RUNTIME);
+		return;
+	}
+	a->generation = generation;
+	a->have_config = true;
+	checks_sync(a, &cfg);
 	ts_config_free(&cfg);
+	checks_run(a->loop, a);
+}
+
+/* Every 100 ms: one lookup of the generation, the configuration read only
+ * when a change was committed; and the instance still there. */
+static void config_watch(struct ts_loop *l, void *data)
+{
+	struct agent *a = data;
+	struct ts_err err;
+	__u64 generation;
+
+	if (ts_maps_check_instance(&a->m, &err)) {
+		agent_log("%s", err.msg);
+		ts_loop_stop(l, TS_ERR_RUNTIME);
+		return;
+	}
+	if (ts_config_generation(&a->m, &generation, &err)) {
+		agent_log("%s", err.msg);
+		return;
+	}
+	if (!a->have_config || generation != a->generation)
+		config_read(a);
+}
+
+static void reload(struct ts_loop *l, void *data)
+{
+	config_read(data);
 }
 
 /* Every second, the local connections' sweep (doc/DESIGN.md, "Local
  * clients"): those of a drain past its deadline close within a second of it,
  * and those of a backend whose removal was not followed by its sweep (the
  * command killed) too. Nothing to do when not loaded with --cgroup. */
-static void sweep_round(struct agent *a)
+static void sweep(struct ts_loop *l, void *data)
 {
+	struct agent *a = data;
 	struct ts_err err;
-	__u64 now = ts_now_ns();
-	int r;
+	int r = ts_local_sweep(&a->m, &err);
 
-	if (now - a->swept_ns < 1000000000ULL)
-		return;
-	a->swept_ns = now;
-	r = ts_local_sweep(&a->m, &err);
 	if (r && !a->sweep_failed)
 		agent_log("%s", err.msg);
 	a->sweep_failed = r != 0;
+}
+
+/* ---- the command ---------------------------------------------------------------- */
+
+static void agent_free(struct agent *a)
+{
+	ts_metrics_stop(&a->scrape.httpd);
+	etcd_source_stop(a->source);
+	for (size_t i = 0; i < a->nchecks; i++) {
+		check_stop(a, a->checks[i]);
+		free(a->checks[i]);
+	}
+	ts_timer_free(a->checks_timer);
+	ts_timer_free(a->config_timer);
+	ts_timer_free(a->sweep_timer);
+	ts_loop_free(a->loop);
+	ts_maps_close(&a->m);
+	ts_maps_close(&a->scrape.m);
+	ts_maps_close(&a->etcd.m);
+	pthread_mutex_destroy(&a->scrape.lock);
+	pthread_mutex_destroy(&a->etcd.lock);
+	free(a->checks);
+	free(a);
 }
 
 int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
@@ -410,11 +549,10 @@ int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
 		CLI_OPT_HELP,
 		{},
 	};
-	struct ts_metrics_server httpd = { .collect = metrics_collect };
-	struct sigaction sa = { .sa_handler = on_signal };
 	struct ts_etcd_url url;
 	struct agent *a;
 	struct ts_err err;
+	char status[160];
 	int r, lfd = -1;
 
 	r = cli_no_args(argc, argv, opts, help);
@@ -432,62 +570,70 @@ int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage(argv[0], "--status-key %s is the configuration key: give "
 				 "another key, e.g. /tcpshift/status/NODE", status_key);
 	a = calloc(1, sizeof(*a));
-	if (!a) {
+	if (!a || !(a->checks = calloc(TS_MAX_BACKENDS, sizeof(*a->checks)))) {
+		free(a);
 		fprintf(stderr, "tcpshift: out of memory\n");
 		return 1;
 	}
-	pthread_mutex_init(&a->lock, NULL);
-	if (metrics) {
-		lfd = ts_metrics_listen(metrics, &err);
-		if (lfd < 0) {
-			free(a);
-			return cli_report(&err);
-		}
+	ts_maps_init(&a->m);
+	ts_maps_init(&a->scrape.m);
+	ts_maps_init(&a->etcd.m);
+	pthread_mutex_init(&a->scrape.lock, NULL);
+	pthread_mutex_init(&a->etcd.lock, NULL);
+	a->scrape.httpd.collect = metrics_collect;
+	a->scrape.httpd.cls = a;
+	/* the loop first: the threads started below inherit its signal mask */
+	if (ts_loop_new(&a->loop, "agent", &err) ||
+	    ts_loop_timer(a->loop, checks_run, a, &a->checks_timer, &err) ||
+	    ts_loop_timer(a->loop, config_watch, a, &a->config_timer, &err) ||
+	    ts_loop_timer(a->loop, sweep, a, &a->sweep_timer, &err)) {
+		r = cli_report(&err);
+		goto out;
 	}
-	r = cli_open_maps(ctx, &a->m);
-	if (r) {
-		if (lfd >= 0)
-			close(lfd);
-		free(a);
-		return r;
+	if (metrics && (lfd = ts_metrics_listen(metrics, &err)) < 0) {
+		r = cli_report(&err);
+		goto out;
 	}
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	/* every descriptor the agent needs, opened now: a process short of
+	 * descriptors later still checks, scrapes and applies documents */
+	r = cli_open_maps(ctx, &a->m) ?: cli_open_maps(ctx, &a->scrape.m);
+	r = r ?: config ? cli_open_maps(ctx, &a->etcd.m) : 0;
+	if (r)
+		goto out;
 	if (lfd >= 0) {
-		httpd.cls = a;
-		if (ts_metrics_serve(&httpd, lfd)) {
+		if (ts_metrics_serve(&a->scrape.httpd, lfd)) {
 			fprintf(stderr, "tcpshift: cannot start the metrics server on %s\n",
 				metrics);
-			close(lfd);
-			ts_maps_close(&a->m);
-			free(a);
-			return 1;
+			r = 1;
+			goto out;
 		}
+		lfd = -1;
 		agent_log("serving metrics at http://%s/metrics", metrics);
 	}
 	agent_log("started (pin directory %s)", a->m.pin_dir);
 	if (config) {
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		if (etcd_source_start(&a->source, &url, status_key, &a->m, &a->lock, &err)) {
+		if (etcd_source_start(&a->source, &url, status_key, &a->etcd.m, &a->etcd.lock,
+				      &err)) {
 			agent_log("%s", err.msg);
-			a->failed = true;
+			r = 1;
+			goto out;
 		}
 	}
-	while (!stopping && !a->failed) {
-		checks_round(a);
-		sweep_round(a);
-	}
-	ts_metrics_stop(&httpd);
-	etcd_source_stop(a->source);
+	ts_loop_on_reload(a->loop, reload, a);
+	config_read(a);
+	ts_timer_arm(a->config_timer, 100000000ULL, 100000000ULL);
+	ts_timer_arm(a->sweep_timer, 1000000000ULL, 1000000000ULL);
+	snprintf(status, sizeof(status), "%zu health checks%s%s", a->nchecks,
+		 metrics ? ", metrics at " : "", metrics ? metrics : "");
+	ts_loop_ready(a->loop, status);
+	r = ts_loop_run(a->loop);
+	agent_log(r ? "stopped: the instance is gone" : "stopped");
+out:
+	if (lfd >= 0)
+		close(lfd);
+	agent_free(a);
 	if (config)
 		curl_global_cleanup();
-	for (size_t i = 0; i < a->nchecks; i++)
-		check_stop(&a->checks[i]);
-	agent_log(a->failed ? "stopped: the instance is gone" : "stopped");
-	ts_maps_close(&a->m);
-	pthread_mutex_destroy(&a->lock);
-	r = a->failed ? 1 : 0;
-	free(a);
 	return r;
 }

@@ -96,7 +96,8 @@ int ts_metrics_listen(const char *spec, struct ts_err *err)
 		int e = errno;
 
 		close(fd);
-		ts_fail(err, e == EADDRINUSE || e == EADDRNOTAVAIL ? TS_ERR_USAGE : TS_ERR_RUNTIME,
+		ts_fail(err, e == EADDRINUSE ? TS_ERR_BUSY : e == EADDRNOTAVAIL ? TS_ERR_USAGE
+			     : TS_ERR_RUNTIME,
 			"cannot serve metrics on %s: %s%s", spec, strerror(e),
 			e == EADDRINUSE ? ": another process listens there; pick another --metrics"
 			: e == EADDRNOTAVAIL ? ": no such local address here" : "");
@@ -145,11 +146,23 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	return r;
 }
 
+/*
+ * Everything a client can hold is bounded: connections in all and per client
+ * address (a scraper needs one; 1,024 slow clients must not take the
+ * process's descriptors), 5 s without progress closes one, and a request's
+ * memory is capped. Nothing is logged per connection: a flood of them must
+ * not become a flood of lines.
+ */
 int ts_metrics_serve(struct ts_metrics_server *s, int lfd)
 {
-	s->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
-				    NULL, answer, s, MHD_OPTION_LISTEN_SOCKET, lfd,
-				    MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+	s->httpd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, answer, s,
+				    MHD_OPTION_LISTEN_SOCKET, lfd,
+				    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)TS_HTTP_MAX_CONNS,
+				    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				    (unsigned int)TS_HTTP_MAX_CONNS_PER_CLIENT,
+				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)TS_HTTP_IDLE_S,
+				    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+				    MHD_OPTION_END);
 	return s->httpd ? 0 : -1;
 }
 

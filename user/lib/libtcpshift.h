@@ -23,6 +23,9 @@ enum ts_status {
 	TS_OK		= 0,
 	TS_ERR_RUNTIME	= 1,	/* the system or kernel refused; the environment is wrong */
 	TS_ERR_USAGE	= 2,	/* what the operator typed is wrong */
+	/* 3: rollout's "rolled back" */
+	TS_ERR_BUSY	= 4,	/* another process holds what we need (an address in
+				 * use): a daemon's unit tries again later */
 };
 
 /* One error: its class and a one-line message saying what and how to fix it. */
@@ -100,8 +103,12 @@ struct ts_maps {
 	int	settings;
 	int	local_flows;
 	int	sync_events;	/* ring buffer read by `tcpshift sync` */
-	int	lock_fd;	/* the pin directory, flock()ed by changes and readers */
-	__u32	settings_id;	/* map id of the pinned settings: this instance */
+	int	lock_fd;	/* the pin directory, open from ts_maps_open to
+				 * ts_maps_close: flock()ed by changes and readers,
+				 * so that locking needs no new descriptor */
+	int	locked;		/* 0, LOCK_SH or LOCK_EX */
+	__u64	settings_dev;	/* the pinned settings when opened (stat): this */
+	__u64	settings_ino;	/* instance, while the pin is the same inode */
 	struct ts_owner owner;	/* ids of every pinned map validated */
 	char	pin_dir[TS_PIN_DIR_MAX];
 };
@@ -138,6 +145,11 @@ int ts_maps_open(struct ts_maps *m, const char *pin_dir, struct ts_err *err);
 int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flags,
 		       struct ts_err *err);
 void ts_maps_close(struct ts_maps *m);
+/* No map open (every descriptor -1): ts_maps_close is then a no-op. */
+void ts_maps_init(struct ts_maps *m);
+/* Is the instance m was opened on still pinned there (the same settings
+ * pin)? Needs no descriptor. 0, or TS_ERR_RUNTIME saying it is gone. */
+int ts_maps_check_instance(const struct ts_maps *m, struct ts_err *err);
 /* Is any of the object's maps pinned under pin_dir? */
 bool ts_any_pin(const char *pin_dir);
 /* Take the pin directory's lock, exclusive for a change, shared for a reader
@@ -146,6 +158,8 @@ bool ts_any_pin(const char *pin_dir);
 int ts_maps_lock(struct ts_maps *m, struct ts_err *err);
 int ts_maps_lock_shared(struct ts_maps *m, struct ts_err *err);
 void ts_maps_unlock(struct ts_maps *m);
+/* The configuration's generation: it moves with every committed change. */
+int ts_config_generation(const struct ts_maps *m, __u64 *generation, struct ts_err *err);
 /* flock(fd, op), telling stderr after a second of waiting; 0 or -errno. */
 int ts_flock_wait(int fd, int op, const char *what);
 /* This process's network namespace. */

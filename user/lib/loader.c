@@ -1062,7 +1062,7 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 	if (m.settings >= 0)
 		r = ts_maps_lock(&m, err);
 	else if ((m.lock_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-		 ts_flock_wait(m.lock_fd, LOCK_EX, pin_dir))
+		 ts_flock_wait(m.lock_fd, LOCK_EX, pin_dir) || !(m.locked = LOCK_EX))
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", pin_dir, strerror(errno));
 	if (r)
 		goto out;

@@ -148,6 +148,14 @@ int ts_maps_open(struct ts_maps *m, const char *pin_dir, struct ts_err *err)
 	return ts_maps_open_flags(m, pin_dir, 0, err);
 }
 
+void ts_maps_init(struct ts_maps *m)
+{
+	memset(m, 0, sizeof(*m));
+	for (size_t i = 0; i < NAMED_MAPS; i++)
+		*(int *)((char *)m + named_maps[i].offset) = -1;
+	m->lock_fd = -1;
+}
+
 int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flags,
 		       struct ts_err *err)
 {
@@ -160,10 +168,7 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 	__u32 zero = 0;
 	int r;
 
-	memset(m, 0, sizeof(*m));
-	for (size_t i = 0; i < NAMED_MAPS; i++)
-		*(int *)((char *)m + named_maps[i].offset) = -1;
-	m->lock_fd = -1;
+	ts_maps_init(m);
 	r = ts_check_pin_dir(pin_dir, err);
 	if (r)
 		return r;
@@ -230,7 +235,15 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 		ts_maps_close(m);
 		return ts_fail(err, TS_ERR_RUNTIME, "no settings map under %s", pin_dir);
 	}
-	m->settings_id = map_id(m->settings);
+	snprintf(path, sizeof(path), "%s/settings", pin_dir);
+	m->lock_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->lock_fd < 0 || stat(path, &st)) {
+		r = -errno;
+		ts_maps_close(m);
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot open %s: %s", pin_dir, strerror(-r));
+	}
+	m->settings_dev = st.st_dev;
+	m->settings_ino = st.st_ino;
 	/* the layout is ours; the ABI version catches a change of meaning that
 	 * kept the sizes */
 	if (bpf_map_lookup_elem(m->settings, &zero, &s)) {
@@ -296,29 +309,37 @@ int ts_flock_wait(int fd, int op, const char *what)
  */
 static int maps_lock(struct ts_maps *m, int op, struct ts_err *err)
 {
-	char path[TS_PIN_DIR_MAX + 16];
-	int fd, r;
-	__u32 id;
+	int r;
 
-	if (m->lock_fd >= 0)
+	if (m->locked)
 		return 0;
-	m->lock_fd = open(m->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m->lock_fd < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", m->pin_dir,
-			       strerror(errno));
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: not open", m->pin_dir);
 	r = ts_flock_wait(m->lock_fd, op, m->pin_dir);
 	if (r)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot lock %s: %s", m->pin_dir,
 			       strerror(-r));
-	snprintf(path, sizeof(path), "%s/settings", m->pin_dir);
-	fd = bpf_obj_get(path);
-	id = fd >= 0 ? map_id(fd) : 0;
-	if (fd >= 0)
-		close(fd);
-	if (!id || id != m->settings_id)
+	m->locked = op;
+	if (ts_maps_check_instance(m, err)) {
+		ts_maps_unlock(m);
 		return ts_fail(err, TS_ERR_RUNTIME,
 			       "tcpshift was unloaded from %s while this command waited for its "
 			       "lock: nothing was changed",
+			       m->pin_dir);
+	}
+	return 0;
+}
+
+/* by path, not by descriptor: a process short of descriptors can tell */
+int ts_maps_check_instance(const struct ts_maps *m, struct ts_err *err)
+{
+	char path[TS_PIN_DIR_MAX + 16];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/settings", m->pin_dir);
+	if (stat(path, &st) || st.st_dev != m->settings_dev || st.st_ino != m->settings_ino)
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "the instance under %s is gone (unloaded, or loaded anew)",
 			       m->pin_dir);
 	return 0;
 }
@@ -333,11 +354,34 @@ int ts_maps_lock_shared(struct ts_maps *m, struct ts_err *err)
 	return maps_lock(m, LOCK_SH, err);
 }
 
+/* Letting go of the exclusive lock commits: the generation moves, so that a
+ * reader that keeps the configuration (the agent) reads it again. */
 void ts_maps_unlock(struct ts_maps *m)
 {
-	if (m->lock_fd >= 0)
-		close(m->lock_fd);
-	m->lock_fd = -1;
+	struct ts_settings s;
+	__u32 zero = 0;
+
+	if (!m->locked)
+		return;
+	if (m->locked == LOCK_EX && m->settings >= 0 &&
+	    !bpf_map_lookup_elem(m->settings, &zero, &s)) {
+		s.generation++;
+		bpf_map_update_elem(m->settings, &zero, &s, BPF_EXIST);
+	}
+	flock(m->lock_fd, LOCK_UN);
+	m->locked = 0;
+}
+
+int ts_config_generation(const struct ts_maps *m, __u64 *generation, struct ts_err *err)
+{
+	struct ts_settings s;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(m->settings, &zero, &s))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read %s/settings: %s", m->pin_dir,
+			       strerror(errno));
+	*generation = s.generation;
+	return 0;
 }
 
 int ts_netns_self(__u64 *dev, __u64 *ino)
