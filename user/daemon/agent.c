@@ -498,6 +498,7 @@ static void config_watch(struct ts_loop *l, void *data)
 
 static void reload(struct ts_loop *l, void *data)
 {
+	agent_log("SIGHUP: reading the configuration again");
 	config_read(data);
 }
 

@@ -13,7 +13,7 @@ struct MHD_Daemon;
 /* ---- loop.c: the one event loop of every daemon --------------------------------
  *
  * epoll over a signalfd (SIGTERM and SIGINT stop the loop, SIGHUP calls the
- * reload callback), timerfds and the daemon's own descriptors; systemd's
+ * reload callback or, without one, stops it too), timerfds and the daemon's own descriptors; systemd's
  * READY=1 when the daemon says so, WATCHDOG=1 from the loop itself at half of
  * WatchdogSec= (a stalled loop gets the daemon restarted). Create the loop
  * before any thread: the threads inherit the blocked signals.
@@ -47,6 +47,9 @@ int ts_loop_run(struct ts_loop *l);
 bool ts_loop_run_until(struct ts_loop *l, __u64 until_ns);
 void ts_loop_stop(struct ts_loop *l, int status);
 bool ts_loop_stopped(const struct ts_loop *l);
+/* The signal that stopped the loop (SIGTERM, SIGINT; SIGHUP when there is no
+ * reload callback), or 0. */
+int ts_loop_signal(const struct ts_loop *l);
 void ts_loop_free(struct ts_loop *l);
 
 /* ---- runtime.c: log lines, socket addresses, the metrics endpoint ---------- */

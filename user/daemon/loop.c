@@ -41,6 +41,7 @@ struct ts_loop {
 	struct ts_watch	*watches;
 	bool		stopped;
 	int		status;
+	int		signal;		/* the signal that stopped it, or 0 */
 	ts_loop_cb	reload;
 	void		*reload_data;
 	struct ts_timer	*watchdog;
@@ -51,16 +52,14 @@ static void dispatch_signal(struct ts_loop *l, int fd, __u32 events, void *data)
 	struct signalfd_siginfo si;
 
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGHUP) {
-			if (l->reload) {
-				ts_log(l->who, "SIGHUP: reloading");
-				sd_notify(0, "RELOADING=1");
-				l->reload(l, l->reload_data);
-				sd_notify(0, "READY=1");
-			}
+		if (si.ssi_signo == SIGHUP && l->reload) {
+			sd_notify(0, "RELOADING=1");
+			l->reload(l, l->reload_data);
+			sd_notify(0, "READY=1");
 			continue;
 		}
-		ts_log(l->who, "%s: stopping", strsignal((int)si.ssi_signo));
+		/* SIGHUP without a reload: a hangup, which stops */
+		l->signal = (int)si.ssi_signo;
 		ts_loop_stop(l, 0);
 	}
 }
@@ -272,6 +271,11 @@ void ts_loop_stop(struct ts_loop *l, int status)
 bool ts_loop_stopped(const struct ts_loop *l)
 {
 	return l->stopped;
+}
+
+int ts_loop_signal(const struct ts_loop *l)
+{
+	return l->signal;
 }
 
 /* Dispatch events until stopped or until mono_ns (0: no end); false when stopped. */

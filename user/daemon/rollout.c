@@ -49,16 +49,10 @@ static const char help[] =
 #define ROLLED_BACK	3
 #define MAX_EXTENSIONS	10
 
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop(int sig)
-{
-	stop_signal = sig;
-}
-
 struct rollout {
 	struct cli_ctx		*ctx;
 	struct ts_maps		*m;
+	struct ts_loop		*loop;	/* signals; the progress line's timer */
 	const char		*service, *from, *to;
 	__u32			svc_id;
 	struct ts_rollout	r;
@@ -169,38 +163,50 @@ static void outcomes(const struct ts_backend_stats *st, const struct ts_backend_
 	*conns = st->handshakes - base->handshakes + *fail;
 }
 
-/* Wait for the end of a gate interval; false when a signal stopped us. */
+/* What hold() shows on a terminal, once a second. */
+struct progress {
+	struct rollout				*ro;
+	__u32					step, wf, wt;
+	const struct ts_backend_stats		*base;
+	__u64					until;
+};
+
+static void show_progress(struct ts_loop *l, void *data)
+{
+	struct progress *p = data;
+	struct rollout *ro = p->ro;
+	struct ts_backend_stats st;
+	struct ts_err err;
+	__u64 now = ts_now_ns(), att, fail;
+	char line[256];
+
+	if (ts_backend_stats_read(ro->m, ro->r.to_id, &st, &err))
+		return;
+	outcomes(&st, p->base, &att, &fail);
+	snprintf(line, sizeof(line),
+		 "step %u/%u  %s=%u %s=%u  connections %llu  failures %llu  %llus left",
+		 p->step + 1, ro->r.nsteps, ro->from, p->wf, ro->to, p->wt,
+		 (unsigned long long)att, (unsigned long long)fail,
+		 (unsigned long long)(p->until > now ? (p->until - now + 999999999ULL) /
+							1000000000ULL : 0));
+	event(ro, NULL, line, true);
+}
+
+/* Wait for the end of a gate interval on the loop; false when a signal
+ * stopped us. */
 static bool hold(struct rollout *ro, __u32 step, __u32 wf, __u32 wt,
 		 const struct ts_backend_stats *base, __u64 until)
 {
-	const struct timespec tick = { .tv_nsec = 100 * 1000000L };
-	__u64 last = 0;
+	struct progress p = { ro, step, wf, wt, base, until };
+	struct ts_timer *t = NULL;
+	struct ts_err err;
+	bool done;
 
-	while (!stop_signal) {
-		__u64 now = ts_now_ns();
-		struct ts_backend_stats st;
-		struct ts_err err;
-		char line[256];
-
-		if (now >= until)
-			return true;
-		if (ro->tty && now - last >= 1000000000ULL &&
-		    !ts_backend_stats_read(ro->m, ro->r.to_id, &st, &err)) {
-			__u64 att, fail;
-
-			outcomes(&st, base, &att, &fail);
-
-			snprintf(line, sizeof(line),
-				 "step %u/%u  %s=%u %s=%u  connections %llu  failures %llu  %llus left",
-				 step + 1, ro->r.nsteps, ro->from, wf, ro->to, wt,
-				 (unsigned long long)att, (unsigned long long)fail,
-				 (unsigned long long)((until - now + 999999999ULL) / 1000000000ULL));
-			event(ro, NULL, line, true);
-			last = now;
-		}
-		nanosleep(&tick, NULL);
-	}
-	return false;
+	if (ro->tty && !ts_loop_timer(ro->loop, show_progress, &p, &t, &err))
+		ts_timer_arm(t, 0, 1000000000ULL);
+	done = ts_loop_run_until(ro->loop, until);
+	ts_timer_free(t);
+	return done;
 }
 
 static int roll_back(struct rollout *ro, const char *why, struct ts_err *err)
@@ -319,7 +325,6 @@ int cmd_rollout(struct cli_ctx *ctx, int argc, char **argv)
 	struct ts_service_cfg *s;
 	struct ts_backend_cfg *bf, *bt;
 	struct ts_rollout cur = {};
-	struct sigaction sa = { .sa_handler = on_stop };
 	struct ts_maps m;
 	struct ts_err err;
 	int nargs, r;
@@ -345,9 +350,13 @@ int cmd_rollout(struct cli_ctx *ctx, int argc, char **argv)
 	ro.max_failures = max_failures;
 	ro.min_conns = min_conns;
 	ro.tty = isatty(STDOUT_FILENO) && !ctx->json;
+	if (ts_loop_new(&ro.loop, "rollout", &err))
+		return cli_report(&err);
 	r = cli_open_maps(ctx, &m);
-	if (r)
+	if (r) {
+		ts_loop_free(ro.loop);
 		return r;
+	}
 	ro.m = &m;
 	if (ts_config_read(&m, &cfg, &err))
 		goto report;
@@ -385,24 +394,23 @@ int cmd_rollout(struct cli_ctx *ctx, int argc, char **argv)
 	ts_maps_unlock(&m);
 	if (r)
 		goto report;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 	r = run(&ro, &err);
-	if (r == -1 && stop_signal) {
+	if (r == -1 && ts_loop_signal(ro.loop)) {
 		fprintf(stderr, "%stcpshift: rollout of %s interrupted (%s) at step %u of %u: the "
 			"weights of that step stay; 'tcpshift status' shows it\n",
-			ro.tty ? "\n" : "", ro.service, strsignal(stop_signal), ro.r.step + 1,
-			ro.r.nsteps);
+			ro.tty ? "\n" : "", ro.service, strsignal(ts_loop_signal(ro.loop)),
+			ro.r.step + 1, ro.r.nsteps);
 		r = 1;
 	} else if (r < 0) {
 		goto report;
 	}
 	ts_config_free(&cfg);
 	ts_maps_close(&m);
+	ts_loop_free(ro.loop);
 	return r;
 report:
 	ts_config_free(&cfg);
 	ts_maps_close(&m);
+	ts_loop_free(ro.loop);
 	return cli_report(&err);
 }

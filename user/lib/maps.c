@@ -272,6 +272,7 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 
 void ts_maps_close(struct ts_maps *m)
 {
+	ts_maps_unlock(m);
 	for (size_t i = 0; i < NAMED_MAPS; i++) {
 		int *fd = (int *)((char *)m + named_maps[i].offset);
 

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# The agent on an ordinary bad day, with the 1,024 descriptors systemd gives a
+# service:
+#  (a) 2,000 slow clients on the metrics endpoint, from ten addresses, each
+#      sending a byte every 2 s: the agent stays up, keeps under its descriptor
+#      limit, keeps checking health (v2's server killed meanwhile goes DOWN in
+#      time), logs nothing per connection, and answers a normal scrape once the
+#      clients are gone;
+#  (b) backends it cannot reach are DOWN: an address with no route (IPv4 and
+#      IPv6), a multicast address, the broadcast address (connect() fails at
+#      once: that is a failed check, not a success);
+#  (c) the agent stopped (SIGSTOP) past the check timeout while checks are in
+#      flight, ten times: a connect that completed meanwhile is a good check,
+#      never a timeout (no false DOWN). Every other SYN to v1 is dropped, so
+#      each check is in flight for a second.
+set -u
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+e2e_init agent-abuse
+e2e_need curl python3 iptables
+e2e_topology
+e2e_load
+e2e_service tcp-echo "$VIP4" 50 50
+SLOW=$(dirname "$0")/slow_clients.py
+
+METRICS_PORT=$((20000 + $$ % 20000))
+METRICS=127.0.0.1:$METRICS_PORT
+LOG=$E2E_TMP/agent.log
+: >"$LOG"
+
+# the agent as systemd runs it: 1,024 descriptors
+AGENT_PID=
+agent_start() {
+	nsenter --net="/run/netns/$NS_GW" bash -c 'ulimit -n 1024 && exec "$@"' agent \
+		"$TCPSHIFT" --pin-dir "$E2E_PIN" agent --metrics "$METRICS" 2>>"$LOG" &
+	AGENT_PID=$!
+	e2e_track_pid "$AGENT_PID"
+	for ((i = 0; i < 50; i++)); do
+		in_ns "$NS_GW" curl -sf -o /dev/null --max-time 2 "http://$METRICS/metrics" &&
+			return 0
+		sleep 0.1
+	done
+	return 1
+}
+agent_start || e2e_abort "the agent serves no metrics ($(tail -n 3 "$LOG"))"
+
+# health NAME: v1's or v2's health as `stats -j` shows it
+health() {
+	ts -j stats tcp-echo | jq -r --arg b "$1" '.services[0].backends[] | select(.name == $b) |
+		.health // "?"'
+}
+# wait_health NAME STATE SECONDS: true when NAME is STATE within SECONDS
+wait_health() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		[ "$(health "$1")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ---- (a) 2,000 slow clients ------------------------------------------------------
+must "health checks" ts health tcp-echo --check tcp --interval 300ms --timeout 200ms \
+	--rise 2 --fall 2
+wait_health v2 up 5 || e2e_abort "v2 is not up before the flood: $(health v2)"
+lines_before=$(wc -l <"$LOG")
+in_ns "$NS_GW" bash -c 'ulimit -n 4096 && exec "$@"' slow python3 "$SLOW" 127.0.0.1 \
+	"$METRICS_PORT" 2000 12 10 >"$E2E_TMP/slow.out" 2>&1 &
+SLOW_PID=$!
+e2e_track_pid "$SLOW_PID"
+sleep 3
+# during the flood: v2's server killed goes DOWN within fall x interval + 1 s
+kill "${E2E_SERVER_PIDS[v2]}"
+wait "${E2E_SERVER_PIDS[v2]}" 2>/dev/null
+t0=$(date +%s%N)
+if wait_health v2 down 4; then
+	pass "slow clients: v2 killed during the flood is DOWN after" \
+		"$((($(date +%s%N) - t0) / 1000000)) ms (limit 1600 ms + scheduling)"
+else
+	fail "slow clients: v2 killed during the flood goes DOWN" "health $(health v2)" \
+		"($(tail -n 3 "$LOG" | tr '\n' ' '))"
+fi
+fds=0
+for ((i = 0; i < 5; i++)); do
+	n=$(ls /proc/"$AGENT_PID"/fd 2>/dev/null | wc -l)
+	[ "$n" -gt "$fds" ] && fds=$n
+	sleep 0.5
+done
+e2e_server "$NS_B2" v2 "$V2_4" "$V2_6"
+wait "$SLOW_PID" 2>/dev/null
+if kill -0 "$AGENT_PID" 2>/dev/null; then
+	pass "slow clients: the agent is up after 2,000 slow connections" \
+		"($(tr '\n' ' ' <"$E2E_TMP/slow.out"); at most $fds descriptors open)"
+else
+	fail "slow clients: the agent is up after 2,000 slow connections" \
+		"it exited: $(tail -n 3 "$LOG" | tr '\n' ' ')"
+fi
+if [ "$fds" -gt 0 ] && [ "$fds" -lt 200 ]; then
+	pass "slow clients: the agent held $fds descriptors (the endpoint takes at most 64)"
+else
+	fail "slow clients: the agent's descriptors stay bounded" "$fds open"
+fi
+if wait_health v2 up 4; then
+	pass "slow clients: v2 restarted is UP again"
+else
+	fail "slow clients: v2 restarted is UP again" "health $(health v2)"
+fi
+other=$(tail -n +"$((lines_before + 1))" "$LOG" | grep -cv ': \(DOWN\|UP\) after ')
+if [ "$other" -eq 0 ]; then
+	pass "slow clients: nothing logged but the two health transitions"
+else
+	fail "slow clients: nothing logged per connection" "$other other lines:" \
+		"$(tail -n +"$((lines_before + 1))" "$LOG" | head -n 3 | tr '\n' ' ')"
+fi
+ok=
+for ((i = 0; i < 20; i++)); do
+	if in_ns "$NS_GW" curl -sf --max-time 2 "http://$METRICS/metrics" |
+		grep -q '^tcpshift_backend_weight{'; then
+		ok=1
+		break
+	fi
+	sleep 0.5
+done
+if [ -n "$ok" ]; then
+	pass "slow clients: a normal scrape is answered once they are gone"
+else
+	fail "slow clients: a normal scrape is answered once they are gone"
+fi
+
+# ---- (b) backends the agent cannot reach -----------------------------------------
+must "service unreach" ts service add unreach 198.18.100.9:8008
+must "backend norute4" ts backend add unreach norute4 198.19.200.1:8008
+must "backend mcast" ts backend add unreach mcast 224.0.0.1:8008
+must "backend bcast" ts backend add unreach bcast 255.255.255.255:8008
+must "service unreach6" ts service add unreach6 "[2001:2:100::9]:8008"
+must "backend norute6" ts backend add unreach6 norute6 "[2001:2:ff::1]:8008"
+must "backend mcast6" ts backend add unreach6 mcast6 "[ff02::1]:8008"
+for s in unreach unreach6; do
+	must "health $s" ts health "$s" --check tcp --interval 200ms --timeout 100ms --rise 1 \
+		--fall 1
+done
+# health_of SERVICE NAME
+health_of() {
+	ts -j stats "$1" | jq -r --arg b "$2" '.services[0].backends[] | select(.name == $b) |
+		.health // "?"'
+}
+for sb in "unreach norute4" "unreach mcast" "unreach bcast" "unreach6 norute6" \
+	"unreach6 mcast6"; do
+	read -r s b <<<"$sb"
+	st=
+	for ((i = 0; i < 30; i++)); do
+		st=$(health_of "$s" "$b")
+		[ "$st" = down ] && break
+		sleep 0.1
+	done
+	if [ "$st" = down ]; then
+		pass "unreachable: backend $b ($s) is DOWN"
+	else
+		fail "unreachable: backend $b ($s) is DOWN" "health '$st'" \
+			"($(grep "backend $b" "$LOG" | tail -n 1))"
+	fi
+done
+must "service del unreach" ts service del unreach
+must "service del unreach6" ts service del unreach6
+
+# ---- (c) the agent stopped past the timeout while checks are in flight ------------
+must "drop every other SYN to v1" in_ns "$NS_B1" iptables -A INPUT -p tcp --syn --dport 8008 \
+	-m statistic --mode nth --every 2 --packet 0 -j DROP
+must "slow checks" ts health tcp-echo --check tcp --interval 3s --timeout 2s --rise 1 --fall 1
+wait_health v1 up 5 || e2e_abort "v1 is not up before the stalls: $(health v1)"
+sleep 1
+for ((k = 0; k < 10; k++)); do
+	kill -STOP "$AGENT_PID"
+	sleep 2.5
+	kill -CONT "$AGENT_PID"
+	sleep 0.7
+done
+sleep 1
+drops=$(in_ns "$NS_B1" iptables -vnL INPUT | awk '/statistic/ {print $1}')
+downs=$(grep -c 'backend v1: DOWN' "$LOG")
+if [ "$downs" -eq 0 ] && [ "$(health v1)" = up ] && [ "${drops:-0}" -gt 0 ]; then
+	pass "stalled loop: ten 2.5 s stops with 1 s checks in flight, no false DOWN" \
+		"($drops first SYNs dropped)"
+else
+	fail "stalled loop: no false DOWN" "$downs DOWN lines, health $(health v1)," \
+		"${drops:-0} SYNs dropped: $(grep 'backend v1' "$LOG" | tail -n 2 | tr '\n' ' ')"
+fi
+in_ns "$NS_B1" iptables -F INPUT
+
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+e2e_status
