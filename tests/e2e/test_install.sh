@@ -11,7 +11,7 @@ set -u
 source "$(dirname "$0")/lib.sh"
 
 e2e_init install
-e2e_need make man groff
+e2e_need make man groff systemd-analyze
 DEST=$E2E_TMP/dest
 BIN=$DEST/usr/sbin/tcpshift
 UNIT=$DEST/usr/lib/systemd/system/tcpshift-agent.service
@@ -49,6 +49,28 @@ else
 	fail "install: the sync systemd unit runs the installed binary" \
 		"$(grep ExecStart "$SYNC_UNIT" 2>&1)"
 fi
+if [ -x "$DEST/usr/sbin/tcpshiftd" ] && out=$("$BIN" agent --help 2>&1) &&
+	grep -q '^Usage: tcpshift agent' <<<"$out"; then
+	pass "install: tcpshiftd installed beside tcpshift runs 'tcpshift agent --help'"
+else
+	fail "install: tcpshiftd installed beside tcpshift runs 'tcpshift agent --help'" \
+		"$(head -n 2 <<<"${out:-}")"
+fi
+# the units as systemd reads them: Type=notify with a watchdog and a descriptor
+# limit, and no complaint from systemd-analyze (the binary's path made this DESTDIR's)
+for u in "$UNIT" "$SYNC_UNIT"; do
+	name=$(basename "$u")
+	sed "s|/usr/sbin/|$DEST/usr/sbin/|g" "$u" >"$E2E_TMP/$name"
+	complaints=$(systemd-analyze verify "$E2E_TMP/$name" 2>&1 | grep -v "man tcpshift(8)\|Documentation")
+	if [ -z "$complaints" ] && grep -qx 'Type=notify' "$u" && grep -q '^WatchdogSec=' "$u" &&
+		grep -q '^LimitNOFILE=' "$u"; then
+		pass "install: $name is Type=notify with WatchdogSec= and LimitNOFILE=;" \
+			"systemd-analyze verify finds nothing"
+	else
+		fail "install: $name is Type=notify with a watchdog and a descriptor limit" \
+			"$(grep -E '^(Type|WatchdogSec|LimitNOFILE)=' "$u" | tr '\n' ' ') $complaints"
+	fi
+done
 if [ -x "$BIN" ] && "$BIN" --help >/dev/null 2>&1; then
 	pass "install: the installed binary runs (--help exits 0)"
 else

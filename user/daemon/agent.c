@@ -41,7 +41,7 @@ static const char help[] =
 	"Exit 0 on SIGTERM or SIGINT; 1 when the instance is unloaded under it; 2 when\n"
 	"an option is wrong; 4 when the metrics address is in use (the unit retries).\n"
 	"\n"
-	"A health check is a TCP connect() to the backend within --timeout: refused,\n"
+	"A health check is a TCP connect() to the backend within its timeout: refused,\n"
 	"unreachable (no route, a broadcast or multicast address) or timed out is a\n"
 	"failed check. The metrics endpoint holds at most 64 connections, 8 per client\n"
 	"address, each closed after 5 s without progress, and logs none of them.\n"
