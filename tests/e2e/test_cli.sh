@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Command-line details (issue 10 points 8 and 9): VIPs no client reaches and
+# Command-line details: VIPs no client reaches and
 # backends at a VIP are refused (exit 2); the 257th backend is exit 2 from
 # backend add as from import; import refuses a key given twice; --seed 010 is
 # ten, not eight; a long option missing its value is named as typed; global
