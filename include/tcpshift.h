@@ -36,8 +36,10 @@
 /* Table slot value meaning "no backend has weight > 0". */
 #define TS_NO_BACKEND		0xffffffffU
 
-/* Last-seen stamps are refreshed at most this often (ns): keeps the
- * established-flow path free of per-packet map writes. */
+/* Last-seen stamps are refreshed at most this often (ns): the packets of an
+ * established flow write its shared flow entry once a second, not each one
+ * (and when its TCP state changes). Every packet still adds to per-CPU
+ * counters (backend_stats), which no other CPU writes. */
 #define TS_LAST_SEEN_GRANULARITY_NS	1000000000ULL
 
 enum ts_family {
