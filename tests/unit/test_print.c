@@ -103,7 +103,8 @@ static void hostile_names_break_neither_json_nor_lines(void **state)
 		{ "caf\xc3\xa9", "name caf\\xc3\\xa9 1\n", "caf\xc3\xa9" },
 		{ "a\xff\xc3", "name a\\xff\\xc3 1\n", "a\xef\xbf\xbd\xef\xbf\xbd" },
 		{ "\xc2\x9b" "2J", "name \\xc2\\x9b2J 1\n", "\xc2\x9b" "2J" },
-		{ "\xed\xa0\x80", "name \\xed\\xa0\\x80 1\n", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+		{ "\xed\xa0\x80", "name \\xed\\xa0\\x80 1\n",
+		  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {

@@ -57,8 +57,8 @@ static void print_rollouts(const struct ts_maps *m)
 		print_u64(PRINT_JSON, "pid", NULL, r.pid);
 		print_string(PRINT_JSON, "state", NULL, alive ? "running" : "interrupted");
 		print_text("%s\n", alive ? "running"
-					 : "INTERRUPTED: its weights stay; run it again, or set the "
-					   "weights");
+					 : "INTERRUPTED: its weights stay; run it again, or set "
+					   "the weights");
 		print_close_object();
 	}
 	print_close_array();
