@@ -24,19 +24,22 @@
 #include "csum.h"
 #include "maps.h"
 
-#define AF_INET		2	/* linux/socket.h */
-#define AF_INET6	10
+/* The kernel's AF_INET and AF_INET6 (linux/socket.h; vmlinux.h has no
+ * macros) of an enum ts_family: the one conversion on the BPF side. */
+static __always_inline __u8 ts_kernel_af(__u8 family)
+{
+	return family == TS_AF_INET ? 2 : 10;
+}
 
 /* The addresses of a FIB lookup from src to dst, of the packet's family. */
 static __always_inline void ts_fib_addrs(struct bpf_fib_lookup *fib, __u8 family,
 					 const __be32 *src, const __be32 *dst)
 {
+	fib->family = ts_kernel_af(family);
 	if (family == TS_AF_INET) {
-		fib->family = AF_INET;
 		fib->ipv4_src = src[0];
 		fib->ipv4_dst = dst[0];
 	} else {
-		fib->family = AF_INET6;
 		__builtin_memcpy(fib->ipv6_src, src, 16);
 		__builtin_memcpy(fib->ipv6_dst, dst, 16);
 	}

@@ -19,8 +19,6 @@
 #define TCPSHIFT_LOCAL_H
 
 /* uapi values vmlinux.h does not carry (it has types, not macros) */
-#define TS_AF_INET_SOCK		2	/* AF_INET */
-#define TS_AF_INET6_SOCK	10	/* AF_INET6 */
 #define TS_SOCK_STREAM		1
 #define TS_ECONNREFUSED		111
 #define TS_ECONNRESET		104

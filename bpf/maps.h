@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* tcpshift maps: all pinned by name under the pin directory (invariant 7). */
+/*
+ * tcpshift maps. The state that must outlive a program (configuration, flows,
+ * counters) is pinned by name under the pin directory (invariant 7); the XDP
+ * device maps and the next-hop cache at the end are not: each load makes its
+ * own. sync_events (bpf/sync.h) is pinned too.
+ */
 #ifndef TCPSHIFT_MAPS_H
 #define TCPSHIFT_MAPS_H
 

@@ -238,8 +238,8 @@ static __always_inline struct ts_backend *ts_pinned_backend(const struct ts_serv
 
 /* The backend of a backend_addrs entry, when it is live (an entry left by a
  * killed command is not). */
-static __always_inline struct ts_backend *ts_index_backend(const struct ts_reply *reply,
-							   __u8 family)
+static __always_inline struct ts_backend *ts_reply_backend(const struct ts_reply *reply,
+							    __u8 family)
 {
 	struct ts_endpoint_key vip = { .port = reply->vport, .proto = IPPROTO_TCP,
 				       .family = family };
@@ -257,14 +257,14 @@ static __always_inline struct ts_backend *ts_index_backend(const struct ts_reply
 
 /* The backend_addrs entry of a backend endpoint, when it names a live
  * backend. */
-static __always_inline struct ts_reply *ts_backend_index(const struct ts_endpoint_key *key,
-							 struct ts_backend **be)
+static __always_inline struct ts_reply *ts_lookup_backend_addr(const struct ts_endpoint_key *key,
+							       struct ts_backend **be)
 {
 	struct ts_reply *reply = bpf_map_lookup_elem(&backend_addrs, key);
 
 	if (!reply)
 		return NULL;
-	*be = ts_index_backend(reply, key->family);
+	*be = ts_reply_backend(reply, key->family);
 	return *be ? reply : NULL;
 }
 
@@ -850,7 +850,7 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 	 * the gateway itself: never rewritten, known without a FIB lookup */
 	if (bpf_map_lookup_elem(&local_flows, &key))
 		return ts_ok(c);
-	be = ts_index_backend(idx, p->key.family);
+	be = ts_reply_backend(idx, p->key.family);
 	if (!be)
 		return ts_ok(c);
 	if (!ts_from_backend_side(c, p)) {
@@ -998,7 +998,7 @@ static __always_inline int ts_icmp(struct ts_ctx *c, __u8 family)
 		return ts_ok(c);
 	__builtin_memcpy(key.addr, m.in_daddr, sizeof(key.addr));
 	key.port = m.in_dport;
-	reply = ts_backend_index(&key, &be);
+	reply = ts_lookup_backend_addr(&key, &be);
 	if (reply) {
 		bool from_backend = ts_addr_eq(m.outer_saddr, m.in_daddr);
 		struct ts_pkt q = { .key.family = family };

@@ -36,10 +36,16 @@
 /* Table slot value meaning "no backend has weight > 0". */
 #define TS_NO_BACKEND		0xffffffffU
 
-/* Last-seen stamps are refreshed at most this often (ns): keeps the
- * established-flow path free of per-packet map writes. */
+/* Last-seen stamps are refreshed at most this often (ns): the packets of an
+ * established flow write its shared flow entry once a second, not each one
+ * (and when its TCP state changes). Every packet still adds to per-CPU
+ * counters (backend_stats), which no other CPU writes. */
 #define TS_LAST_SEEN_GRANULARITY_NS	1000000000ULL
 
+/* An address family, the one encoding of it in maps, in sync's messages and
+ * in tcpshift's own structs. The kernel's AF_INET/AF_INET6 appear only where
+ * a kernel or libc interface takes them, each side converting in one place:
+ * ts_kernel_af() (bpf/forward.h) and ts_family_af() (user/lib/parse.c). */
 enum ts_family {
 	TS_AF_INET	= 4,
 	TS_AF_INET6	= 6,
@@ -162,7 +168,7 @@ struct ts_flow_key {
 	__be16	sport;
 	__be16	dport;
 	__u8	proto;
-	__u8	family;
+	__u8	family;		/* enum ts_family */
 	__u8	pad[2];
 };
 
@@ -340,7 +346,7 @@ enum ts_dev_flags {
 struct ts_nexthop_key {
 	__be32	daddr[4];
 	__u32	ifindex;	/* the device the packet arrived on */
-	__u8	family;
+	__u8	family;		/* enum ts_family */
 	__u8	pad[3];
 };
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Canary signals (issue 11): what the data plane counts per backend for each
+ * Canary signals: what the data plane counts per backend for each
  * way a connection can go — attempted, retransmitted SYN, refused, completed
  * handshake (and its time), reset by the backend, closed normally, ended any
  * other way — and the open connections they add up to.
@@ -177,5 +177,5 @@ int run_canary_tests(void)
 		TEST(test_canary_removal_ends),
 	};
 
-	return cmocka_run_group_tests_name("canary signals (issue 11)", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("canary signals", tests, NULL, NULL);
 }

@@ -272,7 +272,7 @@ static void test_fib_forward(void **state)
 	fib_forward_and_reply(e, true);
 }
 
-/* Issue 9.6: the IPv6 hop limit decrement keeps a CHECKSUM_COMPLETE skb->csum
+/* The IPv6 hop limit decrement keeps a CHECKSUM_COMPLETE skb->csum
  * in step (bpf_csum_update); IPv4 along, which its header checksum covers. */
 static void test_fib_forward_checksum_complete(void **state)
 {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Hostile packets (issue 5): a fuzz test of invariants 4 and 5 through
+ * Hostile packets: a fuzz test of invariants 4 and 5 through
  * BPF_PROG_TEST_RUN. Well over 100,000 random and mutated packets go through
  * the real program, configured with an IPv4 and an IPv6 service (and a second
  * IPv4 service on the same VIP address, whose backends share addresses with
@@ -1801,7 +1801,7 @@ static void print_stats(const struct fuzz *f, double secs)
 	printf("\n");
 }
 
-/* Issue 5, invariants 4 and 5: random and mutated packets, judged one by one;
+/* Invariants 4 and 5: random and mutated packets, judged one by one;
  * with csum_complete, as CHECKSUM_COMPLETE skbs, whose skb->csum the kernel
  * checks after every run (a run that leaves it wrong fails with EBADMSG). */
 static void fuzz_packets(void **state, bool csum_complete)
@@ -1874,7 +1874,7 @@ static void test_fuzz_packets(void **state)
 	fuzz_packets(state, false);
 }
 
-/* The same packets as CHECKSUM_COMPLETE skbs (issue 9.6): every rewrite, RST
+/* The same packets as CHECKSUM_COMPLETE skbs: every rewrite, RST
  * and ICMP translation keeps skb->csum the sum of the packet. */
 static void test_fuzz_packets_checksum_complete(void **state)
 {
@@ -1888,5 +1888,5 @@ int run_fuzz_tests(void)
 		TEST_LARGE(test_fuzz_packets_checksum_complete),
 	};
 
-	return cmocka_run_group_tests_name("fuzz (issue 5: hostile packets)", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("fuzz (hostile packets)", tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * ICMP errors about NATed flows (issue 5): "fragmentation needed" / "packet
+ * ICMP errors about NATed flows: "fragmentation needed" / "packet
  * too big" quoting a packet the gateway rewrote are translated, outer and
  * quoted headers, so path MTU discovery works through the gateway.
  *
@@ -169,7 +169,7 @@ static void icmp_not_ours(struct ts_env *e, bool v6)
 }
 
 /*
- * Path MTU discovery through the gateway's own error (issue 9): the gateway
+ * Path MTU discovery through the gateway's own error: the gateway
  * rewrote the client's segment at ingress and cannot forward it, so its
  * "fragmentation needed" quotes client -> backend. It leaves through the
  * egress program, which translates it; any other packet leaves untouched.
@@ -202,7 +202,7 @@ static void icmp_from_the_gateway(struct ts_env *e, bool v6)
 
 /*
  * An error to the gateway itself about its own connection to a backend: a
- * local client's, balanced at connect() (issue 13), or a health check. The
+ * local client's, balanced at connect() (load --cgroup), or a health check. The
  * socket is connected to the backend's own address, so the error must reach
  * it quoting that address, untranslated.
  */
@@ -288,5 +288,5 @@ int run_icmp_tests(void)
 		TEST(test_icmp_checksum_complete),
 	};
 
-	return cmocka_run_group_tests_name("icmp (issue 5)", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("icmp", tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * tcpshift pick (issue 6): the picker runs the data plane's own code, so its
+ * tcpshift pick: the picker runs the data plane's own code, so its
  * answer is the backend a real SYN from that client is sent to, and it
  * writes no map (no pin, no counter).
  */
@@ -72,5 +72,5 @@ int run_pick_tests(void)
 		TEST(test_pick_without_backend),
 	};
 
-	return cmocka_run_group_tests_name("pick (issue 6)", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("pick", tests, NULL, NULL);
 }

@@ -186,7 +186,7 @@ static void removed_backend_drops_pinned_flows(struct ts_env *e, bool v6)
 
 	env_counters(e, before);
 	env_backend_del(e, web_service(v6), "v1");
-	/* closed, never moved to v2: a RST back to the client (issue 5 policy) */
+	/* closed, never moved to v2: a RST back to the client */
 	pinned[0].ack = 0x11223344;
 	expect_reset(e, &pinned[0], "ACK of a flow pinned to the removed v1");
 	env_counters(e, after);

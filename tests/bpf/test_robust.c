@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Robustness of the data plane (issue 5): half-open flows live apart from
+ * Robustness of the data plane: half-open flows live apart from
  * established ones, so a SYN flood cannot evict an established flow; a
  * backend past its drain deadline has its flows closed with a RST.
  */
@@ -221,5 +221,5 @@ int run_robust_tests(void)
 		TEST(test_removal_takes_effect_at_the_commit),
 	};
 
-	return cmocka_run_group_tests_name("robustness (issue 5)", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("robustness", tests, NULL, NULL);
 }

@@ -284,7 +284,7 @@ int run_pick_tests(void);
 int run_icmp_tests(void);
 int run_security_tests(void);
 int run_canary_tests(void);
-int run_review_tests(void);
+int run_spoofing_tests(void);
 int run_forward_tests(void);
 int run_sync_tests(void);
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Issue 11: `tcpshift agent` (health checks, Prometheus metrics) and
+# `tcpshift agent` (health checks, Prometheus metrics) and
 # `tcpshift health`, IPv4. The agent runs in the gateway namespace with its
 # metrics on 127.0.0.1 there; a real Prometheus (Debian's), a child of this
 # script in the same namespace, scrapes it every second.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Invariants 5 and 8 through a real network (issue 9), with a raw-socket
+# Invariants 5 and 8 through a real network, with a raw-socket
 # attacker on the clients' side (ts-echo synflood, from the client's own
 # namespace: it knows the clients' addresses and ports, not their sequence
 # numbers) and --max-flows 1024:

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Command-line details (issue 10 points 8 and 9): VIPs no client reaches and
+# Command-line details: VIPs no client reaches and
 # backends at a VIP are refused (exit 2); the 257th backend is exit 2 from
 # backend add as from import; import refuses a key given twice; --seed 010 is
 # ten, not eight; a long option missing its value is named as typed; global
 # option errors point at 'tcpshift --help'; load --help names --forward and
-# the memory a flow costs; service list and stats show a drain's deadline.
+# the memory a flow costs; service list and stats show a drain's deadline;
+# a name the CLI refuses, written into the maps, breaks neither tables nor JSON.
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -104,4 +105,38 @@ if [ "${left:-0}" -gt 3000 ] && [ "${left:-0}" -le 3600 ] && [ "${sleft:-0}" -gt
 else
 	fail "drain deadline shown" "service list: '$left', stats: '$sleft', text: $text"
 fi
+
+# A name the CLI refuses, written straight into the pinned backends map (as
+# anything with the rights may): a newline, a quote, a backslash, an escape.
+# The tables show it escaped on its own line; the JSON carries it whole.
+must "service add odd" ts service add odd 198.18.100.3:80
+must "backend add odd x1" ts backend add odd x1 198.18.2.21:80
+# struct ts_backend: name[32] at byte 40 (include/tcpshift.h)
+entry=$(bpftool -j map dump pinned "$E2E_PIN/backends" |
+	jq -c 'first(.[] | select(.value[40:43] == ["0x78","0x31","0x00"]))')
+if [ -n "$entry" ]; then
+	odd=$(printf 'x1\nFAKE "q\\\033')
+	mapfile -t key < <(jq -r '.key[]' <<<"$entry")
+	mapfile -t value < <(jq -r '.value[]' <<<"$entry")
+	for ((i = 0; i < 32; i++)); do
+		c=${odd:i:1}
+		value[40 + i]=$(printf '0x%02x' "'${c:-}")
+		[ -z "$c" ] && value[40 + i]=0x00
+	done
+	bpftool map update pinned "$E2E_PIN/backends" key hex "${key[@]#0x}" \
+		value hex "${value[@]#0x}" || fail "odd name written" "bpftool map update failed"
+fi
+for cmd in "service list" "stats odd"; do
+	# shellcheck disable=SC2086 # cmd: the command's words
+	text=$(ts $cmd 2>&1)
+	# shellcheck disable=SC2086
+	name=$(ts -j $cmd 2>/dev/null | jq -r '[.. | objects | select(.addr? == "198.18.2.21:80") |
+		.name] | first')
+	if [ -n "$entry" ] && ! grep -q '^FAKE' <<<"$text" &&
+		grep -qF 'x1\x0aFAKE "q\x5c\x1b' <<<"$text" && [ "$name" = "$odd" ]; then
+		pass "$cmd: a name with a newline, a quote, a backslash and an escape stays on its line, whole in JSON"
+	else
+		fail "$cmd: odd name" "JSON name '$name', text: $text"
+	fi
+done
 e2e_status

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Issue 5, upgrade in place and crash safety (invariants 3 and 7). 20 held
+# Upgrade in place and crash safety (invariants 3 and 7). 20 held
 # connections, spread over v1 and v2, survive `tcpshift load` run again and
 # CLI commands killed with SIGKILL mid-way:
 #

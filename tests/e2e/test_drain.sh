@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Issue 5, drain with a deadline, IPv4 and IPv6. A held connection on v1 and
+# Drain with a deadline, IPv4 and IPv6. A held connection on v1 and
 # one on v2 of each family; `tcpshift drain SERVICE v1 --timeout 3s`; each
 # connection sends a line every 0.3 s. The v1 connections are answered by v1
 # until the deadline and see a reset or close within 2 s after it; the v2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Two gateways behind ECMP (issue 6, invariant 6): a client reaches the VIP
+# Two gateways behind ECMP (invariant 6): a client reaches the VIP
 # through two equal-cost routes (L4 hash: each connection takes one gateway),
 # the backends reply through both in the same way. Both gateways run tcpshift
 # with the configuration of one export (same seed, same tables; different

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Issue 14: `tcpshift agent --config etcd://HOST:PORT/KEY` with a real etcd
+# `tcpshift agent --config etcd://HOST:PORT/KEY` with a real etcd
 # (Debian's etcd-server) in a namespace of its own, reached by two gateways:
 #
 #   gateway A (the e2e topology: client, v1, v2)  etc 198.18.60.2 --+

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# export / import between two gateways (issue 6), and invariant 6:
+# export / import between two gateways, and invariant 6:
 #  - gateway B, configured differently, imports A's export: B's export is then
 #    byte-identical to A's (seed included), and a second import changes nothing;
 #  - both give the same `tcpshift pick` for 10,000 random clients, IPv4 and

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Issue 5, flood-safe flow table. With --max-flows 1024: 40 idle established
+# A flood-safe flow table. With --max-flows 1024: 40 idle established
 # connections opened at 50/50, weights changed to 0/100, then 200,000 spoofed
 # SYNs from 198.19.0.0/16 (each sent twice, the copy a retransmission 64 SYNs
 # later, so their half-open entries are referenced as a real flood's are). Then

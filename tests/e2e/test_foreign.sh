@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Foreign state is never read or removed (invariant 9, issue 10 points 2, 3, 5):
+# Foreign state is never read or removed (invariant 9):
 # every command validates the pinned maps (type, key and value size, the ABI
 # version in settings) before use and refuses with one line, exit 1; unload
 # removes nothing it has not validated; only load creates pins, and a pin

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Instance identity and tc ownership (invariant 9, issue 10 points 1 and 4):
+# Instance identity and tc ownership (invariant 9):
 # an instance is its pin directory plus the network namespace load ran in;
 # commands that touch devices refuse from another namespace instead of
 # acting on its ifindexes; a second instance, or another tool's filter at

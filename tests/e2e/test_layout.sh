@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Upgrade safety (issue 5): maps pinned by a version with another layout are
+# Upgrade safety: maps pinned by a version with another layout are
 # detected and refused with a clear message; nothing is attached or changed.
 set -u
 # shellcheck source=tests/e2e/lib.sh

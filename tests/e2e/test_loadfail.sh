@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# All-or-nothing load (invariant 3 for load, issue 10 point 7): a first load
+# All-or-nothing load (invariant 3 for load): a first load
 # that fails leaves nothing attached and nothing pinned; one killed at any
 # point leaves a state that status shows truthfully (every device carrying
 # our filter is listed) and that the next unload, or load, completes.

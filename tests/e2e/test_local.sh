@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Issue 13, local clients balanced at connect() (load --cgroup), IPv4 and
+# Local clients balanced at connect() (load --cgroup), IPv4 and
 # IPv6. Clients are processes of the gateway's own namespace in a test cgroup
 # (tse2e-<pid> under the cgroup v2 mount, removed by the trap):
 #   - 1000 connections to a 90/10 service split within 4 sigma, every one

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# The pin directory's lock (issue 10 points 6 and 8): readers (stats, status,
+# The pin directory's lock: readers (stats, status,
 # flows, export, service list, pick) wait for a change in progress, so they
 # read one configuration, never a mix; a command waiting says so on stderr;
 # and a command queued behind `unload` fails instead of writing to maps that

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Issue 5, backend removal, IPv4 and IPv6. A held connection on v1 and one on
+# Backend removal, IPv4 and IPv6. A held connection on v1 and one on
 # v2 of each family; `tcpshift backend del SERVICE v1`. The v1 connection's next
 # line gets a reset or close from the gateway — never an answer, and its packet
 # never reaches v2 (v2 sends no RST); the v2 connections are untouched;
@@ -95,7 +95,7 @@ else
 	fail "removal: new connections go to v2 only" "got: $new"
 fi
 # A deleted service's flows are not filed under a new service that reuses
-# its id (issue 10 point 8): tcp-echo (id 0) goes, other takes id 0 at
+# its id: tcp-echo (id 0) goes, other takes id 0 at
 # another VIP; the flows to tcp-echo's VIP name no service.
 must "service del tcp-echo" ts service del tcp-echo
 must "service add other" ts service add other 198.18.100.7:8008

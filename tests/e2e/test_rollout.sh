@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Issue 11, tcpshift rollout: a progressive shift gated on the data plane's
+# tcpshift rollout: a progressive shift gated on the data plane's
 # canary signals, with new connections arriving all along (a bounded
 # background client) and a held connection on v1:
 #  1. a healthy v2: 10/25/50/100 completes, every gate passes, it ends at

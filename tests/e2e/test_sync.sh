@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Issue 14: `tcpshift sync` on three gateways behind ECMP (the approach of
+# `tcpshift sync` on three gateways behind ECMP (the approach of
 # test_ecmp.sh, with a third gateway). Each gateway runs sync with the other
 # two as peers over the switch network. Held connections are spread over the
 # three; a rollout step moves Maglev slots (50/50 -> 20/80); one gateway is
@@ -9,7 +9,7 @@
 # backend — also those whose slot moved, which only a synced pin keeps. Then a
 # full shift to v2 and the loss of a second gateway: the same, through the
 # last one. Without sync, the connections whose slot moved and that the lost
-# gateway carried are reset (test_ecmp.sh's comment and issue 14's figures).
+# gateway carried are reset (test_ecmp.sh's comment and its figures).
 #
 # Also: new connections at (at least) 2,000/s: the sync lag's p99 ≤ 50 ms on
 # every gateway; forged (another key), replayed, stale and non-peer messages

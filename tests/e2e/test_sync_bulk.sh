@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Issue 14: the bulk resync of `tcpshift sync`. Gateway A holds 100,000 pins
+# The bulk resync of `tcpshift sync`. Gateway A holds 100,000 pins
 # (written straight into its flow table by ts-synctest fill, as its data
 # plane would have); gateway B, with the same configuration but other backend
 # ids, starts its sync: A sees it come up and sends it every pin. All 100,000

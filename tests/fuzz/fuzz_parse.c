@@ -298,7 +298,7 @@ static void fuzz_doc(const uint8_t *data, size_t size, const char *s)
 	ts_doc_free(&back);
 }
 
-/* etcd's answers (issue 14): what a hostile etcd sends is refused with one
+/* etcd's answers: what a hostile etcd sends is refused with one
  * line (a runtime error), or parsed into a value that is exactly its bytes. */
 static void check_etcd_result(int r, const struct ts_err *err, const struct ts_etcd_kv *kv)
 {

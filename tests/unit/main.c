@@ -31,5 +31,6 @@ int main(int argc, char **argv)
 	failed += run_metrics_tests();
 	failed += run_etcd_tests();
 	failed += run_sync_tests();
+	failed += run_print_tests();
 	return failed ? 1 : 0;
 }

@@ -2,7 +2,7 @@
 /*
  * The declarative option parser (user/lib/cli.c, cli_parse): typed options from a
  * table, positionals anywhere, "--name=value", bundled short flags, "--",
- * and usage errors named as the operator typed them (issue 10 point 9).
+ * and usage errors named as the operator typed them.
  */
 #include <stdio.h>
 #include <string.h>

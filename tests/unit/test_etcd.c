@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * etcd's JSON gateway without I/O (issue 14, user/daemon/etcd.c): the URL, base64,
+ * etcd's JSON gateway without I/O (user/daemon/etcd.c): the URL, base64,
  * and the range and watch answers, good and hostile.
  */
 #include <stdio.h>

@@ -295,7 +295,7 @@ static const struct {
 	{ "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
 	  0, "line 1, column " },
 	{ "[]", 0, "the document is an array" },
-	/* a VIP no client reaches; a backend at a VIP:port (issue 10 point 9) */
+	/* a VIP no client reaches; a backend at a VIP:port */
 	{ DOC("{\"name\":\"web\",\"vip\":\"127.0.0.1:80\"}"), 0,
 	  "services[0].vip: '127.0.0.1:80' cannot be a VIP" },
 	{ DOC("{\"name\":\"web\",\"vip\":\"[::ffff:198.18.0.1]:80\"}"), 0,

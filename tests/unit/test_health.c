@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Health checks: the rise/fall state machine and the effective weights a
- * table is built with (issue 11; doc/DESIGN.md, "Health checks").
+ * table is built with (doc/DESIGN.md, "Health checks").
  */
 #include <string.h>
 

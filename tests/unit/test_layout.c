@@ -61,7 +61,7 @@ static void layouts_come_from_the_object(void **state)
 			    ts_pin_name(i));
 }
 
-/* Pin paths: PATH_MAX and NAME_MAX are checked up front (issue 10 point 5). */
+/* Pin paths: PATH_MAX and NAME_MAX are checked before any pin is made. */
 static void pin_dir_lengths(void **state)
 {
 	char dir[TS_PIN_DIR_MAX + 8];

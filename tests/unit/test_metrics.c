@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* The agent's metrics text (issue 11): names, labels, the histogram. */
+/* The agent's metrics text: names, labels, the histogram. */
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -104,7 +104,7 @@ static void metrics_render_text(void **state)
 	free(text);
 }
 
-/* The configuration source's series, only with --config (issue 14). */
+/* The configuration source's series, only with --config. */
 static void metrics_render_source(void **state)
 {
 	static struct ts_config cfg;

@@ -203,7 +203,7 @@ static void endpoint_rejects_bad_input(void **state)
 }
 
 /* Endpoints that parse but can be no VIP: no client reaches the gateway at
- * them (issue 10 point 9). */
+ * them. */
 static const char *const vip_bad[] = {
 	"0.0.0.0:80",		"0.1.2.3:80",		"127.0.0.1:80",
 	"127.255.0.1:8008",	"224.0.0.1:80",		"239.255.255.250:1900",
@@ -230,7 +230,7 @@ static void vip_rejects_unreachable_addresses(void **state)
 		ASSERT_TRUE(ts_parse_vip(good[i], &ep, NULL) == 0, "VIP %s refused", good[i]);
 }
 
-/* --seed: decimal or 0x hex, a leading 0 decimal, never octal (issue 10 point 8). */
+/* --seed: decimal or 0x hex, a leading 0 decimal, never octal. */
 static void seed_is_decimal_or_hex(void **state)
 {
 	static const struct {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Sync messages (issue 14; doc/DESIGN.md, "Flow sync"): only a message
+ * Sync messages (doc/DESIGN.md, "Flow sync"): only a message
  * signed with the shared key, from the sender it names, in its time window
  * and not seen before, is accepted; a rejected one leaves the replay state as
  * it was. The key file's checks.

@@ -407,7 +407,7 @@ summarize() {
 			done
 		done
 		echo
-		echo "## Targets of issue 12 (established flows, Mpps on one core)"
+		echo "## Targets of the XDP mode (established flows, Mpps on one core)"
 		echo
 		echo "| target | measured | |"
 		echo "|---|---:|---|"

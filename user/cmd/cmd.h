@@ -4,6 +4,7 @@
 #define TCPSHIFT_CMD_H
 
 #include "cli.h"
+#include "print.h"
 
 int cmd_load(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_unload(struct cli_ctx *ctx, int argc, char **argv);
@@ -19,19 +20,19 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_import(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_health(struct cli_ctx *ctx, int argc, char **argv);
 
-/* show.c */
-/* The global counters: printed as text unless -j, and as a JSON object. */
-json_object *cli_counters(const struct cli_ctx *ctx, const __u64 counters[TS_CNT_MAX]);
+/* show.c: what several commands show alike, through the output writer */
+/* The global counters: "counters" and a line each as text, an object in JSON. */
+void print_counters(const __u64 counters[TS_CNT_MAX]);
 const char *cli_tcp_state_name(__u8 state);
 /* enum ts_tcp_state of a name, 0 if none. */
 int cli_tcp_state_parse(const char *name);
-
-/* A backend's drain deadline: seconds left as JSON (NULL when it has none),
- * and " (draining: flows closed in Ns)" in text ("" when none). */
-json_object *cli_drain(const struct ts_backend *be, __u64 now, char *text, size_t len);
-
-/* A backend's health for people: " (down since 2026-12-01 01:02:03 UTC:
- * effective weight 0)", " (up since ...)", " (up)" before any transition. */
-void cli_health_text(const struct ts_backend *be, __u32 effective, char *text, size_t len);
+/* A backend's drain deadline, when it has one (returns false otherwise):
+ * drain_deadline_s, the seconds left, and " (draining: flows closed in Ns)"
+ * as text. */
+bool print_drain(const struct ts_backend *be, __u64 now);
+/* A backend's health: health, health_since, effective_weight, and for people
+ * " (down since 2026-12-01 01:02:03 UTC: effective weight 0)", " (up since
+ * ...)", " (up)" before any transition. */
+void print_health(const struct ts_backend *be, __u32 effective);
 
 #endif /* TCPSHIFT_CMD_H */

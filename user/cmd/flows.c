@@ -27,13 +27,11 @@ static const char help[] =
 	"  tcpshift flows --state established\n";
 
 struct flows_ctx {
-	struct cli_ctx		*ctx;
 	struct ts_config	*cfg;
 	struct ts_backend	*all;
 	const struct ts_service_cfg *service;	/* filter, or NULL */
 	const char		*backend;	/* filter, or NULL */
 	int			state;		/* filter (enum ts_tcp_state), or 0 */
-	size_t			printed;	/* JSON objects printed so far */
 	__u64			now;
 };
 
@@ -70,9 +68,7 @@ static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 	char client[TS_ADDRSTRLEN], vip[TS_ADDRSTRLEN], baddr[TS_ADDRSTRLEN];
 	__u64 age = fc->now > f->created_ns ? (fc->now - f->created_ns) / 1000000000ULL : 0;
 	__u64 idle = fc->now > f->last_seen_ns ? (fc->now - f->last_seen_ns) / 1000000000ULL : 0;
-	const char *bname = live ? be->name : "-";
 	bool local = f->flags & TS_FLOW_F_LOCAL;
-	json_object *o;
 
 	if (fc->service && (!s || s->svc.id != fc->service->svc.id))
 		return;
@@ -84,42 +80,28 @@ static void print_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 	ts_format_endpoint(k->daddr, k->dport, k->family, vip, sizeof(vip));
 	if (live)
 		ts_format_endpoint(be->addr, be->port, be->family, baddr, sizeof(baddr));
-	else
-		snprintf(baddr, sizeof(baddr), "-");
-	if (!fc->ctx->json) {
-		printf("%-28s %-28s %-16s %-12s %-28s %6llu %6llu %s%s%s%s\n", client, vip,
-		       s ? s->svc.name : "-", bname, baddr, (unsigned long long)age,
-		       (unsigned long long)idle, cli_tcp_state_name(f->tcp_state),
-		       local ? " local" : "", live ? "" : " (backend removed)",
-		       f->flags & TS_FLOW_F_SYNCED ? " (synced)" : "");
-		return;
-	}
-	o = json_object_new_object();
-	json_object_object_add(o, "client", json_object_new_string(client));
-	json_object_object_add(o, "vip", json_object_new_string(vip));
-	json_object_object_add(o, "service", s ? json_object_new_string(s->svc.name) : NULL);
-	json_object_object_add(o, "backend", live ? json_object_new_string(be->name) : NULL);
-	json_object_object_add(o, "backend_addr", live ? json_object_new_string(baddr) : NULL);
-	json_object_object_add(o, "age_s", json_object_new_int64((int64_t)age));
-	json_object_object_add(o, "idle_s", json_object_new_int64((int64_t)idle));
-	json_object_object_add(o, "state",
-			       json_object_new_string(cli_tcp_state_name(f->tcp_state)));
-	json_object_object_add(o, "backend_state",
-			       json_object_new_string(live ? "active" : "removed"));
-	json_object_object_add(o, "local", json_object_new_boolean(local));
+	print_open_object(NULL);
+	print_string(PRINT_ANY, "client", "%-28s", client);
+	print_string(PRINT_ANY, "vip", " %-28s", vip);
+	/* null in JSON, "-" as text */
+	print_string(PRINT_ANY, "service", " %-16s", s ? s->svc.name : NULL);
+	print_string(PRINT_ANY, "backend", " %-12s", live ? be->name : NULL);
+	print_string(PRINT_ANY, "backend_addr", " %-28s", live ? baddr : NULL);
+	print_u64(PRINT_ANY, "age_s", " %6llu", age);
+	print_u64(PRINT_ANY, "idle_s", " %6llu", idle);
+	print_string(PRINT_ANY, "state", " %s", cli_tcp_state_name(f->tcp_state));
+	print_string(PRINT_JSON, "backend_state", NULL, live ? "active" : "removed");
+	print_bool(PRINT_JSON, "local", NULL, local);
 	/* pinned by another gateway, written here by `tcpshift sync` */
-	json_object_object_add(o, "synced",
-			       json_object_new_boolean(!!(f->flags & TS_FLOW_F_SYNCED)));
-	/* streamed, one object at a time: a million flows need no array in memory */
-	printf("%s%s", fc->printed++ ? "," : "[",
-	       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						 JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
+	print_bool(PRINT_JSON, "synced", NULL, f->flags & TS_FLOW_F_SYNCED);
+	print_text("%s%s%s\n", local ? " local" : "", live ? "" : " (backend removed)",
+		   f->flags & TS_FLOW_F_SYNCED ? " (synced)" : "");
+	print_close_object();
 }
 
 int cmd_flows(struct cli_ctx *ctx, int argc, char **argv)
 {
-	struct flows_ctx fc = { .ctx = ctx };
+	struct flows_ctx fc = {};
 	const char *state = NULL;
 	const struct cli_opt opts[] = {
 		{ "backend", 'b', CLI_STRING, &fc.backend },
@@ -174,16 +156,18 @@ int cmd_flows(struct cli_ctx *ctx, int argc, char **argv)
 	 * snapshot anyway, and must not hold changes back */
 	ts_maps_unlock(&m);
 	fc.now = ts_now_ns();
-	if (!ctx->json)
-		printf("%-28s %-28s %-16s %-12s %-28s %6s %6s %s\n", "CLIENT", "VIP", "SERVICE",
-		       "BACKEND", "BACKEND_ADDR", "AGE_S", "IDLE_S", "STATE");
+	/* streamed, one object at a time: a million flows need no array in memory */
+	print_start(stdout, ctx->json, PRINT_F_STREAM);
+	print_text("%-28s %-28s %-16s %-12s %-28s %6s %6s %s\n", "CLIENT", "VIP", "SERVICE",
+		   "BACKEND", "BACKEND_ADDR", "AGE_S", "IDLE_S", "STATE");
+	print_open_array(NULL);
 	r = ts_flows_foreach(&m, print_flow, &fc);
-	if (ctx->json)
-		puts(fc.printed ? "]" : "[]");
+	print_close_array();
 	if (r) {
 		ts_fail(&err, TS_ERR_RUNTIME, "cannot read the flows map: %s", strerror(-r));
 		r = cli_report(&err);
 	}
+	r = print_end() ?: r;
 out:
 	free(fc.all);
 	ts_config_free(&cfg);

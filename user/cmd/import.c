@@ -71,48 +71,43 @@ static char *read_all(FILE *f, size_t *len)
 	return buf;
 }
 
-static void print_plan(const struct cli_ctx *ctx, const struct ts_plan *plan, bool dry_run,
-		       const char *source)
+static int print_plan(const struct cli_ctx *ctx, const struct ts_plan *plan, bool dry_run,
+		      const char *source)
 {
-	json_object *root, *arr;
+	const char *plural = plan->nchanges == 1 ? "" : "s";
 
-	if (!ctx->json) {
-		for (size_t i = 0; i < plan->nchanges; i++) {
-			char line[512];
-
-			ts_change_text(&plan->changes[i], line, sizeof(line));
-			puts(line);
-		}
-		if (!plan->nchanges)
-			printf("no changes: the configuration equals %s\n", source);
-		else if (dry_run)
-			printf("dry run: %zu change%s, none made\n", plan->nchanges,
-			       plan->nchanges == 1 ? "" : "s");
-		else
-			printf("%zu change%s made\n", plan->nchanges,
-			       plan->nchanges == 1 ? "" : "s");
-		return;
-	}
-	root = json_object_new_object();
-	arr = json_object_new_array();
+	print_start(stdout, ctx->json, 0);
+	print_open_object(NULL);
+	print_bool(PRINT_JSON, "dry_run", NULL, dry_run);
+	print_open_array("changes");
 	for (size_t i = 0; i < plan->nchanges; i++) {
 		const struct ts_change *c = &plan->changes[i];
-		json_object *o = json_object_new_object();
+		char line[512];
 
-		json_object_object_add(o, "action", json_object_new_string(ts_change_name(c->kind)));
+		/* a line for people, the change's parts in JSON */
+		ts_change_text(c, line, sizeof(line));
+		print_string(PRINT_FP, NULL, "%s\n", line);
+		print_open_object(NULL);
+		print_string(PRINT_JSON, "action", NULL, ts_change_name(c->kind));
 		if (c->service[0])
-			json_object_object_add(o, "service", json_object_new_string(c->service));
+			print_string(PRINT_JSON, "service", NULL, c->service);
 		if (c->backend[0])
-			json_object_object_add(o, "backend", json_object_new_string(c->backend));
+			print_string(PRINT_JSON, "backend", NULL, c->backend);
 		if (c->from[0])
-			json_object_object_add(o, "from", json_object_new_string(c->from));
+			print_string(PRINT_JSON, "from", NULL, c->from);
 		if (c->to[0])
-			json_object_object_add(o, "to", json_object_new_string(c->to));
-		json_object_array_add(arr, o);
+			print_string(PRINT_JSON, "to", NULL, c->to);
+		print_close_object();
 	}
-	json_object_object_add(root, "dry_run", json_object_new_boolean(dry_run));
-	json_object_object_add(root, "changes", arr);
-	cli_print_json(root);
+	print_close_array();
+	if (!plan->nchanges)
+		print_string(PRINT_FP, NULL, "no changes: the configuration equals %s\n", source);
+	else if (dry_run)
+		print_text("dry run: %zu change%s, none made\n", plan->nchanges, plural);
+	else
+		print_text("%zu change%s made\n", plan->nchanges, plural);
+	print_close_object();
+	return print_end();
 }
 
 /* Read and check the document: exit 2 with "FILE: where: what" when bad. */
@@ -180,9 +175,8 @@ int cmd_import(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	r = ts_doc_import(&m, &want, dry_run, &plan, &err);
 	ts_maps_close(&m);
-	if (!r)
-		print_plan(ctx, &plan, dry_run, source);
+	r = r ? cli_report(&err) : print_plan(ctx, &plan, dry_run, source);
 	ts_plan_free(&plan);
 	ts_doc_free(&want);
-	return r ? cli_report(&err) : 0;
+	return r;
 }

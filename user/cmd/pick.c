@@ -22,28 +22,23 @@ static const char help[] =
 	"  tcpshift pick tcp-echo 198.18.1.2:40000\n"
 	"  seq 40000 40099 | sed 's/^/198.18.1.2:/' | tcpshift -j pick tcp-echo -\n";
 
-static int pick_one(struct cli_ctx *ctx, struct ts_picker *p, const char *client,
-		    json_object *arr)
+static int pick_one(struct ts_picker *p, const char *client)
 {
 	const struct ts_backend_cfg *b;
 	struct ts_endpoint ep;
-	char addr[TS_ADDRSTRLEN] = "-";
+	char addr[TS_ADDRSTRLEN];
 	struct ts_err err;
-	json_object *o;
 
 	if (ts_parse_endpoint(client, &ep, &err) || ts_picker_pick(p, &ep, &b, &err))
 		return cli_report(&err);
 	if (b)
 		ts_format_endpoint(b->be.addr, b->be.port, b->be.family, addr, sizeof(addr));
-	if (!ctx->json) {
-		printf("%s %s %s\n", client, b ? b->be.name : "-", addr);
-		return 0;
-	}
-	o = json_object_new_object();
-	json_object_object_add(o, "client", json_object_new_string(client));
-	json_object_object_add(o, "backend", b ? json_object_new_string(b->be.name) : NULL);
-	json_object_object_add(o, "backend_addr", b ? json_object_new_string(addr) : NULL);
-	json_object_array_add(arr, o);
+	print_open_object(NULL);
+	print_string(PRINT_ANY, "client", "%s", client);
+	/* null in JSON, "-" as text */
+	print_string(PRINT_ANY, "backend", " %s", b ? b->be.name : NULL);
+	print_string(PRINT_ANY, "backend_addr", " %s\n", b ? addr : NULL);
+	print_close_object();
 	return 0;
 }
 
@@ -51,7 +46,6 @@ int cmd_pick(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
 	struct ts_picker *p = NULL;
-	json_object *arr = NULL;
 	struct ts_maps m;
 	struct ts_err err;
 	char line[256];
@@ -69,23 +63,23 @@ int cmd_pick(struct cli_ctx *ctx, int argc, char **argv)
 		r = cli_report(&err);
 		goto out;
 	}
-	arr = json_object_new_array();
+	/* one document: a bad client in the middle prints no partial one */
+	print_start(stdout, ctx->json, 0);
+	print_open_array(NULL);
 	if (nargs == 2 && !strcmp(argv[2], "-")) {
 		while (!r && fgets(line, sizeof(line), stdin)) {
 			line[strcspn(line, "\r\n")] = '\0';
 			if (line[0])
-				r = pick_one(ctx, p, line, arr);
+				r = pick_one(p, line);
 		}
 	} else {
 		for (int i = 2; !r && i <= nargs; i++)
-			r = pick_one(ctx, p, argv[i], arr);
+			r = pick_one(p, argv[i]);
 	}
-	if (!r && ctx->json) {
-		cli_print_json(arr);
-		arr = NULL;
-	}
+	if (!r)
+		print_close_array();
+	r = print_end() ?: r;
 out:
-	json_object_put(arr);
 	ts_picker_close(p);
 	ts_maps_close(&m);
 	return r;

@@ -28,84 +28,66 @@ static const char help[] =
 
 static int service_list(struct cli_ctx *ctx, struct ts_maps *m)
 {
-	struct ts_config cfg;
-	struct ts_err err;
-	json_object *arr;
-	char vip[TS_ADDRSTRLEN], addr[TS_ADDRSTRLEN], size[16], drain[64], health[96];
+	char vip[TS_ADDRSTRLEN], addr[TS_ADDRSTRLEN];
 	__u32 eff[TS_MAX_SERVICE_BACKENDS];
 	__u64 now = ts_now_ns();
+	struct ts_config cfg;
+	struct ts_err err;
 	bool checked;
 
 	if (ts_config_read(m, &cfg, &err))
 		return cli_report(&err);
-	if (!ctx->json)
-		printf("%-20s %-28s %-6s %-12s %-28s %s\n", "SERVICE", "VIP", "TABLE", "BACKEND",
-		       "ADDRESS", "WEIGHT");
-	arr = json_object_new_array();
+	print_start(stdout, ctx->json, 0);
+	print_text("%-20s %-28s %-6s %-12s %-28s %s\n", "SERVICE", "VIP", "TABLE", "BACKEND",
+		   "ADDRESS", "WEIGHT");
+	print_open_array(NULL);
 	for (size_t i = 0; i < cfg.nservices; i++) {
 		struct ts_service_cfg *s = &cfg.services[i];
-		json_object *o = json_object_new_object(), *bs = json_object_new_array();
 
 		ts_format_endpoint(s->key.addr, s->key.port, s->key.family, vip, sizeof(vip));
-		snprintf(size, sizeof(size), "%u", s->svc.table_size);
-		json_object_object_add(o, "name", json_object_new_string(s->svc.name));
-		json_object_object_add(o, "vip", json_object_new_string(vip));
-		json_object_object_add(o, "table_size", json_object_new_int64(s->svc.table_size));
 		/* health only where there are checks or a backend is down: the
 		 * output stays as it was for everything else */
 		ts_effective_weights(s->backends, s->nbackends, eff);
 		checked = s->svc.health.check != TS_CHECK_NONE;
 		for (size_t j = 0; j < s->nbackends; j++)
 			checked |= s->backends[j].be.health != TS_HEALTH_UP;
+		print_open_object(NULL);
+		/* as text, the service's columns are those of its first backend */
+		print_string(PRINT_ANY, "name", "%-20s", s->svc.name);
+		print_string(PRINT_ANY, "vip", " %-28s", vip);
+		print_u64(PRINT_ANY, "table_size", " %-6llu", s->svc.table_size);
 		if (checked)
-			json_object_object_add(o, "health", ts_health_json(&s->svc.health));
-		if (!ctx->json && !s->nbackends)
-			printf("%-20s %-28s %-6s %s\n", s->svc.name, vip, size, "-");
+			print_json("health", ts_health_json(&s->svc.health));
+		if (!s->nbackends)
+			print_text(" -\n");
+		print_open_array("backends");
 		for (size_t j = 0; j < s->nbackends; j++) {
 			struct ts_backend_cfg *b = &s->backends[j];
-			json_object *bo = json_object_new_object(), *dl;
 
 			ts_format_endpoint(b->be.addr, b->be.port, b->be.family, addr,
 					   sizeof(addr));
-			json_object_object_add(bo, "name", json_object_new_string(b->be.name));
-			json_object_object_add(bo, "addr", json_object_new_string(addr));
-			json_object_object_add(bo, "weight", json_object_new_int64(b->weight));
+			if (j)
+				print_text("%-20s %-28s %-6s", "", "", "");
+			print_open_object(NULL);
+			print_string(PRINT_ANY, "name", " %-12s", b->be.name);
+			print_string(PRINT_ANY, "addr", " %-28s", addr);
+			print_u64(PRINT_ANY, "weight", " %llu", b->weight);
 			/* seconds until a drain's deadline closes the remaining
 			 * flows; only when there is one (the output stays as it
 			 * was for everything else) */
-			dl = cli_drain(&b->be, now, drain, sizeof(drain));
-			if (dl)
-				json_object_object_add(bo, "drain_deadline_s", dl);
-			health[0] = '\0';
-			if (checked) {
-				bool down = b->be.health == TS_HEALTH_DOWN;
-
-				json_object_object_add(bo, "effective_weight",
-						       json_object_new_int64(eff[j]));
-				json_object_object_add(bo, "health",
-						       json_object_new_string(down ? "down" : "up"));
-				if (b->be.health_since_s)
-					json_object_object_add(
-						bo, "health_since",
-						json_object_new_int64((int64_t)b->be.health_since_s));
-				cli_health_text(&b->be, eff[j], health, sizeof(health));
-			}
-			json_object_array_add(bs, bo);
-			if (!ctx->json)
-				printf("%-20s %-28s %-6s %-12s %-28s %u%s%s\n",
-				       j ? "" : s->svc.name, j ? "" : vip, j ? "" : size,
-				       b->be.name, addr, b->weight,
-				       drain[0] ? drain : b->weight ? "" : " (draining)", health);
+			if (!print_drain(&b->be, now) && !b->weight)
+				print_text(" (draining)");
+			if (checked)
+				print_health(&b->be, eff[j]);
+			print_text("\n");
+			print_close_object();
 		}
-		json_object_object_add(o, "backends", bs);
-		json_object_array_add(arr, o);
+		print_close_array();
+		print_close_object();
 	}
-	if (ctx->json)
-		cli_print_json(arr);
-	else
-		json_object_put(arr);
+	print_close_array();
 	ts_config_free(&cfg);
-	return 0;
+	return print_end();
 }
 
 int cmd_service(struct cli_ctx *ctx, int argc, char **argv)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* What several one-shot commands show alike: TCP states, counters, drains, health. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -29,50 +30,51 @@ int cli_tcp_state_parse(const char *name)
 	return 0;
 }
 
-json_object *cli_counters(const struct cli_ctx *ctx, const __u64 counters[TS_CNT_MAX])
+void print_counters(const __u64 counters[TS_CNT_MAX])
 {
-	json_object *o = json_object_new_object();
-
-	if (!ctx->json)
-		printf("counters\n");
+	print_text("counters\n");
+	print_open_object("counters");
 	for (int i = 0; i < TS_CNT_MAX; i++) {
-		json_object_object_add(o, ts_counter_name(i),
-				       json_object_new_int64((int64_t)counters[i]));
-		if (!ctx->json)
-			printf("  %-24s %llu\n", ts_counter_name(i),
-			       (unsigned long long)counters[i]);
+		print_text("  %-24s ", ts_counter_name(i));
+		print_u64(PRINT_ANY, ts_counter_name(i), "%llu\n", counters[i]);
 	}
-	return o;
+	print_close_object();
 }
 
-json_object *cli_drain(const struct ts_backend *be, __u64 now, char *text, size_t len)
+bool print_drain(const struct ts_backend *be, __u64 now)
 {
 	__u64 left;
 
-	text[0] = '\0';
 	if (!be->drain_deadline_ns)
-		return NULL;
+		return false;
 	left = be->drain_deadline_ns > now ? (be->drain_deadline_ns - now + 999999999ULL) /
 						     1000000000ULL
 					   : 0;
-	snprintf(text, len, left ? " (draining: flows closed in %llus)" :
-				   " (drained: remaining flows are closed)",
-		 (unsigned long long)left);
-	return json_object_new_int64((int64_t)left);
+	print_u64(PRINT_ANY, "drain_deadline_s",
+		  left ? " (draining: flows closed in %llus)" :
+			 " (drained: remaining flows are closed)",
+		  left);
+	return true;
 }
 
-void cli_health_text(const struct ts_backend *be, __u32 effective, char *text, size_t len)
+void print_health(const struct ts_backend *be, __u32 effective)
 {
-	char since[32] = "";
+	bool down = be->health == TS_HEALTH_DOWN;
 	time_t t = (time_t)be->health_since_s;
+	char since[32];
 	struct tm tm;
 
-	text[0] = '\0';
-	if (be->health_since_s && gmtime_r(&t, &tm))
-		strftime(since, sizeof(since), " since %Y-%m-%d %H:%M:%S UTC", &tm);
-	if (be->health == TS_HEALTH_DOWN)
-		snprintf(text, len, " (down%s: effective weight %u%s)", since, effective,
-			 effective ? ", every backend is down: fail open" : "");
-	else
-		snprintf(text, len, " (up%s)", since);
+	print_string(PRINT_ANY, "health", " (%s", down ? "down" : "up");
+	if (be->health_since_s) {
+		print_u64(PRINT_JSON, "health_since", NULL, be->health_since_s);
+		if (gmtime_r(&t, &tm) &&
+		    strftime(since, sizeof(since), " since %Y-%m-%d %H:%M:%S UTC", &tm))
+			print_text("%s", since);
+	}
+	/* as text only when it is not the weight: down */
+	print_u64(down ? PRINT_ANY : PRINT_JSON, "effective_weight", ": effective weight %llu",
+		  effective);
+	if (down && effective)
+		print_text(", every backend is down: fail open");
+	print_text(")");
 }

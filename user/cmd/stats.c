@@ -54,146 +54,108 @@ static const char *cli_handshake_time(__u64 ns, char *buf, size_t len)
 	return buf;
 }
 
-static json_object *u64_json(__u64 v)
+/* The canary signals of a backend: counters, open connections, and the
+ * handshake time; in JSON its histogram as cumulative buckets ({le (s),
+ * count}), as Prometheus has them, as text its median and 99th percentile. */
+static void print_canary(const struct ts_backend_stats *st)
 {
-	return json_object_new_int64((int64_t)v);
-}
+	char p50[32], p99[32];
+	__u64 total = 0, cum = 0;
 
-/* The canary signals of a backend (-j): counters, open connections, and the
- * handshake-time histogram as cumulative buckets ({le (s), count}), as
- * Prometheus has them. */
-static json_object *canary_json(const struct ts_backend_stats *st)
-{
-	json_object *c = json_object_new_object(), *h = json_object_new_object();
-	json_object *buckets = json_object_new_array();
-	__u64 cum = 0;
-
-	json_object_object_add(c, "attempts", u64_json(st->new_flows));
-	json_object_object_add(c, "syn_retransmits", u64_json(st->syn_retransmits));
-	json_object_object_add(c, "handshakes", u64_json(st->handshakes));
-	json_object_object_add(c, "refused", u64_json(st->refused));
-	json_object_object_add(c, "reset", u64_json(st->reset));
-	json_object_object_add(c, "closed", u64_json(st->closed));
-	json_object_object_add(c, "open", u64_json(ts_backend_open(st)));
-	json_object_object_add(c, "bytes_to_backend", u64_json(st->bytes_to_backend));
-	json_object_object_add(c, "bytes_from_backend", u64_json(st->bytes_from_backend));
+	print_open_object("canary");
+	print_text("  %-12s", "");
+	print_u64(PRINT_ANY, "attempts", " attempts %llu", st->new_flows);
+	print_u64(PRINT_ANY, "syn_retransmits", ", syn-retransmits %llu", st->syn_retransmits);
+	print_u64(PRINT_ANY, "handshakes", ", handshakes %llu", st->handshakes);
+	print_u64(PRINT_ANY, "refused", ", refused %llu", st->refused);
+	print_u64(PRINT_ANY, "reset", ", reset %llu", st->reset);
+	print_u64(PRINT_ANY, "closed", ", closed %llu", st->closed);
+	print_u64(PRINT_ANY, "open", ", open %llu", ts_backend_open(st));
+	print_u64(PRINT_ANY, "bytes_to_backend", "; bytes to %llu", st->bytes_to_backend);
+	print_u64(PRINT_ANY, "bytes_from_backend", ", from %llu", st->bytes_from_backend);
+	print_text("; handshake p50 %s p99 %s\n",
+		   cli_handshake_time(ts_handshake_quantile(st, 0.5), p50, sizeof(p50)),
+		   cli_handshake_time(ts_handshake_quantile(st, 0.99), p99, sizeof(p99)));
+	for (__u32 i = 0; i < TS_HANDSHAKE_BUCKETS; i++)
+		total += st->handshake_hist[i];
+	print_open_object("handshake_time");
+	print_u64(PRINT_JSON, "count", NULL, total);
+	print_double(PRINT_JSON, "sum_s", NULL, st->handshake_ns_sum / 1e9);
+	print_open_array("buckets");
 	for (__u32 i = 0; i < TS_HANDSHAKE_BUCKETS; i++) {
-		json_object *b = json_object_new_object();
 		__u64 le = ts_handshake_bucket_le(i);
 
 		cum += st->handshake_hist[i];
-		json_object_object_add(b, "le", le == UINT64_MAX ? json_object_new_string("+Inf")
-								 : json_object_new_double(le / 1e9));
-		json_object_object_add(b, "count", u64_json(cum));
-		json_object_array_add(buckets, b);
+		print_open_object(NULL);
+		if (le == UINT64_MAX)
+			print_string(PRINT_JSON, "le", NULL, "+Inf");
+		else
+			print_double(PRINT_JSON, "le", NULL, le / 1e9);
+		print_u64(PRINT_JSON, "count", NULL, cum);
+		print_close_object();
 	}
-	json_object_object_add(h, "count", u64_json(cum));
-	json_object_object_add(h, "sum_s", json_object_new_double(st->handshake_ns_sum / 1e9));
-	json_object_object_add(h, "buckets", buckets);
-	json_object_object_add(c, "handshake_time", h);
-	return c;
+	print_close_array();
+	print_close_object();
+	print_close_object();
 }
 
-static json_object *service_stats(struct cli_ctx *ctx, struct ts_maps *m,
-				  const struct ts_service_cfg *s, const __u32 *flows,
-				  struct ts_err *err)
+static int print_service_stats(struct ts_maps *m, const struct ts_service_cfg *s,
+			       const __u32 *flows, struct ts_err *err)
 {
-	json_object *o = json_object_new_object(), *bs = json_object_new_array();
-	__u32 slots[TS_MAX_SERVICE_BACKENDS];
-	char vip[TS_ADDRSTRLEN], addr[TS_ADDRSTRLEN], drain[64];
+	__u32 slots[TS_MAX_SERVICE_BACKENDS], eff[TS_MAX_SERVICE_BACKENDS];
+	char vip[TS_ADDRSTRLEN], addr[TS_ADDRSTRLEN];
+	bool checked = s->svc.health.check != TS_CHECK_NONE;
 	__u64 now = ts_now_ns();
 
-	ts_format_endpoint(s->key.addr, s->key.port, s->key.family, vip, sizeof(vip));
-	json_object_object_add(o, "name", json_object_new_string(s->svc.name));
-	json_object_object_add(o, "vip", json_object_new_string(vip));
-	json_object_object_add(o, "table_size", json_object_new_int64(s->svc.table_size));
-	json_object_object_add(o, "backends", bs);
-	__u32 eff[TS_MAX_SERVICE_BACKENDS];
-	bool checked = s->svc.health.check != TS_CHECK_NONE;
-
-	if (ts_table_shares(m, s, slots, err)) {
-		json_object_put(o);
-		return NULL;
-	}
+	if (ts_table_shares(m, s, slots, err))
+		return -1;
 	/* health as in 'service list': only where there are checks or a
 	 * backend is down */
 	ts_effective_weights(s->backends, s->nbackends, eff);
 	for (size_t j = 0; j < s->nbackends; j++)
 		checked |= s->backends[j].be.health != TS_HEALTH_UP;
-	if (!ctx->json)
-		printf("service %s %s (table %u)\n  %-12s %-28s %6s %7s %10s %12s %14s %8s\n",
-		       s->svc.name, vip, s->svc.table_size, "BACKEND", "ADDRESS", "WEIGHT",
-		       "SHARE", "NEW_FLOWS", "PACKETS", "BYTES", "FLOWS");
+	ts_format_endpoint(s->key.addr, s->key.port, s->key.family, vip, sizeof(vip));
+	print_open_object(NULL);
+	print_string(PRINT_ANY, "name", "service %s", s->svc.name);
+	print_string(PRINT_ANY, "vip", " %s", vip);
+	print_u64(PRINT_ANY, "table_size", " (table %llu)\n", s->svc.table_size);
+	print_text("  %-12s %-28s %6s %7s %10s %12s %14s %8s\n", "BACKEND", "ADDRESS", "WEIGHT",
+		   "SHARE", "NEW_FLOWS", "PACKETS", "BYTES", "FLOWS");
+	print_open_array("backends");
 	for (size_t i = 0; i < s->nbackends; i++) {
 		const struct ts_backend_cfg *b = &s->backends[i];
 		double share = (double)slots[i] / s->svc.table_size;
 		struct ts_backend_stats st;
-		json_object *bo, *drain_left;
 
-		if (ts_backend_stats_read(m, b->id, &st, err)) {
-			json_object_put(o);
-			return NULL;
-		}
+		if (ts_backend_stats_read(m, b->id, &st, err))
+			return -1;
 		ts_format_endpoint(b->be.addr, b->be.port, b->be.family, addr, sizeof(addr));
-		drain_left = cli_drain(&b->be, now, drain, sizeof(drain));
-		char health[96] = "";
-
+		print_open_object(NULL);
+		print_string(PRINT_ANY, "name", "  %-12s", b->be.name);
+		print_string(PRINT_ANY, "addr", " %-28s", addr);
+		print_u64(PRINT_ANY, "weight", " %6llu", b->weight);
+		print_double(PRINT_JSON, "share", NULL, share);
+		print_double(PRINT_FP, NULL, " %6.2f%%", 100 * share);
+		print_u64(PRINT_ANY, "new_flows", " %10llu", st.new_flows);
+		print_u64(PRINT_ANY, "packets", " %12llu", st.packets);
+		print_u64(PRINT_ANY, "bytes", " %14llu", st.bytes);
+		print_u64(PRINT_ANY, "flows", " %8llu", flows[b->id]);
+		print_drain(&b->be, now);
 		if (checked)
-			cli_health_text(&b->be, eff[i], health, sizeof(health));
-		if (!ctx->json) {
-			char p50[32], p99[32];
-
-			printf("  %-12s %-28s %6u %6.2f%% %10llu %12llu %14llu %8u%s%s\n",
-			       b->be.name, addr, b->weight, 100 * share,
-			       (unsigned long long)st.new_flows, (unsigned long long)st.packets,
-			       (unsigned long long)st.bytes, flows[b->id], drain, health);
-			printf("  %-12s attempts %llu, syn-retransmits %llu, handshakes %llu, "
-			       "refused %llu, reset %llu, closed %llu, open %llu; bytes to %llu, "
-			       "from %llu; handshake p50 %s p99 %s\n",
-			       "", (unsigned long long)st.new_flows,
-			       (unsigned long long)st.syn_retransmits,
-			       (unsigned long long)st.handshakes, (unsigned long long)st.refused,
-			       (unsigned long long)st.reset, (unsigned long long)st.closed,
-			       (unsigned long long)ts_backend_open(&st),
-			       (unsigned long long)st.bytes_to_backend,
-			       (unsigned long long)st.bytes_from_backend,
-			       cli_handshake_time(ts_handshake_quantile(&st, 0.5), p50, sizeof(p50)),
-			       cli_handshake_time(ts_handshake_quantile(&st, 0.99), p99,
-						  sizeof(p99)));
-		}
-		bo = json_object_new_object();
-		json_object_object_add(bo, "name", json_object_new_string(b->be.name));
-		json_object_object_add(bo, "addr", json_object_new_string(addr));
-		json_object_object_add(bo, "weight", json_object_new_int64(b->weight));
-		json_object_object_add(bo, "share", json_object_new_double(share));
-		json_object_object_add(bo, "new_flows", json_object_new_int64((int64_t)st.new_flows));
-		json_object_object_add(bo, "packets", json_object_new_int64((int64_t)st.packets));
-		json_object_object_add(bo, "bytes", json_object_new_int64((int64_t)st.bytes));
-		json_object_object_add(bo, "flows", json_object_new_int64(flows[b->id]));
-		json_object_object_add(bo, "canary", canary_json(&st));
-		if (checked) {
-			json_object_object_add(bo, "effective_weight", json_object_new_int64(eff[i]));
-			json_object_object_add(bo, "health",
-					       json_object_new_string(b->be.health == TS_HEALTH_DOWN
-									      ? "down"
-									      : "up"));
-			if (b->be.health_since_s)
-				json_object_object_add(
-					bo, "health_since",
-					json_object_new_int64((int64_t)b->be.health_since_s));
-		}
-		if (drain_left)
-			json_object_object_add(bo, "drain_deadline_s", drain_left);
-		json_object_array_add(bs, bo);
+			print_health(&b->be, eff[i]);
+		print_text("\n");
+		print_canary(&st);
+		print_close_object();
 	}
-	return o;
+	print_close_array();
+	print_close_object();
+	return 0;
 }
 
 int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
 	struct pinned_count pc = {};
-	json_object *root = NULL, *svcs;
 	struct ts_backend *all = NULL;
 	__u64 counters[TS_CNT_MAX];
 	struct ts_config cfg = {};
@@ -233,28 +195,22 @@ int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	ts_flows_foreach(&m, count_flow, &pc);
 
-	root = json_object_new_object();
-	svcs = json_object_new_array();
-	json_object_object_add(root, "services", svcs);
+	print_start(stdout, ctx->json, 0);
+	print_open_object(NULL);
+	print_open_array("services");
 	for (size_t i = 0; i < cfg.nservices; i++) {
-		json_object *o;
-
 		if (only && strcmp(only, cfg.services[i].svc.name))
 			continue;
-		o = service_stats(ctx, &m, &cfg.services[i], pc.flows, &err);
-		if (!o) {
+		if (print_service_stats(&m, &cfg.services[i], pc.flows, &err)) {
 			r = cli_report(&err);
 			goto out;
 		}
-		json_object_array_add(svcs, o);
 	}
-	json_object_object_add(root, "counters", cli_counters(ctx, counters));
-	if (ctx->json) {
-		cli_print_json(root);
-		root = NULL;
-	}
+	print_close_array();
+	print_counters(counters);
+	print_close_object();
 out:
-	json_object_put(root);
+	r = print_end() ?: r;
 	free(all);
 	free(pc.flows);
 	ts_config_free(&cfg);

@@ -62,6 +62,9 @@ bool ts_is_prime(__u32 n);
 /* A flow hash seed: decimal, or hex after 0x; never octal. 0 or -EINVAL. */
 int ts_parse_seed(const char *s, __u32 *seed);
 void ts_format_endpoint(const __be32 addr[4], __be16 port, __u8 family, char *buf, size_t len);
+/* AF_INET or AF_INET6 of an enum ts_family: the one conversion on the user
+ * side (include/tcpshift.h). */
+int ts_family_af(__u8 family);
 void ts_format_address(const __be32 addr[4], __u8 family, char *buf, size_t len);
 
 /* ---- maglev.c: the weighted Maglev table builder ----------------------- */

@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Program lifecycle: open the skeleton with its maps pinned under the pin
- * directory (libbpf reuses pins that are there: an upgrade keeps every flow),
- * load, attach to tc ingress (clsact, direct action); detach and unpin.
+ * Program lifecycle. Open the skeleton with the instance's maps pinned under
+ * the pin directory (pins already there are reused once their layout is
+ * checked: an upgrade keeps every flow), or, for `pick`, on the maps already
+ * opened and validated, pinning nothing. Load; attach to every device at tc
+ * ingress and egress (clsact, direct action), in xdp mode also the XDP
+ * program, and with --cgroup the cgroup programs (local.c): all or nothing
+ * (ts_load). Detach and unpin (ts_unload), touching only what is provably
+ * this instance's.
  */
 #include <errno.h>
 #include <fcntl.h>

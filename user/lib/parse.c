@@ -107,14 +107,14 @@ int ts_parse_name(const char *s, const char *what, struct ts_err *err)
 /* "1.2.3.4" or "2001:2::1" (no brackets, no port). */
 static int parse_ip(const char *s, struct ts_endpoint *ep)
 {
-	memset(ep->addr, 0, sizeof(ep->addr));
-	if (inet_pton(AF_INET, s, &ep->addr[0]) == 1) {
-		ep->family = TS_AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, ep->addr) == 1) {
-		ep->family = TS_AF_INET6;
-		return 0;
+	static const __u8 families[] = { TS_AF_INET, TS_AF_INET6 };
+
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+		memset(ep->addr, 0, sizeof(ep->addr));
+		if (inet_pton(ts_family_af(families[i]), s, ep->addr) == 1) {
+			ep->family = families[i];
+			return 0;
+		}
 	}
 	return -EINVAL;
 }
@@ -276,9 +276,14 @@ bad:
 		       "'%s' is not a duration: write 30s, 500ms, 5m or 1h (at most 7 days)", s);
 }
 
+int ts_family_af(__u8 family)
+{
+	return family == TS_AF_INET ? AF_INET : AF_INET6;
+}
+
 void ts_format_address(const __be32 addr[4], __u8 family, char *buf, size_t len)
 {
-	if (!inet_ntop(family == TS_AF_INET ? AF_INET : AF_INET6, addr, buf, (socklen_t)len))
+	if (!inet_ntop(ts_family_af(family), addr, buf, (socklen_t)len))
 		snprintf(buf, len, "?");
 }
 

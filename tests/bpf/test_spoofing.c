@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The attacks a security review found against doc/DESIGN.md "Threat model",
- * invariants 5 and 8 and the canary counters (R1-R12, fixed since; each test
- * asserts the promised behaviour and failed before its fix). The one attack
- * left standing needs a one-arm deployment, outside the threat model.
+ * Spoofed packets against the flow state (doc/DESIGN.md "Threat model",
+ * invariants 5 and 8) and the canary counters: forged direct-connection
+ * marks, SYNs and ACKs that try to pin or move a client's future or current
+ * flow, floods of the reverse entries, forged ICMP errors, and the canary
+ * signals an attacker could forge to fail or pass a rollout. The comment
+ * above each test describes an attack and what it would do; the test
+ * asserts that it does not, the behaviour doc/DESIGN.md promises. An attack that needs a
+ * one-arm deployment is outside the threat model and not tested here.
  */
 #include <string.h>
 #include <time.h>
@@ -32,7 +36,7 @@ static void send_untouched(struct ts_env *e, const struct pkt_spec *s, const cha
 }
 
 /*
- * R1 (fixed; a regression test). A forged direct-connection mark hides the replies of a VIP
+ * A forged direct-connection mark hides the replies of a VIP
  * flow picked up mid-stream (ECMP failover to this gateway): the attacker
  * sends one spoofed packet client:port -> v1:8008 (the client's ports are
  * known); the flow's later pickup here is never confirmed and every reply
@@ -58,7 +62,7 @@ static void test_forged_mark_hides_pickup(void **state)
 }
 
 /*
- * R2 (fixed; a regression test). A flood of spoofed packets to a backend's own address:port
+ * A flood of spoofed packets to a backend's own address:port
  * from random sources fills `replies` with direct-connection marks and
  * evicts the reverse entries of established VIP flows; one more spoofed
  * packet then marks such a flow's reply 5-tuple as direct, and its replies
@@ -97,7 +101,7 @@ static void test_replies_flood_then_forged_mark(void **state)
 	rkey.sport = htons(8008);
 	rkey.dport = htons(46100);
 	evicted = bpf_map_lookup_elem(e->maps.replies, &rkey, &rs) != 0;
-	print_message("review: the flow's reverse entry was %s by the flood\n",
+	print_message("spoofing: the flow's reverse entry was %s by the flood\n",
 		      evicted ? "evicted" : "NOT evicted");
 	send_untouched(e, &mark, "one spoofed ACK client:port -> v1:8008");
 	r = backend_spec(&syn, BE4_1, PKT_ACK | PKT_PSH, addr);
@@ -106,7 +110,7 @@ static void test_replies_flood_then_forged_mark(void **state)
 }
 
 /*
- * R3 (fixed; a regression test). The reverse attack of the forged mark: a spoofed SYN
+ * The reverse attack of the forged mark: a spoofed SYN
  * client:port -> VIP:port pins a half-open flow to v1; the client's later
  * direct connection to v1 on the same port gets its SYN-ACK relabelled as
  * the VIP's (ts_vip_handshake checks neither the flow's state nor that the
@@ -134,7 +138,7 @@ static void test_spoofed_vip_syn_breaks_direct(void **state)
 }
 
 /*
- * R4 (fixed; a regression test). One spoofed ACK for a client's future 4-tuple (a
+ * One spoofed ACK for a client's future 4-tuple (a
  * mid-stream pickup the backend drops, as a backend with an INVALID-drop
  * rule or a rate-limited RST does) makes the client's real connection
  * unconfirmable: its SYN finds the MIDSTREAM pin, the client's handshake ACK
@@ -164,7 +168,7 @@ static void test_spoofed_ack_blocks_confirmation(void **state)
 }
 
 /*
- * R5 (fixed; a regression test). A spoofed SYN sent before the client's own SYN on its
+ * A spoofed SYN sent before the client's own SYN on its
  * 4-tuple sets the flow's client_end to the attacker's sequence number; the
  * client's SYN, outside that window, does not move it, and the real
  * handshake confirms the flow with it. The attacker then closes the
@@ -214,7 +218,7 @@ static struct ts_backend_stats canary(struct ts_env *e, const char *name)
 }
 
 /*
- * R6 (fixed; a regression test). A SYN on the 4-tuple of a confirmed flow whose backend is
+ * A SYN on the 4-tuple of a confirmed flow whose backend is
  * past its drain deadline (the client reconnecting from the same port, or
  * anyone spoofing it) deletes the flow from flows without counting it
  * ended: opened - ended of the drained backend stays above 0 for good, and
@@ -243,7 +247,7 @@ static void test_canary_syn_after_deadline(void **state)
 }
 
 /*
- * R8 (fixed; a regression test). A handshake whose SYN-ACK this gateway saw is a live
+ * A handshake whose SYN-ACK this gateway saw is a live
  * connection (the client's ACK is one client RTT away), but its pin is
  * half-open: when its backend is set to weight 0 in that window, one blind
  * SYN on the client's 4-tuple re-picks it, and the client's ACK and data
@@ -266,7 +270,7 @@ static void test_blind_syn_moves_synacked_handshake(void **state)
 }
 
 /*
- * R9 (fixed; a regression test). A client's 4-tuple used again (same backend) while the
+ * A client's 4-tuple used again (same backend) while the
  * earlier connection's reverse entry is still in `replies`: the backend's
  * RST refusing the new SYN matches that stale entry (ts_reply_confirmed),
  * so the half-open pin is not dropped and `refused` is not counted -- the
@@ -296,7 +300,7 @@ static void test_refused_on_reused_tuple(void **state)
 }
 
 /*
- * R10 (fixed; a regression test). Spoofed ACKs for a client's future 4-tuples pin them
+ * Spoofed ACKs for a client's future 4-tuples pin them
  * mid-stream (the backend drops stray ACKs); after a weight change that
  * leaves their backend weighted, the client's real SYNs follow those pins,
  * not the new weights ("no future 4-tuple is pinned to a backend a later SYN
@@ -319,7 +323,7 @@ static void test_spoofed_ack_prepins_after_weight_change(void **state)
 
 		followed_v1 += expect_forward(e, &syn, web4_to, 2, "the client's SYN") == 0;
 	}
-	print_message("review: %d of 64 pre-pinned to v1; then at 1:100 %d SYNs went to v1\n",
+	print_message("spoofing: %d of 64 pre-pinned to v1; then at 1:100 %d SYNs went to v1\n",
 		      pinned_v1, followed_v1);
 	ASSERT_LE(followed_v1, 4, "SYNs to v1 at weights 1:100 (about 64/101 expected)");
 }
@@ -342,7 +346,7 @@ static void flood_direct_marks(struct ts_env *e, __u32 from, __u32 n)
 }
 
 /*
- * R11 (PASSES now: withstood; kept as a regression test). The same flood,
+ * The same flood,
  * with no knowledge of anyone's ports,
  * evicts the marks of real direct connections to a backend (monitoring,
  * health checks): their replies then take the stateless ECMP path and are
@@ -377,7 +381,7 @@ static void test_replies_flood_breaks_direct(void **state)
 }
 
 /*
- * R12 (fixed; a regression test). The client's own sequence numbers can leave the window
+ * The client's own sequence numbers can leave the window
  * for good: its segments take another gateway for more than 64 KiB (an ECMP
  * change and back, a link flap) and return beyond client_end +
  * TS_SEQ_WINDOW. client_end then never moves again (only in-window segments
@@ -406,7 +410,7 @@ static void test_window_lost_after_gap(void **state)
 }
 
 /*
- * R13 (fixed; a regression test). The rollout gate (user/daemon/rollout.c) fails a step when
+ * The rollout gate (user/daemon/rollout.c) fails a step when
  * (refused + syn_retransmits) / new_flows of the new version is too high.
  * An off-path attacker sends each spoofed SYN twice, back to back: every
  * duplicate counts as a client that timed out waiting for the SYN-ACK
@@ -434,7 +438,7 @@ static void test_canary_forced_syn_retransmits(void **state)
 }
 
 /*
- * R14 (fixed; a regression test). The attacker can also make the new version "refuse": a
+ * The attacker can also make the new version "refuse": a
  * spoofed SYN, then a spoofed ACK with a wrong acknowledgment number, which
  * a backend holding the handshake in SYN-RECV answers with a RST (RFC 9293,
  * Linux tcp_check_req without syncookies). That RST, after a SYN-ACK, is
@@ -462,7 +466,7 @@ static void test_canary_forced_refused(void **state)
 
 
 /*
- * R16 (fixed; a regression test). A pickup is confirmed by any answer of the backend but a
+ * A pickup is confirmed by any answer of the backend but a
  * RST -- also the ACK a backend's TIME-WAIT socket sends to any segment on
  * the 4-tuple of a connection it closed (servers close keep-alive
  * connections first). An off-path attacker's ACK on such a 4-tuple, which
@@ -516,7 +520,7 @@ static void icmp_error4(struct pkt *out, const struct pkt *quoted, const char *s
 }
 
 /*
- * R7 (fixed; a regression test). A forged ICMP error "from" a backend's address, arriving
+ * A forged ICMP error "from" a backend's address, arriving
  * on the clients' side, is relabelled to come from the VIP: ICMP errors get
  * no reverse-path check, against the Threat model's "packets with a
  * backend's address as source: never relabelled as a VIP". (The attacker
@@ -541,7 +545,7 @@ static void test_forged_icmp_from_client_side(void **state)
 	ASSERT_PKT_EQ(&out, &in, "an ICMP error 'from v1' arriving from the clients is untouched");
 }
 
-int run_review_tests(void)
+int run_spoofing_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_forged_mark_hides_pickup),
@@ -561,5 +565,5 @@ int run_review_tests(void)
 		TEST(test_timewait_ack_confirms_prepin),
 	};
 
-	return cmocka_run_group_tests_name("attack review (invariants 5, 8, canary)", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("spoofing (invariants 5, 8, canary)", tests, NULL, NULL);
 }
