@@ -1,17 +1,43 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Prometheus metrics (text exposition format 0.0.4) of an instance, rendered
- * from what `tcpshift agent` read from the maps: pure, so the unit tests
- * check the text. Every per-backend series has the labels service, backend
- * and addr.
+ * Prometheus text (exposition format 0.0.4), written in one place for every
+ * daemon (prom.h), and the agent's metrics of an instance, rendered from what
+ * `tcpshift agent` read from the maps: pure, so the unit tests check the
+ * text. Every per-backend series has the labels service, backend and addr.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "prom.h"
 
-/* A label value: \, " and newline escaped (names and addresses have none,
+/* ---- the writer ------------------------------------------------------------------- */
+
+int prom_begin(struct prom *p)
+{
+	p->buf = NULL;
+	p->len = 0;
+	p->f = open_memstream(&p->buf, &p->len);
+	return p->f ? 0 : -1;
+}
+
+char *prom_end(struct prom *p, size_t *len)
+{
+	if (fclose(p->f)) {
+		free(p->buf);
+		return NULL;
+	}
+	*len = p->len;
+	return p->buf;
+}
+
+void prom_family(struct prom *p, const char *name, const char *type, const char *help)
+{
+	fprintf(p->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value: \\, " and newline escaped (names and addresses have none,
  * but the format is the format). */
 static void put_label(FILE *f, const char *v)
 {
@@ -26,39 +52,57 @@ static void put_label(FILE *f, const char *v)
 	}
 }
 
-static void put_labels(FILE *f, const struct ts_service_cfg *s, const struct ts_backend_cfg *b)
+void prom_sample(struct prom *p, const char *name, const struct prom_label *labels,
+		 size_t nlabels, const char *fmt, ...)
 {
-	char addr[TS_ADDRSTRLEN];
+	va_list ap;
 
-	ts_format_endpoint(b->be.addr, b->be.port, b->be.family, addr, sizeof(addr));
-	fputs("service=\"", f);
-	put_label(f, s->svc.name);
-	fputs("\",backend=\"", f);
-	put_label(f, b->be.name);
-	fputs("\",addr=\"", f);
-	put_label(f, addr);
-	fputc('"', f);
+	fputs(name, p->f);
+	for (size_t i = 0; i < nlabels; i++) {
+		fprintf(p->f, "%s%s=\"", i ? "," : "{", labels[i].key);
+		put_label(p->f, labels[i].value);
+		fputc('"', p->f);
+	}
+	fputs(nlabels ? "} " : " ", p->f);
+	va_start(ap, fmt);
+	vfprintf(p->f, fmt, ap);
+	va_end(ap);
+	fputc('\n', p->f);
 }
 
-static void header(FILE *f, const char *name, const char *type, const char *help)
+/* ---- the agent's metrics ------------------------------------------------------------ */
+
+/* A backend's labels, room for two more (direction, le). */
+struct backend_labels {
+	struct prom_label	l[5];
+	char			addr[TS_ADDRSTRLEN];
+};
+
+static size_t backend_labels(struct backend_labels *bl, const struct ts_service_cfg *s,
+			     const struct ts_backend_cfg *b)
 {
-	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	ts_format_endpoint(b->be.addr, b->be.port, b->be.family, bl->addr, sizeof(bl->addr));
+	bl->l[0] = (struct prom_label){ "service", s->svc.name };
+	bl->l[1] = (struct prom_label){ "backend", b->be.name };
+	bl->l[2] = (struct prom_label){ "addr", bl->addr };
+	return 3;
 }
 
 /* One value per backend of every service: the series of one metric. */
 typedef unsigned long long (*backend_value)(const struct ts_metrics *in, size_t si, size_t bi);
 
-static void per_backend(FILE *f, const struct ts_metrics *in, const char *name, const char *type,
-			const char *help, backend_value value)
+static void per_backend(struct prom *p, const struct ts_metrics *in, const char *name,
+			const char *type, const char *help, backend_value value)
 {
-	header(f, name, type, help);
+	prom_family(p, name, type, help);
 	for (size_t i = 0; i < in->cfg->nservices; i++) {
 		const struct ts_service_cfg *s = &in->cfg->services[i];
 
 		for (size_t j = 0; j < s->nbackends; j++) {
-			fprintf(f, "%s{", name);
-			put_labels(f, s, &s->backends[j]);
-			fprintf(f, "} %llu\n", value(in, i, j));
+			struct backend_labels bl;
+			size_t n = backend_labels(&bl, s, &s->backends[j]);
+
+			prom_sample(p, name, bl.l, n, "%llu", value(in, i, j));
 		}
 	}
 }
@@ -110,153 +154,161 @@ static unsigned long long slots(const struct ts_metrics *in, size_t si, size_t b
 	return in->slots[si][bi];
 }
 
-static void handshake_histogram(FILE *f, const struct ts_metrics *in)
+static void handshake_histogram(struct prom *p, const struct ts_metrics *in)
 {
 	const char *name = "tcpshift_backend_handshake_seconds";
 
-	header(f, name, "histogram",
-	       "Time from a SYN forwarded to the backend's SYN-ACK seen at the gateway.");
+	prom_family(p, name, "histogram",
+		    "Time from a SYN forwarded to the backend's SYN-ACK seen at the gateway.");
 	for (size_t i = 0; i < in->cfg->nservices; i++) {
 		const struct ts_service_cfg *s = &in->cfg->services[i];
 
 		for (size_t j = 0; j < s->nbackends; j++) {
 			const struct ts_backend_stats *st = &in->stats[i][j];
 			unsigned long long cum = 0;
+			struct backend_labels bl;
+			size_t n = backend_labels(&bl, s, &s->backends[j]);
+			char le[32];
 
+			bl.l[n] = (struct prom_label){ "le", le };
 			for (int k = 0; k < TS_HANDSHAKE_BUCKETS; k++) {
 				cum += st->handshake_hist[k];
-				fprintf(f, "%s_bucket{", name);
-				put_labels(f, s, &s->backends[j]);
 				if (k == TS_HANDSHAKE_BUCKETS - 1)
-					fprintf(f, ",le=\"+Inf\"} %llu\n", cum);
+					snprintf(le, sizeof(le), "+Inf");
 				else
-					fprintf(f, ",le=\"%.9g\"} %llu\n",
-						(double)(TS_HANDSHAKE_BUCKET0_NS << k) / 1e9, cum);
+					snprintf(le, sizeof(le), "%.9g",
+						 (double)(TS_HANDSHAKE_BUCKET0_NS << k) / 1e9);
+				prom_sample(p, "tcpshift_backend_handshake_seconds_bucket", bl.l, n + 1,
+					    "%llu", cum);
 			}
-			fprintf(f, "%s_sum{", name);
-			put_labels(f, s, &s->backends[j]);
-			fprintf(f, "} %.9f\n", (double)st->handshake_ns_sum / 1e9);
-			fprintf(f, "%s_count{", name);
-			put_labels(f, s, &s->backends[j]);
-			fprintf(f, "} %llu\n", cum);
+			prom_sample(p, "tcpshift_backend_handshake_seconds_sum", bl.l, n, "%.9f",
+				    (double)st->handshake_ns_sum / 1e9);
+			prom_sample(p, "tcpshift_backend_handshake_seconds_count", bl.l, n, "%llu",
+				    cum);
 		}
 	}
 }
 
-static void source_metrics(FILE *f, const struct ts_source_metrics *src)
+static void source_metrics(struct prom *p, const struct ts_source_metrics *src)
 {
-	header(f, "tcpshift_config_up", "gauge",
-	       "1 while the agent watches its configuration key in etcd, 0 while it cannot.");
-	fprintf(f, "tcpshift_config_up %d\n", src->up);
-	header(f, "tcpshift_config_revision", "gauge",
-		"etcd revision of the document in force (0: none applied yet).");
-	fprintf(f, "tcpshift_config_revision %lld\n", (long long)src->revision);
-	header(f, "tcpshift_config_latest_revision", "gauge",
-	       "etcd revision of the key's latest value seen; above tcpshift_config_revision "
-	       "while the latest document is refused.");
-	fprintf(f, "tcpshift_config_latest_revision %lld\n", (long long)src->latest_revision);
-	header(f, "tcpshift_config_applied_total", "counter", "Documents from etcd applied.");
-	fprintf(f, "tcpshift_config_applied_total %llu\n", (unsigned long long)src->applied);
-	header(f, "tcpshift_config_rejected_total", "counter",
-	       "Documents from etcd refused (invalid, too large, or failed to apply); the one "
-	       "in force stays.");
-	fprintf(f, "tcpshift_config_rejected_total %llu\n", (unsigned long long)src->rejected);
-	header(f, "tcpshift_config_etcd_errors_total", "counter",
-	       "Failed requests to etcd and lost watches (each retried with backoff).");
-	fprintf(f, "tcpshift_config_etcd_errors_total %llu\n", (unsigned long long)src->errors);
-	header(f, "tcpshift_config_applied_timestamp_seconds", "gauge",
-	       "Unix time of the last document applied (0: none).");
-	fprintf(f, "tcpshift_config_applied_timestamp_seconds %llu\n",
-		(unsigned long long)src->applied_time_s);
+	prom_family(p, "tcpshift_config_up", "gauge",
+		    "1 while the agent watches its configuration key in etcd, 0 while it cannot.");
+	prom_sample(p, "tcpshift_config_up", NULL, 0, "%d", src->up);
+	prom_family(p, "tcpshift_config_revision", "gauge",
+		    "etcd revision of the document in force (0: none applied yet).");
+	prom_sample(p, "tcpshift_config_revision", NULL, 0, "%lld", (long long)src->revision);
+	prom_family(p, "tcpshift_config_latest_revision", "gauge",
+		    "etcd revision of the key's latest value seen; above tcpshift_config_revision "
+		    "while the latest document is refused.");
+	prom_sample(p, "tcpshift_config_latest_revision", NULL, 0, "%lld",
+		    (long long)src->latest_revision);
+	prom_family(p, "tcpshift_config_applied_total", "counter", "Documents from etcd applied.");
+	prom_sample(p, "tcpshift_config_applied_total", NULL, 0, "%llu",
+		    (unsigned long long)src->applied);
+	prom_family(p, "tcpshift_config_rejected_total", "counter",
+		    "Documents from etcd refused (invalid, too large, or failed to apply); the one "
+		    "in force stays.");
+	prom_sample(p, "tcpshift_config_rejected_total", NULL, 0, "%llu",
+		    (unsigned long long)src->rejected);
+	prom_family(p, "tcpshift_config_etcd_errors_total", "counter",
+		    "Failed requests to etcd and lost watches (each retried with backoff).");
+	prom_sample(p, "tcpshift_config_etcd_errors_total", NULL, 0, "%llu",
+		    (unsigned long long)src->errors);
+	prom_family(p, "tcpshift_config_applied_timestamp_seconds", "gauge",
+		    "Unix time of the last document applied (0: none).");
+	prom_sample(p, "tcpshift_config_applied_timestamp_seconds", NULL, 0, "%llu",
+		    (unsigned long long)src->applied_time_s);
 }
 
 char *ts_metrics_render(const struct ts_metrics *in, size_t *len)
 {
-	char *buf = NULL;
-	size_t n = 0;
-	FILE *f = open_memstream(&buf, &n);
+	struct prom p;
 
-	if (!f)
+	if (prom_begin(&p))
 		return NULL;
-	per_backend(f, in, "tcpshift_backend_connection_attempts_total", "counter",
+	per_backend(&p, in, "tcpshift_backend_connection_attempts_total", "counter",
 		    "New connections (SYNs) pinned to the backend.", stat_new_flows);
-	per_backend(f, in, "tcpshift_backend_handshakes_total", "counter",
+	per_backend(&p, in, "tcpshift_backend_handshakes_total", "counter",
 		    "Handshakes completed: the backend's SYN-ACK, then the client's ACK.",
 		    stat_handshakes);
-	per_backend(f, in, "tcpshift_backend_refused_total", "counter",
+	per_backend(&p, in, "tcpshift_backend_refused_total", "counter",
 		    "Connections the backend refused (its RST to a SYN, before any SYN-ACK).",
 		    stat_refused);
-	per_backend(f, in, "tcpshift_backend_syn_retransmits_total", "counter",
+	per_backend(&p, in, "tcpshift_backend_syn_retransmits_total", "counter",
 		    "Connections timed out: the client sent its SYN again, no SYN-ACK a second "
 		    "after the first (counted once).",
 		    stat_syn_retransmits);
-	per_backend(f, in, "tcpshift_backend_resets_total", "counter",
+	per_backend(&p, in, "tcpshift_backend_resets_total", "counter",
 		    "Established connections reset by the backend.", stat_reset);
-	per_backend(f, in, "tcpshift_backend_closed_total", "counter",
+	per_backend(&p, in, "tcpshift_backend_closed_total", "counter",
 		    "Established connections closed normally (FINs both ways).", stat_closed);
-	per_backend(f, in, "tcpshift_backend_open_connections", "gauge",
+	per_backend(&p, in, "tcpshift_backend_open_connections", "gauge",
 		    "Connections open now (confirmed minus ended; evicted flows are not seen "
 		    "to end).",
 		    open_connections);
-	per_backend(f, in, "tcpshift_backend_packets_total", "counter",
+	per_backend(&p, in, "tcpshift_backend_packets_total", "counter",
 		    "Packets of the backend's flows, both directions.", stat_packets);
-	header(f, "tcpshift_backend_bytes_total", "counter",
-	       "Bytes of the backend's flows, by direction.");
+	prom_family(&p, "tcpshift_backend_bytes_total", "counter",
+		    "Bytes of the backend's flows, by direction.");
 	for (size_t i = 0; i < in->cfg->nservices; i++) {
 		const struct ts_service_cfg *s = &in->cfg->services[i];
 
 		for (size_t j = 0; j < s->nbackends; j++)
 			for (int d = 0; d < 2; d++) {
-				fputs("tcpshift_backend_bytes_total{", f);
-				put_labels(f, s, &s->backends[j]);
-				fprintf(f, ",direction=\"%s\"} %llu\n",
-					d ? "from_backend" : "to_backend",
-					(unsigned long long)(d ? in->stats[i][j].bytes_from_backend
-							       : in->stats[i][j].bytes_to_backend));
+				struct backend_labels bl;
+				size_t n = backend_labels(&bl, s, &s->backends[j]);
+
+				bl.l[n] = (struct prom_label){ "direction",
+							       d ? "from_backend" : "to_backend" };
+				prom_sample(&p, "tcpshift_backend_bytes_total", bl.l, n + 1, "%llu",
+					    (unsigned long long)(d ? in->stats[i][j].bytes_from_backend
+								   : in->stats[i][j].bytes_to_backend));
 			}
 	}
-	handshake_histogram(f, in);
-	per_backend(f, in, "tcpshift_backend_weight", "gauge",
+	handshake_histogram(&p, in);
+	per_backend(&p, in, "tcpshift_backend_weight", "gauge",
 		    "The backend's weight as the operator set it.", weight);
-	per_backend(f, in, "tcpshift_backend_effective_weight", "gauge",
+	per_backend(&p, in, "tcpshift_backend_effective_weight", "gauge",
 		    "The weight its table is built with: 0 while it is down (unless every "
 		    "backend is: fail open).",
 		    effective_weight);
-	per_backend(f, in, "tcpshift_backend_up", "gauge",
+	per_backend(&p, in, "tcpshift_backend_up", "gauge",
 		    "1 when the backend is up (or not checked), 0 when its health checks "
 		    "marked it down.",
 		    up);
-	per_backend(f, in, "tcpshift_backend_health_since_seconds", "gauge",
+	per_backend(&p, in, "tcpshift_backend_health_since_seconds", "gauge",
 		    "Unix time of the backend's last health transition (0: never).",
 		    health_since);
-	per_backend(f, in, "tcpshift_backend_table_slots", "gauge",
+	per_backend(&p, in, "tcpshift_backend_table_slots", "gauge",
 		    "Slots of its service's live Maglev table that the backend holds.", slots);
-	header(f, "tcpshift_service_table_size", "gauge",
-	       "Slots of the service's Maglev table (M).");
+	prom_family(&p, "tcpshift_service_table_size", "gauge",
+		    "Slots of the service's Maglev table (M).");
 	for (size_t i = 0; i < in->cfg->nservices; i++) {
-		fputs("tcpshift_service_table_size{service=\"", f);
-		put_label(f, in->cfg->services[i].svc.name);
-		fprintf(f, "\"} %u\n", in->cfg->services[i].svc.table_size);
+		struct prom_label l = { "service", in->cfg->services[i].svc.name };
+
+		prom_sample(&p, "tcpshift_service_table_size", &l, 1, "%u",
+			    in->cfg->services[i].svc.table_size);
 	}
-	header(f, "tcpshift_events_total", "counter",
-	       "The data plane's global counters, by event (as 'tcpshift status').");
-	for (int c = 0; c < TS_CNT_MAX; c++)
-		fprintf(f, "tcpshift_events_total{event=\"%s\"} %llu\n", ts_counter_name(c),
-			(unsigned long long)in->counters[c]);
-	header(f, "tcpshift_flow_table_entries", "gauge",
-	       "Entries in the flow tables (flows: confirmed; half_open: not yet).");
-	fprintf(f, "tcpshift_flow_table_entries{table=\"flows\"} %u\n", in->flows);
-	fprintf(f, "tcpshift_flow_table_entries{table=\"half_open\"} %u\n", in->half_open);
-	header(f, "tcpshift_flow_table_max_entries", "gauge", "Size of the flow tables.");
-	fprintf(f, "tcpshift_flow_table_max_entries{table=\"flows\"} %u\n", in->flows_max);
-	fprintf(f, "tcpshift_flow_table_max_entries{table=\"half_open\"} %u\n",
-		in->half_open_max);
+	prom_family(&p, "tcpshift_events_total", "counter",
+		    "The data plane's global counters, by event (as 'tcpshift status').");
+	for (int c = 0; c < TS_CNT_MAX; c++) {
+		struct prom_label l = { "event", ts_counter_name(c) };
+
+		prom_sample(&p, "tcpshift_events_total", &l, 1, "%llu",
+			    (unsigned long long)in->counters[c]);
+	}
+	prom_family(&p, "tcpshift_flow_table_entries", "gauge",
+		    "Entries in the flow tables (flows: confirmed; half_open: not yet).");
+	prom_sample(&p, "tcpshift_flow_table_entries", &(struct prom_label){ "table", "flows" }, 1,
+		    "%u", in->flows);
+	prom_sample(&p, "tcpshift_flow_table_entries",
+		    &(struct prom_label){ "table", "half_open" }, 1, "%u", in->half_open);
+	prom_family(&p, "tcpshift_flow_table_max_entries", "gauge", "Size of the flow tables.");
+	prom_sample(&p, "tcpshift_flow_table_max_entries",
+		    &(struct prom_label){ "table", "flows" }, 1, "%u", in->flows_max);
+	prom_sample(&p, "tcpshift_flow_table_max_entries",
+		    &(struct prom_label){ "table", "half_open" }, 1, "%u", in->half_open_max);
 	if (in->source)
-		source_metrics(f, in->source);
-	if (fclose(f)) {
-		free(buf);
-		return NULL;
-	}
-	*len = n;
-	return buf;
+		source_metrics(&p, in->source);
+	return prom_end(&p, len);
 }

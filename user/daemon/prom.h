@@ -4,7 +4,31 @@
 #ifndef TCPSHIFT_PROM_H
 #define TCPSHIFT_PROM_H
 
+#include <stdio.h>
+
 #include "libtcpshift.h"
+
+/* ---- the writer: one document in memory --------------------------------------------- */
+
+struct prom {
+	FILE	*f;
+	char	*buf;
+	size_t	len;
+};
+
+struct prom_label {
+	const char	*key;
+	const char	*value;	/* escaped as the format wants */
+};
+
+int prom_begin(struct prom *p);
+/* The # HELP and # TYPE lines of a metric. */
+void prom_family(struct prom *p, const char *name, const char *type, const char *help);
+/* One sample: name{labels} value, the value formatted by fmt. */
+void prom_sample(struct prom *p, const char *name, const struct prom_label *labels,
+		 size_t nlabels, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The document (malloc()ed, *len bytes), or NULL. */
+char *prom_end(struct prom *p, size_t *len);
 
 /* The agent's configuration source (--config etcd://…), as metrics. */
 struct ts_source_metrics {
