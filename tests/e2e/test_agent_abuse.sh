@@ -14,7 +14,10 @@
 #      checks are in flight (every other SYN to v1 is dropped, so each check
 #      waits a second for its answer, timeout 1.2 s, fall 1): a scrape never
 #      holds up a check, and an answer that came in time is never a timeout
-#      (no false DOWN).
+#      (no false DOWN);
+#  (d) systemd's notify protocol: READY=1 once it serves, WATCHDOG=1 from the
+#      event loop (none while the process is stopped), SIGHUP: RELOADING=1,
+#      the configuration read again, READY=1; SIGTERM: STOPPING=1, exit 0.
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -202,4 +205,61 @@ in_ns "$NS_B1" iptables -F INPUT
 
 kill -TERM "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null
+
+# ---- (d) readiness, watchdog, reload ------------------------------------------------
+NOTIFY=$E2E_TMP/notify.sock
+python3 "$(dirname "$0")/notify_listen.py" "$NOTIFY" 12 >"$E2E_TMP/notify.out" 2>&1 &
+e2e_track_pid $!
+for ((i = 0; i < 50; i++)); do [ -S "$NOTIFY" ] && break; sleep 0.1; done
+NOTIFY_SOCKET=$NOTIFY WATCHDOG_USEC=400000 nsenter --net="/run/netns/$NS_GW" "$TCPSHIFT" \
+	--pin-dir "$E2E_PIN" agent --metrics "$METRICS" 2>>"$LOG" &
+AGENT_PID=$!
+e2e_track_pid "$AGENT_PID"
+ready=
+for ((i = 0; i < 50; i++)); do
+	grep -q 'READY=1' "$E2E_TMP/notify.out" && { ready=1; break; }
+	sleep 0.1
+done
+if [ -n "$ready" ] && in_ns "$NS_GW" curl -sf -o /dev/null --max-time 2 "http://$METRICS/metrics"
+then
+	pass "notify: READY=1 ($(grep -m1 READY "$E2E_TMP/notify.out" | cut -d' ' -f2-))," \
+		"and the metrics answer"
+else
+	fail "notify: READY=1 once the agent serves" "$(head -n 3 "$E2E_TMP/notify.out")"
+fi
+sleep 1
+kill -STOP "$AGENT_PID"
+sleep 1.2
+kill -CONT "$AGENT_PID"
+sleep 1
+# the longest gap between pings (ms), and how many there were
+gap=$(grep 'WATCHDOG=1' "$E2E_TMP/notify.out" | awk 'NR > 1 && $1 - p > g {g = $1 - p} {p = $1}
+	END {print g + 0, NR}')
+read -r longest pings <<<"$gap"
+if [ "$pings" -ge 8 ] && [ "$longest" -ge 1000 ]; then
+	pass "notify: WATCHDOG=1 every 200 ms from the loop ($pings pings), none while stopped" \
+		"(longest gap $longest ms)"
+else
+	fail "notify: WATCHDOG=1 from the loop" "$pings pings, longest gap $longest ms"
+fi
+lines_before=$(wc -l <"$LOG")
+kill -HUP "$AGENT_PID"
+sleep 0.5
+if tail -n +"$((lines_before + 1))" "$LOG" | grep -q 'SIGHUP: reading the configuration again' &&
+	grep -q 'RELOADING=1' "$E2E_TMP/notify.out" &&
+	[ "$(grep -c 'READY=1' "$E2E_TMP/notify.out")" -ge 2 ] && kill -0 "$AGENT_PID"; then
+	pass "notify: SIGHUP reads the configuration again (RELOADING=1, READY=1), still running"
+else
+	fail "notify: SIGHUP reloads" "$(tail -n 2 "$LOG" | tr '\n' ' ') $(grep -v WATCHDOG \
+		"$E2E_TMP/notify.out" | tr '\n' ' ')"
+fi
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID"
+rc=$?
+sleep 0.2
+if [ "$rc" -eq 0 ] && grep -q 'STOPPING=1' "$E2E_TMP/notify.out"; then
+	pass "notify: SIGTERM: STOPPING=1, exit 0"
+else
+	fail "notify: SIGTERM: STOPPING=1, exit 0" "exit $rc"
+fi
 e2e_status
