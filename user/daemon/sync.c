@@ -344,15 +344,13 @@ static void lag_sample(struct sync *s, __u64 lag)
 	s->lag_sum_ns += lag;
 }
 
-/* The newest epoch we know of p, other than the one of h. */
-static __u64 newest_epoch(const struct peer *p, __u64 but)
+/* Whether epoch is one of the incarnations of p we remember. */
+static bool known_epoch(const struct peer *p, __u64 epoch)
 {
-	__u64 e = 0;
-
 	for (int i = 0; i < TS_SYNC_EPOCHS; i++)
-		if (p->replay.inc[i].epoch != but && p->replay.inc[i].epoch > e)
-			e = p->replay.inc[i].epoch;
-	return e;
+		if (p->replay.inc[i].epoch == epoch)
+			return true;
+	return false;
 }
 
 /* What was wrong with a datagram from p, in words: h is its authenticated
@@ -397,7 +395,7 @@ static void why_rejected(const struct peer *p, enum ts_sync_verdict v, const str
 				 "(forged by a holder of the key?)", TS_SYNC_SEQ_JUMP);
 		break;
 	case TS_SYNC_STALE:
-		if (epoch < newest_epoch(p, epoch))
+		if (!known_epoch(p, epoch))
 			snprintf(why, size, "is from an earlier start of it than the latest we "
 				 "heard (replayed, or it restarted after its clock stepped back: "
 				 "taken once its latest start is quiet for %.1f s)",
