@@ -11,8 +11,9 @@
  *           --save keeps its bytes; --proto-version N writes another version
  *   replay  send saved bytes again, from ADDR:PORT to ADDR:PORT
  *
- * It uses libtcpshift's own message code (user/daemon/sync_proto.c): what it sends is what
- * a peer sends, but for the key, the sequence number and the time it is told.
+ * It uses tcpshift's own message code (user/daemon/sync_proto.c): what it sends is what
+ * a peer sends, but for the key, the epoch, the sequence number, the time and the
+ * protocol version it is told; its recipient is --to.
  */
 #include <arpa/inet.h>
 #include <endian.h>

@@ -406,7 +406,8 @@ static void sync_key_file(void **state)
 	ASSERT_EQ(ts_sync_key_read(path, k, &n, &err) ? err.status : 0, TS_ERR_USAGE, "group-readable");
 	ASSERT_TRUE(strstr(err.msg, "chmod 600"), "the fix is named: %s", err.msg);
 	write_key(path, "c2VjcmV0LWtleS1vZi10aGUtZmxlZXQ=\n", 0620);
-	ASSERT_EQ(ts_sync_key_read(path, k, &n, &err) ? err.status : 0, TS_ERR_USAGE, "group-writable");
+	ASSERT_EQ(ts_sync_key_read(path, k, &n, &err) ? err.status : 0, TS_ERR_USAGE,
+		  "group-writable");
 	write_key(path, "c2VjcmV0LWtleS1vZi10aGUtZmxlZXQ=\n", 0604);
 	ASSERT_EQ(ts_sync_key_read(path, k, &n, &err) ? err.status : 0, TS_ERR_USAGE, "world-readable");
 	/* another user's file, however strict its mode (root may give it away) */
