@@ -85,7 +85,7 @@ struct peer {
 	char			name[TS_ADDRSTRLEN];
 	struct ts_sync_replay	replay;
 	__u64			heard_ns;	/* CLOCK_MONOTONIC of its last good message */
-	__u64			tx_seq;		/* the sequence number of our latest datagram to it */
+	__u64			tx_seq;		/* of our latest datagram to it */
 	bool			up;
 	bool			bulk_due;	/* came up: a bulk resync is owed */
 	__u64			logged_ns[TS_SYNC_VERDICTS + 1];	/* + send errors */

@@ -96,7 +96,8 @@ void ts_sync_hdr_init(struct ts_sync_hdr *h, enum ts_sync_msg_type type, __u16 c
 static bool same_endpoint(const __be32 addr[4], __be16 port, __u8 family,
 			  const struct ts_endpoint *ep)
 {
-	return family == ep->family && port == ep->port && !memcmp(addr, ep->addr, sizeof(ep->addr));
+	return family == ep->family && port == ep->port &&
+	       !memcmp(addr, ep->addr, sizeof(ep->addr));
 }
 
 static bool seen_bit(const struct ts_sync_incarnation *c, __u64 seq)
@@ -200,8 +201,8 @@ enum ts_sync_verdict ts_sync_check(const unsigned char *key, size_t key_len,
 				   const unsigned char *buf, size_t len,
 				   const struct ts_endpoint *sender, const struct ts_endpoint *self,
 				   __u64 now_real, __u64 now_mono, struct ts_sync_replay *replay,
-				   const struct ts_sync_hdr **hdr, const struct ts_sync_record **recs,
-				   bool *new_epoch)
+				   const struct ts_sync_hdr **hdr,
+				   const struct ts_sync_record **recs, bool *new_epoch)
 {
 	unsigned char tag[TS_SYNC_TAG_LEN];
 	const struct ts_sync_hdr *h = (const void *)buf;

@@ -24,7 +24,8 @@
 #define TS_SYNC_FORGET_NS	(2 * TS_SYNC_MAX_SKEW_NS)
 #define TS_SYNC_MAX_PEERS	32
 #define TS_SYNC_WINDOW_WORDS	32		/* the replay bitmap: 2,048 bits */
-#define TS_SYNC_WINDOW		((TS_SYNC_WINDOW_WORDS - 1) * 64)	/* late by up to 1,984 */
+/* a datagram may come late by up to 1,984 */
+#define TS_SYNC_WINDOW		((TS_SYNC_WINDOW_WORDS - 1) * 64)
 #define TS_SYNC_SEQ_JUMP	512		/* a sequence may skip at most this many */
 #define TS_SYNC_EPOCHS		4		/* incarnations of a peer we remember */
 
@@ -119,8 +120,8 @@ enum ts_sync_verdict ts_sync_check(const unsigned char *key, size_t key_len,
 				   const unsigned char *buf, size_t len,
 				   const struct ts_endpoint *sender, const struct ts_endpoint *self,
 				   __u64 now_real, __u64 now_mono, struct ts_sync_replay *replay,
-				   const struct ts_sync_hdr **hdr, const struct ts_sync_record **recs,
-				   bool *new_epoch);
+				   const struct ts_sync_hdr **hdr,
+				   const struct ts_sync_record **recs, bool *new_epoch);
 
 /* Read a key file: at least TS_SYNC_KEY_MIN bytes, one trailing newline
  * dropped; refused unless it is owned by root or by us and nobody but its
