@@ -17,7 +17,7 @@
 # a holder of the key posing as B with the largest sequence number or a
 # future epoch does not stop C hearing B; a message of protocol version 1 is
 # refused and counted; sync's bad options are refused with one clear line, an
-# address in use with exit 75 (which its systemd unit retries); SIGTERM stops
+# address in use with exit 4 (which its systemd unit retries); SIGTERM stops
 # it cleanly and the data plane goes on without it.
 #
 #   client (198.18.0.1 on lo)                      switch (bridge)      backends
@@ -190,18 +190,18 @@ else
 	e2e_abort "sync: only $up of 6 peer links up ($(tail -n 3 "$T"/sync-*.log | tr '\n' ' '))"
 fi
 
-# an address in use may be free later: exit 75, which the unit retries (it
+# an address in use may be free later: exit 4, which the unit retries (it
 # prevents a restart only for exit 2)
-refused "a listen address in use" 75 "in use" --listen 198.18.2.1:7946 \
+refused "a listen address in use" 4 "in use" --listen 198.18.2.1:7946 \
 	--peer 198.18.2.2:7946 --key "$T/sync.key"
-refused "a metrics address in use" 75 "in use" --listen 198.18.2.1:7947 \
+refused "a metrics address in use" 4 "in use" --listen 198.18.2.1:7947 \
 	--peer 198.18.2.2:7946 --key "$T/sync.key" --metrics "${METRICS[ga]}"
 UNIT=$E2E_ROOT/contrib/systemd/tcpshift-sync.service
-if grep -qx 'Restart=on-failure' "$UNIT" && grep -qx 'RestartForceExitStatus=75' "$UNIT" &&
-	! grep -q '^RestartPreventExitStatus=.*\b75\b' "$UNIT"; then
-	pass "the systemd unit restarts sync after exit 75"
+if grep -qx 'Restart=on-failure' "$UNIT" && grep -qx 'RestartForceExitStatus=4' "$UNIT" &&
+	! grep -q '^RestartPreventExitStatus=.*\b4\b' "$UNIT"; then
+	pass "the systemd unit restarts sync after exit 4"
 else
-	fail "the systemd unit restarts sync after exit 75" "$(grep ^Restart "$UNIT" | tr '\n' ' ')"
+	fail "the systemd unit restarts sync after exit 4" "$(grep ^Restart "$UNIT" | tr '\n' ' ')"
 fi
 
 # ---- sync lag at 2,000 new connections/s ------------------------------------------------------
