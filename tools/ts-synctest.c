@@ -7,12 +7,13 @@
  *           plane had, but without its events: only a bulk resync or a
  *           refresh carries them to the peers
  *   send    one sync datagram, signed with a key file's key (a peer's, or
- *           another: a forgery), from ADDR:PORT to ADDR:PORT; --save keeps
- *           its bytes
+ *           another: a forgery), from ADDR:PORT to ADDR:PORT (its recipient);
+ *           --save keeps its bytes; --proto-version N writes another version
  *   replay  send saved bytes again, from ADDR:PORT to ADDR:PORT
  *
- * It uses libtcpshift's own message code (user/daemon/sync_proto.c): what it sends is what
- * a peer sends, but for the key, the sequence number and the time it is told.
+ * It uses tcpshift's own message code (user/daemon/sync_proto.c): what it sends is what
+ * a peer sends, but for the key, the epoch, the sequence number, the time and the
+ * protocol version it is told; its recipient is --to.
  */
 #include <arpa/inet.h>
 #include <endian.h>
@@ -36,6 +37,7 @@ static void usage(FILE *f)
 		"       ts-synctest send --key FILE --from ADDR:PORT --to ADDR:PORT\n"
 		"                   --epoch E --seq S [--age-s A] (--pin|--end)\n"
 		"                   CLIENT:PORT VIP:PORT BACKEND:PORT [--save FILE]\n"
+		"                   [--proto-version N]\n"
 		"       ts-synctest replay --from ADDR:PORT --to ADDR:PORT FILE\n"
 		"Exit 0 done, 1 runtime error, 2 usage error.\n");
 }
@@ -153,7 +155,7 @@ int main(int argc, char **argv)
 	const char *save = NULL;
 	unsigned long n = 0, age_s = 0, first = 0;
 	unsigned long long epoch = 0, seq = 0;
-	int type = 0, c;
+	int type = 0, c, version = TS_SYNC_VERSION;
 	const struct option opts[] = {
 		{ "pin-dir", required_argument, NULL, 'd' },
 		{ "service", required_argument, NULL, 's' },
@@ -168,6 +170,7 @@ int main(int argc, char **argv)
 		{ "pin", no_argument, NULL, 'P' },
 		{ "end", no_argument, NULL, 'E' },
 		{ "save", required_argument, NULL, 'S' },
+		{ "proto-version", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -192,6 +195,7 @@ int main(int argc, char **argv)
 		case 'P': type = TS_SYNC_PIN; break;
 		case 'E': type = TS_SYNC_END; break;
 		case 'S': save = optarg; break;
+		case 'V': version = atoi(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -206,7 +210,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "send")) {
 		unsigned char key[TS_SYNC_KEY_MAX + 1], buf[TS_SYNC_DATAGRAM];
 		struct ts_sync_record *rec = (void *)(buf + sizeof(struct ts_sync_hdr));
-		struct ts_endpoint cl, vip, be, src;
+		struct ts_endpoint cl, vip, be, src, dst_ep;
 		struct sockaddr_storage dst;
 		struct ts_err err;
 		size_t key_len, len = sizeof(struct ts_sync_hdr) + sizeof(*rec);
@@ -220,7 +224,8 @@ int main(int argc, char **argv)
 		if (ts_sync_key_read(key_file, key, &key_len, &err) ||
 		    ts_parse_endpoint(argv[optind], &cl, &err) ||
 		    ts_parse_endpoint(argv[optind + 1], &vip, &err) ||
-		    ts_parse_endpoint(argv[optind + 2], &be, &err)) {
+		    ts_parse_endpoint(argv[optind + 2], &be, &err) ||
+		    ts_parse_endpoint(to, &dst_ep, &err)) {
 			fprintf(stderr, "ts-synctest: %s\n", err.msg);
 			return 2;
 		}
@@ -237,8 +242,9 @@ int main(int argc, char **argv)
 		rec->family = cl.family;
 		rec->type = (__u8)type;
 		rec->event_ns = htobe64(now_real());
-		ts_sync_hdr_init((struct ts_sync_hdr *)buf, TS_SYNC_MSG_EVENTS, 1, &src, epoch, seq,
-				 now_real() - age_s * 1000000000ULL);
+		ts_sync_hdr_init((struct ts_sync_hdr *)buf, TS_SYNC_MSG_EVENTS, 1, &src, &dst_ep,
+				 epoch, seq, now_real() - age_s * 1000000000ULL);
+		((struct ts_sync_hdr *)buf)->version = (__u8)version;
 		if (ts_sync_sign(key, key_len, buf, len))
 			return 1;
 		len += TS_SYNC_TAG_LEN;

@@ -13,8 +13,12 @@
 #
 # Also: new connections at (at least) 2,000/s: the sync lag's p99 ≤ 50 ms on
 # every gateway; forged (another key), replayed, stale and non-peer messages
-# pin and unpin nothing; sync's bad options are refused with one clear line;
-# SIGTERM stops it cleanly and the data plane goes on without it.
+# pin and unpin nothing; a message B sent to C, replayed to A, is refused at A;
+# a holder of the key posing as B with the largest sequence number or a
+# future epoch does not stop C hearing B; a message of protocol version 1 is
+# refused and counted; sync's bad options are refused with one clear line, an
+# address in use with exit 4 (which its systemd unit retries); SIGTERM stops
+# it cleanly and the data plane goes on without it.
 #
 #   client (198.18.0.1 on lo)                      switch (bridge)      backends
 #   eth0 198.18.1.2 -- c0 198.18.1.1 [ga] s0 198.18.2.1 --+-- br0 --+-- b1 198.18.2.11 (v1)
@@ -186,6 +190,20 @@ else
 	e2e_abort "sync: only $up of 6 peer links up ($(tail -n 3 "$T"/sync-*.log | tr '\n' ' '))"
 fi
 
+# an address in use may be free later: exit 4, which the unit retries (it
+# prevents a restart only for exit 2)
+refused "a listen address in use" 4 "in use" --listen 198.18.2.1:7946 \
+	--peer 198.18.2.2:7946 --key "$T/sync.key"
+refused "a metrics address in use" 4 "in use" --listen 198.18.2.1:7947 \
+	--peer 198.18.2.2:7946 --key "$T/sync.key" --metrics "${METRICS[ga]}"
+UNIT=$E2E_ROOT/contrib/systemd/tcpshift-sync.service
+if grep -qx 'Restart=on-failure' "$UNIT" && grep -qx 'RestartForceExitStatus=4' "$UNIT" &&
+	! grep -q '^RestartPreventExitStatus=.*\b4\b' "$UNIT"; then
+	pass "the systemd unit restarts sync after exit 4"
+else
+	fail "the systemd unit restarts sync after exit 4" "$(grep ^Restart "$UNIT" | tr '\n' ' ')"
+fi
+
 # ---- sync lag at 2,000 new connections/s ------------------------------------------------------
 # 6,000 short connections, six clients in parallel; each gateway's p99 over its
 # latest 4,096 pins from peers (about 4,000 of them are these).
@@ -337,12 +355,20 @@ many_check "full shift to v2, gateway B lost ($mv_c held connections' slots move
 # C's peers A and B are gone; their addresses are free to send from in their
 # namespaces. A pin of client 198.18.0.99:PORT to v1 (weight 0 now: only a pin
 # could send it there).
-flow_of() {
-	tsg gc -j flows web 2>/dev/null |
-		jq -r --arg c "198.18.0.99:$1" '.[] | select(.client == $c) | "\(.backend) \(.state) \(.synced)"'
+# flow_on GW PORT: the pin of client 198.18.0.99:PORT on GW; flow_of PORT: on C.
+flow_on() {
+	tsg "$1" -j flows web 2>/dev/null |
+		jq -r --arg c "198.18.0.99:$2" '.[] | select(.client == $c) | "\(.backend) \(.state) \(.synced)"'
 }
+flow_of() {
+	flow_on gc "$1"
+}
+# rejected REASON [GW [PEER]]: GW's (C's) rejections of PEER's (A's) messages.
 rejected() {
-	metric gc "tcpshift_sync_rejected_total{peer=\"198.18.2.1:7946\",reason=\"$1\"}"
+	local v
+
+	v=$(metric "${2:-gc}" "tcpshift_sync_rejected_total{peer=\"${3:-198.18.2.1}:7946\",reason=\"$1\"}")
+	echo "${v:-0}"
 }
 # send_as GW ARGS...: ts-synctest send from GW's sync address to C.
 send_as() {
@@ -386,17 +412,21 @@ else
 fi
 send_as ga --key "$T/sync.key" --epoch "$epoch" --seq 3 --age-s 60 --pin 198.18.0.99:5557 "$VIP" \
 	198.18.2.11:8008
+# an earlier epoch while the latest one talks (an earlier start of A, replayed)
+send_as ga --key "$T/sync.key" --epoch "$epoch" --seq 6 --end 198.18.0.99:5599 "$VIP" \
+	198.18.2.11:8008
 send_as ga --key "$T/sync.key" --epoch $((epoch - 1000)) --seq 99 --pin 198.18.0.99:5558 "$VIP" \
 	198.18.2.11:8008
 in_ns "$NS_B1" "$SYNCTEST" send --from 198.18.2.11:7946 --to 198.18.2.3:7946 \
 	--key "$T/sync.key" --epoch "$epoch" --seq 4 --pin 198.18.0.99:5559 "$VIP" 198.18.2.11:8008
 sleep 0.5
-if [ -z "$(flow_of 5557)$(flow_of 5558)$(flow_of 5559)" ] && [ "$(rejected stale)" -ge 2 ] &&
-	[ "$(metric gc tcpshift_sync_unknown_peer_total)" -ge 1 ]; then
-	pass "a stale message (60 s old), an older epoch and a non-peer's message pin nothing"
+if [ -z "$(flow_of 5557)$(flow_of 5558)$(flow_of 5559)" ] && [ "$(rejected clock_skew)" -ge 1 ] &&
+	[ "$(rejected stale)" -ge 1 ] && [ "$(metric gc tcpshift_sync_unknown_peer_total)" -ge 1 ] &&
+	grep -q "message from peer 198.18.2.1:7946 was sent 60.* s before our clock" "$T/sync-gc.log"; then
+	pass "a message sent 60 s ago (clock_skew), an earlier epoch (stale) and a non-peer's message pin nothing; '$(grep -m1 -o 'was sent 60.* s before our clock' "$T/sync-gc.log")'"
 else
 	fail "stale, old-epoch and non-peer messages pin nothing" \
-		"flows: $(flow_of 5557)/$(flow_of 5558)/$(flow_of 5559); stale $(rejected stale), unknown_peer $(metric gc tcpshift_sync_unknown_peer_total)"
+		"flows: $(flow_of 5557)/$(flow_of 5558)/$(flow_of 5559); clock_skew $(rejected clock_skew), stale $(rejected stale), unknown_peer $(metric gc tcpshift_sync_unknown_peer_total)"
 fi
 # our own pin is never moved by a peer's: a genuine pin of a held connection to v1
 hc=$(tsg gc -j flows web 2>/dev/null | jq -r '[.[] | select(.synced == false and .state == "established")][0] | "\(.client) \(.backend)"')
@@ -416,6 +446,67 @@ grep -q "fails authentication (is its --key the same as ours?)" "$T/sync-gc.log"
 	grep -q "which is no --peer" "$T/sync-gc.log" &&
 	pass "the log says why: $(grep -m1 'fails authentication' "$T/sync-gc.log")" ||
 	fail "the log says why" "$(tail -n 5 "$T/sync-gc.log" | tr '\n' '|')"
+
+# ---- the recipient, bounded sequence numbers and epochs, the protocol version ---------------------------
+# A's sync back (B's stays dead: ts-synctest speaks for B from its address).
+# What B sends to C, replayed to A from B's own address, is refused at A.
+start_sync ga
+for ((i = 0; i < 50; i++)); do
+	[ "$(metric ga 'tcpshift_sync_peer_up{peer="198.18.2.3:7946"}')" = 1 ] &&
+		[ "$(metric gc 'tcpshift_sync_peer_up{peer="198.18.2.1:7946"}')" = 1 ] && break
+	sleep 0.1
+done
+sleep 1	# C's bulk resync to A is over: no later one carries C's pins to A
+# send_b ARGS...: ts-synctest send from B's sync address to C, with the key.
+send_b() {
+	in_ns "$(gw_ns gb)" "$SYNCTEST" send --from 198.18.2.2:7946 --to 198.18.2.3:7946 \
+		--key "$T/sync.key" "$@"
+}
+epoch_b=$(date +%s%N)
+wr0=$(rejected wrong_recipient ga 198.18.2.2)
+send_b --epoch "$epoch_b" --seq 1 --pin 198.18.0.99:5560 "$VIP" 198.18.2.11:8008 --save "$T/b2c" ||
+	fail "B's pin sent" "ts-synctest failed"
+in_ns "$(gw_ns gb)" "$SYNCTEST" replay --from 198.18.2.2:7946 --to 198.18.2.1:7946 "$T/b2c"
+sleep 0.5
+fc=$(flow_of 5560)
+fa=$(flow_on ga 5560)
+wr1=$(rejected wrong_recipient ga 198.18.2.2)
+if [ "$fc" = "v1 established true" ] && [ -z "$fa" ] && [ "$wr1" = $((wr0 + 1)) ] &&
+	grep -q "message from peer 198.18.2.2:7946 is addressed to another gateway" "$T/sync-ga.log"; then
+	pass "B's pin to C pins on C; the same datagram replayed to A is refused there (wrong_recipient $wr0 -> $wr1)"
+else
+	fail "a datagram B sent to C, replayed to A, is refused" "on C: ${fc:-none}, on A: ${fa:-none}, A's wrong_recipient $wr0 -> $wr1"
+fi
+# a holder of the key posing as B: the largest sequence number in B's epoch
+# is refused, and B's next datagram is heard; an epoch 29 s ahead is taken
+# (a holder of the key may start one), and B's own epoch still goes on; one
+# 40 s ahead is refused
+ah0=$(rejected ahead gc 198.18.2.2)
+send_b --epoch "$epoch_b" --seq 18446744073709551615 --pin 198.18.0.99:5561 "$VIP" 198.18.2.11:8008
+send_b --epoch "$epoch_b" --seq 2 --pin 198.18.0.99:5562 "$VIP" 198.18.2.11:8008
+future=$(($(date +%s%N) + 29000000000))
+send_b --epoch "$future" --seq 1 --pin 198.18.0.99:5563 "$VIP" 198.18.2.11:8008
+send_b --epoch "$epoch_b" --seq 3 --pin 198.18.0.99:5564 "$VIP" 198.18.2.11:8008
+send_b --epoch $(($(date +%s%N) + 40000000000)) --seq 1 --pin 198.18.0.99:5565 "$VIP" \
+	198.18.2.11:8008
+sleep 0.5
+got="5561:$(flow_of 5561) 5562:$(flow_of 5562) 5563:$(flow_of 5563) 5564:$(flow_of 5564) 5565:$(flow_of 5565)"
+ah1=$(rejected ahead gc 198.18.2.2)
+want="5561: 5562:v1 established true 5563:v1 established true 5564:v1 established true 5565:"
+if [ "$got" = "$want" ] && [ "$ah1" = $((ah0 + 2)) ]; then
+	pass "a forged largest sequence number and an epoch 40 s ahead are refused (ahead $ah0 -> $ah1); B is still heard after them and after an epoch 29 s ahead"
+else
+	fail "forged sequence numbers and epochs do not silence B" "pins: $got (want $want); ahead $ah0 -> $ah1"
+fi
+v0=$(rejected version gc 198.18.2.2)
+send_b --epoch "$epoch_b" --seq 4 --proto-version 1 --pin 198.18.0.99:5566 "$VIP" 198.18.2.11:8008
+sleep 0.5
+v1=$(rejected version gc 198.18.2.2)
+if [ -z "$(flow_of 5566)" ] && [ "$v1" = $((v0 + 1)) ] && kill -0 "${SYNC_PID[gc]}" 2>/dev/null; then
+	pass "a datagram of protocol version 1 is refused and counted (version $v0 -> $v1); C's sync runs on"
+else
+	fail "an old protocol version is refused" "pin: $(flow_of 5566), version $v0 -> $v1"
+fi
 
 # ---- SIGTERM: a clean stop, and the data plane without sync ---------------------------------------------
 mark_on=$(tsg gc -j status 2>/dev/null | jq -r .sync)

@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Sync messages (doc/DESIGN.md, "Flow sync"): only a message
- * signed with the shared key, from the sender it names, in its time window
- * and not seen before, is accepted; a rejected one leaves the replay state as
- * it was. The key file's checks.
+ * Sync messages (doc/DESIGN.md, "Flow sync"): only a message signed with the
+ * shared key, of this protocol version, from the sender it names, to the
+ * recipient it names, in the time window and not seen before, is accepted; a
+ * rejected one leaves the replay state as it was. What a holder of the key
+ * posing as a peer can no longer do: shut the real peer out with one
+ * datagram of a maximal sequence number or of a future epoch. A sender whose
+ * clock stepped back is still heard. The key file's checks.
+ *
+ * The clocks are injected: NOW (our CLOCK_REALTIME) and mono (our
+ * CLOCK_MONOTONIC), which a test moves on.
  */
 #include <arpa/inet.h>
 #include <endian.h>
@@ -17,23 +23,41 @@
 #include "sync_proto.h"
 #include "unit.h"
 
-#define NOW	(1800000000ULL * 1000000000ULL)	/* CLOCK_REALTIME of the tests */
-#define EPOCH	(NOW - 3600ULL * 1000000000ULL)
+#define S	1000000000ULL
+#define NOW	(1800000000ULL * S)	/* CLOCK_REALTIME of the tests */
+#define EPOCH	(NOW - 3600ULL * S)
 
 static const unsigned char key[] = "0123456789abcdef0123456789abcdef";
 static const unsigned char other_key[] = "0123456789abcdef0123456789abcdeF";
+static __u64 mono = 1000 * S;	/* our CLOCK_MONOTONIC */
 
-static struct ts_endpoint sender(void)
+static struct ts_endpoint endpoint(__u32 addr)
 {
 	struct ts_endpoint ep = { .family = TS_AF_INET, .port = htons(7946) };
 
-	ep.addr[0] = htonl(0xc6120201);	/* 198.18.2.1 */
+	ep.addr[0] = htonl(addr);
 	return ep;
 }
 
-/* A datagram of n records from sender(), signed with k; its length. */
-static size_t message(unsigned char *buf, const unsigned char *k, __u64 epoch, __u64 seq,
-		      __u64 sent, size_t n)
+/* B sends, we are C; A is a third gateway of the fleet. */
+static struct ts_endpoint sender(void)
+{
+	return endpoint(0xc6120202);	/* 198.18.2.2 */
+}
+
+static struct ts_endpoint us(void)
+{
+	return endpoint(0xc6120203);	/* 198.18.2.3 */
+}
+
+static struct ts_endpoint third(void)
+{
+	return endpoint(0xc6120201);	/* 198.18.2.1 */
+}
+
+/* A datagram of n records from sender() to `to`, signed with k; its length. */
+static size_t message_to(unsigned char *buf, const unsigned char *k, struct ts_endpoint to,
+			 __u64 epoch, __u64 seq, __u64 sent, size_t n)
 {
 	struct ts_endpoint ep = sender();
 	struct ts_sync_record *rec = (void *)(buf + sizeof(struct ts_sync_hdr));
@@ -45,19 +69,44 @@ static size_t message(unsigned char *buf, const unsigned char *k, __u64 epoch, _
 		rec[i].type = TS_SYNC_PIN;
 		rec[i].client_port = htons((__u16)(1000 + i));
 	}
-	ts_sync_hdr_init((struct ts_sync_hdr *)buf, TS_SYNC_MSG_EVENTS, (__u16)n, &ep, epoch, seq,
-			 sent);
+	ts_sync_hdr_init((struct ts_sync_hdr *)buf, TS_SYNC_MSG_EVENTS, (__u16)n, &ep, &to, epoch,
+			 seq, sent);
 	assert_int_equal(ts_sync_sign(k, 32, buf, len), 0);
 	return len + TS_SYNC_TAG_LEN;
 }
 
-static enum ts_sync_verdict check(const unsigned char *buf, size_t len, struct ts_sync_replay *r)
+static size_t message(unsigned char *buf, const unsigned char *k, __u64 epoch, __u64 seq,
+		      __u64 sent, size_t n)
+{
+	return message_to(buf, k, us(), epoch, seq, sent, n);
+}
+
+/* Our verdict on buf (we are `self`); *new_epoch when given. */
+static enum ts_sync_verdict check_at(const unsigned char *buf, size_t len,
+				     struct ts_sync_replay *r, struct ts_endpoint self,
+				     bool *new_epoch)
 {
 	const struct ts_sync_record *recs;
 	const struct ts_sync_hdr *h;
 	struct ts_endpoint ep = sender();
+	bool ne;
 
-	return ts_sync_check(key, 32, buf, len, &ep, NOW, r, &h, &recs);
+	return ts_sync_check(key, 32, buf, len, &ep, &self, NOW, mono, r, &h, &recs,
+			     new_epoch ? new_epoch : &ne);
+}
+
+static enum ts_sync_verdict check(const unsigned char *buf, size_t len, struct ts_sync_replay *r)
+{
+	return check_at(buf, len, r, us(), NULL);
+}
+
+/* A genuine message of the sender's, checked here. */
+static enum ts_sync_verdict send_check(struct ts_sync_replay *r, __u64 epoch, __u64 seq, __u64 sent)
+{
+	unsigned char buf[TS_SYNC_DATAGRAM];
+	size_t len = message(buf, key, epoch, seq, sent, 1);
+
+	return check(buf, len, r);
 }
 
 static void sync_accepts_signed(void **state)
@@ -66,16 +115,19 @@ static void sync_accepts_signed(void **state)
 	struct ts_sync_replay r = {};
 	const struct ts_sync_record *recs;
 	const struct ts_sync_hdr *h;
-	struct ts_endpoint ep = sender();
+	struct ts_endpoint ep = sender(), self = us();
 	size_t len = message(buf, key, EPOCH, 1, NOW, TS_SYNC_MAX_RECORDS);
+	bool ne = false;
 
 	ASSERT_TRUE(len <= TS_SYNC_DATAGRAM, "a full datagram fits: %zu", len);
-	ASSERT_EQ(ts_sync_check(key, 32, buf, len, &ep, NOW, &r, &h, &recs), TS_SYNC_OK,
-		  "a signed message");
+	ASSERT_EQ(TS_SYNC_MAX_RECORDS, 18, "records in a datagram, as in version 1");
+	ASSERT_EQ(ts_sync_check(key, 32, buf, len, &ep, &self, NOW, mono, &r, &h, &recs, &ne),
+		  TS_SYNC_OK, "a signed message");
 	ASSERT_EQ(ntohs(h->count), TS_SYNC_MAX_RECORDS, "its records");
 	ASSERT_EQ(ntohs(recs[2].client_port), 1002, "its third record");
-	ASSERT_EQ(r.epoch, EPOCH, "the sender's epoch");
-	ASSERT_EQ(r.max_seq, 1, "its highest sequence number");
+	ASSERT_EQ(r.inc[0].epoch, EPOCH, "the sender's epoch");
+	ASSERT_EQ(r.inc[0].max_seq, 1, "its highest sequence number");
+	ASSERT_TRUE(ne, "the first message of an epoch starts an incarnation");
 }
 
 /* Every bit of a message is covered: one flipped anywhere is refused. */
@@ -92,7 +144,8 @@ static void sync_refuses_forged(void **state)
 			buf[i] ^= (unsigned char)(1 << bit);
 			before = r;
 			v = check(buf, len, &r);
-			ASSERT_TRUE(v == TS_SYNC_BAD_TAG || v == TS_SYNC_BAD_FORMAT,
+			ASSERT_TRUE(v == TS_SYNC_BAD_TAG || v == TS_SYNC_BAD_FORMAT ||
+					    v == TS_SYNC_BAD_VERSION,
 				    "byte %zu bit %d flipped: verdict %s", i, bit,
 				    ts_sync_verdict_name(v));
 			ASSERT_TRUE(!memcmp(&r, &before, sizeof(r)),
@@ -105,20 +158,23 @@ static void sync_refuses_forged(void **state)
 	len = message(buf, key, EPOCH, 1, NOW, 3);
 	ASSERT_EQ(check(buf, len - 1, &r), TS_SYNC_BAD_FORMAT, "truncated");
 	ASSERT_EQ(check(buf, 10, &r), TS_SYNC_BAD_FORMAT, "a stub");
+	ASSERT_EQ(check(buf, 3, &r), TS_SYNC_BAD_FORMAT, "shorter than magic and version");
 	/* a forged huge sequence number must not advance the window */
 	len = message(buf, other_key, EPOCH + 1, 1000000, NOW, 0);
 	ASSERT_EQ(check(buf, len, &r), TS_SYNC_BAD_TAG, "forged, far ahead");
-	ASSERT_EQ(r.epoch, 0, "the replay state untouched");
+	ASSERT_EQ(r.inc[0].epoch, 0, "the replay state untouched");
 	len = message(buf, key, EPOCH, 1, NOW, 3);
 	ASSERT_EQ(check(buf, len, &r), TS_SYNC_OK, "the genuine one still goes");
 }
 
-/* Each (epoch, seq) once; up to 64 behind the highest may come late. */
+/* Each (epoch, seq) once; up to TS_SYNC_WINDOW behind the highest may come
+ * late; a restarted sender's older incarnation stays remembered. */
 static void sync_refuses_replayed(void **state)
 {
 	unsigned char buf[TS_SYNC_DATAGRAM], old[TS_SYNC_DATAGRAM];
 	struct ts_sync_replay r = {};
 	size_t len, old_len;
+	__u64 seq;
 
 	old_len = message(old, key, EPOCH, 5, NOW, 1);
 	ASSERT_EQ(check(old, old_len, &r), TS_SYNC_OK, "seq 5");
@@ -126,37 +182,36 @@ static void sync_refuses_replayed(void **state)
 	len = message(buf, key, EPOCH, 3, NOW, 1);
 	ASSERT_EQ(check(buf, len, &r), TS_SYNC_OK, "seq 3, late");
 	ASSERT_EQ(check(buf, len, &r), TS_SYNC_REPLAYED, "seq 3 again");
-	len = message(buf, key, EPOCH, 69, NOW, 1);
-	ASSERT_EQ(check(buf, len, &r), TS_SYNC_OK, "seq 69");
-	ASSERT_EQ(check(old, old_len, &r), TS_SYNC_STALE, "seq 5, 64 behind: out of the window");
-	len = message(buf, key, EPOCH, 6, NOW, 1);
-	ASSERT_EQ(check(buf, len, &r), TS_SYNC_OK, "seq 6, 63 behind, never seen");
-	len = message(buf, key, EPOCH, 0, NOW, 1);
-	ASSERT_EQ(check(buf, len, &r), TS_SYNC_STALE, "seq 0");
-	len = message(buf, key, EPOCH - 1, 1000, NOW, 1);
-	ASSERT_EQ(check(buf, len, &r), TS_SYNC_STALE, "an older epoch");
-	len = message(buf, key, EPOCH + 1, 1, NOW, 1);
-	ASSERT_EQ(check(buf, len, &r), TS_SYNC_OK, "a newer epoch: the sender restarted");
-	ASSERT_EQ(check(old, old_len, &r), TS_SYNC_STALE, "the old epoch's message after it");
+	/* the window moves on in steps the sequence may take */
+	for (seq = 5; seq < 5 + TS_SYNC_WINDOW;) {
+		seq = seq + TS_SYNC_SEQ_JUMP < 5 + TS_SYNC_WINDOW ? seq + TS_SYNC_SEQ_JUMP
+								  : 5 + TS_SYNC_WINDOW;
+		ASSERT_TRUE(send_check(&r, EPOCH, seq, NOW) == TS_SYNC_OK, "seq %llu",
+			    (unsigned long long)seq);
+	}
+	ASSERT_EQ(check(old, old_len, &r), TS_SYNC_STALE, "seq 5, a window behind: out of it");
+	ASSERT_EQ(send_check(&r, EPOCH, 6, NOW), TS_SYNC_OK, "seq 6, just inside, never seen");
+	ASSERT_EQ(send_check(&r, EPOCH, 6, NOW), TS_SYNC_REPLAYED, "seq 6 again");
+	ASSERT_EQ(send_check(&r, EPOCH, 0, NOW), TS_SYNC_STALE, "seq 0");
+	ASSERT_EQ(send_check(&r, EPOCH - 1, 1000, NOW), TS_SYNC_STALE,
+		  "an older epoch while the latest talks");
+	len = message(old, key, EPOCH, 5 + TS_SYNC_WINDOW + 1, NOW, 1);
+	ASSERT_EQ(check(old, len, &r), TS_SYNC_OK, "the latest of the first epoch");
+	ASSERT_EQ(send_check(&r, EPOCH + 1, 1, NOW), TS_SYNC_OK,
+		  "a newer epoch: the sender restarted");
+	ASSERT_EQ(check(old, len, &r), TS_SYNC_REPLAYED,
+		  "the first epoch's message after the restart: still known");
 }
 
-/* The time window: clocks within 30 s; an epoch never after its message. */
-static void sync_refuses_stale(void **state)
+/* The time window: clocks within 30 s; the verdict names the clock. */
+static void sync_refuses_clock_skew(void **state)
 {
-	unsigned char buf[TS_SYNC_DATAGRAM];
 	struct ts_sync_replay r = {};
-	const __u64 s = 1000000000ULL;
-	size_t len;
 
-	len = message(buf, key, EPOCH, 1, NOW - 31 * s, 1);
-	ASSERT_EQ(check(buf, len, &r), TS_SYNC_STALE, "31 s old");
-	len = message(buf, key, EPOCH, 1, NOW + 31 * s, 1);
-	ASSERT_EQ(check(buf, len, &r), TS_SYNC_STALE, "31 s ahead");
-	len = message(buf, key, NOW, 1, NOW - s, 1);
-	ASSERT_EQ(check(buf, len, &r), TS_SYNC_STALE, "an epoch after its message");
-	ASSERT_EQ(r.epoch, 0, "nothing accepted");
-	len = message(buf, key, EPOCH, 1, NOW - 29 * s, 1);
-	ASSERT_EQ(check(buf, len, &r), TS_SYNC_OK, "29 s old");
+	ASSERT_EQ(send_check(&r, EPOCH, 1, NOW - 31 * S), TS_SYNC_CLOCK, "31 s old");
+	ASSERT_EQ(send_check(&r, EPOCH, 1, NOW + 31 * S), TS_SYNC_CLOCK, "31 s ahead");
+	ASSERT_EQ(r.inc[0].epoch, 0, "nothing accepted");
+	ASSERT_EQ(send_check(&r, EPOCH, 1, NOW - 29 * S), TS_SYNC_OK, "29 s old");
 }
 
 /* A message names its sender: another peer's source is refused. */
@@ -166,17 +221,163 @@ static void sync_refuses_wrong_sender(void **state)
 	struct ts_sync_replay r = {};
 	const struct ts_sync_record *recs;
 	const struct ts_sync_hdr *h;
-	struct ts_endpoint ep = sender();
+	struct ts_endpoint ep = sender(), self = us();
 	size_t len = message(buf, key, EPOCH, 1, NOW, 1);
+	bool ne;
 
-	ep.addr[0] = htonl(0xc6120202);
-	ASSERT_EQ(ts_sync_check(key, 32, buf, len, &ep, NOW, &r, &h, &recs), TS_SYNC_BAD_SENDER,
-		  "from another address");
+	ep.addr[0] = htonl(0xc6120209);
+	ASSERT_EQ(ts_sync_check(key, 32, buf, len, &ep, &self, NOW, mono, &r, &h, &recs, &ne),
+		  TS_SYNC_BAD_SENDER, "from another address");
 	ep = sender();
 	ep.port = htons(7947);
-	ASSERT_EQ(ts_sync_check(key, 32, buf, len, &ep, NOW, &r, &h, &recs), TS_SYNC_BAD_SENDER,
-		  "from another port");
-	ASSERT_EQ(r.epoch, 0, "nothing accepted");
+	ASSERT_EQ(ts_sync_check(key, 32, buf, len, &ep, &self, NOW, mono, &r, &h, &recs, &ne),
+		  TS_SYNC_BAD_SENDER, "from another port");
+	ASSERT_EQ(r.inc[0].epoch, 0, "nothing accepted");
+}
+
+/* A message names its recipient: what B sent to A, replayed to C from B's
+ * own address, is refused at C, before and after C heard B; each recipient
+ * keeps its own replay state of B. */
+static void sync_refuses_other_recipient(void **state)
+{
+	unsigned char to_a[TS_SYNC_DATAGRAM], to_c[TS_SYNC_DATAGRAM];
+	struct ts_sync_replay at_c = {}, at_a = {}, before;
+	size_t la = message_to(to_a, key, third(), EPOCH, 7, NOW, 1);
+	size_t lc = message_to(to_c, key, us(), EPOCH, 7, NOW, 1);
+	struct ts_endpoint other_port = us();
+
+	ASSERT_EQ(check_at(to_a, la, &at_c, us(), NULL), TS_SYNC_BAD_RECIPIENT,
+		  "B's message to A, replayed to C");
+	ASSERT_EQ(at_c.inc[0].epoch, 0, "C's state of B untouched");
+	ASSERT_EQ(check_at(to_a, la, &at_a, third(), NULL), TS_SYNC_OK, "at A, its recipient");
+	ASSERT_EQ(check_at(to_c, lc, &at_c, us(), NULL), TS_SYNC_OK,
+		  "B's own message to C, same epoch and sequence number");
+	before = at_c;
+	ASSERT_EQ(check_at(to_a, la, &at_c, us(), NULL), TS_SYNC_BAD_RECIPIENT,
+		  "B's message to A, replayed to C after C heard B");
+	ASSERT_TRUE(!memcmp(&before, &at_c, sizeof(at_c)), "C's state of B untouched");
+	other_port.port = htons(7947);
+	ASSERT_EQ(check_at(to_c, lc, &at_c, other_port, NULL), TS_SYNC_BAD_RECIPIENT,
+		  "to C's address but another port");
+}
+
+/* A holder of the key posing as B sends the largest sequence number in B's
+ * epoch: refused, and B goes on. A jump a sequence may take is accepted, and
+ * B's next datagrams are still inside the window. After a quiet spell (B's
+ * datagrams lost) a larger jump is taken. */
+static void sync_max_sequence_does_not_silence(void **state)
+{
+	struct ts_sync_replay r = {}, before;
+
+	for (__u64 seq = 1; seq <= 3; seq++)
+		ASSERT_EQ(send_check(&r, EPOCH, seq, NOW), TS_SYNC_OK, "B's genuine datagrams");
+	before = r;
+	ASSERT_EQ(send_check(&r, EPOCH, UINT64_MAX, NOW), TS_SYNC_AHEAD,
+		  "the largest sequence number, forged");
+	ASSERT_TRUE(!memcmp(&before, &r, sizeof(r)), "the replay state untouched");
+	ASSERT_EQ(send_check(&r, EPOCH, 3 + TS_SYNC_SEQ_JUMP + 1, NOW), TS_SYNC_AHEAD,
+		  "one more than the largest jump");
+	ASSERT_EQ(send_check(&r, EPOCH, 4, NOW), TS_SYNC_OK, "B's next: heard");
+	ASSERT_EQ(send_check(&r, EPOCH, 4 + TS_SYNC_SEQ_JUMP, NOW), TS_SYNC_OK,
+		  "the largest jump (a holder of the key may)");
+	for (__u64 seq = 5; seq <= 8; seq++)
+		ASSERT_EQ(send_check(&r, EPOCH, seq, NOW), TS_SYNC_OK, "B's next ones: heard");
+	/* B's datagrams lost for TS_SYNC_QUIET_NS: a longer jump is its own */
+	mono += TS_SYNC_QUIET_NS;
+	ASSERT_EQ(send_check(&r, EPOCH, 100000, NOW), TS_SYNC_OK,
+		  "after a quiet spell, far ahead");
+	ASSERT_EQ(send_check(&r, EPOCH, 100001, NOW), TS_SYNC_OK, "and on from there");
+	ASSERT_EQ(send_check(&r, EPOCH, 8, NOW), TS_SYNC_STALE, "behind the window");
+	/* nothing heard for TS_SYNC_FORGET_NS: what comes, in the time window,
+	 * was never accepted, whatever its number */
+	mono += TS_SYNC_FORGET_NS;
+	ASSERT_EQ(send_check(&r, EPOCH, 9, NOW), TS_SYNC_OK, "a minute later, anew");
+	ASSERT_EQ(send_check(&r, EPOCH, 9, NOW), TS_SYNC_REPLAYED, "and once");
+}
+
+/* A holder of the key posing as B sends an epoch ahead of B's: B is still
+ * heard; an epoch after our clock (plus the skew) is refused; B restarting
+ * with an epoch below the forged one is heard once the forged one is quiet. */
+static void sync_future_epoch_does_not_silence(void **state)
+{
+	struct ts_sync_replay r = {}, before;
+	bool ne = false;
+
+	ASSERT_EQ(send_check(&r, EPOCH, 1, NOW), TS_SYNC_OK, "B's genuine datagram");
+	before = r;
+	ASSERT_EQ(send_check(&r, NOW + TS_SYNC_MAX_SKEW_NS + S, 1, NOW), TS_SYNC_AHEAD,
+		  "an epoch 31 s after our clock, forged");
+	ASSERT_EQ(send_check(&r, UINT64_MAX, 1, NOW), TS_SYNC_AHEAD, "the largest epoch, forged");
+	ASSERT_TRUE(!memcmp(&before, &r, sizeof(r)), "the replay state untouched");
+	ASSERT_EQ(send_check(&r, NOW + 29 * S, 1, NOW), TS_SYNC_OK,
+		  "an epoch 29 s ahead (a holder of the key may)");
+	ASSERT_EQ(send_check(&r, EPOCH, 2, NOW), TS_SYNC_OK, "B's next: heard");
+	ASSERT_EQ(send_check(&r, EPOCH, 3, NOW), TS_SYNC_OK, "and the one after");
+	ASSERT_EQ(send_check(&r, EPOCH, 2, NOW), TS_SYNC_REPLAYED, "B's own window holds");
+	/* B restarts (an epoch below the forged one): heard once that is quiet */
+	ASSERT_EQ(send_check(&r, NOW - S, 1, NOW), TS_SYNC_STALE,
+		  "B restarted, the forged epoch heard just now");
+	mono += TS_SYNC_QUIET_NS;
+	{
+		unsigned char buf[TS_SYNC_DATAGRAM];
+		size_t len = message(buf, key, NOW - S, 1, NOW, 1);
+
+		ASSERT_EQ(check_at(buf, len, &r, us(), &ne), TS_SYNC_OK,
+			  "B restarted, the forged epoch quiet for 3.5 s");
+		ASSERT_TRUE(ne, "a new incarnation");
+	}
+}
+
+/* B's wall clock steps back 10 s: its datagrams now say they were sent
+ * before its epoch. Still heard; and when it restarts with an epoch below
+ * its last one, heard once that last one is quiet. */
+static void sync_clock_stepped_back(void **state)
+{
+	struct ts_sync_replay r = {};
+	const __u64 start = NOW - 5 * S;	/* B started 5 s ago */
+	bool ne = false;
+
+	ASSERT_EQ(send_check(&r, start, 1, NOW), TS_SYNC_OK, "before the step");
+	ASSERT_EQ(send_check(&r, start, 2, NOW - 10 * S), TS_SYNC_OK,
+		  "B's clock stepped back 10 s: sent before its epoch");
+	ASSERT_EQ(send_check(&r, start, 3, NOW - 10 * S + S / 2), TS_SYNC_OK, "and on");
+	/* restarted 2 s later, its clock still 10 s back: an earlier epoch */
+	mono += 2 * S;
+	ASSERT_EQ(send_check(&r, NOW - 8 * S, 1, NOW - 8 * S), TS_SYNC_STALE,
+		  "restarted, its last start heard 2 s ago");
+	mono += TS_SYNC_QUIET_NS - 2 * S;
+	{
+		unsigned char buf[TS_SYNC_DATAGRAM];
+		size_t len = message(buf, key, NOW - 8 * S, 1, NOW - 8 * S + S, 1);
+
+		ASSERT_EQ(check_at(buf, len, &r, us(), &ne), TS_SYNC_OK,
+			  "restarted, its last start quiet for 3.5 s");
+		ASSERT_TRUE(ne, "a new incarnation");
+	}
+}
+
+/* A datagram of protocol version 1 (a 56-byte header) is refused as such;
+ * so is a version from the future; nothing changes. */
+static void sync_refuses_old_version(void **state)
+{
+	unsigned char buf[TS_SYNC_DATAGRAM] = {};
+	struct ts_sync_replay r = {};
+	size_t len;
+
+	/* version 1: magic, version, type, count, then 48 more header bytes */
+	*(__be32 *)buf = htonl(TS_SYNC_MAGIC);
+	buf[4] = 1;
+	buf[5] = TS_SYNC_MSG_EVENTS;
+	*(__be16 *)(buf + 6) = htons(1);
+	len = 56 + sizeof(struct ts_sync_record);
+	assert_int_equal(ts_sync_sign(key, 32, buf, len), 0);
+	ASSERT_EQ(check(buf, len + TS_SYNC_TAG_LEN, &r), TS_SYNC_BAD_VERSION, "version 1");
+	ASSERT_EQ(check(buf, 8, &r), TS_SYNC_BAD_VERSION, "version 1, its first 8 bytes");
+	len = message(buf, key, EPOCH, 1, NOW, 1);
+	buf[4] = TS_SYNC_VERSION + 1;
+	ASSERT_EQ(check(buf, len, &r), TS_SYNC_BAD_VERSION, "a later version");
+	ASSERT_EQ(r.inc[0].epoch, 0, "nothing accepted");
+	assert_string_equal(ts_sync_verdict_name(TS_SYNC_BAD_VERSION), "version");
 }
 
 static void write_key(const char *path, const char *text, mode_t mode)
@@ -204,8 +405,23 @@ static void sync_key_file(void **state)
 	write_key(path, "c2VjcmV0LWtleS1vZi10aGUtZmxlZXQ=\n", 0640);
 	ASSERT_EQ(ts_sync_key_read(path, k, &n, &err) ? err.status : 0, TS_ERR_USAGE, "group-readable");
 	ASSERT_TRUE(strstr(err.msg, "chmod 600"), "the fix is named: %s", err.msg);
+	write_key(path, "c2VjcmV0LWtleS1vZi10aGUtZmxlZXQ=\n", 0620);
+	ASSERT_EQ(ts_sync_key_read(path, k, &n, &err) ? err.status : 0, TS_ERR_USAGE,
+		  "group-writable");
 	write_key(path, "c2VjcmV0LWtleS1vZi10aGUtZmxlZXQ=\n", 0604);
 	ASSERT_EQ(ts_sync_key_read(path, k, &n, &err) ? err.status : 0, TS_ERR_USAGE, "world-readable");
+	/* another user's file, however strict its mode (root may give it away) */
+	write_key(path, "c2VjcmV0LWtleS1vZi10aGUtZmxlZXQ=\n", 0600);
+	if (geteuid() == 0 && !chown(path, 65534, 65534)) {
+		ASSERT_EQ(ts_sync_key_read(path, k, &n, &err) ? err.status : 0, TS_ERR_USAGE,
+			  "owned by another user");
+		ASSERT_TRUE(strstr(err.msg, "chown root") && strstr(err.msg, "65534"),
+			    "the owner and the fix are named: %s", err.msg);
+		assert_int_equal(chown(path, 0, 0), 0);
+		ASSERT_EQ(ts_sync_key_read(path, k, &n, &err), 0, "root's again");
+	} else {
+		print_message("(not root: the owner check is not tested)\n");
+	}
 	write_key(path, "short\n", 0600);
 	ASSERT_EQ(ts_sync_key_read(path, k, &n, &err) ? err.status : 0, TS_ERR_USAGE, "5 bytes");
 	unlink(path);
@@ -219,8 +435,13 @@ int run_sync_tests(void)
 		cmocka_unit_test(sync_accepts_signed),
 		cmocka_unit_test(sync_refuses_forged),
 		cmocka_unit_test(sync_refuses_replayed),
-		cmocka_unit_test(sync_refuses_stale),
+		cmocka_unit_test(sync_refuses_clock_skew),
 		cmocka_unit_test(sync_refuses_wrong_sender),
+		cmocka_unit_test(sync_refuses_other_recipient),
+		cmocka_unit_test(sync_max_sequence_does_not_silence),
+		cmocka_unit_test(sync_future_epoch_does_not_silence),
+		cmocka_unit_test(sync_clock_stepped_back),
+		cmocka_unit_test(sync_refuses_old_version),
 		cmocka_unit_test(sync_key_file),
 	};
 

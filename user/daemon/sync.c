@@ -39,18 +39,21 @@ static const char help[] =
 	"pin never moves a live pin of this gateway, and names its backend by address\n"
 	"(the backend must exist here, in the service of that VIP).\n"
 	"\n"
-	"Messages carry an HMAC-SHA256 tag made with the shared key, a sequence number\n"
-	"and a time: forged, replayed or stale ones (clocks more than 30 s apart) are\n"
+	"Messages carry an HMAC-SHA256 tag made with the shared key, the peer they are\n"
+	"for, a sequence number per peer and a time: forged ones, ones sent to another\n"
+	"gateway, replayed ones and ones more than 30 s from this host's clock are\n"
 	"dropped and counted. A peer that comes up gets every pin this gateway holds;\n"
 	"every --refresh, each peer gets this gateway's own pins again. Killing sync\n"
 	"changes no flow; the data plane counts the events it could not hand over\n"
 	"(sync_lost). Run one sync per instance (the systemd unit tcpshift-sync.service).\n"
 	"Exit 0 on SIGTERM or SIGINT, 1 when the instance is unloaded under it, 2 for\n"
-	"bad options, a bad key file or an address in use.\n"
+	"bad options or a bad key file, 4 when the listen or metrics address is in\n"
+	"use (retry later: the systemd unit does).\n"
 	"\n"
 	"  --listen ADDR:PORT    our UDP address, as the peers list it in their --peer\n"
 	"  --peer ADDR:PORT      another gateway's --listen (repeat for each, up to 32)\n"
-	"  --key FILE            the shared key, at least 16 bytes; mode 0600 or stricter\n"
+	"  --key FILE            the shared key, at least 16 bytes; owned by root (or\n"
+	"                        the user sync runs as), mode 0600 or stricter\n"
 	"  --refresh DURATION    resend our own pins this often (default 30s)\n"
 	"  --metrics ADDR:PORT   Prometheus metrics at http://ADDR:PORT/metrics\n"
 	"\n"
@@ -60,7 +63,7 @@ static const char help[] =
 	"      --peer 198.18.2.3:7946 --key /etc/tcpshift/sync.key --metrics 127.0.0.1:9471\n";
 
 #define HELLO_NS	1000000000ULL	/* every peer hears from us this often */
-#define PEER_DOWN_NS	3500000000ULL	/* nothing heard for this long: down */
+#define PEER_DOWN_NS	TS_SYNC_QUIET_NS	/* nothing heard for this long: down */
 #define LOG_EVERY_NS	10000000000ULL	/* one complaint per peer and kind */
 #define LAG_SAMPLES	4096		/* the lag quantiles: the latest samples */
 #define RCVBUF_BYTES	(32 << 20)	/* a bulk resync arrives at once */
@@ -82,6 +85,7 @@ struct peer {
 	char			name[TS_ADDRSTRLEN];
 	struct ts_sync_replay	replay;
 	__u64			heard_ns;	/* CLOCK_MONOTONIC of its last good message */
+	__u64			tx_seq;		/* of our latest datagram to it */
 	bool			up;
 	bool			bulk_due;	/* came up: a bulk resync is owed */
 	__u64			logged_ns[TS_SYNC_VERDICTS + 1];	/* + send errors */
@@ -101,7 +105,7 @@ struct sync {
 	size_t			npeers;
 	int			sock;
 	struct ring_buffer	*rb;
-	__u64			epoch, seq;
+	__u64			epoch;
 	__u64			real_minus_mono;	/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 	struct ts_backend	*backends;		/* TS_MAX_BACKENDS: ids -> addresses */
 	bool			backends_fresh;		/* read since the last miss */
@@ -146,7 +150,8 @@ static void send_to(struct sync *s, struct peer *p, unsigned char *buf, size_t l
 }
 
 /* A datagram of n records (already at buf + header) to peer p, or to every
- * peer when p is NULL. Each copy has its own sequence number. */
+ * peer when p is NULL. Each copy names its peer and has the next of that
+ * peer's sequence numbers: a copy replayed to another peer is refused there. */
 static void send_records(struct sync *s, struct peer *p, enum ts_sync_msg_type type,
 			 unsigned char *buf, size_t n)
 {
@@ -157,8 +162,8 @@ static void send_records(struct sync *s, struct peer *p, enum ts_sync_msg_type t
 
 		if (p && q != p)
 			continue;
-		ts_sync_hdr_init((struct ts_sync_hdr *)buf, type, (__u16)n, &s->self, s->epoch,
-				 ++s->seq, now_real());
+		ts_sync_hdr_init((struct ts_sync_hdr *)buf, type, (__u16)n, &s->self, &q->ep,
+				 s->epoch, ++q->tx_seq, now_real());
 		if (ts_sync_sign(s->key, s->key_len, buf, len))
 			continue;
 		send_to(s, q, buf, len + TS_SYNC_TAG_LEN);
@@ -339,25 +344,87 @@ static void lag_sample(struct sync *s, __u64 lag)
 	s->lag_sum_ns += lag;
 }
 
-static void reject(struct sync *s, struct peer *p, enum ts_sync_verdict v)
+/* Whether epoch is one of the incarnations of p we remember. */
+static bool known_epoch(const struct peer *p, __u64 epoch)
 {
-	static const char *const why[TS_SYNC_VERDICTS] = {
-		[TS_SYNC_BAD_FORMAT] = "is malformed (another tcpshift version?)",
-		[TS_SYNC_BAD_TAG] = "fails authentication (is its --key the same as ours?)",
-		[TS_SYNC_BAD_SENDER] = "names another sender than its source address (a "
-				       "--listen that differs from our --peer for it?)",
-		[TS_SYNC_STALE] = "is stale (clocks more than 30 s apart, or an old message "
-				  "replayed)",
-		[TS_SYNC_REPLAYED] = "was received before (replayed)",
-	};
+	for (int i = 0; i < TS_SYNC_EPOCHS; i++)
+		if (p->replay.inc[i].epoch == epoch)
+			return true;
+	return false;
+}
+
+/* What was wrong with a datagram from p, in words: h is its authenticated
+ * header, or NULL before the tag checked. */
+static void why_rejected(const struct peer *p, enum ts_sync_verdict v, const struct ts_sync_hdr *h,
+			 __u64 now, char *why, size_t size)
+{
+	__u64 epoch = h ? be64toh(h->epoch) : 0, sent = h ? be64toh(h->sent_ns) : 0;
+	double ahead = ((double)sent - (double)now) / 1e9;
+
+	switch (v) {
+	case TS_SYNC_BAD_FORMAT:
+		snprintf(why, size, "is malformed");
+		break;
+	case TS_SYNC_BAD_VERSION:
+		snprintf(why, size, "speaks another sync protocol version than our %d (upgrade "
+			 "tcpshift on every gateway)", TS_SYNC_VERSION);
+		break;
+	case TS_SYNC_BAD_TAG:
+		snprintf(why, size, "fails authentication (is its --key the same as ours?)");
+		break;
+	case TS_SYNC_BAD_SENDER:
+		snprintf(why, size, "names another sender than its source address (a --listen "
+			 "that differs from our --peer for it?)");
+		break;
+	case TS_SYNC_BAD_RECIPIENT:
+		snprintf(why, size, "is addressed to another gateway (replayed to us, or its "
+			 "--peer for us differs from our --listen)");
+		break;
+	case TS_SYNC_CLOCK:
+		snprintf(why, size, "was sent %.1f s %s our clock (more than %llu s: one of the "
+			 "two clocks is wrong, or it is an old message replayed)",
+			 ahead < 0 ? -ahead : ahead, ahead < 0 ? "before" : "after",
+			 TS_SYNC_MAX_SKEW_NS / 1000000000ULL);
+		break;
+	case TS_SYNC_AHEAD:
+		if (epoch > now + TS_SYNC_MAX_SKEW_NS)
+			snprintf(why, size, "names a start %.1f s after our clock (forged by a "
+				 "holder of the key?)", ((double)epoch - (double)now) / 1e9);
+		else
+			snprintf(why, size, "skips more than %d sequence numbers without a pause "
+				 "(forged by a holder of the key?)", TS_SYNC_SEQ_JUMP);
+		break;
+	case TS_SYNC_STALE:
+		if (!known_epoch(p, epoch))
+			snprintf(why, size, "is from an earlier start of it than the latest we "
+				 "heard (replayed, or it restarted after its clock stepped back: "
+				 "taken once its latest start is quiet for %.1f s)",
+				 (double)TS_SYNC_QUIET_NS / 1e9);
+		else
+			snprintf(why, size, "is more than %d datagrams late (replayed?)",
+				 TS_SYNC_WINDOW);
+		break;
+	case TS_SYNC_REPLAYED:
+		snprintf(why, size, "was received before (replayed)");
+		break;
+	default:
+		snprintf(why, size, "is refused");
+	}
+}
+
+static void reject(struct sync *s, struct peer *p, enum ts_sync_verdict v,
+		   const struct ts_sync_hdr *h, __u64 real)
+{
 	__u64 now = ts_now_ns();
+	char why[256];
 
 	pthread_mutex_lock(&s->lock);
 	p->rejected[v]++;
 	pthread_mutex_unlock(&s->lock);
 	if (now - p->logged_ns[v] >= LOG_EVERY_NS || !p->logged_ns[v]) {
 		p->logged_ns[v] = now;
-		logf_("message from peer %s %s: dropped", p->name, why[v]);
+		why_rejected(p, v, h, real, why, sizeof(why));
+		logf_("message from peer %s %s: dropped", p->name, why);
 	}
 }
 
@@ -366,11 +433,12 @@ static void receive(struct sync *s, const unsigned char *buf, size_t len,
 {
 	static __u64 logged_unknown;
 	const struct ts_sync_record *recs;
-	const struct ts_sync_hdr *h;
+	const struct ts_sync_hdr *h = NULL;
 	struct ts_endpoint ep;
 	enum ts_sync_verdict v;
 	struct peer *p;
-	__u64 now, epoch;
+	__u64 now, real;
+	bool new_epoch;
 	size_t n;
 
 	if (!ts_endpoint_of(from, &ep) || !(p = peer_of(s, &ep))) {
@@ -389,14 +457,14 @@ static void receive(struct sync *s, const unsigned char *buf, size_t len,
 		}
 		return;
 	}
-	epoch = p->replay.epoch;
-	v = ts_sync_check(s->key, s->key_len, buf, len, &p->ep, now_real(), &p->replay, &h,
-			  &recs);
+	real = now_real();
+	now = ts_now_ns();
+	v = ts_sync_check(s->key, s->key_len, buf, len, &p->ep, &s->self, real, now, &p->replay,
+			  &h, &recs, &new_epoch);
 	if (v != TS_SYNC_OK) {
-		reject(s, p, v);
+		reject(s, p, v, h, real);
 		return;
 	}
-	now = ts_now_ns();
 	p->heard_ns = now;
 	n = ntohs(h->count);
 	pthread_mutex_lock(&s->lock);
@@ -416,7 +484,7 @@ static void receive(struct sync *s, const unsigned char *buf, size_t len,
 		pthread_mutex_unlock(&s->lock);
 	}
 	/* up, or back with a new epoch (restarted: its maps may be empty) */
-	if (!p->up || (epoch && be64toh(h->epoch) != epoch)) {
+	if (!p->up || new_epoch) {
 		logf_("peer %s is up%s: sending it every pin we hold", p->name,
 		      p->up ? " again (restarted)" : "");
 		p->up = true;
@@ -641,7 +709,10 @@ static int open_socket(struct sync *s, const char *spec)
 		fprintf(stderr, "tcpshift: cannot listen on %s: %s%s\n", spec, strerror(e),
 			e == EADDRINUSE ? ": another process uses it; pick another --listen"
 			: e == EADDRNOTAVAIL ? ": no such local address here" : "");
-		return e == EADDRINUSE || e == EADDRNOTAVAIL ? 2 : 1;
+		/* a port in use may be free soon (the unit retries); an address
+		 * that is not here is a mistake in the options */
+		return e == EADDRINUSE ? TS_ERR_BUSY : e == EADDRNOTAVAIL ? TS_ERR_USAGE
+									  : TS_ERR_RUNTIME;
 	}
 	/* root may exceed net.core.rmem_max: a bulk resync comes in one go */
 	if (setsockopt(s->sock, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)))
@@ -776,9 +847,9 @@ int cmd_sync(struct cli_ctx *ctx, int argc, char **argv)
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
 		s->epoch = now_real();
-		logf_("started on %s with %zu peers (pin directory %s)%s%s", s->self_name,
-		      s->npeers, s->m.pin_dir, metrics ? "; metrics at http://" : "",
-		      metrics ? metrics : "");
+		logf_("started on %s with %zu peers (pin directory %s, epoch %llu)%s%s",
+		      s->self_name, s->npeers, s->m.pin_dir, (unsigned long long)s->epoch,
+		      metrics ? "; metrics at http://" : "", metrics ? metrics : "");
 		run(s, refresh_ns);
 		/* the data plane stops streaming: a stopped sync costs it nothing */
 		if (!s->failed && set_sync_flag(s, false, &err))

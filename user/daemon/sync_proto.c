@@ -20,14 +20,18 @@
 
 #include "sync_proto.h"
 
-_Static_assert(sizeof(struct ts_sync_hdr) == 56, "sync header size");
+_Static_assert(sizeof(struct ts_sync_hdr) == 72, "sync header size");
 _Static_assert(sizeof(struct ts_sync_record) == 72, "sync record size");
 
 static const char *const verdict_names[TS_SYNC_VERDICTS] = {
 	[TS_SYNC_OK] = "ok",
 	[TS_SYNC_BAD_FORMAT] = "malformed",
+	[TS_SYNC_BAD_VERSION] = "version",
 	[TS_SYNC_BAD_TAG] = "bad_tag",
 	[TS_SYNC_BAD_SENDER] = "wrong_sender",
+	[TS_SYNC_BAD_RECIPIENT] = "wrong_recipient",
+	[TS_SYNC_CLOCK] = "clock_skew",
+	[TS_SYNC_AHEAD] = "ahead",
 	[TS_SYNC_STALE] = "stale",
 	[TS_SYNC_REPLAYED] = "replayed",
 };
@@ -70,7 +74,8 @@ int ts_sync_sign(const unsigned char *key, size_t key_len, unsigned char *buf, s
 }
 
 void ts_sync_hdr_init(struct ts_sync_hdr *h, enum ts_sync_msg_type type, __u16 count,
-		      const struct ts_endpoint *sender, __u64 epoch, __u64 seq, __u64 sent_ns)
+		      const struct ts_endpoint *sender, const struct ts_endpoint *recipient,
+		      __u64 epoch, __u64 seq, __u64 sent_ns)
 {
 	memset(h, 0, sizeof(*h));
 	h->magic = htonl(TS_SYNC_MAGIC);
@@ -80,51 +85,137 @@ void ts_sync_hdr_init(struct ts_sync_hdr *h, enum ts_sync_msg_type type, __u16 c
 	memcpy(h->sender, sender->addr, sizeof(h->sender));
 	h->sender_port = sender->port;
 	h->sender_family = sender->family;
+	memcpy(h->recipient, recipient->addr, sizeof(h->recipient));
+	h->recipient_port = recipient->port;
+	h->recipient_family = recipient->family;
 	h->epoch = htobe64(epoch);
 	h->seq = htobe64(seq);
 	h->sent_ns = htobe64(sent_ns);
 }
 
-/* Accept (epoch, seq) once: a newer epoch starts afresh, an older one is
- * stale; within the epoch, a window of 64 behind the highest. */
-static enum ts_sync_verdict replay_check(struct ts_sync_replay *r, __u64 epoch, __u64 seq)
+static bool same_endpoint(const __be32 addr[4], __be16 port, __u8 family,
+			  const struct ts_endpoint *ep)
 {
-	__u64 back;
+	return family == ep->family && port == ep->port &&
+	       !memcmp(addr, ep->addr, sizeof(ep->addr));
+}
 
-	if (!seq || epoch < r->epoch)
-		return TS_SYNC_STALE;
-	if (epoch > r->epoch) {
-		*r = (struct ts_sync_replay){ .epoch = epoch, .max_seq = seq, .seen = 1 };
+static bool seen_bit(const struct ts_sync_incarnation *c, __u64 seq)
+{
+	return c->seen[seq / 64 % TS_SYNC_WINDOW_WORDS] & (1ULL << (seq % 64));
+}
+
+static void set_bit_of(struct ts_sync_incarnation *c, __u64 seq)
+{
+	c->seen[seq / 64 % TS_SYNC_WINDOW_WORDS] |= 1ULL << (seq % 64);
+}
+
+/* A fresh window whose highest is seq. */
+static void window_start(struct ts_sync_incarnation *c, __u64 epoch, __u64 seq, __u64 now)
+{
+	memset(c, 0, sizeof(*c));
+	c->epoch = epoch;
+	c->max_seq = seq;
+	c->heard_ns = now;
+	set_bit_of(c, seq);
+}
+
+/*
+ * seq of incarnation c, once. Ahead of the highest: by at most
+ * TS_SYNC_SEQ_JUMP, so that one forged datagram cannot push the window past
+ * the real sender's next sequence numbers (a jump of JUMP leaves them
+ * WINDOW - JUMP inside it), unless the incarnation has been quiet for
+ * TS_SYNC_QUIET_NS (its datagrams were lost: a partition, a full buffer).
+ * Behind: within TS_SYNC_WINDOW, each once. An incarnation from which nothing
+ * was accepted for TS_SYNC_FORGET_NS starts afresh: every datagram accepted
+ * from it was sent before now - FORGET + SKEW, and the caller checked that
+ * this one was sent after now - SKEW, so it was never accepted.
+ */
+static enum ts_sync_verdict window_check(struct ts_sync_incarnation *c, __u64 seq, __u64 now)
+{
+	__u64 back, from, to;
+
+	if (now - c->heard_ns >= TS_SYNC_FORGET_NS) {
+		window_start(c, c->epoch, seq, now);
 		return TS_SYNC_OK;
 	}
-	if (seq > r->max_seq) {
-		back = seq - r->max_seq;
-		r->seen = back >= 64 ? 1 : (r->seen << back) | 1;
-		r->max_seq = seq;
+	if (seq > c->max_seq) {
+		if (seq - c->max_seq > TS_SYNC_SEQ_JUMP && now - c->heard_ns < TS_SYNC_QUIET_NS)
+			return TS_SYNC_AHEAD;
+		from = c->max_seq / 64 + 1;
+		to = seq / 64;
+		if (to - from + 1 >= TS_SYNC_WINDOW_WORDS)
+			memset(c->seen, 0, sizeof(c->seen));
+		else
+			for (__u64 w = from; w <= to; w++)
+				c->seen[w % TS_SYNC_WINDOW_WORDS] = 0;
+		c->max_seq = seq;
+		set_bit_of(c, seq);
+		c->heard_ns = now;
 		return TS_SYNC_OK;
 	}
-	back = r->max_seq - seq;
-	if (back >= 64)
+	back = c->max_seq - seq;
+	if (back >= TS_SYNC_WINDOW)
 		return TS_SYNC_STALE;
-	if (r->seen & (1ULL << back))
+	if (seen_bit(c, seq))
 		return TS_SYNC_REPLAYED;
-	r->seen |= 1ULL << back;
+	set_bit_of(c, seq);
+	c->heard_ns = now;
+	return TS_SYNC_OK;
+}
+
+/*
+ * (epoch, seq) once. A known incarnation: its window. An unknown one is a
+ * restarted sender: a newer epoch than all we know is taken at once; an older
+ * one (its clock stepped back before it restarted) once every newer
+ * incarnation has been quiet for TS_SYNC_QUIET_NS, so that a forged newer
+ * epoch silences no one for longer. It takes a free slot or the one heard
+ * from longest ago: a forged epoch evicts a quiet incarnation, not the one
+ * that is talking.
+ */
+static enum ts_sync_verdict replay_check(struct ts_sync_replay *r, __u64 epoch, __u64 seq,
+					 __u64 now, bool *new_epoch)
+{
+	struct ts_sync_incarnation *victim = NULL;
+
+	if (!seq || !epoch)
+		return TS_SYNC_STALE;
+	for (int i = 0; i < TS_SYNC_EPOCHS; i++)
+		if (r->inc[i].epoch == epoch)
+			return window_check(&r->inc[i], seq, now);
+	for (int i = 0; i < TS_SYNC_EPOCHS; i++) {
+		struct ts_sync_incarnation *c = &r->inc[i];
+
+		if (c->epoch > epoch && now - c->heard_ns < TS_SYNC_QUIET_NS)
+			return TS_SYNC_STALE;
+		/* a free slot first, else the one heard from longest ago */
+		if (!victim || (victim->epoch && (!c->epoch || c->heard_ns < victim->heard_ns)))
+			victim = c;
+	}
+	window_start(victim, epoch, seq, now);
+	*new_epoch = true;
 	return TS_SYNC_OK;
 }
 
 enum ts_sync_verdict ts_sync_check(const unsigned char *key, size_t key_len,
 				   const unsigned char *buf, size_t len,
-				   const struct ts_endpoint *sender, __u64 now_real,
-				   struct ts_sync_replay *replay, const struct ts_sync_hdr **hdr,
-				   const struct ts_sync_record **recs)
+				   const struct ts_endpoint *sender, const struct ts_endpoint *self,
+				   __u64 now_real, __u64 now_mono, struct ts_sync_replay *replay,
+				   const struct ts_sync_hdr **hdr,
+				   const struct ts_sync_record **recs, bool *new_epoch)
 {
 	unsigned char tag[TS_SYNC_TAG_LEN];
 	const struct ts_sync_hdr *h = (const void *)buf;
 	__u64 sent, epoch;
 	size_t count;
 
-	if (len < sizeof(*h) + TS_SYNC_TAG_LEN || ntohl(h->magic) != TS_SYNC_MAGIC ||
-	    h->version != TS_SYNC_VERSION)
+	*new_epoch = false;
+	/* magic and version are where every version has them */
+	if (len < 8 || ntohl(h->magic) != TS_SYNC_MAGIC)
+		return TS_SYNC_BAD_FORMAT;
+	if (h->version != TS_SYNC_VERSION)
+		return TS_SYNC_BAD_VERSION;
+	if (len < sizeof(*h) + TS_SYNC_TAG_LEN)
 		return TS_SYNC_BAD_FORMAT;
 	count = ntohs(h->count);
 	if (len != sizeof(*h) + count * sizeof(struct ts_sync_record) + TS_SYNC_TAG_LEN)
@@ -133,24 +224,29 @@ enum ts_sync_verdict ts_sync_check(const unsigned char *key, size_t key_len,
 	if (hmac(key, key_len, buf, len - TS_SYNC_TAG_LEN, tag) ||
 	    CRYPTO_memcmp(tag, buf + len - TS_SYNC_TAG_LEN, TS_SYNC_TAG_LEN))
 		return TS_SYNC_BAD_TAG;
-	if (h->sender_family != sender->family || h->sender_port != sender->port ||
-	    memcmp(h->sender, sender->addr, sizeof(h->sender)))
+	*hdr = h;
+	if (!same_endpoint(h->sender, h->sender_port, h->sender_family, sender))
 		return TS_SYNC_BAD_SENDER;
+	if (!same_endpoint(h->recipient, h->recipient_port, h->recipient_family, self))
+		return TS_SYNC_BAD_RECIPIENT;
 	if (h->type < TS_SYNC_MSG_EVENTS || h->type > TS_SYNC_MSG_BULK ||
 	    (h->type == TS_SYNC_MSG_HELLO && count))
 		return TS_SYNC_BAD_FORMAT;
 	sent = be64toh(h->sent_ns);
 	epoch = be64toh(h->epoch);
-	if (sent + TS_SYNC_MAX_AGE_NS < now_real || sent > now_real + TS_SYNC_MAX_AGE_NS ||
-	    epoch > sent)
-		return TS_SYNC_STALE;
+	if (sent + TS_SYNC_MAX_SKEW_NS < now_real || sent > now_real + TS_SYNC_MAX_SKEW_NS)
+		return TS_SYNC_CLOCK;
+	/* the sender's start is never after our clock (but for the skew); its
+	 * own clock may have stepped back since, so sent_ns may be before it */
+	if (epoch > now_real + TS_SYNC_MAX_SKEW_NS)
+		return TS_SYNC_AHEAD;
 	{
-		enum ts_sync_verdict v = replay_check(replay, epoch, be64toh(h->seq));
+		enum ts_sync_verdict v = replay_check(replay, epoch, be64toh(h->seq), now_mono,
+						      new_epoch);
 
 		if (v != TS_SYNC_OK)
 			return v;
 	}
-	*hdr = h;
 	*recs = (const void *)(buf + sizeof(*h));
 	return TS_SYNC_OK;
 }
@@ -168,6 +264,13 @@ int ts_sync_key_read(const char *path, unsigned char *key, size_t *key_len, stru
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return ts_fail(err, TS_ERR_USAGE, "key file %s is not a regular file", path);
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		close(fd);
+		return ts_fail(err, TS_ERR_USAGE,
+			       "key file %s is owned by uid %u, neither root nor us (uid %u): "
+			       "chown root %s",
+			       path, (unsigned int)st.st_uid, (unsigned int)geteuid(), path);
 	}
 	if (st.st_mode & 077) {
 		close(fd);

@@ -12,13 +12,22 @@
 #include "libtcpshift.h"
 
 #define TS_SYNC_MAGIC		0x5453594eU	/* "TSYN" */
-#define TS_SYNC_VERSION		1
+#define TS_SYNC_VERSION		2		/* 2: a recipient, per-pair sequences */
 #define TS_SYNC_TAG_LEN		32		/* HMAC-SHA256 */
 #define TS_SYNC_KEY_MIN		16		/* bytes of key */
 #define TS_SYNC_KEY_MAX		1024
 #define TS_SYNC_DATAGRAM	1400		/* fits a 1500-byte MTU */
-#define TS_SYNC_MAX_AGE_NS	(30 * 1000000000ULL)	/* sent_ns window: clock skew */
+#define TS_SYNC_MAX_SKEW_NS	(30 * 1000000000ULL)	/* sent_ns and epoch vs our clock */
+#define TS_SYNC_QUIET_NS	3500000000ULL	/* an incarnation silent this long is down */
+/* nothing accepted from an incarnation for this long: whatever it sent
+ * within the skew of our clock now was never accepted (two skews) */
+#define TS_SYNC_FORGET_NS	(2 * TS_SYNC_MAX_SKEW_NS)
 #define TS_SYNC_MAX_PEERS	32
+#define TS_SYNC_WINDOW_WORDS	32		/* the replay bitmap: 2,048 bits */
+/* a datagram may come late by up to 1,984 */
+#define TS_SYNC_WINDOW		((TS_SYNC_WINDOW_WORDS - 1) * 64)
+#define TS_SYNC_SEQ_JUMP	512		/* a sequence may skip at most this many */
+#define TS_SYNC_EPOCHS		4		/* incarnations of a peer we remember */
 
 enum ts_sync_msg_type {
 	TS_SYNC_MSG_EVENTS	= 1,	/* records, as they happen */
@@ -26,7 +35,8 @@ enum ts_sync_msg_type {
 	TS_SYNC_MSG_BULK	= 3,	/* records of a bulk resync or a refresh */
 };
 
-/* All multi-byte fields big-endian; addresses as in the maps. */
+/* All multi-byte fields big-endian; addresses as in the maps. magic and
+ * version stay where version 1 had them, so an old sender is recognised. */
 struct ts_sync_hdr {
 	__be32	magic;
 	__u8	version;
@@ -35,9 +45,12 @@ struct ts_sync_hdr {
 	__be32	sender[4];	/* the sender's --listen address ... */
 	__be16	sender_port;	/* ... and port: who it is */
 	__u8	sender_family;	/* enum ts_family */
-	__u8	pad[5];
+	__u8	recipient_family;
+	__be32	recipient[4];	/* the --peer it is sent to: nobody else takes it */
+	__be16	recipient_port;
+	__u8	pad[2];
 	__be64	epoch;		/* the sender's incarnation: CLOCK_REALTIME ns at its start */
-	__be64	seq;		/* per epoch, from 1, one per datagram */
+	__be64	seq;		/* per epoch and recipient, from 1, one per datagram */
 	__be64	sent_ns;	/* CLOCK_REALTIME at sending */
 };
 
@@ -59,21 +72,32 @@ struct ts_sync_record {
 	((TS_SYNC_DATAGRAM - sizeof(struct ts_sync_hdr) - TS_SYNC_TAG_LEN) / \
 	 sizeof(struct ts_sync_record))
 
-/* The sender's replay state at a receiver: the highest sequence number of
- * its latest epoch, and which of the 64 below it were seen (RFC 4303's
- * sliding window, for datagrams that overtake each other). */
-struct ts_sync_replay {
-	__u64	epoch;
+/* One incarnation (epoch) of a sender, at one recipient: the highest
+ * sequence number accepted and which of those below it were (RFC 6479's
+ * bitmap: bit seq % 2048, whole words cleared as the highest moves on). */
+struct ts_sync_incarnation {
+	__u64	epoch;		/* 0: a free slot */
 	__u64	max_seq;
-	__u64	seen;		/* bit i: max_seq - i was accepted */
+	__u64	heard_ns;	/* our CLOCK_MONOTONIC at its latest accepted datagram */
+	__u64	seen[TS_SYNC_WINDOW_WORDS];
+};
+
+/* A sender's replay state at one recipient: its latest incarnations, so that
+ * a forged newer epoch does not shut out the real one. */
+struct ts_sync_replay {
+	struct ts_sync_incarnation	inc[TS_SYNC_EPOCHS];
 };
 
 enum ts_sync_verdict {
 	TS_SYNC_OK = 0,
-	TS_SYNC_BAD_FORMAT,	/* too short, wrong magic or version, count mismatch */
+	TS_SYNC_BAD_FORMAT,	/* too short, wrong magic, count mismatch, unknown type */
+	TS_SYNC_BAD_VERSION,	/* another protocol version (an older tcpshift) */
 	TS_SYNC_BAD_TAG,	/* authentication failed: forged, or another key */
 	TS_SYNC_BAD_SENDER,	/* authenticated, but names another sender than its source */
-	TS_SYNC_STALE,		/* sent_ns out of the window, or an older epoch */
+	TS_SYNC_BAD_RECIPIENT,	/* authenticated, but sent to another gateway */
+	TS_SYNC_CLOCK,		/* sent_ns more than 30 s from our clock */
+	TS_SYNC_AHEAD,		/* an epoch after our clock, or a sequence too far ahead */
+	TS_SYNC_STALE,		/* an older incarnation, or behind the replay window */
 	TS_SYNC_REPLAYED,	/* this sequence number was accepted already */
 	TS_SYNC_VERDICTS,
 };
@@ -84,19 +108,24 @@ const char *ts_sync_verdict_name(enum ts_sync_verdict v);
 int ts_sync_sign(const unsigned char *key, size_t key_len, unsigned char *buf, size_t len);
 
 /*
- * Check a received datagram buf[0..len): format, tag (constant time), that
- * it names sender (its source address), its time against now_real (CLOCK_REALTIME
- * ns), and its (epoch, seq) against *replay, which is updated only when the
- * datagram is accepted. On TS_SYNC_OK, *hdr and *recs point into buf.
+ * Check a received datagram buf[0..len): format and version, tag (constant
+ * time), that it names sender (its source address) and self (our --listen),
+ * its sending time and epoch against now_real (our CLOCK_REALTIME ns), and its
+ * (epoch, seq) against *replay at now_mono (our CLOCK_MONOTONIC ns); *replay
+ * changes only when the datagram is accepted. Once the tag checked, *hdr
+ * points into buf, whatever the verdict; on TS_SYNC_OK, *recs too. *new_epoch:
+ * the datagram started an incarnation we did not know (a restarted sender).
  */
 enum ts_sync_verdict ts_sync_check(const unsigned char *key, size_t key_len,
 				   const unsigned char *buf, size_t len,
-				   const struct ts_endpoint *sender, __u64 now_real,
-				   struct ts_sync_replay *replay, const struct ts_sync_hdr **hdr,
-				   const struct ts_sync_record **recs);
+				   const struct ts_endpoint *sender, const struct ts_endpoint *self,
+				   __u64 now_real, __u64 now_mono, struct ts_sync_replay *replay,
+				   const struct ts_sync_hdr **hdr,
+				   const struct ts_sync_record **recs, bool *new_epoch);
 
 /* Read a key file: at least TS_SYNC_KEY_MIN bytes, one trailing newline
- * dropped; refused when others than its owner may read or write it. */
+ * dropped; refused unless it is owned by root or by us and nobody but its
+ * owner may read or write it. */
 int ts_sync_key_read(const char *path, unsigned char *key, size_t *key_len, struct ts_err *err);
 
 /* What a peer's record did here. */
@@ -139,8 +168,10 @@ bool ts_sync_record_of(const struct ts_backend *backends, __u8 type,
 		       const struct ts_flow_key *key, __u32 backend_id, __u32 generation,
 		       __u32 client_end, __u64 event_real_ns, struct ts_sync_record *rec);
 
-/* The header of a datagram from us (sender: our --listen endpoint). */
+/* The header of a datagram from us (sender: our --listen endpoint) to
+ * recipient (that peer's). */
 void ts_sync_hdr_init(struct ts_sync_hdr *h, enum ts_sync_msg_type type, __u16 count,
-		      const struct ts_endpoint *sender, __u64 epoch, __u64 seq, __u64 sent_ns);
+		      const struct ts_endpoint *sender, const struct ts_endpoint *recipient,
+		      __u64 epoch, __u64 seq, __u64 sent_ns);
 
 #endif /* TCPSHIFT_SYNC_USER_H */
