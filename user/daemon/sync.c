@@ -12,12 +12,12 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -66,17 +66,10 @@ static const char help[] =
 #define PEER_DOWN_NS	TS_SYNC_QUIET_NS	/* nothing heard for this long: down */
 #define LOG_EVERY_NS	10000000000ULL	/* one complaint per peer and kind */
 #define LAG_SAMPLES	4096		/* the lag quantiles: the latest samples */
+#define LAG_SAMPLES_TEXT "4096"
 #define RCVBUF_BYTES	(32 << 20)	/* a bulk resync arrives at once */
 
 #define logf_(...) ts_log("sync", __VA_ARGS__)
-
-static volatile sig_atomic_t stopping;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
 
 struct peer {
 	struct ts_endpoint	ep;
@@ -114,6 +107,9 @@ struct sync {
 	unsigned char		out[TS_SYNC_DATAGRAM];
 	size_t			nout;
 	bool			failed;			/* the instance went away */
+	struct ts_loop		*loop;
+	struct ts_timer		*hello_timer, *refresh_timer;
+	const char		*key_file;		/* read again on SIGHUP */
 	/* metrics, read by the HTTP thread */
 	pthread_mutex_t		lock;
 	__u64			events, events_sent, events_unsendable;
@@ -530,99 +526,112 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* One counter per peer: its # HELP, # TYPE and a sample for each peer. */
+static void per_peer(struct prom *p, const struct sync *s, const char *name, const char *help,
+		     size_t field)
+{
+	prom_family(p, name, "counter", help);
+	for (size_t i = 0; i < s->npeers; i++) {
+		struct prom_label l = { "peer", s->peers[i].name };
+
+		prom_sample(p, name, &l, 1, "%llu",
+			    *(const unsigned long long *)((const char *)&s->peers[i] + field));
+	}
+}
+
 static char *metrics_collect(void *cls, size_t *len)
 {
 	struct sync *s = cls;
-	__u64 counters[TS_CNT_MAX] = {}, *lags;
-	char *buf = NULL;
-	size_t n = 0, nl;
+	__u64 counters[TS_CNT_MAX] = {}, *lags, lag_sum, lag_count;
+	struct prom p;
+	size_t nl;
 	struct ts_err err;
-	FILE *f;
 
 	lags = malloc(sizeof(s->lag_ns));
-	f = open_memstream(&buf, &n);
-	if (!f || !lags) {
+	if (!lags || prom_begin(&p)) {
 		free(lags);
-		if (f)
-			fclose(f);
-		free(buf);
 		return NULL;
 	}
 	ts_counters_read(&s->m, counters, &err);
 	pthread_mutex_lock(&s->lock);
 	nl = s->nlag;
 	memcpy(lags, s->lag_ns, nl * sizeof(*lags));
-	fprintf(f, "# HELP tcpshift_sync_events_total Pin events read from the data plane.\n"
-		   "# TYPE tcpshift_sync_events_total counter\n"
-		   "tcpshift_sync_events_total %llu\n",
-		(unsigned long long)s->events);
-	fprintf(f, "# HELP tcpshift_sync_events_unsendable_total Events whose backend was gone "
-		   "before they were sent.\n# TYPE tcpshift_sync_events_unsendable_total counter\n"
-		   "tcpshift_sync_events_unsendable_total %llu\n",
-		(unsigned long long)s->events_unsendable);
-	fprintf(f, "# HELP tcpshift_sync_events_lost_total Events the data plane dropped: its "
-		   "ring buffer was full (sync down or behind).\n"
-		   "# TYPE tcpshift_sync_events_lost_total counter\n"
-		   "tcpshift_sync_events_lost_total %llu\n",
-		(unsigned long long)counters[TS_CNT_SYNC_LOST]);
-	fputs("# HELP tcpshift_sync_records_applied_total Peers' records, by what they did "
-	      "here.\n# TYPE tcpshift_sync_records_applied_total counter\n", f);
-	for (int o = 0; o < TS_SYNC_OUTCOMES; o++)
-		fprintf(f, "tcpshift_sync_records_applied_total{outcome=\"%s\"} %llu\n",
-			ts_sync_outcome_name(o), (unsigned long long)s->applied[o]);
-	fprintf(f, "# HELP tcpshift_sync_unknown_peer_total Datagrams from an address that is "
-		   "no --peer.\n# TYPE tcpshift_sync_unknown_peer_total counter\n"
-		   "tcpshift_sync_unknown_peer_total %llu\n",
-		(unsigned long long)s->unknown_peer);
-	fputs("# HELP tcpshift_sync_peer_up 1 when a valid message came from the peer in the "
-	      "last 3.5 s.\n# TYPE tcpshift_sync_peer_up gauge\n", f);
+	lag_sum = s->lag_sum_ns;
+	lag_count = s->lag_count;
+	prom_family(&p, "tcpshift_sync_events_total", "counter",
+		    "Pin events read from the data plane.");
+	prom_sample(&p, "tcpshift_sync_events_total", NULL, 0, "%llu",
+		    (unsigned long long)s->events);
+	prom_family(&p, "tcpshift_sync_events_unsendable_total", "counter",
+		    "Events whose backend was gone before they were sent.");
+	prom_sample(&p, "tcpshift_sync_events_unsendable_total", NULL, 0, "%llu",
+		    (unsigned long long)s->events_unsendable);
+	prom_family(&p, "tcpshift_sync_events_lost_total", "counter",
+		    "Events the data plane dropped: its ring buffer was full (sync down or "
+		    "behind).");
+	prom_sample(&p, "tcpshift_sync_events_lost_total", NULL, 0, "%llu",
+		    (unsigned long long)counters[TS_CNT_SYNC_LOST]);
+	prom_family(&p, "tcpshift_sync_records_applied_total", "counter",
+		    "Peers' records, by what they did here.");
+	for (int o = 0; o < TS_SYNC_OUTCOMES; o++) {
+		struct prom_label l = { "outcome", ts_sync_outcome_name(o) };
+
+		prom_sample(&p, "tcpshift_sync_records_applied_total", &l, 1, "%llu",
+			    (unsigned long long)s->applied[o]);
+	}
+	prom_family(&p, "tcpshift_sync_unknown_peer_total", "counter",
+		    "Datagrams from an address that is no --peer.");
+	prom_sample(&p, "tcpshift_sync_unknown_peer_total", NULL, 0, "%llu",
+		    (unsigned long long)s->unknown_peer);
+	prom_family(&p, "tcpshift_sync_peer_up", "gauge",
+		    "1 when a valid message came from the peer in the last 3.5 s.");
+	for (size_t i = 0; i < s->npeers; i++) {
+		struct prom_label l = { "peer", s->peers[i].name };
+
+		prom_sample(&p, "tcpshift_sync_peer_up", &l, 1, "%d", s->peers[i].up);
+	}
+	per_peer(&p, s, "tcpshift_sync_sent_messages_total", "Datagrams sent to the peer.",
+		 offsetof(struct peer, tx_msgs));
+	per_peer(&p, s, "tcpshift_sync_sent_records_total", "Pins and ends sent to the peer.",
+		 offsetof(struct peer, tx_records));
+	per_peer(&p, s, "tcpshift_sync_send_errors_total", "Datagrams the kernel refused to send.",
+		 offsetof(struct peer, tx_errors));
+	per_peer(&p, s, "tcpshift_sync_received_messages_total", "Valid datagrams from the peer.",
+		 offsetof(struct peer, rx_msgs));
+	per_peer(&p, s, "tcpshift_sync_received_records_total", "Records in them.",
+		 offsetof(struct peer, rx_records));
+	per_peer(&p, s, "tcpshift_sync_bulk_resyncs_total", "Bulk resyncs sent to the peer.",
+		 offsetof(struct peer, bulks));
+	prom_family(&p, "tcpshift_sync_rejected_total", "counter",
+		    "Datagrams from a peer dropped, by reason.");
 	for (size_t i = 0; i < s->npeers; i++)
-		fprintf(f, "tcpshift_sync_peer_up{peer=\"%s\"} %d\n", s->peers[i].name,
-			s->peers[i].up);
-#define PEER_COUNTER(metric, field, help_text)                                          \
-	fputs("# HELP tcpshift_sync_" metric " " help_text "\n# TYPE tcpshift_sync_" metric   \
-	      " counter\n", f);                                                             \
-	for (size_t i = 0; i < s->npeers; i++)                                               \
-		fprintf(f, "tcpshift_sync_" metric "{peer=\"%s\"} %llu\n", s->peers[i].name,  \
-			(unsigned long long)s->peers[i].field);
-	PEER_COUNTER("sent_messages_total", tx_msgs, "Datagrams sent to the peer.")
-	PEER_COUNTER("sent_records_total", tx_records, "Pins and ends sent to the peer.")
-	PEER_COUNTER("send_errors_total", tx_errors, "Datagrams the kernel refused to send.")
-	PEER_COUNTER("received_messages_total", rx_msgs, "Valid datagrams from the peer.")
-	PEER_COUNTER("received_records_total", rx_records, "Records in them.")
-	PEER_COUNTER("bulk_resyncs_total", bulks, "Bulk resyncs sent to the peer.")
-#undef PEER_COUNTER
-	fputs("# HELP tcpshift_sync_rejected_total Datagrams from a peer dropped, by reason.\n"
-	      "# TYPE tcpshift_sync_rejected_total counter\n", f);
-	for (size_t i = 0; i < s->npeers; i++)
-		for (int v = 1; v < TS_SYNC_VERDICTS; v++)
-			fprintf(f, "tcpshift_sync_rejected_total{peer=\"%s\",reason=\"%s\"} %llu\n",
-				s->peers[i].name, ts_sync_verdict_name(v),
-				(unsigned long long)s->peers[i].rejected[v]);
-	fprintf(f, "# HELP tcpshift_sync_lag_seconds From a peer's data plane pinning a flow to "
-		   "its pin written here (the latest %d).\n# TYPE tcpshift_sync_lag_seconds "
-		   "summary\n",
-		LAG_SAMPLES);
+		for (int v = 1; v < TS_SYNC_VERDICTS; v++) {
+			struct prom_label l[2] = { { "peer", s->peers[i].name },
+						   { "reason", ts_sync_verdict_name(v) } };
+
+			prom_sample(&p, "tcpshift_sync_rejected_total", l, 2, "%llu",
+				    (unsigned long long)s->peers[i].rejected[v]);
+		}
 	pthread_mutex_unlock(&s->lock);
+	prom_family(&p, "tcpshift_sync_lag_seconds", "summary",
+		    "From a peer's data plane pinning a flow to its pin written here (the latest "
+		    LAG_SAMPLES_TEXT ").");
 	qsort(lags, nl, sizeof(*lags), cmp_u64);
 	for (int q = 0; q < 3; q++) {
 		static const double qs[] = { 0.5, 0.99, 1.0 };
 		size_t at = nl ? (size_t)(qs[q] * (double)(nl - 1) + 0.5) : 0;
+		char quantile[16];
+		struct prom_label l = { "quantile", quantile };
 
-		fprintf(f, "tcpshift_sync_lag_seconds{quantile=\"%g\"} %.6f\n", qs[q],
-			nl ? (double)lags[at] / 1e9 : 0.0);
+		snprintf(quantile, sizeof(quantile), "%g", qs[q]);
+		prom_sample(&p, "tcpshift_sync_lag_seconds", &l, 1, "%.6f",
+			    nl ? (double)lags[at] / 1e9 : 0.0);
 	}
-	pthread_mutex_lock(&s->lock);
-	fprintf(f, "tcpshift_sync_lag_seconds_sum %.6f\ntcpshift_sync_lag_seconds_count %llu\n",
-		(double)s->lag_sum_ns / 1e9, (unsigned long long)s->lag_count);
-	pthread_mutex_unlock(&s->lock);
+	prom_sample(&p, "tcpshift_sync_lag_seconds_sum", NULL, 0, "%.6f", (double)lag_sum / 1e9);
+	prom_sample(&p, "tcpshift_sync_lag_seconds_count", NULL, 0, "%llu",
+		    (unsigned long long)lag_count);
 	free(lags);
-	if (fclose(f)) {
-		free(buf);
-		return NULL;
-	}
-	*len = n;
-	return buf;
+	return prom_end(&p, len);
 }
 
 /* ---- setup ---------------------------------------------------------------------- */
@@ -722,52 +731,87 @@ static int open_socket(struct sync *s, const char *spec)
 	return 0;
 }
 
-static void run(struct sync *s, __u64 refresh_ns)
+/* ---- the event loop ------------------------------------------------------------------ */
+
+/* What any wake-up does: the data plane's events out, the peers' messages in,
+ * the bulk resyncs owed to peers that came up. */
+static void step(struct sync *s)
 {
-	__u64 next_hello = 0, next_refresh = ts_now_ns() + refresh_ns, next_check = 0;
-	struct pollfd pfd[2] = {
-		{ .fd = ring_buffer__epoll_fd(s->rb), .events = POLLIN },
-		{ .fd = s->sock, .events = POLLIN },
-	};
-
-	while (!stopping && !s->failed) {
-		__u64 now;
-
-		poll(pfd, 2, 100);
-		s->real_minus_mono = now_real() - ts_now_ns();
-		s->backends_fresh = false;
-		s->cache = (struct ts_sync_cache){};
-		ring_buffer__consume(s->rb);
-		flush_events(s);
-		receive_all(s);
-		for (size_t i = 0; i < s->npeers; i++) {
-			if (s->peers[i].bulk_due) {
-				s->peers[i].bulk_due = false;
-				send_bulk(s, &s->peers[i]);
-			}
-		}
-		now = ts_now_ns();
-		if (now >= next_hello) {
-			next_hello = now + HELLO_NS;
-			send_hellos(s);
-			peers_check(s, now);
-		}
-		if (now >= next_refresh) {
-			next_refresh = now + refresh_ns;
-			send_bulk(s, NULL);
-		}
-		if (now >= next_check) {
-			struct ts_err err;
-
-			/* the instance unloaded (or replaced) under us */
-			next_check = now + HELLO_NS;
-			if (ts_maps_lock_shared(&s->m, &err)) {
-				logf_("%s", err.msg);
-				s->failed = true;
-			}
-			ts_maps_unlock(&s->m);
+	s->real_minus_mono = now_real() - ts_now_ns();
+	s->backends_fresh = false;
+	s->cache = (struct ts_sync_cache){};
+	ring_buffer__consume(s->rb);
+	flush_events(s);
+	receive_all(s);
+	for (size_t i = 0; i < s->npeers; i++) {
+		if (s->peers[i].bulk_due) {
+			s->peers[i].bulk_due = false;
+			send_bulk(s, &s->peers[i]);
 		}
 	}
+}
+
+static void on_readable(struct ts_loop *l, int fd, __u32 events, void *data)
+{
+	step(data);
+}
+
+/* Every second: hellos, peers heard from, and the instance still there. */
+static void on_hello(struct ts_loop *l, void *data)
+{
+	struct sync *s = data;
+	struct ts_err err;
+
+	step(s);
+	send_hellos(s);
+	peers_check(s, ts_now_ns());
+	if (ts_maps_check_instance(&s->m, &err)) {
+		logf_("%s", err.msg);
+		s->failed = true;
+		ts_loop_stop(l, TS_ERR_RUNTIME);
+	}
+}
+
+static void on_refresh(struct ts_loop *l, void *data)
+{
+	send_bulk(data, NULL);
+}
+
+/* SIGHUP: the key file again (a new key, the same on every gateway); a key
+ * that cannot be read leaves the one in use. */
+static void reload(struct ts_loop *l, void *data)
+{
+	struct sync *s = data;
+	unsigned char key[TS_SYNC_KEY_MAX + 1];
+	size_t len;
+	struct ts_err err;
+
+	if (ts_sync_key_read(s->key_file, key, &len, &err)) {
+		logf_("SIGHUP: %s: the key in use stays", err.msg);
+		return;
+	}
+	memcpy(s->key, key, sizeof(key));
+	s->key_len = len;
+	logf_("SIGHUP: key read again from %s", s->key_file);
+}
+
+static int run(struct sync *s, __u64 refresh_ns, struct ts_err *err)
+{
+	char status[96];
+	int r;
+
+	r = ts_loop_watch(s->loop, ring_buffer__epoll_fd(s->rb), EPOLLIN, on_readable, s, err);
+	r = r ?: ts_loop_watch(s->loop, s->sock, EPOLLIN, on_readable, s, err);
+	r = r ?: ts_loop_timer(s->loop, on_hello, s, &s->hello_timer, err);
+	r = r ?: ts_loop_timer(s->loop, on_refresh, s, &s->refresh_timer, err);
+	if (r)
+		return r;
+	ts_timer_arm(s->hello_timer, 0, HELLO_NS);
+	ts_timer_arm(s->refresh_timer, refresh_ns, refresh_ns);
+	ts_loop_on_reload(s->loop, reload, s);
+	snprintf(status, sizeof(status), "syncing with %zu peers on %s", s->npeers, s->self_name);
+	ts_loop_ready(s->loop, status);
+	return ts_loop_run(s->loop);
 }
 
 int cmd_sync(struct cli_ctx *ctx, int argc, char **argv)
@@ -787,7 +831,6 @@ int cmd_sync(struct cli_ctx *ctx, int argc, char **argv)
 		{},
 	};
 	struct ts_metrics_server httpd = { .collect = metrics_collect };
-	struct sigaction sa = { .sa_handler = on_signal };
 	struct ts_err err;
 	struct sync *s;
 	bool opened = false;
@@ -811,7 +854,14 @@ int cmd_sync(struct cli_ctx *ctx, int argc, char **argv)
 		return 1;
 	}
 	s->sock = -1;
+	s->key_file = key_file;
 	pthread_mutex_init(&s->lock, NULL);
+	/* the loop first: the metrics thread inherits its signal mask */
+	if (ts_loop_new(&s->loop, "sync", &err)) {
+		free(s->backends);
+		free(s);
+		return cli_report(&err);
+	}
 	r = parse_peers(s, listen_spec, peer_specs, npeers);
 	if (!r && ts_sync_key_read(key_file, s->key, &s->key_len, &err))
 		r = cli_report(&err);
@@ -844,18 +894,19 @@ int cmd_sync(struct cli_ctx *ctx, int argc, char **argv)
 	if (!r && set_sync_flag(s, true, &err))
 		r = cli_report(&err);
 	if (!r) {
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
 		s->epoch = now_real();
 		logf_("started on %s with %zu peers (pin directory %s, epoch %llu)%s%s",
 		      s->self_name, s->npeers, s->m.pin_dir, (unsigned long long)s->epoch,
 		      metrics ? "; metrics at http://" : "", metrics ? metrics : "");
-		run(s, refresh_ns);
+		int status = run(s, refresh_ns, &err);
+
+		if (status < 0)	/* the loop could not be set up */
+			logf_("%s", err.msg);
 		/* the data plane stops streaming: a stopped sync costs it nothing */
 		if (!s->failed && set_sync_flag(s, false, &err))
 			logf_("%s", err.msg);
 		logf_(s->failed ? "stopped: the instance is gone" : "stopped");
-		r = s->failed ? 1 : 0;
+		r = s->failed || status ? 1 : 0;
 	}
 	ts_metrics_stop(&httpd);
 	if (lfd >= 0)
@@ -865,6 +916,9 @@ int cmd_sync(struct cli_ctx *ctx, int argc, char **argv)
 		close(s->sock);
 	if (opened)
 		ts_maps_close(&s->m);
+	ts_timer_free(s->hello_timer);
+	ts_timer_free(s->refresh_timer);
+	ts_loop_free(s->loop);
 	pthread_mutex_destroy(&s->lock);
 	free(s->backends);
 	free(s);
