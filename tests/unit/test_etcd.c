@@ -168,7 +168,7 @@ static void etcd_range_too_large(void **state)
 {
 	static const char head[] = "{" HDR ",\"kvs\":[{\"key\":\"" KEY64 "\","
 				   "\"mod_revision\":\"9\",\"value\":\"";
-	size_t big = ((size_t)TS_DOC_MAX_SIZE / 3 + 2) * 4;	/* decodes past the limit */
+	size_t big = ((size_t)TS_ETCD_VALUE_MAX / 3 + 2) * 4;	/* decodes past the limit */
 	char *body = malloc(sizeof(head) + big + 8);
 	struct ts_etcd_range r;
 	struct ts_err err;
