@@ -80,6 +80,7 @@ struct etcd_source {
 
 	/* failures in a row, and what was logged of them */
 	unsigned int		failures;
+	bool			range_failing;	/* the last range read failed */
 	char			logged_error[512];
 	__u64			logged_ms;
 
@@ -744,15 +745,18 @@ static void *source_main(void *arg)
 		if (atomic_load(&s->stop))
 			break;
 		if (r) {
+			s->range_failing = true;
 			failed(s, err.msg);
 			continue;
 		}
-		if (s->failures)
+		if (s->range_failing) {
 			ts_log("agent", "etcd at %s answers again after %u failure%s",
 				  s->url.endpoints[s->endpoint], s->failures,
 				  s->failures == 1 ? "" : "s");
-		s->failures = 0;
-		s->logged_error[0] = '\0';
+			s->range_failing = false;
+			s->failures = 0;
+			s->logged_error[0] = '\0';
+		}
 		consider(s, &range.kv);
 		ts_etcd_kv_free(&range.kv);
 		status_write(s);
@@ -764,8 +768,12 @@ static void *source_main(void *arg)
 			ts_log("agent", "etcd compacted past the watch of %s: reading it again", s->url.key);
 			continue;
 		}
-		if (s->created)
-			s->failures = 0;	/* it worked for a while: retry soon */
+		/* A watch that worked until its connection ended is retried soon; one
+		 * that etcd (or a host on the way) broke with what it sent is a
+		 * failure in a row like any other: the backoff grows, and the same
+		 * refusal is logged once (again after LOG_REPEAT_MS). */
+		if (s->created && !s->stream_error[0])
+			s->failures = 0;
 		failed(s, err.msg);
 	}
 	return NULL;
