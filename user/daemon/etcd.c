@@ -6,9 +6,11 @@
  * Pure: the agent (user/daemon/etcd_source.c) does the HTTP, the unit tests and the
  * fuzzer feed these functions hostile text directly.
  *
- * What etcd sends is not trusted more than a document: every field is
- * type-checked, revisions are parsed strictly, keys other than ours are
- * ignored, and a value is decoded into a fresh buffer of bounded size.
+ * What etcd sends is not trusted more than a document: an answer's bytes and
+ * shape (nesting, arrays and objects, values) are bounded before json-c
+ * parses it, every field is type-checked, revisions are parsed strictly, keys
+ * other than ours are ignored, and a value is decoded into a fresh buffer of
+ * bounded size.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -4,8 +4,8 @@
  * made equal to the document stored at KEY, whenever it changes
  * (doc/DESIGN.md, "Configuration from etcd").
  *
- * One thread, one loop: a range read of the key (its value and etcd's
- * revision R), the value applied, then a watch of the key from R + 1 over
+ * One thread, one loop: a range read of the key (its revisions, then its
+ * value at etcd's revision R), the value applied, then a watch of the key from R + 1 over
  * etcd's JSON gateway (POST /v3/watch, one JSON message per line) until it
  * breaks; then the same again. Starting every round with a range read makes
  * every way a watch can end -- etcd restarted, the network cut, the watch's
@@ -19,7 +19,9 @@
  * a write), the previous one is imported again, so the instance ends up equal
  * to a document it was given. etcd unreachable: the configuration in force
  * stays, the agent logs it and retries with backoff, on the next endpoint of
- * the URL.
+ * the URL. Whatever etcd or a host on the path sends is bounded in bytes,
+ * shape and time before it is parsed (doc/DESIGN.md, "Bounded before it is
+ * parsed").
  */
 #include <errno.h>
 #include <stdatomic.h>
