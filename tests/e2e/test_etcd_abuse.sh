@@ -70,7 +70,8 @@ for ((i = 0; i < 100; i++)); do
 	[ "$(weights)" = "30 70" ] && break
 	sleep 0.1
 done
-[ "$(weights)" = "30 70" ] || e2e_abort "the good document is not applied: $(tail -n 3 "$T/agent.log")"
+[ "$(weights)" = "30 70" ] ||
+	e2e_abort "the good document is not applied: $(tail -n 3 "$T/agent.log")"
 GOOD=$(ts export | jq -S .)
 info "the good document applied; the agent's VmHWM: $(hwm_kb) KiB"
 
@@ -137,7 +138,7 @@ scenario "100000 '[' as a range answer" envelope_nested 14 \
 	'refused unparsed: line 1, column 17: nested deeper than 16 levels' \
 	$E 15
 scenario "1 MB of random bytes" garbage 15 \
-	'answer to the range request (is not JSON|is refused unparsed: line [0-9]+, column [0-9]+: nested)' \
+	'answer to the range request (is not JSON|is refused unparsed: line [0-9]+, column [0-9]+: )' \
 	$E 15
 scenario "100000 '[' as the document" doc_nested 16 \
 	'revision 16 REJECTED: line 1, column 17: nested deeper than 16 levels' \
