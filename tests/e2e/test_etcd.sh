@@ -390,11 +390,12 @@ else
 fi
 
 # ---- a document of 17 MiB ---------------------------------------------------------------
-# A valid document padded with spaces, past the 16 MiB limit. Last: etcd 3.4
+# A valid document padded with spaces, past the 1.5 MiB limit of a document in etcd
+# (this etcd takes requests of 32 MiB): refused unread, with its revision. Last: etcd 3.4
 # cannot replay a WAL entry this large, so it could not be restarted after it.
 { doc 0 100; head -c $((17 << 20)) /dev/zero | tr '\0' ' '; } >"$T/huge.json"
 t0=$(now_ms)
-hostile "17 MiB" "@$T/huge.json" 'more than 16777216'
+hostile "17 MiB" "@$T/huge.json" 'more than 1572864 bytes'
 info "the 17 MiB document took $(($(now_ms) - t0)) ms from put to refusal"
 rm -f "$T/huge.json"
 # ---- the agent stops cleanly -----------------------------------------------------------------------

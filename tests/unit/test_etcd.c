@@ -168,7 +168,7 @@ static void etcd_range_too_large(void **state)
 {
 	static const char head[] = "{" HDR ",\"kvs\":[{\"key\":\"" KEY64 "\","
 				   "\"mod_revision\":\"9\",\"value\":\"";
-	size_t big = ((size_t)TS_DOC_MAX_SIZE / 3 + 2) * 4;	/* decodes past the limit */
+	size_t big = ((size_t)TS_ETCD_VALUE_MAX / 3 + 2) * 4;	/* decodes past the limit */
 	char *body = malloc(sizeof(head) + big + 8);
 	struct ts_etcd_range r;
 	struct ts_err err;
@@ -182,6 +182,68 @@ static void etcd_range_too_large(void **state)
 	ASSERT_TRUE(r.kv.found && r.kv.too_large && !r.kv.value && r.kv.mod_revision == 9,
 		    "too large: refused undecoded, with its revision");
 	free(body);
+}
+
+/* The largest value etcd takes by default (TS_ETCD_VALUE_MAX) is decoded. */
+static void etcd_range_largest_value(void **state)
+{
+	static const char head[] = "{" HDR ",\"kvs\":[{\"key\":\"" KEY64 "\","
+				   "\"mod_revision\":\"9\",\"value\":\"";
+	size_t n = (size_t)TS_ETCD_VALUE_MAX / 3 * 4;	/* base64 of VALUE_MAX bytes */
+	char *body = malloc(sizeof(head) + n + 8);
+	struct ts_etcd_range r;
+	struct ts_err err;
+
+	(void)state;
+	ASSERT_TRUE(body, "memory");
+	strcpy(body, head);
+	memset(body + sizeof(head) - 1, 'A', n);
+	strcpy(body + sizeof(head) - 1 + n, "\"}]}");
+	ASSERT_TRUE(strlen(body) <= TS_ETCD_BODY_MAX, "within the answer's bound");
+	ASSERT_EQ(ts_etcd_range_parse(body, strlen(body), KEY64, &r, &err), 0, err.msg);
+	ASSERT_TRUE(r.kv.found && !r.kv.too_large && r.kv.len == TS_ETCD_VALUE_MAX,
+		    "decoded: %zu bytes", r.kv.len);
+	ts_etcd_kv_free(&r.kv);
+	free(body);
+}
+
+/* Answers past the bounds of their bytes, nesting, arrays and objects, or
+ * values are refused before json-c builds a tree: peak memory grows by a few
+ * MiB, where json-c's tree of 2 MiB of "{}," took 500 MiB. */
+static void etcd_answers_bounded_before_parsing(void **state)
+{
+	static const struct {
+		const char	*head, *rep;
+		size_t		n;
+		const char	*tail, *why;
+	} cases[] = {
+		{ "{" HDR ",\"kvs\":[", "{},", 700000, "{}]}", "more than 1024 arrays and objects" },
+		{ "{" HDR ",\"x\":[", "0,", 1000000, "0]}", "more than 8192 values" },
+		{ "", "[", 100000, "", "nested deeper than 16 levels" },
+		{ "{" HDR ",\"x\":\"", "A", TS_ETCD_BODY_MAX, "\"}", "more than 2162688 bytes" },
+	};
+	struct ts_etcd_watch w;
+	struct ts_etcd_range r;
+	struct ts_err err;
+	long before = peak_rss_kib();
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *t = repeated(cases[i].head, cases[i].rep, cases[i].n, cases[i].tail);
+
+		ASSERT_TRUE(t, "memory");
+		ASSERT_EQ(ts_etcd_range_parse(t, strlen(t), KEY64, &r, &err), -TS_ERR_RUNTIME,
+			  cases[i].why);
+		ASSERT_TRUE(strstr(err.msg, "refused unparsed") && strstr(err.msg, cases[i].why),
+			    "range: %s", err.msg);
+		ASSERT_EQ(ts_etcd_watch_parse(t, strlen(t), KEY64, &w, &err), -TS_ERR_RUNTIME,
+			  cases[i].why);
+		ASSERT_TRUE(strstr(err.msg, "refused unparsed") && strstr(err.msg, cases[i].why),
+			    "watch: %s", err.msg);
+		free(t);
+	}
+	ASSERT_TRUE(peak_rss_kib() - before < 16 << 10, "peak memory grew by %ld KiB",
+		    peak_rss_kib() - before);
 }
 
 static void etcd_watch_messages(void **state)
@@ -243,6 +305,8 @@ int run_etcd_tests(void)
 		cmocka_unit_test(etcd_url_good),	  cmocka_unit_test(etcd_url_bad),
 		cmocka_unit_test(etcd_base64),	  cmocka_unit_test(etcd_range_answers),
 		cmocka_unit_test(etcd_range_too_large), cmocka_unit_test(etcd_watch_messages),
+		cmocka_unit_test(etcd_range_largest_value),
+		cmocka_unit_test(etcd_answers_bounded_before_parsing),
 	};
 
 	return cmocka_run_group_tests_name("etcd", tests, NULL, NULL);

@@ -12,6 +12,7 @@
  *  - the plan (ts_doc_plan) lists what an import would change, in order.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,107 @@ static void limits_are_accepted_and_enforced(void **state)
 	free(t);
 }
 
+/* ---- the shape of a text, bounded before json-c parses it ------------------------- */
+
+static void json_limits_count_the_text(void **state)
+{
+	static const struct ts_json_limits lim = { .depth = 2, .containers = 3, .values = 6 };
+	static const struct {
+		const char	*text;
+		const char	*why;	/* NULL: within the limits */
+	} cases[] = {
+		{ "[[1,2],{\"a\":3}]", NULL },
+		{ "[[[]]]", "line 1, column 3: nested deeper than 2 levels" },
+		{ "[[],[],[]]", "line 1, column 8: more than 3 arrays and objects" },
+		{ "[1,2,3,4,5,6]", "line 1, column 11: more than 6 values" },
+		{ "[\n1,2,3,4,\n5,6]", "line 3, column 2: more than 6 values" },
+		/* brackets and commas in strings are text, an escaped quote too */
+		{ "[\"[[[[,,,,,,{{{{\",\"\\\"[[[[,,,,]\"]", NULL },
+		{ "[\"\\\\\",[[1]]]", "line 1, column 8: nested deeper than 2 levels" },
+		/* closing more than was opened counts nothing back */
+		{ "]]]]][[[", "line 1, column 8: nested deeper than 2 levels" },
+		{ "\"[[[[[[[", NULL },	/* an unterminated string: json-c refuses it */
+	};
+	char why[128];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int r = ts_json_check_limits(cases[i].text, strlen(cases[i].text), &lim, why,
+					     sizeof(why));
+
+		if (!cases[i].why)
+			ASSERT_TRUE(r == 0, "'%s': within the limits, refused: %s", cases[i].text,
+				    why);
+		else
+			ASSERT_TRUE(r == -E2BIG && !strcmp(why, cases[i].why),
+				    "'%s': got %d '%s', want '%s'", cases[i].text, r,
+				    r ? why : "", cases[i].why);
+	}
+}
+
+/* The largest valid document, as `tcpshift export` prints it (health checks
+ * on every service, every backend's weight, indented), parses; texts of the
+ * same size or smaller with more arrays, objects or values are refused before
+ * json-c allocates for them: peak memory grows by a few MiB, where json-c's
+ * tree of 1.5 MiB of "{}," alone took 350 MiB. */
+static void document_shape_is_bounded_before_parsing(void **state)
+{
+	const size_t nbe = TS_MAX_BACKENDS / TS_MAX_SERVICES;
+	struct ts_err err = { .status = TS_OK };
+	size_t cap = 1 << 24, o = 0;
+	char *t = malloc(cap);
+	struct ts_doc doc;
+	long before;
+
+	(void)state;
+	ASSERT_TRUE(t, "memory");
+	o += (size_t)snprintf(t + o, cap - o,
+			      "{\n  \"tcpshift\": 1,\n  \"seed\": 1,\n  \"services\": [\n");
+	for (size_t i = 0; i < TS_MAX_SERVICES; i++) {
+		o += (size_t)snprintf(t + o, cap - o,
+				      "    {\n      \"name\": \"service-%zu\",\n"
+				      "      \"vip\": \"198.18.100.%zu:%zu\",\n"
+				      "      \"table_size\": 65537,\n      \"health\": {\n"
+				      "        \"check\": \"tcp\",\n        \"interval_ms\": 1000,\n"
+				      "        \"timeout_ms\": 500,\n        \"rise\": 2,\n"
+				      "        \"fall\": 3\n      },\n      \"backends\": [\n",
+				      i, i % 250 + 1, i / 250 + 1);
+		for (size_t j = 0; j < nbe; j++)
+			o += (size_t)snprintf(t + o, cap - o,
+					      "        {\n          \"name\": \"backend-%zu\",\n"
+					      "          \"addr\": \"198.19.%zu.%zu:8008\",\n"
+					      "          \"weight\": 65535\n        }%s\n",
+					      j, i, j + 1, j + 1 < nbe ? "," : "");
+		o += (size_t)snprintf(t + o, cap - o, "      ]\n    }%s\n",
+				      i + 1 < TS_MAX_SERVICES ? "," : "");
+	}
+	snprintf(t + o, cap - o, "  ]\n}\n");
+	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == 0, "the largest document: %s",
+		    err.msg);
+	ASSERT_TRUE(doc.nservices == TS_MAX_SERVICES, "256 services");
+	ts_doc_free(&doc);
+	free(t);
+
+	before = peak_rss_kib();
+	t = repeated("", "[", 100000, "");
+	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == -TS_ERR_USAGE &&
+			    strstr(err.msg, "line 1, column 17: nested deeper than 16 levels"),
+		    "100000 '[': %s", err.msg);
+	free(t);
+	t = repeated("{\"tcpshift\":1,\"seed\":1,\"services\":[", "{},", 500000, "{}]}");
+	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == -TS_ERR_USAGE &&
+			    strstr(err.msg, "more than 8192 arrays and objects"),
+		    "500000 '{}': %s", err.msg);
+	free(t);
+	t = repeated("{\"tcpshift\":1,\"seed\":1,\"services\":[", "1,", 500000, "1]}");
+	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == -TS_ERR_USAGE &&
+			    strstr(err.msg, "more than 32768 values"),
+		    "500000 numbers: %s", err.msg);
+	free(t);
+	ASSERT_TRUE(peak_rss_kib() - before < 16 << 10,
+		    "peak memory grew by %ld KiB parsing 1.5 MiB texts", peak_rss_kib() - before);
+}
+
 /* ---- bad documents --------------------------------------------------------------- */
 
 #define DOC(services)	"{\"tcpshift\":1,\"seed\":1,\"services\":[" services "]}"
@@ -497,6 +599,8 @@ int run_export_tests(void)
 		cmocka_unit_test(order_and_defaults_do_not_matter),
 		cmocka_unit_test(reads_exactly_len_bytes),
 		cmocka_unit_test(limits_are_accepted_and_enforced),
+		cmocka_unit_test(json_limits_count_the_text),
+		cmocka_unit_test(document_shape_is_bounded_before_parsing),
 		cmocka_unit_test(bad_documents_are_refused_with_their_place),
 		cmocka_unit_test(plan_lists_changes_in_order),
 	};

@@ -11,6 +11,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <cmocka.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -48,6 +51,31 @@ static inline uint32_t rng_below(struct rng *r, uint32_t n)
 		if (got_ != want_)						\
 			fail_msg("%s: got %lld, want %lld", (what), got_, want_);	\
 	} while (0)
+
+/* The process's peak resident memory, in KiB. */
+static inline long peak_rss_kib(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+/* head, then n times rep, then tail, NUL-terminated (malloc()ed), or NULL. */
+static inline char *repeated(const char *head, const char *rep, size_t n, const char *tail)
+{
+	size_t hl = strlen(head), rl = strlen(rep), tl = strlen(tail);
+	char *t = malloc(hl + rl * n + tl + 1), *p = t;
+
+	if (!t)
+		return NULL;
+	memcpy(p, head, hl);
+	p += hl;
+	for (size_t i = 0; i < n; i++, p += rl)
+		memcpy(p, rep, rl);
+	memcpy(p, tail, tl + 1);
+	return t;
+}
 
 /* Each group runs its tests and returns the number that failed. */
 int run_parse_tests(void);

@@ -6,9 +6,11 @@
  * Pure: the agent (user/daemon/etcd_source.c) does the HTTP, the unit tests and the
  * fuzzer feed these functions hostile text directly.
  *
- * What etcd sends is not trusted more than a document: every field is
- * type-checked, revisions are parsed strictly, keys other than ours are
- * ignored, and a value is decoded into a fresh buffer of bounded size.
+ * What etcd sends is not trusted more than a document: an answer's bytes and
+ * shape (nesting, arrays and objects, values) are bounded before json-c
+ * parses it, every field is type-checked, revisions are parsed strictly, keys
+ * other than ours are ignored, and a value is decoded into a fresh buffer of
+ * bounded size.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -300,7 +302,7 @@ static int parse_kv(json_object *kvo, const char *key64, struct ts_etcd_kv *kv, 
 	if (!k || strcmp(k, key64))
 		return 0;
 	*ours = true;
-	if (vlen / 4 * 3 > (size_t)TS_DOC_MAX_SIZE + 3) {
+	if (vlen / 4 * 3 > (size_t)TS_ETCD_VALUE_MAX + 3) {
 		/* not decoded: the caller refuses it, knowing its revision */
 		kv->too_large = true;
 		kv->len = vlen / 4 * 3;
@@ -342,11 +344,24 @@ static bool gateway_error(json_object *root, char *buf, size_t len)
 	return true;
 }
 
-static json_object *parse_json(const char *text, size_t len)
+static json_object *parse_json(const char *text, size_t len, char *why, size_t whylen)
 {
-	struct json_tokener *tok = json_tokener_new_ex(16);
+	static const struct ts_json_limits limits = {
+		.depth = TS_ETCD_JSON_DEPTH,
+		.containers = TS_ETCD_JSON_CONTAINERS,
+		.values = TS_ETCD_JSON_VALUES,
+	};
+	struct json_tokener *tok;
 	json_object *root;
 
+	why[0] = '\0';
+	if (len > TS_ETCD_BODY_MAX) {
+		snprintf(why, whylen, "it has more than %u bytes", TS_ETCD_BODY_MAX);
+		return NULL;
+	}
+	if (ts_json_check_limits(text, len, &limits, why, whylen))
+		return NULL;
+	tok = json_tokener_new_ex(TS_ETCD_JSON_DEPTH);
 	if (!tok)
 		return NULL;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
@@ -367,11 +382,15 @@ static json_object *parse_json(const char *text, size_t len)
 static json_object *answer_root(const char *text, size_t len, const char *what,
 				struct ts_err *err)
 {
-	json_object *root = len <= INT32_MAX ? parse_json(text, len) : NULL;
-	char msg[256];
+	char msg[256], why[128];
+	json_object *root = parse_json(text, len, why, sizeof(why));
 
 	if (!root) {
-		ts_fail(err, TS_ERR_RUNTIME, "etcd's answer to %s is not JSON", what);
+		if (why[0])
+			ts_fail(err, TS_ERR_RUNTIME, "etcd's answer to %s is refused unparsed: %s",
+				what, why);
+		else
+			ts_fail(err, TS_ERR_RUNTIME, "etcd's answer to %s is not JSON", what);
 		return NULL;
 	}
 	if (gateway_error(root, msg, sizeof(msg))) {

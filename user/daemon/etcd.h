@@ -10,10 +10,27 @@
 #define TS_ETCD_MAX_ENDPOINTS	8
 #define TS_ETCD_HOST_MAX	253
 #define TS_ETCD_KEY_MAX		512
-/* An answer of etcd larger than this is cut off unread: twice a base64
- * document of TS_DOC_MAX_SIZE, so that a value somewhat too large is still
- * seen, and refused with its revision. */
-#define TS_ETCD_BODY_MAX	((TS_DOC_MAX_SIZE / 3 + 1) * 4 * 2 + 65536)
+/*
+ * The largest document read from etcd: etcd's own limit of a request
+ * (--max-request-bytes, 1.5 MiB by default), far above the largest valid
+ * document (256 services, 4096 backends: about 400 KiB). A larger value is
+ * refused with its revision, unread.
+ */
+#define TS_ETCD_VALUE_MAX	(1536U << 10)
+/*
+ * An answer of etcd (a range answer, one message of the watch stream) larger
+ * than this is refused while it arrives, before anything parses it: a value of
+ * TS_ETCD_VALUE_MAX in base64 and 64 KiB of envelope. Memory, not bandwidth,
+ * is what this bounds: json-c's tree of an answer is bounded by its shape
+ * (TS_ETCD_JSON_*), its strings by these bytes.
+ */
+#define TS_ETCD_BODY_MAX	(TS_ETCD_VALUE_MAX / 3 * 4 + 65536)
+/* An answer's shape: a range answer has 4 arrays and objects, a watch message
+ * 4 and 2 more an event; past these bounds (over 500 events in a message) it
+ * is refused before json-c builds a tree of it. */
+#define TS_ETCD_JSON_DEPTH	16
+#define TS_ETCD_JSON_CONTAINERS	1024
+#define TS_ETCD_JSON_VALUES	8192
 
 struct ts_etcd_url {
 	size_t	nendpoints;	/* tried in turn */
@@ -39,7 +56,7 @@ int ts_base64_decode(const char *in, size_t len, char *out, size_t *outlen);
 
 struct ts_etcd_kv {
 	bool	found;		/* the key exists (a DELETE event: false) */
-	bool	too_large;	/* its value has more than TS_DOC_MAX_SIZE bytes: not decoded */
+	bool	too_large;	/* its value has more than TS_ETCD_VALUE_MAX bytes: not decoded */
 	__s64	mod_revision;	/* the revision that wrote it (or deleted it) */
 	char	*value;		/* decoded, NUL-terminated (malloc()ed), or NULL */
 	size_t	len;		/* of value (too_large: about its size) */

@@ -4,8 +4,8 @@
  * made equal to the document stored at KEY, whenever it changes
  * (doc/DESIGN.md, "Configuration from etcd").
  *
- * One thread, one loop: a range read of the key (its value and etcd's
- * revision R), the value applied, then a watch of the key from R + 1 over
+ * One thread, one loop: a range read of the key (its revisions, then its
+ * value at etcd's revision R), the value applied, then a watch of the key from R + 1 over
  * etcd's JSON gateway (POST /v3/watch, one JSON message per line) until it
  * breaks; then the same again. Starting every round with a range read makes
  * every way a watch can end -- etcd restarted, the network cut, the watch's
@@ -19,7 +19,9 @@
  * a write), the previous one is imported again, so the instance ends up equal
  * to a document it was given. etcd unreachable: the configuration in force
  * stays, the agent logs it and retries with backoff, on the next endpoint of
- * the URL.
+ * the URL. Whatever etcd or a host on the path sends is bounded in bytes,
+ * shape and time before it is parsed (doc/DESIGN.md, "Bounded before it is
+ * parsed").
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -49,6 +51,11 @@
 #define KEEPALIVE_COUNT		3
 #define CONNECT_TIMEOUT_MS	2000
 #define REQUEST_TIMEOUT_MS	10000
+/* A watch is idle for as long as the key does not change, and keepalive
+ * probes watch over the connection meanwhile; but a watch must be set up, and
+ * each of its messages arrive whole, within this long: a peer that trickles
+ * bytes is dropped, whatever pace it keeps. */
+#define WATCH_MESSAGE_TIMEOUT_MS	10000
 /* A status key that could not be written is tried again after this long. */
 #define STATUS_RETRY_MS		5000
 /* Changes of one document logged one by one, the rest counted. */
@@ -75,6 +82,7 @@ struct etcd_source {
 
 	/* failures in a row, and what was logged of them */
 	unsigned int		failures;
+	bool			range_failing;	/* the last range read failed */
 	char			logged_error[512];
 	__u64			logged_ms;
 
@@ -87,7 +95,9 @@ struct etcd_source {
 	__s64			good_revision;
 
 	/* the watch stream being read */
-	struct body		stream;
+	struct body		stream;		/* the message arriving, up to its '\n' */
+	__u64			watch_start_ms;
+	__u64			message_start_ms;	/* its first byte */
 	bool			created;
 	bool			compacted;
 	char			stream_error[512];
@@ -166,6 +176,8 @@ static size_t body_write(char *ptr, size_t size, size_t n, void *ud)
 
 		while (cap < b->len + add + 1)
 			cap *= 2;
+		if (cap > TS_ETCD_BODY_MAX + 1)
+			cap = TS_ETCD_BODY_MAX + 1;
 		p = realloc(b->p, cap);
 		if (!p)
 			return 0;
@@ -273,35 +285,82 @@ static struct curl_slist *json_headers(void)
 	return curl_slist_append(NULL, "Content-Type: application/json");
 }
 
-/* POST /v3/kv/range of the key. */
-static int etcd_range(struct etcd_source *s, struct ts_etcd_range *out, struct ts_err *err)
+/* POST /v3/kv/range with post; 0 and the answer in b, or the failure (with
+ * b->too_large for an answer past TS_ETCD_BODY_MAX, refused as it arrived). */
+static int range_request(struct etcd_source *s, const char *post, struct body *b,
+			 struct ts_err *err)
 {
-	char post[sizeof(s->key64) + 32], errbuf[CURL_ERROR_SIZE];
+	char errbuf[CURL_ERROR_SIZE];
 	struct curl_slist *hdrs = json_headers();
-	struct body b = {};
 	CURL *h;
 	CURLcode res;
 	long code = 0;
-	int r;
+	int r = 0;
 
-	snprintf(post, sizeof(post), "{\"key\":\"%s\"}", s->key64);
 	h = hdrs ? request_new(s, "/v3/kv/range", post, hdrs, errbuf) : NULL;
 	if (!h) {
 		curl_slist_free_all(hdrs);
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 	}
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)REQUEST_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)TS_ETCD_BODY_MAX);
 	res = request_run(s, s->multi, h, NULL);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	if (res == CURLE_FILESIZE_EXCEEDED)
+		b->too_large = true;	/* said so by its Content-Length, before any byte */
 	if (res != CURLE_OK || code != 200)
 		r = atomic_load(&s->stop) ? -TS_ERR_RUNTIME
-					  : transfer_error(s, h, res, errbuf, &b, "a range read", err);
-	else
-		r = ts_etcd_range_parse(b.p ? b.p : "", b.len, s->key64, out, err);
+					  : transfer_error(s, h, res, errbuf, b, "a range read", err);
 	curl_easy_cleanup(h);
 	curl_slist_free_all(hdrs);
+	return r;
+}
+
+/* The key's state kv was handled already (a range read after a reconnect, say;
+ * a missing key reads as revision 0, its deletion had one). */
+static bool seen_already(const struct etcd_source *s, const struct ts_etcd_kv *kv)
+{
+	return s->seen && s->seen_found == kv->found &&
+	       (s->seen_revision == kv->mod_revision || !kv->found);
+}
+
+/*
+ * The key now: first its revisions alone (keys_only), then, unless it is gone
+ * or handled already, its value at that revision. A value whose answer is too
+ * large to read is known that way by the revision that wrote it, and refused
+ * once, as any bad document; a value handled already is not read again.
+ */
+static int etcd_range(struct etcd_source *s, struct ts_etcd_range *out, struct ts_err *err)
+{
+	char post[sizeof(s->key64) + 64];
+	struct ts_etcd_range meta;
+	struct body b = {};
+	int r;
+
+	snprintf(post, sizeof(post), "{\"key\":\"%s\",\"keys_only\":true}", s->key64);
+	r = range_request(s, post, &b, err);
+	r = r ?: ts_etcd_range_parse(b.p ? b.p : "", b.len, s->key64, &meta, err);
+	body_free(&b);
+	if (r)
+		return r;
+	ts_etcd_kv_free(&meta.kv);	/* keys_only: no value */
+	meta.kv.too_large = false;
+	if (!meta.kv.found || seen_already(s, &meta.kv)) {
+		*out = meta;
+		return 0;
+	}
+	snprintf(post, sizeof(post), "{\"key\":\"%s\",\"revision\":\"%lld\"}", s->key64,
+		 (long long)meta.revision);
+	r = range_request(s, post, &b, err);
+	if (r && b.too_large) {
+		*out = meta;
+		out->kv.too_large = true;
+		r = 0;
+	} else if (!r) {
+		r = ts_etcd_range_parse(b.p ? b.p : "", b.len, s->key64, out, err);
+	}
 	body_free(&b);
 	return r;
 }
@@ -411,9 +470,7 @@ static void consider(struct etcd_source *s, const struct ts_etcd_kv *kv)
 	__s64 rev = kv->mod_revision;
 	int r;
 
-	/* handled already: a range read after a reconnect, say (a missing key
-	 * reads as revision 0, its deletion had one) */
-	if (s->seen && s->seen_found == kv->found && (s->seen_revision == rev || !kv->found))
+	if (seen_already(s, kv))
 		return;
 	s->seen = true;
 	s->seen_revision = rev;
@@ -427,8 +484,10 @@ static void consider(struct etcd_source *s, const struct ts_etcd_kv *kv)
 		return;
 	}
 	if (kv->too_large) {
-		snprintf(err.msg, sizeof(err.msg), "the document has about %zu bytes, more than %u",
-			 kv->len, TS_DOC_MAX_SIZE);
+		snprintf(err.msg, sizeof(err.msg),
+			 "the document has more than %u bytes (etcd's own limit of a request): "
+			 "refused unread",
+			 TS_ETCD_VALUE_MAX);
 		reject(s, rev, err.msg);
 		status_set(s, "rejected", err.msg);
 		return;
@@ -523,30 +582,63 @@ static bool watch_message(struct etcd_source *s, const char *line, size_t len)
 	return true;
 }
 
+/* The watch stream, split into messages at '\n'; a message is bounded while
+ * it arrives, the stream is not (it lasts as long as the watch). */
 static size_t watch_write(char *ptr, size_t size, size_t n, void *ud)
 {
 	struct etcd_source *s = ud;
 	struct body *b = &s->stream;
-	size_t add = size * n, start = 0;
-	char *nl;
+	size_t add = size * n;
 
-	if (body_write(ptr, size, n, b) != add) {
-		snprintf(s->stream_error, sizeof(s->stream_error),
-			 b->too_large ? "a watch message of more than %u bytes: refused unread"
-				      : "out of memory reading the watch (%u)",
-			 TS_ETCD_BODY_MAX);
-		return 0;
-	}
-	while ((nl = memchr(b->p + start, '\n', b->len - start))) {
-		size_t len = (size_t)(nl - (b->p + start));
+	for (size_t at = 0; at < add;) {
+		char *nl = memchr(ptr + at, '\n', add - at);
+		size_t part = nl ? (size_t)(nl - (ptr + at)) : add - at;
 
-		if (len && !watch_message(s, b->p + start, len))
+		if (part && !b->len)
+			s->message_start_ms = now_ms();
+		if (part && body_write(ptr + at, 1, part, b) != part) {
+			if (b->too_large)
+				snprintf(s->stream_error, sizeof(s->stream_error),
+					 "a watch message of more than %u bytes: refused unread",
+					 TS_ETCD_BODY_MAX);
+			else
+				snprintf(s->stream_error, sizeof(s->stream_error),
+					 "out of memory reading the watch");
 			return 0;
-		start += len + 1;
+		}
+		if (!nl)
+			break;
+		at += part + 1;
+		if (b->len && !watch_message(s, b->p, b->len))
+			return 0;
+		b->len = 0;
 	}
-	memmove(b->p, b->p + start, b->len - start);
-	b->len -= start;
 	return add;
+}
+
+/* curl's progress callback, once a second at least: a watch not set up, or a
+ * message not whole, WATCH_MESSAGE_TIMEOUT_MS after it began is dropped. */
+static int watch_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			  curl_off_t ulnow)
+{
+	struct etcd_source *s = ud;
+	__u64 now = now_ms();
+
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	if (!s->created && now - s->watch_start_ms > WATCH_MESSAGE_TIMEOUT_MS) {
+		snprintf(s->stream_error, sizeof(s->stream_error),
+			 "the watch was not set up within %d s: dropped",
+			 WATCH_MESSAGE_TIMEOUT_MS / 1000);
+		return 1;
+	}
+	if (s->stream.len && now - s->message_start_ms > WATCH_MESSAGE_TIMEOUT_MS) {
+		snprintf(s->stream_error, sizeof(s->stream_error),
+			 "a watch message was not whole %d s after it began (%zu bytes so far): "
+			 "dropped",
+			 WATCH_MESSAGE_TIMEOUT_MS / 1000, s->stream.len);
+		return 1;
+	}
+	return 0;
 }
 
 static void watch_idle(struct etcd_source *s)
@@ -582,8 +674,12 @@ static int etcd_watch(struct etcd_source *s, __s64 start, struct ts_err *err)
 	s->created = s->compacted = false;
 	s->stream_error[0] = '\0';
 	s->stream_revision = 0;
+	s->watch_start_ms = now_ms();
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, watch_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, s);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	res = request_run(s, s->multi, h, watch_idle);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	watch_idle(s);	/* what came with the last bytes */
@@ -651,15 +747,18 @@ static void *source_main(void *arg)
 		if (atomic_load(&s->stop))
 			break;
 		if (r) {
+			s->range_failing = true;
 			failed(s, err.msg);
 			continue;
 		}
-		if (s->failures)
+		if (s->range_failing) {
 			ts_log("agent", "etcd at %s answers again after %u failure%s",
 				  s->url.endpoints[s->endpoint], s->failures,
 				  s->failures == 1 ? "" : "s");
-		s->failures = 0;
-		s->logged_error[0] = '\0';
+			s->range_failing = false;
+			s->failures = 0;
+			s->logged_error[0] = '\0';
+		}
 		consider(s, &range.kv);
 		ts_etcd_kv_free(&range.kv);
 		status_write(s);
@@ -671,8 +770,12 @@ static void *source_main(void *arg)
 			ts_log("agent", "etcd compacted past the watch of %s: reading it again", s->url.key);
 			continue;
 		}
-		if (s->created)
-			s->failures = 0;	/* it worked for a while: retry soon */
+		/* A watch that worked until its connection ended is retried soon; one
+		 * that etcd (or a host on the way) broke with what it sent is a
+		 * failure in a row like any other: the backoff grows, and the same
+		 * refusal is logged once (again after LOG_REPEAT_MS). */
+		if (s->created && !s->stream_error[0])
+			s->failures = 0;
 		failed(s, err.msg);
 	}
 	return NULL;

@@ -9,7 +9,7 @@
 #include "prom.h"
 
 /*
- * agent_etcd.c: the configuration from etcd. A thread of its own watches
+ * etcd_source.c: the configuration from etcd. A thread of its own watches
  * url's key and makes the instance's configuration equal to every document
  * stored there (ts_doc_import, as `tcpshift import`), holding maps_lock
  * around each use of m. status_key (NULL: none) is a key of the same etcd

@@ -26,8 +26,18 @@
 #include "libtcpshift.h"
 
 /* Nesting of a valid document is 5 (root, services, a service, backends, a
- * backend); deeper input is refused by the tokenizer, bounding its stack. */
+ * backend); deeper input is refused before json-c sees it, and by json-c's
+ * tokenizer too, whose stack it bounds. */
 #define DOC_MAX_DEPTH	16
+/*
+ * The most a valid document holds is 256 services and 4096 backends: 4,866
+ * arrays and objects (the root, services, and each service's object, health
+ * and backends, each backend's object) and 19,204 values in all (4 at the
+ * root, 11 a service, 4 a backend). Past these bounds, about twice that, a
+ * text is refused before json-c allocates a tree for it (8 MiB at most).
+ */
+#define DOC_MAX_CONTAINERS	8192
+#define DOC_MAX_VALUES		32768
 
 static int cmp_doc_backend(const void *a, const void *b)
 {
@@ -490,6 +500,62 @@ static void text_position(const char *text, size_t len, size_t off, char *buf, s
 	snprintf(buf, buflen, "line %zu, column %zu", line, col);
 }
 
+int ts_json_check_limits(const char *text, size_t len, const struct ts_json_limits *lim,
+			 char *why, size_t whylen)
+{
+	size_t containers = 0, values = 1;
+	unsigned int depth = 0;
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char where[64];
+
+		if (in_string) {
+			/* an escape's next byte is never the end: \" stays in */
+			if (text[i] == '\\')
+				i++;
+			else if (text[i] == '"')
+				in_string = false;
+			continue;
+		}
+		switch (text[i]) {
+		case '"':
+			in_string = true;
+			continue;
+		case '{':
+		case '[':
+			if (++depth > lim->depth) {
+				text_position(text, len, i, where, sizeof(where));
+				snprintf(why, whylen, "%s: nested deeper than %u levels", where,
+					 lim->depth);
+				return -E2BIG;
+			}
+			if (++containers > lim->containers) {
+				text_position(text, len, i, where, sizeof(where));
+				snprintf(why, whylen, "%s: more than %zu arrays and objects", where,
+					 lim->containers);
+				return -E2BIG;
+			}
+			break;
+		case '}':
+		case ']':
+			depth -= depth > 0;
+			continue;
+		case ',':
+			break;
+		default:
+			continue;
+		}
+		/* each value but the first follows a '{', a '[' or a ',' */
+		if (++values > lim->values) {
+			text_position(text, len, i, where, sizeof(where));
+			snprintf(why, whylen, "%s: more than %zu values", where, lim->values);
+			return -E2BIG;
+		}
+	}
+	return 0;
+}
+
 /* A backend at a VIP:port would loop its packets back into the gateway. */
 static int check_backend_vips(const struct ts_doc *doc, struct ts_err *err)
 {
@@ -648,7 +714,13 @@ static int check_duplicate_keys(const char *t, size_t len, struct ts_err *err)
 
 int ts_doc_parse(const char *text, size_t len, struct ts_doc *doc, struct ts_err *err)
 {
+	static const struct ts_json_limits doc_limits = {
+		.depth = DOC_MAX_DEPTH,
+		.containers = DOC_MAX_CONTAINERS,
+		.values = DOC_MAX_VALUES,
+	};
 	struct parse_state ps = { .doc = doc };
+	char why[sizeof(err->msg) - 64];
 	enum json_tokener_error jerr;
 	struct json_tokener *tok;
 	json_object *root;
@@ -666,6 +738,10 @@ int ts_doc_parse(const char *text, size_t len, struct ts_doc *doc, struct ts_err
 	if (end == len)
 		return ts_fail(err, TS_ERR_USAGE,
 			       "the document is empty: give what 'tcpshift export' prints");
+	if (ts_json_check_limits(text, len, &doc_limits, why, sizeof(why)))
+		return ts_fail(err, TS_ERR_USAGE,
+			       "%s: a document has at most %d services and %d backends",
+			       why, TS_MAX_SERVICES, TS_MAX_BACKENDS);
 	tok = json_tokener_new_ex(DOC_MAX_DEPTH);
 	if (!tok)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");

@@ -420,6 +420,24 @@ struct ts_doc {
  */
 int ts_doc_parse(const char *text, size_t len, struct ts_doc *doc, struct ts_err *err);
 void ts_doc_free(struct ts_doc *doc);
+
+/*
+ * The shape of a JSON text, bounded on the text itself before json-c builds a
+ * tree of it. Bytes alone bound nothing useful: json-c spends about a kilobyte
+ * on each empty object, so a few MiB of "{}," take gigabytes. Values are
+ * counted from the text ('{', '[' and ',' outside strings, plus one), an upper
+ * bound of what json-c would allocate for it, valid JSON or not.
+ */
+struct ts_json_limits {
+	unsigned int	depth;		/* arrays and objects inside each other */
+	size_t		containers;	/* arrays and objects */
+	size_t		values;		/* all values, containers included */
+};
+
+/* 0, or -E2BIG with why ("line L, column C: more than N arrays and objects")
+ * for text[0..len) past a limit. */
+int ts_json_check_limits(const char *text, size_t len, const struct ts_json_limits *lim,
+			 char *why, size_t whylen);
 /* The document of a configuration read with ts_config_read. */
 int ts_doc_from_config(const struct ts_config *cfg, __u32 seed, struct ts_doc *doc,
 		       struct ts_err *err);
