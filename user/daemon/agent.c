@@ -122,8 +122,7 @@ struct agent {
 		struct ts_metrics_server httpd;
 	} scrape;
 	struct {
-		struct ts_maps		m;
-		pthread_mutex_t		lock;
+		struct ts_maps		m;	/* the etcd source's thread's */
 	} etcd;
 	struct etcd_source	*source;	/* --config, or NULL */
 };
@@ -541,7 +540,6 @@ static void agent_free(struct agent *a)
 	ts_maps_close(&a->scrape.m);
 	ts_maps_close(&a->etcd.m);
 	pthread_mutex_destroy(&a->scrape.lock);
-	pthread_mutex_destroy(&a->etcd.lock);
 	free(a->checks);
 	free(a);
 }
@@ -586,7 +584,6 @@ int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
 	ts_maps_init(&a->scrape.m);
 	ts_maps_init(&a->etcd.m);
 	pthread_mutex_init(&a->scrape.lock, NULL);
-	pthread_mutex_init(&a->etcd.lock, NULL);
 	a->scrape.httpd.collect = metrics_collect;
 	a->scrape.httpd.cls = a;
 	/* the loop first: the threads started below inherit its signal mask */
@@ -620,7 +617,7 @@ int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
 	agent_log("started (pin directory %s)", a->m.pin_dir);
 	if (config) {
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		if (etcd_source_start(&a->source, &url, status_key, &a->etcd.m, &a->etcd.lock,
+		if (etcd_source_start(&a->source, &url, status_key, &a->etcd.m,
 				      &err)) {
 			agent_log("%s", err.msg);
 			r = 1;

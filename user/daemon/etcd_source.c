@@ -74,7 +74,6 @@ struct etcd_source {
 	char			status_key[TS_ETCD_KEY_MAX + 1];	/* "": none */
 	char			node[256];
 	struct ts_maps		*m;
-	pthread_mutex_t		*maps_lock;
 	pthread_t		thread;
 	CURLM			*multi;		/* the range read and the watch */
 	CURLM			*multi_put;	/* status reports, while a watch runs */
@@ -497,9 +496,7 @@ static void consider(struct etcd_source *s, const struct ts_etcd_kv *kv)
 		status_set(s, "rejected", err.msg);
 		return;
 	}
-	pthread_mutex_lock(s->maps_lock);
 	r = ts_doc_import(s->m, &doc, false, &plan, &err);
-	pthread_mutex_unlock(s->maps_lock);
 	if (r) {
 		char why[sizeof(err.msg)];
 
@@ -510,9 +507,7 @@ static void consider(struct etcd_source *s, const struct ts_etcd_kv *kv)
 		ts_plan_free(&plan);
 		if (!s->have_good)
 			return;
-		pthread_mutex_lock(s->maps_lock);
 		r = ts_doc_import(s->m, &s->good, false, &plan, &err);
-		pthread_mutex_unlock(s->maps_lock);
 		if (r)
 			ts_log("agent", "cannot import revision %lld again either: %s",
 				  (long long)s->good_revision, err.msg);
@@ -782,8 +777,7 @@ static void *source_main(void *arg)
 }
 
 int etcd_source_start(struct etcd_source **out, const struct ts_etcd_url *url,
-		      const char *status_key, struct ts_maps *m, pthread_mutex_t *maps_lock,
-		      struct ts_err *err)
+		      const char *status_key, struct ts_maps *m, struct ts_err *err)
 {
 	struct etcd_source *s = calloc(1, sizeof(*s));
 
@@ -795,7 +789,6 @@ int etcd_source_start(struct etcd_source **out, const struct ts_etcd_url *url,
 	if (gethostname(s->node, sizeof(s->node) - 1))
 		snprintf(s->node, sizeof(s->node), "unknown");
 	s->m = m;
-	s->maps_lock = maps_lock;
 	atomic_init(&s->stop, false);
 	pthread_mutex_init(&s->stat_lock, NULL);
 	srandom((unsigned int)(ts_now_ns() ^ (__u64)getpid()));

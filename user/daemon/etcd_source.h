@@ -11,15 +11,14 @@
 /*
  * etcd_source.c: the configuration from etcd. A thread of its own watches
  * url's key and makes the instance's configuration equal to every document
- * stored there (ts_doc_import, as `tcpshift import`), holding maps_lock
- * around each use of m. status_key (NULL: none) is a key of the same etcd
+ * stored there (ts_doc_import, as `tcpshift import`), through m, maps
+ * opened for this thread alone. status_key (NULL: none) is a key of the same etcd
  * where it reports, after each document, which revision is in force here.
  */
 struct etcd_source;
 
 int etcd_source_start(struct etcd_source **out, const struct ts_etcd_url *url,
-		      const char *status_key, struct ts_maps *m, pthread_mutex_t *maps_lock,
-		      struct ts_err *err);
+		      const char *status_key, struct ts_maps *m, struct ts_err *err);
 /* Its counters and state now (for the metrics). */
 void etcd_source_metrics(struct etcd_source *s, struct ts_source_metrics *out);
 /* Stop the thread (within a moment, whatever it waits for) and free s. */
