@@ -12,7 +12,8 @@
 # gateway carried are reset (test_ecmp.sh's comment and its figures).
 #
 # Also: new connections at (at least) 2,000/s: the sync lag's p99 ≤ 50 ms on
-# every gateway; forged (another key), replayed, stale and non-peer messages
+# every gateway; 2,000 slow clients on a gateway's metrics endpoint stop
+# neither its sync nor its metrics (sync runs with 1,024 descriptors); forged (another key), replayed, stale and non-peer messages
 # pin and unpin nothing; a message B sent to C, replayed to A, is refused at A;
 # a holder of the key posing as B with the largest sequence number or a
 # future epoch does not stop C hearing B; a message of protocol version 1 is
@@ -142,9 +143,10 @@ start_sync() {
 	for o in "${GWS[@]}"; do
 		[ "$o" = "$g" ] || peers+=(--peer "${SADDR[$o]}:7946")
 	done
-	"$TCPSHIFT" --pin-dir "$(gw_pin "$g")" -n "$(gw_ns "$g")" sync \
-		--listen "${SADDR[$g]}:7946" "${peers[@]}" --key "$T/sync.key" \
-		--metrics "${METRICS[$g]}" --refresh 5s 2>>"$T/sync-$g.log" &
+	# with the 1,024 descriptors systemd gives a service
+	bash -c 'ulimit -n 1024 && exec "$@"' sync "$TCPSHIFT" --pin-dir "$(gw_pin "$g")" \
+		-n "$(gw_ns "$g")" sync --listen "${SADDR[$g]}:7946" "${peers[@]}" \
+		--key "$T/sync.key" --metrics "${METRICS[$g]}" --refresh 5s 2>>"$T/sync-$g.log" &
 	SYNC_PID[$g]=$!
 	e2e_track_pid "$!"
 }
@@ -245,6 +247,44 @@ if [ "$lost" -eq 0 ]; then
 	pass "no pin event lost on the way to sync (sync_lost 0 on every gateway)"
 else
 	fail "no pin event lost" "sync_lost $lost"
+fi
+
+# ---- 2,000 slow clients on C's metrics endpoint ------------------------------------------------
+# From ten loopback addresses, a byte every 2 s each, for 10 s: C stays up, under
+# its descriptor limit, logs nothing, and goes on syncing: the pins of new
+# connections through A and B reach it during the flood.
+synced_on_c() {
+	tsg gc -j flows web 2>/dev/null | jq '[.[] | select(.synced)] | length'
+}
+s0=$(synced_on_c)
+lines0=$(wc -l <"$T/sync-gc.log")
+in_ns "$(gw_ns gc)" bash -c 'ulimit -n 4096 && exec "$@"' slow python3 \
+	"$(dirname "$0")/slow_clients.py" 127.0.0.1 "${METRICS[gc]##*:}" 2000 10 10 \
+	>"$T/slow.out" 2>&1 &
+slow_pid=$!
+e2e_track_pid "$slow_pid"
+sleep 2
+timeout 30 nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" count --connect "$VIP" --n 200 \
+	>"$T/count-slow.out" 2>>"$T/count.err"
+sleep 1
+s1=$(synced_on_c)
+fds=$(ls /proc/"${SYNC_PID[gc]}"/fd 2>/dev/null | wc -l)
+wait "$slow_pid"
+scraped=
+for ((i = 0; i < 20; i++)); do
+	[ -n "$(metric gc tcpshift_sync_events_total)" ] && { scraped=1; break; }
+	sleep 0.5
+done
+lines1=$(wc -l <"$T/sync-gc.log")
+if kill -0 "${SYNC_PID[gc]}" 2>/dev/null && [ "$s1" -gt "$s0" ] && [ "$fds" -lt 200 ] &&
+	[ "$lines1" -eq "$lines0" ] && [ -n "$scraped" ]; then
+	pass "2,000 slow clients on C's metrics: C up with $fds descriptors, pins synced to it" \
+		"during the flood ($s0 -> $s1), nothing logged, a scrape answered after" \
+		"($(tr '\n' ' ' <"$T/slow.out"))"
+else
+	fail "2,000 slow clients on C's metrics" "alive: $(kill -0 "${SYNC_PID[gc]}" 2>&1 &&
+		echo yes); synced pins $s0 -> $s1; $fds descriptors; $((lines1 - lines0)) log" \
+		"lines; scrape after: ${scraped:-none}"
 fi
 
 # the clients of the flows now: the held connections are the ones that come after
