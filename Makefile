@@ -59,7 +59,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test test-unit test-bpf test-e2e test-bpf-xdp test-e2e-xdp demo clean install uninstall format
-.PHONY: bench microbench bench-pps
+.PHONY: bench microbench bench-pps bench-startup
 
 all: $(OUTPUT)/tcpshift $(OUTPUT)/tcpshiftd $(TOOLS)
 
@@ -275,5 +275,10 @@ bench-pps: deps
 	$(Q)$(MAKE) --no-print-directory all $(PPS) $(BENCH_OUT)/empty.bpf.o
 	$(Q)QUICK=$(QUICK) ROUNDS=$(ROUNDS) SECONDS_PER_PHASE=$(SECONDS_PER_PHASE) CPU=$(CPU) \
 		METHODS="$(METHODS)" tools/bench/pps.sh
+
+# make bench-startup   the one-shot commands' start-to-exit time, this build against
+#                     BASE (a commit) side by side (tools/bench/startup.sh)
+bench-startup: deps
+	$(Q)BASE=$(BASE) RUNS=$(RUNS) tools/bench/startup.sh
 
 FORCE:
