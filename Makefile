@@ -107,6 +107,17 @@ $(OUTPUT)/user/daemon/%.o: user/daemon/%.c $(HEADERS) $(OUTPUT)/tcpshift.skel.h 
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+# The status page, one document, as a C string (page.c): each line quoted,
+# backslashes and quotes escaped.
+$(OUTPUT)/status_page.h: user/daemon/status.html | $(OUTPUT)
+	$(call msg,GEN,$@)
+	$(Q){ echo '/* generated from user/daemon/status.html: do not edit */'; \
+	  echo 'static const char ts_status_page[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@
+
+$(OUTPUT)/user/daemon/page.o: $(OUTPUT)/status_page.h
+
 # made afresh: a member whose source is gone must not stay behind
 $(OUTPUT)/libtcpshift.a: $(LIB_OBJS)
 	$(call msg,AR,$@)

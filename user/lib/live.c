@@ -205,7 +205,7 @@ static void print_quantile(const char *key, __u64 ns)
 		snprintf(text, sizeof(text), ">%.0fs",
 			 ts_handshake_bucket_le(TS_HANDSHAKE_BUCKETS - 2) / 1e9);
 	} else {
-		print_double(PRINT_JSON, key, NULL, ns / 1e9);
+		print_decimal(PRINT_JSON, key, NULL, ns / 1e9, 6);
 		if (ns < 1000000)
 			snprintf(text, sizeof(text), "%.0fus", ns / 1e3);
 		else
@@ -238,11 +238,11 @@ static void print_rate(const struct ts_live_backend *b)
 		return;
 	}
 	print_open_object("rate");
-	print_double(PRINT_ANY, "new_flows", " %8.1f", b->rate.new_flows);
-	print_double(PRINT_JSON, "handshakes", NULL, b->rate.handshakes);
-	print_double(PRINT_ANY, "refused", " %7.1f", b->rate.refused);
-	print_double(PRINT_ANY, "timeouts", " %7.1f", b->rate.timeouts);
-	print_double(PRINT_JSON, "bytes", NULL, b->rate.bytes);
+	print_decimal(PRINT_ANY, "new_flows", " %8.1f", b->rate.new_flows, 2);
+	print_decimal(PRINT_JSON, "handshakes", NULL, b->rate.handshakes, 2);
+	print_decimal(PRINT_ANY, "refused", " %7.1f", b->rate.refused, 2);
+	print_decimal(PRINT_ANY, "timeouts", " %7.1f", b->rate.timeouts, 2);
+	print_decimal(PRINT_JSON, "bytes", NULL, b->rate.bytes, 0);
 	print_bytes_rate(b->rate.bytes);
 	print_close_object();
 }
@@ -264,7 +264,7 @@ static void print_backend(const struct ts_live *l, const struct ts_live_service 
 	print_string(PRINT_ANY, "health", " %-4s", down ? "down" : "up");
 	if (be->health_since_s)
 		print_u64(PRINT_JSON, "health_since", NULL, be->health_since_s);
-	print_double(PRINT_JSON, "share", NULL, share);
+	print_decimal(PRINT_JSON, "share", NULL, share, 5);
 	print_double(PRINT_FP, NULL, " %6.1f%%", 100 * share);
 	print_rate(b);
 	print_u64(PRINT_ANY, "open", " %7llu", ts_backend_open(&b->st));
