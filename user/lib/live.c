@@ -301,7 +301,8 @@ static void print_rollout(const struct ts_live *l, const struct ts_live_service 
 	print_string(PRINT_ANY, "to", "%s:", ls->rollout_to);
 	print_u64(PRINT_ANY, "step", " step %llu", r->step + 1);
 	print_u64(PRINT_ANY, "steps", "/%llu", r->nsteps);
-	print_u64(PRINT_ANY, "percent", " (%llu %% to TO)", r->percent[r->step]);
+	print_u64(PRINT_ANY, "percent", " (%llu %% to ", r->percent[r->step]);
+	print_string(PRINT_FP, NULL, "%s)", ls->rollout_to);
 	print_string(PRINT_ANY, "state", ", %s", ls->rollout_running ? "running" : "interrupted");
 	print_u64(PRINT_JSON, "pid", NULL, r->pid);
 	if (r->started_ns && r->started_ns <= l->mono_ns)
