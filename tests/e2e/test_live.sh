@@ -241,8 +241,10 @@ fi
 
 # ---- (c) top gives the terminal back -------------------------------------------------
 tmux_cmd send-keys -t top q
-for ((i = 0; i < 30; i++)); do
-	[ "$(tmux_cmd display -p -t top '#{pane_dead}')" = 1 ] && break
+# dead, and its exit collected (tmux sees the terminal close first)
+for ((i = 0; i < 50; i++)); do
+	[[ $(tmux_cmd display -p -t top '#{pane_dead}:#{pane_dead_status}#{pane_dead_signal}') == \
+		1:[0-9]* ]] && break
 	sleep 0.1
 done
 screen=$(tmux_cmd capture-pane -p -t top)
