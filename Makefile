@@ -23,7 +23,8 @@ SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
 		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq ethtool \
 		man-db groff-base ncat libclang-rt-14-dev strace libmicrohttpd-dev prometheus \
-		libcurl4-openssl-dev etcd-server etcd-client libssl-dev libsystemd-dev iptables systemd
+		libcurl4-openssl-dev etcd-server etcd-client libssl-dev libsystemd-dev iptables systemd \
+		chromium tmux
 
 CFLAGS   ?= -g -O2
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -106,6 +107,17 @@ $(OUTPUT)/user/daemon/%.o: user/daemon/%.c $(HEADERS) $(OUTPUT)/tcpshift.skel.h 
 		| $(OUTPUT)/user/daemon
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# The status page, one document, as a C string (page.c): each line quoted,
+# backslashes and quotes escaped.
+$(OUTPUT)/status_page.h: user/daemon/status.html | $(OUTPUT)
+	$(call msg,GEN,$@)
+	$(Q){ echo '/* generated from user/daemon/status.html: do not edit */'; \
+	  echo 'static const char ts_status_page[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@
+
+$(OUTPUT)/user/daemon/page.o: $(OUTPUT)/status_page.h
 
 # made afresh: a member whose source is gone must not stay behind
 $(OUTPUT)/libtcpshift.a: $(LIB_OBJS)

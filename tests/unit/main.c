@@ -32,5 +32,6 @@ int main(int argc, char **argv)
 	failed += run_etcd_tests();
 	failed += run_sync_tests();
 	failed += run_print_tests();
+	failed += run_live_tests();
 	return failed ? 1 : 0;
 }

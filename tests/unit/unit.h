@@ -89,5 +89,6 @@ int run_metrics_tests(void);
 int run_etcd_tests(void);
 int run_sync_tests(void);
 int run_print_tests(void);
+int run_live_tests(void);
 
 #endif /* TCPSHIFT_UNIT_H */

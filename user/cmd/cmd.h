@@ -19,6 +19,7 @@ int cmd_pick(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_import(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_health(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_top(struct cli_ctx *ctx, int argc, char **argv);
 
 /* show.c: what several commands show alike, through the output writer */
 /* The global counters: "counters" and a line each as text, an object in JSON. */

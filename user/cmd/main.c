@@ -55,7 +55,7 @@ static const struct cli_command commands[] = {
 	{ "drain", cmd_drain },	  { "flows", cmd_flows },   { "stats", cmd_stats },
 	{ "pick", cmd_pick },	  { "export", cmd_export }, { "import", cmd_import },
 	{ "health", cmd_health }, { "rollout", run_daemon }, { "agent", run_daemon },
-	{ "sync", run_daemon },
+	{ "sync", run_daemon },	  { "top", cmd_top },
 };
 
 static const char usage[] =
@@ -75,13 +75,14 @@ static const char usage[] =
 	"  flows [SERVICE] [--backend NAME] [--state STATE]   pinned flows\n"
 	"  stats [SERVICE]                     per-backend weights, shares and traffic\n"
 	"  pick SERVICE CLIENT:PORT...         the backend a new connection gets now\n"
+	"  top [SERVICE]                       live per-backend rates, health, rollout\n"
 	"  rollout SERVICE FROM TO [OPTIONS]   shift step by step, gated on TO's failures\n"
 	"  export                              the whole configuration as a JSON document\n"
 	"  import [--dry-run] FILE             make the configuration equal to a document\n"
 	"  health SERVICE --check tcp|none [--interval D] [--timeout D] [--rise N] [--fall N]\n"
 	"                                      health checks of its backends (by the agent)\n"
 	"  agent [--metrics ADDR:PORT] [--config etcd://HOST:PORT/KEY]\n"
-	"                                      health checks, metrics, configuration from etcd\n"
+	"                                      health checks, metrics, status page, etcd config\n"
 	"  sync --listen ADDR:PORT --peer ADDR:PORT... --key FILE  share flow pins\n"
 	"\n"
 	"Global options:\n"

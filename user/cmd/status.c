@@ -8,6 +8,7 @@
 #include <bpf/bpf.h>
 
 #include "cmd.h"
+#include "live.h"
 
 static const char help[] =
 	"Usage: tcpshift status\n"
@@ -43,7 +44,7 @@ static void print_rollouts(const struct ts_maps *m)
 		if (bpf_map_lookup_elem(m->rollouts, &s->svc.id, &r) || !r.pid ||
 		    r.nsteps > TS_ROLLOUT_MAX_STEPS || r.step >= r.nsteps)
 			continue;
-		alive = kill((pid_t)r.pid, 0) == 0 || errno == EPERM;
+		alive = ts_rollout_running(&r);
 		bpf_map_lookup_elem(m->backends, &r.from_id, &from);
 		bpf_map_lookup_elem(m->backends, &r.to_id, &to);
 		print_open_object(NULL);

@@ -23,6 +23,8 @@
 
 #include "daemon.h"
 #include "etcd_source.h"
+#include "history.h"
+#include "print.h"
 #include "prom.h"
 
 static const char help[] =
@@ -34,7 +36,10 @@ static const char help[] =
 	"metrics at http://ADDR:PORT/metrics (per backend, labels service, backend,\n"
 	"addr: connection attempts, handshakes, refusals, SYN retransmits, resets,\n"
 	"closes, open connections, bytes each way, handshake-time histogram, weight and\n"
-	"effective weight, health; the global counters; table and flow-table fill).\n"
+	"effective weight, health; the global counters; table and flow-table fill),\n"
+	"and a read-only live status page at http://ADDR:PORT/ (its JSON at\n"
+	"/api/status): what 'tcpshift top' shows, with charts of each backend's new\n"
+	"connections per second over the last three minutes.\n"
 	"One line on stderr for each health transition. SIGHUP reads the configuration\n"
 	"again (it is also read whenever a change is committed). Under systemd\n"
 	"(Type=notify) it reports readiness once it serves, and pings WatchdogSec=.\n"
@@ -113,7 +118,7 @@ struct agent {
 	bool			have_config;
 	struct check		**checks;	/* nchecks of TS_MAX_BACKENDS */
 	size_t			nchecks;
-	struct ts_timer		*checks_timer, *config_timer, *sweep_timer;
+	struct ts_timer		*checks_timer, *config_timer, *sweep_timer, *history_timer;
 	bool			socket_failed;	/* socket() failed: logged once */
 	bool			sweep_failed;	/* the local sweep failed: logged once */
 	struct {
@@ -125,6 +130,8 @@ struct agent {
 		struct ts_maps		m;	/* the etcd source's thread's */
 	} etcd;
 	struct etcd_source	*source;	/* --config, or NULL */
+	struct ts_history	history;	/* the status page's rates (--metrics) */
+	bool			history_failed;	/* a sample failed: logged once */
 };
 
 static __u64 now_ms(void)
@@ -224,6 +231,74 @@ out:
 	free(in.slots);
 	ts_config_free(&cfg);
 	return text;
+}
+
+/*
+ * GET /api/status, on the endpoint's thread: the live view (configuration,
+ * per-backend counters, shares, rollouts: no flow-table walk), with the rates
+ * and history of the loop's samples.
+ */
+struct status_ctx {
+	const struct ts_history	*history;
+	__u64			since;
+};
+
+static void status_history(const struct ts_live_service *s, const struct ts_live_backend *b,
+			   void *data)
+{
+	const struct status_ctx *c = data;
+
+	ts_history_print(c->history, b->b, c->since);
+}
+
+static char *status_collect(void *cls, __u64 since, size_t *len)
+{
+	struct agent *a = cls;
+	struct status_ctx ctx = { &a->history, since };
+	struct ts_live live;
+	struct ts_err err;
+	char *text = NULL;
+	FILE *out;
+
+	pthread_mutex_lock(&a->scrape.lock);
+	if (ts_live_read(&a->scrape.m, &live, &err)) {
+		pthread_mutex_unlock(&a->scrape.lock);
+		return NULL;
+	}
+	out = open_memstream(&text, len);
+	if (out) {
+		pthread_mutex_lock(&a->history.lock);
+		ts_history_rates(&a->history, &live);
+		print_start(out, true, 0);
+		print_open_object(NULL);
+		ts_live_print(&live, NULL, status_history, &ctx);
+		print_open_object("history");
+		print_u64(PRINT_JSON, "seq", NULL, a->history.seq);
+		print_u64(PRINT_JSON, "interval_s", NULL, TS_HISTORY_INTERVAL_NS / 1000000000ULL);
+		print_u64(PRINT_JSON, "samples", NULL, TS_HISTORY_SAMPLES);
+		print_close_object();
+		print_close_object();
+		pthread_mutex_unlock(&a->history.lock);
+		if (print_end() | fclose(out)) {
+			free(text);
+			text = NULL;
+		}
+	}
+	pthread_mutex_unlock(&a->scrape.lock);
+	ts_live_free(&live);
+	return text;
+}
+
+/* Every second on the loop: a sample of every backend's counters. */
+static void history_sample(struct ts_loop *l, void *data)
+{
+	struct agent *a = data;
+	struct ts_err err;
+	int r = ts_history_sample(&a->history, &a->m, &err);
+
+	if (r && !a->history_failed)
+		agent_log("the status page's history: %s", err.msg);
+	a->history_failed = r != 0;
 }
 
 /* ---- health checks ------------------------------------------------------------ */
@@ -535,11 +610,13 @@ static void agent_free(struct agent *a)
 	ts_timer_free(a->checks_timer);
 	ts_timer_free(a->config_timer);
 	ts_timer_free(a->sweep_timer);
+	ts_timer_free(a->history_timer);
 	ts_loop_free(a->loop);
 	ts_maps_close(&a->m);
 	ts_maps_close(&a->scrape.m);
 	ts_maps_close(&a->etcd.m);
 	pthread_mutex_destroy(&a->scrape.lock);
+	ts_history_free(&a->history);
 	free(a->checks);
 	free(a);
 }
@@ -575,7 +652,11 @@ int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage(argv[0], "--status-key %s is the configuration key: give "
 				 "another key, e.g. /tcpshift/status/NODE", status_key);
 	a = calloc(1, sizeof(*a));
-	if (!a || !(a->checks = calloc(TS_MAX_BACKENDS, sizeof(*a->checks)))) {
+	if (!a || !(a->checks = calloc(TS_MAX_BACKENDS, sizeof(*a->checks))) ||
+	    (metrics && ts_history_init(&a->history))) {
+		if (a)
+			ts_history_free(&a->history);
+		free(a ? a->checks : NULL);
 		free(a);
 		fprintf(stderr, "tcpshift: out of memory\n");
 		return 1;
@@ -585,12 +666,14 @@ int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
 	ts_maps_init(&a->etcd.m);
 	pthread_mutex_init(&a->scrape.lock, NULL);
 	a->scrape.httpd.collect = metrics_collect;
+	a->scrape.httpd.status = status_collect;
 	a->scrape.httpd.cls = a;
 	/* the loop first: the threads started below inherit its signal mask */
 	if (ts_loop_new(&a->loop, "agent", &err) ||
 	    ts_loop_timer(a->loop, checks_run, a, &a->checks_timer, &err) ||
 	    ts_loop_timer(a->loop, config_watch, a, &a->config_timer, &err) ||
-	    ts_loop_timer(a->loop, sweep, a, &a->sweep_timer, &err)) {
+	    ts_loop_timer(a->loop, sweep, a, &a->sweep_timer, &err) ||
+	    ts_loop_timer(a->loop, history_sample, a, &a->history_timer, &err)) {
 		r = cli_report(&err);
 		goto out;
 	}
@@ -612,7 +695,8 @@ int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 		lfd = -1;
-		agent_log("serving metrics at http://%s/metrics", metrics);
+		agent_log("serving metrics at http://%s/metrics, the status page at http://%s/",
+			  metrics, metrics);
 	}
 	agent_log("started (pin directory %s)", a->m.pin_dir);
 	if (config) {
@@ -628,6 +712,10 @@ int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
 	config_read(a);
 	ts_timer_arm(a->config_timer, 100000000ULL, 100000000ULL);
 	ts_timer_arm(a->sweep_timer, 1000000000ULL, 1000000000ULL);
+	if (metrics) {
+		history_sample(a->loop, a);
+		ts_timer_arm(a->history_timer, TS_HISTORY_INTERVAL_NS, TS_HISTORY_INTERVAL_NS);
+	}
 	snprintf(status, sizeof(status), "%zu health checks%s%s", a->nchecks,
 		 metrics ? ", metrics at " : "", metrics ? metrics : "");
 	ts_loop_ready(a->loop, status);

@@ -67,18 +67,27 @@ bool ts_endpoint_of(const struct sockaddr_storage *ss, struct ts_endpoint *ep);
 /* The metrics endpoint: a listening socket of ours at spec ADDR:PORT (so that
  * an address in use is a clear error, TS_ERR_BUSY), then an HTTP server
  * thread answering GET /metrics with collect(cls)'s text (malloc'd; NULL: an
- * error 500). The server takes lfd; -1 when it cannot start. */
+ * error 500) and, when status is set (the agent), GET / with the status page
+ * and GET /api/status?since=SEQ with status(cls, SEQ)'s JSON. The server
+ * takes lfd; -1 when it cannot start. */
 int ts_metrics_listen(const char *spec, struct ts_err *err);
 #define TS_HTTP_MAX_CONNS		64
 #define TS_HTTP_MAX_CONNS_PER_CLIENT	8
 #define TS_HTTP_IDLE_S			5	/* without progress: closed */
 struct ts_metrics_server {
 	char		*(*collect)(void *cls, size_t *len);
+	char		*(*status)(void *cls, __u64 since, size_t *len);	/* or NULL */
 	void		*cls;
 	struct MHD_Daemon *httpd;
+	char		csp[512];	/* the page's Content-Security-Policy */
 };
 int ts_metrics_serve(struct ts_metrics_server *s, int lfd);
 void ts_metrics_stop(struct ts_metrics_server *s);
+
+/* page.c: the status page (a constant document), and the
+ * Content-Security-Policy that lets exactly its inline script and style run. */
+const char *ts_page(size_t *len);
+int ts_page_csp(char *out, size_t len);
 
 /* The daemons: each returns the exit status, as a one-shot command does. */
 int cmd_agent(struct cli_ctx *ctx, int argc, char **argv);

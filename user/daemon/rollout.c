@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 
 #include "daemon.h"
+#include "live.h"
 
 static const char help[] =
 	"Usage: tcpshift rollout SERVICE FROM TO [--steps LIST] [--interval DURATION]\n"
@@ -80,12 +81,6 @@ static int parse_steps(const char *s, struct ts_rollout *r)
 		prev = v;
 	}
 	return r->nsteps && s[strlen(s) - 1] != ',' ? 0 : -1;
-}
-
-/* Is the process of a recorded rollout still running? */
-static bool rollout_alive(const struct ts_rollout *r)
-{
-	return r->pid && (kill((pid_t)r->pid, 0) == 0 || errno == EPERM);
 }
 
 static int record(struct rollout *ro, bool clear, struct ts_err *err)
@@ -383,7 +378,7 @@ int cmd_rollout(struct cli_ctx *ctx, int argc, char **argv)
 	/* one at a time per service: the check and the record under the lock */
 	if (ts_maps_lock(&m, &err))
 		goto report;
-	if (!bpf_map_lookup_elem(m.rollouts, &ro.svc_id, &cur) && rollout_alive(&cur)) {
+	if (!bpf_map_lookup_elem(m.rollouts, &ro.svc_id, &cur) && ts_rollout_running(&cur)) {
 		ts_maps_unlock(&m);
 		ts_fail(&err, TS_ERR_RUNTIME,
 			"a rollout of %s is running (pid %u): wait for it, or stop it first",

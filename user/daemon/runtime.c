@@ -106,18 +106,92 @@ int ts_metrics_listen(const char *spec, struct ts_err *err)
 	return fd;
 }
 
+/* Headers of every answer: nothing is sniffed into another type, cached or
+ * framed, and no referrer leaves. */
+static void add_common_headers(struct MHD_Response *resp, const char *type)
+{
+	MHD_add_response_header(resp, "Content-Type", type);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+}
+
+static struct MHD_Response *static_text(const char *text)
+{
+	return MHD_create_response_from_buffer(strlen(text), (void *)text,
+					       MHD_RESPMEM_PERSISTENT);
+}
+
+/* GET /metrics: Prometheus' text format. */
+static struct MHD_Response *route_metrics(const struct ts_metrics_server *s,
+					  struct MHD_Connection *conn, unsigned int *code)
+{
+	size_t len = 0;
+	char *text = s->collect(s->cls, &len);
+
+	if (!text)
+		return NULL;
+	return MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+}
+
+/* GET /: the status page, a constant document. */
+static struct MHD_Response *route_page(const struct ts_metrics_server *s,
+				       struct MHD_Connection *conn, unsigned int *code)
+{
+	size_t len;
+	const char *page = ts_page(&len);
+
+	return MHD_create_response_from_buffer(len, (void *)page, MHD_RESPMEM_PERSISTENT);
+}
+
+/* GET /api/status[?since=SEQ]: what the page shows, as JSON; the history
+ * after sample SEQ (all of it without). */
+static struct MHD_Response *route_status(const struct ts_metrics_server *s,
+					 struct MHD_Connection *conn, unsigned int *code)
+{
+	const char *arg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+	unsigned long long since = 0;
+	size_t len = 0;
+	char *end, *text;
+
+	if (arg) {
+		since = strtoull(arg, &end, 10);
+		if (*arg < '0' || *arg > '9' || *end) {
+			*code = MHD_HTTP_BAD_REQUEST;
+			return static_text("since: give a sample number, e.g. ?since=0\n");
+		}
+	}
+	text = s->status(s->cls, (__u64)since, &len);
+	if (!text)
+		return NULL;
+	return MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+}
+
+/* The endpoint's routes; a server without a status callback (sync) has
+ * /metrics alone. */
+static const struct route {
+	const char	*path;
+	const char	*type;
+	bool		status;		/* needs the status callback */
+	struct MHD_Response *(*answer)(const struct ts_metrics_server *s,
+				       struct MHD_Connection *conn, unsigned int *code);
+} routes[] = {
+	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", false, route_metrics },
+	{ "/", "text/html; charset=utf-8", true, route_page },
+	{ "/api/status", "application/json", true, route_status },
+};
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_len, void **con_cls)
 {
-	static const char not_found[] = "tcpshift: metrics are at /metrics\n";
 	static const char fail[] = "cannot read the maps\n";
 	const struct ts_metrics_server *s = cls;
+	const struct route *route = NULL;
 	struct MHD_Response *resp;
 	enum MHD_Result r;
 	unsigned int code = MHD_HTTP_OK;
-	char *text;
-	size_t len = 0;
 
 	(void)version;
 	(void)upload;
@@ -125,19 +199,27 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	(void)con_cls;
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return MHD_NO;
-	if (strcmp(url, "/metrics")) {
-		resp = MHD_create_response_from_buffer(sizeof(not_found) - 1, (void *)not_found,
-						       MHD_RESPMEM_PERSISTENT);
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (!strcmp(url, routes[i].path) && (!routes[i].status || s->status))
+			route = &routes[i];
+	if (!route) {
 		code = MHD_HTTP_NOT_FOUND;
-	} else if (!(text = s->collect(s->cls, &len))) {
+		resp = static_text(s->status ? "tcpshift: the status page is at /, its JSON at "
+				   "/api/status, metrics at /metrics\n"
+				   : "tcpshift: metrics are at /metrics\n");
+		if (resp)
+			add_common_headers(resp, "text/plain; charset=utf-8");
+	} else if (!(resp = route->answer(s, conn, &code))) {
+		code = MHD_HTTP_INTERNAL_SERVER_ERROR;
 		resp = MHD_create_response_from_buffer(sizeof(fail) - 1, (void *)fail,
 						       MHD_RESPMEM_PERSISTENT);
-		code = MHD_HTTP_INTERNAL_SERVER_ERROR;
-	} else {
-		resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
 		if (resp)
-			MHD_add_response_header(resp, "Content-Type",
-						"text/plain; version=0.0.4; charset=utf-8");
+			add_common_headers(resp, "text/plain; charset=utf-8");
+	} else {
+		add_common_headers(resp, code == MHD_HTTP_OK ? route->type
+				   : "text/plain; charset=utf-8");
+		if (route->answer == route_page)
+			MHD_add_response_header(resp, "Content-Security-Policy", s->csp);
 	}
 	if (!resp)
 		return MHD_NO;
@@ -155,6 +237,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
  */
 int ts_metrics_serve(struct ts_metrics_server *s, int lfd)
 {
+	if (s->status && ts_page_csp(s->csp, sizeof(s->csp)))
+		return -1;
 	s->httpd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, answer, s,
 				    MHD_OPTION_LISTEN_SOCKET, lfd,
 				    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)TS_HTTP_MAX_CONNS,

@@ -287,6 +287,31 @@ void print_double(enum print_type t, const char *key, const char *fmt, double va
 		fprintf(w.out, fmt, value);
 }
 
+void print_decimal(enum print_type t, const char *key, const char *fmt, double value,
+		   int decimals)
+{
+	char json[48];
+
+	if (!wants(t))
+		return;
+	if (!w.json) {
+		if (fmt)
+			fprintf(w.out, fmt, value);
+		return;
+	}
+	snprintf(json, sizeof(json), "%.*f", decimals, value);
+	/* "12.50" as 12.5, "3.00" as 3: the shortest form of the same number */
+	if (strchr(json, '.')) {
+		char *end = json + strlen(json) - 1;
+
+		while (*end == '0')
+			*end-- = '\0';
+		if (*end == '.')
+			*end = '\0';
+	}
+	attach(key, json_object_new_double_s(value, json));
+}
+
 void print_bool(enum print_type t, const char *key, const char *fmt, bool value)
 {
 	if (!wants(t))

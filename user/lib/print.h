@@ -63,6 +63,10 @@ void print_close_array(void);
 void print_string(enum print_type t, const char *key, const char *fmt, const char *value);
 void print_u64(enum print_type t, const char *key, const char *fmt, unsigned long long value);
 void print_double(enum print_type t, const char *key, const char *fmt, double value);
+/* The same, written in JSON with at most decimals digits after the point
+ * (json-c writes a double's every digit: 12.300000000000001). */
+void print_decimal(enum print_type t, const char *key, const char *fmt, double value,
+		   int decimals);
 /* Text: fmt gets "true" or "false". */
 void print_bool(enum print_type t, const char *key, const char *fmt, bool value);
 void print_null(const char *key);
