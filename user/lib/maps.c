@@ -60,6 +60,7 @@ static const char *const counter_names[TS_CNT_MAX] = {
 	[TS_CNT_LOCAL_DRAIN_CLOSED] = "local_drain_closed",
 	[TS_CNT_LOCAL_REMOVED] = "local_removed_backend",
 	[TS_CNT_SYNC_LOST] = "sync_lost",
+	[TS_CNT_SYN_NOT_VIABLE] = "syn_not_viable",
 };
 
 const char *ts_pin_name(size_t i)
