@@ -502,6 +502,25 @@ __u64 ts_handshake_count(const struct ts_backend_stats *st)
 	return n;
 }
 
+/* b - a for counters that only grow, 0 when per-CPU sums read at different
+ * moments make it look negative */
+static __u64 grown(__u64 a, __u64 b)
+{
+	return b > a ? b - a : 0;
+}
+
+void ts_gate_outcomes(const struct ts_backend_stats *base, const struct ts_backend_stats *settled,
+		      const struct ts_backend_stats *st, __u64 *conns, __u64 *fail)
+{
+	__u64 refused = grown(base->refused, st->refused);
+	__u64 timeouts = grown(base->syn_retransmits, st->syn_retransmits);
+	__u64 answered = grown(ts_handshake_count(base), ts_handshake_count(st)) + refused;
+	__u64 unanswered = grown(answered, grown(base->new_flows, settled->new_flows));
+
+	*fail = refused + (timeouts > unanswered ? timeouts : unanswered);
+	*conns = grown(base->handshakes, st->handshakes) + *fail;
+}
+
 __u64 ts_handshake_bucket_le(__u32 i)
 {
 	return i + 1 < TS_HANDSHAKE_BUCKETS ? TS_HANDSHAKE_BUCKET0_NS << i : UINT64_MAX;
