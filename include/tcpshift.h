@@ -241,12 +241,12 @@ struct ts_reply_state {
  */
 enum ts_direct_flags {
 	TS_DIRECT_F_SYN		= 1,	/* started by the client's SYN */
-	TS_DIRECT_F_SYNACK	= 2,	/* the backend's SYN-ACK was seen: backend_next valid */
+	TS_DIRECT_F_SYNACK	= 2,	/* the backend's SYN-ACK seen: backend_next valid */
 };
 
 struct ts_direct_pending {
 	__u32	client_end;	/* the client's seq + length, as first seen (host order) */
-	__u32	backend_next;	/* the backend's SYN-ACK sequence number + 1 (host order) */
+	__u32	backend_next;	/* the backend's SYN-ACK seq + 1 (host order) */
 	__u32	flags;		/* enum ts_direct_flags */
 	__u32	pad;
 };

@@ -255,7 +255,7 @@ static int run(struct rollout *ro, struct ts_err *err)
 					       json_object_new_int64((int64_t)(st.refused - base.refused)));
 			json_object_object_add(o, "timeouts",
 					       json_object_new_int64((int64_t)(st.syn_retransmits -
-									       base.syn_retransmits)));
+						       base.syn_retransmits)));
 			json_object_object_add(o, "health",
 					       json_object_new_string(down ? "down" : "up"));
 			json_object_object_add(o, "ok", json_object_new_boolean(ok));
