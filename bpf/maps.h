@@ -106,6 +106,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } direct SEC(".maps");
 
+/* Sized like half_open by `load --max-flows`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TS_DEFAULT_MAX_FLOWS / 4);
+	__type(key, struct ts_flow_key);
+	__type(value, struct ts_direct_pending);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} direct_pending SEC(".maps");
+
 /* Written and read by `tcpshift rollout` and `status` only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -25,6 +25,7 @@
 #include "maps.h"
 #include "forward.h"
 #include "sync.h"
+#include "viable.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -377,16 +378,16 @@ static __always_inline void ts_reply_key(struct ts_flow_key *r, const struct ts_
 	r->family = key->family;
 }
 
-/* The client -> VIP key of the flow a reply p belongs to. */
-static __always_inline void ts_flow_key_of_reply(struct ts_flow_key *k, const struct ts_pkt *p,
+/* The client -> VIP key of the flow a reply (its 5-tuple r) belongs to. */
+static __always_inline void ts_flow_key_of_reply(struct ts_flow_key *k, const struct ts_flow_key *r,
 						 const __be32 *vip, __be16 vport)
 {
-	__builtin_memcpy(k->saddr, p->key.daddr, sizeof(k->saddr));
+	__builtin_memcpy(k->saddr, r->daddr, sizeof(k->saddr));
 	__builtin_memcpy(k->daddr, vip, sizeof(k->daddr));
-	k->sport = p->key.dport;
+	k->sport = r->dport;
 	k->dport = vport;
-	k->proto = p->key.proto;
-	k->family = p->key.family;
+	k->proto = r->proto;
+	k->family = r->family;
 }
 
 /* The reverse entry of confirmed flow f (client -> VIP key): its replies are
@@ -690,10 +691,12 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 			/* The client timed out waiting for the SYN-ACK: its SYN
 			 * again, a second (the initial RTO) or more after the
 			 * first, counted once. A spoofed SYN sent twice is no
-			 * timeout: the backend answers it at once. */
-			if (syn && flow->tcp_state == TS_TCP_SYN_SEEN &&
+			 * timeout: the backend answers it at once; one that
+			 * cannot reach the backend (viable.h) counts nothing. */
+			if (!ts_is_xdp(c) && syn && flow->tcp_state == TS_TCP_SYN_SEEN &&
 			    !(flow->flags & (TS_FLOW_F_SYNACK | TS_FLOW_F_TIMED_OUT)) &&
-			    (__s64)(now - flow->created_ns) >= (__s64)TS_SYN_RTO_NS) {
+			    (__s64)(now - flow->created_ns) >= (__s64)TS_SYN_RTO_NS &&
+			    ts_syn_viable(ts_skb(c), p)) {
 				struct ts_backend_stats *s = ts_stats(id);
 
 				flow->flags |= TS_FLOW_F_TIMED_OUT;
@@ -716,12 +719,18 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 			ts_count(TS_CNT_NO_BACKEND);
 			return ts_drop(c);
 		}
-		/* A RST ends its flow: forwarded, not pinned. */
-		if (!(p->tcp_flags & TCP_FLAG_RST) && ts_pin(p, svc, id, be, now))
-			return ts_drop(c);
-		if (syn)
-			ts_count(TS_CNT_NEW_FLOWS);
-		ts_count_backend(id, ts_len(c), true, syn);
+		if (syn && !ts_is_xdp(c) && !dry_run && !ts_syn_viable(ts_skb(c), p)) {
+			/* forwarded as the stack would (viable.h): pinned and
+			 * counted for no backend */
+			ts_count(TS_CNT_SYN_NOT_VIABLE);
+		} else {
+			/* A RST ends its flow: forwarded, not pinned. */
+			if (!(p->tcp_flags & TCP_FLAG_RST) && ts_pin(p, svc, id, be, now))
+				return ts_drop(c);
+			if (syn)
+				ts_count(TS_CNT_NEW_FLOWS);
+			ts_count_backend(id, ts_len(c), true, syn);
+		}
 	}
 	if (ts_rewrite(c, p, true, be->addr, be->port))
 		return ts_drop(c);
@@ -780,7 +789,7 @@ static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_
 		struct ts_flow_key key = {};
 		struct ts_flow *f;
 
-		ts_flow_key_of_reply(&key, p, r->vip, r->vport);
+		ts_flow_key_of_reply(&key, &p->key, r->vip, r->vport);
 		f = bpf_map_lookup_elem(&flows, &key);
 		if (!f)
 			return -1;
@@ -807,15 +816,14 @@ static __always_inline int ts_fib_route(struct ts_ctx *c, const struct ts_pkt *p
 }
 
 /* Did p arrive on the device this gateway routes its source to? A strict
- * reverse-path check (as rp_filter=1), for the replies that have no flow
- * state here: a "reply" forged on the client side fails it. */
-static __always_inline bool ts_from_backend_side(struct ts_ctx *c, const struct ts_pkt *p)
+ * reverse-path check (viable.h), for the replies that have no flow state
+ * here: a "reply" forged on the client side fails it. */
+static __always_inline bool ts_from_its_side(struct ts_ctx *c, const struct ts_pkt *p)
 {
-	__u32 oif;
+	struct bpf_fib_lookup fib;
 
-	return ts_fib_route(c, p, p->key.daddr, p->key.saddr, &oif) ==
-		       BPF_FIB_LKUP_RET_SUCCESS &&
-	       oif == c->ifindex;
+	return ts_reverse_path_ok(c->ctx, c->ifindex, p->key.family, p->key.saddr, p->key.daddr,
+				  &fib);
 }
 
 /* Is p for the gateway itself (not forwarded)? The gateway's own
@@ -845,7 +853,7 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 	struct ts_flow *f;
 	__u32 id;
 
-	ts_flow_key_of_reply(&key, p, idx->vip, idx->vport);
+	ts_flow_key_of_reply(&key, &p->key, idx->vip, idx->vport);
 	/* an answer to a local client's socket (bpf/local.h), addressed to
 	 * the gateway itself: never rewritten, known without a FIB lookup */
 	if (bpf_map_lookup_elem(&local_flows, &key))
@@ -853,7 +861,7 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 	be = ts_reply_backend(idx, p->key.family);
 	if (!be)
 		return ts_ok(c);
-	if (!ts_from_backend_side(c, p)) {
+	if (!ts_from_its_side(c, p)) {
 		ts_count(TS_CNT_SPOOF_REJECTED);
 		return ts_ok(c);
 	}
@@ -879,12 +887,43 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 	return ts_reply_rewrite(c, p, be, id, idx->vip, idx->vport, NULL);
 }
 
+/* Does reply 5-tuple rkey belong to a live flow through a VIP: a reverse
+ * entry, and its flow confirmed and not ended? Then no direct-connection
+ * mark may claim it (doc/DESIGN.md, "Replies"). */
+static __always_inline bool ts_vip_flow_live(const struct ts_flow_key *rkey)
+{
+	struct ts_reply_state *r = bpf_map_lookup_elem(&replies, rkey);
+	struct ts_flow_key key = {};
+	struct ts_flow *f;
+
+	if (!r)
+		return false;
+	ts_flow_key_of_reply(&key, rkey, r->vip, r->vport);
+	f = bpf_map_lookup_elem(&flows, &key);
+	return f && f->backend_id == r->backend_id && f->tcp_state != TS_TCP_CLOSED;
+}
+
+/* Direct connection rkey is confirmed: its mark moves to direct, which no
+ * flood of spoofed packets reaches. */
+static __always_inline void ts_direct_confirm(const struct ts_flow_key *rkey)
+{
+	__u32 mark = 0;
+
+	if (!bpf_map_update_elem(&direct, rkey, &mark, BPF_ANY))
+		bpf_map_delete_elem(&direct_pending, rkey);
+}
+
 /* A client's packet to a backend's own address:port: a direct connection,
- * not through a VIP. Its replies are marked as not ours (the direct map). */
+ * not through a VIP. Its replies are marked as not ours: direct_pending
+ * until the client's ACK acknowledges the backend's SYN-ACK as this gateway
+ * saw it (an off-path sender does not know its sequence number), then
+ * direct. A client address:port whose connection through the VIP to this
+ * backend lives gets no mark: a forged one would hide that connection's
+ * replies and ICMP errors. */
 static __always_inline int ts_direct(struct ts_ctx *c, const struct ts_pkt *p, const struct ts_endpoint_key *dst)
 {
 	struct ts_flow_key rkey = {};
-	__u32 mark = 0;
+	struct ts_direct_pending *d;
 
 	if (dry_run || p->tcp_flags & TCP_FLAG_RST || !bpf_map_lookup_elem(&backend_addrs, dst))
 		return ts_ok(c);
@@ -894,9 +933,45 @@ static __always_inline int ts_direct(struct ts_ctx *c, const struct ts_pkt *p, c
 	rkey.dport = p->key.sport;
 	rkey.proto = p->key.proto;
 	rkey.family = p->key.family;
-	if (!bpf_map_lookup_elem(&direct, &rkey))
-		bpf_map_update_elem(&direct, &rkey, &mark, BPF_NOEXIST);
+	if (bpf_map_lookup_elem(&direct, &rkey))
+		return ts_ok(c);
+	d = bpf_map_lookup_elem(&direct_pending, &rkey);
+	if (!d) {
+		struct ts_direct_pending n = {
+			.client_end = p->seq + p->seq_len,
+			.flags = ts_is_syn(p->tcp_flags) ? TS_DIRECT_F_SYN : 0,
+		};
+
+		if (!ts_vip_flow_live(&rkey))
+			bpf_map_update_elem(&direct_pending, &rkey, &n, BPF_NOEXIST);
+		return ts_ok(c);
+	}
+	if (d->flags & TS_DIRECT_F_SYNACK &&
+	    (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_ACK &&
+	    p->ack - d->backend_next <= TS_SEQ_WINDOW)
+		ts_direct_confirm(&rkey);
 	return ts_ok(c);
+}
+
+/* The backend's packet p of direct connection d, not confirmed yet: a
+ * SYN-ACK from the backend's side gives the sequence number the client's ACK
+ * must acknowledge; a connection picked up mid-stream is confirmed by the
+ * backend's acknowledgment of the client's segments. */
+static __always_inline void ts_direct_backend(struct ts_ctx *c, const struct ts_pkt *p,
+					      struct ts_direct_pending *d)
+{
+	if (dry_run || p->tcp_flags & TCP_FLAG_RST || !(p->tcp_flags & TCP_FLAG_ACK))
+		return;
+	if (p->tcp_flags & TCP_FLAG_SYN) {
+		if (d->flags & TS_DIRECT_F_SYN && ts_from_its_side(c, p)) {
+			d->backend_next = p->seq + 1;
+			d->flags |= TS_DIRECT_F_SYNACK;
+		}
+		return;
+	}
+	if (!(d->flags & TS_DIRECT_F_SYN) &&
+	    p->ack - d->client_end + TS_SEQ_WINDOW <= 2 * TS_SEQ_WINDOW && ts_from_its_side(c, p))
+		ts_direct_confirm(&p->key);
 }
 
 /*
@@ -912,7 +987,7 @@ static __always_inline bool ts_vip_flow(const struct ts_pkt *p, const struct ts_
 	struct ts_flow_key key = {};
 	struct ts_flow *f;
 
-	ts_flow_key_of_reply(&key, p, idx->vip, idx->vport);
+	ts_flow_key_of_reply(&key, &p->key, idx->vip, idx->vport);
 	f = bpf_map_lookup_elem(&half_open, &key);
 	if (f && f->backend_id == idx->backend_id) {
 		if (p->tcp_flags & TCP_FLAG_SYN)
@@ -954,12 +1029,20 @@ static __always_inline int ts_not_to_vip(struct ts_ctx *c, const struct ts_pkt *
 	ep->port = p->key.sport;
 	idx = bpf_map_lookup_elem(&backend_addrs, ep);
 	if (idx) {
+		struct ts_direct_pending *d;
+
 		/* a direct connection's reply is not ours (unless the mark is
 		 * stale or forged: then it goes) */
 		if (bpf_map_lookup_elem(&direct, &p->key)) {
 			if (dry_run || !ts_vip_flow(p, idx))
 				return ts_ok(c);
 			bpf_map_delete_elem(&direct, &p->key);
+		} else if ((d = bpf_map_lookup_elem(&direct_pending, &p->key))) {
+			if (dry_run || !ts_vip_flow(p, idx)) {
+				ts_direct_backend(c, p, d);
+				return ts_ok(c);
+			}
+			bpf_map_delete_elem(&direct_pending, &p->key);
 		}
 		return ts_reply_unconfirmed(c, p, idx);
 	}
@@ -993,8 +1076,10 @@ static __always_inline int ts_icmp(struct ts_ctx *c, __u8 family)
 	fkey.dport = m.in_sport;
 
 	/* about a packet to a backend: toward the client, unless it is of a
-	 * direct connection to that backend */
-	if (bpf_map_lookup_elem(&direct, &fkey))
+	 * direct connection to that backend; a mark never hides a live flow
+	 * through a VIP (ts_direct) */
+	if ((bpf_map_lookup_elem(&direct, &fkey) || bpf_map_lookup_elem(&direct_pending, &fkey)) &&
+	    !ts_vip_flow_live(&fkey))
 		return ts_ok(c);
 	__builtin_memcpy(key.addr, m.in_daddr, sizeof(key.addr));
 	key.port = m.in_dport;

@@ -233,9 +233,29 @@ struct ts_reply_state {
 /*
  * direct: LRU hash, the reply 5-tuple of a client's direct connection to a
  * backend's own address:port (through the gateway, not through a VIP) ->
- * __u32 0: its replies are not ours. A map of its own, so that a flood of
- * spoofed packets to backends cannot evict the reverse entries of flows.
+ * __u32 0: its replies are not ours. Only confirmed connections are here:
+ * the client's ACK acknowledged the backend's SYN-ACK as this gateway saw it,
+ * or the backend acknowledged the client's segments of a connection picked up
+ * mid-stream. A map of its own, so that a flood of spoofed packets to
+ * backends cannot evict the reverse entries of flows, and fed only by what an
+ * off-path sender cannot produce, so that such a flood cannot evict a
+ * confirmed mark either (doc/DESIGN.md, "Replies").
+ *
+ * direct_pending: LRU hash, the same key -> struct ts_direct_pending, for a
+ * direct connection not confirmed yet: its replies are left alone too, but a
+ * flood of spoofed packets churns this table only.
  */
+enum ts_direct_flags {
+	TS_DIRECT_F_SYN		= 1,	/* started by the client's SYN */
+	TS_DIRECT_F_SYNACK	= 2,	/* the backend's SYN-ACK seen: backend_next valid */
+};
+
+struct ts_direct_pending {
+	__u32	client_end;	/* the client's seq + length, as first seen (host order) */
+	__u32	backend_next;	/* the backend's SYN-ACK seq + 1 (host order) */
+	__u32	flags;		/* enum ts_direct_flags */
+	__u32	pad;
+};
 
 /*
  * backend_addrs: hash, backend endpoint -> the VIP:port its replies get as
@@ -308,6 +328,11 @@ enum ts_counter {
 	TS_CNT_LOCAL_REMOVED,		/* local connections closed: their backend was removed */
 	TS_CNT_SYNC_LOST,		/* pin events for `tcpshift sync` dropped: its ring
 					 * buffer was full (sync down or behind) */
+	TS_CNT_SYN_NOT_VIABLE,		/* SYNs to a service that cannot lead to a connection
+					 * (TTL or hop limit <= 1, a bad checksum, SYN+FIN, a
+					 * source not routed back through their device):
+					 * forwarded as the stack would, neither pinned nor
+					 * counted for a backend */
 	TS_CNT_MAX,
 };
 

@@ -54,7 +54,8 @@ static void usage(FILE *f)
 		"       ts-echo holdmany --connect ADDR:PORT [--n N] [--timeout-ms T]\n"
 		"       ts-echo synflood --to A.B.C.D:PORT --n N (--src-net A.B.C.D/LEN |\n"
 		"                        --from A.B.C.D:PORT) [--flags LIST] [--repeat R]\n"
-		"                        [--lag L] [--max-seconds S] [--seed X]\n"
+		"                        [--lag L] [--max-seconds S] [--seed X] [--ttl T]\n"
+		"                        [--bad-checksum]\n"
 		"       ts-echo --help\n"
 		"\n"
 		"server  answer each line received on a connection with \"NAME <line>\"; runs\n"
@@ -93,8 +94,10 @@ static void usage(FILE *f)
 		"        e.g. S,A,R,FA), random sequence and acknowledgment numbers; each\n"
 		"        is sent R times (default 2: the copies are retransmissions, sent\n"
 		"        L segments later, default 64); stops after S seconds (default 60);\n"
-		"        X seeds the source ports and sequence numbers. Prints what it\n"
-		"        sent; exit 1 when it could not send everything in time\n"
+		"        X seeds the source ports and sequence numbers (the same X sends the\n"
+		"        same segments again); T is the TTL (default 64); --bad-checksum\n"
+		"        makes every TCP checksum wrong. Prints what it sent; exit 1 when\n"
+		"        it could not send everything in time\n"
 		"\n"
 		"ADDR:PORT is 198.18.2.11:8008 or [2001:2:2::11]:8008. T is the timeout of\n"
 		"one connection (count) or of connecting and of the last replies (hold),\n"
@@ -1096,6 +1099,8 @@ struct synflood_opts {
 	uint64_t seed;
 	uint8_t flags[MAX_FLAG_SETS];	/* segment i carries flags[i % nflags] */
 	int nflags;
+	unsigned long ttl;		/* --ttl */
+	bool bad_checksum;		/* --bad-checksum: the TCP checksum off by one */
 };
 
 /* "S,A,R,FA": TCP flag sets from the letters F S R P A (RFC 9293 order). */
@@ -1170,7 +1175,7 @@ static void synflood_build(const struct synflood_opts *o, unsigned long i, struc
 	p->ip.tot_len = htons(sizeof(*p));
 	p->ip.id = htons((uint16_t)(h >> 48));
 	p->ip.frag_off = htons(IP_DF);
-	p->ip.ttl = 64;
+	p->ip.ttl = (uint8_t)o->ttl;
 	p->ip.protocol = IPPROTO_TCP;
 	p->ip.saddr = o->from.sin_port ? o->from.sin_addr.s_addr
 				       : htonl(o->net + 1 + (uint32_t)(i % o->hosts));
@@ -1196,6 +1201,8 @@ static void synflood_build(const struct synflood_opts *o, unsigned long i, struc
 	pseudo.len = htons(sizeof(p->tcp) + sizeof(p->opts));
 	p->tcp.check = csum_fold(csum_add(csum_add(0, &pseudo, sizeof(pseudo)), &p->tcp,
 					  sizeof(p->tcp) + sizeof(p->opts)));
+	if (o->bad_checksum)
+		p->tcp.check ^= htons(1);
 }
 
 static int run_synflood(const struct synflood_opts *o)
@@ -1313,6 +1320,8 @@ int main(int argc, char **argv)
 	    {"from", required_argument, NULL, 'F'},
 	    {"flags", required_argument, NULL, 'G'},
 	    {"sport", required_argument, NULL, 'P'},
+	    {"ttl", required_argument, NULL, 'I'},
+	    {"bad-checksum", no_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1322,7 +1331,7 @@ int main(int argc, char **argv)
 	bool have_connect = false, have_n = false, have_timeout = false, have_flood = false;
 	bool have_to = false, have_net = false;
 	struct synflood_opts flood = {.repeat = 2, .lag = 64, .max_seconds = 60,
-				      .seed = 0x5eed, .flags = {0x02}, .nflags = 1};
+				      .seed = 0x5eed, .flags = {0x02}, .nflags = 1, .ttl = 64};
 	struct endpoint to_ep;
 	unsigned long v;
 	int nlisten = 0, opt;
@@ -1430,6 +1439,15 @@ int main(int argc, char **argv)
 				flood.seed = v;
 			have_flood = true;
 			break;
+		case 'I':
+			if (parse_ulong(optarg, 1, 255, &flood.ttl))
+				return usage_error("bad --ttl '%s': use 1-255", optarg);
+			have_flood = true;
+			break;
+		case 'B':
+			flood.bad_checksum = true;
+			have_flood = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1445,7 +1463,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (strcmp(mode, "synflood") && (have_to || have_net || have_flood))
 		return usage_error("--to, --src-net, --from, --flags, --repeat, --lag, "
-				   "--max-seconds and --seed are options of synflood");
+				   "--max-seconds, --seed, --ttl and --bad-checksum are options of "
+				   "synflood");
 	if (sport && strcmp(mode, "count"))
 		return usage_error("--sport is an option of count");
 	if (!strcmp(mode, "server")) {

@@ -3,7 +3,8 @@
  * test_bpf: the real tcpshift BPF object under BPF_PROG_TEST_RUN.
  *
  *   test_bpf [--xdp] [GROUP...]  groups: pkt nat pinning handsoff split fuzz robust pick
- *                                icmp security canary forward spoofing sync (default: all)
+ *                                icmp security canary forward spoofing sync offpath
+ *                                (default: all)
  *
  * --xdp: every packet goes through the XDP program first (ts_test.h,
  * test_xdp_mode), as on a gateway loaded with --mode xdp.
@@ -39,6 +40,7 @@ static const struct {
 	{ "forward", run_forward_tests },
 	{ "spoofing", run_spoofing_tests },
 	{ "sync", run_sync_tests },
+	{ "offpath", run_offpath_tests },
 };
 
 static bool wanted(const char *name, int argc, char **argv)

@@ -222,6 +222,65 @@ static void icmp_to_the_gateway(struct ts_env *e, bool v6)
 	ASSERT_EQ(env_counter(e, TS_CNT_ICMP), before, "icmp_translated counter");
 }
 
+/*
+ * A spoofed packet with the client's address:port as source, sent to the
+ * backend's own address:port, looks like a direct connection to the backend
+ * on the reply 5-tuple of the client's confirmed connection through the VIP.
+ * It must not stop the translation of the errors about that connection (a
+ * router's on the backends' side at ingress, the gateway's own at egress):
+ * without them the client ignores errors that quote the backend's address,
+ * and its connection black-holes where the path MTU is smaller.
+ */
+static void icmp_after_forged_direct_mark(struct ts_env *e, bool v6)
+{
+	const char *client = v6 ? CLIENT6 : CLIENT4, *vip = v6 ? VIP6_ADDR : VIP4_ADDR;
+	const char *be = v6 ? "2001:2:2::11" : "198.18.2.11";
+	const char *const to[] = { v6 ? BE6_1 : BE4_1 };
+	struct pkt_spec syn = client_spec(v6, 50005, PKT_SYN, 7000);
+	struct pkt_spec spoof = { .src = client, .dst = be, .sport = 50005, .dport = 8008,
+				  .flags = PKT_ACK, .seq = 123456, .ack = 654321 };
+	struct pkt_spec sent = { .src = client, .dst = be, .sport = 50005, .dport = 8008,
+				 .flags = PKT_ACK, .seq = 7001, .ack = TEST_BACKEND_ISN + 1,
+				 .payload = "a segment too big for the path" };
+	struct pkt_spec orig = sent, r;
+	struct pkt q_sent, q_orig, in, want, out;
+	char addr[PKT_EPSTRLEN];
+
+	test_context("%s", v6 ? "IPv6" : "IPv4");
+	config_web(e, v6, 1, 0);
+	handshake(e, &syn, to, 1, "the client's connection through the VIP");
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(pkt_build(&in, &spoof), 0, "pkt_build");
+		expect_untouched(e, &in, TC_ACT_OK,
+				 "a spoofed packet from the client's address:port to v1 itself");
+		spoof.flags = PKT_SYN;
+	}
+	orig.dst = vip;
+	ASSERT_EQ(pkt_build(&q_sent, &sent), 0, "pkt_build");
+	ASSERT_EQ(pkt_build(&q_orig, &orig), 0, "pkt_build");
+	icmp_error(&in, &q_sent, v6 ? ROUTER6_BE : ROUTER4_BE, client, 1000);
+	icmp_error(&want, &q_orig, v6 ? ROUTER6_BE : ROUTER4_BE, client, 1000);
+	expect_icmp(e, &in, &want, "a router's error about the connection is translated");
+	icmp_error(&in, &q_sent, v6 ? ROUTER6_CL : ROUTER4_CL, client, 1000);
+	icmp_error(&want, &q_orig, v6 ? ROUTER6_CL : ROUTER4_CL, client, 1000);
+	ASSERT_EQ(env_run_egress(e, &in, &out), TC_ACT_OK, "egress verdict");
+	ASSERT_PKT_EQ(&out, &want, "the gateway's own error about it leaves quoting the VIP");
+	r = backend_spec(&syn, to[0], PKT_ACK | PKT_PSH, addr);
+	r.payload = "the answer";
+	expect_reply(e, &r, v6 ? VIP6 : VIP4, "v1's data still reaches the client from the VIP");
+	test_context(NULL);
+}
+
+static void test_v4_icmp_after_forged_direct_mark(void **state)
+{
+	icmp_after_forged_direct_mark(env_of(state), false);
+}
+
+static void test_v6_icmp_after_forged_direct_mark(void **state)
+{
+	icmp_after_forged_direct_mark(env_of(state), true);
+}
+
 static void test_v4_icmp(void **state)
 {
 	struct ts_env *e = env_of(state);
@@ -286,6 +345,8 @@ int run_icmp_tests(void)
 		TEST(test_v4_icmp),
 		TEST(test_v6_icmp),
 		TEST(test_icmp_checksum_complete),
+		TEST(test_v4_icmp_after_forged_direct_mark),
+		TEST(test_v6_icmp_after_forged_direct_mark),
 	};
 
 	return cmocka_run_group_tests_name("icmp", tests, NULL, NULL);

@@ -12,7 +12,9 @@
 #define SPLIT_FLOWS	10000
 #define RANDOM_FLOWS	1000
 #define MAX_BE		4
-#define SPLIT_CLIENTS	8	/* source addresses 198.18.1.1-8 / 2001:2:1::1-8 */
+/* source addresses 198.18.1.10-17 / 2001:2:1::10-17: not the gateway's own
+ * (198.18.1.1), which a SYN from outside never comes from */
+#define SPLIT_CLIENTS	8
 
 static const char *const names[MAX_BE] = { "v1", "v2", "v3", "v4" };
 static const char *const be4[MAX_BE] = { BE4_1, BE4_2, "198.18.2.13:8008", "198.18.2.14:8008" };
@@ -69,7 +71,7 @@ static void table_shares(struct ts_env *e, bool v6, size_t n, double *share)
 /* A client of the split tests: flow i of a batch starting at port base. */
 static struct pkt_spec split_flow(bool v6, __u32 i, __u16 base, __u8 flags, char *src)
 {
-	snprintf(src, PKT_EPSTRLEN, v6 ? "2001:2:1::%x" : "198.18.1.%u", 1 + i % SPLIT_CLIENTS);
+	snprintf(src, PKT_EPSTRLEN, v6 ? "2001:2:1::%u" : "198.18.1.%u", 10 + i % SPLIT_CLIENTS);
 	return (struct pkt_spec){
 		.src = src,
 		.dst = v6 ? VIP6_ADDR : VIP4_ADDR,

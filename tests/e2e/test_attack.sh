@@ -19,7 +19,13 @@
 #     backends, a 20,000-byte request is echoed in full and the client learns
 #     the VIP's path MTU, IPv4 and IPv6, in stack mode and in fib mode (the
 #     gateway's own "fragmentation needed" is translated at egress; fib mode
-#     checks the MTU of GSO packets, which it let through before).
+#     checks the MTU of GSO packets, which it let through before). For IPv4,
+#     after a spoofed packet from the client's address:port to its backend's
+#     own address:port (a forged direct-connection mark hid the errors).
+#  5. A direct connection to v1 keeps working during a flood of 100,000
+#     spoofed SYNs and ACKs (x2) to v1's own address:port: held from before
+#     it, and new ones during it (before: the flood evicted its mark and v1's
+#     answers left as the VIP's).
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -181,6 +187,21 @@ for ns in "$NS_B1" "$NS_B2"; do
 done
 payload=$(head -c 15000 /dev/urandom | base64 -w 0)	# 20,000 bytes
 
+# spoof_mark VIP: one spoofed ACK from the held connection's client
+# address:port to its backend's own address:port, as if it were a direct
+# connection to the backend: it must not stop the translation of the errors
+# about the connection through the VIP.
+spoof_mark() {
+	local f
+
+	f=$(ts -j flows --state established | jq -r --arg v "$1" \
+		'[.[] | select(.vip == $v)] | last | "\(.client) \(.backend_addr)"')
+	[ -n "$f" ] && [ "$f" != "null null" ] || { fail "attack: the held connection's flow" \
+		"not in flows"; return; }
+	attack --to "${f#* }" --from "${f% *}" --flags A --n 1 --repeat 1 >/dev/null ||
+		fail "attack: the spoofed mark packet" "synflood failed"
+}
+
 # The client learns the path MTU of the VIP only from an ICMP error that quotes
 # the VIP: the proof that the gateway's own error was translated.
 pmtu() { # pmtu MODE
@@ -193,7 +214,9 @@ pmtu() { # pmtu MODE
 		addr=${vip%:*}
 		addr=${addr#[}
 		addr=${addr%]}
-		if hold_send hello && hold_send "$payload" && [ "${HOLD_REPLY#* }" = "$payload" ]; then
+		hold_send hello
+		[ "$vip" = "$VIP4" ] && spoof_mark "$vip"
+		if hold_send "$payload" && [ "${HOLD_REPLY#* }" = "$payload" ]; then
 			learned=$(in_ns "$NS_CL" ip route get "$addr" 2>/dev/null | grep -o 'mtu [0-9]*')
 			if [ "$learned" = "mtu 1400" ]; then
 				pass "attack: a 20,000-byte request to $vip through a 1400-byte hop is" \
@@ -213,4 +236,31 @@ pmtu() { # pmtu MODE
 pmtu stack
 must "load --forward fib" ts load "${E2E_DEV_ARGS[@]}" --forward fib
 pmtu fib
+
+# ---- 5. a direct connection during a flood to its backend ---------------------------------
+hold_open "$V1_4"
+hold_send hello && [ "${HOLD_REPLY%% *}" = v1 ] || fail "attack: a held direct connection to v1" \
+	"reply '$HOLD_REPLY'"
+attack --to "$V1_4" --src-net 198.19.0.0/16 --flags S,A --n "$FLOOD" --repeat 2 \
+	>"$E2E_TMP/direct-flood.out" &
+flood_pid=$!
+during=0 rounds=0
+for ((i = 0; i < 60; i++)); do
+	kill -0 "$flood_pid" 2>/dev/null || break
+	out=$(in_ns "$NS_CL" "$TS_ECHO" count --connect "$V1_4" --n 5 --timeout-ms 3000 2>&1)
+	during=$((during + $(count_of "$out" v1)))
+	rounds=$((rounds + 1))
+done
+wait "$flood_pid"
+flood_rc=$?
+if [ "$flood_rc" -eq 0 ] && [ "$rounds" -gt 0 ] && [ "$during" -eq $((rounds * 5)) ]; then
+	pass "attack: during $FLOOD spoofed SYNs and ACKs (x2) to v1's own address:port," \
+		"$during of $((rounds * 5)) new direct connections to v1 answered by v1"
+else
+	fail "attack: direct connections during a flood to v1" "flood exit $flood_rc" \
+		"($(tr '\n' ' ' <"$E2E_TMP/direct-flood.out")), $during of $((rounds * 5)) answered"
+fi
+hold_send after-flood && [ "$HOLD_REPLY" = "v1 after-flood" ] &&
+	pass "attack: the direct connection held from before the flood is still answered by v1" ||
+	fail "attack: the held direct connection after the flood" "reply '$HOLD_REPLY'"
 e2e_status

@@ -4,10 +4,13 @@
 # canary signals, with new connections arriving all along (a bounded
 # background client) and a held connection on v1:
 #  1. a healthy v2: 10/25/50/100 completes, every gate passes, it ends at
-#     v1=0 v2=100, and the held connection is still answered by v1;
-#  2. a v2 that refuses connections (its server killed): the first gate fails,
-#     the weights go back to where they started in one switch, exit 3, the
-#     held connection answered;
+#     v1=0 v2=100, and the held connection is still answered by v1 — all under
+#     a spray of spoofed SYNs that cannot reach a backend (TTL 1, a bad TCP
+#     checksum), each sent again 1.1 s later as a client that timed out would:
+#     they count no failure (before: v2 rolled back);
+#  2. a v2 that refuses connections (its server killed), under the same spray:
+#     the first gate fails, the weights go back to where they started in one
+#     switch, exit 3, the held connection answered;
 #  3. interrupted by SIGTERM: the weights of its step stay and `status` says
 #     so; a second rollout of the service while one runs is refused;
 #  4. bad input: clear errors, exit 2, nothing changed.
@@ -35,6 +38,27 @@ hold_send hello && [ "${HOLD_REPLY%% *}" = v1 ] || e2e_abort "the held connectio
 done ) &
 TRAFFIC=$!
 e2e_track_pid "$TRAFFIC"
+
+# spray: an off-path attacker on the clients' side, for at most 100 rounds
+# (about 120 s): per round, 50 SYNs to the VIP with TTL 1 and 50 with a bad
+# TCP checksum from spoofed sources (routed back through the client's link,
+# whose host drops the answers), then the same 100 again 1.1 s later
+SPRAY_NET=198.19.0.0/16
+must "route to the spoofed sources" ip -n "$NS_GW" route add "$SPRAY_NET" via 198.18.1.2
+SPRAY_KINDS=(--ttl=1 --bad-checksum)
+( for ((i = 0; i < 100; i++)); do
+	for again in 0 1; do
+		for k in 0 1; do	# (the same seed: the same segments again)
+			timeout 10 nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" synflood \
+				--to "$VIP4" --src-net "$SPRAY_NET" --n 50 --repeat 1 \
+				--seed $((1000 + i * 2 + k)) "${SPRAY_KINDS[k]}" --max-seconds 5 \
+				>/dev/null 2>&1
+		done
+		sleep 1.1
+	done
+done ) &
+SPRAY=$!
+e2e_track_pid "$SPRAY"
 
 weights() { # weights: "v1=W v2=W" of tcp-echo
 	ts -j service list | jq -r '.[] | select(.name == "tcp-echo") | .backends |
@@ -76,6 +100,13 @@ fi
 hold_send after-rollback && [ "${HOLD_REPLY%% *}" = v1 ] &&
 	pass "rollout: the held connection is answered by v1 after the rollback" ||
 	fail "rollout: held connection after the rollback" "reply '$HOLD_REPLY'"
+
+kill "$SPRAY" 2>/dev/null
+wait "$SPRAY" 2>/dev/null
+viable=$(ts_counter syn_not_viable)
+[ "${viable:-0}" -gt 0 ] &&
+	pass "rollout: the spray reached tcpshift and pinned nothing (syn_not_viable $viable)" ||
+	fail "rollout: the spray reached tcpshift" "syn_not_viable '${viable:-}'"
 
 # ---- 3. interrupted, and one at a time ---------------------------------------------
 "$TCPSHIFT" --pin-dir "$E2E_PIN" -n "$NS_GW" rollout tcp-echo v1 v2 --steps 10,100 \

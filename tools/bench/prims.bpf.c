@@ -67,6 +67,31 @@ static __always_inline void patch_tuple(__u8 *addr_lo, __u8 *port, __u32 i)
 	port[1] = (__u8)p;
 }
 
+/* RFC 1624: the checksum at check after a 16-bit word went from old to new
+ * (words as they are in the packet: the arithmetic is the same either way). */
+static __always_inline void csum_patch(__u8 *check, __u16 old, __u16 new)
+{
+	__u32 sum = (__u16)~*(__u16 *)check + (__u16)~old + new;
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	*(__u16 *)check = (__u16)~sum;
+}
+
+/* patch_tuple, keeping the checksums right: the IPv4 header's (ip_check,
+ * or NULL) and the TCP one (the data plane checks a SYN's before pinning). */
+static __always_inline void patch_tuple_csum(__u8 *addr_lo, __u8 *port, __u32 i, __u8 *ip_check,
+					     __u8 *tcp_check)
+{
+	__u16 old_addr = *(__u16 *)addr_lo, old_port = *(__u16 *)port;
+
+	patch_tuple(addr_lo, port, i);
+	if (ip_check)
+		csum_patch(ip_check, old_addr, *(__u16 *)addr_lo);
+	csum_patch(tcp_check, old_addr, *(__u16 *)addr_lo);
+	csum_patch(tcp_check, old_port, *(__u16 *)port);
+}
+
 /* The wrappers' work on the frame data..end: reset the headers of family
  * fam, patch the tuple; false when the frame is too short. */
 static __always_inline bool wrap_frame(void *data, void *end, int fam)
@@ -88,16 +113,17 @@ static __always_inline bool wrap_frame(void *data, void *end, int fam)
 	if (tuple_mod) {
 		__u32 i = tuple_base + counter % tuple_mod;
 
-		/* IPv4: saddr at 12, daddr at 16, ports at 20; IPv6: saddr at 8,
-		 * daddr at 24, ports at 40 (patching the last two address bytes) */
+		/* IPv4: saddr at 12, daddr at 16, ports at 20, checksums at 10 and
+		 * 36; IPv6: saddr at 8, daddr at 24, ports at 40, the TCP
+		 * checksum at 56 (patching the last two address bytes) */
 		if (fam == 4 && patch_dst)
-			patch_tuple(h + 18, h + 22, i);
+			patch_tuple_csum(h + 18, h + 22, i, h + 10, h + 36);
 		else if (fam == 4)
-			patch_tuple(h + 14, h + 20, i);
+			patch_tuple_csum(h + 14, h + 20, i, h + 10, h + 36);
 		else if (patch_dst)
-			patch_tuple(h + 38, h + 42, i);
+			patch_tuple_csum(h + 38, h + 42, i, NULL, h + 56);
 		else
-			patch_tuple(h + 22, h + 40, i);
+			patch_tuple_csum(h + 22, h + 40, i, NULL, h + 56);
 	}
 	counter++;
 	return true;

@@ -21,9 +21,11 @@ static const char help[] =
 	"100, so a step is 1 %), in one atomic switch; other backends keep theirs.\n"
 	"Each step, the last included, is held for --interval and then judged on what\n"
 	"the data plane counted for TO during it: its failures (connections it refused\n"
-	"with a RST, and clients that sent their SYN again for want of a SYN-ACK:\n"
-	"timeouts) against its connections with an outcome (those and the handshakes\n"
-	"completed). More than --max-failures percent, or TO down by its health checks\n"
+	"with a RST, and connections it never answered: SYNs sent again for want of a\n"
+	"SYN-ACK, or SYNs left without any answer for a second) against its connections\n"
+	"with an outcome (those and the handshakes completed). SYNs that cannot reach\n"
+	"TO (spoofed with a TTL of 1, a bad checksum) count nothing. More than\n"
+	"--max-failures percent, or TO down by its health checks\n"
 	"('tcpshift health'), fails the gate; with fewer than --min-connections\n"
 	"connections the step is held for another interval, ten at most, then the gate\n"
 	"fails (too little traffic to judge).\n"
@@ -147,22 +149,13 @@ static json_object *jevent(const char *name, __u32 step, __u32 pct, __u32 wf, __
 	return o;
 }
 
-/* TO's connections with an outcome since base (handshakes completed,
- * refused, timed out), and the failures among them. Attempts with no outcome
- * (a spoofed SYN the backend answered, to an address that never replies) do
- * not dilute the failures. */
-static void outcomes(const struct ts_backend_stats *st, const struct ts_backend_stats *base,
-		     __u64 *conns, __u64 *fail)
-{
-	*fail = st->refused - base->refused + st->syn_retransmits - base->syn_retransmits;
-	*conns = st->handshakes - base->handshakes + *fail;
-}
+#define SETTLE_NS	1000000000ULL	/* an attempt unanswered this long has failed */
 
 /* What hold() shows on a terminal, once a second. */
 struct progress {
 	struct rollout				*ro;
 	__u32					step, wf, wt;
-	const struct ts_backend_stats		*base;
+	const struct ts_backend_stats		*base, *settled;
 	__u64					until;
 };
 
@@ -177,7 +170,7 @@ static void show_progress(struct ts_loop *l, void *data)
 
 	if (ts_backend_stats_read(ro->m, ro->r.to_id, &st, &err))
 		return;
-	outcomes(&st, p->base, &att, &fail);
+	ts_gate_outcomes(p->base, p->settled, &st, &att, &fail);
 	snprintf(line, sizeof(line),
 		 "step %u/%u  %s=%u %s=%u  connections %llu  failures %llu  %llus left",
 		 p->step + 1, ro->r.nsteps, ro->from, p->wf, ro->to, p->wt,
@@ -188,18 +181,28 @@ static void show_progress(struct ts_loop *l, void *data)
 }
 
 /* Wait for the end of a gate interval on the loop; false when a signal
- * stopped us. */
+ * stopped us. settled: TO's counters as read SETTLE_NS before the end (base
+ * when the interval is shorter), for ts_gate_outcomes. */
 static bool hold(struct rollout *ro, __u32 step, __u32 wf, __u32 wt,
-		 const struct ts_backend_stats *base, __u64 until)
+		 const struct ts_backend_stats *base, __u64 until, struct ts_backend_stats *settled)
 {
-	struct progress p = { ro, step, wf, wt, base, until };
+	struct progress p = { .ro = ro, .step = step, .wf = wf, .wt = wt, .base = base,
+			      .settled = settled, .until = until };
 	struct ts_timer *t = NULL;
 	struct ts_err err;
-	bool done;
+	bool done = true;
 
+	*settled = *base;
 	if (ro->tty && !ts_loop_timer(ro->loop, show_progress, &p, &t, &err))
 		ts_timer_arm(t, 0, 1000000000ULL);
-	done = ts_loop_run_until(ro->loop, until);
+	/* TO's counters SETTLE_NS before the end: an attempt pinned by then and
+	 * unanswered at the end has failed */
+	if (until >= ts_now_ns() + SETTLE_NS) {
+		done = ts_loop_run_until(ro->loop, until - SETTLE_NS);
+		if (done)
+			ts_backend_stats_read(ro->m, ro->r.to_id, settled, &err);
+	}
+	done = done && ts_loop_run_until(ro->loop, until);
 	ts_timer_free(t);
 	return done;
 }
@@ -222,7 +225,7 @@ static int run(struct rollout *ro, struct ts_err *err)
 {
 	for (ro->r.step = 0; ro->r.step < ro->r.nsteps; ro->r.step++) {
 		__u32 pct = ro->r.percent[ro->r.step], wf, wt;
-		struct ts_backend_stats base, st;
+		struct ts_backend_stats base, settled, st;
 		__u64 att = 0, fail = 0;
 		char line[320];
 		int ext;
@@ -235,11 +238,12 @@ static int run(struct rollout *ro, struct ts_err *err)
 			 ro->r.step + 1, ro->r.nsteps, ro->from, wf, ro->to, wt, pct, ro->to);
 		event(ro, jevent("step", ro->r.step, pct, wf, wt), line, false);
 		for (ext = 0; ext < MAX_EXTENSIONS; ext++) {
-			if (!hold(ro, ro->r.step, wf, wt, &base, ts_now_ns() + ro->interval_ns))
+			if (!hold(ro, ro->r.step, wf, wt, &base, ts_now_ns() + ro->interval_ns,
+				  &settled))
 				return -1;
 			if (ts_backend_stats_read(ro->m, ro->r.to_id, &st, err))
 				return -err->status;
-			outcomes(&st, &base, &att, &fail);
+			ts_gate_outcomes(&base, &settled, &st, &att, &fail);
 			if (att >= ro->min_conns)
 				break;
 		}
@@ -255,6 +259,9 @@ static int run(struct rollout *ro, struct ts_err *err)
 			json_object_object_add(o, "failures", json_object_new_int64((int64_t)fail));
 			json_object_object_add(o, "refused",
 					       json_object_new_int64((int64_t)(st.refused - base.refused)));
+			json_object_object_add(o, "timeouts",
+					       json_object_new_int64((int64_t)(st.syn_retransmits -
+						       base.syn_retransmits)));
 			json_object_object_add(o, "health",
 					       json_object_new_string(down ? "down" : "up"));
 			json_object_object_add(o, "ok", json_object_new_boolean(ok));

@@ -182,6 +182,18 @@ int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err
 __u64 ts_backend_open(const struct ts_backend_stats *st);
 /* Handshakes counted in the histogram. */
 __u64 ts_handshake_count(const struct ts_backend_stats *st);
+/*
+ * What a rollout's gate judges (doc/DESIGN.md, "Rollout integrity"): a
+ * backend's connections with an outcome between two readings of its counters
+ * (base, then st) and the failures among them. Failures: SYNs refused, and
+ * the larger of the timeouts counted and the attempts never answered (pinned
+ * by settled, a reading a second or more before st, with neither a SYN-ACK
+ * nor a refusal by st), which no eviction of half-open pins can hide.
+ * Connections: the handshakes completed and the failures. Attempts answered
+ * but not completed (spoofed SYNs) are neither.
+ */
+void ts_gate_outcomes(const struct ts_backend_stats *base, const struct ts_backend_stats *settled,
+		      const struct ts_backend_stats *st, __u64 *conns, __u64 *fail);
 /* The upper bound (ns) of the histogram bucket holding quantile q (0 < q <= 1)
  * of the handshake times; 0 when there are none, UINT64_MAX in the last. */
 __u64 ts_handshake_quantile(const struct ts_backend_stats *st, double q);

@@ -227,6 +227,7 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps 
 	bpf_map__set_max_entries(skel->maps.half_open, TS_HALF_OPEN_SIZE(max_flows));
 	bpf_map__set_max_entries(skel->maps.replies, max_flows);
 	bpf_map__set_max_entries(skel->maps.direct, TS_HALF_OPEN_SIZE(max_flows));
+	bpf_map__set_max_entries(skel->maps.direct_pending, TS_HALF_OPEN_SIZE(max_flows));
 	bpf_map__set_max_entries(skel->maps.local_flows, max_flows);
 	if (check_pinned_layout(skel, pin_dir, err))
 		goto fail;

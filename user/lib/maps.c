@@ -60,6 +60,7 @@ static const char *const counter_names[TS_CNT_MAX] = {
 	[TS_CNT_LOCAL_DRAIN_CLOSED] = "local_drain_closed",
 	[TS_CNT_LOCAL_REMOVED] = "local_removed_backend",
 	[TS_CNT_SYNC_LOST] = "sync_lost",
+	[TS_CNT_SYN_NOT_VIABLE] = "syn_not_viable",
 };
 
 const char *ts_pin_name(size_t i)
@@ -544,6 +545,25 @@ __u64 ts_handshake_count(const struct ts_backend_stats *st)
 	for (__u32 i = 0; i < TS_HANDSHAKE_BUCKETS; i++)
 		n += st->handshake_hist[i];
 	return n;
+}
+
+/* b - a for counters that only grow, 0 when per-CPU sums read at different
+ * moments make it look negative */
+static __u64 grown(__u64 a, __u64 b)
+{
+	return b > a ? b - a : 0;
+}
+
+void ts_gate_outcomes(const struct ts_backend_stats *base, const struct ts_backend_stats *settled,
+		      const struct ts_backend_stats *st, __u64 *conns, __u64 *fail)
+{
+	__u64 refused = grown(base->refused, st->refused);
+	__u64 timeouts = grown(base->syn_retransmits, st->syn_retransmits);
+	__u64 answered = grown(ts_handshake_count(base), ts_handshake_count(st)) + refused;
+	__u64 unanswered = grown(answered, grown(base->new_flows, settled->new_flows));
+
+	*fail = refused + (timeouts > unanswered ? timeouts : unanswered);
+	*conns = grown(base->handshakes, st->handshakes) + *fail;
 }
 
 __u64 ts_handshake_bucket_le(__u32 i)
