@@ -882,7 +882,7 @@ static void warn_no_redirect(int ifindex)
 
 	if_indextoname((unsigned int)ifindex, name);
 	fprintf(stderr,
-		"tcpshift: warning: %s takes no XDP-redirected frames (a veth whose peer has "
+		"tcpshift: warning: %s takes no XDP-redirected frames (on veth: its peer has "
 		"neither GRO nor an XDP program): packets to it go through tc; for XDP there, "
 		"turn GRO on at its peer (ethtool -K PEER gro on) and load again\n",
 		name);
@@ -957,7 +957,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	struct tcpshift_bpf *skel = NULL;
 	char path[TS_PIN_DIR_MAX];
 	bool fresh, made_dir, forget_devices = false, xdp, xdp_generic, generic;
-	bool xdp_had[TS_MAX_DEVICES] = {};
+	bool xdp_had[TS_MAX_DEVICES] = {}, xdp_target[TS_MAX_DEVICES] = {};
 	__u32 prev_flags = 0;
 	struct stat st;
 	struct ts_owner owner = {};
@@ -1105,14 +1105,9 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	 * and the mode stays what it was. */
 	for (__u32 i = 0; i < next.ndevices; i++) {
 		xdp_had[i] = ts_xdp_attached((int)next.ifindex[i], &generic) != 0;
-		if (xdp && !r) {
-			bool target;
-
-			r = ts_bpf_xdp_dev_add(skel, (int)next.ifindex[i], xdp_generic, &target,
-					       err);
-			if (!r && !target)
-				warn_no_redirect((int)next.ifindex[i]);
-		}
+		if (xdp && !r)
+			r = ts_bpf_xdp_dev_add(skel, (int)next.ifindex[i], xdp_generic,
+					       &xdp_target[i], err);
 	}
 	for (__u32 i = 0; i < next.ndevices && !r; i++) {
 		if (xdp)
@@ -1137,6 +1132,10 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 			    (prev_flags & (TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC));
 		goto fail;
 	}
+	/* said once everything is attached: a refusal says all */
+	for (__u32 i = 0; i < next.ndevices && xdp; i++)
+		if (!xdp_target[i])
+			warn_no_redirect((int)next.ifindex[i]);
 	/* without --cgroup the cgroup programs go, as devices no longer
 	 * named do */
 	if (!o->cgroup)
