@@ -11,7 +11,9 @@
  * helper keeps skb->csum in step with the pseudo-header change (for IPv6 it
  * must be told, BPF_F_IPV6: see ts_l4_csum_pseudo6 in csum.h).
  * (Direct writes cost 3 ns where bpf_skb_store_bytes costs 35: BENCHMARKS.md.)
- * At XDP there is no ip_summed: the TCP checksum is updated in place (ctx.h).
+ * At XDP there is no ip_summed: the TCP checksum is updated in place as a
+ * complete one (frames with partial checksums went on to tc:
+ * ts_tcp_csum_partial).
  */
 #ifndef TCPSHIFT_NAT_H
 #define TCPSHIFT_NAT_H
