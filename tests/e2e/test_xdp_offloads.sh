@@ -14,6 +14,7 @@
 #    XDP-redirected frames: load says so in one warning line, and the
 #    backends' replies (complete checksums now, which XDP would redirect)
 #    reach the client through tc. The other way still goes through XDP.
+#    status shows the device as taking no redirects.
 set -u
 E2E_MODE=xdp
 # shellcheck source=tests/e2e/lib.sh
@@ -23,7 +24,7 @@ LINES=50
 LEN=3000	# two segments per line each way
 
 e2e_init xdp_offloads
-e2e_need ethtool
+e2e_need ethtool jq
 e2e_topology
 e2e_load
 e2e_service tcp-echo "$VIP4" 1 0
@@ -102,6 +103,13 @@ if [ "$rc" -eq 0 ] && [ "$(wc -l <<<"$out")" -eq 1 ] &&
 	pass "xdp_offloads: load warns that gwc takes no redirects (exit 0: $out)"
 else
 	fail "xdp_offloads: load on a device whose peer has no GRO" "exit $rc, '$out'"
+fi
+targets=$(ts -j status | jq -r '[.devices[] | "\(.name)=\(.xdp_redirect_target)"] | join(" ")')
+if [[ "$targets" == *"gwc=false"* ]] && [[ "$targets" == *"b1=true"* ]] &&
+	ts status | grep -q "gwc .*TAKES NO XDP REDIRECTS"; then
+	pass "xdp_offloads: status shows which devices take XDP redirects ($targets)"
+else
+	fail "xdp_offloads: status shows redirect targets" "$targets"
 fi
 for vip in "$VIP4" "$VIP6"; do
 	b0=$(xdp_redirects b1)
