@@ -56,8 +56,9 @@ static __always_inline bool ts_tcp_csum_partial(struct ts_ctx *c, const struct t
 		len = bpf_ntohs(ip6->payload_len);
 	pseudo = ts_csum_pseudo_tcp(p->key.saddr, p->key.daddr, p->key.family == TS_AF_INET6,
 				    len);
-	/* 0 and 0xffff are the same number in ones' complement */
-	return (__u32)tcp->check % 0xffff == (__u32)pseudo % 0xffff;
+	/* 0 and 0xffff are the same number in ones' complement (pseudo is
+	 * never 0) */
+	return tcp->check == pseudo || (!tcp->check && pseudo == 0xffff);
 }
 
 /* Rewrite the destination (to_dst) or source address and port of a TCP packet. */
