@@ -127,8 +127,9 @@ static void print_device(const struct ts_settings *s, __u32 ifindex, const struc
 		print_bool(PRINT_JSON, "xdp_redirect_target", NULL, target);
 	if (st == TS_SLOT_OURS && xdp_ours)
 		print_text(", xdp%s prog %u%s", generic ? " (generic)" : "", xdp_id,
-			   target ? "" : ", TAKES NO XDP REDIRECTS (turn GRO on at its peer, then run "
-					 "'tcpshift load')");
+			   target ? ""
+				  : ", TAKES NO XDP REDIRECTS (turn GRO on at its peer, then "
+				    "run 'tcpshift load')");
 	else if (st == TS_SLOT_OURS && (s->flags & TS_SETTINGS_F_XDP))
 		print_text(", XDP NOT ATTACHED%s",
 			   xdp_id ? " (another program is there)" : " (run 'tcpshift load')");

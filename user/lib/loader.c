@@ -504,7 +504,8 @@ static int xdp_features(int ifindex, __u64 *features)
 		     sizeof("netdev"), CTRL_ATTR_FAMILY_ID, &family, sizeof(family));
 	if (!r)
 		r = genl_ask(fd, family, TS_NETDEV_CMD_DEV_GET, TS_NETDEV_A_DEV_IFINDEX, &idx,
-			     sizeof(idx), TS_NETDEV_A_DEV_XDP_FEATURES, features, sizeof(*features));
+			     sizeof(idx), TS_NETDEV_A_DEV_XDP_FEATURES, features,
+			     sizeof(*features));
 	close(fd);
 	return r;
 }
