@@ -41,6 +41,29 @@ static __always_inline __u64 ts_csum_diff32(__be32 old, __be32 new)
 }
 
 /*
+ * The TCP pseudo-header's sum (RFC 9293 3.1, RFC 8200 8.1) of a segment of
+ * len bytes (header and payload) from saddr to daddr, folded to 16 bits: what
+ * a sender that leaves the checksum to its device (CHECKSUM_PARTIAL) puts in
+ * the check field. Never 0: the addresses are not all zero.
+ */
+static __always_inline __u16 ts_csum_pseudo_tcp(const __be32 *saddr, const __be32 *daddr,
+						bool v6, __u32 len)
+{
+	__u64 sum = bpf_htons(IPPROTO_TCP) + (__u64)bpf_htons((__u16)len);
+	int words = v6 ? 4 : 1;
+
+	for (int i = 0; i < 4; i++) {
+		if (i == words)
+			break;
+		sum += (saddr[i] & 0xffff) + (saddr[i] >> 16) + (daddr[i] & 0xffff) +
+		       (daddr[i] >> 16);
+	}
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/*
  * Fold diff, the sum change of an IPv6 address (bpf_csum_diff), into the
  * pseudo-header part of the L4 checksum at off.
  *

@@ -20,6 +20,7 @@ struct ts_ctx {
 	void	*ctx;		/* struct __sk_buff * or struct xdp_md * */
 	__u32	ifindex;	/* the device the packet arrived on */
 	bool	xdp;
+	bool	partial_csum;	/* XDP: its device may hand over partial checksums */
 };
 
 /* Never defined: a reference to it that survives optimization (the hook not

@@ -153,10 +153,12 @@ struct {
 
 /*
  * load --mode xdp: the instance's devices as the XDP program knows them,
- * keyed by ifindex: xdp_tx, those it may redirect to (a devmap, so that the
- * kernel sends redirected frames in batches), and xdp_devs, each one's MAC,
- * to tell a frame to this host from one seen in promiscuous mode. Written by
- * every load before it attaches, so not pinned: each program has its own.
+ * keyed by ifindex: xdp_tx, those it may redirect to, the ones that take
+ * redirected frames (a devmap, so that the kernel sends them in batches), and
+ * xdp_devs, each one's MAC, to tell a frame to this host from one seen in
+ * promiscuous mode, and whether its frames may carry partial checksums.
+ * Written by every load before it attaches, so not pinned: each program has
+ * its own.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);

@@ -11,7 +11,9 @@
  * helper keeps skb->csum in step with the pseudo-header change (for IPv6 it
  * must be told, BPF_F_IPV6: see ts_l4_csum_pseudo6 in csum.h).
  * (Direct writes cost 3 ns where bpf_skb_store_bytes costs 35: BENCHMARKS.md.)
- * At XDP there is no ip_summed: the TCP checksum is updated in place (ctx.h).
+ * At XDP there is no ip_summed: the TCP checksum is updated in place as a
+ * complete one (frames with partial checksums went on to tc:
+ * ts_tcp_csum_partial).
  */
 #ifndef TCPSHIFT_NAT_H
 #define TCPSHIFT_NAT_H
@@ -20,6 +22,44 @@
 #include "csum.h"
 
 #define TS_TCP_CHECK_OFF	offsetof(struct tcphdr, check)
+
+/*
+ * An XDP frame has no ip_summed, so it cannot say that its TCP checksum is
+ * partial: that the check field holds only the pseudo-header sum, the rest
+ * left to a device that never comes when the frame is redirected. It shows,
+ * though: a partial check field equals the pseudo-header sum, which a
+ * complete checksum does only once in 65535 frames. Such a frame goes on to
+ * tc, whose helpers update a partial checksum as one (ts_rewrite); a complete
+ * one mistaken for it is only slower, correct all the same. Checked only on
+ * devices that can hand over partial checksums (TS_XDP_DEV_F_PARTIAL_CSUM):
+ * frames from a wire are never partial.
+ */
+static __always_inline bool ts_tcp_csum_partial(struct ts_ctx *c, const struct ts_pkt *p)
+{
+	void *data = ts_data(c), *data_end = ts_data_end(c);
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	__u32 l4 = p->l4_off, len;
+	struct tcphdr *tcp;
+	__u16 pseudo;
+
+	/* bounded again for the verifier: Ethernet + the longest IP header */
+	if (l4 > sizeof(struct ethhdr) + 60)
+		return true;
+	tcp = data + l4;
+	if ((void *)(tcp + 1) > data_end || (void *)(ip6 + 1) > data_end)
+		return true;
+	/* the TCP length, from the IP header as ts_parse read it */
+	if (p->key.family == TS_AF_INET)
+		len = bpf_ntohs(ip->tot_len) - (l4 - p->l3_off);
+	else
+		len = bpf_ntohs(ip6->payload_len);
+	pseudo = ts_csum_pseudo_tcp(p->key.saddr, p->key.daddr, p->key.family == TS_AF_INET6,
+				    len);
+	/* 0 and 0xffff are the same number in ones' complement (pseudo is
+	 * never 0) */
+	return tcp->check == pseudo || (!tcp->check && pseudo == 0xffff);
+}
 
 /* Rewrite the destination (to_dst) or source address and port of a TCP packet. */
 static __always_inline int ts_rewrite(struct ts_ctx *c, const struct ts_pkt *p, bool to_dst,

@@ -1144,6 +1144,9 @@ static __always_inline int ts_ingress(struct ts_ctx *c)
 	 * judges the rest (doc/DESIGN.md, "XDP") */
 	if (ts_is_xdp(c) && r != TS_PARSE_TCP)
 		return XDP_PASS;
+	/* a partial checksum cannot be finished here (nat.h) */
+	if (ts_is_xdp(c) && c->partial_csum && ts_tcp_csum_partial(c, &p))
+		return XDP_PASS;
 	switch (r) {
 	case TS_PARSE_TCP:
 		break;
@@ -1206,6 +1209,7 @@ int tcpshift_xdp(struct xdp_md *ctx)
 	if (!dev || *(__u32 *)eth->h_dest != *(__u32 *)dev->mac ||
 	    *(__u16 *)(eth->h_dest + 4) != *(__u16 *)(dev->mac + 4))
 		return XDP_PASS;
+	c.partial_csum = dev->flags & TS_XDP_DEV_F_PARTIAL_CSUM;
 	return ts_ingress(&c);
 }
 

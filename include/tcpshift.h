@@ -388,7 +388,15 @@ struct ts_nexthop {
 /* xdp_devs: a device of the instance, as the XDP program knows it. */
 struct ts_xdp_dev {
 	__u8	mac[6];		/* its address: frames to another are not this host's */
-	__u16	pad;
+	__u8	flags;		/* enum ts_xdp_dev_flags */
+	__u8	pad;
+};
+
+enum ts_xdp_dev_flags {
+	/* Its frames may carry a partial TCP checksum (a local sender's
+	 * offload: veth, tun, any device in generic mode): the XDP program
+	 * passes those to tc (doc/DESIGN.md, "XDP", "Checksums"). */
+	TS_XDP_DEV_F_PARTIAL_CSUM = 1,
 };
 
 enum ts_settings_flags {

@@ -127,11 +127,19 @@ int env_xdp_devices(struct ts_env *e, char *why, size_t len)
 	static const char *const devs[] = { TEST_DEV_CLIENT, TEST_DEV_BACKEND };
 	struct ts_err err = {};
 
-	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
-		if (ts_bpf_xdp_dev_add(e->skel, test_ifindex(devs[i]), &err)) {
+	bool target;
+
+	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
+		if (ts_bpf_xdp_dev_add(e->skel, test_ifindex(devs[i]), false, &target, &err)) {
 			snprintf(why, len, "%s", err.msg);
 			return -1;
 		}
+		if (!target) {
+			snprintf(why, len, "%s takes no XDP redirects (its peer has no GRO)",
+				 devs[i]);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -370,6 +378,9 @@ int test_net_setup(void)
 		"tsbackend1",
 		"ip link set tsclient1 up",
 		"ip link set tsbackend1 up",
+		/* the peers take XDP-redirected frames, as on a gateway in xdp mode */
+		"ethtool -K tsclient1 gro on",
+		"ethtool -K tsbackend1 gro on",
 		"ip link set " TEST_DEV_CLIENT " up",
 		"ip link set " TEST_DEV_BACKEND " up",
 		"ip addr add 198.18.1.1/24 dev " TEST_DEV_CLIENT,

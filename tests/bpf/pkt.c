@@ -173,6 +173,17 @@ static void put16(__u8 *at, __u16 host)
 	at[1] = (__u8)host;
 }
 
+void pkt_partial_csum(struct pkt *p)
+{
+	struct pkt_view v;
+	__u16 check;
+
+	if (!pkt_view(p, &v) || !l4_has_pseudo(&v))
+		return;
+	check = htons(fold(sum_pseudo(p, &v)));
+	memcpy(p->data + l4_check_off(&v), &check, sizeof(check));
+}
+
 void pkt_fix_csums(struct pkt *p)
 {
 	struct pkt_view v;

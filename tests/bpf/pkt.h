@@ -89,6 +89,9 @@ bool pkt_ip_csum_ok(const struct pkt *p);
 bool pkt_l4_csum_ok(const struct pkt *p);
 /* Recompute every checksum of p (after a deliberate change). */
 void pkt_fix_csums(struct pkt *p);
+/* Leave only the pseudo-header's sum in the L4 checksum field, as a sender
+ * whose device is to finish the checksum does (CHECKSUM_PARTIAL). */
+void pkt_partial_csum(struct pkt *p);
 /* Recompute only the IPv4 header checksum, whatever ihl and tot_len say. */
 void pkt_fix_ip_csum(struct pkt *p);
 

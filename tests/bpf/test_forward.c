@@ -25,6 +25,9 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 
+#include <bpf/libbpf.h>
+
+#include "tcpshift.skel.h"
 #include "ts_test.h"
 
 static const __u8 gw_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 }; /* TEST_DEV_MAC */
@@ -223,6 +226,67 @@ static void xdp_forward(struct ts_env *e, bool v6)
 	test_context(NULL);
 }
 
+/* The XDP program's flags for the device of the test named dev. */
+static void set_xdp_dev_flags(struct ts_env *e, const char *dev, __u8 flags)
+{
+	__u32 key = (__u32)test_ifindex(dev);
+	struct ts_xdp_dev d;
+
+	ASSERT_EQ(bpf_map__lookup_elem(e->skel->maps.xdp_devs, &key, sizeof(key), &d, sizeof(d),
+				       0), 0, "xdp_devs lookup");
+	d.flags = flags;
+	ASSERT_EQ(bpf_map__update_elem(e->skel->maps.xdp_devs, &key, sizeof(key), &d, sizeof(d),
+				       0), 0, "xdp_devs update");
+}
+
+/*
+ * A frame whose TCP checksum is partial (its check field holds only the
+ * pseudo-header sum, as a sender on veth with TX checksum offload leaves it)
+ * cannot be finished at XDP: updated as a complete checksum and redirected,
+ * it would arrive wrong. On a device that can hand over such frames (veth,
+ * as the test's) XDP passes it on untouched, counting nothing, both ways;
+ * tc finishes it. On a device that cannot (a NIC: the flag cleared) the same
+ * bytes are taken for a complete checksum: no check is made there.
+ */
+static void xdp_partial_csum(struct ts_env *e, bool v6)
+{
+	const char *client = v6 ? CLIENT6 : CLIENT4, *vip = v6 ? VIP6_ADDR : VIP4_ADDR;
+	const char *be = v6 ? "2001:2:2::11" : "198.18.2.11";
+	const char *const to[] = { v6 ? BE6_1 : BE4_1 };
+	struct pkt_spec syn = { .src = client, .dst = vip, .sport = 47300, .dport = 8008,
+				.flags = PKT_SYN, .mss = true, .seq = 7000 };
+	struct pkt_spec data = handshake_ack_spec(&syn);
+	struct pkt_spec reply = { .src = be, .dst = client, .sport = 8008, .dport = 47300,
+				  .flags = PKT_PSH | PKT_ACK, .seq = TEST_BACKEND_ISN + 1,
+				  .payload = "HTTP/1.1 200 OK\r\n" };
+	const char *devs[] = { TEST_DEV_CLIENT, TEST_DEV_BACKEND };
+	struct pkt in, out;
+	__u64 before;
+
+	/* on xdp_forward's web4 and web6 */
+	test_context("XDP, partial checksums, IPv%d", v6 ? 6 : 4);
+	handshake(e, &syn, to, 1, "handshake (at tc)");
+	data.flags = PKT_PSH | PKT_ACK;
+	data.payload = "GET / HTTP/1.1\r\n\r\n";
+	reply.ack = data.seq + (__u32)strlen(data.payload);
+	for (int dir = 0; dir < 2; dir++) {
+		ASSERT_EQ(pkt_build(&in, dir ? &reply : &data), 0, "pkt_build");
+		pkt_partial_csum(&in);
+		before = env_backend_packets(e);
+		ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS,
+			  dir ? "a reply with a partial checksum goes on to tc"
+			      : "data with a partial checksum goes on to tc");
+		ASSERT_EQ(pkt_diff(&out, &in), -1, "passed on untouched");
+		ASSERT_EQ(env_backend_packets(e), before, "nothing counted at XDP");
+		/* a NIC's device: not checked, the frame is XDP's */
+		set_xdp_dev_flags(e, devs[dir], 0);
+		ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_REDIRECT,
+			  "the same frame from a NIC: taken as complete, redirected");
+		set_xdp_dev_flags(e, devs[dir], TS_XDP_DEV_F_PARTIAL_CSUM);
+	}
+	test_context(NULL);
+}
+
 /*
  * The next-hop cache (forward.h): a packet longer than any the cached route
  * took asks the FIB again, which checks the MTU (over it: passed on, for the
@@ -294,6 +358,8 @@ static void test_xdp_forward(void **state)
 		fail_msg("%s", why);
 	xdp_forward(e, false);
 	xdp_forward(e, true);
+	xdp_partial_csum(e, false);
+	xdp_partial_csum(e, true);
 	xdp_nexthop_cache(e); /* on xdp_forward's web4 */
 }
 

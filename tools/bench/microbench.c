@@ -255,6 +255,7 @@ static void env_open_fib(struct env *e, __u32 max_flows, bool fib)
 	struct ts_load_opts o = { .max_flows = max_flows, .seed = SEED, .seed_set = true,
 				  .forward_fib = fib };
 	struct ts_err err = {};
+	bool target;
 
 	memset(e, 0, sizeof(*e));
 	e->slot = -1;
@@ -281,8 +282,10 @@ static void env_open_fib(struct env *e, __u32 max_flows, bool fib)
 	if (e->prog_fd < 0 || e->xdp_fd < 0)
 		die("ts_bpf_prog_fd: %d, ts_bpf_xdp_prog_fd: %d", e->prog_fd, e->xdp_fd);
 	/* the bench device is the XDP program's, as `load --mode xdp` makes it */
-	if (ts_bpf_xdp_dev_add(e->skel, (int)bench_ifindex, &err))
+	if (ts_bpf_xdp_dev_add(e->skel, (int)bench_ifindex, false, &target, &err))
 		die("%s", err.msg);
+	if (!target)
+		die("%s takes no XDP redirects (its peer has no GRO)", BENCH_DEV);
 	if (ts_maps_open(&e->maps, e->pin_dir, &err))
 		die("ts_maps_open(%s): %s", e->pin_dir, err.msg);
 	e->maps_open = true;
@@ -485,6 +488,8 @@ static void net_setup(void)
 		/* pkt_build's destination MAC: the frames are PACKET_HOST */
 		"ip link add " BENCH_DEV " address 02:00:00:00:00:01 type veth peer name tsbench1",
 		"ip link set tsbench1 up",
+		/* the peer takes XDP-redirected frames, as on a gateway in xdp mode */
+		"ethtool -K tsbench1 gro on",
 		"ip link set " BENCH_DEV " up",
 		"ip addr add 198.18.2.1/24 dev " BENCH_DEV,
 		"ip -6 addr add 2001:2:2::1/64 dev " BENCH_DEV " nodad",

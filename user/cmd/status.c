@@ -15,10 +15,10 @@ static const char help[] =
 	"\n"
 	"Show the pin directory, the flow hash seed, the forwarding mode, the mode (tc or\n"
 	"xdp) and whether 'tcpshift sync' takes the pin events, the devices tcpshift is\n"
-	"attached to with their program ids (and XDP program ids in xdp mode), the\n"
-	"cgroup whose clients are balanced at connect() (see load) with its programs'\n"
-	"ids, rollouts running or interrupted, how full each map is, and the global\n"
-	"counters.\n"
+	"attached to with their program ids (and XDP program ids in xdp mode, and\n"
+	"whether each takes XDP-redirected frames), the cgroup whose clients are\n"
+	"balanced at connect() (see load) with its programs' ids, rollouts running or\n"
+	"interrupted, how full each map is, and the global counters.\n"
 	"\n"
 	"Example:\n"
 	"  tcpshift status\n";
@@ -111,6 +111,9 @@ static void print_device(const struct ts_settings *s, __u32 ifindex, const struc
 	bool generic;
 	__u32 xdp_id = ts_xdp_attached((int)ifindex, &generic);
 	bool xdp_ours = xdp_id && ts_prog_is_ours(xdp_id, owner);
+	/* whether it takes redirected frames now: a veth's peer may have
+	 * lost GRO since load (doc/DESIGN.md, "XDP") */
+	bool target = !xdp_ours || generic || ts_xdp_redirect_target((int)ifindex);
 
 	if_indextoname(ifindex, name);
 	print_open_object(NULL);
@@ -121,8 +124,13 @@ static void print_device(const struct ts_settings *s, __u32 ifindex, const struc
 	print_u64(PRINT_JSON, "xdp_prog_id", NULL, xdp_ours ? xdp_id : 0);
 	print_string(PRINT_JSON, "xdp_mode", NULL,
 		     !xdp_ours ? "none" : generic ? "generic" : "native");
+	if (xdp_ours)
+		print_bool(PRINT_JSON, "xdp_redirect_target", NULL, target);
 	if (st == TS_SLOT_OURS && xdp_ours)
-		print_text(", xdp%s prog %u", generic ? " (generic)" : "", xdp_id);
+		print_text(", xdp%s prog %u%s", generic ? " (generic)" : "", xdp_id,
+			   target ? ""
+				  : ", TAKES NO XDP REDIRECTS (turn GRO on at its peer, then "
+				    "run 'tcpshift load')");
 	else if (st == TS_SLOT_OURS && (s->flags & TS_SETTINGS_F_XDP))
 		print_text(", XDP NOT ATTACHED%s",
 			   xdp_id ? " (another program is there)" : " (run 'tcpshift load')");

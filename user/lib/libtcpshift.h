@@ -336,8 +336,15 @@ int ts_bpf_prog_fd(struct tcpshift_bpf *skel);		/* tc ingress */
 int ts_bpf_egress_prog_fd(struct tcpshift_bpf *skel);	/* tc egress */
 int ts_bpf_xdp_prog_fd(struct tcpshift_bpf *skel);	/* XDP */
 /* Make ifindex one of the devices the object's XDP program works on (its MAC,
- * and a redirect target): `load` does it for every --dev. */
-int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, struct ts_err *err);
+ * whether its frames may carry partial checksums, and, when it can take them
+ * (*target), a redirect target), in native or generic mode: `load` does it for
+ * every --dev. */
+int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, bool generic, bool *target,
+		       struct ts_err *err);
+/* Does ifindex take frames that XDP redirects to it (its xdp-features say
+ * NDO_XMIT: a veth only when its peer has GRO or an XDP program)? True when
+ * the kernel cannot say. */
+bool ts_xdp_redirect_target(int ifindex);
 int ts_load(const struct ts_load_opts *o, struct ts_err *err);
 int ts_unload(const char *pin_dir, struct ts_err *err);
 /* Who holds tcpshift's tc slot (handle, priority) on a device. */

@@ -23,8 +23,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <linux/ethtool.h>
+#include <linux/genetlink.h>
 #include <linux/netlink.h>
 #include <linux/pkt_sched.h>
+#include <linux/sockios.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 #include <bpf/bpf.h>
@@ -428,7 +431,124 @@ static void detach_xdp(int ifindex, const struct ts_owner *own)
 	close(opts.old_prog_fd);
 }
 
-int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, struct ts_err *err)
+/*
+ * The generic netlink family "netdev" (linux/netdev.h, Linux 6.3; not in every
+ * distribution's UAPI headers yet): a device's xdp-features.
+ */
+#define TS_NETDEV_CMD_DEV_GET		1
+#define TS_NETDEV_A_DEV_IFINDEX		1
+#define TS_NETDEV_A_DEV_XDP_FEATURES	3
+#define TS_NETDEV_XDP_ACT_NDO_XMIT	4	/* it takes frames other devices redirect */
+
+/* Send one generic netlink request of family, cmd with a u32 or string
+ * attribute, and copy the attribute want of the answer into out (len bytes).
+ * 0, or -errno (the kernel's answer or ours). */
+static int genl_ask(int fd, __u16 family, __u8 cmd, __u16 type, const void *val, __u16 vlen,
+		    __u16 want, void *out, size_t len)
+{
+	struct {
+		struct nlmsghdr		n;
+		struct genlmsghdr	g;
+		char			attrs[64];
+	} req = {
+		.n = { .nlmsg_type = family, .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = 1 },
+		.g = { .cmd = cmd, .version = 1 },
+	};
+	char buf[4096] __attribute__((aligned(NLMSG_ALIGNTO)));
+	struct nlattr *a = (struct nlattr *)req.attrs;
+	struct nlmsghdr *h = (struct nlmsghdr *)buf;
+	ssize_t n;
+	int rest;
+
+	if (vlen > sizeof(req.attrs) - NLA_HDRLEN)
+		return -EINVAL;
+	a->nla_type = type;
+	a->nla_len = NLA_HDRLEN + vlen;
+	memcpy((char *)a + NLA_HDRLEN, val, vlen);
+	req.n.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN) + NLA_ALIGN(a->nla_len);
+	if (send(fd, &req, req.n.nlmsg_len, 0) < 0)
+		return -errno;
+	n = recv(fd, buf, sizeof(buf), 0);
+	if (n < 0)
+		return -errno;
+	if (!NLMSG_OK(h, (size_t)n))
+		return -EPROTO;
+	if (h->nlmsg_type == NLMSG_ERROR)
+		return ((struct nlmsgerr *)NLMSG_DATA(h))->error ?: -EPROTO;
+	rest = (int)h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
+	a = (struct nlattr *)((char *)NLMSG_DATA(h) + GENL_HDRLEN);
+	/* bounded by the message's length */
+	while (rest >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= rest) {
+		if ((a->nla_type & NLA_TYPE_MASK) == want) {
+			if ((size_t)(a->nla_len - NLA_HDRLEN) < len)
+				return -EPROTO;
+			memcpy(out, (char *)a + NLA_HDRLEN, len);
+			return 0;
+		}
+		rest -= NLA_ALIGN(a->nla_len);
+		a = (struct nlattr *)((char *)a + NLA_ALIGN(a->nla_len));
+	}
+	return -ENOENT;
+}
+
+/* The xdp-features of ifindex (enum netdev_xdp_act): 0, or -errno (-ENOENT:
+ * a kernel without the netdev family). */
+static int xdp_features(int ifindex, __u64 *features)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC), r;
+	__u32 idx = (__u32)ifindex;
+	__u16 family;
+
+	if (fd < 0)
+		return -errno;
+	r = genl_ask(fd, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, "netdev",
+		     sizeof("netdev"), CTRL_ATTR_FAMILY_ID, &family, sizeof(family));
+	if (!r)
+		r = genl_ask(fd, family, TS_NETDEV_CMD_DEV_GET, TS_NETDEV_A_DEV_IFINDEX, &idx,
+			     sizeof(idx), TS_NETDEV_A_DEV_XDP_FEATURES, features,
+			     sizeof(*features));
+	close(fd);
+	return r;
+}
+
+bool ts_xdp_redirect_target(int ifindex)
+{
+	__u64 features;
+
+	/* a kernel that cannot say (before 6.3) is taken at its word as before */
+	if (xdp_features(ifindex, &features))
+		return true;
+	return features & TS_NETDEV_XDP_ACT_NDO_XMIT;
+}
+
+/*
+ * Can frames reach the XDP program of ifindex with a partial TCP checksum
+ * (doc/DESIGN.md, "XDP", "Checksums")? In generic mode any skb can; in native
+ * mode those of veth and tun can, whose frames come from a sender on this
+ * host, and of devices on no bus (bond, team, ...), which may pass on theirs.
+ * A NIC's frames come from a wire, with their checksums complete.
+ */
+static bool xdp_partial_csum(int ifindex, bool generic)
+{
+	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
+	struct ifreq ifr = { .ifr_data = (void *)&info };
+	int fd, r = -1;
+
+	if (generic)
+		return true;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && if_indextoname((unsigned int)ifindex, ifr.ifr_name))
+		r = ioctl(fd, SIOCETHTOOL, &ifr);
+	if (fd >= 0)
+		close(fd);
+	/* unknown: checked, which is only slower */
+	if (r)
+		return true;
+	return !info.bus_info[0] || !strcmp(info.driver, "veth") || !strcmp(info.driver, "tun");
+}
+
+int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, bool generic, bool *target,
+		       struct ts_err *err)
 {
 	struct ts_xdp_dev dev = {};
 	char name[IF_NAMESIZE] = "?";
@@ -446,7 +566,14 @@ int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, struct ts_err *er
 	if (r)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot read the MAC address of %s: %s", name,
 			       strerror(errno));
-	if (bpf_map__update_elem(skel->maps.xdp_tx, &key, sizeof(key), &key, sizeof(key), 0) ||
+	if (xdp_partial_csum(ifindex, generic))
+		dev.flags |= TS_XDP_DEV_F_PARTIAL_CSUM;
+	/* Redirected there, a frame would be dropped: packets routed to it
+	 * go on through tc instead (ts_fib_lookup). In generic mode a
+	 * redirect is an skb's, which every device takes. */
+	*target = generic || ts_xdp_redirect_target(ifindex);
+	if ((*target &&
+	     bpf_map__update_elem(skel->maps.xdp_tx, &key, sizeof(key), &key, sizeof(key), 0)) ||
 	    bpf_map__update_elem(skel->maps.xdp_devs, &key, sizeof(key), &dev, sizeof(dev), 0))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot add %s to the XDP device maps: %s",
 			       name, strerror(errno));
@@ -749,6 +876,20 @@ static void warn_forwarding(const char *path, const char *name)
 	fclose(f);
 }
 
+/* XDP cannot send frames into ifindex (ts_xdp_redirect_target): say so and
+ * what to do; they go through tc, correct but slower. */
+static void warn_no_redirect(int ifindex)
+{
+	char name[IF_NAMESIZE] = "?";
+
+	if_indextoname((unsigned int)ifindex, name);
+	fprintf(stderr,
+		"tcpshift: warning: %s takes no XDP-redirected frames (on veth: its peer has "
+		"neither GRO nor an XDP program): packets to it go through tc; for XDP there, "
+		"turn GRO on at its peer (ethtool -K PEER gro on) and load again\n",
+		name);
+}
+
 static void unpin_all(const char *pin_dir)
 {
 	struct ts_map_layout layout[TS_MAX_PINNED_MAPS];
@@ -818,7 +959,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	struct tcpshift_bpf *skel = NULL;
 	char path[TS_PIN_DIR_MAX];
 	bool fresh, made_dir, forget_devices = false, xdp, xdp_generic, generic;
-	bool xdp_had[TS_MAX_DEVICES] = {};
+	bool xdp_had[TS_MAX_DEVICES] = {}, xdp_target[TS_MAX_DEVICES] = {};
 	__u32 prev_flags = 0;
 	struct stat st;
 	struct ts_owner owner = {};
@@ -967,7 +1108,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	for (__u32 i = 0; i < next.ndevices; i++) {
 		xdp_had[i] = ts_xdp_attached((int)next.ifindex[i], &generic) != 0;
 		if (xdp && !r)
-			r = ts_bpf_xdp_dev_add(skel, (int)next.ifindex[i], err);
+			r = ts_bpf_xdp_dev_add(skel, (int)next.ifindex[i], xdp_generic,
+					       &xdp_target[i], err);
 	}
 	for (__u32 i = 0; i < next.ndevices && !r; i++) {
 		if (xdp)
@@ -992,6 +1134,10 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 			    (prev_flags & (TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC));
 		goto fail;
 	}
+	/* said once everything is attached: a refusal says all */
+	for (__u32 i = 0; i < next.ndevices && xdp; i++)
+		if (!xdp_target[i])
+			warn_no_redirect((int)next.ifindex[i]);
 	/* without --cgroup the cgroup programs go, as devices no longer
 	 * named do */
 	if (!o->cgroup)
