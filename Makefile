@@ -8,7 +8,10 @@
 # make fuzz     the parsers' libFuzzer target for FUZZ_SECONDS (make test runs it briefly)
 # make bench    tcpshift against direct routing and peers; make microbench: ns/packet;
 #               make bench-pps: packets per second through the gateway on one core
-# make install  binary, man page, bash completion under $(DESTDIR)$(PREFIX)
+# make install  both binaries, man page, bash completion and the systemd units under
+#               $(DESTDIR)$(PREFIX)
+# make deb      build/tcpshift_VERSION_ARCH.deb (dpkg-deb, no network)
+# make release-tags  the tag v<version> of every release RELEASES lists
 # V=1           print full commands
 
 OUTPUT   := build
@@ -44,6 +47,8 @@ CMD_OBJS    := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
 DAEMON_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(DAEMON_SRCS))
 HEADERS     := $(wildcard include/*.h user/*/*.h)
 BPF_HDRS := $(wildcard bpf/*.h include/*.h)
+# the one version of this build: VERSION, with a git describe suffix off a release
+VERSION_STR := $(shell tools/version.sh)
 
 TEST_UNIT := $(OUTPUT)/tests/test_unit
 TEST_BPF  := $(OUTPUT)/tests/test_bpf
@@ -59,6 +64,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test test-unit test-bpf test-e2e test-bpf-xdp test-e2e-xdp demo clean install uninstall format
+.PHONY: release-tags deb
 .PHONY: bench microbench bench-pps
 
 all: $(OUTPUT)/tcpshift $(OUTPUT)/tcpshiftd $(TOOLS)
@@ -94,6 +100,13 @@ $(OUTPUT)/tcpshift.skel.h: $(OUTPUT)/tcpshift.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name tcpshift_bpf > $@
 
 # ---- userspace -------------------------------------------------------------
+# version.h is rewritten only when the version changed
+$(OUTPUT)/version.h: FORCE | $(OUTPUT)
+	$(Q)tmp=$@.$$$$.tmp; printf '#define TS_VERSION "%s"\n' '$(VERSION_STR)' > $$tmp && \
+	if cmp -s $$tmp $@; then rm -f $$tmp; else mv $$tmp $@; echo "  GEN      $@"; fi
+
+$(OUTPUT)/user/lib/version.o: $(OUTPUT)/version.h
+
 $(OUTPUT)/user/lib/%.o: user/lib/%.c $(HEADERS) $(OUTPUT)/tcpshift.skel.h | $(OUTPUT)/user/lib
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -177,6 +190,13 @@ uninstall:
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift \
 		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-agent.service \
 		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-sync.service
+
+# the tag v<version> of each release RELEASES lists (tags may not travel with a clone)
+release-tags:
+	$(Q)awk '$$1 !~ /^#/ && NF >= 2 { print $$1, $$2 }' RELEASES | while read -r v c; do \
+		git rev-parse -q --verify "refs/tags/v$$v" >/dev/null && continue; \
+		git tag -a -m "tcpshift $$v" "v$$v" "$$c" && echo "  TAG      v$$v $$c" || exit 1; \
+	done
 
 format:
 	clang-format -i bpf/*.c bpf/*.h include/*.h user/*/*.c user/*/*.h tests/*/*.c tools/*.c

@@ -91,6 +91,8 @@ static const char usage[] =
 	"  -j, --json      JSON output\n"
 	"  -v, --verbose   show libbpf's messages\n"
 	"  -h, --help      this help; 'tcpshift COMMAND --help' for a command\n"
+	"  --version       this tcpshift's version and map layout (status: the running\n"
+	"                  object's)\n"
 	"\n"
 	"Example: shift 10% of new connections to v2\n"
 	"  tcpshift load --dev eth0 --dev eth1\n"

@@ -174,6 +174,8 @@ int ts_netns_self(__u64 *dev, __u64 *ino);
 #define TS_NETNS_GONE	1
 int ts_settings_check_netns(const struct ts_settings *s, struct ts_err *err);
 int ts_settings_read(const struct ts_maps *m, struct ts_settings *s, struct ts_err *err);
+/* The mode the instance was loaded in: "tc", "xdp" or "xdp-generic". */
+const char *ts_settings_mode(const struct ts_settings *s);
 int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err);
 int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_stats *out,
 			  struct ts_err *err);
@@ -343,6 +345,20 @@ enum ts_slot ts_attached_prog(int ifindex, const struct ts_owner *own, __u32 *pr
 /* Does BPF program prog_id use one of the instance's maps? */
 bool ts_prog_is_ours(__u32 prog_id, const struct ts_owner *own);
 __u64 ts_now_ns(void);
+
+/* ---- version.c: versions ------------------------------------------------------ */
+
+/* This build's version: VERSION, with a git describe suffix off a release
+ * (tools/version.sh), e.g. "0.3.0" or "0.3.0-dev.45+g8896a77". */
+const char *ts_version(void);
+/* The version of the build that loaded BPF program prog_id, into buf: 0, or
+ * -ENOENT when the program's object tells none (a release before 0.3.0). */
+int ts_prog_version(__u32 prog_id, char *buf, size_t len);
+/* The same for the instance's running object (the program attached to its
+ * first device that has one): 0; -ENODATA: loaded by a release that tells no
+ * version; -ENOENT: nothing attached here. */
+int ts_object_version(const struct ts_settings *s, const struct ts_owner *own, char *buf,
+		      size_t len);
 
 /* ---- local.c: local clients, balanced at connect() (load --cgroup) ------- */
 

@@ -483,6 +483,13 @@ int ts_settings_read(const struct ts_maps *m, struct ts_settings *s, struct ts_e
 	return 0;
 }
 
+const char *ts_settings_mode(const struct ts_settings *s)
+{
+	return !(s->flags & TS_SETTINGS_F_XDP)		? "tc"
+	       : s->flags & TS_SETTINGS_F_XDP_GENERIC ? "xdp-generic"
+						      : "xdp";
+}
+
 int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err)
 {
 	int ncpu = libbpf_num_possible_cpus();
