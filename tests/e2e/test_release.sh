@@ -7,6 +7,11 @@
 #    suffix counted from the last release elsewhere, .dirty with changes;
 #    `status` shows the version that loaded the running object and the layout; the
 #    agent's tcpshift_build_info carries them with the mode;
+#  - history and undo: each committed change journaled once (who, uid, the command
+#    line, the change lines), none for a command that failed or changed nothing;
+#    `undo` after a weight change and after an import gives back the previous
+#    export byte for byte; `undo N`; the journal bounded (100 entries), readable by
+#    root alone; bad change numbers refused with nothing changed;
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -99,5 +104,97 @@ else
 fi
 kill "$AGENT" 2>/dev/null
 wait "$AGENT" 2>/dev/null
+
+# ---- history and undo --------------------------------------------------------------
+hist_count() {
+	ts -j history | jq length
+}
+must "service web" ts service add web 198.18.100.1:8008 --table-size 251
+must "web v1" ts backend add web v1 198.18.2.11:8008 --weight 90
+must "web v2" ts backend add web v2 198.18.2.12:8008 --weight 10
+must "health web" ts health web --check tcp --interval 3s
+ts export >"$T/e0.json" || e2e_abort "export"
+n0=$(hist_count)
+must "weight" ts weight web v1=50 v2=50
+got=$(ts -j history | jq -c '.[-1] | [.user, .uid, (.command | sub("^.* -n [^ ]+ "; "")),
+	[.changes[] | [.action, .backend, .from, .to]]]')
+want='["root",0,"weight web v1=50 v2=50",[["weight","v1","90","50"],["weight","v2","10","50"]]]'
+if [ "$n0" -eq 4 ] && [ "$(hist_count)" -eq 5 ] && [ "$got" = "$want" ]; then
+	pass "history: each change journaled once: who, uid, the command line, what it changed"
+else
+	fail "history: the weight change's entry" "$n0 then $(hist_count) entries; last $got"
+fi
+if ts history | grep -q "^      service web: backend v1: weight 90 -> 50$"; then
+	pass "history: the change lines as import prints them"
+else
+	fail "history: text" "$(ts history | tail -n 3 | tr '\n' '|')"
+fi
+# a command that fails, one that changes nothing, and a reader: no entry
+ts weight web nosuch=5 2>/dev/null
+ts weight web v1=50 >/dev/null 2>&1
+ts export >/dev/null
+if [ "$(hist_count)" -eq 5 ]; then
+	pass "history: a failed command, one that changed nothing and a reader leave no entry"
+else
+	fail "history: entries of no change" "$(hist_count) entries, want 5"
+fi
+ts undo >"$T/undo.out" 2>&1
+ts export >"$T/e1.json"
+if cmp -s "$T/e0.json" "$T/e1.json" && grep -q "^2 changes made$" "$T/undo.out"; then
+	pass "undo after a weight change: the export is the one before, byte for byte"
+else
+	fail "undo after weight" "$(cat "$T/undo.out"); $(diff "$T/e0.json" "$T/e1.json" | head -n 4)"
+fi
+# an import that changes weights, removes v2, adds a backend and a service
+jq '.services[0].backends[0].weight = 7 | del(.services[0].backends[1])
+	| .services[0].backends += [{"name":"v3","addr":"198.18.2.13:8008","weight":3}]
+	| .services += [{"name":"api","vip":"198.18.100.2:80","table_size":7,"backends":[]}]' \
+	"$T/e0.json" >"$T/new.json"
+must "import" ts import "$T/new.json"
+ts export >"$T/e2.json"
+ts undo >/dev/null 2>&1
+ts export >"$T/e3.json"
+if ! cmp -s "$T/e0.json" "$T/e2.json" && cmp -s "$T/e0.json" "$T/e3.json"; then
+	pass "undo after an import: the export is the one before, byte for byte"
+else
+	fail "undo after import" "$(diff "$T/e0.json" "$T/e3.json" | head -n 6 | tr '\n' '|')"
+fi
+# undo N: before change N, over several later ones
+seq_n=$(ts -j history | jq '.[-1].seq + 1')
+must "weight 1" ts weight web v1=1
+must "weight 2" ts weight web v2=2
+must "service del" ts service del web
+ts undo "$seq_n" >/dev/null 2>&1
+ts export >"$T/e4.json"
+if cmp -s "$T/e0.json" "$T/e4.json"; then
+	pass "undo N: the configuration before change N, three changes back"
+else
+	fail "undo N" "$(diff "$T/e0.json" "$T/e4.json" | head -n 4 | tr '\n' '|')"
+fi
+# bad change numbers: exit 2, one line, nothing changed
+n1=$(hist_count)
+for bad in 0 999999 abc "1 2"; do
+	# shellcheck disable=SC2086 # "1 2": two arguments
+	err=$(ts undo $bad 2>&1 >/dev/null)
+	rc=$?
+	if [ "$rc" -eq 2 ] && [ "$(wc -l <<<"$err")" -eq 1 ] && grep -q "^tcpshift: " <<<"$err" &&
+		[ "$(hist_count)" -eq "$n1" ] && ts export | cmp -s - "$T/e0.json"; then
+		pass "undo '$bad': exit 2, one line, nothing changed ($err)"
+	else
+		fail "undo '$bad'" "exit $rc: $err"
+	fi
+done
+# bounded, and root's alone
+for ((i = 0; i < 105; i++)); do
+	ts weight web v1=$((i + 1)) >/dev/null || break
+done
+got=$(ts -j history | jq -c '[length, .[-1].seq - .[0].seq]')
+jdir=$(dirname "$(find "$TCPSHIFT_STATE_DIR" -name journal.json)")
+if [ "$got" = "[100,99]" ] && [ "$(stat -c %a "$jdir")" = 700 ] &&
+	[ "$(stat -c %a "$jdir/journal.json")" = 600 ]; then
+	pass "history: the journal keeps the last 100 changes, in a directory root's alone"
+else
+	fail "history: bounds" "$got; modes $(stat -c %a "$jdir" "$jdir/journal.json" | tr '\n' ' ')"
+fi
 
 e2e_status

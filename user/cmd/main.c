@@ -55,7 +55,8 @@ static const struct cli_command commands[] = {
 	{ "drain", cmd_drain },	  { "flows", cmd_flows },   { "stats", cmd_stats },
 	{ "pick", cmd_pick },	  { "export", cmd_export }, { "import", cmd_import },
 	{ "health", cmd_health }, { "rollout", run_daemon }, { "agent", run_daemon },
-	{ "sync", run_daemon },
+	{ "sync", run_daemon },	  { "history", cmd_history }, { "undo", cmd_undo },
+	{ "restore", cmd_restore },
 };
 
 static const char usage[] =
@@ -78,6 +79,9 @@ static const char usage[] =
 	"  rollout SERVICE FROM TO [OPTIONS]   shift step by step, gated on TO's failures\n"
 	"  export                              the whole configuration as a JSON document\n"
 	"  import [--dry-run] FILE             make the configuration equal to a document\n"
+	"  history                             the journal of changes: who, when, what\n"
+	"  undo [N] [--dry-run]                the configuration before the last change (or N)\n"
+	"  restore [--dry-run]                 the journal's last configuration, after a reboot\n"
 	"  health SERVICE --check tcp|none [--interval D] [--timeout D] [--rise N] [--fall N]\n"
 	"                                      health checks of its backends (by the agent)\n"
 	"  agent [--metrics ADDR:PORT] [--config etcd://HOST:PORT/KEY]\n"

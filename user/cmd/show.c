@@ -78,3 +78,24 @@ void print_health(const struct ts_backend *be, __u32 effective)
 		print_text(", every backend is down: fail open");
 	print_text(")");
 }
+
+void print_change(const struct ts_change *c, const char *indent)
+{
+	char line[512];
+
+	/* a line for people, the change's parts in JSON */
+	ts_change_text(c, line, sizeof(line));
+	print_text("%s", indent);
+	print_string(PRINT_FP, NULL, "%s\n", line);
+	print_open_object(NULL);
+	print_string(PRINT_JSON, "action", NULL, ts_change_name(c->kind));
+	if (c->service[0])
+		print_string(PRINT_JSON, "service", NULL, c->service);
+	if (c->backend[0])
+		print_string(PRINT_JSON, "backend", NULL, c->backend);
+	if (c->from[0])
+		print_string(PRINT_JSON, "from", NULL, c->from);
+	if (c->to[0])
+		print_string(PRINT_JSON, "to", NULL, c->to);
+	print_close_object();
+}

@@ -328,6 +328,8 @@ static int maps_lock(struct ts_maps *m, int op, struct ts_err *err)
 			       "lock: nothing was changed",
 			       m->pin_dir);
 	}
+	if (op == LOCK_EX)
+		ts_journal_begin(m);
 	return 0;
 }
 
@@ -355,8 +357,9 @@ int ts_maps_lock_shared(struct ts_maps *m, struct ts_err *err)
 	return maps_lock(m, LOCK_SH, err);
 }
 
-/* Letting go of the exclusive lock commits: the generation moves, so that a
- * reader that keeps the configuration (the agent) reads it again. */
+/* Letting go of the exclusive lock commits: a change is journaled, and the
+ * generation moves, so that a reader that keeps the configuration (the agent)
+ * reads it again. */
 void ts_maps_unlock(struct ts_maps *m)
 {
 	struct ts_settings s;
@@ -364,6 +367,8 @@ void ts_maps_unlock(struct ts_maps *m)
 
 	if (!m->locked)
 		return;
+	if (m->locked == LOCK_EX)
+		ts_journal_commit(m);
 	if (m->locked == LOCK_EX && m->settings >= 0 &&
 	    !bpf_map_lookup_elem(m->settings, &zero, &s)) {
 		s.generation++;
