@@ -18,8 +18,9 @@ static const char help[] =
 	"\n"
 	"  --dry-run   print the changes, make none\n"
 	"\n"
-	"Example:\n"
-	"  tcpshift load --dev eth0 --dev eth1 && tcpshift restore\n";
+	"Examples:\n"
+	"  tcpshift restore --dry-run\n"
+	"  tcpshift restore\n";
 
 int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
 {
