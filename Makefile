@@ -179,7 +179,9 @@ install: all
 	install -D -m 0644 doc/tcpshift.8 $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8
 	install -D -m 0644 contrib/bash-completion/tcpshift \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift
-	for u in tcpshift-agent tcpshift-sync; do \
+	install -D -m 0644 contrib/systemd/tcpshift.conf \
+		$(DESTDIR)$(PREFIX)/share/doc/tcpshift/tcpshift.conf.example
+	for u in tcpshift-agent tcpshift-sync tcpshift-boot; do \
 		sed 's|@SBINDIR@|$(PREFIX)/sbin|' contrib/systemd/$$u.service >$(OUTPUT)/$$u.service && \
 		install -D -m 0644 $(OUTPUT)/$$u.service $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service || \
 		exit 1; \
@@ -188,8 +190,10 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/tcpshift $(DESTDIR)$(PREFIX)/sbin/tcpshiftd $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8 \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift \
+		$(DESTDIR)$(PREFIX)/share/doc/tcpshift/tcpshift.conf.example \
 		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-agent.service \
-		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-sync.service
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-sync.service \
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-boot.service
 
 # the tag v<version> of each release RELEASES lists (tags may not travel with a clone)
 release-tags:

@@ -12,6 +12,10 @@
 #    `undo` after a weight change and after an import gives back the previous
 #    export byte for byte; `undo N`; the journal bounded (100 entries), readable by
 #    root alone; bad change numbers refused with nothing changed;
+#  - surviving a reboot: the pin directory emptied (unload), the commands of
+#    contrib/systemd/tcpshift-boot.service, run as systemd would with a
+#    configuration file, bring back the export byte for byte; an empty journal
+#    restores nothing and exits 0.
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -195,6 +199,59 @@ if [ "$got" = "[100,99]" ] && [ "$(stat -c %a "$jdir")" = 700 ] &&
 	pass "history: the journal keeps the last 100 changes, in a directory root's alone"
 else
 	fail "history: bounds" "$got; modes $(stat -c %a "$jdir" "$jdir/journal.json" | tr '\n' ' ')"
+fi
+
+# ---- surviving a reboot ---------------------------------------------------------------
+ts export >"$T/before-reboot.json" || e2e_abort "export before the reboot"
+must "unload (the reboot's stand-in)" ts unload
+cat >"$T/tcpshift.conf" <<CONF
+# as /etc/tcpshift/tcpshift.conf
+TCPSHIFT_LOAD_ARGS="--dev d0"
+TCPSHIFT_PIN_DIR=$E2E_PIN
+CONF
+# boot_unit: the unit's ExecStart= lines in order, as systemd runs them: the
+# environment file's variables, $VAR unbraced split into words, in the gateway's
+# namespace (the unit's is the host's)
+boot_unit() {
+	local line word rc=0
+	local -a argv
+
+	while read -r line; do
+		line=${line#ExecStart=}
+		line=${line//@SBINDIR@/$(dirname "$TCPSHIFT")}
+		argv=()
+		set -f
+		for word in $line; do
+			# shellcheck disable=SC2206 # systemd splits $VAR into words
+			case $word in \$*) eval "argv+=(\$${word#\$})" ;; *) argv+=("$word") ;; esac
+		done
+		set +f
+		nsenter --net="/run/netns/$NS_GW" "${argv[@]}" || rc=$?
+		[ "$rc" -eq 0 ] || return "$rc"
+	done < <(grep '^ExecStart=' "$E2E_ROOT/contrib/systemd/tcpshift-boot.service")
+}
+(
+	set -a
+	# shellcheck disable=SC1091
+	source "$T/tcpshift.conf"
+	set +a
+	boot_unit
+) >"$T/boot.out" 2>&1
+rc=$?
+ts export >"$T/after-reboot.json" 2>&1
+if [ "$rc" -eq 0 ] && cmp -s "$T/before-reboot.json" "$T/after-reboot.json"; then
+	pass "reboot: tcpshift-boot.service's commands bring back the configuration, byte for byte"
+else
+	fail "reboot: tcpshift-boot.service's commands" "exit $rc: $(tail -n 3 "$T/boot.out" |
+		tr '\n' '|') $(diff "$T/before-reboot.json" "$T/after-reboot.json" | head -n 4)"
+fi
+got=$(TCPSHIFT_STATE_DIR=$T/empty-state ts restore 2>&1)
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q "^nothing to restore" <<<"$got" &&
+	ts export | cmp -s - "$T/before-reboot.json"; then
+	pass "reboot: restore with an empty journal restores nothing and exits 0"
+else
+	fail "reboot: restore with an empty journal" "exit $rc: $got"
 fi
 
 e2e_status
