@@ -195,6 +195,27 @@ uninstall:
 		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-sync.service \
 		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-boot.service
 
+# ---- Debian package ----------------------------------------------------------
+# build/tcpshift_VERSION_ARCH.deb from make install into a staging root, with
+# contrib/debian's control and maintainer scripts; dpkg-deb only, no network.
+DEB_ROOT := $(OUTPUT)/deb
+deb: all
+	$(Q)rm -rf $(DEB_ROOT) $(OUTPUT)/tcpshift_*.deb
+	$(Q)$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr \
+		SYSTEMD_UNIT_DIR=/usr/lib/systemd/system >/dev/null
+	$(Q)gzip -9n $(DEB_ROOT)/usr/share/man/man8/tcpshift.8
+	$(Q)install -m 0644 CHANGELOG.md $(DEB_ROOT)/usr/share/doc/tcpshift/CHANGELOG.md
+	$(Q)mkdir -p $(DEB_ROOT)/DEBIAN
+	$(Q)install -m 0755 contrib/debian/postinst contrib/debian/postrm $(DEB_ROOT)/DEBIAN/
+	$(Q)sed -e 's/@VERSION@/$(shell tools/version.sh --deb)/' \
+		-e "s/@ARCH@/$$(dpkg --print-architecture)/" \
+		-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)/" \
+		contrib/debian/control.in >$(DEB_ROOT)/DEBIAN/control
+	$(call msg,DEB,$(OUTPUT)/tcpshift_$(shell tools/version.sh --deb)_$(shell dpkg --print-architecture).deb)
+	$(Q)dpkg-deb --root-owner-group --build $(DEB_ROOT) \
+		$(OUTPUT)/tcpshift_$(shell tools/version.sh --deb)_$(shell dpkg --print-architecture).deb \
+		>/dev/null
+
 # the tag v<version> of each release RELEASES lists (tags may not travel with a clone)
 release-tags:
 	$(Q)awk '$$1 !~ /^#/ && NF >= 2 { print $$1, $$2 }' RELEASES | while read -r v c; do \
