@@ -15,7 +15,9 @@
 #  - surviving a reboot: the pin directory emptied (unload), the commands of
 #    contrib/systemd/tcpshift-boot.service, run as systemd would with a
 #    configuration file, bring back the export byte for byte; an empty journal
-#    restores nothing and exits 0.
+#    restores nothing and exits 0;
+#  - a new user's trip: under `ip netns exec` the error names the cause and the
+#    command to run instead.
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -252,6 +254,17 @@ if [ "$rc" -eq 0 ] && grep -q "^nothing to restore" <<<"$got" &&
 	pass "reboot: restore with an empty journal restores nothing and exits 0"
 else
 	fail "reboot: restore with an empty journal" "exit $rc: $got"
+fi
+
+# ---- a new user's trip ----------------------------------------------------------------
+err=$(ip netns exec "$NS_GW" "$TCPSHIFT" --pin-dir "$E2E_PIN" status 2>&1 >/dev/null)
+rc=$?
+if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$err")" -eq 1 ] &&
+	grep -q "in network namespace $NS_GW: 'ip netns exec' .* run 'tcpshift -n $NS_GW \.\.\.'" \
+		<<<"$err"; then
+	pass "new user: under ip netns exec, the error names the cause and 'tcpshift -n NAME'"
+else
+	fail "new user: under ip netns exec" "exit $rc: $err"
 fi
 
 e2e_status

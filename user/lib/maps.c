@@ -85,11 +85,38 @@ int ts_check_root(struct ts_err *err)
 	return 0;
 }
 
+/* The name under /run/netns of the network namespace this process runs in,
+ * into name: true when it has one. `ip netns exec NAME` runs a command there
+ * with a /sys of its own, where /sys/fs/bpf is not mounted. */
+static bool named_netns(char *name, size_t len)
+{
+	struct stat self, st;
+	struct dirent *d;
+	DIR *dir;
+	bool found = false;
+
+	if (stat("/proc/self/ns/net", &self) || !(dir = opendir("/run/netns")))
+		return false;
+	while (!found && (d = readdir(dir))) {
+		char path[300];
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/run/netns/%s", d->d_name);
+		if (!stat(path, &st) && st.st_dev == self.st_dev && st.st_ino == self.st_ino) {
+			snprintf(name, len, "%s", d->d_name);
+			found = true;
+		}
+	}
+	closedir(dir);
+	return found;
+}
+
 /* Is dir (or, when it does not exist yet, its parent) on bpffs? */
 int ts_check_bpffs(const char *dir, struct ts_err *err)
 {
-	char parent[256], *slash;
-	struct statfs st;
+	char parent[256], ns[256], *slash;
+	struct statfs st, sys;
 
 	snprintf(parent, sizeof(parent), "%s", dir);
 	slash = strrchr(parent, '/');
@@ -97,6 +124,15 @@ int ts_check_bpffs(const char *dir, struct ts_err *err)
 		*slash = '\0';
 	if (statfs(dir, &st) && (errno != ENOENT || statfs(parent, &st)))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot access %s: %s", dir, strerror(errno));
+	/* /sys/fs/bpf itself not bpffs either, in a named namespace: ip netns exec */
+	if ((unsigned long)st.f_type != BPF_FS_MAGIC &&
+	    (statfs("/sys/fs/bpf", &sys) || (unsigned long)sys.f_type != BPF_FS_MAGIC) &&
+	    named_netns(ns, sizeof(ns)))
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "pin directory %s is not on a bpf filesystem here, in network "
+			       "namespace %s: 'ip netns exec' mounts a /sys of its own, without "
+			       "/sys/fs/bpf; run 'tcpshift -n %s ...' instead",
+			       dir, ns, ns);
 	if ((unsigned long)st.f_type != BPF_FS_MAGIC)
 		return ts_fail(err, TS_ERR_RUNTIME,
 			       "pin directory %s is not on a bpf filesystem: use a directory under "
