@@ -105,7 +105,8 @@ static const char usage[] =
 	"  tcpshift backend add web v2 198.18.2.12:8008 --weight 10\n"
 	"  tcpshift weight web v1=0 v2=100\n"
 	"\n"
-	"Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+	"Exit status: 0 success, 1 runtime error (an interrupted rollout too), 2 usage\n"
+	"error, 3 a rollout rolled back, 4 agent or sync: an address in use.\n";
 
 int main(int argc, char **argv)
 {
