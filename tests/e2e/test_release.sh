@@ -17,7 +17,9 @@
 #    configuration file, bring back the export byte for byte; an empty journal
 #    restores nothing and exits 0;
 #  - a new user's trip: under `ip netns exec` the error names the cause and the
-#    command to run instead.
+#    command to run instead; `service list` calls a backend at weight 0 one with no
+#    new connections (not draining: one added at 0 never had any), health within
+#    the same parenthesis.
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -265,6 +267,18 @@ if [ "$rc" -eq 1 ] && [ "$(wc -l <<<"$err")" -eq 1 ] &&
 	pass "new user: under ip netns exec, the error names the cause and 'tcpshift -n NAME'"
 else
 	fail "new user: under ip netns exec" "exit $rc: $err"
+fi
+
+must "backend at weight 0" ts backend add web z 198.18.2.99:8008 --weight 0
+must "service without checks" ts service add plain 198.18.100.3:80 --table-size 7
+must "its backend at weight 0" ts backend add plain p 198.18.2.98:80 --weight 0
+list=$(ts service list)
+if grep -qE " z +198\.18\.2\.99:8008 +0 \(no new connections; up\)$" <<<"$list" &&
+	grep -qE " p +198\.18\.2\.98:80 +0 \(no new connections\)$" <<<"$list" &&
+	! grep -q draining <<<"$list"; then
+	pass "new user: service list says weight 0 takes no new connections, health in one parenthesis"
+else
+	fail "new user: service list at weight 0" "$(grep -E ' (z|p) ' <<<"$list" | tr '\n' '|')"
 fi
 
 e2e_status

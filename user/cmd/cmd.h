@@ -46,8 +46,9 @@ int cli_tcp_state_parse(const char *name);
 bool print_drain(const struct ts_backend *be, __u64 now);
 /* A backend's health: health, health_since, effective_weight, and for people
  * " (down since 2026-12-01 01:02:03 UTC: effective weight 0)", " (up since
- * ...)", " (up)" before any transition. */
-void print_health(const struct ts_backend *be, __u32 effective);
+ * ...)", " (up)" before any transition; more: within a parenthesis already
+ * open, "; up)". */
+void print_health(const struct ts_backend *be, __u32 effective, bool more);
 /* One change of an import plan: a line of text after indent, an object
  * {action, service, backend, from, to} of an array in JSON. */
 void print_change(const struct ts_change *c, const char *indent);

@@ -57,14 +57,14 @@ bool print_drain(const struct ts_backend *be, __u64 now)
 	return true;
 }
 
-void print_health(const struct ts_backend *be, __u32 effective)
+void print_health(const struct ts_backend *be, __u32 effective, bool more)
 {
 	bool down = be->health == TS_HEALTH_DOWN;
 	time_t t = (time_t)be->health_since_s;
 	char since[32];
 	struct tm tm;
 
-	print_string(PRINT_ANY, "health", " (%s", down ? "down" : "up");
+	print_string(PRINT_ANY, "health", more ? "; %s" : " (%s", down ? "down" : "up");
 	if (be->health_since_s) {
 		print_u64(PRINT_JSON, "health_since", NULL, be->health_since_s);
 		if (gmtime_r(&t, &tm) &&

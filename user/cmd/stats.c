@@ -142,7 +142,7 @@ static int print_service_stats(struct ts_maps *m, const struct ts_service_cfg *s
 		print_u64(PRINT_ANY, "flows", " %8llu", flows[b->id]);
 		print_drain(&b->be, now);
 		if (checked)
-			print_health(&b->be, eff[i]);
+			print_health(&b->be, eff[i], false);
 		print_text("\n");
 		print_canary(&st);
 		print_close_object();
