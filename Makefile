@@ -199,6 +199,7 @@ uninstall:
 # build/tcpshift_VERSION_ARCH.deb from make install into a staging root, with
 # contrib/debian's control and maintainer scripts; dpkg-deb only, no network.
 DEB_ROOT := $(OUTPUT)/deb
+DEB_FILE = $(OUTPUT)/tcpshift_$(shell tools/version.sh --deb)_$(shell dpkg --print-architecture).deb
 deb: all
 	$(Q)rm -rf $(DEB_ROOT) $(OUTPUT)/tcpshift_*.deb
 	$(Q)$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr \
@@ -211,10 +212,8 @@ deb: all
 		-e "s/@ARCH@/$$(dpkg --print-architecture)/" \
 		-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)/" \
 		contrib/debian/control.in >$(DEB_ROOT)/DEBIAN/control
-	$(call msg,DEB,$(OUTPUT)/tcpshift_$(shell tools/version.sh --deb)_$(shell dpkg --print-architecture).deb)
-	$(Q)dpkg-deb --root-owner-group --build $(DEB_ROOT) \
-		$(OUTPUT)/tcpshift_$(shell tools/version.sh --deb)_$(shell dpkg --print-architecture).deb \
-		>/dev/null
+	$(call msg,DEB,$(DEB_FILE))
+	$(Q)dpkg-deb --root-owner-group --build $(DEB_ROOT) $(DEB_FILE) >/dev/null
 
 # the tag v<version> of each release RELEASES lists (tags may not travel with a clone)
 release-tags:

@@ -14,7 +14,7 @@ set -u
 source "$(dirname "$0")/lib.sh"
 
 e2e_init deb
-e2e_need dpkg dpkg-deb apt-get systemd-analyze make ldd
+e2e_need dpkg dpkg-deb apt-get systemd-analyze make objdump ldconfig
 dpkg -s tcpshift >/dev/null 2>&1 &&
 	e2e_abort "a tcpshift package is installed on this machine: not touching it"
 DEB_INSTALLED=0
@@ -73,14 +73,15 @@ fi
 DEB_INSTALLED=1
 if DEBIAN_FRONTEND=noninteractive timeout 180 apt-get install -y -qq "$DEB" \
 	>"$E2E_TMP/apt.log" 2>&1; then
-	pass "deb: apt-get install ./$(basename "$DEB") installs it (its dependencies are here: nothing downloaded)"
+	pass "deb: apt-get install ./$(basename "$DEB") installs it (nothing to download)"
 else
 	fail "deb: apt-get install" "$(grep -v '^W: ' "$E2E_TMP/apt.log" | tail -n 3 | tr '\n' '|')"
 fi
 got=$(/usr/sbin/tcpshift --version 2>&1)
 gotd=$(/usr/sbin/tcpshiftd --version 2>&1)
-if [ "$got" = "tcpshift ${version/\~dev/-dev} (map layout $(awk '$2 == "TS_ABI_VERSION" { print $3 }' \
-	"$E2E_ROOT/include/tcpshift.h"))" ] && [[ $gotd == "tcpshiftd ${version/\~dev/-dev} "* ]]; then
+layout=$(awk '$2 == "TS_ABI_VERSION" { print $3 }' "$E2E_ROOT/include/tcpshift.h")
+v=${version/\~dev/-dev}
+if [ "$got" = "tcpshift $v (map layout $layout)" ] && [[ $gotd == "tcpshiftd $v "* ]]; then
 	pass "deb: the installed tcpshift --version answers with the package's version ($got)"
 else
 	fail "deb: --version after install" "'$got' / '$gotd', package $version"

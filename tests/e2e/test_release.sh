@@ -78,7 +78,8 @@ v_dirty=$(vs)
 got="$v_untagged|$v_tagged|$v_after|$v_deb|$v_dirty"
 want="1.0.0-dev.1+g${c1:0:7}|1.0.0|1.1.0-dev.1+g$c2|1.1.0~dev.1+g$c2|1.1.0-dev.1+g$c2.dirty"
 if [ "$got" = "$want" ]; then
-	pass "versions: tools/version.sh: plain at a tagged release, a suffix counted from RELEASES' last release after it, ~dev for Debian, .dirty"
+	pass "versions: tools/version.sh: plain at a tagged release, a suffix counted from" \
+		"RELEASES' last release after it, ~dev for Debian, .dirty"
 else
 	fail "versions: tools/version.sh" "got $got, want $want"
 fi
@@ -106,9 +107,11 @@ done
 v=$("$E2E_ROOT/tools/version.sh")
 want="tcpshift_build_info{version=\"$v\",layout=\"$layout\",mode=\"tc\",object_version=\"$v\"} 1"
 if grep -qxF "$want" <<<"$metrics"; then
-	pass "versions: the agent's metrics carry tcpshift_build_info (version, layout, mode, object)"
+	pass "versions: the agent's metrics carry tcpshift_build_info" \
+		"(version, layout, mode, object)"
 else
-	fail "versions: tcpshift_build_info" "$(grep build_info <<<"$metrics" || tail -n 2 "$T/agent.log")"
+	fail "versions: tcpshift_build_info" \
+		"$(grep build_info <<<"$metrics" || tail -n 2 "$T/agent.log")"
 fi
 kill "$AGENT" 2>/dev/null
 wait "$AGENT" 2>/dev/null
@@ -151,7 +154,8 @@ ts export >"$T/e1.json"
 if cmp -s "$T/e0.json" "$T/e1.json" && grep -q "^2 changes made$" "$T/undo.out"; then
 	pass "undo after a weight change: the export is the one before, byte for byte"
 else
-	fail "undo after weight" "$(cat "$T/undo.out"); $(diff "$T/e0.json" "$T/e1.json" | head -n 4)"
+	fail "undo after weight" \
+		"$(cat "$T/undo.out"); $(diff "$T/e0.json" "$T/e1.json" | head -n 4)"
 fi
 # an import that changes weights, removes v2, adds a backend and a service
 jq '.services[0].backends[0].weight = 7 | del(.services[0].backends[1])
@@ -202,7 +206,8 @@ if [ "$got" = "[100,99]" ] && [ "$(stat -c %a "$jdir")" = 700 ] &&
 	[ "$(stat -c %a "$jdir/journal.json")" = 600 ]; then
 	pass "history: the journal keeps the last 100 changes, in a directory root's alone"
 else
-	fail "history: bounds" "$got; modes $(stat -c %a "$jdir" "$jdir/journal.json" | tr '\n' ' ')"
+	fail "history: bounds" \
+		"$got; modes $(stat -c %a "$jdir" "$jdir/journal.json" | tr '\n' ' ')"
 fi
 
 # ---- surviving a reboot ---------------------------------------------------------------
@@ -276,7 +281,8 @@ list=$(ts service list)
 if grep -qE " z +198\.18\.2\.99:8008 +0 \(no new connections; up\)$" <<<"$list" &&
 	grep -qE " p +198\.18\.2\.98:80 +0 \(no new connections\)$" <<<"$list" &&
 	! grep -q draining <<<"$list"; then
-	pass "new user: service list says weight 0 takes no new connections, health in one parenthesis"
+	pass "new user: service list says weight 0 takes no new connections," \
+		"health in one parenthesis"
 else
 	fail "new user: service list at weight 0" "$(grep -E ' (z|p) ' <<<"$list" | tr '\n' '|')"
 fi

@@ -383,7 +383,8 @@ static void assignment_is_name_equals_weight(void **state)
 		char name[TS_NAME_LEN];
 		__u32 w;
 
-		ASSERT_TRUE(ts_parse_assignment("v1", name, &w, &err) == -TS_ERR_USAGE, "v1 refused");
+		ASSERT_TRUE(ts_parse_assignment("v1", name, &w, &err) == -TS_ERR_USAGE,
+			    "v1 refused");
 		ASSERT_TRUE(strstr(err.msg, "write v1=W") && !strstr(err.msg, "v2"),
 			    "the advice for 'v1' names v1: %s", err.msg);
 	}

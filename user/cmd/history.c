@@ -51,7 +51,8 @@ const struct ts_journal_entry *cli_journal_entry(struct cli_ctx *ctx, struct ts_
 			return &j->entries[i];
 	fprintf(stderr, "tcpshift: no change %llu in the journal of %s (it holds %llu to %llu): "
 		"see 'tcpshift history'\n", (unsigned long long)seq, ctx->pin_dir,
-		(unsigned long long)j->entries[0].seq, (unsigned long long)j->entries[j->n - 1].seq);
+		(unsigned long long)j->entries[0].seq,
+		(unsigned long long)j->entries[j->n - 1].seq);
 	*status = TS_ERR_USAGE;
 	return NULL;
 }
