@@ -17,7 +17,8 @@ deb=${1:-}
 out=$version
 if git rev-parse --git-dir >/dev/null 2>&1 && head=$(git rev-parse HEAD 2>/dev/null); then
 	# the newest release HEAD contains, and whether HEAD is this version's release
-	since= exact=
+	since=''
+	exact=''
 	while read -r v c _; do
 		case $v in '#'* | '') continue ;; esac
 		if [ "$c" = "$head" ] && [ "$v" = "$version" ]; then exact=1; fi

@@ -31,7 +31,9 @@ if ! timeout 300 make -C "$E2E_ROOT" --no-print-directory deb >"$E2E_TMP/make.lo
 	e2e_abort "make deb failed: $(tail -n 3 "$E2E_TMP/make.log" | tr '\n' '|')"
 fi
 debs=("$E2E_ROOT"/build/tcpshift_*.deb)
-[ "${#debs[@]}" -eq 1 ] && [ -f "${debs[0]}" ] || e2e_abort "make deb made ${#debs[@]} packages"
+if [ "${#debs[@]}" -ne 1 ] || [ ! -f "${debs[0]}" ]; then
+	e2e_abort "make deb made ${#debs[@]} packages"
+fi
 DEB=${debs[0]}
 version=$(dpkg-deb -f "$DEB" Version)
 pass "deb: make deb builds $(basename "$DEB")"
@@ -64,9 +66,9 @@ done | sort -u | while read -r lib; do
 done | sort -u)
 undeclared=$(comm -13 <(echo "$deps") <(echo "$needed"))
 if [ -n "$needed" ] && [ -z "$undeclared" ]; then
-	pass "deb: Depends names every package whose library the binaries link ($(echo $needed))"
+	pass "deb: Depends names every package whose library the binaries link ($(tr '\n' ' ' <<<"$needed"))"
 else
-	fail "deb: Depends" "not declared: $undeclared (declared: $(echo $deps))"
+	fail "deb: Depends" "not declared: $undeclared (declared: $(tr '\n' ' ' <<<"$deps"))"
 fi
 
 # ---- install with apt, use, verify -------------------------------------------------

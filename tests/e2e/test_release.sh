@@ -53,9 +53,11 @@ fi
 
 # tools/version.sh in a repository of its own: a release's commit, after it, dirty
 R=$T/repo
-mkdir -p "$R/tools" && cp "$E2E_ROOT/tools/version.sh" "$R/tools/" &&
+if ! { mkdir -p "$R/tools" && cp "$E2E_ROOT/tools/version.sh" "$R/tools/" &&
 	git -C "$R" init -q && git -C "$R" config user.email t@example.invalid &&
-	git -C "$R" config user.name t || e2e_abort "a scratch repository for tools/version.sh"
+	git -C "$R" config user.name t; }; then
+	e2e_abort "a scratch repository for tools/version.sh"
+fi
 vs() {
 	"$R/tools/version.sh" "$@"
 }
