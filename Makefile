@@ -8,7 +8,10 @@
 # make fuzz     the parsers' libFuzzer target for FUZZ_SECONDS (make test runs it briefly)
 # make bench    tcpshift against direct routing and peers; make microbench: ns/packet;
 #               make bench-pps: packets per second through the gateway on one core
-# make install  binary, man page, bash completion under $(DESTDIR)$(PREFIX)
+# make install  both binaries, man page, bash completion and the systemd units under
+#               $(DESTDIR)$(PREFIX)
+# make deb      build/tcpshift_VERSION_ARCH.deb (dpkg-deb, no network)
+# make release-tags  the tag v<version> of every release RELEASES lists
 # V=1           print full commands
 
 OUTPUT   := build
@@ -45,6 +48,8 @@ CMD_OBJS    := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(CMD_SRCS))
 DAEMON_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(DAEMON_SRCS))
 HEADERS     := $(wildcard include/*.h user/*/*.h)
 BPF_HDRS := $(wildcard bpf/*.h include/*.h)
+# the one version of this build: VERSION, with a git describe suffix off a release
+VERSION_STR := $(shell tools/version.sh)
 
 TEST_UNIT := $(OUTPUT)/tests/test_unit
 TEST_BPF  := $(OUTPUT)/tests/test_bpf
@@ -60,6 +65,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test test-unit test-bpf test-e2e test-bpf-xdp test-e2e-xdp demo clean install uninstall format
+.PHONY: release-tags deb
 .PHONY: bench microbench bench-pps bench-startup
 
 all: $(OUTPUT)/tcpshift $(OUTPUT)/tcpshiftd $(TOOLS)
@@ -95,6 +101,13 @@ $(OUTPUT)/tcpshift.skel.h: $(OUTPUT)/tcpshift.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name tcpshift_bpf > $@
 
 # ---- userspace -------------------------------------------------------------
+# version.h is rewritten only when the version changed
+$(OUTPUT)/version.h: FORCE | $(OUTPUT)
+	$(Q)tmp=$@.$$$$.tmp; printf '#define TS_VERSION "%s"\n' '$(VERSION_STR)' > $$tmp && \
+	if cmp -s $$tmp $@; then rm -f $$tmp; else mv $$tmp $@; echo "  GEN      $@"; fi
+
+$(OUTPUT)/user/lib/version.o: $(OUTPUT)/version.h
+
 $(OUTPUT)/user/lib/%.o: user/lib/%.c $(HEADERS) $(OUTPUT)/tcpshift.skel.h | $(OUTPUT)/user/lib
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -178,7 +191,9 @@ install: all
 	install -D -m 0644 doc/tcpshift.8 $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8
 	install -D -m 0644 contrib/bash-completion/tcpshift \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift
-	for u in tcpshift-agent tcpshift-sync; do \
+	install -D -m 0644 contrib/systemd/tcpshift.conf \
+		$(DESTDIR)$(PREFIX)/share/doc/tcpshift/tcpshift.conf.example
+	for u in tcpshift-agent tcpshift-sync tcpshift-boot; do \
 		sed 's|@SBINDIR@|$(PREFIX)/sbin|' contrib/systemd/$$u.service >$(OUTPUT)/$$u.service && \
 		install -D -m 0644 $(OUTPUT)/$$u.service $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$u.service || \
 		exit 1; \
@@ -187,8 +202,37 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/tcpshift $(DESTDIR)$(PREFIX)/sbin/tcpshiftd $(DESTDIR)$(PREFIX)/share/man/man8/tcpshift.8 \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/tcpshift \
+		$(DESTDIR)$(PREFIX)/share/doc/tcpshift/tcpshift.conf.example \
 		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-agent.service \
-		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-sync.service
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-sync.service \
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/tcpshift-boot.service
+
+# ---- Debian package ----------------------------------------------------------
+# build/tcpshift_VERSION_ARCH.deb from make install into a staging root, with
+# contrib/debian's control and maintainer scripts; dpkg-deb only, no network.
+DEB_ROOT := $(OUTPUT)/deb
+DEB_FILE = $(OUTPUT)/tcpshift_$(shell tools/version.sh --deb)_$(shell dpkg --print-architecture).deb
+deb: all
+	$(Q)rm -rf $(DEB_ROOT) $(OUTPUT)/tcpshift_*.deb
+	$(Q)$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr \
+		SYSTEMD_UNIT_DIR=/usr/lib/systemd/system >/dev/null
+	$(Q)gzip -9n $(DEB_ROOT)/usr/share/man/man8/tcpshift.8
+	$(Q)install -m 0644 CHANGELOG.md $(DEB_ROOT)/usr/share/doc/tcpshift/CHANGELOG.md
+	$(Q)mkdir -p $(DEB_ROOT)/DEBIAN
+	$(Q)install -m 0755 contrib/debian/postinst contrib/debian/postrm $(DEB_ROOT)/DEBIAN/
+	$(Q)sed -e 's/@VERSION@/$(shell tools/version.sh --deb)/' \
+		-e "s/@ARCH@/$$(dpkg --print-architecture)/" \
+		-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)/" \
+		contrib/debian/control.in >$(DEB_ROOT)/DEBIAN/control
+	$(call msg,DEB,$(DEB_FILE))
+	$(Q)dpkg-deb --root-owner-group --build $(DEB_ROOT) $(DEB_FILE) >/dev/null
+
+# the tag v<version> of each release RELEASES lists (tags may not travel with a clone)
+release-tags:
+	$(Q)awk '$$1 !~ /^#/ && NF >= 2 { print $$1, $$2 }' RELEASES | while read -r v c; do \
+		git rev-parse -q --verify "refs/tags/v$$v" >/dev/null && continue; \
+		git tag -a -m "tcpshift $$v" "v$$v" "$$c" && echo "  TAG      v$$v $$c" || exit 1; \
+	done
 
 format:
 	clang-format -i bpf/*.c bpf/*.h include/*.h user/*/*.c user/*/*.h tests/*/*.c tools/*.c

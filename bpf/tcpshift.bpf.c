@@ -38,6 +38,11 @@ const volatile bool dry_run = false;
  * it passes the rest to tc.) */
 const volatile bool forward_fib = false;
 
+/* The version of the build that loaded this object, written by the loader and
+ * never read here: `tcpshift status` and the agent's build information read it
+ * back from the loaded programs' .rodata map (user/lib/version.c). */
+const volatile char tcpshift_version[48] = "";
+
 static __always_inline void ts_count(__u32 counter)
 {
 	__u64 *v;

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
 	int failed = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* the test instances' changes go in no journal (/var/lib/tcpshift) */
+	setenv(TS_STATE_DIR_ENV, "", 1);
 	if (argc > 1 && !strcmp(argv[1], "--xdp")) {
 		test_xdp_mode = true;
 		argv[1] = argv[0];

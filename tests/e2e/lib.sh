@@ -200,6 +200,9 @@ e2e_init() {
 	E2E_PIN_OWNED=1
 	E2E_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tse2e-$E2E_ID.XXXXXX") ||
 		e2e_abort "mktemp failed"
+	# the journal of changes (history, undo, restore) in the test's own
+	# directory, removed with it, never under /var/lib/tcpshift
+	export TCPSHIFT_STATE_DIR=$E2E_TMP/state
 }
 
 # ---- topology -----------------------------------------------------------------

@@ -71,6 +71,24 @@ for u in "$UNIT" "$SYNC_UNIT"; do
 			"$(grep -E '^(Type|WatchdogSec|LimitNOFILE)=' "$u" | tr '\n' ' ') $complaints"
 	fi
 done
+# the boot unit: a oneshot before network-pre.target that runs the installed
+# binary's load and restore; systemd-analyze verify finds nothing
+BOOT_UNIT=$DEST/usr/lib/systemd/system/tcpshift-boot.service
+sed "s|/usr/sbin/|$DEST/usr/sbin/|g" "$BOOT_UNIT" >"$E2E_TMP/tcpshift-boot.service" 2>/dev/null
+complaints=$(systemd-analyze verify "$E2E_TMP/tcpshift-boot.service" 2>&1 |
+	grep -v "man tcpshift(8)\|Documentation")
+if [ -f "$BOOT_UNIT" ] && [ -z "$complaints" ] && grep -qx 'Type=oneshot' "$BOOT_UNIT" &&
+	grep -qx 'Before=network-pre.target' "$BOOT_UNIT" &&
+	[ "$(grep '^ExecStart=' "$BOOT_UNIT" | tr '\n' '|')" = "$(printf '%s|' \
+		'ExecStart=/usr/sbin/tcpshift load $TCPSHIFT_LOAD_ARGS' \
+		'ExecStart=/usr/sbin/tcpshift restore')" ] &&
+	[ -f "$DEST/usr/share/doc/tcpshift/tcpshift.conf.example" ]; then
+	pass "install: tcpshift-boot.service loads and restores before network-pre.target;" \
+		"systemd-analyze verify finds nothing; the example configuration is installed"
+else
+	fail "install: tcpshift-boot.service" \
+		"$(grep -E '^(Type|Before|ExecStart)=' "$BOOT_UNIT" 2>&1 | tr '\n' ' ') $complaints"
+fi
 if [ -x "$BIN" ] && "$BIN" --help >/dev/null 2>&1; then
 	pass "install: the installed binary runs (--help exits 0)"
 else

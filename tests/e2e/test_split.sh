@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Invariant 1: at weights 90/10, 1000 new connections through the VIP split
-# like a binomial draw: v2's count is within 4 sigma of 100.
+# like a binomial draw: v2's count is within 4 sigma of 100. Once they are all
+# closed, `stats` counts none of them as pinned now (their entries stay in the
+# flow table, closed).
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -10,6 +12,7 @@ N=1000
 P2=0.1		# v2's share at 90/10
 
 e2e_init split
+e2e_need jq
 e2e_topology
 e2e_load
 e2e_service tcp-echo "$VIP4" 90 10
@@ -39,3 +42,15 @@ else
 	pass "split: 90/10 of $N new connections (v2 $v2, $bound)"
 fi
 e2e_status
+
+# closed connections are not pinned now: stats counts the flows that are not closed
+sleep 0.5
+open_flows=$(ts -j flows | jq '[.[] | select(.state != "closed")] | length')
+closed=$(ts -j flows | jq '[.[] | select(.state == "closed")] | length')
+stats_flows=$(ts -j stats | jq '[.services[].backends[].flows] | add')
+if [ "$closed" -gt 0 ] && [ "$stats_flows" -eq "$open_flows" ]; then
+	pass "split: stats counts $stats_flows flows pinned now, not the $closed closed ones"
+else
+	fail "split: stats' flows after the connections closed" \
+		"stats $stats_flows, flows not closed $open_flows, closed $closed"
+fi

@@ -541,7 +541,8 @@ static void plan_lists_changes_in_order(void **state)
 		"{\"name\":\"v5\",\"addr\":\"198.18.2.15:80\",\"weight\":3}]},"
 		"{\"name\":\"moved\",\"vip\":\"198.18.100.3:80\",\"table_size\":11,"
 		"\"backends\":[{\"name\":\"m\",\"addr\":\"198.18.2.16:80\"}]},"
-		"{\"name\":\"new\",\"vip\":\"198.18.100.2:80\"}]}";
+		"{\"name\":\"new\",\"vip\":\"198.18.100.2:80\",\"health\":{\"check\":\"tcp\","
+		"\"interval_ms\":1000,\"timeout_ms\":500,\"rise\":2,\"fall\":3}}]}";
 	static const struct {
 		enum ts_change_kind	kind;
 		const char		*service, *backend, *from, *to;
@@ -551,6 +552,9 @@ static void plan_lists_changes_in_order(void **state)
 		  "198.18.100.3:80 table_size 11" },
 		{ TS_CHANGE_BACKEND_ADD, "moved", "m", "", "198.18.2.16:80 weight 1" },
 		{ TS_CHANGE_SERVICE_ADD, "new", "", "", "198.18.100.2:80 table_size 16381" },
+		/* a new service's health checks are listed too */
+		{ TS_CHANGE_HEALTH, "new", "", "none",
+		  "tcp interval 1000ms timeout 500ms rise 2 fall 3" },
 		{ TS_CHANGE_BACKEND_DEL, "web", "v3", "198.18.2.13:80 weight 1", "" },
 		{ TS_CHANGE_WEIGHT, "web", "v1", "90", "50" },
 		{ TS_CHANGE_BACKEND_REPLACE, "web", "v4", "198.18.2.14:80 weight 1",

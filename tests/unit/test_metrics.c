@@ -130,11 +130,36 @@ static void metrics_render_source(void **state)
 	free(text);
 }
 
+/* Build information: one sample of 1, its labels the versions, layout and mode
+ * (a label value escaped as every other). */
+static void metrics_render_build_info(void **state)
+{
+	static struct ts_config cfg;
+	struct ts_metrics in = { .cfg = &cfg, .version = "0.3.0-dev.4+gabcdef0",
+				 .object_version = "0.3.0", .mode = "xdp", .layout = 6 };
+	size_t len = 0;
+	char *text;
+
+	(void)state;
+	text = ts_metrics_render(&in, &len);
+	ASSERT_TRUE(text && strlen(text) == len, "rendered");
+	HAS(text, "# TYPE tcpshift_build_info gauge");
+	HAS(text, "tcpshift_build_info{version=\"0.3.0-dev.4+gabcdef0\",layout=\"6\",mode=\"xdp\","
+		  "object_version=\"0.3.0\"} 1");
+	free(text);
+	in.object_version = "a\"b";
+	text = ts_metrics_render(&in, &len);
+	ASSERT_TRUE(text && strstr(text, "object_version=\"a\\\"b\"} 1\n"),
+		    "a quote in a version escaped");
+	free(text);
+}
+
 int run_metrics_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(metrics_render_text),
 		cmocka_unit_test(metrics_render_source),
+		cmocka_unit_test(metrics_render_build_info),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);

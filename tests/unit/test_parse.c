@@ -377,6 +377,17 @@ static void assignment_is_name_equals_weight(void **state)
 		ASSERT_EQ(w, good[i].weight, good[i].in);
 	}
 	expect_all_rejected("ts_parse_assignment", parse_assignment, bad, ARRAY_SIZE(bad));
+	/* `weight web v1 50`: the advice names v1, the backend given */
+	{
+		struct ts_err err = { .status = TS_OK };
+		char name[TS_NAME_LEN];
+		__u32 w;
+
+		ASSERT_TRUE(ts_parse_assignment("v1", name, &w, &err) == -TS_ERR_USAGE,
+			    "v1 refused");
+		ASSERT_TRUE(strstr(err.msg, "write v1=W") && !strstr(err.msg, "v2"),
+			    "the advice for 'v1' names v1: %s", err.msg);
+	}
 }
 
 static void name_is_1_to_31_safe_characters(void **state)

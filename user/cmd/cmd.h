@@ -20,6 +20,20 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_import(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_health(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_top(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_history(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_undo(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_restore(struct cli_ctx *ctx, int argc, char **argv);
+
+/* import.c: make the configuration equal to want (validated), printing the
+ * changes as `import` does; source names the document ("no changes: the
+ * configuration equals SOURCE"). The exit status. */
+int cli_import(struct cli_ctx *ctx, const struct ts_doc *want, bool dry_run, const char *source);
+/* history.c: the journal's entry seq (0: the latest), or NULL after printing
+ * why not; *j is the journal read (free it with ts_journal_free). */
+const struct ts_journal_entry *cli_journal_entry(struct cli_ctx *ctx, struct ts_journal *j,
+						 __u64 seq, int *status);
+/* Parse a document the journal holds, into *doc: 0 or the exit status. */
+int cli_journal_doc(const char *text, __u64 seq, struct ts_doc *doc);
 
 /* show.c: what several commands show alike, through the output writer */
 /* The global counters: "counters" and a line each as text, an object in JSON. */
@@ -33,7 +47,11 @@ int cli_tcp_state_parse(const char *name);
 bool print_drain(const struct ts_backend *be, __u64 now);
 /* A backend's health: health, health_since, effective_weight, and for people
  * " (down since 2026-12-01 01:02:03 UTC: effective weight 0)", " (up since
- * ...)", " (up)" before any transition. */
-void print_health(const struct ts_backend *be, __u32 effective);
+ * ...)", " (up)" before any transition; more: within a parenthesis already
+ * open, "; up)". */
+void print_health(const struct ts_backend *be, __u32 effective, bool more);
+/* One change of an import plan: a line of text after indent, an object
+ * {action, service, backend, from, to} of an array in JSON. */
+void print_change(const struct ts_change *c, const char *indent);
 
 #endif /* TCPSHIFT_CMD_H */

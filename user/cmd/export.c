@@ -9,10 +9,10 @@ static const char help[] =
 	"Usage: tcpshift export\n"
 	"\n"
 	"Print the whole configuration as a JSON document: the flow hash seed, every\n"
-	"service (name, VIP:port, table size) and its backends (name, address:port,\n"
-	"weight), sorted by name. Gateways with the same configuration print the same\n"
-	"bytes. The document is what 'tcpshift import' reads: a backup, and the way to\n"
-	"make several gateways behind ECMP identical. -j is implied.\n"
+	"service (name, VIP:port, table size, health checks) and its backends (name,\n"
+	"address:port, weight), sorted by name. Gateways with the same configuration\n"
+	"print the same bytes. The document is what 'tcpshift import' reads: a backup,\n"
+	"and the way to make several gateways behind ECMP identical. -j is implied.\n"
 	"\n"
 	"Not in the document: pinned flows, counters, drain deadlines, devices.\n"
 	"\n"
@@ -23,9 +23,6 @@ static const char help[] =
 int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
-	struct ts_settings settings;
-	struct ts_config cfg;
-	struct ts_doc doc;
 	struct ts_maps m;
 	struct ts_err err;
 	char *text;
@@ -40,23 +37,10 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
 		return r;
 	/* Locked: the services and the seed of one moment, not a mix. */
 	r = ts_maps_lock_shared(&m, &err);
-	r = r ?: ts_settings_read(&m, &settings, &err);
-	r = r ?: ts_config_read(&m, &cfg, &err);
-	if (r) {
-		ts_maps_close(&m);
-		return cli_report(&err);
-	}
-	r = ts_doc_from_config(&cfg, settings.seed, &doc, &err);
-	ts_config_free(&cfg);
+	text = r ? NULL : ts_doc_text_read(&m, &err);
 	ts_maps_close(&m);
-	if (r)
+	if (!text)
 		return cli_report(&err);
-	text = ts_doc_format(&doc);
-	ts_doc_free(&doc);
-	if (!text) {
-		fprintf(stderr, "tcpshift: out of memory formatting the document\n");
-		return TS_ERR_RUNTIME;
-	}
 	fputs(text, stdout);
 	free(text);
 	if (fflush(stdout) || ferror(stdout)) {

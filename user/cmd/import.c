@@ -81,23 +81,7 @@ static int print_plan(const struct cli_ctx *ctx, const struct ts_plan *plan, boo
 	print_bool(PRINT_JSON, "dry_run", NULL, dry_run);
 	print_open_array("changes");
 	for (size_t i = 0; i < plan->nchanges; i++) {
-		const struct ts_change *c = &plan->changes[i];
-		char line[512];
-
-		/* a line for people, the change's parts in JSON */
-		ts_change_text(c, line, sizeof(line));
-		print_string(PRINT_FP, NULL, "%s\n", line);
-		print_open_object(NULL);
-		print_string(PRINT_JSON, "action", NULL, ts_change_name(c->kind));
-		if (c->service[0])
-			print_string(PRINT_JSON, "service", NULL, c->service);
-		if (c->backend[0])
-			print_string(PRINT_JSON, "backend", NULL, c->backend);
-		if (c->from[0])
-			print_string(PRINT_JSON, "from", NULL, c->from);
-		if (c->to[0])
-			print_string(PRINT_JSON, "to", NULL, c->to);
-		print_close_object();
+		print_change(&plan->changes[i], "");
 	}
 	print_close_array();
 	if (!plan->nchanges)
@@ -145,7 +129,6 @@ static int load_document(const char *path, const char *source, struct ts_doc *do
 int cmd_import(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct ts_doc want = {};
-	struct ts_plan plan = {};
 	const char *source;
 	bool dry_run = false;
 	const struct cli_opt opts[] = {
@@ -153,8 +136,6 @@ int cmd_import(struct cli_ctx *ctx, int argc, char **argv)
 		CLI_OPT_HELP,
 		{},
 	};
-	struct ts_maps m;
-	struct ts_err err;
 	int nargs, r;
 
 	r = cli_args(argc, argv, opts, help, &nargs);
@@ -168,15 +149,23 @@ int cmd_import(struct cli_ctx *ctx, int argc, char **argv)
 	r = load_document(argv[1], source, &want);
 	if (r)
 		return r;
-	r = cli_open_maps(ctx, &m);
-	if (r) {
-		ts_doc_free(&want);
+	r = cli_import(ctx, &want, dry_run, source);
+	ts_doc_free(&want);
+	return r;
+}
+
+int cli_import(struct cli_ctx *ctx, const struct ts_doc *want, bool dry_run, const char *source)
+{
+	struct ts_plan plan = {};
+	struct ts_maps m;
+	struct ts_err err;
+	int r = cli_open_maps(ctx, &m);
+
+	if (r)
 		return r;
-	}
-	r = ts_doc_import(&m, &want, dry_run, &plan, &err);
+	r = ts_doc_import(&m, want, dry_run, &plan, &err);
 	ts_maps_close(&m);
 	r = r ? cli_report(&err) : print_plan(ctx, &plan, dry_run, source);
 	ts_plan_free(&plan);
-	ts_doc_free(&want);
 	return r;
 }

@@ -55,7 +55,8 @@ static const struct cli_command commands[] = {
 	{ "drain", cmd_drain },	  { "flows", cmd_flows },   { "stats", cmd_stats },
 	{ "pick", cmd_pick },	  { "export", cmd_export }, { "import", cmd_import },
 	{ "health", cmd_health }, { "rollout", run_daemon }, { "agent", run_daemon },
-	{ "sync", run_daemon },	  { "top", cmd_top },
+	{ "sync", run_daemon },	  { "top", cmd_top },	    { "history", cmd_history },
+	{ "undo", cmd_undo },	  { "restore", cmd_restore },
 };
 
 static const char usage[] =
@@ -79,6 +80,9 @@ static const char usage[] =
 	"  rollout SERVICE FROM TO [OPTIONS]   shift step by step, gated on TO's failures\n"
 	"  export                              the whole configuration as a JSON document\n"
 	"  import [--dry-run] FILE             make the configuration equal to a document\n"
+	"  history                             the journal of changes: who, when, what\n"
+	"  undo [N] [--dry-run]                the configuration before the last change (or N)\n"
+	"  restore [--dry-run]                 the journal's last configuration, after a reboot\n"
 	"  health SERVICE --check tcp|none [--interval D] [--timeout D] [--rise N] [--fall N]\n"
 	"                                      health checks of its backends (by the agent)\n"
 	"  agent [--metrics ADDR:PORT] [--config etcd://HOST:PORT/KEY]\n"
@@ -92,6 +96,8 @@ static const char usage[] =
 	"  -j, --json      JSON output\n"
 	"  -v, --verbose   show libbpf's messages\n"
 	"  -h, --help      this help; 'tcpshift COMMAND --help' for a command\n"
+	"  --version       this tcpshift's version and map layout (status: the running\n"
+	"                  object's)\n"
 	"\n"
 	"Example: shift 10% of new connections to v2\n"
 	"  tcpshift load --dev eth0 --dev eth1\n"
@@ -100,7 +106,8 @@ static const char usage[] =
 	"  tcpshift backend add web v2 198.18.2.12:8008 --weight 10\n"
 	"  tcpshift weight web v1=0 v2=100\n"
 	"\n"
-	"Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+	"Exit status: 0 success, 1 runtime error (an interrupted rollout too), 2 usage\n"
+	"error, 3 a rollout rolled back, 4 agent or sync: an address in use.\n";
 
 int main(int argc, char **argv)
 {

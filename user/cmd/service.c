@@ -33,7 +33,7 @@ static int service_list(struct cli_ctx *ctx, struct ts_maps *m)
 	__u64 now = ts_now_ns();
 	struct ts_config cfg;
 	struct ts_err err;
-	bool checked;
+	bool checked, zero;
 
 	if (ts_config_read(m, &cfg, &err))
 		return cli_report(&err);
@@ -75,10 +75,13 @@ static int service_list(struct cli_ctx *ctx, struct ts_maps *m)
 			/* seconds until a drain's deadline closes the remaining
 			 * flows; only when there is one (the output stays as it
 			 * was for everything else) */
-			if (!print_drain(&b->be, now) && !b->weight)
-				print_text(" (draining)");
+			/* weight 0: no new connections, whether it ever had
+			 * any (added at 0) or drains the ones it has */
+			zero = !print_drain(&b->be, now) && !b->weight;
+			if (zero)
+				print_text(" (no new connections%s", checked ? "" : ")");
 			if (checked)
-				print_health(&b->be, eff[j]);
+				print_health(&b->be, eff[j], zero);
 			print_text("\n");
 			print_close_object();
 		}

@@ -57,14 +57,14 @@ bool print_drain(const struct ts_backend *be, __u64 now)
 	return true;
 }
 
-void print_health(const struct ts_backend *be, __u32 effective)
+void print_health(const struct ts_backend *be, __u32 effective, bool more)
 {
 	bool down = be->health == TS_HEALTH_DOWN;
 	time_t t = (time_t)be->health_since_s;
 	char since[32];
 	struct tm tm;
 
-	print_string(PRINT_ANY, "health", " (%s", down ? "down" : "up");
+	print_string(PRINT_ANY, "health", more ? "; %s" : " (%s", down ? "down" : "up");
 	if (be->health_since_s) {
 		print_u64(PRINT_JSON, "health_since", NULL, be->health_since_s);
 		if (gmtime_r(&t, &tm) &&
@@ -77,4 +77,25 @@ void print_health(const struct ts_backend *be, __u32 effective)
 	if (down && effective)
 		print_text(", every backend is down: fail open");
 	print_text(")");
+}
+
+void print_change(const struct ts_change *c, const char *indent)
+{
+	char line[512];
+
+	/* a line for people, the change's parts in JSON */
+	ts_change_text(c, line, sizeof(line));
+	print_text("%s", indent);
+	print_string(PRINT_FP, NULL, "%s\n", line);
+	print_open_object(NULL);
+	print_string(PRINT_JSON, "action", NULL, ts_change_name(c->kind));
+	if (c->service[0])
+		print_string(PRINT_JSON, "service", NULL, c->service);
+	if (c->backend[0])
+		print_string(PRINT_JSON, "backend", NULL, c->backend);
+	if (c->from[0])
+		print_string(PRINT_JSON, "from", NULL, c->from);
+	if (c->to[0])
+		print_string(PRINT_JSON, "to", NULL, c->to);
+	print_close_object();
 }

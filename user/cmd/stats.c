@@ -12,8 +12,9 @@ static const char help[] =
 	"\n"
 	"Per backend: weight, share of the Maglev table (the share of new flows it\n"
 	"gets), new flows, packets and bytes through the gateway (both directions),\n"
-	"flows pinned now, and its health when the service is checked ('tcpshift\n"
-	"health'); then its canary signals, counted by the data plane:\n"
+	"flows pinned now (closed ones not counted), and its health when the service\n"
+	"is checked ('tcpshift health'); then its canary signals, counted by the data\n"
+	"plane:\n"
 	"connection attempts (SYNs pinned to it), SYNs retransmitted before its SYN-ACK\n"
 	"(client timeouts), handshakes completed, connections it refused (RST to a\n"
 	"SYN), reset after establishment, closed normally, open now, bytes each way,\n"
@@ -35,7 +36,9 @@ static void count_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 {
 	struct pinned_count *pc = data;
 
-	if (f->backend_id < TS_MAX_BACKENDS &&
+	/* pinned now: a closed connection's entry stays until evicted or
+	 * reused, but is no connection of the backend's any more */
+	if (f->backend_id < TS_MAX_BACKENDS && f->tcp_state != TS_TCP_CLOSED &&
 	    pc->all[f->backend_id].generation == f->generation)
 		pc->flows[f->backend_id]++;
 }
@@ -142,7 +145,7 @@ static int print_service_stats(struct ts_maps *m, const struct ts_service_cfg *s
 		print_u64(PRINT_ANY, "flows", " %8llu", flows[b->id]);
 		print_drain(&b->be, now);
 		if (checked)
-			print_health(&b->be, eff[i]);
+			print_health(&b->be, eff[i], false);
 		print_text("\n");
 		print_canary(&st);
 		print_close_object();

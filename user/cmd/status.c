@@ -13,12 +13,14 @@
 static const char help[] =
 	"Usage: tcpshift status\n"
 	"\n"
-	"Show the pin directory, the flow hash seed, the forwarding mode, the mode (tc or\n"
-	"xdp) and whether 'tcpshift sync' takes the pin events, the devices tcpshift is\n"
-	"attached to with their program ids (and XDP program ids in xdp mode, and\n"
-	"whether each takes XDP-redirected frames), the cgroup whose clients are\n"
-	"balanced at connect() (see load) with its programs' ids, rollouts running or\n"
-	"interrupted, how full each map is, and the global counters.\n"
+	"Show the pin directory, the version of this tcpshift and of the running object\n"
+	"(the build that loaded it) with the map layout, the flow hash seed, the\n"
+	"forwarding mode, the mode (tc or xdp) and whether 'tcpshift sync' takes the pin\n"
+	"events, the devices tcpshift is attached to with their program ids (and XDP\n"
+	"program ids in xdp mode, and whether each takes XDP-redirected frames), the\n"
+	"cgroup whose clients are balanced at connect() (see load) with its programs'\n"
+	"ids, rollouts running or interrupted, how full each map is, and the global\n"
+	"counters.\n"
 	"\n"
 	"Example:\n"
 	"  tcpshift status\n";
@@ -180,6 +182,25 @@ static void print_maps(const char *pin_dir)
 	print_close_object();
 }
 
+/* This tcpshift's version, the running object's (the build that loaded it)
+ * and the instance's map layout. */
+static void print_version(const struct ts_settings *s, const struct ts_owner *own, bool gone)
+{
+	char object[64];
+	int r = gone ? -ENOENT : ts_object_version(s, own, object, sizeof(object));
+
+	print_string(PRINT_ANY, "version", "version   %s (this tcpshift)\n", ts_version());
+	if (r) {
+		print_null("object_version");
+		print_text("object    %s\n", r == -ENODATA ? "loaded by a release before 0.3.0 "
+							       "(it tells no version)"
+					 : "none attached");
+	} else {
+		print_string(PRINT_ANY, "object_version", "object    %s (loaded it)\n", object);
+	}
+	print_u64(PRINT_ANY, "layout", "layout    %llu\n", s->abi_version);
+}
+
 int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = { CLI_OPT_HELP, {} };
@@ -208,15 +229,14 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 		ts_maps_close(&m);
 		return cli_report(&err);
 	}
-	mode = !(s.flags & TS_SETTINGS_F_XDP)		 ? "tc"
-	       : s.flags & TS_SETTINGS_F_XDP_GENERIC ? "xdp-generic"
-						     : "xdp";
+	mode = ts_settings_mode(&s);
 	finished = s.abi_version && !(s.flags & TS_SETTINGS_F_LOADING);
 	sync = s.flags & TS_SETTINGS_F_SYNC;
 
 	print_start(stdout, ctx->json, 0);
 	print_open_object(NULL);
 	print_string(PRINT_ANY, "pin_dir", "pin dir   %s\n", ctx->pin_dir);
+	print_version(&s, &m.owner, gone == TS_NETNS_GONE);
 	print_u64(PRINT_ANY, "seed", "seed      0x%08llx\n", s.seed);
 	print_string(PRINT_ANY, "forward", "forward   %s\n",
 		     s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack");

@@ -169,7 +169,9 @@ static char *metrics_collect(void *cls, size_t *len)
 	struct ts_maps *m = &a->scrape.m;
 	struct ts_source_metrics source;
 	struct ts_metrics in = {};
+	struct ts_settings settings;
 	struct ts_config cfg = {};
+	char object[64];
 	struct ts_err err;
 	char *text = NULL;
 	size_t ns = 0;
@@ -202,7 +204,7 @@ static char *metrics_collect(void *cls, size_t *len)
 			if (ts_backend_stats_read(m, s->backends[j].id, &in.stats[i][j], &err))
 				goto out;
 	}
-	if (ts_counters_read(m, in.counters, &err))
+	if (ts_counters_read(m, in.counters, &err) || ts_settings_read(m, &settings, &err))
 		goto out;
 	read = true;
 out:
@@ -216,6 +218,11 @@ out:
 			etcd_source_metrics(a->source, &source);
 			in.source = &source;
 		}
+		in.version = ts_version();
+		in.layout = settings.abi_version;
+		in.mode = ts_settings_mode(&settings);
+		ts_object_version(&settings, &m->owner, object, sizeof(object));
+		in.object_version = object;
 		text = ts_metrics_render(&in, len);
 	}
 	pthread_mutex_unlock(&a->scrape.lock);

@@ -17,8 +17,8 @@ static const char usage[] =
 	"sync' and 'tcpshift rollout' run this program; see 'tcpshift --help' and\n"
 	"'tcpshift COMMAND --help'.\n"
 	"\n"
-	"Global options: --pin-dir DIR, -n/--netns NAME, -j/--json, -v/--verbose, as\n"
-	"for tcpshift.\n";
+	"Global options: --pin-dir DIR, -n/--netns NAME, -j/--json, -v/--verbose,\n"
+	"--version, as for tcpshift.\n";
 
 int main(int argc, char **argv)
 {

@@ -220,6 +220,24 @@ static void source_metrics(struct prom *p, const struct ts_source_metrics *src)
 		    (unsigned long long)src->applied_time_s);
 }
 
+static void build_info(struct prom *p, const struct ts_metrics *in)
+{
+	char layout[16];
+	const struct prom_label l[] = {
+		{ "version", in->version ? in->version : "" },
+		{ "layout", layout },
+		{ "mode", in->mode ? in->mode : "" },
+		{ "object_version", in->object_version ? in->object_version : "" },
+	};
+
+	snprintf(layout, sizeof(layout), "%u", in->layout);
+	prom_family(p, "tcpshift_build_info", "gauge",
+		    "1, labelled with this agent's version, the map layout and mode of the "
+		    "instance, and the version of the build that loaded its running object "
+		    "(empty: a release that tells none).");
+	prom_sample(p, "tcpshift_build_info", l, sizeof(l) / sizeof(l[0]), "1");
+}
+
 char *ts_metrics_render(const struct ts_metrics *in, size_t *len)
 {
 	struct prom p;
@@ -310,5 +328,6 @@ char *ts_metrics_render(const struct ts_metrics *in, size_t *len)
 		    &(struct prom_label){ "table", "half_open" }, 1, "%u", in->half_open_max);
 	if (in->source)
 		source_metrics(&p, in->source);
+	build_info(&p, in);
 	return prom_end(&p, len);
 }

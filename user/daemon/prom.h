@@ -53,6 +53,10 @@ struct ts_metrics {
 	__u64				counters[TS_CNT_MAX];
 	__u32				flows, flows_max, half_open, half_open_max;
 	const struct ts_source_metrics	*source;	/* NULL: no --config */
+	/* tcpshift_build_info: this build's version, the running object's
+	 * ("" when it tells none), the instance's layout and mode */
+	const char			*version, *object_version, *mode;
+	__u32				layout;
 };
 
 /* The Prometheus text exposition (malloc()ed, *len bytes), or NULL. Pure. */

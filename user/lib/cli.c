@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "print.h"
 
 int cli_report(const struct ts_err *err)
 {
@@ -283,15 +284,31 @@ static int enter_netns(const char *name)
 	return 0;
 }
 
+/* --version: "tcpshift 0.3.0 (map layout 6)", or with -j
+ * {"program":"tcpshift","version":"0.3.0","layout":6}. */
+static int print_version(const char *program, bool json)
+{
+	print_start(stdout, json, 0);
+	print_open_object(NULL);
+	print_string(PRINT_ANY, "program", "%s ", program);
+	print_string(PRINT_ANY, "version", "%s", ts_version());
+	print_u64(PRINT_ANY, "layout", " (map layout %llu)\n", TS_ABI_VERSION);
+	print_close_object();
+	return print_end();
+}
+
 int cli_main(int argc, char **argv, const struct cli_command *commands, size_t ncommands,
 	     const char *usage)
 {
+	const char *program = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	bool version = false;
 	struct cli_ctx ctx = { .pin_dir = getenv(TS_PIN_DIR_ENV) };
 	const struct cli_opt opts[] = {
 		{ "pin-dir", 0, CLI_STRING, &ctx.pin_dir },
 		{ "netns", 'n', CLI_STRING, &ctx.netns },
 		{ "json", 'j', CLI_FLAG, &ctx.json },
 		{ "verbose", 'v', CLI_COUNT, &ctx.verbose },
+		{ "version", 0, CLI_FLAG, &version },
 		CLI_OPT_HELP,
 		{},
 	};
@@ -305,6 +322,8 @@ int cli_main(int argc, char **argv, const struct cli_command *commands, size_t n
 	r = cli_parse(argc, argv, opts, usage, true, &first);
 	if (r)
 		return r == CLI_HELP_DONE ? 0 : r;
+	if (version)
+		return print_version(program, ctx.json);
 	if (first >= argc) {
 		fputs(usage, stderr);
 		return TS_ERR_USAGE;

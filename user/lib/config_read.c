@@ -115,3 +115,25 @@ struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *
 			return &s->backends[i];
 	return NULL;
 }
+
+char *ts_doc_text_read(const struct ts_maps *m, struct ts_err *err)
+{
+	struct ts_settings settings;
+	struct ts_config cfg;
+	struct ts_doc doc;
+	char *text;
+	int r = ts_settings_read(m, &settings, err);
+
+	r = r ?: ts_config_read(m, &cfg, err);
+	if (r)
+		return NULL;
+	r = ts_doc_from_config(&cfg, settings.seed, &doc, err);
+	ts_config_free(&cfg);
+	if (r)
+		return NULL;
+	text = ts_doc_format(&doc);
+	ts_doc_free(&doc);
+	if (!text)
+		ts_fail(err, TS_ERR_RUNTIME, "out of memory formatting the document");
+	return text;
+}

@@ -1031,6 +1031,14 @@ int ts_doc_plan(const struct ts_doc *have, const struct ts_doc *want, struct ts_
 			service_text(w, c->to, sizeof(c->to));
 		}
 		if (!h || must_replace(h, w)) {
+			/* a service added (again) with checks: they are a change too */
+			if (w->health.check != TS_CHECK_NONE) {
+				c = plan_add(plan, &cap, TS_CHANGE_HEALTH, w->name, NULL);
+				if (!c)
+					goto oom;
+				snprintf(c->from, sizeof(c->from), "none");
+				ts_health_text(&w->health, c->to, sizeof(c->to));
+			}
 			for (size_t j = 0; j < w->nbackends; j++) {
 				c = plan_add(plan, &cap, TS_CHANGE_BACKEND_ADD, w->name,
 					     w->backends[j].name);

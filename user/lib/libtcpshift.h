@@ -15,6 +15,9 @@
 
 #define TS_DEFAULT_PIN_DIR	"/sys/fs/bpf/tcpshift"
 #define TS_PIN_DIR_ENV		"TCPSHIFT_PIN_DIR"
+/* where the journal of changes lives (journal.c); set empty: no journal */
+#define TS_DEFAULT_STATE_DIR	"/var/lib/tcpshift"
+#define TS_STATE_DIR_ENV	"TCPSHIFT_STATE_DIR"
 #define TS_PIN_DIR_MAX		PATH_MAX	/* the pin directory and a pin name */
 #define TS_ADDRSTRLEN		64	/* "[v6 address]:port" */
 
@@ -114,6 +117,8 @@ struct ts_maps {
 	__u64	settings_ino;	/* instance, while the pin is the same inode */
 	struct ts_owner owner;	/* ids of every pinned map validated */
 	char	pin_dir[TS_PIN_DIR_MAX];
+	char	*journal_before;	/* the document when the lock was taken
+					 * exclusive (journal.c), or NULL */
 };
 
 /* The layout a pinned map must have, from the BPF object's own definitions. */
@@ -174,6 +179,8 @@ int ts_netns_self(__u64 *dev, __u64 *ino);
 #define TS_NETNS_GONE	1
 int ts_settings_check_netns(const struct ts_settings *s, struct ts_err *err);
 int ts_settings_read(const struct ts_maps *m, struct ts_settings *s, struct ts_err *err);
+/* The mode the instance was loaded in: "tc", "xdp" or "xdp-generic". */
+const char *ts_settings_mode(const struct ts_settings *s);
 int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err);
 int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_stats *out,
 			  struct ts_err *err);
@@ -236,6 +243,9 @@ struct ts_config {
 
 int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err);
 void ts_config_free(struct ts_config *cfg);
+/* The configuration in force as `export` prints it (malloc()ed), or NULL
+ * with err filled. Reads without locking: hold the lock for one moment's. */
+char *ts_doc_text_read(const struct ts_maps *m, struct ts_err *err);
 struct ts_service_cfg *ts_config_service(struct ts_config *cfg, const char *name);
 struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id);
 struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name);
@@ -362,6 +372,54 @@ enum ts_slot ts_attached_prog(int ifindex, const struct ts_owner *own, __u32 *pr
 /* Does BPF program prog_id use one of the instance's maps? */
 bool ts_prog_is_ours(__u32 prog_id, const struct ts_owner *own);
 __u64 ts_now_ns(void);
+
+/* ---- version.c: versions ------------------------------------------------------ */
+
+/* This build's version: VERSION, with a git describe suffix off a release
+ * (tools/version.sh), e.g. "0.3.0" or "0.3.0-dev.45+g8896a77". */
+const char *ts_version(void);
+/* The version of the build that loaded BPF program prog_id, into buf: 0, or
+ * -ENOENT when the program's object tells none (a release before 0.3.0). */
+int ts_prog_version(__u32 prog_id, char *buf, size_t len);
+/* The same for the instance's running object (the program attached to its
+ * first device that has one): 0; -ENODATA: loaded by a release that tells no
+ * version; -ENOENT: nothing attached here. */
+int ts_object_version(const struct ts_settings *s, const struct ts_owner *own, char *buf,
+		      size_t len);
+
+/* ---- journal.c: the journal of committed changes (history, undo, restore) ---- */
+
+#define TS_JOURNAL_MAX_ENTRIES	100		/* the oldest go first */
+#define TS_JOURNAL_MAX_BYTES	(4U << 20)	/* documents and command lines */
+#define TS_JOURNAL_MAX_FILE	(TS_JOURNAL_MAX_BYTES * 2 + TS_DOC_MAX_SIZE * 4)
+
+struct ts_journal_entry {
+	__u64	seq;		/* 1, 2, ...: never reused by the journal */
+	__u64	time_s;		/* Unix time of the commit */
+	__u32	uid;
+	char	user[96];	/* the uid's name, and "(sudo from NAME)" */
+	char	*command;	/* the command line */
+	char	*before, *after;	/* the documents, as `export` prints them */
+};
+
+struct ts_journal {
+	size_t			n;
+	struct ts_journal_entry	*entries;	/* oldest first */
+};
+
+/* The journal's directory for an instance: 0, or -ENOENT when none is kept
+ * (TCPSHIFT_STATE_DIR set empty). */
+int ts_journal_dir(const char *pin_dir, char *buf, size_t len);
+/* The instance's journal (empty when there is none yet). */
+int ts_journal_read(const char *pin_dir, struct ts_journal *j, struct ts_err *err);
+void ts_journal_free(struct ts_journal *j);
+/* Append a change made by this process; call with the lock held exclusive. */
+int ts_journal_append(const char *pin_dir, const char *before, const char *after,
+		      struct ts_err *err);
+/* The hook of ts_maps_lock (exclusive) and ts_maps_unlock: a change that
+ * committed is journaled once, with the documents before and after. */
+void ts_journal_begin(struct ts_maps *m);
+void ts_journal_commit(struct ts_maps *m);
 
 /* ---- local.c: local clients, balanced at connect() (load --cgroup) ------- */
 

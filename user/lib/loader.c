@@ -239,6 +239,9 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps 
 			      (loaded.flags & TS_SETTINGS_F_FORWARD_FIB);
 	skel->rodata->forward_fib = forward_fib;
 load:
+	/* read back by status and the agent (version.c) */
+	strncpy((char *)skel->rodata->tcpshift_version, ts_version(),
+		sizeof(skel->rodata->tcpshift_version) - 1);
 	r = tcpshift_bpf__load(skel);
 	if (r) {
 		ts_fail(err, TS_ERR_RUNTIME,

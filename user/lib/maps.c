@@ -86,11 +86,38 @@ int ts_check_root(struct ts_err *err)
 	return 0;
 }
 
+/* The name under /run/netns of the network namespace this process runs in,
+ * into name: true when it has one. `ip netns exec NAME` runs a command there
+ * with a /sys of its own, where /sys/fs/bpf is not mounted. */
+static bool named_netns(char *name, size_t len)
+{
+	struct stat self, st;
+	struct dirent *d;
+	DIR *dir;
+	bool found = false;
+
+	if (stat("/proc/self/ns/net", &self) || !(dir = opendir("/run/netns")))
+		return false;
+	while (!found && (d = readdir(dir))) {
+		char path[300];
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/run/netns/%s", d->d_name);
+		if (!stat(path, &st) && st.st_dev == self.st_dev && st.st_ino == self.st_ino) {
+			snprintf(name, len, "%s", d->d_name);
+			found = true;
+		}
+	}
+	closedir(dir);
+	return found;
+}
+
 /* Is dir (or, when it does not exist yet, its parent) on bpffs? */
 int ts_check_bpffs(const char *dir, struct ts_err *err)
 {
-	char parent[256], *slash;
-	struct statfs st;
+	char parent[256], ns[256], *slash;
+	struct statfs st, sys;
 
 	snprintf(parent, sizeof(parent), "%s", dir);
 	slash = strrchr(parent, '/');
@@ -98,6 +125,15 @@ int ts_check_bpffs(const char *dir, struct ts_err *err)
 		*slash = '\0';
 	if (statfs(dir, &st) && (errno != ENOENT || statfs(parent, &st)))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot access %s: %s", dir, strerror(errno));
+	/* /sys/fs/bpf itself not bpffs either, in a named namespace: ip netns exec */
+	if ((unsigned long)st.f_type != BPF_FS_MAGIC &&
+	    (statfs("/sys/fs/bpf", &sys) || (unsigned long)sys.f_type != BPF_FS_MAGIC) &&
+	    named_netns(ns, sizeof(ns)))
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "pin directory %s is not on a bpf filesystem here, in network "
+			       "namespace %s: 'ip netns exec' mounts a /sys of its own, without "
+			       "/sys/fs/bpf; run 'tcpshift -n %s ...' instead",
+			       dir, ns, ns);
 	if ((unsigned long)st.f_type != BPF_FS_MAGIC)
 		return ts_fail(err, TS_ERR_RUNTIME,
 			       "pin directory %s is not on a bpf filesystem: use a directory under "
@@ -329,6 +365,8 @@ static int maps_lock(struct ts_maps *m, int op, struct ts_err *err)
 			       "lock: nothing was changed",
 			       m->pin_dir);
 	}
+	if (op == LOCK_EX)
+		ts_journal_begin(m);
 	return 0;
 }
 
@@ -356,8 +394,9 @@ int ts_maps_lock_shared(struct ts_maps *m, struct ts_err *err)
 	return maps_lock(m, LOCK_SH, err);
 }
 
-/* Letting go of the exclusive lock commits: the generation moves, so that a
- * reader that keeps the configuration (the agent) reads it again. */
+/* Letting go of the exclusive lock commits: a change is journaled, and the
+ * generation moves, so that a reader that keeps the configuration (the agent)
+ * reads it again. */
 void ts_maps_unlock(struct ts_maps *m)
 {
 	struct ts_settings s;
@@ -365,6 +404,8 @@ void ts_maps_unlock(struct ts_maps *m)
 
 	if (!m->locked)
 		return;
+	if (m->locked == LOCK_EX)
+		ts_journal_commit(m);
 	if (m->locked == LOCK_EX && m->settings >= 0 &&
 	    !bpf_map_lookup_elem(m->settings, &zero, &s)) {
 		s.generation++;
@@ -482,6 +523,13 @@ int ts_settings_read(const struct ts_maps *m, struct ts_settings *s, struct ts_e
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot read settings map: %s",
 			       strerror(errno));
 	return 0;
+}
+
+const char *ts_settings_mode(const struct ts_settings *s)
+{
+	return !(s->flags & TS_SETTINGS_F_XDP)		? "tc"
+	       : s->flags & TS_SETTINGS_F_XDP_GENERIC ? "xdp-generic"
+						      : "xdp";
 }
 
 int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err)

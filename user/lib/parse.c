@@ -224,9 +224,14 @@ int ts_parse_assignment(const char *s, char name[TS_NAME_LEN], __u32 *weight,
 			struct ts_err *err)
 {
 	const char *eq = s ? strchr(s, '=') : NULL;
+	struct ts_err ignored;
 	size_t len;
 	int r;
 
+	/* the example names the backend given, not another one */
+	if (!eq && s && !ts_parse_name(s, "backend", &ignored))
+		return ts_fail(err, TS_ERR_USAGE, "'%s' is not NAME=WEIGHT: write %s=W, as in "
+			       "%s=10 (no space around '=')", s, s, s);
 	if (!eq)
 		return ts_fail(err, TS_ERR_USAGE, "'%s' is not NAME=WEIGHT: write v2=10",
 			       s ? s : "");
