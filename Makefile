@@ -112,6 +112,19 @@ $(OUTPUT)/user/lib/%.o: user/lib/%.c $(HEADERS) $(OUTPUT)/tcpshift.skel.h | $(OU
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+# The pinned maps' layouts, read from the object once, at build time: layout.c
+# includes them, so opening the maps needs no parse of the object.
+$(OUTPUT)/gen-layouts: tools/gen-layouts.c $(OUTPUT)/user/lib/layout_object.o \
+		$(OUTPUT)/user/lib/parse.o | $(OUTPUT)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUTPUT)/layouts.h: $(OUTPUT)/gen-layouts
+	$(call msg,GEN,$@)
+	$(Q)$< >$@.tmp && mv $@.tmp $@
+
+$(OUTPUT)/user/lib/layout.o: $(OUTPUT)/layouts.h
+
 $(OUTPUT)/user/cmd/%.o: user/cmd/%.c $(HEADERS) $(OUTPUT)/tcpshift.skel.h | $(OUTPUT)/user/cmd
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@

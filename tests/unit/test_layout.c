@@ -61,6 +61,28 @@ static void layouts_come_from_the_object(void **state)
 			    ts_pin_name(i));
 }
 
+/* The table the build wrote is what the object defines now, map for map (a
+ * stale build/layouts.h would open maps by an old layout). */
+static void built_layouts_are_the_objects(void **state)
+{
+	struct ts_map_layout built[TS_MAX_PINNED_MAPS], object[TS_MAX_PINNED_MAPS];
+	struct ts_err err;
+	size_t nb, no;
+
+	ASSERT_TRUE(ts_map_layouts(built, &nb, &err) == 0, "ts_map_layouts: %s", err.msg);
+	ASSERT_TRUE(ts_map_layouts_of_object(object, &no, &err) == 0, "of the object: %s",
+		    err.msg);
+	ASSERT_EQ(nb, no, "pinned maps");
+	for (size_t i = 0; i < nb; i++) {
+		ASSERT_TRUE(!strcmp(built[i].name, object[i].name), "map %zu: %s, the object %s",
+			    i, built[i].name, object[i].name);
+		ASSERT_EQ(built[i].type, object[i].type, built[i].name);
+		ASSERT_EQ(built[i].key_size, object[i].key_size, built[i].name);
+		ASSERT_EQ(built[i].value_size, object[i].value_size, built[i].name);
+		ASSERT_EQ(built[i].map_flags, object[i].map_flags, built[i].name);
+	}
+}
+
 /* Pin paths: PATH_MAX and NAME_MAX are checked before any pin is made. */
 static void pin_dir_lengths(void **state)
 {
@@ -86,6 +108,7 @@ int run_layout_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(layouts_come_from_the_object),
+		cmocka_unit_test(built_layouts_are_the_objects),
 		cmocka_unit_test(pin_dir_lengths),
 	};
 

@@ -130,8 +130,11 @@ struct ts_map_layout {
 	__u32	map_flags;
 };
 
-/* layout.c: every map the object pins (out[TS_MAX_PINNED_MAPS]). */
+/* layout.c: every map the object pins (out[TS_MAX_PINNED_MAPS]), as the build
+ * read it from the object; ..._of_object reads the object now (the build and
+ * the tests). */
 int ts_map_layouts(struct ts_map_layout *out, size_t *n, struct ts_err *err);
+int ts_map_layouts_of_object(struct ts_map_layout *out, size_t *n, struct ts_err *err);
 /* Is fd, opened from pin path, a map of layout l? Refuses foreign pins. */
 int ts_map_check(int fd, const char *path, const struct ts_map_layout *l, struct ts_err *err);
 /* A pin directory whose pins fit PATH_MAX and bpffs names (TS_ERR_USAGE if not). */
