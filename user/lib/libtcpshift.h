@@ -374,6 +374,9 @@ bool ts_migration_remakes(const struct ts_migration *mg, const char *map);
  * pin the new maps (fd_of(ctx, name)) in the old ones' place, settings last. */
 int ts_migration_commit(const struct ts_migration *mg, const char *pin_dir,
 			int (*fd_of)(void *ctx, const char *map), void *ctx, struct ts_err *err);
+/* Tests of a killed migration: with TCPSHIFT_TEST_KILL_AT=step in the
+ * environment, the process kills itself (SIGKILL) at that step. */
+void ts_migration_step(const char *step);
 /* Remove a killed migration's staging directory. */
 void ts_migration_clean(const char *pin_dir);
 /* Conversions, one per changed value (include/tcpshift_abi5.h). */

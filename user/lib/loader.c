@@ -1094,6 +1094,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		r = -err->status;
 		goto fail;
 	}
+	if (mg.from)
+		ts_migration_step("loaded");
 	/* the instance's maps: what a filter of ours uses */
 	bpf_object__for_each_map(map, skel->obj)
 		if (!bpf_map__is_internal(map) && bpf_map__pin_path(map) &&
@@ -1157,6 +1159,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		/* this device's clsact is accounted for from now on */
 		intent.dev_flags[find_ifindex(&intent, next.ifindex[i])] = next.dev_flags[i];
 		settings_write(skel, &intent, NULL);
+		if (mg.from && !i)
+			ts_migration_step("first-device");
 	}
 	/* The mode: XDP on top of tc on every device, or (switched to tc) no
 	 * more. A device that refuses XDP undoes what this loop attached,
@@ -1211,6 +1215,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	next.netns_ino = ns_ino;
 	next.netns_cookie = netns_cookie();
 	r = settings_write(skel, &next, err);
+	if (mg.from)
+		ts_migration_step("attached");
 	/* every device runs the new programs: the new maps take the old
 	 * ones' pins (the commit point of a migration) */
 	r = r ?: ts_migration_commit(&mg, o->pin_dir, skel_map_fd, skel, err);

@@ -12,6 +12,7 @@
  * `load` redoes from the start), after it the new one.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,14 @@
 
 /* Where the replaced maps are pinned before they are renamed into place. */
 #define TS_STAGING_DIR		".migrating"
+
+void ts_migration_step(const char *step)
+{
+	const char *at = getenv("TCPSHIFT_TEST_KILL_AT");
+
+	if (at && !strcmp(at, step))
+		raise(SIGKILL);
+}
 
 /* The maps a migration from layout 5 creates anew; the others keep their pins. */
 static const char *const remade_abi5[] = { "settings", "counters", "direct_pending" };
@@ -195,7 +204,11 @@ static int pin_in_place(int fd, const char *pin_dir, const char *name, struct ts
 	snprintf(staged, sizeof(staged), "%s/" TS_STAGING_DIR "/%s", pin_dir, name);
 	snprintf(final, sizeof(final), "%s/%s", pin_dir, name);
 	unlink(staged);
-	if (bpf_obj_pin(fd, staged) || rename(staged, final))
+	if (bpf_obj_pin(fd, staged))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot pin the new %s at %s: %s", name,
+			       staged, strerror(errno));
+	ts_migration_step("staged");
+	if (rename(staged, final))
 		return ts_fail(err, TS_ERR_RUNTIME,
 			       "cannot pin the new %s at %s: %s (the new programs run; 'tcpshift "
 			       "load' again completes the upgrade)",
@@ -233,6 +246,7 @@ int ts_migration_commit(const struct ts_migration *mg, const char *pin_dir,
 	/* settings last: the commit point */
 	r = pin_in_place(fd_of(ctx, "direct_pending"), pin_dir, "direct_pending", err);
 	r = r ?: pin_in_place(fd_of(ctx, "counters"), pin_dir, "counters", err);
+	ts_migration_step("before-settings-pin");
 	r = r ?: pin_in_place(fd_of(ctx, "settings"), pin_dir, "settings", err);
 	if (!r)
 		rmdir(dir);
