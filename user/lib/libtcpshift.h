@@ -135,6 +135,8 @@ int ts_check_pin_dir(const char *dir, struct ts_err *err);
 enum ts_open_flags {
 	TS_OPEN_INCOMPLETE	= 1,	/* accept a load that did not finish (ABI version 0) */
 	TS_OPEN_MISSING_OK	= 2,	/* pins may be missing (unload of a killed load) */
+	TS_OPEN_OLDER		= 4,	/* accept layout 5 (unload): its settings are
+					 * read as a prefix of today's */
 };
 
 int ts_check_root(struct ts_err *err);

@@ -1273,7 +1273,8 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 	r = ts_check_bpffs(pin_dir, err);
 	r = r ?: ts_map_layouts(layout, &n, err);
 	/* a load that did not finish is unloaded too: pins may be missing */
-	r = r ?: ts_maps_open_flags(&m, pin_dir, TS_OPEN_INCOMPLETE | TS_OPEN_MISSING_OK, err);
+	r = r ?: ts_maps_open_flags(&m, pin_dir,
+				    TS_OPEN_INCOMPLETE | TS_OPEN_MISSING_OK | TS_OPEN_OLDER, err);
 	if (r)
 		return r;
 	if (m.settings >= 0)
@@ -1306,6 +1307,7 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 				    strerror(errno));
 			goto out;
 		}
+	ts_migration_clean(pin_dir);
 	if (rmdir(pin_dir))
 		r = ts_fail(err, TS_ERR_RUNTIME,
 			    "unloaded, but %s stays: %s (it holds something that is not "

@@ -24,8 +24,9 @@
 #include "libtcpshift.h"
 #include "tcpshift_abi5.h"
 
-/* Where the replaced maps are pinned before they are renamed into place. */
-#define TS_STAGING_DIR		".migrating"
+/* Where the replaced maps are pinned before they are renamed into place (bpffs
+ * takes no name with a dot). */
+#define TS_STAGING_DIR		"migrating"
 
 void ts_migration_step(const char *step)
 {
