@@ -975,8 +975,8 @@ static int refuse_newer(const char *pin_dir, __u32 abi, struct ts_err *err)
 		       "(%u): loading this build would lose every pinned flow (established "
 		       "connections re-picked, half-open ones reset), the counters and any "
 		       "rollout in progress; nothing was changed (use the tcpshift that loaded "
-		       "it, or 'tcpshift load --discard-newer-state ...' to replace it with "
-		       "this one, its configuration carried over)",
+		       "it; to replace it anyway: 'export' and 'unload' with that tcpshift, "
+		       "then 'load' and 'import' with this one)",
 		       pin_dir, abi, TS_ABI_VERSION);
 }
 

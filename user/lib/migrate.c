@@ -113,11 +113,8 @@ int ts_pinned_layout(const char *pin_dir, __u32 *abi, struct ts_err *err)
 		*abi = buf[0] ?: TS_ABI_VERSION; /* 0: our own load that did not finish */
 	else if (buf[0] > TS_ABI_VERSION)
 		*abi = buf[0];
-	else
-		r = ts_fail(err, TS_ERR_RUNTIME,
-			    "%s/settings has layout version %u in %u bytes, which no tcpshift "
-			    "release wrote: give another --pin-dir; nothing was changed",
-			    pin_dir, buf[0], info.value_size);
+	else	/* no layout of ours: the checks of every pin refuse it as foreign */
+		*abi = TS_ABI_VERSION;
 	close(fd);
 	return r;
 }
