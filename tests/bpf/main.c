@@ -2,7 +2,7 @@
 /*
  * test_bpf: the real tcpshift BPF object under BPF_PROG_TEST_RUN.
  *
- *   test_bpf [--xdp] [GROUP...]  groups: pkt nat pinning handsoff split fuzz robust pick
+ *   test_bpf [--xdp] [GROUP...]  groups: pkt nat pinning handsoff split fuzz robust pick migrate
  *                                icmp security canary forward spoofing sync offpath
  *                                (default: all)
  *
@@ -42,6 +42,7 @@ static const struct {
 	{ "spoofing", run_spoofing_tests },
 	{ "sync", run_sync_tests },
 	{ "offpath", run_offpath_tests },
+	{ "migrate", run_migrate_tests },
 };
 
 static bool wanted(const char *name, int argc, char **argv)

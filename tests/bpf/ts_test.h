@@ -288,5 +288,6 @@ int run_spoofing_tests(void);
 int run_forward_tests(void);
 int run_sync_tests(void);
 int run_offpath_tests(void);
+int run_migrate_tests(void);
 
 #endif /* TS_TEST_H */

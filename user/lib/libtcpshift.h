@@ -143,6 +143,8 @@ int ts_check_pin_dir(const char *dir, struct ts_err *err);
 enum ts_open_flags {
 	TS_OPEN_INCOMPLETE	= 1,	/* accept a load that did not finish (ABI version 0) */
 	TS_OPEN_MISSING_OK	= 2,	/* pins may be missing (unload of a killed load) */
+	TS_OPEN_OLDER		= 4,	/* accept layout 5 (unload): its settings are
+					 * read as a prefix of today's */
 };
 
 int ts_check_root(struct ts_err *err);
@@ -324,6 +326,10 @@ struct ts_load_opts {
 	int		forward_fib;	/* 1 fib, 0 stack, -1 keep the loaded mode (stack) */
 	int		mode;		/* TS_MODE_*, or -1: keep the loaded mode (tc) */
 	bool		xdp_generic;	/* with TS_MODE_XDP: generic (skb) XDP */
+	bool		discard_newer;	/* replace an instance of a newer layout, its
+					 * configuration carried over, its flows lost */
+	const struct ts_migration *migration;	/* set by ts_load: an older layout's
+						 * maps to replace; NULL: none */
 };
 
 enum ts_mode {
@@ -359,6 +365,39 @@ int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, bool generic, boo
  * the kernel cannot say. */
 bool ts_xdp_redirect_target(int ifindex);
 int ts_load(const struct ts_load_opts *o, struct ts_err *err);
+
+/* ---- migrate.c: upgrade in place from an older layout ------------------- */
+
+struct ts_settings_abi5;
+
+struct ts_migration {
+	__u32			from;		/* the pinned layout to migrate: 0 none */
+	struct ts_settings	settings;	/* the pinned settings, in today's layout */
+};
+
+/* The layout version of the instance pinned under pin_dir: 0 when nothing
+ * is pinned, TS_ABI_VERSION, an older one this build migrates, or a newer
+ * one (refused unless its state is discarded). */
+int ts_pinned_layout(const char *pin_dir, __u32 *abi, struct ts_err *err);
+/* Is an older layout pinned under pin_dir? Then mg->from says which, every
+ * pin it keeps is checked, and its settings are read and converted. Removes
+ * what a killed migration left in the staging directory. */
+int ts_migration_prepare(struct ts_migration *mg, const char *pin_dir, struct ts_err *err);
+/* Does the migration create map anew (its layout changed)? */
+bool ts_migration_remakes(const struct ts_migration *mg, const char *map);
+/* Once every device runs the new programs: carry the old counters over and
+ * pin the new maps (fd_of(ctx, name)) in the old ones' place, settings last. */
+int ts_migration_commit(const struct ts_migration *mg, const char *pin_dir,
+			int (*fd_of)(void *ctx, const char *map), void *ctx, struct ts_err *err);
+/* Tests of a killed migration: with TCPSHIFT_TEST_KILL_AT=step in the
+ * environment, the process kills itself (SIGKILL) at that step. */
+void ts_migration_step(const char *step);
+/* Remove a killed migration's staging directory. */
+void ts_migration_clean(const char *pin_dir);
+/* Conversions, one per changed value (include/tcpshift_abi5.h). */
+void ts_settings_from_abi5(const struct ts_settings_abi5 *in, struct ts_settings *out);
+/* Add per-CPU counters 0..nfrom-1 of from_fd into to_fd's. */
+int ts_counters_carry(int from_fd, __u32 nfrom, int to_fd, struct ts_err *err);
 int ts_unload(const char *pin_dir, struct ts_err *err);
 /* Who holds tcpshift's tc slot (handle, priority) on a device. */
 enum ts_slot {

@@ -172,7 +172,7 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
  */
 static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps *m,
 				      __u32 max_flows, int forward_fib, bool local,
-				      struct ts_err *err)
+				      const struct ts_migration *mg, struct ts_err *err)
 {
 	struct ts_settings loaded;
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir);
@@ -232,9 +232,17 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps 
 	bpf_map__set_max_entries(skel->maps.direct, TS_HALF_OPEN_SIZE(max_flows));
 	bpf_map__set_max_entries(skel->maps.direct_pending, TS_HALF_OPEN_SIZE(max_flows));
 	bpf_map__set_max_entries(skel->maps.local_flows, max_flows);
+	/* an older layout's changed maps: made anew here, pinned at the end of
+	 * the migration (migrate.c) */
+	bpf_object__for_each_map(map, skel->obj)
+		if (mg && !bpf_map__is_internal(map) &&
+		    ts_migration_remakes(mg, bpf_map__name(map)))
+			bpf_map__set_pin_path(map, NULL);
 	if (check_pinned_layout(skel, pin_dir, err))
 		goto fail;
-	if (forward_fib < 0)
+	if (forward_fib < 0 && mg && mg->from)
+		forward_fib = !!(mg->settings.flags & TS_SETTINGS_F_FORWARD_FIB);
+	else if (forward_fib < 0)
 		forward_fib = !pinned_settings(pin_dir, &loaded) &&
 			      (loaded.flags & TS_SETTINGS_F_FORWARD_FIB);
 	skel->rodata->forward_fib = forward_fib;
@@ -250,6 +258,12 @@ load:
 			pin_dir, strerror(-r));
 		goto fail;
 	}
+	if (mg && mg->from && bpf_map__update_elem(skel->maps.settings, &(__u32){ 0 }, sizeof(__u32),
+						   &mg->settings, sizeof(mg->settings), 0)) {
+		ts_fail(err, TS_ERR_RUNTIME, "cannot write the migrated settings: %s",
+			strerror(errno));
+		goto fail;
+	}
 	return skel;
 fail:
 	tcpshift_bpf__destroy(skel);
@@ -258,7 +272,7 @@ fail:
 
 struct tcpshift_bpf *ts_bpf_open_dry_run(const struct ts_maps *m, struct ts_err *err)
 {
-	return open_load(m->pin_dir, m, 0, -1, false, err);
+	return open_load(m->pin_dir, m, 0, -1, false, NULL, err);
 }
 
 struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err)
@@ -269,7 +283,8 @@ struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_er
 
 	if (ts_check_pin_dir(o->pin_dir, err))
 		return NULL;
-	skel = open_load(o->pin_dir, NULL, o->max_flows, o->forward_fib, o->cgroup != NULL, err);
+	skel = open_load(o->pin_dir, NULL, o->max_flows, o->forward_fib, o->cgroup != NULL,
+			 o->migration, err);
 	if (!skel)
 		return NULL;
 	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
@@ -948,6 +963,26 @@ static __u64 netns_cookie(void)
 	return cookie;
 }
 
+static int skel_map_fd(void *ctx, const char *name)
+{
+	struct bpf_map *map = bpf_object__find_map_by_name(((struct tcpshift_bpf *)ctx)->obj, name);
+
+	return map ? bpf_map__fd(map) : -1;
+}
+
+/* An instance pinned by a newer tcpshift: its maps cannot be read here. */
+static int refuse_newer(const char *pin_dir, __u32 abi, struct ts_err *err)
+{
+	return ts_fail(err, TS_ERR_RUNTIME,
+		       "the instance under %s has map layout %u, newer than this tcpshift's "
+		       "(%u): loading this build would lose every pinned flow (established "
+		       "connections re-picked, half-open ones reset), the counters and any "
+		       "rollout in progress; nothing was changed (use the tcpshift that loaded "
+		       "it; to replace it anyway: 'export' and 'unload' with that tcpshift, "
+		       "then 'load' and 'import' with this one)",
+		       pin_dir, abi, TS_ABI_VERSION);
+}
+
 /*
  * All or nothing (invariant 3 for load): a first load that fails removes
  * what it pinned and attached; one that is killed leaves settings naming
@@ -966,8 +1001,10 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	__u32 prev_flags = 0;
 	struct stat st;
 	struct ts_owner owner = {};
+	struct ts_migration mg = {};
+	struct ts_load_opts lo = *o;
 	struct bpf_map *map;
-	__u32 zero = 0;
+	__u32 zero = 0, pinned_abi = 0;
 	__u64 ns_dev, ns_ino;
 	int lock_fd = -1, r;
 
@@ -1013,7 +1050,26 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	/* fresh: no pin of ours at all; a first load that fails removes them */
 	fresh = !ts_any_pin(o->pin_dir);
 	pin_path(path, sizeof(path), o->pin_dir, "settings");
-	if (!fresh) {
+	r = fresh ? 0 : ts_pinned_layout(o->pin_dir, &pinned_abi, err);
+	if (!r && pinned_abi > TS_ABI_VERSION) {
+		r = refuse_newer(o->pin_dir, pinned_abi, err);
+		goto out;
+	}
+	/* an older layout: its changed maps are made anew (migrate.c) */
+	r = r ?: fresh ? 0 : ts_migration_prepare(&mg, o->pin_dir, err);
+	if (r)
+		goto out;
+	lo.migration = &mg;
+	if (mg.from) {
+		old = mg.settings;
+		prev_flags = old.flags;
+		if (old.ndevices) {
+			r = ts_settings_check_netns(&old, err);
+			if (r < 0)
+				goto out;
+			forget_devices = r == TS_NETNS_GONE;
+		}
+	} else if (!fresh) {
 		struct ts_maps m;
 
 		/* whatever is pinned is ours (validated) and of this namespace */
@@ -1036,11 +1092,13 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 			forget_devices = r == TS_NETNS_GONE;
 		}
 	}
-	skel = ts_bpf_open_load(o, err);
+	skel = ts_bpf_open_load(&lo, err);
 	if (!skel) {
 		r = -err->status;
 		goto fail;
 	}
+	if (mg.from)
+		ts_migration_step("loaded");
 	/* the instance's maps: what a filter of ours uses */
 	bpf_object__for_each_map(map, skel->obj)
 		if (!bpf_map__is_internal(map) && bpf_map__pin_path(map) &&
@@ -1104,6 +1162,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		/* this device's clsact is accounted for from now on */
 		intent.dev_flags[find_ifindex(&intent, next.ifindex[i])] = next.dev_flags[i];
 		settings_write(skel, &intent, NULL);
+		if (mg.from && !i)
+			ts_migration_step("first-device");
 	}
 	/* The mode: XDP on top of tc on every device, or (switched to tc) no
 	 * more. A device that refuses XDP undoes what this loop attached,
@@ -1158,6 +1218,11 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	next.netns_ino = ns_ino;
 	next.netns_cookie = netns_cookie();
 	r = settings_write(skel, &next, err);
+	if (mg.from)
+		ts_migration_step("attached");
+	/* every device runs the new programs: the new maps take the old
+	 * ones' pins (the commit point of a migration) */
+	r = r ?: ts_migration_commit(&mg, o->pin_dir, skel_map_fd, skel, err);
 	if (r)
 		goto fail;
 	warn_forwarding("/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward");
@@ -1211,7 +1276,8 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 	r = ts_check_bpffs(pin_dir, err);
 	r = r ?: ts_map_layouts(layout, &n, err);
 	/* a load that did not finish is unloaded too: pins may be missing */
-	r = r ?: ts_maps_open_flags(&m, pin_dir, TS_OPEN_INCOMPLETE | TS_OPEN_MISSING_OK, err);
+	r = r ?: ts_maps_open_flags(&m, pin_dir,
+				    TS_OPEN_INCOMPLETE | TS_OPEN_MISSING_OK | TS_OPEN_OLDER, err);
 	if (r)
 		return r;
 	if (m.settings >= 0)
@@ -1244,6 +1310,7 @@ int ts_unload(const char *pin_dir, struct ts_err *err)
 				    strerror(errno));
 			goto out;
 		}
+	ts_migration_clean(pin_dir);
 	if (rmdir(pin_dir))
 		r = ts_fail(err, TS_ERR_RUNTIME,
 			    "unloaded, but %s stays: %s (it holds something that is not "

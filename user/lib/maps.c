@@ -16,6 +16,7 @@
 #include <bpf/libbpf.h>
 
 #include "libtcpshift.h"
+#include "tcpshift_abi5.h"
 
 /* Where the maps the commands use by name go in struct ts_maps. The set of
  * pinned maps itself comes from the BPF object (ts_map_layouts): a map not
@@ -202,7 +203,7 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 	struct stat st;
 	const char *missing = NULL;
 	size_t n;
-	__u32 zero = 0;
+	__u32 zero = 0, abi = 0;
 	int r;
 
 	ts_maps_init(m);
@@ -239,6 +240,9 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 			missing = missing ?: layout[i].name;
 			continue;
 		}
+		if ((flags & TS_OPEN_OLDER) && !strcmp(layout[i].name, "settings") &&
+		    !ts_pinned_layout(pin_dir, &abi, NULL) && abi == TS_ABI5_VERSION)
+			layout[i].value_size = sizeof(struct ts_settings_abi5);
 		r = ts_map_check(fd, path, &layout[i], err);
 		if (!r)
 			m->owner.map_id[m->owner.n++] = map_id(fd);
@@ -283,6 +287,7 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 	m->settings_ino = st.st_ino;
 	/* the layout is ours; the ABI version catches a change of meaning that
 	 * kept the sizes */
+	memset(&s, 0, sizeof(s));	/* an older layout's settings are a prefix */
 	if (bpf_map_lookup_elem(m->settings, &zero, &s)) {
 		r = -errno;
 		ts_maps_close(m);
@@ -296,12 +301,21 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 			       "'tcpshift unload'",
 			       pin_dir);
 	}
+	if (s.abi_version == TS_ABI5_VERSION && (flags & TS_OPEN_OLDER))
+		return 0;
+	if (s.abi_version && s.abi_version < TS_ABI_VERSION) {
+		ts_maps_close(m);
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "the maps in %s have layout version %u, this tcpshift has %u: "
+			       "'tcpshift load' with this tcpshift upgrades them in place (flows "
+			       "kept), or use the tcpshift that loaded them",
+			       pin_dir, s.abi_version, TS_ABI_VERSION);
+	}
 	if (s.abi_version && s.abi_version != TS_ABI_VERSION) {
 		ts_maps_close(m);
 		return ts_fail(err, TS_ERR_RUNTIME,
-			       "the maps in %s have layout version %u, this tcpshift has %u: use "
-			       "the tcpshift that loaded them, or 'tcpshift unload' first (pinned "
-			       "flows are lost)",
+			       "the maps in %s have layout version %u, newer than this tcpshift's "
+			       "(%u): use the tcpshift that loaded them",
 			       pin_dir, s.abi_version, TS_ABI_VERSION);
 	}
 	return 0;
