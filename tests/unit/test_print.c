@@ -150,6 +150,31 @@ static void failed_command_prints_no_partial_json(void **state)
 	free(text);
 }
 
+static void describe_series(const void *arg)
+{
+	static const float v[] = { 1.5f, 0, 12.25f, 3 };
+
+	print_open_object(NULL);
+	print_decimals("series", v, 4, 1);
+	print_decimals("empty", v, 0, 1);
+	print_text("nothing of it as text\n");
+	print_close_object();
+}
+
+/* An array of numbers written whole by one object: the same JSON as a value
+ * each (the shortest decimal form), nothing as text. */
+static void number_arrays_are_json_only_and_shortest(void **state)
+{
+	char *json = run(true, 0, describe_series, NULL);
+	char *text = run(false, 0, describe_series, NULL);
+
+	ASSERT_TRUE(!strcmp(json, "{\"series\":[1.5,0,12.2,3],\"empty\":[]}\n"), "json: %s",
+		    json);
+	ASSERT_TRUE(!strcmp(text, "nothing of it as text\n"), "text: %s", text);
+	free(json);
+	free(text);
+}
+
 static void streamed_array_is_written_as_elements_close(void **state)
 {
 	char *buf = NULL;
@@ -190,6 +215,7 @@ int run_print_tests(void)
 		cmocka_unit_test(hostile_names_break_neither_json_nor_lines),
 		cmocka_unit_test(failed_command_prints_no_partial_json),
 		cmocka_unit_test(streamed_array_is_written_as_elements_close),
+		cmocka_unit_test(number_arrays_are_json_only_and_shortest),
 	};
 
 	return cmocka_run_group_tests_name("print", tests, NULL, NULL);

@@ -104,6 +104,8 @@ void ts_history_rates(const struct ts_history *h, struct ts_live *l)
 void ts_history_print(const struct ts_history *h, const struct ts_backend_cfg *b, __u64 since)
 {
 	const struct ts_history_backend *hb = sampled(h, b);
+	float v[TS_HISTORY_SAMPLES];
+	size_t n = 0;
 	__u64 from;
 
 	if (!hb)
@@ -114,8 +116,7 @@ void ts_history_print(const struct ts_history *h, const struct ts_backend_cfg *b
 		from = hb->first_seq;
 	if (h->seq >= TS_HISTORY_SAMPLES && from <= h->seq - TS_HISTORY_SAMPLES)
 		from = h->seq - TS_HISTORY_SAMPLES + 1;
-	print_open_array("new_flows_per_s");
-	for (__u64 s = from; s <= h->seq; s++)
-		print_decimal(PRINT_JSON, NULL, NULL, hb->new_flows[s % TS_HISTORY_SAMPLES], 1);
-	print_close_array();
+	for (__u64 s = from; s <= h->seq && n < TS_HISTORY_SAMPLES; s++)
+		v[n++] = hb->new_flows[s % TS_HISTORY_SAMPLES];
+	print_decimals("new_flows_per_s", v, n, 1);
 }

@@ -67,6 +67,8 @@ void print_double(enum print_type t, const char *key, const char *fmt, double va
  * (json-c writes a double's every digit: 12.300000000000001). */
 void print_decimal(enum print_type t, const char *key, const char *fmt, double value,
 		   int decimals);
+/* JSON only: an array of n numbers, each as print_decimal writes it. */
+void print_decimals(const char *key, const float *values, size_t n, int decimals);
 /* Text: fmt gets "true" or "false". */
 void print_bool(enum print_type t, const char *key, const char *fmt, bool value);
 void print_null(const char *key);
