@@ -18,6 +18,18 @@ PPS_SOURCE_ONLY=1
 
 [ "$(id -u)" -eq 0 ] || { fail "pps: setup" "needs root"; exit 1; }
 [ -x "$PPS" ] || { fail "pps: setup" "$PPS missing (make build/bench/pps)"; exit 1; }
+# The harness sends with BPF_PROG_RUN's live frames; a kernel that refuses them
+# to root even for a program that only returns XDP_PASS cannot run it: said, not
+# passed (and not a failure of tcpshift's).
+"$PPS" --probe-live 2>"${TMPDIR:-/tmp}/tspps-probe.$$"
+rc=$?
+if [ "$rc" -eq 77 ]; then
+	echo "SKIP: $(cat "${TMPDIR:-/tmp}/tspps-probe.$$")"
+	rm -f "${TMPDIR:-/tmp}/tspps-probe.$$"
+	exit 0
+fi
+rm -f "${TMPDIR:-/tmp}/tspps-probe.$$"
+[ "$rc" -eq 0 ] || { fail "pps: setup" "--probe-live exited $rc"; exit 1; }
 FLOWS=200 SECONDS_PER_PHASE=0.2 WARMUP=0.1
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tspps-$ID.XXXXXX") || exit 1
 RAW=$TMP/raw.tsv

@@ -410,6 +410,8 @@ static void usage(FILE *f)
 		"           [--vip ADDR:PORT | --direct] [--xdp-forward DEV --xdp-forward DEV ...]\n"
 		"           [--baseline] [--flows N] [--seconds S] [--warmup S] [--cpu C]\n"
 		"           [--phases established,syn]\n"
+		"       pps --probe-live   exit 0 when the kernel runs programs with live frames,\n"
+		"                          77 when it refuses them\n"
 		"One round of make bench-pps (see tools/bench/pps.sh).\n");
 }
 
@@ -433,6 +435,39 @@ static int parse_cpu(const char *arg, const char *what)
 	return (int)v;
 }
 
+/*
+ * --probe-live: can this kernel run a program with BPF_F_TEST_XDP_LIVE_FRAMES
+ * at all? A program that only returns XDP_PASS, on one frame. Exit 0 yes, 77
+ * when the kernel refuses it (some kernels' builds and sandboxes answer EPERM
+ * to root), 1 on another error: the harness sends nothing without it.
+ */
+static int probe_live(void)
+{
+	const struct bpf_insn pass[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	unsigned char data[64] = { 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = data, .data_size_in = sizeof(data),
+		    .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+	int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "probe", "GPL", pass, 2, NULL), err;
+
+	if (fd < 0) {
+		fprintf(stderr, "pps: cannot load a probe program: %s\n", strerror(-fd));
+		return 1;
+	}
+	err = bpf_prog_test_run_opts(fd, &o);
+	close(fd);
+	if (err == -EPERM) {
+		fprintf(stderr, "pps: this kernel refuses BPF_PROG_RUN with live frames (EPERM), "
+				"even for a program that only returns XDP_PASS\n");
+		return 77;
+	}
+	if (err)
+		fprintf(stderr, "pps: live frames: %s\n", strerror(-err));
+	return err ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -440,7 +475,7 @@ int main(int argc, char **argv)
 		{ "vip", 1, 0, 'v' },	  { "direct", 0, 0, 'd' },  { "xdp-forward", 1, 0, 'x' },
 		{ "flows", 1, 0, 'f' },	  { "seconds", 1, 0, 's' }, { "warmup", 1, 0, 'W' },
 		{ "cpu", 1, 0, 'C' },	  { "phases", 1, 0, 'p' },  { "baseline", 0, 0, 'B' },
-		{ "help", 0, 0, 'h' },	  {},
+		{ "probe-live", 0, 0, 'P' }, { "help", 0, 0, 'h' }, {},
 	};
 	const char *vip = "198.18.100.1:80", *phases = "established,syn";
 	__be32 be_addr[MAX_BACKENDS], vip_addr;
@@ -484,6 +519,7 @@ int main(int argc, char **argv)
 		case 'C': cpu = parse_cpu(optarg, "cpu"); break;
 		case 'B': baseline = 1; break;
 		case 'p': phases = optarg; break;
+		case 'P': return probe_live();
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

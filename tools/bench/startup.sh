@@ -5,7 +5,8 @@
 # default the last commit before the daemons left tcpshift). Each command
 # runs RUNS times (default 20) alternating between the two builds on one
 # loaded instance of each; the medians, their ratio and the shared libraries
-# each binary maps are printed as a Markdown table (BENCHMARKS.md).
+# each binary maps are printed as a Markdown table (BENCHMARKS.md); then each
+# command's instructions under callgrind, which a busy machine does not change.
 set -eu
 cd "$(dirname "$0")/../.."
 BASE=${BASE:-05c97dc}
@@ -64,4 +65,21 @@ for _ in range(runs):
 print("| `/bin/true` (the floor) | %.1f | | |" % ((time.perf_counter() - a) * 1000 / runs))
 print()
 print("shared libraries mapped: this build %d, %s %d" % (libs(new), base, libs(old)))
+# instructions, which a busy machine does not change (valgrind --tool=callgrind)
+def instructions(args):
+    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + args,
+                       capture_output=True, text=True)
+    for line in r.stderr.splitlines():
+        if "refs:" in line:
+            return int(line.split()[-1].replace(",", ""))
+    return 0
+print()
+print("| command | this build, instructions | %s, instructions | ratio |" % base)
+print("|---|---|---|---|")
+for c in cmds:
+    n = []
+    for b, pin in ((new, pin_new), (old, pin_old)):
+        n.append(instructions([b] + (c if c == ["--help"] else ["--pin-dir", pin, "-n", ns] + c)))
+    print("| `%s` | %.1f M | %.1f M | %.2f |" % (" ".join(c), n[0] / 1e6, n[1] / 1e6,
+                                                n[0] / n[1] if n[1] else 0))
 PY
