@@ -44,6 +44,9 @@ import statistics, subprocess, sys, time
 runs, ns, new, old, pin_new, pin_old, base = int(sys.argv[1]), *sys.argv[2:]
 cmds = [["--help"], ["weight", "web", "v1=60", "v2=40"], ["status"], ["stats"], ["flows"],
         ["service", "list"]]
+# weight alternates between two settings: each run builds and switches a table
+def swap(c, i):
+    return ["weight", "web", "v1=40", "v2=60"] if c[0] == "weight" and i % 2 else c
 def libs(b):
     out = subprocess.run(["ldd", b], capture_output=True, text=True).stdout
     return sum("=>" in l for l in out.splitlines())
@@ -51,18 +54,21 @@ print("| command | this build ms | %s ms | ratio |" % base)
 print("|---|---|---|---|")
 for c in cmds:
     t = {new: [], old: []}
-    for _ in range(runs):
+    for i in range(runs):
         for b, pin in ((new, pin_new), (old, pin_old)):
-            args = [b] + (c if c == ["--help"] else ["--pin-dir", pin, "-n", ns] + c)
+            args = [b] + (c if c == ["--help"] else ["--pin-dir", pin, "-n", ns] + swap(c, i))
             a = time.perf_counter()
             subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             t[b].append((time.perf_counter() - a) * 1000)
     mn, mo = statistics.median(t[new]), statistics.median(t[old])
     print("| `%s` | %.1f | %.1f | %.2f |" % (" ".join(c), mn, mo, mn / mo))
-a = time.perf_counter()
+floor = []
 for _ in range(runs):
+    a = time.perf_counter()
     subprocess.run(["/bin/true"])
-print("| `/bin/true` (the floor) | %.1f | | |" % ((time.perf_counter() - a) * 1000 / runs))
+    floor.append((time.perf_counter() - a) * 1000)
+print("| `/bin/true` (the cost of starting any process here) | %.1f | | |" %
+      statistics.median(floor))
 print()
 print("shared libraries mapped: this build %d, %s %d" % (libs(new), base, libs(old)))
 # instructions, which a busy machine does not change (valgrind --tool=callgrind)
@@ -79,7 +85,8 @@ print("|---|---|---|---|")
 for c in cmds:
     n = []
     for b, pin in ((new, pin_new), (old, pin_old)):
-        n.append(instructions([b] + (c if c == ["--help"] else ["--pin-dir", pin, "-n", ns] + c)))
+        n.append(instructions([b] + (c if c == ["--help"] else ["--pin-dir", pin, "-n", ns] +
+                                                             swap(c, runs))))
     print("| `%s` | %.1f M | %.1f M | %.2f |" % (" ".join(c), n[0] / 1e6, n[1] / 1e6,
                                                 n[0] / n[1] if n[1] else 0))
 PY
