@@ -350,7 +350,8 @@ struct ts_rollout {
 	__u32	from_weight, to_weight;	/* the weights it started from */
 	__u32	nsteps;
 	__u32	step;			/* index of the step in force */
-	__u32	pad;
+	__u32	judged_s;		/* the step in force is judged this many seconds
+					 * after started_ns (0: not told, as by 0.2.0) */
 	__u64	started_ns;		/* CLOCK_MONOTONIC */
 	__u8	percent[TS_ROLLOUT_MAX_STEPS];	/* TO's share of the pair at each step */
 };

@@ -90,6 +90,7 @@ class P(HTMLParser):
 		super().__init__()
 		self.svc = None; self.row = None; self.cell = None; self.imgs = 0
 		self.steps = []; self.in_step = False; self.rows = []
+		self.gates = []; self.in_gate = False
 	def handle_starttag(self, tag, attrs):
 		a = dict(attrs)
 		if tag == 'img':
@@ -103,6 +104,8 @@ class P(HTMLParser):
 			self.row[self.cell] = ''
 		if tag == 'span' and a.get('class') == 'rollout-step':
 			self.in_step = True; self.steps.append('')
+		if tag == 'span' and a.get('class') == 'rollout-gate':
+			self.in_gate = True; self.gates.append('')
 	def handle_endtag(self, tag):
 		if tag == 'td':
 			self.cell = None
@@ -112,12 +115,14 @@ class P(HTMLParser):
 						   r.get('share', ''), r.get('new', '')]))
 			self.row = None
 		if tag == 'span':
-			self.in_step = False
+			self.in_step = False; self.in_gate = False
 	def handle_data(self, d):
 		if self.row is not None and self.cell:
 			self.row[self.cell] += d
 		if self.in_step:
 			self.steps[-1] += d
+		if self.in_gate:
+			self.gates[-1] += d
 
 p = P()
 p.feed(open(sys.argv[1], encoding='utf-8').read())
@@ -126,6 +131,8 @@ for r in p.rows:
 print('img', p.imgs)
 for s in p.steps:
 	print('step', s)
+for g in p.gates:
+	print('gate', g.strip(', '))
 EOF
 }
 # row_field ROWS SERVICE NAME FIELD (3 health, 4 share, 5 new/s)
@@ -183,10 +190,15 @@ ts -j rollout tcp-echo v1 v2 --steps 50,90 --interval 12s --min-connections 1 \
 ROLLOUT=$!
 e2e_track_pid $ROLLOUT
 t0=$SECONDS
-if wait_page "50.0 %" "50.0 %" "step 1 of 2" 11; then
-	pass "page: the rollout's step 1 of 2 and the shares 50/50 within $((SECONDS - t0)) s"
+# the next gate: within the step's 12 s interval
+gate=
+if wait_page "50.0 %" "50.0 %" "step 1 of 2" 11 &&
+	gate=$(sed -n 's/^gate next gate in \([0-9]*\) s$/\1/p' <<<"$ROWS") &&
+	[ -n "$gate" ] && [ "$gate" -le 12 ]; then
+	pass "page: the rollout's step 1 of 2, its next gate in $gate s, and the shares 50/50" \
+		"within $((SECONDS - t0)) s"
 else
-	fail "page during step 1" "$(tr '\n' ';' <<<"$ROWS")"
+	fail "page during step 1 (step, next gate, shares)" "$(tr '\n' ';' <<<"$ROWS")"
 fi
 page_shot "$E2E_TMP/page-rollout.png"
 for ((i = 0; i < 100; i++)); do

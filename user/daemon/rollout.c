@@ -223,16 +223,25 @@ static int roll_back(struct rollout *ro, const char *why, struct ts_err *err)
 	return ROLLED_BACK;
 }
 
+/* When a step ending at until (CLOCK_MONOTONIC) is judged, as the record
+ * keeps it: whole seconds after the rollout's start, rounded up. */
+static __u32 judged_at(const struct rollout *ro, __u64 until)
+{
+	return (__u32)((until - ro->r.started_ns + 999999999ULL) / 1000000000ULL);
+}
+
 static int run(struct rollout *ro, struct ts_err *err)
 {
 	for (ro->r.step = 0; ro->r.step < ro->r.nsteps; ro->r.step++) {
 		__u32 pct = ro->r.percent[ro->r.step], wf, wt;
 		struct ts_backend_stats base, settled, st;
-		__u64 att = 0, fail = 0;
+		__u64 att = 0, fail = 0, until;
 		char line[320];
 		int ext;
 
 		step_weights(&ro->r, pct, &wf, &wt);
+		until = ts_now_ns() + ro->interval_ns;
+		ro->r.judged_s = judged_at(ro, until);
 		if (ts_backend_stats_read(ro->m, ro->r.to_id, &base, err) ||
 		    set_weights(ro, wf, wt, false, err))
 			return -err->status;
@@ -240,8 +249,18 @@ static int run(struct rollout *ro, struct ts_err *err)
 			 ro->r.step + 1, ro->r.nsteps, ro->from, wf, ro->to, wt, pct, ro->to);
 		event(ro, jevent("step", ro->r.step, pct, wf, wt), line, false);
 		for (ext = 0; ext < MAX_EXTENSIONS; ext++) {
-			if (!hold(ro, ro->r.step, wf, wt, &base, ts_now_ns() + ro->interval_ns,
-				  &settled))
+			/* an extension: the judgement moves, and status and the
+			 * status page say when */
+			if (ext) {
+				until = ts_now_ns() + ro->interval_ns;
+				ro->r.judged_s = judged_at(ro, until);
+				if (ts_maps_lock(ro->m, err) || record(ro, false, err)) {
+					ts_maps_unlock(ro->m);
+					return -err->status;
+				}
+				ts_maps_unlock(ro->m);
+			}
+			if (!hold(ro, ro->r.step, wf, wt, &base, until, &settled))
 				return -1;
 			if (ts_backend_stats_read(ro->m, ro->r.to_id, &st, err))
 				return -err->status;

@@ -308,6 +308,13 @@ static void print_rollout(const struct ts_live *l, const struct ts_live_service 
 	if (r->started_ns && r->started_ns <= l->mono_ns)
 		print_u64(PRINT_ANY, "running_s", ", started %llus ago",
 			  (l->mono_ns - r->started_ns) / 1000000000ULL);
+	/* the next gate: TO's failures judged then (a running rollout's) */
+	if (ls->rollout_running && r->judged_s && r->started_ns <= l->mono_ns) {
+		__u64 at = r->started_ns + (__u64)r->judged_s * 1000000000ULL;
+
+		print_u64(PRINT_ANY, "judged_in_s", ", judged in %llus",
+			  at > l->mono_ns ? (at - l->mono_ns + 999999999ULL) / 1000000000ULL : 0);
+	}
 	print_text("\n");
 	print_close_object();
 }
