@@ -177,13 +177,10 @@ expect_after() {
 
 # ---- the checks after each command ------------------------------------------------
 
-# (7 s: room for two SYN retransmissions, 1 s and 3 s after the first, for
-# packets lost on a loaded machine, e.g. in a veth's ring in xdp mode, where a
-# full ring drops: seen once, a SYN and its first retransmission lost, with
-# one tx drop on the backend's device. State that breaks a 4-tuple, as the
-# reverse entry of an ended flow once did, fails every retransmission alike.)
+# (3 s: room for one SYN retransmission, 1 s after a SYN lost on a loaded
+# machine, e.g. in a veth's XDP ring in xdp mode)
 one_conn() { # one_conn ADDR:PORT: who answers one new connection
-	in_ns "$NS_CL" "$TS_ECHO" count --connect "$1" --n 1 --timeout-ms 7000 \
+	in_ns "$NS_CL" "$TS_ECHO" count --connect "$1" --n 1 --timeout-ms 3000 \
 		2>"$E2E_TMP/one_conn.err" |
 		awk '$1 != "error" && $2 == 1 { print $1 }'
 }
