@@ -165,8 +165,10 @@ reused_port() { # reused_port VIP BACKEND-ENDPOINT PORT
 			<<<"$direct")"
 	fi
 }
-reused_port "$VIP4" "$V2_4" 47001
-reused_port "$VIP6" "$V2_6" 47002
+# ports above the kernel's ephemeral range (32768-60999): no other socket of
+# the client's can hold them (47002 once was, and the bind failed)
+reused_port "$VIP4" "$V2_4" 61001
+reused_port "$VIP6" "$V2_6" 61002
 
 # ---- 4. path MTU discovery through the VIP ------------------------------------------------
 many_cmd quit 5 >/dev/null	# one coprocess at a time: hold_open's next
