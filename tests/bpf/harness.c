@@ -318,6 +318,28 @@ void env_backend_del(struct ts_env *e, const char *service, const char *name)
 	ASSERT_OK(ts_backend_del(&e->maps, service, name, &err), err, what);
 }
 
+struct ts_backend_stats env_backend_stats(struct ts_env *e, const char *service, const char *name)
+{
+	struct ts_backend_stats st = {};
+	struct ts_config cfg = {};
+	const struct ts_service_cfg *s;
+	struct ts_err err = {};
+	bool found = false;
+
+	ASSERT_OK(ts_config_read(&e->maps, &cfg, &err), err, "ts_config_read");
+	s = ts_config_service(&cfg, service);
+	ASSERT_TRUE(s != NULL, service);
+	for (size_t i = 0; s && i < s->nbackends; i++)
+		if (!strcmp(s->backends[i].be.name, name)) {
+			ASSERT_OK(ts_backend_stats_read(&e->maps, s->backends[i].id, &st, &err),
+				  err, "ts_backend_stats_read");
+			found = true;
+		}
+	ts_config_free(&cfg);
+	ASSERT_TRUE(found, name);
+	return st;
+}
+
 void env_weights(struct ts_env *e, const char *service, size_t n, const char *const *names,
 		 const __u32 *weights)
 {

@@ -15,24 +15,7 @@ static const char *const web4_to[] = { BE4_1, BE4_2 };
 /* The canary counters of backend `name` of web4. */
 static struct ts_backend_stats canary(struct ts_env *e, const char *name)
 {
-	struct ts_backend_stats st = {};
-	struct ts_config cfg = {};
-	const struct ts_service_cfg *s;
-	struct ts_err err = {};
-	bool found = false;
-
-	ASSERT_OK(ts_config_read(&e->maps, &cfg, &err), err, "ts_config_read");
-	s = ts_config_service(&cfg, "web4");
-	ASSERT_TRUE(s != NULL, "service web4");
-	for (size_t i = 0; s && i < s->nbackends; i++)
-		if (!strcmp(s->backends[i].be.name, name)) {
-			ASSERT_OK(ts_backend_stats_read(&e->maps, s->backends[i].id, &st, &err),
-				  err, "ts_backend_stats_read");
-			found = true;
-		}
-	ts_config_free(&cfg);
-	ASSERT_TRUE(found, name);
-	return st;
+	return env_backend_stats(e, "web4", name);
 }
 
 static struct pkt_spec client(__u16 sport, __u8 flags, __u32 seq)

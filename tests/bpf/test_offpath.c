@@ -29,24 +29,7 @@ static void sleep_ms(long ms)
 /* The canary counters of backend `name` of the web service of family v6. */
 static struct ts_backend_stats canary(struct ts_env *e, bool v6, const char *name)
 {
-	struct ts_backend_stats st = {};
-	struct ts_config cfg = {};
-	const struct ts_service_cfg *s;
-	struct ts_err err = {};
-	bool found = false;
-
-	ASSERT_OK(ts_config_read(&e->maps, &cfg, &err), err, "ts_config_read");
-	s = ts_config_service(&cfg, web_service(v6));
-	ASSERT_TRUE(s != NULL, "the web service");
-	for (size_t i = 0; s && i < s->nbackends; i++)
-		if (!strcmp(s->backends[i].be.name, name)) {
-			ASSERT_OK(ts_backend_stats_read(&e->maps, s->backends[i].id, &st, &err),
-				  err, "ts_backend_stats_read");
-			found = true;
-		}
-	ts_config_free(&cfg);
-	ASSERT_TRUE(found, name);
-	return st;
+	return env_backend_stats(e, web_service(v6), name);
 }
 
 /* ---- a healthy backend is not made to fail -------------------------------- */

@@ -139,6 +139,8 @@ static inline struct ts_env *env_of(void **state)
 /* ---- configuration through libtcpshift (failing the test on error) ---------- */
 
 void env_service(struct ts_env *e, const char *name, const char *vip, __u32 table_size);
+/* The canary counters and traffic of backend name of service (asserted found). */
+struct ts_backend_stats env_backend_stats(struct ts_env *e, const char *service, const char *name);
 void env_backend(struct ts_env *e, const char *service, const char *name, const char *addr,
 		 __u32 weight);
 void env_backend_del(struct ts_env *e, const char *service, const char *name);

@@ -30,10 +30,7 @@ e2e_load
 e2e_service tcp-echo "$VIP4" 1 0
 e2e_service tcp-echo6 "$VIP6" 1 0
 
-csum_errors() {
-	in_ns "$1" awk '/^Tcp:/ { if (!n++) { for (i = 1; i <= NF; i++) col[$i] = i } \
-		else print $col["InCsumErrors"] }' /proc/net/snmp
-}
+csum_errors() { ns_snmp "$1" Tcp InCsumErrors; }
 
 # offload NS FEATURE: on or off, as ethtool -k shows it for eth0 in NS
 offload() {
