@@ -508,10 +508,14 @@ static void checks_run(struct ts_loop *l, void *data)
 		if (c->fd >= 0 && now >= c->deadline_ms) {
 			struct pollfd p = { .fd = c->fd, .events = POLLOUT };
 
-			if (poll(&p, 1, 0) > 0)
+			char why[64];
+
+			if (poll(&p, 1, 0) > 0) {
 				check_judge(a, c, (__u32)p.revents);
-			else
-				check_result(a, c, false, "timed out");
+			} else {
+				snprintf(why, sizeof(why), "no answer within %u ms", c->hc.timeout_ms);
+				check_result(a, c, false, why);
+			}
 		}
 		if (c->fd < 0 && now >= c->due_ms)
 			check_start(a, c, now);
