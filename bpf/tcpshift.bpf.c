@@ -765,9 +765,9 @@ static __always_inline int ts_reply_rewrite(struct ts_ctx *c, const struct ts_pk
 }
 
 /* A reply of a confirmed flow (its reverse entry r matched, on its device);
- * -1 when a RST or FIN finds that flow gone (the entry outlived it: a new
- * connection on the 4-tuple is being refused or closed), for the caller to
- * judge it with the half-open flows. */
+ * -1 when the entry outlived its flow's backend, or a RST or FIN finds that
+ * flow gone (a new connection on the 4-tuple is being refused or closed),
+ * for the caller to judge it as a packet without a reverse entry. */
 static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_pkt *p,
 					      struct ts_reply_state *r)
 {
@@ -777,8 +777,11 @@ static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_
 	bool routed = false;
 	__u64 now;
 
-	if (!be)
-		return ts_ok(c);
+	/* the entry outlived its backend (removed, or its id taken by another
+	 * endpoint): not ours, judged as if it were gone */
+	if (!be || be->state != TS_BACKEND_ACTIVE || be->port != p->key.sport ||
+	    !ts_addr_eq(be->addr, p->key.saddr))
+		return -1;
 	/* as in ts_forward: routed before anything changes; XDP leaves a
 	 * reply that becomes a RST (past the drain deadline) to tc */
 	if (forward_fib || ts_is_xdp(c)) {
@@ -879,7 +882,7 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 			/* confirmed here, its reverse entry evicted or its
 			 * backend's device changed: restored */
 			f = bpf_map_lookup_elem(&flows, &key);
-			if (f && f->backend_id == id) {
+			if (f && f->backend_id == id && f->generation == be->generation) {
 				f->ifindex = c->ifindex;
 				ts_track_backend(&key, f, true, p);
 				ts_reply_entry(&key, f, be);
@@ -892,20 +895,32 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 	return ts_reply_rewrite(c, p, be, id, idx->vip, idx->vport, NULL);
 }
 
+/* Is confirmed flow f still forwarded to backend id: not ended, and that
+ * backend the one it was pinned to (not removed, its id not reused), before
+ * its drain deadline? */
+static __always_inline bool ts_flow_forwarded(const struct ts_flow *f, __u32 id)
+{
+	struct ts_backend *be;
+
+	if (!f || f->backend_id != id || f->tcp_state == TS_TCP_CLOSED)
+		return false;
+	be = bpf_map_lookup_elem(&backends, &id);
+	return be && be->state == TS_BACKEND_ACTIVE && be->generation == f->generation &&
+	       !ts_drain_expired(be, bpf_ktime_get_coarse_ns());
+}
+
 /* Does reply 5-tuple rkey belong to a live flow through a VIP: a reverse
- * entry, and its flow confirmed and not ended? Then no direct-connection
- * mark may claim it (doc/DESIGN.md, "Replies"). */
+ * entry, and its flow confirmed and still forwarded? Then no
+ * direct-connection mark may claim it (doc/DESIGN.md, "Replies"). */
 static __always_inline bool ts_vip_flow_live(const struct ts_flow_key *rkey)
 {
 	struct ts_reply_state *r = bpf_map_lookup_elem(&replies, rkey);
 	struct ts_flow_key key = {};
-	struct ts_flow *f;
 
 	if (!r)
 		return false;
 	ts_flow_key_of_reply(&key, rkey, r->vip, r->vport);
-	f = bpf_map_lookup_elem(&flows, &key);
-	return f && f->backend_id == r->backend_id && f->tcp_state != TS_TCP_CLOSED;
+	return ts_flow_forwarded(bpf_map_lookup_elem(&flows, &key), r->backend_id);
 }
 
 /* Direct connection rkey is confirmed: its mark moves to direct, which no
@@ -947,8 +962,14 @@ static __always_inline int ts_direct(struct ts_ctx *c, const struct ts_pkt *p, c
 			.flags = ts_is_syn(p->tcp_flags) ? TS_DIRECT_F_SYN : 0,
 		};
 
-		if (!ts_vip_flow_live(&rkey))
-			bpf_map_update_elem(&direct_pending, &rkey, &n, BPF_NOEXIST);
+		if (ts_vip_flow_live(&rkey))
+			return ts_ok(c);
+		/* A reverse entry left here is of a flow that ended or lost
+		 * its backend: it would relabel this connection's answers,
+		 * among them the challenge ACK of a backend that still holds
+		 * the old connection (the client's RST to it ends that one). */
+		bpf_map_delete_elem(&replies, &rkey);
+		bpf_map_update_elem(&direct_pending, &rkey, &n, BPF_NOEXIST);
 		return ts_ok(c);
 	}
 	if (d->flags & TS_DIRECT_F_SYNACK &&
@@ -999,9 +1020,8 @@ static __always_inline bool ts_vip_flow(const struct ts_pkt *p, const struct ts_
 			return f->tcp_state == TS_TCP_SYN_SEEN && p->ack == f->client_end;
 		return f->tcp_state == TS_TCP_MIDSTREAM;
 	}
-	f = bpf_map_lookup_elem(&flows, &key);
-	return f && f->backend_id == idx->backend_id && f->tcp_state != TS_TCP_CLOSED &&
-	       !(p->tcp_flags & TCP_FLAG_SYN);
+	return !(p->tcp_flags & TCP_FLAG_SYN) &&
+	       ts_flow_forwarded(bpf_map_lookup_elem(&flows, &key), idx->backend_id);
 }
 
 /* A TCP packet not to a VIP: a reply of ours, a direct connection to a

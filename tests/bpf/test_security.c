@@ -408,6 +408,119 @@ static void test_v6_direct_after_vip_flow_removed(void **state)
 	direct_after_vip_flow(env_of(state), true, true);
 }
 
+/*
+ * Invariant 5 when the backend never saw its connection through the VIP end:
+ * the connection lost its backend (removed, or removed and added again at the
+ * same address, or drained past its deadline) and the gateway closed it on
+ * the client's side only, so the backend still holds it. The same client
+ * address:port then connects to the backend's own address:port; the backend
+ * answers that SYN with a challenge ACK for the old connection. It must
+ * reach the client untouched (a VIP as its source would be dropped, and the
+ * backend asked again at every retransmission): the client's RST to it ends
+ * the old connection, and the SYN sent again opens the direct one.
+ */
+enum orphan { ORPHAN_REMOVED, ORPHAN_READDED, ORPHAN_DRAINED };
+
+static void direct_over_orphan(struct ts_env *e, bool v6, enum orphan how)
+{
+	static const char *const hows[] = { "removed", "removed and added again",
+					    "drained past its deadline" };
+	const char *const *to = v6 ? web6_to : web4_to;
+	const char *be = v6 ? "2001:2:2::11" : "198.18.2.11";
+	struct pkt_spec syn = client_spec(v6, 44200, PKT_SYN, 7000);
+	struct pkt_spec data = client_spec(v6, 44200, PKT_ACK | PKT_PSH, 7001);
+	struct pkt_spec dsyn = { .src = syn.src, .dst = be, .sport = 44200, .dport = 8008,
+				 .flags = PKT_SYN, .seq = 900000, .mss = true };
+	struct pkt_spec challenge = { .src = be, .dst = syn.src, .sport = 8008, .dport = 44200,
+				      .flags = PKT_ACK, .seq = TEST_BACKEND_ISN + 1,
+				      .ack = 7001 };
+	struct pkt_spec rst = dsyn, synack, ack, reply;
+	struct ts_err err = {};
+	struct pkt in;
+
+	test_context("%s, v1 %s", v6 ? "IPv6" : "IPv4", hows[how]);
+	config_web(e, v6, 1, 1);
+	set_web_weights(e, web_service(v6), 1, 0);
+	handshake(e, &syn, to, 1, "the connection through the VIP");
+	switch (how) {
+	case ORPHAN_REMOVED:
+		env_backend_del(e, web_service(v6), "v1");
+		data.payload = "more";
+		expect_reset(e, &data, "the client's data, v1 removed: a RST");
+		break;
+	case ORPHAN_READDED:
+		/* no packet of the old connection since: its flow is not
+		 * closed, only its backend's generation tells */
+		env_backend_del(e, web_service(v6), "v1");
+		env_backend(e, web_service(v6), "v1", to[0], 1);
+		break;
+	case ORPHAN_DRAINED: {
+		struct timespec ts = { .tv_nsec = 30 * 1000000L };
+
+		ASSERT_OK(ts_backend_drain(&e->maps, web_service(v6), "v1", 1, &err), err,
+			  "drain v1, deadline now");
+		nanosleep(&ts, NULL);
+		break;
+	}
+	}
+	ASSERT_EQ(pkt_build(&in, &dsyn), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "the client's SYN to v1 itself");
+	ASSERT_EQ(pkt_build(&in, &challenge), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "v1's challenge ACK for the old connection");
+	rst.flags = PKT_RST;
+	rst.seq = challenge.ack;
+	rst.mss = false;
+	ASSERT_EQ(pkt_build(&in, &rst), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "the client's RST to it");
+	synack = (struct pkt_spec){ .src = be, .dst = syn.src, .sport = 8008, .dport = 44200,
+				    .flags = PKT_SYN | PKT_ACK, .seq = 5, .ack = 900001,
+				    .mss = true };
+	ack = dsyn;
+	ack.flags = PKT_ACK | PKT_PSH;
+	ack.seq = 900001;
+	ack.ack = 6;
+	ack.mss = false;
+	ack.payload = "GET /metrics";
+	reply = synack;
+	reply.flags = PKT_ACK | PKT_PSH;
+	reply.seq = 6;
+	reply.ack = 900001 + 12;
+	reply.mss = false;
+	reply.payload = "metrics";
+	direct_exchange(e, &dsyn, &synack, &ack, &reply);
+	test_context(NULL);
+}
+
+static void test_v4_direct_over_removed(void **state)
+{
+	direct_over_orphan(env_of(state), false, ORPHAN_REMOVED);
+}
+
+static void test_v6_direct_over_removed(void **state)
+{
+	direct_over_orphan(env_of(state), true, ORPHAN_REMOVED);
+}
+
+static void test_v4_direct_over_readded(void **state)
+{
+	direct_over_orphan(env_of(state), false, ORPHAN_READDED);
+}
+
+static void test_v6_direct_over_readded(void **state)
+{
+	direct_over_orphan(env_of(state), true, ORPHAN_READDED);
+}
+
+static void test_v4_direct_over_drained(void **state)
+{
+	direct_over_orphan(env_of(state), false, ORPHAN_DRAINED);
+}
+
+static void test_v6_direct_over_drained(void **state)
+{
+	direct_over_orphan(env_of(state), true, ORPHAN_DRAINED);
+}
+
 /* The gateway's own connection to a backend (the agent's health check,
  * monitoring on the gateway) leaves through egress, unseen: the backend's
  * answers, addressed to the gateway itself, pass untouched. */
@@ -634,6 +747,12 @@ int run_security_tests(void)
 		TEST(test_v6_direct_after_vip_flow),
 		TEST(test_v4_direct_after_vip_flow_removed),
 		TEST(test_v6_direct_after_vip_flow_removed),
+		TEST(test_v4_direct_over_removed),
+		TEST(test_v6_direct_over_removed),
+		TEST(test_v4_direct_over_readded),
+		TEST(test_v6_direct_over_readded),
+		TEST(test_v4_direct_over_drained),
+		TEST(test_v6_direct_over_drained),
 		TEST(test_gateway_own_connection),
 		TEST(test_v4_forged_replies),
 		TEST(test_v6_forged_replies),

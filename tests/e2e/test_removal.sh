@@ -4,7 +4,9 @@
 # v2 of each family; `tcpshift backend del SERVICE v1`. The v1 connection's next
 # line gets a reset or close from the gateway — never an answer, and its packet
 # never reaches v2 (v2 sends no RST); the v2 connections are untouched;
-# removed_backend counts the closed flows; new connections go to v2.
+# removed_backend counts the closed flows; new connections go to v2. The
+# client connecting to v1's own address from the port of a connection v1
+# still holds is answered by v1.
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -94,6 +96,30 @@ if [ "$(grep -o 'v2 [0-9]*' <<<"$new" | awk '{ s += $2 } END { print s + 0 }')" 
 else
 	fail "removal: new connections go to v2 only" "got: $new"
 fi
+# The gateway closed the v1 connections on the client's side only: v1 still
+# holds them. A direct connection to v1's own address from one of their ports
+# gets v1's challenge ACK for the old connection first; it must reach the
+# client untouched (its RST ends the old connection, and the SYN sent again a
+# second later opens the new one), not be relabelled with the VIP by the old
+# flow's reverse entry (doc/DESIGN.md, "Replies", 5).
+orphans=$(in_ns "$NS_B1" ss -Htn state established '( sport = :8008 )' | awk '{ print $4 }')
+if [ "$(wc -w <<<"$orphans")" -ne 2 ]; then
+	fail "removal: v1 still holds the two connections the gateway closed" 		"its connections: $(tr '\n' ' ' <<<"$orphans")"
+fi
+for peer in $orphans; do
+	port=${peer##*:}
+	ep=$V1_4
+	[ "${peer:0:1}" = "[" ] && ep=$V1_6
+	direct=$(in_ns "$NS_CL" "$TS_ECHO" count --connect "$ep" --n 1 --sport "$port" \
+		--timeout-ms 3000 2>&1)
+	if [ "$(count_of "$direct" v1)" -eq 1 ]; then
+		pass "removal: a direct connection to $ep from port $port, of a connection v1" \
+			"still holds after its removal, is answered by v1"
+	else
+		fail "removal: a direct connection to $ep from port $port (v1 removed)" \
+			"$(tr '\n' ' ' <<<"$direct")"
+	fi
+done
 # A deleted service's flows are not filed under a new service that reuses
 # its id: tcp-echo (id 0) goes, other takes id 0 at
 # another VIP; the flows to tcp-echo's VIP name no service.
