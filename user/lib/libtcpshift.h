@@ -462,6 +462,12 @@ int ts_journal_append(const char *pin_dir, const char *before, const char *after
  * committed is journaled once, with the documents before and after. */
 void ts_journal_begin(struct ts_maps *m);
 void ts_journal_commit(struct ts_maps *m);
+/* The same for a change made under a lock of its own (`load`: the seed):
+ * the document before it (NULL: none to journal), then, once it committed,
+ * an entry when the document moved (a warning on stderr when it cannot be
+ * written). */
+char *ts_journal_before(const struct ts_maps *m);
+void ts_journal_after(const struct ts_maps *m, const char *before);
 
 /* ---- local.c: local clients, balanced at connect() (load --cgroup) ------- */
 
