@@ -21,26 +21,8 @@ e2e_need jq
 e2e_need git
 
 # The previous release's CLI, built once and cached in build/.
-OLD_TS=$E2E_ROOT/build/release-$RELEASE/tcpshift
-REL_TREE=
-upgrade_cleanup() {
-	if [ -n "$REL_TREE" ]; then
-		git -C "$E2E_ROOT" worktree remove --force "$REL_TREE" >/dev/null 2>&1
-	fi
-	e2e_cleanup
-}
-trap upgrade_cleanup EXIT
-if [ ! -x "$OLD_TS" ]; then
-	REL_TREE=$E2E_TMP/release
-	must "git worktree of $RELEASE" git -C "$E2E_ROOT" worktree add --detach "$REL_TREE" \
-		"$RELEASE"
-	info "building release $RELEASE (cached in build/release-$RELEASE)"
-	must "build of $RELEASE" make -C "$REL_TREE" -j2 build/tcpshift
-	mkdir -p "$(dirname "$OLD_TS")"
-	must "cache the old build" cp "$REL_TREE/build/tcpshift" "$OLD_TS"
-	git -C "$E2E_ROOT" worktree remove --force "$REL_TREE" >/dev/null 2>&1
-	REL_TREE=
-fi
+e2e_release "$RELEASE"
+OLD_TS=$E2E_OLD_TS
 old_ts() {
 	"$OLD_TS" --pin-dir "$E2E_PIN" -n "$NS_GW" "$@"
 }
