@@ -15,7 +15,7 @@ layers=("${@:-unit bpf bpf-xdp fuzz e2e e2e-xdp}")
 # removed backend's address went unanswered for 7 s (every SYN retransmission)
 # while a connection from another port was answered at once: a state of that
 # 4-tuple that xdp mode keeps and tc mode does not (doc/DESIGN.md, "XDP").
-XDP_E2E=(agent attack checksum drain flood forward ipv6 local pinned removal rollout split unload)
+XDP_E2E=(agent attack checksum drain flood forward ipv6 local pinned removal rollout split unload upgrade downgrade)
 read -r -a layers <<<"${layers[*]}"
 passed=0 failed=0 skipped=0
 log=$(mktemp); trap 'rm -f "$log"' EXIT

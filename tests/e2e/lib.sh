@@ -255,6 +255,20 @@ e2e_xdp_peer() {
 	must "GRO on $2 in $1" in_ns "$1" ethtool -K "$2" gro on
 }
 
+# e2e_senders_tx on|off: TX checksum offload of the client's and the backends'
+# veths (E2E_MODE=xdp only). Off, their TCP frames carry complete checksums, as
+# from a wire: what release 05c97dc's XDP program needs (it forwarded frames
+# with a partial checksum with a wrong one, and those connections hung).
+e2e_senders_tx() {
+	local ns
+
+	[ "$E2E_MODE" = xdp ] || return 0
+	e2e_need ethtool
+	for ns in "$NS_CL" "$NS_B1" "$NS_B2"; do
+		must "TX checksum offload $1 in $ns" in_ns "$ns" ethtool -K eth0 tx "$1"
+	done
+}
+
 # e2e_backend NS NAME PORT ADDR4 ADDR6: backend NAME in NS, behind bridge port
 # PORT (E2E_MODE=xdp: behind the gateway's own device PORT).
 e2e_backend() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Upgrade in place across layouts: the previous release (05c97dc, layout 5)
-# is built from a worktree of this repository, loaded, and carries held
+# is built from a worktree of this repository, loaded (E2E_MODE=xdp: with the
+# senders' TX checksum offload off, which its XDP program needs), and carries held
 # connections and steady new ones; `load` by this build then migrates its
 # state: every held connection is answered by its own backend, no new
 # connection fails during the swap and they follow the weights, the
@@ -28,6 +29,7 @@ old_ts() {
 }
 
 e2e_topology
+e2e_senders_tx off	# xdp mode: the old build's XDP needs complete checksums
 E2E_LOADED=1
 must "load by release $RELEASE" old_ts load "${E2E_DEV_ARGS[@]}" --seed "$E2E_SEED"
 must "service add (old)" old_ts service add tcp-echo "$VIP4"
@@ -91,6 +93,14 @@ if [ -e "$E2E_PIN/direct_pending" ] && [ ! -e "$E2E_PIN/migrating" ] &&
 else
 	fail "upgrade: pins" "$(ls -a "$E2E_PIN" | tr '\n' ' '); old status: $(old_ts status 2>&1 |
 		head -n 1)"
+fi
+
+# xdp mode: this build's XDP program with partial checksums again (it leaves
+# those frames to tc), the held connections still answered
+e2e_senders_tx on
+if [ "$E2E_MODE" = xdp ]; then
+	many_check "upgrade: held connections, senders' TX checksum offload on again" tx-on
+	e2e_senders_tx off
 fi
 
 # Killed at each step: the instance left works, and `load` completes it.
