@@ -94,10 +94,11 @@ viable=$(ts_counter syn_not_viable)
 pins_before=$(stat -c '%n %i' "$E2E_PIN"/* | sort)
 err=$(ts downgrade --to-layout 5 2>&1 >/dev/null)
 rc=$?
-if [ "$rc" -eq 2 ] && [ "$(wc -l <<<"$err")" -eq 1 ] &&
-	[[ $err == "tcpshift: a downgrade to layout 5 would lose the syn_not_viable counter ($viable SYNs)"* ]] &&
-	[[ $err == *"--accept-loss"* ]] && [ "$(stat -c '%n %i' "$E2E_PIN"/* | sort)" = "$pins_before" ] &&
-	ts status >/dev/null 2>&1; then
+want="tcpshift: a downgrade to layout 5 would lose the syn_not_viable counter ($viable SYNs)"
+if [ "$rc" -eq 2 ] && [ "$(wc -l <<<"$err")" -eq 1 ] && [[ $err == "$want"* ]] &&
+	[[ $err == *"--accept-loss"* ]] &&
+	[ "$(stat -c '%n %i' "$E2E_PIN"/* | sort)" = "$pins_before" ] && ts status >/dev/null 2>&1
+then
 	pass "downgrade: a loss not accepted: exit 2, one line, every pin the same ($err)"
 else
 	fail "downgrade: a loss not accepted" "exit $rc: $err"
