@@ -10,7 +10,8 @@ set -u
 cd "$(dirname "$0")/.."
 layers=("${@:-unit bpf bpf-xdp fuzz e2e e2e-xdp}")
 # the e2e tests of traffic through the gateway, which E2E_MODE=xdp changes
-XDP_E2E=(agent attack checksum crash drain flood forward ipv6 local pinned removal rollout split unload)
+XDP_E2E=(agent attack checksum crash drain flood forward ipv6 local pinned removal rollout split unload
+	upgrade downgrade)
 read -r -a layers <<<"${layers[*]}"
 passed=0 failed=0 skipped=0
 log=$(mktemp); trap 'rm -f "$log"' EXIT

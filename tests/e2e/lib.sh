@@ -83,6 +83,8 @@ E2E_FAILS=0
 E2E_PASSES=0
 E2E_CLEANED=0
 HOLD_REPLY=
+E2E_REL_TREE=		# a worktree of an earlier release being built (e2e_release)
+E2E_OLD_TS=		# that release's tcpshift (e2e_release)
 
 # ---- results ----------------------------------------------------------------
 
@@ -172,8 +174,27 @@ e2e_cleanup() {
 	for ns in "${E2E_NETNS[@]}"; do
 		ip netns del "$ns" 2>/dev/null
 	done
+	if [ -n "$E2E_REL_TREE" ]; then
+		git -C "$E2E_ROOT" worktree remove --force "$E2E_REL_TREE" >/dev/null 2>&1
+	fi
 	[ -n "$E2E_TMP" ] && [ -d "$E2E_TMP" ] && rm -rf -- "$E2E_TMP"
 	return 0
+}
+
+# e2e_release COMMIT: E2E_OLD_TS, the CLI of the release at COMMIT, built once
+# from a worktree of this repository and cached in build/release-COMMIT.
+e2e_release() {
+	E2E_OLD_TS=$E2E_ROOT/build/release-$1/tcpshift
+	[ -x "$E2E_OLD_TS" ] && return 0
+	e2e_need git
+	E2E_REL_TREE=$E2E_TMP/release
+	must "git worktree of $1" git -C "$E2E_ROOT" worktree add --detach "$E2E_REL_TREE" "$1"
+	info "building release $1 (cached in build/release-$1)"
+	must "build of $1" make -C "$E2E_REL_TREE" -j2 build/tcpshift
+	mkdir -p "$(dirname "$E2E_OLD_TS")"
+	must "cache the old build" cp "$E2E_REL_TREE/build/tcpshift" "$E2E_OLD_TS"
+	git -C "$E2E_ROOT" worktree remove --force "$E2E_REL_TREE" >/dev/null 2>&1
+	E2E_REL_TREE=
 }
 
 # e2e_need TOOL...: abort unless every TOOL is installed.
@@ -232,6 +253,20 @@ e2e_bare_gateway() {
 # GRO on, so that it takes XDP-redirected frames; every other offload as is.
 e2e_xdp_peer() {
 	must "GRO on $2 in $1" in_ns "$1" ethtool -K "$2" gro on
+}
+
+# e2e_senders_tx on|off: TX checksum offload of the client's and the backends'
+# veths (E2E_MODE=xdp only). Off, their TCP frames carry complete checksums, as
+# from a wire: what release 05c97dc's XDP program needs (it forwarded frames
+# with a partial checksum with a wrong one, and those connections hung).
+e2e_senders_tx() {
+	local ns
+
+	[ "$E2E_MODE" = xdp ] || return 0
+	e2e_need ethtool
+	for ns in "$NS_CL" "$NS_B1" "$NS_B2"; do
+		must "TX checksum offload $1 in $ns" in_ns "$ns" ethtool -K eth0 tx "$1"
+	done
 }
 
 # e2e_backend NS NAME PORT ADDR4 ADDR6: backend NAME in NS, behind bridge port

@@ -15,7 +15,8 @@
 #  - surviving a reboot: the pin directory emptied (unload), the commands of
 #    contrib/systemd/tcpshift-boot.service, run as systemd would with a
 #    configuration file, bring back the export byte for byte; an empty journal
-#    restores nothing and exits 0;
+#    restores nothing and exits 0; the seed of a `load --seed` is journaled and
+#    comes back with the rest;
 #  - a new user's trip: under `ip netns exec` the error names the cause and the
 #    command to run instead; `service list` calls a backend at weight 0 one with no
 #    new connections (not draining: one added at 0 never had any), health within
@@ -212,7 +213,25 @@ else
 		"$got; modes $(stat -c %a "$jdir" "$jdir/journal.json" | tr '\n' ' ')"
 fi
 
+# ---- load --seed: a change like any other ---------------------------------------------
+last_seq() {
+	ts -j history | jq '.[-1].seq'
+}
+n1=$(last_seq)
+must "load again, same seed" ts load --dev d0
+n2=$(last_seq)
+must "load --seed" ts load --dev d0 --seed 12345
+got=$(ts -j history | jq -c '.[-1] | [(.command | sub("^.* -n [^ ]+ "; "")),
+	[.changes[] | [.action, .to]]]')
+if [ "$n2" -eq "$n1" ] && [ "$(last_seq)" -eq $((n1 + 1)) ] &&
+	[ "$got" = '["load --dev d0 --seed 12345",[["seed","12345"]]]' ]; then
+	pass "history: load --seed journaled as a seed change; a load that changes nothing is not"
+else
+	fail "history: load --seed" "last change $n1 -> $n2 -> $(last_seq); last $got"
+fi
+
 # ---- surviving a reboot ---------------------------------------------------------------
+# (the boot's load has no --seed: restore brings back load --seed's seed)
 ts export >"$T/before-reboot.json" || e2e_abort "export before the reboot"
 must "unload (the reboot's stand-in)" ts unload
 cat >"$T/tcpshift.conf" <<CONF
@@ -250,8 +269,10 @@ boot_unit() {
 ) >"$T/boot.out" 2>&1
 rc=$?
 ts export >"$T/after-reboot.json" 2>&1
-if [ "$rc" -eq 0 ] && cmp -s "$T/before-reboot.json" "$T/after-reboot.json"; then
-	pass "reboot: tcpshift-boot.service's commands bring back the configuration, byte for byte"
+if [ "$rc" -eq 0 ] && cmp -s "$T/before-reboot.json" "$T/after-reboot.json" &&
+	[ "$(jq .seed "$T/after-reboot.json")" = 12345 ]; then
+	pass "reboot: tcpshift-boot.service's commands bring back the configuration, byte for" \
+		"byte, load --seed's seed included"
 else
 	fail "reboot: tcpshift-boot.service's commands" "exit $rc: $(tail -n 3 "$T/boot.out" |
 		tr '\n' '|') $(diff "$T/before-reboot.json" "$T/after-reboot.json" | head -n 4)"

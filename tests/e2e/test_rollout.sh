@@ -11,6 +11,8 @@
 #  2. a v2 that refuses connections (its server killed), under the same spray:
 #     the first gate fails, the weights go back to where they started in one
 #     switch, exit 3, the held connection answered;
+#  2b. a TO down by its health checks, drained past its deadline, or removed:
+#     refused at once (exit 2, one line), nothing changed;
 #  3. interrupted by SIGTERM: the weights of its step stay and `status` says
 #     so; a second rollout of the service while one runs is refused;
 #  4. bad input: clear errors, exit 2, nothing changed.
@@ -107,6 +109,50 @@ viable=$(ts_counter syn_not_viable)
 [ "${viable:-0}" -gt 0 ] &&
 	pass "rollout: the spray reached tcpshift and pinned nothing (syn_not_viable $viable)" ||
 	fail "rollout: the spray reached tcpshift" "syn_not_viable '${viable:-}'"
+
+# ---- 2b. a TO that cannot take connections is refused at once --------------------------
+# (v2's server is still dead.) Each refusal: exit 2, one line, within a second (a
+# rollout that started would hold its first step for the 5 s interval), weights and
+# the rollout record untouched.
+refused() { # refused WHAT PATTERN: a rollout to v2 refused at once
+	local before t0 t1 out rc
+	before=$(weights)
+	t0=${EPOCHREALTIME/./}
+	out=$(ts rollout tcp-echo v1 v2 --interval 5s 2>&1 >/dev/null)
+	rc=$?
+	t1=${EPOCHREALTIME/./}
+	if [ "$rc" -eq 2 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && [[ $out == "tcpshift: "$2 ]] &&
+		[ $((t1 - t0)) -lt 1000000 ] && [ "$(weights)" = "$before" ] &&
+		[ "$(ts -j status | jq '.rollouts | length')" = 0 ]; then
+		pass "rollout: to $1: refused at once ($(((t1 - t0) / 1000)) ms, exit 2: $out)"
+	else
+		fail "rollout: to $1: refused at once" "exit $rc after $(((t1 - t0) / 1000)) ms," 			"weights $before -> $(weights): $out"
+	fi
+}
+must "health checks of tcp-echo" ts health tcp-echo --check tcp --interval 200ms \
+	--timeout 100ms --rise 1 --fall 1
+nsenter --net="/run/netns/$NS_GW" "$TCPSHIFT" --pin-dir "$E2E_PIN" agent \
+	2>>"$E2E_TMP/agent.log" &
+AGENT=$!
+e2e_track_pid "$AGENT"
+for ((i = 0; i < 50; i++)); do
+	[ "$(ts -j service list | jq -r '.[0].backends[] | select(.name == "v2") | .health')" = \
+		down ] && break
+	sleep 0.1
+done
+refused "a backend down by its health checks" "backend v2 of tcp-echo is down by its health*"
+kill "$AGENT"
+wait "$AGENT" 2>/dev/null
+must "no health checks (v2 up again)" ts health tcp-echo --check none
+must "v2 drained with a deadline of 1 s" ts drain tcp-echo v2 --timeout 1s
+sleep 1.2
+refused "a backend drained past its deadline" "backend v2 of tcp-echo was drained and its*"
+# a weight ends the drain
+must "v2 undrained" ts weight tcp-echo v2=1
+must "v2 back at weight 0" ts weight tcp-echo v2=0
+must "v2 removed" ts backend del tcp-echo v2
+refused "a removed backend" "service tcp-echo has no backend 'v2'*"
+must "v2 added again" ts backend add tcp-echo v2 "$V2_4" --weight 0
 
 # ---- 3. interrupted, and one at a time ---------------------------------------------
 "$TCPSHIFT" --pin-dir "$E2E_PIN" -n "$NS_GW" rollout tcp-echo v1 v2 --steps 10,100 \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Upgrade in place across layouts: the previous release (05c97dc, layout 5)
-# is built from a worktree of this repository, loaded, and carries held
+# is built from a worktree of this repository, loaded (E2E_MODE=xdp: with the
+# senders' TX checksum offload off, which its XDP program needs), and carries held
 # connections and steady new ones; `load` by this build then migrates its
 # state: every held connection is answered by its own backend, no new
 # connection fails during the swap and they follow the weights, the
@@ -21,31 +22,14 @@ e2e_need jq
 e2e_need git
 
 # The previous release's CLI, built once and cached in build/.
-OLD_TS=$E2E_ROOT/build/release-$RELEASE/tcpshift
-REL_TREE=
-upgrade_cleanup() {
-	if [ -n "$REL_TREE" ]; then
-		git -C "$E2E_ROOT" worktree remove --force "$REL_TREE" >/dev/null 2>&1
-	fi
-	e2e_cleanup
-}
-trap upgrade_cleanup EXIT
-if [ ! -x "$OLD_TS" ]; then
-	REL_TREE=$E2E_TMP/release
-	must "git worktree of $RELEASE" git -C "$E2E_ROOT" worktree add --detach "$REL_TREE" \
-		"$RELEASE"
-	info "building release $RELEASE (cached in build/release-$RELEASE)"
-	must "build of $RELEASE" make -C "$REL_TREE" -j2 build/tcpshift
-	mkdir -p "$(dirname "$OLD_TS")"
-	must "cache the old build" cp "$REL_TREE/build/tcpshift" "$OLD_TS"
-	git -C "$E2E_ROOT" worktree remove --force "$REL_TREE" >/dev/null 2>&1
-	REL_TREE=
-fi
+e2e_release "$RELEASE"
+OLD_TS=$E2E_OLD_TS
 old_ts() {
 	"$OLD_TS" --pin-dir "$E2E_PIN" -n "$NS_GW" "$@"
 }
 
 e2e_topology
+e2e_senders_tx off	# xdp mode: the old build's XDP needs complete checksums
 E2E_LOADED=1
 must "load by release $RELEASE" old_ts load "${E2E_DEV_ARGS[@]}" --seed "$E2E_SEED"
 must "service add (old)" old_ts service add tcp-echo "$VIP4"
@@ -109,6 +93,14 @@ if [ -e "$E2E_PIN/direct_pending" ] && [ ! -e "$E2E_PIN/migrating" ] &&
 else
 	fail "upgrade: pins" "$(ls -a "$E2E_PIN" | tr '\n' ' '); old status: $(old_ts status 2>&1 |
 		head -n 1)"
+fi
+
+# xdp mode: this build's XDP program with partial checksums again (it leaves
+# those frames to tc), the held connections still answered
+e2e_senders_tx on
+if [ "$E2E_MODE" = xdp ]; then
+	many_check "upgrade: held connections, senders' TX checksum offload on again" tx-on
+	e2e_senders_tx off
 fi
 
 # Killed at each step: the instance left works, and `load` completes it.

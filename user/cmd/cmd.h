@@ -8,6 +8,7 @@
 
 int cmd_load(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_unload(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_downgrade(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_status(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_service(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_backend(struct cli_ctx *ctx, int argc, char **argv);

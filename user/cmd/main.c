@@ -56,7 +56,7 @@ static const struct cli_command commands[] = {
 	{ "pick", cmd_pick },	  { "export", cmd_export }, { "import", cmd_import },
 	{ "health", cmd_health }, { "rollout", run_daemon }, { "agent", run_daemon },
 	{ "sync", run_daemon },	  { "top", cmd_top },	    { "history", cmd_history },
-	{ "undo", cmd_undo },	  { "restore", cmd_restore },
+	{ "undo", cmd_undo },	  { "restore", cmd_restore }, { "downgrade", cmd_downgrade },
 };
 
 static const char usage[] =
@@ -68,6 +68,7 @@ static const char usage[] =
 	"Commands:\n"
 	"  load --dev IFACE [--dev IFACE...]   load and attach (again: upgrade in place)\n"
 	"  unload                              detach everywhere, remove the pinned maps\n"
+	"  downgrade --to-layout N [--accept-loss]   pinned maps to the previous release's\n"
 	"  status                              devices, programs, map fill, counters\n"
 	"  service add NAME VIP:PORT [--table-size M] | service del NAME | service list\n"
 	"  backend add SERVICE NAME ADDR:PORT [--weight W] | backend del SERVICE NAME\n"

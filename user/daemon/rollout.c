@@ -44,8 +44,11 @@ static const char help[] =
 	"  --max-failures PCT    failures allowed, percent of TO's connections (default 5)\n"
 	"  --min-connections N   connections needed to judge a step (default 10)\n"
 	"\n"
-	"Exit status: 0 done, 1 runtime error or interrupted, 2 usage error, 3 rolled\n"
-	"back.\n"
+	"A TO down by its health checks, or drained past its deadline, is refused at\n"
+	"once (exit 2), before any weight changes.\n"
+	"\n"
+	"Exit status: 0 done, 1 runtime error or interrupted, 2 usage error or a TO\n"
+	"that cannot take connections, 3 rolled back.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpshift rollout tcp-echo v1 v2\n"
@@ -328,6 +331,27 @@ static int run(struct rollout *ro, struct ts_err *err)
 	return 0;
 }
 
+/* A TO that cannot take new connections now is refused before anything
+ * changes: down by its health checks (the first gate would fail on it after a
+ * whole interval of weight sent nowhere), or drained past its deadline (its
+ * connections were closed: it was retired). A removed backend is no member of
+ * the service: "no backend". */
+static int to_refused(const struct rollout *ro, const struct ts_backend_cfg *bt,
+		      struct ts_err *err)
+{
+	if (bt->be.health == TS_HEALTH_DOWN)
+		return ts_fail(err, TS_ERR_USAGE,
+			       "backend %s of %s is down by its health checks: roll out to it "
+			       "once it is up ('tcpshift service list' shows its health)",
+			       ro->to, ro->service);
+	if (!bt->weight && bt->be.drain_deadline_ns && ts_now_ns() > bt->be.drain_deadline_ns)
+		return ts_fail(err, TS_ERR_USAGE,
+			       "backend %s of %s was drained and its deadline has passed: give it "
+			       "a weight first ('tcpshift weight %s %s=1') to roll out to it",
+			       ro->to, ro->service, ro->service, ro->to);
+	return 0;
+}
+
 int cmd_rollout(struct cli_ctx *ctx, int argc, char **argv)
 {
 	const char *steps = "10,25,50,100";
@@ -396,6 +420,8 @@ int cmd_rollout(struct cli_ctx *ctx, int argc, char **argv)
 			"service list'", ro.service, bf ? ro.to : ro.from);
 		goto report;
 	}
+	if (to_refused(&ro, bt, &err))
+		goto report;
 	ro.svc_id = s->svc.id;
 	ro.r.from_id = bf->id;
 	ro.r.to_id = bt->id;

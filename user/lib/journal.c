@@ -400,31 +400,39 @@ int ts_journal_append(const char *pin_dir, const char *before, const char *after
 
 /* ---- the hook at the commit point (maps.c) ----------------------------------------- */
 
-void ts_journal_begin(struct ts_maps *m)
+char *ts_journal_before(const struct ts_maps *m)
 {
 	struct ts_err err;
 
-	free(m->journal_before);
-	m->journal_before = NULL;
 	if (getenv(TS_STATE_DIR_ENV) && !*getenv(TS_STATE_DIR_ENV))
-		return;
+		return NULL;
 	/* NULL when unreadable (a load that did not finish): nothing journaled */
-	m->journal_before = ts_doc_text_read(m, &err);
+	return ts_doc_text_read(m, &err);
 }
 
-void ts_journal_commit(struct ts_maps *m)
+void ts_journal_after(const struct ts_maps *m, const char *before)
 {
 	struct ts_err err;
 	char *after;
 
-	if (!m->journal_before)
+	if (!before)
 		return;
 	after = ts_doc_text_read(m, &err);
-	if (after && strcmp(after, m->journal_before) &&
-	    ts_journal_append(m->pin_dir, m->journal_before, after, &err))
+	if (after && strcmp(after, before) && ts_journal_append(m->pin_dir, before, after, &err))
 		fprintf(stderr, "tcpshift: warning: the change is made, but not in the journal "
 			"(history, undo and restore do not know it): %s\n", err.msg);
 	free(after);
+}
+
+void ts_journal_begin(struct ts_maps *m)
+{
+	free(m->journal_before);
+	m->journal_before = ts_journal_before(m);
+}
+
+void ts_journal_commit(struct ts_maps *m)
+{
+	ts_journal_after(m, m->journal_before);
 	free(m->journal_before);
 	m->journal_before = NULL;
 }

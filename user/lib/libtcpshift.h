@@ -366,7 +366,7 @@ int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, bool generic, boo
 bool ts_xdp_redirect_target(int ifindex);
 int ts_load(const struct ts_load_opts *o, struct ts_err *err);
 
-/* ---- migrate.c: upgrade in place from an older layout ------------------- */
+/* ---- migrate.c: upgrade in place from an older layout, and back ---------- */
 
 struct ts_settings_abi5;
 
@@ -396,6 +396,20 @@ void ts_migration_step(const char *step);
 void ts_migration_clean(const char *pin_dir);
 /* Conversions, one per changed value (include/tcpshift_abi5.h). */
 void ts_settings_from_abi5(const struct ts_settings_abi5 *in, struct ts_settings *out);
+void ts_settings_to_abi5(const struct ts_settings *in, struct ts_settings_abi5 *out);
+/* What a downgrade would lose, one line each. */
+#define TS_LOSSES_MAX	8
+struct ts_losses {
+	size_t	n;
+	char	what[TS_LOSSES_MAX][200];
+};
+/* Hand the instance under pin_dir to an older release: its pins converted to
+ * layout `to` (today: 5) in place, the running programs left attached, for
+ * that release's `load` to reuse. What it would lose is listed in l; unless
+ * accept_loss, a loss refuses it (TS_ERR_USAGE) with nothing changed. Run
+ * again, it completes a killed one. */
+int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_losses *l,
+		 struct ts_err *err);
 /* Add per-CPU counters 0..nfrom-1 of from_fd into to_fd's. */
 int ts_counters_carry(int from_fd, __u32 nfrom, int to_fd, struct ts_err *err);
 int ts_unload(const char *pin_dir, struct ts_err *err);
@@ -462,6 +476,12 @@ int ts_journal_append(const char *pin_dir, const char *before, const char *after
  * committed is journaled once, with the documents before and after. */
 void ts_journal_begin(struct ts_maps *m);
 void ts_journal_commit(struct ts_maps *m);
+/* The same for a change made under a lock of its own (`load`: the seed):
+ * the document before it (NULL: none to journal), then, once it committed,
+ * an entry when the document moved (a warning on stderr when it cannot be
+ * written). */
+char *ts_journal_before(const struct ts_maps *m);
+void ts_journal_after(const struct ts_maps *m, const char *before);
 
 /* ---- local.c: local clients, balanced at connect() (load --cgroup) ------- */
 

@@ -1006,6 +1006,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	struct bpf_map *map;
 	__u32 zero = 0, pinned_abi = 0;
 	__u64 ns_dev, ns_ino;
+	char *journal_before = NULL;
 	int lock_fd = -1, r;
 
 	r = ts_check_root(err);
@@ -1078,6 +1079,8 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 		if (r)
 			goto out;
 		r = m.settings >= 0 && bpf_map_lookup_elem(m.settings, &zero, &old) ? -errno : 0;
+		/* --seed changes the configuration: journaled as any change */
+		journal_before = r ? NULL : ts_journal_before(&m);
 		ts_maps_close(&m);
 		prev_flags = old.flags;
 		if (r) {
@@ -1225,6 +1228,15 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	r = r ?: ts_migration_commit(&mg, o->pin_dir, skel_map_fd, skel, err);
 	if (r)
 		goto fail;
+	if (journal_before) {
+		struct ts_maps m;
+		struct ts_err jerr;
+
+		if (!ts_maps_open(&m, o->pin_dir, &jerr)) {
+			ts_journal_after(&m, journal_before);
+			ts_maps_close(&m);
+		}
+	}
 	warn_forwarding("/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward");
 	goto out;
 fail:
@@ -1238,6 +1250,7 @@ fail:
 			rmdir(o->pin_dir);
 	}
 out:
+	free(journal_before);
 	if (skel)
 		ts_bpf_destroy(skel);
 	if (lock_fd >= 0)

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* tcpshift downgrade */
+#include <stdio.h>
+
+#include "cmd.h"
+
+static const char help[] =
+	"Usage: tcpshift downgrade --to-layout N [--accept-loss]\n"
+	"\n"
+	"Hand the instance to the previous release without dropping a connection:\n"
+	"convert its pinned maps to map layout N in place (5: release 0.2.0), then\n"
+	"run that release's 'tcpshift load' with the same devices, which reuses them\n"
+	"and replaces the programs. Until then the programs of this build stay\n"
+	"attached and keep forwarding (the counts they make meanwhile are not kept),\n"
+	"and the instance belongs to the older release: its commands work on it, this\n"
+	"build's 'load' upgrades it again. Stop this build's agent and sync first.\n"
+	"What layout N cannot hold is listed; with any, nothing changes unless\n"
+	"--accept-loss is given. Pinned flows, half-open flows, reverse entries,\n"
+	"direct connections, local sockets, the configuration, health state and\n"
+	"rollouts are kept. Killed, it is run again to finish.\n"
+	"\n"
+	"  --to-layout N   the layout to convert to (see 'tcpshift --version'; the\n"
+	"                  previous release's: 5)\n"
+	"  --accept-loss   downgrade even if something listed is lost\n"
+	"\n"
+	"Exit status: 0 done, 1 runtime error, 2 usage error or a loss not accepted.\n"
+	"\n"
+	"Example:\n"
+	"  tcpshift downgrade --to-layout 5 && /opt/tcpshift-0.2.0/tcpshift load --dev eth0\n";
+
+int cmd_downgrade(struct cli_ctx *ctx, int argc, char **argv)
+{
+	__u32 to = 0;
+	bool accept_loss = false;
+	const struct cli_opt opts[] = {
+		{ "to-layout", 0, CLI_U32, &to, .metavar = "N", .min = 1, .max = 1000 },
+		{ "accept-loss", 0, CLI_FLAG, &accept_loss },
+		CLI_OPT_HELP,
+		{},
+	};
+	struct ts_losses lost;
+	struct ts_err err;
+	int r;
+
+	r = cli_no_args(argc, argv, opts, help);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (!to)
+		return cli_usage(argv[0], "downgrade needs --to-layout N (the previous release's: 5)");
+	if (ts_downgrade(ctx->pin_dir, to, accept_loss, &lost, &err))
+		return cli_report(&err);
+	for (size_t i = 0; i < lost.n; i++)
+		printf("lost: %s\n", lost.what[i]);
+	printf("%s holds layout %u: run the older release's 'tcpshift load' with the same "
+	       "devices to hand it over\n", ctx->pin_dir, to);
+	return 0;
+}
