@@ -223,10 +223,11 @@ second_addresses() {
 		lladdr "$(mac_of "$NS_B2" "$BE2_DEV")" nud permanent dev b2
 }
 
-# packets METHOD N [PPS ARGS]: one pps round; records syn_ns, established_ns
-# (core ns per delivered packet, the baseline not yet subtracted)
+# packets METHOD N [PPS ARGS]: one pps round (pps fails it unless every flow's
+# handshake passes the gateway); records per phase core_ns (per delivered
+# packet, the baseline not yet subtracted) and lost (taken in, not delivered)
 packets() {
-	local m=$1 n=$2 out line ph d c
+	local m=$1 n=$2 out line ph d c a
 	shift 2
 
 	out=$(timeout "$STEP_TIMEOUT" "$PPS" --gen "$NS_GEN:g0" --gw "$NS_GW:$GW_DEV" \
@@ -239,6 +240,8 @@ packets() {
 		ph=${line%% *} ph=${ph#phase=}
 		d=$(sed -n 's/.* delivered=\([0-9]*\).*/\1/p' <<<"$line")
 		c=$(sed -n 's/.* cpu_ns=\([0-9]*\).*/\1/p' <<<"$line")
+		a=$(sed -n 's/.* accepted=\([0-9]*\).*/\1/p' <<<"$line")
+		rec "$n" "$m" "${ph}_lost" "$((a - d))"
 		[ "${d:-0}" -gt 0 ] && rec "$n" "$m" "${ph}_core_ns" "$(awk -v c="$c" -v d="$d" 'BEGIN { printf "%.1f", c / d }')"
 	done <<<"$out"
 }
