@@ -5,7 +5,8 @@
 # one size past this build's limit, in short phases, so that the benchmark
 # cannot rot unseen: every method loads the whole configuration, changes one
 # weight, and passes real packets to services spread over all N (pps fails a
-# round whose handshakes do not all come through); tcpshift's in-kernel figures
+# round whose handshakes do not all come through; tcpshift's stats show new
+# flows on every one of the N services); tcpshift's in-kernel figures
 # are there; the size past the limit is skipped with a line saying so; the
 # table and the plots are written. Speed is never asserted. Namespaces
 # tspps-<pid>-*, pin directory /sys/fs/bpf/tcpshift-pps-<pid>: scale.sh's
@@ -45,6 +46,11 @@ for n in 1 100; do
 		[ -z "$(val "$n" "$m" status)" ] && [ -z "$miss" ] &&
 			pass "bench-scale: $m at $n services: load, weight change, SYN and established figures" ||
 			fail "bench-scale: $m at $n" "missing:${miss:- none} status: $(val "$n" "$m" status)"
+	done
+	for m in tcpshift tcpshift-xdp; do
+		h=$(val "$n" "$m" services_hit)
+		[ "$h" = "$n" ] && pass "bench-scale: $m at $n services: new flows reached every service" ||
+			fail "bench-scale: $m spread at $n" "${h:-no} services of $n took new flows"
 	done
 	miss=
 	for k in tc_syn tc_established xdp_syn xdp_established; do

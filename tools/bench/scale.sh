@@ -257,6 +257,9 @@ run_method() {	# METHOD N
 		configure "$m" "$n" || { teardown; rec "$n" "$m" status failed; return 0; }
 	fi
 	packets "$m" "$n" "${args[@]}" || rec "$n" "$m" status failed
+	# the services that took new flows: the packets were spread over all N
+	[[ $m == tcpshift* ]] && rec "$n" "$m" services_hit "$(ts -j stats 2>/dev/null |
+		jq '[.services[] | select(([.backends[].new_flows] | add) > 0)] | length')"
 	teardown
 }
 
