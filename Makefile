@@ -7,7 +7,8 @@
 # make demo     the traffic-shifting demo in network namespaces (INTERACTIVE=1 pauses)
 # make fuzz     the parsers' libFuzzer target for FUZZ_SECONDS (make test runs it briefly)
 # make bench    tcpshift against direct routing and peers; make microbench: ns/packet;
-#               make bench-pps: packets per second through the gateway on one core
+#               make bench-pps: packets per second through the gateway on one core;
+#               make bench-scale: the cost of 1 to 65,536 services against iptables/nftables
 # make install  both binaries, man page, bash completion and the systemd units under
 #               $(DESTDIR)$(PREFIX)
 # make deb      build/tcpshift_VERSION_ARCH.deb (dpkg-deb, no network)
@@ -66,7 +67,7 @@ endif
 .DELETE_ON_ERROR:
 .PHONY: all deps test test-unit test-bpf test-e2e test-bpf-xdp test-e2e-xdp demo clean install uninstall format
 .PHONY: release-tags deb
-.PHONY: bench microbench bench-pps bench-startup
+.PHONY: bench microbench bench-pps bench-scale bench-startup
 
 all: $(OUTPUT)/tcpshift $(OUTPUT)/tcpshiftd $(TOOLS)
 
@@ -185,13 +186,14 @@ $(TEST_BPF): $(wildcard tests/bpf/*.c tests/bpf/*.h) $(OUTPUT)/libtcpshiftd.a $(
 	$(Q)$(CC) $(CFLAGS) -Itests/bpf -Iuser/daemon $(filter %.c,$^) $(OUTPUT)/libtcpshiftd.a \
 		$(OUTPUT)/libtcpshift.a $(LDLIBS) $(DAEMON_LIBS) -lcmocka -o $@
 
-# $(PPS): tests/e2e/test_pps.sh runs make bench-pps's harness on a tiny round
+# $(PPS): tests/e2e/test_pps.sh runs make bench-pps's harness on a tiny round;
+# $(MICROBENCH): tests/e2e/test_bench_scale.sh runs make bench-scale's at 1 and 100 services
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE) $(PPS)
+	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE) $(PPS) $(MICROBENCH)
 	$(Q)tests/run.sh
 
 test-unit test-bpf test-e2e test-bpf-xdp test-e2e-xdp: deps
-	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE) $(PPS)
+	$(Q)$(MAKE) --no-print-directory all $(TEST_UNIT) $(TEST_BPF) $(FUZZ_PARSE) $(PPS) $(MICROBENCH)
 	$(Q)tests/run.sh $(@:test-%=%)
 
 demo: deps
@@ -344,6 +346,15 @@ bench-pps: deps
 	$(Q)$(MAKE) --no-print-directory all $(PPS) $(BENCH_OUT)/empty.bpf.o
 	$(Q)QUICK=$(QUICK) ROUNDS=$(ROUNDS) SECONDS_PER_PHASE=$(SECONDS_PER_PHASE) CPU=$(CPU) \
 		METHODS="$(METHODS)" tools/bench/pps.sh
+
+# make bench-scale  1, 1,000, 10,000 and 65,536 services (those within this build's
+#                   TS_MAX_SERVICES): tcpshift tc and xdp, iptables DNAT in kube-proxy's
+#                   style, nftables with a verdict map; SYN and established ns per
+#                   packet, whole-config load and one weight change (tools/bench/scale.sh;
+#                   SIZES, METHODS, CPU): build/bench/scale.md, scale-*.png
+bench-scale: deps
+	$(Q)$(MAKE) --no-print-directory all $(PPS) $(MICROBENCH)
+	$(Q)SIZES="$(SIZES)" METHODS="$(METHODS)" CPU=$(CPU) tools/bench/scale.sh
 
 # make bench-startup   the one-shot commands' start-to-exit time, this build against
 #                     BASE (a commit) side by side (tools/bench/startup.sh)

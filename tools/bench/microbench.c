@@ -79,13 +79,15 @@ static struct {
 	int		shots;		/* single-shot samples per case */
 	int		weight_iters;
 	bool		quick;
-	bool		do_packets, do_weights, do_flows;
+	__u32		services;	/* scale: services configured */
+	bool		do_packets, do_weights, do_flows, do_scale;
 } opt = {
 	.out_dir = "build/bench",
 	.repeat = 1000000,
 	.runs = 5,
 	.shots = 20000,
 	.weight_iters = 25,
+	.services = 1,
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -1406,6 +1408,114 @@ static void bench_packets(void)
 	env_close(&main_env);
 }
 
+/* ---- scale: the same packets with N services configured ------------------------------ */
+
+/*
+ * make bench-scale's in-kernel figures (tools/bench/scale.sh): N services of
+ * two backends each, VIPs 198.19.0.0 and up (port VPORT), the measured one
+ * (web4, VIP4) added last, then an established flow's ACK and a new flow's
+ * SYN through the tc program and through the XDP program, as in "packets".
+ * The measured VIP is the same packet after packet: this is the lookup in a
+ * table of N entries with the service's entry in cache; scale.sh's real
+ * packets spread over all N. XDP passes every SYN on to tc (doc/DESIGN.md,
+ * "XDP"): xdp_syn is the XDP program's part, and a SYN's cost in xdp mode is
+ * it plus tc_syn. One line on stdout per case: "scale services=N case=KEY
+ * ns=MEDIAN_OVER_BASELINE valid=0|1".
+ */
+static void config_scale(struct env *e, __u32 services)
+{
+	struct ts_err err = {};
+	char name[TS_NAME_LEN], vip[64], v1[64], v2[64];
+	double t0 = now_ns();
+
+	/* a backend address:port serves one service: 2 x 2 addresses x 32768 ports */
+	for (__u32 i = 0; i + 1 < services; i++) {
+		snprintf(name, sizeof(name), "s%u", i);
+		snprintf(vip, sizeof(vip), "198.19.%u.%u:%u", i >> 8 & 255, i & 255, VPORT);
+		snprintf(v1, sizeof(v1), "198.18.4.%u:%u", 1 + i / 32768, 1024 + i % 32768);
+		snprintf(v2, sizeof(v2), "198.18.5.%u:%u", 1 + i / 32768, 1024 + i % 32768);
+		must(service_add(e, name, vip, TS_DEFAULT_TABLE_SIZE, &err), &err, name);
+		must(backend_add(e, name, "v1", v1, 1, &err), &err, name);
+		must(backend_add(e, name, "v2", v2, 1, &err), &err, name);
+	}
+	/* the measured service: v1 only, as T_SYNACK's sender */
+	must(service_add(e, "web4", VIP4 ":8008", TS_DEFAULT_TABLE_SIZE, &err), &err, "web4");
+	must(backend_add(e, "web4", "v1", "198.18.2.11:8008", 1, &err), &err, "web4 v1");
+	must(backend_add(e, "web4", "v2", "198.18.2.12:8008", 0, &err), &err, "web4 v2");
+	fprintf(stderr, "  scale: %u services configured in %.1f s\n", services,
+		(now_ns() - t0) / 1e9);
+}
+
+static void bench_scale(void)
+{
+	struct pcase *wempty, *wxempty, *c;
+	struct pkt syn, synack, ack;
+	struct env e;
+	__u32 confirmed = 0;
+
+	env_open(&e, opt.runs * opt.repeat + opt.repeat);
+	config_scale(&e, opt.services);
+	build(&syn, 4, T_SYN, 40000);
+	build(&synack, 4, T_SYNACK, 40000);
+	build(&ack, 4, T_ACK, 40000);
+	test_run(e.prog_fd, &syn, 1);
+	test_run(e.prog_fd, &synack, 1);
+	test_run(e.prog_fd, &ack, 1);
+	if (ts_count_entries(e.maps.flows, sizeof(struct ts_flow_key), &confirmed) ||
+	    confirmed != 1)
+		die("scale: the established flow is not confirmed (flows: %u)", confirmed);
+
+	c = wempty = add_case("wrapper + empty program", "wrapped_empty", 4, "wrapped");
+	c->target_fd = empty_fd;
+	c->pkt = ack;
+	c = wxempty = add_case("wrapper + empty XDP program", "xdp_wrapped_empty", 4,
+			       "wrapped-xdp");
+	c->target_fd = empty_xdp_fd;
+	c->pkt = ack;
+	c = add_case("tc: established flow", "tc_established", 4, "wrapped");
+	c->target_fd = e.prog_fd;
+	c->baseline = wempty;
+	c->pkt = ack;
+	c = add_case("tc: SYN of a new flow", "tc_syn", 4, "wrapped");
+	c->target_fd = e.prog_fd;
+	c->baseline = wempty;
+	c->mod = 0xffffffffU;
+	c->base = 5000000;
+	c->pkt = syn;
+	c = add_case("xdp: established flow", "xdp_established", 4, "wrapped-xdp");
+	c->target_fd = e.xdp_fd;
+	c->baseline = wxempty;
+	c->pkt = ack;
+	c = add_case("xdp: SYN (passed on to tc)", "xdp_syn", 4, "wrapped-xdp");
+	c->target_fd = e.xdp_fd;
+	c->baseline = wxempty;
+	c->mod = 0xffffffffU;
+	c->base = 500000000;
+	c->pkt = syn;
+
+	for (int run = 0; run < opt.runs; run++)
+		for (int i = 0; i < ncases; i++)
+			case_run(&cases[i], run);
+	for (int i = 0; i < ncases; i++) {
+		c = &cases[i];
+		if (!c->baseline)
+			continue;
+		/* the verdict of the last run: what the program did with the packet */
+		if (!strcmp(c->key, "xdp_established"))
+			c->valid = c->retval == XDP_REDIRECT;
+		else if (!strcmp(c->key, "xdp_syn"))
+			c->valid = c->retval == XDP_PASS;
+		else
+			c->valid = c->retval == 0;
+		printf("scale services=%u case=%s ns=%.1f valid=%d\n", opt.services, c->key,
+		       median(c->dur, opt.runs) - median(c->baseline->dur, opt.runs), c->valid);
+	}
+	if (counter(&e, TS_CNT_NEW_FLOWS) < (__u64)opt.runs * opt.repeat)
+		die("scale: not every SYN was a new flow");
+	fflush(stdout);
+	env_close(&e);
+}
+
 /* ---- child processes (the CLI) ------------------------------------------------------ */
 
 struct proc_result {
@@ -1817,6 +1927,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: microbench [--out DIR] [--tcpshift PATH] [--repeat N] [--runs N]\n"
 		"                  [--shots N] [--quick] [packets] [weights] [flows]\n"
+		"       microbench [--repeat N] [--runs N] --services N scale\n"
 		"\n"
 		"Per-packet cost of tcpshift's tc program under BPF_PROG_TEST_RUN, weight\n"
 		"change time, flow dump time and map memory. Without a section name, all three.\n"
@@ -1826,6 +1937,8 @@ static void usage(FILE *f)
 		"  --runs N     runs per case, the median is reported (default 5, at most 15)\n"
 		"  --shots N    single-shot samples per case (default 20000)\n"
 		"  --quick      small and fast, for trying it out (not for the record)\n"
+		"  --services N scale: N services configured; prints one line per case on\n"
+		"               stdout and writes no files (make bench-scale)\n"
 		"  --tcpshift PATH   the CLI (default: ../tcpshift next to this binary)\n");
 }
 
@@ -1838,6 +1951,7 @@ int main(int argc, char **argv)
 		{ "runs", required_argument, NULL, 'n' },
 		{ "shots", required_argument, NULL, 's' },
 		{ "quick", no_argument, NULL, 'q' },
+		{ "services", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -1870,6 +1984,9 @@ int main(int argc, char **argv)
 			opt.shots = 2000;
 			opt.weight_iters = 7;
 			break;
+		case 'S':
+			opt.services = (__u32)strtoul(optarg, NULL, 10);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1878,7 +1995,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (opt.repeat < 1 || opt.runs < 1 || opt.runs > 15 || opt.shots < 1) {
+	if (opt.repeat < 1 || opt.runs < 1 || opt.runs > 15 || opt.shots < 1 ||
+	    opt.services < 1 || opt.services > 65536) {
 		usage(stderr);
 		return 2;
 	}
@@ -1889,12 +2007,18 @@ int main(int argc, char **argv)
 			opt.do_weights = true;
 		else if (!strcmp(argv[i], "flows"))
 			opt.do_flows = true;
+		else if (!strcmp(argv[i], "scale"))
+			opt.do_scale = true;
 		else {
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (!opt.do_packets && !opt.do_weights && !opt.do_flows)
+	if (opt.do_scale && (opt.do_packets || opt.do_weights || opt.do_flows)) {
+		usage(stderr);
+		return 2;
+	}
+	if (!opt.do_packets && !opt.do_weights && !opt.do_flows && !opt.do_scale)
 		opt.do_packets = opt.do_weights = opt.do_flows = true;
 	if (geteuid())
 		die("must run as root (BPF programs and maps)");
@@ -1932,6 +2056,12 @@ int main(int argc, char **argv)
 	empty_xdp_fd = bpf_program__fd(empty_skel->progs.empty_xdp);
 	prims = prims_load(0, -1);
 
+	if (opt.do_scale) {
+		bench_scale();
+		bench_prims__destroy(prims);
+		bench_empty__destroy(empty_skel);
+		return 0;
+	}
 	jroot = json_object_new_object();
 	md_open();
 	fprintf(md, "# tcpshift microbenchmark\n\n");

@@ -51,6 +51,7 @@ __u32 gen_syn;		/* send SYNs (else ACKs of the established flows) */
 __u32 gen_direct;	/* to the backends' own addresses (plain forwarding), not the VIP */
 __be32 vip;
 __be16 vip_port;
+__u32 vips;		/* flow f goes to VIP vip + pps_vip_index(f, vips) (1: vip itself) */
 __be32 backend_addr[2];
 __u32 reflex;		/* the sinks answer SYNs and SYN-ACKs */
 
@@ -143,7 +144,8 @@ int pps_gen(struct xdp_md *ctx)
 	port = pps_client_port(f);
 	isn = pps_isn_client(addr, port);
 	p.ip->saddr = bpf_htonl(addr);
-	p.ip->daddr = gen_direct ? backend_addr[f & 1] : vip;
+	p.ip->daddr = gen_direct ? backend_addr[f & 1]
+				 : bpf_htonl(bpf_ntohl(vip) + pps_vip_index(f, vips));
 	p.tcp->source = bpf_htons(port);
 	p.tcp->dest = vip_port;
 	if (gen_syn)

@@ -31,6 +31,18 @@ static inline __u16 pps_client_port(__u32 f)
 	return 1024 + f / PPS_CLIENT_ADDRS;
 }
 
+/* The VIP of flow f among n consecutive ones (make bench-scale): a hash of
+ * f, so that consecutive flows land on services spread over all n. */
+static inline __u32 pps_vip_index(__u32 f, __u32 n)
+{
+	f ^= f >> 16;
+	f *= 0x7feb352du;
+	f ^= f >> 15;
+	f *= 0x846ca68bu;
+	f ^= f >> 16;
+	return n > 1 ? f % n : 0;
+}
+
 /* Initial sequence numbers, functions of the client's address and port, so
  * that the generator can acknowledge a SYN-ACK it never saw. */
 static inline __u32 pps_isn_client(__u32 addr, __u16 port)

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# make bench-scale's harness (tools/bench/scale.sh) at 1 and 100 services and
+# one size past this build's limit, in short phases, so that the benchmark
+# cannot rot unseen: every method loads the whole configuration, changes one
+# weight, and passes real packets to services spread over all N (pps fails a
+# round whose handshakes do not all come through; tcpshift's stats show new
+# flows on every one of the N services); tcpshift's in-kernel figures
+# are there; the size past the limit is skipped with a line saying so; the
+# table and the plots are written. Speed is never asserted. Namespaces
+# tspps-<pid>-*, pin directory /sys/fs/bpf/tcpshift-pps-<pid>: scale.sh's
+# trap removes them.
+
+cd "$(dirname "$0")/../.." || exit 1
+# shellcheck source=tests/e2e/lib.sh
+. tests/e2e/lib.sh
+
+E2E_NAME=bench-scale
+[ "$(id -u)" -eq 0 ] || { fail "bench-scale: setup" "needs root"; exit 1; }
+for b in build/tcpshift build/bench/pps build/bench/microbench; do
+	[ -x "$b" ] || { fail "bench-scale: setup" "$b missing (make all build/bench/pps build/bench/microbench)"; exit 1; }
+done
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/tsscale-test-$$.XXXXXX") || exit 1
+trap 'rm -rf -- "$OUT"' EXIT
+LIMIT=$(printf '#include "tcpshift.h"\nTS_MAX_SERVICES\n' | cc -E -P -Iinclude -x c - | tail -n 1)
+LIMIT=$((LIMIT))
+OVER=
+[ "$LIMIT" -lt 65536 ] && OVER=$((LIMIT + 1))
+
+SIZES="1 100 $OVER" SCALE_SECONDS=0.1 SCALE_WARMUP=0.05 SCALE_FLOWS=128 REPEAT=20000 RUNS=1 \
+	WEIGHT_RUNS=1 STEP_TIMEOUT=30 INSTALL=0 OUT="$OUT" timeout 120 tools/bench/scale.sh \
+	>"$OUT/log" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] && pass "bench-scale: the run completes" ||
+	fail "bench-scale: run" "exit $rc: $(tail -n 5 "$OUT/log" | tr '\n' ' ')"
+
+RAW=$OUT/scale-raw.tsv
+val() { awk -F'\t' -v n="$1" -v m="$2" -v k="$3" '$1 == n && $2 == m && $3 == k { print $4 }' "$RAW" 2>/dev/null; }
+for n in 1 100; do
+	for m in iptables nftables tcpshift tcpshift-xdp; do
+		miss=
+		for k in load_ms weight_ms syn_core_ns established_core_ns; do
+			[ -n "$(val "$n" "$m" "$k")" ] || miss="$miss $k"
+		done
+		[ -z "$(val "$n" "$m" status)" ] && [ -z "$miss" ] &&
+			pass "bench-scale: $m at $n services: load, weight change, SYN and established figures" ||
+			fail "bench-scale: $m at $n" "missing:${miss:- none} status: $(val "$n" "$m" status)"
+	done
+	for m in tcpshift tcpshift-xdp; do
+		h=$(val "$n" "$m" services_hit)
+		[ "$h" = "$n" ] && pass "bench-scale: $m at $n services: new flows reached every service" ||
+			fail "bench-scale: $m spread at $n" "${h:-no} services of $n took new flows"
+	done
+	miss=
+	for k in tc_syn tc_established xdp_syn xdp_established; do
+		v=$(val "$n" kernel "$k")
+		[ -n "$v" ] && [ "$v" != NA ] || miss="$miss $k"
+	done
+	[ -z "$miss" ] && pass "bench-scale: tcpshift's in-kernel figures at $n services" ||
+		fail "bench-scale: in-kernel at $n" "missing or invalid:$miss"
+done
+if [ -n "$OVER" ]; then
+	grep -q "N = $OVER: skipped, over this build's limit of $LIMIT services" "$OUT/scale.md" &&
+		[ -z "$(awk -F'\t' -v n="$OVER" '$1 == n' "$RAW")" ] &&
+		pass "bench-scale: $OVER services, past the limit, skipped with a line saying so" ||
+		fail "bench-scale: over the limit" "no skip line for $OVER, or figures for it"
+fi
+rows=$(grep -cE '^\| (1|100) \| (iptables|nftables|tcpshift|tcpshift-xdp) \| [0-9-]+ \| [0-9-]+ \|' "$OUT/scale.md")
+[ "$rows" = 8 ] && pass "bench-scale: the table has a row of figures per size and method" ||
+	fail "bench-scale: table" "$rows rows of 8"
+if command -v gnuplot >/dev/null; then
+	[ -s "$OUT/scale-packets.png" ] && [ -s "$OUT/scale-control.png" ] &&
+		pass "bench-scale: both plots written" || fail "bench-scale: plots" "missing"
+fi
+grep -E '^\| (1|100) \|' "$OUT/scale.md" | while read -r line; do info "$line"; done
+e2e_status

@@ -1,0 +1,439 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# make bench-scale: what the number of services costs, side by side in one run,
+# at N = 1, 1,000, 10,000 and 65,536 services of two backends each, for
+# tcpshift (tc and xdp), iptables DNAT in kube-proxy's style and nftables
+# with a verdict map.
+#
+# Per size and method, on make bench-pps's namespaces (tools/bench/pps.sh,
+# sourced: generator -> gateway -> two backends):
+#   load     the time to put the whole configuration in place: tcpshift
+#            import of the document, iptables-restore of the nat table, nft -f
+#            of the ruleset (tcpshift's load, the programs, is not counted)
+#   weight   the time to change one service's weights (the middle one), the
+#            median of WEIGHT_RUNS changes: tcpshift weight; iptables-restore
+#            --noflush of that service's chain, as kube-proxy's partial sync
+#            writes it; nft -f flushing and refilling that service's chain
+#   syn, established
+#            the gateway's ns per packet with real packets (tools/bench/pps.c
+#            --vips N: each flow's VIP picked by a hash over all N), one core,
+#            minus the same size's baseline (the gateway's device drops every
+#            packet at XDP), as in make bench-pps
+# and for tcpshift alone, in the kernel with BPF_PROG_TEST_RUN on the real
+# object (tools/bench/microbench.c's scale section): the tc and XDP programs'
+# ns per SYN and per established ACK with N services configured.
+#
+# Services: VIP i is 198.19.0.0 + i, port 80; its backends 198.18.2.{2,3}
+# and 198.18.3.{2,3}, port 1024 + i % 32768 (a backend address:port serves one
+# service in tcpshift), weights 1:1.
+#
+# Sizes above this build's limit (TS_MAX_SERVICES of include/tcpshift.h) are
+# skipped with a line saying so. Knobs: SIZES="1 1000 10000 65536"
+# METHODS="iptables nftables tcpshift tcpshift-xdp" SCALE_SECONDS=1
+# SCALE_WARMUP=0.3 SCALE_FLOWS=4096 WEIGHT_RUNS=5 CPU=0 REPEAT=200000 RUNS=5
+# STEP_TIMEOUT=180 (seconds, any one load, import or pps round) INSTALL=1 (0:
+# never apt-get) OUT=build/bench. Output: OUT/scale.md, OUT/scale-raw.tsv,
+# OUT/scale-packets.png, OUT/scale-control.png. Needs root. Only
+# 198.18.0.0/15; namespaces tspps-<pid>-*, pin directory
+# /sys/fs/bpf/tcpshift-pps-<pid>, files in a temporary directory: the trap
+# removes them.
+
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+METHODS=${METHODS:-"iptables nftables tcpshift tcpshift-xdp"}	# before pps.sh sets its own
+PPS_SOURCE_ONLY=1
+# shellcheck source=tools/bench/pps.sh
+. "$ROOT/tools/bench/pps.sh"
+MICROBENCH=${MICROBENCH:-$ROOT/build/bench/microbench}
+SIZES=${SIZES:-"1 1000 10000 65536"}
+SECONDS_PER_PHASE=${SCALE_SECONDS:-1}
+WARMUP=${SCALE_WARMUP:-0.3}
+FLOWS=${SCALE_FLOWS:-4096}
+WEIGHT_RUNS=${WEIGHT_RUNS:-5}
+REPEAT=${REPEAT:-200000}
+RUNS=${RUNS:-5}
+STEP_TIMEOUT=${STEP_TIMEOUT:-180}
+VIP_BASE=198.19.0.0
+
+die() {
+	echo "bench-scale: $*" >&2
+	exit 1
+}
+
+# ---- the configuration of N services, in each method's own language ------------------------
+
+vip_of() { echo "198.19.$(($1 >> 8)).$(($1 & 255))"; }
+# backend_of I B: backend B (0, 1) of service I
+backend_of() { echo "198.18.$((2 + $2)).$((2 + $1 / 32768)):$((1024 + $1 % 32768))"; }
+
+# The generators are awk: 65,536 services in a second, not a shell loop's minute.
+gen_tcpshift() {	# N: the import document
+	awk -v n="$1" 'BEGIN {
+		printf "{\"tcpshift\": 1, \"seed\": 1, \"services\": ["
+		for (i = 0; i < n; i++) {
+			a = 2 + int(i / 32768); p = 1024 + i % 32768
+			printf "%s{\"name\": \"s%d\", \"vip\": \"198.19.%d.%d:80\", \"backends\": [" \
+				"{\"name\": \"a\", \"addr\": \"198.18.2.%d:%d\", \"weight\": 1}, " \
+				"{\"name\": \"b\", \"addr\": \"198.18.3.%d:%d\", \"weight\": 1}]}\n",
+				i ? ", " : "", i, int(i / 256), i % 256, a, p, a, p
+		}
+		print "]}"
+	}'
+}
+
+# kube-proxy's iptables mode: one rule per service in TS-SERVICES, jumping to the
+# service's chain, which picks an endpoint chain with -m statistic; the
+# endpoint chain DNATs.
+ipt_svc_chain() {	# I PROBABILITY: the service chain's lines (restore syntax)
+	printf -- ':TS-SVC-%d - [0:0]\n' "$1"
+	printf -- '-A TS-SVC-%d -m statistic --mode random --probability %s -j TS-SEP-%d-a\n' \
+		"$1" "$2" "$1"
+	printf -- '-A TS-SVC-%d -j TS-SEP-%d-b\n' "$1" "$1"
+}
+
+gen_iptables() {	# N: the nat table for iptables-restore
+	awk -v n="$1" 'BEGIN {
+		print "*nat"
+		print ":PREROUTING ACCEPT [0:0]"
+		print ":TS-SERVICES - [0:0]"
+		for (i = 0; i < n; i++)
+			printf ":TS-SVC-%d - [0:0]\n:TS-SEP-%d-a - [0:0]\n:TS-SEP-%d-b - [0:0]\n", i, i, i
+		print "-A PREROUTING -j TS-SERVICES"
+		for (i = 0; i < n; i++) {
+			a = 2 + int(i / 32768); p = 1024 + i % 32768
+			printf "-A TS-SERVICES -d 198.19.%d.%d/32 -p tcp --dport 80 -j TS-SVC-%d\n",
+				int(i / 256), i % 256, i
+			printf "-A TS-SVC-%d -m statistic --mode random --probability 0.5 -j TS-SEP-%d-a\n", i, i
+			printf "-A TS-SVC-%d -j TS-SEP-%d-b\n", i, i
+			printf "-A TS-SEP-%d-a -p tcp -j DNAT --to-destination 198.18.2.%d:%d\n", i, a, p
+			printf "-A TS-SEP-%d-b -p tcp -j DNAT --to-destination 198.18.3.%d:%d\n", i, a, p
+		}
+		print "COMMIT"
+	}'
+}
+
+# kube-proxy's nftables mode: ip daddr . tcp dport vmap to the service's chain,
+# which picks an endpoint chain with numgen; the endpoint chain DNATs.
+nft_svc_chain() {	# I SPLIT: the service chain's rule (SPLIT of 100 to endpoint a)
+	printf 'add rule ip tsscale svc-%d numgen random mod 100 vmap { 0-%d : goto sep-%d-a, %d-99 : goto sep-%d-b }\n' \
+		"$1" "$(($2 - 1))" "$1" "$2" "$1"
+}
+
+gen_nft() {	# N: the ruleset for nft -f
+	awk -v n="$1" 'BEGIN {
+		print "table ip tsscale {"
+		print "\tmap services { type ipv4_addr . inet_service : verdict; }"
+		print "\tchain pre { type nat hook prerouting priority dstnat; policy accept; " \
+			"ip daddr . tcp dport vmap @services; }"
+		print "\tchain post { type nat hook postrouting priority srcnat; policy accept; }"
+		for (i = 0; i < n; i++) {
+			a = 2 + int(i / 32768); p = 1024 + i % 32768
+			printf "\tchain svc-%d { numgen random mod 100 vmap { 0-49 : goto sep-%d-a, " \
+				"50-99 : goto sep-%d-b }; }\n", i, i, i
+			printf "\tchain sep-%d-a { meta l4proto tcp dnat to 198.18.2.%d:%d; }\n", i, a, p
+			printf "\tchain sep-%d-b { meta l4proto tcp dnat to 198.18.3.%d:%d; }\n", i, a, p
+		}
+		print "}"
+		if (n) {
+			printf "add element ip tsscale services {"
+			for (i = 0; i < n; i++)
+				printf "%s 198.19.%d.%d . 80 : goto svc-%d", i ? "," : "", int(i / 256), i % 256, i
+			print " }"
+		}
+	}'
+}
+
+# ---- measuring ---------------------------------------------------------------------------------
+
+now_ns() { date +%s%N; }
+
+# timed VAR CMD...: run CMD (stdin kept) within STEP_TIMEOUT; VAR = its wall ms; status of CMD
+timed() {
+	local __var=$1 t0 rc
+	shift
+	t0=$(now_ns)
+	timeout "$STEP_TIMEOUT" "$@" >/dev/null 2>>"$TMP/step.err"
+	rc=$?
+	printf -v "$__var" '%s' "$(awk -v a="$t0" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e6 }')"
+	return $rc
+}
+
+median_of() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
+	if (!NR) print "NA"; else printf "%.3f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+rec() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; }	# SIZE METHOD METRIC VALUE
+
+# configure METHOD N: the whole configuration, timed; then one weight change
+# WEIGHT_RUNS times. Prints pps's extra arguments.
+configure() {
+	local m=$1 n=$2 ms i mid=$(($2 / 2)) times=() split
+
+	case $m in
+	iptables)
+		gen_iptables "$n" >"$TMP/conf"
+		timed ms nsenter --net="/run/netns/$NS_GW" iptables-legacy-restore <"$TMP/conf" ||
+			{ log "$m" "iptables-restore of $n services failed or took over ${STEP_TIMEOUT} s"; return 1; }
+		rec "$n" "$m" load_ms "$ms"
+		for ((i = 0; i < WEIGHT_RUNS; i++)); do
+			split=0.$((30 + i * 10))
+			{ echo '*nat'; ipt_svc_chain "$mid" "$split"; echo COMMIT; } >"$TMP/change"
+			timed ms nsenter --net="/run/netns/$NS_GW" iptables-legacy-restore --noflush <"$TMP/change" ||
+				{ log "$m" "weight change failed"; return 1; }
+			times+=("$ms")
+		done ;;
+	nftables)
+		gen_nft "$n" >"$TMP/conf"
+		timed ms nsenter --net="/run/netns/$NS_GW" nft -f "$TMP/conf" ||
+			{ log "$m" "nft -f of $n services failed or took over ${STEP_TIMEOUT} s"; return 1; }
+		rec "$n" "$m" load_ms "$ms"
+		for ((i = 0; i < WEIGHT_RUNS; i++)); do
+			{ echo "flush chain ip tsscale svc-$mid"; nft_svc_chain "$mid" $((30 + i * 10)); } \
+				>"$TMP/change"
+			timed ms nsenter --net="/run/netns/$NS_GW" nft -f "$TMP/change" ||
+				{ log "$m" "weight change failed"; return 1; }
+			times+=("$ms")
+		done ;;
+	tcpshift | tcpshift-xdp)
+		local extra=()
+		[ "$m" = tcpshift-xdp ] && extra=(--mode xdp)
+		must "tcpshift load ${extra[*]}" ts load --dev "$GW_DEV" --dev b1 --dev b2 "${extra[@]}"
+		gen_tcpshift "$n" >"$TMP/conf"
+		timed ms "$TCPSHIFT" --pin-dir "$PIN" -n "$NS_GW" import "$TMP/conf" ||
+			{ log "$m" "import of $n services failed or took over ${STEP_TIMEOUT} s: $(tail -n 1 "$TMP/step.err")"; return 1; }
+		rec "$n" "$m" load_ms "$ms"
+		for ((i = 0; i < WEIGHT_RUNS; i++)); do
+			timed ms "$TCPSHIFT" --pin-dir "$PIN" -n "$NS_GW" weight "s$mid" "a=$((30 + i * 10))" "b=$((70 - i * 10))" ||
+				{ log "$m" "weight change failed: $(tail -n 1 "$TMP/step.err")"; return 1; }
+			times+=("$ms")
+		done ;;
+	*) die "unknown method $m" ;;
+	esac
+	rec "$n" "$m" weight_ms "$(echo "${times[@]}" | median_of)"
+}
+
+# the second address of each backend's namespace (services past 32,768)
+second_addresses() {
+	must "backend 1 second address" ip -n "$NS_B1" addr add 198.18.2.3/24 dev "$BE1_DEV"
+	must "backend 2 second address" ip -n "$NS_B2" addr add 198.18.3.3/24 dev "$BE2_DEV"
+	must "neighbour b1 .3" ip -n "$NS_GW" neigh replace 198.18.2.3 \
+		lladdr "$(mac_of "$NS_B1" "$BE1_DEV")" nud permanent dev b1
+	must "neighbour b2 .3" ip -n "$NS_GW" neigh replace 198.18.3.3 \
+		lladdr "$(mac_of "$NS_B2" "$BE2_DEV")" nud permanent dev b2
+}
+
+# packets METHOD N [PPS ARGS]: one pps round (pps fails it unless every flow's
+# handshake passes the gateway); records per phase core_ns (per delivered
+# packet, the baseline not yet subtracted) and lost (taken in, not delivered)
+packets() {
+	local m=$1 n=$2 out line ph d c a
+	shift 2
+
+	out=$(timeout "$STEP_TIMEOUT" "$PPS" --gen "$NS_GEN:g0" --gw "$NS_GW:$GW_DEV" \
+		--backend "$NS_B1:$BE1_DEV:198.18.2.2" --backend "$NS_B2:$BE2_DEV:198.18.3.2" \
+		--vip "$VIP_BASE:80" --vips "$n" --flows "$FLOWS" --seconds "$SECONDS_PER_PHASE" \
+		--warmup "$WARMUP" --cpu "$CPU" --sender auto "$@" 2>"$TMP/pps.err") ||
+		{ log "$m" "packets FAILED: $(tail -n 2 "$TMP/pps.err" | tr '\n' ' ')"; return 1; }
+	while read -r line; do
+		[[ $line == phase=* ]] || continue
+		ph=${line%% *} ph=${ph#phase=}
+		d=$(sed -n 's/.* delivered=\([0-9]*\).*/\1/p' <<<"$line")
+		c=$(sed -n 's/.* cpu_ns=\([0-9]*\).*/\1/p' <<<"$line")
+		a=$(sed -n 's/.* accepted=\([0-9]*\).*/\1/p' <<<"$line")
+		rec "$n" "$m" "${ph}_lost" "$((a - d))"
+		[ "${d:-0}" -gt 0 ] && rec "$n" "$m" "${ph}_core_ns" "$(awk -v c="$c" -v d="$d" 'BEGIN { printf "%.1f", c / d }')"
+	done <<<"$out"
+}
+
+run_method() {	# METHOD N
+	local m=$1 n=$2 args=()
+
+	topology
+	second_addresses
+	if [ "$m" = baseline ]; then
+		args=(--direct --baseline)
+	else
+		configure "$m" "$n" || { teardown; rec "$n" "$m" status failed; return 0; }
+	fi
+	packets "$m" "$n" "${args[@]}" || rec "$n" "$m" status failed
+	# the services that took new flows: the packets were spread over all N
+	[[ $m == tcpshift* ]] && rec "$n" "$m" services_hit "$(ts -j stats 2>/dev/null |
+		jq '[.services[] | select(([.backends[].new_flows] | add) > 0)] | length')"
+	teardown
+}
+
+# in-kernel figures of tcpshift with N services (microbench scale)
+inkernel() {	# N
+	local out line k v
+
+	out=$(timeout "$STEP_TIMEOUT" "$MICROBENCH" --repeat "$REPEAT" --runs "$RUNS" --services "$1" \
+		scale 2>"$TMP/mb.err") ||
+		{ log kernel "microbench at $1 services FAILED: $(tail -n 1 "$TMP/mb.err")"; return 0; }
+	while read -r line; do
+		k=$(sed -n 's/.* case=\([a-z_]*\) .*/\1/p' <<<"$line")
+		v=$(sed -n 's/.* ns=\([-0-9.]*\) valid=1$/\1/p' <<<"$line")
+		[ -n "$k" ] && rec "$1" kernel "$k" "${v:-NA}"
+	done <<<"$out"
+}
+
+# ---- summary --------------------------------------------------------------------------------------
+
+# val SIZE METHOD METRIC
+val() {
+	awk -F'\t' -v n="$1" -v m="$2" -v k="$3" '$1 == n && $2 == m && $3 == k { v = $4 } END { print v }' "$RAW"; }
+
+# gateway ns: core ns minus the baseline of the same size
+gw_ns() {	# SIZE METHOD PHASE
+	local t b
+	t=$(val "$1" "$2" "$3_core_ns") b=$(val "$1" baseline "$3_core_ns")
+	awk -v t="$t" -v b="$b" 'BEGIN { if (t == "" || b == "") print ""; else printf "%.0f", t - b }'
+}
+
+cell() { [ -n "$1" ] && [ "$1" != NA ] && echo "$1" || echo "—"; }
+
+summarize() {
+	local n m
+	{
+		echo "# Scale: the cost of the number of services (make bench-scale)"
+		echo
+		echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r). This build's limit: $LIMIT services."
+		echo "Services of two backends (1:1); real packets: $FLOWS flows confirmed by handshakes first, then ${SECONDS_PER_PHASE} s per phase after ${WARMUP} s of warm-up, one core; each packet's VIP picked by a hash over all N."
+		for n in $SIZES; do
+			[ "$n" -gt "$LIMIT" ] && echo && echo "N = $n: skipped, over this build's limit of $LIMIT services."
+		done
+		echo
+		echo "## Through the gateway (real packets, gateway ns per packet: core ns minus the baseline)"
+		echo
+		echo "| services | method | SYN ns | established ns | load whole config ms | one weight change ms |"
+		echo "|---:|---|---:|---:|---:|---:|"
+		for n in $SIZES; do
+			[ "$n" -gt "$LIMIT" ] && continue
+			for m in $METHODS; do
+				printf '| %s | %s | %s | %s | %s | %s |\n' "$n" "$m" "$(cell "$(gw_ns "$n" "$m" syn)")" \
+					"$(cell "$(gw_ns "$n" "$m" established)")" "$(cell "$(val "$n" "$m" load_ms)")" \
+					"$(cell "$(val "$n" "$m" weight_ms)")"
+			done
+		done
+		echo
+		echo "## tcpshift in the kernel (BPF_PROG_TEST_RUN on the real object, ns per packet over an empty program)"
+		echo
+		echo "| services | tc SYN | tc established | xdp SYN (XDP part + tc SYN) | xdp established |"
+		echo "|---:|---:|---:|---:|---:|"
+		for n in $SIZES; do
+			[ "$n" -gt "$LIMIT" ] && continue
+			printf '| %s | %s | %s | %s | %s |\n' "$n" "$(cell "$(val "$n" kernel tc_syn)")" \
+				"$(cell "$(val "$n" kernel tc_established)")" \
+				"$(cell "$(awk -v a="$(val "$n" kernel xdp_syn)" -v b="$(val "$n" kernel tc_syn)" \
+					'BEGIN { if (a != "" && b != "" && a != "NA" && b != "NA") printf "%.0f", a + b }')")" \
+				"$(cell "$(val "$n" kernel xdp_established)")"
+		done
+		echo
+		echo "Plots: scale-packets.png, scale-control.png (this directory). Raw: scale-raw.tsv."
+	} >"$OUT/scale.md"
+	plot
+}
+
+plot() {
+	local d=$TMP/plot.dat n m
+
+	command -v gnuplot >/dev/null || { log PLOT "no gnuplot: no plots"; return 0; }
+	: >"$d"
+	# one block per method: N syn established load weight
+	for m in $METHODS; do
+		echo "\"$m\"" >>"$d"
+		for n in $SIZES; do
+			[ "$n" -gt "$LIMIT" ] && continue
+			echo "$n $(cell "$(gw_ns "$n" "$m" syn)") $(cell "$(gw_ns "$n" "$m" established)") $(cell "$(val "$n" "$m" load_ms)") $(cell "$(val "$n" "$m" weight_ms)")" |
+				sed 's/—/NaN/g' >>"$d"
+		done
+		printf '\n\n' >>"$d"
+	done
+	gnuplot 2>>"$TMP/gnuplot.err" <<EOF
+set terminal pngcairo size 1100,460 noenhanced font ",11"
+set datafile missing "NaN"
+set logscale x
+set xlabel "services"
+set grid
+set key outside top center horizontal
+set output "$OUT/scale-packets.png"
+set multiplot layout 1,2 title "Gateway ns per packet against the number of services (real packets, one core)"
+set title "SYN of a new flow"
+set ylabel "ns per packet"
+set yrange [0:*]
+plot for [i=0:$(($(wc -w <<<"$METHODS") - 1))] "$d" index i using 1:2 with linespoints lw 2 title columnheader(1)
+set title "established flow"
+plot for [i=0:$(($(wc -w <<<"$METHODS") - 1))] "$d" index i using 1:3 with linespoints lw 2 title columnheader(1)
+unset multiplot
+set output "$OUT/scale-control.png"
+set multiplot layout 1,2 title "Control plane against the number of services"
+set logscale y
+set yrange [*:*]
+set title "load the whole configuration"
+set ylabel "ms"
+plot for [i=0:$(($(wc -w <<<"$METHODS") - 1))] "$d" index i using 1:4 with linespoints lw 2 title columnheader(1)
+set title "change one service's weights"
+plot for [i=0:$(($(wc -w <<<"$METHODS") - 1))] "$d" index i using 1:5 with linespoints lw 2 title columnheader(1)
+unset multiplot
+EOF
+}
+
+# ---- main ----------------------------------------------------------------------------------------
+
+# this build's limit, as the compiler sees it (an expression is fine)
+build_limit() {
+	printf '#include "tcpshift.h"\nTS_MAX_SERVICES\n' |
+		${CC:-cc} -E -P -I"$ROOT/include" -x c - 2>/dev/null | tail -n 1 |
+		{ read -r e; echo $((e)); }
+}
+
+scale_main() {
+	local n m start_s
+
+	[ "$(id -u)" -eq 0 ] || die "must run as root (namespaces, BPF, iptables)"
+	for n in $SIZES; do
+		[[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 65536 ] ||
+			{ echo "bench-scale: SIZES: '$n' is not a number of services from 1 to 65536" >&2; exit 2; }
+	done
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/tsscale-$ID.XXXXXX") || die "mktemp failed"
+	mkdir -p "$OUT"
+	RAW=$OUT/scale-raw.tsv
+	LIMIT=$(build_limit) && [ "$LIMIT" -gt 0 ] 2>/dev/null || die "cannot read TS_MAX_SERVICES from include/tcpshift.h"
+	if [ "${SUMMARIZE_ONLY:-0}" = 1 ]; then
+		[ -s "$RAW" ] || die "$RAW: nothing to summarize"
+		summarize
+		cat "$OUT/scale.md"
+		return 0
+	fi
+	[ -x "$TCPSHIFT" ] && [ -x "$PPS" ] && [ -x "$MICROBENCH" ] ||
+		die "build first: make all build/bench/pps build/bench/microbench (or make bench-scale)"
+	mountpoint -q /sys/fs/bpf || die "/sys/fs/bpf is not mounted (bpffs)"
+	[ -e "$PIN" ] && die "$PIN already exists"
+	install_peers
+	for m in ethtool jq nsenter iptables-legacy-restore nft awk; do
+		command -v "$m" >/dev/null || die "$m not found"
+	done
+	: >"$RAW"
+	start_s=$SECONDS
+	for n in $SIZES; do
+		if [ "$n" -gt "$LIMIT" ]; then
+			log SKIP "$n services: over this build's limit of $LIMIT (TS_MAX_SERVICES)"
+			continue
+		fi
+		for m in baseline $METHODS; do
+			log "$n" "$m"
+			run_method "$m" "$n"
+		done
+		log "$n" "tcpshift in the kernel (microbench)"
+		inkernel "$n"
+	done
+	summarize
+	log DONE "$OUT/scale.md, scale-raw.tsv, scale-*.png ($((SECONDS - start_s)) s)"
+	cat "$OUT/scale.md"
+}
+
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+scale_main "$@"
