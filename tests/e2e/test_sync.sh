@@ -410,6 +410,18 @@ rejected() {
 	v=$(metric "${2:-gc}" "tcpshift_sync_rejected_total{peer=\"${3:-198.18.2.1}:7946\",reason=\"$1\"}")
 	echo "${v:-0}"
 }
+# settle CONDITION: until the shell CONDITION holds (what a datagram just sent
+# must do), at most 5 s; a check of what must not happen comes after one of
+# what must, for a datagram sent later (C reads its socket in order)
+settle() {
+	local i
+
+	for ((i = 0; i < 50; i++)); do
+		eval "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
 # send_as GW ARGS...: ts-synctest send from GW's sync address to C.
 send_as() {
 	local g=$1
@@ -421,7 +433,7 @@ epoch=$(date +%s%N)
 r0=$(rejected bad_tag)
 send_as ga --key "$T/other.key" --epoch "$epoch" --seq 1 --pin 198.18.0.99:5555 "$VIP" \
 	198.18.2.11:8008 || fail "forged message sent" "ts-synctest failed"
-sleep 0.5
+settle '[ "$(rejected bad_tag)" = $((r0 + 1)) ]'
 f=$(flow_of 5555)
 if [ -z "$f" ] && [ "$(rejected bad_tag)" = $((r0 + 1)) ]; then
 	pass "a forged pin (another key) pins nothing; counted as bad_tag"
@@ -430,17 +442,18 @@ else
 fi
 send_as ga --key "$T/sync.key" --epoch "$epoch" --seq 1 --pin 198.18.0.99:5556 "$VIP" \
 	198.18.2.11:8008 --save "$T/m1" || fail "genuine pin sent" "ts-synctest failed"
-sleep 0.5
+settle '[ "$(flow_of 5556)" = "v1 established true" ]'
 f1=$(flow_of 5556)
 send_as ga --key "$T/sync.key" --epoch "$epoch" --seq 2 --end 198.18.0.99:5556 "$VIP" \
 	198.18.2.11:8008 || fail "genuine end sent" "ts-synctest failed"
-sleep 0.5
+settle '[ "$(flow_of 5556)" = "v1 closed true" ]'
 f2=$(flow_of 5556)
 r0=$(rejected replayed)
 in_ns "$(gw_ns ga)" "$SYNCTEST" replay --from 198.18.2.1:7946 --to 198.18.2.3:7946 "$T/m1"
 # the same message from B's address: authenticated, but not B's
 in_ns "$(gw_ns gb)" "$SYNCTEST" replay --from 198.18.2.2:7946 --to 198.18.2.3:7946 "$T/m1"
-sleep 0.5
+settle '[ "$(rejected replayed)" = $((r0 + 1)) ] &&
+	[ "$(rejected wrong_sender gc 198.18.2.2)" -ge 1 ]'
 f3=$(flow_of 5556)
 ws=$(metric gc 'tcpshift_sync_rejected_total{peer="198.18.2.2:7946",reason="wrong_sender"}')
 if [ "$f1" = "v1 established true" ] && [ "$f2" = "v1 closed true" ] &&
@@ -459,7 +472,7 @@ send_as ga --key "$T/sync.key" --epoch $((epoch - 1000)) --seq 99 --pin 198.18.0
 	198.18.2.11:8008
 in_ns "$NS_B1" "$SYNCTEST" send --from 198.18.2.11:7946 --to 198.18.2.3:7946 \
 	--key "$T/sync.key" --epoch "$epoch" --seq 4 --pin 198.18.0.99:5559 "$VIP" 198.18.2.11:8008
-sleep 0.5
+settle '[ "$(metric gc tcpshift_sync_unknown_peer_total)" -ge 1 ]'
 if [ -z "$(flow_of 5557)$(flow_of 5558)$(flow_of 5559)" ] && [ "$(rejected clock_skew)" -ge 1 ] &&
 	[ "$(rejected stale)" -ge 1 ] && [ "$(metric gc tcpshift_sync_unknown_peer_total)" -ge 1 ] &&
 	grep -q "message from peer 198.18.2.1:7946 was sent 60.* s before our clock" "$T/sync-gc.log"; then
@@ -474,7 +487,7 @@ read -r hcl hbe <<<"$hc"
 other=198.18.2.11:8008
 [ "$hbe" = v1 ] && other=198.18.2.12:8008
 send_as ga --key "$T/sync.key" --epoch "$epoch" --seq 5 --pin "$hcl" "$VIP" "$other"
-sleep 0.5
+settle '[ "$(metric gc '"'"'tcpshift_sync_records_applied_total{outcome="kept_local_pin"}'"'"')" -ge 1 ]'
 hc2=$(tsg gc -j flows web 2>/dev/null | jq -r --arg c "$hcl" '.[] | select(.client == $c) | "\(.client) \(.backend)"')
 if [ -n "$hcl" ] && [ "$hc2" = "$hc" ] &&
 	[ "$(metric gc 'tcpshift_sync_records_applied_total{outcome="kept_local_pin"}')" -ge 1 ]; then
@@ -507,7 +520,8 @@ wr0=$(rejected wrong_recipient ga 198.18.2.2)
 send_b --epoch "$epoch_b" --seq 1 --pin 198.18.0.99:5560 "$VIP" 198.18.2.11:8008 --save "$T/b2c" ||
 	fail "B's pin sent" "ts-synctest failed"
 in_ns "$(gw_ns gb)" "$SYNCTEST" replay --from 198.18.2.2:7946 --to 198.18.2.1:7946 "$T/b2c"
-sleep 0.5
+settle '[ "$(flow_of 5560)" = "v1 established true" ] &&
+	[ "$(rejected wrong_recipient ga 198.18.2.2)" = $((wr0 + 1)) ]'
 fc=$(flow_of 5560)
 fa=$(flow_on ga 5560)
 wr1=$(rejected wrong_recipient ga 198.18.2.2)
@@ -529,7 +543,8 @@ send_b --epoch "$future" --seq 1 --pin 198.18.0.99:5563 "$VIP" 198.18.2.11:8008
 send_b --epoch "$epoch_b" --seq 3 --pin 198.18.0.99:5564 "$VIP" 198.18.2.11:8008
 send_b --epoch $(($(date +%s%N) + 40000000000)) --seq 1 --pin 198.18.0.99:5565 "$VIP" \
 	198.18.2.11:8008
-sleep 0.5
+settle '[ "$(flow_of 5564)" = "v1 established true" ] &&
+	[ "$(rejected ahead gc 198.18.2.2)" = $((ah0 + 2)) ]'
 got="5561:$(flow_of 5561) 5562:$(flow_of 5562) 5563:$(flow_of 5563) 5564:$(flow_of 5564) 5565:$(flow_of 5565)"
 ah1=$(rejected ahead gc 198.18.2.2)
 want="5561: 5562:v1 established true 5563:v1 established true 5564:v1 established true 5565:"
@@ -540,7 +555,7 @@ else
 fi
 v0=$(rejected version gc 198.18.2.2)
 send_b --epoch "$epoch_b" --seq 4 --proto-version 1 --pin 198.18.0.99:5566 "$VIP" 198.18.2.11:8008
-sleep 0.5
+settle '[ "$(rejected version gc 198.18.2.2)" = $((v0 + 1)) ]'
 v1=$(rejected version gc 198.18.2.2)
 if [ -z "$(flow_of 5566)" ] && [ "$v1" = $((v0 + 1)) ] && kill -0 "${SYNC_PID[gc]}" 2>/dev/null; then
 	pass "a datagram of protocol version 1 is refused and counted (version $v0 -> $v1); C's sync runs on"
