@@ -1203,8 +1203,9 @@ static __always_inline int ts_ingress(struct ts_ctx *c)
 	struct ts_pkt p = {};
 	int r = ts_parse(c, &p);
 
-	/* XDP finishes TCP packets of confirmed flows; tc counts and
-	 * judges the rest (doc/DESIGN.md, "XDP") */
+	/* XDP finishes TCP packets of confirmed flows (and with
+	 * --handshakes xdp their handshakes); tc counts and judges the rest
+	 * (doc/DESIGN.md, "XDP") */
 	if (ts_is_xdp(c) && r != TS_PARSE_TCP)
 		return XDP_PASS;
 	/* a partial checksum cannot be finished here (nat.h) */
