@@ -250,12 +250,10 @@ static void env_close(struct env *e)
 	e->slot = -1;
 }
 
-static void env_open_mode(struct env *e, __u32 max_flows, bool fib, bool xdp_handshakes)
+static void env_open_fib(struct env *e, __u32 max_flows, bool fib)
 {
 	struct ts_load_opts o = { .max_flows = max_flows, .seed = SEED, .seed_set = true,
-				  .forward_fib = fib,
-				  .mode = xdp_handshakes ? TS_MODE_XDP : TS_MODE_TC,
-				  .handshakes = xdp_handshakes ? TS_HANDSHAKES_XDP : TS_HANDSHAKES_TC };
+				  .forward_fib = fib };
 	struct ts_err err = {};
 	bool target;
 
@@ -291,11 +289,6 @@ static void env_open_mode(struct env *e, __u32 max_flows, bool fib, bool xdp_han
 	if (ts_maps_open(&e->maps, e->pin_dir, &err))
 		die("ts_maps_open(%s): %s", e->pin_dir, err.msg);
 	e->maps_open = true;
-}
-
-static void env_open_fib(struct env *e, __u32 max_flows, bool fib)
-{
-	env_open_mode(e, max_flows, fib, false);
 }
 
 static void env_open(struct env *e, __u32 max_flows)
@@ -623,7 +616,6 @@ struct pcase {
 	__u32		mod, base;
 	bool		dst;
 	bool		fresh_env;	/* a new env each run (new-flow SYNs) */
-	bool		fresh_handshakes; /* ... loaded with --mode xdp --handshakes xdp */
 	__u32		fresh_max_flows;
 	double		dur[16];
 	double		wall[16];
@@ -1194,17 +1186,6 @@ static void bench_packets(void)
 		c->baseline = wxempty[f];
 		build(&c->pkt, fam, T_REPLY, 40000);
 
-		c = add_case("XDP: SYN of a new flow, --handshakes xdp (fresh 5-tuple every run)",
-			     "xdp_syn_new", fam, "wrapped-xdp");
-		c->fresh_env = true;
-		c->fresh_handshakes = true;
-		c->fresh_max_flows = 4 * opt.repeat + opt.repeat / 2;
-		c->mod = 0xffffffffU;
-		c->base = 30000000;
-		c->baseline = wxempty[f];
-		c->pkt = syn;
-		c->note = "as syn_new, picked, pinned and forwarded at XDP";
-
 		c = wrot[f] = add_case("wrapper + empty program, rotating 5-tuples",
 				       "wrapped_empty_rotating", fam, "wrapped");
 		c->target_fd = empty_fd;
@@ -1318,9 +1299,9 @@ static void bench_packets(void)
 				struct env fresh;
 				__u64 n;
 
-				env_open_mode(&fresh, c->fresh_max_flows, false, c->fresh_handshakes);
+				env_open(&fresh, c->fresh_max_flows);
 				config_web(&fresh, 1, 1);
-				c->target_fd = c->fresh_handshakes ? fresh.xdp_fd : fresh.prog_fd;
+				c->target_fd = fresh.prog_fd;
 				before_new = counter(&fresh, TS_CNT_NEW_FLOWS);
 				case_run(c, run);
 				if (counter(&fresh, TS_CNT_NEW_FLOWS) - before_new != opt.repeat) {
