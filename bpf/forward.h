@@ -45,9 +45,18 @@ static __always_inline void ts_fib_addrs(struct bpf_fib_lookup *fib, __u8 family
 	}
 }
 
+/* Where a packet goes: what ts_fib_apply needs of the FIB's answer (a quarter
+ * of a struct bpf_fib_lookup, which callers would hold on their stack across
+ * the flow logic). */
+struct ts_route {
+	__u32	ifindex;
+	__u8	smac[ETH_ALEN];
+	__u8	dmac[ETH_ALEN];
+};
+
 /*
- * Where a packet rewritten to saddr:sport -> daddr:dport goes: true, with fib
- * filled in (ifindex, smac, dmac), when it can be sent on at once. Asked
+ * Where a packet rewritten to saddr:sport -> daddr:dport goes: true, with rt
+ * filled in, when it can be sent on at once. Asked
  * before anything changes (the rewrite, the flow state): what cannot be
  * finished here goes on untouched, to the stack at tc and from XDP to tc.
  *
@@ -61,12 +70,13 @@ static __always_inline void ts_fib_addrs(struct bpf_fib_lookup *fib, __u8 family
 static __always_inline bool ts_fib_lookup(struct ts_ctx *c, const struct ts_pkt *p,
 					  const __be32 *saddr, const __be32 *daddr,
 					  __be16 sport, __be16 dport, __u64 now,
-					  struct bpf_fib_lookup *fib)
+					  struct ts_route *rt)
 {
 	void *data = ts_data(c), *data_end = ts_data_end(c);
 	struct ts_nexthop_key key = { .ifindex = c->ifindex, .family = p->key.family };
 	__u32 len = ts_len(c) - p->l3_off;
 	struct ts_nexthop *nh, fresh;
+	struct bpf_fib_lookup fib;
 	__u8 ttl;
 
 	if (p->key.family == TS_AF_INET) {
@@ -93,38 +103,41 @@ static __always_inline bool ts_fib_lookup(struct ts_ctx *c, const struct ts_pkt 
 	/* XDP takes only what it found itself: an answer found at tc (fib
 	 * mode) may name a device XDP cannot redirect to */
 	if (nh && now < nh->expires_ns && len <= nh->max_len && (!ts_is_xdp(c) || nh->xdp)) {
-		fib->ifindex = nh->ifindex;
-		__builtin_memcpy(fib->smac, nh->smac, ETH_ALEN);
-		__builtin_memcpy(fib->dmac, nh->dmac, ETH_ALEN);
+		rt->ifindex = nh->ifindex;
+		__builtin_memcpy(rt->smac, nh->smac, ETH_ALEN);
+		__builtin_memcpy(rt->dmac, nh->dmac, ETH_ALEN);
 		return true;
 	}
-	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->l4_protocol = IPPROTO_TCP;
-	fib->sport = sport;
-	fib->dport = dport;
-	fib->ifindex = c->ifindex;
-	fib->tot_len = len;
-	ts_fib_addrs(fib, p->key.family, saddr, daddr);
-	if (bpf_fib_lookup(c->ctx, fib, sizeof(*fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	__builtin_memset(&fib, 0, sizeof(fib));
+	fib.l4_protocol = IPPROTO_TCP;
+	fib.sport = sport;
+	fib.dport = dport;
+	fib.ifindex = c->ifindex;
+	fib.tot_len = len;
+	ts_fib_addrs(&fib, p->key.family, saddr, daddr);
+	if (bpf_fib_lookup(c->ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return false;
 	/* XDP redirects only to the instance's own devices (xdp_tx) */
-	if (ts_is_xdp(c) && !bpf_map_lookup_elem(&xdp_tx, &fib->ifindex))
+	if (ts_is_xdp(c) && !bpf_map_lookup_elem(&xdp_tx, &fib.ifindex))
 		return false;
+	rt->ifindex = fib.ifindex;
+	__builtin_memcpy(rt->smac, fib.smac, ETH_ALEN);
+	__builtin_memcpy(rt->dmac, fib.dmac, ETH_ALEN);
 	/* learnt afresh: the route's MTU may have shrunk since */
 	__builtin_memset(&fresh, 0, sizeof(fresh));
 	fresh.expires_ns = now + TS_NEXTHOP_TTL_NS;
-	fresh.ifindex = fib->ifindex;
+	fresh.ifindex = fib.ifindex;
 	fresh.max_len = len;
 	fresh.xdp = ts_is_xdp(c);
-	__builtin_memcpy(fresh.smac, fib->smac, ETH_ALEN);
-	__builtin_memcpy(fresh.dmac, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(fresh.smac, fib.smac, ETH_ALEN);
+	__builtin_memcpy(fresh.dmac, fib.dmac, ETH_ALEN);
 	bpf_map_update_elem(&nexthops, &key, &fresh, BPF_ANY);
 	return true;
 }
 
 /* Send the rewritten packet where ts_fib_lookup found its route. */
 static __always_inline int ts_fib_apply(struct ts_ctx *c, const struct ts_pkt *p,
-					const struct bpf_fib_lookup *fib)
+					const struct ts_route *rt)
 {
 	/* direct writes: the pointers again, the rewrite's helpers moved them */
 	void *data = ts_data(c), *data_end = ts_data_end(c);
@@ -160,18 +173,18 @@ static __always_inline int ts_fib_apply(struct ts_ctx *c, const struct ts_pkt *p
 	}
 	if ((void *)(eth + 1) > data_end)
 		return ts_drop(c);
-	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, rt->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, rt->smac, ETH_ALEN);
 	/* through the devmap: the kernel sends the redirected frames in batches */
 	if (ts_is_xdp(c))
-		return bpf_redirect_map(&xdp_tx, fib->ifindex, 0);
+		return bpf_redirect_map(&xdp_tx, rt->ifindex, 0);
 	/* A no-op (-ENOTSUPP) unless CHECKSUM_COMPLETE; the kernel's own
 	 * ip6_forward drops the sum instead (skb_forward_csum), which a tc
 	 * program cannot. IPv6 only: the IPv4 TTL change is cancelled by the
 	 * header checksum's. */
 	if (p->key.family == TS_AF_INET6)
 		bpf_csum_update(ts_skb(c), csum_diff);
-	return bpf_redirect(fib->ifindex, 0);
+	return bpf_redirect(rt->ifindex, 0);
 }
 
 #endif /* TCPSHIFT_FORWARD_H */

@@ -38,6 +38,12 @@ const volatile bool dry_run = false;
  * it passes the rest to tc.) */
 const volatile bool forward_fib = false;
 
+/* load --mode xdp --handshakes xdp: the XDP program also takes the packets of
+ * handshakes (the client's SYN and ACK, the backend's SYN-ACK or RST to it),
+ * so whole connections skip the stack and its netfilter rules; else it
+ * passes them to tc (doc/DESIGN.md, "XDP"). Never read at tc. */
+const volatile bool xdp_handshakes = false;
+
 /* The version of the build that loaded this object, written by the loader and
  * never read here: `tcpshift status` and the agent's build information read it
  * back from the loaded programs' .rodata map (user/lib/version.c). */
@@ -641,16 +647,17 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 				      const struct ts_service *svc)
 {
 	bool syn = ts_is_syn(p->tcp_flags), half_opened = false, routed = false;
-	struct bpf_fib_lookup fib;
+	struct ts_route rt;
 	struct ts_backend *be = NULL;
 	/* the coarse clock (tick-precise) is plenty for 1 s stamps and drain
 	 * deadlines, at half the cost */
 	__u64 now = bpf_ktime_get_coarse_ns();
-	struct ts_flow *flow;
+	struct ts_flow *flow, *ended = NULL;
 	__u32 id;
 
-	/* every SYN is a handshake's, and tc's (doc/DESIGN.md, "XDP") */
-	if (ts_is_xdp(c) && syn)
+	/* a handshake is tc's, unless loaded with --handshakes xdp
+	 * (doc/DESIGN.md, "XDP") */
+	if (ts_is_xdp(c) && syn && !xdp_handshakes)
 		return XDP_PASS;
 	/* pick (dry_run) asks what a new flow gets: the table, not a pin */
 	flow = dry_run ? NULL : bpf_map_lookup_elem(&flows, &p->key);
@@ -664,12 +671,11 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 		be = ts_pinned_backend(svc, flow);
 		expired = be && ts_drain_expired(be, now);
 		if (syn && ts_syn_repicks(flow, half_opened, be, svc, expired, now)) {
-			/* the new pin goes to half_open: flows must not shadow it;
-			 * the old connection is over (counted once) */
-			if (!half_opened) {
-				ts_flow_end(&p->key, flow, true, TS_END_OTHER);
-				bpf_map_delete_elem(&flows, &p->key);
-			}
+			/* the new pin goes to half_open: flows must not shadow
+			 * it; the old connection is over (below, once the new
+			 * one's route is known) */
+			if (!half_opened)
+				ended = flow;
 			flow = NULL;
 		} else if (!be || expired) {
 			if (ts_is_xdp(c))
@@ -677,15 +683,33 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 			return ts_close_flow(c, p, be, flow, !half_opened);
 		}
 	}
-	/* Only confirmed flows skip the stack: a flow's handshake goes through
-	 * its netfilter rules, so fib mode and XDP forward nothing they would
-	 * drop. The route is found before anything changes: XDP passes what it
-	 * cannot finish to tc untouched, which then does it all. */
-	if ((forward_fib || ts_is_xdp(c)) && flow && !half_opened && !dry_run)
+	/* XDP finishes packets of confirmed flows; with --handshakes xdp also
+	 * those of half-open ones and the SYNs it pins. The rest (a pickup, a
+	 * SYN that cannot lead to a connection or finds no backend) goes on
+	 * untouched to tc, which counts and judges it. */
+	if (ts_is_xdp(c) && (flow ? half_opened && !xdp_handshakes : !syn))
+		return XDP_PASS;
+	if (!flow) {
+		if (ts_is_xdp(c) && !ts_syn_viable(c, p))
+			return XDP_PASS;
+		be = ts_pick(svc, &p->key, &id);
+		if (ts_is_xdp(c) && (!be || be->state != TS_BACKEND_ACTIVE))
+			return XDP_PASS;
+	}
+	/* Without --handshakes xdp only confirmed flows skip the stack: a
+	 * flow's handshake goes through its netfilter rules, so fib mode and
+	 * XDP forward nothing they would drop. The route is found before
+	 * anything changes: XDP passes what it cannot finish to tc untouched,
+	 * which then does it all. */
+	if ((ts_is_xdp(c) || (forward_fib && flow && !half_opened)) && !dry_run)
 		routed = ts_fib_lookup(c, p, p->key.saddr, be->addr, p->key.sport, be->port, now,
-				       &fib);
+				       &rt);
 	if (ts_is_xdp(c) && !routed)
 		return XDP_PASS;
+	if (ended) {
+		ts_flow_end(&p->key, ended, true, TS_END_OTHER);
+		bpf_map_delete_elem(&flows, &p->key);
+	}
 	if (flow) {
 		id = flow->backend_id;
 		/* before the client's packet is followed: a promotion frees the
@@ -698,10 +722,10 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 			 * first, counted once. A spoofed SYN sent twice is no
 			 * timeout: the backend answers it at once; one that
 			 * cannot reach the backend (viable.h) counts nothing. */
-			if (!ts_is_xdp(c) && syn && flow->tcp_state == TS_TCP_SYN_SEEN &&
+			if (syn && flow->tcp_state == TS_TCP_SYN_SEEN &&
 			    !(flow->flags & (TS_FLOW_F_SYNACK | TS_FLOW_F_TIMED_OUT)) &&
 			    (__s64)(now - flow->created_ns) >= (__s64)TS_SYN_RTO_NS &&
-			    ts_syn_viable(ts_skb(c), p)) {
+			    ts_syn_viable(c, p)) {
 				struct ts_backend_stats *s = ts_stats(id);
 
 				flow->flags |= TS_FLOW_F_TIMED_OUT;
@@ -719,12 +743,12 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 	} else {
 		if (!syn)
 			ts_count(TS_CNT_NON_SYN_MISS);
-		be = ts_pick(svc, &p->key, &id);
 		if (!be || be->state != TS_BACKEND_ACTIVE) {
 			ts_count(TS_CNT_NO_BACKEND);
 			return ts_drop(c);
 		}
-		if (syn && !ts_is_xdp(c) && !dry_run && !ts_syn_viable(ts_skb(c), p)) {
+		/* (XDP checked it above) */
+		if (syn && !ts_is_xdp(c) && !dry_run && !ts_syn_viable(c, p)) {
 			/* forwarded as the stack would (viable.h): pinned and
 			 * counted for no backend */
 			ts_count(TS_CNT_SYN_NOT_VIABLE);
@@ -739,7 +763,7 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 	}
 	if (ts_rewrite(c, p, true, be->addr, be->port))
 		return ts_drop(c);
-	return routed ? ts_fib_apply(c, p, &fib) : ts_ok(c);
+	return routed ? ts_fib_apply(c, p, &rt) : ts_ok(c);
 }
 
 /* A backend's reply: past the backend's drain deadline it becomes a RST (its
@@ -748,7 +772,7 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 static __always_inline int ts_reply_rewrite(struct ts_ctx *c, const struct ts_pkt *p,
 					    const struct ts_backend *be, __u32 id,
 					    const __be32 *vip, __be16 vport,
-					    const struct bpf_fib_lookup *fib)
+					    const struct ts_route *rt)
 {
 	/* (XDP passed such replies to tc: ts_reply_confirmed) */
 	if (!ts_is_xdp(c) && be->drain_deadline_ns &&
@@ -761,7 +785,7 @@ static __always_inline int ts_reply_rewrite(struct ts_ctx *c, const struct ts_pk
 	if (ts_rewrite(c, p, false, vip, vport))
 		return ts_drop(c);
 	ts_count_backend(id, ts_len(c), false, false);
-	return fib ? ts_fib_apply(c, p, fib) : ts_ok(c);
+	return rt ? ts_fib_apply(c, p, rt) : ts_ok(c);
 }
 
 /* A reply of a confirmed flow (its reverse entry r matched, on its device);
@@ -773,7 +797,7 @@ static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_
 {
 	__u32 id = r->backend_id;
 	struct ts_backend *be = bpf_map_lookup_elem(&backends, &id);
-	struct bpf_fib_lookup fib;
+	struct ts_route rt;
 	bool routed = false;
 	__u64 now;
 
@@ -787,7 +811,7 @@ static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_
 	if (forward_fib || ts_is_xdp(c)) {
 		now = bpf_ktime_get_coarse_ns();
 		routed = ts_fib_lookup(c, p, r->vip, p->key.daddr, r->vport, p->key.dport, now,
-				       &fib);
+				       &rt);
 		if (ts_is_xdp(c) && (!routed || ts_drain_expired(be, now)))
 			return XDP_PASS;
 	}
@@ -803,7 +827,7 @@ static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_
 			return -1;
 		ts_track_backend(&key, f, true, p);
 	}
-	return ts_reply_rewrite(c, p, be, id, r->vip, r->vport, routed ? &fib : NULL);
+	return ts_reply_rewrite(c, p, be, id, r->vip, r->vport, routed ? &rt : NULL);
 }
 
 /* A forwarding FIB lookup from src to dst, as for a packet arriving on p's
@@ -846,6 +870,24 @@ static __always_inline bool ts_to_this_host(struct ts_ctx *c, const struct ts_pk
 	       BPF_FIB_LKUP_RET_NOT_FWDED;
 }
 
+/* load --handshakes xdp: XDP finishes the backend's answer to a handshake
+ * (flow f, half-open) when it can route it, as ts_forward does; a reply that
+ * becomes a RST (past the drain deadline) is tc's. */
+static __always_inline int ts_reply_handshake_xdp(struct ts_ctx *c, const struct ts_pkt *p,
+						  const struct ts_flow_key *key, struct ts_flow *f,
+						  const struct ts_backend *be,
+						  const struct ts_reply *idx)
+{
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct ts_route rt;
+
+	if (!ts_fib_lookup(c, p, idx->vip, p->key.daddr, idx->vport, p->key.dport, now, &rt) ||
+	    ts_drain_expired(be, now))
+		return XDP_PASS;
+	ts_half_open_backend(c, p, key, f, be);
+	return ts_reply_rewrite(c, p, be, idx->backend_id, idx->vip, idx->vport, &rt);
+}
+
 /*
  * A packet from a backend address:port with no confirmed flow here. It is
  * ours only when it arrives from the backend's side: then it answers a
@@ -870,26 +912,33 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 	if (!be)
 		return ts_ok(c);
 	if (!ts_from_its_side(c, p)) {
-		ts_count(TS_CNT_SPOOF_REJECTED);
+		/* (at XDP: tc counts it) */
+		if (!ts_is_xdp(c))
+			ts_count(TS_CNT_SPOOF_REJECTED);
 		return ts_ok(c);
 	}
 	id = idx->backend_id;
-	if (!dry_run) {
-		f = bpf_map_lookup_elem(&half_open, &key);
-		if (f && f->backend_id == id) {
-			ts_half_open_backend(c, p, &key, f, be);
-		} else {
-			/* confirmed here, its reverse entry evicted or its
-			 * backend's device changed: restored */
-			f = bpf_map_lookup_elem(&flows, &key);
-			if (f && f->backend_id == id && f->generation == be->generation) {
-				f->ifindex = c->ifindex;
-				ts_track_backend(&key, f, true, p);
-				ts_reply_entry(&key, f, be);
-			} else if (ts_to_this_host(c, p)) {
-				/* no flow of ours, and for the gateway itself */
-				return ts_ok(c);
-			}
+	if (dry_run)
+		return ts_reply_rewrite(c, p, be, id, idx->vip, idx->vport, NULL);
+	f = bpf_map_lookup_elem(&half_open, &key);
+	if (f && f->backend_id == id) {
+		if (ts_is_xdp(c))
+			return ts_reply_handshake_xdp(c, p, &key, f, be, idx);
+		ts_half_open_backend(c, p, &key, f, be);
+	} else if (ts_is_xdp(c)) {
+		/* a restored reverse entry, another gateway's flow: rare, tc's */
+		return XDP_PASS;
+	} else {
+		/* confirmed here, its reverse entry evicted or its backend's
+		 * device changed: restored */
+		f = bpf_map_lookup_elem(&flows, &key);
+		if (f && f->backend_id == id && f->generation == be->generation) {
+			f->ifindex = c->ifindex;
+			ts_track_backend(&key, f, true, p);
+			ts_reply_entry(&key, f, be);
+		} else if (ts_to_this_host(c, p)) {
+			/* no flow of ours, and for the gateway itself */
+			return ts_ok(c);
 		}
 	}
 	return ts_reply_rewrite(c, p, be, id, idx->vip, idx->vport, NULL);
@@ -996,7 +1045,8 @@ static __always_inline void ts_direct_backend(struct ts_ctx *c, const struct ts_
 		return;
 	}
 	if (!(d->flags & TS_DIRECT_F_SYN) &&
-	    p->ack - d->client_end + TS_SEQ_WINDOW <= 2 * TS_SEQ_WINDOW && ts_from_its_side(c, p))
+	    p->ack - d->client_end + TS_SEQ_WINDOW <= 2 * TS_SEQ_WINDOW &&
+	    ts_from_its_side(c, p))
 		ts_direct_confirm(&p->key);
 }
 
@@ -1039,8 +1089,11 @@ static __always_inline int ts_not_to_vip(struct ts_ctx *c, const struct ts_pkt *
 		if (rc >= 0)
 			return rc;
 	}
-	/* the rest is rare, and judged at tc */
-	if (ts_is_xdp(c))
+	/* The rest is rare, and judged at tc; with --handshakes xdp, XDP also
+	 * takes the backend's answer to a handshake it pinned
+	 * (ts_reply_unconfirmed), unless it must forget a reverse entry first
+	 * (below) or a direct connection's mark names the 5-tuple. */
+	if (ts_is_xdp(c) && (!xdp_handshakes || r))
 		return XDP_PASS;
 	/* A SYN-ACK answers a new connection on the 4-tuple, judged with the
 	 * half-open flows: the reverse entry an earlier connection left here
@@ -1058,6 +1111,9 @@ static __always_inline int ts_not_to_vip(struct ts_ctx *c, const struct ts_pkt *
 
 		/* a direct connection's reply is not ours (unless the mark is
 		 * stale or forged: then it goes) */
+		if (ts_is_xdp(c) && (bpf_map_lookup_elem(&direct, &p->key) ||
+				     bpf_map_lookup_elem(&direct_pending, &p->key)))
+			return XDP_PASS;
 		if (bpf_map_lookup_elem(&direct, &p->key)) {
 			if (dry_run || !ts_vip_flow(p, idx))
 				return ts_ok(c);
@@ -1071,6 +1127,8 @@ static __always_inline int ts_not_to_vip(struct ts_ctx *c, const struct ts_pkt *
 		}
 		return ts_reply_unconfirmed(c, p, idx);
 	}
+	if (ts_is_xdp(c))
+		return XDP_PASS;
 	__builtin_memcpy(ep->addr, p->key.daddr, sizeof(ep->addr));
 	ep->port = p->key.dport;
 	return ts_direct(c, p, ep);
@@ -1165,8 +1223,9 @@ static __always_inline int ts_ingress(struct ts_ctx *c)
 	struct ts_pkt p = {};
 	int r = ts_parse(c, &p);
 
-	/* XDP finishes TCP packets of confirmed flows; tc counts and
-	 * judges the rest (doc/DESIGN.md, "XDP") */
+	/* XDP finishes TCP packets of confirmed flows (and with
+	 * --handshakes xdp their handshakes); tc counts and judges the rest
+	 * (doc/DESIGN.md, "XDP") */
 	if (ts_is_xdp(c) && r != TS_PARSE_TCP)
 		return XDP_PASS;
 	/* a partial checksum cannot be finished here (nat.h) */

@@ -20,7 +20,9 @@
  *    came in on (a strict reverse-path check, as rp_filter=1): the stack's
  *    rp_filter drops it, or the backend's answer goes another way.
  *
- * Only tc runs this (XDP passes every SYN to tc).
+ * tc runs it on every SYN it pins; XDP (load --handshakes xdp) on every SYN it
+ * would pin, and passes one that fails it on to tc untouched, which judges it
+ * again and forwards it as the stack would.
  */
 #ifndef TCPSHIFT_VIABLE_H
 #define TCPSHIFT_VIABLE_H
@@ -93,15 +95,18 @@ static __always_inline bool ts_reverse_path_ok(void *ctx, __u32 ifindex, __u8 fa
 }
 
 /*
- * Everything above for SYN p. A subprogram of its own (only SYNs call it),
- * which reads p where its caller keeps it. Checksums that the device verified
- * (CHECKSUM_UNNECESSARY, the TCP one) or that a local sender will fill in
- * (CHECKSUM_PARTIAL: a veth peer on this host) are not recomputed.
+ * Everything above for SYN p, at either hook (xdp a constant, as ts_is_xdp).
+ * Checksums that the device verified (CHECKSUM_UNNECESSARY, the TCP one) or
+ * that a local sender will fill in (CHECKSUM_PARTIAL: a veth peer on this
+ * host) are not recomputed. An XDP frame carries no such word: its checksums
+ * are checked as CHECKSUM_NONE (a frame with a partial one never gets here:
+ * ts_ingress passed it to tc).
  */
-static __noinline bool ts_syn_viable(struct __sk_buff *skb, const struct ts_pkt *p)
+static __always_inline bool ts_syn_viable_in(void *ctx, bool xdp, __u32 ifindex,
+					     const struct ts_pkt *p)
 {
 	struct ts_syn_scratch *m = bpf_map_lookup_elem(&syn_scratch, &ts_scratch_key);
-	__u32 len, summed;
+	__u32 len, n, summed = 0;
 	__u64 sum;
 
 	if (!m || p->tcp_flags & TCP_FLAG_FIN)
@@ -109,17 +114,21 @@ static __noinline bool ts_syn_viable(struct __sk_buff *skb, const struct ts_pkt 
 	__builtin_memset(m->ip, 0, sizeof(m->ip) + sizeof(m->tcp));
 	/* (the masks show the verifier the bounds just checked) */
 	len = p->l4_off - p->l3_off;
-	if (len < 20 || len > TS_SYN_CHECK_MAX ||
-	    bpf_skb_load_bytes(skb, p->l3_off, m->ip, ((len - 1) & (TS_SYN_CHECK_MAX - 1)) + 1))
+	if (len < 20 || len > TS_SYN_CHECK_MAX)
+		return false;
+	n = ((len - 1) & (TS_SYN_CHECK_MAX - 1)) + 1;
+	if (xdp ? bpf_xdp_load_bytes(ctx, p->l3_off, m->ip, n)
+		: bpf_skb_load_bytes(ctx, p->l3_off, m->ip, n))
 		return false;
 	/* IPv4: the TTL in byte 8, the addresses at 12; IPv6: the hop limit in
 	 * byte 7, the addresses at 8 */
 	if (p->key.family == TS_AF_INET ? ((__u8 *)m->ip)[8] <= 1 : ((__u8 *)m->ip)[7] <= 1)
 		return false;
-	if (!ts_reverse_path_ok(skb, skb->ingress_ifindex, p->key.family, p->key.saddr,
-				p->key.daddr, &m->fib))
+	if (!ts_reverse_path_ok(ctx, ifindex, p->key.family, p->key.saddr, p->key.daddr, &m->fib))
 		return false;
-	summed = BPF_CORE_READ_BITFIELD((struct sk_buff *)bpf_cast_to_kern_ctx(skb), ip_summed);
+	if (!xdp)
+		summed = BPF_CORE_READ_BITFIELD((struct sk_buff *)bpf_cast_to_kern_ctx(ctx),
+						ip_summed);
 	if (summed == CHECKSUM_PARTIAL)
 		return true;
 	/* the zeros after a header add nothing to its sum */
@@ -130,8 +139,11 @@ static __noinline bool ts_syn_viable(struct __sk_buff *skb, const struct ts_pkt 
 		return true;
 	/* the segment: its header and the rest (seq_len counts the SYN) */
 	len = p->l4_hlen + p->seq_len - 1;
-	if (len < 20 || len > TS_SYN_CHECK_MAX ||
-	    bpf_skb_load_bytes(skb, p->l4_off, m->tcp, ((len - 1) & (TS_SYN_CHECK_MAX - 1)) + 1))
+	if (len < 20 || len > TS_SYN_CHECK_MAX)
+		return false;
+	n = ((len - 1) & (TS_SYN_CHECK_MAX - 1)) + 1;
+	if (xdp ? bpf_xdp_load_bytes(ctx, p->l4_off, m->tcp, n)
+		: bpf_skb_load_bytes(ctx, p->l4_off, m->tcp, n))
 		return false;
 	/* the pseudo-header: the addresses, the protocol, the segment's length */
 	sum = (__u32)bpf_csum_diff(NULL, 0, m->tcp, sizeof(m->tcp), 0);
@@ -141,6 +153,23 @@ static __noinline bool ts_syn_viable(struct __sk_buff *skb, const struct ts_pkt 
 		sum += (__u32)bpf_csum_diff(NULL, 0, &m->ip[2], 32, 0);
 	sum += bpf_htonl(len) + bpf_htonl(IPPROTO_TCP);
 	return ts_csum_fold16(sum) == 0xffff;
+}
+
+/* A subprogram per hook (only SYNs call them), which reads p where its
+ * caller keeps it. */
+static __noinline bool ts_syn_viable_skb(struct __sk_buff *skb, const struct ts_pkt *p)
+{
+	return ts_syn_viable_in(skb, false, skb->ingress_ifindex, p);
+}
+
+static __noinline bool ts_syn_viable_xdp(struct xdp_md *ctx, const struct ts_pkt *p)
+{
+	return ts_syn_viable_in(ctx, true, ctx->ingress_ifindex, p);
+}
+
+static __always_inline bool ts_syn_viable(const struct ts_ctx *c, const struct ts_pkt *p)
+{
+	return ts_is_xdp(c) ? ts_syn_viable_xdp(ts_xdp(c), p) : ts_syn_viable_skb(ts_skb(c), p);
 }
 
 #endif /* TCPSHIFT_VIABLE_H */

@@ -408,6 +408,8 @@ enum ts_settings_flags {
 	TS_SETTINGS_F_XDP_GENERIC = 8,	/* ... in generic (skb) mode: --xdp-generic */
 	TS_SETTINGS_F_SYNC	= 16,	/* `tcpshift sync` runs (or died without clearing
 					 * it): the data plane streams pin events */
+	TS_SETTINGS_F_XDP_HANDSHAKES = 32,	/* with TS_SETTINGS_F_XDP: --handshakes xdp,
+						 * whole connections at XDP */
 };
 
 /*

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Runs the test layers (default: unit bpf bpf-xdp fuzz e2e e2e-xdp) and ends with
-# "N passed, M failed". unit and bpf are cmocka programs; e2e scripts print
-# "PASS: name" / "FAIL: name"; fuzz runs the parsers' libFuzzer target for
-# FUZZ_TEST_SECONDS (default 12). bpf-xdp and e2e-xdp run the BPF tests and the
-# traffic tests again with `load --mode xdp` (tests/bpf/ts_test.h, test_xdp_mode;
-# tests/e2e/lib.sh, E2E_MODE).
+# Runs the test layers (default: unit bpf bpf-xdp bpf-xdp-handshakes fuzz e2e
+# e2e-xdp e2e-xdp-handshakes) and ends with "N passed, M failed". unit and bpf
+# are cmocka programs; e2e scripts print "PASS: name" / "FAIL: name"; fuzz runs
+# the parsers' libFuzzer target for FUZZ_TEST_SECONDS (default 12). bpf-xdp and
+# e2e-xdp run the BPF tests and the traffic tests again with `load --mode xdp`
+# (tests/bpf/ts_test.h, test_xdp_mode; tests/e2e/lib.sh, E2E_MODE), the
+# -handshakes layers with --handshakes xdp too (test_xdp_handshakes,
+# E2E_HANDSHAKES).
 set -u
 cd "$(dirname "$0")/.."
-layers=("${@:-unit bpf bpf-xdp fuzz e2e e2e-xdp}")
+layers=("${@:-unit bpf bpf-xdp bpf-xdp-handshakes fuzz e2e e2e-xdp e2e-xdp-handshakes}")
 # the e2e tests of traffic through the gateway, which E2E_MODE=xdp changes
 XDP_E2E=(agent attack checksum crash drain flood forward ipv6 local pinned removal rollout split unload
 	upgrade downgrade)
+# with --handshakes xdp: the groups and tests where a handshake's path matters
+# (pins, splits, canary signals, off-path attacks); the rest runs the same
+# code as e2e-xdp
+XDP_HS_BPF=(pinning handsoff split pick icmp security canary forward spoofing offpath)
+XDP_HS_E2E=(attack drain flood pinned removal rollout split)
 read -r -a layers <<<"${layers[*]}"
 passed=0 failed=0 skipped=0
 log=$(mktemp); trap 'rm -f "$log"' EXIT
@@ -35,6 +42,10 @@ for layer in "${layers[@]}"; do
 		build/tests/test_bpf --xdp 2>&1 | tee "$log"
 		count_cmocka "$layer"
 		;;
+	bpf-xdp-handshakes)
+		build/tests/test_bpf --xdp-handshakes "${XDP_HS_BPF[@]}" 2>&1 | tee "$log"
+		count_cmocka "$layer"
+		;;
 	fuzz)
 		# A short run from the seed corpus; `make fuzz` runs longer.
 		corpus=$(mktemp -d)
@@ -56,17 +67,24 @@ for layer in "${layers[@]}"; do
 		fi
 		rm -rf "$corpus"
 		;;
-	e2e|e2e-xdp)
+	e2e|e2e-xdp|e2e-xdp-handshakes)
 		tests=(tests/e2e/test_*.sh)
 		mode=tc
+		handshakes=tc
 		if [ "$layer" = e2e-xdp ]; then
 			tests=("${XDP_E2E[@]/#/tests/e2e/test_}")
+		elif [ "$layer" = e2e-xdp-handshakes ]; then
+			tests=("${XDP_HS_E2E[@]/#/tests/e2e/test_}")
+			handshakes=xdp
+		fi
+		if [ "$layer" != e2e ]; then
 			tests=("${tests[@]/%/.sh}")
 			mode=xdp
 		fi
 		for t in "${tests[@]}"; do
 			echo "---- $t"
-			E2E_MODE=$mode timeout 600 bash "$t" 2>&1 | tee "$log"
+			E2E_MODE=$mode E2E_HANDSHAKES=$handshakes timeout 600 bash "$t" 2>&1 |
+				tee "$log"
 			rc=${PIPESTATUS[0]}
 			p=$(grep -c '^PASS: ' "$log"); f=$(grep -c '^FAIL: ' "$log")
 			skipped=$((skipped + $(grep -c '^SKIP: ' "$log")))

@@ -2,6 +2,7 @@
 /* The bpf test harness: load and unload the object, configure it, run packets. */
 #include <dirent.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -11,7 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
 
+#include "tcpshift.skel.h"
 #include "ts_test.h"
 
 /* ---- context of failures ------------------------------------------------------ */
@@ -143,14 +148,22 @@ int env_xdp_devices(struct ts_env *e, char *why, size_t len)
 	return 0;
 }
 
+/* handshakes: load --handshakes xdp (in any run: the XDP program is there to
+ * be run), or -1: as the run's mode (test_xdp_handshakes), except fib mode's */
 static int env_open_mode(struct ts_env *e, int n, __u32 seed, __u32 max_flows, int forward_fib,
-			 char *why, size_t len)
+			 int handshakes, char *why, size_t len)
 {
 	struct ts_load_opts o = {
 		.max_flows = max_flows,
 		.seed = seed,
 		.seed_set = true,
 		.forward_fib = forward_fib,
+		.mode = test_xdp_mode || handshakes > 0 ? TS_MODE_XDP : TS_MODE_TC,
+		/* fib mode's tests are about tc's forwarding: handshakes
+		 * through the stack */
+		.handshakes = handshakes >= 0 ? handshakes
+			      : test_xdp_handshakes && !forward_fib ? TS_HANDSHAKES_XDP
+								    : TS_HANDSHAKES_TC,
 	};
 	struct ts_err err = {};
 
@@ -200,7 +213,7 @@ fail:
 
 int env_open(struct ts_env *e, int n, __u32 seed, __u32 max_flows, char *why, size_t len)
 {
-	return env_open_mode(e, n, seed, max_flows, 0, why, len);
+	return env_open_mode(e, n, seed, max_flows, 0, -1, why, len);
 }
 
 void env_close(struct ts_env *e)
@@ -237,7 +250,18 @@ struct ts_env *fixture_env_fib(void **state, int n)
 	struct ts_env *e = &((struct ts_fixture *)*state)->env[n];
 	char why[600];
 
-	if (env_open_mode(e, n, TEST_SEED, TEST_MAX_FLOWS, 1, why, sizeof(why)))
+	if (env_open_mode(e, n, TEST_SEED, TEST_MAX_FLOWS, 1, -1, why, sizeof(why)))
+		fail_msg("%s", why);
+	return e;
+}
+
+struct ts_env *fixture_env_handshakes(void **state, int n, bool xdp)
+{
+	struct ts_env *e = &((struct ts_fixture *)*state)->env[n];
+	char why[600];
+
+	if (env_open_mode(e, n, TEST_SEED, TEST_MAX_FLOWS, 0,
+			  xdp ? TS_HANDSHAKES_XDP : TS_HANDSHAKES_TC, why, sizeof(why)))
 		fail_msg("%s", why);
 	return e;
 }
@@ -426,6 +450,34 @@ int test_net_setup(void)
 	return 0;
 }
 
+const __u8 test_client_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x10 };
+const __u8 test_backend_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x11 };
+
+int test_neighbours_add(void)
+{
+	static const char *const cmds[] = {
+		"ip neigh replace " CLIENT4 " lladdr 02:00:00:00:00:10 dev " TEST_DEV_CLIENT
+		" nud permanent",
+		"ip neigh replace " CLIENT6 " lladdr 02:00:00:00:00:10 dev " TEST_DEV_CLIENT
+		" nud permanent",
+		"ip neigh replace 198.18.2.11 lladdr 02:00:00:00:00:11 dev " TEST_DEV_BACKEND
+		" nud permanent",
+		"ip neigh replace 198.18.2.12 lladdr 02:00:00:00:00:11 dev " TEST_DEV_BACKEND
+		" nud permanent",
+		"ip neigh replace 2001:2:2::11 lladdr 02:00:00:00:00:11 dev " TEST_DEV_BACKEND
+		" nud permanent",
+		"ip neigh replace 2001:2:2::12 lladdr 02:00:00:00:00:11 dev " TEST_DEV_BACKEND
+		" nud permanent",
+	};
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (system(cmds[i])) {
+			fprintf(stderr, "test_bpf: '%s' failed\n", cmds[i]);
+			return -1;
+		}
+	return 0;
+}
+
 /* The device a packet arrives on: the backends' if it comes from one. */
 static int run_ifindex(const struct pkt *in)
 {
@@ -462,6 +514,7 @@ static int run_prog(int prog_fd, __u32 flags, const struct pkt *in, struct pkt *
 }
 
 bool test_xdp_mode;
+bool test_xdp_handshakes;
 
 static int run_xdp(int prog_fd, const struct pkt *in, struct pkt *out, int *verdict)
 {
@@ -488,6 +541,39 @@ int env_run_xdp(struct ts_env *e, const struct pkt *in, struct pkt *out)
 	return verdict;
 }
 
+/*
+ * A frame XDP forwarded (--handshakes xdp) as tc in stack mode hands it to
+ * the stack: the MACs as they came and the TTL or hop limit not yet
+ * decremented, the IPv4 header checksum updated for that as a router would
+ * (RFC 1624: it verifies after exactly when it did before). Then every test
+ * judges XDP's flow logic as tc's; test_forward.c checks the forwarding.
+ */
+static int as_stack_forward(const struct pkt *in, struct pkt *out)
+{
+	struct iphdr *ip = pkt_ip4(out);
+
+	if (out->len != in->len || pkt_ip_csum_ok(out) != pkt_ip_csum_ok(in)) {
+		pkt_dump("in", in, -1);
+		pkt_dump("after XDP", out, -1);
+		fail_msg("%sXDP forwarded a frame of another length, or its IPv4 header "
+			 "checksum verifies no longer (or now)", test_context_str());
+	}
+	memcpy(out->data, in->data, 2 * ETH_ALEN);
+	if (ip) {
+		/* the TTL is the high byte of the word ttl:protocol */
+		__u32 sum = (__u16)~ntohs(ip->check) + (__u16)~(ip->ttl << 8 | ip->protocol);
+
+		ip->ttl++;
+		sum += (__u16)(ip->ttl << 8 | ip->protocol);
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		ip->check = htons((__u16)~sum);
+	} else {
+		pkt_ip6(out)->hop_limit++;
+	}
+	return TC_ACT_OK;
+}
+
 int env_try_run(struct ts_env *e, const struct pkt *in, struct pkt *out, int *verdict)
 {
 	int r;
@@ -508,6 +594,8 @@ int env_try_run(struct ts_env *e, const struct pkt *in, struct pkt *out, int *ve
 	case XDP_REDIRECT:
 	case XDP_TX:
 		*verdict = TC_ACT_REDIRECT;
+		if (e->skel->rodata->xdp_handshakes)
+			*verdict = as_stack_forward(in, out);
 		return 0;
 	case XDP_DROP:
 		*verdict = TC_ACT_SHOT;
@@ -690,6 +778,36 @@ static void expect_csums(const struct pkt *out, const char *what)
 	snprintf(msg, sizeof(msg), "%s: IPv4 header checksum verifies", what);
 	ASSERT_TRUE(pkt_ip_csum_ok(out), msg);
 	snprintf(msg, sizeof(msg), "%s: TCP checksum verifies over the pseudo-header", what);
+	ASSERT_TRUE(pkt_l4_csum_ok(out), msg);
+}
+
+void expect_fib_forwarded(const struct pkt *out, const struct pkt_spec *s, bool dst,
+			  const char *ep, const __u8 *dmac, const char *what)
+{
+	char addr[PKT_EPSTRLEN], msg[160];
+	struct pkt_spec w = spec_with_endpoint(s, dst, ep, addr);
+	struct pkt want;
+	struct iphdr *ip;
+	long at;
+
+	ASSERT_EQ(pkt_build(&want, &w), 0, "pkt_build(expected)");
+	memcpy(want.data, dmac, ETH_ALEN);
+	/* every test device has TEST_DEV_MAC, the egress one included */
+	memcpy(want.data + ETH_ALEN, TEST_DEV_MAC_BYTES, ETH_ALEN);
+	ip = pkt_ip4(&want);
+	if (ip)
+		ip->ttl--;
+	else
+		pkt_ip6(&want)->hop_limit--;
+	at = pkt_diff_ignoring_csums(out, &want);
+	if (at >= 0) {
+		pkt_dump("got", out, at);
+		pkt_dump("want", &want, at);
+		fail_msg("%s%s: byte %ld differs", test_context_str(), what, at);
+	}
+	snprintf(msg, sizeof(msg), "%s: IPv4 header checksum verifies", what);
+	ASSERT_TRUE(pkt_ip_csum_ok(out), msg);
+	snprintf(msg, sizeof(msg), "%s: TCP checksum verifies", what);
 	ASSERT_TRUE(pkt_l4_csum_ok(out), msg);
 }
 

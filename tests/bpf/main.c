@@ -2,12 +2,14 @@
 /*
  * test_bpf: the real tcpshift BPF object under BPF_PROG_TEST_RUN.
  *
- *   test_bpf [--xdp] [GROUP...]  groups: pkt nat pinning handsoff split fuzz robust pick migrate
+ *   test_bpf [--xdp|--xdp-handshakes] [GROUP...]  groups: pkt nat pinning handsoff split fuzz robust pick migrate
  *                                icmp security canary forward spoofing sync offpath
  *                                (default: all)
  *
  * --xdp: every packet goes through the XDP program first (ts_test.h,
- * test_xdp_mode), as on a gateway loaded with --mode xdp.
+ * test_xdp_mode), as on a gateway loaded with --mode xdp. --xdp-handshakes:
+ * the same with --handshakes xdp, and neighbours for the clients and
+ * backends, so that XDP forwards what it can (test_xdp_handshakes).
  *
  * Needs root (BPF, bpffs). Each test loads the object with its maps pinned in
  * its own directory /sys/fs/bpf/tcpshift-test-<pid>, and removes it after.
@@ -63,12 +65,14 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* the test instances' changes go in no journal (/var/lib/tcpshift) */
 	setenv(TS_STATE_DIR_ENV, "", 1);
-	if (argc > 1 && !strcmp(argv[1], "--xdp")) {
+	if (argc > 1 && (!strcmp(argv[1], "--xdp") || !strcmp(argv[1], "--xdp-handshakes"))) {
 		test_xdp_mode = true;
+		test_xdp_handshakes = !strcmp(argv[1], "--xdp-handshakes");
 		argv[1] = argv[0];
 		argv++;
 		argc--;
-		printf("test_bpf: every packet through the XDP program first (--mode xdp)\n");
+		printf("test_bpf: every packet through the XDP program first (--mode xdp%s)\n",
+		       test_xdp_handshakes ? " --handshakes xdp" : "");
 	}
 	for (int i = 1; i < argc; i++) {
 		bool known = false;
@@ -94,7 +98,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	if (test_net_setup())
+	if (test_net_setup() || (test_xdp_handshakes && test_neighbours_add()))
 		return 1;
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
 		if (wanted(groups[g].name, argc, argv))

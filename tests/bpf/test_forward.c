@@ -30,21 +30,10 @@
 #include "tcpshift.skel.h"
 #include "ts_test.h"
 
-static const __u8 gw_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 }; /* TEST_DEV_MAC */
-static const __u8 client_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x10 };
-static const __u8 backend_mac[ETH_ALEN] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x11 };
+static const __u8 *const client_mac = test_client_mac, *const backend_mac = test_backend_mac;
 
 /* The namespace of the other tests, while one of these runs in its own. */
 static int test_netns = -1;
-
-static const char *const neighbours[] = {
-	"ip neigh add " CLIENT4 " lladdr 02:00:00:00:00:10 dev " TEST_DEV_CLIENT " nud permanent",
-	"ip neigh add " CLIENT6 " lladdr 02:00:00:00:00:10 dev " TEST_DEV_CLIENT " nud permanent",
-	"ip neigh add 198.18.2.11 lladdr 02:00:00:00:00:11 dev " TEST_DEV_BACKEND
-	" nud permanent",
-	"ip neigh add 2001:2:2::11 lladdr 02:00:00:00:00:11 dev " TEST_DEV_BACKEND
-	" nud permanent",
-};
 
 static int setup_netns(void **state)
 {
@@ -60,13 +49,8 @@ static int setup_netns(void **state)
 			 "cannot make a network namespace: %s", strerror(errno));
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(neighbours) / sizeof(neighbours[0]); i++) {
-		if (system(neighbours[i])) {
-			snprintf(f->setup_error, sizeof(f->setup_error), "'%s' failed",
-				 neighbours[i]);
-			return 0;
-		}
-	}
+	if (test_neighbours_add())
+		snprintf(f->setup_error, sizeof(f->setup_error), "cannot add the neighbours");
 	return 0;
 }
 
@@ -89,40 +73,6 @@ static struct ts_env *fib_env(void **state)
 	return fixture_env_fib(state, 1);
 }
 
-/*
- * s leaves by redirect as s with one endpoint rewritten to ep (the
- * destination, forward; else the source), TTL or hop limit 63, Ethernet
- * source the gateway's and destination dmac, checksums valid.
- */
-static void expect_forwarded(const struct pkt *out, const struct pkt_spec *s, bool dst,
-			     const char *ep, const __u8 *dmac, const char *what)
-{
-	char addr[PKT_EPSTRLEN], msg[160];
-	struct pkt_spec w = spec_with_endpoint(s, dst, ep, addr);
-	struct pkt want;
-	struct iphdr *ip;
-	long at;
-
-	ASSERT_EQ(pkt_build(&want, &w), 0, "pkt_build(expected)");
-	memcpy(want.data, dmac, ETH_ALEN);
-	memcpy(want.data + ETH_ALEN, gw_mac, ETH_ALEN);
-	ip = pkt_ip4(&want);
-	if (ip)
-		ip->ttl--;
-	else
-		pkt_ip6(&want)->hop_limit--;
-	at = pkt_diff_ignoring_csums(out, &want);
-	if (at >= 0) {
-		pkt_dump("got", out, at);
-		pkt_dump("want", &want, at);
-		fail_msg("%s%s: byte %ld differs", test_context_str(), what, at);
-	}
-	snprintf(msg, sizeof(msg), "%s: IPv4 header checksum verifies", what);
-	ASSERT_TRUE(pkt_ip_csum_ok(out), msg);
-	snprintf(msg, sizeof(msg), "%s: TCP checksum verifies", what);
-	ASSERT_TRUE(pkt_l4_csum_ok(out), msg);
-}
-
 static void expect_fib(struct ts_env *e, const struct pkt_spec *s, bool dst, const char *ep,
 		       const __u8 *dmac, const char *what)
 {
@@ -131,7 +81,7 @@ static void expect_fib(struct ts_env *e, const struct pkt_spec *s, bool dst, con
 
 	snprintf(msg, sizeof(msg), "%s: verdict (redirect to the FIB's device)", what);
 	ASSERT_EQ(env_send(e, s, &in, &out), TC_ACT_REDIRECT, msg);
-	expect_forwarded(&out, s, dst, ep, dmac, what);
+	expect_fib_forwarded(&out, s, dst, ep, dmac, what);
 }
 
 static void fib_forward_and_reply(struct ts_env *e, bool v6)
@@ -188,11 +138,13 @@ static void xdp_forward(struct ts_env *e, bool v6)
 		config_web6(e, 1, 0);
 	else
 		config_web4(e, 1, 0);
-	/* a new flow's SYN is tc's */
+	/* a new flow's SYN is tc's (unless --handshakes xdp) */
 	ASSERT_EQ(pkt_build(&in, &syn), 0, "pkt_build");
-	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS, "a SYN goes on to tc");
-	ASSERT_EQ(pkt_diff(&out, &in), -1, "a SYN passed on untouched");
-	handshake(e, &syn, to, 1, "handshake (at tc)");
+	if (!test_xdp_handshakes) {
+		ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS, "a SYN goes on to tc");
+		ASSERT_EQ(pkt_diff(&out, &in), -1, "a SYN passed on untouched");
+	}
+	handshake(e, &syn, to, 1, "handshake");
 	data.flags = PKT_PSH | PKT_ACK;
 	data.payload = "GET / HTTP/1.1\r\n\r\n";
 	reply.ack = data.seq + (__u32)strlen(data.payload);
@@ -205,7 +157,7 @@ static void xdp_forward(struct ts_env *e, bool v6)
 		ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_REDIRECT,
 			  dir ? "a reply is redirected at XDP" : "data is redirected at XDP");
 		ASSERT_EQ(env_backend_packets(e) - before, 1, "counted once, at XDP");
-		expect_forwarded(&out, &s, !dir, dir ? (v6 ? VIP6 : VIP4) : to[0],
+		expect_fib_forwarded(&out, &s, !dir, dir ? (v6 ? VIP6 : VIP4) : to[0],
 				 dir ? client_mac : backend_mac,
 				 dir ? "reply at XDP" : "data at XDP");
 	}
@@ -328,6 +280,123 @@ static void xdp_nexthop_cache(struct ts_env *e)
 	test_context(NULL);
 }
 
+/* Run s through the XDP program alone: it must forward it (as fib mode
+ * would: expect_fib_forwarded) to ep, the destination (dst) or source. */
+static void expect_xdp(struct ts_env *e, const struct pkt_spec *s, bool dst, const char *ep,
+		       const char *what)
+{
+	struct pkt in, out;
+
+	ASSERT_EQ(pkt_build(&in, s), 0, "pkt_build");
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_REDIRECT, what);
+	expect_fib_forwarded(&out, s, dst, ep, dst ? backend_mac : client_mac, what);
+}
+
+/* Run s through the XDP program alone: it must pass it on untouched. */
+static void expect_xdp_pass(struct ts_env *e, const struct pkt_spec *s, const char *what)
+{
+	struct pkt in, out;
+
+	ASSERT_EQ(pkt_build(&in, s), 0, "pkt_build");
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS, what);
+	ASSERT_EQ(pkt_diff(&out, &in), -1, what);
+}
+
+/*
+ * load --mode xdp --handshakes xdp: the XDP program alone carries a whole
+ * connection — the SYN picked and pinned, the backend's SYN-ACK, the client's
+ * ACK that confirms it, data, FINs both ways — with the canary signals
+ * counted as at tc (an attempt, a handshake, an opened and a closed
+ * connection). Without the option the SYN goes on to tc untouched. A SYN
+ * that cannot lead to a connection (viable.h: TTL 1, a bad checksum) and an
+ * ACK that does not acknowledge the SYN-ACK as the gateway saw it (an
+ * off-path sender's) confirm nothing: the first goes to tc untouched, the
+ * second to the pinned backend, the flow still half-open.
+ */
+static void xdp_whole_connection(struct ts_env *e, bool v6)
+{
+	const char *client = v6 ? CLIENT6 : CLIENT4, *vip = v6 ? VIP6_ADDR : VIP4_ADDR;
+	const char *vipep = v6 ? VIP6 : VIP4;
+	const char *const to[] = { v6 ? BE6_1 : BE4_1 };
+	struct pkt_spec syn = { .src = client, .dst = vip, .sport = 47400, .dport = 8008,
+				.flags = PKT_SYN, .mss = true, .seq = 11000 };
+	struct pkt_spec ack = handshake_ack_spec(&syn), s;
+	struct ts_backend_stats st0, st;
+	char addr[PKT_EPSTRLEN];
+	struct ts_flow flow;
+	__u64 promoted = env_counter(e, TS_CNT_PROMOTED);
+	struct pkt in, out;
+
+	test_context("XDP handshakes, IPv%d", v6 ? 6 : 4);
+	st0 = env_backend_stats(e, web_service(v6), "v1");
+
+	/* what cannot lead to a connection is tc's */
+	s = syn;
+	s.ttl = 1;
+	expect_xdp_pass(e, &s, "a SYN with TTL 1 goes on to tc, untouched");
+	ASSERT_EQ(pkt_build(&in, &syn), 0, "pkt_build");
+	in.data[in.len - 1] ^= 0xff; /* the MSS option's last byte: a bad checksum */
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS, "a SYN with a bad checksum goes to tc");
+	ASSERT_EQ(pkt_diff(&out, &in), -1, "a SYN with a bad checksum: untouched");
+	ASSERT_EQ(env_flow_lookup(e, &syn, &flow), -1, "neither is pinned");
+
+	expect_xdp(e, &syn, true, to[0], "the SYN, picked and forwarded at XDP");
+	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_SYN_SEEN, "pinned half-open at XDP");
+	s = backend_syn_ack_spec(&syn, to[0], addr);
+	expect_xdp(e, &s, false, vipep, "the backend's SYN-ACK, from the VIP at XDP");
+
+	/* an ACK of another sequence number: no confirmation */
+	s = ack;
+	s.ack += 1000;
+	expect_xdp(e, &s, true, to[0], "a blind ACK goes to the pinned backend");
+	ASSERT_EQ(env_counter(e, TS_CNT_PROMOTED), promoted, "a blind ACK confirms nothing");
+
+	expect_xdp(e, &ack, true, to[0], "the client's ACK, at XDP");
+	ASSERT_EQ(env_counter(e, TS_CNT_PROMOTED), promoted + 1, "the ACK confirms the flow");
+	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_ESTABLISHED, "confirmed at XDP");
+
+	s = ack;
+	s.flags = PKT_FIN | PKT_ACK;
+	expect_xdp(e, &s, true, to[0], "the client's FIN, at XDP");
+	s = backend_spec(&syn, to[0], PKT_FIN | PKT_ACK, addr);
+	s.ack = ack.seq + 1;
+	expect_xdp(e, &s, false, vipep, "the backend's FIN, at XDP");
+	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSED, "closed by FINs both ways");
+
+	st = env_backend_stats(e, web_service(v6), "v1");
+	ASSERT_EQ(st.new_flows - st0.new_flows, 1, "one attempt counted");
+	ASSERT_EQ(st.handshakes - st0.handshakes, 1, "one handshake counted");
+	ASSERT_EQ(st.opened - st0.opened, 1, "one connection opened");
+	ASSERT_EQ(st.closed - st0.closed, 1, "and closed");
+	ASSERT_EQ(st.ended - st0.ended, 1, "and ended");
+	test_context(NULL);
+}
+
+static void test_xdp_whole_connections(void **state)
+{
+	struct ts_env *e;
+	struct pkt_spec syn = { .src = CLIENT4, .dst = VIP4_ADDR, .sport = 47401, .dport = 8008,
+				.flags = PKT_SYN, .mss = true, .seq = 12000 };
+	char why[600];
+
+	env_of(state); /* fails the test with the setup's error, if any */
+	/* without the option: a SYN is tc's */
+	e = fixture_env_handshakes(state, 1, false);
+	if (env_xdp_devices(e, why, sizeof(why)))
+		fail_msg("%s", why);
+	config_web4(e, 1, 0);
+	expect_xdp_pass(e, &syn, "without --handshakes xdp a SYN goes on to tc");
+	env_close(e);
+
+	e = fixture_env_handshakes(state, 1, true);
+	if (env_xdp_devices(e, why, sizeof(why)))
+		fail_msg("%s", why);
+	config_web4(e, 1, 0);
+	config_web6(e, 1, 0);
+	xdp_whole_connection(e, false);
+	xdp_whole_connection(e, true);
+}
+
 static void test_fib_forward(void **state)
 {
 	struct ts_env *e = fib_env(state);
@@ -367,6 +436,7 @@ int run_forward_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_xdp_forward, setup_netns, teardown_netns),
+		cmocka_unit_test_setup_teardown(test_xdp_whole_connections, setup_netns, teardown_netns),
 		cmocka_unit_test_setup_teardown(test_fib_forward, setup_netns, teardown_netns),
 		cmocka_unit_test_setup_teardown(test_fib_forward_checksum_complete, setup_netns,
 						teardown_netns),

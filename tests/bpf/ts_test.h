@@ -119,6 +119,9 @@ void env_close(struct ts_env *e);
 struct ts_env *fixture_env(void **state, int n, __u32 seed, __u32 max_flows);
 /* fixture_env (TEST_SEED, TEST_MAX_FLOWS) loaded with --forward fib. */
 struct ts_env *fixture_env_fib(void **state, int n);
+/* fixture_env (TEST_SEED, TEST_MAX_FLOWS) loaded with --mode xdp and
+ * --handshakes xdp (xdp) or tc, whatever the run's mode. */
+struct ts_env *fixture_env_handshakes(void **state, int n, bool xdp);
 
 int setup_env(void **state);		/* env[0]: TEST_SEED, TEST_MAX_FLOWS */
 int setup_env_large(void **state);	/* env[0]: TEST_SEED, TEST_MAX_FLOWS_LARGE */
@@ -193,6 +196,23 @@ extern int test_dev_force;
  * TC_ACT_SHOT. Both test devices are the instance's (xdp_devs, xdp_tx).
  */
 extern bool test_xdp_mode;
+/*
+ * test_bpf --xdp-handshakes: --xdp, the object loaded with --handshakes xdp,
+ * and permanent neighbours for CLIENT4/6 and the backends' addresses
+ * (test_neighbours_add: test_client_mac, test_backend_mac), so that XDP
+ * finishes what it can. A frame XDP forwards reads as tc's verdict in the
+ * object's forwarding mode: in stack mode TC_ACT_OK, with the MACs and TTL
+ * (hop limit) as they came in.
+ */
+extern bool test_xdp_handshakes;
+extern const __u8 test_client_mac[6], test_backend_mac[6];
+#define TEST_DEV_MAC_BYTES	"\x02\x00\x00\x00\x00\x01"	/* TEST_DEV_MAC */
+int test_neighbours_add(void);
+/* out is s forwarded by the FIB (fib mode, XDP): one endpoint rewritten to ep
+ * (the destination, forward; else the source), TTL or hop limit one less,
+ * Ethernet source the gateway's and destination dmac, checksums valid. */
+void expect_fib_forwarded(const struct pkt *out, const struct pkt_spec *s, bool dst,
+			  const char *ep, const __u8 *dmac, const char *what);
 int test_ifindex(const char *dev);
 
 /*

@@ -43,7 +43,10 @@ E2E_PIN=/sys/fs/bpf/tcpshift-e2e-$E2E_ID
 # offloads stay as users have them: TX checksum offload on, so their TCP
 # frames carry partial checksums, which the XDP program leaves to tc
 # (test_xdp.sh turns it off to send XDP complete ones, as from a wire).
+# E2E_HANDSHAKES=xdp (with E2E_MODE=xdp) adds --handshakes xdp: whole
+# connections at XDP, for the frames with complete checksums.
 E2E_MODE=${E2E_MODE:-tc}
+E2E_HANDSHAKES=${E2E_HANDSHAKES:-tc}
 case $E2E_MODE in
 tc)
 	E2E_DEVS=(gwc br0)		# the gateway interfaces tcpshift attaches to
@@ -51,7 +54,7 @@ tc)
 	;;
 xdp)
 	E2E_DEVS=(gwc b1 b2)
-	E2E_MODE_ARGS=(--mode xdp)
+	E2E_MODE_ARGS=(--mode xdp --handshakes "$E2E_HANDSHAKES")
 	;;
 *)
 	echo "E2E_MODE must be tc or xdp, not '$E2E_MODE'" >&2

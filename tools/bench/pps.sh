@@ -36,6 +36,8 @@
 #   tcpshift-fib   tcpshift load --forward fib
 #   tcpshift-xdp   tcpshift load --mode xdp; "unavailable" when this build's
 #                  load has no --mode
+#   tcpshift-xdp-hs  tcpshift load --mode xdp --handshakes xdp (whole
+#                  connections at XDP); "unavailable" without --handshakes
 #
 # Knobs: QUICK=1 (one round of 1 s phases: under a minute), ROUNDS=3
 # SECONDS_PER_PHASE=3 WARMUP=0.5 FLOWS=10000 CPU=0 METHODS=... INSTALL=1 (0:
@@ -60,7 +62,7 @@ else
 	ROUNDS=${ROUNDS:-3} SECONDS_PER_PHASE=${SECONDS_PER_PHASE:-3} WARMUP=${WARMUP:-0.5}
 fi
 FLOWS=${FLOWS:-10000}
-METHODS=${METHODS:-"forward tc-empty xdp-redirect iptables nftables tcpshift tcpshift-fib tcpshift-xdp"}
+METHODS=${METHODS:-"forward tc-empty xdp-redirect iptables nftables tcpshift tcpshift-fib tcpshift-xdp tcpshift-xdp-hs"}
 CPU=${CPU:-0}
 INSTALL=${INSTALL:-1}
 DEB_PEERS="iptables nftables gnuplot-nox"
@@ -221,10 +223,11 @@ table ip tspps {
 }
 EOF
 		;;
-	tcpshift | tcpshift-fib | tcpshift-xdp)
+	tcpshift | tcpshift-fib | tcpshift-xdp | tcpshift-xdp-hs)
 		local extra=()
 		[ "$1" = tcpshift-fib ] && extra=(--forward fib)
 		[ "$1" = tcpshift-xdp ] && extra=(--mode xdp)
+		[ "$1" = tcpshift-xdp-hs ] && extra=(--mode xdp --handshakes xdp)
 		must "tcpshift load ${extra[*]}" ts load --dev "$GW_DEV" --dev b1 --dev b2 "${extra[@]}"
 		must "service" ts service add web "$VIP:80"
 		must "backend v1" ts backend add web v1 "$B1:80"
@@ -255,6 +258,11 @@ run_method() {	# METHOD ROUND
 
 	if [ "$m" = tcpshift-xdp ] && ! xdp_mode_available; then
 		log "$m" "unavailable: this build's tcpshift load has no --mode"
+		record "$r" "$m" - unavailable 1
+		return 0
+	fi
+	if [ "$m" = tcpshift-xdp-hs ] && ! "$TCPSHIFT" load --help 2>&1 | grep -q -- '--handshakes'; then
+		log "$m" "unavailable: this build's tcpshift load has no --handshakes"
 		record "$r" "$m" - unavailable 1
 		return 0
 	fi

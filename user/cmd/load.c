@@ -8,7 +8,8 @@
 
 static const char help[] =
 	"Usage: tcpshift load --dev IFACE [--dev IFACE...] [--max-flows N] [--seed N]\n"
-	"                     [--forward stack|fib] [--mode tc|xdp [--xdp-generic]]\n"
+	"                     [--forward stack|fib]\n"
+	"                     [--mode tc|xdp [--xdp-generic] [--handshakes tc|xdp]]\n"
 	"                     [--cgroup PATH]\n"
 	"\n"
 	"Load the data plane, pin its maps under the pin directory and attach it to tc\n"
@@ -49,6 +50,14 @@ static const char help[] =
 	"                   unless given again.\n"
 	"  --xdp-generic    with --mode xdp: allow XDP in the stack (generic mode) on\n"
 	"                   devices without native XDP; slower than --mode tc, for tests\n"
+	"  --handshakes WHERE  with --mode xdp: tc (default): new connections go through\n"
+	"                   tc and the stack, so netfilter judges each one. xdp: the XDP\n"
+	"                   program also picks and pins SYNs and forwards the backends'\n"
+	"                   SYN-ACKs and the confirming ACKs, so whole connections\n"
+	"                   skip the stack and its netfilter rules (the same flow logic\n"
+	"                   and defences; ICMP and anything unusual still go to tc).\n"
+	"                   For gateways without a firewall of their own. Given again\n"
+	"                   with every --mode xdp.\n"
 	"  --cgroup PATH    balance the clients on this host too: TCP connect()s to a VIP\n"
 	"                   by processes in the cgroup v2 directory PATH (and below it),\n"
 	"                   in this network namespace, go to a backend picked from the\n"
@@ -58,6 +67,7 @@ static const char help[] =
 	"\n"
 	"Examples:\n"
 	"  tcpshift load --dev eth0 --dev eth1\n"
+	"  tcpshift load --dev eth0 --dev eth1 --mode xdp --handshakes xdp\n"
 	"  tcpshift load --dev eth0 --cgroup /sys/fs/cgroup/unified/clients\n";
 
 int cmd_load(struct cli_ctx *ctx, int argc, char **argv)
@@ -65,6 +75,8 @@ int cmd_load(struct cli_ctx *ctx, int argc, char **argv)
 	static const char *const forward_modes[] = { "stack", "fib", NULL };
 	const char *devs[TS_MAX_DEVICES];
 	static const char *const modes[] = { "tc", "xdp", NULL };
+	static const char *const handshakes[] = { "tc", "xdp", NULL };
+	int where = -1;
 	struct ts_load_opts o = { .pin_dir = ctx->pin_dir, .devs = devs, .forward_fib = -1,
 				  .mode = -1 };
 	const struct cli_opt opts[] = {
@@ -77,6 +89,8 @@ int cmd_load(struct cli_ctx *ctx, int argc, char **argv)
 		  .choices = forward_modes },
 		{ "mode", 0, CLI_ENUM, &o.mode, .metavar = "tc or xdp", .choices = modes },
 		{ "xdp-generic", 0, CLI_FLAG, &o.xdp_generic },
+		{ "handshakes", 0, CLI_ENUM, &where, .metavar = "tc or xdp",
+		  .choices = handshakes },
 		{ "cgroup", 0, CLI_STRING, &o.cgroup },
 		CLI_OPT_HELP,
 		{},
@@ -91,6 +105,9 @@ int cmd_load(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage(argv[0], "give at least one --dev IFACE");
 	if (o.xdp_generic && o.mode != TS_MODE_XDP)
 		return cli_usage(argv[0], "--xdp-generic goes with --mode xdp");
+	if (where >= 0 && o.mode != TS_MODE_XDP)
+		return cli_usage(argv[0], "--handshakes goes with --mode xdp");
+	o.handshakes = where == TS_HANDSHAKES_XDP ? TS_HANDSHAKES_XDP : TS_HANDSHAKES_TC;
 	if (ts_load(&o, &err))
 		return cli_report(&err);
 	return 0;

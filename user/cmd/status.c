@@ -15,8 +15,9 @@ static const char help[] =
 	"\n"
 	"Show the pin directory, the version of this tcpshift and of the running object\n"
 	"(the build that loaded it) with the map layout, the flow hash seed, the\n"
-	"forwarding mode, the mode (tc or xdp) and whether 'tcpshift sync' takes the pin\n"
-	"events, the devices tcpshift is attached to with their program ids (and XDP\n"
+	"forwarding mode, the mode (tc or xdp) and in xdp mode where handshakes are\n"
+	"handled (tc, or xdp: load --handshakes xdp), whether 'tcpshift sync' takes the\n"
+	"pin events, the devices tcpshift is attached to with their program ids (and XDP\n"
 	"program ids in xdp mode, and whether each takes XDP-redirected frames), the\n"
 	"cgroup whose clients are balanced at connect() (see load) with its programs'\n"
 	"ids, rollouts running or interrupted, how full each map is, and the global\n"
@@ -241,6 +242,11 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 	print_string(PRINT_ANY, "forward", "forward   %s\n",
 		     s.flags & TS_SETTINGS_F_FORWARD_FIB ? "fib" : "stack");
 	print_string(PRINT_ANY, "mode", "mode      %s\n", mode);
+	print_string(PRINT_JSON, "handshakes", NULL, ts_settings_handshakes(&s));
+	if (s.flags & TS_SETTINGS_F_XDP)
+		print_text("handshakes %s\n", !strcmp(ts_settings_handshakes(&s), "xdp")
+						      ? "xdp: whole connections at XDP"
+						      : "tc: netfilter judges new connections");
 	print_bool(PRINT_JSON, "sync", NULL, sync);
 	print_text("sync      %s\n", sync ? "on: pin events go to 'tcpshift sync' (sync_lost "
 					      "counts those it did not take)"

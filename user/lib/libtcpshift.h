@@ -186,6 +186,8 @@ int ts_settings_check_netns(const struct ts_settings *s, struct ts_err *err);
 int ts_settings_read(const struct ts_maps *m, struct ts_settings *s, struct ts_err *err);
 /* The mode the instance was loaded in: "tc", "xdp" or "xdp-generic". */
 const char *ts_settings_mode(const struct ts_settings *s);
+/* Where it handles handshakes: "xdp" (--handshakes xdp), else "tc". */
+const char *ts_settings_handshakes(const struct ts_settings *s);
 int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err);
 int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_stats *out,
 			  struct ts_err *err);
@@ -326,6 +328,8 @@ struct ts_load_opts {
 	int		forward_fib;	/* 1 fib, 0 stack, -1 keep the loaded mode (stack) */
 	int		mode;		/* TS_MODE_*, or -1: keep the loaded mode (tc) */
 	bool		xdp_generic;	/* with TS_MODE_XDP: generic (skb) XDP */
+	int		handshakes;	/* with TS_MODE_XDP: TS_HANDSHAKES_* (with mode -1:
+					 * kept as loaded) */
 	bool		discard_newer;	/* replace an instance of a newer layout, its
 					 * configuration carried over, its flows lost */
 	const struct ts_migration *migration;	/* set by ts_load: an older layout's
@@ -335,6 +339,12 @@ struct ts_load_opts {
 enum ts_mode {
 	TS_MODE_TC = 0,		/* the program at tc ingress only */
 	TS_MODE_XDP = 1,	/* confirmed flows at XDP, the rest at tc */
+};
+
+/* Where xdp mode handles handshakes (load --handshakes). */
+enum ts_handshakes {
+	TS_HANDSHAKES_TC = 0,	/* at tc: netfilter judges every new connection */
+	TS_HANDSHAKES_XDP = 1,	/* at XDP too: whole connections skip the stack */
 };
 
 /* The XDP program attached to ifindex, if any: its id, and in *generic

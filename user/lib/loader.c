@@ -171,8 +171,9 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
  * default.
  */
 static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps *m,
-				      __u32 max_flows, int forward_fib, bool local,
-				      const struct ts_migration *mg, struct ts_err *err)
+				      __u32 max_flows, int forward_fib, int xdp_handshakes,
+				      bool local, const struct ts_migration *mg,
+				      struct ts_err *err)
 {
 	struct ts_settings loaded;
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_dir);
@@ -246,6 +247,11 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps 
 		forward_fib = !pinned_settings(pin_dir, &loaded) &&
 			      (loaded.flags & TS_SETTINGS_F_FORWARD_FIB);
 	skel->rodata->forward_fib = forward_fib;
+	/* as given with --mode, or as loaded (layout 5 had no such flag) */
+	if (xdp_handshakes < 0)
+		xdp_handshakes = !(mg && mg->from) && !pinned_settings(pin_dir, &loaded) &&
+				 (loaded.flags & TS_SETTINGS_F_XDP_HANDSHAKES);
+	skel->rodata->xdp_handshakes = xdp_handshakes;
 load:
 	/* read back by status and the agent (version.c) */
 	strncpy((char *)skel->rodata->tcpshift_version, ts_version(),
@@ -272,7 +278,7 @@ fail:
 
 struct tcpshift_bpf *ts_bpf_open_dry_run(const struct ts_maps *m, struct ts_err *err)
 {
-	return open_load(m->pin_dir, m, 0, -1, false, NULL, err);
+	return open_load(m->pin_dir, m, 0, -1, 0, false, NULL, err);
 }
 
 struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_err *err)
@@ -283,8 +289,9 @@ struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_er
 
 	if (ts_check_pin_dir(o->pin_dir, err))
 		return NULL;
-	skel = open_load(o->pin_dir, NULL, o->max_flows, o->forward_fib, o->cgroup != NULL,
-			 o->migration, err);
+	skel = open_load(o->pin_dir, NULL, o->max_flows, o->forward_fib,
+			 o->mode < 0 ? -1 : o->mode == TS_MODE_XDP && o->handshakes == TS_HANDSHAKES_XDP,
+			 o->cgroup != NULL, o->migration, err);
 	if (!skel)
 		return NULL;
 	if (bpf_map__lookup_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
@@ -300,11 +307,15 @@ struct tcpshift_bpf *ts_bpf_open_load(const struct ts_load_opts *o, struct ts_er
 					      : cur.flags & ~TS_SETTINGS_F_FORWARD_FIB;
 	/* the mode: as given, or as loaded (a first load: tc) */
 	if (o->mode >= 0) {
-		cur.flags &= ~(TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC);
+		cur.flags &= ~(TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_GENERIC |
+			       TS_SETTINGS_F_XDP_HANDSHAKES);
 		if (o->mode == TS_MODE_XDP)
 			cur.flags |= TS_SETTINGS_F_XDP |
 				     (o->xdp_generic ? TS_SETTINGS_F_XDP_GENERIC : 0);
 	}
+	/* what the object was built for (open_load): given, or as loaded */
+	cur.flags = skel->rodata->xdp_handshakes ? cur.flags | TS_SETTINGS_F_XDP_HANDSHAKES
+						 : cur.flags & ~TS_SETTINGS_F_XDP_HANDSHAKES;
 	if (bpf_map__update_elem(skel->maps.settings, &zero, sizeof(zero), &cur, sizeof(cur), 0)) {
 		ts_fail(err, TS_ERR_RUNTIME, "cannot write settings: %s", strerror(errno));
 		goto fail;

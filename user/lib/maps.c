@@ -546,6 +546,14 @@ const char *ts_settings_mode(const struct ts_settings *s)
 						      : "xdp";
 }
 
+const char *ts_settings_handshakes(const struct ts_settings *s)
+{
+	return (s->flags & (TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_HANDSHAKES)) ==
+			       (TS_SETTINGS_F_XDP | TS_SETTINGS_F_XDP_HANDSHAKES)
+		       ? "xdp"
+		       : "tc";
+}
+
 int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err)
 {
 	int ncpu = libbpf_num_possible_cpus();
