@@ -97,6 +97,7 @@ struct ts_owner {
 
 struct ts_maps {
 	int	services;
+	int	service_names;
 	int	tables;
 	int	backends;
 	int	flows;
@@ -119,6 +120,11 @@ struct ts_maps {
 	char	pin_dir[TS_PIN_DIR_MAX];
 	char	*journal_before;	/* the document when the lock was taken
 					 * exclusive (journal.c), or NULL */
+	bool	repair;		/* the lock was taken with TS_SETTINGS_F_CHANGING set:
+				 * a change was killed (or failed) holding it */
+	bool	failed;		/* a change failed under this lock: the flag stays */
+	__u32	free_backend_hint;	/* ids below are not FREE (this process) */
+	__u32	free_table_hint;	/* table ids below are taken (this process) */
 };
 
 /* The layout a pinned map must have, from the BPF object's own definitions. */
@@ -238,7 +244,7 @@ struct ts_service_cfg {
 	struct ts_endpoint_key	key;
 	struct ts_service	svc;
 	size_t			nbackends;	/* sorted by name */
-	struct ts_backend_cfg	backends[TS_MAX_SERVICE_BACKENDS];
+	struct ts_backend_cfg	*backends;	/* malloc()ed: ts_config_free */
 };
 
 struct ts_config {
@@ -247,6 +253,10 @@ struct ts_config {
 };
 
 int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err);
+/* Only the service named name (none in cfg when there is none), in time that
+ * does not grow with the number of services. */
+int ts_config_read_service(const struct ts_maps *m, const char *name, struct ts_config *cfg,
+			   struct ts_err *err);
 void ts_config_free(struct ts_config *cfg);
 /* The configuration in force as `export` prints it (malloc()ed), or NULL
  * with err filled. Reads without locking: hold the lock for one moment's. */
@@ -256,6 +266,10 @@ struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id);
 struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name);
 /* All TS_MAX_BACKENDS entries of the backends map, in one batch. */
 int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err);
+/* The table size M of a service of n backends whose size follows them. */
+__u32 ts_table_size_for(size_t n);
+/* The table size a service was given, 0 when its size follows its backends. */
+__u32 ts_service_fixed_size(const struct ts_service *svc);
 /* Slot counts per backend (same order as s->backends) in the live table. */
 int ts_table_shares(const struct ts_maps *m, const struct ts_service_cfg *s, __u32 *slots,
 		    struct ts_err *err);
@@ -506,7 +520,8 @@ int ts_local_sweep(const struct ts_maps *m, struct ts_err *err);
  * configuration export the same bytes.
  */
 #define TS_DOC_VERSION		1
-#define TS_DOC_MAX_SIZE		(16U << 20)	/* bytes of a document */
+#define TS_DOC_MAX_SIZE		(64U << 20)	/* bytes of a document: 65,536 services
+						 * of 4 backends take 13 MiB */
 
 struct ts_doc_backend {
 	char			name[TS_NAME_LEN];
@@ -517,7 +532,7 @@ struct ts_doc_backend {
 struct ts_doc_service {
 	char			name[TS_NAME_LEN];
 	struct ts_endpoint	vip;
-	__u32			table_size;
+	__u32			table_size;	/* 0: follows the backends */
 	struct ts_health_check	health;		/* check TS_CHECK_NONE: all 0 */
 	size_t			nbackends;	/* sorted by name */
 	struct ts_doc_backend	*backends;

@@ -26,6 +26,7 @@ static const struct {
 	size_t offset;
 } named_maps[] = {
 	{ "services", offsetof(struct ts_maps, services) },
+	{ "service_names", offsetof(struct ts_maps, service_names) },
 	{ "tables", offsetof(struct ts_maps, tables) },
 	{ "backends", offsetof(struct ts_maps, backends) },
 	{ "flows", offsetof(struct ts_maps, flows) },
@@ -379,8 +380,20 @@ static int maps_lock(struct ts_maps *m, int op, struct ts_err *err)
 			       "lock: nothing was changed",
 			       m->pin_dir);
 	}
-	if (op == LOCK_EX)
+	if (op == LOCK_EX) {
+		struct ts_settings st;
+		__u32 zero = 0;
+
+		/* set until a clean unlock: a change killed or failed under the
+		 * lock leaves it, and the next change repairs (config.c) */
+		if (m->settings >= 0 && !bpf_map_lookup_elem(m->settings, &zero, &st)) {
+			m->repair = st.flags & TS_SETTINGS_F_CHANGING;
+			st.flags |= TS_SETTINGS_F_CHANGING;
+			bpf_map_update_elem(m->settings, &zero, &st, BPF_EXIST);
+		}
+		m->failed = false;
 		ts_journal_begin(m);
+	}
 	return 0;
 }
 
@@ -423,6 +436,9 @@ void ts_maps_unlock(struct ts_maps *m)
 	if (m->locked == LOCK_EX && m->settings >= 0 &&
 	    !bpf_map_lookup_elem(m->settings, &zero, &s)) {
 		s.generation++;
+		/* left set when the repair it asked for has not run yet */
+		if (!m->failed && !m->repair)
+			s.flags &= ~TS_SETTINGS_F_CHANGING;
 		bpf_map_update_elem(m->settings, &zero, &s, BPF_EXIST);
 	}
 	flock(m->lock_fd, LOCK_UN);
@@ -579,7 +595,8 @@ int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_s
 	percpu = calloc((size_t)ncpu, sizeof(*percpu));
 	if (!percpu)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	if (bpf_map_lookup_elem(m->backend_stats, &id, percpu)) {
+	/* an id never given has no entry: nothing counted */
+	if (bpf_map_lookup_elem(m->backend_stats, &id, percpu) && errno != ENOENT) {
 		free(percpu);
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot read stats of backend %u: %s", id,
 			       strerror(errno));
