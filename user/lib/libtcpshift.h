@@ -149,8 +149,9 @@ int ts_check_pin_dir(const char *dir, struct ts_err *err);
 enum ts_open_flags {
 	TS_OPEN_INCOMPLETE	= 1,	/* accept a load that did not finish (ABI version 0) */
 	TS_OPEN_MISSING_OK	= 2,	/* pins may be missing (unload of a killed load) */
-	TS_OPEN_OLDER		= 4,	/* accept layout 5 (unload): its settings are
-					 * read as a prefix of today's */
+	TS_OPEN_OLDER		= 4,	/* accept layouts 5 and 6 (unload): their maps
+					 * are checked against their layout
+					 * (ts_layout_older) */
 };
 
 int ts_check_root(struct ts_err *err);
@@ -408,8 +409,19 @@ int ts_migration_commit(const struct ts_migration *mg, const char *pin_dir,
 void ts_migration_step(const char *step);
 /* Remove a killed migration's staging directory. */
 void ts_migration_clean(const char *pin_dir);
-/* Conversions, one per changed value (include/tcpshift_abi5.h). */
+/* Before any device runs the new programs: fill the maps the migration made
+ * anew from the old pins (layout 6's configuration maps). */
+int ts_migration_fill(const struct ts_migration *mg, const char *pin_dir,
+		      int (*fd_of)(void *ctx, const char *map), void *ctx, struct ts_err *err);
+/* Layout l of a pinned map as the older layout abi pinned it. */
+void ts_layout_older(__u32 abi, struct ts_map_layout *l);
+/* Conversions, one per changed value (include/tcpshift_abi5.h,
+ * include/tcpshift_abi6.h). */
+struct ts_service_abi6;
 void ts_settings_from_abi5(const struct ts_settings_abi5 *in, struct ts_settings *out);
+void ts_service_from_abi6(const struct ts_service_abi6 *in, struct ts_service *out);
+/* A backend id's counters, all zero (the entry made when the id is given). */
+int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err);
 /* Add per-CPU counters 0..nfrom-1 of from_fd into to_fd's. */
 int ts_counters_carry(int from_fd, __u32 nfrom, int to_fd, struct ts_err *err);
 int ts_unload(const char *pin_dir, struct ts_err *err);

@@ -241,9 +241,9 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 			missing = missing ?: layout[i].name;
 			continue;
 		}
-		if ((flags & TS_OPEN_OLDER) && !strcmp(layout[i].name, "settings") &&
-		    !ts_pinned_layout(pin_dir, &abi, NULL) && abi == TS_ABI5_VERSION)
-			layout[i].value_size = sizeof(struct ts_settings_abi5);
+		if ((flags & TS_OPEN_OLDER) && !ts_pinned_layout(pin_dir, &abi, NULL) &&
+		    abi < TS_ABI_VERSION)
+			ts_layout_older(abi, &layout[i]);
 		r = ts_map_check(fd, path, &layout[i], err);
 		if (!r)
 			m->owner.map_id[m->owner.n++] = map_id(fd);
@@ -302,7 +302,7 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 			       "'tcpshift unload'",
 			       pin_dir);
 	}
-	if (s.abi_version == TS_ABI5_VERSION && (flags & TS_OPEN_OLDER))
+	if (s.abi_version && s.abi_version < TS_ABI_VERSION && (flags & TS_OPEN_OLDER))
 		return 0;
 	if (s.abi_version && s.abi_version < TS_ABI_VERSION) {
 		ts_maps_close(m);
@@ -666,6 +666,11 @@ __u64 ts_handshake_quantile(const struct ts_backend_stats *st, double q)
 
 int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err)
 {
+	return ts_backend_stats_zero(m->backend_stats, id, err);
+}
+
+int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err)
+{
 	int ncpu = libbpf_num_possible_cpus();
 	struct ts_backend_stats *zero;
 	int r = 0;
@@ -673,7 +678,7 @@ int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err
 	zero = calloc(ncpu > 0 ? (size_t)ncpu : 1, sizeof(*zero));
 	if (!zero)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	if (bpf_map_update_elem(m->backend_stats, &id, zero, BPF_ANY))
+	if (bpf_map_update_elem(backend_stats, &id, zero, BPF_ANY))
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot reset stats of backend %u: %s", id,
 			    strerror(errno));
 	free(zero);
