@@ -214,6 +214,8 @@ int ts_migration_prepare(struct ts_migration *mg, const char *pin_dir, struct ts
 	if (r)
 		return r;
 	for (size_t i = 0; i < n; i++) {
+		struct ts_map_layout today = layout[i];
+
 		if (!strcmp(layout[i].name, "settings"))
 			continue;
 		ts_layout_older(mg->from, &layout[i]);
@@ -221,7 +223,11 @@ int ts_migration_prepare(struct ts_migration *mg, const char *pin_dir, struct ts
 		fd = bpf_obj_get(path);
 		if (fd < 0)
 			continue;
+		/* a map a killed migration already pinned in place has today's */
 		r = ts_map_check(fd, path, &layout[i], err);
+		if (r && ts_migration_remakes(mg, layout[i].name) &&
+		    !ts_map_check(fd, path, &today, NULL))
+			r = 0;
 		close(fd);
 		if (r)
 			return r;
@@ -320,8 +326,7 @@ static int migrate_5_to_6_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 /* Every entry of the old map at pin_dir/name into fd, through convert (NULL:
  * the same bytes). */
 static int copy_entries(const char *pin_dir, const char *name, int to, size_t key_size,
-			size_t value_size, void (*convert)(const void *in, void *out),
-			size_t out_size, struct ts_err *err)
+			void (*convert)(const void *in, void *out), struct ts_err *err)
 {
 	char key[64], prev[64], value[1024], out[1024];
 	int from = open_pin(pin_dir, name), r = 0;
@@ -343,8 +348,6 @@ static int copy_entries(const char *pin_dir, const char *name, int to, size_t ke
 			break;
 		}
 	}
-	(void)value_size;
-	(void)out_size;
 	close(from);
 	return r;
 }
@@ -360,18 +363,25 @@ static int migrate_6_to_7_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 	int services = fd_of(ctx, "services"), names = fd_of(ctx, "service_names");
 	int tables = fd_of(ctx, "tables"), old, r;
 	struct ts_endpoint_key key, prev;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
 	bool first = true;
 
+	/* layout 6's services, or today's pinned by a commit that was killed */
+	old = open_pin(pin_dir, "services");
+	if (old >= 0 && bpf_obj_get_info_by_fd(old, &info, &len))
+		info.value_size = 0;
+	if (old >= 0)
+		close(old);
 	r = copy_entries(pin_dir, "services", services, sizeof(struct ts_endpoint_key),
-			 sizeof(struct ts_service_abi6), convert_service, sizeof(struct ts_service),
+			 info.value_size == sizeof(struct ts_service) ? NULL : convert_service,
 			 err);
-	r = r ?: copy_entries(pin_dir, "backends", fd_of(ctx, "backends"), sizeof(__u32),
-			      sizeof(struct ts_backend), NULL, 0, err);
-	r = r ?: copy_entries(pin_dir, "backend_addrs", fd_of(ctx, "backend_addrs"),
-			      sizeof(struct ts_endpoint_key), sizeof(struct ts_reply), NULL, 0,
+	r = r ?: copy_entries(pin_dir, "backends", fd_of(ctx, "backends"), sizeof(__u32), NULL,
 			      err);
-	r = r ?: copy_entries(pin_dir, "rollouts", fd_of(ctx, "rollouts"), sizeof(__u32),
-			      sizeof(struct ts_rollout), NULL, 0, err);
+	r = r ?: copy_entries(pin_dir, "backend_addrs", fd_of(ctx, "backend_addrs"),
+			      sizeof(struct ts_endpoint_key), NULL, err);
+	r = r ?: copy_entries(pin_dir, "rollouts", fd_of(ctx, "rollouts"), sizeof(__u32), NULL,
+			      err);
 	if (r)
 		return r;
 	/* the names index, and each service's table (an array of maps reads
