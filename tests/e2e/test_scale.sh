@@ -58,13 +58,14 @@ gen_doc() {
 	}'
 }
 
-# timed WHAT CMD...: run CMD, its output in $E2E_TMP/out, and say how long it
-# took and the most memory it held.
+# timed WHAT ARGS...: run tcpshift ARGS on the gateway, its output in
+# $E2E_TMP/out, and say how long it took and the most memory it held.
 timed() {
 	local what=$1 t0 t1 rss
 	shift
 	t0=$(date +%s%N)
-	/usr/bin/time -f %M -o "$E2E_TMP/rss" "$@" >"$E2E_TMP/out" 2>"$E2E_TMP/err"
+	/usr/bin/time -f %M -o "$E2E_TMP/rss" "$TCPSHIFT" --pin-dir "$E2E_PIN" -n "$NS_GW" "$@" \
+		>"$E2E_TMP/out" 2>"$E2E_TMP/err"
 	TIMED_RC=$?
 	t1=$(date +%s%N)
 	rss=$(tail -n 1 "$E2E_TMP/rss")
@@ -79,14 +80,14 @@ tsp() {
 gen_doc "$NSVC" >"$E2E_TMP/doc.json"
 info "document of $NSVC services: $(($(stat -c %s "$E2E_TMP/doc.json") / 1024)) KiB"
 
-timed "import of $NSVC services" tsp import "$E2E_TMP/doc.json"
+timed "import of $NSVC services" import "$E2E_TMP/doc.json"
 if [ "$TIMED_RC" -eq 0 ]; then
 	pass "import of $NSVC services x 4 backends ($TIMED_MS ms)"
 else
 	e2e_abort "import of $NSVC services: $(head -n 2 "$E2E_TMP/err")"
 fi
 
-timed "export" tsp export
+timed "export" export
 cp "$E2E_TMP/out" "$E2E_TMP/export1.json"
 if [ "$TIMED_RC" -eq 0 ] &&
 	[ "$(jq -S -c . "$E2E_TMP/doc.json")" = "$(jq -S -c . "$E2E_TMP/export1.json")" ]; then
@@ -94,7 +95,7 @@ if [ "$TIMED_RC" -eq 0 ] &&
 else
 	fail "export round trip" "exit $TIMED_RC, $(head -c 200 "$E2E_TMP/export1.json")"
 fi
-timed "import of the export (nothing to change)" tsp import "$E2E_TMP/export1.json"
+timed "import of the export (nothing to change)" import "$E2E_TMP/export1.json"
 if [ "$TIMED_RC" -eq 0 ] && [ "$(tsp export)" = "$(cat "$E2E_TMP/export1.json")" ]; then
 	pass "importing the export changes nothing ($TIMED_MS ms)"
 else
@@ -103,7 +104,7 @@ fi
 
 for cmd in status stats flows "service list"; do
 	# shellcheck disable=SC2086 # cmd: a command and its verb
-	timed "$cmd" tsp -j $cmd
+	timed "$cmd" -j $cmd
 	if [ "$TIMED_RC" -eq 0 ] && jq -e . "$E2E_TMP/out" >/dev/null 2>&1; then
 		pass "$cmd at $NSVC services ($TIMED_MS ms)"
 	else
@@ -126,7 +127,7 @@ split() {
 split "$VIP4" 0.3 "first service (IPv4): new connections split 30/70"
 split "$VIP6" 0.3 "last service (IPv6): new connections split 30/70"
 
-timed "weight on the last service" tsp weight s65535 v1=0 v2=100
+timed "weight on the last service" weight s65535 v1=0 v2=100
 if [ "$TIMED_RC" -eq 0 ]; then
 	pass "weight s65535 v1=0 v2=100 at $NSVC services ($TIMED_MS ms, process start included)"
 else
@@ -151,9 +152,9 @@ else
 fi
 split "$VIP4" 0.3 "first service after the change: still 30/70"
 
-timed "service add (one more)" tsp service add extra 198.18.100.251:8008
+timed "service add (one more)" service add extra 198.18.100.251:8008
 add_ms=$TIMED_MS
-timed "service del (that one)" tsp service del extra
+timed "service del (that one)" service del extra
 if [ "$TIMED_RC" -eq 0 ] && [ "$(tsp export)" = "$(cat "$E2E_TMP/export2.json")" ]; then
 	pass "service add and del at $NSVC services (${add_ms} ms, $TIMED_MS ms)"
 else

@@ -372,7 +372,7 @@ static struct ts_doc_backend *want_backend(struct ts_doc_service *w, const char 
 static int service_update(struct ts_maps *m, struct ts_config *cfg, struct ts_service_cfg *s,
 			  const struct ts_doc_service *want, struct ts_err *err);
 static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
-			  struct ts_err *err);
+			  const struct ts_service *made, struct ts_err *err);
 
 /* A change of one existing service: lock, read, let edit() state the service
  * it wants, and run the pipeline. */
@@ -417,7 +417,7 @@ int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint
 	r = r ?: begin_change(m, NULL, NULL, NULL, err);
 	if (r)
 		return r;
-	return end_change(m, service_create(m, &want, err));
+	return end_change(m, service_create(m, &want, NULL, err));
 }
 
 int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
@@ -703,7 +703,7 @@ static int backend_alloc_many(struct ts_maps *m, size_t n, __u32 *ids, __u32 *ge
 
 	if (!n)
 		return 0;
-	all = calloc(TS_MAX_BACKENDS, sizeof(*all));
+	all = calloc(BATCH, sizeof(*all));
 	if (!all)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 	for (__u32 start = m->free_backend_hint; start < TS_MAX_BACKENDS && k < n;
@@ -713,42 +713,43 @@ static int backend_alloc_many(struct ts_maps *m, size_t n, __u32 *ids, __u32 *ge
 
 		/* an array's batch token is its next index */
 		if (bpf_map_lookup_batch(m->backends, start ? &in_batch : NULL, &out_batch, keys,
-					 all + start, &got, NULL) &&
+					 all, &got, NULL) &&
 		    (errno != ENOENT || got != count)) {
 			free(all);
 			return ts_fail(err, TS_ERR_RUNTIME, "cannot read the backends map: %s",
 				       strerror(errno));
 		}
 		for (__u32 i = 0; i < count && k < n; i++)
-			if (all[start + i].state == TS_BACKEND_FREE) {
+			if (all[i].state == TS_BACKEND_FREE) {
 				ids[k] = start + i;
-				gens[k++] = all[start + i].generation + 1;
+				gens[k++] = all[i].generation + 1;
 				m->free_backend_hint = start + i + 1;
 			}
 	}
+	free(all);
 	if (k < n) {
+		all = calloc(TS_MAX_BACKENDS, sizeof(*all));
 		referenced = calloc(TS_MAX_BACKENDS, sizeof(*referenced));
-		r = referenced ? ts_config_read(m, &cfg, err)
-			       : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-		r = r ?: ts_backends_read_all(m, all, err);
-		if (r) {
-			free(referenced);
-			free(all);
-			return r;
+		r = all && referenced ? ts_config_read(m, &cfg, err)
+				      : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+		if (!r) {
+			r = ts_backends_read_all(m, all, err);
+			for (size_t i = 0; !r && i < cfg.nservices; i++)
+				for (size_t j = 0; j < cfg.services[i].nbackends; j++)
+					referenced[cfg.services[i].backends[j].id] = true;
+			ts_config_free(&cfg);
 		}
-		for (size_t i = 0; i < cfg.nservices; i++)
-			for (size_t j = 0; j < cfg.services[i].nbackends; j++)
-				referenced[cfg.services[i].backends[j].id] = true;
-		ts_config_free(&cfg);
 		/* those already chosen are FREE, so not taken again here */
-		for (__u32 i = 0; i < TS_MAX_BACKENDS && k < n; i++)
+		for (__u32 i = 0; !r && i < TS_MAX_BACKENDS && k < n; i++)
 			if (all[i].state != TS_BACKEND_FREE && !referenced[i]) {
 				ids[k] = i;
 				gens[k++] = all[i].generation + 1;
 			}
 		free(referenced);
+		free(all);
+		if (r)
+			return r;
 	}
-	free(all);
 	if (k < n)
 		return ts_fail(err, TS_ERR_RUNTIME,
 			       "too many backends (at most %d in all, counting those being "
@@ -908,11 +909,28 @@ out:
 	return r;
 }
 
+/* The service entry a new service want gets (its id free, its table not made
+ * yet). */
+static int service_plan(struct ts_maps *m, const struct ts_doc_service *want,
+			struct ts_service *svc, struct ts_err *err)
+{
+	bool fixed = want->table_size != 0;
+
+	memset(svc, 0, sizeof(*svc));
+	svc->table_size = fixed ? want->table_size : ts_table_size_for(want->nbackends);
+	svc->half_len = TS_TABLE_HALF(svc->table_size, table_room(svc->table_size, fixed));
+	svc->flags = fixed ? TS_SERVICE_F_FIXED_SIZE : 0;
+	svc->health = want->health;
+	snprintf(svc->name, sizeof(svc->name), "%s", want->name);
+	return table_free_id(m, &svc->id, err);
+}
+
 /* A new service, with its whole table: the `services` insert commits it.
  * Checked against the others by lookups (name, VIP, backends' addresses), in
- * time that does not grow with the number of services. */
+ * time that does not grow with the number of services. made: its entry, its
+ * table already made (and in `tables`) by table_create_many, or NULL. */
 static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
-			  struct ts_err *err)
+			  const struct ts_service *made, struct ts_err *err)
 {
 	struct ts_backend_cfg *list = calloc(TS_MAX_SERVICE_BACKENDS, sizeof(*list));
 	struct ts_service_cfg *ns = calloc(1, sizeof(*ns));
@@ -922,7 +940,6 @@ static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
 	struct ts_config have = {};
 	struct ts_service other;
 	struct table_view t;
-	bool fixed = want->table_size != 0;
 	int r = 0;
 
 	if (!list || !ns || !is_new) {
@@ -948,12 +965,10 @@ static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
 			    bname, sname);
 	if (r)
 		goto out;
-	ns->svc.table_size = fixed ? want->table_size : ts_table_size_for(n);
-	ns->svc.half_len = TS_TABLE_HALF(ns->svc.table_size, table_room(ns->svc.table_size, fixed));
-	ns->svc.flags = fixed ? TS_SERVICE_F_FIXED_SIZE : 0;
-	ns->svc.health = want->health;
-	snprintf(ns->svc.name, sizeof(ns->svc.name), "%s", want->name);
-	r = table_free_id(m, &ns->svc.id, err);
+	if (made)
+		ns->svc = *made;
+	else
+		r = service_plan(m, want, &ns->svc, err);
 	r = r ?: backend_list_build(m, NULL, want, list, is_new, &nnew, err);
 	/* members of half 0, the half that goes live with the service */
 	for (size_t i = 0; !r && i < n; i++) {
@@ -963,7 +978,8 @@ static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
 	r = r ?: backends_write_new(m, ns, list, is_new, n, err);
 	/* Its table, built in the half that will be live, before anything
 	 * refers to it. */
-	r = r ?: table_create(m, &ns->svc, err);
+	if (!made)
+		r = r ?: table_create(m, &ns->svc, err);
 	r = r ?: table_open(m, &ns->svc, true, &t, err);
 	if (r)
 		goto out;
@@ -983,7 +999,17 @@ out:
 	return r;
 }
 
+static int service_apply(struct ts_maps *m, const struct ts_doc_service *want,
+			 const struct ts_service *made, struct ts_err *err);
+
 int ts_service_apply(struct ts_maps *m, const struct ts_doc_service *want, struct ts_err *err)
+{
+	return service_apply(m, want, NULL, err);
+}
+
+/* made: a new service's entry and table, made beforehand (ts_doc_apply) */
+static int service_apply(struct ts_maps *m, const struct ts_doc_service *want,
+			 const struct ts_service *made, struct ts_err *err)
 {
 	struct ts_endpoint_key key;
 	struct ts_service_cfg *s;
@@ -1006,7 +1032,7 @@ int ts_service_apply(struct ts_maps *m, const struct ts_doc_service *want, struc
 			return end_change(m, r);
 		s = NULL;
 	}
-	r = s ? service_update(m, &cfg, s, want, err) : service_create(m, want, err);
+	r = s ? service_update(m, &cfg, s, want, err) : service_create(m, want, made, err);
 	ts_config_free(&cfg);
 	return end_change(m, r);
 }
@@ -1039,6 +1065,60 @@ static int stopped(struct ts_err *err, const char *what)
 		       "import stopped at %s: %s (services changed before it stay changed: "
 		       "import is atomic per service; fix and import again)",
 		       what, msg);
+}
+
+/*
+ * The tables of the services a document adds, made TABLE_CHUNK at a time
+ * with one update of `tables` each (table_create_many): an import of 65,536
+ * new services would otherwise wait for 65,536 RCU grace periods.
+ */
+#define TABLE_CHUNK	1024
+
+static struct {
+	size_t			first;		/* want->services index of made[0] */
+	struct ts_service	made[TABLE_CHUNK];
+	bool			is_made[TABLE_CHUNK];
+} chunk;
+
+static const struct ts_service *want_made(size_t i)
+{
+	return i >= chunk.first && i < chunk.first + TABLE_CHUNK && chunk.is_made[i - chunk.first]
+		       ? &chunk.made[i - chunk.first]
+		       : NULL;
+}
+
+/* At every TABLE_CHUNK-th service of want: the tables of the new ones among
+ * the next TABLE_CHUNK. */
+static int doc_apply_chunk(struct ts_maps *m, const struct ts_doc *want, size_t i,
+			   struct ts_err *err)
+{
+	struct ts_service list[TABLE_CHUNK];
+	size_t n = 0;
+	int r = 0;
+
+	if (i % TABLE_CHUNK)
+		return 0;
+	memset(&chunk, 0, sizeof(chunk));
+	chunk.first = i;
+	for (size_t j = i; j < want->nservices && j < i + TABLE_CHUNK && !r; j++) {
+		struct ts_config have;
+
+		struct ts_err ignored;
+
+		/* one that will be refused is left to service_apply, which says why */
+		r = ts_config_read_service(m, want->services[j].name, &have, err);
+		if (!r && !have.nservices && !check_service(&want->services[j], &ignored)) {
+			r = service_plan(m, &want->services[j], &chunk.made[j - i], err);
+			chunk.is_made[j - i] = !r;
+			if (!r)
+				list[n++] = chunk.made[j - i];
+		}
+		ts_config_free(&have);
+	}
+	r = r ?: table_create_many(m, list, n, err);
+	if (r)
+		memset(chunk.is_made, 0, sizeof(chunk.is_made));
+	return r;
 }
 
 int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *err)
@@ -1075,7 +1155,8 @@ int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *er
 	}
 	ts_config_free(&cfg);
 	for (size_t i = 0; i < want->nservices; i++) {
-		r = ts_service_apply(m, &want->services[i], err);
+		r = doc_apply_chunk(m, want, i, err);
+		r = r ?: service_apply(m, &want->services[i], want_made(i), err);
 		if (r) {
 			snprintf(what, sizeof(what), "service '%s'", want->services[i].name);
 			return end_change(m, stopped(err, what));

@@ -678,7 +678,13 @@ int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err)
 	zero = calloc(ncpu > 0 ? (size_t)ncpu : 1, sizeof(*zero));
 	if (!zero)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	if (bpf_map_update_elem(backend_stats, &id, zero, BPF_ANY))
+	/* a map allocated as it fills refills its per-CPU caches
+	 * asynchronously: a burst of inserts may find them empty for a moment
+	 * (ENOMEM), so wait a little, at most 100 ms in all */
+	for (int i = 0; (r = bpf_map_update_elem(backend_stats, &id, zero, BPF_ANY)) &&
+			errno == ENOMEM && i < 100; i++)
+		usleep(1000);
+	if (r)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot reset stats of backend %u: %s", id,
 			    strerror(errno));
 	free(zero);

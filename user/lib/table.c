@@ -158,32 +158,63 @@ out:
 	return r;
 }
 
-/* A new, empty table for service svc->id (both halves of svc->half_len), put
- * in `tables`. It is not live until a service entry refers to it. */
-int table_create(struct ts_maps *m, const struct ts_service *svc, struct ts_err *err)
+/* A new, empty table of svc's size (both halves of svc->half_len), not in
+ * `tables` yet: its fd in *fd. */
+static int table_make(const struct ts_service *svc, int *fd, struct ts_err *err)
 {
-	__u32 id = svc->id, size = svc->table_size, half_len = svc->half_len;
-	const char *name = svc->name;
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	struct table_view t = { .fd = -1 };
 	char map_name[BPF_OBJ_NAME_LEN];
 	int r;
 
-	snprintf(map_name, sizeof(map_name), "ts_table_%u", id);
+	snprintf(map_name, sizeof(map_name), "ts_table_%u", svc->id);
 	t.fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, map_name, sizeof(__u32),
-			      sizeof(struct ts_table_entry), 2 * half_len, &opts);
+			      sizeof(struct ts_table_entry), 2 * svc->half_len, &opts);
 	if (t.fd < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot create a table of %u slots: %s", size,
-			       strerror(errno));
-	r = table_mmap(&t, half_len, true, name, err);
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot create a table of %u slots: %s",
+			       svc->table_size, strerror(errno));
+	r = table_mmap(&t, svc->half_len, true, svc->name, err);
 	if (r)
 		return r;
-	r = table_write_half(t.e, size, NULL, 0, err);
-	r = r ?: table_write_half(t.e + half_len, size, NULL, 0, err);
-	if (!r && bpf_map_update_elem(m->tables, &id, &t.fd, BPF_ANY))
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot store the table of service %s: %s", name,
-			    strerror(errno));
+	r = table_write_half(t.e, svc->table_size, NULL, 0, err);
+	r = r ?: table_write_half(t.e + svc->half_len, svc->table_size, NULL, 0, err);
+	*fd = r ? -1 : dup(t.fd);
 	table_unmap(&t);
+	if (!r && *fd < 0)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot keep the table of %s: %s", svc->name,
+			    strerror(errno));
+	return r;
+}
+
+/* A new, empty table for service svc->id (both halves of svc->half_len), put
+ * in `tables`. It is not live until a service entry refers to it. */
+int table_create(struct ts_maps *m, const struct ts_service *svc, struct ts_err *err)
+{
+	return table_create_many(m, svc, 1, err);
+}
+
+int table_create_many(struct ts_maps *m, const struct ts_service *svcs, size_t n,
+		      struct ts_err *err)
+{
+	__u32 *ids = calloc(n ?: 1, sizeof(*ids));
+	int *fds = calloc(n ?: 1, sizeof(*fds));
+	__u32 count = (__u32)n;
+	size_t made = 0;
+	int r = ids && fds ? 0 : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+
+	for (; !r && made < n; made++) {
+		ids[made] = svcs[made].id;
+		fds[made] = -1;
+		r = table_make(&svcs[made], &fds[made], err);
+	}
+	if (!r && n && bpf_map_update_batch(m->tables, ids, fds, &count, NULL))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot store the tables of %zu services: %s", n,
+			    strerror(errno));
+	for (size_t i = 0; i < made; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(ids);
+	free(fds);
 	return r;
 }
 

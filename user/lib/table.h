@@ -24,6 +24,10 @@ int table_write_half(struct ts_table_entry *half, __u32 size, const struct ts_ba
 /* A new, empty table for service svc (its id, table_size and half_len), put in
  * `tables`: live once a service entry refers to it. */
 int table_create(struct ts_maps *m, const struct ts_service *svc, struct ts_err *err);
+/* The same for n services with one update of `tables`: each update of an array
+ * of maps waits for an RCU grace period (milliseconds), a batch once. */
+int table_create_many(struct ts_maps *m, const struct ts_service *svcs, size_t n,
+		      struct ts_err *err);
 /* An id no service's table holds (searched from where this process last
  * found one). */
 int table_free_id(struct ts_maps *m, __u32 *id, struct ts_err *err);
