@@ -103,8 +103,8 @@ struct {
 } backend_addrs SEC(".maps");
 
 /* An entry per backend id ever used, written by the control plane when it
- * gives the id (per CPU, 224 bytes each: preallocated at the limit it
- * would be 56 MiB per CPU). */
+ * gives the id (per CPU, 232 bytes each: preallocated at the limit it
+ * would be 58 MiB per CPU). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
