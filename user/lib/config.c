@@ -709,21 +709,21 @@ static int backend_alloc_many(struct ts_maps *m, size_t n, __u32 *ids, __u32 *ge
 	for (__u32 start = m->free_backend_hint; start < TS_MAX_BACKENDS && k < n;
 	     start += BATCH) {
 		__u32 count = BATCH < TS_MAX_BACKENDS - start ? BATCH : TS_MAX_BACKENDS - start;
-		__u32 in_batch = start, out_batch, got = count;
+		__u32 in_batch = start - 1, out_batch, got = count;
 
-		/* an array's batch token is its next index */
+		/* a batch starts after the key given: the one before start */
 		if (bpf_map_lookup_batch(m->backends, start ? &in_batch : NULL, &out_batch, keys,
 					 all, &got, NULL) &&
-		    (errno != ENOENT || got != count)) {
+		    errno != ENOENT) {
 			free(all);
 			return ts_fail(err, TS_ERR_RUNTIME, "cannot read the backends map: %s",
 				       strerror(errno));
 		}
-		for (__u32 i = 0; i < count && k < n; i++)
+		for (__u32 i = 0; i < got && k < n; i++)
 			if (all[i].state == TS_BACKEND_FREE) {
-				ids[k] = start + i;
+				ids[k] = keys[i];
 				gens[k++] = all[i].generation + 1;
-				m->free_backend_hint = start + i + 1;
+				m->free_backend_hint = keys[i] + 1;
 			}
 	}
 	free(all);
