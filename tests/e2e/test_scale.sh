@@ -152,14 +152,20 @@ else
 fi
 split "$VIP4" 0.3 "first service after the change: still 30/70"
 
-timed "service add (one more)" service add extra 198.18.100.251:8008
-add_ms=$TIMED_MS
-timed "service del (that one)" service del extra
-if [ "$TIMED_RC" -eq 0 ] && [ "$(tsp export)" = "$(cat "$E2E_TMP/export2.json")" ]; then
-	pass "service add and del at $NSVC services (${add_ms} ms, $TIMED_MS ms)"
+# at the limit: one service goes, another comes in its place
+timed "service del (one of $NSVC)" service del s00001
+del_ms=$TIMED_MS
+timed "service add (at the limit again)" service add s00001 198.18.100.2:10000
+others2() {
+	jq -S -c '.services |= map(select(.name != "s00001"))' "$1"
+}
+if [ "$TIMED_RC" -eq 0 ] &&
+	[ "$(tsp export | others2 /dev/stdin)" = "$(others2 "$E2E_TMP/export2.json")" ]; then
+	pass "service del and add at $NSVC services, the others untouched (${del_ms} ms, $TIMED_MS ms)"
 else
-	fail "service add/del" "$(head -n 2 "$E2E_TMP/err")"
+	fail "service del/add" "$(head -n 2 "$E2E_TMP/err")"
 fi
+tsp export >"$E2E_TMP/export2.json"
 
 # one service past the limit: refused, nothing changed
 gen_doc $((NSVC + 1)) >"$E2E_TMP/over.json"

@@ -163,9 +163,13 @@ static int repair_leftovers(struct ts_maps *m, struct ts_err *err)
 	/* tables of no service: a create or resize killed before its commit */
 	for (size_t i = 0; i < cfg.nservices; i++)
 		used[cfg.services[i].svc.id] = true;
-	for (__u32 id = 0; id < TS_MAX_SERVICES; id++)
-		if (!used[id])
+	for (__u32 id = 0; id < TS_MAX_SERVICES; id++) {
+		__u32 inner;
+
+		/* looked up first: a delete is a map write (and waits for RCU) */
+		if (!used[id] && !bpf_map_lookup_elem(m->tables, &id, &inner))
 			bpf_map_delete_elem(m->tables, &id);
+	}
 	m->repair = false;
 out_cfg:
 	ts_config_free(&cfg);
