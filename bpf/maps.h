@@ -10,15 +10,35 @@
 
 #include "tcpshift.h"
 
+/*
+ * Memory follows what is configured (doc/DESIGN.md, "Memory"): the hash maps
+ * the control plane fills are allocated as they fill (BPF_F_NO_PREALLOC; the
+ * data plane only reads them, so it never allocates), and each table is sized
+ * by its service. What stays preallocated at the limits: the arrays indexed by
+ * id (backends, rollouts, tables' slots), which the kernel cannot allocate
+ * lazily, and the flow tables sized by `load --max-flows` (LRU maps are
+ * always preallocated).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, TS_MAX_SERVICES);
 	__type(key, struct ts_endpoint_key);
 	__type(value, struct ts_service);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } services SEC(".maps");
 
-/* Tables differ in size (2 * TS_TABLE_HALF(M)), hence BPF_F_INNER_MAP;
+/* Read by the control plane only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TS_MAX_SERVICES);
+	__type(key, struct ts_service_name);
+	__type(value, struct ts_endpoint_key);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} service_names SEC(".maps");
+
+/* Tables differ in size (2 * ts_service.half_len), hence BPF_F_INNER_MAP;
  * userspace writes them through mmap. The value is a struct ts_table_entry,
  * declared by size: clang emits only a forward declaration into BTF for a
  * struct that the inner map template alone names. */
@@ -75,14 +95,19 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, TS_MAX_BACKENDS);
 	__type(key, struct ts_endpoint_key);
 	__type(value, struct ts_reply);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } backend_addrs SEC(".maps");
 
+/* An entry per backend id ever used, written by the control plane when it
+ * gives the id (per CPU, 232 bytes each: preallocated at the limit it
+ * would be 58 MiB per CPU). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, TS_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct ts_backend_stats);

@@ -163,7 +163,7 @@ static __always_inline struct ts_backend *ts_pick_other(void *table, const struc
 	struct ts_table_entry *entry;
 	__u32 n;
 
-	o.cfg = (svc->table_half & 1) * TS_TABLE_HALF(svc->table_size) + svc->table_size;
+	o.cfg = (svc->table_half & 1) * svc->half_len + svc->table_size;
 	__builtin_memcpy(o.client, client, sizeof(o.client));
 	entry = bpf_map_lookup_elem(table, &o.cfg);
 	if (!entry)
@@ -194,7 +194,7 @@ static __always_inline struct ts_backend *ts_pick_hash(const struct ts_service *
 	table = bpf_map_lookup_elem(&tables, &svc->id);
 	if (!table || !svc->table_size)
 		return NULL;
-	slot = (svc->table_half & 1) * TS_TABLE_HALF(svc->table_size);
+	slot = (svc->table_half & 1) * svc->half_len;
 	slot += hash % svc->table_size;
 	entry = bpf_map_lookup_elem(table, &slot);
 	if (!entry || entry->backend_id == TS_NO_BACKEND)

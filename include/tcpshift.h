@@ -17,17 +17,24 @@
 
 /* Bumped whenever a map layout below changes; `load` refuses to reuse pinned
  * maps written by a different layout. */
-#define TS_ABI_VERSION		6
+#define TS_ABI_VERSION		7
 
 #define TS_NAME_LEN		32	/* service and backend names, NUL-terminated */
-#define TS_MAX_SERVICES		256
-#define TS_MAX_BACKENDS		4096	/* all services together */
-#define TS_MAX_SERVICE_BACKENDS	256	/* one service */
+#define TS_MAX_SERVICES		65536
+#define TS_MAX_BACKENDS		262144	/* all services together */
+#define TS_MAX_SERVICE_BACKENDS	1024	/* one service */
 #define TS_MAX_DEVICES		64
-#define TS_DEFAULT_TABLE_SIZE	16381	/* prime */
+#define TS_DEFAULT_TABLE_SIZE	16381	/* prime: the size of layout 6's tables */
 #define TS_MAX_TABLE_SIZE	131071	/* prime */
 #define TS_MIN_TABLE_SIZE	7
+/* Table size follows a service's backends unless given (`--table-size`): the
+ * smallest of these primes with at least TS_SLOTS_PER_BACKEND slots per
+ * backend, so that each share is within 1/M <= 1 % of an even share of the
+ * table (user/lib/table.c, ts_table_size_for). */
+#define TS_SLOTS_PER_BACKEND	100
+#define TS_TABLE_SIZES		127, 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071
 #define TS_DEFAULT_MAX_FLOWS	262144
+#define TS_MAX_MAX_FLOWS	(16U << 20)	/* load --max-flows */
 /* half_open holds a quarter as many flows as flows, at least 1024. */
 #define TS_HALF_OPEN_SIZE(max_flows)	((max_flows) / 4 < 1024 ? 1024 : (max_flows) / 4)
 #define TS_MAX_WEIGHT		65535
@@ -87,24 +94,41 @@ struct ts_health_check {
 	__u8	pad;
 };
 
+enum ts_service_flags {
+	TS_SERVICE_F_FIXED_SIZE	= 1,	/* table_size was given (`--table-size`, a document's
+					 * table_size): it does not follow the backends */
+};
+
 /* services: hash, VIP endpoint -> service */
 struct ts_service {
 	__u32	id;		/* index into `tables` */
 	__u32	table_size;	/* M, prime */
 	__u32	table_half;	/* which half of the table is live: 0 or 1 */
-	__u32	pad;
+	__u32	half_len;	/* entries in a half: M + 1 + room for backends */
 	char	name[TS_NAME_LEN];
 	struct ts_health_check health;	/* control plane only */
+	__u32	flags;		/* enum ts_service_flags (control plane only) */
+};
+
+/* service_names: hash, service name (NUL-padded) -> its VIP endpoint, so that
+ * a change finds its service without reading all of them. Written before the
+ * service's insert and removed after its delete: an entry whose service has
+ * another name (a command killed in between) means nothing. */
+struct ts_service_name {
+	char	name[TS_NAME_LEN];
 };
 
 /*
  * tables: array of maps, service id -> the service's table, an mmap-able
- * array of struct ts_table_entry in two halves of TS_TABLE_HALF(M) entries.
+ * array of struct ts_table_entry in two halves of ts_service.half_len entries
+ * (TS_TABLE_HALF(M, room), room: the most backends the table can list).
  *
  * A half holds the Maglev lookup table in entries [0, M) (backend id per
  * slot, or TS_NO_BACKEND), then the configuration it was built from, which the
  * data plane never reads: entry M holds the number n of backends in
  * backend_id, entries M+1..M+n the (backend id, weight) pairs, sorted by name.
+ * A change that needs a larger room or another M builds a new table under a
+ * new service id and switches to it with the same one update.
  *
  * A change writes the half that is not live (and each backend's membership
  * bit for that half, ts_backend.table_halves), then switches `table_half` in
@@ -120,7 +144,7 @@ struct ts_table_entry {
 	__u32	weight;		/* configuration entries only */
 };
 
-#define TS_TABLE_HALF(m)	((m) + 1 + TS_MAX_SERVICE_BACKENDS)
+#define TS_TABLE_HALF(m, room)	((m) + 1 + (room))
 
 enum ts_backend_state {
 	TS_BACKEND_FREE		= 0,	/* slot never used */
@@ -410,6 +434,8 @@ enum ts_settings_flags {
 					 * it): the data plane streams pin events */
 	TS_SETTINGS_F_XDP_HANDSHAKES = 32,	/* with TS_SETTINGS_F_XDP: --handshakes xdp,
 						 * whole connections at XDP */
+	TS_SETTINGS_F_CHANGING	= 64,	/* a change holds the exclusive lock (or was killed
+					 * holding it): the next change repairs what it left */
 };
 
 /*

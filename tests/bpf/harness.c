@@ -319,6 +319,7 @@ void env_service(struct ts_env *e, const char *name, const char *vip, __u32 tabl
 
 	snprintf(what, sizeof(what), "ts_service_add(%s, %s, %u)", name, vip, table_size);
 	ASSERT_OK(ts_service_add(&e->maps, name, &ep, table_size, &err), err, what);
+	ts_maps_unlock(&e->maps);	/* one command each: its lock ends with it */
 }
 
 void env_backend(struct ts_env *e, const char *service, const char *name, const char *addr,
@@ -331,6 +332,7 @@ void env_backend(struct ts_env *e, const char *service, const char *name, const 
 	snprintf(what, sizeof(what), "ts_backend_add(%s, %s, %s, %u)", service, name, addr,
 		 weight);
 	ASSERT_OK(ts_backend_add(&e->maps, service, name, &ep, weight, &err), err, what);
+	ts_maps_unlock(&e->maps);	/* one command each: its lock ends with it */
 }
 
 void env_backend_del(struct ts_env *e, const char *service, const char *name)
@@ -340,6 +342,7 @@ void env_backend_del(struct ts_env *e, const char *service, const char *name)
 
 	snprintf(what, sizeof(what), "ts_backend_del(%s, %s)", service, name);
 	ASSERT_OK(ts_backend_del(&e->maps, service, name, &err), err, what);
+	ts_maps_unlock(&e->maps);	/* one command each: its lock ends with it */
 }
 
 struct ts_backend_stats env_backend_stats(struct ts_env *e, const char *service, const char *name)
@@ -377,6 +380,7 @@ void env_weights(struct ts_env *e, const char *service, size_t n, const char *co
 		snprintf(list[i], TS_NAME_LEN, "%s", names[i]);
 	snprintf(what, sizeof(what), "ts_weights_set(%s, %zu weights)", service, n);
 	r = ts_weights_set(&e->maps, service, list, weights, n, &err);
+	ts_maps_unlock(&e->maps);	/* one command each: its lock ends with it */
 	free(list);
 	ASSERT_OK(r, err, what);
 }

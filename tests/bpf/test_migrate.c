@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Upgrade in place from layout 5 (include/tcpshift_abi5.h, user/lib/migrate.c):
- * each map whose layout changed is converted, each other map is kept as it
- * is (the same map, its entries untouched). The pin directory is made into
- * one of layout 5 by hand: today's object pinned, then settings and counters
- * replaced by layout 5's maps and direct_pending removed.
+ * Upgrade in place from layouts 5 and 6 (include/tcpshift_abi5.h,
+ * include/tcpshift_abi6.h, user/lib/migrate.c): each map whose layout changed
+ * is converted, each other map is kept as it is (the same map, its entries
+ * untouched). The pin directory is made into one of layout 6 by hand: today's
+ * object pinned, then the maps layout 7 changed replaced by layout 6's and
+ * service_names removed; for layout 5 also settings and counters replaced by
+ * layout 5's and direct_pending removed.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +20,7 @@
 
 #include "ts_test.h"
 #include "tcpshift_abi5.h"
+#include "tcpshift_abi6.h"
 #include "tcpshift.skel.h"
 
 static void pin_replace(const char *dir, const char *name, int fd)
@@ -48,6 +53,196 @@ static int skel_fd(void *ctx, const char *name)
 	struct bpf_map *map = bpf_object__find_map_by_name(((struct tcpshift_bpf *)ctx)->obj, name);
 
 	return map ? bpf_map__fd(map) : -1;
+}
+
+static void pin_new(const char *dir, const char *name, enum bpf_map_type type, __u32 key,
+		    __u32 value, __u32 entries, const struct bpf_map_create_opts *opts)
+{
+	int fd = bpf_map_create(type, name, key, value, entries, opts);
+
+	ASSERT_TRUE(fd >= 0, name);
+	pin_replace(dir, name, fd);
+	close(fd);
+}
+
+/* The maps layout 7 changed, as layout 6 (and 5) pinned them: empty, and no
+ * service_names. */
+static void pin_layout6_maps(const char *dir)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, inner_opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	LIBBPF_OPTS(bpf_map_create_opts, outer_opts);
+	char path[256];
+	int inner;
+
+	pin_new(dir, "services", BPF_MAP_TYPE_HASH, sizeof(struct ts_endpoint_key),
+		sizeof(struct ts_service_abi6), TS_ABI6_MAX_SERVICES, NULL);
+	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tmpl", 4, sizeof(struct ts_table_entry), 1,
+			       &inner_opts);
+	ASSERT_TRUE(inner >= 0, "an inner map template");
+	outer_opts.inner_map_fd = inner;
+	pin_new(dir, "tables", BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, TS_ABI6_MAX_SERVICES, &outer_opts);
+	close(inner);
+	pin_new(dir, "backends", BPF_MAP_TYPE_ARRAY, 4, sizeof(struct ts_backend),
+		TS_ABI6_MAX_BACKENDS, NULL);
+	pin_new(dir, "backend_addrs", BPF_MAP_TYPE_HASH, sizeof(struct ts_endpoint_key),
+		sizeof(struct ts_reply), TS_ABI6_MAX_BACKENDS, NULL);
+	pin_new(dir, "backend_stats", BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct ts_backend_stats),
+		TS_ABI6_MAX_BACKENDS, NULL);
+	pin_new(dir, "rollouts", BPF_MAP_TYPE_ARRAY, 4, sizeof(struct ts_rollout),
+		TS_ABI6_MAX_SERVICES, NULL);
+	snprintf(path, sizeof(path), "%s/service_names", dir);
+	ASSERT_EQ(unlink(path), 0, "no service_names before layout 7");
+}
+
+static int open_pinned(const char *dir, const char *name)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = bpf_obj_get(path);
+	ASSERT_TRUE(fd >= 0, name);
+	return fd;
+}
+
+/*
+ * Layout 6's configuration is carried into layout 7's maps: a service (its
+ * entry converted, its name indexed, its table the same map, of layout 6's
+ * half length), its backend, the backend's reply index, and its counters
+ * (what the old programs counted plus what the new ones did before the
+ * commit); the configuration then reads as it was.
+ */
+static void test_migrate_abi6_pin_dir(void **state)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, table_opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	struct ts_env *e = fixture_env(state, 0, TEST_SEED, TEST_MAX_FLOWS);
+	struct ts_load_opts o = { .pin_dir = e->pin_dir, .forward_fib = -1, .mode = -1 };
+	struct ts_endpoint_key vip = { .proto = IPPROTO_TCP, .family = TS_AF_INET };
+	struct ts_endpoint_key baddr = { .proto = IPPROTO_TCP, .family = TS_AF_INET };
+	struct ts_service_abi6 old_svc = { .id = 3, .table_size = 7, .name = "web" };
+	struct ts_backend be = { .family = TS_AF_INET, .state = TS_BACKEND_ACTIVE, .generation = 1,
+				 .table_halves = 1, .weighted_halves = 1, .name = "v1" };
+	struct ts_reply reply = { .backend_id = 5 };
+	struct ts_service_name name = { .name = "web" };
+	struct ts_settings settings = { .abi_version = 6, .seed = 0x1234 };
+	__u32 half = TS_TABLE_HALF(7, TS_ABI6_MAX_SERVICE_BACKENDS), zero = 0, id = 5, abi;
+	int ncpus = libbpf_num_possible_cpus(), fd, table;
+	struct ts_backend_stats st[512] = {};
+	struct ts_endpoint_key got_key;
+	struct bpf_map_info info, table_info;
+	struct ts_table_entry entry;
+	struct tcpshift_bpf *skel;
+	struct ts_migration mg;
+	struct ts_service svc;
+	struct ts_config cfg;
+	struct ts_maps m;
+	struct ts_err err = {};
+	__u32 inner_id;
+
+	ASSERT_TRUE(ncpus > 0 && ncpus <= 512, "CPUs");
+	ts_maps_close(&e->maps);
+	pin_layout6_maps(e->pin_dir);
+	fd = open_pinned(e->pin_dir, "settings");
+	ASSERT_EQ(bpf_map_update_elem(fd, &zero, &settings, 0), 0, "layout 6 settings");
+	close(fd);
+	/* web (id 3): 198.18.100.1:8008, table size 7, backend v1 (id 5) */
+	inet_pton(AF_INET, "198.18.100.1", vip.addr);
+	vip.port = htons(8008);
+	inet_pton(AF_INET, "198.18.2.11", be.addr);
+	be.port = htons(8008);
+	memcpy(baddr.addr, be.addr, sizeof(be.addr));
+	baddr.port = be.port;
+	memcpy(reply.vip, vip.addr, sizeof(reply.vip));
+	reply.vport = vip.port;
+	table = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_table_3", 4, sizeof(entry), 2 * half,
+			       &table_opts);
+	ASSERT_TRUE(table >= 0, "a layout 6 table");
+	for (__u32 i = 0; i < 7; i++) {
+		entry = (struct ts_table_entry){ .backend_id = 5 };
+		ASSERT_EQ(bpf_map_update_elem(table, &i, &entry, 0), 0, "a slot");
+	}
+	entry = (struct ts_table_entry){ .backend_id = 1 };
+	ASSERT_EQ(bpf_map_update_elem(table, &(__u32){ 7 }, &entry, 0), 0, "n");
+	entry = (struct ts_table_entry){ .backend_id = 5, .weight = 1 };
+	ASSERT_EQ(bpf_map_update_elem(table, &(__u32){ 8 }, &entry, 0), 0, "(id, weight)");
+	ASSERT_EQ(bpf_obj_get_info_by_fd(table, &table_info, &(__u32){ sizeof(table_info) }), 0,
+		  "table id");
+	fd = open_pinned(e->pin_dir, "tables");
+	ASSERT_EQ(bpf_map_update_elem(fd, &old_svc.id, &table, 0), 0, "tables[3]");
+	close(fd);
+	close(table);
+	fd = open_pinned(e->pin_dir, "services");
+	ASSERT_EQ(bpf_map_update_elem(fd, &vip, &old_svc, 0), 0, "the service");
+	close(fd);
+	fd = open_pinned(e->pin_dir, "backends");
+	ASSERT_EQ(bpf_map_update_elem(fd, &id, &be, 0), 0, "the backend");
+	close(fd);
+	fd = open_pinned(e->pin_dir, "backend_addrs");
+	ASSERT_EQ(bpf_map_update_elem(fd, &baddr, &reply, 0), 0, "its reply index");
+	close(fd);
+	for (int c = 0; c < ncpus; c++)
+		st[c].packets = 100 + (__u64)c;
+	fd = open_pinned(e->pin_dir, "backend_stats");
+	ASSERT_EQ(bpf_map_update_elem(fd, &id, st, 0), 0, "its counters");
+	close(fd);
+
+	ASSERT_OK(ts_pinned_layout(e->pin_dir, &abi, &err), err, "pinned layout");
+	ASSERT_EQ(abi, 6, "layout 6 recognised");
+	ASSERT_OK(ts_migration_prepare(&mg, e->pin_dir, &err), err, "prepare");
+	ASSERT_EQ(mg.from, 6, "migrates from 6");
+	ASSERT_EQ(mg.settings.seed, 0x1234, "seed");
+	o.migration = &mg;
+	skel = ts_bpf_open_load(&o, &err);
+	if (!skel)
+		fail_msg("load on the layout 6 pins: %s", err.msg);
+	/* the new program counted a packet on each CPU before the commit */
+	ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel->maps.backend_stats), &id, st), 0,
+		  "v1's counters made by the fill");
+	for (int c = 0; c < ncpus; c++)
+		st[c].packets += 1;
+	ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel->maps.backend_stats), &id, st, 0), 0,
+		  "counted by the new program");
+	ASSERT_OK(ts_migration_commit(&mg, e->pin_dir, skel_fd, skel, &err), err, "commit");
+	ts_bpf_destroy(skel);
+
+	ASSERT_OK(ts_pinned_layout(e->pin_dir, &abi, &err), err, "pinned layout after");
+	ASSERT_EQ(abi, TS_ABI_VERSION, "today's layout after");
+	ASSERT_EQ(pinned(e->pin_dir, "services", &info), 0, "services pinned");
+	ASSERT_EQ(info.map_flags, BPF_F_NO_PREALLOC, "services allocated as they fill");
+	fd = open_pinned(e->pin_dir, "services");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &vip, &svc), 0, "the service carried");
+	close(fd);
+	ASSERT_EQ(svc.id, 3, "its id");
+	ASSERT_EQ(svc.table_size, 7, "its table size");
+	ASSERT_EQ(svc.half_len, half, "its table's halves as layout 6 made them");
+	ASSERT_EQ(svc.flags, TS_SERVICE_F_FIXED_SIZE, "its size stays given");
+	fd = open_pinned(e->pin_dir, "service_names");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &name, &got_key), 0, "its name indexed");
+	close(fd);
+	ASSERT_TRUE(!memcmp(&got_key, &vip, sizeof(vip)), "the name gives its VIP");
+	fd = open_pinned(e->pin_dir, "tables");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &svc.id, &inner_id), 0, "tables[3]");
+	close(fd);
+	ASSERT_EQ(inner_id, table_info.id, "the same table map");
+	ASSERT_EQ(pinned(e->pin_dir, "backends", &info), 0, "backends pinned");
+	ASSERT_EQ(info.max_entries, TS_MAX_BACKENDS, "backends of today's size");
+	fd = open_pinned(e->pin_dir, "backend_stats");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &id, st), 0, "v1's counters");
+	close(fd);
+	for (int c = 0; c < ncpus; c++)
+		ASSERT_EQ(st[c].packets, 101 + (__u64)c, "the old count plus the new program's");
+
+	ASSERT_OK(ts_maps_open(&m, e->pin_dir, &err), err, "open layout 7");
+	ASSERT_OK(ts_config_read(&m, &cfg, &err), err, "read the configuration");
+	ASSERT_EQ(cfg.nservices, 1, "one service");
+	ASSERT_EQ(cfg.services[0].nbackends, 1, "one backend");
+	ASSERT_TRUE(!strcmp(cfg.services[0].backends[0].be.name, "v1"), "v1");
+	ASSERT_EQ(cfg.services[0].backends[0].weight, 1, "its weight");
+	ts_config_free(&cfg);
+	ASSERT_OK(ts_config_read_service(&m, "web", &cfg, &err), err, "read web by name");
+	ASSERT_EQ(cfg.nservices, 1, "web found by its name");
+	ts_config_free(&cfg);
+	ts_maps_close(&m);
 }
 
 /* Every field of layout 5's settings lands in today's, the version is today's. */
@@ -120,6 +315,8 @@ static void test_migrate_abi5_pin_dir(void **state)
 	close(fd);
 	snprintf(path, sizeof(path), "%s/direct_pending", e->pin_dir);
 	ASSERT_EQ(unlink(path), 0, "no direct_pending in layout 5");
+	/* what layout 6 (the next step of the chain) changed, layout 5 had too */
+	pin_layout6_maps(e->pin_dir);
 
 	ASSERT_OK(ts_pinned_layout(e->pin_dir, &abi, &err), err, "pinned layout");
 	ASSERT_EQ(abi, 5, "layout 5 recognised");
@@ -194,6 +391,7 @@ int run_migrate_tests(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_settings_from_abi5),
 		TEST(test_migrate_abi5_pin_dir),
+		TEST(test_migrate_abi6_pin_dir),
 		TEST(test_newer_layout_recognised),
 	};
 

@@ -171,8 +171,9 @@ static void test_drain_deadline_closes_flows(void **state)
 /*
  * backend del is committed by the table switch alone: with its tidying
  * undone (as if the command was killed right after the commit: state still
- * active, index entry still there), the removed backend's flows are closed
- * all the same, and a later change tidies it.
+ * active, index entry still there, and settings still saying a change holds
+ * the lock), the removed backend's flows are closed all the same, and the
+ * next change tidies it.
  */
 static void test_removal_takes_effect_at_the_commit(void **state)
 {
@@ -181,8 +182,9 @@ static void test_removal_takes_effect_at_the_commit(void **state)
 	struct ts_endpoint_key key = { .proto = IPPROTO_TCP, .family = TS_AF_INET };
 	struct ts_backend be;
 	struct ts_reply reply;
+	struct ts_settings st;
 	struct ts_err err;
-	__u32 id;
+	__u32 id, zero = 0;
 	int b;
 
 	config_web4(e, 1, 0);
@@ -200,6 +202,11 @@ static void test_removal_takes_effect_at_the_commit(void **state)
 	ASSERT_EQ(bpf_map_update_elem(e->maps.backends, &id, &be, BPF_EXIST), 0, "v1 active");
 	ASSERT_EQ(bpf_map_update_elem(e->maps.backend_addrs, &key, &reply, BPF_ANY), 0,
 		  "v1 indexed again");
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.settings, &zero, &st), 0, "read settings");
+	ASSERT_EQ(st.flags & TS_SETTINGS_F_CHANGING, 0, "a clean change leaves no flag");
+	st.flags |= TS_SETTINGS_F_CHANGING;
+	ASSERT_EQ(bpf_map_update_elem(e->maps.settings, &zero, &st, BPF_EXIST), 0,
+		  "the flag a killed change leaves");
 	ack.ack = 0x1000;
 	expect_reset(e, &ack, "v1's flow is closed by the commit alone");
 
@@ -209,6 +216,8 @@ static void test_removal_takes_effect_at_the_commit(void **state)
 		   "v1's index entry is gone");
 	ASSERT_EQ(bpf_map_lookup_elem(e->maps.backends, &id, &be), 0, "read v1");
 	ASSERT_EQ(be.state, TS_BACKEND_REMOVED, "v1 marked removed");
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.settings, &zero, &st), 0, "read settings");
+	ASSERT_EQ(st.flags & TS_SETTINGS_F_CHANGING, 0, "repaired: the flag is cleared");
 	(void)err;
 }
 

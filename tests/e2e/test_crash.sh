@@ -94,8 +94,9 @@ fi
 # ---- the state, as the CLI shows it ----------------------------------------------
 
 # The canonical form of a `service list -j` configuration (jq is slow to start:
-# one run per observation).
-JQ_CANON='def canon: sort_by(.name) | map({name, vip, table_size, backends:
+# one run per observation). Without table_size: a size not given follows the
+# backends, so the backends say it.
+JQ_CANON='def canon: sort_by(.name) | map({name, vip, backends:
 	((.backends // []) | map({name, addr, weight}) | sort_by(.name))}) | tojson;'
 
 # observe: service list, stats and status, read in one jq run, into CFG (the

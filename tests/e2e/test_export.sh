@@ -187,7 +187,12 @@ else
 	fail "import --dry-run of the modified document" "exit $rc: $(head -n 1 "$T/err")"
 fi
 if tsg gb import "$T/mod.json" >"$T/out" 2>"$T/err"; then
-	want=$(jq -S -c '.services | map(.backends |= map(.weight //= 1) | .table_size //= 16381)
+	# a size not given follows the backends: the first of the list with 100
+	# slots per backend
+	want=$(jq -S -c 'def follows($n): [127, 251, 509, 1021, 2039, 4093, 8191, 16381, 32749,
+		65521, 131071] | map(select(. >= 100 * $n)) | first // 131071;
+		.services | map(.backends |= map(.weight //= 1)
+		| (.backends | length) as $n | .table_size //= follows($n))
 		| sort_by(.name) | map(.backends |= sort_by(.name))' "$T/mod.json")
 	got=$(tsg gb -j service list 2>/dev/null | jq -S -c .)
 	if [ -n "$got" ] && [ "$got" = "$want" ]; then

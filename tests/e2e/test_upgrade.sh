@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Upgrade in place across layouts: the previous release (05c97dc, layout 5)
-# is built from a worktree of this repository, loaded (E2E_MODE=xdp: with the
-# senders' TX checksum offload off, which its XDP program needs), and carries held
-# connections and steady new ones; `load` by this build then migrates its
-# state: every held connection is answered by its own backend, no new
-# connection fails during the swap and they follow the weights, the
+# Upgrade in place across layouts: an older build (UPGRADE_FROM, default
+# release 05c97dc, layout 5; tests/e2e/test_upgrade_layout6.sh gives layout 6's
+# last commit) is built from a worktree of this repository, loaded (E2E_MODE=xdp:
+# with the senders' TX checksum offload off, which 0.2.0's XDP program needs),
+# and carries held connections and steady new ones; `load` by this build then
+# migrates its state: every held connection is answered by its own backend, no
+# new connection fails during the swap and they follow the weights, the
 # configuration and counters are kept. Then migrations killed at each step
 # each leave a working instance (the old one, or the new one complete), which
 # the next `load` upgrades.
@@ -13,7 +14,7 @@ set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-RELEASE=05c97dc
+RELEASE=${UPGRADE_FROM:-05c97dc}
 NCONN=40
 NEW=600		# new connections during the upgrade, one after another
 
@@ -87,8 +88,9 @@ else
 	fail "upgrade: counters kept" "new_flows $new_flows_before before, $new_flows_after" \
 		"after $NEW more"
 fi
-if [ -e "$E2E_PIN/direct_pending" ] && [ ! -e "$E2E_PIN/migrating" ] &&
-	old_ts status 2>&1 | grep -q "settings has another layout"; then
+if [ -e "$E2E_PIN/direct_pending" ] && [ -e "$E2E_PIN/service_names" ] &&
+	[ ! -e "$E2E_PIN/migrating" ] &&
+	old_ts status 2>&1 | grep -q "has another layout\|newer than this tcpshift"; then
 	pass "upgrade: the new maps are pinned, nothing staged is left, the old CLI refuses them"
 else
 	fail "upgrade: pins" "$(ls -a "$E2E_PIN" | tr '\n' ' '); old status: $(old_ts status 2>&1 |

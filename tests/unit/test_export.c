@@ -83,6 +83,8 @@ static void config_service(struct ts_service_cfg *s, const char *name, const cha
 	s->key.family = e.family;
 	s->key.proto = 6;
 	s->svc.table_size = table_size;
+	s->svc.flags = TS_SERVICE_F_FIXED_SIZE;
+	s->backends = calloc(8, sizeof(*s->backends));	/* enough for these tests */
 	snprintf(s->svc.name, sizeof(s->svc.name), "%s", name);
 }
 
@@ -106,7 +108,7 @@ static void export_text_is_fixed(void **state)
 		fail_msg("export text differs from the golden document:\n%s", text);
 	free(text);
 	ts_doc_free(&doc);
-	free(svc);
+	ts_config_free(&cfg);
 }
 
 static bool docs_equal(const struct ts_doc *a, const struct ts_doc *b)
@@ -178,7 +180,7 @@ static void order_and_defaults_do_not_matter(void **state)
 		"\n\t{ \"tcpshift\" : 1 , \"seed\" : 0 , \"services\" : [\r\n"
 		"  { \"name\": \"a\", \"vip\": \"198.18.100.2:80\", \"table_size\": 7,"
 		" \"backends\": [] },\n"
-		"  { \"name\": \"web\", \"vip\": \"198.18.100.1:8008\", \"table_size\": 16381,"
+		"  { \"name\": \"web\", \"vip\": \"198.18.100.1:8008\","
 		" \"backends\": [ { \"name\": \"v1\", \"addr\": \"198.18.2.11:8008\" },"
 		" { \"name\": \"v2\", \"addr\": \"198.18.2.12:8008\", \"weight\": 10 } ] } ] }\n\n";
 	struct ts_doc da, db;
@@ -187,7 +189,7 @@ static void order_and_defaults_do_not_matter(void **state)
 	parse(a, &da);
 	parse(b, &db);
 	ASSERT_TRUE(docs_equal(&da, &db), "the two spellings give different documents");
-	ASSERT_EQ(da.services[1].table_size, TS_DEFAULT_TABLE_SIZE, "default table size");
+	ASSERT_EQ(da.services[1].table_size, 0, "default table size: follows the backends");
 	ASSERT_EQ(da.services[1].backends[0].weight, 1, "default weight");
 	ASSERT_EQ(da.services[0].nbackends, 0, "absent backends");
 	ta = ts_doc_format(&da);
@@ -218,7 +220,8 @@ static void reads_exactly_len_bytes(void **state)
 	free(buf);
 }
 
-/* Documents at the limits are accepted: 256 backends in a service, 4096 in all. */
+/* Documents at the limits are accepted: 1024 backends in a service, 262144 in all,
+ * 65536 services. */
 static char *big_document(size_t nservices, size_t nbackends)
 {
 	size_t cap = 128 + nservices * (96 + nbackends * 80), o = 0;
@@ -233,7 +236,8 @@ static char *big_document(size_t nservices, size_t nbackends)
 		for (size_t j = 0; j < nbackends; j++)
 			o += (size_t)snprintf(t + o, cap - o,
 					      "%s{\"name\":\"b%zu\",\"addr\":\"198.19.%zu.%zu:%zu\"}",
-					      j ? "," : "", j, i, j % 250 + 1, j / 250 + 1);
+					      j ? "," : "", j, i % 256, j % 250 + 1,
+					      1 + j / 250 + 8 * (i / 256));
 		o += (size_t)snprintf(t + o, cap - o, "]}");
 	}
 	snprintf(t + o, cap - o, "]}");
@@ -247,26 +251,26 @@ static void limits_are_accepted_and_enforced(void **state)
 	char *t;
 
 	t = big_document(1, TS_MAX_SERVICE_BACKENDS);
-	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == 0, "256 backends: %s", err.msg);
+	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == 0, "1024 backends: %s", err.msg);
 	ts_doc_free(&doc);
 	free(t);
 	t = big_document(1, TS_MAX_SERVICE_BACKENDS + 1);
 	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == -TS_ERR_USAGE &&
 		    !strncmp(err.msg, "services[0].backends: ", 22),
-		    "257 backends: %s", err.msg);
+		    "1025 backends: %s", err.msg);
 	free(t);
 	t = big_document(TS_MAX_BACKENDS / 16, 16);
-	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == 0, "4096 backends: %s", err.msg);
+	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == 0, "262144 backends: %s", err.msg);
 	ts_doc_free(&doc);
 	free(t);
 	t = big_document(TS_MAX_BACKENDS / 16 + 1, 16);
 	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == -TS_ERR_USAGE,
-		    "4112 backends accepted");
+		    "262160 backends accepted");
 	free(t);
 	t = big_document(TS_MAX_SERVICES + 1, 0);
 	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == -TS_ERR_USAGE &&
 		    !strncmp(err.msg, "services: ", 10),
-		    "257 services: %s", err.msg);
+		    "65537 services: %s", err.msg);
 	free(t);
 }
 
@@ -317,7 +321,7 @@ static void document_shape_is_bounded_before_parsing(void **state)
 {
 	const size_t nbe = TS_MAX_BACKENDS / TS_MAX_SERVICES;
 	struct ts_err err = { .status = TS_OK };
-	size_t cap = 1 << 24, o = 0;
+	size_t cap = 1 << 27, o = 0;
 	char *t = malloc(cap);
 	struct ts_doc doc;
 	long before;
@@ -338,16 +342,16 @@ static void document_shape_is_bounded_before_parsing(void **state)
 		for (size_t j = 0; j < nbe; j++)
 			o += (size_t)snprintf(t + o, cap - o,
 					      "        {\n          \"name\": \"backend-%zu\",\n"
-					      "          \"addr\": \"198.19.%zu.%zu:8008\",\n"
+					      "          \"addr\": \"198.19.%zu.%zu:%zu\",\n"
 					      "          \"weight\": 65535\n        }%s\n",
-					      j, i, j + 1, j + 1 < nbe ? "," : "");
+					      j, i % 256, j + 1, 1000 + i / 256, j + 1 < nbe ? "," : "");
 		o += (size_t)snprintf(t + o, cap - o, "      ]\n    }%s\n",
 				      i + 1 < TS_MAX_SERVICES ? "," : "");
 	}
 	snprintf(t + o, cap - o, "  ]\n}\n");
 	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == 0, "the largest document: %s",
 		    err.msg);
-	ASSERT_TRUE(doc.nservices == TS_MAX_SERVICES, "256 services");
+	ASSERT_TRUE(doc.nservices == TS_MAX_SERVICES, "65536 services");
 	ts_doc_free(&doc);
 	free(t);
 
@@ -357,15 +361,15 @@ static void document_shape_is_bounded_before_parsing(void **state)
 			    strstr(err.msg, "line 1, column 17: nested deeper than 16 levels"),
 		    "100000 '[': %s", err.msg);
 	free(t);
-	t = repeated("{\"tcpshift\":1,\"seed\":1,\"services\":[", "{},", 500000, "{}]}");
+	t = repeated("{\"tcpshift\":1,\"seed\":1,\"services\":[", "{},", 1100000, "{}]}");
 	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == -TS_ERR_USAGE &&
-			    strstr(err.msg, "more than 8192 arrays and objects"),
-		    "500000 '{}': %s", err.msg);
+			    strstr(err.msg, "more than 1048576 arrays and objects"),
+		    "1100000 '{}': %s", err.msg);
 	free(t);
-	t = repeated("{\"tcpshift\":1,\"seed\":1,\"services\":[", "1,", 500000, "1]}");
+	t = repeated("{\"tcpshift\":1,\"seed\":1,\"services\":[", "1,", 4400000, "1]}");
 	ASSERT_TRUE(ts_doc_parse(t, strlen(t), &doc, &err) == -TS_ERR_USAGE &&
-			    strstr(err.msg, "more than 32768 values"),
-		    "500000 numbers: %s", err.msg);
+			    strstr(err.msg, "more than 4194304 values"),
+		    "4400000 numbers: %s", err.msg);
 	free(t);
 	ASSERT_TRUE(peak_rss_kib() - before < 16 << 10,
 		    "peak memory grew by %ld KiB parsing 1.5 MiB texts", peak_rss_kib() - before);
@@ -547,11 +551,11 @@ static void plan_lists_changes_in_order(void **state)
 		enum ts_change_kind	kind;
 		const char		*service, *backend, *from, *to;
 	} want_plan[] = {
-		{ TS_CHANGE_SERVICE_DEL, "gone", "", "198.18.100.2:80 table_size 16381", "" },
+		{ TS_CHANGE_SERVICE_DEL, "gone", "", "198.18.100.2:80", "" },
 		{ TS_CHANGE_SERVICE_REPLACE, "moved", "", "198.18.100.3:80 table_size 7",
 		  "198.18.100.3:80 table_size 11" },
 		{ TS_CHANGE_BACKEND_ADD, "moved", "m", "", "198.18.2.16:80 weight 1" },
-		{ TS_CHANGE_SERVICE_ADD, "new", "", "", "198.18.100.2:80 table_size 16381" },
+		{ TS_CHANGE_SERVICE_ADD, "new", "", "", "198.18.100.2:80" },
 		/* a new service's health checks are listed too */
 		{ TS_CHANGE_HEALTH, "new", "", "none",
 		  "tcp interval 1000ms timeout 500ms rise 2 fall 3" },

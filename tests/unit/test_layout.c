@@ -29,6 +29,8 @@ static void layouts_come_from_the_object(void **state)
 	} want[] = {
 		{ "services", BPF_MAP_TYPE_HASH, sizeof(struct ts_endpoint_key),
 		  sizeof(struct ts_service) },
+		{ "service_names", BPF_MAP_TYPE_HASH, sizeof(struct ts_service_name),
+		  sizeof(struct ts_endpoint_key) },
 		{ "tables", BPF_MAP_TYPE_ARRAY_OF_MAPS, sizeof(__u32), sizeof(__u32) },
 		{ "backends", BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct ts_backend) },
 		{ "flows", BPF_MAP_TYPE_LRU_HASH, sizeof(struct ts_flow_key), sizeof(struct ts_flow) },
@@ -36,7 +38,7 @@ static void layouts_come_from_the_object(void **state)
 		  sizeof(struct ts_flow) },
 		{ "backend_addrs", BPF_MAP_TYPE_HASH, sizeof(struct ts_endpoint_key),
 		  sizeof(struct ts_reply) },
-		{ "backend_stats", BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32),
+		{ "backend_stats", BPF_MAP_TYPE_PERCPU_HASH, sizeof(__u32),
 		  sizeof(struct ts_backend_stats) },
 		{ "counters", BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(__u64) },
 		{ "settings", BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct ts_settings) },

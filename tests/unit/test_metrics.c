@@ -13,6 +13,7 @@ static void metrics_render_text(void **state)
 {
 	static struct ts_config cfg;
 	static struct ts_service_cfg svc;
+	static struct ts_backend_cfg backends[2];
 	struct ts_backend_stats st[2] = {}, *stats[1] = { st };
 	__u32 eff[2] = { 90, 0 }, slots[2] = { 7, 0 }, *effp[1] = { eff }, *slotp[1] = { slots };
 	struct ts_metrics in = { .cfg = &cfg, .stats = stats, .effective = effp, .slots = slotp,
@@ -23,6 +24,7 @@ static void metrics_render_text(void **state)
 
 	(void)state;
 	memset(&svc, 0, sizeof(svc));
+	svc.backends = backends;
 	strcpy(svc.svc.name, "web");
 	svc.svc.table_size = 7;
 	svc.nbackends = 2;

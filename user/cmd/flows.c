@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 
 #include "cmd.h"
 
@@ -28,6 +29,7 @@ static const char help[] =
 
 struct flows_ctx {
 	struct ts_config	*cfg;
+	struct ts_service_cfg	**by_vip;	/* cfg's services sorted by VIP key */
 	struct ts_backend	*all;
 	const struct ts_service_cfg *service;	/* filter, or NULL */
 	const char		*backend;	/* filter, or NULL */
@@ -35,21 +37,35 @@ struct flows_ctx {
 	__u64			now;
 };
 
+static int cmp_vip(const void *a, const void *b)
+{
+	const struct ts_service_cfg *const *x = a, *const *y = b;
+
+	return memcmp(&(*x)->key, &(*y)->key, sizeof((*x)->key));
+}
+
 /*
- * The service a flow belongs to. Service ids are reused: a flow of a deleted
- * service would otherwise be filed under the next service given its id. The
- * flow key holds the VIP the client connected to, and the flow the backend
- * (id and generation) it was pinned to; both must be the service's.
+ * The service a flow belongs to: the one of the flow's VIP (its key holds the
+ * VIP the client connected to), found in the index of VIPs, not by the
+ * service id the flow recorded, which changes when a table is resized and is
+ * reused once a service is deleted. A live backend (id and generation) must
+ * also be one of that service's.
  */
 static const struct ts_service_cfg *flow_service(struct flows_ctx *fc,
 						  const struct ts_flow_key *k,
 						  const struct ts_flow *f, bool live)
 {
-	struct ts_service_cfg *s = ts_config_service_by_id(fc->cfg, f->service_id);
+	struct ts_service_cfg want = {}, *wp = &want, **found;
+	const struct ts_service_cfg *s;
 
-	if (!s || s->key.family != k->family || s->key.port != k->dport ||
-	    memcmp(s->key.addr, k->daddr, sizeof(s->key.addr)))
+	memcpy(want.key.addr, k->daddr, sizeof(want.key.addr));
+	want.key.port = k->dport;
+	want.key.proto = IPPROTO_TCP;
+	want.key.family = k->family;
+	found = bsearch(&wp, fc->by_vip, fc->cfg->nservices, sizeof(*fc->by_vip), cmp_vip);
+	if (!found)
 		return NULL;
+	s = *found;
 	if (!live)
 		return s; /* a removed backend of this service, or of its namesake */
 	for (size_t i = 0; i < s->nbackends; i++)
@@ -138,6 +154,15 @@ int cmd_flows(struct cli_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	fc.cfg = &cfg;
+	fc.by_vip = calloc(cfg.nservices ?: 1, sizeof(*fc.by_vip));
+	if (!fc.by_vip) {
+		ts_fail(&err, TS_ERR_RUNTIME, "out of memory");
+		r = cli_report(&err);
+		goto out;
+	}
+	for (size_t i = 0; i < cfg.nservices; i++)
+		fc.by_vip[i] = &cfg.services[i];
+	qsort(fc.by_vip, cfg.nservices, sizeof(*fc.by_vip), cmp_vip);
 	if (nargs && !(fc.service = ts_config_service(&cfg, argv[1]))) {
 		ts_fail(&err, TS_ERR_USAGE, "unknown service '%s': see 'tcpshift service list'",
 			argv[1]);
@@ -169,6 +194,7 @@ int cmd_flows(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	r = print_end() ?: r;
 out:
+	free(fc.by_vip);
 	free(fc.all);
 	ts_config_free(&cfg);
 	ts_maps_close(&m);

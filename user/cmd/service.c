@@ -14,8 +14,10 @@ static const char help[] =
 	"by weight. NAME: 1-31 letters, digits, '.', '_', '-'. VIP:PORT: 198.18.100.1:8008\n"
 	"or [2001:2::1]:8008; IPv6 VIPs take IPv6 backends.\n"
 	"\n"
-	"  --table-size M   Maglev table size, a prime (default 16381): shares are exact\n"
-	"                   to 1/M\n"
+	"  --table-size M   Maglev table size, a prime: shares are exact to 1/M. By\n"
+	"                   default M follows the backends: the smallest of 127, 251,\n"
+	"                   509, ... 131071 with 100 slots per backend (each share\n"
+	"                   within 1 % of an even share)\n"
 	"\n"
 	"'service del' stops balancing the VIP at once: packets to it are no longer\n"
 	"rewritten, so connections still open through it break. Drain its backends\n"
@@ -95,7 +97,7 @@ static int service_list(struct cli_ctx *ctx, struct ts_maps *m)
 
 int cmd_service(struct cli_ctx *ctx, int argc, char **argv)
 {
-	__u32 table_size = TS_DEFAULT_TABLE_SIZE;
+	__u32 table_size = 0;	/* follows the backends */
 	const struct cli_opt opts[] = {
 		{ "table-size", 0, CLI_TABLE_SIZE, &table_size },
 		CLI_OPT_HELP,

@@ -26,22 +26,40 @@
 #include "libtcpshift.h"
 #include "table.h"
 
-/* Read the configuration, lock against concurrent changes, find a service. */
+static int repair_leftovers(struct ts_maps *m, struct ts_err *err);
+
+/* Lock against concurrent changes (repairing what a killed or failed change
+ * left, when one did), and read the configuration: the whole of it, or with
+ * service given only that service, found through service_names. */
 static int begin_change(struct ts_maps *m, struct ts_config *cfg, const char *service,
 			struct ts_service_cfg **s, struct ts_err *err)
 {
 	int r = ts_maps_lock(m, err);
 
-	r = r ?: ts_config_read(m, cfg, err);
-	if (r || !service)
+	r = r ?: repair_leftovers(m, err);
+	if (r || !cfg)
 		return r;
-	*s = ts_config_service(cfg, service);
+	if (!service)
+		return ts_config_read(m, cfg, err);
+	r = ts_config_read_service(m, service, cfg, err);
+	if (r)
+		return r;
+	*s = cfg->nservices ? &cfg->services[0] : NULL;
 	if (!*s) {
 		ts_config_free(cfg);
 		return ts_fail(err, TS_ERR_USAGE,
 			       "unknown service '%s': see 'tcpshift service list'", service);
 	}
 	return 0;
+}
+
+/* What a change ends with: a failure leaves TS_SETTINGS_F_CHANGING set, so
+ * that the next change repairs what it may have left. */
+static int end_change(struct ts_maps *m, int r)
+{
+	if (r)
+		m->failed = true;
+	return r;
 }
 
 static int unknown_backend(struct ts_err *err, const char *service, const char *name)
@@ -52,7 +70,7 @@ static int unknown_backend(struct ts_err *err, const char *service, const char *
 }
 
 /* live[id]: backend id is in a service's live table. */
-static void live_backends(const struct ts_config *cfg, bool live[TS_MAX_BACKENDS])
+static void live_backends(const struct ts_config *cfg, bool *live)
 {
 	for (size_t i = 0; i < cfg->nservices; i++)
 		for (size_t j = 0; j < cfg->services[i].nbackends; j++)
@@ -71,28 +89,42 @@ static void backend_mark_removed(struct ts_maps *m, __u32 id)
 }
 
 /*
- * Tidy what a command killed just before or after its commit left behind:
- * backends that no live table refers to are marked removed (the data plane
- * already ignores them: they are members of no live half), and backend_addrs
- * entries that name no live backend at its own address are dropped (else the
- * data plane would rewrite replies from an address that is no backend). Run
- * under the lock by the commands that add or remove backends and services.
+ * Tidy what a command killed (or failed) before or after its commit left
+ * behind: backends that no live table refers to are marked removed (the data
+ * plane already ignores them: they are members of no live half),
+ * backend_addrs entries that name no live backend at its own address are
+ * dropped (else the data plane would rewrite replies from an address that is
+ * no backend), and so are service_names entries and tables no service has.
+ * Run by the next change under the lock, only when the lock was taken with
+ * TS_SETTINGS_F_CHANGING set: what a clean change leaves needs no repair, and
+ * this walk reads every service and backend.
  */
-static int repair_leftovers(struct ts_maps *m, const struct ts_config *cfg, struct ts_err *err)
+static int repair_leftovers(struct ts_maps *m, struct ts_err *err)
 {
-	struct ts_backend *all = calloc(TS_MAX_BACKENDS, sizeof(*all));
-	struct ts_endpoint_key *stale = calloc(TS_MAX_BACKENDS, sizeof(*stale));
+	struct ts_backend *all;
+	struct ts_endpoint_key *stale;
 	struct ts_endpoint_key key, cur;
-	bool live[TS_MAX_BACKENDS] = { false };
+	struct ts_service_name nkey, ncur;
+	struct ts_config cfg;
+	bool *live, *used;
 	void *prev = NULL;
 	size_t nstale = 0;
 	int r;
 
-	r = all && stale ? ts_backends_read_all(m, all, err)
-			 : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	if (!m->repair)
+		return 0;
+	all = calloc(TS_MAX_BACKENDS, sizeof(*all));
+	stale = calloc(TS_MAX_BACKENDS, sizeof(*stale));
+	live = calloc(TS_MAX_BACKENDS, sizeof(*live));
+	used = calloc(TS_MAX_SERVICES, sizeof(*used));
+	r = all && stale && live && used ? ts_config_read(m, &cfg, err)
+					 : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 	if (r)
 		goto out;
-	live_backends(cfg, live);
+	r = ts_backends_read_all(m, all, err);
+	if (r)
+		goto out_cfg;
+	live_backends(&cfg, live);
 	for (__u32 id = 0; id < TS_MAX_BACKENDS; id++)
 		if (all[id].state == TS_BACKEND_ACTIVE && !live[id])
 			backend_mark_removed(m, id);
@@ -115,9 +147,37 @@ static int repair_leftovers(struct ts_maps *m, const struct ts_config *cfg, stru
 	}
 	for (size_t i = 0; i < nstale; i++)
 		bpf_map_delete_elem(m->backend_addrs, &stale[i]);
+	/* names whose service is gone or has another name */
+	for (prev = NULL; !bpf_map_get_next_key(m->service_names, prev, &nkey);) {
+		struct ts_service svc;
+
+		ncur = nkey;
+		prev = &ncur;
+		if (bpf_map_lookup_elem(m->service_names, &nkey, &key) ||
+		    bpf_map_lookup_elem(m->services, &key, &svc) ||
+		    strncmp(svc.name, nkey.name, sizeof(nkey.name))) {
+			bpf_map_delete_elem(m->service_names, &nkey);
+			prev = NULL;	/* the walk starts again, without it */
+		}
+	}
+	/* tables of no service: a create or resize killed before its commit */
+	for (size_t i = 0; i < cfg.nservices; i++)
+		used[cfg.services[i].svc.id] = true;
+	for (__u32 id = 0; id < TS_MAX_SERVICES; id++) {
+		__u32 inner;
+
+		/* looked up first: a delete is a map write (and waits for RCU) */
+		if (!used[id] && !bpf_map_lookup_elem(m->tables, &id, &inner))
+			bpf_map_delete_elem(m->tables, &id);
+	}
+	m->repair = false;
+out_cfg:
+	ts_config_free(&cfg);
 out:
 	free(all);
 	free(stale);
+	free(live);
+	free(used);
 	return r;
 }
 
@@ -142,6 +202,63 @@ static void endpoint_key(const __be32 addr[4], __be16 port, __u8 family,
 	key->port = port;
 	key->proto = IPPROTO_TCP;
 	key->family = family;
+}
+
+static void name_key(const char *name, struct ts_service_name *key)
+{
+	memset(key, 0, sizeof(*key));
+	memcpy(key->name, name, strnlen(name, sizeof(key->name) - 1));
+}
+
+/* service_names: before the service's insert (an entry without its service
+ * means nothing), removed after its delete. */
+static int service_name_set(struct ts_maps *m, const struct ts_service_cfg *s,
+			    struct ts_err *err)
+{
+	struct ts_service_name key;
+
+	name_key(s->svc.name, &key);
+	if (bpf_map_update_elem(m->service_names, &key, &s->key, BPF_ANY))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot index service %s: %s", s->svc.name,
+			       strerror(errno));
+	return 0;
+}
+
+static void service_name_del(struct ts_maps *m, const struct ts_service_cfg *s)
+{
+	struct ts_service_name key;
+	struct ts_endpoint_key vip;
+
+	name_key(s->svc.name, &key);
+	if (!bpf_map_lookup_elem(m->service_names, &key, &vip) &&
+	    !memcmp(&vip, &s->key, sizeof(vip)))
+		bpf_map_delete_elem(m->service_names, &key);
+}
+
+/* The service at VIP key, if any (svc filled). */
+static bool service_at(const struct ts_maps *m, const struct ts_endpoint_key *key,
+		       struct ts_service *svc)
+{
+	return !bpf_map_lookup_elem(m->services, key, svc);
+}
+
+/* The backend at address key, if any: its name and its service's. */
+static bool backend_owner(const struct ts_maps *m, const struct ts_endpoint_key *key,
+			  char *backend, char *service)
+{
+	struct ts_endpoint_key vip;
+	struct ts_service svc = {};
+	struct ts_backend be = {};
+	struct ts_reply reply;
+
+	if (bpf_map_lookup_elem(m->backend_addrs, key, &reply))
+		return false;
+	endpoint_key(reply.vip, reply.vport, key->family, &vip);
+	bpf_map_lookup_elem(m->backends, &reply.backend_id, &be);
+	bpf_map_lookup_elem(m->services, &vip, &svc);
+	snprintf(backend, TS_NAME_LEN, "%s", be.name);
+	snprintf(service, TS_NAME_LEN, "%s", svc.name);
+	return true;
 }
 
 /* backend_addrs: replies from b get s's VIP:port as source. */
@@ -209,8 +326,10 @@ static int check_service(const struct ts_doc_service *want, struct ts_err *err)
 
 	if (r)
 		return r;
-	if (!ts_is_prime(want->table_size) || want->table_size < TS_MIN_TABLE_SIZE ||
-	    want->table_size > TS_MAX_TABLE_SIZE)
+	/* 0: the size follows the backends */
+	if (want->table_size && (!ts_is_prime(want->table_size) ||
+				 want->table_size < TS_MIN_TABLE_SIZE ||
+				 want->table_size > TS_MAX_TABLE_SIZE))
 		return ts_fail(err, TS_ERR_USAGE, "table size %u is not a prime in %u-%u",
 			       want->table_size, TS_MIN_TABLE_SIZE, TS_MAX_TABLE_SIZE);
 	if (want->nbackends > TS_MAX_SERVICE_BACKENDS)
@@ -230,7 +349,7 @@ static void want_of(const struct ts_service_cfg *s, struct ts_doc_service *w,
 	w->vip.family = s->key.family;
 	memcpy(w->vip.addr, s->key.addr, sizeof(w->vip.addr));
 	w->vip.port = s->key.port;
-	w->table_size = s->svc.table_size;
+	w->table_size = ts_service_fixed_size(&s->svc);
 	w->health = s->svc.health;
 	w->backends = b;
 	w->nbackends = s->nbackends;
@@ -256,8 +375,8 @@ static struct ts_doc_backend *want_backend(struct ts_doc_service *w, const char 
 
 static int service_update(struct ts_maps *m, struct ts_config *cfg, struct ts_service_cfg *s,
 			  const struct ts_doc_service *want, struct ts_err *err);
-static int service_create(struct ts_maps *m, struct ts_config *cfg,
-			  const struct ts_doc_service *want, struct ts_err *err);
+static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
+			  const struct ts_service *made, struct ts_err *err);
 
 /* A change of one existing service: lock, read, let edit() state the service
  * it wants, and run the pipeline. */
@@ -278,38 +397,31 @@ static int change_service(struct ts_maps *m, const char *service, edit_fn edit, 
 	r = begin_change(m, &cfg, service, &s, err);
 	if (r)
 		goto out;
-	r = repair_leftovers(m, &cfg, err);
-	if (r)
-		goto out;
 	want_of(s, &want, wb);
 	r = edit(&cfg, s, &want, arg, err);
 	r = r ?: check_service(&want, err);
 	r = r ?: service_update(m, &cfg, s, &want, err);
 	if (!r)
 		sweep_local(m);
-out:
 	ts_config_free(&cfg);
+out:
 	free(wb);
-	return r;
+	return end_change(m, r);
 }
 
 int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint *vip,
 		   __u32 table_size, struct ts_err *err)
 {
 	struct ts_doc_service want = { .vip = *vip, .table_size = table_size };
-	struct ts_config cfg;
 	int r;
 
 	snprintf(want.name, sizeof(want.name), "%s", name);
 	r = ts_parse_name(name, "service", err);
 	r = r ?: check_service(&want, err);
-	r = r ?: begin_change(m, &cfg, NULL, NULL, err);
+	r = r ?: begin_change(m, NULL, NULL, NULL, err);
 	if (r)
 		return r;
-	r = repair_leftovers(m, &cfg, err);
-	r = r ?: service_create(m, &cfg, &want, err);
-	ts_config_free(&cfg);
-	return r;
+	return end_change(m, service_create(m, &want, NULL, err));
 }
 
 int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
@@ -320,10 +432,7 @@ int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
 
 	r = begin_change(m, &cfg, name, &s, err);
 	if (r)
-		return r;
-	r = repair_leftovers(m, &cfg, err);
-	if (r)
-		goto out;
+		return end_change(m, r);
 	/* The commit: packets to the VIP are no longer ours (invariant 5:
 	 * passed untouched), whether or not their flow was pinned. */
 	if (bpf_map_delete_elem(m->services, &s->key)) {
@@ -337,15 +446,17 @@ int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
 		backend_mark_removed(m, s->backends[i].id);
 	}
 	bpf_map_delete_elem(m->tables, &s->svc.id);
+	service_name_del(m, s);
 	sweep_local(m);
 out:
 	ts_config_free(&cfg);
-	return r;
+	return end_change(m, r);
 }
 
 /* ---- backends, weights, drains: edits of the service a change wants ------------ */
 
 struct backend_addition {
+	struct ts_maps		*m;
 	const char		*name;
 	const struct ts_endpoint *addr;
 	__u32			weight;
@@ -355,7 +466,9 @@ static int edit_backend_add(struct ts_config *cfg, struct ts_service_cfg *s,
 			    struct ts_doc_service *want, void *arg, struct ts_err *err)
 {
 	const struct backend_addition *a = arg;
-	char ep[TS_ADDRSTRLEN];
+	char ep[TS_ADDRSTRLEN], bname[TS_NAME_LEN], sname[TS_NAME_LEN];
+	struct ts_endpoint_key key;
+	struct ts_service svc;
 
 	ts_format_endpoint(a->addr->addr, a->addr->port, a->addr->family, ep, sizeof(ep));
 	if (a->addr->family != s->key.family)
@@ -367,25 +480,19 @@ static int edit_backend_add(struct ts_config *cfg, struct ts_service_cfg *s,
 		return ts_fail(err, TS_ERR_USAGE,
 			       "service '%s' already has a backend '%s': pick another name",
 			       s->svc.name, a->name);
-	for (size_t i = 0; i < cfg->nservices; i++) {
-		const struct ts_service_cfg *o = &cfg->services[i];
-
-		/* One service per backend address:port: its replies name one VIP. */
-		for (size_t j = 0; j < o->nbackends; j++)
-			if (backend_at(&o->backends[j].be, a->addr))
-				return ts_fail(err, TS_ERR_USAGE,
-					       "%s is already backend '%s' of service '%s': a "
-					       "backend address:port serves one service",
-					       ep, o->backends[j].be.name, o->svc.name);
-		/* A backend at a VIP:port would loop its packets into the gateway. */
-		if (o->key.family == a->addr->family && o->key.port == a->addr->port &&
-		    !memcmp(o->key.addr, a->addr->addr, sizeof(o->key.addr)))
-			return ts_fail(err, TS_ERR_USAGE,
-				       "%s is the VIP of service '%s': a backend cannot be a "
-				       "VIP:port",
-				       ep, o->svc.name);
-	}
-	/* check_service refuses the 257th: a usage error, as in import */
+	endpoint_key(a->addr->addr, a->addr->port, a->addr->family, &key);
+	/* One service per backend address:port: its replies name one VIP. */
+	if (backend_owner(a->m, &key, bname, sname))
+		return ts_fail(err, TS_ERR_USAGE,
+			       "%s is already backend '%s' of service '%s': a backend address:port "
+			       "serves one service",
+			       ep, bname, sname);
+	/* A backend at a VIP:port would loop its packets into the gateway. */
+	if (service_at(a->m, &key, &svc))
+		return ts_fail(err, TS_ERR_USAGE,
+			       "%s is the VIP of service '%s': a backend cannot be a VIP:port", ep,
+			       svc.name);
+	/* check_service refuses one too many: a usage error, as in import */
 	want->backends[want->nbackends++] = (struct ts_doc_backend){
 		.addr = *a->addr,
 		.weight = a->weight,
@@ -397,7 +504,7 @@ static int edit_backend_add(struct ts_config *cfg, struct ts_service_cfg *s,
 int ts_backend_add(struct ts_maps *m, const char *service, const char *name,
 		   const struct ts_endpoint *addr, __u32 weight, struct ts_err *err)
 {
-	struct backend_addition a = { name, addr, weight };
+	struct backend_addition a = { m, name, addr, weight };
 	int r = ts_parse_name(name, "backend", err);
 
 	if (r)
@@ -583,39 +690,70 @@ int ts_backend_health_set(struct ts_maps *m, const char *service, const char *na
 
 /* ---- the pipeline's steps --------------------------------------------------------- */
 
-/* n ids for new backends and their generations: never-used ids first, then
- * ones no table refers to (removed, or left by a command killed before its
- * commit). */
-static int backend_alloc_many(struct ts_maps *m, const struct ts_config *cfg, size_t n,
-			      __u32 *ids, __u32 *gens, struct ts_err *err)
+/* n ids for new backends and their generations: never-used ids first (found
+ * in batches from where this process last found one), then ones no table
+ * refers to (removed, or left by a command killed before its commit), which
+ * takes a read of every service and backend. */
+static int backend_alloc_many(struct ts_maps *m, size_t n, __u32 *ids, __u32 *gens,
+			      struct ts_err *err)
 {
+	enum { BATCH = 4096 };
 	struct ts_backend *all;
-	bool referenced[TS_MAX_BACKENDS] = { false };
+	struct ts_config cfg;
+	bool *referenced;
+	__u32 keys[BATCH];
 	size_t k = 0;
 	int r;
 
 	if (!n)
 		return 0;
-	all = calloc(TS_MAX_BACKENDS, sizeof(*all));
-	r = all ? ts_backends_read_all(m, all, err) : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	if (r) {
-		free(all);
-		return r;
-	}
-	for (size_t i = 0; i < cfg->nservices; i++)
-		for (size_t j = 0; j < cfg->services[i].nbackends; j++)
-			referenced[cfg->services[i].backends[j].id] = true;
-	for (int pass = 0; pass < 2; pass++)
-		for (__u32 i = 0; i < TS_MAX_BACKENDS && k < n; i++) {
-			bool ok = pass == 0 ? all[i].state == TS_BACKEND_FREE
-					    : all[i].state != TS_BACKEND_FREE && !referenced[i];
+	all = calloc(BATCH, sizeof(*all));
+	if (!all)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	for (__u32 start = m->free_backend_hint; start < TS_MAX_BACKENDS && k < n;
+	     start += BATCH) {
+		__u32 count = BATCH < TS_MAX_BACKENDS - start ? BATCH : TS_MAX_BACKENDS - start;
+		__u32 in_batch = start - 1, out_batch, got = count;
 
-			if (ok) {
+		/* a batch starts after the key given: the one before start */
+		if (bpf_map_lookup_batch(m->backends, start ? &in_batch : NULL, &out_batch, keys,
+					 all, &got, NULL) &&
+		    errno != ENOENT) {
+			free(all);
+			return ts_fail(err, TS_ERR_RUNTIME, "cannot read the backends map: %s",
+				       strerror(errno));
+		}
+		for (__u32 i = 0; i < got && k < n; i++)
+			if (all[i].state == TS_BACKEND_FREE) {
+				ids[k] = keys[i];
+				gens[k++] = all[i].generation + 1;
+				m->free_backend_hint = keys[i] + 1;
+			}
+	}
+	free(all);
+	if (k < n) {
+		all = calloc(TS_MAX_BACKENDS, sizeof(*all));
+		referenced = calloc(TS_MAX_BACKENDS, sizeof(*referenced));
+		r = all && referenced ? ts_config_read(m, &cfg, err)
+				      : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+		if (!r) {
+			r = ts_backends_read_all(m, all, err);
+			for (size_t i = 0; !r && i < cfg.nservices; i++)
+				for (size_t j = 0; j < cfg.services[i].nbackends; j++)
+					referenced[cfg.services[i].backends[j].id] = true;
+			ts_config_free(&cfg);
+		}
+		/* those already chosen are FREE, so not taken again here */
+		for (__u32 i = 0; !r && i < TS_MAX_BACKENDS && k < n; i++)
+			if (all[i].state != TS_BACKEND_FREE && !referenced[i]) {
 				ids[k] = i;
 				gens[k++] = all[i].generation + 1;
 			}
-		}
-	free(all);
+		free(referenced);
+		free(all);
+		if (r)
+			return r;
+	}
 	if (k < n)
 		return ts_fail(err, TS_ERR_RUNTIME,
 			       "too many backends (at most %d in all, counting those being "
@@ -629,8 +767,7 @@ static int backend_alloc_many(struct ts_maps *m, const struct ts_config *cfg, si
  * a new service) with the same name and address:port keeps its id, and so its
  * pinned flows; every other one gets a new id (is_new). Writes nothing.
  */
-static int backend_list_build(struct ts_maps *m, const struct ts_config *cfg,
-			      struct ts_service_cfg *s, const struct ts_doc_service *want,
+static int backend_list_build(struct ts_maps *m, struct ts_service_cfg *s, const struct ts_doc_service *want,
 			      struct ts_backend_cfg *list, bool *is_new, size_t *nnew,
 			      struct ts_err *err)
 {
@@ -681,7 +818,7 @@ static int backend_list_build(struct ts_maps *m, const struct ts_config *cfg,
 			k++;
 		}
 	}
-	r = backend_alloc_many(m, cfg, k, ids, gens, err);
+	r = backend_alloc_many(m, k, ids, gens, err);
 	if (r)
 		return r;
 	for (size_t i = 0, j = 0; i < n; i++)
@@ -727,7 +864,7 @@ static int service_update(struct ts_maps *m, struct ts_config *cfg, struct ts_se
 
 	if (!list)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	r = backend_list_build(m, cfg, s, want, list, is_new, &nnew, err);
+	r = backend_list_build(m, s, want, list, is_new, &nnew, err);
 	if (r)
 		goto out;
 	changed = nnew > 0 || memcmp(&want->health, &s->svc.health, sizeof(want->health));
@@ -776,61 +913,67 @@ out:
 	return r;
 }
 
-/* A new service, with its whole table: the `services` insert commits it. */
-static int service_create(struct ts_maps *m, struct ts_config *cfg,
-			  const struct ts_doc_service *want, struct ts_err *err)
+/* The service entry a new service want gets (its id free, its table not made
+ * yet). */
+static int service_plan(struct ts_maps *m, const struct ts_doc_service *want,
+			struct ts_service *svc, struct ts_err *err)
+{
+	bool fixed = want->table_size != 0;
+
+	memset(svc, 0, sizeof(*svc));
+	svc->table_size = fixed ? want->table_size : ts_table_size_for(want->nbackends);
+	svc->half_len = TS_TABLE_HALF(svc->table_size, table_room(svc->table_size, fixed));
+	svc->flags = fixed ? TS_SERVICE_F_FIXED_SIZE : 0;
+	svc->health = want->health;
+	snprintf(svc->name, sizeof(svc->name), "%s", want->name);
+	return table_free_id(m, &svc->id, err);
+}
+
+/* A new service, with its whole table: the `services` insert commits it.
+ * Checked against the others by lookups (name, VIP, backends' addresses), in
+ * time that does not grow with the number of services. made: its entry, its
+ * table already made (and in `tables`) by table_create_many, or NULL. */
+static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
+			  const struct ts_service *made, struct ts_err *err)
 {
 	struct ts_backend_cfg *list = calloc(TS_MAX_SERVICE_BACKENDS, sizeof(*list));
 	struct ts_service_cfg *ns = calloc(1, sizeof(*ns));
-	bool used[TS_MAX_SERVICES] = { false }, is_new[TS_MAX_SERVICE_BACKENDS];
+	bool *is_new = calloc(TS_MAX_SERVICE_BACKENDS, sizeof(*is_new));
+	char ep[TS_ADDRSTRLEN], bname[TS_NAME_LEN], sname[TS_NAME_LEN];
 	size_t n = want->nbackends, nnew;
-	char ep[TS_ADDRSTRLEN];
+	struct ts_config have = {};
+	struct ts_service other;
 	struct table_view t;
 	int r = 0;
 
-	if (!list || !ns) {
+	if (!list || !ns || !is_new) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 		goto out;
 	}
 	endpoint_key(want->vip.addr, want->vip.port, want->vip.family, &ns->key);
 	ts_format_endpoint(want->vip.addr, want->vip.port, want->vip.family, ep, sizeof(ep));
-	for (size_t i = 0; i < cfg->nservices; i++) {
-		const struct ts_service_cfg *s = &cfg->services[i];
-
-		if (!strcmp(s->svc.name, want->name)) {
-			r = ts_fail(err, TS_ERR_USAGE,
-				    "service '%s' already exists: pick another name or "
-				    "'tcpshift service del %s' first",
-				    want->name, want->name);
-			goto out;
-		}
-		if (!memcmp(&s->key, &ns->key, sizeof(ns->key))) {
-			r = ts_fail(err, TS_ERR_USAGE,
-				    "%s is already used by service '%s': pick another VIP:port", ep,
-				    s->svc.name);
-			goto out;
-		}
-		for (size_t j = 0; j < s->nbackends; j++)
-			if (backend_at(&s->backends[j].be, &want->vip)) {
-				r = ts_fail(err, TS_ERR_USAGE,
-					    "%s is backend '%s' of service '%s': a VIP:port cannot "
-					    "be a backend",
-					    ep, s->backends[j].be.name, s->svc.name);
-				goto out;
-			}
-		used[s->svc.id] = true;
-	}
-	for (ns->svc.id = 0; ns->svc.id < TS_MAX_SERVICES && used[ns->svc.id]; ns->svc.id++)
-		;
-	if (ns->svc.id == TS_MAX_SERVICES) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "too many services (at most %d)",
-			    TS_MAX_SERVICES);
+	r = ts_config_read_service(m, want->name, &have, err);
+	if (!r && have.nservices)
+		r = ts_fail(err, TS_ERR_USAGE,
+			    "service '%s' already exists: pick another name or 'tcpshift service "
+			    "del %s' first",
+			    want->name, want->name);
+	ts_config_free(&have);
+	if (!r && service_at(m, &ns->key, &other))
+		r = ts_fail(err, TS_ERR_USAGE,
+			    "%s is already used by service '%s': pick another VIP:port", ep,
+			    other.name);
+	if (!r && backend_owner(m, &ns->key, bname, sname))
+		r = ts_fail(err, TS_ERR_USAGE,
+			    "%s is backend '%s' of service '%s': a VIP:port cannot be a backend", ep,
+			    bname, sname);
+	if (r)
 		goto out;
-	}
-	ns->svc.table_size = want->table_size;
-	ns->svc.health = want->health;
-	snprintf(ns->svc.name, sizeof(ns->svc.name), "%s", want->name);
-	r = backend_list_build(m, cfg, NULL, want, list, is_new, &nnew, err);
+	if (made)
+		ns->svc = *made;
+	else
+		r = service_plan(m, want, &ns->svc, err);
+	r = r ?: backend_list_build(m, NULL, want, list, is_new, &nnew, err);
 	/* members of half 0, the half that goes live with the service */
 	for (size_t i = 0; !r && i < n; i++) {
 		list[i].be.table_halves = 1U << 0;
@@ -839,12 +982,14 @@ static int service_create(struct ts_maps *m, struct ts_config *cfg,
 	r = r ?: backends_write_new(m, ns, list, is_new, n, err);
 	/* Its table, built in the half that will be live, before anything
 	 * refers to it. */
-	r = r ?: table_create(m, ns->svc.id, want->table_size, want->name, err);
+	if (!made)
+		r = r ?: table_create(m, &ns->svc, err);
 	r = r ?: table_open(m, &ns->svc, true, &t, err);
 	if (r)
 		goto out;
-	r = table_write_half(t.e, want->table_size, list, n, err);
+	r = table_write_half(t.e, ns->svc.table_size, list, n, err);
 	table_unmap(&t);
+	r = r ?: service_name_set(m, ns, err);
 	if (r)
 		goto out;
 	/* The commit: the VIP is balanced from here on, by the whole table. */
@@ -854,39 +999,46 @@ static int service_create(struct ts_maps *m, struct ts_config *cfg,
 out:
 	free(list);
 	free(ns);
+	free(is_new);
 	return r;
 }
 
+static int service_apply(struct ts_maps *m, const struct ts_doc_service *want,
+			 const struct ts_service *made, struct ts_err *err);
+
 int ts_service_apply(struct ts_maps *m, const struct ts_doc_service *want, struct ts_err *err)
+{
+	return service_apply(m, want, NULL, err);
+}
+
+/* made: a new service's entry and table, made beforehand (ts_doc_apply) */
+static int service_apply(struct ts_maps *m, const struct ts_doc_service *want,
+			 const struct ts_service *made, struct ts_err *err)
 {
 	struct ts_endpoint_key key;
 	struct ts_service_cfg *s;
-	struct ts_config cfg;
+	struct ts_config cfg = {};
 	int r;
 
 	r = check_service(want, err);
-	r = r ?: begin_change(m, &cfg, NULL, NULL, err);
+	r = r ?: begin_change(m, NULL, NULL, NULL, err);
+	r = r ?: ts_config_read_service(m, want->name, &cfg, err);
 	if (r)
-		return r;
-	r = repair_leftovers(m, &cfg, err);
-	if (r) {
-		ts_config_free(&cfg);
-		return r;
-	}
+		return end_change(m, r);
 	endpoint_key(want->vip.addr, want->vip.port, want->vip.family, &key);
-	s = ts_config_service(&cfg, want->name);
-	if (s && (memcmp(&s->key, &key, sizeof(key)) || s->svc.table_size != want->table_size)) {
+	s = cfg.nservices ? &cfg.services[0] : NULL;
+	if (s && (memcmp(&s->key, &key, sizeof(key)) ||
+		  ts_service_fixed_size(&s->svc) != want->table_size)) {
 		/* A new VIP or table size: a new service under the old name. */
 		ts_config_free(&cfg);
 		r = ts_service_del(m, want->name, err);
-		r = r ?: begin_change(m, &cfg, NULL, NULL, err);
 		if (r)
-			return r;
+			return end_change(m, r);
 		s = NULL;
 	}
-	r = s ? service_update(m, &cfg, s, want, err) : service_create(m, &cfg, want, err);
+	r = s ? service_update(m, &cfg, s, want, err) : service_create(m, want, made, err);
 	ts_config_free(&cfg);
-	return r;
+	return end_change(m, r);
 }
 
 /* ---- applying ---------------------------------------------------------------------- */
@@ -919,6 +1071,60 @@ static int stopped(struct ts_err *err, const char *what)
 		       what, msg);
 }
 
+/*
+ * The tables of the services a document adds, made TABLE_CHUNK at a time
+ * with one update of `tables` each (table_create_many): an import of 65,536
+ * new services would otherwise wait for 65,536 RCU grace periods.
+ */
+#define TABLE_CHUNK	1024
+
+static struct {
+	size_t			first;		/* want->services index of made[0] */
+	struct ts_service	made[TABLE_CHUNK];
+	bool			is_made[TABLE_CHUNK];
+} chunk;
+
+static const struct ts_service *want_made(size_t i)
+{
+	return i >= chunk.first && i < chunk.first + TABLE_CHUNK && chunk.is_made[i - chunk.first]
+		       ? &chunk.made[i - chunk.first]
+		       : NULL;
+}
+
+/* At every TABLE_CHUNK-th service of want: the tables of the new ones among
+ * the next TABLE_CHUNK. */
+static int doc_apply_chunk(struct ts_maps *m, const struct ts_doc *want, size_t i,
+			   struct ts_err *err)
+{
+	struct ts_service list[TABLE_CHUNK];
+	size_t n = 0;
+	int r = 0;
+
+	if (i % TABLE_CHUNK)
+		return 0;
+	memset(&chunk, 0, sizeof(chunk));
+	chunk.first = i;
+	for (size_t j = i; j < want->nservices && j < i + TABLE_CHUNK && !r; j++) {
+		struct ts_config have;
+
+		struct ts_err ignored;
+
+		/* one that will be refused is left to service_apply, which says why */
+		r = ts_config_read_service(m, want->services[j].name, &have, err);
+		if (!r && !have.nservices && !check_service(&want->services[j], &ignored)) {
+			r = service_plan(m, &want->services[j], &chunk.made[j - i], err);
+			chunk.is_made[j - i] = !r;
+			if (!r)
+				list[n++] = chunk.made[j - i];
+		}
+		ts_config_free(&have);
+	}
+	r = r ?: table_create_many(m, list, n, err);
+	if (r)
+		memset(chunk.is_made, 0, sizeof(chunk.is_made));
+	return r;
+}
+
 int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *err)
 {
 	struct ts_config cfg;
@@ -926,10 +1132,9 @@ int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *er
 	int r;
 
 	/* Held until ts_maps_close: no other change interleaves. */
-	r = ts_maps_lock(m, err);
-	r = r ?: ts_config_read(m, &cfg, err);
+	r = begin_change(m, &cfg, NULL, NULL, err);
 	if (r)
-		return r;
+		return end_change(m, r);
 	/* Services that go, or that change VIP or table size, are deleted
 	 * first: their VIPs and backend ids may be reused by the document. */
 	for (size_t i = 0; i < cfg.nservices; i++) {
@@ -942,26 +1147,28 @@ int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *er
 				w = &want->services[j];
 		if (w)
 			endpoint_key(w->vip.addr, w->vip.port, w->vip.family, &key);
-		if (w && !memcmp(&key, &c->key, sizeof(key)) && w->table_size == c->svc.table_size)
+		if (w && !memcmp(&key, &c->key, sizeof(key)) &&
+		    w->table_size == ts_service_fixed_size(&c->svc))
 			continue;
 		r = ts_service_del(m, c->svc.name, err);
 		if (r) {
 			snprintf(what, sizeof(what), "service '%s'", c->svc.name);
 			ts_config_free(&cfg);
-			return stopped(err, what);
+			return end_change(m, stopped(err, what));
 		}
 	}
 	ts_config_free(&cfg);
 	for (size_t i = 0; i < want->nservices; i++) {
-		r = ts_service_apply(m, &want->services[i], err);
+		r = doc_apply_chunk(m, want, i, err);
+		r = r ?: service_apply(m, &want->services[i], want_made(i), err);
 		if (r) {
 			snprintf(what, sizeof(what), "service '%s'", want->services[i].name);
-			return stopped(err, what);
+			return end_change(m, stopped(err, what));
 		}
 	}
 	r = seed_write(m, want->seed, err);
 	sweep_local(m);
-	return r ? stopped(err, "the seed") : 0;
+	return end_change(m, r ? stopped(err, "the seed") : 0);
 }
 
 int ts_doc_import(struct ts_maps *m, const struct ts_doc *want, bool dry_run,

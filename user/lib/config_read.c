@@ -86,8 +86,44 @@ int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err
 	return 0;
 }
 
+/* The one service named name, found through service_names: cfg holds it
+ * alone, or nothing when there is no such service. */
+int ts_config_read_service(const struct ts_maps *m, const char *name, struct ts_config *cfg,
+			   struct ts_err *err)
+{
+	struct ts_service_name key = {};
+	struct ts_service_cfg *s;
+	int r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (strlen(name) >= sizeof(key.name))
+		return 0;
+	memcpy(key.name, name, strlen(name));
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	/* an entry left by a killed command names a VIP of another service, or
+	 * of none */
+	if (bpf_map_lookup_elem(m->service_names, &key, &s->key) ||
+	    bpf_map_lookup_elem(m->services, &s->key, &s->svc) || strcmp(s->svc.name, name)) {
+		free(s);
+		return 0;
+	}
+	r = table_read_config(m, s, err);
+	if (r) {
+		free(s);
+		return r;
+	}
+	qsort(s->backends, s->nbackends, sizeof(s->backends[0]), table_cmp_backend_name);
+	cfg->services = s;
+	cfg->nservices = 1;
+	return 0;
+}
+
 void ts_config_free(struct ts_config *cfg)
 {
+	for (size_t i = 0; i < cfg->nservices; i++)
+		free(cfg->services[i].backends);
 	free(cfg->services);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -8,6 +8,7 @@
  *
  *   {"tcpshift": 1, "seed": 2086625005,
  *    "services": [{"name": "web", "vip": "198.18.100.1:8008", "table_size": 16381,
+ *                  (table_size only when given: else it follows the backends)
  *                  "backends": [{"name": "v1", "addr": "198.18.2.11:8008",
  *                                "weight": 90}]}]}
  *
@@ -30,14 +31,14 @@
  * tokenizer too, whose stack it bounds. */
 #define DOC_MAX_DEPTH	16
 /*
- * The most a valid document holds is 256 services and 4096 backends: 4,866
- * arrays and objects (the root, services, and each service's object, health
- * and backends, each backend's object) and 19,204 values in all (4 at the
- * root, 11 a service, 4 a backend). Past these bounds, about twice that, a
- * text is refused before json-c allocates a tree for it (8 MiB at most).
+ * The most a valid document holds is 65,536 services and 262,144 backends:
+ * 458,754 arrays and objects (the root, services, and each service's object,
+ * health and backends, each backend's object) and 1,769,476 values in all (4
+ * at the root, 11 a service, 4 a backend). Past these bounds, about twice
+ * that, a text is refused before json-c allocates a tree for it.
  */
-#define DOC_MAX_CONTAINERS	8192
-#define DOC_MAX_VALUES		32768
+#define DOC_MAX_CONTAINERS	(1 << 20)
+#define DOC_MAX_VALUES		(1 << 22)
 
 static int cmp_doc_backend(const void *a, const void *b)
 {
@@ -197,11 +198,84 @@ struct seen_backend {
 	size_t				service, backend;	/* indexes in the document */
 };
 
+/*
+ * What was seen so far, found in constant time: an open-addressing table of
+ * indexes + 1 (0: empty) into the document's services (by name, by VIP) or
+ * into seen (by address), so that a document of 65,536 services and 262,144
+ * backends is checked in time that grows with its size, not its square.
+ */
+struct seen_set {
+	size_t	*slot;
+	size_t	mask;		/* size - 1, a power of two at least twice the most held */
+};
+
 struct parse_state {
 	struct ts_doc		*doc;
 	struct seen_backend	*seen;
 	size_t			nseen;
+	struct seen_set		names, vips, addrs;
 };
+
+static __u64 hash_bytes(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	__u64 h = 0xcbf29ce484222325ULL;	/* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static __u64 hash_endpoint(const struct ts_endpoint *e)
+{
+	__u64 h = hash_bytes(e->addr, sizeof(e->addr));
+
+	return hash_bytes(&e->port, sizeof(e->port)) ^ (h * 31) ^ e->family;
+}
+
+static int seen_init(struct seen_set *set, size_t most)
+{
+	size_t size = 16;
+
+	while (size < 2 * most)
+		size *= 2;
+	set->mask = size - 1;
+	set->slot = calloc(size, sizeof(*set->slot));
+	return set->slot ? 0 : -ENOMEM;
+}
+
+/* The index held under hash h for which same(ctx, index) holds, else idx is
+ * added and SIZE_MAX returned. */
+static size_t seen_add(struct seen_set *set, __u64 h, size_t idx,
+		       bool (*same)(const struct parse_state *, size_t, size_t),
+		       const struct parse_state *ps)
+{
+	for (size_t i = h & set->mask;; i = (i + 1) & set->mask) {
+		if (!set->slot[i]) {
+			set->slot[i] = idx + 1;
+			return SIZE_MAX;
+		}
+		if (same(ps, set->slot[i] - 1, idx))
+			return set->slot[i] - 1;
+	}
+}
+
+static bool same_name(const struct parse_state *ps, size_t a, size_t b)
+{
+	return !strcmp(ps->doc->services[a].name, ps->doc->services[b].name);
+}
+
+static bool same_endpoint(const struct ts_endpoint *a, const struct ts_endpoint *b);
+
+static bool same_vip(const struct parse_state *ps, size_t a, size_t b)
+{
+	return same_endpoint(&ps->doc->services[a].vip, &ps->doc->services[b].vip);
+}
+
+static bool same_addr(const struct parse_state *ps, size_t a, size_t b)
+{
+	return same_endpoint(&ps->seen[a].b->addr, &ps->seen[b].b->addr);
+}
 
 static int parse_backend(struct parse_state *ps, json_object *o, size_t si, size_t bi,
 			 struct ts_err *err)
@@ -211,6 +285,7 @@ static int parse_backend(struct parse_state *ps, json_object *o, size_t si, size
 	struct ts_doc_backend *b = &s->backends[bi];
 	char path[96], sub[128];
 	json_object *v;
+	size_t j;
 	int r;
 
 	snprintf(path, sizeof(path), "services[%zu].backends[%zu]", si, bi);
@@ -244,20 +319,18 @@ static int parse_backend(struct parse_state *ps, json_object *o, size_t si, size
 			       "an address of the VIP's family",
 			       b->addr.family, s->vip.family);
 	/* One service per backend address:port: its replies name one VIP. */
-	for (size_t j = 0; j < ps->nseen; j++) {
+	ps->seen[ps->nseen] = (struct seen_backend){ b, si, bi };
+	j = seen_add(&ps->addrs, hash_endpoint(&b->addr), ps->nseen, same_addr, ps);
+	if (j != SIZE_MAX) {
 		const struct seen_backend *x = &ps->seen[j];
+		char ep[TS_ADDRSTRLEN];
 
-		if (same_endpoint(&x->b->addr, &b->addr)) {
-			char ep[TS_ADDRSTRLEN];
-
-			ts_format_endpoint(b->addr.addr, b->addr.port, b->addr.family, ep,
-					   sizeof(ep));
-			return fail_at(err, sub,
-				       "%s is also services[%zu].backends[%zu] (backend '%s' of "
-				       "'%s'): a backend address:port serves one service, once",
-				       ep, x->service, x->backend, x->b->name,
-				       ps->doc->services[x->service].name);
-		}
+		ts_format_endpoint(b->addr.addr, b->addr.port, b->addr.family, ep, sizeof(ep));
+		return fail_at(err, sub,
+			       "%s is also services[%zu].backends[%zu] (backend '%s' of '%s'): a "
+			       "backend address:port serves one service, once",
+			       ep, x->service, x->backend, x->b->name,
+			       ps->doc->services[x->service].name);
 	}
 
 	b->weight = 1;	/* as `backend add` */
@@ -337,7 +410,7 @@ static int parse_service(struct parse_state *ps, json_object *o, size_t si, stru
 	struct ts_doc_service *s = &ps->doc->services[si];
 	char path[32], sub[64];
 	json_object *v;
-	size_t n;
+	size_t n, j;
 	int r;
 
 	snprintf(path, sizeof(path), "services[%zu]", si);
@@ -356,11 +429,10 @@ static int parse_service(struct parse_state *ps, json_object *o, size_t si, stru
 	r = r ?: get_name(v, sub, "service", "web", s->name, err);
 	if (r)
 		return r;
-	for (size_t j = 0; j < si; j++)
-		if (!strcmp(ps->doc->services[j].name, s->name))
-			return fail_at(err, sub,
-				       "service '%s' is also services[%zu]: give each service once",
-				       s->name, j);
+	j = seen_add(&ps->names, hash_bytes(s->name, strlen(s->name)), si, same_name, ps);
+	if (j != SIZE_MAX)
+		return fail_at(err, sub, "service '%s' is also services[%zu]: give each service once",
+			       s->name, j);
 
 	r = get_key(o, path, "vip", "give the service's VIP:PORT, e.g. "
 		    "\"198.18.100.1:8008\"", &v, err);
@@ -368,18 +440,18 @@ static int parse_service(struct parse_state *ps, json_object *o, size_t si, stru
 	r = r ?: get_endpoint(v, sub, "198.18.100.1:8008", true, &s->vip, err);
 	if (r)
 		return r;
-	for (size_t j = 0; j < si; j++)
-		if (same_endpoint(&ps->doc->services[j].vip, &s->vip)) {
-			char ep[TS_ADDRSTRLEN];
+	j = seen_add(&ps->vips, hash_endpoint(&s->vip), si, same_vip, ps);
+	if (j != SIZE_MAX) {
+		char ep[TS_ADDRSTRLEN];
 
-			ts_format_endpoint(s->vip.addr, s->vip.port, s->vip.family, ep, sizeof(ep));
-			return fail_at(err, sub,
-				       "%s is also the VIP of services[%zu] ('%s'): a VIP:port "
-				       "belongs to one service",
-				       ep, j, ps->doc->services[j].name);
-		}
+		ts_format_endpoint(s->vip.addr, s->vip.port, s->vip.family, ep, sizeof(ep));
+		return fail_at(err, sub,
+			       "%s is also the VIP of services[%zu] ('%s'): a VIP:port belongs to "
+			       "one service",
+			       ep, j, ps->doc->services[j].name);
+	}
 
-	s->table_size = TS_DEFAULT_TABLE_SIZE;	/* as `service add` */
+	s->table_size = 0;	/* follows the backends, as with `service add` */
 	snprintf(sub, sizeof(sub), "%s.table_size", path);
 	if (json_object_object_get_ex(o, "table_size", &v)) {
 		r = get_u32(v, sub, TS_MIN_TABLE_SIZE, TS_MAX_TABLE_SIZE, &s->table_size, err);
@@ -472,7 +544,8 @@ static int parse_root(struct parse_state *ps, json_object *root, struct ts_err *
 			       TS_MAX_SERVICES);
 	doc->services = calloc(n ? n : 1, sizeof(*doc->services));
 	ps->seen = calloc(TS_MAX_BACKENDS, sizeof(*ps->seen));
-	if (!doc->services || !ps->seen)
+	if (!doc->services || !ps->seen || seen_init(&ps->names, n) || seen_init(&ps->vips, n) ||
+	    seen_init(&ps->addrs, TS_MAX_BACKENDS))
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 	for (size_t si = 0; si < n; si++) {
 		/* counted first: ts_doc_free frees what a failed service holds */
@@ -557,15 +630,19 @@ int ts_json_check_limits(const char *text, size_t len, const struct ts_json_limi
 }
 
 /* A backend at a VIP:port would loop its packets back into the gateway. */
-static int check_backend_vips(const struct ts_doc *doc, struct ts_err *err)
+static int check_backend_vips(const struct parse_state *ps, struct ts_err *err)
 {
+	const struct ts_doc *doc = ps->doc;
 	char path[64], ep[TS_ADDRSTRLEN];
 
 	for (size_t i = 0; i < doc->nservices; i++)
-		for (size_t j = 0; j < doc->services[i].nbackends; j++)
-			for (size_t k = 0; k < doc->nservices; k++) {
-				const struct ts_endpoint *a = &doc->services[i].backends[j].addr;
+		for (size_t j = 0; j < doc->services[i].nbackends; j++) {
+			const struct ts_endpoint *a = &doc->services[i].backends[j].addr;
+			const struct seen_set *set = &ps->vips;
 
+			for (size_t h = hash_endpoint(a) & set->mask, k; set->slot[h];
+			     h = (h + 1) & set->mask) {
+				k = set->slot[h] - 1;
 				if (!same_endpoint(a, &doc->services[k].vip))
 					continue;
 				snprintf(path, sizeof(path), "services[%zu].backends[%zu].addr", i, j);
@@ -575,6 +652,7 @@ static int check_backend_vips(const struct ts_doc *doc, struct ts_err *err)
 					       "a VIP:port",
 					       ep, doc->services[k].name);
 			}
+		}
 	return 0;
 }
 
@@ -774,9 +852,12 @@ int ts_doc_parse(const char *text, size_t len, struct ts_doc *doc, struct ts_err
 		}
 	r = check_duplicate_keys(text, len, err);
 	r = r ?: parse_root(&ps, root, err);
-	r = r ?: check_backend_vips(doc, err);
+	r = r ?: check_backend_vips(&ps, err);
 	json_object_put(root);
 	free(ps.seen);
+	free(ps.names.slot);
+	free(ps.vips.slot);
+	free(ps.addrs.slot);
 	if (r) {
 		ts_doc_free(doc);
 		return r;
@@ -809,7 +890,7 @@ int ts_doc_from_config(const struct ts_config *cfg, __u32 seed, struct ts_doc *d
 		s->vip.family = c->key.family;
 		s->vip.port = c->key.port;
 		memcpy(s->vip.addr, c->key.addr, sizeof(s->vip.addr));
-		s->table_size = c->svc.table_size;
+		s->table_size = ts_service_fixed_size(&c->svc);
 		s->health = c->svc.health;
 		s->backends = calloc(c->nbackends ? c->nbackends : 1, sizeof(*s->backends));
 		if (!s->backends) {
@@ -881,7 +962,10 @@ char *ts_doc_format(const struct ts_doc *doc)
 
 		json_object_object_add(o, "name", json_object_new_string(s->name));
 		json_object_object_add(o, "vip", endpoint_json(&s->vip));
-		json_object_object_add(o, "table_size", json_object_new_int64(s->table_size));
+		/* only a size that was given: others follow the backends */
+		if (s->table_size)
+			json_object_object_add(o, "table_size",
+					       json_object_new_int64(s->table_size));
 		/* only where there are checks: documents without stay as they were */
 		if (s->health.check != TS_CHECK_NONE)
 			json_object_object_add(o, "health", ts_health_json(&s->health));
@@ -933,12 +1017,14 @@ void ts_plan_free(struct ts_plan *plan)
 	memset(plan, 0, sizeof(*plan));
 }
 
+/* Documents hold their services sorted by name. */
 static const struct ts_doc_service *doc_service(const struct ts_doc *doc, const char *name)
 {
-	for (size_t i = 0; i < doc->nservices; i++)
-		if (!strcmp(doc->services[i].name, name))
-			return &doc->services[i];
-	return NULL;
+	struct ts_doc_service key;
+
+	snprintf(key.name, sizeof(key.name), "%s", name);
+	return bsearch(&key, doc->services, doc->nservices, sizeof(*doc->services),
+		       cmp_doc_service);
 }
 
 static const struct ts_doc_backend *doc_backend(const struct ts_doc_service *s, const char *name)
@@ -982,7 +1068,10 @@ static void service_text(const struct ts_doc_service *s, char *buf, size_t len)
 	char ep[TS_ADDRSTRLEN];
 
 	ts_format_endpoint(s->vip.addr, s->vip.port, s->vip.family, ep, sizeof(ep));
-	snprintf(buf, len, "%s table_size %u", ep, s->table_size);
+	if (s->table_size)
+		snprintf(buf, len, "%s table_size %u", ep, s->table_size);
+	else	/* follows the backends */
+		snprintf(buf, len, "%s", ep);
 }
 
 static void backend_text(const struct ts_doc_backend *b, bool weight, char *buf, size_t len)

@@ -97,6 +97,7 @@ struct ts_owner {
 
 struct ts_maps {
 	int	services;
+	int	service_names;
 	int	tables;
 	int	backends;
 	int	flows;
@@ -119,6 +120,11 @@ struct ts_maps {
 	char	pin_dir[TS_PIN_DIR_MAX];
 	char	*journal_before;	/* the document when the lock was taken
 					 * exclusive (journal.c), or NULL */
+	bool	repair;		/* the lock was taken with TS_SETTINGS_F_CHANGING set:
+				 * a change was killed (or failed) holding it */
+	bool	failed;		/* a change failed under this lock: the flag stays */
+	__u32	free_backend_hint;	/* ids below are not FREE (this process) */
+	__u32	free_table_hint;	/* table ids below are taken (this process) */
 };
 
 /* The layout a pinned map must have, from the BPF object's own definitions. */
@@ -143,8 +149,9 @@ int ts_check_pin_dir(const char *dir, struct ts_err *err);
 enum ts_open_flags {
 	TS_OPEN_INCOMPLETE	= 1,	/* accept a load that did not finish (ABI version 0) */
 	TS_OPEN_MISSING_OK	= 2,	/* pins may be missing (unload of a killed load) */
-	TS_OPEN_OLDER		= 4,	/* accept layout 5 (unload): its settings are
-					 * read as a prefix of today's */
+	TS_OPEN_OLDER		= 4,	/* accept layouts 5 and 6 (unload): their maps
+					 * are checked against their layout
+					 * (ts_layout_older) */
 };
 
 int ts_check_root(struct ts_err *err);
@@ -240,7 +247,7 @@ struct ts_service_cfg {
 	struct ts_endpoint_key	key;
 	struct ts_service	svc;
 	size_t			nbackends;	/* sorted by name */
-	struct ts_backend_cfg	backends[TS_MAX_SERVICE_BACKENDS];
+	struct ts_backend_cfg	*backends;	/* malloc()ed: ts_config_free */
 };
 
 struct ts_config {
@@ -249,6 +256,10 @@ struct ts_config {
 };
 
 int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err);
+/* Only the service named name (none in cfg when there is none), in time that
+ * does not grow with the number of services. */
+int ts_config_read_service(const struct ts_maps *m, const char *name, struct ts_config *cfg,
+			   struct ts_err *err);
 void ts_config_free(struct ts_config *cfg);
 /* The configuration in force as `export` prints it (malloc()ed), or NULL
  * with err filled. Reads without locking: hold the lock for one moment's. */
@@ -258,6 +269,10 @@ struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id);
 struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name);
 /* All TS_MAX_BACKENDS entries of the backends map, in one batch. */
 int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err);
+/* The table size M of a service of n backends whose size follows them. */
+__u32 ts_table_size_for(size_t n);
+/* The table size a service was given, 0 when its size follows its backends. */
+__u32 ts_service_fixed_size(const struct ts_service *svc);
 /* Slot counts per backend (same order as s->backends) in the live table. */
 int ts_table_shares(const struct ts_maps *m, const struct ts_service_cfg *s, __u32 *slots,
 		    struct ts_err *err);
@@ -404,7 +419,15 @@ int ts_migration_commit(const struct ts_migration *mg, const char *pin_dir,
 void ts_migration_step(const char *step);
 /* Remove a killed migration's staging directory. */
 void ts_migration_clean(const char *pin_dir);
-/* Conversions, one per changed value (include/tcpshift_abi5.h). */
+/* Before any device runs the new programs: fill the maps the migration made
+ * anew from the old pins (layout 6's configuration maps). */
+int ts_migration_fill(const struct ts_migration *mg, const char *pin_dir,
+		      int (*fd_of)(void *ctx, const char *map), void *ctx, struct ts_err *err);
+/* Layout l of a pinned map as the older layout abi pinned it. */
+void ts_layout_older(__u32 abi, struct ts_map_layout *l);
+/* Conversions, one per changed value (include/tcpshift_abi5.h,
+ * include/tcpshift_abi6.h). */
+struct ts_service_abi6;
 void ts_settings_from_abi5(const struct ts_settings_abi5 *in, struct ts_settings *out);
 void ts_settings_to_abi5(const struct ts_settings *in, struct ts_settings_abi5 *out);
 /* What a downgrade would lose, one line each. */
@@ -420,6 +443,9 @@ struct ts_losses {
  * again, it completes a killed one. */
 int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_losses *l,
 		 struct ts_err *err);
+void ts_service_from_abi6(const struct ts_service_abi6 *in, struct ts_service *out);
+/* A backend id's counters, all zero (the entry made when the id is given). */
+int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err);
 /* Add per-CPU counters 0..nfrom-1 of from_fd into to_fd's. */
 int ts_counters_carry(int from_fd, __u32 nfrom, int to_fd, struct ts_err *err);
 int ts_unload(const char *pin_dir, struct ts_err *err);
@@ -536,7 +562,8 @@ int ts_local_sweep(const struct ts_maps *m, struct ts_err *err);
  * configuration export the same bytes.
  */
 #define TS_DOC_VERSION		1
-#define TS_DOC_MAX_SIZE		(16U << 20)	/* bytes of a document */
+#define TS_DOC_MAX_SIZE		(64U << 20)	/* bytes of a document: 65,536 services
+						 * of 4 backends take 13 MiB */
 
 struct ts_doc_backend {
 	char			name[TS_NAME_LEN];
@@ -547,7 +574,7 @@ struct ts_doc_backend {
 struct ts_doc_service {
 	char			name[TS_NAME_LEN];
 	struct ts_endpoint	vip;
-	__u32			table_size;
+	__u32			table_size;	/* 0: follows the backends */
 	struct ts_health_check	health;		/* check TS_CHECK_NONE: all 0 */
 	size_t			nbackends;	/* sorted by name */
 	struct ts_doc_backend	*backends;

@@ -118,7 +118,7 @@ static int pinned_settings(const char *pin_dir, struct ts_settings *s)
  * helpful message); the ABI version in settings catches a change of meaning
  * that kept the sizes.
  */
-static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
+static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir, bool migrating,
 			       struct ts_err *err)
 {
 	struct ts_settings s;
@@ -156,7 +156,9 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
 			       pin_dir, bpf_map__name(map), info.max_entries,
 			       bpf_map__max_entries(map));
 	}
-	if (!pinned_settings(pin_dir, &s) && s.abi_version && s.abi_version != TS_ABI_VERSION)
+	/* an older layout being migrated: its settings are made anew */
+	if (!migrating && !pinned_settings(pin_dir, &s) && s.abi_version &&
+	    s.abi_version != TS_ABI_VERSION)
 		return ts_fail(err, TS_ERR_RUNTIME,
 			       "the maps in %s have layout version %u, this tcpshift has %u: "
 			       "'tcpshift unload' first (pinned flows are lost)",
@@ -170,6 +172,8 @@ static int check_pinned_layout(struct tcpshift_bpf *skel, const char *pin_dir,
  * pin_dir (reused when there). max_flows 0: keep the pinned size, or the
  * default.
  */
+static int skel_map_fd(void *ctx, const char *name);
+
 static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps *m,
 				      __u32 max_flows, int forward_fib, int xdp_handshakes,
 				      bool local, const struct ts_migration *mg,
@@ -239,7 +243,7 @@ static struct tcpshift_bpf *open_load(const char *pin_dir, const struct ts_maps 
 		if (mg && !bpf_map__is_internal(map) &&
 		    ts_migration_remakes(mg, bpf_map__name(map)))
 			bpf_map__set_pin_path(map, NULL);
-	if (check_pinned_layout(skel, pin_dir, err))
+	if (check_pinned_layout(skel, pin_dir, mg && mg->from, err))
 		goto fail;
 	if (forward_fib < 0 && mg && mg->from)
 		forward_fib = !!(mg->settings.flags & TS_SETTINGS_F_FORWARD_FIB);
@@ -270,6 +274,10 @@ load:
 			strerror(errno));
 		goto fail;
 	}
+	/* the maps an older layout had otherwise: filled before any device
+	 * runs these programs */
+	if (mg && mg->from && ts_migration_fill(mg, pin_dir, skel_map_fd, skel, err))
+		goto fail;
 	return skel;
 fail:
 	tcpshift_bpf__destroy(skel);

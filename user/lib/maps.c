@@ -26,6 +26,7 @@ static const struct {
 	size_t offset;
 } named_maps[] = {
 	{ "services", offsetof(struct ts_maps, services) },
+	{ "service_names", offsetof(struct ts_maps, service_names) },
 	{ "tables", offsetof(struct ts_maps, tables) },
 	{ "backends", offsetof(struct ts_maps, backends) },
 	{ "flows", offsetof(struct ts_maps, flows) },
@@ -240,9 +241,9 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 			missing = missing ?: layout[i].name;
 			continue;
 		}
-		if ((flags & TS_OPEN_OLDER) && !strcmp(layout[i].name, "settings") &&
-		    !ts_pinned_layout(pin_dir, &abi, NULL) && abi == TS_ABI5_VERSION)
-			layout[i].value_size = sizeof(struct ts_settings_abi5);
+		if ((flags & TS_OPEN_OLDER) && !ts_pinned_layout(pin_dir, &abi, NULL) &&
+		    abi < TS_ABI_VERSION)
+			ts_layout_older(abi, &layout[i]);
 		r = ts_map_check(fd, path, &layout[i], err);
 		if (!r)
 			m->owner.map_id[m->owner.n++] = map_id(fd);
@@ -301,7 +302,7 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 			       "'tcpshift unload'",
 			       pin_dir);
 	}
-	if (s.abi_version == TS_ABI5_VERSION && (flags & TS_OPEN_OLDER))
+	if (s.abi_version && s.abi_version < TS_ABI_VERSION && (flags & TS_OPEN_OLDER))
 		return 0;
 	if (s.abi_version && s.abi_version < TS_ABI_VERSION) {
 		ts_maps_close(m);
@@ -379,8 +380,20 @@ static int maps_lock(struct ts_maps *m, int op, struct ts_err *err)
 			       "lock: nothing was changed",
 			       m->pin_dir);
 	}
-	if (op == LOCK_EX)
+	if (op == LOCK_EX) {
+		struct ts_settings st;
+		__u32 zero = 0;
+
+		/* set until a clean unlock: a change killed or failed under the
+		 * lock leaves it, and the next change repairs (config.c) */
+		if (m->settings >= 0 && !bpf_map_lookup_elem(m->settings, &zero, &st)) {
+			m->repair = st.flags & TS_SETTINGS_F_CHANGING;
+			st.flags |= TS_SETTINGS_F_CHANGING;
+			bpf_map_update_elem(m->settings, &zero, &st, BPF_EXIST);
+		}
+		m->failed = false;
 		ts_journal_begin(m);
+	}
 	return 0;
 }
 
@@ -423,6 +436,9 @@ void ts_maps_unlock(struct ts_maps *m)
 	if (m->locked == LOCK_EX && m->settings >= 0 &&
 	    !bpf_map_lookup_elem(m->settings, &zero, &s)) {
 		s.generation++;
+		/* left set when the repair it asked for has not run yet */
+		if (!m->failed && !m->repair)
+			s.flags &= ~TS_SETTINGS_F_CHANGING;
 		bpf_map_update_elem(m->settings, &zero, &s, BPF_EXIST);
 	}
 	flock(m->lock_fd, LOCK_UN);
@@ -587,7 +603,8 @@ int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_s
 	percpu = calloc((size_t)ncpu, sizeof(*percpu));
 	if (!percpu)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	if (bpf_map_lookup_elem(m->backend_stats, &id, percpu)) {
+	/* an id never given has no entry: nothing counted */
+	if (bpf_map_lookup_elem(m->backend_stats, &id, percpu) && errno != ENOENT) {
 		free(percpu);
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot read stats of backend %u: %s", id,
 			       strerror(errno));
@@ -657,6 +674,11 @@ __u64 ts_handshake_quantile(const struct ts_backend_stats *st, double q)
 
 int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err)
 {
+	return ts_backend_stats_zero(m->backend_stats, id, err);
+}
+
+int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err)
+{
 	int ncpu = libbpf_num_possible_cpus();
 	struct ts_backend_stats *zero;
 	int r = 0;
@@ -664,7 +686,13 @@ int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err
 	zero = calloc(ncpu > 0 ? (size_t)ncpu : 1, sizeof(*zero));
 	if (!zero)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	if (bpf_map_update_elem(m->backend_stats, &id, zero, BPF_ANY))
+	/* a map allocated as it fills refills its per-CPU caches
+	 * asynchronously: a burst of inserts may find them empty for a moment
+	 * (ENOMEM), so wait a little, at most 100 ms in all */
+	for (int i = 0; (r = bpf_map_update_elem(backend_stats, &id, zero, BPF_ANY)) &&
+			errno == ENOMEM && i < 100; i++)
+		usleep(1000);
+	if (r)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot reset stats of backend %u: %s", id,
 			    strerror(errno));
 	free(zero);

@@ -2,15 +2,19 @@
 /*
  * Upgrade in place across layouts (doc/DESIGN.md, "Loading"), and the way
  * back (`downgrade`, at the end of this file): `load` on an
- * instance pinned by an older layout this build knows (today: layout 5,
- * include/tcpshift_abi5.h). The maps whose layout did not change stay as
- * they are, pins and all; those whose layout changed are created anew by
- * the load (unpinned), filled from the old ones, used by the new programs
- * from their first packet, and pinned in the old ones' place only once every
- * device runs the new programs. The settings pin is the commit point: until
- * it is replaced the instance is the old one (whose programs may already
- * have been replaced on some devices, which a kill leaves and the next
- * `load` redoes from the start), after it the new one.
+ * instance pinned by an older layout this build knows (layouts 5 and 6,
+ * include/tcpshift_abi5.h, include/tcpshift_abi6.h). Each layout change is one
+ * step, from a layout to the next, with the maps it makes anew, how it fills
+ * them from the old ones before any program uses them (fill), and what it
+ * carries over once every device runs the new programs (carry); an older
+ * instance goes through every step from its layout on. The maps no step
+ * remakes stay as they are, pins and all; those remade are created by the load
+ * (unpinned), filled from the old ones, used by the new programs from their
+ * first packet, and pinned in the old ones' place only once every device runs
+ * the new programs. The settings pin is the commit point: until it is replaced
+ * the instance is the old one (whose programs may already have been replaced
+ * on some devices, which a kill leaves and the next `load` redoes from the
+ * start), after it the new one.
  */
 #include <errno.h>
 #include <signal.h>
@@ -26,6 +30,7 @@
 
 #include "libtcpshift.h"
 #include "tcpshift_abi5.h"
+#include "tcpshift_abi6.h"
 
 /* Where the replaced maps are pinned before they are renamed into place (bpffs
  * takes no name with a dot). */
@@ -39,8 +44,45 @@ void ts_migration_step(const char *step)
 		raise(SIGKILL);
 }
 
-/* The maps a migration from layout 5 creates anew; the others keep their pins. */
-static const char *const remade_abi5[] = { "settings", "counters", "direct_pending" };
+typedef int (*fd_of_fn)(void *ctx, const char *map);
+
+struct migration_step {
+	__u32		from;		/* the step goes from this layout to the next */
+	const char	*const *remade;	/* maps made anew, NULL-terminated */
+	/* before any device runs the new programs: fill the new maps */
+	int		(*fill)(const char *pin_dir, fd_of_fn fd_of, void *ctx, struct ts_err *err);
+	/* once every device runs them: add what the old programs counted */
+	int		(*carry)(const char *pin_dir, fd_of_fn fd_of, void *ctx, struct ts_err *err);
+};
+
+static int migrate_5_to_6_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
+				struct ts_err *err);
+static int migrate_6_to_7_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
+			       struct ts_err *err);
+static int migrate_6_to_7_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
+				struct ts_err *err);
+
+/* settings is remade by every step: the commit point */
+static const char *const remade_5_to_6[] = { "settings", "counters", "direct_pending", NULL };
+static const char *const remade_6_to_7[] = { "settings",      "services",	 "service_names",
+					     "tables",	      "backends",	 "backend_addrs",
+					     "backend_stats", "rollouts",	 NULL };
+
+static const struct migration_step steps[] = {
+	{ TS_ABI5_VERSION, remade_5_to_6, NULL, migrate_5_to_6_carry },
+	{ TS_ABI6_VERSION, remade_6_to_7, migrate_6_to_7_fill, migrate_6_to_7_carry },
+};
+
+#define NSTEPS (sizeof(steps) / sizeof(steps[0]))
+
+/* The steps an instance of layout from goes through: steps[first..NSTEPS). */
+static size_t first_step(__u32 from)
+{
+	for (size_t i = 0; i < NSTEPS; i++)
+		if (steps[i].from == from)
+			return i;
+	return NSTEPS;
+}
 
 void ts_settings_from_abi5(const struct ts_settings_abi5 *in, struct ts_settings *out)
 {
@@ -57,14 +99,45 @@ void ts_settings_from_abi5(const struct ts_settings_abi5 *in, struct ts_settings
 	out->generation = 0;
 }
 
+void ts_service_from_abi6(const struct ts_service_abi6 *in, struct ts_service *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = in->id;
+	out->table_size = in->table_size;
+	out->table_half = in->table_half;
+	/* its table as layout 6 made it; a change that needs more room makes
+	 * a new one (table.c) */
+	out->half_len = TS_TABLE_HALF(in->table_size, TS_ABI6_MAX_SERVICE_BACKENDS);
+	memcpy(out->name, in->name, sizeof(out->name));
+	out->health = in->health;
+	/* layout 6 documents always told a size: it stays given */
+	out->flags = TS_SERVICE_F_FIXED_SIZE;
+}
+
 bool ts_migration_remakes(const struct ts_migration *mg, const char *map)
 {
-	if (mg->from != TS_ABI5_VERSION)
-		return false;
-	for (size_t i = 0; i < sizeof(remade_abi5) / sizeof(remade_abi5[0]); i++)
-		if (!strcmp(remade_abi5[i], map))
-			return true;
+	for (size_t i = first_step(mg->from); i < NSTEPS; i++)
+		for (const char *const *r = steps[i].remade; *r; r++)
+			if (!strcmp(*r, map))
+				return true;
 	return false;
+}
+
+void ts_layout_older(__u32 abi, struct ts_map_layout *l)
+{
+	if (abi == TS_ABI5_VERSION && !strcmp(l->name, "settings"))
+		l->value_size = sizeof(struct ts_settings_abi5);
+	if (abi != TS_ABI5_VERSION && abi != TS_ABI6_VERSION)
+		return;
+	if (!strcmp(l->name, "services")) {
+		l->value_size = sizeof(struct ts_service_abi6);
+		l->map_flags = 0;
+	} else if (!strcmp(l->name, "backend_addrs")) {
+		l->map_flags = 0;
+	} else if (!strcmp(l->name, "backend_stats")) {
+		l->type = BPF_MAP_TYPE_PERCPU_ARRAY;
+		l->map_flags = 0;
+	}
 }
 
 static int open_pin(const char *pin_dir, const char *name)
@@ -81,10 +154,11 @@ void ts_migration_clean(const char *pin_dir)
 {
 	char path[TS_PIN_DIR_MAX];
 
-	for (size_t i = 0; i < sizeof(remade_abi5) / sizeof(remade_abi5[0]); i++) {
-		snprintf(path, sizeof(path), "%s/" TS_STAGING_DIR "/%s", pin_dir, remade_abi5[i]);
-		unlink(path);
-	}
+	for (size_t i = 0; i < NSTEPS; i++)
+		for (const char *const *r = steps[i].remade; *r; r++) {
+			snprintf(path, sizeof(path), "%s/" TS_STAGING_DIR "/%s", pin_dir, *r);
+			unlink(path);
+		}
 	snprintf(path, sizeof(path), "%s/" TS_STAGING_DIR, pin_dir);
 	rmdir(path);
 }
@@ -134,28 +208,39 @@ int ts_migration_prepare(struct ts_migration *mg, const char *pin_dir, struct ts
 	memset(mg, 0, sizeof(*mg));
 	ts_migration_clean(pin_dir);
 	r = ts_pinned_layout(pin_dir, &mg->from, err);
-	if (r || mg->from != TS_ABI5_VERSION) {
+	if (r || first_step(mg->from) == NSTEPS) {
 		mg->from = 0;
 		return r;
 	}
-	/* every other pin has today's layout (checked, as any command does) */
+	/* every pin has its layout's layout (checked, as any command does) */
 	r = ts_map_layouts(layout, &n, err);
 	if (r)
 		return r;
 	for (size_t i = 0; i < n; i++) {
+		struct ts_map_layout today = layout[i];
+
 		if (!strcmp(layout[i].name, "settings"))
 			continue;
+		ts_layout_older(mg->from, &layout[i]);
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, layout[i].name);
 		fd = bpf_obj_get(path);
 		if (fd < 0)
 			continue;
+		/* a map a killed migration already pinned in place has today's */
 		r = ts_map_check(fd, path, &layout[i], err);
+		if (r && ts_migration_remakes(mg, layout[i].name) &&
+		    !ts_map_check(fd, path, &today, NULL))
+			r = 0;
 		close(fd);
 		if (r)
 			return r;
 	}
 	fd = open_pin(pin_dir, "settings");
-	if (fd < 0 || bpf_map_lookup_elem(fd, &zero, &old)) {
+	/* layout 6's settings are today's (abi_version apart), layout 5's a
+	 * prefix of them */
+	memset(&old, 0, sizeof(old));
+	if (fd < 0 || bpf_map_lookup_elem(fd, &zero, mg->from == TS_ABI5_VERSION ? (void *)&old
+										: (void *)&mg->settings)) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read %s/settings: %s", pin_dir,
 			    strerror(errno));
 		if (fd >= 0)
@@ -163,7 +248,9 @@ int ts_migration_prepare(struct ts_migration *mg, const char *pin_dir, struct ts
 		return r;
 	}
 	close(fd);
-	ts_settings_from_abi5(&old, &mg->settings);
+	if (mg->from == TS_ABI5_VERSION)
+		ts_settings_from_abi5(&old, &mg->settings);
+	mg->settings.abi_version = TS_ABI_VERSION;
 	return 0;
 }
 
@@ -217,36 +304,213 @@ static int pin_in_place(int fd, const char *pin_dir, const char *name, struct ts
 	return 0;
 }
 
-int ts_migration_commit(const struct ts_migration *mg, const char *pin_dir,
-			int (*fd_of)(void *ctx, const char *map), void *ctx, struct ts_err *err)
+/* ---- 5 -> 6: settings grew, counters got one more, direct_pending is new ---------- */
+
+static int migrate_5_to_6_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
+				struct ts_err *err)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int old = open_pin(pin_dir, "counters"), r;
+
+	if (old < 0)
+		return 0;
+	r = bpf_obj_get_info_by_fd(old, &info, &len) ? -errno : 0;
+	/* layout 5's, or today's already put in place by a commit that was
+	 * killed (the counts carried into it then) */
+	if (!r)
+		r = ts_counters_carry(old, info.max_entries, fd_of(ctx, "counters"), err);
+	close(old);
+	return r;
+}
+
+/* ---- 6 -> 7: the limits of a cluster, memory that follows the configuration ------- */
+
+/* Every entry of the old map at pin_dir/name into fd, through convert (NULL:
+ * the same bytes). */
+static int copy_entries(const char *pin_dir, const char *name, int to, size_t key_size,
+			void (*convert)(const void *in, void *out), struct ts_err *err)
+{
+	char key[64], prev[64], value[1024], out[1024];
+	int from = open_pin(pin_dir, name), r = 0;
+	bool first = true;
+
+	if (from < 0)
+		return errno == ENOENT ? 0 : ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/%s: %s",
+						     pin_dir, name, strerror(errno));
+	while (!bpf_map_get_next_key(from, first ? NULL : prev, key)) {
+		first = false;
+		memcpy(prev, key, key_size);
+		if (bpf_map_lookup_elem(from, key, value))
+			continue;	/* deleted meanwhile: nobody writes them now */
+		if (convert)
+			convert(value, out);
+		if (bpf_map_update_elem(to, key, convert ? out : value, BPF_ANY)) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot copy %s into the new map: %s", name,
+				    strerror(errno));
+			break;
+		}
+	}
+	close(from);
+	return r;
+}
+
+static void convert_service(const void *in, void *out)
+{
+	ts_service_from_abi6(in, out);
+}
+
+static int migrate_6_to_7_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
+			       struct ts_err *err)
+{
+	int services = fd_of(ctx, "services"), names = fd_of(ctx, "service_names");
+	int tables = fd_of(ctx, "tables"), old, r;
+	struct ts_endpoint_key key, prev;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	bool first = true;
+
+	/* layout 6's services, or today's pinned by a commit that was killed */
+	old = open_pin(pin_dir, "services");
+	if (old >= 0 && bpf_obj_get_info_by_fd(old, &info, &len))
+		info.value_size = 0;
+	if (old >= 0)
+		close(old);
+	r = copy_entries(pin_dir, "services", services, sizeof(struct ts_endpoint_key),
+			 info.value_size == sizeof(struct ts_service) ? NULL : convert_service,
+			 err);
+	r = r ?: copy_entries(pin_dir, "backends", fd_of(ctx, "backends"), sizeof(__u32), NULL,
+			      err);
+	r = r ?: copy_entries(pin_dir, "backend_addrs", fd_of(ctx, "backend_addrs"),
+			      sizeof(struct ts_endpoint_key), NULL, err);
+	r = r ?: copy_entries(pin_dir, "rollouts", fd_of(ctx, "rollouts"), sizeof(__u32), NULL,
+			      err);
+	if (r)
+		return r;
+	/* the names index, and each service's table (an array of maps reads
+	 * as map ids, is written with fds) */
+	old = open_pin(pin_dir, "tables");
+	if (old < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/tables: %s", pin_dir,
+			       strerror(errno));
+	while (!r && !bpf_map_get_next_key(services, first ? NULL : &prev, &key)) {
+		struct ts_service_name name = {};
+		struct ts_service svc;
+		__u32 inner_id;
+		int inner;
+
+		first = false;
+		prev = key;
+		if (bpf_map_lookup_elem(services, &key, &svc))
+			continue;
+		memcpy(name.name, svc.name, sizeof(name.name) - 1);
+		if (bpf_map_update_elem(names, &name, &key, BPF_ANY))
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot index service %s: %s", svc.name,
+				    strerror(errno));
+		if (r || bpf_map_lookup_elem(old, &svc.id, &inner_id))
+			continue;
+		inner = bpf_map_get_fd_by_id(inner_id);
+		if (inner < 0 || bpf_map_update_elem(tables, &svc.id, &inner, BPF_ANY))
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot carry the table of %s: %s",
+				    svc.name, strerror(errno));
+		if (inner >= 0)
+			close(inner);
+	}
+	close(old);
+	if (r)
+		return r;
+	/* every backend id given so far has its counters: zero now, the old
+	 * programs' counts added by the carry */
+	for (__u32 id = 0; !r && id < TS_ABI6_MAX_BACKENDS; id++) {
+		struct ts_backend be;
+
+		if (bpf_map_lookup_elem(fd_of(ctx, "backends"), &id, &be) ||
+		    be.state == TS_BACKEND_FREE)
+			continue;
+		r = ts_backend_stats_zero(fd_of(ctx, "backend_stats"), id, err);
+	}
+	return r;
+}
+
+static int migrate_6_to_7_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
+				struct ts_err *err)
+{
+	int old = open_pin(pin_dir, "backend_stats"), to = fd_of(ctx, "backend_stats");
+	size_t words = sizeof(struct ts_backend_stats) / sizeof(__u64);
+	int ncpus = libbpf_num_possible_cpus();
+	__u64 *a = NULL, *b = NULL;
+	__u32 id, prev;
+	bool first = true;
+	int r = 0;
+
+	if (old < 0)
+		return 0;
+	a = ncpus > 0 ? calloc((size_t)ncpus * words, sizeof(*a)) : NULL;
+	b = ncpus > 0 ? calloc((size_t)ncpus * words, sizeof(*b)) : NULL;
+	if (!a || !b) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+		goto out;
+	}
+	/* the ids the fill gave counters; the old map is layout 6's array, or
+	 * today's hash pinned by a commit that was killed (its counts are all
+	 * the old programs' and the new ones' since) */
+	while (!r && !bpf_map_get_next_key(to, first ? NULL : &prev, &id)) {
+		first = false;
+		prev = id;
+		if (bpf_map_lookup_elem(old, &id, a))
+			continue;
+		if (bpf_map_lookup_elem(to, &id, b)) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read the stats of backend %u: %s",
+				    id, strerror(errno));
+			break;
+		}
+		for (size_t w = 0; w < (size_t)ncpus * words; w++)
+			b[w] += a[w];
+		if (bpf_map_update_elem(to, &id, b, BPF_EXIST))
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot write the stats of backend %u: %s",
+				    id, strerror(errno));
+	}
+out:
+	free(a);
+	free(b);
+	close(old);
+	return r;
+}
+
+int ts_migration_fill(const struct ts_migration *mg, const char *pin_dir, fd_of_fn fd_of,
+		      void *ctx, struct ts_err *err)
+{
+	int r = 0;
+
+	for (size_t i = first_step(mg->from); i < NSTEPS && !r; i++)
+		if (steps[i].fill)
+			r = steps[i].fill(pin_dir, fd_of, ctx, err);
+	return r;
+}
+
+int ts_migration_commit(const struct ts_migration *mg, const char *pin_dir, fd_of_fn fd_of,
+			void *ctx, struct ts_err *err)
 {
 	char dir[TS_PIN_DIR_MAX];
-	int old, r;
+	int r = 0;
 
-	if (mg->from != TS_ABI5_VERSION)
+	if (!mg->from)
 		return 0;
 	/* counted by the old programs until they were replaced: added to what
 	 * the new ones have counted since */
-	old = open_pin(pin_dir, "counters");
-	if (old >= 0) {
-		struct bpf_map_info info = {};
-		__u32 len = sizeof(info);
-
-		r = bpf_obj_get_info_by_fd(old, &info, &len) ? -errno : 0;
-		/* layout 5's, or today's already put in place by a commit that was
-		 * killed (the counts carried into it then) */
-		if (!r)
-			r = ts_counters_carry(old, info.max_entries, fd_of(ctx, "counters"), err);
-		close(old);
-		if (r)
-			return r;
-	}
+	for (size_t i = first_step(mg->from); i < NSTEPS && !r; i++)
+		if (steps[i].carry)
+			r = steps[i].carry(pin_dir, fd_of, ctx, err);
+	if (r)
+		return r;
 	snprintf(dir, sizeof(dir), "%s/" TS_STAGING_DIR, pin_dir);
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot create %s: %s", dir, strerror(errno));
 	/* settings last: the commit point */
-	r = pin_in_place(fd_of(ctx, "direct_pending"), pin_dir, "direct_pending", err);
-	r = r ?: pin_in_place(fd_of(ctx, "counters"), pin_dir, "counters", err);
+	for (size_t i = first_step(mg->from); i < NSTEPS && !r; i++)
+		for (const char *const *m = steps[i].remade; *m && !r; m++)
+			if (strcmp(*m, "settings"))
+				r = pin_in_place(fd_of(ctx, *m), pin_dir, *m, err);
 	ts_migration_step("before-settings-pin");
 	r = r ?: pin_in_place(fd_of(ctx, "settings"), pin_dir, "settings", err);
 	if (!r)

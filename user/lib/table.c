@@ -34,7 +34,7 @@ void table_unmap(struct table_view *t)
 	t->fd = -1;
 }
 
-static int table_mmap(struct table_view *t, __u32 size, bool writable, const char *what,
+static int table_mmap(struct table_view *t, __u32 half_len, bool writable, const char *what,
 		      struct ts_err *err)
 {
 	struct bpf_map_info info = {};
@@ -43,7 +43,7 @@ static int table_mmap(struct table_view *t, __u32 size, bool writable, const cha
 
 	/* what tables holds is checked as the pins are: before it is read */
 	if (bpf_obj_get_info_by_fd(t->fd, &info, &info_len) || info.type != BPF_MAP_TYPE_ARRAY ||
-	    !(info.map_flags & BPF_F_MMAPABLE) || info.max_entries != 2 * TS_TABLE_HALF(size) ||
+	    !(info.map_flags & BPF_F_MMAPABLE) || info.max_entries != 2 * half_len ||
 	    info.value_size != sizeof(struct ts_table_entry)) {
 		table_unmap(t);
 		return ts_fail(err, TS_ERR_RUNTIME, "the table of %s is inconsistent", what);
@@ -71,7 +71,37 @@ int table_open(const struct ts_maps *m, const struct ts_service *svc, bool writa
 	    (t->fd = bpf_map_get_fd_by_id(inner_id)) < 0)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot open the table of service %s: %s",
 			       svc->name, strerror(errno));
-	return table_mmap(t, svc->table_size, writable, svc->name, err);
+	if (svc->half_len <= svc->table_size) {
+		table_unmap(t);
+		return ts_fail(err, TS_ERR_RUNTIME, "the table of %s is inconsistent", svc->name);
+	}
+	return table_mmap(t, svc->half_len, writable, svc->name, err);
+}
+
+__u32 ts_table_size_for(size_t n)
+{
+	static const __u32 sizes[] = { TS_TABLE_SIZES };
+	size_t i = 0;
+
+	while (i + 1 < sizeof(sizes) / sizeof(sizes[0]) &&
+	       sizes[i] < (__u64)TS_SLOTS_PER_BACKEND * n)
+		i++;
+	return sizes[i];
+}
+
+__u32 ts_service_fixed_size(const struct ts_service *svc)
+{
+	return svc->flags & TS_SERVICE_F_FIXED_SIZE ? svc->table_size : 0;
+}
+
+__u32 table_room(__u32 size, bool fixed)
+{
+	__u32 room = size / TS_SLOTS_PER_BACKEND;
+
+	/* a size that follows the backends grows before they outgrow it */
+	if (fixed || room > TS_MAX_SERVICE_BACKENDS)
+		return TS_MAX_SERVICE_BACKENDS;
+	return room ?: 1;
 }
 
 void ts_effective_weights(const struct ts_backend_cfg *b, size_t n, __u32 *out)
@@ -128,31 +158,63 @@ out:
 	return r;
 }
 
-/* A new, empty table for service id (both halves), put in `tables`. It is
- * not live until a service entry refers to it. */
-int table_create(struct ts_maps *m, __u32 id, __u32 size, const char *name,
-			struct ts_err *err)
+/* A new, empty table of svc's size (both halves of svc->half_len), not in
+ * `tables` yet: its fd in *fd. */
+static int table_make(const struct ts_service *svc, int *fd, struct ts_err *err)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	struct table_view t = { .fd = -1 };
 	char map_name[BPF_OBJ_NAME_LEN];
 	int r;
 
-	snprintf(map_name, sizeof(map_name), "ts_table_%u", id);
+	snprintf(map_name, sizeof(map_name), "ts_table_%u", svc->id);
 	t.fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, map_name, sizeof(__u32),
-			      sizeof(struct ts_table_entry), 2 * TS_TABLE_HALF(size), &opts);
+			      sizeof(struct ts_table_entry), 2 * svc->half_len, &opts);
 	if (t.fd < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot create a table of %u slots: %s", size,
-			       strerror(errno));
-	r = table_mmap(&t, size, true, name, err);
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot create a table of %u slots: %s",
+			       svc->table_size, strerror(errno));
+	r = table_mmap(&t, svc->half_len, true, svc->name, err);
 	if (r)
 		return r;
-	r = table_write_half(t.e, size, NULL, 0, err);
-	r = r ?: table_write_half(t.e + TS_TABLE_HALF(size), size, NULL, 0, err);
-	if (!r && bpf_map_update_elem(m->tables, &id, &t.fd, BPF_ANY))
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot store the table of service %s: %s", name,
-			    strerror(errno));
+	r = table_write_half(t.e, svc->table_size, NULL, 0, err);
+	r = r ?: table_write_half(t.e + svc->half_len, svc->table_size, NULL, 0, err);
+	*fd = r ? -1 : dup(t.fd);
 	table_unmap(&t);
+	if (!r && *fd < 0)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot keep the table of %s: %s", svc->name,
+			    strerror(errno));
+	return r;
+}
+
+/* A new, empty table for service svc->id (both halves of svc->half_len), put
+ * in `tables`. It is not live until a service entry refers to it. */
+int table_create(struct ts_maps *m, const struct ts_service *svc, struct ts_err *err)
+{
+	return table_create_many(m, svc, 1, err);
+}
+
+int table_create_many(struct ts_maps *m, const struct ts_service *svcs, size_t n,
+		      struct ts_err *err)
+{
+	__u32 *ids = calloc(n ?: 1, sizeof(*ids));
+	int *fds = calloc(n ?: 1, sizeof(*fds));
+	__u32 count = (__u32)n;
+	size_t made = 0;
+	int r = ids && fds ? 0 : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+
+	for (; !r && made < n; made++) {
+		ids[made] = svcs[made].id;
+		fds[made] = -1;
+		r = table_make(&svcs[made], &fds[made], err);
+	}
+	if (!r && n && bpf_map_update_batch(m->tables, ids, fds, &count, NULL))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot store the tables of %zu services: %s", n,
+			    strerror(errno));
+	for (size_t i = 0; i < made; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(ids);
+	free(fds);
 	return r;
 }
 
@@ -191,25 +253,51 @@ static int backend_set_member(struct ts_maps *m, __u32 id, __u32 half,
 	return 0;
 }
 
+int table_free_id(struct ts_maps *m, __u32 *id, struct ts_err *err)
+{
+	__u32 inner;
+
+	for (__u32 i = 0; i < TS_MAX_SERVICES; i++) {
+		*id = (m->free_table_hint + i) % TS_MAX_SERVICES;
+		if (bpf_map_lookup_elem(m->tables, id, &inner) && errno == ENOENT) {
+			m->free_table_hint = *id + 1;
+			return 0;
+		}
+	}
+	return ts_fail(err, TS_ERR_RUNTIME, "too many services (at most %d)", TS_MAX_SERVICES);
+}
+
 /*
  * Rebuild service s's table from backends b[0..n) (sorted by name) into the
  * half that is not live, then switch halves with one update of the service's
  * entry: the commit of every change to a service's backends or weights.
+ * When the table must change size (its M follows the backends, or it has no
+ * room left to list them), the new half is built in a new table under a free
+ * service id, and the same one update switches table, size and half.
  */
 int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 			 const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
 {
+	bool fixed = s->svc.flags & TS_SERVICE_F_FIXED_SIZE;
 	struct ts_service next = s->svc;
 	__u32 eff[TS_MAX_SERVICE_BACKENDS];
 	struct table_view t;
 	int r;
 
 	next.table_half = !s->svc.table_half;
-	r = table_open(m, &s->svc, true, &t, err);
+	if (!fixed)
+		next.table_size = ts_table_size_for(n);
+	if (next.table_size != s->svc.table_size || n > s->svc.half_len - s->svc.table_size - 1) {
+		next.half_len = TS_TABLE_HALF(next.table_size, table_room(next.table_size, fixed));
+		r = table_free_id(m, &next.id, err);
+		r = r ?: table_create(m, &next, err);
+		if (r)
+			return r;
+	}
+	r = table_open(m, &next, true, &t, err);
 	if (r)
 		return r;
-	r = table_write_half(t.e + next.table_half * TS_TABLE_HALF(next.table_size),
-			     next.table_size, b, n, err);
+	r = table_write_half(t.e + next.table_half * next.half_len, next.table_size, b, n, err);
 	table_unmap(&t);
 	/* who is a member of the new half: the old members and the new ones;
 	 * "weighted" (takes new flows) by the effective weight */
@@ -222,12 +310,18 @@ int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 	}
 	for (size_t i = 0; !r && i < n; i++)
 		r = backend_set_member(m, b[i].id, next.table_half, &b[i], eff[i], err);
-	if (r)
+	/* the commit: one update, seen by the data plane all at once */
+	if (!r && bpf_map_update_elem(m->services, &s->key, &next, BPF_EXIST))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot switch the table of service %s: %s",
+			    s->svc.name, strerror(errno));
+	if (r) {
+		if (next.id != s->svc.id)	/* never live */
+			bpf_map_delete_elem(m->tables, &next.id);
 		return r;
-	/* The commit: one update, seen by the data plane all at once. */
-	if (bpf_map_update_elem(m->services, &s->key, &next, BPF_EXIST))
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot switch the table of service %s: %s",
-			       s->svc.name, strerror(errno));
+	}
+	/* a replaced table: no packet reads it once the switch is seen */
+	if (next.id != s->svc.id)
+		bpf_map_delete_elem(m->tables, &s->svc.id);
 	s->svc = next;
 	return 0;
 }
@@ -245,9 +339,10 @@ int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s,
 	r = table_open(m, &s->svc, false, &t, err);
 	if (r)
 		return r;
-	half = t.e + (s->svc.table_half & 1) * TS_TABLE_HALF(s->svc.table_size);
+	half = t.e + (s->svc.table_half & 1) * s->svc.half_len;
 	n = half[s->svc.table_size].backend_id;
-	if (n > TS_MAX_SERVICE_BACKENDS) {
+	if (n > TS_MAX_SERVICE_BACKENDS || n > s->svc.half_len - s->svc.table_size - 1 ||
+	    !(s->backends = calloc(n ?: 1, sizeof(*s->backends)))) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
 			    s->svc.name);
 		goto out;
@@ -265,6 +360,10 @@ int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s,
 	}
 	s->nbackends = n;
 out:
+	if (r) {
+		free(s->backends);
+		s->backends = NULL;
+	}
 	table_unmap(&t);
 	return r;
 }
@@ -280,7 +379,7 @@ int ts_table_shares(const struct ts_maps *m, const struct ts_service_cfg *s, __u
 	r = table_open(m, &s->svc, false, &t, err);
 	if (r)
 		return r;
-	half = t.e + (s->svc.table_half & 1) * TS_TABLE_HALF(s->svc.table_size);
+	half = t.e + (s->svc.table_half & 1) * s->svc.half_len;
 	for (__u32 i = 0; i < s->svc.table_size; i++)
 		for (size_t j = 0; j < s->nbackends; j++)
 			if (half[i].backend_id == s->backends[j].id) {

@@ -21,9 +21,19 @@ int table_open(const struct ts_maps *m, const struct ts_service *svc, bool writa
  * configuration they come from. */
 int table_write_half(struct ts_table_entry *half, __u32 size, const struct ts_backend_cfg *b,
 		     size_t n, struct ts_err *err);
-/* A new, empty table for service id, put in `tables`: live once a service
- * entry refers to it. */
-int table_create(struct ts_maps *m, __u32 id, __u32 size, const char *name, struct ts_err *err);
+/* A new, empty table for service svc (its id, table_size and half_len), put in
+ * `tables`: live once a service entry refers to it. */
+int table_create(struct ts_maps *m, const struct ts_service *svc, struct ts_err *err);
+/* The same for n services with one update of `tables`: each update of an array
+ * of maps waits for an RCU grace period (milliseconds), a batch once. */
+int table_create_many(struct ts_maps *m, const struct ts_service *svcs, size_t n,
+		      struct ts_err *err);
+/* An id no service's table holds (searched from where this process last
+ * found one). */
+int table_free_id(struct ts_maps *m, __u32 *id, struct ts_err *err);
+/* How many backends a table of size M lists (ts_service.half_len = M + 1 +
+ * room): a size that follows the backends has room up to the next size. */
+__u32 table_room(__u32 size, bool fixed);
 /* Build s's table from b[0..n) into the half that is not live, set the
  * membership bits, switch: the commit of a change to a service. */
 int table_install(struct ts_maps *m, struct ts_service_cfg *s, const struct ts_backend_cfg *b,

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# A gateway of a large cluster: 65,536 services of 4 backends each (262,144
+# backends, the limits), configured by one `import`. The first service (IPv4)
+# and the last (IPv6) have the test's two real backends, with weights: real
+# TCP to both is split by weight; a weight change on the last one changes it
+# alone (the exported configuration of every other service is the same) and
+# its new connections follow at once. The whole configuration exports as it
+# was imported, and imports again with nothing to do. A document one service
+# past the limit is refused and changes nothing. The time of each command and
+# the peak memory of import and export are printed (info lines) for the
+# benchmarks.
+#
+# The journal of changes is off (TCPSHIFT_STATE_DIR empty): it reads the whole
+# configuration twice per change, which this test does not measure.
+set -u
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+NSVC=65536
+N=200		# connections per split check
+
+e2e_init scale
+e2e_need jq
+export TCPSHIFT_STATE_DIR=
+e2e_topology
+e2e_load
+
+# gen_doc N: a document of N services: s00000 at VIP4 and the last at VIP6
+# with v1, v2 (weights 30, 70) real and v3, v4 unreachable at weight 0; every
+# other one at 198.18.100.X:PORT with four backends at 198.19.Y.Z:PORT.
+gen_doc() {
+	awk -v n="$1" -v vip4="$VIP4" -v vip6="$VIP6" -v v14="$V1_4" -v v24="$V2_4" \
+		-v v16="$V1_6" -v v26="$V2_6" -v seed="$E2E_SEED" 'BEGIN {
+		printf "{\"tcpshift\":1,\"seed\":%d,\"services\":[", seed
+		for (i = 0; i < n; i++) {
+			if (i) printf ","
+			if (i == 0 || i == n - 1) {
+				six = i == n - 1
+				printf "{\"name\":\"s%05d\",\"vip\":\"%s\",\"backends\":[", i,
+					six ? vip6 : vip4
+				printf "{\"name\":\"v1\",\"addr\":\"%s\",\"weight\":30},", six ? v16 : v14
+				printf "{\"name\":\"v2\",\"addr\":\"%s\",\"weight\":70},", six ? v26 : v24
+				if (six)
+					printf "{\"name\":\"v3\",\"addr\":\"[2001:2:3::3]:9\",\"weight\":0},{\"name\":\"v4\",\"addr\":\"[2001:2:3::4]:9\",\"weight\":0}]}"
+				else
+					printf "{\"name\":\"v3\",\"addr\":\"198.18.3.3:9\",\"weight\":0},{\"name\":\"v4\",\"addr\":\"198.18.3.4:9\",\"weight\":0}]}"
+				continue
+			}
+			printf "{\"name\":\"s%05d\",\"vip\":\"198.18.100.%d:%d\",\"backends\":[", i,
+				1 + i % 250, 10000 + int(i / 250)
+			for (j = 0; j < 4; j++)
+				printf "%s{\"name\":\"b%d\",\"addr\":\"198.19.%d.%d:%d\",\"weight\":%d}",
+					j ? "," : "", j, int(i / 256), i % 256, 1000 + j, j + 1
+			printf "]}"
+		}
+		printf "]}\n"
+	}'
+}
+
+# timed WHAT ARGS...: run tcpshift ARGS on the gateway, its output in
+# $E2E_TMP/out, and say how long it took and the most memory it held.
+timed() {
+	local what=$1 t0 t1 rss
+	shift
+	t0=$(date +%s%N)
+	/usr/bin/time -f %M -o "$E2E_TMP/rss" "$TCPSHIFT" --pin-dir "$E2E_PIN" -n "$NS_GW" "$@" \
+		>"$E2E_TMP/out" 2>"$E2E_TMP/err"
+	TIMED_RC=$?
+	t1=$(date +%s%N)
+	rss=$(tail -n 1 "$E2E_TMP/rss")
+	TIMED_MS=$(((t1 - t0) / 1000000))
+	info "$what: $TIMED_MS ms, peak RSS $((rss / 1024)) MiB (exit $TIMED_RC)"
+}
+
+tsp() {
+	"$TCPSHIFT" --pin-dir "$E2E_PIN" -n "$NS_GW" "$@"
+}
+
+gen_doc "$NSVC" >"$E2E_TMP/doc.json"
+info "document of $NSVC services: $(($(stat -c %s "$E2E_TMP/doc.json") / 1024)) KiB"
+
+timed "import of $NSVC services" import "$E2E_TMP/doc.json"
+if [ "$TIMED_RC" -eq 0 ]; then
+	pass "import of $NSVC services x 4 backends ($TIMED_MS ms)"
+else
+	e2e_abort "import of $NSVC services: $(head -n 2 "$E2E_TMP/err")"
+fi
+
+timed "export" export
+cp "$E2E_TMP/out" "$E2E_TMP/export1.json"
+if [ "$TIMED_RC" -eq 0 ] &&
+	[ "$(jq -S -c . "$E2E_TMP/doc.json")" = "$(jq -S -c . "$E2E_TMP/export1.json")" ]; then
+	pass "export gives the imported document back ($TIMED_MS ms)"
+else
+	fail "export round trip" "exit $TIMED_RC, $(head -c 200 "$E2E_TMP/export1.json")"
+fi
+timed "import of the export (nothing to change)" import "$E2E_TMP/export1.json"
+if [ "$TIMED_RC" -eq 0 ] && [ "$(tsp export)" = "$(cat "$E2E_TMP/export1.json")" ]; then
+	pass "importing the export changes nothing ($TIMED_MS ms)"
+else
+	fail "import of the export" "exit $TIMED_RC: $(head -n 2 "$E2E_TMP/err")"
+fi
+
+for cmd in status stats flows "service list"; do
+	# shellcheck disable=SC2086 # cmd: a command and its verb
+	timed "$cmd" -j $cmd
+	if [ "$TIMED_RC" -eq 0 ] && jq -e . "$E2E_TMP/out" >/dev/null 2>&1; then
+		pass "$cmd at $NSVC services ($TIMED_MS ms)"
+	else
+		fail "$cmd at $NSVC services" "exit $TIMED_RC: $(head -n 2 "$E2E_TMP/err")"
+	fi
+done
+
+# split VIP WANT_V1_SHARE WHAT
+split() {
+	local out v1
+	out=$(client_count "$1" "$N")
+	v1=$(count_of "$out" v1)
+	if [ "$(count_of "$out" error)" -eq 0 ] && [ "$(count_total "$out")" -eq "$N" ] &&
+		bound=$(within_sigmas "$v1" "$N" "$2" 4); then
+		pass "$3: $v1 of $N on v1 ($bound)"
+	else
+		fail "$3" "$(echo $out); $bound"
+	fi
+}
+split "$VIP4" 0.3 "first service (IPv4): new connections split 30/70"
+split "$VIP6" 0.3 "last service (IPv6): new connections split 30/70"
+
+timed "weight on the last service" weight s65535 v1=0 v2=100
+if [ "$TIMED_RC" -eq 0 ]; then
+	pass "weight s65535 v1=0 v2=100 at $NSVC services ($TIMED_MS ms, process start included)"
+else
+	fail "weight at $NSVC services" "$(head -n 2 "$E2E_TMP/err")"
+fi
+out=$(client_count "$VIP6" 50)
+if [ "$(count_of "$out" v2)" -eq 50 ]; then
+	pass "last service: every new connection follows the new weights"
+else
+	fail "last service after the weight change" "$(echo $out)"
+fi
+tsp export >"$E2E_TMP/export2.json"
+others() {
+	jq -S -c '.services |= map(select(.name != "s65535"))' "$1"
+}
+if [ "$(others "$E2E_TMP/export1.json")" = "$(others "$E2E_TMP/export2.json")" ] &&
+	[ "$(jq -c '.services[-1].backends | map(.weight)' "$E2E_TMP/export2.json")" = "[0,100,0,0]" ]; then
+	pass "the weight change changed the last service alone"
+else
+	fail "weight change" "other services differ, or s65535 is $(jq -c '.services[-1]' \
+		"$E2E_TMP/export2.json")"
+fi
+split "$VIP4" 0.3 "first service after the change: still 30/70"
+
+# at the limit: one service goes, another comes in its place
+timed "service del (one of $NSVC)" service del s00001
+del_ms=$TIMED_MS
+timed "service add (at the limit again)" service add s00001 198.18.100.2:10000
+others2() {
+	jq -S -c '.services |= map(select(.name != "s00001"))' "$1"
+}
+if [ "$TIMED_RC" -eq 0 ] &&
+	[ "$(tsp export | others2 /dev/stdin)" = "$(others2 "$E2E_TMP/export2.json")" ]; then
+	pass "service del and add at $NSVC services, the others untouched (${del_ms} ms, $TIMED_MS ms)"
+else
+	fail "service del/add" "$(head -n 2 "$E2E_TMP/err")"
+fi
+tsp export >"$E2E_TMP/export2.json"
+
+# one service past the limit: refused, nothing changed
+gen_doc $((NSVC + 1)) >"$E2E_TMP/over.json"
+tsp import "$E2E_TMP/over.json" >/dev/null 2>"$E2E_TMP/err"
+rc=$?
+if [ "$rc" -eq 2 ] && grep -q "at most $NSVC" "$E2E_TMP/err" &&
+	[ "$(tsp export)" = "$(cat "$E2E_TMP/export2.json")" ]; then
+	pass "a document of $((NSVC + 1)) services is refused, nothing changed"
+else
+	fail "$((NSVC + 1)) services" "exit $rc: $(head -n 1 "$E2E_TMP/err")"
+fi
+e2e_status
