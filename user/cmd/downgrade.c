@@ -19,14 +19,14 @@ static const char help[] =
 	"direct connections, local sockets, the configuration, health state and\n"
 	"rollouts are kept. Killed, it is run again to finish.\n"
 	"\n"
-	"  --to-layout N   the layout to convert to (see 'tcpshift --version'; the\n"
-	"                  previous release's: 5)\n"
+	"  --to-layout N   the layout to convert to (the previous release's: 5)\n"
 	"  --accept-loss   downgrade even if something listed is lost\n"
 	"\n"
 	"Exit status: 0 done, 1 runtime error, 2 usage error or a loss not accepted.\n"
 	"\n"
 	"Example:\n"
-	"  tcpshift downgrade --to-layout 5 && /opt/tcpshift-0.2.0/tcpshift load --dev eth0\n";
+	"  tcpshift downgrade --to-layout 5\n"
+	"  (then the older release's tcpshift load, with the same devices)\n";
 
 int cmd_downgrade(struct cli_ctx *ctx, int argc, char **argv)
 {

@@ -16,7 +16,7 @@ static const char help[] =
 	"Show the pin directory, the version of this tcpshift and of the running object\n"
 	"(the build that loaded it) with the map layout, the flow hash seed, the\n"
 	"forwarding mode, the mode (tc or xdp) and in xdp mode where handshakes are\n"
-	"handled (tc, or xdp: load --handshakes xdp), whether 'tcpshift sync' takes the\n"
+	"handled (tc, or xdp: see load), whether 'tcpshift sync' takes the\n"
 	"pin events, the devices tcpshift is attached to with their program ids (and XDP\n"
 	"program ids in xdp mode, and whether each takes XDP-redirected frames), the\n"
 	"cgroup whose clients are balanced at connect() (see load) with its programs'\n"
