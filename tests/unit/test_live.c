@@ -42,7 +42,7 @@ static void add(struct ts_history *h, __u64 t, __u32 id, __u32 gen, __u64 n)
 	all[id].state = TS_BACKEND_ACTIVE;
 	all[id].generation = gen;
 	st[id].new_flows = n;
-	ts_history_add(h, t, all, st);
+	ts_history_add(h, t, all, st, TS_MAX_BACKENDS);
 }
 
 /* The JSON array ts_history_print writes for backend b after since. */
@@ -131,6 +131,30 @@ static void reused_id_starts_its_own_history(void **state)
 	ts_history_free(&h);
 }
 
+/* A sample covers the ids in use (1 + the highest): a backend whose id falls
+ * beyond it (the configuration shrank) has no history any more. */
+static void ids_past_the_sampled_ones_are_gone(void **state)
+{
+	static struct ts_backend all[TS_MAX_BACKENDS];
+	static struct ts_backend_stats st[TS_MAX_BACKENDS];
+	struct ts_backend_cfg b = { .id = 40, .be = { .generation = 1 } };
+	struct ts_history h;
+	json_object *a;
+
+	ASSERT_EQ(ts_history_init(&h), 0, "init");
+	all[40].state = TS_BACKEND_ACTIVE;
+	all[40].generation = 1;
+	ts_history_add(&h, 1 * SEC, all, st, 41);
+	a = history_of(&h, &b, 0);
+	ASSERT_TRUE(a, "sampled while its id is in use");
+	json_object_put(a);
+	ts_history_add(&h, 2 * SEC, all, st, 10);
+	a = history_of(&h, &b, 0);
+	ASSERT_TRUE(!a, "no history once its id is past the ids sampled");
+	json_object_put(a);
+	ts_history_free(&h);
+}
+
 static void decimals_written_as_the_number(void **state)
 {
 	char *buf = NULL;
@@ -157,6 +181,7 @@ int run_live_tests(void)
 		cmocka_unit_test(rates_are_per_second_and_never_negative),
 		cmocka_unit_test(history_is_bounded_and_answers_after_since),
 		cmocka_unit_test(reused_id_starts_its_own_history),
+		cmocka_unit_test(ids_past_the_sampled_ones_are_gone),
 		cmocka_unit_test(decimals_written_as_the_number),
 	};
 

@@ -115,6 +115,7 @@ struct agent {
 	struct ts_loop		*loop;
 	struct ts_maps		m;
 	__u64			generation;	/* of the configuration the checks follow */
+	__u32			nids;		/* 1 + its highest backend id */
 	bool			have_config;
 	struct check		**checks;	/* nchecks of TS_MAX_BACKENDS */
 	size_t			nchecks;
@@ -301,7 +302,7 @@ static void history_sample(struct ts_loop *l, void *data)
 {
 	struct agent *a = data;
 	struct ts_err err;
-	int r = ts_history_sample(&a->history, &a->m, &err);
+	int r = ts_history_sample(&a->history, &a->m, a->nids, &err);
 
 	if (r && !a->history_failed)
 		agent_log("the status page's history: %s", err.msg);
@@ -561,6 +562,11 @@ static void config_read(struct agent *a)
 	}
 	a->generation = generation;
 	a->have_config = true;
+	a->nids = 0;
+	for (size_t i = 0; i < cfg.nservices; i++)
+		for (size_t j = 0; j < cfg.services[i].nbackends; j++)
+			if (cfg.services[i].backends[j].id >= a->nids)
+				a->nids = cfg.services[i].backends[j].id + 1;
 	checks_sync(a, &cfg);
 	ts_config_free(&cfg);
 	checks_run(a->loop, a);

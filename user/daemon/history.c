@@ -28,8 +28,9 @@ void ts_history_free(struct ts_history *h)
 }
 
 void ts_history_add(struct ts_history *h, __u64 now_ns, const struct ts_backend *all,
-		    const struct ts_backend_stats *st)
+		    const struct ts_backend_stats *st, __u32 n)
 {
+	__u32 end = n > h->nids ? n : h->nids;
 	double dt_s;
 	size_t slot;
 
@@ -38,11 +39,14 @@ void ts_history_add(struct ts_history *h, __u64 now_ns, const struct ts_backend 
 	h->seq++;
 	h->last_ns = now_ns;
 	slot = h->seq % TS_HISTORY_SAMPLES;
-	for (__u32 id = 0; id < TS_MAX_BACKENDS; id++) {
+	for (__u32 id = 0; id < end; id++) {
 		struct ts_history_backend *b = &h->b[id];
 
-		if (all[id].state != TS_BACKEND_ACTIVE) {
-			b->live = false;
+		/* (an entry never live is not written: the pages of ids never
+		 * used stay untouched) */
+		if (id >= n || all[id].state != TS_BACKEND_ACTIVE) {
+			if (b->live)
+				b->live = false;
 			continue;
 		}
 		if (!b->live || b->generation != all[id].generation || !dt_s) {
@@ -59,20 +63,21 @@ void ts_history_add(struct ts_history *h, __u64 now_ns, const struct ts_backend 
 		b->new_flows[slot] = (float)b->rate.new_flows;
 		b->last = st[id];
 	}
+	h->nids = n;
 	pthread_mutex_unlock(&h->lock);
 }
 
-int ts_history_sample(struct ts_history *h, const struct ts_maps *m, struct ts_err *err)
+int ts_history_sample(struct ts_history *h, const struct ts_maps *m, __u32 n, struct ts_err *err)
 {
-	if (ts_backends_read_all(m, h->scratch_be, err))
+	if (ts_backends_read(m, h->scratch_be, n, err))
 		return -err->status;
-	for (__u32 id = 0; id < TS_MAX_BACKENDS; id++) {
+	for (__u32 id = 0; id < n; id++) {
 		if (h->scratch_be[id].state != TS_BACKEND_ACTIVE)
 			continue;
 		if (ts_backend_stats_read(m, id, &h->scratch_st[id], err))
 			return -err->status;
 	}
-	ts_history_add(h, ts_now_ns(), h->scratch_be, h->scratch_st);
+	ts_history_add(h, ts_now_ns(), h->scratch_be, h->scratch_st, n);
 	return 0;
 }
 

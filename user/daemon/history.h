@@ -29,6 +29,7 @@ struct ts_history {
 	pthread_mutex_t			lock;	/* the loop writes, the HTTP thread reads */
 	__u64				seq;	/* samples taken; the last is seq */
 	__u64				last_ns;	/* CLOCK_MONOTONIC of the last */
+	__u32				nids;	/* ids the last sample covered */
 	struct ts_history_backend	*b;	/* TS_MAX_BACKENDS, by backend id */
 	/* the loop's own, outside the lock */
 	struct ts_backend		*scratch_be;	/* TS_MAX_BACKENDS */
@@ -37,12 +38,15 @@ struct ts_history {
 
 int ts_history_init(struct ts_history *h);
 void ts_history_free(struct ts_history *h);
-/* Add one sample at now_ns: all[TS_MAX_BACKENDS] the backends map, st[] the
- * counters of those TS_BACKEND_ACTIVE (by id). Takes the lock. */
+/* Add one sample at now_ns of ids 0..n-1 (the ids above are not in use):
+ * all[n] the backends map, st[] the counters of those TS_BACKEND_ACTIVE (by
+ * id). Takes the lock. The arrays are allocated for every id the maps hold,
+ * but only the pages of ids in use are ever touched. */
 void ts_history_add(struct ts_history *h, __u64 now_ns, const struct ts_backend *all,
-		    const struct ts_backend_stats *st);
-/* Read the maps and add a sample (the loop's timer). */
-int ts_history_sample(struct ts_history *h, const struct ts_maps *m, struct ts_err *err);
+		    const struct ts_backend_stats *st, __u32 n);
+/* Read ids 0..n-1 of the maps and add a sample (the loop's timer). */
+int ts_history_sample(struct ts_history *h, const struct ts_maps *m, __u32 n,
+		      struct ts_err *err);
 /* Under h->lock: the rates of the last sample into the view's backends
  * (those sampled with the same generation). */
 void ts_history_rates(const struct ts_history *h, struct ts_live *l);

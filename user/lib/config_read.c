@@ -30,21 +30,31 @@ static int cmp_service_name(const void *a, const void *b)
 	return strcmp(x->svc.name, y->svc.name);
 }
 
-int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err)
+int ts_backends_read(const struct ts_maps *m, struct ts_backend *all, __u32 n, struct ts_err *err)
 {
-	__u32 keys[TS_MAX_BACKENDS];
-	__u32 count = TS_MAX_BACKENDS, out_batch;
+	__u32 *keys, count = n, out_batch;
+	int r = 0;
 
-	for (__u32 i = 0; i < TS_MAX_BACKENDS; i++)
-		keys[i] = i;
+	if (!n)
+		return 0;
+	keys = malloc(n * sizeof(*keys));
+	if (!keys)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	/* ids 0..n-1: the batch starts at the first key, an array's */
 	if (bpf_map_lookup_batch(m->backends, NULL, &out_batch, keys, all, &count, NULL) &&
 	    errno != ENOENT)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot read the backends map: %s",
-			       strerror(errno));
-	if (count != TS_MAX_BACKENDS)
-		return ts_fail(err, TS_ERR_RUNTIME, "short read of the backends map (%u entries)",
-			       count);
-	return 0;
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read the backends map: %s",
+			    strerror(errno));
+	else if (count != n)
+		r = ts_fail(err, TS_ERR_RUNTIME, "short read of the backends map (%u entries)",
+			    count);
+	free(keys);
+	return r;
+}
+
+int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err)
+{
+	return ts_backends_read(m, all, TS_MAX_BACKENDS, err);
 }
 
 int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err)

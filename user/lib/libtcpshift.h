@@ -269,6 +269,8 @@ struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id);
 struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name);
 /* All TS_MAX_BACKENDS entries of the backends map, in one batch. */
 int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err);
+/* ... the first n ids only (all[n]) */
+int ts_backends_read(const struct ts_maps *m, struct ts_backend *all, __u32 n, struct ts_err *err);
 /* The table size M of a service of n backends whose size follows them. */
 __u32 ts_table_size_for(size_t n);
 /* The table size a service was given, 0 when its size follows its backends. */
