@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Command-line details: VIPs no client reaches and
-# backends at a VIP are refused (exit 2); the 257th backend is exit 2 from
+# backends at a VIP are refused (exit 2); backend 1,025 of a service is exit 2 from
 # backend add as from import; import refuses a key given twice; --seed 010 is
 # ten, not eight; a long option missing its value is named as typed; global
 # option errors point at 'tcpshift --help'; load --help names --forward and
@@ -78,21 +78,23 @@ else
 	fail "load --help" "$(head -n 3 <<<"$help")"
 fi
 
-# the 257th backend: exit 2, from backend add as from import
+# the backend past a service's most (1,024): exit 2, from backend add as from
+# import
+MAXB=1024
 {
 	printf '{"tcpshift":1,"seed":10,"services":[{"name":"big","vip":"198.18.100.2:80","backends":['
-	for ((i = 0; i < 256; i++)); do
+	for ((i = 0; i < MAXB; i++)); do
 		printf '%s{"name":"b%d","addr":"198.18.%d.%d:80"}' "$([ $i -gt 0 ] && echo ,)" \
 			"$i" $((10 + i / 200)) $((1 + i % 200))
 	done
 	printf ']},{"name":"web","vip":"198.18.100.1:8008","backends":[{"name":"v1","addr":"198.18.2.11:8008","weight":5}]}]}'
 } >"$E2E_TMP/big.json"
-must "import 256 backends" ts import "$E2E_TMP/big.json"
-usage "backend add: the 257th backend" "has 256 backends, the most allowed" \
-	ts backend add big b256 198.18.30.1:80
-sed 's/"b0",/"b256","addr":"198.18.30.1:80"},{"name":"b0",/' "$E2E_TMP/big.json" \
-	>"$E2E_TMP/big257.json"
-usage "import: the 257th backend" "257 backends" ts import "$E2E_TMP/big257.json"
+must "import $MAXB backends" ts import "$E2E_TMP/big.json"
+usage "backend add: backend $((MAXB + 1))" "has $MAXB backends, the most allowed" \
+	ts backend add big "b$MAXB" 198.18.30.1:80
+sed "s/\"b0\",/\"b$MAXB\",\"addr\":\"198.18.30.1:80\"},{\"name\":\"b0\",/" "$E2E_TMP/big.json" \
+	>"$E2E_TMP/big-past.json"
+usage "import: backend $((MAXB + 1))" "$((MAXB + 1)) backends" ts import "$E2E_TMP/big-past.json"
 
 # a drain's deadline is shown
 must "drain" ts drain web v1 --timeout 1h

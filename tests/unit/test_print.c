@@ -208,11 +208,65 @@ static void streamed_array_is_written_as_elements_close(void **state)
 	free(buf);
 }
 
+/* stats' shape: an object of an array of objects and an object. Streamed,
+ * each service is written when it closes; the document is the one built
+ * whole, byte for byte. */
+static void describe_stats(const void *arg)
+{
+	print_open_object(NULL);
+	print_open_array("services");
+	for (int i = 0; i < 3; i++) {
+		print_open_object(NULL);
+		print_string(PRINT_ANY, "name", "%s\n", i == 1 ? "a\"b" : "s");
+		print_open_array("backends");
+		print_open_object(NULL);
+		print_u64(PRINT_ANY, "flows", "%llu\n", i);
+		print_close_object();
+		print_close_array();
+		print_close_object();
+	}
+	print_close_array();
+	print_open_object("counters");
+	print_u64(PRINT_ANY, "new_flows", "%llu\n", 7);
+	print_close_object();
+	print_u64(PRINT_ANY, "version", "%llu\n", 3);
+	print_close_object();
+}
+
+static void streamed_object_is_the_document_built_whole(void **state)
+{
+	char *whole = run(true, 0, describe_stats, NULL);
+	char *streamed = run(true, PRINT_F_STREAM, describe_stats, NULL);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	ASSERT_TRUE(!strcmp(whole, streamed), "streamed '%s', built whole '%s'", streamed, whole);
+	free(whole);
+	free(streamed);
+	/* the first service is out before the second opens */
+	print_start(f, true, PRINT_F_STREAM);
+	print_open_object(NULL);
+	print_open_array("services");
+	print_open_object(NULL);
+	print_string(PRINT_ANY, "name", "%s\n", "first");
+	print_close_object();
+	fflush(f);
+	ASSERT_TRUE(!strcmp(buf, "{\"services\":[{\"name\":\"first\"}"), "written so far: '%s'",
+		    buf);
+	print_close_array();
+	print_close_object();
+	print_end();
+	fclose(f);
+	free(buf);
+}
+
 int run_print_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(one_description_gives_text_and_json),
 		cmocka_unit_test(hostile_names_break_neither_json_nor_lines),
+		cmocka_unit_test(streamed_object_is_the_document_built_whole),
 		cmocka_unit_test(failed_command_prints_no_partial_json),
 		cmocka_unit_test(streamed_array_is_written_as_elements_close),
 		cmocka_unit_test(number_arrays_are_json_only_and_shortest),

@@ -39,7 +39,7 @@ static int service_list(struct cli_ctx *ctx, struct ts_maps *m)
 
 	if (ts_config_read(m, &cfg, &err))
 		return cli_report(&err);
-	print_start(stdout, ctx->json, 0);
+	print_start(stdout, ctx->json, PRINT_F_STREAM);
 	print_text("%-20s %-28s %-6s %-12s %-28s %s\n", "SERVICE", "VIP", "TABLE", "BACKEND",
 		   "ADDRESS", "WEIGHT");
 	print_open_array(NULL);

@@ -198,7 +198,8 @@ int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	ts_flows_foreach(&m, count_flow, &pc);
 
-	print_start(stdout, ctx->json, 0);
+	/* (streamed: each service is written when done, not kept in a tree) */
+	print_start(stdout, ctx->json, PRINT_F_STREAM);
 	print_open_object(NULL);
 	print_open_array("services");
 	for (size_t i = 0; i < cfg.nservices; i++) {

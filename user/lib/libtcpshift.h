@@ -274,7 +274,10 @@ int ts_backends_read(const struct ts_maps *m, struct ts_backend *all, __u32 n, s
 /* The table size M of a service of n backends whose size follows them. */
 __u32 ts_table_size_for(size_t n);
 /* The table size a service was given, 0 when its size follows its backends. */
-__u32 ts_service_fixed_size(const struct ts_service *svc);
+static inline __u32 ts_service_fixed_size(const struct ts_service *svc)
+{
+	return svc->flags & TS_SERVICE_F_FIXED_SIZE ? svc->table_size : 0;
+}
 /* Slot counts per backend (same order as s->backends) in the live table. */
 int ts_table_shares(const struct ts_maps *m, const struct ts_service_cfg *s, __u32 *slots,
 		    struct ts_err *err);

@@ -19,7 +19,10 @@ static struct {
 	json_object	*open[PRINT_MAX_DEPTH];
 	const char	*keys[PRINT_MAX_DEPTH];	/* its key in the parent */
 	int		depth;
-	size_t		streamed;	/* elements written of a streamed array */
+	/* with PRINT_F_STREAM, the outermost open containers written as they
+	 * fill: stream[d] for the one at depth d, members[d] written so far */
+	bool		stream[PRINT_MAX_DEPTH];
+	size_t		members[PRINT_MAX_DEPTH];
 } w = { .depth = 0 };
 
 /* What is still open is dropped: no partial document. */
@@ -38,7 +41,6 @@ void print_start(FILE *out, bool json, unsigned int flags)
 	w.out = out;
 	w.json = json;
 	w.flags = flags;
-	w.streamed = 0;
 }
 
 int print_end(void)
@@ -144,10 +146,31 @@ static void write_json(json_object *o)
 	      w.out);
 }
 
-static bool streaming(void)
+/* Is a container about to open at the current depth streamed: the
+ * outermost, or an array directly in an outermost streamed object? */
+static bool streams(json_object *o)
 {
-	return (w.flags & PRINT_F_STREAM) && w.depth == 1 &&
-	       json_object_is_type(w.open[0], json_type_array);
+	if (!(w.flags & PRINT_F_STREAM))
+		return false;
+	if (!w.depth)
+		return true;
+	return w.depth == 1 && w.stream[0] && json_object_is_type(w.open[0], json_type_object) &&
+	       json_object_is_type(o, json_type_array);
+}
+
+/* Before a member of the streamed container at depth d: its separator and,
+ * in an object, its key. */
+static void stream_member(int d, const char *key)
+{
+	if (w.members[d]++)
+		fputc(',', w.out);
+	if (json_object_is_type(w.open[d], json_type_object)) {
+		json_object *k = json_object_new_string(key ? key : "");
+
+		write_json(k);
+		json_object_put(k);
+		fputc(':', w.out);
+	}
 }
 
 /* Put v in the innermost open object or array (v may be NULL: null). */
@@ -162,8 +185,8 @@ static void attach(const char *key, json_object *v)
 		json_object_put(v);
 		return;
 	}
-	if (streaming()) {
-		fputs(w.streamed++ ? "," : "[", w.out);
+	if (w.stream[w.depth - 1]) {
+		stream_member(w.depth - 1, key);
 		write_json(v);
 		json_object_put(v);
 		return;
@@ -186,6 +209,13 @@ static void open_container(const char *key, json_object *o)
 		fprintf(stderr, "tcpshift: output nested too deep\n");
 		abort();
 	}
+	w.stream[w.depth] = streams(o);
+	w.members[w.depth] = 0;
+	if (w.stream[w.depth]) {
+		if (w.depth)
+			stream_member(w.depth - 1, key);
+		fputc(json_object_is_type(o, json_type_array) ? '[' : '{', w.out);
+	}
 	w.keys[w.depth] = key ? strdup(key) : NULL;
 	w.open[w.depth++] = o;
 }
@@ -199,8 +229,10 @@ static void close_container(void)
 		return;
 	o = w.open[--w.depth];
 	key = (char *)w.keys[w.depth];
-	if (!w.depth && (w.flags & PRINT_F_STREAM) && json_object_is_type(o, json_type_array)) {
-		fputs(w.streamed ? "]\n" : "[]\n", w.out);
+	if (w.stream[w.depth]) {
+		fputc(json_object_is_type(o, json_type_array) ? ']' : '}', w.out);
+		if (!w.depth)
+			fputc('\n', w.out);
 		json_object_put(o);
 	} else {
 		attach(key, o);

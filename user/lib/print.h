@@ -38,8 +38,10 @@ enum print_type {
 
 /* print_start flags */
 enum {
-	/* The outermost array is written element by element as each closes
-	 * (a million flows need no array in memory). */
+	/* The outermost container is written member by member as each
+	 * closes, and so is each array directly in an outermost object (a
+	 * million flows, 65,536 services' stats, need no tree in memory). An
+	 * error half-way leaves what was written. */
 	PRINT_F_STREAM	= 1 << 0,
 };
 

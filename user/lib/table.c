@@ -89,11 +89,6 @@ __u32 ts_table_size_for(size_t n)
 	return sizes[i];
 }
 
-__u32 ts_service_fixed_size(const struct ts_service *svc)
-{
-	return svc->flags & TS_SERVICE_F_FIXED_SIZE ? svc->table_size : 0;
-}
-
 __u32 table_room(__u32 size, bool fixed)
 {
 	__u32 room = size / TS_SLOTS_PER_BACKEND;
