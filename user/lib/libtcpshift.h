@@ -444,6 +444,7 @@ struct ts_losses {
 int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_losses *l,
 		 struct ts_err *err);
 void ts_service_from_abi6(const struct ts_service_abi6 *in, struct ts_service *out);
+void ts_service_to_abi6(const struct ts_service *in, struct ts_service_abi6 *out);
 /* A backend id's counters, all zero (the entry made when the id is given). */
 int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err);
 /* Add per-CPU counters 0..nfrom-1 of from_fd into to_fd's. */
