@@ -771,17 +771,31 @@ static void services7_free(struct service7 *s, size_t n)
 }
 
 /* The configuration of a service's live table (entries M..M+n of its live
- * half), read from layout 7's table. */
+ * half), from layout 7's table or from the layout-6 one a killed run made
+ * already (halves of either geometry: half the table). */
 static int service7_read_table(int tables, struct service7 *c, struct ts_err *err)
 {
-	__u32 inner_id, at = c->svc.table_half * c->svc.half_len + c->svc.table_size;
+	struct bpf_map_info info, outer;
 	struct ts_table_entry e;
+	__u32 inner_id, at;
 	int inner, r = 0;
 
 	if (bpf_map_lookup_elem(tables, &c->svc.id, &inner_id) ||
-	    (inner = bpf_map_get_fd_by_id(inner_id)) < 0)
+	    (inner = bpf_map_get_fd_by_id(inner_id)) < 0) {
+		/* layout 6's tables made by a killed run: no table, not kept */
+		if (!map_info(tables, &outer) && outer.max_entries == TS_ABI6_MAX_SERVICES) {
+			c->unfit = "no table in layout 6's";
+			return 0;
+		}
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot open the table of service %s: %s",
 			       c->svc.name, strerror(errno));
+	}
+	if (map_info(inner, &info)) {
+		close(inner);
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot inspect the table of %s: %s",
+			       c->svc.name, strerror(errno));
+	}
+	at = c->svc.table_half * (info.max_entries / 2) + c->svc.table_size;
 	if (bpf_map_lookup_elem(inner, &at, &e) || e.backend_id > TS_MAX_SERVICE_BACKENDS ||
 	    !(c->be = calloc(e.backend_id ?: 1, sizeof(*c->be))))
 		r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
@@ -828,6 +842,8 @@ static int services7_read(const char *pin_dir, struct service7 **out, size_t *n,
 		c->key = key;
 		(*n)++;
 		r = service7_read_table(tables, c, err);
+		if (c->unfit)
+			continue;
 		if (c->svc.id >= TS_ABI6_MAX_SERVICES)
 			c->unfit = "a service id from 256 on";
 		else if (c->n > TS_ABI6_MAX_SERVICE_BACKENDS)
