@@ -43,7 +43,7 @@ nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" count --connect "$VIP4" --n "$NEW" 
 counter=$!
 e2e_track_pid "$counter"
 sleep 0.5
-if out=$(ts downgrade --to-layout 5 2>&1) && old=$(old_ts load "${E2E_DEV_ARGS[@]}" 2>&1); then
+if out=$(ts downgrade --to-layout 5 2>&1) && old=$(old_ts load "${E2E_OLD_DEV_ARGS[@]}" 2>&1); then
 	pass "downgrade: to layout 5, then load by release $RELEASE ($(tail -n 1 <<<"$out"))"
 else
 	fail "downgrade: to layout 5 and load by release $RELEASE" "$out ${old:-}"
@@ -119,7 +119,7 @@ out=$(ts downgrade --to-layout 5 --accept-loss 2>&1)
 rc2=$?
 if [ "$rc" -eq 137 ] && [ "$rc2" -eq 0 ] && [ ! -e "$E2E_PIN/direct_pending" ] &&
 	[ ! -e "$E2E_PIN/service_names" ] &&
-	old=$(old_ts load "${E2E_DEV_ARGS[@]}" 2>&1) && old_ts status >/dev/null 2>&1; then
+	old=$(old_ts load "${E2E_OLD_DEV_ARGS[@]}" 2>&1) && old_ts status >/dev/null 2>&1; then
 	pass "downgrade: killed after its commit point, run again it finishes; release" \
 		"$RELEASE loads it"
 else

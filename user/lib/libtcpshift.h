@@ -437,7 +437,7 @@ struct ts_losses {
 	char	what[TS_LOSSES_MAX][200];
 };
 /* Hand the instance under pin_dir to an older release: its pins converted to
- * layout `to` (today: 5) in place, the running programs left attached, for
+ * layout `to` (6, or 5: release 0.2.0's) in place, the running programs left attached, for
  * that release's `load` to reuse. What it would lose is listed in l; unless
  * accept_loss, a loss refuses it (TS_ERR_USAGE) with nothing changed. Run
  * again, it completes a killed one. */

@@ -1254,8 +1254,8 @@ static int down_7_to_6(const char *pin_dir, struct ts_err *err)
 	return r;
 }
 
-/* The steps, one per layout; a newer layout adds its step to the previous one
- * here (its pins then go through every step down to the one asked for). */
+/* The steps, one per layout, newest first; a newer layout adds its step here
+ * (its pins then go through every step down to the one asked for). */
 static const struct down_step {
 	__u32	from;	/* takes layout from's pins to layout from - 1's */
 	int	(*lost)(const char *pin_dir, struct ts_losses *l, struct ts_err *err);
