@@ -1085,14 +1085,16 @@ static bool kept_rollout(const void *key, const void *value, const bool *kept)
 	return id < TS_ABI6_MAX_SERVICES && kept[id];
 }
 
-/* Replace pin name (open in old, layout 7's) by nfd, both closed after. */
-static int repin_abi6(int old, int nfd, const char *pin_dir, const char *name,
+/* Unless r (or nfd < 0: its error), replace pin name (open in old, layout
+ * 7's) by nfd; both closed after, whatever happened. */
+static int repin_abi6(int r, int old, int nfd, const char *pin_dir, const char *name,
 		      struct ts_err *err)
 {
-	int r = repin(nfd, pin_dir, name, err);
-
-	close(nfd);
-	close(old);
+	r = r ?: nfd < 0 ? nfd : repin(nfd, pin_dir, name, err);
+	if (nfd >= 0)
+		close(nfd);
+	if (old >= 0)
+		close(old);
 	return r;
 }
 
@@ -1155,7 +1157,7 @@ static int down_7_to_6(const char *pin_dir, struct ts_err *err)
 				r = ts_fail(err, TS_ERR_RUNTIME, "cannot copy backend %u: %s", id,
 					    strerror(errno));
 		}
-		r = r ?: nfd < 0 ? nfd : repin_abi6(old, nfd, pin_dir, "backends", err);
+		r = repin_abi6(r, old, nfd, pin_dir, "backends", err);
 		ts_migration_step("down-7-backends");
 	}
 	/* from here on: the kept ids are those layout 6's backends has */
@@ -1176,7 +1178,7 @@ static int down_7_to_6(const char *pin_dir, struct ts_err *err)
 			    : copy_kept(old, nfd, sizeof(struct ts_endpoint_key),
 					sizeof(struct ts_reply), false, kept_reply, keep,
 					"backend_addrs", err);
-		r = r ?: repin_abi6(old, nfd, pin_dir, "backend_addrs", err);
+		r = repin_abi6(r, old, nfd, pin_dir, "backend_addrs", err);
 	}
 	if (!r && pin7(pin_dir, "backend_stats", TS_ABI6_MAX_BACKENDS, BPF_MAP_TYPE_PERCPU_ARRAY,
 		       &old) >= 0) {
@@ -1185,7 +1187,7 @@ static int down_7_to_6(const char *pin_dir, struct ts_err *err)
 		r = nfd < 0 ? nfd
 			    : copy_kept(old, nfd, sizeof(__u32), sizeof(struct ts_backend_stats),
 					true, kept_id, keep, "backend_stats", err);
-		r = r ?: repin_abi6(old, nfd, pin_dir, "backend_stats", err);
+		r = repin_abi6(r, old, nfd, pin_dir, "backend_stats", err);
 	}
 	if (!r && pin7(pin_dir, "rollouts", TS_ABI6_MAX_SERVICES, BPF_MAP_TYPE_ARRAY, &old) >= 0) {
 		nfd = map_abi6(BPF_MAP_TYPE_ARRAY, "rollouts", sizeof(__u32),
@@ -1193,7 +1195,7 @@ static int down_7_to_6(const char *pin_dir, struct ts_err *err)
 		r = nfd < 0 ? nfd
 			    : copy_kept(old, nfd, sizeof(__u32), sizeof(struct ts_rollout), false,
 					kept_rollout, keep_svc, "rollouts", err);
-		r = r ?: repin_abi6(old, nfd, pin_dir, "rollouts", err);
+		r = repin_abi6(r, old, nfd, pin_dir, "rollouts", err);
 	}
 	/* tables: each kept service's, built again in layout 6's geometry */
 	if (!r && pin7(pin_dir, "tables", TS_ABI6_MAX_SERVICES, BPF_MAP_TYPE_ARRAY_OF_MAPS,
@@ -1224,7 +1226,7 @@ static int down_7_to_6(const char *pin_dir, struct ts_err *err)
 					    s[i].svc.name, strerror(errno));
 			close(t);
 		}
-		r = r ?: nfd < 0 ? nfd : repin_abi6(old, nfd, pin_dir, "tables", err);
+		r = repin_abi6(r, old, nfd, pin_dir, "tables", err);
 		ts_migration_step("down-7-tables");
 	}
 	if (!r && is7) {
@@ -1241,7 +1243,7 @@ static int down_7_to_6(const char *pin_dir, struct ts_err *err)
 				r = ts_fail(err, TS_ERR_RUNTIME, "cannot copy service %s: %s",
 					    s[i].svc.name, strerror(errno));
 		}
-		r = r ?: nfd < 0 ? nfd : repin_abi6(old, nfd, pin_dir, "services", err);
+		r = repin_abi6(r, old, nfd, pin_dir, "services", err);
 	}
 	snprintf(path, sizeof(path), "%s/service_names", pin_dir);
 	if (!r && unlink(path) && errno != ENOENT)
@@ -1278,19 +1280,22 @@ int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_loss
 {
 	struct ts_settings s = {};
 	struct ts_maps m;
-	__u32 layout, zero = 0;
+	__u32 layout, lowest, zero = 0;
 	int r;
 
 	memset(l, 0, sizeof(*l));
-	/* a step from every layout above `to` up to this build's */
-	for (__u32 at = TS_ABI_VERSION; at > to && at; at--)
-		if (!down_step_from(at))
-			to = 0;
-	if (!to || to >= TS_ABI_VERSION)
+	/* the layouts reached by steps from this build's: lowest up to it */
+	for (lowest = TS_ABI_VERSION; lowest > 1 && down_step_from(lowest); lowest--)
+		;
+	if (lowest == TS_ABI_VERSION)
 		return ts_fail(err, TS_ERR_USAGE,
-			       "--to-layout: this tcpshift (layout %u) downgrades to layout %u "
-			       "(release 0.2.0's) or %u",
-			       TS_ABI_VERSION, TS_ABI5_VERSION, TS_ABI6_VERSION);
+			       "--to-layout %u: this tcpshift (layout %u) has no downgrade", to,
+			       TS_ABI_VERSION);
+	if (to < lowest || to >= TS_ABI_VERSION)
+		return ts_fail(err, TS_ERR_USAGE,
+			       "--to-layout %u: this tcpshift (layout %u) downgrades to layouts "
+			       "%u to %u (5: release 0.2.0's)",
+			       to, TS_ABI_VERSION, lowest, TS_ABI_VERSION - 1);
 	r = ts_check_root(err) ?: ts_pinned_layout(pin_dir, &layout, err);
 	if (r)
 		return r;
