@@ -433,7 +433,8 @@ static void test_downgrade_7_to_6(void **state)
 {
 	struct ts_env *e = fixture_env(state, 0, TEST_SEED, TEST_MAX_FLOWS);
 	__u32 before[251], after[251], zero = 0, id, half6 = TS_TABLE_HALF(251, 256);
-	struct ts_endpoint_key vip = { .proto = IPPROTO_TCP, .family = TS_AF_INET, .port = htons(80) };
+	struct ts_endpoint_key vip = { .proto = IPPROTO_TCP, .family = TS_AF_INET,
+				       .port = htons(80) };
 	struct ts_service svc;
 	struct ts_service_abi6 svc6;
 	struct ts_settings st;
