@@ -2,8 +2,8 @@
 /*
  * Layout 6 (release 0.x before scaling): the map values and sizes whose layout
  * differs from today's (include/tcpshift.h), as that layout pinned them. Only
- * `load`'s migration (user/lib/migrate.c) and `unload` of such an instance
- * read them; layout 5 had the same for all of these.
+ * `load`'s migration and `downgrade` (user/lib/migrate.c) and `unload` of such
+ * an instance use them; layout 5 had the same for all of these.
  *
  * What layout 7 changed:
  *   services        value: pad became half_len, flags added; allocated as it fills

@@ -7,12 +7,17 @@
  * object pinned, then the maps layout 7 changed replaced by layout 6's and
  * service_names removed; for layout 5 also settings and counters replaced by
  * layout 5's and direct_pending removed.
+ *
+ * And the way back from layout 7 to 6 (`downgrade`): each map layout 7
+ * changed converted to layout 6's, tables rebuilt in layout 6's geometry, and
+ * a configuration layout 6 cannot hold refused with nothing changed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -92,6 +97,19 @@ static void pin_layout6_maps(const char *dir)
 		TS_ABI6_MAX_SERVICES, NULL);
 	snprintf(path, sizeof(path), "%s/service_names", dir);
 	ASSERT_EQ(unlink(path), 0, "no service_names before layout 7");
+}
+
+/* Entries of a hash map, counted by walking it. */
+static int map_entries(int fd, size_t key_size)
+{
+	char key[64], prev[64];
+	int n = 0;
+
+	while (!bpf_map_get_next_key(fd, n ? prev : NULL, key)) {
+		memcpy(prev, key, key_size);
+		n++;
+	}
+	return n;
 }
 
 static int open_pinned(const char *dir, const char *name)
@@ -386,6 +404,151 @@ static void test_newer_layout_recognised(void **state)
 	ASSERT_EQ(abi, TS_ABI_VERSION + 1, "newer layout recognised");
 }
 
+/* The backend ids of the live half of service id's table (its M slots). */
+static void live_slots(int tables, __u32 id, __u32 m, __u32 half_len, __u32 live, __u32 *out)
+{
+	struct ts_table_entry e;
+	__u32 inner_id, k;
+	int inner;
+
+	ASSERT_EQ(bpf_map_lookup_elem(tables, &id, &inner_id), 0, "the service's table");
+	inner = bpf_map_get_fd_by_id(inner_id);
+	ASSERT_TRUE(inner >= 0, "open the table");
+	for (__u32 i = 0; i < m; i++) {
+		k = live * half_len + i;
+		ASSERT_EQ(bpf_map_lookup_elem(inner, &k, &e), 0, "a slot");
+		out[i] = e.backend_id;
+	}
+	close(inner);
+}
+
+/*
+ * Layout 7 -> 6: settings say layout 6, the service's entry is layout 6's,
+ * its table has layout 6's halves (M + 1 + 256) with the same slots in its
+ * live half, backends, backend_addrs, backend_stats and rollouts have layout
+ * 6's types and sizes with the backends kept, service_names is gone, and the
+ * flows map is the same map.
+ */
+static void test_downgrade_7_to_6(void **state)
+{
+	struct ts_env *e = fixture_env(state, 0, TEST_SEED, TEST_MAX_FLOWS);
+	__u32 before[251], after[251], zero = 0, id, half6 = TS_TABLE_HALF(251, 256);
+	struct ts_endpoint_key vip = { .proto = IPPROTO_TCP, .family = TS_AF_INET,
+				       .port = htons(80) };
+	struct ts_service svc;
+	struct ts_service_abi6 svc6;
+	struct ts_settings st;
+	struct ts_backend be;
+	struct bpf_map_info info, flows_before, flows_after;
+	struct ts_losses lost;
+	struct ts_err err = {};
+	char path[256];
+	int fd;
+
+	env_service(e, "web", "198.18.0.10:80", 0);
+	env_backend(e, "web", "v1", "198.18.1.1:80", 30);
+	env_backend(e, "web", "v2", "198.18.1.2:80", 70);
+	vip.addr[0] = inet_addr("198.18.0.10");
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.services, &vip, &svc), 0, "the service");
+	ASSERT_EQ(svc.table_size, 251, "a table sized by 2 backends");
+	ASSERT_TRUE(svc.half_len < TS_TABLE_HALF(251, 256), "halves of layout 7's geometry");
+	live_slots(e->maps.tables, svc.id, 251, svc.half_len, svc.table_half, before);
+	ASSERT_EQ(pinned(e->pin_dir, "flows", &flows_before), 0, "flows");
+
+	ASSERT_OK(ts_downgrade(e->pin_dir, 6, false, &lost, &err), err, "downgrade to 6");
+	ASSERT_EQ(lost.n, 0, "nothing lost");
+
+	fd = open_pinned(e->pin_dir, "settings");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &st), 0, "settings");
+	ASSERT_EQ(st.abi_version, 6, "settings of layout 6");
+	ASSERT_EQ(st.seed, TEST_SEED, "the seed kept");
+	close(fd);
+	ASSERT_EQ(pinned(e->pin_dir, "services", &info), 0, "services");
+	ASSERT_EQ(info.value_size, sizeof(struct ts_service_abi6), "services of layout 6");
+	ASSERT_EQ(info.max_entries, TS_ABI6_MAX_SERVICES, "256 services");
+	ASSERT_EQ(info.map_flags, 0, "preallocated");
+	fd = open_pinned(e->pin_dir, "services");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &vip, &svc6), 0, "the service kept");
+	ASSERT_EQ(svc6.id, svc.id, "its id");
+	ASSERT_EQ(svc6.table_size, 251, "its M");
+	ASSERT_EQ(svc6.table_half, svc.table_half, "its live half");
+	ASSERT_EQ(strcmp(svc6.name, "web"), 0, "its name");
+	close(fd);
+	ASSERT_EQ(pinned(e->pin_dir, "tables", &info), 0, "tables");
+	ASSERT_EQ(info.max_entries, TS_ABI6_MAX_SERVICES, "256 tables");
+	fd = open_pinned(e->pin_dir, "tables");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &svc.id, &id), 0, "the service's table");
+	{
+		int inner = bpf_map_get_fd_by_id(id);
+		__u32 len = sizeof(info);
+
+		ASSERT_TRUE(inner >= 0, "the table");
+		ASSERT_EQ(bpf_obj_get_info_by_fd(inner, &info, &len), 0, "its info");
+		ASSERT_EQ(info.max_entries, 2 * half6, "halves of M + 1 + 256");
+		close(inner);
+	}
+	live_slots(fd, svc.id, 251, half6, svc.table_half, after);
+	ASSERT_EQ(memcmp(before, after, sizeof(before)), 0, "the same slots in the live half");
+	close(fd);
+	ASSERT_EQ(pinned(e->pin_dir, "backends", &info), 0, "backends");
+	ASSERT_EQ(info.max_entries, TS_ABI6_MAX_BACKENDS, "4,096 backends");
+	fd = open_pinned(e->pin_dir, "backends");
+	id = before[0];
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &id, &be), 0, "a backend of the table");
+	ASSERT_EQ(be.state, TS_BACKEND_ACTIVE, "kept");
+	close(fd);
+	ASSERT_EQ(pinned(e->pin_dir, "backend_addrs", &info), 0, "backend_addrs");
+	ASSERT_EQ(info.map_flags, 0, "backend_addrs preallocated");
+	ASSERT_EQ(info.max_entries, TS_ABI6_MAX_BACKENDS, "backend_addrs of 4,096");
+	fd = open_pinned(e->pin_dir, "backend_addrs");
+	ASSERT_EQ(map_entries(fd, sizeof(struct ts_endpoint_key)), 2, "both backends' addresses");
+	close(fd);
+	ASSERT_EQ(pinned(e->pin_dir, "backend_stats", &info), 0, "backend_stats");
+	ASSERT_EQ(info.type, BPF_MAP_TYPE_PERCPU_ARRAY, "backend_stats a per-CPU array");
+	ASSERT_EQ(info.max_entries, TS_ABI6_MAX_BACKENDS, "backend_stats of 4,096");
+	ASSERT_EQ(pinned(e->pin_dir, "rollouts", &info), 0, "rollouts");
+	ASSERT_EQ(info.max_entries, TS_ABI6_MAX_SERVICES, "rollouts of 256");
+	snprintf(path, sizeof(path), "%s/service_names", e->pin_dir);
+	ASSERT_TRUE(access(path, F_OK) && errno == ENOENT, "no service_names");
+	ASSERT_EQ(pinned(e->pin_dir, "flows", &flows_after), 0, "flows");
+	ASSERT_EQ(flows_after.id, flows_before.id, "flows the same map");
+	/* run again: nothing left to do */
+	ASSERT_OK(ts_downgrade(e->pin_dir, 6, false, &lost, &err), err, "downgrade again");
+}
+
+/* 300 services do not fit layout 6's 256: refused, every pin the same. */
+static void test_downgrade_7_to_6_refuses_a_loss(void **state)
+{
+	struct ts_env *e = fixture_env(state, 0, TEST_SEED, TEST_MAX_FLOWS);
+	struct bpf_map_info services, settings, info;
+	struct ts_losses lost;
+	struct ts_err err = {};
+	char name[32], vip[32];
+
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		snprintf(vip, sizeof(vip), "198.18.%d.%d:80", 2 + i / 200, 1 + i % 200);
+		env_service(e, name, vip, 0);
+	}
+	ASSERT_EQ(pinned(e->pin_dir, "services", &services), 0, "services");
+	ASSERT_EQ(pinned(e->pin_dir, "settings", &settings), 0, "settings");
+	ASSERT_EQ(ts_downgrade(e->pin_dir, 6, false, &lost, &err), -TS_ERR_USAGE, "refused");
+	ASSERT_TRUE(strstr(err.msg, "44 of 300 services") != NULL, err.msg);
+	ASSERT_TRUE(strstr(err.msg, "--accept-loss") != NULL, err.msg);
+	ASSERT_EQ(pinned(e->pin_dir, "services", &info), 0, "services");
+	ASSERT_EQ(info.id, services.id, "services the same map");
+	ASSERT_EQ(pinned(e->pin_dir, "settings", &info), 0, "settings");
+	ASSERT_EQ(info.id, settings.id, "settings the same map");
+	/* accepted: the 256 services that fit are kept */
+	ASSERT_OK(ts_downgrade(e->pin_dir, 6, true, &lost, &err), err, "downgrade, loss accepted");
+	{
+		int fd = open_pinned(e->pin_dir, "services");
+
+		ASSERT_EQ(map_entries(fd, sizeof(struct ts_endpoint_key)), 256, "256 services");
+		close(fd);
+	}
+}
+
 int run_migrate_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -393,6 +556,8 @@ int run_migrate_tests(void)
 		TEST(test_migrate_abi5_pin_dir),
 		TEST(test_migrate_abi6_pin_dir),
 		TEST(test_newer_layout_recognised),
+		TEST(test_downgrade_7_to_6),
+		TEST(test_downgrade_7_to_6_refuses_a_loss),
 	};
 
 	return cmocka_run_group_tests_name("migration from older layouts", tests, NULL, NULL);

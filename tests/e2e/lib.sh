@@ -66,6 +66,12 @@ for _dev in "${E2E_DEVS[@]}"; do
 	E2E_DEV_ARGS+=(--dev "$_dev")
 done
 E2E_DEV_ARGS+=("${E2E_MODE_ARGS[@]}")
+# The same for release 0.2.0's load (e2e_release), which has no --handshakes:
+# its XDP program leaves handshakes to tc, as --handshakes tc does.
+E2E_OLD_DEV_ARGS=("${E2E_DEV_ARGS[@]}")
+if [ "$E2E_MODE" = xdp ] && [ "$E2E_HANDSHAKES" = tc ]; then
+	E2E_OLD_DEV_ARGS=("${E2E_DEV_ARGS[@]:0:${#E2E_DEV_ARGS[@]}-2}")
+fi
 unset _dev
 
 VIP4='198.18.100.1:8008'

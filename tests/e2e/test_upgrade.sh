@@ -32,7 +32,7 @@ old_ts() {
 e2e_topology
 e2e_senders_tx off	# xdp mode: the old build's XDP needs complete checksums
 E2E_LOADED=1
-must "load by release $RELEASE" old_ts load "${E2E_DEV_ARGS[@]}" --seed "$E2E_SEED"
+must "load by release $RELEASE" old_ts load "${E2E_OLD_DEV_ARGS[@]}" --seed "$E2E_SEED"
 must "service add (old)" old_ts service add tcp-echo "$VIP4"
 must "backend add v1 (old)" old_ts backend add tcp-echo v1 "$V1_4" --weight 30
 must "backend add v2 (old)" old_ts backend add tcp-echo v2 "$V2_4" --weight 70
@@ -107,7 +107,7 @@ fi
 
 # Killed at each step: the instance left works, and `load` completes it.
 must "unload" ts unload
-must "load by release $RELEASE again" old_ts load "${E2E_DEV_ARGS[@]}" --seed "$E2E_SEED"
+must "load by release $RELEASE again" old_ts load "${E2E_OLD_DEV_ARGS[@]}" --seed "$E2E_SEED"
 must "import (old)" old_ts import - <<<"$export_before"
 many_cmd "open" 10 >/dev/null
 killed_ok=0

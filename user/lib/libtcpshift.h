@@ -442,13 +442,14 @@ struct ts_losses {
 	char	what[TS_LOSSES_MAX][200];
 };
 /* Hand the instance under pin_dir to an older release: its pins converted to
- * layout `to` (today: 5) in place, the running programs left attached, for
+ * layout `to` (6, or 5: release 0.2.0's) in place, the running programs left attached, for
  * that release's `load` to reuse. What it would lose is listed in l; unless
  * accept_loss, a loss refuses it (TS_ERR_USAGE) with nothing changed. Run
  * again, it completes a killed one. */
 int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_losses *l,
 		 struct ts_err *err);
 void ts_service_from_abi6(const struct ts_service_abi6 *in, struct ts_service *out);
+void ts_service_to_abi6(const struct ts_service *in, struct ts_service_abi6 *out);
 /* A backend id's counters, all zero (the entry made when the id is given). */
 int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err);
 /* Add per-CPU counters 0..nfrom-1 of from_fd into to_fd's. */

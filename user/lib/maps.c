@@ -228,6 +228,7 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 	 * "not ours" is the more useful news */
 	for (size_t i = 0; i < n; i++) {
 		int fd, *slot = named_fd(m, layout[i].name);
+		struct ts_map_layout today;
 
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, layout[i].name);
 		fd = bpf_obj_get(path);
@@ -241,10 +242,16 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 			missing = missing ?: layout[i].name;
 			continue;
 		}
+		today = layout[i];
 		if ((flags & TS_OPEN_OLDER) && !ts_pinned_layout(pin_dir, &abi, NULL) &&
 		    abi < TS_ABI_VERSION)
 			ts_layout_older(abi, &layout[i]);
 		r = ts_map_check(fd, path, &layout[i], err);
+		/* a downgrade killed after its commit point leaves maps it has not
+		 * converted yet in today's layout (run again, it converts them) */
+		if (r && abi < TS_ABI_VERSION && (flags & TS_OPEN_OLDER) &&
+		    !ts_map_check(fd, path, &today, NULL))
+			r = 0;
 		if (!r)
 			m->owner.map_id[m->owner.n++] = map_id(fd);
 		if (r || !slot) {

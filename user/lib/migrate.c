@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -31,6 +32,7 @@
 #include "libtcpshift.h"
 #include "tcpshift_abi5.h"
 #include "tcpshift_abi6.h"
+#include "table.h"
 
 /* Where the replaced maps are pinned before they are renamed into place (bpffs
  * takes no name with a dot). */
@@ -747,13 +749,521 @@ out:
 	return r;
 }
 
-/* The steps, one per layout; a newer layout adds its step to the previous one
- * here (its pins then go through every step down to the one asked for). */
+/* ---- 7 -> 6: back to layout 6's limits and table geometry ---------------------- */
+
+/* A half of a layout-6 table of M slots: room for 256 backends. */
+#define ABI6_HALF(m)	TS_TABLE_HALF(m, TS_ABI6_MAX_SERVICE_BACKENDS)
+
+/* A service of layout 7 as layout 6 would hold it. */
+struct service7 {
+	struct ts_endpoint_key	key;
+	struct ts_service	svc;
+	__u32			n;	/* backends its live table lists */
+	struct ts_table_entry	*be;	/* their (id, weight), sorted by name */
+	const char		*unfit;	/* why layout 6 cannot hold it; NULL: it can */
+};
+
+static void services7_free(struct service7 *s, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++)
+		free(s[i].be);
+	free(s);
+}
+
+/* The configuration of a service's live table (entries M..M+n of its live
+ * half), from layout 7's table or from the layout-6 one a killed run made
+ * already (halves of either geometry: half the table). */
+static int service7_read_table(int tables, struct service7 *c, struct ts_err *err)
+{
+	struct bpf_map_info info, outer;
+	struct ts_table_entry e;
+	__u32 inner_id, at;
+	int inner, r = 0;
+
+	if (bpf_map_lookup_elem(tables, &c->svc.id, &inner_id) ||
+	    (inner = bpf_map_get_fd_by_id(inner_id)) < 0) {
+		/* layout 6's tables made by a killed run: no table, not kept */
+		if (!map_info(tables, &outer) && outer.max_entries == TS_ABI6_MAX_SERVICES) {
+			c->unfit = "no table in layout 6's";
+			return 0;
+		}
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot open the table of service %s: %s",
+			       c->svc.name, strerror(errno));
+	}
+	if (map_info(inner, &info)) {
+		close(inner);
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot inspect the table of %s: %s",
+			       c->svc.name, strerror(errno));
+	}
+	at = c->svc.table_half * (info.max_entries / 2) + c->svc.table_size;
+	if (bpf_map_lookup_elem(inner, &at, &e) || e.backend_id > TS_MAX_SERVICE_BACKENDS ||
+	    !(c->be = calloc(e.backend_id ?: 1, sizeof(*c->be))))
+		r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
+			    c->svc.name);
+	for (__u32 i = 0; !r && i < e.backend_id; i++, c->n++) {
+		__u32 k = at + 1 + i;
+
+		if (bpf_map_lookup_elem(inner, &k, &c->be[i]))
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read the table of %s: %s",
+				    c->svc.name, strerror(errno));
+	}
+	close(inner);
+	return r;
+}
+
+/* Every service of a layout-7 `services` pin, each with its backends and
+ * whether layout 6 can hold it (*is7 false: the pin is layout 6's already). */
+static int services7_read(const char *pin_dir, struct service7 **out, size_t *n, bool *is7,
+			  struct ts_err *err)
+{
+	int services = open_pin(pin_dir, "services"), tables = open_pin(pin_dir, "tables");
+	struct ts_endpoint_key key, prev;
+	struct service7 *s = NULL;
+	struct bpf_map_info info;
+	bool first = true;
+	int r = 0;
+
+	*n = 0;
+	*is7 = services >= 0 && tables >= 0 && !map_info(services, &info) &&
+	       info.value_size == sizeof(struct ts_service);
+	if (!*is7)
+		goto out;
+	s = calloc(TS_MAX_SERVICES, sizeof(*s));
+	if (!s)
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	while (!r && *n < TS_MAX_SERVICES &&
+	       !bpf_map_get_next_key(services, first ? NULL : &prev, &key)) {
+		struct service7 *c = &s[*n];
+
+		first = false;
+		prev = key;
+		if (bpf_map_lookup_elem(services, &key, &c->svc))
+			continue;
+		c->key = key;
+		(*n)++;
+		r = service7_read_table(tables, c, err);
+		if (c->unfit)
+			continue;
+		if (c->svc.id >= TS_ABI6_MAX_SERVICES)
+			c->unfit = "a service id from 256 on";
+		else if (c->n > TS_ABI6_MAX_SERVICE_BACKENDS)
+			c->unfit = "more than 256 backends";
+		for (__u32 i = 0; !c->unfit && i < c->n; i++)
+			if (c->be[i].backend_id >= TS_ABI6_MAX_BACKENDS)
+				c->unfit = "a backend id from 4,096 on";
+	}
+out:
+	if (services >= 0)
+		close(services);
+	if (tables >= 0)
+		close(tables);
+	if (r) {
+		services7_free(s, *n);
+		*n = 0;
+		s = NULL;
+	}
+	*out = s;
+	return r;
+}
+
+/* keep[id], id < 4,096: backend id of layout 7's `backends` that layout 6
+ * keeps (in use, and not a backend of a service it cannot hold); the number
+ * in use it does not keep in *dropped. */
+static int backends7_kept(const char *pin_dir, const struct service7 *s, size_t n, bool *keep,
+			  __u32 *dropped, struct ts_err *err)
+{
+	int fd = open_pin(pin_dir, "backends");
+	struct ts_backend be;
+	bool *unfit = calloc(TS_MAX_BACKENDS, sizeof(*unfit));
+
+	*dropped = 0;
+	if (fd < 0 || !unfit) {
+		free(unfit);
+		if (fd >= 0)
+			close(fd);
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read %s/backends: %s", pin_dir,
+			       fd < 0 ? strerror(errno) : "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		for (__u32 j = 0; s[i].unfit && j < s[i].n; j++)
+			if (s[i].be[j].backend_id < TS_MAX_BACKENDS)
+				unfit[s[i].be[j].backend_id] = true;
+	for (__u32 id = 0; id < TS_MAX_BACKENDS; id++) {
+		bool used = !bpf_map_lookup_elem(fd, &id, &be) && be.state != TS_BACKEND_FREE;
+
+		if (id < TS_ABI6_MAX_BACKENDS)
+			keep[id] = used && !unfit[id];
+		if (used && (id >= TS_ABI6_MAX_BACKENDS || unfit[id]))
+			(*dropped)++;
+	}
+	free(unfit);
+	close(fd);
+	return 0;
+}
+
+/* Layout 7 -> 6 loses what does not fit layout 6's limits: services with an
+ * id from 256 on (there are more than 256 if any), more than 256 backends or
+ * a backend id from 4,096 on (more than 4,096 backends in all), each with its
+ * backends, their flows, counters and rollout. Nothing else: every other map
+ * is kept or converted whole. */
+static int lost_7_to_6(const char *pin_dir, struct ts_losses *l, struct ts_err *err)
+{
+	bool keep[TS_ABI6_MAX_BACKENDS];
+	struct service7 *s;
+	struct ts_settings st;
+	size_t n, nunfit = 0, first = 0;
+	__u32 dropped = 0, zero = 0;
+	int fd = open_pin(pin_dir, "settings"), r;
+	bool is7;
+
+	/* a change killed under the lock leaves what only layout 7 repairs */
+	if (fd >= 0 && !bpf_map_lookup_elem(fd, &zero, &st) &&
+	    st.abi_version == TS_ABI_VERSION && (st.flags & TS_SETTINGS_F_CHANGING)) {
+		close(fd);
+		return ts_fail(err, TS_ERR_RUNTIME,
+			       "a change under %s was interrupted: make any change with this "
+			       "tcpshift first (it repairs what was left), then downgrade; "
+			       "nothing was changed",
+			       pin_dir);
+	}
+	if (fd >= 0)
+		close(fd);
+	r = services7_read(pin_dir, &s, &n, &is7, err);
+	if (r || !is7)
+		return r;
+	for (size_t i = n; i-- > 0;)
+		if (s[i].unfit) {
+			nunfit++;
+			first = i;
+		}
+	r = backends7_kept(pin_dir, s, n, keep, &dropped, err);
+	if (!r && nunfit)
+		lost(l, "%zu of %zu services, layout 6 holding 256 services of 256 backends, "
+		     "4,096 in all (%s: %s)",
+		     nunfit, n, s[first].svc.name, s[first].unfit);
+	if (!r && dropped)
+		lost(l, "%u backends (of those services, or ids from 4,096 on) with their flows",
+		     dropped);
+	services7_free(s, n);
+	return r;
+}
+
+/* A map of layout 6's kind in place of a layout-7 pin (inner_fd: of an array
+ * of maps, else 0). */
+static int map_abi6(enum bpf_map_type type, const char *name, __u32 key_size, __u32 value_size,
+		    __u32 max_entries, int inner_fd, struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .inner_map_fd = inner_fd);
+	int fd = bpf_map_create(type, name, key_size, value_size, max_entries, &opts);
+
+	if (fd < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot create layout 6's %s: %s", name,
+			       strerror(errno));
+	return fd;
+}
+
+/* The layout-6 table of service c (at its M, halves of M + 1 + 256), its live
+ * half built again from its configuration, the other one empty. */
+static int table_abi6(const struct service7 *c, int backends, struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	__u32 half = ABI6_HALF(c->svc.table_size), h = c->svc.table_half;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = (2 * (size_t)half * sizeof(struct ts_table_entry) + page - 1) / page * page;
+	struct ts_backend_cfg *b = calloc(c->n ?: 1, sizeof(*b));
+	struct ts_table_entry *e;
+	char name[BPF_OBJ_NAME_LEN];
+	int fd, r = 0;
+
+	snprintf(name, sizeof(name), "ts_table_%u", c->svc.id);
+	fd = b ? bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(__u32),
+				sizeof(struct ts_table_entry), 2 * half, &opts)
+	       : -1;
+	if (fd < 0) {
+		free(b);
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot create layout 6's table of %s: %s",
+			       c->svc.name, b ? strerror(errno) : "out of memory");
+	}
+	for (__u32 i = 0; !r && i < c->n; i++) {
+		b[i].id = c->be[i].backend_id;
+		b[i].weight = c->be[i].weight;
+		if (bpf_map_lookup_elem(backends, &b[i].id, &b[i].be))
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read backend %u: %s", b[i].id,
+				    strerror(errno));
+	}
+	e = r ? MAP_FAILED : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (!r && e == MAP_FAILED)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot map layout 6's table of %s: %s",
+			    c->svc.name, strerror(errno));
+	if (!r) {
+		r = table_write_half(e + h * half, c->svc.table_size, b, c->n, err);
+		r = r ?: table_write_half(e + (1 - h) * half, c->svc.table_size, NULL, 0, err);
+		munmap(e, len);
+	}
+	free(b);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+void ts_service_to_abi6(const struct ts_service *in, struct ts_service_abi6 *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = in->id;
+	out->table_size = in->table_size;
+	out->table_half = in->table_half;
+	memcpy(out->name, in->name, sizeof(out->name));
+	out->health = in->health;
+	/* half_len: layout 6's is TS_TABLE_HALF(M, 256), its tables are made so;
+	 * flags: layout 6 always takes table_size as given */
+}
+
+/* The pin name, if it has layout 7's geometry (max_entries, type or flags
+ * other than layout 6's), open in *fd; else -1 there. */
+static int pin7(const char *pin_dir, const char *name, __u32 max6, enum bpf_map_type type6,
+		int *fd)
+{
+	struct bpf_map_info info;
+
+	*fd = open_pin(pin_dir, name);
+	if (*fd >= 0 && !map_info(*fd, &info) && info.max_entries == max6 &&
+	    info.type == type6 && !(info.map_flags & BPF_F_NO_PREALLOC)) {
+		close(*fd);
+		*fd = -1;
+	}
+	return *fd;
+}
+
+/* Copy the entries of from whose key (a __u32 id) or value's backend_id passes
+ * keep into to (value_size bytes per CPU when percpu). */
+static int copy_kept(int from, int to, size_t key_size, size_t value_size, bool percpu,
+		     bool (*keep)(const void *key, const void *value, const bool *kept),
+		     const bool *kept, const char *what, struct ts_err *err)
+{
+	int ncpus = percpu ? libbpf_num_possible_cpus() : 1;
+	char key[64], prev[64];
+	void *value = calloc((size_t)(ncpus > 0 ? ncpus : 1), (value_size + 7) / 8 * 8);
+	bool first = true;
+	int r = value ? 0 : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+
+	while (!r && !bpf_map_get_next_key(from, first ? NULL : prev, key)) {
+		first = false;
+		memcpy(prev, key, key_size);
+		if (bpf_map_lookup_elem(from, key, value) || !keep(key, value, kept))
+			continue;
+		if (bpf_map_update_elem(to, key, value, BPF_ANY))
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot copy %s into layout 6's: %s",
+				    what, strerror(errno));
+	}
+	free(value);
+	return r;
+}
+
+static bool kept_id(const void *key, const void *value, const bool *kept)
+{
+	__u32 id = *(const __u32 *)key;
+
+	(void)value;
+	return id < TS_ABI6_MAX_BACKENDS && kept[id];
+}
+
+static bool kept_reply(const void *key, const void *value, const bool *kept)
+{
+	__u32 id = ((const struct ts_reply *)value)->backend_id;
+
+	(void)key;
+	return id < TS_ABI6_MAX_BACKENDS && kept[id];
+}
+
+static bool kept_rollout(const void *key, const void *value, const bool *kept)
+{
+	__u32 id = *(const __u32 *)key;
+
+	(void)value;
+	return id < TS_ABI6_MAX_SERVICES && kept[id];
+}
+
+/* Unless r (or nfd < 0: its error), replace pin name (open in old, layout
+ * 7's) by nfd; both closed after, whatever happened. */
+static int repin_abi6(int r, int old, int nfd, const char *pin_dir, const char *name,
+		      struct ts_err *err)
+{
+	r = r ?: nfd < 0 ? nfd : repin(nfd, pin_dir, name, err);
+	if (nfd >= 0)
+		close(nfd);
+	if (old >= 0)
+		close(old);
+	return r;
+}
+
+/*
+ * settings first (the commit point: from there on the instance is layout 6's,
+ * and a run again finishes what is left), then each map that is still layout
+ * 7's, in an order in which every one is converted from pins of layout 7:
+ * backends (which ids layout 6 keeps: from services and tables), backend_addrs,
+ * backend_stats and rollouts (from the kept backends), tables (from services),
+ * services, and service_names removed.
+ */
+static int down_7_to_6(const char *pin_dir, struct ts_err *err)
+{
+	bool keep[TS_ABI6_MAX_BACKENDS] = {}, keep_svc[TS_ABI6_MAX_SERVICES] = {};
+	int fd = open_pin(pin_dir, "settings"), old, nfd, backends = -1, r = 0;
+	struct service7 *s = NULL;
+	struct ts_settings st;
+	__u32 zero = 0, dropped;
+	char path[TS_PIN_DIR_MAX];
+	size_t n = 0;
+	bool is7 = false;
+
+	if (fd < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/settings: %s", pin_dir,
+			       strerror(errno));
+	if (!bpf_map_lookup_elem(fd, &zero, &st) && st.abi_version == TS_ABI_VERSION) {
+		st.abi_version = TS_ABI6_VERSION;
+		st.flags &= ~TS_SETTINGS_F_CHANGING;	/* not layout 6's */
+		nfd = map_like(fd, sizeof(st), 1, err);
+		if (nfd < 0) {
+			close(fd);
+			return nfd;
+		}
+		if (bpf_map_update_elem(nfd, &zero, &st, BPF_ANY))
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot write layout 6's settings: %s",
+				    strerror(errno));
+		r = r ?: repin(nfd, pin_dir, "settings", err);
+		close(nfd);
+		if (r) {
+			close(fd);
+			return r;
+		}
+		ts_migration_step("down-7-settings");
+	}
+	close(fd);
+	r = services7_read(pin_dir, &s, &n, &is7, err);
+	for (size_t i = 0; i < n; i++)
+		if (!s[i].unfit)
+			keep_svc[s[i].svc.id] = true;
+	/* backends: the ids layout 6 keeps, in its 4,096 */
+	if (!r && pin7(pin_dir, "backends", TS_ABI6_MAX_BACKENDS, BPF_MAP_TYPE_ARRAY, &old) >= 0) {
+		r = backends7_kept(pin_dir, s, n, keep, &dropped, err);
+		nfd = r ? -1 : map_abi6(BPF_MAP_TYPE_ARRAY, "backends", sizeof(__u32),
+					sizeof(struct ts_backend), TS_ABI6_MAX_BACKENDS, 0, err);
+		for (__u32 id = 0; nfd >= 0 && !r && id < TS_ABI6_MAX_BACKENDS; id++) {
+			struct ts_backend be;
+
+			if (keep[id] && (bpf_map_lookup_elem(old, &id, &be) ||
+					 bpf_map_update_elem(nfd, &id, &be, BPF_ANY)))
+				r = ts_fail(err, TS_ERR_RUNTIME, "cannot copy backend %u: %s", id,
+					    strerror(errno));
+		}
+		r = repin_abi6(r, old, nfd, pin_dir, "backends", err);
+		ts_migration_step("down-7-backends");
+	}
+	/* from here on: the kept ids are those layout 6's backends has */
+	backends = r ? -1 : open_pin(pin_dir, "backends");
+	for (__u32 id = 0; backends >= 0 && id < TS_ABI6_MAX_BACKENDS; id++) {
+		struct ts_backend be;
+
+		keep[id] = !bpf_map_lookup_elem(backends, &id, &be) && be.state != TS_BACKEND_FREE;
+	}
+	if (!r && backends < 0)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/backends: %s", pin_dir,
+			    strerror(errno));
+	if (!r && pin7(pin_dir, "backend_addrs", TS_ABI6_MAX_BACKENDS, BPF_MAP_TYPE_HASH,
+		       &old) >= 0) {
+		nfd = map_abi6(BPF_MAP_TYPE_HASH, "backend_addrs", sizeof(struct ts_endpoint_key),
+			       sizeof(struct ts_reply), TS_ABI6_MAX_BACKENDS, 0, err);
+		r = nfd < 0 ? nfd
+			    : copy_kept(old, nfd, sizeof(struct ts_endpoint_key),
+					sizeof(struct ts_reply), false, kept_reply, keep,
+					"backend_addrs", err);
+		r = repin_abi6(r, old, nfd, pin_dir, "backend_addrs", err);
+	}
+	if (!r && pin7(pin_dir, "backend_stats", TS_ABI6_MAX_BACKENDS, BPF_MAP_TYPE_PERCPU_ARRAY,
+		       &old) >= 0) {
+		nfd = map_abi6(BPF_MAP_TYPE_PERCPU_ARRAY, "backend_stats", sizeof(__u32),
+			       sizeof(struct ts_backend_stats), TS_ABI6_MAX_BACKENDS, 0, err);
+		r = nfd < 0 ? nfd
+			    : copy_kept(old, nfd, sizeof(__u32), sizeof(struct ts_backend_stats),
+					true, kept_id, keep, "backend_stats", err);
+		r = repin_abi6(r, old, nfd, pin_dir, "backend_stats", err);
+	}
+	if (!r && pin7(pin_dir, "rollouts", TS_ABI6_MAX_SERVICES, BPF_MAP_TYPE_ARRAY, &old) >= 0) {
+		nfd = map_abi6(BPF_MAP_TYPE_ARRAY, "rollouts", sizeof(__u32),
+			       sizeof(struct ts_rollout), TS_ABI6_MAX_SERVICES, 0, err);
+		r = nfd < 0 ? nfd
+			    : copy_kept(old, nfd, sizeof(__u32), sizeof(struct ts_rollout), false,
+					kept_rollout, keep_svc, "rollouts", err);
+		r = repin_abi6(r, old, nfd, pin_dir, "rollouts", err);
+	}
+	/* tables: each kept service's, built again in layout 6's geometry */
+	if (!r && pin7(pin_dir, "tables", TS_ABI6_MAX_SERVICES, BPF_MAP_TYPE_ARRAY_OF_MAPS,
+		       &old) >= 0) {
+		LIBBPF_OPTS(bpf_map_create_opts, opts,
+			    .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+		int inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_table_map", sizeof(__u32),
+					   sizeof(struct ts_table_entry), 1, &opts);
+
+		nfd = inner < 0 ? ts_fail(err, TS_ERR_RUNTIME, "cannot create a table: %s",
+					  strerror(errno))
+				: map_abi6(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tables", sizeof(__u32),
+					   sizeof(__u32), TS_ABI6_MAX_SERVICES, inner, err);
+		if (inner >= 0)
+			close(inner);
+		for (size_t i = 0; nfd >= 0 && !r && i < n; i++) {
+			int t;
+
+			if (s[i].unfit)
+				continue;
+			t = table_abi6(&s[i], backends, err);
+			if (t < 0) {
+				r = t;
+				break;
+			}
+			if (bpf_map_update_elem(nfd, &s[i].svc.id, &t, BPF_ANY))
+				r = ts_fail(err, TS_ERR_RUNTIME, "cannot store the table of %s: %s",
+					    s[i].svc.name, strerror(errno));
+			close(t);
+		}
+		r = repin_abi6(r, old, nfd, pin_dir, "tables", err);
+		ts_migration_step("down-7-tables");
+	}
+	if (!r && is7) {
+		old = open_pin(pin_dir, "services");
+		nfd = map_abi6(BPF_MAP_TYPE_HASH, "services", sizeof(struct ts_endpoint_key),
+			       sizeof(struct ts_service_abi6), TS_ABI6_MAX_SERVICES, 0, err);
+		for (size_t i = 0; nfd >= 0 && !r && i < n; i++) {
+			struct ts_service_abi6 v;
+
+			if (s[i].unfit)
+				continue;
+			ts_service_to_abi6(&s[i].svc, &v);
+			if (bpf_map_update_elem(nfd, &s[i].key, &v, BPF_ANY))
+				r = ts_fail(err, TS_ERR_RUNTIME, "cannot copy service %s: %s",
+					    s[i].svc.name, strerror(errno));
+		}
+		r = repin_abi6(r, old, nfd, pin_dir, "services", err);
+	}
+	snprintf(path, sizeof(path), "%s/service_names", pin_dir);
+	if (!r && unlink(path) && errno != ENOENT)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot remove %s: %s", path, strerror(errno));
+	if (!r)
+		ts_migration_clean(pin_dir);
+	if (backends >= 0)
+		close(backends);
+	services7_free(s, n);
+	return r;
+}
+
+/* The steps, one per layout, newest first; a newer layout adds its step here
+ * (its pins then go through every step down to the one asked for). */
 static const struct down_step {
 	__u32	from;	/* takes layout from's pins to layout from - 1's */
 	int	(*lost)(const char *pin_dir, struct ts_losses *l, struct ts_err *err);
 	int	(*apply)(const char *pin_dir, struct ts_err *err);
 } down_steps[] = {
+	{ 7, lost_7_to_6, down_7_to_6 },
 	{ 6, lost_6_to_5, down_6_to_5 },
 };
 
@@ -770,15 +1280,22 @@ int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_loss
 {
 	struct ts_settings s = {};
 	struct ts_maps m;
-	__u32 layout, zero = 0;
+	__u32 layout, lowest, zero = 0;
 	int r;
 
 	memset(l, 0, sizeof(*l));
-	if (!to || to > TS_ABI_VERSION || !down_step_from(to + 1))
+	/* the layouts reached by steps from this build's: lowest up to it */
+	for (lowest = TS_ABI_VERSION; lowest > 1 && down_step_from(lowest); lowest--)
+		;
+	if (lowest == TS_ABI_VERSION)
 		return ts_fail(err, TS_ERR_USAGE,
-			       "--to-layout %u: this tcpshift (layout %u) downgrades to layout %u, "
-			       "release 0.2.0's",
-			       to, TS_ABI_VERSION, TS_ABI5_VERSION);
+			       "--to-layout %u: this tcpshift (layout %u) has no downgrade", to,
+			       TS_ABI_VERSION);
+	if (to < lowest || to >= TS_ABI_VERSION)
+		return ts_fail(err, TS_ERR_USAGE,
+			       "--to-layout %u: this tcpshift (layout %u) downgrades to layouts "
+			       "%u to %u (5: release 0.2.0's)",
+			       to, TS_ABI_VERSION, lowest, TS_ABI_VERSION - 1);
 	r = ts_check_root(err) ?: ts_pinned_layout(pin_dir, &layout, err);
 	if (r)
 		return r;
@@ -827,9 +1344,10 @@ int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_loss
 			    "(--accept-loss to downgrade anyway)",
 			    to, what);
 	}
-	/* down to `to`; at `to` already, the last step completes what a killed
-	 * run of it left (or finds nothing to do) */
-	for (__u32 at = layout > to ? layout : to + 1; !r && at > to; at--)
+	/* every step down to `to`, each doing only what is left: one killed
+	 * after its commit point (its layout in force, some of its maps not
+	 * converted yet) is finished, a step already done finds nothing to do */
+	for (__u32 at = TS_ABI_VERSION; !r && at > to; at--)
 		r = down_step_from(at)->apply(pin_dir, err);
 	ts_maps_close(&m);
 	return r;
