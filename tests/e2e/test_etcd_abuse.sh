@@ -144,7 +144,7 @@ scenario "100000 '[' as the document" doc_nested 16 \
 	'revision 16 REJECTED: line 1, column 17: nested deeper than 16 levels' \
 	$R 15
 scenario "1.5 MB of {}, as the document" doc_flat 17 \
-	'revision 17 REJECTED: line 1, column [0-9]+: more than 8192 arrays and objects' \
+	'revision 17 REJECTED: line 1, column [0-9]+: more than 16384 arrays and objects' \
 	$R 15
 scenario "a 50 MB watch event" watch_huge 18 \
 	'a watch message of more than 2162688 bytes: refused unread' \

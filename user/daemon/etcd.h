@@ -31,6 +31,11 @@
 #define TS_ETCD_JSON_DEPTH	16
 #define TS_ETCD_JSON_CONTAINERS	1024
 #define TS_ETCD_JSON_VALUES	8192
+/* A document from etcd (at most TS_ETCD_VALUE_MAX bytes): json-c spends about
+ * a kilobyte on each array or object, so its shape is bounded to keep the
+ * agent's tree of it near 16 MiB; about 3,000 services of 2 backends. */
+#define TS_ETCD_DOC_CONTAINERS	16384
+#define TS_ETCD_DOC_VALUES	65536
 
 struct ts_etcd_url {
 	size_t	nendpoints;	/* tried in turn */

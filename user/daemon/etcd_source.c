@@ -463,6 +463,11 @@ static void reject(struct etcd_source *s, __s64 revision, const char *why)
 /* A change to the key (or the key at a range read): applied once. */
 static void consider(struct etcd_source *s, const struct ts_etcd_kv *kv)
 {
+	static const struct ts_json_limits doc_limits = {
+		.depth = TS_ETCD_JSON_DEPTH,
+		.containers = TS_ETCD_DOC_CONTAINERS,
+		.values = TS_ETCD_DOC_VALUES,
+	};
 	struct ts_plan plan = {};
 	struct ts_doc doc;
 	struct ts_err err;
@@ -491,7 +496,7 @@ static void consider(struct etcd_source *s, const struct ts_etcd_kv *kv)
 		status_set(s, "rejected", err.msg);
 		return;
 	}
-	if (ts_doc_parse(kv->value, kv->len, &doc, &err)) {
+	if (ts_doc_parse_limited(kv->value, kv->len, &doc_limits, &doc, &err)) {
 		reject(s, rev, err.msg);
 		status_set(s, "rejected", err.msg);
 		return;

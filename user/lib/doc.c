@@ -797,6 +797,13 @@ int ts_doc_parse(const char *text, size_t len, struct ts_doc *doc, struct ts_err
 		.containers = DOC_MAX_CONTAINERS,
 		.values = DOC_MAX_VALUES,
 	};
+
+	return ts_doc_parse_limited(text, len, &doc_limits, doc, err);
+}
+
+int ts_doc_parse_limited(const char *text, size_t len, const struct ts_json_limits *limits,
+			 struct ts_doc *doc, struct ts_err *err)
+{
 	struct parse_state ps = { .doc = doc };
 	char why[sizeof(err->msg) - 64];
 	enum json_tokener_error jerr;
@@ -816,10 +823,15 @@ int ts_doc_parse(const char *text, size_t len, struct ts_doc *doc, struct ts_err
 	if (end == len)
 		return ts_fail(err, TS_ERR_USAGE,
 			       "the document is empty: give what 'tcpshift export' prints");
-	if (ts_json_check_limits(text, len, &doc_limits, why, sizeof(why)))
-		return ts_fail(err, TS_ERR_USAGE,
-			       "%s: a document has at most %d services and %d backends",
-			       why, TS_MAX_SERVICES, TS_MAX_BACKENDS);
+	if (ts_json_check_limits(text, len, limits, why, sizeof(why)))
+		return limits->containers < DOC_MAX_CONTAINERS
+			       ? ts_fail(err, TS_ERR_USAGE,
+					 "%s: a document read from here has at most %zu arrays and "
+					 "objects (import a larger one with 'tcpshift import')",
+					 why, limits->containers)
+			       : ts_fail(err, TS_ERR_USAGE,
+					 "%s: a document has at most %d services and %d backends",
+					 why, TS_MAX_SERVICES, TS_MAX_BACKENDS);
 	tok = json_tokener_new_ex(DOC_MAX_DEPTH);
 	if (!tok)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");

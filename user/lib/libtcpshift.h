@@ -601,6 +601,11 @@ struct ts_doc {
  * an integer 0-65535", and doc empty.
  */
 int ts_doc_parse(const char *text, size_t len, struct ts_doc *doc, struct ts_err *err);
+struct ts_json_limits;
+/* ... within tighter bounds of its shape than a document's own (a source
+ * whose documents must stay small in memory: the agent's from etcd). */
+int ts_doc_parse_limited(const char *text, size_t len, const struct ts_json_limits *limits,
+			 struct ts_doc *doc, struct ts_err *err);
 void ts_doc_free(struct ts_doc *doc);
 
 /*
