@@ -33,6 +33,7 @@ count_cmocka() {
 
 for layer in "${layers[@]}"; do
 	echo "==== $layer"
+	l0=$SECONDS
 	case $layer in
 	unit|bpf)
 		build/tests/test_$layer 2>&1 | tee "$log"
@@ -83,6 +84,7 @@ for layer in "${layers[@]}"; do
 		fi
 		for t in "${tests[@]}"; do
 			echo "---- $t"
+			t0=$SECONDS
 			E2E_MODE=$mode E2E_HANDSHAKES=$handshakes timeout 600 bash "$t" 2>&1 |
 				tee "$log"
 			rc=${PIPESTATUS[0]}
@@ -92,10 +94,12 @@ for layer in "${layers[@]}"; do
 				echo "FAIL: $t exited $rc"; f=1
 			fi
 			passed=$((passed + p)); failed=$((failed + f))
+			echo "---- $t: $((SECONDS - t0)) s"
 		done
 		;;
 	*) echo "unknown layer $layer"; exit 2 ;;
 	esac
+	echo "==== $layer: $((SECONDS - l0)) s"
 done
 # a SKIP line: a check this kernel cannot run (said why), neither passed nor failed
 echo "$passed passed, $failed failed${skipped:+$([ "$skipped" -gt 0 ] && echo ", $skipped skipped")}"
