@@ -332,6 +332,37 @@ static void direct_connection(struct ts_env *e, bool v6)
 	test_context(NULL);
 }
 
+/* A client's direct connection from sport to v1's own address (v1 is
+ * 198.18.2.11 / 2001:2:2::11 :8008): its SYN, and the exchange after it. */
+static struct pkt_spec direct_syn(bool v6, __u16 sport)
+{
+	struct pkt_spec syn = client_spec(v6, sport, PKT_SYN, 900000);
+
+	syn.dst = v6 ? "2001:2:2::11" : "198.18.2.11";
+	syn.ack = 0;
+	return syn;
+}
+
+static void direct_exchange_from(struct ts_env *e, const struct pkt_spec *dsyn)
+{
+	struct pkt_spec synack = { .src = dsyn->dst, .dst = dsyn->src, .sport = 8008,
+				   .dport = dsyn->sport, .flags = PKT_SYN | PKT_ACK, .seq = 5,
+				   .ack = 900001, .mss = true };
+	struct pkt_spec ack = *dsyn, reply = synack;
+
+	ack.flags = PKT_ACK | PKT_PSH;
+	ack.seq = 900001;
+	ack.ack = 6;
+	ack.mss = false;
+	ack.payload = "GET /metrics";
+	reply.flags = PKT_ACK | PKT_PSH;
+	reply.seq = 6;
+	reply.ack = 900001 + 12;
+	reply.mss = false;
+	reply.payload = "metrics";
+	direct_exchange(e, dsyn, &synack, &ack, &reply);
+}
+
 static void test_v4_direct_connection(void **state)
 {
 	direct_connection(env_of(state), false);
@@ -353,15 +384,9 @@ static void test_v6_direct_connection(void **state)
 static void direct_after_vip_flow(struct ts_env *e, bool v6, bool removed)
 {
 	const char *const *to = v6 ? web6_to : web4_to;
-	const char *be = v6 ? "2001:2:2::11" : "198.18.2.11";
 	struct pkt_spec syn = client_spec(v6, 44100, PKT_SYN, 7000);
 	struct pkt_spec fin = client_spec(v6, 44100, PKT_FIN | PKT_ACK, 7001), r;
-	struct pkt_spec dsyn = { .src = syn.src, .dst = be, .sport = 44100, .dport = 8008,
-				 .flags = PKT_SYN, .seq = 900000, .mss = true };
-	struct pkt_spec synack = { .src = be, .dst = syn.src, .sport = 8008, .dport = 44100,
-				   .flags = PKT_SYN | PKT_ACK, .seq = 5, .ack = 900001,
-				   .mss = true };
-	struct pkt_spec ack = dsyn, reply = synack;
+	struct pkt_spec dsyn = direct_syn(v6, 44100);
 	char addr[PKT_EPSTRLEN];
 
 	test_context("%s, v1 %s", v6 ? "IPv6" : "IPv4", removed ? "removed" : "configured");
@@ -374,17 +399,7 @@ static void direct_after_vip_flow(struct ts_env *e, bool v6, bool removed)
 	ASSERT_EQ(env_flow_state(e, &syn), TS_TCP_CLOSED, "the connection ended");
 	if (removed)
 		env_backend_del(e, web_service(v6), "v1");
-	ack.flags = PKT_ACK | PKT_PSH;
-	ack.seq = 900001;
-	ack.ack = 6;
-	ack.mss = false;
-	ack.payload = "GET /metrics";
-	reply.flags = PKT_ACK | PKT_PSH;
-	reply.seq = 6;
-	reply.ack = 900001 + 12;
-	reply.mss = false;
-	reply.payload = "metrics";
-	direct_exchange(e, &dsyn, &synack, &ack, &reply);
+	direct_exchange_from(e, &dsyn);
 	test_context(NULL);
 }
 
@@ -426,15 +441,13 @@ static void direct_over_orphan(struct ts_env *e, bool v6, enum orphan how)
 	static const char *const hows[] = { "removed", "removed and added again",
 					    "drained past its deadline" };
 	const char *const *to = v6 ? web6_to : web4_to;
-	const char *be = v6 ? "2001:2:2::11" : "198.18.2.11";
 	struct pkt_spec syn = client_spec(v6, 44200, PKT_SYN, 7000);
 	struct pkt_spec data = client_spec(v6, 44200, PKT_ACK | PKT_PSH, 7001);
-	struct pkt_spec dsyn = { .src = syn.src, .dst = be, .sport = 44200, .dport = 8008,
-				 .flags = PKT_SYN, .seq = 900000, .mss = true };
-	struct pkt_spec challenge = { .src = be, .dst = syn.src, .sport = 8008, .dport = 44200,
-				      .flags = PKT_ACK, .seq = TEST_BACKEND_ISN + 1,
-				      .ack = 7001 };
-	struct pkt_spec rst = dsyn, synack, ack, reply;
+	struct pkt_spec dsyn = direct_syn(v6, 44200);
+	struct pkt_spec challenge = { .src = dsyn.dst, .dst = syn.src, .sport = 8008,
+				      .dport = 44200, .flags = PKT_ACK,
+				      .seq = TEST_BACKEND_ISN + 1, .ack = 7001 };
+	struct pkt_spec rst = dsyn;
 	struct ts_err err = {};
 	struct pkt in;
 
@@ -472,22 +485,7 @@ static void direct_over_orphan(struct ts_env *e, bool v6, enum orphan how)
 	rst.mss = false;
 	ASSERT_EQ(pkt_build(&in, &rst), 0, "pkt_build");
 	expect_untouched(e, &in, TC_ACT_OK, "the client's RST to it");
-	synack = (struct pkt_spec){ .src = be, .dst = syn.src, .sport = 8008, .dport = 44200,
-				    .flags = PKT_SYN | PKT_ACK, .seq = 5, .ack = 900001,
-				    .mss = true };
-	ack = dsyn;
-	ack.flags = PKT_ACK | PKT_PSH;
-	ack.seq = 900001;
-	ack.ack = 6;
-	ack.mss = false;
-	ack.payload = "GET /metrics";
-	reply = synack;
-	reply.flags = PKT_ACK | PKT_PSH;
-	reply.seq = 6;
-	reply.ack = 900001 + 12;
-	reply.mss = false;
-	reply.payload = "metrics";
-	direct_exchange(e, &dsyn, &synack, &ack, &reply);
+	direct_exchange_from(e, &dsyn);
 	test_context(NULL);
 }
 
