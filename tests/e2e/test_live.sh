@@ -307,9 +307,11 @@ rows=$(grep -o 'class="backend"' "$E2E_TMP/big.html" | wc -l)
 t_first=$(grep -o 'data-first-load-ms="[0-9]*"' "$E2E_TMP/big.html" | grep -o '[0-9]*')
 info "10,000 backends: /api/status $n_json bytes in $t_json s, / $n_page bytes in $t_page s;" \
 	"chromium drew $rows rows ${t_first:-?} ms after navigation, $t_browser s for its whole run"
+# Not a speed test: 10 s bounds only a quadratic
+# cost (0.5 s here on a quiet machine, 2.8 s on one with both cores busy).
 if [ "$nb" -eq 10000 ] && [ "$rows" -eq 10000 ] &&
-	awk -v a="$t_json" -v b="$t_page" 'BEGIN { exit !(a < 1 && b < 1) }'; then
-	pass "10,000 backends: the JSON ($t_json s) and the page ($t_page s) each load within a second"
+	awk -v a="$t_json" -v b="$t_page" 'BEGIN { exit !(a < 10 && b < 10) }'; then
+	pass "10,000 backends: all in the JSON ($t_json s) and drawn by the page ($t_page s)"
 else
 	fail "10,000 backends" "JSON $nb backends in $t_json s, page $t_page s, DOM rows $rows"
 fi
