@@ -62,6 +62,7 @@ else
 	ROUNDS=${ROUNDS:-3} SECONDS_PER_PHASE=${SECONDS_PER_PHASE:-3} WARMUP=${WARMUP:-0.5}
 fi
 FLOWS=${FLOWS:-10000}
+PHASES=${PHASES:-"established syn"}
 METHODS=${METHODS:-"forward tc-empty xdp-redirect iptables nftables tcpshift tcpshift-fib tcpshift-xdp tcpshift-xdp-hs"}
 CPU=${CPU:-0}
 INSTALL=${INSTALL:-1}
@@ -135,6 +136,11 @@ topology() {
 	must "generator veth" ip -n "$NS_GW" link add "$GW_DEV" type veth peer name g0 netns "$NS_GEN"
 	must "backend veth 1" ip -n "$NS_GW" link add b1 type veth peer name "$BE1_DEV" netns "$NS_B1"
 	must "backend veth 2" ip -n "$NS_GW" link add b2 type veth peer name "$BE2_DEV" netns "$NS_B2"
+	# the AF_PACKET sender's veth pair (pps --relay gs:gr), used where the
+	# kernel refuses live frames
+	must "relay veth" ip -n "$NS_GEN" link add gs type veth peer name gr
+	must "gs up" ip -n "$NS_GEN" link set gs up
+	must "gr up" ip -n "$NS_GEN" link set gr up
 	must "generator address" ip -n "$NS_GEN" addr add 198.18.0.2/24 dev g0
 	must "gateway address" ip -n "$NS_GW" addr add 198.18.0.1/24 dev "$GW_DEV"
 	must "b1 address" ip -n "$NS_GW" addr add 198.18.2.1/24 dev b1
@@ -271,7 +277,8 @@ run_method() {	# METHOD ROUND
 	# shellcheck disable=SC2086
 	out=$("$PPS" --gen "$NS_GEN:g0" --gw "$NS_GW:$GW_DEV" --backend "$NS_B1:$BE1_DEV:$B1" \
 		--backend "$NS_B2:$BE2_DEV:$B2" --vip "$VIP:80" --flows "$FLOWS" \
-		--seconds "$SECONDS_PER_PHASE" --warmup "$WARMUP" --cpu "$CPU" $args 2>"$TMP/pps.err")
+		--seconds "$SECONDS_PER_PHASE" --warmup "$WARMUP" --cpu "$CPU" \
+		--phases "$(tr ' ' , <<<"$PHASES")" --sender auto --relay gs:gr $args 2>"$TMP/pps.err")
 	rc=$?
 	c=$(confirmed "$m")
 	teardown
