@@ -170,6 +170,12 @@ topology() {
 	for ns in "$GW_DEV" b1 b2; do
 		must "GRO on $ns" in_ns "$NS_GW" ethtool -K "$ns" gro on
 	done
+	# The same on their peers, before any method loads: they get the sinks'
+	# XDP programs only when pps starts, and tcpshift load serves at tc a
+	# device whose peer could not take XDP frames at that time.
+	must "GRO on g0" in_ns "$NS_GEN" ethtool -K g0 gro on
+	must "GRO on $BE1_DEV" in_ns "$NS_B1" ethtool -K "$BE1_DEV" gro on
+	must "GRO on $BE2_DEV" in_ns "$NS_B2" ethtool -K "$BE2_DEV" gro on
 }
 
 teardown() {
