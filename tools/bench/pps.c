@@ -1,35 +1,44 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * pps: one round of make bench-pps for one method (tools/bench/pps.sh builds
- * the namespaces and sets the method up on the gateway; this measures it).
+ * pps: one round of make bench-pps or make bench-conn for one method
+ * (tools/bench/pps.sh builds the namespaces and sets the method up on the
+ * gateway; this measures it).
  *
  *   generator ns           gateway ns                    backend ns (x2)
  *   GEN_DEV ---- veth ---- GW_DEV [method] b1, b2 ---- veth ---- BACKEND_DEV
- *   pps_gen (BPF_PROG_RUN,                               pps_sink: count, drop
- *   live frames, XDP_TX)
+ *   pps_gen (BPF_PROG_RUN,                               pps_sink: count,
+ *   live frames, XDP_TX),                                drop or answer
+ *   or AF_PACKET (--relay: on a veth of its own, pps_relay to GEN_DEV)
  *   pps_sink (client side)
  *
  * 1. Attaches pps_sink to the generator's and the backends' devices (and to
- *    the gateway's with --baseline: it drops everything on arrival), and
- *    pps_fwd to the gateway's devices with --xdp-forward.
+ *    the gateway's with --baseline: it drops everything on arrival, and in
+ *    phase conn answers as the backend), and pps_fwd to the gateway's devices
+ *    with --xdp-forward.
  * 2. Handshakes (not with --baseline): FLOWS SYNs; each backend answers a
  *    SYN-ACK, the client side answers the ACK, all through the gateway. Every
  *    count must come out exactly FLOWS, or the round fails: the method did
  *    not pass them.
- * 3. The sinks stop answering. Phase "established": ACKs of the FLOWS flows,
- *    round robin; phase "syn": a SYN of a new flow per frame. Each phase runs
- *    WARMUP seconds, then SECONDS measured.
+ * 3. In this order: phase "established": ACKs of the FLOWS flows, round
+ *    robin, the sinks silent; phase "conn": a SYN of a new flow per frame,
+ *    and the sinks carry each through a whole connection (seven segments,
+ *    pps.bpf.c); every one must complete, or the round fails; phase "syn": a
+ *    SYN of a new flow per frame, the sinks silent. Each phase runs WARMUP
+ *    seconds, then SECONDS measured.
  *
- * One core (--cpu) does everything: the generator's test_run batches, and
- * the receive processing (NAPI, in softirq) that each batch raises on that
- * CPU, on the gateway's devices and then on the backends'. Its cost is read
- * as this thread's CPU time plus that of the CPU's ksoftirqd (softirqs past
- * the kernel's budget run there): /proc/PID/schedstat, where softirqs run at
- * bh-enable count for the thread on kernels without IRQ_TIME_ACCOUNTING. The
- * kernel's own test_run time (run_ns) is printed too, as a cross-check. Per
- * phase one line of key=value: frames sent, frames the gateway's device took
- * in (accepted), frames of the phase's kind the sinks received (delivered),
- * wall seconds, cpu_ns, run_ns.
+ * One core (--cpu) does everything: the generator's test_run batches or
+ * sends, and the receive processing (NAPI, in softirq) that each raises on
+ * that CPU, on the gateway's devices and then on the backends' (and back, in
+ * phase conn). Its cost is read as this thread's CPU time plus that of the
+ * CPU's ksoftirqd (softirqs past the kernel's budget run there):
+ * /proc/PID/schedstat, where softirqs run at bh-enable count for the thread on
+ * kernels without IRQ_TIME_ACCOUNTING. The kernel's own test_run time
+ * (run_ns; with AF_PACKET the sender's wall time) is printed too. Per phase one
+ * line of key=value: the sender that ran, frames sent, frames the gateway's
+ * device took in (accepted; phase conn: connections whose SYN arrived),
+ * frames of the phase's kind the sinks received (delivered; phase conn:
+ * connections completed), wall seconds, cpu_ns, run_ns, and in phase conn
+ * each segment's count.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -780,10 +789,12 @@ int main(int argc, char **argv)
 		handshakes(flows);
 	if (strstr(phases, "established"))
 		phase(PHASE_ESTABLISHED, 0, flows, warmup, seconds, cpu, baseline);
-	if (strstr(phases, "syn"))
-		phase(PHASE_SYN, flows, 0, warmup, seconds, cpu, baseline);
-	/* connections from flow 2^30 on: 4-tuples the other phases never use */
+	/* Connections before the SYN flood, which leaves conntrack's table full
+	 * of unanswered entries (new connections then dropped while it evicts);
+	 * from flow 2^30 on: 4-tuples the other phases never use. */
 	if (strstr(phases, "conn"))
 		phase(PHASE_CONN, 1u << 30, 0, warmup, seconds, cpu, baseline);
+	if (strstr(phases, "syn"))
+		phase(PHASE_SYN, flows, 0, warmup, seconds, cpu, baseline);
 	return 0;
 }
