@@ -181,6 +181,16 @@ static int table_make(const struct ts_service *svc, int *fd, struct ts_err *err)
 	return r;
 }
 
+/* The rollouts map is keyed by the id of the service's table. */
+static int rollout_write(struct ts_maps *m, __u32 id, const struct ts_rollout *r,
+			 struct ts_err *err)
+{
+	if (bpf_map_update_elem(m->rollouts, &id, r, BPF_ANY))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot write the rollout record of id %u: %s",
+			       id, strerror(errno));
+	return 0;
+}
+
 /* A new, empty table for service svc->id (both halves of svc->half_len), put
  * in `tables`. It is not live until a service entry refers to it. */
 int table_create(struct ts_maps *m, const struct ts_service *svc, struct ts_err *err)
@@ -193,6 +203,7 @@ int table_create_many(struct ts_maps *m, const struct ts_service *svcs, size_t n
 {
 	__u32 *ids = calloc(n ?: 1, sizeof(*ids));
 	int *fds = calloc(n ?: 1, sizeof(*fds));
+	struct ts_rollout *none;
 	__u32 count = (__u32)n;
 	size_t made = 0;
 	int r = ids && fds ? 0 : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
@@ -202,6 +213,16 @@ int table_create_many(struct ts_maps *m, const struct ts_service *svcs, size_t n
 		fds[made] = -1;
 		r = table_make(&svcs[made], &fds[made], err);
 	}
+	/* an id starts without a rollout record: one a deleted service or a
+	 * killed command left would otherwise show under the id's new service */
+	none = r || !n ? NULL : calloc(n, sizeof(*none));
+	if (!r && n && !none)
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	if (!r && n && bpf_map_update_batch(m->rollouts, ids, none, &count, NULL))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot clear the rollout records of %zu "
+			    "services: %s", n, strerror(errno));
+	free(none);
+	count = (__u32)n;
 	if (!r && n && bpf_map_update_batch(m->tables, ids, fds, &count, NULL))
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot store the tables of %zu services: %s", n,
 			    strerror(errno));
@@ -276,6 +297,7 @@ int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 	bool fixed = s->svc.flags & TS_SERVICE_F_FIXED_SIZE;
 	struct ts_service next = s->svc;
 	__u32 eff[TS_MAX_SERVICE_BACKENDS];
+	struct ts_rollout rollout;
 	struct table_view t;
 	int r;
 
@@ -288,6 +310,14 @@ int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 		r = r ?: table_create(m, &next, err);
 		if (r)
 			return r;
+		/* the service's rollout record (keyed by its table's id) goes
+		 * with it, in force from the same switch */
+		if (!bpf_map_lookup_elem(m->rollouts, &s->svc.id, &rollout))
+			r = rollout_write(m, next.id, &rollout, err);
+		if (r) {
+			bpf_map_delete_elem(m->tables, &next.id);
+			return r;
+		}
 	}
 	r = table_open(m, &next, true, &t, err);
 	if (r)
@@ -315,8 +345,10 @@ int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 		return r;
 	}
 	/* a replaced table: no packet reads it once the switch is seen */
-	if (next.id != s->svc.id)
+	if (next.id != s->svc.id) {
 		bpf_map_delete_elem(m->tables, &s->svc.id);
+		bpf_map_update_elem(m->rollouts, &s->svc.id, &(struct ts_rollout){}, BPF_ANY);
+	}
 	s->svc = next;
 	return 0;
 }
