@@ -94,7 +94,7 @@ tsp() {
 NCPU=$(awk -F, '{ n = 0; for (i = 1; i <= NF; i++) { split($i, r, "-");
 	n += (r[2] == "" ? 1 : r[2] - r[1] + 1) } print n }' /sys/devices/system/cpu/possible)
 model_bytes() {
-	echo $((50200000 + $1 * 256 + $4 + $2 * (192 + 232 * NCPU) + $3 * 384))
+	echo $((46200000 + $1 * 256 + $4 + $2 * (192 + 232 * NCPU) + $3 * 384))
 }
 # table_bytes M ROOM: a table of two halves of M + 1 + ROOM entries of 8 bytes,
 # BPF_F_MMAPABLE: whole pages, and a page for the map itself
