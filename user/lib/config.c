@@ -705,18 +705,24 @@ int ts_backend_health_set(struct ts_maps *m, const char *service, const char *na
 
 /* ---- the pipeline's steps --------------------------------------------------------- */
 
-/* Refill m's pool of never-used backend ids: the next batch of `backends`,
- * from where this process last found one, that has any. */
+/* Refill m's pool of backend ids: the next batch of `backends`, from where
+ * this process last found one, that has never-used ones; when none is left,
+ * every id no table refers to (removed, or left by a command killed before
+ * its commit), which takes a read of every service and backend, done once
+ * for as many ids as there are rather than once per service. The pool holds
+ * while the lock does (emptied when it is let go). */
 static int free_backends_refill(struct ts_maps *m, struct ts_err *err)
 {
 	enum { BATCH = 4096 };
 	struct ts_backend *all;
+	struct ts_config cfg;
+	bool *referenced;
 	__u32 *keys;
 	int r = 0;
 
 	m->free_backends_head = m->free_backends_count = 0;
 	if (!m->free_backends)
-		m->free_backends = calloc(BATCH, sizeof(*m->free_backends));
+		m->free_backends = calloc(TS_MAX_BACKENDS, sizeof(*m->free_backends));
 	all = calloc(BATCH, sizeof(*all));
 	keys = calloc(BATCH, sizeof(*keys));
 	if (!m->free_backends || !all || !keys) {
@@ -743,33 +749,56 @@ static int free_backends_refill(struct ts_maps *m, struct ts_err *err)
 		if (!m->free_backends_count)
 			m->free_backend_hint = start + count;
 	}
+	if (m->free_backends_count)
+		goto out;
+	free(all);
+	all = calloc(TS_MAX_BACKENDS, sizeof(*all));
+	referenced = calloc(TS_MAX_BACKENDS, sizeof(*referenced));
+	r = all && referenced ? ts_config_read(m, &cfg, err)
+			      : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	if (!r) {
+		r = ts_backends_read_all(m, all, err);
+		for (size_t i = 0; !r && i < cfg.nservices; i++)
+			for (size_t j = 0; j < cfg.services[i].nbackends; j++)
+				referenced[cfg.services[i].backends[j].id] = true;
+		ts_config_free(&cfg);
+	}
+	/* never-used ones are past the hint, and none is left there */
+	for (__u32 i = 0; !r && i < TS_MAX_BACKENDS; i++)
+		if (all[i].state != TS_BACKEND_FREE && !referenced[i])
+			m->free_backends[m->free_backends_count++] =
+				(struct ts_free_backend){ i, all[i].generation + 1 };
+	free(referenced);
 out:
 	free(all);
 	free(keys);
 	return r;
 }
 
-/* n ids for new backends and their generations: never-used ids first (read
- * a batch at a time into a pool kept while the lock is held: an import
- * allocates a few per service, and a batch read per service cost more than
- * all the rest of it), then ones no table refers to (removed, or left by a
- * command killed before its commit), which takes a read of every service and
- * backend. */
+static bool id_listed(const __u32 *ids, size_t n, __u32 id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/* n ids for new backends and their generations, from m's pool (refilled a
+ * batch at a time: an import allocates a few per service, and a read of the
+ * backends map per service cost more than all the rest of it). */
 static int backend_alloc_many(struct ts_maps *m, size_t n, __u32 *ids, __u32 *gens,
 			      struct ts_err *err)
 {
-	struct ts_backend *all;
-	struct ts_config cfg;
-	bool *referenced;
-	size_t k = 0;
+	size_t k = 0, k_refilled = SIZE_MAX;
 	int r;
 
-	if (!n)
-		return 0;
-	while (k < n && m->free_backend_hint < TS_MAX_BACKENDS) {
+	while (k < n) {
 		const struct ts_free_backend *f;
 
 		if (m->free_backends_head == m->free_backends_count) {
+			if (k == k_refilled)	/* it had nothing this call has not */
+				break;
+			k_refilled = k;
 			r = free_backends_refill(m, err);
 			if (r)
 				return r;
@@ -777,32 +806,14 @@ static int backend_alloc_many(struct ts_maps *m, size_t n, __u32 *ids, __u32 *ge
 				break;
 		}
 		f = &m->free_backends[m->free_backends_head++];
+		/* a pool read again within this call offers the ones it chose,
+		 * not referenced yet, again */
+		if (id_listed(ids, k, f->id))
+			continue;
 		ids[k] = f->id;
 		gens[k++] = f->generation;
-		m->free_backend_hint = f->id + 1;
-	}
-	if (k < n) {
-		all = calloc(TS_MAX_BACKENDS, sizeof(*all));
-		referenced = calloc(TS_MAX_BACKENDS, sizeof(*referenced));
-		r = all && referenced ? ts_config_read(m, &cfg, err)
-				      : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-		if (!r) {
-			r = ts_backends_read_all(m, all, err);
-			for (size_t i = 0; !r && i < cfg.nservices; i++)
-				for (size_t j = 0; j < cfg.services[i].nbackends; j++)
-					referenced[cfg.services[i].backends[j].id] = true;
-			ts_config_free(&cfg);
-		}
-		/* those already chosen are FREE, so not taken again here */
-		for (__u32 i = 0; !r && i < TS_MAX_BACKENDS && k < n; i++)
-			if (all[i].state != TS_BACKEND_FREE && !referenced[i]) {
-				ids[k] = i;
-				gens[k++] = all[i].generation + 1;
-			}
-		free(referenced);
-		free(all);
-		if (r)
-			return r;
+		if (f->id >= m->free_backend_hint)
+			m->free_backend_hint = f->id + 1;
 	}
 	if (k < n)
 		return ts_fail(err, TS_ERR_RUNTIME,

@@ -130,8 +130,8 @@ struct ts_maps {
 				 * a change was killed (or failed) holding it */
 	bool	failed;		/* a change failed under this lock: the flag stays */
 	__u32	free_backend_hint;	/* ids below are not FREE (this process) */
-	struct ts_free_backend *free_backends;	/* FREE ids the last read of `backends`
-						 * found, under the lock held now */
+	struct ts_free_backend *free_backends;	/* ids for new backends (config.c),
+						 * found under the lock held now */
 	__u32	free_backends_head, free_backends_count;	/* not taken yet */
 	__u32	free_table_hint;	/* table ids below are taken (this process) */
 };
