@@ -55,7 +55,7 @@ VERSION_STR := $(shell tools/version.sh)
 
 TEST_UNIT := $(OUTPUT)/tests/test_unit
 TEST_BPF  := $(OUTPUT)/tests/test_bpf
-TOOLS     := $(OUTPUT)/ts-echo $(OUTPUT)/ts-synctest
+TOOLS     := $(OUTPUT)/ts-echo $(OUTPUT)/ts-synctest $(OUTPUT)/ts-tables
 
 ifeq ($(V),1)
 Q =
@@ -167,6 +167,11 @@ $(OUTPUT)/tcpshiftd: $(OUTPUT)/user/daemon/main.o $(OUTPUT)/libtcpshiftd.a $(OUT
 $(OUTPUT)/ts-echo: tools/ts-echo.c | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+# the scale test's helper: a hash of every service's table, read from the pins
+$(OUTPUT)/ts-tables: tools/ts-tables.c | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
 
 # the sync tests' helper: fills flow tables, sends crafted sync messages
 $(OUTPUT)/ts-synctest: tools/ts-synctest.c $(OUTPUT)/libtcpshiftd.a $(OUTPUT)/libtcpshift.a \

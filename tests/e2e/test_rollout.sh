@@ -14,7 +14,8 @@
 #  2b. a TO down by its health checks, drained past its deadline, or removed:
 #     refused at once (exit 2, one line), nothing changed;
 #  3. interrupted by SIGTERM: the weights of its step stay and `status` says
-#     so; a second rollout of the service while one runs is refused;
+#     so; a second rollout of the service while one runs is refused, also
+#     after the service's table changed size (its record moves with it);
 #  4. bad input: clear errors, exit 2, nothing changed.
 set -u
 # shellcheck source=tests/e2e/lib.sh
@@ -160,6 +161,20 @@ must "v2 added again" ts backend add tcp-echo v2 "$V2_4" --weight 0
 RPID=$!
 e2e_track_pid "$RPID"
 for ((i = 0; i < 50; i++)); do grep -q '^step 1/2' "$E2E_TMP/int.out" && break; sleep 0.1; done
+# the service's table grows and shrinks (2 -> 3 -> 2 backends: M 251 -> 509 -> 251, each a
+# table of its own): the rollout's record follows the service
+size() { ts -j service list | jq '.[] | select(.name == "tcp-echo") | .table_size'; }
+size0=$(size)
+must "v3 added during the rollout" ts backend add tcp-echo v3 198.18.3.3:9 --weight 0
+size1=$(size)
+running=$(ts -j status | jq -r '.rollouts[0].state // "none"')
+must "v3 removed during the rollout" ts backend del tcp-echo v3
+if [ "$size0" != "$size1" ] && [ "$(size)" = "$size0" ] && [ "$running" = running ]; then
+	pass "rollout: the service's table resized ($size0 -> $size1 -> $size0 slots) during" \
+		"its rollout: status still shows it running"
+else
+	fail "rollout: resize during a rollout" "sizes $size0 $size1 $(size), state $running"
+fi
 out=$(ts rollout tcp-echo v1 v2 --interval 1s 2>&1 >/dev/null)
 rc=$?
 [ "$rc" -eq 1 ] && [[ $out == *"a rollout of tcp-echo is running (pid $RPID)"* ]] &&

@@ -9,7 +9,13 @@
 # was imported (an import with nothing to do is test_export's). A document one service
 # past the limit is refused and changes nothing. The time of each command and
 # the peak memory of import and export are printed (info lines) for the
-# benchmarks.
+# the benchmarks.
+#
+# Memory: what the kernel reports for the instance's pinned maps and its
+# tables (bpftool's bytes_memlock) is within 2 % of the README's model, at 1
+# service and at 65,536 (and so is the difference, the configured part). The
+# weight change's "alone" is checked on the tables themselves too: every other
+# service keeps the same table map with the same bytes (build/ts-tables).
 #
 # The journal of changes is off (TCPSHIFT_STATE_DIR empty): it reads the whole
 # configuration twice per change, which this test does not measure.
@@ -20,8 +26,12 @@ source "$(dirname "$0")/lib.sh"
 NSVC=65536
 N=200		# connections per split check
 
+TS_TABLES=$E2E_ROOT/build/ts-tables
+
 e2e_init scale
 e2e_need jq
+e2e_need bpftool
+[ -x "$TS_TABLES" ] || e2e_abort "$TS_TABLES not built: run make"
 export TCPSHIFT_STATE_DIR=
 e2e_topology
 e2e_load
@@ -77,6 +87,72 @@ tsp() {
 	"$TCPSHIFT" --pin-dir "$E2E_PIN" -n "$NS_GW" "$@"
 }
 
+# ---- the memory model (README, "Memory") ----------------------------------------
+# model_bytes SERVICES BACKENDS FLOWS TABLE_BYTES: fixed, per service (its hash
+# entries; its table given in TABLE_BYTES), per backend (hash entries, and its
+# counters on every possible CPU), per flow of --max-flows
+NCPU=$(awk -F, '{ n = 0; for (i = 1; i <= NF; i++) { split($i, r, "-");
+	n += (r[2] == "" ? 1 : r[2] - r[1] + 1) } print n }' /sys/devices/system/cpu/possible)
+model_bytes() {
+	echo $((46200000 + $1 * 256 + $4 + $2 * (192 + 232 * NCPU) + $3 * 384))
+}
+# table_bytes M ROOM: a table of two halves of M + 1 + ROOM entries of 8 bytes,
+# BPF_F_MMAPABLE: whole pages, and a page for the map itself
+table_bytes() {
+	echo $(((2 * ($1 + 1 + $2) * 8 + 4095) / 4096 * 4096 + 4096))
+}
+# kernel_bytes: what the kernel reports (bytes_memlock) for every pinned map,
+# plus the tables: all of this test's have 4 backends (M 509, room 5), so
+# they are counted, and 16 spread over the services are read: they must all
+# be of one size (KERNEL_TABLE)
+kernel_bytes() {
+	local pinned ids n tb=0 id b
+	pinned=$(for f in "$E2E_PIN"/*; do bpftool map show pinned "$f" -j 2>/dev/null; echo; done |
+		jq -s 'map(.bytes_memlock) | add')
+	"$TS_TABLES" "$E2E_PIN" >"$E2E_TMP/tables" || return 1
+	n=$(wc -l <"$E2E_TMP/tables")
+	ids=$(awk -v n="$n" 'n <= 16 || NR % int(n / 16) == 1 || NR == n { print $5 }' \
+		"$E2E_TMP/tables")
+	for id in $ids; do
+		b=$(bpftool map show id "$id" -j | jq .bytes_memlock)
+		if [ "$tb" -ne 0 ] && [ "$b" -ne "$tb" ]; then
+			echo "tables of $tb and $b bytes" >&2
+			return 1
+		fi
+		tb=$b
+	done
+	echo "$tb" >"$E2E_TMP/table_bytes"
+	echo $((pinned + n * tb))
+}
+FLOWS=$(bpftool map show pinned "$E2E_PIN/flows" -j | jq .max_entries)
+TABLE=$(table_bytes 509 5)
+# mem_check WHAT SERVICES BACKENDS: kernel against model, within 2 %
+mem_check() {
+	local k m tb
+	k=$(kernel_bytes) || { fail "memory at $1" "cannot read the maps"; return; }
+	tb=$(cat "$E2E_TMP/table_bytes")
+	m=$(model_bytes "$2" "$3" "$FLOWS" $(($2 * TABLE)))
+	info "memory at $1: kernel $k bytes, model $m ($2 services, $3 backends, $FLOWS flows," \
+		"$NCPU CPUs; a table $tb bytes, model $TABLE)"
+	if [ "$tb" -eq "$TABLE" ] && [ $((k * 100)) -ge $((m * 98)) ] &&
+		[ $((k * 100)) -le $((m * 102)) ]; then
+		pass "memory at $1 within 2 % of the model ($((k / 1048576)) MiB, model" \
+			"$((m / 1048576)) MiB)"
+	else
+		fail "memory at $1" "kernel $k bytes (a table $tb), model $m (a table $TABLE)"
+	fi
+	MEM_K=$k MEM_M=$m
+}
+
+# one service, the first of the document
+must "service s00000" tsp service add s00000 "$VIP4"
+must "backend v1" tsp backend add s00000 v1 "$V1_4" --weight 30
+must "backend v2" tsp backend add s00000 v2 "$V2_4" --weight 70
+must "backend v3" tsp backend add s00000 v3 198.18.3.3:9 --weight 0
+must "backend v4" tsp backend add s00000 v4 198.18.3.4:9 --weight 0
+mem_check "1 service" 1 4
+mem1_k=$MEM_K mem1_m=$MEM_M
+
 gen_doc "$NSVC" >"$E2E_TMP/doc.json"
 info "document of $NSVC services: $(($(stat -c %s "$E2E_TMP/doc.json") / 1024)) KiB"
 
@@ -85,6 +161,17 @@ if [ "$TIMED_RC" -eq 0 ]; then
 	pass "import of $NSVC services x 4 backends ($TIMED_MS ms)"
 else
 	e2e_abort "import of $NSVC services: $(head -n 2 "$E2E_TMP/err")"
+fi
+
+mem_check "$NSVC services" "$NSVC" $((NSVC * 4))
+# the configured part: 65,535 services and 262,140 backends more
+if [ $(((MEM_K - mem1_k) * 100)) -ge $(((MEM_M - mem1_m) * 98)) ] &&
+	[ $(((MEM_K - mem1_k) * 100)) -le $(((MEM_M - mem1_m) * 102)) ]; then
+	pass "memory of the other $((NSVC - 1)) services within 2 % of the model" \
+		"($(((MEM_K - mem1_k) / 1048576)) MiB, model $(((MEM_M - mem1_m) / 1048576)) MiB)"
+else
+	fail "memory of $((NSVC - 1)) services" "kernel $((MEM_K - mem1_k)), model" \
+		"$((MEM_M - mem1_m))"
 fi
 
 timed "export" export
@@ -121,6 +208,7 @@ split() {
 split "$VIP4" 0.3 "first service (IPv4): new connections split 30/70"
 split "$VIP6" 0.3 "last service (IPv6): new connections split 30/70"
 
+"$TS_TABLES" "$E2E_PIN" >"$E2E_TMP/tables1" || fail "the tables before the weight change" ""
 timed "weight on the last service" weight s65535 v1=0 v2=100
 if [ "$TIMED_RC" -eq 0 ]; then
 	pass "weight s65535 v1=0 v2=100 at $NSVC services ($TIMED_MS ms, process start included)"
@@ -143,6 +231,18 @@ if [ "$(others "$E2E_TMP/export1.json")" = "$(others "$E2E_TMP/export2.json")" ]
 else
 	fail "weight change" "other services differ, or s65535 is $(jq -c '.services[-1]' \
 		"$E2E_TMP/export2.json")"
+fi
+"$TS_TABLES" "$E2E_PIN" >"$E2E_TMP/tables2" || fail "the tables after the weight change" ""
+if [ "$(grep -v '^s65535 ' "$E2E_TMP/tables1" | sha1sum)" = \
+	"$(grep -v '^s65535 ' "$E2E_TMP/tables2" | sha1sum)" ] &&
+	[ "$(wc -l <"$E2E_TMP/tables2")" -eq "$NSVC" ] &&
+	[ "$(grep '^s65535 ' "$E2E_TMP/tables1")" != "$(grep '^s65535 ' "$E2E_TMP/tables2")" ]
+then
+	pass "the weight change rewrote the last service's table alone: the other $((NSVC - 1))" \
+		"are the same maps, byte for byte"
+else
+	fail "tables after the weight change" "$(diff "$E2E_TMP/tables1" "$E2E_TMP/tables2" |
+		head -n 4)"
 fi
 split "$VIP4" 0.3 "first service after the change: still 30/70"
 

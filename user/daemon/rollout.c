@@ -62,7 +62,6 @@ struct rollout {
 	struct ts_maps		*m;
 	struct ts_loop		*loop;	/* signals; the progress line's timer */
 	const char		*service, *from, *to;
-	__u32			svc_id;
 	struct ts_rollout	r;
 	__u64			interval_ns;
 	__u32			max_failures, min_conns;
@@ -90,11 +89,34 @@ static int parse_steps(const char *s, struct ts_rollout *r)
 	return r->nsteps && s[strlen(s) - 1] != ',' ? 0 : -1;
 }
 
+/* The id the service's rollout record is kept under, read under the lock:
+ * the id of its table, which a change of the table's size moves (and the
+ * record with it). */
+static int record_id(struct rollout *ro, __u32 *id, struct ts_err *err)
+{
+	struct ts_config cfg;
+	int r = ts_config_read_service(ro->m, ro->service, &cfg, err);
+
+	if (r)
+		return r;
+	if (!cfg.nservices)
+		return ts_fail(err, TS_ERR_RUNTIME, "service %s was deleted during its rollout",
+			       ro->service);
+	*id = cfg.services[0].svc.id;
+	ts_config_free(&cfg);
+	return 0;
+}
+
+/* Under the lock. */
 static int record(struct rollout *ro, bool clear, struct ts_err *err)
 {
 	struct ts_rollout none = {};
+	__u32 id;
+	int r = record_id(ro, &id, err);
 
-	if (bpf_map_update_elem(ro->m->rollouts, &ro->svc_id, clear ? &none : &ro->r, BPF_ANY))
+	if (r)
+		return r;
+	if (bpf_map_update_elem(ro->m->rollouts, &id, clear ? &none : &ro->r, BPF_ANY))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot record the rollout of %s: %s",
 			       ro->service, strerror(errno));
 	return 0;
@@ -372,6 +394,7 @@ int cmd_rollout(struct cli_ctx *ctx, int argc, char **argv)
 	struct ts_service_cfg *s;
 	struct ts_backend_cfg *bf, *bt;
 	struct ts_rollout cur = {};
+	__u32 id;
 	struct ts_maps m;
 	struct ts_err err;
 	int nargs, r;
@@ -405,9 +428,9 @@ int cmd_rollout(struct cli_ctx *ctx, int argc, char **argv)
 		return r;
 	}
 	ro.m = &m;
-	if (ts_config_read(&m, &cfg, &err))
+	if (ts_config_read_service(&m, ro.service, &cfg, &err))
 		goto report;
-	s = ts_config_service(&cfg, ro.service);
+	s = cfg.nservices ? &cfg.services[0] : NULL;
 	if (!s) {
 		ts_fail(&err, TS_ERR_USAGE, "unknown service '%s': see 'tcpshift service list'",
 			ro.service);
@@ -422,7 +445,6 @@ int cmd_rollout(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (to_refused(&ro, bt, &err))
 		goto report;
-	ro.svc_id = s->svc.id;
 	ro.r.from_id = bf->id;
 	ro.r.to_id = bt->id;
 	ro.r.from_weight = bf->weight;
@@ -432,7 +454,11 @@ int cmd_rollout(struct cli_ctx *ctx, int argc, char **argv)
 	/* one at a time per service: the check and the record under the lock */
 	if (ts_maps_lock(&m, &err))
 		goto report;
-	if (!bpf_map_lookup_elem(m.rollouts, &ro.svc_id, &cur) && ts_rollout_running(&cur)) {
+	if (record_id(&ro, &id, &err)) {
+		ts_maps_unlock(&m);
+		goto report;
+	}
+	if (!bpf_map_lookup_elem(m.rollouts, &id, &cur) && ts_rollout_running(&cur)) {
 		ts_maps_unlock(&m);
 		ts_fail(&err, TS_ERR_RUNTIME,
 			"a rollout of %s is running (pid %u): wait for it, or stop it first",

@@ -236,6 +236,21 @@ static void service_name_del(struct ts_maps *m, const struct ts_service_cfg *s)
 }
 
 /* The service at VIP key, if any (svc filled). */
+/* Is there a service named name? (found as ts_config_read_service finds it,
+ * without reading its table) */
+static bool service_named(const struct ts_maps *m, const char *name)
+{
+	struct ts_service_name key;
+	struct ts_endpoint_key vip;
+	struct ts_service svc;
+
+	if (strlen(name) >= sizeof(key.name))
+		return false;
+	name_key(name, &key);
+	return !bpf_map_lookup_elem(m->service_names, &key, &vip) &&
+	       !bpf_map_lookup_elem(m->services, &vip, &svc) && !strcmp(svc.name, name);
+}
+
 static bool service_at(const struct ts_maps *m, const struct ts_endpoint_key *key,
 		       struct ts_service *svc)
 {
@@ -690,28 +705,32 @@ int ts_backend_health_set(struct ts_maps *m, const char *service, const char *na
 
 /* ---- the pipeline's steps --------------------------------------------------------- */
 
-/* n ids for new backends and their generations: never-used ids first (found
- * in batches from where this process last found one), then ones no table
- * refers to (removed, or left by a command killed before its commit), which
- * takes a read of every service and backend. */
-static int backend_alloc_many(struct ts_maps *m, size_t n, __u32 *ids, __u32 *gens,
-			      struct ts_err *err)
+/* Refill m's pool of backend ids: the next batch of `backends`, from where
+ * this process last found one, that has never-used ones; when none is left,
+ * every id no table refers to (removed, or left by a command killed before
+ * its commit), which takes a read of every service and backend, done once
+ * for as many ids as there are rather than once per service. The pool holds
+ * while the lock does (emptied when it is let go). */
+static int free_backends_refill(struct ts_maps *m, struct ts_err *err)
 {
 	enum { BATCH = 4096 };
 	struct ts_backend *all;
 	struct ts_config cfg;
 	bool *referenced;
-	__u32 keys[BATCH];
-	size_t k = 0;
-	int r;
+	__u32 *keys;
+	int r = 0;
 
-	if (!n)
-		return 0;
+	m->free_backends_head = m->free_backends_count = 0;
+	if (!m->free_backends)
+		m->free_backends = calloc(TS_MAX_BACKENDS, sizeof(*m->free_backends));
 	all = calloc(BATCH, sizeof(*all));
-	if (!all)
-		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	for (__u32 start = m->free_backend_hint; start < TS_MAX_BACKENDS && k < n;
-	     start += BATCH) {
+	keys = calloc(BATCH, sizeof(*keys));
+	if (!m->free_backends || !all || !keys) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+		goto out;
+	}
+	for (__u32 start = m->free_backend_hint;
+	     start < TS_MAX_BACKENDS && !m->free_backends_count; start += BATCH) {
 		__u32 count = BATCH < TS_MAX_BACKENDS - start ? BATCH : TS_MAX_BACKENDS - start;
 		__u32 in_batch = start - 1, out_batch, got = count;
 
@@ -719,40 +738,82 @@ static int backend_alloc_many(struct ts_maps *m, size_t n, __u32 *ids, __u32 *ge
 		if (bpf_map_lookup_batch(m->backends, start ? &in_batch : NULL, &out_batch, keys,
 					 all, &got, NULL) &&
 		    errno != ENOENT) {
-			free(all);
-			return ts_fail(err, TS_ERR_RUNTIME, "cannot read the backends map: %s",
-				       strerror(errno));
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read the backends map: %s",
+				    strerror(errno));
+			goto out;
 		}
-		for (__u32 i = 0; i < got && k < n; i++)
-			if (all[i].state == TS_BACKEND_FREE) {
-				ids[k] = keys[i];
-				gens[k++] = all[i].generation + 1;
-				m->free_backend_hint = keys[i] + 1;
-			}
+		for (__u32 i = 0; i < got; i++)
+			if (all[i].state == TS_BACKEND_FREE)
+				m->free_backends[m->free_backends_count++] =
+					(struct ts_free_backend){ keys[i], all[i].generation + 1 };
+		if (!m->free_backends_count)
+			m->free_backend_hint = start + count;
 	}
+	if (m->free_backends_count)
+		goto out;
 	free(all);
-	if (k < n) {
-		all = calloc(TS_MAX_BACKENDS, sizeof(*all));
-		referenced = calloc(TS_MAX_BACKENDS, sizeof(*referenced));
-		r = all && referenced ? ts_config_read(m, &cfg, err)
-				      : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-		if (!r) {
-			r = ts_backends_read_all(m, all, err);
-			for (size_t i = 0; !r && i < cfg.nservices; i++)
-				for (size_t j = 0; j < cfg.services[i].nbackends; j++)
-					referenced[cfg.services[i].backends[j].id] = true;
-			ts_config_free(&cfg);
+	all = calloc(TS_MAX_BACKENDS, sizeof(*all));
+	referenced = calloc(TS_MAX_BACKENDS, sizeof(*referenced));
+	r = all && referenced ? ts_config_read(m, &cfg, err)
+			      : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	if (!r) {
+		r = ts_backends_read_all(m, all, err);
+		for (size_t i = 0; !r && i < cfg.nservices; i++)
+			for (size_t j = 0; j < cfg.services[i].nbackends; j++)
+				referenced[cfg.services[i].backends[j].id] = true;
+		ts_config_free(&cfg);
+	}
+	/* never-used ones are past the hint, and none is left there */
+	for (__u32 i = 0; !r && i < TS_MAX_BACKENDS; i++)
+		if (all[i].state != TS_BACKEND_FREE && !referenced[i])
+			m->free_backends[m->free_backends_count++] =
+				(struct ts_free_backend){ i, all[i].generation + 1 };
+	free(referenced);
+out:
+	free(all);
+	free(keys);
+	return r;
+}
+
+static bool id_listed(const __u32 *ids, size_t n, __u32 id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/* n ids for new backends and their generations, from m's pool (refilled a
+ * batch at a time: an import allocates a few per service, and a read of the
+ * backends map per service cost more than all the rest of it). */
+static int backend_alloc_many(struct ts_maps *m, size_t n, __u32 *ids, __u32 *gens,
+			      struct ts_err *err)
+{
+	size_t k = 0, k_refilled = SIZE_MAX;
+	int r;
+
+	while (k < n) {
+		const struct ts_free_backend *f;
+
+		if (m->free_backends_head == m->free_backends_count) {
+			if (k == k_refilled)	/* it had nothing this call has not */
+				break;
+			k_refilled = k;
+			r = free_backends_refill(m, err);
+			if (r)
+				return r;
+			if (!m->free_backends_count)
+				break;
 		}
-		/* those already chosen are FREE, so not taken again here */
-		for (__u32 i = 0; !r && i < TS_MAX_BACKENDS && k < n; i++)
-			if (all[i].state != TS_BACKEND_FREE && !referenced[i]) {
-				ids[k] = i;
-				gens[k++] = all[i].generation + 1;
-			}
-		free(referenced);
-		free(all);
-		if (r)
-			return r;
+		f = &m->free_backends[m->free_backends_head++];
+		/* a pool read again within this call offers the ones it chose,
+		 * not referenced yet, again */
+		if (id_listed(ids, k, f->id))
+			continue;
+		ids[k] = f->id;
+		gens[k++] = f->generation;
+		if (f->id >= m->free_backend_hint)
+			m->free_backend_hint = f->id + 1;
 	}
 	if (k < n)
 		return ts_fail(err, TS_ERR_RUNTIME,
@@ -984,11 +1045,11 @@ static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
 	 * refers to it. */
 	if (!made)
 		r = r ?: table_create(m, &ns->svc, err);
-	r = r ?: table_open(m, &ns->svc, true, &t, err);
+	r = r ?: table_open(m, &ns->svc, &t, err);
 	if (r)
 		goto out;
-	r = table_write_half(t.e, ns->svc.table_size, list, n, err);
-	table_unmap(&t);
+	r = table_put_half(&t, 0, ns->svc.table_size, list, n, err);
+	table_close(&t);
 	r = r ?: service_name_set(m, ns, err);
 	if (r)
 		goto out;
@@ -1105,19 +1166,16 @@ static int doc_apply_chunk(struct ts_maps *m, const struct ts_doc *want, size_t 
 	memset(&chunk, 0, sizeof(chunk));
 	chunk.first = i;
 	for (size_t j = i; j < want->nservices && j < i + TABLE_CHUNK && !r; j++) {
-		struct ts_config have;
-
 		struct ts_err ignored;
 
 		/* one that will be refused is left to service_apply, which says why */
-		r = ts_config_read_service(m, want->services[j].name, &have, err);
-		if (!r && !have.nservices && !check_service(&want->services[j], &ignored)) {
+		if (!service_named(m, want->services[j].name) &&
+		    !check_service(&want->services[j], &ignored)) {
 			r = service_plan(m, &want->services[j], &chunk.made[j - i], err);
 			chunk.is_made[j - i] = !r;
 			if (!r)
 				list[n++] = chunk.made[j - i];
 		}
-		ts_config_free(&have);
 	}
 	r = r ?: table_create_many(m, list, n, err);
 	if (r)
@@ -1139,12 +1197,9 @@ int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *er
 	 * first: their VIPs and backend ids may be reused by the document. */
 	for (size_t i = 0; i < cfg.nservices; i++) {
 		const struct ts_service_cfg *c = &cfg.services[i];
-		const struct ts_doc_service *w = NULL;
+		const struct ts_doc_service *w = ts_doc_service_find(want, c->svc.name);
 		struct ts_endpoint_key key;
 
-		for (size_t j = 0; j < want->nservices && !w; j++)
-			if (!strcmp(want->services[j].name, c->svc.name))
-				w = &want->services[j];
 		if (w)
 			endpoint_key(w->vip.addr, w->vip.port, w->vip.family, &key);
 		if (w && !memcmp(&key, &c->key, sizeof(key)) &&

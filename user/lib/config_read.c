@@ -57,40 +57,97 @@ int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct
 	return ts_backends_read(m, all, TS_MAX_BACKENDS, err);
 }
 
-int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err)
+/* Every service entry, read a batch at a time into cfg (no tables yet). */
+static int services_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err)
 {
-	struct ts_endpoint_key key, *prev = NULL;
+	enum { BATCH = 4096 };
+	struct ts_endpoint_key *keys = calloc(BATCH, sizeof(*keys));
+	struct ts_service *vals = calloc(BATCH, sizeof(*vals));
+	__u32 in_batch, out_batch;
 	size_t cap = 0;
-	int r;
+	bool first = true, done = false;
+	int r = keys && vals ? 0 : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 
-	memset(cfg, 0, sizeof(*cfg));
-	while (!bpf_map_get_next_key(m->services, prev, &key)) {
-		struct ts_service_cfg *s;
+	while (!r && !done) {
+		__u32 got = BATCH;
 
-		if (cfg->nservices == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			void *p = realloc(cfg->services, ncap * sizeof(*cfg->services));
+		/* ENOENT: the last batch, possibly with entries */
+		if (bpf_map_lookup_batch(m->services, first ? NULL : &in_batch, &out_batch, keys,
+					 vals, &got, NULL)) {
+			if (errno != ENOENT) {
+				r = ts_fail(err, TS_ERR_RUNTIME, "cannot read the services map: %s",
+					    strerror(errno));
+				break;
+			}
+			done = true;
+		}
+		first = false;
+		in_batch = out_batch;
+		if (cfg->nservices + got > cap) {
+			size_t ncap = cap ? cap * 2 : BATCH;
+			void *p;
 
+			while (ncap < cfg->nservices + got)
+				ncap *= 2;
+			p = realloc(cfg->services, ncap * sizeof(*cfg->services));
 			if (!p) {
-				ts_config_free(cfg);
-				return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+				r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+				break;
 			}
 			cfg->services = p;
 			cap = ncap;
 		}
-		s = &cfg->services[cfg->nservices];
-		memset(s, 0, sizeof(*s));
-		s->key = key;
-		if (!bpf_map_lookup_elem(m->services, &key, &s->svc)) {
-			r = table_read_config(m, s, err);
-			if (r) {
-				ts_config_free(cfg);
-				return r;
-			}
-			qsort(s->backends, s->nbackends, sizeof(s->backends[0]), table_cmp_backend_name);
-			cfg->nservices++;
+		for (__u32 i = 0; i < got; i++) {
+			struct ts_service_cfg *sc = &cfg->services[cfg->nservices++];
+
+			memset(sc, 0, sizeof(*sc));
+			sc->key = keys[i];
+			sc->svc = vals[i];
 		}
-		prev = &s->key;
+	}
+	free(keys);
+	free(vals);
+	return r;
+}
+
+/*
+ * The whole configuration: the services in batches, each table's list, then
+ * the backends those lists name in one batch (up to the highest id named)
+ * rather than a lookup each: the cost of an export, a status, a stats is
+ * mostly this, at 65,536 services.
+ */
+int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err *err)
+{
+	struct ts_backend *all = NULL;
+	__u32 nall = 0;
+	int r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	r = services_read(m, cfg, err);
+	for (size_t i = 0; !r && i < cfg->nservices; i++) {
+		struct ts_service_cfg *s = &cfg->services[i];
+
+		r = table_read_list(m, s, err);
+		for (size_t j = 0; !r && j < s->nbackends; j++)
+			if (s->backends[j].id >= nall)
+				nall = s->backends[j].id + 1;
+	}
+	if (!r && nall) {
+		all = malloc(nall * sizeof(*all));
+		r = all ? ts_backends_read(m, all, nall, err)
+			: ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	}
+	for (size_t i = 0; !r && i < cfg->nservices; i++) {
+		struct ts_service_cfg *s = &cfg->services[i];
+
+		for (size_t j = 0; j < s->nbackends; j++)
+			s->backends[j].be = all[s->backends[j].id];
+		qsort(s->backends, s->nbackends, sizeof(s->backends[0]), table_cmp_backend_name);
+	}
+	free(all);
+	if (r) {
+		ts_config_free(cfg);
+		return r;
 	}
 	qsort(cfg->services, cfg->nservices, sizeof(*cfg->services), cmp_service_name);
 	return 0;

@@ -1030,7 +1030,7 @@ void ts_plan_free(struct ts_plan *plan)
 }
 
 /* Documents hold their services sorted by name. */
-static const struct ts_doc_service *doc_service(const struct ts_doc *doc, const char *name)
+const struct ts_doc_service *ts_doc_service_find(const struct ts_doc *doc, const char *name)
 {
 	struct ts_doc_service key;
 
@@ -1108,7 +1108,7 @@ int ts_doc_plan(const struct ts_doc *have, const struct ts_doc *want, struct ts_
 	 * VIPs may be taken by others). */
 	for (size_t i = 0; i < have->nservices; i++) {
 		const struct ts_doc_service *h = &have->services[i];
-		const struct ts_doc_service *w = doc_service(want, h->name);
+		const struct ts_doc_service *w = ts_doc_service_find(want, h->name);
 
 		if (w && !must_replace(h, w))
 			continue;
@@ -1123,7 +1123,7 @@ int ts_doc_plan(const struct ts_doc *have, const struct ts_doc *want, struct ts_
 	/* Then each service of the document, in name order. */
 	for (size_t i = 0; i < want->nservices; i++) {
 		const struct ts_doc_service *w = &want->services[i];
-		const struct ts_doc_service *h = doc_service(have, w->name);
+		const struct ts_doc_service *h = ts_doc_service_find(have, w->name);
 
 		if (!h) {
 			c = plan_add(plan, &cap, TS_CHANGE_SERVICE_ADD, w->name, NULL);

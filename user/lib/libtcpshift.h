@@ -95,6 +95,12 @@ struct ts_owner {
 	size_t	n;
 };
 
+/* A never-used backend id and the generation it gets. */
+struct ts_free_backend {
+	__u32	id;
+	__u32	generation;
+};
+
 struct ts_maps {
 	int	services;
 	int	service_names;
@@ -124,6 +130,9 @@ struct ts_maps {
 				 * a change was killed (or failed) holding it */
 	bool	failed;		/* a change failed under this lock: the flag stays */
 	__u32	free_backend_hint;	/* ids below are not FREE (this process) */
+	struct ts_free_backend *free_backends;	/* ids for new backends (config.c),
+						 * found under the lock held now */
+	__u32	free_backends_head, free_backends_count;	/* not taken yet */
 	__u32	free_table_hint;	/* table ids below are taken (this process) */
 };
 
@@ -607,6 +616,9 @@ struct ts_json_limits;
 int ts_doc_parse_limited(const char *text, size_t len, const struct ts_json_limits *limits,
 			 struct ts_doc *doc, struct ts_err *err);
 void ts_doc_free(struct ts_doc *doc);
+/* The service of doc named name (documents hold their services sorted by
+ * name), or NULL. */
+const struct ts_doc_service *ts_doc_service_find(const struct ts_doc *doc, const char *name);
 
 /*
  * The shape of a JSON text, bounded on the text itself before json-c builds a

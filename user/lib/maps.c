@@ -332,6 +332,8 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 void ts_maps_close(struct ts_maps *m)
 {
 	ts_maps_unlock(m);
+	free(m->free_backends);
+	m->free_backends = NULL;
 	for (size_t i = 0; i < NAMED_MAPS; i++) {
 		int *fd = (int *)((char *)m + named_maps[i].offset);
 
@@ -436,6 +438,8 @@ void ts_maps_unlock(struct ts_maps *m)
 	struct ts_settings s;
 	__u32 zero = 0;
 
+	/* what was FREE under the lock may be taken by another command next */
+	m->free_backends_head = m->free_backends_count = 0;
 	if (!m->locked)
 		return;
 	if (m->locked == LOCK_EX)

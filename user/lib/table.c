@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 
@@ -24,58 +23,90 @@ int table_cmp_backend_name(const void *a, const void *b)
 	return strcmp(x->be.name, y->be.name);
 }
 
-void table_unmap(struct table_view *t)
+void table_close(struct table_view *t)
 {
-	if (t->e)
-		munmap(t->e, t->len);
 	if (t->fd >= 0)
 		close(t->fd);
-	t->e = NULL;
 	t->fd = -1;
 }
 
-static int table_mmap(struct table_view *t, __u32 half_len, bool writable, const char *what,
-		      struct ts_err *err)
+/* what tables holds is checked as the pins are: before it is read */
+static int table_check(struct table_view *t, __u32 half_len, const char *what,
+		       struct ts_err *err)
 {
 	struct bpf_map_info info = {};
 	__u32 info_len = sizeof(info);
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
-	/* what tables holds is checked as the pins are: before it is read */
 	if (bpf_obj_get_info_by_fd(t->fd, &info, &info_len) || info.type != BPF_MAP_TYPE_ARRAY ||
 	    !(info.map_flags & BPF_F_MMAPABLE) || info.max_entries != 2 * half_len ||
 	    info.value_size != sizeof(struct ts_table_entry)) {
-		table_unmap(t);
+		table_close(t);
 		return ts_fail(err, TS_ERR_RUNTIME, "the table of %s is inconsistent", what);
 	}
-	t->len = ((size_t)info.max_entries * sizeof(struct ts_table_entry) + page - 1) / page *
-		 page;
-	t->e = mmap(NULL, t->len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, t->fd, 0);
-	if (t->e == MAP_FAILED) {
-		t->e = NULL;
-		table_unmap(t);
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot map the table of %s: %s", what,
-			       strerror(errno));
-	}
+	t->half_len = half_len;
 	return 0;
 }
 
-int table_open(const struct ts_maps *m, const struct ts_service *svc, bool writable,
-		      struct table_view *t, struct ts_err *err)
+int table_open(const struct ts_maps *m, const struct ts_service *svc, struct table_view *t,
+	       struct ts_err *err)
 {
 	__u32 inner_id;
 
-	t->e = NULL;
 	t->fd = -1;
 	if (bpf_map_lookup_elem(m->tables, &svc->id, &inner_id) ||
 	    (t->fd = bpf_map_get_fd_by_id(inner_id)) < 0)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot open the table of service %s: %s",
 			       svc->name, strerror(errno));
 	if (svc->half_len <= svc->table_size) {
-		table_unmap(t);
+		table_close(t);
 		return ts_fail(err, TS_ERR_RUNTIME, "the table of %s is inconsistent", svc->name);
 	}
-	return table_mmap(t, svc->half_len, writable, svc->name, err);
+	return table_check(t, svc->half_len, svc->name, err);
+}
+
+/*
+ * Entries [first, first + n) of a table, read or written with one batch
+ * command each rather than through mmap: mapping and unmapping a table per
+ * service (a TLB flush on every CPU at each munmap) was most of the time of
+ * an import or an export of 65,536 services.
+ */
+int table_read(const struct table_view *t, __u32 first, __u32 n, struct ts_table_entry *out,
+	       struct ts_err *err)
+{
+	__u32 *keys = calloc(n ?: 1, sizeof(*keys));
+	__u32 in_batch = first - 1, out_batch, got = n;
+	int r = 0;
+
+	if (!keys)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	/* a batch starts after the key given; ENOENT: it reached the end */
+	if (n && first + n <= 2 * t->half_len &&
+	    bpf_map_lookup_batch(t->fd, first ? &in_batch : NULL, &out_batch, keys, out, &got,
+				 NULL) &&
+	    errno != ENOENT)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read a table: %s", strerror(errno));
+	else if (n && (first + n > 2 * t->half_len || got != n || keys[0] != first))
+		r = ts_fail(err, TS_ERR_RUNTIME, "short read of a table (%u of %u entries)", got,
+			    n);
+	free(keys);
+	return r;
+}
+
+int table_write(const struct table_view *t, __u32 first, __u32 n,
+		const struct ts_table_entry *in, struct ts_err *err)
+{
+	__u32 *keys = calloc(n ?: 1, sizeof(*keys));
+	__u32 count = n;
+	int r = 0;
+
+	if (!keys)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	for (__u32 i = 0; i < n; i++)
+		keys[i] = first + i;
+	if (n && bpf_map_update_batch(t->fd, keys, in, &count, NULL))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot write a table: %s", strerror(errno));
+	free(keys);
+	return r;
 }
 
 __u32 ts_table_size_for(size_t n)
@@ -153,36 +184,55 @@ out:
 	return r;
 }
 
-/* A new, empty table of svc's size (both halves of svc->half_len), not in
- * `tables` yet: its fd in *fd. */
-static int table_make(const struct ts_service *svc, int *fd, struct ts_err *err)
+int table_put_half(const struct table_view *t, __u32 half, __u32 size,
+		   const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	struct table_view t = { .fd = -1 };
-	char map_name[BPF_OBJ_NAME_LEN];
+	struct ts_table_entry *e = calloc(t->half_len, sizeof(*e));
 	int r;
 
-	snprintf(map_name, sizeof(map_name), "ts_table_%u", svc->id);
-	t.fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, map_name, sizeof(__u32),
-			      sizeof(struct ts_table_entry), 2 * svc->half_len, &opts);
-	if (t.fd < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot create a table of %u slots: %s",
-			       svc->table_size, strerror(errno));
-	r = table_mmap(&t, svc->half_len, true, svc->name, err);
-	if (r)
-		return r;
-	r = table_write_half(t.e, svc->table_size, NULL, 0, err);
-	r = r ?: table_write_half(t.e + svc->half_len, svc->table_size, NULL, 0, err);
-	*fd = r ? -1 : dup(t.fd);
-	table_unmap(&t);
-	if (!r && *fd < 0)
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot keep the table of %s: %s", svc->name,
-			    strerror(errno));
+	if (!e)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory building a table of %u slots",
+			       size);
+	r = n > t->half_len - size - 1
+		    ? ts_fail(err, TS_ERR_RUNTIME, "a table of %u slots has no room for %zu "
+			      "backends", size, n)
+		    : table_write_half(e, size, b, n, err);
+	/* the slots and the list: what follows it is never read */
+	r = r ?: table_write(t, (half & 1) * t->half_len, size + 1 + (__u32)n, e, err);
+	free(e);
 	return r;
 }
 
-/* A new, empty table for service svc->id (both halves of svc->half_len), put
- * in `tables`. It is not live until a service entry refers to it. */
+/* A new table of svc's size (both halves of svc->half_len), not in `tables`
+ * yet: its fd in *fd. Its halves are left as the kernel made them (zeros): a
+ * half is read only once live, and the change that makes it live writes it
+ * first (writing both here was a third of an import's time). */
+static int table_make(const struct ts_service *svc, int *fd, struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	char map_name[BPF_OBJ_NAME_LEN];
+
+	snprintf(map_name, sizeof(map_name), "ts_table_%u", svc->id);
+	*fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, map_name, sizeof(__u32),
+			     sizeof(struct ts_table_entry), 2 * svc->half_len, &opts);
+	if (*fd < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot create a table of %u slots: %s",
+			       svc->table_size, strerror(errno));
+	return 0;
+}
+
+/* The rollouts map is keyed by the id of the service's table. */
+static int rollout_write(struct ts_maps *m, __u32 id, const struct ts_rollout *r,
+			 struct ts_err *err)
+{
+	if (bpf_map_update_elem(m->rollouts, &id, r, BPF_ANY))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot write the rollout record of id %u: %s",
+			       id, strerror(errno));
+	return 0;
+}
+
+/* A new table for service svc->id (both halves of svc->half_len, not written
+ * yet), put in `tables`. It is not live until a service entry refers to it. */
 int table_create(struct ts_maps *m, const struct ts_service *svc, struct ts_err *err)
 {
 	return table_create_many(m, svc, 1, err);
@@ -193,6 +243,7 @@ int table_create_many(struct ts_maps *m, const struct ts_service *svcs, size_t n
 {
 	__u32 *ids = calloc(n ?: 1, sizeof(*ids));
 	int *fds = calloc(n ?: 1, sizeof(*fds));
+	struct ts_rollout *none;
 	__u32 count = (__u32)n;
 	size_t made = 0;
 	int r = ids && fds ? 0 : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
@@ -202,6 +253,16 @@ int table_create_many(struct ts_maps *m, const struct ts_service *svcs, size_t n
 		fds[made] = -1;
 		r = table_make(&svcs[made], &fds[made], err);
 	}
+	/* an id starts without a rollout record: one a deleted service or a
+	 * killed command left would otherwise show under the id's new service */
+	none = r || !n ? NULL : calloc(n, sizeof(*none));
+	if (!r && n && !none)
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	if (!r && n && bpf_map_update_batch(m->rollouts, ids, none, &count, NULL))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot clear the rollout records of %zu "
+			    "services: %s", n, strerror(errno));
+	free(none);
+	count = (__u32)n;
 	if (!r && n && bpf_map_update_batch(m->tables, ids, fds, &count, NULL))
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot store the tables of %zu services: %s", n,
 			    strerror(errno));
@@ -276,6 +337,7 @@ int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 	bool fixed = s->svc.flags & TS_SERVICE_F_FIXED_SIZE;
 	struct ts_service next = s->svc;
 	__u32 eff[TS_MAX_SERVICE_BACKENDS];
+	struct ts_rollout rollout;
 	struct table_view t;
 	int r;
 
@@ -288,12 +350,20 @@ int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 		r = r ?: table_create(m, &next, err);
 		if (r)
 			return r;
+		/* the service's rollout record (keyed by its table's id) goes
+		 * with it, in force from the same switch */
+		if (!bpf_map_lookup_elem(m->rollouts, &s->svc.id, &rollout))
+			r = rollout_write(m, next.id, &rollout, err);
+		if (r) {
+			bpf_map_delete_elem(m->tables, &next.id);
+			return r;
+		}
 	}
-	r = table_open(m, &next, true, &t, err);
+	r = table_open(m, &next, &t, err);
 	if (r)
 		return r;
-	r = table_write_half(t.e + next.table_half * next.half_len, next.table_size, b, n, err);
-	table_unmap(&t);
+	r = table_put_half(&t, next.table_half, next.table_size, b, n, err);
+	table_close(&t);
 	/* who is a member of the new half: the old members and the new ones;
 	 * "weighted" (takes new flows) by the effective weight */
 	ts_effective_weights(b, n, eff);
@@ -315,28 +385,38 @@ int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 		return r;
 	}
 	/* a replaced table: no packet reads it once the switch is seen */
-	if (next.id != s->svc.id)
+	if (next.id != s->svc.id) {
 		bpf_map_delete_elem(m->tables, &s->svc.id);
+		bpf_map_update_elem(m->rollouts, &s->svc.id, &(struct ts_rollout){}, BPF_ANY);
+	}
 	s->svc = next;
 	return 0;
 }
 
-/* The (id, weight) pairs the live half was built from, and their backends. */
-int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s,
-			     struct ts_err *err)
+/* The (id, weight) pairs the live half was built from, without their
+ * backends' entries. */
+int table_read_list(const struct ts_maps *m, struct ts_service_cfg *s, struct ts_err *err)
 {
-	const struct ts_table_entry *half;
+	__u32 size = s->svc.table_size, room, n;
+	struct ts_table_entry *list = NULL;
 	struct table_view t;
-	__u32 n;
 	int r;
 
 	s->nbackends = 0;
-	r = table_open(m, &s->svc, false, &t, err);
+	r = table_open(m, &s->svc, &t, err);
 	if (r)
 		return r;
-	half = t.e + (s->svc.table_half & 1) * s->svc.half_len;
-	n = half[s->svc.table_size].backend_id;
-	if (n > TS_MAX_SERVICE_BACKENDS || n > s->svc.half_len - s->svc.table_size - 1 ||
+	/* the count and the room after it, in one read */
+	room = s->svc.half_len - size - 1;
+	list = calloc(1 + room, sizeof(*list));
+	r = list ? table_read(&t, (s->svc.table_half & 1) * t.half_len + size, 1 + room, list,
+			      err)
+		 : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	table_close(&t);
+	if (r)
+		goto out;
+	n = list[0].backend_id;
+	if (n > TS_MAX_SERVICE_BACKENDS || n > room ||
 	    !(s->backends = calloc(n ?: 1, sizeof(*s->backends)))) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
 			    s->svc.name);
@@ -345,9 +425,9 @@ int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s,
 	for (__u32 i = 0; i < n; i++) {
 		struct ts_backend_cfg *b = &s->backends[i];
 
-		b->id = half[s->svc.table_size + 1 + i].backend_id;
-		b->weight = half[s->svc.table_size + 1 + i].weight;
-		if (b->id >= TS_MAX_BACKENDS || bpf_map_lookup_elem(m->backends, &b->id, &b->be)) {
+		b->id = list[1 + i].backend_id;
+		b->weight = list[1 + i].weight;
+		if (b->id >= TS_MAX_BACKENDS) {
 			r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
 				    s->svc.name);
 			goto out;
@@ -359,28 +439,48 @@ out:
 		free(s->backends);
 		s->backends = NULL;
 	}
-	table_unmap(&t);
+	free(list);
+	return r;
+}
+
+/* The (id, weight) pairs the live half was built from, and their backends. */
+int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s,
+			     struct ts_err *err)
+{
+	int r = table_read_list(m, s, err);
+
+	for (size_t i = 0; !r && i < s->nbackends; i++)
+		if (bpf_map_lookup_elem(m->backends, &s->backends[i].id, &s->backends[i].be))
+			r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
+				    s->svc.name);
+	if (r) {
+		free(s->backends);
+		s->backends = NULL;
+		s->nbackends = 0;
+	}
 	return r;
 }
 
 int ts_table_shares(const struct ts_maps *m, const struct ts_service_cfg *s, __u32 *slots,
 		    struct ts_err *err)
 {
-	const struct ts_table_entry *half;
+	struct ts_table_entry *half = calloc(s->svc.table_size ?: 1, sizeof(*half));
 	struct table_view t;
 	int r;
 
 	memset(slots, 0, s->nbackends * sizeof(*slots));
-	r = table_open(m, &s->svc, false, &t, err);
-	if (r)
-		return r;
-	half = t.e + (s->svc.table_half & 1) * s->svc.half_len;
-	for (__u32 i = 0; i < s->svc.table_size; i++)
+	if (!half)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	r = table_open(m, &s->svc, &t, err);
+	r = r ?: table_read(&t, (s->svc.table_half & 1) * t.half_len, s->svc.table_size, half,
+			    err);
+	table_close(&t);
+	for (__u32 i = 0; !r && i < s->svc.table_size; i++)
 		for (size_t j = 0; j < s->nbackends; j++)
 			if (half[i].backend_id == s->backends[j].id) {
 				slots[j]++;
 				break;
 			}
-	table_unmap(&t);
-	return 0;
+	free(half);
+	return r;
 }

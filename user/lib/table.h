@@ -6,22 +6,31 @@
 
 #include "libtcpshift.h"
 
-/* A service's table, mapped into our memory. */
+/* A service's table, open. */
 struct table_view {
 	int			fd;
-	struct ts_table_entry	*e;
-	size_t			len;	/* bytes mapped */
+	__u32			half_len;
 };
 
 int table_cmp_backend_name(const void *a, const void *b);
-void table_unmap(struct table_view *t);
-int table_open(const struct ts_maps *m, const struct ts_service *svc, bool writable,
-	       struct table_view *t, struct ts_err *err);
+void table_close(struct table_view *t);
+/* Open service svc's table, checked against what svc says of it. */
+int table_open(const struct ts_maps *m, const struct ts_service *svc, struct table_view *t,
+	       struct ts_err *err);
+/* Entries [first, first + n), one batch command each. */
+int table_read(const struct table_view *t, __u32 first, __u32 n, struct ts_table_entry *out,
+	       struct ts_err *err);
+int table_write(const struct table_view *t, __u32 first, __u32 n,
+		const struct ts_table_entry *in, struct ts_err *err);
+/* Build half `half` of t for b[0..n) (sorted by name) and write it. */
+int table_put_half(const struct table_view *t, __u32 half, __u32 size,
+		   const struct ts_backend_cfg *b, size_t n, struct ts_err *err);
 /* Write one half: the Maglev slots for b[0..n) (sorted by name), then the
  * configuration they come from. */
 int table_write_half(struct ts_table_entry *half, __u32 size, const struct ts_backend_cfg *b,
 		     size_t n, struct ts_err *err);
-/* A new, empty table for service svc (its id, table_size and half_len), put in
+/* A new table for service svc (its id, table_size and half_len; its halves not
+ * written yet: the change that makes one live writes it first), put in
  * `tables`: live once a service entry refers to it. */
 int table_create(struct ts_maps *m, const struct ts_service *svc, struct ts_err *err);
 /* The same for n services with one update of `tables`: each update of an array
@@ -38,7 +47,9 @@ __u32 table_room(__u32 size, bool fixed);
  * membership bits, switch: the commit of a change to a service. */
 int table_install(struct ts_maps *m, struct ts_service_cfg *s, const struct ts_backend_cfg *b,
 		  size_t n, struct ts_err *err);
-/* The (id, weight) pairs of s's live half, and their backends. */
+/* The (id, weight) pairs of s's live half (ids checked against the limit). */
+int table_read_list(const struct ts_maps *m, struct ts_service_cfg *s, struct ts_err *err);
+/* The same, and their backends. */
 int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s, struct ts_err *err);
 
 #endif /* TCPSHIFT_TABLE_H */
