@@ -698,11 +698,13 @@ int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err)
 	if (!zero)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 	/* a map allocated as it fills refills its per-CPU caches
-	 * asynchronously: a burst of inserts may find them empty for a moment
-	 * (ENOMEM), so wait a little, at most 100 ms in all */
-	for (int i = 0; (r = bpf_map_update_elem(backend_stats, &id, zero, BPF_ANY)) &&
-			errno == ENOMEM && i < 100; i++)
-		usleep(1000);
+	 * asynchronously (irq_work): a burst of inserts may find them empty
+	 * for a moment (ENOMEM), longer on busy CPUs, so wait and try again,
+	 * 1 ms doubling up to 64 ms, about 2 s in all */
+	for (unsigned int us = 1000, waited = 0;
+	     (r = bpf_map_update_elem(backend_stats, &id, zero, BPF_ANY)) && errno == ENOMEM &&
+	     waited < 2000000; waited += us, us = us < 64000 ? 2 * us : us)
+		usleep(us);
 	if (r)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot reset stats of backend %u: %s", id,
 			    strerror(errno));
