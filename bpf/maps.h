@@ -208,4 +208,12 @@ struct {
 	__type(value, struct ts_nexthop);
 } nexthops SEC(".maps");
 
+/* The per-CPU front of nexthops (include/tcpshift.h); not pinned either. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1U << TS_ROUTE_CACHE_BITS);
+	__type(key, __u32);
+	__type(value, struct ts_route_cache);
+} route_cache SEC(".maps");
+
 #endif /* TCPSHIFT_MAPS_H */

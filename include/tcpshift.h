@@ -410,6 +410,22 @@ struct ts_nexthop {
 	__u8	pad[3];
 };
 
+/*
+ * route_cache: per-CPU array, in front of nexthops: slot ts_nexthop_slot(key)
+ * holds the last answer this CPU used for a key of that slot, with the key,
+ * so that the next packet to the same destination (a backend, a client) finds
+ * its route with one array access instead of a hash lookup. An entry is
+ * nexthops' own, expiry included: it is used under the same conditions, and a
+ * route change reaches it within the same TS_NEXTHOP_TTL_NS. Not pinned: a new
+ * load starts it empty. TS_ROUTE_CACHE_BITS: log2 of its slots (56 KiB per CPU).
+ */
+#define TS_ROUTE_CACHE_BITS	10
+
+struct ts_route_cache {
+	struct ts_nexthop_key	key;
+	struct ts_nexthop	nh;
+};
+
 /* xdp_devs: a device of the instance, as the XDP program knows it. */
 struct ts_xdp_dev {
 	__u8	mac[6];		/* its address: frames to another are not this host's */
