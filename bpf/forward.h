@@ -54,15 +54,6 @@ struct ts_route {
 	__u8	dmac[ETH_ALEN];
 };
 
-/* The route_cache slot of a next-hop key: a multiplicative hash of its
- * words, whose top bits depend on every bit of the address. */
-static __always_inline __u32 ts_nexthop_slot(const struct ts_nexthop_key *k)
-{
-	__u32 h = k->daddr[0] ^ k->daddr[1] ^ k->daddr[2] ^ k->daddr[3] ^ k->ifindex;
-
-	return (h * 2654435761U) >> (32 - TS_ROUTE_CACHE_BITS);
-}
-
 static __always_inline bool ts_nexthop_key_eq(const struct ts_nexthop_key *a,
 					      const struct ts_nexthop_key *b)
 {

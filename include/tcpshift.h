@@ -426,6 +426,16 @@ struct ts_route_cache {
 	struct ts_nexthop	nh;
 };
 
+/* The route_cache slot of a next-hop key: a multiplicative hash of its words,
+ * whose top bits depend on every bit of the address (the data plane's, and
+ * the tests' to find keys that share a slot). */
+static inline __u32 ts_nexthop_slot(const struct ts_nexthop_key *k)
+{
+	__u32 h = k->daddr[0] ^ k->daddr[1] ^ k->daddr[2] ^ k->daddr[3] ^ k->ifindex;
+
+	return (h * 2654435761U) >> (32 - TS_ROUTE_CACHE_BITS);
+}
+
 /* xdp_devs: a device of the instance, as the XDP program knows it. */
 struct ts_xdp_dev {
 	__u8	mac[6];		/* its address: frames to another are not this host's */
