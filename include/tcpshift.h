@@ -436,8 +436,18 @@ static inline __u32 ts_nexthop_slot(const struct ts_nexthop_key *k)
 	return (h * 2654435761U) >> (32 - TS_ROUTE_CACHE_BITS);
 }
 
-/* xdp_devs: a device of the instance, as the XDP program knows it. */
+/*
+ * xdp_devs: hash, ifindex -> a device of the instance, as the XDP program
+ * knows it. xdp_dev_slots: array, the same devices in slot ifindex %
+ * TS_XDP_DEV_SLOTS, so that the XDP program finds the device a frame arrived
+ * on with one array access; a device whose slot another one holds is found in
+ * xdp_devs only (ifindex 0: a free slot). Both unpinned, written together by
+ * ts_bpf_xdp_dev_set (user/lib/loader.c).
+ */
+#define TS_XDP_DEV_SLOTS	256
+
 struct ts_xdp_dev {
+	__u32	ifindex;
 	__u8	mac[6];		/* its address: frames to another are not this host's */
 	__u8	flags;		/* enum ts_xdp_dev_flags */
 	__u8	pad;

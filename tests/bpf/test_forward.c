@@ -188,8 +188,7 @@ static void set_xdp_dev_flags(struct ts_env *e, const char *dev, __u8 flags)
 	ASSERT_EQ(bpf_map__lookup_elem(e->skel->maps.xdp_devs, &key, sizeof(key), &d, sizeof(d),
 				       0), 0, "xdp_devs lookup");
 	d.flags = flags;
-	ASSERT_EQ(bpf_map__update_elem(e->skel->maps.xdp_devs, &key, sizeof(key), &d, sizeof(d),
-				       0), 0, "xdp_devs update");
+	ASSERT_EQ(ts_bpf_xdp_dev_set(e->skel, &d), 0, "ts_bpf_xdp_dev_set");
 }
 
 /*
@@ -450,6 +449,45 @@ static void xdp_route_cache(struct ts_env *e)
 }
 
 /*
+ * The XDP program's device check (xdp_dev_slots, xdp_devs): a frame is this
+ * host's only on a device of the instance, to that device's own MAC. A device
+ * whose ifindex shares a slot with one of the instance's is not taken for it:
+ * until it is the instance's too, its frames go on untouched; once it is, it
+ * is found in xdp_devs with its own MAC, and the slot's device stays in its
+ * slot.
+ */
+static void xdp_device_slots(struct ts_env *e)
+{
+	static const __u8 other_mac[ETH_ALEN] = { 0x02, 0, 0, 0, 0, 0x05 };
+	int client = test_ifindex(TEST_DEV_CLIENT), other = client + TS_XDP_DEV_SLOTS;
+	struct pkt_spec data, s;
+	struct ts_err err = {};
+	bool target = false;
+	char cmd[200];
+
+	test_context("XDP device slots");
+	data = confirmed_flow(e, VIP4_ADDR, 47510, BE4_1, "handshake to v1");
+	snprintf(cmd, sizeof(cmd), "ip link add tsslot0 index %d address 02:00:00:00:00:05 type "
+		 "veth peer name tsslot1 && ip link set tsslot1 up && ip link set tsslot0 up",
+		 other);
+	ASSERT_EQ(system(cmd), 0, "a device in the client device's slot");
+	test_dev_force = other;
+	expect_xdp_pass(e, &data, "on a device not the instance's, in the slot of one that is: "
+			"passed on");
+	ASSERT_EQ(ts_bpf_xdp_dev_add(e->skel, other, false, &target, &err), 0,
+		  "ts_bpf_xdp_dev_add of the device in another's slot");
+	expect_xdp_pass(e, &data, "to the slot's device's MAC, not its own: passed on");
+	s = data;
+	s.eth_dst = other_mac;
+	expect_xdp_to(e, &s, BE4_1, test_backend_mac, "to its own MAC: forwarded (xdp_devs)");
+	test_dev_force = 0;
+	expect_xdp_to(e, &data, BE4_1, test_backend_mac,
+		      "on the client device: forwarded (still in its slot)");
+	ASSERT_EQ(system("ip link del tsslot0"), 0, "ip link del");
+	test_context(NULL);
+}
+
+/*
  * load --mode xdp --handshakes xdp: the XDP program alone carries a whole
  * connection — the SYN picked and pinned, the backend's SYN-ACK, the client's
  * ACK that confirms it, data, FINs both ways — with the canary signals
@@ -577,6 +615,7 @@ static void test_xdp_forward(void **state)
 	xdp_partial_csum(e, false);
 	xdp_partial_csum(e, true);
 	xdp_route_cache(e); /* before the IPv6 addresses go with a 280-byte MTU */
+	xdp_device_slots(e);
 	xdp_nexthop_cache(e); /* on xdp_forward's web4 */
 }
 
