@@ -319,8 +319,9 @@ static struct pkt_spec confirmed_flow(struct ts_env *e, const char *vip, __u16 s
 				      const char *to, const char *what)
 {
 	const char *const ep[] = { to };
-	struct pkt_spec syn = { .src = strchr(vip, ':') ? CLIENT6 : CLIENT4, .dst = vip, .sport = sport, .dport = 8008,
-				.flags = PKT_SYN, .mss = true, .seq = 20000u + sport };
+	struct pkt_spec syn = { .src = strchr(vip, ':') ? CLIENT6 : CLIENT4, .dst = vip,
+				.sport = sport, .dport = 8008, .flags = PKT_SYN, .mss = true,
+				.seq = 20000u + sport };
 	struct pkt_spec data = handshake_ack_spec(&syn);
 
 	handshake(e, &syn, ep, 1, what);
