@@ -54,6 +54,31 @@ struct ts_route {
 	__u8	dmac[ETH_ALEN];
 };
 
+static __always_inline bool ts_nexthop_key_eq(const struct ts_nexthop_key *a,
+					      const struct ts_nexthop_key *b)
+{
+	return a->daddr[0] == b->daddr[0] && a->daddr[1] == b->daddr[1] &&
+	       a->daddr[2] == b->daddr[2] && a->daddr[3] == b->daddr[3] &&
+	       a->ifindex == b->ifindex && a->family == b->family;
+}
+
+/* May a packet of len bytes (from its IP header) take the cached answer nh
+ * now? Not after its expiry, nor when longer than any the route took (the
+ * FIB checks the MTU); XDP takes only what it found itself: an answer found
+ * at tc (fib mode) may name a device XDP cannot redirect to. */
+static __always_inline bool ts_nexthop_usable(const struct ts_ctx *c, const struct ts_nexthop *nh,
+					      __u64 now, __u32 len)
+{
+	return now < nh->expires_ns && len <= nh->max_len && (!ts_is_xdp(c) || nh->xdp);
+}
+
+static __always_inline void ts_route_of(struct ts_route *rt, const struct ts_nexthop *nh)
+{
+	rt->ifindex = nh->ifindex;
+	__builtin_memcpy(rt->smac, nh->smac, ETH_ALEN);
+	__builtin_memcpy(rt->dmac, nh->dmac, ETH_ALEN);
+}
+
 /*
  * Where a packet rewritten to saddr:sport -> daddr:dport goes: true, with rt
  * filled in, when it can be sent on at once. Asked
@@ -65,7 +90,9 @@ struct ts_route {
  * the route took; a longer one asks the FIB again, which checks the MTU. So a
  * route or neighbour change reaches established flows within that time, and
  * routing by source address (policy routing) is not followed: use tc stack
- * mode there.
+ * mode there. In front of nexthops, this CPU's route_cache slot for the key
+ * holds a copy of the answer it used last (expiry included), found with one
+ * array access.
  */
 static __always_inline bool ts_fib_lookup(struct ts_ctx *c, const struct ts_pkt *p,
 					  const __be32 *saddr, const __be32 *daddr,
@@ -75,8 +102,10 @@ static __always_inline bool ts_fib_lookup(struct ts_ctx *c, const struct ts_pkt 
 	void *data = ts_data(c), *data_end = ts_data_end(c);
 	struct ts_nexthop_key key = { .ifindex = c->ifindex, .family = p->key.family };
 	__u32 len = ts_len(c) - p->l3_off;
-	struct ts_nexthop *nh, fresh;
+	struct ts_route_cache *cached;
+	struct ts_nexthop *nh;
 	struct bpf_fib_lookup fib;
+	__u32 slot;
 	__u8 ttl;
 
 	if (p->key.family == TS_AF_INET) {
@@ -99,13 +128,20 @@ static __always_inline bool ts_fib_lookup(struct ts_ctx *c, const struct ts_pkt 
 	if (!ts_is_xdp(c) && ts_skb(c)->gso_size)
 		len = p->l4_off - p->l3_off + p->l4_hlen + ts_skb(c)->gso_size;
 	__builtin_memcpy(key.daddr, daddr, sizeof(key.daddr));
+	slot = ts_nexthop_slot(&key);
+	cached = bpf_map_lookup_elem(&route_cache, &slot);
+	/* (never: the slot is in range) */
+	if (!cached)
+		return false;
+	if (ts_nexthop_key_eq(&cached->key, &key) && ts_nexthop_usable(c, &cached->nh, now, len)) {
+		ts_route_of(rt, &cached->nh);
+		return true;
+	}
 	nh = bpf_map_lookup_elem(&nexthops, &key);
-	/* XDP takes only what it found itself: an answer found at tc (fib
-	 * mode) may name a device XDP cannot redirect to */
-	if (nh && now < nh->expires_ns && len <= nh->max_len && (!ts_is_xdp(c) || nh->xdp)) {
-		rt->ifindex = nh->ifindex;
-		__builtin_memcpy(rt->smac, nh->smac, ETH_ALEN);
-		__builtin_memcpy(rt->dmac, nh->dmac, ETH_ALEN);
+	if (nh && ts_nexthop_usable(c, nh, now, len)) {
+		ts_route_of(rt, nh);
+		cached->key = key;
+		cached->nh = *nh;
 		return true;
 	}
 	__builtin_memset(&fib, 0, sizeof(fib));
@@ -120,18 +156,18 @@ static __always_inline bool ts_fib_lookup(struct ts_ctx *c, const struct ts_pkt 
 	/* XDP redirects only to the instance's own devices (xdp_tx) */
 	if (ts_is_xdp(c) && !bpf_map_lookup_elem(&xdp_tx, &fib.ifindex))
 		return false;
-	rt->ifindex = fib.ifindex;
-	__builtin_memcpy(rt->smac, fib.smac, ETH_ALEN);
-	__builtin_memcpy(rt->dmac, fib.dmac, ETH_ALEN);
-	/* learnt afresh: the route's MTU may have shrunk since */
-	__builtin_memset(&fresh, 0, sizeof(fresh));
-	fresh.expires_ns = now + TS_NEXTHOP_TTL_NS;
-	fresh.ifindex = fib.ifindex;
-	fresh.max_len = len;
-	fresh.xdp = ts_is_xdp(c);
-	__builtin_memcpy(fresh.smac, fib.smac, ETH_ALEN);
-	__builtin_memcpy(fresh.dmac, fib.dmac, ETH_ALEN);
-	bpf_map_update_elem(&nexthops, &key, &fresh, BPF_ANY);
+	/* learnt afresh (the route's MTU may have shrunk since), into this
+	 * CPU's slot and nexthops */
+	cached->key = key;
+	__builtin_memset(&cached->nh, 0, sizeof(cached->nh));
+	cached->nh.expires_ns = now + TS_NEXTHOP_TTL_NS;
+	cached->nh.ifindex = fib.ifindex;
+	cached->nh.max_len = len;
+	cached->nh.xdp = ts_is_xdp(c);
+	__builtin_memcpy(cached->nh.smac, fib.smac, ETH_ALEN);
+	__builtin_memcpy(cached->nh.dmac, fib.dmac, ETH_ALEN);
+	ts_route_of(rt, &cached->nh);
+	bpf_map_update_elem(&nexthops, &key, &cached->nh, BPF_ANY);
 	return true;
 }
 

@@ -181,7 +181,9 @@ struct {
  * keyed by ifindex: xdp_tx, those it may redirect to, the ones that take
  * redirected frames (a devmap, so that the kernel sends them in batches), and
  * xdp_devs, each one's MAC, to tell a frame to this host from one seen in
- * promiscuous mode, and whether its frames may carry partial checksums.
+ * promiscuous mode, and whether its frames may carry partial checksums
+ * (xdp_dev_slots: most of them again, found with an array access:
+ * include/tcpshift.h).
  * Written by every load before it attaches, so not pinned: each program has
  * its own.
  */
@@ -199,6 +201,13 @@ struct {
 	__type(value, struct ts_xdp_dev);
 } xdp_devs SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TS_XDP_DEV_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ts_xdp_dev);
+} xdp_dev_slots SEC(".maps");
+
 /* Next hops that bpf_fib_lookup found (include/tcpshift.h); a cache, so not
  * pinned: a new load starts empty. */
 struct {
@@ -207,5 +216,13 @@ struct {
 	__type(key, struct ts_nexthop_key);
 	__type(value, struct ts_nexthop);
 } nexthops SEC(".maps");
+
+/* The per-CPU front of nexthops (include/tcpshift.h); not pinned either. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1U << TS_ROUTE_CACHE_BITS);
+	__type(key, __u32);
+	__type(value, struct ts_route_cache);
+} route_cache SEC(".maps");
 
 #endif /* TCPSHIFT_MAPS_H */

@@ -1275,7 +1275,7 @@ int tcpshift_tc(struct __sk_buff *skb)
 /*
  * load --mode xdp: the same flow logic, before the stack has built an skb.
  * A frame counts as this host's when it is addressed to the device's own MAC
- * (xdp_devs): what tc knows as pkt_type PACKET_HOST. Everything else, and
+ * (xdp_dev_slots, xdp_devs): what tc knows as pkt_type PACKET_HOST. Everything else, and
  * everything this program cannot finish, goes on untouched to tc.
  */
 SEC("xdp")
@@ -1285,11 +1285,15 @@ int tcpshift_xdp(struct xdp_md *ctx)
 	struct ts_ctx c = { .ctx = ctx, .ifindex = ifindex, .xdp = true };
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
+	__u32 slot = ifindex % TS_XDP_DEV_SLOTS;
 	struct ts_xdp_dev *dev;
 
 	if ((void *)(eth + 1) > data_end)
 		return XDP_PASS;
-	dev = bpf_map_lookup_elem(&xdp_devs, &ifindex);
+	/* the device in its slot, else (the slot is another's) in xdp_devs */
+	dev = bpf_map_lookup_elem(&xdp_dev_slots, &slot);
+	if (!dev || dev->ifindex != ifindex)
+		dev = bpf_map_lookup_elem(&xdp_devs, &ifindex);
 	if (!dev || *(__u32 *)eth->h_dest != *(__u32 *)dev->mac ||
 	    *(__u16 *)(eth->h_dest + 4) != *(__u16 *)(dev->mac + 4))
 		return XDP_PASS;

@@ -410,8 +410,44 @@ struct ts_nexthop {
 	__u8	pad[3];
 };
 
-/* xdp_devs: a device of the instance, as the XDP program knows it. */
+/*
+ * route_cache: per-CPU array, in front of nexthops: slot ts_nexthop_slot(key)
+ * holds the last answer this CPU used for a key of that slot, with the key,
+ * so that the next packet to the same destination (a backend, a client) finds
+ * its route with one array access instead of a hash lookup. An entry is
+ * nexthops' own, expiry included: it is used under the same conditions, and a
+ * route change reaches it within the same TS_NEXTHOP_TTL_NS. Not pinned: a new
+ * load starts it empty. TS_ROUTE_CACHE_BITS: log2 of its slots (56 KiB per CPU).
+ */
+#define TS_ROUTE_CACHE_BITS	10
+
+struct ts_route_cache {
+	struct ts_nexthop_key	key;
+	struct ts_nexthop	nh;
+};
+
+/* The route_cache slot of a next-hop key: a multiplicative hash of its words,
+ * whose top bits depend on every bit of the address (the data plane's, and
+ * the tests' to find keys that share a slot). */
+static inline __u32 ts_nexthop_slot(const struct ts_nexthop_key *k)
+{
+	__u32 h = k->daddr[0] ^ k->daddr[1] ^ k->daddr[2] ^ k->daddr[3] ^ k->ifindex;
+
+	return (h * 2654435761U) >> (32 - TS_ROUTE_CACHE_BITS);
+}
+
+/*
+ * xdp_devs: hash, ifindex -> a device of the instance, as the XDP program
+ * knows it. xdp_dev_slots: array, the same devices in slot ifindex %
+ * TS_XDP_DEV_SLOTS, so that the XDP program finds the device a frame arrived
+ * on with one array access; a device whose slot another one holds is found in
+ * xdp_devs only (ifindex 0: a free slot). Both unpinned, written together by
+ * ts_bpf_xdp_dev_set (user/lib/loader.c).
+ */
+#define TS_XDP_DEV_SLOTS	256
+
 struct ts_xdp_dev {
+	__u32	ifindex;
 	__u8	mac[6];		/* its address: frames to another are not this host's */
 	__u8	flags;		/* enum ts_xdp_dev_flags */
 	__u8	pad;

@@ -25,6 +25,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 
+#include <arpa/inet.h>
 #include <bpf/libbpf.h>
 
 #include "tcpshift.skel.h"
@@ -187,8 +188,7 @@ static void set_xdp_dev_flags(struct ts_env *e, const char *dev, __u8 flags)
 	ASSERT_EQ(bpf_map__lookup_elem(e->skel->maps.xdp_devs, &key, sizeof(key), &d, sizeof(d),
 				       0), 0, "xdp_devs lookup");
 	d.flags = flags;
-	ASSERT_EQ(bpf_map__update_elem(e->skel->maps.xdp_devs, &key, sizeof(key), &d, sizeof(d),
-				       0), 0, "xdp_devs update");
+	ASSERT_EQ(ts_bpf_xdp_dev_set(e->skel, &d), 0, "ts_bpf_xdp_dev_set");
 }
 
 /*
@@ -300,6 +300,192 @@ static void expect_xdp_pass(struct ts_env *e, const struct pkt_spec *s, const ch
 	ASSERT_EQ(pkt_build(&in, s), 0, "pkt_build");
 	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS, what);
 	ASSERT_EQ(pkt_diff(&out, &in), -1, what);
+}
+
+/* Run the calling thread on cpu alone (BPF_PROG_TEST_RUN runs the program
+ * there); false when there is no such CPU. */
+static bool run_on_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return !sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* A confirmed flow from client port sport to VIP address vip (port 8008),
+ * on backend "to" (ep), and its data segment. */
+static struct pkt_spec confirmed_flow(struct ts_env *e, const char *vip, __u16 sport,
+				      const char *to, const char *what)
+{
+	const char *const ep[] = { to };
+	struct pkt_spec syn = { .src = strchr(vip, ':') ? CLIENT6 : CLIENT4, .dst = vip,
+				.sport = sport, .dport = 8008, .flags = PKT_SYN, .mss = true,
+				.seq = 20000u + sport };
+	struct pkt_spec data = handshake_ack_spec(&syn);
+
+	handshake(e, &syn, ep, 1, what);
+	data.flags = PKT_PSH | PKT_ACK;
+	data.payload = "data";
+	return data;
+}
+
+/* s through the XDP program alone: redirected to backend ep, whose MAC is dmac. */
+static void expect_xdp_to(struct ts_env *e, const struct pkt_spec *s, const char *ep,
+			  const __u8 *dmac, const char *what)
+{
+	struct pkt in, out;
+
+	ASSERT_EQ(pkt_build(&in, s), 0, "pkt_build");
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_REDIRECT, what);
+	expect_fib_forwarded(&out, s, true, ep, dmac, what);
+}
+
+/*
+ * The per-CPU route cache (route_cache, in front of nexthops: forward.h)
+ * serves no stale answer. Each CPU's copy of a next hop expires with the
+ * answer it copied: a neighbour's new MAC reaches packets on every CPU within
+ * TS_NEXTHOP_TTL_NS, not only on the CPU that asked the FIB again. A backend
+ * removed and added again at another address (its id reused) is routed to
+ * that address, never by its old route. A destination whose key shares a slot
+ * with another's never gets the other's next hop.
+ */
+static void xdp_route_cache(struct ts_env *e)
+{
+	static const __u8 mac11[ETH_ALEN] = { 0x02, 0, 0, 0, 0, 0x11 };
+	static const __u8 mac12[ETH_ALEN] = { 0x02, 0, 0, 0, 0, 0x12 };
+	static const __u8 mac13[ETH_ALEN] = { 0x02, 0, 0, 0, 0, 0x13 };
+	static const __u8 mac_a[ETH_ALEN] = { 0x02, 0, 0, 0, 0, 0x21 };
+	static const __u8 mac_b[ETH_ALEN] = { 0x02, 0, 0, 0, 0, 0x22 };
+	struct ts_nexthop_key ka = { .family = TS_AF_INET }, kb;
+	struct pkt_spec data, data2, data_a, data_b;
+	char cmd[256], ep_a[64], ep_b[64], addr_a[48] = "", addr_b[48] = "";
+	int ncpu = libbpf_num_possible_cpus();
+	cpu_set_t all;
+
+	test_context("XDP route cache");
+	ASSERT_EQ(sched_getaffinity(0, sizeof(all), &all), 0, "sched_getaffinity");
+	/* v2 of web4 (198.18.2.12), routed by no other test of this group */
+	set_web_weights(e, "web4", 0, 1);
+	ASSERT_EQ(system("ip neigh replace 198.18.2.12 lladdr 02:00:00:00:00:11 dev "
+			 TEST_DEV_BACKEND " nud permanent"), 0, "neighbour");
+	data = confirmed_flow(e, VIP4_ADDR, 47500, BE4_2, "handshake to v2");
+
+	/* every CPU's copy, after a neighbour's change */
+	if (ncpu >= 2 && CPU_ISSET(0, &all) && CPU_ISSET(1, &all)) {
+		for (int cpu = 0; cpu < 2; cpu++) {
+			ASSERT_TRUE(run_on_cpu(cpu), "run on the CPU");
+			expect_xdp_to(e, &data, BE4_2, mac11, "the route learnt on each CPU");
+		}
+		ASSERT_EQ(system("ip neigh replace 198.18.2.12 lladdr 02:00:00:00:00:12 dev "
+				 TEST_DEV_BACKEND " nud permanent"), 0, "new neighbour MAC");
+		usleep(1200 * 1000); /* > TS_NEXTHOP_TTL_NS */
+		ASSERT_TRUE(run_on_cpu(1), "run on CPU 1");
+		expect_xdp_to(e, &data, BE4_2, mac12, "CPU 1 asks the FIB again: the new MAC");
+		ASSERT_TRUE(run_on_cpu(0), "run on CPU 0");
+		expect_xdp_to(e, &data, BE4_2, mac12,
+			      "CPU 0's copy expired with its answer: the new MAC there too");
+		ASSERT_EQ(sched_setaffinity(0, sizeof(all), &all), 0, "sched_setaffinity");
+	} else {
+		print_message("    (one CPU: the per-CPU part is skipped)\n");
+	}
+
+	/* web6's backends moved to two addresses whose keys share a slot: the
+	 * first two of 2001:2:2::1:0/112 (the backends' device) that do */
+	ka.family = TS_AF_INET6;
+	ka.ifindex = (__u32)test_ifindex(TEST_DEV_CLIENT);
+	inet_pton(AF_INET6, "2001:2:2::", ka.daddr);
+	kb = ka;
+	{
+		static __u32 first[1U << TS_ROUTE_CACHE_BITS];	/* host order; 0: none */
+
+		memset(first, 0, sizeof(first));
+		for (__u32 a = 0x10001u; a < 0x1ffffu && !addr_b[0]; a++) {
+			__u32 slot;
+
+			ka.daddr[3] = htonl(a);
+			slot = ts_nexthop_slot(&ka);
+			if (!first[slot]) {
+				first[slot] = a;
+				continue;
+			}
+			kb.daddr[3] = htonl(first[slot]);
+			inet_ntop(AF_INET6, kb.daddr, addr_a, sizeof(addr_a));
+			inet_ntop(AF_INET6, ka.daddr, addr_b, sizeof(addr_b));
+		}
+	}
+	ASSERT_TRUE(addr_b[0], "two addresses of 2001:2:2::1:0/112 share a slot");
+
+	snprintf(cmd, sizeof(cmd), "ip neigh replace %s lladdr 02:00:00:00:00:21 dev "
+		 TEST_DEV_BACKEND " nud permanent", addr_a);
+	ASSERT_EQ(system(cmd), 0, "neighbour a");
+	snprintf(cmd, sizeof(cmd), "ip neigh replace %s lladdr 02:00:00:00:00:22 dev "
+		 TEST_DEV_BACKEND " nud permanent", addr_b);
+	ASSERT_EQ(system(cmd), 0, "neighbour b");
+	snprintf(ep_a, sizeof(ep_a), "[%s]:8008", addr_a);
+	snprintf(ep_b, sizeof(ep_b), "[%s]:8008", addr_b);
+	env_backend_del(e, "web6", "v1");
+	env_backend_del(e, "web6", "v2");
+	env_backend(e, "web6", "v1", ep_a, 1);
+	env_backend(e, "web6", "v2", ep_b, 0);
+	data_a = confirmed_flow(e, VIP6_ADDR, 47502, ep_a, "handshake to a");
+	expect_xdp_to(e, &data_a, ep_a, mac_a, "a: its own route");
+	set_web_weights(e, "web6", 0, 1);
+	data_b = confirmed_flow(e, VIP6_ADDR, 47503, ep_b, "handshake to b");
+	expect_xdp_to(e, &data_b, ep_b, mac_b, "b, in a's slot: its own route, not a's");
+	expect_xdp_to(e, &data_a, ep_a, mac_a, "a again, in b's slot: its own route");
+
+	/* v2 removed, and added again at another address */
+	ASSERT_EQ(system("ip neigh replace 198.18.2.13 lladdr 02:00:00:00:00:13 dev "
+			 TEST_DEV_BACKEND " nud permanent"), 0, "neighbour of the new address");
+	env_backend_del(e, "web4", "v2");
+	env_backend(e, "web4", "v2", "198.18.2.13:8008", 1);
+	data2 = confirmed_flow(e, VIP4_ADDR, 47501, "198.18.2.13:8008", "handshake to v2 again");
+	expect_xdp_to(e, &data2, "198.18.2.13:8008", mac13,
+		      "the re-added backend: its new address's route");
+	expect_xdp_pass(e, &data, "the removed backend's flow goes on to tc (its reset)");
+	set_web_weights(e, "web4", 1, 0);	/* as xdp_nexthop_cache expects it */
+
+	test_context(NULL);
+}
+
+/*
+ * The XDP program's device check (xdp_dev_slots, xdp_devs): a frame is this
+ * host's only on a device of the instance, to that device's own MAC. A device
+ * whose ifindex shares a slot with one of the instance's is not taken for it:
+ * until it is the instance's too, its frames go on untouched; once it is, it
+ * is found in xdp_devs with its own MAC, and the slot's device stays in its
+ * slot.
+ */
+static void xdp_device_slots(struct ts_env *e)
+{
+	static const __u8 other_mac[ETH_ALEN] = { 0x02, 0, 0, 0, 0, 0x05 };
+	int client = test_ifindex(TEST_DEV_CLIENT), other = client + TS_XDP_DEV_SLOTS;
+	struct pkt_spec data, s;
+	struct ts_err err = {};
+	bool target = false;
+	char cmd[200];
+
+	test_context("XDP device slots");
+	data = confirmed_flow(e, VIP4_ADDR, 47510, BE4_1, "handshake to v1");
+	snprintf(cmd, sizeof(cmd), "ip link add tsslot0 index %d address 02:00:00:00:00:05 type "
+		 "veth peer name tsslot1 && ip link set tsslot1 up && ip link set tsslot0 up",
+		 other);
+	ASSERT_EQ(system(cmd), 0, "a device in the client device's slot");
+	test_dev_force = other;
+	expect_xdp_pass(e, &data, "on a device not the instance's, in the slot of one that is: "
+			"passed on");
+	ASSERT_EQ(ts_bpf_xdp_dev_add(e->skel, other, false, &target, &err), 0,
+		  "ts_bpf_xdp_dev_add of the device in another's slot");
+	expect_xdp_pass(e, &data, "to the slot's device's MAC, not its own: passed on");
+	s = data;
+	s.eth_dst = other_mac;
+	expect_xdp_to(e, &s, BE4_1, test_backend_mac, "to its own MAC: forwarded (xdp_devs)");
+	test_dev_force = 0;
+	expect_xdp_to(e, &data, BE4_1, test_backend_mac,
+		      "on the client device: forwarded (still in its slot)");
+	ASSERT_EQ(system("ip link del tsslot0"), 0, "ip link del");
+	test_context(NULL);
 }
 
 /*
@@ -429,6 +615,8 @@ static void test_xdp_forward(void **state)
 	xdp_forward(e, true);
 	xdp_partial_csum(e, false);
 	xdp_partial_csum(e, true);
+	xdp_route_cache(e); /* before the IPv6 addresses go with a 280-byte MTU */
+	xdp_device_slots(e);
 	xdp_nexthop_cache(e); /* on xdp_forward's web4 */
 }
 

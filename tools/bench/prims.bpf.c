@@ -16,6 +16,12 @@
  *                per-packet time into its parts. Each works on maps of the
  *                same shape as tcpshift's (key and value sizes), declared here
  *                so that this file depends on no data plane internals.
+ *
+ * plain_redirect plain XDP forwarding without NAT, the ceiling of an XDP
+ *                forwarder: parse, bpf_fib_lookup, TTL, MACs, a redirect
+ *                through a devmap (what pps.bpf.c's pps_fwd does on the
+ *                gateway of `make bench-pps`), so that tcpshift's XDP program
+ *                is measured against it in the same run.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -167,6 +173,81 @@ int wrap6_xdp(struct xdp_md *ctx)
 	if (wrap_frame((void *)(long)ctx->data, (void *)(long)ctx->data_end, 6))
 		bpf_tail_call(ctx, &jmp_xdp, 0);
 	return XDP_ABORTED;
+}
+
+/* ---- plain XDP forwarding ------------------------------------------------------ */
+
+/* Filled by microbench.c with the bench device: the redirect's target. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, __u32);
+} redirect_ports SEC(".maps");
+
+SEC("xdp")
+int plain_redirect(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct bpf_fib_lookup fib = { .l4_protocol = IPPROTO_TCP };
+	struct ethhdr *eth = data;
+	struct tcphdr *tcp;
+
+	if ((void *)(eth + 1) > end)
+		return XDP_PASS;
+	fib.ifindex = ctx->ingress_ifindex;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > end || ip->ihl != 5 || ip->protocol != IPPROTO_TCP ||
+		    ip->ttl <= 1)
+			return XDP_PASS;
+		tcp = (void *)(ip + 1);
+		if ((void *)(tcp + 1) > end)
+			return XDP_PASS;
+		fib.family = 2;		/* AF_INET */
+		fib.tot_len = bpf_ntohs(ip->tot_len);
+		fib.ipv4_src = ip->saddr;
+		fib.ipv4_dst = ip->daddr;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP || ip6->hop_limit <= 1)
+			return XDP_PASS;
+		tcp = (void *)(ip6 + 1);
+		if ((void *)(tcp + 1) > end)
+			return XDP_PASS;
+		fib.family = 10;	/* AF_INET6 */
+		fib.tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
+	} else {
+		return XDP_PASS;
+	}
+	fib.sport = tcp->source;
+	fib.dport = tcp->dest;
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return XDP_PASS;
+	if (fib.family == 2) {
+		struct iphdr *ip = (void *)(eth + 1);
+		__u32 sum;
+
+		if ((void *)(ip + 1) > end)
+			return XDP_PASS;
+		/* TTL - 1, the header checksum adjusted (RFC 1624) */
+		sum = (__u32)ip->check + bpf_htons(0x0100);
+		ip->check = (__u16)(sum + (sum >= 0xffff));
+		ip->ttl--;
+	} else {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > end)
+			return XDP_PASS;
+		ip6->hop_limit--;
+	}
+	__builtin_memcpy(eth->h_dest, fib.dmac, 6);
+	__builtin_memcpy(eth->h_source, fib.smac, 6);
+	return bpf_redirect_map(&redirect_ports, fib.ifindex, 0);
 }
 
 /* ---- maps shaped like tcpshift's ------------------------------------------ */

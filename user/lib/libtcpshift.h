@@ -393,6 +393,10 @@ void ts_bpf_destroy(struct tcpshift_bpf *skel);
 int ts_bpf_prog_fd(struct tcpshift_bpf *skel);		/* tc ingress */
 int ts_bpf_egress_prog_fd(struct tcpshift_bpf *skel);	/* tc egress */
 int ts_bpf_xdp_prog_fd(struct tcpshift_bpf *skel);	/* XDP */
+/* Write dev (its ifindex set) into the XDP program's device maps, xdp_devs
+ * and its slot of xdp_dev_slots unless another device holds that: 0 or
+ * -errno. */
+int ts_bpf_xdp_dev_set(struct tcpshift_bpf *skel, const struct ts_xdp_dev *dev);
 /* Make ifindex one of the devices the object's XDP program works on (its MAC,
  * whether its frames may carry partial checksums, and, when it can take them
  * (*target), a redirect target), in native or generic mode: `load` does it for

@@ -584,6 +584,25 @@ static bool xdp_partial_csum(int ifindex, bool generic)
 	return !info.bus_info[0] || !strcmp(info.driver, "veth") || !strcmp(info.driver, "tun");
 }
 
+int ts_bpf_xdp_dev_set(struct tcpshift_bpf *skel, const struct ts_xdp_dev *dev)
+{
+	__u32 key = dev->ifindex, slot = dev->ifindex % TS_XDP_DEV_SLOTS;
+	struct ts_xdp_dev held;
+
+	if (bpf_map__update_elem(skel->maps.xdp_devs, &key, sizeof(key), dev, sizeof(*dev), 0))
+		return -errno;
+	/* the slot, unless another device holds it (that one stays) */
+	if (bpf_map__lookup_elem(skel->maps.xdp_dev_slots, &slot, sizeof(slot), &held, sizeof(held),
+				 0))
+		return -errno;
+	if (held.ifindex && held.ifindex != key)
+		return 0;
+	if (bpf_map__update_elem(skel->maps.xdp_dev_slots, &slot, sizeof(slot), dev, sizeof(*dev),
+				 0))
+		return -errno;
+	return 0;
+}
+
 int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, bool generic, bool *target,
 		       struct ts_err *err)
 {
@@ -609,9 +628,10 @@ int ts_bpf_xdp_dev_add(struct tcpshift_bpf *skel, int ifindex, bool generic, boo
 	 * go on through tc instead (ts_fib_lookup). In generic mode a
 	 * redirect is an skb's, which every device takes. */
 	*target = generic || ts_xdp_redirect_target(ifindex);
+	dev.ifindex = key;
 	if ((*target &&
 	     bpf_map__update_elem(skel->maps.xdp_tx, &key, sizeof(key), &key, sizeof(key), 0)) ||
-	    bpf_map__update_elem(skel->maps.xdp_devs, &key, sizeof(key), &dev, sizeof(dev), 0))
+	    ts_bpf_xdp_dev_set(skel, &dev))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot add %s to the XDP device maps: %s",
 			       name, strerror(errno));
 	return 0;
