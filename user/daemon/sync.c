@@ -539,7 +539,9 @@ static void per_peer(struct prom *p, const struct sync *s, const char *name, con
 	}
 }
 
-static char *metrics_collect(void *cls, size_t *len)
+/* sync has no per-service series: the query changes nothing. */
+static char *metrics_collect(void *cls, const struct ts_metrics_query *q, unsigned int *code,
+			     size_t *len)
 {
 	struct sync *s = cls;
 	__u64 counters[TS_CNT_MAX] = {}, *lags, lag_sum, lag_count;
@@ -547,6 +549,8 @@ static char *metrics_collect(void *cls, size_t *len)
 	size_t nl;
 	struct ts_err err;
 
+	(void)q;
+	(void)code;
 	lags = malloc(sizeof(s->lag_ns));
 	if (!lags || prom_begin(&p)) {
 		free(lags);
