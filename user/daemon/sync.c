@@ -100,8 +100,12 @@ struct sync {
 	struct ring_buffer	*rb;
 	__u64			epoch;
 	__u64			real_minus_mono;	/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
-	struct ts_backend	*backends;		/* TS_MAX_BACKENDS: ids -> addresses */
-	bool			backends_fresh;		/* read since the last miss */
+	/* backend id -> its entry, read from the map when a pin names the id
+	 * first in a step (a wake-up or a bulk); both TS_MAX_BACKENDS long,
+	 * calloc()ed untouched: memory follows the ids in use, not the limit */
+	struct ts_backend	*backends;
+	__u64			*backend_step;		/* the step each id was read in */
+	__u64			step;			/* from 1: no id is read at 0 */
 	struct ts_sync_cache	cache;			/* emptied every loop */
 	/* events waiting for the next datagram */
 	unsigned char		out[TS_SYNC_DATAGRAM];
@@ -178,25 +182,19 @@ static void flush_events(struct sync *s)
 	s->nout = 0;
 }
 
-static void backends_read(struct sync *s)
-{
-	struct ts_err err;
-
-	if (ts_backends_read_all(&s->m, s->backends, &err))
-		logf_("%s", err.msg);
-	s->backends_fresh = true;
-}
-
-/* The record of an event or a flow; reads the backends again once when the
- * id is unknown (a backend added since). */
+/* The record of an event or a flow. Its backend is read once a step: a
+ * backend removed, or its id given again, since an earlier step is seen. */
 static bool record_of(struct sync *s, __u8 type, const struct ts_flow_key *key, __u32 id,
 		      __u32 gen, __u32 client_end, __u64 real_ns, struct ts_sync_record *rec)
 {
-	if (ts_sync_record_of(s->backends, type, key, id, gen, client_end, real_ns, rec))
-		return true;
-	if (s->backends_fresh)
+	if (id >= TS_MAX_BACKENDS)
 		return false;
-	backends_read(s);
+	if (s->backend_step[id] != s->step) {
+		/* a failed read: as a free id, no record */
+		if (bpf_map_lookup_elem(s->m.backends, &id, &s->backends[id]))
+			memset(&s->backends[id], 0, sizeof(s->backends[id]));
+		s->backend_step[id] = s->step;
+	}
 	return ts_sync_record_of(s->backends, type, key, id, gen, client_end, real_ns, rec);
 }
 
@@ -293,7 +291,7 @@ static void send_bulk(struct sync *s, struct peer *p)
 		return;
 	b->s = s;
 	b->p = p;
-	backends_read(s);
+	s->step++;	/* the backends as they are now */
 	b->type = TS_SYNC_PIN;
 	r = ts_flow_map_foreach(s->m.flows, bulk_flow, b);
 	b->type = TS_SYNC_PIN_HALF_OPEN;
@@ -742,7 +740,7 @@ static int open_socket(struct sync *s, const char *spec)
 static void step(struct sync *s)
 {
 	s->real_minus_mono = now_real() - ts_now_ns();
-	s->backends_fresh = false;
+	s->step++;
 	s->cache = (struct ts_sync_cache){};
 	ring_buffer__consume(s->rb);
 	flush_events(s);
@@ -852,17 +850,22 @@ int cmd_sync(struct cli_ctx *ctx, int argc, char **argv)
 	if (refresh_ns < 1000000000ULL)
 		return cli_usage("sync", "--refresh must be at least 1s");
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->backends = calloc(TS_MAX_BACKENDS, sizeof(*s->backends)))) {
+	if (!s || !(s->backends = calloc(TS_MAX_BACKENDS, sizeof(*s->backends))) ||
+	    !(s->backend_step = calloc(TS_MAX_BACKENDS, sizeof(*s->backend_step)))) {
+		if (s)
+			free(s->backends);
 		free(s);
 		fprintf(stderr, "tcpshift: out of memory\n");
 		return 1;
 	}
 	s->sock = -1;
+	s->step = 1;
 	s->key_file = key_file;
 	pthread_mutex_init(&s->lock, NULL);
 	/* the loop first: the metrics thread inherits its signal mask */
 	if (ts_loop_new(&s->loop, "sync", &err)) {
 		free(s->backends);
+		free(s->backend_step);
 		free(s);
 		return cli_report(&err);
 	}
@@ -925,6 +928,7 @@ int cmd_sync(struct cli_ctx *ctx, int argc, char **argv)
 	ts_loop_free(s->loop);
 	pthread_mutex_destroy(&s->lock);
 	free(s->backends);
+	free(s->backend_step);
 	free(s);
 	return r;
 }
