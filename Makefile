@@ -8,6 +8,7 @@
 # make fuzz     the parsers' libFuzzer target for FUZZ_SECONDS (make test runs it briefly)
 # make bench    tcpshift against direct routing and peers; make microbench: ns/packet;
 #               make bench-pps: packets per second through the gateway on one core;
+#               make bench-conn: whole connections per second through it on one core;
 #               make bench-scale: the cost of 1 to 65,536 services against iptables/nftables
 # make install  both binaries, man page, bash completion and the systemd units under
 #               $(DESTDIR)$(PREFIX)
@@ -67,7 +68,7 @@ endif
 .DELETE_ON_ERROR:
 .PHONY: all deps test test-unit test-bpf test-e2e test-bpf-xdp test-e2e-xdp demo clean install uninstall format
 .PHONY: release-tags deb
-.PHONY: bench microbench bench-pps bench-scale bench-startup
+.PHONY: bench microbench bench-pps bench-conn bench-scale bench-startup
 
 all: $(OUTPUT)/tcpshift $(OUTPUT)/tcpshiftd $(TOOLS)
 
@@ -346,6 +347,20 @@ bench-pps: deps
 	$(Q)$(MAKE) --no-print-directory all $(PPS) $(BENCH_OUT)/empty.bpf.o
 	$(Q)QUICK=$(QUICK) ROUNDS=$(ROUNDS) SECONDS_PER_PHASE=$(SECONDS_PER_PHASE) CPU=$(CPU) \
 		METHODS="$(METHODS)" tools/bench/pps.sh
+
+# make bench-conn   whole connections per second through the gateway on one core
+#                   (handshake, request, response, FINs both ways, answered at XDP:
+#                   no TCP stack at either end): bench-pps's harness, phase conn
+#                   alone, for tcpshift tc/fib/xdp/xdp-hs, iptables and nftables
+#                   (and plain forwarding and XDP redirect as ceilings):
+#                   build/bench/conn.{md,png}, conn-raw.tsv
+CONN_METHODS := forward xdp-redirect iptables nftables tcpshift tcpshift-fib tcpshift-xdp \
+		tcpshift-xdp-hs
+
+bench-conn: deps
+	$(Q)$(MAKE) --no-print-directory all $(PPS) $(BENCH_OUT)/empty.bpf.o
+	$(Q)QUICK=$(QUICK) ROUNDS=$(ROUNDS) SECONDS_PER_PHASE=$(SECONDS_PER_PHASE) CPU=$(CPU) \
+		METHODS="$(or $(METHODS),$(CONN_METHODS))" PHASES=conn REPORT=conn tools/bench/pps.sh
 
 # make bench-scale  1, 1,000, 10,000 and 65,536 services (those within this build's
 #                   TS_MAX_SERVICES): tcpshift tc and xdp, iptables DNAT in kube-proxy's

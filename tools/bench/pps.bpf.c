@@ -12,14 +12,22 @@
  *           skb was built on the same page): every run starts from the
  *           template, whole.
  * pps_sink  attached to the backends' devices and to the generator's: counts
- *           what arrives and drops it. During the handshake phase it also
- *           answers, as a TCP endpoint would: a backend answers a SYN with a
- *           SYN-ACK, the client side answers a SYN-ACK with the ACK, both
- *           sent back through the gateway. So every flow is
- *           confirmed through the real data plane (tcpshift's flow
- *           lifecycle, conntrack's ESTABLISHED) with sequence numbers that
- *           the generator knows: isn_client() and isn_backend() of the
- *           client's address and port.
+ *           what arrives, per kind of segment, and drops it, or answers it
+ *           as a TCP endpoint would (reflex), sent back through the
+ *           gateway with sequence numbers that follow from the segment it
+ *           answers (the ISNs are isn_client() and isn_backend() of the
+ *           client's address and port, so the generator knows them):
+ *           PPS_REFLEX_HANDSHAKE: a backend answers a SYN with a SYN-ACK,
+ *           the client side a SYN-ACK with the ACK; every flow is confirmed
+ *           through the real data plane (tcpshift's flow lifecycle,
+ *           conntrack's ESTABLISHED).
+ *           PPS_REFLEX_CONN: whole connections, seven segments: SYN (the
+ *           generator), SYN-ACK, the client's ACK carrying its request
+ *           (PPS_REQUEST_LEN bytes), the backend's response
+ *           (PPS_RESPONSE_LEN), the client's FIN, the backend's FIN, the
+ *           client's last ACK. In the baseline the gateway's device runs
+ *           this program too and answers as the backend.
+ * pps_relay the AF_PACKET sender's relay onto the generator's device (below).
  * pps_fwd   plain XDP forwarding without NAT, the XDP ceiling: FIB lookup,
  *           TTL, MACs, redirect through a devmap.
  *
@@ -36,24 +44,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IP	0x0800
 #define AF_INET		2
 #define IPPROTO_TCP_	6
-#define TCPF_FIN	0x01
-#define TCPF_SYN	0x02
-#define TCPF_ACK	0x10
-#define TCP_FLAGS_OFF	13	/* the flags byte in the TCP header */
 #define ETH_ALEN	6
 
 /* Set by userspace through the skeleton's mmap of .bss. */
 __u8 tmpl[PPS_FRAME_LEN];	/* Ethernet, IPv4, TCP headers */
-__u32 gen_next;		/* frames sent so far in this phase */
-__u32 gen_first;	/* the phase's first flow */
-__u32 gen_flows;	/* established: flow gen_first + n % gen_flows; 0: a new flow per frame */
-__u32 gen_syn;		/* send SYNs (else ACKs of the established flows) */
-__u32 gen_direct;	/* to the backends' own addresses (plain forwarding), not the VIP */
-__be32 vip;
-__be16 vip_port;
-__u32 vips;		/* flow f goes to VIP vip + pps_vip_index(f, vips) (1: vip itself) */
-__be32 backend_addr[2];
-__u32 reflex;		/* the sinks answer SYNs and SYN-ACKs */
+struct pps_gen gen;
+__u32 reflex;		/* PPS_REFLEX_*: what the sinks answer */
+__u32 relay_to;		/* pps_relay's target: the generator's device */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -90,73 +87,44 @@ static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 	return 0;
 }
 
-static __always_inline __u16 fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-/* Both checksums from scratch: 10 + 16 words. */
-static __always_inline void checksums(struct pkt *p)
-{
-	__u16 *w = (__u16 *)p->ip;
-	__u32 sum = 0;
-
-	p->ip->check = 0;
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		sum += w[i];
-	p->ip->check = fold(sum);
-
-	w = (__u16 *)p->tcp;
-	p->tcp->check = 0;
-	sum = (p->ip->saddr & 0xffff) + (p->ip->saddr >> 16) + (p->ip->daddr & 0xffff) +
-	      (p->ip->daddr >> 16) + bpf_htons(IPPROTO_TCP_) + bpf_htons(sizeof(struct tcphdr));
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		sum += w[i];
-	p->tcp->check = fold(sum);
-}
-
-static __always_inline void set_tcp(struct pkt *p, __u32 seq, __u32 ack, __u8 flags)
-{
-	p->tcp->seq = bpf_htonl(seq);
-	p->tcp->ack_seq = bpf_htonl(ack);
-	((__u8 *)p->tcp)[TCP_FLAGS_OFF] = flags;
-	p->tcp->window = bpf_htons(65535);
-}
-
 /* ---- the generator ---------------------------------------------------------- */
 
 SEC("xdp")
 int pps_gen(struct xdp_md *ctx)
 {
-	__u32 n = gen_next++, f, addr, isn;
 	struct pkt p;
-	__u16 port;
 
 	if (parse(ctx, &p))
 		return XDP_ABORTED;
 	__builtin_memcpy(p.eth, tmpl, PPS_FRAME_LEN);
-	f = gen_flows ? gen_first + n % gen_flows : gen_first + n;
-	addr = pps_client_addr(f);
-	port = pps_client_port(f);
-	isn = pps_isn_client(addr, port);
-	p.ip->saddr = bpf_htonl(addr);
-	p.ip->daddr = gen_direct ? backend_addr[f & 1]
-				 : bpf_htonl(bpf_ntohl(vip) + pps_vip_index(f, vips));
-	p.tcp->source = bpf_htons(port);
-	p.tcp->dest = vip_port;
-	if (gen_syn)
-		set_tcp(&p, isn, 0, TCPF_SYN);
-	else
-		set_tcp(&p, isn + 1, pps_isn_backend(addr, port) + 1, TCPF_ACK);
-	checksums(&p);
+	pps_gen_frame((__u8 *)p.eth, &gen, gen.next++);
 	return XDP_TX;
 }
 
+/* pps_relay: on the peer of the AF_PACKET sender's own veth, passes each frame
+ * on to the generator's device by a redirect, so that the gateway receives
+ * XDP frames as from pps_gen (an skb sent straight to the gateway's device
+ * would be copied there into an XDP frame whenever it has an XDP program:
+ * a cost of veth's, not the gateway's). */
+SEC("xdp")
+int pps_relay(struct xdp_md *ctx)
+{
+	return bpf_redirect(relay_to, 0);
+}
+
 /* ---- the sinks -------------------------------------------------------------- */
+
+/* Room for the headers at the frame's start (after a resize, before they are
+ * written there). */
+static __always_inline int parse_room(struct xdp_md *ctx, struct pkt *p)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+
+	p->eth = data;
+	p->ip = (void *)(p->eth + 1);
+	p->tcp = (void *)(p->ip + 1);
+	return (void *)(p->tcp + 1) > end ? -1 : 0;
+}
 
 static __always_inline void count(__u32 place, __u32 kind)
 {
@@ -167,34 +135,82 @@ static __always_inline void count(__u32 place, __u32 kind)
 		(*c)++;
 }
 
-/* Send the packet back where it came from, as its receiver's answer. Through
- * a redirect to the device itself, not XDP_TX: veth kicks its peer's NAPI
- * after XDP_TX only when the peer has an XDP program (the gateway's devices
- * have GRO instead), and after a redirect always. */
-static __always_inline int answer(struct xdp_md *ctx, struct pkt *p, __u32 seq, __u32 ack,
-				  __u8 flags)
+/* Zero the payload of a frame resized to len bytes of it (constant sizes for
+ * the verifier). */
+static __always_inline int zero_payload(struct pkt *p, void *end, __u32 len)
+{
+	__u8 *payload = (__u8 *)(p->tcp + 1);
+
+	if (len == PPS_REQUEST_LEN) {
+		if (payload + PPS_REQUEST_LEN > (__u8 *)end)
+			return -1;
+		__builtin_memset(payload, 0, PPS_REQUEST_LEN);
+	} else if (len == PPS_RESPONSE_LEN) {
+		if (payload + PPS_RESPONSE_LEN > (__u8 *)end)
+			return -1;
+		__builtin_memset(payload, 0, PPS_RESPONSE_LEN);
+	}
+	return 0;
+}
+
+/* Resize the frame to carry len bytes of payload (zeros) after its headers.
+ * A longer frame grows at the head, not at the tail: a frame that veth made
+ * from an skb has little tailroom, and XDP_PACKET_HEADROOM at the head; the
+ * headers move to the new start. */
+static __always_inline int resize(struct xdp_md *ctx, struct pkt *p, __u32 old_len, __u32 len)
+{
+	int delta = (int)len - (int)old_len;
+	__u8 hdr[PPS_FRAME_LEN];
+
+	if (delta > 0) {
+		__builtin_memcpy(hdr, p->eth, PPS_FRAME_LEN);
+		if (bpf_xdp_adjust_head(ctx, -delta) || parse_room(ctx, p))
+			return -1;
+		__builtin_memcpy(p->eth, hdr, PPS_FRAME_LEN);
+	} else if (delta < 0) {
+		if (bpf_xdp_adjust_tail(ctx, delta) || parse(ctx, p))
+			return -1;
+	}
+	return zero_payload(p, (void *)(long)ctx->data_end, len);
+}
+
+/* Send the packet back where it came from, as its receiver's answer with
+ * len bytes of payload (zeros) in place of its old_len. Through a redirect to the device itself, not
+ * XDP_TX: veth kicks its peer's NAPI after XDP_TX only when the peer has an
+ * XDP program (the gateway's devices have GRO instead), and after a
+ * redirect always. An answer that cannot be made is counted (OTHER), so its
+ * connection shows as not completed. */
+static __always_inline int answer(struct xdp_md *ctx, struct pkt *p, __u32 old_len, __u32 seq,
+				  __u32 ack, __u8 flags, __u32 len)
 {
 	__u8 mac[ETH_ALEN];
-	__be32 a = p->ip->saddr;
-	__be16 port = p->tcp->source;
+	__be32 a;
+	__be16 port;
 
+	if (resize(ctx, p, old_len, len)) {
+		count(PPS_PLACE_OTHER, PPS_KIND_OTHER);
+		return XDP_DROP;
+	}
+	a = p->ip->saddr;
+	port = p->tcp->source;
 	__builtin_memcpy(mac, p->eth->h_source, ETH_ALEN);
 	__builtin_memcpy(p->eth->h_source, p->eth->h_dest, ETH_ALEN);
 	__builtin_memcpy(p->eth->h_dest, mac, ETH_ALEN);
 	p->ip->saddr = p->ip->daddr;
 	p->ip->daddr = a;
 	p->ip->ttl = 64;
+	p->ip->tot_len = bpf_htons(sizeof(struct iphdr) + sizeof(struct tcphdr) + len);
 	p->tcp->source = p->tcp->dest;
 	p->tcp->dest = port;
-	set_tcp(p, seq, ack, flags);
-	checksums(p);
+	pps_set_tcp(p->tcp, seq, ack, flags);
+	pps_checksums(p->ip, p->tcp, len);
 	return bpf_redirect(ctx->ingress_ifindex, 0);
 }
 
 SEC("xdp")
 int pps_sink(struct xdp_md *ctx)
 {
-	__u32 place, kind, caddr;
+	__u32 place, kind, seq, ack, len;
 	__u8 flags;
 	struct pkt p;
 
@@ -203,25 +219,50 @@ int pps_sink(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	place = pps_place(bpf_ntohl(p.ip->daddr));
-	flags = ((__u8 *)p.tcp)[TCP_FLAGS_OFF];
-	if ((flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN)
+	flags = ((__u8 *)p.tcp)[PPS_TCP_FLAGS_OFF];
+	len = bpf_ntohs(p.ip->tot_len) - sizeof(struct iphdr) - sizeof(struct tcphdr);
+	if ((flags & (PPS_TCP_SYN | PPS_TCP_ACK)) == PPS_TCP_SYN)
 		kind = PPS_KIND_SYN;
-	else if ((flags & (TCPF_SYN | TCPF_ACK)) == (TCPF_SYN | TCPF_ACK))
-		kind = PPS_KIND_SYNACK;
-	else if (flags & TCPF_ACK)
-		kind = PPS_KIND_ACK;
-	else
+	else if (flags & PPS_TCP_SYN)
+		kind = flags & PPS_TCP_ACK ? PPS_KIND_SYNACK : PPS_KIND_OTHER;
+	else if (!(flags & PPS_TCP_ACK))
 		kind = PPS_KIND_OTHER;
+	else if (flags & PPS_TCP_FIN)
+		kind = PPS_KIND_FIN;
+	else
+		kind = len ? PPS_KIND_DATA : PPS_KIND_ACK;
 	count(place, kind);
-	if (!reflex)
+	if (reflex == PPS_REFLEX_NONE)
 		return XDP_DROP;
-	if (kind == PPS_KIND_SYN && place != PPS_PLACE_CLIENT) {
-		caddr = bpf_ntohl(p.ip->saddr);
-		return answer(ctx, &p, pps_isn_backend(caddr, bpf_ntohs(p.tcp->source)),
-			      bpf_ntohl(p.tcp->seq) + 1, TCPF_SYN | TCPF_ACK);
+	/* what the answer acknowledges: this segment whole */
+	seq = bpf_ntohl(p.tcp->seq);
+	ack = bpf_ntohl(p.tcp->ack_seq);
+	if (place != PPS_PLACE_CLIENT) {
+		/* a backend (in the baseline, the gateway's device as one) */
+		if (kind == PPS_KIND_SYN)
+			return answer(ctx, &p, len, pps_isn_backend(bpf_ntohl(p.ip->saddr),
+							       bpf_ntohs(p.tcp->source)),
+				      seq + 1, PPS_TCP_SYN | PPS_TCP_ACK, 0);
+		if (reflex != PPS_REFLEX_CONN)
+			return XDP_DROP;
+		if (kind == PPS_KIND_DATA)	/* the request: the response */
+			return answer(ctx, &p, len, ack, seq + len, PPS_TCP_PSH | PPS_TCP_ACK,
+				      PPS_RESPONSE_LEN);
+		if (kind == PPS_KIND_FIN)	/* the client closed: close too */
+			return answer(ctx, &p, len, ack, seq + len + 1, PPS_TCP_FIN | PPS_TCP_ACK, 0);
+		return XDP_DROP;		/* the last ACK */
 	}
-	if (kind == PPS_KIND_SYNACK && place == PPS_PLACE_CLIENT)
-		return answer(ctx, &p, bpf_ntohl(p.tcp->ack_seq), bpf_ntohl(p.tcp->seq) + 1, TCPF_ACK);
+	if (kind == PPS_KIND_SYNACK)
+		return reflex == PPS_REFLEX_CONN
+			       ? answer(ctx, &p, len, ack, seq + 1, PPS_TCP_PSH | PPS_TCP_ACK,
+					PPS_REQUEST_LEN)
+			       : answer(ctx, &p, len, ack, seq + 1, PPS_TCP_ACK, 0);
+	if (reflex != PPS_REFLEX_CONN)
+		return XDP_DROP;
+	if (kind == PPS_KIND_DATA)	/* the response: close */
+		return answer(ctx, &p, len, ack, seq + len, PPS_TCP_FIN | PPS_TCP_ACK, 0);
+	if (kind == PPS_KIND_FIN)	/* the backend's FIN: the last ACK */
+		return answer(ctx, &p, len, ack, seq + len + 1, PPS_TCP_ACK, 0);
 	return XDP_DROP;
 }
 

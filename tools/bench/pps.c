@@ -70,6 +70,7 @@ struct dev {
 };
 
 static struct dev gen_dev, gw_dev, be_dev[MAX_BACKENDS];
+static struct dev relay_send, relay_dev;	/* --relay: the AF_PACKET sender's veth pair */
 static struct dev fwd_devs[4];
 static int n_backends, n_fwd;
 static struct bench_pps *skel;
@@ -272,10 +273,10 @@ static __u64 cpu_ns(pid_t softirqd)
 /* ---- the generator ------------------------------------------------------------------ */
 
 static unsigned char frame[PPS_FRAME_LEN];
-static int sender_fallback;	/* --sender auto: AF_PACKET where live frames are refused */
+static int sender_fallback = 1;	/* --sender auto (default): AF_PACKET where live frames are refused */
 
-/* The template of every frame: pps_gen writes the addresses, ports, sequence
- * numbers, flags and checksums. */
+/* The template of every frame: pps_gen_frame writes the addresses, ports,
+ * sequence numbers, flags and checksums. */
 static void build_frame(void)
 {
 	struct pkt_spec spec = { .src = "198.18.128.1", .dst = "198.18.100.1", .sport = 1024,
@@ -291,73 +292,59 @@ static void build_frame(void)
 
 /*
  * Where the kernel refuses live frames (EPERM, as some sandboxes do), the
- * frames pps_gen would write are built here and sent on an AF_PACKET socket
- * of the generator's device, in batches of sendmmsg: the same frames, the
- * same CPU (veth delivers to its peer in this thread's softirq), more of the
- * core spent in the sender, which the baseline subtracts as it does the
- * generator's.
+ * same frames (pps_gen_frame, the code pps_gen runs) are written here and sent
+ * on an AF_PACKET socket (PACKET_QDISC_BYPASS), in batches of sendmmsg. With
+ * --relay SEND:RELAY (a veth pair in the generator's namespace) the socket is
+ * on SEND and pps_relay on RELAY redirects each frame to the generator's
+ * device: the gateway receives XDP frames, as from pps_gen, and veth's copy of
+ * an skb into an XDP frame is made on the generator's side (without --relay,
+ * on the gateway's device whenever it has an XDP program: in the baseline and
+ * the XDP methods, not the tc ones). The same CPU (veth hands each frame to
+ * its peer, whose receive processing runs in this thread's softirq at the
+ * bh-enable of each send); the sender's cost is more than pps_gen's, and the
+ * baseline round subtracts it as it does pps_gen's.
  */
 #define PACKET_BATCH 64
 
 static int packet_fd = -1;
 
+static const char *sender_name(void)
+{
+	return packet_fd < 0 ? "live" : relay_send.ifindex ? "af_packet_relay" : "af_packet";
+}
+
 static void packet_open(void)
 {
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP),
-				   .sll_ifindex = gen_dev.ifindex };
+	const struct dev *d = relay_send.ifindex ? &relay_send : &gen_dev;
+	/* protocol 0: a socket that only sends (it receives nothing) */
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_ifindex = d->ifindex };
 	int one = 1;
 
 	enter_ns(gen_dev.ns);
 	packet_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (packet_fd < 0 || bind(packet_fd, (struct sockaddr *)&sll, sizeof(sll)) ||
 	    setsockopt(packet_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)))
-		die("AF_PACKET socket on %s: %s", gen_dev.name, strerror(errno));
+		die("AF_PACKET socket on %s: %s", d->name, strerror(errno));
 }
 
+/* Returns the wall ns per frame. */
 static __u32 send_packet_frames(__u32 count)
 {
 	static unsigned char buf[PACKET_BATCH][PPS_FRAME_LEN];
-	struct mmsghdr msg[PACKET_BATCH];
-	struct iovec iov[PACKET_BATCH];
+	static struct mmsghdr msg[PACKET_BATCH];
+	static struct iovec iov[PACKET_BATCH];
 	double t0 = now();
-	char src[INET_ADDRSTRLEN], dst[INET_ADDRSTRLEN];
 
+	for (__u32 i = 0; i < PACKET_BATCH; i++) {
+		iov[i] = (struct iovec){ .iov_base = buf[i], .iov_len = PPS_FRAME_LEN };
+		msg[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+	}
 	for (__u32 done = 0; done < count;) {
 		__u32 b = count - done < PACKET_BATCH ? count - done : PACKET_BATCH;
 
 		for (__u32 i = 0; i < b; i++) {
-			__u32 n = skel->bss->gen_next++, f, addr, isn, d;
-			struct pkt_spec spec = { .src = src, .dst = dst, .dport = 80,
-						 .eth_dst = gw_dev.mac };
-			struct pkt p;
-
-			f = skel->bss->gen_flows ? skel->bss->gen_first + n % skel->bss->gen_flows
-						 : skel->bss->gen_first + n;
-			addr = pps_client_addr(f);
-			spec.sport = pps_client_port(f);
-			isn = pps_isn_client(addr, spec.sport);
-			d = skel->bss->gen_direct ? ntohl(skel->bss->backend_addr[f & 1])
-						  : ntohl(skel->bss->vip) +
-							  pps_vip_index(f, skel->bss->vips);
-			spec.dport = ntohs(skel->bss->vip_port);
-			addr = htonl(addr);
-			d = htonl(d);
-			inet_ntop(AF_INET, &addr, src, sizeof(src));
-			inet_ntop(AF_INET, &d, dst, sizeof(dst));
-			if (skel->bss->gen_syn) {
-				spec.flags = PKT_SYN;
-				spec.seq = isn;
-			} else {
-				spec.flags = PKT_ACK;
-				spec.seq = isn + 1;
-				spec.ack = pps_isn_backend(ntohl(addr), spec.sport) + 1;
-			}
-			if (pkt_build(&p, &spec) || p.len != PPS_FRAME_LEN)
-				die("building a frame");
-			memcpy(p.data + ETH_ALEN, gen_dev.mac, ETH_ALEN);
-			memcpy(buf[i], p.data, PPS_FRAME_LEN);
-			iov[i] = (struct iovec){ .iov_base = buf[i], .iov_len = PPS_FRAME_LEN };
-			msg[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+			memcpy(buf[i], frame, PPS_FRAME_LEN);
+			pps_gen_frame(buf[i], &skel->bss->gen, skel->bss->gen.next++);
 		}
 		for (__u32 sent = 0; sent < b;) {
 			int r = sendmmsg(packet_fd, msg + sent, b - sent, 0);
@@ -372,7 +359,7 @@ static __u32 send_packet_frames(__u32 count)
 }
 
 /* Send COUNT frames (the generator is in its namespace); returns the
- * kernel's ns per frame. */
+ * kernel's ns per frame (the sender's wall ns with AF_PACKET). */
 static __u32 send_frames(__u32 count)
 {
 	struct xdp_md md = { .data_end = PPS_FRAME_LEN, .ingress_ifindex = gen_dev.ifindex };
@@ -403,13 +390,13 @@ static void handshakes(__u32 flows)
 	double t0 = now(), t;
 	__u32 done = 0, n;
 
-	skel->bss->reflex = 1;
-	skel->bss->gen_syn = 1;
-	skel->bss->gen_flows = 0;
+	skel->bss->reflex = PPS_REFLEX_HANDSHAKE;
+	skel->bss->gen.syn = 1;
+	skel->bss->gen.flows = 0;
 	while (done < flows) {
 		n = flows - done < HANDSHAKE_BATCH ? flows - done : HANDSHAKE_BATCH;
-		skel->bss->gen_first = done;
-		skel->bss->gen_next = 0;
+		skel->bss->gen.first = done;
+		skel->bss->gen.next = 0;
 		enter_ns(gen_dev.ns);
 		send_frames(n);
 		done += n;
@@ -427,7 +414,7 @@ static void handshakes(__u32 flows)
 			    done, (unsigned long long)syn, (unsigned long long)sa,
 			    (unsigned long long)ack);
 	}
-	skel->bss->reflex = 0;
+	skel->bss->reflex = PPS_REFLEX_NONE;
 	printf("handshake flows=%u syn=%llu synack=%llu ack=%llu seconds=%.3f\n", flows,
 	       (unsigned long long)syn, (unsigned long long)sa, (unsigned long long)ack,
 	       now() - t0);
@@ -443,48 +430,128 @@ static __u64 delivered(__u32 kind, int baseline)
 			: backends_count(kind);
 }
 
-static void phase(const char *name, int syn, __u32 first, __u32 flows, double warmup,
-		  double seconds, int cpu, int baseline)
+/* The seven segments of a connection (pps.bpf.c, PPS_REFLEX_CONN), each
+ * counted where it arrives: at the client side or at a backend (in the
+ * baseline the gateway's device answers as the backend, for the backends'
+ * own addresses: counted as theirs). */
+static const struct {
+	const char *key;
+	int at_client;
+	__u32 kind;
+} conn_segments[] = {
+	{ "syn", 0, PPS_KIND_SYN },	    { "synack", 1, PPS_KIND_SYNACK },
+	{ "request", 0, PPS_KIND_DATA },    { "response", 1, PPS_KIND_DATA },
+	{ "fin_client", 0, PPS_KIND_FIN },  { "fin_backend", 1, PPS_KIND_FIN },
+	{ "last_ack", 0, PPS_KIND_ACK },
+};
+#define CONN_SEGMENTS	(sizeof(conn_segments) / sizeof(conn_segments[0]))
+#define CONN_LAST_ACK	(CONN_SEGMENTS - 1)
+
+static void conn_counts(__u64 *c)
 {
-	__u32 kind = syn ? PPS_KIND_SYN : PPS_KIND_ACK, chunk = 1 << 12, acc0, ns;
-	__u64 sent = 0, run_ns = 0, del0, cpu0;
+	for (size_t i = 0; i < CONN_SEGMENTS; i++)
+		c[i] = conn_segments[i].at_client ? sink_count(PPS_PLACE_CLIENT, conn_segments[i].kind)
+						  : backends_count(conn_segments[i].kind);
+}
+
+/* Every one of the connections opened since the counts c0 completed: each of
+ * its seven segments arrived exactly once (within 2 s), or the round fails. */
+static void conn_settle(const __u64 *c0, __u64 opened, __u64 *c)
+{
+	int ok = 0;
+
+	for (double t = now(); !ok && now() - t < 2.0; usleep(100)) {
+		conn_counts(c);
+		ok = 1;
+		for (size_t i = 0; i < CONN_SEGMENTS; i++)
+			ok &= c[i] - c0[i] == opened;
+	}
+	if (ok)
+		return;
+	fprintf(stderr, "pps: connections: of %llu opened", (unsigned long long)opened);
+	for (size_t i = 0; i < CONN_SEGMENTS; i++)
+		fprintf(stderr, ", %s %llu", conn_segments[i].key,
+			(unsigned long long)(c[i] - c0[i]));
+	fprintf(stderr, " arrived (OTHER %llu): the method did not complete them all\n",
+		(unsigned long long)sink_count(PPS_PLACE_OTHER, PPS_KIND_OTHER));
+	exit(1);
+}
+
+/* The phases "established" (ACKs of the flows confirmed by handshakes), "syn"
+ * (a SYN of a new flow per frame, nobody answering) and "conn" (a SYN of a
+ * new flow per frame, and the sinks carry each through to its close: one
+ * figure per connection). */
+enum phase_kind { PHASE_ESTABLISHED, PHASE_SYN, PHASE_CONN };
+
+static void phase(enum phase_kind pk, __u32 first, __u32 flows, double warmup, double seconds,
+		  int cpu, int baseline)
+{
+	static const char *const names[] = { "established", "syn", "conn" };
+	__u32 kind = pk == PHASE_ESTABLISHED ? PPS_KIND_ACK : PPS_KIND_SYN, chunk = 1 << 12;
+	__u64 sent = 0, warm = 0, run_ns = 0, del0, acc0 = 0, cpu0, c0[CONN_SEGMENTS],
+	      c[CONN_SEGMENTS], accepted, dlv;
 	pid_t softirqd = ksoftirqd(cpu);
 	double t0, t1;
+	__u32 ns;
 
 	if (!softirqd)
 		die("no ksoftirqd/%d", cpu);
-	skel->bss->gen_syn = syn;
-	skel->bss->gen_first = first;
-	skel->bss->gen_flows = flows;
-	skel->bss->gen_next = 0;
+	skel->bss->gen.syn = pk != PHASE_ESTABLISHED;
+	skel->bss->gen.first = first;
+	skel->bss->gen.flows = flows;
+	skel->bss->gen.next = 0;
+	skel->bss->reflex = pk == PHASE_CONN ? PPS_REFLEX_CONN : PPS_REFLEX_NONE;
+	conn_counts(c0);
 	/* Each BPF_PROG_RUN call sleeps some ms in its setup and teardown (off
 	 * the CPU, so not in the figures): calls of ~0.2 s each, sized in the
 	 * warm-up from the kernel's ns per frame. */
 	enter_ns(gen_dev.ns);
 	for (t0 = now(); now() - t0 < warmup;) {
 		ns = send_frames(chunk);
+		warm += chunk;
 		chunk = ns ? 200000000 / ns : chunk * 2;
 		chunk = chunk < 4096 ? 4096 : chunk > (1u << 24) ? 1u << 24 : chunk;
 	}
-	del0 = delivered(kind, baseline);
-	acc0 = dev_rx_packets(&gw_dev);
+	if (pk == PHASE_CONN) {
+		conn_settle(c0, warm, c);
+		del0 = c[CONN_LAST_ACK];
+		acc0 = c[0];
+	} else {
+		del0 = delivered(kind, baseline);
+		acc0 = dev_rx_packets(&gw_dev);
+	}
 	enter_ns(gen_dev.ns);
 	cpu0 = cpu_ns(softirqd);
 	for (t0 = now(); now() - t0 < seconds; sent += chunk)
 		run_ns += (__u64)send_frames(chunk) * chunk;
 	t1 = now();
 	cpu0 = cpu_ns(softirqd) - cpu0;
-	printf("phase=%s sent=%llu accepted=%u delivered=%llu seconds=%.4f cpu_ns=%llu "
-	       "run_ns=%llu\n",
-	       name, (unsigned long long)sent, dev_rx_packets(&gw_dev) - acc0,
-	       (unsigned long long)(delivered(kind, baseline) - del0), t1 - t0,
-	       (unsigned long long)cpu0, (unsigned long long)run_ns);
+	if (pk == PHASE_CONN) {
+		/* accepted: connections whose SYN arrived; delivered: completed */
+		conn_settle(c0, warm + sent, c);
+		accepted = c[0] - acc0;
+		dlv = c[CONN_LAST_ACK] - del0;
+	} else {
+		accepted = (__u32)(dev_rx_packets(&gw_dev) - (__u32)acc0);
+		dlv = delivered(kind, baseline) - del0;
+	}
+	skel->bss->reflex = PPS_REFLEX_NONE;
+	printf("phase=%s sender=%s sent=%llu accepted=%llu delivered=%llu seconds=%.4f cpu_ns=%llu "
+	       "run_ns=%llu",
+	       names[pk], sender_name(), (unsigned long long)sent, (unsigned long long)accepted,
+	       (unsigned long long)dlv, t1 - t0, (unsigned long long)cpu0,
+	       (unsigned long long)run_ns);
+	if (pk == PHASE_CONN)
+		for (size_t i = 0; i < CONN_SEGMENTS; i++)
+			printf(" %s=%llu", conn_segments[i].key, (unsigned long long)(c[i] - c0[i]));
+	printf("\n");
 	fflush(stdout);
 }
 
 static void cleanup(void)
 {
 	detach(&gen_dev);
+	detach(&relay_dev);
 	for (int i = 0; i < n_backends; i++)
 		detach(&be_dev[i]);
 	for (int i = 0; i < n_fwd; i++)
@@ -499,13 +566,20 @@ static void usage(FILE *f)
 		"usage: pps --gen NS:DEV --gw NS:DEV --backend NS:DEV:ADDR --backend NS:DEV:ADDR\n"
 		"           [--vip ADDR:PORT | --direct] [--xdp-forward DEV --xdp-forward DEV ...]\n"
 		"           [--baseline] [--flows N] [--seconds S] [--warmup S] [--cpu C]\n"
-		"           [--phases established,syn] [--vips N] [--sender live|auto]\n"
+		"           [--phases established,syn,conn] [--vips N] [--sender auto|live]\n"
+		"           [--relay SEND_DEV:RELAY_DEV]\n"
 		"       pps --probe-live   exit 0 when the kernel runs programs with live frames,\n"
 		"                          77 when it refuses them\n"
 		"One round of make bench-pps (see tools/bench/pps.sh). --vips N: the flows go\n"
 		"to N consecutive VIPs from --vip's address on, picked by a hash of the flow\n"
-		"(make bench-scale, tools/bench/scale.sh). --sender auto: an AF_PACKET\n"
-		"socket where the kernel refuses live frames (default live: fail).\n");
+		"(make bench-scale, tools/bench/scale.sh). --sender auto (default): live\n"
+		"frames, or an AF_PACKET socket where the kernel refuses them; live: fail\n"
+		"there; --relay: that socket on SEND_DEV, a veth whose peer RELAY_DEV (both\n"
+		"in the generator's namespace) redirects each frame to the generator's\n"
+		"device. Each phase's line says which sender ran\n"
+		"(sender=live|af_packet|af_packet_relay).\n"
+		"Phase conn: whole connections (handshake, request, response, FINs both\n"
+		"ways) answered in place by the sinks; delivered = connections completed.\n");
 }
 
 static double parse_seconds(const char *arg, const char *what)
@@ -569,7 +643,7 @@ int main(int argc, char **argv)
 		{ "flows", 1, 0, 'f' },	  { "seconds", 1, 0, 's' }, { "warmup", 1, 0, 'W' },
 		{ "cpu", 1, 0, 'C' },	  { "phases", 1, 0, 'p' },  { "baseline", 0, 0, 'B' },
 		{ "probe-live", 0, 0, 'P' }, { "help", 0, 0, 'h' }, { "vips", 1, 0, 'V' },
-		{ "sender", 1, 0, 'S' }, {},
+		{ "sender", 1, 0, 'S' }, { "relay", 1, 0, 'R' }, {},
 	};
 	const char *vip = "198.18.100.1:80", *phases = "established,syn";
 	__be32 be_addr[MAX_BACKENDS], vip_addr;
@@ -618,6 +692,16 @@ int main(int argc, char **argv)
 				usage_error("--sender '%s': expected live or auto", optarg);
 			sender_fallback = !strcmp(optarg, "auto");
 			break;
+		case 'R':
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			colon = strchr(buf, ':');
+			if (!colon || colon == buf || !colon[1] || strlen(buf) >= 2 * IF_NAMESIZE ||
+			    (size_t)(colon - buf) >= IF_NAMESIZE || strlen(colon + 1) >= IF_NAMESIZE)
+				usage_error("--relay '%s': expected SEND_DEV:RELAY_DEV", optarg);
+			*colon = 0;
+			strcpy(relay_send.name, buf);
+			strcpy(relay_dev.name, colon + 1);
+			break;
 		case 'V':
 			vips = strtoul(optarg, &end, 10);
 			if (end == optarg || *end || vips < 1 || vips > 65536)
@@ -634,8 +718,9 @@ int main(int argc, char **argv)
 	}
 	snprintf(buf, sizeof(buf), "%s", phases);
 	for (char *t = strtok(buf, ","); t; t = strtok(NULL, ","))
-		if (strcmp(t, "established") && strcmp(t, "syn"))
-			usage_error("--phases '%s': expected established, syn or both", phases);
+		if (strcmp(t, "established") && strcmp(t, "syn") && strcmp(t, "conn"))
+			usage_error("--phases '%s': expected a list of established, syn, conn",
+				    phases);
 	snprintf(buf, sizeof(buf), "%s", vip);
 	colon = strrchr(buf, ':');
 	if (!colon || (*colon = 0, inet_pton(AF_INET, buf, &vip_addr) != 1) ||
@@ -647,16 +732,23 @@ int main(int argc, char **argv)
 	if (!skel)
 		die("loading pps.bpf.o: %s", strerror(errno));
 	atexit(cleanup);
-	skel->bss->vip = vip_addr;
-	skel->bss->vip_port = htons(port);
-	skel->bss->vips = vips;
-	skel->bss->gen_direct = direct;
-	memcpy(skel->bss->backend_addr, be_addr, sizeof(be_addr));
+	skel->bss->gen.vip = vip_addr;
+	skel->bss->gen.vip_port = htons(port);
+	skel->bss->gen.vips = vips;
+	skel->bss->gen.direct = direct;
+	memcpy(skel->bss->gen.backend_addr, be_addr, sizeof(be_addr));
 
 	resolve(&gen_dev);
 	resolve(&gw_dev);
 	for (int i = 0; i < n_backends; i++)
 		resolve(&be_dev[i]);
+	if (relay_send.name[0]) {
+		strcpy(relay_send.ns, gen_dev.ns);
+		strcpy(relay_dev.ns, gen_dev.ns);
+		resolve(&relay_send);
+		resolve(&relay_dev);
+		skel->bss->relay_to = gen_dev.ifindex;
+	}
 	for (int i = 0; i < n_fwd; i++) {
 		snprintf(fwd_devs[i].ns, sizeof(fwd_devs[i].ns), "%s", gw_dev.ns);
 		resolve(&fwd_devs[i]);
@@ -667,6 +759,8 @@ int main(int argc, char **argv)
 	}
 	build_frame();
 	attach(&gen_dev, skel->progs.pps_sink);
+	if (relay_dev.name[0])
+		attach(&relay_dev, skel->progs.pps_relay);
 	for (int i = 0; i < n_backends; i++)
 		attach(&be_dev[i], skel->progs.pps_sink);
 	for (int i = 0; i < n_fwd; i++)
@@ -685,8 +779,11 @@ int main(int argc, char **argv)
 	if (!baseline)
 		handshakes(flows);
 	if (strstr(phases, "established"))
-		phase("established", 0, 0, flows, warmup, seconds, cpu, baseline);
+		phase(PHASE_ESTABLISHED, 0, flows, warmup, seconds, cpu, baseline);
 	if (strstr(phases, "syn"))
-		phase("syn", 1, flows, 0, warmup, seconds, cpu, baseline);
+		phase(PHASE_SYN, flows, 0, warmup, seconds, cpu, baseline);
+	/* connections from flow 2^30 on: 4-tuples the other phases never use */
+	if (strstr(phases, "conn"))
+		phase(PHASE_CONN, 1u << 30, 0, warmup, seconds, cpu, baseline);
 	return 0;
 }

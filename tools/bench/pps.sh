@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
 # make bench-pps: the gateway's own cost, as packets per second through it on
-# one core, for every method side by side in one run.
+# one core, for every method side by side in one run; make bench-conn: the
+# same harness, its phase conn alone (complete connections per second).
 #
 #   generator ns              gateway ns                         backend ns (x2)
 #   g0 198.18.0.2 ---- veth ---- cID 198.18.0.1   b1 198.18.2.1 ---- sIDa 198.18.2.2
@@ -10,8 +11,9 @@
 #                                VIP 198.18.100.1:80 -> both backends, :80
 #
 # The generator (tools/bench/pps.c and pps.bpf.c: BPF_PROG_RUN live frames on
-# g0) sends TCP segments to the gateway's device; the backends count and drop
-# them at XDP. Everything runs on one CPU: the generator's batches, and the
+# g0; where the kernel refuses them, the same frames from an AF_PACKET socket on
+# gs, relayed at XDP from its peer gr to g0) sends TCP segments to the gateway's
+# device; the backends count and drop them at XDP. Everything runs on one CPU: the generator's batches, and the
 # receive processing (NAPI, softirq) that each batch raises there, on the
 # gateway's devices and then on the backends'. The figure is that CPU's time
 # per packet delivered to the backends; the gateway's part of it is that
@@ -22,8 +24,17 @@
 # maps or flows left by the method before); FLOWS flows are confirmed first by
 # real handshakes through the method (the backends' sinks answer SYN-ACK, the
 # client side's answers the ACK) and checked (tcpshift's handshakes counter,
-# conntrack's ESTABLISHED entries). Then two phases: "established" (ACKs of
-# those flows, round robin) and "syn" (a SYN of a new flow per packet).
+# conntrack's ESTABLISHED entries). Then the phases (PHASES): "established"
+# (ACKs of those flows, round robin), "syn" (a SYN of a new flow per packet),
+# "conn" (a SYN of a new flow per frame, which the sinks carry through a whole
+# connection at XDP: SYN-ACK, the client's ACK with a request, the response,
+# the client's FIN, the backend's FIN, the last ACK; no TCP stack at either
+# end). In conn every connection must complete, each segment counted where it
+# arrives, and the method must agree (tcpshift's handshakes and closed
+# counters, conntrack's TIME_WAIT entries), or the round fails. Its baseline:
+# the gateway's device answers at XDP as the backend would (the same sinks'
+# work and the same segments into the gateway's devices; what remains is the
+# gateway's own processing and transmit).
 #
 # Methods (METHODS; each round runs the baseline and them in a rotating order):
 #   forward        kernel IP forwarding to the backends' own addresses (ceiling)
@@ -40,10 +51,12 @@
 #                  connections at XDP); "unavailable" without --handshakes
 #
 # Knobs: QUICK=1 (one round of 1 s phases: under a minute), ROUNDS=3
-# SECONDS_PER_PHASE=3 WARMUP=0.5 FLOWS=10000 CPU=0 METHODS=... INSTALL=1 (0:
-# never apt-get) OUT=build/bench SUMMARIZE_ONLY=1 (only the tables and the plot
-# again, from OUT/pps-raw.tsv). Output: OUT/pps.md, OUT/pps-raw.tsv,
-# OUT/pps.png. Needs root. Only 198.18.0.0/15; namespaces tspps-<pid>-*, pin
+# SECONDS_PER_PHASE=3 WARMUP=0.5 FLOWS=10000 CPU=0 METHODS=... PHASES="established
+# syn conn" REPORT=pps (the output's name) INSTALL=1 (0: never apt-get)
+# OUT=build/bench SUMMARIZE_ONLY=1 (only the tables and the plots again, from
+# OUT/REPORT-raw.tsv). Output: OUT/REPORT.md, OUT/REPORT-raw.tsv, OUT/REPORT.png
+# (packets), OUT/REPORT-conn.png (connections; conn.png for REPORT=conn). Needs
+# root. Only 198.18.0.0/15; namespaces tspps-<pid>-*, pin
 # directory /sys/fs/bpf/tcpshift-pps-<pid>; the trap removes them.
 
 set -u
@@ -62,6 +75,8 @@ else
 	ROUNDS=${ROUNDS:-3} SECONDS_PER_PHASE=${SECONDS_PER_PHASE:-3} WARMUP=${WARMUP:-0.5}
 fi
 FLOWS=${FLOWS:-10000}
+PHASES=${PHASES:-"established syn conn"}
+REPORT=${REPORT:-pps}
 METHODS=${METHODS:-"forward tc-empty xdp-redirect iptables nftables tcpshift tcpshift-fib tcpshift-xdp tcpshift-xdp-hs"}
 CPU=${CPU:-0}
 INSTALL=${INSTALL:-1}
@@ -135,6 +150,11 @@ topology() {
 	must "generator veth" ip -n "$NS_GW" link add "$GW_DEV" type veth peer name g0 netns "$NS_GEN"
 	must "backend veth 1" ip -n "$NS_GW" link add b1 type veth peer name "$BE1_DEV" netns "$NS_B1"
 	must "backend veth 2" ip -n "$NS_GW" link add b2 type veth peer name "$BE2_DEV" netns "$NS_B2"
+	# the AF_PACKET sender's veth pair (pps --relay gs:gr), used where the
+	# kernel refuses live frames
+	must "relay veth" ip -n "$NS_GEN" link add gs type veth peer name gr
+	must "gs up" ip -n "$NS_GEN" link set gs up
+	must "gr up" ip -n "$NS_GEN" link set gr up
 	must "generator address" ip -n "$NS_GEN" addr add 198.18.0.2/24 dev g0
 	must "gateway address" ip -n "$NS_GW" addr add 198.18.0.1/24 dev "$GW_DEV"
 	must "b1 address" ip -n "$NS_GW" addr add 198.18.2.1/24 dev b1
@@ -164,6 +184,12 @@ topology() {
 	for ns in "$GW_DEV" b1 b2; do
 		must "GRO on $ns" in_ns "$NS_GW" ethtool -K "$ns" gro on
 	done
+	# The same on their peers, before any method loads: they get the sinks'
+	# XDP programs only when pps starts, and tcpshift load serves at tc a
+	# device whose peer could not take XDP frames at that time.
+	must "GRO on g0" in_ns "$NS_GEN" ethtool -K g0 gro on
+	must "GRO on $BE1_DEV" in_ns "$NS_B1" ethtool -K "$BE1_DEV" gro on
+	must "GRO on $BE2_DEV" in_ns "$NS_B2" ethtool -K "$BE2_DEV" gro on
 }
 
 teardown() {
@@ -253,8 +279,51 @@ confirmed() {
 	esac
 }
 
+# closed METHOD: the connections the method itself saw closed (tcpshift: its
+# closed counter, FINs both ways; iptables, nftables: conntrack's TIME_WAIT
+# entries); empty when the method keeps none
+closed() {
+	case $1 in
+	tcpshift*)
+		ts -j stats 2>/dev/null | jq '[.services[].backends[].canary.closed] | add' ;;
+	iptables | nftables)
+		in_ns "$NS_GW" awk '$0 ~ / TIME_WAIT / && / dport=80 / { n++ } END { print n + 0 }' \
+			/proc/net/nf_conntrack ;;
+	esac
+}
+
+# conn_agreed METHOD OUT CONFIRMED CLOSED: empty when the method agrees that
+# every connection of phase conn (its line's syn=, warm-up included) was
+# opened and closed, else what it disagrees on. conntrack's TIME_WAIT entries
+# are checked while the table cannot have early-dropped any (at most half of
+# nf_conntrack_max).
+conn_agreed() {
+	local opened max
+
+	opened=$(sed -n 's/^phase=conn .* syn=\([0-9]*\).*/\1/p' <<<"$2")
+	[ -z "$opened" ] && return 0
+	case $1 in
+	tcpshift*)
+		[ "${3:-0}" -ge $((FLOWS + opened)) ] ||
+			echo "handshakes ${3:-none}, expected $FLOWS + $opened"
+		[ "${4:-0}" -ge "$opened" ] || echo "closed ${4:-none} of $opened connections" ;;
+	iptables | nftables)
+		max=$(in_ns "$NS_GW" cat /proc/sys/net/netfilter/nf_conntrack_max 2>/dev/null)
+		[ -n "$max" ] && [ "$opened" -gt $((max / 2)) ] && return 0
+		[ "${4:-0}" -ge "$opened" ] ||
+			echo "conntrack holds ${4:-none} of $opened connections in TIME_WAIT" ;;
+	esac
+}
+
+# xdp_redirected: the frames an XDP program on the gateway's device redirected
+# in the whole round (veth's counter): is a method's XDP path taken at all?
+xdp_redirected() {
+	in_ns "$NS_GW" ethtool -S "$GW_DEV" 2>/dev/null |
+		awk '$1 ~ /^rx_queue_[0-9]+_xdp_redirect:$/ { n += $2 } END { print n + 0 }'
+}
+
 run_method() {	# METHOD ROUND
-	local m=$1 r=$2 args out rc line ph kv c
+	local m=$1 r=$2 args out rc line ph kv c cl bad xr
 
 	if [ "$m" = tcpshift-xdp ] && ! xdp_mode_available; then
 		log "$m" "unavailable: this build's tcpshift load has no --mode"
@@ -271,9 +340,13 @@ run_method() {	# METHOD ROUND
 	# shellcheck disable=SC2086
 	out=$("$PPS" --gen "$NS_GEN:g0" --gw "$NS_GW:$GW_DEV" --backend "$NS_B1:$BE1_DEV:$B1" \
 		--backend "$NS_B2:$BE2_DEV:$B2" --vip "$VIP:80" --flows "$FLOWS" \
-		--seconds "$SECONDS_PER_PHASE" --warmup "$WARMUP" --cpu "$CPU" $args 2>"$TMP/pps.err")
+		--seconds "$SECONDS_PER_PHASE" --warmup "$WARMUP" --cpu "$CPU" \
+		--phases "$(tr ' ' , <<<"$PHASES")" --sender auto --relay gs:gr $args 2>"$TMP/pps.err")
 	rc=$?
 	c=$(confirmed "$m")
+	cl=$(closed "$m")
+	xr=$(xdp_redirected)
+	[ "$rc" -eq 0 ] && bad=$(conn_agreed "$m" "$out" "$c" "$cl")
 	teardown
 	if [ "$rc" -ne 0 ]; then
 		log "$m" "FAILED: $(tail -n 3 "$TMP/pps.err" | tr '\n' ' ')"
@@ -285,7 +358,14 @@ run_method() {	# METHOD ROUND
 		record "$r" "$m" - failed 1
 		return 0
 	fi
+	if [ -n "${bad:-}" ]; then
+		log "$m" "FAILED: connections: $(tr '\n' ' ' <<<"$bad")"
+		record "$r" "$m" - failed 1
+		return 0
+	fi
 	[ -n "$c" ] && record "$r" "$m" handshake confirmed "$c"
+	[ -n "$cl" ] && record "$r" "$m" handshake closed "$cl"
+	[ -n "$xr" ] && record "$r" "$m" handshake xdp_redirected "$xr"
 	while read -r line; do
 		ph=handshake
 		[[ $line == phase=* ]] && { ph=${line%% *}; ph=${ph#phase=}; }
@@ -297,9 +377,14 @@ run_method() {	# METHOD ROUND
 	$1 == "handshake" && c != "" { printf "  %-8s %s flows confirmed by the method\n", m, c }
 	/^phase=/ {
 		for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-		printf "  %-8s %s: %.0f ns/packet on the core, %.3f Mpps delivered, %d of %d lost\n",
-			m, v["phase"], v["delivered"] ? v["cpu_ns"] / v["delivered"] : -1,
-			v["delivered"] / v["seconds"] / 1e6, v["accepted"] - v["delivered"], v["accepted"] }' \
+		if (v["phase"] == "conn")
+			printf "  %-8s conn: %.0f ns/connection on the core, %.0f connections/s, %d of %d not completed\n",
+				m, v["delivered"] ? v["cpu_ns"] / v["delivered"] : -1,
+				v["delivered"] / v["seconds"], v["accepted"] - v["delivered"], v["accepted"]
+		else
+			printf "  %-8s %s: %.0f ns/packet on the core, %.3f Mpps delivered, %d of %d lost\n",
+				m, v["phase"], v["delivered"] ? v["cpu_ns"] / v["delivered"] : -1,
+				v["delivered"] / v["seconds"] / 1e6, v["accepted"] - v["delivered"], v["accepted"] }' \
 		<<<"$out" >&2
 }
 
@@ -350,6 +435,9 @@ stats() {
 }
 
 # stat METHOD PHASE FIELD (3 total ns, 4 gateway ns, 5 Mpps, 6 wall Mpps, 7 lost %)
+# senders: the generators that ran (pps's sender= per phase)
+senders() { awk -F'\t' '$4 == "sender" { s[$5] = 1 } END { for (k in s) printf "%s%s", n++ ? ", " : "", k }' "$RAW"; }
+
 stat() { awk -v m="$1" -v p="$2" -v f="$3" '$1 == m && $2 == p { print $f; exit }' "$TMP/stats"; }
 
 status_of() { awk -v m="$1" '$1 == m && $2 == "-" { print $3; exit }' "$TMP/stats"; }
@@ -378,7 +466,11 @@ summarize() {
 	ROUNDS=$(cut -f1 "$RAW" | sort -u | wc -l)
 	stats
 	{
-		echo "# Packets per second through the gateway (make bench-pps)"
+		if [ "$PHASES" = conn ]; then
+			echo "# Connections per second through the gateway (make bench-conn)"
+		else
+			echo "# Packets and connections per second through the gateway (make bench-pps)"
+		fi
 		echo
 		echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r)."
 		echo "$ROUNDS round(s), baseline and methods in a rotating order; ${SECONDS_PER_PHASE} s per phase after ${WARMUP} s of warm-up; $FLOWS flows confirmed by handshakes first."
@@ -390,8 +482,10 @@ summarize() {
 		echo "- *wall Mpps*: packets delivered per second of the run, all three on one core (other tenants' load included)"
 		echo "- *lost*: packets the gateway took in and the backends never got"
 		echo
-		echo "Medians over rounds; per-round values in pps-raw.tsv."
-		for p in established syn; do
+		echo "Medians over rounds; per-round values in $REPORT-raw.tsv."
+		echo "Generator: $(senders) (live: BPF_PROG_RUN live frames; af_packet_relay: AF_PACKET, relayed to g0 at XDP, where the kernel refuses live frames)."
+		for p in $PHASES; do
+			[ "$p" = conn ] && { conn_table; continue; }
 			echo
 			if [ "$p" = established ]; then
 				echo "## Established flows (ACKs of the $FLOWS confirmed flows, round robin)"
@@ -414,31 +508,92 @@ summarize() {
 					"$(stat "$m" "$p" 6)" "$(stat "$m" "$p" 7)"
 			done
 		done
+		if has_phase established; then
+			echo
+			echo "## Targets of the XDP mode (established flows, Mpps on one core)"
+			echo
+			echo "| target | measured | |"
+			echo "|---|---:|---|"
+			target "tcpshift xdp ≥ 2× tcpshift tc" tcpshift-xdp tcpshift 2
+			target "tcpshift xdp ≥ 3× iptables DNAT" tcpshift-xdp iptables 3
+			target "tcpshift xdp ≥ 0.8× plain XDP redirect" tcpshift-xdp xdp-redirect 0.8
+		fi
 		echo
-		echo "## Targets of the XDP mode (established flows, Mpps on one core)"
-		echo
-		echo "| target | measured | |"
-		echo "|---|---:|---|"
-		target "tcpshift xdp ≥ 2× tcpshift tc" tcpshift-xdp tcpshift 2
-		target "tcpshift xdp ≥ 3× iptables DNAT" tcpshift-xdp iptables 3
-		target "tcpshift xdp ≥ 0.8× plain XDP redirect" tcpshift-xdp xdp-redirect 0.8
-		echo
-		echo "Plot: pps.png (this directory)."
-	} >"$OUT/pps.md"
-	plot
+		if has_phase established || has_phase syn; then
+			echo "Plot, packets: $REPORT.png (this directory)."
+		fi
+		has_phase conn && echo "Plot, connections: $(conn_png) (this directory)."
+	} >"$OUT/$REPORT.md"
+	if has_phase established || has_phase syn; then plot; fi
+	if has_phase conn; then plot_conn; fi
+}
+
+has_phase() { [[ " $PHASES " == *" $1 "* ]]; }
+
+conn_png() { if [ "$REPORT" = conn ]; then echo conn.png; else echo "$REPORT-conn.png"; fi; }
+
+# conn_table: the connections' table and the goal of whole connections at XDP
+conn_table() {
+	local m st g it r
+
+	echo
+	echo "## Whole connections (SYN, SYN-ACK, the client's ACK with a 64-byte request, a 128-byte response, FINs both ways, the last ACK)"
+	echo
+	echo "Seven segments through the gateway per connection, answered in place at XDP by the sinks (no TCP stack at either end)."
+	echo "The baseline's gateway device answers as the backend: *gateway ns* is the gateway's own processing and transmit of the seven."
+	echo
+	echo "| method | core ns/conn | gateway ns/conn | connections/s (1 core) | cost × iptables | wall conn/s | not completed |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	for m in baseline $METHODS; do
+		if [ -z "$(stat "$m" conn 3)" ]; then
+			st=$(status_of "$m")
+			printf '| %s | %s | | | | | |
+' "$m" "${st:-not run}"
+			continue
+		fi
+		g=$(stat "$m" conn 4)
+		printf '| %s | %s | %s | %s | %s | %s | %s %% |
+' "$m" "$(stat "$m" conn 3)" "$g" 			"$(awk -v g="$g" 'BEGIN { if (g == "NA" || g <= 0) print "NA"; else printf "%.0f", 1e9 / g }')" 			"$(ratio "$g" "$(stat iptables conn 4)")" 			"$(awk -v w="$(stat "$m" conn 6)" 'BEGIN { printf "%.0f", w * 1e6 }')" 			"$(stat "$m" conn 7)"
+	done
+	echo
+	g=$(stat tcpshift-xdp-hs conn 4) it=$(stat iptables conn 4)
+	r=$(ratio "$g" "$it")
+	if [ "$r" = — ]; then
+		echo "Goal, whole connections at XDP (tcpshift-xdp-hs) ≤ 1/5 of iptables' gateway ns per connection: not measured."
+	else
+		echo "Goal, whole connections at XDP (tcpshift-xdp-hs) ≤ 1/5 of iptables' gateway ns per connection: $g against $it ns, $r×: **$(awk -v r="$r" 'BEGIN { print (r <= 0.2 ? "met" : "missed") }')**."
+	fi
+}
+
+plot_conn() {
+	local d=$TMP/plot-conn.dat m g st
+
+	command -v gnuplot >/dev/null || { log PLOT "no gnuplot: no $(conn_png)"; return 0; }
+	: >"$d"
+	for m in $METHODS; do
+		g=$(stat "$m" conn 4) st=$(status_of "$m")
+		g=$(awk -v g="${g:-NA}" 'BEGIN { if (g == "NA" || g <= 0) print "NaN"; else printf "%.1f", 1e6 / g }')
+		echo "$m $g ${st:--}" >>"$d"
+	done
+	{
+		bars_preamble "$OUT/$(conn_png)" 			"Whole connections through the gateway on one core (median of $ROUNDS round(s))" 			"thousand connections/s (1e6 / gateway ns per connection)"
+		cat <<EOF
+plot "$d" using 2:xtic(1) title "connections: handshake, request, response, FINs both ways" lc rgb "#4878a8",      "" using 0:2:(sprintf("%.1f", \$2)) with labels offset 0,0.7 font ",9" notitle,      "" using 0:(0):(stringcolumn(3) eq "-" ? "" : stringcolumn(3)) with labels offset 0,1 notitle
+EOF
+	} | gnuplot 2>>"$TMP/gnuplot.err"
 }
 
 plot() {
 	local d=$TMP/plot.dat m e y st
 
-	command -v gnuplot >/dev/null || { log PLOT "no gnuplot: no pps.png"; return 0; }
+	command -v gnuplot >/dev/null || { log PLOT "no gnuplot: no $REPORT.png"; return 0; }
 	: >"$d"
 	for m in $METHODS; do
 		e=$(stat "$m" established 5) y=$(stat "$m" syn 5) st=$(status_of "$m")
 		echo "$m ${e:-NaN} ${y:-NaN} ${st:--}" | sed 's/ NA / NaN /g; s/ NA / NaN /g' >>"$d"
 	done
 	{
-		bars_preamble "$OUT/pps.png" \
+		bars_preamble "$OUT/$REPORT.png" \
 			"Packets per second through the gateway on one core (median of $ROUNDS round(s))" \
 			"Mpps (1000 / gateway ns per packet)"
 		cat <<EOF
@@ -459,11 +614,11 @@ main() {
 	[ "$(id -u)" -eq 0 ] || die "must run as root (namespaces, BPF, apt-get)"
 	TMP=$(mktemp -d "${TMPDIR:-/tmp}/tspps-$ID.XXXXXX") || die "mktemp failed"
 	mkdir -p "$OUT"
-	RAW=$OUT/pps-raw.tsv
+	RAW=$OUT/$REPORT-raw.tsv
 	if [ "${SUMMARIZE_ONLY:-0}" = 1 ]; then
 		[ -s "$RAW" ] || die "$RAW: nothing to summarize"
 		summarize
-		cat "$OUT/pps.md"
+		cat "$OUT/$REPORT.md"
 		return 0
 	fi
 	[ -x "$TCPSHIFT" ] && [ -x "$PPS" ] && [ -e "$EMPTY_TC" ] ||
@@ -488,8 +643,8 @@ main() {
 		done
 	done
 	summarize
-	log DONE "$OUT/pps.md, pps-raw.tsv, pps.png ($((SECONDS - start_s)) s)"
-	cat "$OUT/pps.md"
+	log DONE "$OUT/$REPORT.md, $REPORT-raw.tsv and plots ($((SECONDS - start_s)) s)"
+	cat "$OUT/$REPORT.md"
 }
 
 trap cleanup EXIT
