@@ -6,8 +6,9 @@
 # other backend ids, starts its sync: A sees it come up and sends it every pin.
 # All must be written into B's flow table within 2 s per 100,000 of B's start
 # (the time, the bytes on the link and both daemons' peak RSS printed), each to the
-# backend of the same address; each sync's memory follows the backends in use
-# (not the 262,144 ids of the limit). B's sync restarted (a new epoch): the second
+# backend of the same address, in one bulk (B, busy applying it, still says
+# hello every second); each sync's memory follows the backends in use (not
+# the 262,144 ids of the limit). B's sync restarted (a new epoch): the second
 # bulk finds every pin in place and changes nothing. Then A's sync restarted
 # with --refresh 2s and 1,000 more pins written on A without events (as if
 # their events were lost): A's refresh brings them to B.
@@ -102,6 +103,15 @@ if [ "$a_mib" -lt 30 ] && [ "$b_mib" -lt 30 ]; then
 	pass "each sync's memory follows the backends in use: peak RSS A $a_mib MiB, B $b_mib MiB (want < 30)"
 else
 	fail "each sync's memory follows the backends in use" "peak RSS A $a_mib MiB, B $b_mib MiB (want < 30)"
+fi
+# B kept saying hello while it applied the bulk: A took it for down and sent
+# it everything again never
+bulks=$(grep -c "bulk resync to peer 198.18.2.2" "$T/sync-ga.log")
+if [ "$bulks" -eq 1 ] && ! grep -q "peer 198.18.2.2:7946 is down" "$T/sync-ga.log"; then
+	pass "one bulk of $NFLOWS pins: B was never taken for down meanwhile"
+else
+	fail "one bulk of $NFLOWS pins" "A sent $bulks bulks: $(grep -m2 'is down' "$T/sync-ga.log" |
+		cut -d' ' -f4- | tr '\n' '|')"
 fi
 # fill spreads the pins over v1 and v2 in turn
 if awk -v t="$took" -v l="$LIMIT_S" 'BEGIN { exit !(t + 0 > 0 && t + 0 <= l) }' &&

@@ -113,6 +113,7 @@ struct sync {
 	bool			failed;			/* the instance went away */
 	struct ts_loop		*loop;
 	struct ts_timer		*hello_timer, *refresh_timer;
+	__u64			hello_ns;		/* our last hellos */
 	const char		*key_file;		/* read again on SIGHUP */
 	/* metrics, read by the HTTP thread */
 	pthread_mutex_t		lock;
@@ -234,12 +235,34 @@ struct bulk {
 	__u64		flows;
 };
 
+static void send_hellos(struct sync *s)
+{
+	unsigned char buf[sizeof(struct ts_sync_hdr) + TS_SYNC_TAG_LEN];
+
+	send_records(s, NULL, TS_SYNC_MSG_HELLO, buf, 0);
+	s->hello_ns = ts_now_ns();
+}
+
+/*
+ * Hellos go out every second also while the loop is held up by a bulk we
+ * send or a flood of messages we apply (1 M pins take seconds to tens of
+ * seconds): a peer that hears nothing from us for 3.5 s takes us for down,
+ * and for back when we speak again, and then sends us every pin it holds,
+ * and we it: at 1 M pins that became a bulk after bulk, without end.
+ */
+static void hellos_if_due(struct sync *s)
+{
+	if (ts_now_ns() - s->hello_ns >= HELLO_NS)
+		send_hellos(s);
+}
+
 static void receive_all(struct sync *s);
 
 /* Events and peers' messages go on during a long bulk: a refresh of many
  * pins must not delay new ones (the lag). Only bulks wait their turn. */
 static void bulk_interleave(struct sync *s)
 {
+	hellos_if_due(s);
 	ring_buffer__consume(s->rb);
 	flush_events(s);
 	receive_all(s);
@@ -305,13 +328,6 @@ static void send_bulk(struct sync *s, struct peer *p)
 		      (unsigned long long)b->flows, (double)(ts_now_ns() - t0) / 1e9);
 	}
 	free(b);
-}
-
-static void send_hellos(struct sync *s)
-{
-	unsigned char buf[sizeof(struct ts_sync_hdr) + TS_SYNC_TAG_LEN];
-
-	send_records(s, NULL, TS_SYNC_MSG_HELLO, buf, 0);
 }
 
 /* ---- receiving ------------------------------------------------------------------ */
@@ -499,6 +515,7 @@ static void receive_all(struct sync *s)
 		if (n < 0)
 			return;
 		receive(s, buf, (size_t)n, &from);
+		hellos_if_due(s);
 	}
 }
 
@@ -764,8 +781,8 @@ static void on_hello(struct ts_loop *l, void *data)
 	struct sync *s = data;
 	struct ts_err err;
 
-	step(s);
 	send_hellos(s);
+	step(s);
 	peers_check(s, ts_now_ns());
 	if (ts_maps_check_instance(&s->m, &err)) {
 		logf_("%s", err.msg);
