@@ -363,8 +363,8 @@ set key outside top center horizontal
 set output "$OUT/scale-packets.png"
 set multiplot layout 1,2 title "Gateway ns per packet against the number of services (real packets, one core)"
 set title "SYN of a new flow"
-set ylabel "ns per packet"
-set yrange [0:*]
+set ylabel "ns per packet (log)"
+set logscale y
 plot for [i=0:$(($(wc -w <<<"$METHODS") - 1))] "$d" index i using 1:2 with linespoints lw 2 title columnheader(1)
 set title "established flow"
 plot for [i=0:$(($(wc -w <<<"$METHODS") - 1))] "$d" index i using 1:3 with linespoints lw 2 title columnheader(1)
