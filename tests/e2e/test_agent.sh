@@ -53,7 +53,7 @@ METRICS=127.0.0.1:$METRICS_PORT
 AGENT_PID=
 agent_start() {
 	nsenter --net="/run/netns/$NS_GW" "$TCPSHIFT" --pin-dir "$E2E_PIN" agent \
-		--metrics "$METRICS" 2>>"$E2E_TMP/agent.log" &
+		--metrics "$METRICS" "$@" 2>>"$E2E_TMP/agent.log" &
 	AGENT_PID=$!
 	e2e_track_pid "$AGENT_PID"
 	local i
@@ -317,6 +317,77 @@ if [ "$rc" -eq 2 ] && [ "$(ts export)" = "$doc" ]; then
 else
 	fail "health: a timeout longer than the interval is refused" "exit $rc: $err"
 fi
+
+# ---- per-backend series bounded by the number of backends ---------------------------
+# The instance has 4 backends (2 services of 2); an agent bounded at 2 serves
+# the totals without per-backend series, and one service's on request.
+# scrape QUERY: the body in $E2E_TMP/scrape, the HTTP status printed
+scrape() {
+	in_ns "$NS_GW" curl -s --max-time 5 -o "$E2E_TMP/scrape" -w '%{http_code}' \
+		"http://$METRICS/metrics$1"
+}
+# series NAME: the samples of NAME (with labels) in the last scrape
+series() { grep -c "^$1[{ ]" "$E2E_TMP/scrape"; }
+sample() { awk -v n="$1" '$1 == n { print $2 }' "$E2E_TMP/scrape"; }
+err=$(timeout 10 nsenter --net="/run/netns/$NS_GW" "$TCPSHIFT" --pin-dir "$E2E_PIN" agent \
+	--metrics-max-backends 2 2>&1 >/dev/null)
+rc=$?
+if [ "$rc" -eq 2 ] && [ "$(wc -l <<<"$err")" -eq 1 ] && grep -q "^tcpshift: .*--metrics" <<<"$err"
+then
+	pass "agent: --metrics-max-backends without --metrics: exit 2 ($err)"
+else
+	fail "agent: --metrics-max-backends without --metrics is a usage error" "exit $rc: $err"
+fi
+kill -9 "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+agent_start --metrics-max-backends 2 || fail "agent: starts bounded" "$(tail -n 3 "$E2E_TMP/agent.log")"
+code=$(scrape "")
+if [ "$code" = 200 ] && [ "$(series tcpshift_backend_weight)" -eq 0 ] &&
+	[ "$(series tcpshift_backend_connection_attempts_total)" -eq 0 ] &&
+	[ "$(sample tcpshift_services)" = 2 ] && [ "$(sample tcpshift_backends)" = 4 ] &&
+	[ "$(sample tcpshift_metrics_backends_omitted)" = 4 ] &&
+	[ "$(series tcpshift_events_total)" -gt 0 ]; then
+	pass "metrics: 4 backends over --metrics-max-backends 2: totals, no per-backend series" \
+		"($(wc -c <"$E2E_TMP/scrape") bytes)"
+else
+	fail "metrics: over the bound, no per-backend series" "HTTP $code," \
+		"$(grep -E '^tcpshift_(services|backends|metrics_backends_omitted) ' "$E2E_TMP/scrape" |
+		tr '\n' ' ')$(series tcpshift_backend_weight) weight series"
+fi
+code=$(scrape "?service=tcp-echo6")
+if [ "$code" = 200 ] && [ "$(series tcpshift_backend_weight)" -eq 2 ] &&
+	[ "$(grep -c '^tcpshift_backend_weight{service="tcp-echo6"' "$E2E_TMP/scrape")" -eq 2 ] &&
+	[ "$(series tcpshift_service_table_size)" -eq 1 ] &&
+	[ "$(sample tcpshift_metrics_backends_omitted)" = 2 ]; then
+	pass "metrics: ?service=tcp-echo6 has that service's 2 backends' series alone"
+else
+	fail "metrics: ?service=NAME has that service's series" "HTTP $code:" \
+		"$(grep '^tcpshift_backend_weight' "$E2E_TMP/scrape" | tr '\n' ' ')"
+fi
+code=$(scrape "?service=tcp-echo&service=tcp-echo6&service=tcp-echo")
+if [ "$code" = 200 ] && [ "$(series tcpshift_backend_weight)" -eq 4 ] &&
+	[ "$(sample tcpshift_metrics_backends_omitted)" = 0 ]; then
+	pass "metrics: two services asked for (one twice): their 4 backends' series once each"
+else
+	fail "metrics: several services asked for" "HTTP $code, $(series tcpshift_backend_weight)"
+fi
+code=$(scrape "?service=nosuch")
+if [ "$code" = 404 ] && grep -q "^tcpshift: no service nosuch" "$E2E_TMP/scrape"; then
+	pass "metrics: ?service= of no service: 404, $(head -n 1 "$E2E_TMP/scrape")"
+else
+	fail "metrics: ?service= of no service is a 404" "HTTP $code: $(head -c 200 "$E2E_TMP/scrape")"
+fi
+q=$(printf 'service=tcp-echo&%.0s' {1..17})
+code=$(scrape "?${q%&}")
+code2=$(scrape "?service=")
+if [ "$code" = 400 ] && [ "$code2" = 400 ]; then
+	pass "metrics: 17 services asked for, or an empty name: 400"
+else
+	fail "metrics: too many or empty service names are a 400" "HTTP $code and $code2"
+fi
+kill -9 "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+agent_start || fail "agent: starts again" "$(tail -n 3 "$E2E_TMP/agent.log")"
 
 # ---- clean shutdown --------------------------------------------------------------
 kill -TERM "$AGENT_PID"

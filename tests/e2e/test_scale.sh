@@ -6,7 +6,9 @@
 # TCP to both is split by weight; a weight change on the last one changes it
 # alone (the exported configuration of every other service is the same) and
 # its new connections follow at once. The whole configuration exports as it
-# was imported (an import with nothing to do is test_export's). A document one service
+# was imported (an import with nothing to do is test_export's). The agent's
+# /metrics has the totals without per-backend series (bounded), and two
+# services' series on request. A document one service
 # past the limit is refused and changes nothing. The time of each command and
 # the peak memory of import and export are printed (info lines) for the
 # the benchmarks.
@@ -29,7 +31,7 @@ N=200		# connections per split check
 TS_TABLES=$E2E_ROOT/build/ts-tables
 
 e2e_init scale
-e2e_need jq
+e2e_need jq curl
 e2e_need bpftool
 [ -x "$TS_TABLES" ] || e2e_abort "$TS_TABLES not built: run make"
 export TCPSHIFT_STATE_DIR=
@@ -192,6 +194,50 @@ for cmd in status stats flows "service list"; do
 		fail "$cmd at $NSVC services" "exit $TIMED_RC: $(head -n 2 "$E2E_TMP/err")"
 	fi
 done
+
+# The agent's metrics at this size: the totals unasked, one service's series on
+# request; the size and time of each scrape and the agent's peak memory printed.
+METRICS=127.0.0.1:$((20000 + $$ % 20000))
+nsenter --net="/run/netns/$NS_GW" "$TCPSHIFT" --pin-dir "$E2E_PIN" agent --metrics "$METRICS" \
+	2>"$E2E_TMP/agent.log" &
+AGENT_PID=$!
+e2e_track_pid "$AGENT_PID"
+# scrape QUERY: the body in $E2E_TMP/scrape; SCRAPE: "HTTP-status seconds bytes"
+scrape() {
+	SCRAPE=$(in_ns "$NS_GW" curl -s --max-time 60 -o "$E2E_TMP/scrape" \
+		-w '%{http_code} %{time_total} %{size_download}' "http://$METRICS/metrics$1")
+}
+for ((i = 0; i < 100; i++)); do
+	scrape "" && [ "${SCRAPE%% *}" = 200 ] && break
+	sleep 0.1
+done
+scrape ""
+read -r code secs bytes <<<"$SCRAPE"
+info "agent scrape of /metrics: $secs s, $bytes bytes, HTTP $code"
+if [ "$code" = 200 ] && [ "$bytes" -lt 65536 ] &&
+	grep -qx "tcpshift_services $NSVC" "$E2E_TMP/scrape" &&
+	grep -qx "tcpshift_backends $((NSVC * 4))" "$E2E_TMP/scrape" &&
+	grep -qx "tcpshift_metrics_backends_omitted $((NSVC * 4))" "$E2E_TMP/scrape"; then
+	pass "agent metrics at $NSVC services: the totals, $bytes bytes in $secs s"
+else
+	fail "agent metrics at $NSVC services are bounded" "HTTP $code, $bytes bytes:" \
+		"$(grep -E '^tcpshift_(services|backends|metrics_backends_omitted) ' "$E2E_TMP/scrape")"
+fi
+scrape "?service=s65535&service=s00000"
+read -r code secs bytes <<<"$SCRAPE"
+info "agent scrape of /metrics?service=s65535&service=s00000: $secs s, $bytes bytes, HTTP $code"
+if [ "$code" = 200 ] && [ "$(grep -c '^tcpshift_backend_weight{' "$E2E_TMP/scrape")" -eq 8 ] &&
+	grep -q '^tcpshift_backend_weight{service="s65535",backend="v2",.*} 70$' "$E2E_TMP/scrape"
+then
+	pass "agent metrics at $NSVC services: two services' 8 backends on request ($secs s)"
+else
+	fail "agent metrics of two services on request" "HTTP $code," \
+		"$(grep '^tcpshift_backend_weight' "$E2E_TMP/scrape" | head -n 3)"
+fi
+info "agent peak RSS after the scrapes: $(awk '/^VmHWM/ { print int($2 / 1024) }' \
+	"/proc/$AGENT_PID/status") MiB"
+kill "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
 
 # split VIP WANT_V1_SHARE WHAT
 split() {

@@ -18,7 +18,7 @@ static void metrics_render_text(void **state)
 	__u32 eff[2] = { 90, 0 }, slots[2] = { 7, 0 }, *effp[1] = { eff }, *slotp[1] = { slots };
 	struct ts_metrics in = { .cfg = &cfg, .stats = stats, .effective = effp, .slots = slotp,
 				 .flows = 3, .flows_max = 1024, .half_open = 1,
-				 .half_open_max = 256 };
+				 .half_open_max = 256, .services = 1, .backends = 2 };
 	size_t len = 0;
 	char *text;
 
@@ -95,6 +95,9 @@ static void metrics_render_text(void **state)
 	HAS(text, "tcpshift_events_total{event=\"non_syn_miss\"} 9");
 	HAS(text, "tcpshift_flow_table_entries{table=\"flows\"} 3");
 	HAS(text, "tcpshift_flow_table_max_entries{table=\"half_open\"} 256");
+	HAS(text, "tcpshift_services 1");
+	HAS(text, "tcpshift_backends 2");
+	HAS(text, "tcpshift_metrics_backends_omitted 0");
 	/* every line is a comment or a sample of ours */
 	for (char *line = text, *nl; *line; line = nl + 1) {
 		nl = strchr(line, '\n');
@@ -156,12 +159,37 @@ static void metrics_render_build_info(void **state)
 	free(text);
 }
 
+/* Over the agent's bound no service is read: the totals and what is left out,
+ * no per-backend sample. */
+static void metrics_render_totals_without_backends(void **state)
+{
+	static struct ts_config cfg;
+	struct ts_metrics in = { .cfg = &cfg, .services = 65536, .backends = 262144,
+				 .backends_omitted = 262144 };
+	size_t len = 0;
+	char *text;
+
+	(void)state;
+	text = ts_metrics_render(&in, &len);
+	ASSERT_TRUE(text && strlen(text) == len, "rendered");
+	HAS(text, "# TYPE tcpshift_services gauge");
+	HAS(text, "tcpshift_services 65536");
+	HAS(text, "tcpshift_backends 262144");
+	HAS(text, "# TYPE tcpshift_metrics_backends_omitted gauge");
+	HAS(text, "tcpshift_metrics_backends_omitted 262144");
+	ASSERT_TRUE(!strstr(text, "\ntcpshift_backend_") && !strstr(text, "\ntcpshift_service_"),
+		    "no per-backend or per-service sample");
+	ASSERT_TRUE(len < 8192, "the text without backends is small: %zu bytes", len);
+	free(text);
+}
+
 int run_metrics_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(metrics_render_text),
 		cmocka_unit_test(metrics_render_source),
 		cmocka_unit_test(metrics_render_build_info),
+		cmocka_unit_test(metrics_render_totals_without_backends),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);

@@ -233,7 +233,8 @@ packets() {
 	out=$(timeout "$STEP_TIMEOUT" "$PPS" --gen "$NS_GEN:g0" --gw "$NS_GW:$GW_DEV" \
 		--backend "$NS_B1:$BE1_DEV:198.18.2.2" --backend "$NS_B2:$BE2_DEV:198.18.3.2" \
 		--vip "$VIP_BASE:80" --vips "$n" --flows "$FLOWS" --seconds "$SECONDS_PER_PHASE" \
-		--warmup "$WARMUP" --cpu "$CPU" --sender auto "$@" 2>"$TMP/pps.err") ||
+		--warmup "$WARMUP" --cpu "$CPU" --phases established,syn --sender auto --relay gs:gr \
+		"$@" 2>"$TMP/pps.err") ||
 		{ log "$m" "packets FAILED: $(tail -n 2 "$TMP/pps.err" | tr '\n' ' ')"; return 1; }
 	while read -r line; do
 		[[ $line == phase=* ]] || continue
@@ -241,6 +242,7 @@ packets() {
 		d=$(sed -n 's/.* delivered=\([0-9]*\).*/\1/p' <<<"$line")
 		c=$(sed -n 's/.* cpu_ns=\([0-9]*\).*/\1/p' <<<"$line")
 		a=$(sed -n 's/.* accepted=\([0-9]*\).*/\1/p' <<<"$line")
+		rec "$n" "$m" "${ph}_sender" "$(sed -n 's/.* sender=\([a-z_]*\).*/\1/p' <<<"$line")"
 		rec "$n" "$m" "${ph}_lost" "$((a - d))"
 		[ "${d:-0}" -gt 0 ] && rec "$n" "$m" "${ph}_core_ns" "$(awk -v c="$c" -v d="$d" 'BEGIN { printf "%.1f", c / d }')"
 	done <<<"$out"
@@ -299,6 +301,8 @@ summarize() {
 		echo
 		echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r). This build's limit: $LIMIT services."
 		echo "Services of two backends (1:1); real packets: $FLOWS flows confirmed by handshakes first, then ${SECONDS_PER_PHASE} s per phase after ${WARMUP} s of warm-up, one core; each packet's VIP picked by a hash over all N."
+		echo "Generator: $(awk -F'\t' '$3 ~ /_sender$/ && $4 != "" { s[$4] = 1 }
+			END { for (k in s) printf "%s%s", n++ ? ", " : "", k }' "$RAW") (live: BPF_PROG_RUN live frames; af_packet_relay: AF_PACKET, relayed to the generator's device at XDP, where the kernel refuses live frames)."
 		for n in $SIZES; do
 			[ "$n" -gt "$LIMIT" ] && echo && echo "N = $n: skipped, over this build's limit of $LIMIT services."
 		done
@@ -359,8 +363,8 @@ set key outside top center horizontal
 set output "$OUT/scale-packets.png"
 set multiplot layout 1,2 title "Gateway ns per packet against the number of services (real packets, one core)"
 set title "SYN of a new flow"
-set ylabel "ns per packet"
-set yrange [0:*]
+set ylabel "ns per packet (log)"
+set logscale y
 plot for [i=0:$(($(wc -w <<<"$METHODS") - 1))] "$d" index i using 1:2 with linespoints lw 2 title columnheader(1)
 set title "established flow"
 plot for [i=0:$(($(wc -w <<<"$METHODS") - 1))] "$d" index i using 1:3 with linespoints lw 2 title columnheader(1)

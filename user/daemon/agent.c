@@ -28,8 +28,8 @@
 #include "prom.h"
 
 static const char help[] =
-	"Usage: tcpshift agent [--metrics ADDR:PORT] [--config etcd://HOST:PORT/KEY\n"
-	"                      [--status-key KEY]]\n"
+	"Usage: tcpshift agent [--metrics ADDR:PORT [--metrics-max-backends N]]\n"
+	"                      [--config etcd://HOST:PORT/KEY [--status-key KEY]]\n"
 	"\n"
 	"Run in the foreground until SIGTERM or SIGINT: the health checks of every\n"
 	"service that has them ('tcpshift health'), and, with --metrics, Prometheus\n"
@@ -50,6 +50,11 @@ static const char help[] =
 	"unreachable (no route, a broadcast or multicast address) or timed out is a\n"
 	"failed check. The metrics endpoint holds at most 64 connections, 8 per client\n"
 	"address, each closed after 5 s without progress, and logs none of them.\n"
+	"Per-backend series are served while the instance has at most N backends\n"
+	"(--metrics-max-backends, 4096 by default); above, /metrics has the totals\n"
+	"(tcpshift_services, tcpshift_backends, tcpshift_metrics_backends_omitted,\n"
+	"events, flow tables) and /metrics?service=NAME (repeated, up to 16) the\n"
+	"series of those services' backends, at any size.\n"
 	"\n"
 	"With --config, the configuration is made equal to the JSON document stored at\n"
 	"KEY in etcd (what 'tcpshift export' prints) whenever it changes, as 'tcpshift\n"
@@ -73,6 +78,9 @@ static const char help[] =
 	"health. Run one agent per instance (the systemd unit tcpshift-agent.service).\n"
 	"\n"
 	"  --metrics ADDR:PORT   serve metrics there (127.0.0.1:9470, [::1]:9470)\n"
+	"  --metrics-max-backends N\n"
+	"                        per-backend series up to N backends in all (4096;\n"
+	"                        0: only on request, ?service=NAME)\n"
 	"  --config URL          etcd://HOST[:PORT][,HOST[:PORT]...]/KEY (port 2379 by\n"
 	"                        default; several endpoints of one etcd cluster)\n"
 	"  --status-key KEY      after each document, write there (same etcd) which\n"
@@ -81,6 +89,7 @@ static const char help[] =
 	"\n"
 	"Examples:\n"
 	"  tcpshift agent --metrics 127.0.0.1:9470\n"
+	"  curl 'http://127.0.0.1:9470/metrics?service=web&service=api'\n"
 	"  tcpshift agent --config etcd://10.0.0.5:2379/tcpshift/site \\\n"
 	"      --status-key /tcpshift/status/$(hostname)\n"
 	"  etcdctl put /tcpshift/site \"$(tcpshift export)\"\n"
@@ -133,6 +142,7 @@ struct agent {
 	struct etcd_source	*source;	/* --config, or NULL */
 	struct ts_history	history;	/* the status page's rates (--metrics) */
 	bool			history_failed;	/* a sample failed: logged once */
+	__u32			metrics_max_backends;	/* per-backend series up to */
 };
 
 static __u64 now_ms(void)
@@ -159,12 +169,46 @@ static __u32 max_entries(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.max_entries;
 }
 
+/* The services q asks for, in cfg: *missing names one that does not exist. */
+static int config_read_selected(const struct ts_maps *m, const struct ts_metrics_query *q,
+				struct ts_config *cfg, const char **missing, struct ts_err *err)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->services = calloc(q->nservices, sizeof(*cfg->services));
+	if (!cfg->services)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	for (size_t i = 0; i < q->nservices; i++) {
+		struct ts_config one;
+		bool dup = false;
+
+		for (size_t j = 0; j < cfg->nservices; j++)
+			dup |= !strcmp(cfg->services[j].svc.name, q->services[i]);
+		if (dup)
+			continue;
+		if (ts_config_read_service(m, q->services[i], &one, err))
+			return -1;
+		if (!one.nservices) {
+			*missing = q->services[i];
+			return 0;
+		}
+		cfg->services[cfg->nservices++] = one.services[0];
+		free(one.services);
+	}
+	return 0;
+}
+
 /*
- * On the endpoint's thread, with its own maps: the configuration and the
- * per-backend counters under the shared lock (a change waits for that much,
- * never for the flow tables), then the tables' fill without the lock.
+ * On the endpoint's thread, with its own maps. The numbers of services and
+ * backends are counted without the lock (a change may be under way: they are
+ * a gauge's); per-backend series are read only for the services asked for,
+ * or for all while there are at most max_backends, so that a scrape at
+ * 65,536 services holds the lock for no walk of them. Then, under the shared
+ * lock (a change waits for that much, never for the flow tables), the
+ * configuration and the per-backend counters of those, and the tables' fill
+ * without the lock.
  */
-static char *metrics_collect(void *cls, size_t *len)
+static char *metrics_collect(void *cls, const struct ts_metrics_query *q, unsigned int *code,
+			     size_t *len)
 {
 	struct agent *a = cls;
 	struct ts_maps *m = &a->scrape.m;
@@ -175,13 +219,30 @@ static char *metrics_collect(void *cls, size_t *len)
 	char object[64];
 	struct ts_err err;
 	char *text = NULL;
-	size_t ns = 0;
+	const char *missing = NULL;
+	size_t ns = 0, nb = 0;
 	__u32 key_flow = sizeof(struct ts_flow_key);
 	bool read = false;
 
+	ts_count_entries(m->services, sizeof(struct ts_endpoint_key), &in.services);
+	ts_count_entries(m->backend_addrs, sizeof(struct ts_endpoint_key), &in.backends);
 	pthread_mutex_lock(&a->scrape.lock);
-	if (ts_maps_lock_shared(m, &err) || ts_config_read(m, &cfg, &err))
+	if (ts_maps_lock_shared(m, &err))
 		goto out;
+	if (q->nservices) {
+		if (config_read_selected(m, q, &cfg, &missing, &err) || missing)
+			goto out;
+	} else if (in.backends <= a->metrics_max_backends && ts_config_read(m, &cfg, &err)) {
+		goto out;
+	}
+	for (size_t i = 0; i < cfg.nservices; i++)
+		nb += cfg.services[i].nbackends;
+	/* grown past the bound since the count: none of them after all */
+	if (!q->nservices && nb > a->metrics_max_backends) {
+		ts_config_free(&cfg);
+		nb = 0;
+	}
+	in.backends_omitted = in.backends > nb ? in.backends - nb : 0;
 	ns = cfg.nservices;
 	in.cfg = &cfg;
 	in.stats = calloc(ns ? ns : 1, sizeof(*in.stats));
@@ -227,6 +288,14 @@ out:
 		text = ts_metrics_render(&in, len);
 	}
 	pthread_mutex_unlock(&a->scrape.lock);
+	if (missing) {
+		*code = 404;	/* Not Found */
+		if (asprintf(&text, "tcpshift: no service %s here: 'tcpshift service list' "
+			     "names them\n", missing) < 0)
+			text = NULL;
+		else
+			*len = strlen(text);
+	}
 	for (size_t i = 0; i < ns && in.stats; i++) {
 		free(in.stats[i]);
 		if (in.effective)
@@ -641,8 +710,12 @@ static void agent_free(struct agent *a)
 int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
 {
 	const char *metrics = NULL, *config = NULL, *status_key = NULL;
+	__u32 max_backends = TS_METRICS_MAX_BACKENDS;
+	bool max_backends_given = false;
 	const struct cli_opt opts[] = {
 		{ "metrics", 0, CLI_STRING, &metrics, .metavar = "ADDR:PORT" },
+		{ "metrics-max-backends", 0, CLI_U32, &max_backends, &max_backends_given,
+		  .metavar = "N", .min = 0, .max = TS_MAX_BACKENDS },
 		{ "config", 0, CLI_STRING, &config, .metavar = "URL" },
 		{ "status-key", 0, CLI_STRING, &status_key, .metavar = "KEY" },
 		CLI_OPT_HELP,
@@ -658,6 +731,9 @@ int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
 	if (r != CLI_CONTINUE)
 		return r;
 	/* Everything given is checked before anything starts. */
+	if (max_backends_given && !metrics)
+		return cli_usage(argv[0], "--metrics-max-backends needs --metrics: it bounds the "
+				 "series served there");
 	if (status_key && !config)
 		return cli_usage(argv[0], "--status-key needs --config: the key is written to "
 				 "that etcd");
@@ -678,6 +754,7 @@ int cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "tcpshift: out of memory\n");
 		return 1;
 	}
+	a->metrics_max_backends = max_backends;
 	ts_maps_init(&a->m);
 	ts_maps_init(&a->scrape.m);
 	ts_maps_init(&a->etcd.m);

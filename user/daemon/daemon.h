@@ -66,16 +66,27 @@ bool ts_endpoint_of(const struct sockaddr_storage *ss, struct ts_endpoint *ep);
 
 /* The metrics endpoint: a listening socket of ours at spec ADDR:PORT (so that
  * an address in use is a clear error, TS_ERR_BUSY), then an HTTP server
- * thread answering GET /metrics with collect(cls)'s text (malloc'd; NULL: an
- * error 500) and, when status is set (the agent), GET / with the status page
+ * thread answering GET /metrics with collect(cls, query)'s text (malloc'd;
+ * NULL: an error 500) and, when status is set (the agent), GET / with the status page
  * and GET /api/status?since=SEQ with status(cls, SEQ)'s JSON. The server
  * takes lfd; -1 when it cannot start. */
 int ts_metrics_listen(const char *spec, struct ts_err *err);
 #define TS_HTTP_MAX_CONNS		64
 #define TS_HTTP_MAX_CONNS_PER_CLIENT	8
 #define TS_HTTP_IDLE_S			5	/* without progress: closed */
+/* GET /metrics?service=NAME&service=NAME...: the services asked for (the
+ * agent's per-backend series of those alone); more, or an empty name, is a
+ * 400. */
+#define TS_METRICS_MAX_SELECTED	16
+struct ts_metrics_query {
+	const char	*services[TS_METRICS_MAX_SELECTED];
+	size_t		nservices;
+};
 struct ts_metrics_server {
-	char		*(*collect)(void *cls, size_t *len);
+	/* the text, with HTTP status *code: 200 unless collect sets another
+	 * (its text then says why) */
+	char		*(*collect)(void *cls, const struct ts_metrics_query *q,
+				    unsigned int *code, size_t *len);
 	char		*(*status)(void *cls, __u64 since, size_t *len);	/* or NULL */
 	void		*cls;
 	struct MHD_Daemon *httpd;

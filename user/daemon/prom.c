@@ -3,7 +3,8 @@
  * Prometheus text (exposition format 0.0.4), written in one place for every
  * daemon (prom.h), and the agent's metrics of an instance, rendered from what
  * `tcpshift agent` read from the maps: pure, so the unit tests check the
- * text. Every per-backend series has the labels service, backend and addr.
+ * text. Every per-backend series has the labels service, backend and addr;
+ * which backends have them is the agent's choice (prom.h).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -307,6 +308,15 @@ char *ts_metrics_render(const struct ts_metrics *in, size_t *len)
 		prom_sample(&p, "tcpshift_service_table_size", &l, 1, "%u",
 			    in->cfg->services[i].svc.table_size);
 	}
+	prom_family(&p, "tcpshift_services", "gauge", "Services configured.");
+	prom_sample(&p, "tcpshift_services", NULL, 0, "%u", in->services);
+	prom_family(&p, "tcpshift_backends", "gauge", "Backends configured, of all services.");
+	prom_sample(&p, "tcpshift_backends", NULL, 0, "%u", in->backends);
+	prom_family(&p, "tcpshift_metrics_backends_omitted", "gauge",
+		    "Backends whose per-backend series this answer leaves out: every one while "
+		    "the instance has more than the agent's --metrics-max-backends; "
+		    "/metrics?service=NAME has a service's.");
+	prom_sample(&p, "tcpshift_metrics_backends_omitted", NULL, 0, "%u", in->backends_omitted);
 	prom_family(&p, "tcpshift_events_total", "counter",
 		    "The data plane's global counters, by event (as 'tcpshift status').");
 	for (int c = 0; c < TS_CNT_MAX; c++) {

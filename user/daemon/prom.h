@@ -43,10 +43,22 @@ struct ts_source_metrics {
 
 /* ---- prom.c: the agent's metrics in Prometheus text ----------------------- */
 
-/* What the agent read, for one scrape. stats, effective and
- * slots: [service][backend], in cfg's order. */
+/*
+ * Per-backend series of a scrape: those of every backend while the instance
+ * has at most --metrics-max-backends (TS_METRICS_MAX_BACKENDS by default), of
+ * none above (262,144 backends' would be ~1 GiB of text); /metrics?service=NAME,
+ * repeated up to TS_METRICS_MAX_SELECTED times (daemon.h), asks for those
+ * services' alone at any size.
+ */
+#define TS_METRICS_MAX_BACKENDS	4096
+
+/* What the agent read, for one scrape: cfg holds the services whose
+ * per-backend series the answer has (all, the ones asked for, or none);
+ * stats, effective and slots: [service][backend], in cfg's order. */
 struct ts_metrics {
 	const struct ts_config		*cfg;
+	/* the instance's, counted: the totals, and the backends not in cfg */
+	__u32				services, backends, backends_omitted;
 	struct ts_backend_stats		**stats;
 	__u32				**effective;
 	__u32				**slots;

@@ -123,12 +123,46 @@ static struct MHD_Response *static_text(const char *text)
 					       MHD_RESPMEM_PERSISTENT);
 }
 
-/* GET /metrics: Prometheus' text format. */
+/* The query of GET /metrics: every service=NAME (more than the most, or an
+ * empty one, marks it bad); other arguments are not ours to refuse. */
+struct metrics_args {
+	struct ts_metrics_query	q;
+	bool			bad;
+};
+
+static enum MHD_Result metrics_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	struct metrics_args *a = cls;
+
+	(void)kind;
+	if (strcmp(key, "service"))
+		return MHD_YES;
+	if (!value || !*value || a->q.nservices == TS_METRICS_MAX_SELECTED)
+		a->bad = true;
+	else
+		a->q.services[a->q.nservices++] = value;
+	return MHD_YES;
+}
+
+/* GET /metrics[?service=NAME...]: Prometheus' text format. */
 static struct MHD_Response *route_metrics(const struct ts_metrics_server *s,
 					  struct MHD_Connection *conn, unsigned int *code)
 {
+	struct metrics_args args = {};
 	size_t len = 0;
-	char *text = s->collect(s->cls, &len);
+	char *text;
+
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, metrics_arg, &args);
+	if (args.bad) {
+		char msg[96];
+		int n = snprintf(msg, sizeof(msg), "service: give 1 to %d service names, e.g. "
+				 "?service=web&service=api\n", TS_METRICS_MAX_SELECTED);
+
+		*code = MHD_HTTP_BAD_REQUEST;
+		return MHD_create_response_from_buffer((size_t)n, msg, MHD_RESPMEM_MUST_COPY);
+	}
+	text = s->collect(s->cls, &args.q, code, &len);
 
 	if (!text)
 		return NULL;

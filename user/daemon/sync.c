@@ -100,8 +100,12 @@ struct sync {
 	struct ring_buffer	*rb;
 	__u64			epoch;
 	__u64			real_minus_mono;	/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
-	struct ts_backend	*backends;		/* TS_MAX_BACKENDS: ids -> addresses */
-	bool			backends_fresh;		/* read since the last miss */
+	/* backend id -> its entry, read from the map when a pin names the id
+	 * first in a step (a wake-up or a bulk); both TS_MAX_BACKENDS long,
+	 * calloc()ed untouched: memory follows the ids in use, not the limit */
+	struct ts_backend	*backends;
+	__u64			*backend_step;		/* the step each id was read in */
+	__u64			step;			/* from 1: no id is read at 0 */
 	struct ts_sync_cache	cache;			/* emptied every loop */
 	/* events waiting for the next datagram */
 	unsigned char		out[TS_SYNC_DATAGRAM];
@@ -109,6 +113,7 @@ struct sync {
 	bool			failed;			/* the instance went away */
 	struct ts_loop		*loop;
 	struct ts_timer		*hello_timer, *refresh_timer;
+	__u64			hello_ns;		/* our last hellos */
 	const char		*key_file;		/* read again on SIGHUP */
 	/* metrics, read by the HTTP thread */
 	pthread_mutex_t		lock;
@@ -178,25 +183,19 @@ static void flush_events(struct sync *s)
 	s->nout = 0;
 }
 
-static void backends_read(struct sync *s)
-{
-	struct ts_err err;
-
-	if (ts_backends_read_all(&s->m, s->backends, &err))
-		logf_("%s", err.msg);
-	s->backends_fresh = true;
-}
-
-/* The record of an event or a flow; reads the backends again once when the
- * id is unknown (a backend added since). */
+/* The record of an event or a flow. Its backend is read once a step: a
+ * backend removed, or its id given again, since an earlier step is seen. */
 static bool record_of(struct sync *s, __u8 type, const struct ts_flow_key *key, __u32 id,
 		      __u32 gen, __u32 client_end, __u64 real_ns, struct ts_sync_record *rec)
 {
-	if (ts_sync_record_of(s->backends, type, key, id, gen, client_end, real_ns, rec))
-		return true;
-	if (s->backends_fresh)
+	if (id >= TS_MAX_BACKENDS)
 		return false;
-	backends_read(s);
+	if (s->backend_step[id] != s->step) {
+		/* a failed read: as a free id, no record */
+		if (bpf_map_lookup_elem(s->m.backends, &id, &s->backends[id]))
+			memset(&s->backends[id], 0, sizeof(s->backends[id]));
+		s->backend_step[id] = s->step;
+	}
 	return ts_sync_record_of(s->backends, type, key, id, gen, client_end, real_ns, rec);
 }
 
@@ -236,12 +235,34 @@ struct bulk {
 	__u64		flows;
 };
 
+static void send_hellos(struct sync *s)
+{
+	unsigned char buf[sizeof(struct ts_sync_hdr) + TS_SYNC_TAG_LEN];
+
+	send_records(s, NULL, TS_SYNC_MSG_HELLO, buf, 0);
+	s->hello_ns = ts_now_ns();
+}
+
+/*
+ * Hellos go out every second also while the loop is held up by a bulk we
+ * send or a flood of messages we apply (1 M pins take seconds to tens of
+ * seconds): a peer that hears nothing from us for 3.5 s takes us for down,
+ * and for back when we speak again, and then sends us every pin it holds,
+ * and we it: at 1 M pins that became a bulk after bulk, without end.
+ */
+static void hellos_if_due(struct sync *s)
+{
+	if (ts_now_ns() - s->hello_ns >= HELLO_NS)
+		send_hellos(s);
+}
+
 static void receive_all(struct sync *s);
 
 /* Events and peers' messages go on during a long bulk: a refresh of many
  * pins must not delay new ones (the lag). Only bulks wait their turn. */
 static void bulk_interleave(struct sync *s)
 {
+	hellos_if_due(s);
 	ring_buffer__consume(s->rb);
 	flush_events(s);
 	receive_all(s);
@@ -293,7 +314,7 @@ static void send_bulk(struct sync *s, struct peer *p)
 		return;
 	b->s = s;
 	b->p = p;
-	backends_read(s);
+	s->step++;	/* the backends as they are now */
 	b->type = TS_SYNC_PIN;
 	r = ts_flow_map_foreach(s->m.flows, bulk_flow, b);
 	b->type = TS_SYNC_PIN_HALF_OPEN;
@@ -307,13 +328,6 @@ static void send_bulk(struct sync *s, struct peer *p)
 		      (unsigned long long)b->flows, (double)(ts_now_ns() - t0) / 1e9);
 	}
 	free(b);
-}
-
-static void send_hellos(struct sync *s)
-{
-	unsigned char buf[sizeof(struct ts_sync_hdr) + TS_SYNC_TAG_LEN];
-
-	send_records(s, NULL, TS_SYNC_MSG_HELLO, buf, 0);
 }
 
 /* ---- receiving ------------------------------------------------------------------ */
@@ -501,6 +515,7 @@ static void receive_all(struct sync *s)
 		if (n < 0)
 			return;
 		receive(s, buf, (size_t)n, &from);
+		hellos_if_due(s);
 	}
 }
 
@@ -539,7 +554,9 @@ static void per_peer(struct prom *p, const struct sync *s, const char *name, con
 	}
 }
 
-static char *metrics_collect(void *cls, size_t *len)
+/* sync has no per-service series: the query changes nothing. */
+static char *metrics_collect(void *cls, const struct ts_metrics_query *q, unsigned int *code,
+			     size_t *len)
 {
 	struct sync *s = cls;
 	__u64 counters[TS_CNT_MAX] = {}, *lags, lag_sum, lag_count;
@@ -547,6 +564,8 @@ static char *metrics_collect(void *cls, size_t *len)
 	size_t nl;
 	struct ts_err err;
 
+	(void)q;
+	(void)code;
 	lags = malloc(sizeof(s->lag_ns));
 	if (!lags || prom_begin(&p)) {
 		free(lags);
@@ -738,7 +757,7 @@ static int open_socket(struct sync *s, const char *spec)
 static void step(struct sync *s)
 {
 	s->real_minus_mono = now_real() - ts_now_ns();
-	s->backends_fresh = false;
+	s->step++;
 	s->cache = (struct ts_sync_cache){};
 	ring_buffer__consume(s->rb);
 	flush_events(s);
@@ -762,8 +781,8 @@ static void on_hello(struct ts_loop *l, void *data)
 	struct sync *s = data;
 	struct ts_err err;
 
-	step(s);
 	send_hellos(s);
+	step(s);
 	peers_check(s, ts_now_ns());
 	if (ts_maps_check_instance(&s->m, &err)) {
 		logf_("%s", err.msg);
@@ -848,17 +867,22 @@ int cmd_sync(struct cli_ctx *ctx, int argc, char **argv)
 	if (refresh_ns < 1000000000ULL)
 		return cli_usage("sync", "--refresh must be at least 1s");
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->backends = calloc(TS_MAX_BACKENDS, sizeof(*s->backends)))) {
+	if (!s || !(s->backends = calloc(TS_MAX_BACKENDS, sizeof(*s->backends))) ||
+	    !(s->backend_step = calloc(TS_MAX_BACKENDS, sizeof(*s->backend_step)))) {
+		if (s)
+			free(s->backends);
 		free(s);
 		fprintf(stderr, "tcpshift: out of memory\n");
 		return 1;
 	}
 	s->sock = -1;
+	s->step = 1;
 	s->key_file = key_file;
 	pthread_mutex_init(&s->lock, NULL);
 	/* the loop first: the metrics thread inherits its signal mask */
 	if (ts_loop_new(&s->loop, "sync", &err)) {
 		free(s->backends);
+		free(s->backend_step);
 		free(s);
 		return cli_report(&err);
 	}
@@ -921,6 +945,7 @@ int cmd_sync(struct cli_ctx *ctx, int argc, char **argv)
 	ts_loop_free(s->loop);
 	pthread_mutex_destroy(&s->lock);
 	free(s->backends);
+	free(s->backend_step);
 	free(s);
 	return r;
 }
