@@ -296,7 +296,7 @@ struct ts_reply {
 };
 
 /*
- * backend_stats: per-CPU array, backend id -> counters, the canary signals of
+ * backend_stats: per-CPU hash, backend id -> counters, the canary signals of
  * a rollout (doc/DESIGN.md, "Canary signals"). Summed over CPUs by the reader.
  */
 #define TS_HANDSHAKE_BUCKETS	16	/* bucket i: handshake time <= 2^i * 64 us; the last: more */
