@@ -19,9 +19,13 @@ XDP_E2E=(agent attack checksum crash drain flood forward ipv6 local pinned remov
 # code as e2e-xdp
 XDP_HS_BPF=(pinning handsoff split pick icmp security canary forward spoofing offpath)
 XDP_HS_E2E=(attack drain flood pinned removal rollout split)
+# run alone, after the others of their layer (E2E_JOBS): they judge times or
+# rates (pps, bench_scale, sync, sync_bulk, agent_abuse, live, flood), build
+# or install (deb, demo, install), or load the machine (scale)
+E2E_ALONE=(agent_abuse bench_scale deb demo flood install live pps scale sync sync_bulk)
 read -r -a layers <<<"${layers[*]}"
 passed=0 failed=0 skipped=0
-log=$(mktemp); trap 'rm -f "$log"' EXIT
+log=$(mktemp)
 
 count_cmocka() {
 	local p f
@@ -29,6 +33,32 @@ count_cmocka() {
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 	passed=$((passed + p)); failed=$((failed + f))
 	[ "$p" -gt 0 ] || [ "$f" -gt 0 ] || { echo "no cmocka result from $1"; failed=$((failed + 1)); }
+}
+
+# e2e_start TEST MODE HANDSHAKES: run TEST, its output and then its exit
+# status and seconds in files of $runs; e2e_report TEST prints the output and
+# counts it
+runs=$(mktemp -d); trap 'rm -f "$log"; rm -rf "$runs"' EXIT
+e2e_start() {
+	local f=$runs/${1//\//_} t0=$SECONDS
+
+	E2E_MODE=$2 E2E_HANDSHAKES=$3 timeout 600 bash "$1" </dev/null >"$f" 2>&1
+	echo "$? $((SECONDS - t0))" >"$f.rc"
+}
+e2e_report() {
+	local f=$runs/${1//\//_} rc secs p fl
+
+	read -r rc secs <"$f.rc"
+	echo "---- $1"
+	cat "$f"
+	p=$(grep -c '^PASS: ' "$f"); fl=$(grep -c '^FAIL: ' "$f")
+	skipped=$((skipped + $(grep -c '^SKIP: ' "$f")))
+	if [ "$rc" -ne 0 ] && [ "$fl" -eq 0 ]; then
+		echo "FAIL: $1 exited $rc"; fl=1
+	fi
+	passed=$((passed + p)); failed=$((failed + fl))
+	echo "---- $1: $secs s"
+	rm -f "$f" "$f.rc"
 }
 
 for layer in "${layers[@]}"; do
@@ -82,19 +112,33 @@ for layer in "${layers[@]}"; do
 			tests=("${tests[@]/%/.sh}")
 			mode=xdp
 		fi
+		# E2E_JOBS (default 2) at a time: most tests wait on timers and
+		# peers more than they compute, and each has its own namespaces,
+		# pin directory and ports; those that measure time or rates, build
+		# or install, or load the machine run after them, alone
+		par=() ser=()
 		for t in "${tests[@]}"; do
-			echo "---- $t"
-			t0=$SECONDS
-			E2E_MODE=$mode E2E_HANDSHAKES=$handshakes timeout 600 bash "$t" 2>&1 |
-				tee "$log"
-			rc=${PIPESTATUS[0]}
-			p=$(grep -c '^PASS: ' "$log"); f=$(grep -c '^FAIL: ' "$log")
-			skipped=$((skipped + $(grep -c '^SKIP: ' "$log")))
-			if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-				echo "FAIL: $t exited $rc"; f=1
-			fi
-			passed=$((passed + p)); failed=$((failed + f))
-			echo "---- $t: $((SECONDS - t0)) s"
+			n=${t##*/test_}
+			if [[ " ${E2E_ALONE[*]} " == *" ${n%.sh} "* ]]; then ser+=("$t"); else par+=("$t"); fi
+		done
+		declare -A running=()
+		for t in "${par[@]}"; do
+			while [ "${#running[@]}" -ge "${E2E_JOBS:-2}" ]; do
+				wait -n -p done_pid
+				e2e_report "${running[$done_pid]}"
+				unset "running[$done_pid]"
+			done
+			e2e_start "$t" "$mode" "$handshakes" &
+			running[$!]=$t
+		done
+		while [ "${#running[@]}" -gt 0 ]; do
+			wait -n -p done_pid
+			e2e_report "${running[$done_pid]}"
+			unset "running[$done_pid]"
+		done
+		for t in "${ser[@]}"; do
+			e2e_start "$t" "$mode" "$handshakes"
+			e2e_report "$t"
 		done
 		;;
 	*) echo "unknown layer $layer"; exit 2 ;;

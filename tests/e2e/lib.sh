@@ -191,19 +191,29 @@ e2e_cleanup() {
 }
 
 # e2e_release COMMIT: E2E_OLD_TS, the CLI of the release at COMMIT, built once
-# from a worktree of this repository and cached in build/release-COMMIT.
+# from a worktree of this repository and cached in build/release-COMMIT. Tests
+# running at once (tests/run.sh, E2E_JOBS) build it once: under a lock, and the
+# binary renamed into place whole.
 e2e_release() {
+	local lock
+
 	E2E_OLD_TS=$E2E_ROOT/build/release-$1/tcpshift
 	[ -x "$E2E_OLD_TS" ] && return 0
-	e2e_need git
-	E2E_REL_TREE=$E2E_TMP/release
-	must "git worktree of $1" git -C "$E2E_ROOT" worktree add --detach "$E2E_REL_TREE" "$1"
-	info "building release $1 (cached in build/release-$1)"
-	must "build of $1" make -C "$E2E_REL_TREE" -j2 build/tcpshift
+	e2e_need git flock
 	mkdir -p "$(dirname "$E2E_OLD_TS")"
-	must "cache the old build" cp "$E2E_REL_TREE/build/tcpshift" "$E2E_OLD_TS"
-	git -C "$E2E_ROOT" worktree remove --force "$E2E_REL_TREE" >/dev/null 2>&1
-	E2E_REL_TREE=
+	exec {lock}>"$E2E_ROOT/build/release-$1.lock"
+	flock "$lock"
+	if [ ! -x "$E2E_OLD_TS" ]; then
+		E2E_REL_TREE=$E2E_TMP/release
+		must "git worktree of $1" git -C "$E2E_ROOT" worktree add --detach "$E2E_REL_TREE" "$1"
+		info "building release $1 (cached in build/release-$1)"
+		must "build of $1" make -C "$E2E_REL_TREE" -j2 build/tcpshift
+		must "cache the old build" cp "$E2E_REL_TREE/build/tcpshift" "$E2E_OLD_TS.tmp"
+		must "cache the old build" mv "$E2E_OLD_TS.tmp" "$E2E_OLD_TS"
+		git -C "$E2E_ROOT" worktree remove --force "$E2E_REL_TREE" >/dev/null 2>&1
+		E2E_REL_TREE=
+	fi
+	exec {lock}>&-
 }
 
 # e2e_need TOOL...: abort unless every TOOL is installed.
