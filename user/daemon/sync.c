@@ -43,8 +43,9 @@ static const char help[] =
 	"Messages carry an HMAC-SHA256 tag made with the shared key, the peer they are\n"
 	"for, a sequence number per peer and a time: forged ones, ones sent to another\n"
 	"gateway, replayed ones and ones more than 30 s from this host's clock are\n"
-	"dropped and counted. A peer that comes up gets every pin this gateway holds;\n"
-	"every --refresh, each peer gets this gateway's own pins again. Killing sync\n"
+	"dropped and counted. A peer that comes up gets every pin this gateway holds,\n"
+	"paced to what it reports it applied; every --refresh, each peer gets this\n"
+	"gateway's own pins again. Killing sync\n"
 	"changes no flow; the data plane counts the events it could not hand over\n"
 	"(sync_lost). Run one sync per instance (the systemd unit tcpshift-sync.service).\n"
 	"Exit 0 on SIGTERM or SIGINT, 1 when the instance is unloaded under it, 2 for\n"
@@ -96,7 +97,7 @@ struct peer {
 	__u64			pace_from;	/* tx_seq when our bulk to it began */
 	__u64			rx_epoch, rx_seq;	/* its incarnation, highest seq accepted */
 	__u64			ack_sent_seq;	/* rx_seq in our latest ack to it */
-	bool			bulk_unacked;	/* a bulk datagram of its since that ack */
+	__u64			bulk_ns;	/* CLOCK_MONOTONIC of its latest bulk datagram */
 	__u64			logged_ns[TS_SYNC_VERDICTS + 1];	/* + send errors */
 	/* metrics */
 	__u64			rx_msgs, rx_records, tx_msgs, tx_records, tx_errors;
@@ -268,21 +269,25 @@ static void send_ack(struct sync *s, struct peer *p)
 		return;
 	send_to(s, p, buf, len + TS_SYNC_TAG_LEN);
 	p->ack_sent_seq = p->rx_seq;
-	p->bulk_unacked = false;
 }
 
-/* Hellos to every peer; to a peer whose bulk we are applying, what we applied
- * of it since our latest acknowledgment (a bulk's last datagrams, fewer than
- * ACK_EVERY, are acknowledged here). */
+/* Hellos to every peer; to a peer whose bulk we are applying (or were, in
+ * the last PEER_DOWN_NS), what we applied of it since our latest
+ * acknowledgment: a bulk's last datagrams, fewer than ACK_EVERY, and, when
+ * some of it was lost, the hellos it sends while it waits for room. */
 static void send_hellos(struct sync *s)
 {
 	unsigned char buf[sizeof(struct ts_sync_hdr) + TS_SYNC_TAG_LEN];
+	__u64 now = ts_now_ns();
 
 	send_records(s, NULL, TS_SYNC_MSG_HELLO, buf, 0);
-	for (size_t i = 0; i < s->npeers; i++)
-		if (s->peers[i].acks && s->peers[i].bulk_unacked)
-			send_ack(s, &s->peers[i]);
-	s->hello_ns = ts_now_ns();
+	for (size_t i = 0; i < s->npeers; i++) {
+		struct peer *p = &s->peers[i];
+
+		if (p->acks && p->rx_seq != p->ack_sent_seq && now - p->bulk_ns < PEER_DOWN_NS)
+			send_ack(s, p);
+	}
+	s->hello_ns = now;
 }
 
 /*
@@ -526,7 +531,8 @@ static void reject(struct sync *s, struct peer *p, enum ts_sync_verdict v,
 
 /* Pacing, of an accepted datagram h from p: whether it acknowledges, what
  * it acknowledged of ours, what we will acknowledge of its. */
-static void note_received(struct sync *s, struct peer *p, const struct ts_sync_hdr *h)
+static void note_received(struct sync *s, struct peer *p, const struct ts_sync_hdr *h,
+			  __u64 now)
 {
 	__u64 epoch = be64toh(h->epoch), seq = be64toh(h->seq);
 
@@ -539,7 +545,7 @@ static void note_received(struct sync *s, struct peer *p, const struct ts_sync_h
 	if (seq > p->rx_seq)
 		p->rx_seq = seq;
 	if (h->type == TS_SYNC_MSG_BULK)
-		p->bulk_unacked = true;
+		p->bulk_ns = now;
 	if (h->type == TS_SYNC_MSG_ACK) {
 		const struct ts_sync_ack *a = (const void *)(h + 1);
 		__u64 acked = be64toh(a->seq);
@@ -588,7 +594,7 @@ static void receive(struct sync *s, const unsigned char *buf, size_t len,
 		return;
 	}
 	p->heard_ns = now;
-	note_received(s, p, h);
+	note_received(s, p, h, now);
 	n = ntohs(h->count);
 	pthread_mutex_lock(&s->lock);
 	p->rx_msgs++;
