@@ -130,6 +130,56 @@ static void sync_accepts_signed(void **state)
 	ASSERT_TRUE(ne, "the first message of an epoch starts an incarnation");
 }
 
+/* An acknowledgment of what we applied from the recipient's incarnation:
+ * its fixed body and no records, through the same tag, clock and replay
+ * checks as any datagram; every datagram says that its sender acknowledges. */
+static size_t ack_message(unsigned char *buf, __u64 seq, __u64 sent, __u16 count, size_t body)
+{
+	struct ts_endpoint ep = sender(), to = us();
+	struct ts_sync_ack *a = (void *)(buf + sizeof(struct ts_sync_hdr));
+
+	memset(buf, 0, TS_SYNC_DATAGRAM);
+	ts_sync_hdr_init((struct ts_sync_hdr *)buf, TS_SYNC_MSG_ACK, count, &ep, &to, EPOCH, seq,
+			 sent);
+	a->epoch = htobe64(EPOCH - 5 * S);
+	a->seq = htobe64(4242);
+	assert_int_equal(ts_sync_sign(key, 32, buf, sizeof(struct ts_sync_hdr) + body), 0);
+	return sizeof(struct ts_sync_hdr) + body + TS_SYNC_TAG_LEN;
+}
+
+static void sync_acknowledgment(void **state)
+{
+	unsigned char buf[TS_SYNC_DATAGRAM];
+	struct ts_sync_replay r = {};
+	const struct ts_sync_record *recs;
+	const struct ts_sync_hdr *h;
+	const struct ts_sync_ack *a;
+	struct ts_endpoint ep = sender(), self = us();
+	size_t len = ack_message(buf, 1, NOW, 0, sizeof(struct ts_sync_ack));
+	bool ne;
+
+	ASSERT_EQ(ts_sync_check(key, 32, buf, len, &ep, &self, NOW, mono, &r, &h, &recs, &ne),
+		  TS_SYNC_OK, "an acknowledgment");
+	ASSERT_EQ(h->type, TS_SYNC_MSG_ACK, "its type");
+	ASSERT_TRUE(h->flags & TS_SYNC_F_ACKS, "its sender acknowledges");
+	a = (const void *)(h + 1);
+	ASSERT_EQ(be64toh(a->epoch), EPOCH - 5 * S, "the incarnation it acknowledges");
+	ASSERT_EQ(be64toh(a->seq), 4242, "the highest sequence number applied");
+	ASSERT_EQ(check(buf, len, &r), TS_SYNC_REPLAYED, "the same acknowledgment again");
+	len = ack_message(buf, 2, NOW - TS_SYNC_MAX_SKEW_NS - S, 0, sizeof(struct ts_sync_ack));
+	ASSERT_EQ(check(buf, len, &r), TS_SYNC_CLOCK, "an acknowledgment sent 31 s ago");
+	len = ack_message(buf, 3, NOW, 1, sizeof(struct ts_sync_ack));
+	ASSERT_EQ(check(buf, len, &r), TS_SYNC_BAD_FORMAT, "an acknowledgment counting a record");
+	len = ack_message(buf, 4, NOW, 1, sizeof(struct ts_sync_record));
+	ASSERT_EQ(check(buf, len, &r), TS_SYNC_BAD_FORMAT, "an acknowledgment with a record");
+	len = ack_message(buf, 5, NOW, 0, 0);
+	ASSERT_EQ(check(buf, len, &r), TS_SYNC_BAD_FORMAT, "an acknowledgment without its body");
+	len = message(buf, key, EPOCH, 6, NOW, 1);
+	ASSERT_TRUE(((const struct ts_sync_hdr *)buf)->flags & TS_SYNC_F_ACKS,
+		    "records: their sender acknowledges too");
+	ASSERT_EQ(r.inc[0].max_seq, 1, "nothing refused moved the window");
+}
+
 /* Every bit of a message is covered: one flipped anywhere is refused. */
 static void sync_refuses_forged(void **state)
 {
@@ -433,6 +483,7 @@ int run_sync_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sync_accepts_signed),
+		cmocka_unit_test(sync_acknowledgment),
 		cmocka_unit_test(sync_refuses_forged),
 		cmocka_unit_test(sync_refuses_replayed),
 		cmocka_unit_test(sync_refuses_clock_skew),

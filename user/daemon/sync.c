@@ -12,6 +12,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,10 +43,11 @@ static const char help[] =
 	"Messages carry an HMAC-SHA256 tag made with the shared key, the peer they are\n"
 	"for, a sequence number per peer and a time: forged ones, ones sent to another\n"
 	"gateway, replayed ones and ones more than 30 s from this host's clock are\n"
-	"dropped and counted. A peer that comes up gets every pin this gateway holds;\n"
-	"every --refresh, each peer gets this gateway's own pins again. Killing sync\n"
-	"changes no flow; the data plane counts the events it could not hand over\n"
-	"(sync_lost). Run one sync per instance (the systemd unit tcpshift-sync.service).\n"
+	"dropped and counted. A peer that comes up gets every pin this gateway holds,\n"
+	"paced to what it reports it applied; every --refresh, each peer gets this\n"
+	"gateway's own pins again. Killing sync changes no flow; the data plane counts\n"
+	"the events it could not hand over (sync_lost). Run one sync per instance (the\n"
+	"systemd unit tcpshift-sync.service).\n"
 	"Exit 0 on SIGTERM or SIGINT, 1 when the instance is unloaded under it, 2 for\n"
 	"bad options or a bad key file, 4 when the listen or metrics address is in\n"
 	"use (retry later: the systemd unit does).\n"
@@ -67,7 +69,15 @@ static const char help[] =
 #define LOG_EVERY_NS	10000000000ULL	/* one complaint per peer and kind */
 #define LAG_SAMPLES	4096		/* the lag quantiles: the latest samples */
 #define LAG_SAMPLES_TEXT "4096"
-#define RCVBUF_BYTES	(32 << 20)	/* a bulk resync arrives at once */
+#define RCVBUF_BYTES	(32 << 20)	/* events of a busy data plane arrive at once */
+/* A peer that acknowledges (TS_SYNC_F_ACKS) is sent a bulk at most this many
+ * datagrams (2,304 records) ahead of the latest it acknowledged: its receive
+ * buffer then holds well under a second of its applying, never 30 s of
+ * datagrams it would refuse as too old, and never so many that the kernel
+ * drops a run of them (a jump it would refuse) */
+#define PACE_WINDOW	128
+#define ACK_EVERY	32		/* a peer's datagrams we acknowledge at once */
+#define PACE_POLL_MS	100		/* waiting for a peer's acknowledgment */
 
 #define logf_(...) ts_log("sync", __VA_ARGS__)
 
@@ -81,6 +91,13 @@ struct peer {
 	__u64			tx_seq;		/* of our latest datagram to it */
 	bool			up;
 	bool			bulk_due;	/* came up: a bulk resync is owed */
+	/* pacing: what it applied of ours, what we applied of its */
+	bool			acks;		/* its latest datagram had TS_SYNC_F_ACKS */
+	__u64			acked_seq;	/* our highest tx_seq it acknowledged */
+	__u64			pace_from;	/* tx_seq when our bulk to it began */
+	__u64			rx_epoch, rx_seq;	/* its incarnation, highest seq accepted */
+	__u64			ack_sent_seq;	/* rx_seq in our latest ack to it */
+	__u64			bulk_ns;	/* CLOCK_MONOTONIC of its latest bulk datagram */
 	__u64			logged_ns[TS_SYNC_VERDICTS + 1];	/* + send errors */
 	/* metrics */
 	__u64			rx_msgs, rx_records, tx_msgs, tx_records, tx_errors;
@@ -233,14 +250,44 @@ struct bulk {
 	unsigned char	buf[TS_SYNC_DATAGRAM];
 	size_t		n;
 	__u64		flows;
+	bool		stopped;	/* its peer was taken for down */
 };
 
+/* Tell p the highest of its sequence numbers we accepted (and applied). */
+static void send_ack(struct sync *s, struct peer *p)
+{
+	unsigned char buf[sizeof(struct ts_sync_hdr) + sizeof(struct ts_sync_ack) +
+			  TS_SYNC_TAG_LEN];
+	struct ts_sync_ack *a = (struct ts_sync_ack *)(buf + sizeof(struct ts_sync_hdr));
+	size_t len = sizeof(struct ts_sync_hdr) + sizeof(*a);
+
+	ts_sync_hdr_init((struct ts_sync_hdr *)buf, TS_SYNC_MSG_ACK, 0, &s->self, &p->ep,
+			 s->epoch, ++p->tx_seq, now_real());
+	a->epoch = htobe64(p->rx_epoch);
+	a->seq = htobe64(p->rx_seq);
+	if (ts_sync_sign(s->key, s->key_len, buf, len))
+		return;
+	send_to(s, p, buf, len + TS_SYNC_TAG_LEN);
+	p->ack_sent_seq = p->rx_seq;
+}
+
+/* Hellos to every peer; to a peer whose bulk we are applying (or were, in
+ * the last PEER_DOWN_NS), what we applied of it since our latest
+ * acknowledgment: a bulk's last datagrams, fewer than ACK_EVERY, and, when
+ * some of it was lost, the hellos it sends while it waits for room. */
 static void send_hellos(struct sync *s)
 {
 	unsigned char buf[sizeof(struct ts_sync_hdr) + TS_SYNC_TAG_LEN];
+	__u64 now = ts_now_ns();
 
 	send_records(s, NULL, TS_SYNC_MSG_HELLO, buf, 0);
-	s->hello_ns = ts_now_ns();
+	for (size_t i = 0; i < s->npeers; i++) {
+		struct peer *p = &s->peers[i];
+
+		if (p->acks && p->rx_seq != p->ack_sent_seq && now - p->bulk_ns < PEER_DOWN_NS)
+			send_ack(s, p);
+	}
+	s->hello_ns = now;
 }
 
 /*
@@ -268,6 +315,42 @@ static void bulk_interleave(struct sync *s)
 	receive_all(s);
 }
 
+/*
+ * Room for one more bulk datagram to q: a peer that acknowledges gets at most
+ * PACE_WINDOW datagrams ahead of what it applied (what we sent it before the
+ * bulk began is not waited for); one that does not (a release before
+ * acknowledgments) gets the bulk at once, as it always did. Meanwhile the
+ * loop goes on (bulk_interleave: hellos, events, the peers' messages, their
+ * acknowledgments among them). false: q acknowledged nothing more for
+ * PEER_DOWN_NS; it is taken for down, and sent a bulk again when it is back.
+ */
+static bool pace_wait(struct sync *s, struct peer *q)
+{
+	__u64 acked = q->acked_seq, since = ts_now_ns();
+
+	for (;;) {
+		struct pollfd fds[2] = { { .fd = s->sock, .events = POLLIN },
+					 { .fd = ring_buffer__epoll_fd(s->rb), .events = POLLIN } };
+		__u64 now = ts_now_ns(), from;
+
+		if (q->acked_seq != acked) {
+			acked = q->acked_seq;
+			since = now;
+		}
+		from = acked > q->pace_from ? acked : q->pace_from;
+		if (!q->acks || q->tx_seq - from < PACE_WINDOW)
+			return true;
+		if (now - since >= PEER_DOWN_NS) {
+			q->up = false;
+			logf_("peer %s is down: it acknowledged none of our last %d datagrams for "
+			      "%.1f s", q->name, PACE_WINDOW, (double)(now - since) / 1e9);
+			return false;
+		}
+		poll(fds, 2, PACE_POLL_MS);
+		bulk_interleave(s);
+	}
+}
+
 static void bulk_flush(struct bulk *b)
 {
 	if (!b->n)
@@ -277,6 +360,10 @@ static void bulk_flush(struct bulk *b)
 
 		if ((b->p && q != b->p) || (!b->p && !q->up))
 			continue;
+		if (!pace_wait(b->s, q)) {
+			b->stopped = b->p != NULL;	/* a refresh goes on to the others */
+			continue;
+		}
 		send_records(b->s, q, TS_SYNC_MSG_BULK, b->buf, b->n);
 	}
 	b->n = 0;
@@ -292,7 +379,8 @@ static void bulk_flow(const struct ts_flow_key *key, const struct ts_flow *f, vo
 
 	/* confirmed pins that did not end; half-open ones the client's ACK
 	 * established (the others are no connection yet) */
-	if ((b->type == TS_SYNC_PIN ? f->tcp_state == TS_TCP_CLOSED
+	if (b->stopped ||
+	    (b->type == TS_SYNC_PIN ? f->tcp_state == TS_TCP_CLOSED
 				    : f->tcp_state != TS_TCP_ESTABLISHED) ||
 	    (!b->p && (f->flags & TS_FLOW_F_SYNCED)))
 		return;
@@ -314,6 +402,8 @@ static void send_bulk(struct sync *s, struct peer *p)
 		return;
 	b->s = s;
 	b->p = p;
+	for (size_t i = 0; i < s->npeers; i++)
+		s->peers[i].pace_from = s->peers[i].tx_seq;
 	s->step++;	/* the backends as they are now */
 	b->type = TS_SYNC_PIN;
 	r = ts_flow_map_foreach(s->m.flows, bulk_flow, b);
@@ -324,8 +414,9 @@ static void send_bulk(struct sync *s, struct peer *p)
 		logf_("cannot read the flow table: %s", strerror(-r));
 	if (p) {
 		p->bulks++;
-		logf_("bulk resync to peer %s: %llu pins in %.3f s", p->name,
-		      (unsigned long long)b->flows, (double)(ts_now_ns() - t0) / 1e9);
+		logf_("bulk resync to peer %s: %llu pins in %.3f s%s", p->name,
+		      (unsigned long long)b->flows, (double)(ts_now_ns() - t0) / 1e9,
+		      b->stopped ? ", stopped: the peer is down" : p->acks ? ", paced" : "");
 	}
 	free(b);
 }
@@ -438,6 +529,33 @@ static void reject(struct sync *s, struct peer *p, enum ts_sync_verdict v,
 	}
 }
 
+/* Pacing, of an accepted datagram h from p: whether it acknowledges, what
+ * it acknowledged of ours, what we will acknowledge of its. */
+static void note_received(struct sync *s, struct peer *p, const struct ts_sync_hdr *h,
+			  __u64 now)
+{
+	__u64 epoch = be64toh(h->epoch), seq = be64toh(h->seq);
+
+	p->acks = h->flags & TS_SYNC_F_ACKS;
+	if (epoch != p->rx_epoch) {
+		p->rx_epoch = epoch;
+		p->rx_seq = 0;
+		p->ack_sent_seq = 0;
+	}
+	if (seq > p->rx_seq)
+		p->rx_seq = seq;
+	if (h->type == TS_SYNC_MSG_BULK)
+		p->bulk_ns = now;
+	if (h->type == TS_SYNC_MSG_ACK) {
+		const struct ts_sync_ack *a = (const void *)(h + 1);
+		__u64 acked = be64toh(a->seq);
+
+		/* of this incarnation of ours, and nothing we did not send */
+		if (be64toh(a->epoch) == s->epoch && acked <= p->tx_seq && acked > p->acked_seq)
+			p->acked_seq = acked;
+	}
+}
+
 static void receive(struct sync *s, const unsigned char *buf, size_t len,
 		    const struct sockaddr_storage *from)
 {
@@ -476,6 +594,7 @@ static void receive(struct sync *s, const unsigned char *buf, size_t len,
 		return;
 	}
 	p->heard_ns = now;
+	note_received(s, p, h, now);
 	n = ntohs(h->count);
 	pthread_mutex_lock(&s->lock);
 	p->rx_msgs++;
@@ -493,6 +612,8 @@ static void receive(struct sync *s, const unsigned char *buf, size_t len,
 		}
 		pthread_mutex_unlock(&s->lock);
 	}
+	if (p->acks && p->rx_seq - p->ack_sent_seq >= ACK_EVERY)
+		send_ack(s, p);
 	/* up, or back with a new epoch (restarted: its maps may be empty) */
 	if (!p->up || new_epoch) {
 		logf_("peer %s is up%s: sending it every pin we hold", p->name,
@@ -724,7 +845,10 @@ static int open_socket(struct sync *s, const char *spec)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = ts_sockaddr_of(s->self.family, s->self.addr, s->self.port, &ss);
-	int buf = RCVBUF_BYTES;
+	/* TCPSHIFT_SYNC_TEST_RCVBUF: a smaller buffer, for the tests only (a
+	 * receiver slower than its buffer holds, tests/e2e/test_sync_bulk.sh) */
+	const char *test_rcvbuf = getenv("TCPSHIFT_SYNC_TEST_RCVBUF");
+	int rcvbuf = test_rcvbuf ? atoi(test_rcvbuf) : RCVBUF_BYTES, buf = RCVBUF_BYTES;
 
 	s->sock = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s->sock < 0) {
@@ -742,9 +866,10 @@ static int open_socket(struct sync *s, const char *spec)
 		return e == EADDRINUSE ? TS_ERR_BUSY : e == EADDRNOTAVAIL ? TS_ERR_USAGE
 									  : TS_ERR_RUNTIME;
 	}
-	/* root may exceed net.core.rmem_max: a bulk resync comes in one go */
-	if (setsockopt(s->sock, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)))
-		setsockopt(s->sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	/* root may exceed net.core.rmem_max: a busy data plane's events (or a
+	 * bulk from a peer of a release that does not pace) come in one go */
+	if (setsockopt(s->sock, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)))
+		setsockopt(s->sock, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (setsockopt(s->sock, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)))
 		setsockopt(s->sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	return 0;

@@ -22,6 +22,7 @@
 
 _Static_assert(sizeof(struct ts_sync_hdr) == 72, "sync header size");
 _Static_assert(sizeof(struct ts_sync_record) == 72, "sync record size");
+_Static_assert(sizeof(struct ts_sync_ack) == 16, "sync acknowledgment size");
 
 static const char *const verdict_names[TS_SYNC_VERDICTS] = {
 	[TS_SYNC_OK] = "ok",
@@ -88,6 +89,7 @@ void ts_sync_hdr_init(struct ts_sync_hdr *h, enum ts_sync_msg_type type, __u16 c
 	memcpy(h->recipient, recipient->addr, sizeof(h->recipient));
 	h->recipient_port = recipient->port;
 	h->recipient_family = recipient->family;
+	h->flags = TS_SYNC_F_ACKS;
 	h->epoch = htobe64(epoch);
 	h->seq = htobe64(seq);
 	h->sent_ns = htobe64(sent_ns);
@@ -207,7 +209,7 @@ enum ts_sync_verdict ts_sync_check(const unsigned char *key, size_t key_len,
 	unsigned char tag[TS_SYNC_TAG_LEN];
 	const struct ts_sync_hdr *h = (const void *)buf;
 	__u64 sent, epoch;
-	size_t count;
+	size_t count, body;
 
 	*new_epoch = false;
 	/* magic and version are where every version has them */
@@ -218,7 +220,9 @@ enum ts_sync_verdict ts_sync_check(const unsigned char *key, size_t key_len,
 	if (len < sizeof(*h) + TS_SYNC_TAG_LEN)
 		return TS_SYNC_BAD_FORMAT;
 	count = ntohs(h->count);
-	if (len != sizeof(*h) + count * sizeof(struct ts_sync_record) + TS_SYNC_TAG_LEN)
+	body = h->type == TS_SYNC_MSG_ACK ? sizeof(struct ts_sync_ack)
+					  : count * sizeof(struct ts_sync_record);
+	if (len != sizeof(*h) + body + TS_SYNC_TAG_LEN)
 		return TS_SYNC_BAD_FORMAT;
 	/* nothing of the content is believed before the tag is checked */
 	if (hmac(key, key_len, buf, len - TS_SYNC_TAG_LEN, tag) ||
@@ -229,8 +233,8 @@ enum ts_sync_verdict ts_sync_check(const unsigned char *key, size_t key_len,
 		return TS_SYNC_BAD_SENDER;
 	if (!same_endpoint(h->recipient, h->recipient_port, h->recipient_family, self))
 		return TS_SYNC_BAD_RECIPIENT;
-	if (h->type < TS_SYNC_MSG_EVENTS || h->type > TS_SYNC_MSG_BULK ||
-	    (h->type == TS_SYNC_MSG_HELLO && count))
+	if (h->type < TS_SYNC_MSG_EVENTS || h->type > TS_SYNC_MSG_ACK ||
+	    ((h->type == TS_SYNC_MSG_HELLO || h->type == TS_SYNC_MSG_ACK) && count))
 		return TS_SYNC_BAD_FORMAT;
 	sent = be64toh(h->sent_ns);
 	epoch = be64toh(h->epoch);

@@ -33,7 +33,13 @@ enum ts_sync_msg_type {
 	TS_SYNC_MSG_EVENTS	= 1,	/* records, as they happen */
 	TS_SYNC_MSG_HELLO	= 2,	/* no records: "I am up", every second */
 	TS_SYNC_MSG_BULK	= 3,	/* records of a bulk resync or a refresh */
+	TS_SYNC_MSG_ACK		= 4,	/* no records, a struct ts_sync_ack: what we applied */
 };
+
+/* ts_sync_hdr.flags */
+#define TS_SYNC_F_ACKS		0x01	/* the sender acknowledges what it applies (with
+					 * TS_SYNC_MSG_ACK) and reads acknowledgments: pace
+					 * bulks to it, and acknowledge its datagrams */
 
 /* All multi-byte fields big-endian; addresses as in the maps. magic and
  * version stay where version 1 had them, so an old sender is recognised. */
@@ -48,7 +54,8 @@ struct ts_sync_hdr {
 	__u8	recipient_family;
 	__be32	recipient[4];	/* the --peer it is sent to: nobody else takes it */
 	__be16	recipient_port;
-	__u8	pad[2];
+	__u8	flags;		/* TS_SYNC_F_*; zero from a release before acknowledgments */
+	__u8	pad;
 	__be64	epoch;		/* the sender's incarnation: CLOCK_REALTIME ns at its start */
 	__be64	seq;		/* per epoch and recipient, from 1, one per datagram */
 	__be64	sent_ns;	/* CLOCK_REALTIME at sending */
@@ -66,6 +73,15 @@ struct ts_sync_record {
 	__be32	client_end;	/* the client's sequence window when sent */
 	__be32	pad;
 	__be64	event_ns;	/* CLOCK_REALTIME of the data plane's event */
+};
+
+/* The body of a TS_SYNC_MSG_ACK: the highest sequence number accepted (and
+ * so applied) from the recipient's incarnation epoch. Sent only to a peer
+ * whose datagrams carry TS_SYNC_F_ACKS: a release before them would refuse it
+ * as malformed. */
+struct ts_sync_ack {
+	__be64	epoch;
+	__be64	seq;
 };
 
 #define TS_SYNC_MAX_RECORDS \
@@ -113,7 +129,8 @@ int ts_sync_sign(const unsigned char *key, size_t key_len, unsigned char *buf, s
  * its sending time and epoch against now_real (our CLOCK_REALTIME ns), and its
  * (epoch, seq) against *replay at now_mono (our CLOCK_MONOTONIC ns); *replay
  * changes only when the datagram is accepted. Once the tag checked, *hdr
- * points into buf, whatever the verdict; on TS_SYNC_OK, *recs too. *new_epoch:
+ * points into buf, whatever the verdict; on TS_SYNC_OK, *recs too (the
+ * struct ts_sync_ack of a TS_SYNC_MSG_ACK is there instead). *new_epoch:
  * the datagram started an incarnation we did not know (a restarted sender).
  */
 enum ts_sync_verdict ts_sync_check(const unsigned char *key, size_t key_len,
