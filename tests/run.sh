@@ -36,17 +36,17 @@ count_cmocka() {
 }
 
 # e2e_start TEST MODE HANDSHAKES: run TEST, its output and then its exit
-# status and seconds in files of $runs; e2e_report TEST prints the output and
+# status and seconds in files of $e2e_out; e2e_report TEST prints the output and
 # counts it
-runs=$(mktemp -d); trap 'rm -f "$log"; rm -rf "$runs"' EXIT
+e2e_out=$(mktemp -d); trap 'rm -f "$log"; rm -rf "$e2e_out"' EXIT
 e2e_start() {
-	local f=$runs/${1//\//_} t0=$SECONDS
+	local f=$e2e_out/${1//\//_} t0=$SECONDS
 
 	E2E_MODE=$2 E2E_HANDSHAKES=$3 timeout 600 bash "$1" </dev/null >"$f" 2>&1
 	echo "$? $((SECONDS - t0))" >"$f.rc"
 }
 e2e_report() {
-	local f=$runs/${1//\//_} rc secs p fl
+	local f=$e2e_out/${1//\//_} rc secs p fl
 
 	read -r rc secs <"$f.rc"
 	echo "---- $1"

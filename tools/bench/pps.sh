@@ -266,31 +266,22 @@ EOF
 
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; }	# ROUND METHOD PHASE KEY VALUE
 
-# confirmed METHOD: the flows the method itself holds as confirmed (tcpshift:
-# its handshakes; iptables, nftables: conntrack's ESTABLISHED entries); empty
-# when the method keeps none
-confirmed() {
+# method_count METHOD FIELD STATE: connections the method itself counts:
+# tcpshift's canary counter FIELD summed over backends, conntrack's entries in
+# STATE to port 80 (iptables, nftables); empty when the method keeps none.
+# confirmed: handshakes / ESTABLISHED; closed (FINs both ways): closed /
+# TIME_WAIT.
+method_count() {
 	case $1 in
 	tcpshift*)
-		ts -j stats 2>/dev/null | jq '[.services[].backends[].canary.handshakes] | add' ;;
+		ts -j stats 2>/dev/null | jq "[.services[].backends[].canary.$2] | add" ;;
 	iptables | nftables)
-		in_ns "$NS_GW" awk '$0 ~ / ESTABLISHED / && / dport=80 / { n++ } END { print n + 0 }' \
+		in_ns "$NS_GW" awk -v s=" $3 " 'index($0, s) && / dport=80 / { n++ } END { print n + 0 }' \
 			/proc/net/nf_conntrack ;;
 	esac
 }
-
-# closed METHOD: the connections the method itself saw closed (tcpshift: its
-# closed counter, FINs both ways; iptables, nftables: conntrack's TIME_WAIT
-# entries); empty when the method keeps none
-closed() {
-	case $1 in
-	tcpshift*)
-		ts -j stats 2>/dev/null | jq '[.services[].backends[].canary.closed] | add' ;;
-	iptables | nftables)
-		in_ns "$NS_GW" awk '$0 ~ / TIME_WAIT / && / dport=80 / { n++ } END { print n + 0 }' \
-			/proc/net/nf_conntrack ;;
-	esac
-}
+confirmed() { method_count "$1" handshakes ESTABLISHED; }
+closed() { method_count "$1" closed TIME_WAIT; }
 
 # conn_agreed METHOD OUT CONFIRMED CLOSED: empty when the method agrees that
 # every connection of phase conn (its line's syn=, warm-up included) was
