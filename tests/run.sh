@@ -20,9 +20,11 @@ XDP_E2E=(agent attack checksum crash drain flood forward ipv6 local pinned remov
 XDP_HS_BPF=(pinning handsoff split pick icmp security canary forward spoofing offpath)
 XDP_HS_E2E=(attack drain flood pinned removal rollout split)
 # run alone, after the others of their layer (E2E_JOBS): they judge times or
-# rates (pps, bench_scale, sync, sync_bulk, agent_abuse, live, flood), build
-# or install (deb, demo, install), or load the machine (scale)
-E2E_ALONE=(agent_abuse bench_scale deb demo flood install live pps scale sync sync_bulk)
+# rates (pps, bench_scale, sync, sync_bulk, agent_abuse, live, flood), or
+# build or install (deb, demo, install)
+E2E_ALONE=(agent_abuse bench_scale deb demo flood install live pps sync sync_bulk)
+# the longest of the others, started first so that the rest fill in beside them
+E2E_LONG=(scale crash etcd_abuse)
 read -r -a layers <<<"${layers[*]}"
 passed=0 failed=0 skipped=0
 log=$(mktemp)
@@ -116,11 +118,15 @@ for layer in "${layers[@]}"; do
 		# peers more than they compute, and each has its own namespaces,
 		# pin directory and ports; those that measure time or rates, build
 		# or install, or load the machine run after them, alone
-		par=() ser=()
+		par=() ser=() rest=()
 		for t in "${tests[@]}"; do
 			n=${t##*/test_}
-			if [[ " ${E2E_ALONE[*]} " == *" ${n%.sh} "* ]]; then ser+=("$t"); else par+=("$t"); fi
+			n=${n%.sh}
+			if [[ " ${E2E_ALONE[*]} " == *" $n "* ]]; then ser+=("$t")
+			elif [[ " ${E2E_LONG[*]} " == *" $n "* ]]; then par+=("$t")
+			else rest+=("$t"); fi
 		done
+		par+=("${rest[@]}")
 		declare -A running=()
 		for t in "${par[@]}"; do
 			while [ "${#running[@]}" -ge "${E2E_JOBS:-2}" ]; do
