@@ -199,29 +199,30 @@ TOP_BEFORE=$(top_new v2)
 page_shot "$E2E_TMP/page-90-10.png"
 
 # ---- the shift: a rollout v1 -> v2 at 50 %, then 90 % ------------------------------
-ts -j rollout tcp-echo v1 v2 --steps 50,90 --interval 12s --min-connections 1 \
+ts -j rollout tcp-echo v1 v2 --steps 50,90 --interval 20s --min-connections 1 \
 	>"$E2E_TMP/rollout.json" 2>"$E2E_TMP/rollout.err" &
 ROLLOUT=$!
 e2e_track_pid $ROLLOUT
 t0=$SECONDS
-# the next gate: within the step's 12 s interval
+# the next gate: within the step's 20 s interval (long enough for a few
+# page loads of a headless browser on a loaded machine)
 gate=
-if wait_page "50.0 %" "50.0 %" "step 1 of 2" 11 &&
+if wait_page "50.0 %" "50.0 %" "step 1 of 2" 18 &&
 	gate=$(sed -n 's/^gate next gate in \([0-9]*\) s$/\1/p' <<<"$ROWS") &&
-	[ -n "$gate" ] && [ "$gate" -le 12 ]; then
+	[ -n "$gate" ] && [ "$gate" -le 20 ]; then
 	pass "page: the rollout's step 1 of 2, its next gate in $gate s, and the shares 50/50" \
 		"within $((SECONDS - t0)) s"
 else
 	fail "page during step 1 (step, next gate, shares)" "$(tr '\n' ';' <<<"$ROWS")"
 fi
 page_shot "$E2E_TMP/page-rollout.png"
-for ((i = 0; i < 100; i++)); do
+for ((i = 0; i < 250; i++)); do
 	jq -se 'map(select(.event == "step" and .step == 2)) | length > 0' \
 		"$E2E_TMP/rollout.json" >/dev/null 2>&1 && break
 	sleep 0.1
 done
 t0=$SECONDS
-if wait_page "10.0 %" "90.0 %" "step 2 of 2" 11; then
+if wait_page "10.0 %" "90.0 %" "step 2 of 2" 18; then
 	pass "page: step 2 of 2 and the shares 10/90 within $((SECONDS - t0)) s of the switch"
 else
 	fail "page during step 2" "$(tr '\n' ';' <<<"$ROWS")"
