@@ -37,18 +37,21 @@ count_cmocka() {
 	[ "$p" -gt 0 ] || [ "$f" -gt 0 ] || { echo "no cmocka result from $1"; failed=$((failed + 1)); }
 }
 
+# outs: the outputs of the layers and scripts run in the background; on exit,
+# what still runs of them is ended
+outs=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -f "$log"; rm -rf "$outs"' EXIT
 # e2e_start TEST MODE HANDSHAKES: run TEST, its output and then its exit
-# status and seconds in files of $e2e_out; e2e_report TEST prints the output and
+# status and seconds in files of $outs; e2e_report TEST prints the output and
 # counts it
-e2e_out=$(mktemp -d); trap 'rm -f "$log"; rm -rf "$e2e_out"' EXIT
 e2e_start() {
-	local f=$e2e_out/${1//\//_} t0=$SECONDS
+	local f=$outs/${1//\//_} t0=$SECONDS
 
 	E2E_MODE=$2 E2E_HANDSHAKES=$3 timeout 600 bash "$1" </dev/null >"$f" 2>&1
 	echo "$? $((SECONDS - t0))" >"$f.rc"
 }
 e2e_report() {
-	local f=$e2e_out/${1//\//_} rc secs p fl
+	local f=$outs/${1//\//_} rc secs p fl
 
 	read -r rc secs <"$f.rc"
 	echo "---- $1"
@@ -63,20 +66,38 @@ e2e_report() {
 	rm -f "$f" "$f.rc"
 }
 
+# The BPF layers start together, before the first layer: each test_bpf
+# process has its own network namespace and pin directories (by its pid); their
+# outputs are shown, and counted, in the layers' order.
+bpf_cmd() {
+	case $1 in
+	bpf) build/tests/test_bpf ;;
+	bpf-xdp) build/tests/test_bpf --xdp ;;
+	bpf-xdp-handshakes) build/tests/test_bpf --xdp-handshakes "${XDP_HS_BPF[@]}" ;;
+	esac
+}
+declare -A bpf_pid=()
+for layer in "${layers[@]}"; do
+	case $layer in
+	bpf|bpf-xdp|bpf-xdp-handshakes)
+		bpf_cmd "$layer" >"$outs/$layer.out" 2>&1 &
+		bpf_pid[$layer]=$!
+		;;
+	esac
+done
+
 for layer in "${layers[@]}"; do
 	echo "==== $layer"
 	l0=$SECONDS
 	case $layer in
-	unit|bpf)
-		build/tests/test_$layer 2>&1 | tee "$log"
+	unit)
+		build/tests/test_unit 2>&1 | tee "$log"
 		count_cmocka "$layer"
 		;;
-	bpf-xdp)
-		build/tests/test_bpf --xdp 2>&1 | tee "$log"
-		count_cmocka "$layer"
-		;;
-	bpf-xdp-handshakes)
-		build/tests/test_bpf --xdp-handshakes "${XDP_HS_BPF[@]}" 2>&1 | tee "$log"
+	bpf|bpf-xdp|bpf-xdp-handshakes)
+		wait "${bpf_pid[$layer]}"
+		cp "$outs/$layer.out" "$log"
+		cat "$log"
 		count_cmocka "$layer"
 		;;
 	fuzz)
