@@ -61,6 +61,8 @@ static void remove_pins(const char *dir, bool warn)
 
 	if (ts_map_layouts(layout, &n, NULL))
 		n = 0;
+	/* a migration test that failed half-way leaves its staging directory */
+	ts_migration_clean(dir);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, layout[i].name);
 		unlink(path);
