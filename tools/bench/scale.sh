@@ -114,15 +114,33 @@ gen_iptables() {	# N: the nat table for iptables-restore
 	}'
 }
 
-# kube-proxy's nftables mode: ip daddr . tcp dport vmap to the service's chain,
-# which picks an endpoint chain with numgen; the endpoint chain DNATs.
-nft_svc_chain() {	# I SPLIT: the service chain's rule (SPLIT of 100 to endpoint a)
-	printf 'add rule ip tsscale svc-%d numgen random mod 100 vmap { 0-%d : goto sep-%d-a, %d-99 : goto sep-%d-b }\n' \
-		"$1" "$(($2 - 1))" "$1" "$2" "$1"
+# kube-proxy's nftables mode: `ip daddr . tcp dport vmap @services` jumps to the
+# service's chain, which picks an endpoint chain by `numgen random mod 100`;
+# the endpoint chain DNATs. One departure from kube-proxy: the service chain
+# picks with a rule per endpoint (`numgen random mod 100 < SPLIT goto`, then
+# `goto`), where kube-proxy writes an anonymous verdict map (`numgen random mod
+# 100 vmap { 0-49 : goto A, 50-99 : goto B }`). The kernel's nf_tables walks
+# the whole transaction's list for every anonymous set a rule binds
+# (__nft_set_trans_bind) and scans every set of the table to name each new one
+# (__map%d), so one `nft -f` of N anonymous sets costs O(N^2): 37 s at 10,000
+# services on this machine, hours at 65,536. Without them the load is linear
+# (10 s at 65,536), the packet path is the same verdict-map lookup, chain jump,
+# comparison and DNAT, and a weight change is the same flush and refill of one
+# service's chain. BENCHMARKS.md, "The number of services", has the figures.
+
+# the service chain in nft -f's block syntax: printf arguments I SPLIT I I
+# (SPLIT of 100 to endpoint a); the whole ruleset and the weight change both
+# write it with this format
+NFT_SVC_CHAIN='chain svc-%d { numgen random mod 100 < %d goto sep-%d-a; goto sep-%d-b; }'
+
+nft_split() {	# I SPLIT: the weight change, service I's chain flushed and refilled
+	echo "flush chain ip tsscale svc-$1"
+	# shellcheck disable=SC2059 # the format is ours
+	printf "table ip tsscale {\n\t$NFT_SVC_CHAIN\n}\n" "$1" "$2" "$1" "$1"
 }
 
 gen_nft() {	# N: the ruleset for nft -f
-	awk -v n="$1" 'BEGIN {
+	awk -v n="$1" -v svc="$NFT_SVC_CHAIN" 'BEGIN {
 		print "table ip tsscale {"
 		print "\tmap services { type ipv4_addr . inet_service : verdict; }"
 		print "\tchain pre { type nat hook prerouting priority dstnat; policy accept; " \
@@ -130,10 +148,9 @@ gen_nft() {	# N: the ruleset for nft -f
 		print "\tchain post { type nat hook postrouting priority srcnat; policy accept; }"
 		for (i = 0; i < n; i++) {
 			a = 2 + int(i / 32768); p = 1024 + i % 32768
-			printf "\tchain svc-%d { numgen random mod 100 vmap { 0-49 : goto sep-%d-a, " \
-				"50-99 : goto sep-%d-b }; }\n", i, i, i
 			printf "\tchain sep-%d-a { meta l4proto tcp dnat to 198.18.2.%d:%d; }\n", i, a, p
 			printf "\tchain sep-%d-b { meta l4proto tcp dnat to 198.18.3.%d:%d; }\n", i, a, p
+			printf "\t" svc "\n", i, 50, i, i
 		}
 		print "}"
 		if (n) {
@@ -189,8 +206,7 @@ configure() {
 			{ log "$m" "nft -f of $n services failed or took over ${STEP_TIMEOUT} s"; return 1; }
 		rec "$n" "$m" load_ms "$ms"
 		for ((i = 0; i < WEIGHT_RUNS; i++)); do
-			{ echo "flush chain ip tsscale svc-$mid"; nft_svc_chain "$mid" $((30 + i * 10)); } \
-				>"$TMP/change"
+			nft_split "$mid" $((30 + i * 10)) >"$TMP/change"
 			timed ms nsenter --net="/run/netns/$NS_GW" nft -f "$TMP/change" ||
 				{ log "$m" "weight change failed"; return 1; }
 			times+=("$ms")
