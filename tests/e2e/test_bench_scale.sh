@@ -6,11 +6,15 @@
 # cannot rot unseen: every method loads the whole configuration, changes one
 # weight, and passes real packets to services spread over all N (pps fails a
 # round whose handshakes do not all come through; tcpshift's stats show new
-# flows on every one of the N services); tcpshift's in-kernel figures
-# are there; the size past the limit is skipped with a line saying so; the
-# table and the plots are written. Speed is never asserted. Namespaces
-# tspps-<pid>-*, pin directory /sys/fs/bpf/tcpshift-pps-<pid>: scale.sh's
-# trap removes them.
+# flows on every one of the N services); nftables' path is checked with
+# real TCP (SCALE_CHECK=1): its rules bind no set of their own (what kept nft -f
+# from loading 65,536 services), a connection to the first, middle and last
+# service reaches that service's backends, and the benchmark's weight change
+# moves the split; tcpshift's in-kernel figures are there; the size past the
+# limit is skipped with a line saying so; the table and the plots are written.
+# Speed is never asserted. Namespaces tspps-<pid>-*, pin directory
+# /sys/fs/bpf/tcpshift-pps-<pid>, the check's servers: scale.sh's trap removes
+# them.
 
 cd "$(dirname "$0")/../.." || exit 1
 # shellcheck source=tests/e2e/lib.sh
@@ -18,7 +22,7 @@ cd "$(dirname "$0")/../.." || exit 1
 
 E2E_NAME=bench-scale
 [ "$(id -u)" -eq 0 ] || { fail "bench-scale: setup" "needs root"; exit 1; }
-for b in build/tcpshift build/bench/pps build/bench/microbench; do
+for b in build/tcpshift build/ts-echo build/bench/pps build/bench/microbench; do
 	[ -x "$b" ] || { fail "bench-scale: setup" "$b missing (make all build/bench/pps build/bench/microbench)"; exit 1; }
 done
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/tsscale-test-$$.XXXXXX") || exit 1
@@ -28,8 +32,8 @@ LIMIT=$((LIMIT))
 OVER=
 [ "$LIMIT" -lt 65536 ] && OVER=$((LIMIT + 1))
 
-SIZES="1 100 $OVER" SCALE_SECONDS=0.1 SCALE_WARMUP=0.05 SCALE_FLOWS=128 REPEAT=20000 RUNS=1 \
-	WEIGHT_RUNS=1 STEP_TIMEOUT=30 INSTALL=0 OUT="$OUT" timeout 120 tools/bench/scale.sh \
+SIZES="1 100 $OVER" SCALE_CHECK=1 SCALE_SECONDS=0.1 SCALE_WARMUP=0.05 SCALE_FLOWS=128 \
+	REPEAT=20000 RUNS=1 WEIGHT_RUNS=1 STEP_TIMEOUT=30 INSTALL=0 OUT="$OUT" timeout 180 tools/bench/scale.sh \
 	>"$OUT/log" 2>&1
 rc=$?
 [ "$rc" -eq 0 ] && pass "bench-scale: the run completes" ||
@@ -37,6 +41,14 @@ rc=$?
 
 RAW=$OUT/scale-raw.tsv
 val() { awk -F'\t' -v n="$1" -v m="$2" -v k="$3" '$1 == n && $2 == m && $3 == k { print $4 }' "$RAW" 2>/dev/null; }
+# nft_check N WHAT TEXT: scale.sh's check_WHAT of nftables at N services passed
+nft_check() {
+	local v
+
+	v=$(val "$1" nftables "check_$2")
+	[ "$v" = pass ] && pass "bench-scale: nftables at $1 services: $3" ||
+		fail "bench-scale: nftables check_$2 at $1" "${v:-not checked}"
+}
 for n in 1 100; do
 	for m in iptables nftables tcpshift tcpshift-xdp; do
 		miss=
@@ -47,6 +59,12 @@ for n in 1 100; do
 			pass "bench-scale: $m at $n services: load, weight change, SYN and established figures" ||
 			fail "bench-scale: $m at $n" "missing:${miss:- none} status: $(val "$n" "$m" status)"
 	done
+	nft_check "$n" anon_sets "no rule binds a set of its own (nft -f stays linear in the services)"
+	for i in $(printf '%s\n' 0 $((n / 2)) $((n - 1)) | sort -nu); do
+		nft_check "$n" "path_$i" "connections to service $i reach its two backends, no other"
+	done
+	nft_check "$n" weight \
+		"the weight change moves service $((n / 2))'s split (100: all to a, 0: all to b)"
 	for m in tcpshift tcpshift-xdp; do
 		h=$(val "$n" "$m" services_hit)
 		[ "$h" = "$n" ] && pass "bench-scale: $m at $n services: new flows reached every service" ||

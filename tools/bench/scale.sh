@@ -33,7 +33,8 @@
 # METHODS="iptables nftables tcpshift tcpshift-xdp" SCALE_SECONDS=1
 # SCALE_WARMUP=0.3 SCALE_FLOWS=4096 WEIGHT_RUNS=5 CPU=0 REPEAT=200000 RUNS=5
 # STEP_TIMEOUT=180 (seconds, any one load, import or pps round) INSTALL=1 (0:
-# never apt-get) OUT=build/bench. Output: OUT/scale.md, OUT/scale-raw.tsv,
+# never apt-get) OUT=build/bench SCALE_CHECK=0 (1: check nftables' path with
+# real TCP and build/ts-echo servers, check_nft below). Output: OUT/scale.md, OUT/scale-raw.tsv,
 # OUT/scale-packets.png, OUT/scale-control.png. Needs root. Only
 # 198.18.0.0/15; namespaces tspps-<pid>-*, pin directory
 # /sys/fs/bpf/tcpshift-pps-<pid>, files in a temporary directory: the trap
@@ -128,19 +129,31 @@ gen_iptables() {	# N: the nat table for iptables-restore
 # comparison and DNAT, and a weight change is the same flush and refill of one
 # service's chain. BENCHMARKS.md, "The number of services", has the figures.
 
-# the service chain in nft -f's block syntax: printf arguments I SPLIT I I
-# (SPLIT of 100 to endpoint a); the whole ruleset and the weight change both
-# write it with this format
-NFT_SVC_CHAIN='chain svc-%d { numgen random mod 100 < %d goto sep-%d-a; goto sep-%d-b; }'
+# nft_svc_chain I SPLIT: service I's chain in nft -f's block syntax, SPLIT of
+# 100 to endpoint a (0 and 100: that endpoint alone, as kube-proxy leaves out
+# an endpoint of no weight); the whole ruleset (gen_nft, I = @) and the weight
+# change both write it here
+nft_svc_chain() {
+	local i=$1 split=$2
+
+	printf 'chain svc-%s { ' "$i"
+	if [ "$split" -ge 100 ]; then
+		printf 'goto sep-%s-a; }\n' "$i"
+	elif [ "$split" -le 0 ]; then
+		printf 'goto sep-%s-b; }\n' "$i"
+	else
+		printf 'numgen random mod 100 < %d goto sep-%s-a; goto sep-%s-b; }\n' \
+			"$split" "$i" "$i"
+	fi
+}
 
 nft_split() {	# I SPLIT: the weight change, service I's chain flushed and refilled
-	echo "flush chain ip tsscale svc-$1"
-	# shellcheck disable=SC2059 # the format is ours
-	printf "table ip tsscale {\n\t$NFT_SVC_CHAIN\n}\n" "$1" "$2" "$1" "$1"
+	printf 'flush chain ip tsscale svc-%s\ntable ip tsscale {\n\t%s\n}\n' "$1" \
+		"$(nft_svc_chain "$1" "$2")"
 }
 
 gen_nft() {	# N: the ruleset for nft -f
-	awk -v n="$1" -v svc="$NFT_SVC_CHAIN" 'BEGIN {
+	awk -v n="$1" -v svc="$(nft_svc_chain @ 50)" 'BEGIN {
 		print "table ip tsscale {"
 		print "\tmap services { type ipv4_addr . inet_service : verdict; }"
 		print "\tchain pre { type nat hook prerouting priority dstnat; policy accept; " \
@@ -150,7 +163,7 @@ gen_nft() {	# N: the ruleset for nft -f
 			a = 2 + int(i / 32768); p = 1024 + i % 32768
 			printf "\tchain sep-%d-a { meta l4proto tcp dnat to 198.18.2.%d:%d; }\n", i, a, p
 			printf "\tchain sep-%d-b { meta l4proto tcp dnat to 198.18.3.%d:%d; }\n", i, a, p
-			printf "\t" svc "\n", i, 50, i, i
+			c = svc; gsub(/@/, i, c); print "\t" c
 		}
 		print "}"
 		if (n) {
@@ -229,6 +242,102 @@ configure() {
 	rec "$n" "$m" weight_ms "$(echo "${times[@]}" | median_of)"
 }
 
+# ---- checking the nftables path (SCALE_CHECK=1, tests/e2e/test_bench_scale.sh) -----------------
+
+# With SCALE_CHECK=1, nftables' configuration is checked after its load and
+# weight changes, before its packet round, and each check recorded as
+# N nftables check_<what> pass (or what went wrong):
+#   anon_sets  no rule of the table binds a set of its own (an anonymous set
+#              makes nft -f quadratic in the services: see gen_nft)
+#   path_I     real TCP from the generator to service I (the first, middle and
+#              last) reaches that service's two backends and no other: a ts-echo
+#              server per backend and service, named after both, on that
+#              service's address:port only
+#   weight     nft_split of the middle service to 100, then to 0, sends every
+#              connection to its endpoint a, then to b; put back to 50 after
+CHECK=${SCALE_CHECK:-0}
+CHECK_CONNS=16
+TS_ECHO=${TS_ECHO:-$ROOT/build/ts-echo}
+CHECK_PIDS=()
+
+check_servers_stop() {
+	local p
+
+	for p in "${CHECK_PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	CHECK_PIDS=()
+}
+
+# check_server NS NAME ADDR:PORT: a ts-echo server, up within 5 s (if not, the
+# path check that needs it fails)
+check_server() {
+	local i
+
+	nsenter --net="/run/netns/$1" "$TS_ECHO" server --name "$2" --listen "$3" \
+		>/dev/null 2>>"$TMP/check.err" &
+	CHECK_PIDS+=($!)
+	for ((i = 0; i < 50; i++)); do
+		[ "$(timeout 5 nsenter --net="/run/netns/$1" "$TS_ECHO" count --connect "$3" --n 1 \
+			--timeout-ms 200 2>/dev/null | head -n 1)" = "$2 1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# check_count VIP: ts-echo count of CHECK_CONNS connections from the
+# generator to VIP:80, its lines joined ("a-0 9 b-0 7", "a-0 10 error 6")
+check_count() {
+	timeout 60 nsenter --net="/run/netns/$NS_GEN" "$TS_ECHO" count --connect "$1:80" \
+		--n "$CHECK_CONNS" --timeout-ms 2000 2>>"$TMP/check.err" | grep -vx 'error 0' |
+		paste -sd ' '
+}
+
+# check_split I SPLIT: service I's split set with the benchmark's own weight
+# change, then the connections counted; prints the count
+check_split() {
+	nft_split "$1" "$2" >"$TMP/check-change"
+	nsenter --net="/run/netns/$NS_GW" nft -f "$TMP/check-change" 2>>"$TMP/check.err" ||
+		{ echo "nft -f of the weight change failed"; return; }
+	check_count "$(vip_of "$1")"
+}
+
+check_nft() {	# N
+	local n=$1 mid=$(($1 / 2)) i got anon services
+
+	anon=$(nsenter --net="/run/netns/$NS_GW" nft -j list table ip tsscale |
+		jq '[.. | objects | select(has("set")) | .set | select(type == "array")] | length')
+	[ "$anon" = 0 ] && rec "$n" nftables check_anon_sets pass ||
+		rec "$n" nftables check_anon_sets "${anon:-no table}: rules with a set of their own"
+	services=$(printf '%s\n' 0 "$mid" $((n - 1)) | sort -nu)
+	must "generator's route to the VIPs" ip -n "$NS_GEN" route add "$VIP_BASE/16" via 198.18.0.1
+	for i in $services; do
+		check_server "$NS_B1" "a-$i" "$(backend_of "$i" 0)"
+		check_server "$NS_B2" "b-$i" "$(backend_of "$i" 1)"
+	done
+	# the timed weight changes left the middle service at 70:30
+	check_split "$mid" 50 >/dev/null
+	for i in $services; do
+		got=$(check_count "$(vip_of "$i")")
+		awk -v got="$got" -v i="$i" -v want="$CHECK_CONNS" 'BEGIN {
+			k = split(got, f, " ")
+			for (j = 1; j < k; j += 2)
+				c[f[j]] = f[j + 1]
+			exit !(k == 4 && c["a-" i] > 0 && c["b-" i] > 0 && c["a-" i] + c["b-" i] == want)
+		}' && rec "$n" nftables "check_path_$i" pass ||
+			rec "$n" nftables "check_path_$i" \
+				"got '$got', want a-$i and b-$i only, $CHECK_CONNS in all"
+	done
+	got="$(check_split "$mid" 100) / $(check_split "$mid" 0)"
+	[ "$got" = "a-$mid $CHECK_CONNS / b-$mid $CHECK_CONNS" ] &&
+		rec "$n" nftables check_weight pass ||
+		rec "$n" nftables check_weight "splits 100 and 0 gave '$got'"
+	check_split "$mid" 50 >/dev/null
+	check_servers_stop
+	ip -n "$NS_GEN" route del "$VIP_BASE/16" via 198.18.0.1 2>/dev/null
+}
+
 # the second address of each backend's namespace (services past 32,768)
 second_addresses() {
 	must "backend 1 second address" ip -n "$NS_B1" addr add 198.18.2.3/24 dev "$BE1_DEV"
@@ -273,6 +382,7 @@ run_method() {	# METHOD N
 		args=(--direct --baseline)
 	else
 		configure "$m" "$n" || { teardown; rec "$n" "$m" status failed; return 0; }
+		[ "$CHECK" = 1 ] && [ "$m" = nftables ] && check_nft "$n"
 	fi
 	packets "$m" "$n" "${args[@]}" || rec "$n" "$m" status failed
 	# the services that took new flows: the packets were spread over all N
@@ -452,7 +562,7 @@ scale_main() {
 	cat "$OUT/scale.md"
 }
 
-trap cleanup EXIT
+trap 'check_servers_stop; cleanup' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
