@@ -33,7 +33,7 @@ OVER=
 [ "$LIMIT" -lt 65536 ] && OVER=$((LIMIT + 1))
 
 SIZES="1 100 $OVER" SCALE_CHECK=1 SCALE_SECONDS=0.1 SCALE_WARMUP=0.05 SCALE_FLOWS=128 \
-	REPEAT=20000 RUNS=1 WEIGHT_RUNS=1 STEP_TIMEOUT=30 INSTALL=0 OUT="$OUT" timeout 180 tools/bench/scale.sh \
+	REPEAT=20000 RUNS=1 WEIGHT_RUNS=1 STEP_TIMEOUT=30 INSTALL=0 OUT="$OUT" timeout 300 tools/bench/scale.sh \
 	>"$OUT/log" 2>&1
 rc=$?
 [ "$rc" -eq 0 ] && pass "bench-scale: the run completes" ||
