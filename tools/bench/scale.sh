@@ -120,14 +120,17 @@ gen_iptables() {	# N: the nat table for iptables-restore
 # the endpoint chain DNATs. One departure from kube-proxy: the service chain
 # picks with a rule per endpoint (`numgen random mod 100 < SPLIT goto`, then
 # `goto`), where kube-proxy writes an anonymous verdict map (`numgen random mod
-# 100 vmap { 0-49 : goto A, 50-99 : goto B }`). The kernel's nf_tables walks
-# the whole transaction's list for every anonymous set a rule binds
+# 100 vmap { 0-49 : goto A, 50-99 : goto B }`). nf_tables (kernel 6.18) walks
+# the whole transaction for every anonymous set a rule binds
 # (__nft_set_trans_bind) and scans every set of the table to name each new one
-# (__map%d), so one `nft -f` of N anonymous sets costs O(N^2): 37 s at 10,000
-# services on this machine, hours at 65,536. Without them the load is linear
-# (10 s at 65,536), the packet path is the same verdict-map lookup, chain jump,
-# comparison and DNAT, and a weight change is the same flush and refill of one
-# service's chain. BENCHMARKS.md, "The number of services", has the figures.
+# (__map%d), so one `nft -f` of N anonymous sets costs O(N^2), in whatever
+# order the chains are declared: 37 s at 10,000 services on this machine,
+# about half an hour at 65,536 by the same square. Without them the load is
+# linear (10 s at 65,536 on a quiet machine); the packet keeps the verdict-map
+# lookup, the jump to the service's chain and the goto to the endpoint's, with
+# one comparison where kube-proxy looks a number up in a two-element map; a
+# weight change is still the flush and refill of one service's chain, as
+# kube-proxy's. BENCHMARKS.md, "Why `nft -f` took 730 s", has the figures.
 
 # nft_svc_chain I SPLIT: service I's chain in nft -f's block syntax, SPLIT of
 # 100 to endpoint a (0 and 100: that endpoint alone, as kube-proxy leaves out
