@@ -1575,6 +1575,8 @@ static void bench_scale(void)
  * most a quarter of the default flow table: nothing half-open is evicted), on
  * client tuples of their own: each segment runs N times behind the XDP
  * wrapper, tuple i for connection i, the seven segments one after the other,
+ * consecutive connections from different ones of CONN_CLIENTS client
+ * addresses (routed through one next hop, as make bench-conn's clients),
  * IPv4 then IPv6, the empty XDP program behind the same wrapper between them
  * as the baseline. One table of flows for all runs, as on a gateway: later
  * runs find closed connections of earlier ones in it. Each run is checked
@@ -1584,6 +1586,7 @@ static void bench_scale(void)
  * "conn fam=F case=KEY ns=MEDIAN valid=0|1" (case "total": their sum).
  */
 #define CONN_SEGS	7
+#define CONN_CLIENTS	8192	/* 198.18.64.0/19, 2001:2:1::4000/115 */
 #define CONN_REQUEST	"GET /conn HTTP/1.1\r\nHost: bench\r\nUser-Agent: microbench-conn/1\r\n\r\n"
 #define CONN_RESPONSE	"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nServer: microbench-conn/1\r\n" \
 			"X-Pad: 0123456789012345678901234567890123456789012345678\r\n\r\n"
@@ -1684,21 +1687,23 @@ static void bench_conn(void)
 	struct pcase *base[2], *seg[2][CONN_SEGS];
 	struct env e;
 	bool valid = true;
-	char cmd[256];
+	/* the clients of the wrapper's tuples (198.18.64+x.y, 2001:2:1::4xxx),
+	 * behind a router with a resolved neighbour: XDP forwards the backend's
+	 * segments */
+	static const char *const cmds[] = {
+		"ip neigh add 198.18.2.254 lladdr 02:00:00:00:00:10 dev " BENCH_DEV " nud permanent",
+		"ip neigh add 2001:2:2::fe lladdr 02:00:00:00:00:10 dev " BENCH_DEV " nud permanent",
+		"ip route add 198.18.64.0/19 via 198.18.2.254 dev " BENCH_DEV,
+		"ip -6 route add 2001:2:1::4000/115 via 2001:2:2::fe dev " BENCH_DEV,
+	};
 
 	if (opt.repeat > TS_DEFAULT_MAX_FLOWS / 4)
 		die("conn: --repeat %u is more connections per run than half_open holds (%u)",
 		    opt.repeat, TS_DEFAULT_MAX_FLOWS / 4);
-	/* the clients of the wrapper's tuples (198.18.64+x.y, 2001:2:1::40xx):
-	 * resolved neighbours, so that XDP forwards the backend's segments */
-	for (__u32 hi = 0; hi <= (opt.runs * opt.repeat) / TUPLE_PORTS; hi++) {
-		snprintf(cmd, sizeof(cmd),
-			 "ip neigh add 198.18.%u.%u lladdr 02:00:00:00:00:10 dev " BENCH_DEV
-			 " nud permanent && ip neigh add 2001:2:1::%x lladdr 02:00:00:00:00:10 dev "
-			 BENCH_DEV " nud permanent", 64 + (hi >> 8), hi & 255, 0x4000 + hi);
-		if (system(cmd))
-			die("'%s' failed", cmd);
-	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (system(cmds[i]))
+			die("'%s' failed", cmds[i]);
+	prims->bss->tuple_addrs = CONN_CLIENTS;
 	env_open_opts(&e, &o);
 	config_web(&e, 1, 0);	/* v1 answers: the backend of every connection */
 	for (int f = 0; f < 2; f++) {
@@ -1767,6 +1772,7 @@ static void bench_conn(void)
 		printf("conn fam=%d case=total ns=%.1f valid=%d\n", f ? 6 : 4, total, valid);
 	}
 	fflush(stdout);
+	prims->bss->tuple_addrs = 0;
 	env_close(&e);
 	if (!valid)
 		die("conn: a segment was not forwarded at XDP, or a connection did not complete");
