@@ -13,6 +13,8 @@
  *             table size and number of backends
  *   flows     `tcpshift flows` dump time and map memory at 100k and 1M
  *             pinned flows (pinned by the real program, through the real maps)
+ *   conn      (alone) ns of each of the seven segments of a whole connection
+ *             through the XDP program with --handshakes xdp (bench_conn)
  *
  * Measuring a rewriting program with `repeat`: the kernel runs the same skb
  * again and again, so after the first run an established ACK has the
