@@ -289,7 +289,9 @@ fuzz: deps
 
 # ---- benchmarks (tools/bench, BENCHMARKS.md) ----------------------------------
 # make microbench   ns/packet under BPF_PROG_TEST_RUN, weight change time, flow
-#                   dump time and map memory: build/bench/microbench.{md,json}
+#                   dump time and map memory: build/bench/microbench.{md,json};
+#                   MICROBENCH_ARGS=conn: ns of each of a whole connection's seven
+#                   segments through the XDP program with --handshakes xdp (stdout)
 # make bench        tcpshift against direct routing, iptables, nftables, HAProxy
 #                   and nginx in network namespaces (ROUNDS=2): build/bench/;
 #                   then a client on the gateway itself: the socket path

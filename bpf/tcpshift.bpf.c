@@ -904,9 +904,14 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 	__u32 id;
 
 	ts_flow_key_of_reply(&key, &p->key, idx->vip, idx->vport);
-	/* an answer to a local client's socket (bpf/local.h), addressed to
-	 * the gateway itself: never rewritten, known without a FIB lookup */
-	if (bpf_map_lookup_elem(&local_flows, &key))
+	/* An answer to a local client's socket (bpf/local.h), addressed to
+	 * the gateway itself: never rewritten. tc knows it by local_flows,
+	 * without a FIB lookup. XDP does not look there (a cold lookup in a
+	 * big table on every SYN-ACK: BENCHMARKS.md, "Whole connections
+	 * through the gateway"): the route it must find before it changes
+	 * anything (ts_reply_handshake_xdp) never leads to the gateway's own
+	 * address, so such a packet goes on to tc untouched all the same. */
+	if (!ts_is_xdp(c) && bpf_map_lookup_elem(&local_flows, &key))
 		return ts_ok(c);
 	be = ts_reply_backend(idx, p->key.family);
 	if (!be)

@@ -558,6 +558,47 @@ static void xdp_whole_connection(struct ts_env *e, bool v6)
 	test_context(NULL);
 }
 
+/*
+ * With --handshakes xdp, a backend's answer to the gateway itself (a local
+ * client's socket: bpf/local.h) goes on to tc untouched even when a
+ * half-open pin names its 4-tuple (here a pickup of a packet with the
+ * gateway's own address as source): XDP finishes a packet only along a route
+ * the FIB gave it, and the FIB gives none to the gateway's own address. The
+ * XDP program relies on that instead of looking the answer up in local_flows.
+ */
+static void xdp_answer_to_gateway_itself(struct ts_env *e, bool v6)
+{
+	const char *self = v6 ? "2001:2:1::1" : "198.18.1.1";
+	const char *vip = v6 ? VIP6_ADDR : VIP4_ADDR;
+	const char *be = v6 ? BE6_1 : BE4_1;
+	struct pkt_spec pickup = { .src = self, .dst = vip, .sport = 47410, .dport = 8008,
+				   .flags = PKT_ACK, .seq = 21000, .ack = 5 };
+	struct pkt_spec s;
+	char addr[PKT_EPSTRLEN];
+	struct pkt in, out;
+
+	test_context("an answer to the gateway itself at XDP, IPv%d", v6 ? 6 : 4);
+	ASSERT_EQ(pkt_build(&in, &pickup), 0, "pkt_build");
+	env_run(e, &in, &out);
+	ASSERT_EQ(env_flow_table(e, &pickup), 2, "the pickup is pinned half-open");
+	s = backend_spec(&pickup, be, PKT_SYN | PKT_ACK, addr);
+	s.seq = 9000;
+	s.ack = pickup.seq;
+	s.mss = true;
+	ASSERT_EQ(pkt_build(&in, &s), 0, "pkt_build");
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS,
+		  "a SYN-ACK to the gateway's own address goes on to tc");
+	ASSERT_EQ(pkt_diff(&out, &in), -1, "untouched");
+	s.flags = PKT_ACK | PKT_PSH;
+	s.mss = false;
+	s.seq++;
+	s.payload = "up";
+	ASSERT_EQ(pkt_build(&in, &s), 0, "pkt_build");
+	ASSERT_EQ(env_run_xdp(e, &in, &out), XDP_PASS, "its data goes on to tc");
+	ASSERT_EQ(pkt_diff(&out, &in), -1, "untouched");
+	test_context(NULL);
+}
+
 static void test_xdp_whole_connections(void **state)
 {
 	struct ts_env *e;
@@ -581,6 +622,8 @@ static void test_xdp_whole_connections(void **state)
 	config_web6(e, 1, 0);
 	xdp_whole_connection(e, false);
 	xdp_whole_connection(e, true);
+	xdp_answer_to_gateway_itself(e, false);
+	xdp_answer_to_gateway_itself(e, true);
 }
 
 static void test_fib_forward(void **state)

@@ -52,6 +52,8 @@ __u32 counter;		/* runs so far, advanced by every wrapped run */
 __u32 tuple_mod;	/* 0: keep the template's tuple; else tuple base + counter % mod */
 __u32 tuple_base;
 __u32 patch_dst;	/* the client is the destination (a reply) */
+__u32 tuple_addrs;	/* 0: client i as below; else address i % tuple_addrs, port
+			 * 1024 + i / tuple_addrs (consecutive clients on other hosts) */
 __u32 ins_counter;	/* fresh keys of the p_ins_* programs */
 
 struct {
@@ -62,10 +64,15 @@ struct {
 } jmp SEC(".maps");
 
 /* Client i: address ...64+hi.lo (IPv4 bytes 2-3, IPv6 bytes 14-15) and port
- * 1024 + i % TUPLE_PORTS. */
+ * 1024 + i % TUPLE_PORTS (or as tuple_addrs says). */
 static __always_inline void patch_tuple(__u8 *addr_lo, __u8 *port, __u32 i)
 {
 	__u32 hi = i / TUPLE_PORTS, p = 1024 + i % TUPLE_PORTS;
+
+	if (tuple_addrs) {
+		hi = i % tuple_addrs;
+		p = 1024 + i / tuple_addrs;
+	}
 
 	addr_lo[0] = 64 + (__u8)(hi >> 8);
 	addr_lo[1] = (__u8)hi;
