@@ -57,13 +57,20 @@ const struct ts_journal_entry *cli_journal_entry(struct cli_ctx *ctx, struct ts_
 	return NULL;
 }
 
-int cli_journal_doc(const char *text, __u64 seq, struct ts_doc *doc)
+int cli_journal_doc(struct cli_ctx *ctx, const struct ts_journal *j, __u64 seq,
+		    struct ts_doc *doc)
 {
 	struct ts_err err;
+	char *text = ts_journal_doc(ctx->pin_dir, j, seq, &err);
+	int r;
 
-	if (!ts_doc_parse(text, strlen(text), doc, &err))
+	if (!text)
+		return cli_report(&err);
+	r = ts_doc_parse(text, strlen(text), doc, &err);
+	free(text);
+	if (!r)
 		return 0;
-	fprintf(stderr, "tcpshift: the journal's document of change %llu is damaged: %s\n",
+	fprintf(stderr, "tcpshift: the journal's document after change %llu is damaged: %s\n",
 		(unsigned long long)seq, err.msg);
 	return TS_ERR_RUNTIME;
 }

@@ -332,6 +332,8 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 void ts_maps_close(struct ts_maps *m)
 {
 	ts_maps_unlock(m);
+	ts_journal_change_free(m->journal);
+	m->journal = NULL;
 	free(m->free_backends);
 	m->free_backends = NULL;
 	for (size_t i = 0; i < NAMED_MAPS; i++) {
