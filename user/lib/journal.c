@@ -512,123 +512,6 @@ static size_t entry_bytes(const struct ts_journal_entry *e)
 	return strlen(e->command) + strlen(e->before) + strlen(e->after) + 128;
 }
 
-static bool base_exists(const char *dir, const char *name)
-{
-	char path[TS_PIN_DIR_MAX + 320];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return !access(path, R_OK);
-}
-
-/* Append the change this process committed (documents of what it changed),
- * with the lock held exclusive; m: where a new base is read from. */
-static int journal_append(const struct ts_maps *m, const char *before, const char *after,
-			  struct ts_err *err)
-{
-	char dir[TS_PIN_DIR_MAX + 256], command[1024], name[64];
-	struct ts_journal j;
-	struct ts_journal_entry *e, *grown;
-	struct passwd *pw;
-	size_t bytes = 0, drop = 0, since_base = 0;
-	const char *sudo = getenv("SUDO_USER");
-	__u64 old_base, keep_after;
-	char *base_text = NULL;
-	int r = ts_journal_dir(m->pin_dir, dir, sizeof(dir));
-
-	if (r == -ENOENT)
-		return 0;
-	if (r)
-		return ts_fail(err, TS_ERR_RUNTIME, "no journal for %s: %s", m->pin_dir,
-			       strerror(-r));
-	if (ts_journal_read(m->pin_dir, &j, err))
-		return -TS_ERR_RUNTIME;
-	grown = realloc(j.entries, (j.n + 1) * sizeof(*j.entries));
-	if (!grown) {
-		ts_journal_free(&j);
-		return ts_fail(err, TS_ERR_RUNTIME, "out of memory journaling a change");
-	}
-	j.entries = grown;
-	e = &j.entries[j.n];
-	memset(e, 0, sizeof(*e));
-	e->seq = j.n ? j.entries[j.n - 1].seq + 1 : 1;
-	e->time_s = (__u64)time(NULL);
-	e->uid = (__u32)getuid();
-	pw = getpwuid(e->uid);
-	/* sudo: the user who ran it, not only root */
-	snprintf(e->user, sizeof(e->user), "%s%s%s", pw ? pw->pw_name : "?",
-		 sudo && e->uid == 0 ? " (sudo from " : "", sudo && e->uid == 0 ? sudo : "");
-	if (sudo && e->uid == 0 && strlen(e->user) + 1 < sizeof(e->user))
-		strcat(e->user, ")");
-	command_line(command, sizeof(command));
-	e->command = strdup(command);
-	e->before = strdup(before);
-	e->after = strdup(after);
-	e->partial = true;
-	j.n++;
-	if (!e->command || !e->before || !e->after) {
-		ts_journal_free(&j);
-		return ts_fail(err, TS_ERR_RUNTIME, "out of memory journaling a change");
-	}
-	/* A base the entries reach (0.3 had none; a journal started again
-	 * leaves an old one), or a new one: the document now, after e. */
-	old_base = j.base_seq;
-	snprintf(name, sizeof(name), BASE_FILE, (unsigned long long)old_base);
-	if (old_base + 1 < j.entries[0].seq || old_base >= e->seq ||
-	    !base_exists(dir, name))
-		old_base = 0;
-	for (size_t i = 0; i < j.n; i++)
-		if (j.entries[i].seq > old_base)
-			since_base += entry_bytes(&j.entries[i]);
-	if (!old_base || e->seq - old_base > TS_JOURNAL_BASE_EVERY ||
-	    since_base > TS_JOURNAL_MAX_BYTES / 2) {
-		base_text = ts_doc_text_read(m, err);
-		if (!base_text) {
-			ts_journal_free(&j);
-			return -TS_ERR_RUNTIME;
-		}
-		j.base_seq = e->seq;
-	}
-	/* bounded: the oldest go first; the newest always stays, and so do
-	 * those after the base (the base every few changes keeps them few) */
-	keep_after = j.base_seq;
-	for (size_t i = j.n; i-- > 0;) {
-		const struct ts_journal_entry *x = &j.entries[i];
-
-		bytes += entry_bytes(x);
-		if (i + 1 < j.n && x->seq <= keep_after &&
-		    (bytes > TS_JOURNAL_MAX_BYTES || j.n - i > TS_JOURNAL_MAX_ENTRIES)) {
-			drop = i + 1;
-			break;
-		}
-	}
-	for (size_t i = 0; i < drop; i++) {
-		free(j.entries[i].command);
-		free(j.entries[i].before);
-		free(j.entries[i].after);
-	}
-	memmove(j.entries, j.entries + drop, (j.n - drop) * sizeof(*j.entries));
-	j.n -= drop;
-	r = journal_mkdir(dir);
-	/* the new base before the journal that names it, the old one after */
-	if (!r && base_text) {
-		snprintf(name, sizeof(name), BASE_FILE, (unsigned long long)j.base_seq);
-		r = file_replace(dir, name, base_text, strlen(base_text));
-	}
-	r = r ?: journal_write(dir, m->pin_dir, &j);
-	if (!r && base_text && old_base) {
-		char path[TS_PIN_DIR_MAX + 320];
-
-		snprintf(path, sizeof(path), "%s/" BASE_FILE, dir, (unsigned long long)old_base);
-		unlink(path);
-	}
-	free(base_text);
-	ts_journal_free(&j);
-	if (r)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot write the journal under %s: %s", dir,
-			       strerror(-r));
-	return 0;
-}
-
 /* ---- the hook at the commit point (maps.c) ----------------------------------------- */
 
 /* What a change under the lock touched: each service as it was before its
@@ -726,6 +609,269 @@ out:
 	return r;
 }
 
+static int cmp_service_name(const void *a, const void *b)
+{
+	return strcmp(((const struct ts_doc_service *)a)->name,
+		      ((const struct ts_doc_service *)b)->name);
+}
+
+/* ---- the base: the whole document after a change ---------------------------------- */
+
+static bool touched_has(const struct ts_journal_change *c, const char *name)
+{
+	if (!c->slots)
+		return false;
+	for (size_t i = name_hash(name) & (c->slots - 1); c->set[i]; i = (i + 1) & (c->slots - 1))
+		if (!strcmp(c->names[c->set[i] - 1], name))
+			return true;
+	return false;
+}
+
+/* The names of the services of the document text, added to c. */
+static int touched_add_doc(struct ts_journal_change *c, const char *text, struct ts_err *err)
+{
+	struct ts_doc doc;
+	int r = ts_doc_parse(text, strlen(text), &doc, err);
+
+	if (r)
+		return r;
+	for (size_t i = 0; !r && i < doc.nservices; i++)
+		if (touched_add(c, doc.services[i].name) < 0)
+			r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	ts_doc_free(&doc);
+	return r;
+}
+
+struct base_out {
+	FILE	*f;
+	bool	first;
+};
+
+static void base_service(struct base_out *o, const struct ts_doc_service *s)
+{
+	fputs(o->first ? "\n" : ",\n", o->f);
+	ts_doc_service_print(o->f, s);
+	o->first = false;
+}
+
+/*
+ * Write base-<seq>.json: the document as it is now (the lock held, change seq
+ * committed), one service a line so that the next base is written from this
+ * one line by line. From the old base (old_seq), with the services the
+ * entries since it changed read again from the maps; with none (0), or one
+ * not of this shape, from the whole configuration.
+ */
+static int base_write(const struct ts_maps *m, const char *dir, const struct ts_journal *j,
+		      __u64 old_seq, __u64 seq, struct ts_err *err)
+{
+	struct ts_journal_change touched = {};
+	struct base_out o = { .first = true };
+	char path[TS_PIN_DIR_MAX + 320], name[64], *buf = NULL, *line = NULL;
+	struct ts_settings st;
+	struct ts_config cfg;
+	struct ts_doc now = {};
+	size_t len = 0, cap = 0, k = 0;
+	FILE *in = NULL;
+	ssize_t n;
+	int r = ts_settings_read(m, &st, err);
+
+	now.seed = st.seed;
+	for (size_t i = 0; !r && old_seq && i < j->n; i++)
+		if (j->entries[i].seq > old_seq)
+			r = touched_add_doc(&touched, j->entries[i].before, err) ?:
+			    touched_add_doc(&touched, j->entries[i].after, err);
+	for (size_t i = 0; !r && i < touched.n; i++)
+		r = service_read(m, touched.names[i], st.seed, &now, err);
+	if (!r && old_seq) {
+		snprintf(path, sizeof(path), "%s/" BASE_FILE, dir, (unsigned long long)old_seq);
+		in = fopen(path, "re");
+		if (!in)
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read %s: %s", path,
+				    strerror(errno));
+	} else if (!r) {
+		r = ts_config_read(m, &cfg, err);
+		if (!r) {
+			r = ts_doc_from_config(&cfg, st.seed, &now, err);
+			ts_config_free(&cfg);
+		}
+	}
+	if (r)
+		goto out;
+	qsort(now.services, now.nservices, sizeof(*now.services), cmp_service_name);
+	o.f = open_memstream(&buf, &len);
+	if (!o.f) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+		goto out;
+	}
+	fprintf(o.f, "{\"tcpshift\":%d,\"seed\":%u,\"services\":[", TS_DOC_VERSION, st.seed);
+	/* the old base's header line first, then a service a line, "]}" */
+	if (in && getline(&line, &cap, in) <= 0)
+		r = -EINVAL;
+	while (!r && in && (n = getline(&line, &cap, in)) > 0) {
+		char *end;
+
+		if (!strncmp(line, "]}", 2))
+			break;
+		while (n && (line[n - 1] == '\n' || line[n - 1] == ','))
+			line[--n] = '\0';
+		if (strncmp(line, "{\"name\":\"", 9) || !(end = strchr(line + 9, '"'))) {
+			r = -EINVAL;
+			break;
+		}
+		*end = '\0';
+		while (k < now.nservices && strcmp(now.services[k].name, line + 9) < 0)
+			base_service(&o, &now.services[k++]);
+		if (touched_has(&touched, line + 9)) {
+			/* as it is now, or gone */
+			if (k < now.nservices && !strcmp(now.services[k].name, line + 9))
+				base_service(&o, &now.services[k++]);
+			continue;
+		}
+		*end = '"';
+		fputs(o.first ? "\n" : ",\n", o.f);
+		fputs(line, o.f);
+		o.first = false;
+	}
+	while (!r && k < now.nservices)
+		base_service(&o, &now.services[k++]);
+	fputs("\n]}\n", o.f);
+	if (fclose(o.f) && !r)
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	if (r == -EINVAL) {
+		/* not a base this release wrote: from the configuration */
+		r = base_write(m, dir, j, 0, seq, err);
+		goto out;
+	}
+	snprintf(name, sizeof(name), BASE_FILE, (unsigned long long)seq);
+	r = r ?: file_replace(dir, name, buf, len);
+	if (r < 0)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot write %s/%s: %s", dir, name,
+			    strerror(-r));
+out:
+	if (in)
+		fclose(in);
+	free(line);
+	free(buf);
+	ts_doc_free(&now);
+	free(touched.names);
+	free(touched.set);
+	return r;
+}
+
+static bool base_exists(const char *dir, const char *name)
+{
+	char path[TS_PIN_DIR_MAX + 320];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return !access(path, R_OK);
+}
+
+/* Append the change this process committed (documents of what it changed),
+ * with the lock held exclusive; m: where a new base is read from. */
+static int journal_append(const struct ts_maps *m, const char *before, const char *after,
+			  struct ts_err *err)
+{
+	char dir[TS_PIN_DIR_MAX + 256], command[1024], name[64];
+	struct ts_journal j;
+	struct ts_journal_entry *e, *grown;
+	struct passwd *pw;
+	size_t bytes = 0, drop = 0, since_base = 0;
+	const char *sudo = getenv("SUDO_USER");
+	__u64 old_base, keep_after;
+	bool roll;
+	int r = ts_journal_dir(m->pin_dir, dir, sizeof(dir));
+
+	if (r == -ENOENT)
+		return 0;
+	if (r)
+		return ts_fail(err, TS_ERR_RUNTIME, "no journal for %s: %s", m->pin_dir,
+			       strerror(-r));
+	if (ts_journal_read(m->pin_dir, &j, err))
+		return -TS_ERR_RUNTIME;
+	grown = realloc(j.entries, (j.n + 1) * sizeof(*j.entries));
+	if (!grown) {
+		ts_journal_free(&j);
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory journaling a change");
+	}
+	j.entries = grown;
+	e = &j.entries[j.n];
+	memset(e, 0, sizeof(*e));
+	e->seq = j.n ? j.entries[j.n - 1].seq + 1 : 1;
+	e->time_s = (__u64)time(NULL);
+	e->uid = (__u32)getuid();
+	pw = getpwuid(e->uid);
+	/* sudo: the user who ran it, not only root */
+	snprintf(e->user, sizeof(e->user), "%s%s%s", pw ? pw->pw_name : "?",
+		 sudo && e->uid == 0 ? " (sudo from " : "", sudo && e->uid == 0 ? sudo : "");
+	if (sudo && e->uid == 0 && strlen(e->user) + 1 < sizeof(e->user))
+		strcat(e->user, ")");
+	command_line(command, sizeof(command));
+	e->command = strdup(command);
+	e->before = strdup(before);
+	e->after = strdup(after);
+	e->partial = true;
+	j.n++;
+	if (!e->command || !e->before || !e->after) {
+		ts_journal_free(&j);
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory journaling a change");
+	}
+	/* A base the entries reach (0.3 had none; a journal started again
+	 * leaves an old one), or a new one: the document now, after e. */
+	old_base = j.base_seq;
+	snprintf(name, sizeof(name), BASE_FILE, (unsigned long long)old_base);
+	if (old_base + 1 < j.entries[0].seq || old_base >= e->seq ||
+	    !base_exists(dir, name))
+		old_base = 0;
+	for (size_t i = 0; i < j.n; i++)
+		if (j.entries[i].seq > old_base)
+			since_base += entry_bytes(&j.entries[i]);
+	roll = !old_base || e->seq - old_base > TS_JOURNAL_BASE_EVERY ||
+	       since_base > TS_JOURNAL_MAX_BYTES / 2;
+	if (roll)
+		j.base_seq = e->seq;
+	/* bounded: the oldest go first; the newest always stays, and so do
+	 * those after the base (the base every few changes keeps them few) */
+	keep_after = j.base_seq;
+	for (size_t i = j.n; i-- > 0;) {
+		const struct ts_journal_entry *x = &j.entries[i];
+
+		bytes += entry_bytes(x);
+		if (i + 1 < j.n && x->seq <= keep_after &&
+		    (bytes > TS_JOURNAL_MAX_BYTES || j.n - i > TS_JOURNAL_MAX_ENTRIES)) {
+			drop = i + 1;
+			break;
+		}
+	}
+	for (size_t i = 0; i < drop; i++) {
+		free(j.entries[i].command);
+		free(j.entries[i].before);
+		free(j.entries[i].after);
+	}
+	memmove(j.entries, j.entries + drop, (j.n - drop) * sizeof(*j.entries));
+	j.n -= drop;
+	r = journal_mkdir(dir);
+	/* the new base before the journal that names it, the old one after */
+	if (!r && roll) {
+		r = base_write(m, dir, &j, old_base, e->seq, err);
+		if (r) {
+			ts_journal_free(&j);
+			return r;
+		}
+	}
+	r = r ?: journal_write(dir, m->pin_dir, &j);
+	if (!r && roll && old_base) {
+		char path[TS_PIN_DIR_MAX + 320];
+
+		snprintf(path, sizeof(path), "%s/" BASE_FILE, dir, (unsigned long long)old_base);
+		unlink(path);
+	}
+	ts_journal_free(&j);
+	if (r)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot write the journal under %s: %s", dir,
+			       strerror(-r));
+	return 0;
+}
+
 struct ts_journal_change *ts_journal_before(const struct ts_maps *m)
 {
 	struct ts_journal_change *c;
@@ -754,12 +900,6 @@ void ts_journal_touch(struct ts_maps *m, const char *service)
 	r = touched_add(c, service);
 	if (r < 0 || (r > 0 && service_read(m, service, c->seed, &c->before, &err)))
 		c->unread = true;
-}
-
-static int cmp_service_name(const void *a, const void *b)
-{
-	return strcmp(((const struct ts_doc_service *)a)->name,
-		      ((const struct ts_doc_service *)b)->name);
 }
 
 /* Keep of doc the services changes names. */

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <limits.h>
 #include <linux/types.h>
 #include "tcpshift.h"
@@ -272,6 +273,12 @@ int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err
 int ts_config_read_service(const struct ts_maps *m, const char *name, struct ts_config *cfg,
 			   struct ts_err *err);
 void ts_config_free(struct ts_config *cfg);
+/* The whole configuration read without the lock, so that no change waits for
+ * it: consistent, as no change began or committed while it was read (the
+ * generation and TS_SETTINGS_F_CHANGING of settings, before and after), and
+ * *generation the one it is of. -EAGAIN when one did: read again. */
+int ts_config_read_quiet(const struct ts_maps *m, struct ts_config *cfg, __u64 *generation,
+			 struct ts_err *err);
 /* The configuration in force as `export` prints it (malloc()ed), or NULL
  * with err filled. Reads without locking: hold the lock for one moment's. */
 char *ts_doc_text_read(const struct ts_maps *m, struct ts_err *err);
@@ -665,6 +672,9 @@ struct json_object *ts_health_json(const struct ts_health_check *hc);
 void ts_health_text(const struct ts_health_check *hc, char *buf, size_t len);
 /* The document as JSON text ending in a newline (malloc()ed), or NULL. */
 char *ts_doc_format(const struct ts_doc *doc);
+/* One service as a document holds it, on one line (no newline) to f: 0 or
+ * -EIO. */
+int ts_doc_service_print(FILE *f, const struct ts_doc_service *s);
 
 /* One step that makes a gateway's configuration equal to a document. */
 enum ts_change_kind {
