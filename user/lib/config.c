@@ -1197,6 +1197,8 @@ int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *er
 	r = begin_change(m, &cfg, NULL, NULL, err);
 	if (r)
 		return end_change(m, r);
+	/* every service as it was, from this one read */
+	ts_journal_touch_config(m, &cfg);
 	/* Services that go, or that change VIP or table size, are deleted
 	 * first: their VIPs and backend ids may be reused by the document. */
 	for (size_t i = 0; i < cfg.nservices; i++) {

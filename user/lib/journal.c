@@ -512,7 +512,7 @@ static size_t entry_bytes(const struct ts_journal_entry *e)
 	return strlen(e->command) + strlen(e->before) + strlen(e->after) + 128;
 }
 
-/* ---- the hook at the commit point (maps.c) ----------------------------------------- */
+/* ---- what a change touched ----------------------------------------------------------- */
 
 /* What a change under the lock touched: each service as it was before its
  * first write, and the seed. */
@@ -647,11 +647,90 @@ struct base_out {
 	bool	first;
 };
 
+/* A document of a service a line, as the base is and entries are: the header
+ * line, then base_service() each, then base_close(). */
+static int base_open(struct base_out *o, char **buf, size_t *len, __u32 seed)
+{
+	o->first = true;
+	o->f = open_memstream(buf, len);
+	if (!o->f)
+		return -ENOMEM;
+	fprintf(o->f, "{\"tcpshift\":%d,\"seed\":%u,\"services\":[", TS_DOC_VERSION, seed);
+	return 0;
+}
+
+static int base_close(struct base_out *o)
+{
+	fputs("\n]}\n", o->f);
+	return fclose(o->f) ? -ENOMEM : 0;
+}
+
 static void base_service(struct base_out *o, const struct ts_doc_service *s)
 {
 	fputs(o->first ? "\n" : ",\n", o->f);
 	ts_doc_service_print(o->f, s);
 	o->first = false;
+}
+
+/* Past this many services, reading the whole configuration once is cheaper
+ * than reading them one by one (an import's). */
+#define READ_WHOLE	1024
+
+/* Append to doc the services of the configuration in force (seed: the seed
+ * the document holds) that are in c; those that do not exist are not. */
+static int touched_read(const struct ts_maps *m, const struct ts_journal_change *c, __u32 seed,
+			struct ts_doc *doc, struct ts_err *err)
+{
+	struct ts_doc all = {};
+	struct ts_config cfg;
+	void *grown;
+	int r;
+
+	if (c->n <= READ_WHOLE) {
+		r = 0;
+		for (size_t i = 0; !r && i < c->n; i++)
+			r = service_read(m, c->names[i], seed, doc, err);
+		return r;
+	}
+	r = ts_config_read(m, &cfg, err);
+	if (r)
+		return r;
+	r = ts_doc_from_config(&cfg, seed, &all, err);
+	ts_config_free(&cfg);
+	if (r)
+		return r;
+	grown = realloc(doc->services, (doc->nservices + all.nservices + 1) * sizeof(*doc->services));
+	if (!grown) {
+		ts_doc_free(&all);
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	}
+	doc->services = grown;
+	for (size_t i = 0; i < all.nservices; i++) {
+		if (!touched_has(c, all.services[i].name))
+			continue;
+		doc->services[doc->nservices++] = all.services[i];
+		all.services[i].backends = NULL;
+	}
+	ts_doc_free(&all);
+	return 0;
+}
+
+/* The document as text of a service a line (the base's shape), or NULL. */
+static char *doc_lines(const struct ts_doc *doc)
+{
+	struct base_out o;
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (base_open(&o, &buf, &len, doc->seed))
+		return NULL;
+	for (size_t i = 0; i < doc->nservices; i++)
+		base_service(&o, &doc->services[i]);
+	if (base_close(&o)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }
 
 /*
@@ -665,7 +744,7 @@ static int base_write(const struct ts_maps *m, const char *dir, const struct ts_
 		      __u64 old_seq, __u64 seq, struct ts_err *err)
 {
 	struct ts_journal_change touched = {};
-	struct base_out o = { .first = true };
+	struct base_out o;
 	char path[TS_PIN_DIR_MAX + 320], name[64], *buf = NULL, *line = NULL;
 	struct ts_settings st;
 	struct ts_config cfg;
@@ -680,14 +759,12 @@ static int base_write(const struct ts_maps *m, const char *dir, const struct ts_
 		if (j->entries[i].seq > old_seq)
 			r = touched_add_doc(&touched, j->entries[i].before, err) ?:
 			    touched_add_doc(&touched, j->entries[i].after, err);
-	for (size_t i = 0; !r && i < touched.n; i++)
-		r = service_read(m, touched.names[i], st.seed, &now, err);
+	r = r ?: touched_read(m, &touched, st.seed, &now, err);
 	if (!r && old_seq) {
 		snprintf(path, sizeof(path), "%s/" BASE_FILE, dir, (unsigned long long)old_seq);
 		in = fopen(path, "re");
-		if (!in)
-			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read %s: %s", path,
-				    strerror(errno));
+		if (!in)	/* written again from the configuration */
+			r = -EINVAL;
 	} else if (!r) {
 		r = ts_config_read(m, &cfg, err);
 		if (!r) {
@@ -696,14 +773,12 @@ static int base_write(const struct ts_maps *m, const char *dir, const struct ts_
 		}
 	}
 	if (r)
-		goto out;
+		goto again;
 	qsort(now.services, now.nservices, sizeof(*now.services), cmp_service_name);
-	o.f = open_memstream(&buf, &len);
-	if (!o.f) {
+	if (base_open(&o, &buf, &len, st.seed)) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 		goto out;
 	}
-	fprintf(o.f, "{\"tcpshift\":%d,\"seed\":%u,\"services\":[", TS_DOC_VERSION, st.seed);
 	/* the old base's header line first, then a service a line, "]}" */
 	if (in && getline(&line, &cap, in) <= 0)
 		r = -EINVAL;
@@ -734,17 +809,19 @@ static int base_write(const struct ts_maps *m, const char *dir, const struct ts_
 	}
 	while (!r && k < now.nservices)
 		base_service(&o, &now.services[k++]);
-	fputs("\n]}\n", o.f);
-	if (fclose(o.f) && !r)
+	if (base_close(&o) && !r)
 		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+again:
 	if (r == -EINVAL) {
-		/* not a base this release wrote: from the configuration */
+		/* gone, or not a base this release wrote: from the configuration */
 		r = base_write(m, dir, j, 0, seq, err);
 		goto out;
 	}
+	if (r)
+		goto out;
 	snprintf(name, sizeof(name), BASE_FILE, (unsigned long long)seq);
-	r = r ?: file_replace(dir, name, buf, len);
-	if (r < 0)
+	r = file_replace(dir, name, buf, len);
+	if (r)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot write %s/%s: %s", dir, name,
 			    strerror(-r));
 out:
@@ -872,6 +949,8 @@ static int journal_append(const struct ts_maps *m, const char *before, const cha
 	return 0;
 }
 
+/* ---- the hook at the commit point (maps.c) ----------------------------------------- */
+
 struct ts_journal_change *ts_journal_before(const struct ts_maps *m)
 {
 	struct ts_journal_change *c;
@@ -900,6 +979,40 @@ void ts_journal_touch(struct ts_maps *m, const char *service)
 	r = touched_add(c, service);
 	if (r < 0 || (r > 0 && service_read(m, service, c->seed, &c->before, &err)))
 		c->unread = true;
+}
+
+void ts_journal_touch_config(struct ts_maps *m, const struct ts_config *cfg)
+{
+	struct ts_journal_change *c = m->journal;
+	struct ts_doc all = {};
+	struct ts_err err;
+	void *grown;
+
+	if (!c || c->unread)
+		return;
+	if (ts_doc_from_config(cfg, c->seed, &all, &err)) {
+		c->unread = true;
+		return;
+	}
+	grown = realloc(c->before.services,
+			(c->before.nservices + all.nservices + 1) * sizeof(*c->before.services));
+	if (!grown) {
+		c->unread = true;
+		ts_doc_free(&all);
+		return;
+	}
+	c->before.services = grown;
+	for (size_t i = 0; i < all.nservices; i++) {
+		int r = touched_add(c, all.services[i].name);
+
+		if (r < 0)
+			c->unread = true;
+		if (r <= 0)
+			continue;
+		c->before.services[c->before.nservices++] = all.services[i];
+		all.services[i].backends = NULL;
+	}
+	ts_doc_free(&all);
 }
 
 /* Keep of doc the services changes names. */
@@ -936,8 +1049,7 @@ void ts_journal_after(const struct ts_maps *m, struct ts_journal_change *c)
 	r = r ?: ts_settings_read(m, &s, &err);
 	if (!r)
 		after.seed = s.seed;
-	for (size_t i = 0; !r && i < c->n; i++)
-		r = service_read(m, c->names[i], after.seed, &after, &err);
+	r = r ?: touched_read(m, c, after.seed, &after, &err);
 	if (r)
 		goto out;
 	qsort(c->before.services, c->before.nservices, sizeof(*c->before.services),
@@ -950,8 +1062,8 @@ void ts_journal_after(const struct ts_maps *m, struct ts_journal_change *c)
 	/* the services a change touched but left as they were are not in it */
 	doc_keep_changed(&c->before, &plan);
 	doc_keep_changed(&after, &plan);
-	before_text = ts_doc_format(&c->before);
-	after_text = ts_doc_format(&after);
+	before_text = doc_lines(&c->before);
+	after_text = doc_lines(&after);
 	r = before_text && after_text ? 0 : ts_fail(&err, TS_ERR_RUNTIME, "out of memory");
 	r = r ?: journal_append(m, before_text, after_text, &err);
 out:

@@ -553,6 +553,9 @@ void ts_journal_commit(struct ts_maps *m);
 /* Before a change writes service (config.c): what it was, kept for the commit.
  * A change that writes a service it did not touch first is not journaled. */
 void ts_journal_touch(struct ts_maps *m, const char *service);
+/* The same for every service of cfg, read under the lock held exclusive (a
+ * document's import, which reads them all anyway). */
+void ts_journal_touch_config(struct ts_maps *m, const struct ts_config *cfg);
 /* The same for a change made under a lock of its own (`load`: the seed):
  * the state before it (NULL: none to journal), then, once it committed, an
  * entry when it moved (a warning on stderr when it cannot be written). */
