@@ -243,6 +243,56 @@ int ts_journal_read(const char *pin_dir, struct ts_journal *j, struct ts_err *er
 	return 0;
 }
 
+/* ---- documents of a service a line ------------------------------------------------ */
+
+struct base_out {
+	FILE	*f;
+	bool	first;
+};
+
+/* A document of a service a line, as the base is and entries are: the header
+ * line, then base_service() each, then base_close(). */
+static int base_open(struct base_out *o, char **buf, size_t *len, __u32 seed)
+{
+	o->first = true;
+	o->f = open_memstream(buf, len);
+	if (!o->f)
+		return -ENOMEM;
+	fprintf(o->f, "{\"tcpshift\":%d,\"seed\":%u,\"services\":[", TS_DOC_VERSION, seed);
+	return 0;
+}
+
+static int base_close(struct base_out *o)
+{
+	fputs("\n]}\n", o->f);
+	return fclose(o->f) ? -ENOMEM : 0;
+}
+
+static void base_service(struct base_out *o, const struct ts_doc_service *s)
+{
+	fputs(o->first ? "\n" : ",\n", o->f);
+	ts_doc_service_print(o->f, s);
+	o->first = false;
+}
+
+/* The document as text of a service a line (the base's shape), or NULL. */
+static char *doc_lines(const struct ts_doc *doc)
+{
+	struct base_out o;
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (base_open(&o, &buf, &len, doc->seed))
+		return NULL;
+	for (size_t i = 0; i < doc->nservices; i++)
+		base_service(&o, &doc->services[i]);
+	if (base_close(&o)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 /* ---- documents at a change ---------------------------------------------------------- */
 
 /* Undo or redo one entry on doc: the services from names go, those of to come
@@ -302,7 +352,6 @@ static char *doc_from_base(const char *dir, const struct ts_journal *j, __u64 se
 	char path[TS_PIN_DIR_MAX + 320], *text;
 	struct ts_doc doc = {};
 	__u64 base = j->base_seq;
-	size_t steps = 0;
 	int r;
 
 	if (!base || !j->n || base + 1 < j->entries[0].seq || base > j->entries[j->n - 1].seq) {
@@ -319,26 +368,28 @@ static char *doc_from_base(const char *dir, const struct ts_journal *j, __u64 se
 			path, strerror(-r));
 		return NULL;
 	}
+	if (seq == base)
+		return text;
 	r = ts_doc_parse(text, strlen(text), &doc, err);
 	free(text);
 	for (size_t i = 0; !r && i < j->n; i++) {
 		const struct ts_journal_entry *e = &j->entries[i];
 
 		if (e->seq > base && e->seq <= seq)
-			r = doc_step(&doc, e->before, e->after, err), steps++;
+			r = doc_step(&doc, e->before, e->after, err);
 	}
 	for (size_t i = j->n; !r && i-- > 0;) {
 		const struct ts_journal_entry *e = &j->entries[i];
 
 		if (e->seq <= base && e->seq > seq)
-			r = doc_step(&doc, e->after, e->before, err), steps++;
+			r = doc_step(&doc, e->after, e->before, err);
 	}
 	if (r) {
 		ts_doc_free(&doc);
 		return NULL;
 	}
 	/* formatted, so that what is imported is parsed as any document is */
-	text = ts_doc_format(&doc);
+	text = doc_lines(&doc);
 	ts_doc_free(&doc);
 	if (!text)
 		ts_fail(err, TS_ERR_RUNTIME, "out of memory formatting a document");
@@ -557,8 +608,9 @@ static int touched_add(struct ts_journal_change *c, const char *name)
 		if (!set)
 			return -ENOMEM;
 		for (size_t k = 0; k < c->n; k++) {
-			for (i = name_hash(c->names[k]) & (slots - 1); set[i]; i = (i + 1) & (slots - 1))
-				;
+			i = name_hash(c->names[k]) & (slots - 1);
+			while (set[i])
+				i = (i + 1) & (slots - 1);
 			set[i] = (__u32)k + 1;
 		}
 		free(c->set);
@@ -642,36 +694,6 @@ static int touched_add_doc(struct ts_journal_change *c, const char *text, struct
 	return r;
 }
 
-struct base_out {
-	FILE	*f;
-	bool	first;
-};
-
-/* A document of a service a line, as the base is and entries are: the header
- * line, then base_service() each, then base_close(). */
-static int base_open(struct base_out *o, char **buf, size_t *len, __u32 seed)
-{
-	o->first = true;
-	o->f = open_memstream(buf, len);
-	if (!o->f)
-		return -ENOMEM;
-	fprintf(o->f, "{\"tcpshift\":%d,\"seed\":%u,\"services\":[", TS_DOC_VERSION, seed);
-	return 0;
-}
-
-static int base_close(struct base_out *o)
-{
-	fputs("\n]}\n", o->f);
-	return fclose(o->f) ? -ENOMEM : 0;
-}
-
-static void base_service(struct base_out *o, const struct ts_doc_service *s)
-{
-	fputs(o->first ? "\n" : ",\n", o->f);
-	ts_doc_service_print(o->f, s);
-	o->first = false;
-}
-
 /* Past this many services, reading the whole configuration once is cheaper
  * than reading them one by one (an import's). */
 #define READ_WHOLE	1024
@@ -699,7 +721,8 @@ static int touched_read(const struct ts_maps *m, const struct ts_journal_change 
 	ts_config_free(&cfg);
 	if (r)
 		return r;
-	grown = realloc(doc->services, (doc->nservices + all.nservices + 1) * sizeof(*doc->services));
+	grown = realloc(doc->services,
+			(doc->nservices + all.nservices + 1) * sizeof(*doc->services));
 	if (!grown) {
 		ts_doc_free(&all);
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
@@ -713,24 +736,6 @@ static int touched_read(const struct ts_maps *m, const struct ts_journal_change 
 	}
 	ts_doc_free(&all);
 	return 0;
-}
-
-/* The document as text of a service a line (the base's shape), or NULL. */
-static char *doc_lines(const struct ts_doc *doc)
-{
-	struct base_out o;
-	char *buf = NULL;
-	size_t len = 0;
-
-	if (base_open(&o, &buf, &len, doc->seed))
-		return NULL;
-	for (size_t i = 0; i < doc->nservices; i++)
-		base_service(&o, &doc->services[i]);
-	if (base_close(&o)) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
 }
 
 /*
@@ -929,7 +934,10 @@ static int journal_append(const struct ts_maps *m, const char *before, const cha
 	r = journal_mkdir(dir);
 	/* the new base before the journal that names it, the old one after */
 	if (!r && roll) {
-		r = base_write(m, dir, &j, old_base, e->seq, err);
+		/* after a large change (an import), from the configuration: its
+		 * entry would be parsed for the names it touched */
+		r = base_write(m, dir, &j, since_base > TS_JOURNAL_MAX_BYTES / 2 ? 0 : old_base,
+			       e->seq, err);
 		if (r) {
 			ts_journal_free(&j);
 			return r;
