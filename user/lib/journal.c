@@ -577,13 +577,20 @@ struct ts_journal_change {
 	__u32			*set;		/* index + 1 into names, 0: empty */
 };
 
+/* What c holds, c itself left (one on the stack: a set of names). */
+static void change_clear(struct ts_journal_change *c)
+{
+	ts_doc_free(&c->before);
+	free(c->names);
+	free(c->set);
+	memset(c, 0, sizeof(*c));
+}
+
 void ts_journal_change_free(struct ts_journal_change *c)
 {
 	if (!c)
 		return;
-	ts_doc_free(&c->before);
-	free(c->names);
-	free(c->set);
+	change_clear(c);
 	free(c);
 }
 
@@ -835,8 +842,7 @@ out:
 	free(line);
 	free(buf);
 	ts_doc_free(&now);
-	free(touched.names);
-	free(touched.set);
+	change_clear(&touched);
 	return r;
 }
 
@@ -1023,17 +1029,13 @@ void ts_journal_touch_config(struct ts_maps *m, const struct ts_config *cfg)
 	ts_doc_free(&all);
 }
 
-/* Keep of doc the services changes names. */
-static void doc_keep_changed(struct ts_doc *doc, const struct ts_plan *plan)
+/* Keep of doc the services in changed. */
+static void doc_keep(struct ts_doc *doc, const struct ts_journal_change *changed)
 {
 	size_t k = 0;
 
 	for (size_t i = 0; i < doc->nservices; i++) {
-		bool changed = false;
-
-		for (size_t p = 0; p < plan->nchanges && !changed; p++)
-			changed = !strcmp(plan->changes[p].service, doc->services[i].name);
-		if (changed)
+		if (touched_has(changed, doc->services[i].name))
 			doc->services[k++] = doc->services[i];
 		else
 			free(doc->services[i].backends);
@@ -1043,6 +1045,7 @@ static void doc_keep_changed(struct ts_doc *doc, const struct ts_plan *plan)
 
 void ts_journal_after(const struct ts_maps *m, struct ts_journal_change *c)
 {
+	struct ts_journal_change changed = {};
 	struct ts_doc after = {};
 	struct ts_plan plan = {};
 	struct ts_settings s;
@@ -1068,8 +1071,13 @@ void ts_journal_after(const struct ts_maps *m, struct ts_journal_change *c)
 	if (r || !plan.nchanges)
 		goto out;
 	/* the services a change touched but left as they were are not in it */
-	doc_keep_changed(&c->before, &plan);
-	doc_keep_changed(&after, &plan);
+	for (size_t i = 0; !r && i < plan.nchanges; i++)
+		if (plan.changes[i].service[0] && touched_add(&changed, plan.changes[i].service) < 0)
+			r = ts_fail(&err, TS_ERR_RUNTIME, "out of memory");
+	if (r)
+		goto out;
+	doc_keep(&c->before, &changed);
+	doc_keep(&after, &changed);
 	before_text = doc_lines(&c->before);
 	after_text = doc_lines(&after);
 	r = before_text && after_text ? 0 : ts_fail(&err, TS_ERR_RUNTIME, "out of memory");
@@ -1082,6 +1090,7 @@ out:
 	free(after_text);
 	ts_plan_free(&plan);
 	ts_doc_free(&after);
+	change_clear(&changed);
 }
 
 void ts_journal_begin(struct ts_maps *m)
