@@ -230,8 +230,10 @@ for ((i = 0; i < 100; i++)); do
 	scrape "" && [ "${SCRAPE%% *}" = 200 ] && break
 	sleep 0.1
 done
-# the totals are counted in batches: a few hundred bpf() calls, where one a key
-# (262,144 backends and 65,536 services) took seconds
+# the totals are counted in batches, where one bpf() call a key (262,144
+# backends and 65,536 services: more than 327,680) took seconds; the count
+# also has the agent's own loop's calls, reading the configuration again after
+# the weights above (some 13,000)
 strace -f -qq -c -e trace=bpf -o "$E2E_TMP/scrape.strace" -p "$AGENT_PID" 2>/dev/null &
 STRACE_PID=$!
 e2e_track_pid "$STRACE_PID"
@@ -242,7 +244,7 @@ wait "$STRACE_PID" 2>/dev/null
 read -r code secs bytes <<<"$SCRAPE"
 calls=$(awk '$NF == "bpf" { print $4 }' "$E2E_TMP/scrape.strace")
 info "agent scrape of /metrics: $secs s, $bytes bytes, HTTP $code, ${calls:-?} bpf() calls"
-if [ -n "$calls" ] && [ "$calls" -lt 10000 ]; then
+if [ -n "$calls" ] && [ "$calls" -lt 100000 ]; then
 	pass "agent scrape of the totals at $NSVC services: $calls bpf() calls"
 else
 	fail "agent scrape's bpf() calls" "${calls:-none counted}: $(head -n 5 "$E2E_TMP/scrape.strace")"
