@@ -915,8 +915,20 @@ static int journal_append(const struct ts_maps *m, const char *before, const cha
 			since_base += entry_bytes(&j.entries[i]);
 	roll = !old_base || e->seq - old_base > TS_JOURNAL_BASE_EVERY ||
 	       since_base > TS_JOURNAL_MAX_BYTES / 2;
-	if (roll)
+	r = journal_mkdir(dir);
+	/* the new base before the journal that names it (the old one is
+	 * removed after); from the entries since the old one, before any goes */
+	if (!r && roll) {
+		/* after a large change (an import), from the configuration: its
+		 * entry would be parsed for the names it touched */
+		r = base_write(m, dir, &j, since_base > TS_JOURNAL_MAX_BYTES / 2 ? 0 : old_base,
+			       e->seq, err);
+		if (r) {
+			ts_journal_free(&j);
+			return r;
+		}
 		j.base_seq = e->seq;
+	}
 	/* bounded: the oldest go first; the newest always stays, and so do
 	 * those after the base (the base every few changes keeps them few) */
 	keep_after = j.base_seq;
@@ -937,18 +949,6 @@ static int journal_append(const struct ts_maps *m, const char *before, const cha
 	}
 	memmove(j.entries, j.entries + drop, (j.n - drop) * sizeof(*j.entries));
 	j.n -= drop;
-	r = journal_mkdir(dir);
-	/* the new base before the journal that names it, the old one after */
-	if (!r && roll) {
-		/* after a large change (an import), from the configuration: its
-		 * entry would be parsed for the names it touched */
-		r = base_write(m, dir, &j, since_base > TS_JOURNAL_MAX_BYTES / 2 ? 0 : old_base,
-			       e->seq, err);
-		if (r) {
-			ts_journal_free(&j);
-			return r;
-		}
-	}
 	r = r ?: journal_write(dir, m->pin_dir, &j);
 	if (!r && roll && old_base) {
 		char path[TS_PIN_DIR_MAX + 320];
