@@ -33,8 +33,10 @@ int cli_import(struct cli_ctx *ctx, const struct ts_doc *want, bool dry_run, con
  * why not; *j is the journal read (free it with ts_journal_free). */
 const struct ts_journal_entry *cli_journal_entry(struct cli_ctx *ctx, struct ts_journal *j,
 						 __u64 seq, int *status);
-/* Parse a document the journal holds, into *doc: 0 or the exit status. */
-int cli_journal_doc(const char *text, __u64 seq, struct ts_doc *doc);
+/* The whole document after change seq of the journal j (the one before its
+ * oldest included), into *doc: 0 or the exit status, after saying why. */
+int cli_journal_doc(struct cli_ctx *ctx, const struct ts_journal *j, __u64 seq,
+		    struct ts_doc *doc);
 
 /* show.c: what several commands show alike, through the output writer */
 /* The global counters: "counters" and a line each as text, an object in JSON. */

@@ -17,9 +17,10 @@ static const char help[] =
 	"them. Every command that changes the configuration (service, backend, weight,\n"
 	"drain, health, import, undo, restore, rollout steps, the agent's documents from\n"
 	"etcd) adds an entry; one that changes nothing adds none. The journal keeps the\n"
-	"last 100 changes (and at most 4 MiB of documents) in\n"
-	"/var/lib/tcpshift/<pin dir>/journal.json (TCPSHIFT_STATE_DIR), readable by\n"
-	"root alone; it outlives unload and reboots. 'tcpshift undo N' restores the\n"
+	"last 100 changes (and at most 4 MiB of entries, each what its change changed)\n"
+	"in /var/lib/tcpshift/<pin dir>/journal.json (TCPSHIFT_STATE_DIR), beside the\n"
+	"whole configuration as of a recent change (base-N.json), readable by root\n"
+	"alone; it outlives unload and reboots. 'tcpshift undo N' restores the\n"
 	"configuration before change N.\n"
 	"\n"
 	"-j: [{\"seq\", \"time_s\", \"uid\", \"user\", \"command\", \"changes\": [{\"action\",\n"
@@ -57,13 +58,20 @@ const struct ts_journal_entry *cli_journal_entry(struct cli_ctx *ctx, struct ts_
 	return NULL;
 }
 
-int cli_journal_doc(const char *text, __u64 seq, struct ts_doc *doc)
+int cli_journal_doc(struct cli_ctx *ctx, const struct ts_journal *j, __u64 seq,
+		    struct ts_doc *doc)
 {
 	struct ts_err err;
+	char *text = ts_journal_doc(ctx->pin_dir, j, seq, &err);
+	int r;
 
-	if (!ts_doc_parse(text, strlen(text), doc, &err))
+	if (!text)
+		return cli_report(&err);
+	r = ts_doc_parse(text, strlen(text), doc, &err);
+	free(text);
+	if (!r)
 		return 0;
-	fprintf(stderr, "tcpshift: the journal's document of change %llu is damaged: %s\n",
+	fprintf(stderr, "tcpshift: the journal's document after change %llu is damaged: %s\n",
 		(unsigned long long)seq, err.msg);
 	return TS_ERR_RUNTIME;
 }

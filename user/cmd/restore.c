@@ -47,7 +47,7 @@ int cmd_restore(struct cli_ctx *ctx, int argc, char **argv)
 		return 0;
 	}
 	seq = j.entries[j.n - 1].seq;
-	r = cli_journal_doc(j.entries[j.n - 1].after, seq, &doc);
+	r = cli_journal_doc(ctx, &j, seq, &doc);
 	ts_journal_free(&j);
 	if (r)
 		return r;

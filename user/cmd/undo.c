@@ -52,7 +52,7 @@ int cmd_undo(struct cli_ctx *ctx, int argc, char **argv)
 		return r;
 	snprintf(source, sizeof(source), "the configuration before change %llu",
 		 (unsigned long long)e->seq);
-	r = cli_journal_doc(e->before, e->seq, &doc);
+	r = cli_journal_doc(ctx, &j, e->seq - 1, &doc);
 	ts_journal_free(&j);
 	if (r)
 		return r;

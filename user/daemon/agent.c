@@ -126,6 +126,7 @@ struct agent {
 	__u64			generation;	/* of the configuration the checks follow */
 	__u32			nids;		/* 1 + its highest backend id */
 	bool			have_config;
+	unsigned int		config_misses;	/* reads a change overlapped, in a row */
 	struct check		**checks;	/* nchecks of TS_MAX_BACKENDS */
 	size_t			nchecks;
 	struct ts_timer		*checks_timer, *config_timer, *sweep_timer, *history_timer;
@@ -612,7 +613,15 @@ static void checks_schedule(struct agent *a)
 
 /* ---- the configuration in force --------------------------------------------------- */
 
-/* Read the configuration and follow it. */
+/*
+ * Read the configuration and follow it. Without the lock (at 65,536 services
+ * the read takes seconds, and a change would wait for all of it): a read that
+ * a change overlapped is dropped and made again at the next look
+ * (config_watch, 100 ms later). Only after CONFIG_MISSES of them in a row,
+ * changes closer together than a read, is it read under the shared lock.
+ */
+#define CONFIG_MISSES	10
+
 static void config_read(struct agent *a)
 {
 	struct ts_config cfg;
@@ -620,9 +629,16 @@ static void config_read(struct agent *a)
 	__u64 generation;
 	int r;
 
-	r = ts_config_generation(&a->m, &generation, &err) ?: ts_maps_lock_shared(&a->m, &err);
-	r = r ?: ts_config_read(&a->m, &cfg, &err);
-	ts_maps_unlock(&a->m);
+	r = ts_config_read_quiet(&a->m, &cfg, &generation, &err);
+	if (r == -EAGAIN && ++a->config_misses < CONFIG_MISSES)
+		return;
+	if (r == -EAGAIN) {
+		r = ts_config_generation(&a->m, &generation, &err) ?:
+		    ts_maps_lock_shared(&a->m, &err);
+		r = r ?: ts_config_read(&a->m, &cfg, &err);
+		ts_maps_unlock(&a->m);
+	}
+	a->config_misses = 0;
 	if (r) {
 		agent_log("%s", err.msg);
 		if (ts_maps_check_instance(&a->m, &err))

@@ -41,6 +41,7 @@ static int begin_change(struct ts_maps *m, struct ts_config *cfg, const char *se
 		return r;
 	if (!service)
 		return ts_config_read(m, cfg, err);
+	ts_journal_touch(m, service);
 	r = ts_config_read_service(m, service, cfg, err);
 	if (r)
 		return r;
@@ -436,6 +437,7 @@ int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint
 	r = r ?: begin_change(m, NULL, NULL, NULL, err);
 	if (r)
 		return r;
+	ts_journal_touch(m, name);
 	return end_change(m, service_create(m, &want, NULL, err));
 }
 
@@ -1083,6 +1085,8 @@ static int service_apply(struct ts_maps *m, const struct ts_doc_service *want,
 
 	r = check_service(want, err);
 	r = r ?: begin_change(m, NULL, NULL, NULL, err);
+	if (!r)
+		ts_journal_touch(m, want->name);
 	r = r ?: ts_config_read_service(m, want->name, &cfg, err);
 	if (r)
 		return end_change(m, r);
@@ -1193,6 +1197,8 @@ int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *er
 	r = begin_change(m, &cfg, NULL, NULL, err);
 	if (r)
 		return end_change(m, r);
+	/* every service as it was, from this one read */
+	ts_journal_touch_config(m, &cfg);
 	/* Services that go, or that change VIP or table size, are deleted
 	 * first: their VIPs and backend ids may be reused by the document. */
 	for (size_t i = 0; i < cfg.nservices; i++) {

@@ -219,6 +219,33 @@ struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *
 	return NULL;
 }
 
+int ts_config_read_quiet(const struct ts_maps *m, struct ts_config *cfg, __u64 *generation,
+			 struct ts_err *err)
+{
+	struct ts_settings before, after;
+	int r = ts_settings_read(m, &before, err);
+
+	if (r)
+		return r;
+	if (before.flags & TS_SETTINGS_F_CHANGING)
+		return -EAGAIN;
+	r = ts_config_read(m, cfg, err);
+	if (ts_settings_read(m, &after, err)) {
+		if (!r)
+			ts_config_free(cfg);
+		return -TS_ERR_RUNTIME;
+	}
+	/* a change began (the flag) or committed (the generation) meanwhile:
+	 * what was read may be half of it, or fail for that reason */
+	if (after.generation != before.generation || after.flags & TS_SETTINGS_F_CHANGING) {
+		if (!r)
+			ts_config_free(cfg);
+		return -EAGAIN;
+	}
+	*generation = before.generation;
+	return r;
+}
+
 char *ts_doc_text_read(const struct ts_maps *m, struct ts_err *err)
 {
 	struct ts_settings settings;

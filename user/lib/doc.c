@@ -958,41 +958,43 @@ static json_object *endpoint_json(const struct ts_endpoint *ep)
 	return json_object_new_string(buf);
 }
 
+/* A service as a document holds it; json-c keeps the keys in insertion order:
+ * the same service always prints the same bytes. */
+static json_object *service_json(const struct ts_doc_service *s)
+{
+	json_object *o = json_object_new_object(), *bs = json_object_new_array();
+
+	json_object_object_add(o, "name", json_object_new_string(s->name));
+	json_object_object_add(o, "vip", endpoint_json(&s->vip));
+	/* only a size that was given: others follow the backends */
+	if (s->table_size)
+		json_object_object_add(o, "table_size", json_object_new_int64(s->table_size));
+	/* only where there are checks: documents without stay as they were */
+	if (s->health.check != TS_CHECK_NONE)
+		json_object_object_add(o, "health", ts_health_json(&s->health));
+	for (size_t j = 0; j < s->nbackends; j++) {
+		const struct ts_doc_backend *b = &s->backends[j];
+		json_object *bo = json_object_new_object();
+
+		json_object_object_add(bo, "name", json_object_new_string(b->name));
+		json_object_object_add(bo, "addr", endpoint_json(&b->addr));
+		json_object_object_add(bo, "weight", json_object_new_int64(b->weight));
+		json_object_array_add(bs, bo);
+	}
+	json_object_object_add(o, "backends", bs);
+	return o;
+}
+
 char *ts_doc_format(const struct ts_doc *doc)
 {
 	json_object *root = json_object_new_object(), *services = json_object_new_array();
 	const char *text;
 	char *out = NULL;
 
-	/* json-c keeps the keys in insertion order: the same document always
-	 * prints the same bytes. */
 	json_object_object_add(root, "tcpshift", json_object_new_int(TS_DOC_VERSION));
 	json_object_object_add(root, "seed", json_object_new_int64(doc->seed));
-	for (size_t i = 0; i < doc->nservices; i++) {
-		const struct ts_doc_service *s = &doc->services[i];
-		json_object *o = json_object_new_object(), *bs = json_object_new_array();
-
-		json_object_object_add(o, "name", json_object_new_string(s->name));
-		json_object_object_add(o, "vip", endpoint_json(&s->vip));
-		/* only a size that was given: others follow the backends */
-		if (s->table_size)
-			json_object_object_add(o, "table_size",
-					       json_object_new_int64(s->table_size));
-		/* only where there are checks: documents without stay as they were */
-		if (s->health.check != TS_CHECK_NONE)
-			json_object_object_add(o, "health", ts_health_json(&s->health));
-		for (size_t j = 0; j < s->nbackends; j++) {
-			const struct ts_doc_backend *b = &s->backends[j];
-			json_object *bo = json_object_new_object();
-
-			json_object_object_add(bo, "name", json_object_new_string(b->name));
-			json_object_object_add(bo, "addr", endpoint_json(&b->addr));
-			json_object_object_add(bo, "weight", json_object_new_int64(b->weight));
-			json_object_array_add(bs, bo);
-		}
-		json_object_object_add(o, "backends", bs);
-		json_object_array_add(services, o);
-	}
+	for (size_t i = 0; i < doc->nservices; i++)
+		json_object_array_add(services, service_json(&doc->services[i]));
 	json_object_object_add(root, "services", services);
 	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 							    JSON_C_TO_STRING_SPACED |
@@ -1001,6 +1003,17 @@ char *ts_doc_format(const struct ts_doc *doc)
 		out = NULL;
 	json_object_put(root);
 	return out;
+}
+
+int ts_doc_service_print(FILE *f, const struct ts_doc_service *s)
+{
+	json_object *o = service_json(s);
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							     JSON_C_TO_STRING_NOSLASHESCAPE);
+	int r = text && fputs(text, f) >= 0 ? 0 : -EIO;
+
+	json_object_put(o);
+	return r;
 }
 
 /* ---- the plan ------------------------------------------------------------------- */

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <limits.h>
 #include <linux/types.h>
 #include "tcpshift.h"
@@ -101,6 +102,8 @@ struct ts_free_backend {
 	__u32	generation;
 };
 
+struct ts_journal_change;
+
 struct ts_maps {
 	int	services;
 	int	service_names;
@@ -124,8 +127,8 @@ struct ts_maps {
 	__u64	settings_ino;	/* instance, while the pin is the same inode */
 	struct ts_owner owner;	/* ids of every pinned map validated */
 	char	pin_dir[TS_PIN_DIR_MAX];
-	char	*journal_before;	/* the document when the lock was taken
-					 * exclusive (journal.c), or NULL */
+	struct ts_journal_change *journal;	/* what the change under the lock
+						 * exclusive touched (journal.c), or NULL */
 	bool	repair;		/* the lock was taken with TS_SETTINGS_F_CHANGING set:
 				 * a change was killed (or failed) holding it */
 	bool	failed;		/* a change failed under this lock: the flag stays */
@@ -270,6 +273,12 @@ int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err
 int ts_config_read_service(const struct ts_maps *m, const char *name, struct ts_config *cfg,
 			   struct ts_err *err);
 void ts_config_free(struct ts_config *cfg);
+/* The whole configuration read without the lock, so that no change waits for
+ * it: consistent, as no change began or committed while it was read (the
+ * generation and TS_SETTINGS_F_CHANGING of settings, before and after), and
+ * *generation the one it is of. -EAGAIN when one did: read again. */
+int ts_config_read_quiet(const struct ts_maps *m, struct ts_config *cfg, __u64 *generation,
+			 struct ts_err *err);
 /* The configuration in force as `export` prints it (malloc()ed), or NULL
  * with err filled. Reads without locking: hold the lock for one moment's. */
 char *ts_doc_text_read(const struct ts_maps *m, struct ts_err *err);
@@ -501,8 +510,11 @@ int ts_object_version(const struct ts_settings *s, const struct ts_owner *own, c
 /* ---- journal.c: the journal of committed changes (history, undo, restore) ---- */
 
 #define TS_JOURNAL_MAX_ENTRIES	100		/* the oldest go first */
-#define TS_JOURNAL_MAX_BYTES	(4U << 20)	/* documents and command lines */
+#define TS_JOURNAL_MAX_BYTES	(4U << 20)	/* entries: what changed, command lines */
 #define TS_JOURNAL_MAX_FILE	(TS_JOURNAL_MAX_BYTES * 2 + TS_DOC_MAX_SIZE * 4)
+/* the whole document is written again after this many changes (or when the
+ * entries since it pass TS_JOURNAL_MAX_BYTES / 2) */
+#define TS_JOURNAL_BASE_EVERY	64
 
 struct ts_journal_entry {
 	__u64	seq;		/* 1, 2, ...: never reused by the journal */
@@ -510,12 +522,17 @@ struct ts_journal_entry {
 	__u32	uid;
 	char	user[96];	/* the uid's name, and "(sudo from NAME)" */
 	char	*command;	/* the command line */
-	char	*before, *after;	/* the documents, as `export` prints them */
+	char	*before, *after;	/* documents, as `export` prints them: of the
+					 * services the change changed and the seed
+					 * (partial), or whole (journals of 0.3) */
+	bool	partial;
 };
 
 struct ts_journal {
 	size_t			n;
-	struct ts_journal_entry	*entries;	/* oldest first */
+	struct ts_journal_entry	*entries;	/* oldest first, seqs one after the other */
+	__u64			base_seq;	/* the whole document after this change is
+						 * kept beside (0: none) */
 };
 
 /* The journal's directory for an instance: 0, or -ENOENT when none is kept
@@ -524,19 +541,27 @@ int ts_journal_dir(const char *pin_dir, char *buf, size_t len);
 /* The instance's journal (empty when there is none yet). */
 int ts_journal_read(const char *pin_dir, struct ts_journal *j, struct ts_err *err);
 void ts_journal_free(struct ts_journal *j);
-/* Append a change made by this process; call with the lock held exclusive. */
-int ts_journal_append(const char *pin_dir, const char *before, const char *after,
-		      struct ts_err *err);
+/* The whole document after change seq of j (malloc()ed): seq an entry's, or
+ * the one before the oldest; NULL with err filled when the journal cannot
+ * tell. */
+char *ts_journal_doc(const char *pin_dir, const struct ts_journal *j, __u64 seq,
+		     struct ts_err *err);
 /* The hook of ts_maps_lock (exclusive) and ts_maps_unlock: a change that
- * committed is journaled once, with the documents before and after. */
+ * committed is journaled once, with what it changed. */
 void ts_journal_begin(struct ts_maps *m);
 void ts_journal_commit(struct ts_maps *m);
+/* Before a change writes service (config.c): what it was, kept for the commit.
+ * A change that writes a service it did not touch first is not journaled. */
+void ts_journal_touch(struct ts_maps *m, const char *service);
+/* The same for every service of cfg, read under the lock held exclusive (a
+ * document's import, which reads them all anyway). */
+void ts_journal_touch_config(struct ts_maps *m, const struct ts_config *cfg);
 /* The same for a change made under a lock of its own (`load`: the seed):
- * the document before it (NULL: none to journal), then, once it committed,
- * an entry when the document moved (a warning on stderr when it cannot be
- * written). */
-char *ts_journal_before(const struct ts_maps *m);
-void ts_journal_after(const struct ts_maps *m, const char *before);
+ * the state before it (NULL: none to journal), then, once it committed, an
+ * entry when it moved (a warning on stderr when it cannot be written). */
+struct ts_journal_change *ts_journal_before(const struct ts_maps *m);
+void ts_journal_after(const struct ts_maps *m, struct ts_journal_change *c);
+void ts_journal_change_free(struct ts_journal_change *c);
 
 /* ---- local.c: local clients, balanced at connect() (load --cgroup) ------- */
 
@@ -650,6 +675,9 @@ struct json_object *ts_health_json(const struct ts_health_check *hc);
 void ts_health_text(const struct ts_health_check *hc, char *buf, size_t len);
 /* The document as JSON text ending in a newline (malloc()ed), or NULL. */
 char *ts_doc_format(const struct ts_doc *doc);
+/* One service as a document holds it, on one line (no newline) to f: 0 or
+ * -EIO. */
+int ts_doc_service_print(FILE *f, const struct ts_doc_service *s);
 
 /* One step that makes a gateway's configuration equal to a document. */
 enum ts_change_kind {

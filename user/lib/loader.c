@@ -1045,7 +1045,7 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	struct bpf_map *map;
 	__u32 zero = 0, pinned_abi = 0;
 	__u64 ns_dev, ns_ino;
-	char *journal_before = NULL;
+	struct ts_journal_change *journal_before = NULL;
 	int lock_fd = -1, r;
 
 	r = ts_check_root(err);
@@ -1289,7 +1289,7 @@ fail:
 			rmdir(o->pin_dir);
 	}
 out:
-	free(journal_before);
+	ts_journal_change_free(journal_before);
 	if (skel)
 		ts_bpf_destroy(skel);
 	if (lock_fd >= 0)
