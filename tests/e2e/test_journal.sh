@@ -10,6 +10,8 @@
 #  - `undo N` from the base forward (N after it) and back (N before it) gives
 #    the export of that moment byte for byte; `restore` after an unload (a
 #    reboot) gives back the export byte for byte;
+#  - a change killed after its commit but before its entry is in the next
+#    change's entry, and restore brings it back;
 #  - a journal of 0.3 (whole documents in each entry) is read as it is:
 #    `history` shows its change, `undo` goes back to its document; changes after
 #    it are journaled the new way, and `undo` of the old change and `restore`
@@ -115,6 +117,42 @@ if cmp -s "$T/before-reboot.json" "$T/after-reboot.json"; then
 else
 	fail "restore" "$(tail -n 2 "$T/restore.out" | tr '\n' '|')" \
 		"$(diff "$T/before-reboot.json" "$T/after-reboot.json" | head -n 4 | tr '\n' '|')"
+fi
+
+# ---- a change killed between its commit and its entry --------------------------------------
+# A weight killed (strace injects SIGKILL) on the first bpf() call after its
+# switch to the new table: the change is made, no entry says so, the lock's
+# "change in progress" flag stays. The next change's entry is then taken
+# against the journal's last document, not only what it touched itself: it
+# holds both, and restore brings back both.
+e2e_need strace
+strace -qq -o "$T/trace" -e trace=bpf "$TCPSHIFT" --pin-dir "$E2E_PIN" -n "$NS_GW" \
+	weight s0300 v1=31 >/dev/null 2>&1 || e2e_abort "weight under strace"
+# the call after the last map write but one (the last: the unlock's)
+n=$(awk '/^bpf\(/ { b++; if ($0 ~ /BPF_MAP_(UPDATE|DELETE)_(ELEM|BATCH)/) { prev = last;
+	last = b } } END { print prev + 1 }' "$T/trace")
+seq_before=$(last_seq)
+strace -qq -o /dev/null -e trace=bpf -e inject=bpf:signal=KILL:when="$n" "$TCPSHIFT" \
+	--pin-dir "$E2E_PIN" -n "$NS_GW" weight s0300 v1=32 >/dev/null 2>&1
+killed_v1=$(ts -j export | jq -r '.services[] | select(.name == "s0300") | .backends[] |
+	select(.name == "v1") | .weight')
+must "weight after the killed one" ts weight s0301 v1=5
+seq_after=$(last_seq)
+got=$(ts -j history | jq -c '.[-1].changes | map([.service, .backend, .from, .to])')
+ts export >"$T/before-reboot2.json"
+must "unload" ts unload
+must "load" ts load --dev d0
+ts restore >"$T/restore2.out" 2>&1
+ts export >"$T/after-reboot2.json"
+if [ "$killed_v1" = 32 ] && [ "$seq_after" -eq $((seq_before + 1)) ] &&
+	[ "$got" = '[["s0300","v1","31","32"],["s0301","v1","30","5"]]' ] &&
+	cmp -s "$T/before-reboot2.json" "$T/after-reboot2.json"; then
+	pass "journal: a change killed before its entry is in the next change's entry; restore" \
+		"brings both back"
+else
+	fail "journal after a killed change" "killed at bpf() call $n: s0300 v1 $killed_v1;" \
+		"last entry $got; restore: $(diff "$T/before-reboot2.json" \
+		"$T/after-reboot2.json" | head -n 4 | tr '\n' '|')"
 fi
 
 # ---- a journal of 0.3 ---------------------------------------------------------------------

@@ -570,6 +570,8 @@ static size_t entry_bytes(const struct ts_journal_entry *e)
 struct ts_journal_change {
 	__u32			seed;
 	bool			unread;		/* a service could not be read */
+	bool			resync;		/* compared with the journal's last
+						 * document (resync_docs) */
 	size_t			n, cap;		/* touched names */
 	char			(*names)[TS_NAME_LEN];
 	struct ts_doc		before;		/* those that existed, unsorted */
@@ -1043,6 +1045,48 @@ static void doc_keep(struct ts_doc *doc, const struct ts_journal_change *changed
 	doc->nservices = k;
 }
 
+/*
+ * A change before this one was killed or failed under the lock (the lock was
+ * taken with TS_SETTINGS_F_CHANGING set): it may have changed services that
+ * no entry names, which what this change touched would not show. Its entry
+ * is then the difference between the journal's last document and the whole
+ * configuration now, so that the journal's documents keep following the
+ * maps (restore, undo). Only after such a change: it reads everything, as the
+ * repair of its leftovers does (config.c). 1: no journal yet (the first
+ * entry's base is read from the configuration anyway).
+ */
+static int resync_docs(const struct ts_maps *m, struct ts_journal_change *c, __u32 seed,
+		       struct ts_doc *after, struct ts_err *err)
+{
+	struct ts_journal j;
+	struct ts_config cfg;
+	char *text;
+	int r;
+
+	if (ts_journal_read(m->pin_dir, &j, err))
+		return -TS_ERR_RUNTIME;
+	if (!j.n) {
+		ts_journal_free(&j);
+		return 1;
+	}
+	text = ts_journal_doc(m->pin_dir, &j, j.entries[j.n - 1].seq, err);
+	ts_journal_free(&j);
+	if (!text)
+		return -TS_ERR_RUNTIME;
+	ts_doc_free(&c->before);
+	r = ts_doc_parse(text, strlen(text), &c->before, err);
+	free(text);
+	if (r)
+		return r;
+	c->seed = c->before.seed;
+	r = ts_config_read(m, &cfg, err);
+	if (r)
+		return r;
+	r = ts_doc_from_config(&cfg, seed, after, err);
+	ts_config_free(&cfg);
+	return r;
+}
+
 void ts_journal_after(const struct ts_maps *m, struct ts_journal_change *c)
 {
 	struct ts_journal_change changed = {};
@@ -1055,12 +1099,15 @@ void ts_journal_after(const struct ts_maps *m, struct ts_journal_change *c)
 
 	if (!c)
 		return;
-	r = c->unread ? ts_fail(&err, TS_ERR_RUNTIME, "a service could not be read before it "
-				"changed") : 0;
-	r = r ?: ts_settings_read(m, &s, &err);
-	if (!r)
-		after.seed = s.seed;
-	r = r ?: touched_read(m, c, after.seed, &after, &err);
+	r = ts_settings_read(m, &s, &err);
+	if (r)
+		goto out;
+	after.seed = s.seed;
+	r = c->resync ? resync_docs(m, c, after.seed, &after, &err) : 1;
+	if (r == 1)	/* what this change touched */
+		r = c->unread ? ts_fail(&err, TS_ERR_RUNTIME, "a service could not be read "
+					"before it changed")
+			      : touched_read(m, c, after.seed, &after, &err);
 	if (r)
 		goto out;
 	qsort(c->before.services, c->before.nservices, sizeof(*c->before.services),
@@ -1097,6 +1144,8 @@ void ts_journal_begin(struct ts_maps *m)
 {
 	ts_journal_change_free(m->journal);
 	m->journal = ts_journal_before(m);
+	if (m->journal)
+		m->journal->resync = m->repair;
 }
 
 void ts_journal_commit(struct ts_maps *m)
