@@ -276,6 +276,9 @@ char *ts_doc_text_read(const struct ts_maps *m, struct ts_err *err);
 struct ts_service_cfg *ts_config_service(struct ts_config *cfg, const char *name);
 struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id);
 struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name);
+/* One more than the highest backend id cfg's services list (0: none): how
+ * many ids of the backends map to read for them. */
+__u32 ts_config_id_limit(const struct ts_config *cfg);
 /* All TS_MAX_BACKENDS entries of the backends map, in one batch. */
 int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err);
 /* ... the first n ids only (all[n]) */
