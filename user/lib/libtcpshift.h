@@ -207,6 +207,9 @@ const char *ts_settings_handshakes(const struct ts_settings *s);
 int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err);
 int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_stats *out,
 			  struct ts_err *err);
+/* Id's counters read zero from now on: an entry left under it (by a removed
+ * backend or a killed command) is deleted; the data plane makes a new one at
+ * the backend's first packet. */
 int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err);
 /* Connections of the backend open now (confirmed, not seen to end). */
 __u64 ts_backend_open(const struct ts_backend_stats *st);
@@ -466,7 +469,7 @@ int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_loss
 		 struct ts_err *err);
 void ts_service_from_abi6(const struct ts_service_abi6 *in, struct ts_service *out);
 void ts_service_to_abi6(const struct ts_service *in, struct ts_service_abi6 *out);
-/* A backend id's counters, all zero (the entry made when the id is given). */
+/* A backend id's counters, all zero (a migration's, before the carry). */
 int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err);
 /* Add per-CPU counters 0..nfrom-1 of from_fd into to_fd's. */
 int ts_counters_carry(int from_fd, __u32 nfrom, int to_fd, struct ts_err *err);
