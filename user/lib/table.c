@@ -31,9 +31,11 @@ int table_cmp_backend_name(const void *a, const void *b)
  * window) and left there; the whole window is unmapped in one call when it is
  * full and no view is open. A batch syscall copies one 8-byte entry at a time
  * in the kernel (copy_from_user, check_object_size and an array update each):
- * a fifth of an import and a third of a stats at 65,536 services. But each
- * munmap flushes the TLB (a hypercall on a paravirtualised guest): one per
- * table was most of an import's time, one per window is not. A small range
+ * a fifth of an import and a third of a stats at 65,536 services. But an
+ * munmap flushes the TLB (an IPI, costly on a paravirtualised guest): one per
+ * table was most of an import's time. Taking back a window of tables read is
+ * one flush; a table written still forces one as it is unmapped (its pages
+ * are dirty), about a tenth of an import at 65,536 services. A small range
  * (a table's list of backends) costs less as one batch syscall than a mapping
  * (~25 us each here). At most WINDOW_MAPS mappings at once: each splits the
  * reservation (two VMAs), under vm.max_map_count (65,530).
