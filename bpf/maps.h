@@ -102,9 +102,10 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } backend_addrs SEC(".maps");
 
-/* An entry per backend id ever used, written by the control plane when it
- * gives the id (per CPU, 232 bytes each: preallocated at the limit it
- * would be 58 MiB per CPU). */
+/* An entry per backend id that has had a packet, made by the data plane at
+ * the first (ts_stats); the control plane deletes one left under an id it
+ * gives again (per CPU, 232 bytes each: preallocated at the limit it would be
+ * 58 MiB per CPU). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -93,13 +93,14 @@ tsp() {
 }
 
 # ---- the memory model (README, "Memory") ----------------------------------------
-# model_bytes SERVICES BACKENDS FLOWS TABLE_BYTES: fixed, per service (its hash
-# entries; its table given in TABLE_BYTES), per backend (hash entries, and its
-# counters on every possible CPU), per flow of --max-flows
+# model_bytes SERVICES BACKENDS FLOWS TABLE_BYTES [COUNTED]: fixed, per service
+# (its hash entries; its table given in TABLE_BYTES), per backend (its
+# backend_addrs entry), per backend that has had a packet (COUNTED, 0 unless
+# given: its counters on every possible CPU), per flow of --max-flows
 NCPU=$(awk -F, '{ n = 0; for (i = 1; i <= NF; i++) { split($i, r, "-");
 	n += (r[2] == "" ? 1 : r[2] - r[1] + 1) } print n }' /sys/devices/system/cpu/possible)
 model_bytes() {
-	echo $((46200000 + $1 * 256 + $4 + $2 * (192 + 232 * NCPU) + $3 * 384))
+	echo $((46200000 + $1 * 256 + $4 + $2 * 104 + ${5:-0} * (88 + 232 * NCPU) + $3 * 384))
 }
 # table_bytes M ROOM: a table of two halves of M + 1 + ROOM entries of 8 bytes,
 # BPF_F_MMAPABLE: whole pages, and a page for the map itself
@@ -131,7 +132,8 @@ kernel_bytes() {
 }
 FLOWS=$(bpftool map show pinned "$E2E_PIN/flows" -j | jq .max_entries)
 TABLE=$(table_bytes 509 5)
-# mem_check WHAT SERVICES BACKENDS: kernel against model, within 2 %
+# mem_check WHAT SERVICES BACKENDS: kernel against model, within 2 % (before any
+# traffic: no backend has counters yet)
 mem_check() {
 	local k m tb
 	k=$(kernel_bytes) || { fail "memory at $1" "cannot read the maps"; return; }

@@ -28,7 +28,8 @@ static const char help[] =
 	"  tcpshift -j stats tcp-echo\n";
 
 struct pinned_count {
-	const struct ts_backend *all;
+	const struct ts_backend *all;	/* ids [0, n): those the services list */
+	__u32 n;
 	__u32 *flows;	/* per backend id */
 };
 
@@ -38,7 +39,7 @@ static void count_flow(const struct ts_flow_key *k, const struct ts_flow *f, voi
 
 	/* pinned now: a closed connection's entry stays until evicted or
 	 * reused, but is no connection of the backend's any more */
-	if (f->backend_id < TS_MAX_BACKENDS && f->tcp_state != TS_TCP_CLOSED &&
+	if (f->backend_id < pc->n && f->tcp_state != TS_TCP_CLOSED &&
 	    pc->all[f->backend_id].generation == f->generation)
 		pc->flows[f->backend_id]++;
 }
@@ -185,7 +186,10 @@ int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	pc.all = all;
-	if (ts_config_read(&m, &cfg, &err) || ts_backends_read_all(&m, all, &err) ||
+	/* the backends the services list, not all TS_MAX_BACKENDS ids (a flow
+	 * of any other id is counted for no backend printed) */
+	if (ts_config_read(&m, &cfg, &err) ||
+	    ts_backends_read(&m, all, pc.n = ts_config_id_limit(&cfg), &err) ||
 	    ts_counters_read(&m, counters, &err)) {
 		r = cli_report(&err);
 		goto out;

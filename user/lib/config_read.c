@@ -124,15 +124,10 @@ int ts_config_read(const struct ts_maps *m, struct ts_config *cfg, struct ts_err
 
 	memset(cfg, 0, sizeof(*cfg));
 	r = services_read(m, cfg, err);
-	for (size_t i = 0; !r && i < cfg->nservices; i++) {
-		struct ts_service_cfg *s = &cfg->services[i];
-
-		r = table_read_list(m, s, err);
-		for (size_t j = 0; !r && j < s->nbackends; j++)
-			if (s->backends[j].id >= nall)
-				nall = s->backends[j].id + 1;
-	}
-	if (!r && nall) {
+	for (size_t i = 0; !r && i < cfg->nservices; i++)
+		r = table_read_list(m, &cfg->services[i], err);
+	nall = r ? 0 : ts_config_id_limit(cfg);
+	if (nall) {
 		all = malloc(nall * sizeof(*all));
 		r = all ? ts_backends_read(m, all, nall, err)
 			: ts_fail(err, TS_ERR_RUNTIME, "out of memory");
@@ -209,6 +204,17 @@ struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id)
 		if (cfg->services[i].svc.id == id)
 			return &cfg->services[i];
 	return NULL;
+}
+
+__u32 ts_config_id_limit(const struct ts_config *cfg)
+{
+	__u32 n = 0;
+
+	for (size_t i = 0; i < cfg->nservices; i++)
+		for (size_t j = 0; j < cfg->services[i].nbackends; j++)
+			if (cfg->services[i].backends[j].id >= n)
+				n = cfg->services[i].backends[j].id + 1;
+	return n;
 }
 
 struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name)

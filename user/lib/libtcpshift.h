@@ -210,6 +210,9 @@ const char *ts_settings_handshakes(const struct ts_settings *s);
 int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err);
 int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_stats *out,
 			  struct ts_err *err);
+/* Id's counters read zero from now on: an entry left under it (by a removed
+ * backend or a killed command) is deleted; the data plane makes a new one at
+ * the backend's first packet. */
 int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err);
 /* Connections of the backend open now (confirmed, not seen to end). */
 __u64 ts_backend_open(const struct ts_backend_stats *st);
@@ -285,6 +288,9 @@ char *ts_doc_text_read(const struct ts_maps *m, struct ts_err *err);
 struct ts_service_cfg *ts_config_service(struct ts_config *cfg, const char *name);
 struct ts_service_cfg *ts_config_service_by_id(struct ts_config *cfg, __u32 id);
 struct ts_backend_cfg *ts_service_backend(struct ts_service_cfg *s, const char *name);
+/* One more than the highest backend id cfg's services list (0: none): how
+ * many ids of the backends map to read for them. */
+__u32 ts_config_id_limit(const struct ts_config *cfg);
 /* All TS_MAX_BACKENDS entries of the backends map, in one batch. */
 int ts_backends_read_all(const struct ts_maps *m, struct ts_backend *all, struct ts_err *err);
 /* ... the first n ids only (all[n]) */
@@ -472,7 +478,7 @@ int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_loss
 		 struct ts_err *err);
 void ts_service_from_abi6(const struct ts_service_abi6 *in, struct ts_service *out);
 void ts_service_to_abi6(const struct ts_service *in, struct ts_service_abi6 *out);
-/* A backend id's counters, all zero (the entry made when the id is given). */
+/* A backend id's counters, all zero (a migration's, before the carry). */
 int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err);
 /* Add per-CPU counters 0..nfrom-1 of from_fd into to_fd's. */
 int ts_counters_carry(int from_fd, __u32 nfrom, int to_fd, struct ts_err *err);

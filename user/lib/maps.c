@@ -687,7 +687,24 @@ __u64 ts_handshake_quantile(const struct ts_backend_stats *st, double q)
 
 int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err)
 {
-	return ts_backend_stats_zero(m->backend_stats, id, err);
+	int ncpu = libbpf_num_possible_cpus();
+	struct ts_backend_stats *percpu;
+	int r = 0;
+
+	if (ncpu <= 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot count CPUs: %s", strerror(-ncpu));
+	percpu = calloc((size_t)ncpu, sizeof(*percpu));
+	if (!percpu)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	/* Mostly there is none. A lookup first: a delete locks its bucket
+	 * with interrupts off (microseconds on a paravirtualised guest) even
+	 * when there is nothing to delete. ENOENT: gone meanwhile. */
+	if (bpf_map_lookup_elem(m->backend_stats, &id, percpu) ? errno != ENOENT
+	    : bpf_map_delete_elem(m->backend_stats, &id) && errno != ENOENT)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot reset stats of backend %u: %s", id,
+			    strerror(errno));
+	free(percpu);
+	return r;
 }
 
 int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err)

@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 
@@ -23,10 +25,102 @@ int table_cmp_backend_name(const void *a, const void *b)
 	return strcmp(x->be.name, y->be.name);
 }
 
+/*
+ * A large range of a table (a half's slots, a half written) is copied through
+ * mmap, the table mapped into the next slot of one reserved region (the
+ * window) and left there; the whole window is unmapped in one call when it is
+ * full and no view is open. A batch syscall copies one 8-byte entry at a time
+ * in the kernel (copy_from_user, check_object_size and an array update each):
+ * a fifth of an import and a third of a stats at 65,536 services. But an
+ * munmap flushes the TLB (an IPI, costly on a paravirtualised guest): one per
+ * table was most of an import's time. Taking back a window of tables read is
+ * one flush; a table written still forces one as it is unmapped (its pages
+ * are dirty), about a tenth of an import at 65,536 services. A small range
+ * (a table's list of backends) costs less as one batch syscall than a mapping
+ * (~25 us each here). At most WINDOW_MAPS mappings at once: each splits the
+ * reservation (two VMAs), under vm.max_map_count (65,530).
+ */
+#define TABLE_MAP_MIN	256	/* entries: from here on, copied through mmap */
+#define WINDOW_LEN	(256UL << 20)
+#define WINDOW_MAPS	4096
+
+static struct {
+	pthread_mutex_t	lock;
+	char		*base;		/* WINDOW_LEN reserved, PROT_NONE where unused */
+	size_t		used;		/* bytes from base given to mappings */
+	unsigned int	maps;		/* mappings in the window */
+	unsigned int	open;		/* views open in the window */
+} window = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Reserve the window, or take back all of it (its mappings replaced by the
+ * reservation in one call). Called with window.lock held and no view open. */
+static int window_reset(void)
+{
+	void *p = mmap(window.base, WINDOW_LEN, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+		       (window.base ? MAP_FIXED : 0), -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	window.base = p;
+	window.used = 0;
+	window.maps = 0;
+	return 0;
+}
+
+/* Map t's table read-write, once: in the window's next slot, or on its own
+ * while other views hold the full window (then unmapped at close). */
+static int table_map(struct table_view *t, struct ts_err *err)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = (2 * (size_t)t->half_len * sizeof(*t->e) + page - 1) / page * page;
+	void *at = NULL;
+	int r = 0;
+
+	if (t->e)
+		return 0;
+	pthread_mutex_lock(&window.lock);
+	if ((!window.base || window.used + len > WINDOW_LEN || window.maps == WINDOW_MAPS) &&
+	    !window.open)
+		r = window_reset();
+	if (!r && window.base && window.used + len <= WINDOW_LEN && window.maps < WINDOW_MAPS)
+		at = window.base + window.used;
+	t->e = r ? MAP_FAILED : mmap(at, len, PROT_READ | PROT_WRITE,
+				      MAP_SHARED | (at ? MAP_FIXED : 0), t->fd, 0);
+	if (t->e == MAP_FAILED) {
+		r = r ?: -errno;
+		/* a failed MAP_FIXED may have unmapped the reservation there:
+		 * reserved again, or the window given up (another mapping may
+		 * take the hole; a new window is reserved elsewhere) */
+		if (at && mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+			       MAP_FIXED, -1, 0) == MAP_FAILED)
+			window.base = NULL;
+		t->e = NULL;
+	} else if (at) {
+		window.used += len;
+		window.maps++;
+		window.open++;
+	}
+	t->in_window = at && !r;
+	pthread_mutex_unlock(&window.lock);
+	t->len = len;
+	if (r)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot map a table: %s", strerror(-r));
+	return 0;
+}
+
 void table_close(struct table_view *t)
 {
+	if (t->e && t->in_window) {
+		pthread_mutex_lock(&window.lock);
+		window.open--;
+		pthread_mutex_unlock(&window.lock);
+	} else if (t->e) {
+		munmap(t->e, t->len);
+	}
 	if (t->fd >= 0)
 		close(t->fd);
+	t->e = NULL;
 	t->fd = -1;
 }
 
@@ -52,6 +146,7 @@ int table_open(const struct ts_maps *m, const struct ts_service *svc, struct tab
 {
 	__u32 inner_id;
 
+	t->e = NULL;
 	t->fd = -1;
 	if (bpf_map_lookup_elem(m->tables, &svc->id, &inner_id) ||
 	    (t->fd = bpf_map_get_fd_by_id(inner_id)) < 0)
@@ -64,41 +159,52 @@ int table_open(const struct ts_maps *m, const struct ts_service *svc, struct tab
 	return table_check(t, svc->half_len, svc->name, err);
 }
 
-/*
- * Entries [first, first + n) of a table, read or written with one batch
- * command each rather than through mmap: mapping and unmapping a table per
- * service (a TLB flush on every CPU at each munmap) was most of the time of
- * an import or an export of 65,536 services.
- */
-int table_read(const struct table_view *t, __u32 first, __u32 n, struct ts_table_entry *out,
+int table_read(struct table_view *t, __u32 first, __u32 n, struct ts_table_entry *out,
 	       struct ts_err *err)
 {
-	__u32 *keys = calloc(n ?: 1, sizeof(*keys));
-	__u32 in_batch = first - 1, out_batch, got = n;
+	__u32 *keys, in_batch = first - 1, out_batch, got = n;
 	int r = 0;
 
+	if ((__u64)first + n > 2 * t->half_len)
+		return ts_fail(err, TS_ERR_RUNTIME, "short read of a table (%u entries from %u "
+			       "of %u)", n, first, 2 * t->half_len);
+	if (n >= TABLE_MAP_MIN) {
+		r = table_map(t, err);
+		if (!r)
+			memcpy(out, t->e + first, n * sizeof(*out));
+		return r;
+	}
+	keys = calloc(n ?: 1, sizeof(*keys));
 	if (!keys)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 	/* a batch starts after the key given; ENOENT: it reached the end */
-	if (n && first + n <= 2 * t->half_len &&
-	    bpf_map_lookup_batch(t->fd, first ? &in_batch : NULL, &out_batch, keys, out, &got,
-				 NULL) &&
+	if (n && bpf_map_lookup_batch(t->fd, first ? &in_batch : NULL, &out_batch, keys, out,
+				      &got, NULL) &&
 	    errno != ENOENT)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read a table: %s", strerror(errno));
-	else if (n && (first + n > 2 * t->half_len || got != n || keys[0] != first))
+	else if (n && (got != n || keys[0] != first))
 		r = ts_fail(err, TS_ERR_RUNTIME, "short read of a table (%u of %u entries)", got,
 			    n);
 	free(keys);
 	return r;
 }
 
-int table_write(const struct table_view *t, __u32 first, __u32 n,
-		const struct ts_table_entry *in, struct ts_err *err)
+int table_write(struct table_view *t, __u32 first, __u32 n, const struct ts_table_entry *in,
+		struct ts_err *err)
 {
-	__u32 *keys = calloc(n ?: 1, sizeof(*keys));
-	__u32 count = n;
+	__u32 *keys, count = n;
 	int r = 0;
 
+	if ((__u64)first + n > 2 * t->half_len)
+		return ts_fail(err, TS_ERR_RUNTIME, "a write past the end of a table (%u entries "
+			       "from %u of %u)", n, first, 2 * t->half_len);
+	if (n >= TABLE_MAP_MIN) {
+		r = table_map(t, err);
+		if (!r)
+			memcpy(t->e + first, in, n * sizeof(*in));
+		return r;
+	}
+	keys = calloc(n ?: 1, sizeof(*keys));
 	if (!keys)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 	for (__u32 i = 0; i < n; i++)
@@ -184,7 +290,7 @@ out:
 	return r;
 }
 
-int table_put_half(const struct table_view *t, __u32 half, __u32 size,
+int table_put_half(struct table_view *t, __u32 half, __u32 size,
 		   const struct ts_backend_cfg *b, size_t n, struct ts_err *err)
 {
 	struct ts_table_entry *e = calloc(t->half_len, sizeof(*e));

@@ -6,10 +6,13 @@
 
 #include "libtcpshift.h"
 
-/* A service's table, open. */
+/* A service's table, open (mapped once a large range is copied). */
 struct table_view {
 	int			fd;
 	__u32			half_len;
+	struct ts_table_entry	*e;		/* both halves, or NULL: not mapped */
+	size_t			len;		/* bytes mapped at e */
+	bool			in_window;	/* mapped in table.c's window */
 };
 
 int table_cmp_backend_name(const void *a, const void *b);
@@ -17,13 +20,14 @@ void table_close(struct table_view *t);
 /* Open service svc's table, checked against what svc says of it. */
 int table_open(const struct ts_maps *m, const struct ts_service *svc, struct table_view *t,
 	       struct ts_err *err);
-/* Entries [first, first + n), one batch command each. */
-int table_read(const struct table_view *t, __u32 first, __u32 n, struct ts_table_entry *out,
+/* Entries [first, first + n): a large range through a mapping, a small one
+ * with one batch command. */
+int table_read(struct table_view *t, __u32 first, __u32 n, struct ts_table_entry *out,
 	       struct ts_err *err);
-int table_write(const struct table_view *t, __u32 first, __u32 n,
+int table_write(struct table_view *t, __u32 first, __u32 n,
 		const struct ts_table_entry *in, struct ts_err *err);
 /* Build half `half` of t for b[0..n) (sorted by name) and write it. */
-int table_put_half(const struct table_view *t, __u32 half, __u32 size,
+int table_put_half(struct table_view *t, __u32 half, __u32 size,
 		   const struct ts_backend_cfg *b, size_t n, struct ts_err *err);
 /* Write one half: the Maglev slots for b[0..n) (sorted by name), then the
  * configuration they come from. */
