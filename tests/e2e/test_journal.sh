@@ -36,6 +36,20 @@ jdir() {
 last_seq() {
 	ts -j history | jq '.[-1].seq'
 }
+# reboot_restore NAME: export, unload (a reboot's stand-in), load, restore,
+# export again: true when the two exports are equal byte for byte; else
+# RESTORE_WHY says how they differ
+reboot_restore() {
+	ts export >"$T/$1-before.json"
+	must "unload ($1)" ts unload
+	must "load ($1)" ts load --dev d0
+	ts restore >"$T/$1-restore.out" 2>&1
+	ts export >"$T/$1-after.json"
+	cmp -s "$T/$1-before.json" "$T/$1-after.json" && return 0
+	RESTORE_WHY="$(tail -n 2 "$T/$1-restore.out" | tr '\n' '|') $(diff "$T/$1-before.json" \
+		"$T/$1-after.json" | head -n 4 | tr '\n' '|')"
+	return 1
+}
 
 # gen_doc N: N services s0000.. at 198.18.100.0/22-ish VIPs, two backends each
 gen_doc() {
@@ -107,16 +121,10 @@ fi
 
 # ---- restore after a reboot ---------------------------------------------------------------
 must "weight" ts weight s0000 v2=1
-ts export >"$T/before-reboot.json"
-must "unload (the reboot's stand-in)" ts unload
-must "load" ts load --dev d0
-ts restore >"$T/restore.out" 2>&1
-ts export >"$T/after-reboot.json"
-if cmp -s "$T/before-reboot.json" "$T/after-reboot.json"; then
+if reboot_restore reboot; then
 	pass "restore after an unload: the export before it, byte for byte"
 else
-	fail "restore" "$(tail -n 2 "$T/restore.out" | tr '\n' '|')" \
-		"$(diff "$T/before-reboot.json" "$T/after-reboot.json" | head -n 4 | tr '\n' '|')"
+	fail "restore" "$RESTORE_WHY"
 fi
 
 # ---- a change killed between its commit and its entry --------------------------------------
@@ -139,20 +147,14 @@ killed_v1=$(ts -j export | jq -r '.services[] | select(.name == "s0300") | .back
 must "weight after the killed one" ts weight s0301 v1=5
 seq_after=$(last_seq)
 got=$(ts -j history | jq -c '.[-1].changes | map([.service, .backend, .from, .to])')
-ts export >"$T/before-reboot2.json"
-must "unload" ts unload
-must "load" ts load --dev d0
-ts restore >"$T/restore2.out" 2>&1
-ts export >"$T/after-reboot2.json"
-if [ "$killed_v1" = 32 ] && [ "$seq_after" -eq $((seq_before + 1)) ] &&
-	[ "$got" = '[["s0300","v1","31","32"],["s0301","v1","30","5"]]' ] &&
-	cmp -s "$T/before-reboot2.json" "$T/after-reboot2.json"; then
+RESTORE_WHY=
+if reboot_restore killed && [ "$killed_v1" = 32 ] && [ "$seq_after" -eq $((seq_before + 1)) ] &&
+	[ "$got" = '[["s0300","v1","31","32"],["s0301","v1","30","5"]]' ]; then
 	pass "journal: a change killed before its entry is in the next change's entry; restore" \
 		"brings both back"
 else
 	fail "journal after a killed change" "killed at bpf() call $n: s0300 v1 $killed_v1;" \
-		"last entry $got; restore: $(diff "$T/before-reboot2.json" \
-		"$T/after-reboot2.json" | head -n 4 | tr '\n' '|')"
+		"last entry $got; restore: $RESTORE_WHY"
 fi
 
 # ---- a journal of 0.3 ---------------------------------------------------------------------
@@ -191,15 +193,10 @@ else
 	fail "journal of 0.3: undo" "history $got;" \
 		"$(for f in old2 old4 old5; do cmp -s "$T/old0.json" "$T/$f.json" || echo -n "$f "; done)"
 fi
-ts export >"$T/old-before-reboot.json"
-must "unload (0.3)" ts unload
-must "load (0.3)" ts load --dev d0
-ts restore >"$T/restore-old.out" 2>&1
-ts export >"$T/old-after-reboot.json"
-if cmp -s "$T/old-before-reboot.json" "$T/old-after-reboot.json"; then
+if reboot_restore old; then
 	pass "journal of 0.3: restore after changes journaled the new way"
 else
-	fail "journal of 0.3: restore" "$(tail -n 2 "$T/restore-old.out" | tr '\n' '|')"
+	fail "journal of 0.3: restore" "$RESTORE_WHY"
 fi
 
 e2e_status
