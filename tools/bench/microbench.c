@@ -1475,19 +1475,36 @@ static void bench_packets(void)
 static void config_scale(struct env *e, __u32 services)
 {
 	struct ts_err err = {};
-	char name[TS_NAME_LEN], vip[64], v1[64], v2[64];
+	struct ts_settings st;
+	struct ts_doc doc = {};
+	struct ts_plan plan = {};
 	double t0 = now_ns();
+	size_t len = 0;
+	char *text = NULL;
+	FILE *f;
 
-	/* a backend address:port serves one service: 2 x 2 addresses x 32768 ports */
-	for (__u32 i = 0; i + 1 < services; i++) {
-		snprintf(name, sizeof(name), "s%u", i);
-		snprintf(vip, sizeof(vip), "198.19.%u.%u:%u", i >> 8 & 255, i & 255, VPORT);
-		snprintf(v1, sizeof(v1), "198.18.4.%u:%u", 1 + i / 32768, 1024 + i % 32768);
-		snprintf(v2, sizeof(v2), "198.18.5.%u:%u", 1 + i / 32768, 1024 + i % 32768);
-		must(service_add(e, name, vip, TS_DEFAULT_TABLE_SIZE, &err), &err, name);
-		must(backend_add(e, name, "v1", v1, 1, &err), &err, name);
-		must(backend_add(e, name, "v2", v2, 1, &err), &err, name);
-	}
+	/* the others in one document, imported as an operator would (their
+	 * tables sized by their backends); a backend address:port serves one
+	 * service: 2 x 2 addresses x 32768 ports */
+	must(ts_settings_read(&e->maps, &st, &err), &err, "settings");
+	f = open_memstream(&text, &len);
+	if (!f)
+		die("out of memory");
+	fprintf(f, "{\"tcpshift\":1,\"seed\":%u,\"services\":[", st.seed);
+	for (__u32 i = 0; i + 1 < services; i++)
+		fprintf(f, "%s{\"name\":\"s%u\",\"vip\":\"198.19.%u.%u:%u\",\"backends\":["
+			"{\"name\":\"v1\",\"addr\":\"198.18.4.%u:%u\",\"weight\":1},"
+			"{\"name\":\"v2\",\"addr\":\"198.18.5.%u:%u\",\"weight\":1}]}",
+			i ? "," : "", i, i >> 8 & 255, i & 255, VPORT, 1 + i / 32768,
+			1024 + i % 32768, 1 + i / 32768, 1024 + i % 32768);
+	fprintf(f, "]}");
+	if (fclose(f))
+		die("out of memory");
+	must(ts_doc_parse(text, len, &doc, &err), &err, "the services' document");
+	must(ts_doc_import(&e->maps, &doc, false, &plan, &err), &err, "import");
+	ts_plan_free(&plan);
+	ts_doc_free(&doc);
+	free(text);
 	/* the measured service: v1 only, as T_SYNACK's sender */
 	must(service_add(e, "web4", VIP4 ":8008", TS_DEFAULT_TABLE_SIZE, &err), &err, "web4");
 	must(backend_add(e, "web4", "v1", "198.18.2.11:8008", 1, &err), &err, "web4 v1");
