@@ -84,21 +84,26 @@ static void remove_pins(const char *dir, bool warn)
 	closedir(dh);
 }
 
+/* Every pin the object makes (ts_map_layouts: ts_pin_name lists only the
+ * maps ts_maps opens), read before any signal can come. */
+static struct ts_map_layout pins[TS_MAX_PINNED_MAPS];
+static size_t npins;
+
 static void on_signal(int sig)
 {
 	for (int i = 0; i < TEST_MAX_ENVS; i++) {
 		if (!made_dirs[i][0])
 			continue;
 		/* unlink and rmdir only: async-signal-safe */
-		for (size_t j = 0; ts_pin_name(j); j++) {
+		for (size_t j = 0; j < npins; j++) {
 			char path[512];
-			size_t n = strlen(made_dirs[i]), m = strlen(ts_pin_name(j));
+			size_t n = strlen(made_dirs[i]), m = strlen(pins[j].name);
 
 			if (n + m + 2 > sizeof(path))
 				continue;
 			memcpy(path, made_dirs[i], n);
 			path[n] = '/';
-			memcpy(path + n + 1, ts_pin_name(j), m + 1);
+			memcpy(path + n + 1, pins[j].name, m + 1);
 			unlink(path);
 		}
 		rmdir(made_dirs[i]);
@@ -112,6 +117,8 @@ static void track_dir(const char *dir, bool add)
 	static bool handlers;
 
 	if (!handlers) {
+		if (ts_map_layouts(pins, &npins, NULL))
+			npins = 0;
 		signal(SIGINT, on_signal);
 		signal(SIGTERM, on_signal);
 		signal(SIGHUP, on_signal);
