@@ -252,19 +252,26 @@ int ts_config_read_quiet(const struct ts_maps *m, struct ts_config *cfg, __u64 *
 	return r;
 }
 
+int ts_doc_read(const struct ts_maps *m, __u32 seed, struct ts_doc *doc, struct ts_err *err)
+{
+	struct ts_config cfg;
+	int r = ts_config_read(m, &cfg, err);
+
+	if (r)
+		return r;
+	r = ts_doc_from_config(&cfg, seed, doc, err);
+	ts_config_free(&cfg);
+	return r;
+}
+
 char *ts_doc_text_read(const struct ts_maps *m, struct ts_err *err)
 {
 	struct ts_settings settings;
-	struct ts_config cfg;
 	struct ts_doc doc;
 	char *text;
 	int r = ts_settings_read(m, &settings, err);
 
-	r = r ?: ts_config_read(m, &cfg, err);
-	if (r)
-		return NULL;
-	r = ts_doc_from_config(&cfg, settings.seed, &doc, err);
-	ts_config_free(&cfg);
+	r = r ?: ts_doc_read(m, settings.seed, &doc, err);
 	if (r)
 		return NULL;
 	text = ts_doc_format(&doc);

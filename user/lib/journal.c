@@ -713,7 +713,6 @@ static int touched_read(const struct ts_maps *m, const struct ts_journal_change 
 			struct ts_doc *doc, struct ts_err *err)
 {
 	struct ts_doc all = {};
-	struct ts_config cfg;
 	void *grown;
 	int r;
 
@@ -723,11 +722,7 @@ static int touched_read(const struct ts_maps *m, const struct ts_journal_change 
 			r = service_read(m, c->names[i], seed, doc, err);
 		return r;
 	}
-	r = ts_config_read(m, &cfg, err);
-	if (r)
-		return r;
-	r = ts_doc_from_config(&cfg, seed, &all, err);
-	ts_config_free(&cfg);
+	r = ts_doc_read(m, seed, &all, err);
 	if (r)
 		return r;
 	grown = realloc(doc->services,
@@ -761,7 +756,6 @@ static int base_write(const struct ts_maps *m, const char *dir, const struct ts_
 	struct base_out o;
 	char path[TS_PIN_DIR_MAX + 320], name[64], *buf = NULL, *line = NULL;
 	struct ts_settings st;
-	struct ts_config cfg;
 	struct ts_doc now = {};
 	size_t len = 0, cap = 0, k = 0;
 	FILE *in = NULL;
@@ -780,11 +774,7 @@ static int base_write(const struct ts_maps *m, const char *dir, const struct ts_
 		if (!in)	/* written again from the configuration */
 			r = -EINVAL;
 	} else if (!r) {
-		r = ts_config_read(m, &cfg, err);
-		if (!r) {
-			r = ts_doc_from_config(&cfg, st.seed, &now, err);
-			ts_config_free(&cfg);
-		}
+		r = ts_doc_read(m, st.seed, &now, err);
 	}
 	if (r)
 		goto again;
@@ -1059,7 +1049,6 @@ static int resync_docs(const struct ts_maps *m, struct ts_journal_change *c, __u
 		       struct ts_doc *after, struct ts_err *err)
 {
 	struct ts_journal j;
-	struct ts_config cfg;
 	char *text;
 	int r;
 
@@ -1079,12 +1068,7 @@ static int resync_docs(const struct ts_maps *m, struct ts_journal_change *c, __u
 	if (r)
 		return r;
 	c->seed = c->before.seed;
-	r = ts_config_read(m, &cfg, err);
-	if (r)
-		return r;
-	r = ts_doc_from_config(&cfg, seed, after, err);
-	ts_config_free(&cfg);
-	return r;
+	return ts_doc_read(m, seed, after, err);
 }
 
 void ts_journal_after(const struct ts_maps *m, struct ts_journal_change *c)

@@ -675,6 +675,9 @@ int ts_json_check_limits(const char *text, size_t len, const struct ts_json_limi
 /* The document of a configuration read with ts_config_read. */
 int ts_doc_from_config(const struct ts_config *cfg, __u32 seed, struct ts_doc *doc,
 		       struct ts_err *err);
+/* The whole configuration in force as a document of the given seed (no lock
+ * taken: hold it for one moment's). */
+int ts_doc_read(const struct ts_maps *m, __u32 seed, struct ts_doc *doc, struct ts_err *err);
 /* A service's health checks as JSON (json-c), and as one line of text. */
 struct json_object;
 struct json_object *ts_health_json(const struct ts_health_check *hc);
