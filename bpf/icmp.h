@@ -44,6 +44,15 @@ struct ts_icmp {
 	__be16	in_sport, in_dport;
 };
 
+/* Where ts_icmp keeps its struct ts_icmp: off the stack, which the TCP path
+ * nearly fills (ts_syn_scratch of viable.h says why). Not pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ts_icmp);
+} icmp_scratch SEC(".maps");
+
 /* Parse an ICMP error quoting a TCP packet; false when it is not one we handle. */
 static __always_inline bool ts_icmp_parse(struct __sk_buff *skb, __u8 family, struct ts_icmp *m)
 {

@@ -252,15 +252,25 @@ static __always_inline bool ts_backend_weighted(const struct ts_backend *be,
 	return ts_backend_live(be, svc) && (be->weighted_halves & (1U << (svc->table_half & 1)));
 }
 
+/* ... whatever half is live: a member of both. A backend is, but for the one
+ * change that adds or removes it: the change's commit (the switch of halves)
+ * decides that one's liveness, and only the service's entry can tell it. */
+static __always_inline bool ts_backend_settled(const struct ts_backend *be)
+{
+	return be->state == TS_BACKEND_ACTIVE && (be->table_halves & 3) == 3;
+}
+
 /* The backend a pinned flow goes to, or NULL when that backend was removed
- * (or its id reused: the generation differs). */
+ * (or its id reused: the generation differs). svc NULL: only a settled
+ * backend is found. */
 static __always_inline struct ts_backend *ts_pinned_backend(const struct ts_service *svc,
 							    const struct ts_flow *flow)
 {
 	__u32 id = flow->backend_id;
 	struct ts_backend *be = bpf_map_lookup_elem(&backends, &id);
 
-	if (!be || be->generation != flow->generation || !ts_backend_live(be, svc))
+	if (!be || be->generation != flow->generation ||
+	    !(svc ? ts_backend_live(be, svc) : ts_backend_settled(be)))
 		return NULL;
 	return be;
 }
@@ -660,24 +670,28 @@ static __always_inline bool ts_syn_repicks(const struct ts_flow *f, bool half_op
 	return !(f->flags & TS_FLOW_F_SYNACK) || (__s64)(now - f->created_ns) > (__s64)TS_HANDSHAKE_LIVE_NS;
 }
 
+/* p to a VIP: svc is its service's entry, flow its entry in flows (or NULL).
+ * For a non-SYN of a flow whose backend is settled, ts_ingress found that
+ * backend, be, and svc is NULL: nothing here reads the service then. */
 static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
-				      const struct ts_service *svc)
+				      const struct ts_service *svc, struct ts_flow *flow,
+				      struct ts_backend *be)
 {
 	bool syn = ts_is_syn(p->tcp_flags), half_opened = false, routed = false;
 	struct ts_route rt;
-	struct ts_backend *be = NULL;
 	/* the coarse clock (tick-precise) is plenty for 1 s stamps and drain
 	 * deadlines, at half the cost */
 	__u64 now = bpf_ktime_get_coarse_ns();
-	struct ts_flow *flow, *ended = NULL;
+	struct ts_flow *ended = NULL;
 	__u32 id;
 
 	/* a handshake is tc's, unless loaded with --handshakes xdp
 	 * (doc/DESIGN.md, "XDP") */
 	if (ts_is_xdp(c) && syn && !xdp_handshakes)
 		return XDP_PASS;
-	/* pick (dry_run) asks what a new flow gets: the table, not a pin */
-	flow = dry_run ? NULL : bpf_map_lookup_elem(&flows, &p->key);
+	/* (ts_ingress leaves a SYN's flow to here) */
+	if (syn && !dry_run)
+		flow = bpf_map_lookup_elem(&flows, &p->key);
 	if (!flow && !dry_run) {
 		flow = bpf_map_lookup_elem(&half_open, &p->key);
 		half_opened = flow != NULL;
@@ -685,9 +699,11 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 	if (flow) {
 		bool expired;
 
-		be = ts_pinned_backend(svc, flow);
+		if (svc)
+			be = ts_pinned_backend(svc, flow);
 		expired = be && ts_drain_expired(be, now);
-		if (syn && ts_syn_repicks(flow, half_opened, be, svc, expired, now)) {
+		/* (svc NULL comes with no SYN: the test is the verifier's) */
+		if (syn && svc && ts_syn_repicks(flow, half_opened, be, svc, expired, now)) {
 			/* the new pin goes to half_open: flows must not shadow
 			 * it; the old connection is over (below, once the new
 			 * one's route is known) */
@@ -707,6 +723,9 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 	if (ts_is_xdp(c) && (flow ? half_opened && !xdp_handshakes : !syn))
 		return XDP_PASS;
 	if (!flow) {
+		/* (nor without a flow) */
+		if (!svc)
+			return ts_drop(c);
 		if (ts_is_xdp(c) && !ts_syn_viable(c, p))
 			return XDP_PASS;
 		be = ts_pick(svc, &p->key, &id);
@@ -847,10 +866,11 @@ static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_
 	return ts_reply_rewrite(c, p, be, id, r->vip, r->vport, routed ? &rt : NULL);
 }
 
-/* A forwarding FIB lookup from src to dst, as for a packet arriving on p's
- * device: the helper's verdict, and in *oif the device it routes out of. */
-static __always_inline int ts_fib_route(struct ts_ctx *c, const struct ts_pkt *p,
-					const __be32 *src, const __be32 *dst, __u32 *oif)
+/* A forwarding FIB lookup from src to dst (of family), as for a packet
+ * arriving on c's device: the helper's verdict, and in *oif the device it
+ * routes out of. */
+static __always_inline int ts_fib_route(struct ts_ctx *c, __u8 family, const __be32 *src,
+					const __be32 *dst, __u32 *oif)
 {
 	struct bpf_fib_lookup fib = {
 		.l4_protocol = IPPROTO_TCP,
@@ -858,7 +878,7 @@ static __always_inline int ts_fib_route(struct ts_ctx *c, const struct ts_pkt *p
 	};
 	int rc;
 
-	ts_fib_addrs(&fib, p->key.family, src, dst);
+	ts_fib_addrs(&fib, family, src, dst);
 	rc = bpf_fib_lookup(c->ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
 	*oif = fib.ifindex;
 	return rc;
@@ -883,7 +903,7 @@ static __always_inline bool ts_to_this_host(struct ts_ctx *c, const struct ts_pk
 {
 	__u32 oif;
 
-	return ts_fib_route(c, p, p->key.saddr, p->key.daddr, &oif) ==
+	return ts_fib_route(c, p->key.family, p->key.saddr, p->key.daddr, &oif) ==
 	       BPF_FIB_LKUP_RET_NOT_FWDED;
 }
 
@@ -1166,19 +1186,22 @@ static __always_inline int ts_icmp(struct ts_ctx *c, __u8 family)
 	struct ts_service *svc;
 	struct ts_reply *reply;
 	struct ts_flow *flow;
-	struct ts_icmp m = {};
+	struct ts_icmp *m = bpf_map_lookup_elem(&icmp_scratch, &ts_scratch_key);
 	__u32 id;
 
 	/* an error goes to the source of the packet it quotes: else not ours */
-	if (!ts_icmp_parse(skb, family, &m) || !ts_addr_eq(m.outer_daddr, m.in_saddr))
+	if (!m)
+		return ts_ok(c);
+	__builtin_memset(m, 0, sizeof(*m));
+	if (!ts_icmp_parse(skb, family, m) || !ts_addr_eq(m->outer_daddr, m->in_saddr))
 		return ts_ok(c);
 
 	/* The quoted 5-tuple reversed: the key of the replies of a packet to
 	 * a backend, or the flow of a reply from a VIP. */
-	__builtin_memcpy(fkey.saddr, m.in_daddr, sizeof(fkey.saddr));
-	__builtin_memcpy(fkey.daddr, m.in_saddr, sizeof(fkey.daddr));
-	fkey.sport = m.in_dport;
-	fkey.dport = m.in_sport;
+	__builtin_memcpy(fkey.saddr, m->in_daddr, sizeof(fkey.saddr));
+	__builtin_memcpy(fkey.daddr, m->in_saddr, sizeof(fkey.daddr));
+	fkey.sport = m->in_dport;
+	fkey.dport = m->in_sport;
 
 	/* about a packet to a backend: toward the client, unless it is of a
 	 * direct connection to that backend; a mark never hides a live flow
@@ -1186,30 +1209,29 @@ static __always_inline int ts_icmp(struct ts_ctx *c, __u8 family)
 	if ((bpf_map_lookup_elem(&direct, &fkey) || bpf_map_lookup_elem(&direct_pending, &fkey)) &&
 	    !ts_vip_flow_live(&fkey))
 		return ts_ok(c);
-	__builtin_memcpy(key.addr, m.in_daddr, sizeof(key.addr));
-	key.port = m.in_dport;
+	__builtin_memcpy(key.addr, m->in_daddr, sizeof(key.addr));
+	key.port = m->in_dport;
 	reply = ts_lookup_backend_addr(&key, &be);
 	if (reply) {
-		bool from_backend = ts_addr_eq(m.outer_saddr, m.in_daddr);
-		struct ts_pkt q = { .key.family = family };
+		bool from_backend = ts_addr_eq(m->outer_saddr, m->in_daddr);
 		__u32 oif;
 
 		/* to the gateway itself: about its own connection to the
 		 * backend (a local client's, a health check), connected to the
 		 * backend's address as the error quotes it */
-		if (ts_fib_route(c, &q, m.outer_saddr, m.outer_daddr, &oif) ==
+		if (ts_fib_route(c, family, m->outer_saddr, m->outer_daddr, &oif) ==
 		    BPF_FIB_LKUP_RET_NOT_FWDED)
 			return ts_ok(c);
 
 		/* an error "from" the backend must come from its side, as its
 		 * replies must: else it is forged, and not relabelled */
 		if (from_backend &&
-		    (ts_fib_route(c, &q, m.outer_daddr, m.outer_saddr, &oif) !=
+		    (ts_fib_route(c, family, m->outer_daddr, m->outer_saddr, &oif) !=
 			     BPF_FIB_LKUP_RET_SUCCESS ||
 		     oif != c->ifindex))
 			return ts_ok(c);
 
-		if (ts_icmp_rewrite(skb, &m, false, reply->vip, reply->vport, true,
+		if (ts_icmp_rewrite(skb, m, false, reply->vip, reply->vport, true,
 				    from_backend ? reply->vip : NULL))
 			return ts_drop(c);
 		ts_count(TS_CNT_ICMP);
@@ -1217,8 +1239,8 @@ static __always_inline int ts_icmp(struct ts_ctx *c, __u8 family)
 	}
 
 	/* about a reply from a VIP: toward the flow's backend */
-	__builtin_memcpy(key.addr, m.in_saddr, sizeof(key.addr));
-	key.port = m.in_sport;
+	__builtin_memcpy(key.addr, m->in_saddr, sizeof(key.addr));
+	key.port = m->in_sport;
 	svc = bpf_map_lookup_elem(&services, &key);
 	if (!svc)
 		return ts_ok(c);
@@ -1231,7 +1253,7 @@ static __always_inline int ts_icmp(struct ts_ctx *c, __u8 family)
 		be = ts_pick(svc, &fkey, &id);
 	if (!be)
 		return ts_ok(c);
-	if (ts_icmp_rewrite(skb, &m, true, be->addr, be->port, false, be->addr))
+	if (ts_icmp_rewrite(skb, m, true, be->addr, be->port, false, be->addr))
 		return ts_drop(c);
 	ts_count(TS_CNT_ICMP);
 	return ts_ok(c);
@@ -1240,8 +1262,10 @@ static __always_inline int ts_icmp(struct ts_ctx *c, __u8 family)
 /* A packet arriving on one of the instance's devices, at either hook. */
 static __always_inline int ts_ingress(struct ts_ctx *c)
 {
-	struct ts_endpoint_key key = {};
 	struct ts_service *svc;
+	struct ts_backend *be;
+	struct ts_flow *flow;
+	bool syn, flow_first;
 	struct ts_pkt p = {};
 	int r = ts_parse(c, &p);
 
@@ -1264,26 +1288,46 @@ static __always_inline int ts_ingress(struct ts_ctx *c)
 		return ts_ok(c);
 	case TS_PARSE_ICMP:
 		return ts_icmp(c, p.key.family);
-	case TS_PARSE_V6_EXT:
+	case TS_PARSE_V6_EXT: {
+		struct ts_endpoint_key key = { .port = p.key.dport, .proto = IPPROTO_TCP,
+					       .family = TS_AF_INET6 };
+
 		__builtin_memcpy(key.addr, p.key.daddr, sizeof(key.addr));
-		key.port = p.key.dport;
-		key.proto = IPPROTO_TCP;
-		key.family = TS_AF_INET6;
 		if (bpf_map_lookup_elem(&services, &key))
 			ts_count(TS_CNT_V6_EXT);
 		return ts_ok(c);
+	}
 	default:
 		return ts_ok(c);
 	}
 
-	__builtin_memcpy(key.addr, p.key.daddr, sizeof(key.addr));
-	key.port = p.key.dport;
-	key.proto = p.key.proto;
-	key.family = p.key.family;
-	svc = bpf_map_lookup_elem(&services, &key);
-	if (svc)
-		return ts_forward(c, &p, svc);
-	return ts_not_to_vip(c, &p, &key);
+	/* A client's packet to a VIP goes from a higher port (ephemeral) to a
+	 * lower one (the service's); a reply goes the other way. For the
+	 * former the flow comes first: an established flow's packet whose
+	 * backend is settled needs nothing more, where the service's entry is
+	 * one more cache miss per packet among tens of thousands of services.
+	 * For the rest the service comes first, as a miss in the flow table
+	 * (large) costs more than one in the services'. A wrong guess costs
+	 * that miss, never a different answer (doc/DESIGN.md, "Established
+	 * flows"). A SYN's flow is ts_forward's to look up; pick (dry_run)
+	 * asks what a new flow gets: the table, not a pin. */
+	syn = ts_is_syn(p.tcp_flags);
+	flow_first = !dry_run && !syn && bpf_ntohs(p.key.sport) > bpf_ntohs(p.key.dport);
+	flow = flow_first ? bpf_map_lookup_elem(&flows, &p.key) : NULL;
+	be = flow ? ts_pinned_backend(NULL, flow) : NULL;
+	svc = NULL;
+	if (!be) {
+		struct ts_endpoint_key key = { .port = p.key.dport, .proto = p.key.proto,
+					       .family = p.key.family };
+
+		__builtin_memcpy(key.addr, p.key.daddr, sizeof(key.addr));
+		svc = bpf_map_lookup_elem(&services, &key);
+		if (!svc)
+			return ts_not_to_vip(c, &p, &key);
+		if (!flow_first && !syn && !dry_run)
+			flow = bpf_map_lookup_elem(&flows, &p.key);
+	}
+	return ts_forward(c, &p, svc, flow, be);
 }
 
 SEC("tc")

@@ -135,7 +135,10 @@ struct ts_service_name {
  * the service's entry: one map update, so packets and readers of the
  * configuration see the old table, weights and members or the new ones
  * (invariant 3). A pinned flow's backend serves it only while it is a member
- * of the live half: a removal takes effect with the switch.
+ * of the live half: a removal takes effect with the switch. A member of both
+ * halves (settled, as every backend is but for the one change that adds or
+ * removes it) is live whichever half is: its flows' packets need not read the
+ * service's entry (doc/DESIGN.md, "Established flows").
  * The half being written stopped being live at the previous change, and BPF
  * programs that read it then have long finished (they cannot sleep).
  */

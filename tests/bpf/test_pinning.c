@@ -6,6 +6,8 @@
  */
 #include <string.h>
 
+#include <bpf/bpf.h>
+
 #include "ts_test.h"
 
 static const char *const web4_to[] = { BE4_1, BE4_2 };
@@ -367,6 +369,136 @@ static void test_no_backend_drops_new_flows(void **state)
 		       web6_to, 1, "SYN once the IPv6 service has a backend");
 }
 
+/* Service svc as it is in the maps (one service: ts_config_free it). */
+static struct ts_service_cfg *service_read(struct ts_env *e, const char *svc,
+					   struct ts_config *cfg)
+{
+	struct ts_err err = {};
+
+	ASSERT_OK(ts_config_read_service(&e->maps, svc, cfg, &err), err, "read the service");
+	ASSERT_EQ(cfg->nservices, 1, "the service exists");
+	return &cfg->services[0];
+}
+
+/* Every backend of svc is a member of both halves of its table: settled. */
+static void expect_settled(struct ts_env *e, const char *svc, const char *what)
+{
+	struct ts_config cfg = {};
+	struct ts_service_cfg *s = service_read(e, svc, &cfg);
+
+	for (size_t i = 0; i < s->nbackends; i++) {
+		test_context("%s: backend %s", what, s->backends[i].be.name);
+		ASSERT_EQ(s->backends[i].be.table_halves, 3, "member of both halves (settled)");
+	}
+	test_context(NULL);
+	ts_config_free(&cfg);
+}
+
+static void backend_halves_set(struct ts_env *e, __u32 id, __u32 halves)
+{
+	struct ts_backend be;
+
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.backends, &id, &be), 0, "read the backend");
+	be.table_halves = halves;
+	ASSERT_EQ(bpf_map_update_elem(e->maps.backends, &id, &be, BPF_EXIST), 0,
+		  "write the backend");
+}
+
+/*
+ * An established flow's packet reads its flow's entry and its backend's, not
+ * its service's, when the backend is settled: a member of both halves of the
+ * service's table is live whichever half is (bpf/tcpshift.bpf.c,
+ * ts_backend_settled). Shown by taking the service's entry away behind the
+ * control plane's back: the flow still reaches its backend, while a new
+ * flow is no longer balanced. A backend member of one half only (the change
+ * that adds or removes it) is judged by the service's live half: without the
+ * service's entry its packets are not balanced; with it, forwarded when that
+ * half is the live one, closed when it is the other.
+ */
+static void settled_backend_needs_no_service(struct ts_env *e, bool v6)
+{
+	const char *const *to = v6 ? web6_to : web4_to;
+	struct pkt_spec syn = client_pkt(v6, 48000, PKT_SYN);
+	struct pkt_spec fresh = client_pkt(v6, 48001, PKT_SYN);
+	struct pkt_spec data;
+	struct ts_config cfg = {};
+	struct ts_service_cfg *s;
+	struct ts_backend_cfg *pinned;
+	__u64 before[TS_CNT_MAX], after[TS_CNT_MAX];
+	struct pkt in;
+	int b;
+
+	config_web(e, v6, 1, 1);
+	expect_settled(e, web_service(v6), "a new service");
+	b = handshake(e, &syn, to, 2, "the flow");
+	data = handshake_ack_spec(&syn);
+	data.flags = PKT_PSH | PKT_ACK;
+	data.payload = "GET / HTTP/1.1\r\n\r\n";
+	s = service_read(e, web_service(v6), &cfg);
+	pinned = ts_service_backend(s, b ? "v2" : "v1");
+	ASSERT_TRUE(pinned != NULL, "the pinned backend is listed");
+
+	ASSERT_EQ(bpf_map_delete_elem(e->maps.services, &s->key), 0, "take the service away");
+	expect_forward(e, &data, &to[b], 1, "the established flow without its service's entry");
+	ASSERT_EQ(pkt_build(&in, &fresh), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "a new flow's SYN without the service: not balanced");
+
+	/* a member of the live half only: the service decides */
+	backend_halves_set(e, pinned->id, 1U << (s->svc.table_half & 1));
+	ASSERT_EQ(pkt_build(&in, &data), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK,
+			 "one half only, no service's entry: not balanced (the service was read)");
+	ASSERT_EQ(bpf_map_update_elem(e->maps.services, &s->key, &s->svc, BPF_NOEXIST), 0,
+		  "put the service back");
+	expect_forward(e, &data, &to[b], 1, "a member of the live half only: forwarded");
+
+	/* ... of the other half only: not live, the flow is closed */
+	backend_halves_set(e, pinned->id, 1U << (!s->svc.table_half & 1));
+	env_counters(e, before);
+	data.ack = 0x11223344;
+	expect_reset(e, &data, "a member of the half not live only: closed");
+	env_counters(e, after);
+	ASSERT_EQ(after[TS_CNT_REMOVED_BACKEND] - before[TS_CNT_REMOVED_BACKEND], 1,
+		  "removed_backend counter");
+	ts_config_free(&cfg);
+}
+
+static void test_v4_settled_backend_needs_no_service(void **state)
+{
+	settled_backend_needs_no_service(env_of(state), false);
+}
+
+static void test_v6_settled_backend_needs_no_service(void **state)
+{
+	settled_backend_needs_no_service(env_of(state), true);
+}
+
+/*
+ * Every change leaves the service's backends settled (user/lib/table.c): a
+ * new service's, a backend added by a change (made a member of the other
+ * half after the commit), the backends of a weight change, of a drain and of
+ * a removal.
+ */
+static void test_changes_leave_backends_settled(void **state)
+{
+	struct ts_env *e = env_of(state);
+	const char *names[] = { "v1", "v2" };
+	const __u32 w[] = { 3, 1 };
+	struct ts_err err = {};
+
+	config_web4(e, 1, 1);
+	expect_settled(e, "web4", "a new service");
+	env_backend(e, "web4", "v3", "198.18.2.13:8008", 1);
+	expect_settled(e, "web4", "after a backend's addition");
+	env_weights(e, "web4", 2, names, w);
+	expect_settled(e, "web4", "after a weight change");
+	ASSERT_OK(ts_backend_drain(&e->maps, "web4", "v3", 60ULL * 1000000000, &err), err,
+		  "drain v3");
+	expect_settled(e, "web4", "after a drain");
+	env_backend_del(e, "web4", "v1");
+	expect_settled(e, "web4", "after a removal");
+}
+
 /* The RST of a flow whose backend was removed never answers a frame sent to a
  * group MAC (see group_destination_not_reset). */
 static void test_group_destination_never_reset(void **state)
@@ -399,6 +531,9 @@ int run_pinning_tests(void)
 		TEST(test_v6_non_syn_miss_uses_current_table),
 		TEST(test_close_on_a_miss_is_not_a_stale_pin),
 		TEST(test_no_backend_drops_new_flows),
+		TEST(test_v4_settled_backend_needs_no_service),
+		TEST(test_v6_settled_backend_needs_no_service),
+		TEST(test_changes_leave_backends_settled),
 	};
 
 	return cmocka_run_group_tests_name("pinning (invariant 2, DESIGN data plane)", tests,

@@ -485,6 +485,25 @@ static void patch_tuple(struct pkt *p, int fam, bool dst, __u32 i)
 	pp[1] = (__u8)port;
 }
 
+/* An IPv4 client -> VIP template sent to vip instead, its checksums redone. */
+static void spread_to(struct pkt *p, const char *vip)
+{
+	__u8 *h = p->data + ETH_HLEN;
+	__u16 *w = (__u16 *)(h + 16);
+	__u16 old[2] = { w[0], w[1] };
+	__u8 *check[2] = { h + 10, h + 36 };
+
+	inet_pton(AF_INET, vip, h + 16);
+	for (int c = 0; c < 2; c++)
+		for (int j = 0; j < 2; j++) {
+			__u32 sum = (__u16)~*(__u16 *)check[c] + (__u16)~old[j] + w[j];
+
+			sum = (sum & 0xffff) + (sum >> 16);
+			sum = (sum & 0xffff) + (sum >> 16);
+			*(__u16 *)check[c] = (__u16)~sum;
+		}
+}
+
 struct run {
 	__u32	dur;		/* kernel-reported ns per run */
 	double	wall;		/* wall ns per run, syscall included */
@@ -518,6 +537,11 @@ static void net_setup(void)
 		"ip neigh add " CLIENT6 " lladdr 02:00:00:00:00:10 dev " BENCH_DEV " nud permanent",
 		"ip neigh add 198.18.2.11 lladdr 02:00:00:00:00:11 dev " BENCH_DEV " nud permanent",
 		"ip neigh add 2001:2:2::11 lladdr 02:00:00:00:00:11 dev " BENCH_DEV " nud permanent",
+		/* the scale section's other services' backends (config_scale) */
+		"ip neigh add 198.18.4.1 lladdr 02:00:00:00:00:12 dev " BENCH_DEV " nud permanent",
+		"ip neigh add 198.18.4.2 lladdr 02:00:00:00:00:12 dev " BENCH_DEV " nud permanent",
+		"ip neigh add 198.18.5.1 lladdr 02:00:00:00:00:12 dev " BENCH_DEV " nud permanent",
+		"ip neigh add 198.18.5.2 lladdr 02:00:00:00:00:12 dev " BENCH_DEV " nud permanent",
 	};
 
 	if (unshare(CLONE_NEWNET))
@@ -587,6 +611,7 @@ static int wrap_setup(int fam, const struct pkt *p, __u32 mod, __u32 base, bool 
 	prims->bss->tuple_base = base;
 	prims->bss->patch_dst = dst;
 	prims->bss->counter = 0;
+	prims->bss->vip_mod = 0;
 	return bpf_program__fd(fam == 4 ? prims->progs.wrap4 : prims->progs.wrap6);
 }
 
@@ -631,6 +656,8 @@ struct pcase {
 	int		prog_fd;	/* direct: program run */
 	struct pkt	pkt;
 	__u32		mod, base;
+	__u32		vip_mod, vip_stride;	/* the wrapper's (prims.bpf.c) */
+	bool		same_flows;	/* base is not advanced run by run */
 	bool		dst;
 	bool		fresh_env;	/* a new env each run (new-flow SYNs) */
 	__u32		fresh_max_flows;
@@ -656,7 +683,10 @@ static void case_run(struct pcase *c, int run)
 	int fd = c->prog_fd;
 
 	if (!strcmp(c->mode, "wrapped") || is_xdp_case(c)) {
-		fd = wrap_setup(c->fam, &c->pkt, c->mod, c->base + (__u32)run * opt.repeat, c->dst);
+		fd = wrap_setup(c->fam, &c->pkt, c->mod,
+				c->base + (c->same_flows ? 0 : (__u32)run * opt.repeat), c->dst);
+		prims->bss->vip_mod = c->vip_mod;
+		prims->bss->vip_stride = c->vip_stride;
 		if (is_xdp_case(c)) {
 			jump_to_map(bpf_map__fd(prims->maps.jmp_xdp), c->target_fd);
 			fd = bpf_program__fd(c->fam == 4 ? prims->progs.wrap4_xdp
@@ -1513,14 +1543,74 @@ static void config_scale(struct env *e, __u32 services)
 		(now_ns() - t0) / 1e9);
 }
 
+/*
+ * The spread cases: SPREAD_FLOWS established flows, client i's to a service
+ * of its own (as make bench-scale's real packets, spread over all N), the
+ * ACKs round robin: each packet finds another service's entries, cold where
+ * N is large. With one service (N = 1: web4 alone) every flow is web4's.
+ * The flows are written into the flow table as a confirmed handshake leaves
+ * them (a handshake per flow would need each service's own SYN-ACK).
+ */
+#define SPREAD_FLOWS	4096U
+#define SPREAD_BASE	3000000U	/* client tuples of their own */
+
+static __u32 spread_vips(__u32 services)
+{
+	return services <= 1 ? 0 : services - 1 < SPREAD_FLOWS ? services - 1 : SPREAD_FLOWS;
+}
+
+static void spread_pin(struct env *e, __u32 services)
+{
+	__u32 vips = spread_vips(services), stride = vips ? (services - 1) / vips : 0;
+	struct ts_config cfg = {};
+	struct ts_err err = {};
+	__u64 now = ts_now_ns();
+
+	must(ts_config_read(&e->maps, &cfg, &err), &err, "ts_config_read");
+	for (__u32 i = 0; i < SPREAD_FLOWS; i++) {
+		__u32 t = SPREAD_BASE + i, hi = t / TUPLE_PORTS, v = vips ? i % vips * stride : 0;
+		struct ts_flow_key k = { .proto = IPPROTO_TCP, .family = TS_AF_INET,
+					 .dport = htons(VPORT) };
+		struct ts_flow f = { .tcp_state = TS_TCP_ESTABLISHED, .created_ns = now,
+				     .last_seen_ns = now, .client_end = 1002,
+				     .backend_isn = 2001, .backend_end = 2002 };
+		struct ts_service_cfg *sc;
+		char name[32];
+		__u8 *a;
+
+		snprintf(name, sizeof(name), vips ? "s%u" : "web4", v);
+		sc = ts_config_service(&cfg, name);
+		if (!sc || !sc->nbackends)
+			die("scale: service %s not found", name);
+		inet_pton(AF_INET, CLIENT4, k.saddr);
+		a = (__u8 *)k.saddr;
+		a[2] = (__u8)(64 + (hi >> 8));
+		a[3] = (__u8)hi;
+		k.sport = htons((__u16)(1024 + t % TUPLE_PORTS));
+		if (vips) {
+			inet_pton(AF_INET, "198.19.0.0", k.daddr);
+			((__u8 *)k.daddr)[2] = (__u8)(v >> 8);
+			((__u8 *)k.daddr)[3] = (__u8)v;
+		} else {
+			inet_pton(AF_INET, VIP4, k.daddr);
+		}
+		f.backend_id = sc->backends[0].id;
+		f.generation = sc->backends[0].be.generation;
+		f.service_id = sc->svc.id;
+		if (bpf_map_update_elem(e->maps.flows, &k, &f, BPF_ANY))
+			die("scale: flows update: %s", strerror(errno));
+	}
+	ts_config_free(&cfg);
+}
+
 static void bench_scale(void)
 {
-	struct pcase *wempty, *wxempty, *c;
-	struct pkt syn, synack, ack;
+	struct pcase *wempty, *wxempty, *wrot, *wxrot, *c;
+	struct pkt syn, synack, ack, spread;
 	struct env e;
 	__u32 confirmed = 0;
 
-	env_open(&e, opt.runs * opt.repeat + opt.repeat);
+	env_open(&e, opt.runs * opt.repeat + opt.repeat + SPREAD_FLOWS);
 	config_scale(&e, opt.services);
 	build(&syn, 4, T_SYN, 40000);
 	build(&synack, 4, T_SYNACK, 40000);
@@ -1560,6 +1650,37 @@ static void bench_scale(void)
 	c->base = 500000000;
 	c->pkt = syn;
 
+	/* the spread cases: the same over SPREAD_FLOWS flows of as many services */
+	spread_pin(&e, opt.services);
+	build(&spread, 4, T_ACK, 40000);
+	if (spread_vips(opt.services))
+		spread_to(&spread, "198.19.0.0");
+	c = wrot = add_case("wrapper + empty program, spread", "wrapped_empty_spread", 4,
+			    "wrapped");
+	c->target_fd = empty_fd;
+	c->pkt = spread;
+	c = wxrot = add_case("wrapper + empty XDP program, spread", "xdp_wrapped_empty_spread",
+			     4, "wrapped-xdp");
+	c->target_fd = empty_xdp_fd;
+	c->pkt = spread;
+	c = add_case("tc: established, another service's flow each packet",
+		     "tc_established_spread", 4, "wrapped");
+	c->target_fd = e.prog_fd;
+	c->baseline = wrot;
+	c->pkt = spread;
+	c = add_case("xdp: established, another service's flow each packet",
+		     "xdp_established_spread", 4, "wrapped-xdp");
+	c->target_fd = e.xdp_fd;
+	c->baseline = wxrot;
+	c->pkt = spread;
+	for (int i = ncases - 4; i < ncases; i++) {
+		cases[i].mod = SPREAD_FLOWS;
+		cases[i].base = SPREAD_BASE;
+		cases[i].same_flows = true;
+		cases[i].vip_mod = spread_vips(opt.services);
+		cases[i].vip_stride = cases[i].vip_mod ? (opt.services - 1) / cases[i].vip_mod : 0;
+	}
+
 	for (int run = 0; run < opt.runs; run++)
 		for (int i = 0; i < ncases; i++)
 			case_run(&cases[i], run);
@@ -1568,7 +1689,7 @@ static void bench_scale(void)
 		if (!c->baseline)
 			continue;
 		/* the verdict of the last run: what the program did with the packet */
-		if (!strcmp(c->key, "xdp_established"))
+		if (!strncmp(c->key, "xdp_established", 15))
 			c->valid = c->retval == XDP_REDIRECT;
 		else if (!strcmp(c->key, "xdp_syn"))
 			c->valid = c->retval == XDP_PASS;
@@ -1579,6 +1700,8 @@ static void bench_scale(void)
 	}
 	if (counter(&e, TS_CNT_NEW_FLOWS) < (__u64)opt.runs * opt.repeat)
 		die("scale: not every SYN was a new flow");
+	if (counter(&e, TS_CNT_NON_SYN_MISS))
+		die("scale: an established ACK found no pinned flow");
 	fflush(stdout);
 	env_close(&e);
 }

@@ -55,6 +55,10 @@ __u32 patch_dst;	/* the client is the destination (a reply) */
 __u32 tuple_addrs;	/* 0: client i as below; else address i % tuple_addrs, port
 			 * 1024 + i / tuple_addrs (consecutive clients on other hosts) */
 __u32 ins_counter;	/* fresh keys of the p_ins_* programs */
+__u32 vip_mod;		/* 0: keep the template's destination; else (IPv4, client ->
+			 * VIP) its last two bytes become ((i - base) % vip_mod) *
+			 * vip_stride: client i's packets go to a service of its own */
+__u32 vip_stride;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -131,8 +135,18 @@ static __always_inline bool wrap_frame(void *data, void *end, int fam)
 		 * checksum at 56 (patching the last two address bytes) */
 		if (fam == 4 && patch_dst)
 			patch_tuple_csum(h + 18, h + 22, i, h + 10, h + 36);
-		else if (fam == 4)
+		else if (fam == 4) {
 			patch_tuple_csum(h + 14, h + 20, i, h + 10, h + 36);
+			if (vip_mod) {
+				__u32 v = (counter % tuple_mod) % vip_mod * vip_stride;
+				__u16 old = *(__u16 *)(h + 18);
+
+				h[18] = (__u8)(v >> 8);
+				h[19] = (__u8)v;
+				csum_patch(h + 10, old, *(__u16 *)(h + 18));
+				csum_patch(h + 36, old, *(__u16 *)(h + 18));
+			}
+		}
 		else if (patch_dst)
 			patch_tuple_csum(h + 38, h + 42, i, NULL, h + 56);
 		else

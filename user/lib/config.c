@@ -1038,10 +1038,12 @@ static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
 	else
 		r = service_plan(m, want, &ns->svc, err);
 	r = r ?: backend_list_build(m, NULL, want, list, is_new, &nnew, err);
-	/* members of half 0, the half that goes live with the service */
+	/* members of half 0, the half that goes live with the service, and
+	 * settled: of half 1 too, which the next change builds (table.c,
+	 * table_install) */
 	for (size_t i = 0; !r && i < n; i++) {
-		list[i].be.table_halves = 1U << 0;
-		list[i].be.weighted_halves = list[i].weight ? 1U << 0 : 0;
+		list[i].be.table_halves = 3;
+		list[i].be.weighted_halves = list[i].weight ? 3 : 0;
 	}
 	r = r ?: backends_write_new(m, ns, list, is_new, n, err);
 	/* Its table, built in the half that will be live, before anything

@@ -392,7 +392,15 @@ static const struct ts_backend_cfg *backend_listed(const struct ts_backend_cfg *
 
 /* Set backend id's membership bits of table half `half` (a member; a member
  * with weight > 0: the data plane's test for "takes new flows"); the other
- * half's bits, the ones packets read now, are left alone. */
+ * half's bits, the ones packets read now, are left alone.
+ *
+ * The bits of the half that is not live mean nothing to the data plane but
+ * one thing: a backend member of both halves is live whatever half is
+ * (ts_backend_settled of bpf/tcpshift.bpf.c), and its flows' packets skip
+ * the service's entry. So every member is made a member of both halves,
+ * but for the one change that adds it (before its commit, a member of the
+ * half not live only) or removes it (a member of the live half only, until
+ * its commit). */
 static int backend_set_member(struct ts_maps *m, __u32 id, __u32 half,
 			      const struct ts_backend_cfg *cfg, __u32 eff, struct ts_err *err)
 {
@@ -427,6 +435,22 @@ int table_free_id(struct ts_maps *m, __u32 *id, struct ts_err *err)
 		}
 	}
 	return ts_fail(err, TS_ERR_RUNTIME, "too many services (at most %d)", TS_MAX_SERVICES);
+}
+
+/* After the commit, a backend the change added (a member of the live half
+ * only) is made a member of the other half too, the half the next change
+ * builds: settled (backend_set_member). Past the commit nothing can fail:
+ * a backend left unsettled (a killed command) is served the slower way. */
+static void backend_settle(struct ts_maps *m, __u32 id)
+{
+	struct ts_backend be;
+
+	if (bpf_map_lookup_elem(m->backends, &id, &be) || (be.table_halves & 3) == 3 ||
+	    !be.table_halves)
+		return;
+	be.weighted_halves = be.weighted_halves & be.table_halves ? 3 : 0;
+	be.table_halves = 3;
+	bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST);
 }
 
 /*
@@ -490,6 +514,8 @@ int table_install(struct ts_maps *m, struct ts_service_cfg *s,
 			bpf_map_delete_elem(m->tables, &next.id);
 		return r;
 	}
+	for (size_t i = 0; i < n; i++)
+		backend_settle(m, b[i].id);
 	/* a replaced table: no packet reads it once the switch is seen */
 	if (next.id != s->svc.id) {
 		bpf_map_delete_elem(m->tables, &s->svc.id);
