@@ -71,7 +71,8 @@ for n in 1 100; do
 			fail "bench-scale: $m spread at $n" "${h:-no} services of $n took new flows"
 	done
 	miss=
-	for k in tc_syn tc_established xdp_syn xdp_established; do
+	for k in tc_syn tc_established xdp_syn xdp_established tc_syn_spread tc_established_spread \
+		xdp_established_spread; do
 		v=$(val "$n" kernel "$k")
 		[ -n "$v" ] && [ "$v" != NA ] || miss="$miss $k"
 	done

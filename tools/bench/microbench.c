@@ -1496,10 +1496,11 @@ static void bench_packets(void)
  * (web4, VIP4) added last, then an established flow's ACK and a new flow's
  * SYN through the tc program and through the XDP program, as in "packets".
  * The measured VIP is the same packet after packet: this is the lookup in a
- * table of N entries with the service's entry in cache; scale.sh's real
- * packets spread over all N. XDP passes every SYN on to tc (doc/DESIGN.md,
- * "XDP"): xdp_syn is the XDP program's part, and a SYN's cost in xdp mode is
- * it plus tc_syn. One line on stdout per case: "scale services=N case=KEY
+ * table of N entries with the service's entry in cache. The *_spread cases
+ * go to another service each packet, as scale.sh's real packets spread over
+ * all N (spread_pin). XDP passes every SYN on to tc (doc/DESIGN.md, "XDP"):
+ * xdp_syn is the XDP program's part, and a SYN's cost in xdp mode is it plus
+ * tc_syn. One line on stdout per case: "scale services=N case=KEY
  * ns=MEDIAN_OVER_BASELINE valid=0|1".
  */
 static void config_scale(struct env *e, __u32 services)
@@ -1606,11 +1607,11 @@ static void spread_pin(struct env *e, __u32 services)
 static void bench_scale(void)
 {
 	struct pcase *wempty, *wxempty, *wrot, *wxrot, *c;
-	struct pkt syn, synack, ack, spread;
+	struct pkt syn, synack, ack, spread, spread_syn;
 	struct env e;
 	__u32 confirmed = 0;
 
-	env_open(&e, opt.runs * opt.repeat + opt.repeat + SPREAD_FLOWS);
+	env_open(&e, 2 * opt.runs * opt.repeat + opt.repeat + SPREAD_FLOWS);
 	config_scale(&e, opt.services);
 	build(&syn, 4, T_SYN, 40000);
 	build(&synack, 4, T_SYNACK, 40000);
@@ -1677,9 +1678,31 @@ static void bench_scale(void)
 		cases[i].mod = SPREAD_FLOWS;
 		cases[i].base = SPREAD_BASE;
 		cases[i].same_flows = true;
+	}
+	/* new flows, each SYN to another service (a fresh client each) */
+	build(&spread_syn, 4, T_SYN, 40000);
+	if (spread_vips(opt.services))
+		spread_to(&spread_syn, "198.19.0.0");
+	c = add_case("tc: SYN of a new flow, to another service each packet", "tc_syn_spread", 4,
+		     "wrapped");
+	c->target_fd = e.prog_fd;
+	c->baseline = wrot;
+	c->mod = 0xffffffffU;
+	c->base = 9000000;
+	c->pkt = spread_syn;
+	for (int i = ncases - 5; i < ncases; i++) {
 		cases[i].vip_mod = spread_vips(opt.services);
 		cases[i].vip_stride = cases[i].vip_mod ? (opt.services - 1) / cases[i].vip_mod : 0;
 	}
+	/* A backend's first packet makes its counters (an insert, ~10 us
+	 * here): a SYN to every backend first, so that the case measures
+	 * the SYNs of a running gateway. */
+	jump_to(e.prog_fd);
+	wrap_setup(4, &spread_syn, 0xffffffffU, 8000000, false);
+	prims->bss->vip_mod = c->vip_mod;
+	prims->bss->vip_stride = c->vip_stride;
+	test_run(bpf_program__fd(prims->progs.wrap4), &spread_syn,
+		 4 * (c->vip_mod ? c->vip_mod * c->vip_stride : 1));
 
 	for (int run = 0; run < opt.runs; run++)
 		for (int i = 0; i < ncases; i++)

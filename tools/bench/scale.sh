@@ -22,7 +22,8 @@
 #            packet at XDP), as in make bench-pps
 # and for tcpshift alone, in the kernel with BPF_PROG_TEST_RUN on the real
 # object (tools/bench/microbench.c's scale section): the tc and XDP programs'
-# ns per SYN and per established ACK with N services configured.
+# ns per SYN and per established ACK with N services configured, one service's
+# packets, then packets each to another service (the spread cases).
 #
 # Services: VIP i is 198.19.0.0 + i, port 80; its backends 198.18.2.{2,3}
 # and 198.18.3.{2,3}, port 1024 + i % 32768 (a backend address:port serves one
@@ -57,6 +58,7 @@ REPEAT=${REPEAT:-200000}
 RUNS=${RUNS:-5}
 STEP_TIMEOUT=${STEP_TIMEOUT:-180}
 VIP_BASE=198.19.0.0
+SPREAD_FLOWS=4096	# microbench's spread cases (SPREAD_FLOWS of tools/bench/microbench.c)
 
 die() {
 	echo "bench-scale: $*" >&2
@@ -460,6 +462,17 @@ summarize() {
 				"$(cell "$(awk -v a="$(val "$n" kernel xdp_syn)" -v b="$(val "$n" kernel tc_syn)" \
 					'BEGIN { if (a != "" && b != "" && a != "NA" && b != "NA") printf "%.0f", a + b }')")" \
 				"$(cell "$(val "$n" kernel xdp_established)")"
+		done
+		echo
+		echo "The same, over $SPREAD_FLOWS flows (SYNs: new flows), each packet to another service than the last (in the kernel, cache misses the single service above never takes):"
+		echo
+		echo "| services | tc SYN | tc established | xdp established |"
+		echo "|---:|---:|---:|---:|"
+		for n in $SIZES; do
+			[ "$n" -gt "$LIMIT" ] && continue
+			printf '| %s | %s | %s | %s |\n' "$n" "$(cell "$(val "$n" kernel tc_syn_spread)")" \
+				"$(cell "$(val "$n" kernel tc_established_spread)")" \
+				"$(cell "$(val "$n" kernel xdp_established_spread)")"
 		done
 		echo
 		echo "Plots: scale-packets.png, scale-control.png (this directory). Raw: scale-raw.tsv."
