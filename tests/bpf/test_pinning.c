@@ -499,6 +499,36 @@ static void test_changes_leave_backends_settled(void **state)
 	expect_settled(e, "web4", "after a removal");
 }
 
+/*
+ * `service del` unsettles the service's backends before its delete: a
+ * command killed after the delete leaves backends that need the service's
+ * entry (settled_backend_needs_no_service: then not balanced), never
+ * settled ones, whose flows would be served without a service.
+ */
+static void test_service_del_unsettles_first(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct ts_config cfg = {};
+	struct ts_service_cfg *s;
+	struct ts_err err = {};
+
+	config_web4(e, 1, 1);
+	s = service_read(e, "web4", &cfg);
+	ASSERT_OK(ts_service_del(&e->maps, "web4", &err), err, "service del");
+	for (size_t i = 0; i < s->nbackends; i++) {
+		struct ts_backend be;
+
+		test_context("backend %s", s->backends[i].be.name);
+		ASSERT_EQ(bpf_map_lookup_elem(e->maps.backends, &s->backends[i].id, &be), 0,
+			  "read the backend");
+		ASSERT_EQ(be.table_halves, 1U << (s->svc.table_half & 1),
+			  "a member of the half that was live only");
+		ASSERT_NEQ(be.state, TS_BACKEND_ACTIVE, "marked removed");
+	}
+	test_context(NULL);
+	ts_config_free(&cfg);
+}
+
 /* The RST of a flow whose backend was removed never answers a frame sent to a
  * group MAC (see group_destination_not_reset). */
 static void test_group_destination_never_reset(void **state)
@@ -534,6 +564,7 @@ int run_pinning_tests(void)
 		TEST(test_v4_settled_backend_needs_no_service),
 		TEST(test_v6_settled_backend_needs_no_service),
 		TEST(test_changes_leave_backends_settled),
+		TEST(test_service_del_unsettles_first),
 	};
 
 	return cmocka_run_group_tests_name("pinning (invariant 2, DESIGN data plane)", tests,

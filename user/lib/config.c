@@ -450,6 +450,12 @@ int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
 	r = begin_change(m, &cfg, name, &s, err);
 	if (r)
 		return end_change(m, r);
+	/* Its backends unsettled first: their flows' packets then read the
+	 * service's entry (doc/DESIGN.md, "Established flows"), and so stop
+	 * being balanced at the commit. */
+	r = table_unsettle(m, s, err);
+	if (r)
+		goto out;
 	/* The commit: packets to the VIP are no longer ours (invariant 5:
 	 * passed untouched), whether or not their flow was pinned. */
 	if (bpf_map_delete_elem(m->services, &s->key)) {

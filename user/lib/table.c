@@ -453,6 +453,15 @@ static void backend_settle(struct ts_maps *m, __u32 id)
 	bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST);
 }
 
+int table_unsettle(struct ts_maps *m, const struct ts_service_cfg *s, struct ts_err *err)
+{
+	int r = 0;
+
+	for (size_t i = 0; !r && i < s->nbackends; i++)
+		r = backend_set_member(m, s->backends[i].id, !s->svc.table_half, NULL, 0, err);
+	return r;
+}
+
 /*
  * Rebuild service s's table from backends b[0..n) (sorted by name) into the
  * half that is not live, then switch halves with one update of the service's

@@ -55,5 +55,8 @@ int table_install(struct ts_maps *m, struct ts_service_cfg *s, const struct ts_b
 int table_read_list(const struct ts_maps *m, struct ts_service_cfg *s, struct ts_err *err);
 /* The same, and their backends. */
 int table_read_config(const struct ts_maps *m, struct ts_service_cfg *s, struct ts_err *err);
+/* Make s's backends members of its live half only (unsettled), so that its
+ * flows' packets read its entry: before the delete of the service. */
+int table_unsettle(struct ts_maps *m, const struct ts_service_cfg *s, struct ts_err *err);
 
 #endif /* TCPSHIFT_TABLE_H */
