@@ -529,6 +529,64 @@ static void test_service_del_unsettles_first(void **state)
 	ts_config_free(&cfg);
 }
 
+static void settings_flag(struct ts_env *e, __u32 flag, bool on)
+{
+	struct ts_settings st;
+	__u32 zero = 0;
+
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.settings, &zero, &st), 0, "read settings");
+	st.flags = on ? st.flags | flag : st.flags & ~flag;
+	ASSERT_EQ(bpf_map_update_elem(e->maps.settings, &zero, &st, BPF_EXIST), 0,
+		  "write settings");
+}
+
+static __u32 backend_halves(struct ts_env *e, __u32 id)
+{
+	struct ts_backend be;
+
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.backends, &id, &be), 0, "read the backend");
+	return be.table_halves;
+}
+
+/*
+ * `load` over an earlier build's pins settles the backends that build left a
+ * member of the live half only (ts_backends_settle), so that their flows take
+ * the short path from then on; not while a killed change may have left a
+ * member of the other half only (TS_SETTINGS_F_CHANGING), nor a removed one.
+ */
+static void test_load_settles_earlier_builds_backends(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct ts_config cfg = {};
+	struct ts_service_cfg *s;
+	__u32 live, v1, v2;
+
+	config_web4(e, 1, 1);
+	s = service_read(e, "web4", &cfg);
+	live = 1U << (s->svc.table_half & 1);
+	v1 = ts_service_backend(s, "v1")->id;
+	v2 = ts_service_backend(s, "v2")->id;
+	ts_config_free(&cfg);
+	/* as an earlier build's service add and backend add leave them */
+	backend_halves_set(e, v1, live);
+	backend_halves_set(e, v2, live);
+
+	settings_flag(e, TS_SETTINGS_F_CHANGING, true);
+	ts_backends_settle(&e->maps);
+	ASSERT_EQ(backend_halves(e, v1), live, "a change was killed: nothing settled");
+	settings_flag(e, TS_SETTINGS_F_CHANGING, false);
+
+	env_backend_del(e, "web4", "v2");	/* v2: REMOVED; the other half is live */
+	s = service_read(e, "web4", &cfg);
+	live = 1U << (s->svc.table_half & 1);
+	ts_config_free(&cfg);
+	backend_halves_set(e, v1, live);
+	backend_halves_set(e, v2, live);
+	ts_backends_settle(&e->maps);
+	ASSERT_EQ(backend_halves(e, v1), 3, "the live half's member, settled");
+	ASSERT_EQ(backend_halves(e, v2), live, "a removed backend is left as it was");
+}
+
 /* The RST of a flow whose backend was removed never answers a frame sent to a
  * group MAC (see group_destination_not_reset). */
 static void test_group_destination_never_reset(void **state)
@@ -565,6 +623,7 @@ int run_pinning_tests(void)
 		TEST(test_v6_settled_backend_needs_no_service),
 		TEST(test_changes_leave_backends_settled),
 		TEST(test_service_del_unsettles_first),
+		TEST(test_load_settles_earlier_builds_backends),
 	};
 
 	return cmocka_run_group_tests_name("pinning (invariant 2, DESIGN data plane)", tests,

@@ -480,6 +480,10 @@ void ts_service_from_abi6(const struct ts_service_abi6 *in, struct ts_service *o
 void ts_service_to_abi6(const struct ts_service *in, struct ts_service_abi6 *out);
 /* A backend id's counters, all zero (a migration's, before the carry). */
 int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err);
+/* Settle (doc/DESIGN.md, "Established flows") the backends an earlier build
+ * left a member of one table half, when no change was killed; best effort.
+ * Under the exclusive lock (ts_load holds it). */
+void ts_backends_settle(struct ts_maps *m);
 /* Add per-CPU counters 0..nfrom-1 of from_fd into to_fd's. */
 int ts_counters_carry(int from_fd, __u32 nfrom, int to_fd, struct ts_err *err);
 int ts_unload(const char *pin_dir, struct ts_err *err);

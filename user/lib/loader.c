@@ -1267,6 +1267,15 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	r = r ?: ts_migration_commit(&mg, o->pin_dir, skel_map_fd, skel, err);
 	if (r)
 		goto fail;
+	if (!fresh) {
+		struct ts_maps m;
+		struct ts_err serr;
+
+		if (!ts_maps_open(&m, o->pin_dir, &serr)) {
+			ts_backends_settle(&m);
+			ts_maps_close(&m);
+		}
+	}
 	if (journal_before) {
 		struct ts_maps m;
 		struct ts_err jerr;

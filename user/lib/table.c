@@ -453,6 +453,52 @@ static void backend_settle(struct ts_maps *m, __u32 id)
 	bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST);
 }
 
+/* After an upgrade (ts_load over pins): backends an earlier build left a
+ * member of one half only are settled, at rest only. With no change killed
+ * (TS_SETTINGS_F_CHANGING clear) every ACTIVE member of one half is a member
+ * of its service's live half: a change leaves one-half members only until its
+ * commit, and marks the ones it removed. Ids are given lowest first, so the
+ * walk stops at the first batch without a backend that was ever used. */
+void ts_backends_settle(struct ts_maps *m)
+{
+	enum { BATCH = 4096 };
+	struct ts_backend *be = calloc(BATCH, sizeof(*be));
+	__u32 *keys = calloc(BATCH, sizeof(*keys));
+	struct ts_settings st;
+	__u32 zero = 0, in_batch, out_batch;
+	bool first = true;
+
+	if (!be || !keys || bpf_map_lookup_elem(m->settings, &zero, &st) ||
+	    st.flags & TS_SETTINGS_F_CHANGING)
+		goto out;
+	for (;;) {
+		__u32 got = BATCH;
+		bool used = false;
+		int r = bpf_map_lookup_batch(m->backends, first ? NULL : &in_batch, &out_batch,
+					     keys, be, &got, NULL);
+
+		if (r && errno != ENOENT)
+			break;
+		for (__u32 i = 0; i < got; i++) {
+			__u32 h = be[i].table_halves & 3;
+
+			used |= be[i].state != TS_BACKEND_FREE;
+			if (be[i].state != TS_BACKEND_ACTIVE || h == 0 || h == 3)
+				continue;
+			be[i].weighted_halves = be[i].weighted_halves & h ? 3 : 0;
+			be[i].table_halves = 3;
+			bpf_map_update_elem(m->backends, &keys[i], &be[i], BPF_EXIST);
+		}
+		if (r || !used)
+			break;
+		in_batch = out_batch;
+		first = false;
+	}
+out:
+	free(be);
+	free(keys);
+}
+
 int table_unsettle(struct ts_maps *m, const struct ts_service_cfg *s, struct ts_err *err)
 {
 	int r = 0;
