@@ -437,20 +437,31 @@ int table_free_id(struct ts_maps *m, __u32 *id, struct ts_err *err)
 	return ts_fail(err, TS_ERR_RUNTIME, "too many services (at most %d)", TS_MAX_SERVICES);
 }
 
+/* Backend id, of entry be, a member of one half only (its live one, the
+ * caller knows), made a member of both: settled (backend_set_member), with
+ * the same weight in both. Best effort: one left unsettled is served the
+ * slower way. */
+static void backend_settle_entry(struct ts_maps *m, __u32 id, struct ts_backend *be)
+{
+	__u32 h = be->table_halves & 3;
+
+	if (h == 0 || h == 3)
+		return;
+	be->weighted_halves = be->weighted_halves & h ? 3 : 0;
+	be->table_halves = 3;
+	bpf_map_update_elem(m->backends, &id, be, BPF_EXIST);
+}
+
 /* After the commit, a backend the change added (a member of the live half
  * only) is made a member of the other half too, the half the next change
- * builds: settled (backend_set_member). Past the commit nothing can fail:
- * a backend left unsettled (a killed command) is served the slower way. */
+ * builds. Past the commit nothing can fail: a backend left unsettled (a
+ * killed command) is served the slower way. */
 static void backend_settle(struct ts_maps *m, __u32 id)
 {
 	struct ts_backend be;
 
-	if (bpf_map_lookup_elem(m->backends, &id, &be) || (be.table_halves & 3) == 3 ||
-	    !be.table_halves)
-		return;
-	be.weighted_halves = be.weighted_halves & be.table_halves ? 3 : 0;
-	be.table_halves = 3;
-	bpf_map_update_elem(m->backends, &id, &be, BPF_EXIST);
+	if (!bpf_map_lookup_elem(m->backends, &id, &be))
+		backend_settle_entry(m, id, &be);
 }
 
 /* After an upgrade (ts_load over pins): backends an earlier build left a
@@ -480,14 +491,9 @@ void ts_backends_settle(struct ts_maps *m)
 		if (r && errno != ENOENT)
 			break;
 		for (__u32 i = 0; i < got; i++) {
-			__u32 h = be[i].table_halves & 3;
-
 			used |= be[i].state != TS_BACKEND_FREE;
-			if (be[i].state != TS_BACKEND_ACTIVE || h == 0 || h == 3)
-				continue;
-			be[i].weighted_halves = be[i].weighted_halves & h ? 3 : 0;
-			be[i].table_halves = 3;
-			bpf_map_update_elem(m->backends, &keys[i], &be[i], BPF_EXIST);
+			if (be[i].state == TS_BACKEND_ACTIVE)
+				backend_settle_entry(m, keys[i], &be[i]);
 		}
 		if (r || !used)
 			break;
