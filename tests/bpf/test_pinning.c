@@ -463,6 +463,40 @@ static void settled_backend_needs_no_service(struct ts_env *e, bool v6)
 	ts_config_free(&cfg);
 }
 
+/*
+ * A client on a port below the service's (1000 to 8008) is looked up service
+ * first (the port guess of ts_ingress): its established flow keeps its
+ * backend all the same, with the weights moved away from it.
+ */
+static void low_port_client_stays_pinned(struct ts_env *e, bool v6)
+{
+	const char *const *to = v6 ? web6_to : web4_to;
+	struct pkt_spec syn = client_pkt(v6, 1000, PKT_SYN);
+	struct pkt_spec data;
+	__u64 miss;
+	int b;
+
+	config_web(e, v6, 1, 1);
+	b = handshake(e, &syn, to, 2, "a client on port 1000");
+	miss = env_counter(e, TS_CNT_NON_SYN_MISS);
+	all_weight_to(e, v6, !b);
+	data = handshake_ack_spec(&syn);
+	data.flags = PKT_PSH | PKT_ACK;
+	data.payload = "GET / HTTP/1.1\r\n\r\n";
+	expect_forward(e, &data, &to[b], 1, "its data after the weights moved away");
+	ASSERT_EQ(env_counter(e, TS_CNT_NON_SYN_MISS), miss, "found in flows, no pickup");
+}
+
+static void test_v4_low_port_client_stays_pinned(void **state)
+{
+	low_port_client_stays_pinned(env_of(state), false);
+}
+
+static void test_v6_low_port_client_stays_pinned(void **state)
+{
+	low_port_client_stays_pinned(env_of(state), true);
+}
+
 static void test_v4_settled_backend_needs_no_service(void **state)
 {
 	settled_backend_needs_no_service(env_of(state), false);
@@ -619,6 +653,8 @@ int run_pinning_tests(void)
 		TEST(test_v6_non_syn_miss_uses_current_table),
 		TEST(test_close_on_a_miss_is_not_a_stale_pin),
 		TEST(test_no_backend_drops_new_flows),
+		TEST(test_v4_low_port_client_stays_pinned),
+		TEST(test_v6_low_port_client_stays_pinned),
 		TEST(test_v4_settled_backend_needs_no_service),
 		TEST(test_v6_settled_backend_needs_no_service),
 		TEST(test_changes_leave_backends_settled),
