@@ -1267,21 +1267,15 @@ int ts_load(const struct ts_load_opts *o, struct ts_err *err)
 	r = r ?: ts_migration_commit(&mg, o->pin_dir, skel_map_fd, skel, err);
 	if (r)
 		goto fail;
+	/* over pins: an earlier build's backends settled, a new --seed journaled */
 	if (!fresh) {
 		struct ts_maps m;
-		struct ts_err serr;
+		struct ts_err merr;
 
-		if (!ts_maps_open(&m, o->pin_dir, &serr)) {
+		if (!ts_maps_open(&m, o->pin_dir, &merr)) {
 			ts_backends_settle(&m);
-			ts_maps_close(&m);
-		}
-	}
-	if (journal_before) {
-		struct ts_maps m;
-		struct ts_err jerr;
-
-		if (!ts_maps_open(&m, o->pin_dir, &jerr)) {
-			ts_journal_after(&m, journal_before);
+			if (journal_before)
+				ts_journal_after(&m, journal_before);
 			ts_maps_close(&m);
 		}
 	}
