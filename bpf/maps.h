@@ -102,17 +102,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } backend_addrs SEC(".maps");
 
-/* An entry per backend id that has had a packet, made by the data plane at
- * the first (ts_stats); the control plane deletes one left under an id it
- * gives again (per CPU, 232 bytes each: preallocated at the limit it would be
- * 58 MiB per CPU). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, TS_MAX_BACKENDS);
+/* Per-CPU counters of TS_STATS_CHUNK backend ids each (tcpshift.h): made by
+ * the control plane when it first gives an id of the chunk (per CPU, 232
+ * bytes an id: preallocated at the limit they would be 58 MiB per CPU). The
+ * value is declared by size, as the tables' (above). */
+struct ts_stats_chunk {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TS_STATS_CHUNK);
 	__type(key, __u32);
-	__type(value, struct ts_backend_stats);
+	__type(value, __u8[sizeof(struct ts_backend_stats)]);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, TS_STATS_CHUNKS);
+	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct ts_stats_chunk);	/* must be last */
 } backend_stats SEC(".maps");
 
 struct {

@@ -60,27 +60,20 @@ static __always_inline void ts_count(__u32 counter)
 		*v += 1;
 }
 
-/* What a backend's counters start from. */
-static const struct ts_backend_stats ts_stats_zero;
-
-/* The backend's canary counters (tcpshift.h), or NULL (pick writes nothing).
- * A backend's entry is made here, by its first packet: the control plane
- * writing one per new backend was a quarter of an import's time at 65,536
- * services (a hash insert disables interrupts, microseconds on a
- * paravirtualised guest); it deletes one left under an id it gives again.
- * The insert fails only when another CPU made the entry first (then found)
- * or the kernel has no memory for it (that packet uncounted). */
+/* The backend's canary counters (tcpshift.h), or NULL (pick writes nothing,
+ * or an id whose chunk the control plane has not made: none given yet). Two
+ * array lookups, no hashing: the chunk's map, then the id's slot in it. */
 static __always_inline struct ts_backend_stats *ts_stats(__u32 id)
 {
-	struct ts_backend_stats *s;
+	__u32 chunk = id >> TS_STATS_CHUNK_SHIFT, slot = id & (TS_STATS_CHUNK - 1);
+	void *counters;
 
 	if (dry_run)
 		return NULL;
-	s = bpf_map_lookup_elem(&backend_stats, &id);
-	if (s)
-		return s;
-	bpf_map_update_elem(&backend_stats, &id, &ts_stats_zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&backend_stats, &id);
+	counters = bpf_map_lookup_elem(&backend_stats, &chunk);
+	if (!counters)
+		return NULL;
+	return bpf_map_lookup_elem(counters, &slot);
 }
 
 /* A packet to (to_backend) or from backend id. */

@@ -17,7 +17,7 @@
 
 /* Bumped whenever a map layout below changes; `load` refuses to reuse pinned
  * maps written by a different layout. */
-#define TS_ABI_VERSION		7
+#define TS_ABI_VERSION		8
 
 #define TS_NAME_LEN		32	/* service and backend names, NUL-terminated */
 #define TS_MAX_SERVICES		65536
@@ -299,9 +299,16 @@ struct ts_reply {
 };
 
 /*
- * backend_stats: per-CPU hash, backend id -> counters, the canary signals of
- * a rollout (doc/DESIGN.md, "Canary signals"). Summed over CPUs by the reader.
+ * backend_stats: array of maps, backend id >> TS_STATS_CHUNK_SHIFT -> a per-CPU
+ * array of TS_STATS_CHUNK counters, slot id & (TS_STATS_CHUNK - 1): the
+ * canary signals of a rollout (doc/DESIGN.md, "Canary signals"). Summed over
+ * CPUs by the reader. The control plane makes a chunk when it first gives an
+ * id in it, so that memory follows the backends configured, and a packet
+ * finds its counters without hashing (doc/DESIGN.md, "Memory").
  */
+#define TS_STATS_CHUNK_SHIFT	10
+#define TS_STATS_CHUNK		(1U << TS_STATS_CHUNK_SHIFT)
+#define TS_STATS_CHUNKS		(TS_MAX_BACKENDS / TS_STATS_CHUNK)
 #define TS_HANDSHAKE_BUCKETS	16	/* bucket i: handshake time <= 2^i * 64 us; the last: more */
 #define TS_HANDSHAKE_BUCKET0_NS	65536ULL
 

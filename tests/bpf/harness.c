@@ -354,6 +354,24 @@ void env_backend_del(struct ts_env *e, const char *service, const char *name)
 	ts_maps_unlock(&e->maps);	/* one command each: its lock ends with it */
 }
 
+__u32 env_backend_id(struct ts_env *e, const char *service, const char *name)
+{
+	struct ts_config cfg = {};
+	struct ts_err err = {};
+	struct ts_backend_cfg *b;
+	__u32 id = TS_NO_BACKEND;
+
+	ASSERT_OK(ts_config_read(&e->maps, &cfg, &err), err, "ts_config_read");
+	b = ts_config_service(&cfg, service)
+		    ? ts_service_backend(ts_config_service(&cfg, service), name)
+		    : NULL;
+	ASSERT_TRUE(b != NULL, name);
+	if (b)
+		id = b->id;
+	ts_config_free(&cfg);
+	return id;
+}
+
 struct ts_backend_stats env_backend_stats(struct ts_env *e, const char *service, const char *name)
 {
 	struct ts_backend_stats st = {};

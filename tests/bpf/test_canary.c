@@ -37,39 +37,24 @@ static struct pkt_spec from_v1(__u16 dport, __u8 flags, char addr[PKT_EPSTRLEN])
 	return spec_with_endpoint(&r, false, BE4_1, addr);
 }
 
-/* The backend id of web4's backend `name`. */
-static __u32 web4_id(struct ts_env *e, const char *name)
-{
-	struct ts_config cfg = {};
-	struct ts_err err = {};
-	struct ts_backend_cfg *b;
-	__u32 id = TS_NO_BACKEND;
-
-	ASSERT_OK(ts_config_read(&e->maps, &cfg, &err), err, "ts_config_read");
-	b = ts_config_service(&cfg, "web4") ? ts_service_backend(ts_config_service(&cfg, "web4"),
-								  name) : NULL;
-	ASSERT_TRUE(b != NULL, name);
-	if (b)
-		id = b->id;
-	ts_config_free(&cfg);
-	return id;
-}
-
-/* A backend's counters are made by its first packet, not before, and that
- * packet is counted. */
+/* A backend's counters are there before its first packet, from zero (made
+ * with the backend: a packet never waits for an insert), and that packet is
+ * counted. */
 static void test_canary_first_syn_counted(void **state)
 {
 	struct ts_env *e = env_of(state);
 	struct pkt_spec s = client(42001, PKT_SYN, 7000);
-	int ncpu = libbpf_num_possible_cpus();
-	struct ts_backend_stats *percpu = calloc(ncpu > 0 ? ncpu : 1, sizeof(*percpu)), st;
+	struct ts_backend_stats st;
+	struct ts_err err = {};
 	__u32 id;
 
 	config_web4(e, 1, 0);
-	id = web4_id(e, "v1");
-	ASSERT_TRUE(percpu != NULL, "calloc");
-	ASSERT_EQ(bpf_map_lookup_elem(e->maps.backend_stats, &id, percpu) ? errno : 0, ENOENT,
-		  "no counters before v1's first packet");
+	id = env_backend_id(e, "web4", "v1");
+	ASSERT_TRUE(ts_stats_chunk(e->maps.backend_stats, e->maps.stats_chunks, id, false, NULL,
+				   &err) >= 0,
+		    "v1's counters there before its first packet");
+	st = canary(e, "v1");
+	ASSERT_EQ(st.new_flows + st.packets + st.opened, 0, "from zero");
 	expect_forward(e, &s, web4_to, 1, "v1's first SYN");
 	st = canary(e, "v1");
 	ASSERT_EQ(st.new_flows, 1, "its first SYN: an attempt");
@@ -77,7 +62,6 @@ static void test_canary_first_syn_counted(void **state)
 	expect_forward(e, &s, web4_to, 1, "the SYN again");
 	st = canary(e, "v1");
 	ASSERT_EQ(st.packets, 2, "the next packet added to them");
-	free(percpu);
 }
 
 /* Counters left under ids not in use (by a removed backend, a killed command)
@@ -90,17 +74,24 @@ static void test_canary_new_backend_from_zero(void **state)
 	__u32 v1, v2;
 
 	config_web4(e, 1, 0);
-	v1 = web4_id(e, "v1");
-	v2 = web4_id(e, "v2");
+	v1 = env_backend_id(e, "web4", "v1");
+	v2 = env_backend_id(e, "web4", "v2");
 	ASSERT_TRUE(left != NULL, "calloc");
 	for (int c = 0; left && c < ncpu; c++)
 		left[c] = (struct ts_backend_stats){ .new_flows = 7, .packets = 7, .opened = 7 };
-	for (__u32 id = 0; left && id < 64; id++)
+	for (__u32 id = 0; left && id < 64; id++) {
+		__u32 slot = id & (TS_STATS_CHUNK - 1);
+		struct ts_err err = {};
+		int fd = ts_stats_chunk(e->maps.backend_stats, e->maps.stats_chunks, id, true, NULL,
+					&err);
+
+		ASSERT_TRUE(fd >= 0, err.msg);
 		if (id != v1 && id != v2)
-			ASSERT_EQ(bpf_map_update_elem(e->maps.backend_stats, &id, left, BPF_ANY),
-				  0, "counters left under an id not in use");
+			ASSERT_EQ(bpf_map_update_elem(fd, &slot, left, BPF_ANY), 0,
+				  "counters left under an id not in use");
+	}
 	env_backend(e, "web4", "v3", "198.18.2.13:8008", 1);
-	ASSERT_LT(web4_id(e, "v3"), 64, "v3's id among those");
+	ASSERT_LT(env_backend_id(e, "web4", "v3"), 64, "v3's id among those");
 	st = canary(e, "v3");
 	ASSERT_EQ(st.new_flows + st.packets + st.opened, 0, "v3's counters start from zero");
 	free(left);

@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Upgrade in place from layouts 5 and 6 (include/tcpshift_abi5.h,
- * include/tcpshift_abi6.h, user/lib/migrate.c): each map whose layout changed
- * is converted, each other map is kept as it is (the same map, its entries
- * untouched). The pin directory is made into one of layout 6 by hand: today's
- * object pinned, then the maps layout 7 changed replaced by layout 6's and
- * service_names removed; for layout 5 also settings and counters replaced by
- * layout 5's and direct_pending removed.
+ * Upgrade in place from layouts 5, 6 and 7 (include/tcpshift_abi5.h,
+ * include/tcpshift_abi6.h, include/tcpshift_abi7.h, user/lib/migrate.c): each
+ * map whose layout changed is converted, each other map is kept as it is (the
+ * same map, its entries untouched). The pin directory is made into one of an
+ * older layout by hand: today's object pinned, then the maps a later layout
+ * changed replaced by the older layout's (layout 7: backend_stats; layout 6:
+ * also the maps layout 7 changed, and no service_names; layout 5: also
+ * settings and counters, and no direct_pending).
  *
- * And the way back from layout 7 to 6 (`downgrade`): each map layout 7
- * changed converted to layout 6's, tables rebuilt in layout 6's geometry, and
- * a configuration layout 6 cannot hold refused with nothing changed.
+ * And the way back (`downgrade`): from 8 to 7 the counters into one per-CPU
+ * hash; from 7 to 6 each map layout 7 changed converted to layout 6's, tables
+ * rebuilt in layout 6's geometry, and a configuration layout 6 cannot hold
+ * refused with nothing changed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +28,7 @@
 #include "ts_test.h"
 #include "tcpshift_abi5.h"
 #include "tcpshift_abi6.h"
+#include "tcpshift_abi7.h"
 #include "tcpshift.skel.h"
 
 static void pin_replace(const char *dir, const char *name, int fd)
@@ -112,6 +115,34 @@ static int map_entries(int fd, size_t key_size)
 	return n;
 }
 
+/* Backend id's counters (per CPU) in backend_stats (outer), or -ENOENT when
+ * its chunk was never made. */
+static int stats_of(int outer, __u32 id, struct ts_backend_stats *st)
+{
+	__u32 slot = id & (TS_STATS_CHUNK - 1);
+	struct ts_err err = {};
+	int fd = ts_stats_chunk(outer, NULL, id, false, NULL, &err), r;
+
+	if (fd < 0)
+		return fd;
+	r = bpf_map_lookup_elem(fd, &slot, st) ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static int stats_write(int outer, __u32 id, const struct ts_backend_stats *st)
+{
+	__u32 slot = id & (TS_STATS_CHUNK - 1);
+	struct ts_err err = {};
+	int fd = ts_stats_chunk(outer, NULL, id, false, NULL, &err), r;
+
+	if (fd < 0)
+		return fd;
+	r = bpf_map_update_elem(fd, &slot, st, 0) ? -errno : 0;
+	close(fd);
+	return r;
+}
+
 static int open_pinned(const char *dir, const char *name)
 {
 	char path[256];
@@ -124,7 +155,7 @@ static int open_pinned(const char *dir, const char *name)
 }
 
 /*
- * Layout 6's configuration is carried into layout 7's maps: a service (its
+ * Layout 6's configuration is carried into today's maps: a service (its
  * entry converted, its name indexed, its table the same map, of layout 6's
  * half length), its backend, the backend's reply index, and its counters
  * (what the old programs counted plus what the new ones did before the
@@ -214,11 +245,11 @@ static void test_migrate_abi6_pin_dir(void **state)
 	if (!skel)
 		fail_msg("load on the layout 6 pins: %s", err.msg);
 	/* the new program counted a packet on each CPU before the commit */
-	ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel->maps.backend_stats), &id, st), 0,
+	ASSERT_EQ(stats_of(bpf_map__fd(skel->maps.backend_stats), id, st), 0,
 		  "v1's counters made by the fill");
 	for (int c = 0; c < ncpus; c++)
 		st[c].packets += 1;
-	ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel->maps.backend_stats), &id, st, 0), 0,
+	ASSERT_EQ(stats_write(bpf_map__fd(skel->maps.backend_stats), id, st), 0,
 		  "counted by the new program");
 	ASSERT_OK(ts_migration_commit(&mg, e->pin_dir, skel_fd, skel, &err), err, "commit");
 	ts_bpf_destroy(skel);
@@ -245,12 +276,12 @@ static void test_migrate_abi6_pin_dir(void **state)
 	ASSERT_EQ(pinned(e->pin_dir, "backends", &info), 0, "backends pinned");
 	ASSERT_EQ(info.max_entries, TS_MAX_BACKENDS, "backends of today's size");
 	fd = open_pinned(e->pin_dir, "backend_stats");
-	ASSERT_EQ(bpf_map_lookup_elem(fd, &id, st), 0, "v1's counters");
+	ASSERT_EQ(stats_of(fd, id, st), 0, "v1's counters");
 	close(fd);
 	for (int c = 0; c < ncpus; c++)
 		ASSERT_EQ(st[c].packets, 101 + (__u64)c, "the old count plus the new program's");
 
-	ASSERT_OK(ts_maps_open(&m, e->pin_dir, &err), err, "open layout 7");
+	ASSERT_OK(ts_maps_open(&m, e->pin_dir, &err), err, "open today's layout");
 	ASSERT_OK(ts_config_read(&m, &cfg, &err), err, "read the configuration");
 	ASSERT_EQ(cfg.nservices, 1, "one service");
 	ASSERT_EQ(cfg.services[0].nbackends, 1, "one backend");
@@ -404,6 +435,179 @@ static void test_newer_layout_recognised(void **state)
 	ASSERT_EQ(abi, TS_ABI_VERSION + 1, "newer layout recognised");
 }
 
+/*
+ * Layout 7's counters (a per-CPU hash, an entry from a backend's first packet)
+ * go into chunks: a chunk is made for each chunk of ids with a backend given
+ * (none for the others), before the new programs run, and a backend's counts
+ * are what the old programs counted plus what the new one did before the
+ * commit; counts under an id no longer given are not carried. The flows map
+ * is the same map. A kill after the counters were pinned in place leaves them
+ * shared: the next migration carries nothing twice.
+ */
+static void test_migrate_abi7_pin_dir(void **state)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, hash_opts, .map_flags = BPF_F_NO_PREALLOC);
+	struct ts_env *e = fixture_env(state, 0, TEST_SEED, TEST_MAX_FLOWS);
+	struct ts_load_opts o = { .pin_dir = e->pin_dir, .forward_fib = -1, .mode = -1 };
+	int ncpus = libbpf_num_possible_cpus(), fd, outer;
+	struct ts_backend_stats st[512] = {};
+	struct bpf_map_info info, flows_before;
+	struct ts_settings settings;
+	struct tcpshift_bpf *skel;
+	struct ts_migration mg;
+	struct ts_err err = {};
+	__u32 zero = 0, v1, freed = 3 * TS_STATS_CHUNK + 5, abi;
+
+	ASSERT_TRUE(ncpus > 0 && ncpus <= 512, "CPUs");
+	env_service(e, "web", "198.18.0.10:80", 0);
+	env_backend(e, "web", "v1", "198.18.1.1:80", 1);
+	v1 = env_backend_id(e, "web", "v1");
+	ASSERT_LT(v1, TS_STATS_CHUNK, "v1 in the first chunk");
+	ASSERT_EQ(pinned(e->pin_dir, "flows", &flows_before), 0, "flows");
+	ts_maps_close(&e->maps);
+	/* layout 7's counters: v1's, and some under an id not given */
+	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_HASH, "backend_stats", 4,
+			    sizeof(struct ts_backend_stats), TS_MAX_BACKENDS, &hash_opts);
+	ASSERT_TRUE(fd >= 0, "layout 7's backend_stats");
+	for (int c = 0; c < ncpus; c++)
+		st[c] = (struct ts_backend_stats){ .packets = 100 + (__u64)c, .opened = 3 };
+	ASSERT_EQ(bpf_map_update_elem(fd, &v1, st, 0), 0, "v1's counts");
+	ASSERT_EQ(bpf_map_update_elem(fd, &freed, st, 0), 0, "counts under an id not given");
+	pin_replace(e->pin_dir, "backend_stats", fd);
+	close(fd);
+	fd = open_pinned(e->pin_dir, "settings");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &settings), 0, "settings");
+	settings.abi_version = TS_ABI7_VERSION;
+	ASSERT_EQ(bpf_map_update_elem(fd, &zero, &settings, 0), 0, "layout 7's settings");
+	close(fd);
+
+	ASSERT_OK(ts_pinned_layout(e->pin_dir, &abi, &err), err, "pinned layout");
+	ASSERT_EQ(abi, 7, "layout 7 recognised");
+	ASSERT_OK(ts_migration_prepare(&mg, e->pin_dir, &err), err, "prepare");
+	ASSERT_EQ(mg.from, 7, "migrates from 7");
+	o.migration = &mg;
+	skel = ts_bpf_open_load(&o, &err);
+	if (!skel)
+		fail_msg("load on the layout 7 pins: %s", err.msg);
+	outer = bpf_map__fd(skel->maps.backend_stats);
+	ASSERT_EQ(stats_of(outer, v1, st), 0, "v1's chunk made by the fill");
+	ASSERT_EQ(st[0].packets, 0, "from zero before the carry");
+	ASSERT_EQ(stats_of(outer, freed, st), -ENOENT, "no chunk without a backend given");
+	for (int c = 0; c < ncpus; c++)
+		st[c].packets = 1;
+	ASSERT_EQ(stats_write(outer, v1, st), 0, "counted by the new program");
+	ASSERT_OK(ts_migration_commit(&mg, e->pin_dir, skel_fd, skel, &err), err, "commit");
+	ts_bpf_destroy(skel);
+
+	ASSERT_OK(ts_pinned_layout(e->pin_dir, &abi, &err), err, "pinned layout after");
+	ASSERT_EQ(abi, TS_ABI_VERSION, "today's layout after");
+	ASSERT_EQ(pinned(e->pin_dir, "backend_stats", &info), 0, "backend_stats pinned");
+	ASSERT_EQ(info.type, BPF_MAP_TYPE_ARRAY_OF_MAPS, "chunks");
+	ASSERT_EQ(pinned(e->pin_dir, "flows", &info), 0, "flows");
+	ASSERT_EQ(info.id, flows_before.id, "flows the same map");
+	fd = open_pinned(e->pin_dir, "backend_stats");
+	ASSERT_EQ(stats_of(fd, v1, st), 0, "v1's counters");
+	for (int c = 0; c < ncpus; c++) {
+		ASSERT_EQ(st[c].packets, 101 + (__u64)c, "the old count plus the new program's");
+		ASSERT_EQ(st[c].opened, 3, "every field carried");
+	}
+	ASSERT_EQ(stats_of(fd, freed, st), -ENOENT, "nothing carried for an id not given");
+	close(fd);
+
+	/* killed after backend_stats was renamed into place, before settings:
+	 * the next migration shares those chunks and adds nothing twice */
+	fd = open_pinned(e->pin_dir, "settings");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &settings), 0, "settings");
+	settings.abi_version = TS_ABI7_VERSION;
+	ASSERT_EQ(bpf_map_update_elem(fd, &zero, &settings, 0), 0, "layout 7's settings again");
+	close(fd);
+	ASSERT_OK(ts_migration_prepare(&mg, e->pin_dir, &err), err, "prepare again");
+	ASSERT_EQ(mg.from, 7, "from 7 again");
+	o.migration = &mg;
+	skel = ts_bpf_open_load(&o, &err);
+	if (!skel)
+		fail_msg("load after a killed commit: %s", err.msg);
+	ASSERT_OK(ts_migration_commit(&mg, e->pin_dir, skel_fd, skel, &err), err, "commit again");
+	ts_bpf_destroy(skel);
+	fd = open_pinned(e->pin_dir, "backend_stats");
+	ASSERT_EQ(stats_of(fd, v1, st), 0, "v1's counters");
+	ASSERT_EQ(st[0].packets, 101, "counted once");
+	close(fd);
+}
+
+/*
+ * Layout 8 -> 7: settings say layout 7, backend_stats is layout 7's per-CPU
+ * hash (allocated as it fills) with an entry for each id that counted
+ * something, its counts whole; this build's `load` takes it back to 8 with
+ * the same counts.
+ */
+static void test_downgrade_8_to_7(void **state)
+{
+	struct ts_env *e = fixture_env(state, 0, TEST_SEED, TEST_MAX_FLOWS);
+	struct ts_load_opts o = { .pin_dir = e->pin_dir, .forward_fib = -1, .mode = -1 };
+	int ncpus = libbpf_num_possible_cpus(), fd;
+	struct ts_backend_stats st[512] = {};
+	struct bpf_map_info info;
+	struct tcpshift_bpf *skel;
+	struct ts_migration mg;
+	struct ts_settings settings;
+	struct ts_losses lost;
+	struct ts_err err = {};
+	__u32 zero = 0, v1, v2, abi;
+
+	ASSERT_TRUE(ncpus > 0 && ncpus <= 512, "CPUs");
+	env_service(e, "web", "198.18.0.10:80", 0);
+	env_backend(e, "web", "v1", "198.18.1.1:80", 1);
+	env_backend(e, "web", "v2", "198.18.1.2:80", 1);
+	v1 = env_backend_id(e, "web", "v1");
+	v2 = env_backend_id(e, "web", "v2");
+	for (int c = 0; c < ncpus; c++)
+		st[c] = (struct ts_backend_stats){ .packets = 40 + (__u64)c, .handshakes = 2 };
+	ASSERT_EQ(stats_write(e->maps.backend_stats, v1, st), 0, "v1's counts");
+	ts_maps_close(&e->maps);
+
+	ASSERT_OK(ts_downgrade(e->pin_dir, 7, false, &lost, &err), err, "downgrade to 7");
+	ASSERT_EQ(lost.n, 0, "nothing lost");
+	fd = open_pinned(e->pin_dir, "settings");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &settings), 0, "settings");
+	ASSERT_EQ(settings.abi_version, 7, "settings of layout 7");
+	ASSERT_EQ(settings.seed, TEST_SEED, "the seed kept");
+	close(fd);
+	ASSERT_EQ(pinned(e->pin_dir, "backend_stats", &info), 0, "backend_stats");
+	ASSERT_EQ(info.type, BPF_MAP_TYPE_PERCPU_HASH, "a per-CPU hash");
+	ASSERT_EQ(info.map_flags, BPF_F_NO_PREALLOC, "allocated as it fills");
+	ASSERT_EQ(info.max_entries, TS_MAX_BACKENDS, "of every backend id");
+	fd = open_pinned(e->pin_dir, "backend_stats");
+	ASSERT_EQ(map_entries(fd, sizeof(__u32)), 1, "an entry for the id that counted");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &v1, st), 0, "v1's");
+	for (int c = 0; c < ncpus; c++) {
+		ASSERT_EQ(st[c].packets, 40 + (__u64)c, "its packets, per CPU");
+		ASSERT_EQ(st[c].handshakes, 2, "every field");
+	}
+	ASSERT_TRUE(bpf_map_lookup_elem(fd, &v2, st) && errno == ENOENT, "none for v2");
+	close(fd);
+	/* run again: nothing left to do */
+	ASSERT_OK(ts_downgrade(e->pin_dir, 7, false, &lost, &err), err, "downgrade again");
+
+	/* and up again by this build: the same counts, in chunks */
+	ASSERT_OK(ts_migration_prepare(&mg, e->pin_dir, &err), err, "prepare");
+	ASSERT_EQ(mg.from, 7, "from 7");
+	o.migration = &mg;
+	skel = ts_bpf_open_load(&o, &err);
+	if (!skel)
+		fail_msg("load on the downgraded pins: %s", err.msg);
+	ASSERT_OK(ts_migration_commit(&mg, e->pin_dir, skel_fd, skel, &err), err, "commit");
+	ts_bpf_destroy(skel);
+	ASSERT_OK(ts_pinned_layout(e->pin_dir, &abi, &err), err, "pinned layout after");
+	ASSERT_EQ(abi, TS_ABI_VERSION, "today's layout after");
+	fd = open_pinned(e->pin_dir, "backend_stats");
+	ASSERT_EQ(stats_of(fd, v1, st), 0, "v1's counters");
+	ASSERT_EQ(st[1 % ncpus].packets, 40 + (__u64)(1 % ncpus), "kept through both ways");
+	ASSERT_EQ(stats_of(fd, v2, st), 0, "v2's chunk");
+	ASSERT_EQ(st[0].packets, 0, "v2 from zero");
+	close(fd);
+}
+
 /* The backend ids of the live half of service id's table (its M slots). */
 static void live_slots(int tables, __u32 id, __u32 m, __u32 half_len, __u32 live, __u32 *out)
 {
@@ -423,7 +627,7 @@ static void live_slots(int tables, __u32 id, __u32 m, __u32 half_len, __u32 live
 }
 
 /*
- * Layout 7 -> 6: settings say layout 6, the service's entry is layout 6's,
+ * Layout 8 -> 6 (through 7): settings say layout 6, the service's entry is layout 6's,
  * its table has layout 6's halves (M + 1 + 256) with the same slots in its
  * live half, backends, backend_addrs, backend_stats and rollouts have layout
  * 6's types and sizes with the backends kept, service_names is gone, and the
@@ -555,7 +759,9 @@ int run_migrate_tests(void)
 		cmocka_unit_test(test_settings_from_abi5),
 		TEST(test_migrate_abi5_pin_dir),
 		TEST(test_migrate_abi6_pin_dir),
+		TEST(test_migrate_abi7_pin_dir),
 		TEST(test_newer_layout_recognised),
+		TEST(test_downgrade_8_to_7),
 		TEST(test_downgrade_7_to_6),
 		TEST(test_downgrade_7_to_6_refuses_a_loss),
 	};

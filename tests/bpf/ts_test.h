@@ -143,6 +143,8 @@ static inline struct ts_env *env_of(void **state)
 
 void env_service(struct ts_env *e, const char *name, const char *vip, __u32 table_size);
 /* The canary counters and traffic of backend name of service (asserted found). */
+/* The id of service's backend `name`. */
+__u32 env_backend_id(struct ts_env *e, const char *service, const char *name);
 struct ts_backend_stats env_backend_stats(struct ts_env *e, const char *service, const char *name);
 void env_backend(struct ts_env *e, const char *service, const char *name, const char *addr,
 		 __u32 weight);

@@ -86,7 +86,7 @@ else
 fi
 if [ ! -e "$E2E_PIN/direct_pending" ] && [ ! -e "$E2E_PIN/service_names" ] &&
 	[ ! -e "$E2E_PIN/migrating" ]; then
-	pass "downgrade: no pin of layouts 6 and 7 left, nothing staged"
+	pass "downgrade: no pin of layouts 6 to 8 left, nothing staged"
 else
 	fail "downgrade: pins" "$(ls -a "$E2E_PIN" | tr '\n' ' ')"
 fi
@@ -110,7 +110,7 @@ then
 else
 	fail "downgrade: a loss not accepted" "exit $rc: $err"
 fi
-# killed after the 7 -> 6 commit point, its tables converted and its services
+# killed after the 7 -> 6 commit point (8 -> 7 done), its tables converted and its services
 # not: run again, it finishes both steps
 TCPSHIFT_TEST_KILL_AT=down-7-tables ts downgrade --to-layout 5 --accept-loss >/dev/null 2>&1
 rc=$?
@@ -132,7 +132,7 @@ now=$(client_count "$VIP4" 20)
 	fail "downgrade: new connections through release $RELEASE" "$(echo $now)"
 
 # ---- 3. bad input ---------------------------------------------------------------------
-for args in "" "--to-layout 4" "--to-layout 7" "--to-layout x" "--to-layout 5 extra"; do
+for args in "" "--to-layout 4" "--to-layout 8" "--to-layout x" "--to-layout 5 extra"; do
 	# shellcheck disable=SC2086 # word-split on purpose
 	err=$(ts downgrade $args 2>&1 >/dev/null)
 	rc=$?

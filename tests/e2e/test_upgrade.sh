@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Upgrade in place across layouts: an older build (UPGRADE_FROM, default
-# release 05c97dc, layout 5; tests/e2e/test_upgrade_layout6.sh gives layout 6's
-# last commit) is built from a worktree of this repository, loaded (E2E_MODE=xdp:
+# release 05c97dc, layout 5; tests/e2e/test_upgrade_layout7.sh gives release
+# 0.3.0, layout 7) is built from a worktree of this repository, loaded (E2E_MODE=xdp:
 # with the senders' TX checksum offload off, which 0.2.0's XDP program needs),
 # and carries held connections and steady new ones; `load` by this build then
 # migrates its state: every held connection is answered by its own backend, no
@@ -28,6 +28,25 @@ OLD_TS=$E2E_OLD_TS
 old_ts() {
 	"$OLD_TS" --pin-dir "$E2E_PIN" -n "$NS_GW" "$@"
 }
+layout_of() { "$1" --version | sed -n 's/.*(map layout \([0-9]*\)).*/\1/p'; }
+old_layout=$(layout_of "$OLD_TS")
+# the previous release's layout: `downgrade` goes back to it in one step, and
+# its stats read like ours
+previous=0
+[ "${old_layout:-0}" -eq $(($(layout_of "$TCPSHIFT") - 1)) ] && previous=1
+packets() {	# CLI: every backend's packets, "name packets" lines
+	"$@" -j stats | jq -r '.services[].backends[] | "\(.name) \(.packets)"' | sort
+}
+# counts_kept WHAT BEFORE AFTER: every backend's packets after at least before's
+counts_kept() {
+	if [ -n "$2" ] && [ "$(wc -l <<<"$2")" -eq "$(wc -l <<<"$3")" ] &&
+		join <(echo "$2") <(echo "$3") | awk '$3 < $2 || $2 == 0 { bad = 1 } END { exit bad }'
+	then
+		pass "$1: every backend's counters kept ($(echo $3))"
+	else
+		fail "$1: every backend's counters kept" "before: $(echo $2); after: $(echo $3)"
+	fi
+}
 
 e2e_topology
 e2e_senders_tx off	# xdp mode: the old build's XDP needs complete checksums
@@ -46,6 +65,7 @@ read -r _ greeted _ <<<"${MANY_END:-end 0 0}"
 [ "$greeted" -eq "$NCONN" ] ||
 	e2e_abort "the $NCONN held connections through release $RELEASE: ${MANY_END:-no answer}"
 new_flows_before=$(old_ts -j status | jq '.counters.new_flows // 0')
+[ "$previous" = 1 ] && up_before=$(packets old_ts)
 
 # steady new connections while this build loads over the old one
 nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" count --connect "$VIP4" --n "$NEW" \
@@ -74,6 +94,7 @@ else
 	fail "upgrade: new connections split 30/70" "$v1 of $NEW on v1, $expect"
 fi
 many_check "upgrade: held connections across the migration" after
+[ "$previous" = 1 ] && counts_kept "upgrade" "$up_before" "$(packets ts)"
 
 status=$(ts -j status 2>&1)
 if [ "$(ts export 2>&1)" = "$export_before" ]; then
@@ -134,5 +155,20 @@ if out=$(ts load "${E2E_DEV_ARGS[@]}" 2>&1) && ts status >/dev/null 2>&1 &&
 	pass "upgrade: the next load completes the killed migrations, held connection kept"
 else
 	fail "upgrade: load after the killed migrations" "${out:-} held: ${MANY_END:-none}"
+fi
+
+# The previous release (the layout downgrade goes to in one step): back to it.
+if [ "$previous" = 1 ]; then
+	before=$(packets ts)
+	if out=$(ts downgrade --to-layout "$old_layout" 2>&1) &&
+		old=$(old_ts load "${E2E_OLD_DEV_ARGS[@]}" 2>&1) && old_ts status >/dev/null 2>&1 &&
+		many_cmd "send-to $((NCONN + 1)) downgraded" 10 &&
+		[ "${MANY_END#end 1 0}" != "$MANY_END" ]; then
+		pass "downgrade: to layout $old_layout, release $RELEASE's load takes it, held" \
+			"connection answered"
+	else
+		fail "downgrade: to layout $old_layout" "${out:-} ${old:-} held: ${MANY_END:-none}"
+	fi
+	counts_kept "downgrade" "$before" "$(packets old_ts)"
 fi
 e2e_status

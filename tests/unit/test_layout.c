@@ -38,8 +38,7 @@ static void layouts_come_from_the_object(void **state)
 		  sizeof(struct ts_flow) },
 		{ "backend_addrs", BPF_MAP_TYPE_HASH, sizeof(struct ts_endpoint_key),
 		  sizeof(struct ts_reply) },
-		{ "backend_stats", BPF_MAP_TYPE_PERCPU_HASH, sizeof(__u32),
-		  sizeof(struct ts_backend_stats) },
+		{ "backend_stats", BPF_MAP_TYPE_ARRAY_OF_MAPS, sizeof(__u32), sizeof(__u32) },
 		{ "counters", BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(__u64) },
 		{ "settings", BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct ts_settings) },
 	};

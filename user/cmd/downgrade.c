@@ -8,27 +8,28 @@ static const char help[] =
 	"Usage: tcpshift downgrade --to-layout N [--accept-loss]\n"
 	"\n"
 	"Hand the instance to the previous release without dropping a connection:\n"
-	"convert its pinned maps to map layout N in place (5: release 0.2.0), then\n"
+	"convert its pinned maps to map layout N in place (7: release 0.3.0), then\n"
 	"run that release's 'tcpshift load' with the same devices, which reuses them\n"
 	"and replaces the programs. Until then the programs of this build stay\n"
 	"attached and keep forwarding (the counts they make meanwhile are not kept),\n"
 	"and the instance belongs to the older release: its commands work on it, this\n"
 	"build's 'load' upgrades it again. Stop this build's agent and sync first.\n"
-	"What layout N cannot hold is listed (services beyond layout 6's 256, of more\n"
+	"What layout N cannot hold is listed (nothing for 7; for 6 and 5: services\n"
+	"beyond layout 6's 256, of more\n"
 	"than 256 backends or with backend ids from 4,096 on, with their backends;\n"
 	"the syn_not_viable counter); with any, nothing changes unless\n"
 	"--accept-loss is given. Pinned flows, half-open flows, reverse entries,\n"
 	"direct connections, local sockets, the configuration, health state and\n"
 	"rollouts are kept. Killed, it is run again to finish.\n"
 	"\n"
-	"  --to-layout N   the layout to convert to (the previous release's: 5;\n"
-	"                  6: the layout before this one)\n"
+	"  --to-layout N   the layout to convert to (the previous release's: 7;\n"
+	"                  5: release 0.2.0's; 6: the layout between them)\n"
 	"  --accept-loss   downgrade even if something listed is lost\n"
 	"\n"
 	"Exit status: 0 done, 1 runtime error, 2 usage error or a loss not accepted.\n"
 	"\n"
 	"Example:\n"
-	"  tcpshift downgrade --to-layout 5\n"
+	"  tcpshift downgrade --to-layout 7\n"
 	"  (then the older release's tcpshift load, with the same devices)\n";
 
 int cmd_downgrade(struct cli_ctx *ctx, int argc, char **argv)
@@ -49,7 +50,7 @@ int cmd_downgrade(struct cli_ctx *ctx, int argc, char **argv)
 	if (r != CLI_CONTINUE)
 		return r;
 	if (!to)
-		return cli_usage(argv[0], "downgrade needs --to-layout N (the previous release's: 5)");
+		return cli_usage(argv[0], "downgrade needs --to-layout N (the previous release's: 7)");
 	if (ts_downgrade(ctx->pin_dir, to, accept_loss, &lost, &err))
 		return cli_report(&err);
 	for (size_t i = 0; i < lost.n; i++)

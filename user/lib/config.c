@@ -899,9 +899,8 @@ static int backend_list_build(struct ts_maps *m, struct ts_service_cfg *s, const
 	return 0;
 }
 
-/* The new backends' entries, no counters left under their ids (the data plane
- * makes them at the first packet) and backend_addrs entries: sends
- * no flow anywhere until a table refers to them. */
+/* The new backends' entries, their counters (zero) and backend_addrs
+ * entries: sends no flow anywhere until a table refers to them. */
 static int backends_write_new(struct ts_maps *m, const struct ts_service_cfg *s,
 			      const struct ts_backend_cfg *list, const bool *is_new, size_t n,
 			      struct ts_err *err)

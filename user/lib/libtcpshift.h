@@ -137,6 +137,8 @@ struct ts_maps {
 						 * found under the lock held now */
 	__u32	free_backends_head, free_backends_count;	/* not taken yet */
 	__u32	free_table_hint;	/* table ids below are taken (this process) */
+	int	*stats_chunks;	/* TS_STATS_CHUNKS descriptors of backend_stats'
+				 * chunks opened so far (-1: not yet), or NULL */
 };
 
 /* The layout a pinned map must have, from the BPF object's own definitions. */
@@ -210,10 +212,15 @@ const char *ts_settings_handshakes(const struct ts_settings *s);
 int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_err *err);
 int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_stats *out,
 			  struct ts_err *err);
-/* Id's counters read zero from now on: an entry left under it (by a removed
- * backend or a killed command) is deleted; the data plane makes a new one at
- * the backend's first packet. */
+/* Id's counters read zero from now on, and the data plane has them to count
+ * into: its chunk made when there is none, else what a removed backend or a
+ * killed command left under it zeroed. Under the exclusive lock. */
 int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err);
+/* The descriptor of backend id's chunk of counters in backend_stats (outer),
+ * made when make and there is none (*made then true); -ENOENT when there is
+ * none and !make (a failure, told in err, is -TS_ERR_RUNTIME). cache: TS_STATS_CHUNKS descriptors (-1: not opened yet), or
+ * NULL: the caller closes what is returned. */
+int ts_stats_chunk(int outer, int *cache, __u32 id, bool make, bool *made, struct ts_err *err);
 /* Connections of the backend open now (confirmed, not seen to end). */
 __u64 ts_backend_open(const struct ts_backend_stats *st);
 /* Handshakes counted in the histogram. */
@@ -478,8 +485,6 @@ int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_loss
 		 struct ts_err *err);
 void ts_service_from_abi6(const struct ts_service_abi6 *in, struct ts_service *out);
 void ts_service_to_abi6(const struct ts_service *in, struct ts_service_abi6 *out);
-/* A backend id's counters, all zero (a migration's, before the carry). */
-int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err);
 /* Settle (doc/DESIGN.md, "Established flows") the backends an earlier build
  * left a member of one table half, when no change was killed; best effort.
  * Under the exclusive lock (ts_load holds it). */

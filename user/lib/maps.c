@@ -195,6 +195,15 @@ void ts_maps_init(struct ts_maps *m)
 	m->lock_fd = -1;
 }
 
+static void stats_chunks_close(struct ts_maps *m)
+{
+	for (size_t i = 0; m->stats_chunks && i < TS_STATS_CHUNKS; i++)
+		if (m->stats_chunks[i] >= 0)
+			close(m->stats_chunks[i]);
+	free(m->stats_chunks);
+	m->stats_chunks = NULL;
+}
+
 int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flags,
 		       struct ts_err *err)
 {
@@ -326,6 +335,10 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 			       "(%u): use the tcpshift that loaded them",
 			       pin_dir, s.abi_version, TS_ABI_VERSION);
 	}
+	/* without it (no memory) every read opens its chunk anew */
+	m->stats_chunks = malloc(TS_STATS_CHUNKS * sizeof(*m->stats_chunks));
+	for (size_t i = 0; m->stats_chunks && i < TS_STATS_CHUNKS; i++)
+		m->stats_chunks[i] = -1;
 	return 0;
 }
 
@@ -336,6 +349,7 @@ void ts_maps_close(struct ts_maps *m)
 	m->journal = NULL;
 	free(m->free_backends);
 	m->free_backends = NULL;
+	stats_chunks_close(m);
 	for (size_t i = 0; i < NAMED_MAPS; i++) {
 		int *fd = (int *)((char *)m + named_maps[i].offset);
 
@@ -604,31 +618,91 @@ int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_e
 	return 0;
 }
 
+int ts_stats_chunk(int outer, int *cache, __u32 id, bool make, bool *made, struct ts_err *err)
+{
+	__u32 chunk = id >> TS_STATS_CHUNK_SHIFT, inner_id;
+	int fd;
+
+	if (made)
+		*made = false;
+	if (chunk >= TS_STATS_CHUNKS)
+		return ts_fail(err, TS_ERR_RUNTIME, "backend id %u is past the limit", id);
+	if (cache && cache[chunk] >= 0)
+		return cache[chunk];
+	if (!bpf_map_lookup_elem(outer, &chunk, &inner_id)) {
+		fd = bpf_map_get_fd_by_id(inner_id);
+		if (fd < 0)
+			return ts_fail(err, TS_ERR_RUNTIME, "cannot open the counters of backend %u: %s",
+				       id, strerror(errno));
+	} else if (errno != ENOENT) {
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read backend_stats: %s", strerror(errno));
+	} else if (!make) {
+		return -ENOENT;
+	} else {
+		/* zeroed by the kernel; the programs see it from the update on.
+		 * Made only under the exclusive lock: no other maker races
+		 * (an array takes no BPF_NOEXIST) */
+		fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "ts_stats_chunk", sizeof(__u32),
+				    sizeof(struct ts_backend_stats), TS_STATS_CHUNK, NULL);
+		if (fd < 0 || bpf_map_update_elem(outer, &chunk, &fd, BPF_ANY)) {
+			int e = errno;
+
+			if (fd >= 0)
+				close(fd);
+			return ts_fail(err, TS_ERR_RUNTIME,
+				       "cannot make the counters of backend ids %u-%u: %s",
+				       chunk << TS_STATS_CHUNK_SHIFT,
+				       ((chunk + 1) << TS_STATS_CHUNK_SHIFT) - 1, strerror(e));
+		}
+		if (made)
+			*made = true;
+	}
+	if (cache)
+		cache[chunk] = fd;
+	return fd;
+}
+
+/* ts_stats_chunk through m's cache; the caller closes the descriptor when
+ * *close_it. */
+static int maps_stats_chunk(const struct ts_maps *m, __u32 id, bool make, bool *made,
+			    bool *close_it, struct ts_err *err)
+{
+	*close_it = !m->stats_chunks;
+	return ts_stats_chunk(m->backend_stats, m->stats_chunks, id, make, made, err);
+}
+
 int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_stats *out,
 			  struct ts_err *err)
 {
-	int ncpu = libbpf_num_possible_cpus();
+	int ncpu = libbpf_num_possible_cpus(), fd, r = 0;
+	__u32 slot = id & (TS_STATS_CHUNK - 1);
 	struct ts_backend_stats *percpu;
+	bool close_it;
 
 	memset(out, 0, sizeof(*out));
 	if (ncpu <= 0)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot count CPUs: %s", strerror(-ncpu));
+	/* no chunk: no id of it ever given, nothing counted */
+	fd = maps_stats_chunk(m, id, false, NULL, &close_it, err);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
 	percpu = calloc((size_t)ncpu, sizeof(*percpu));
 	if (!percpu)
-		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	/* an id never given has no entry: nothing counted */
-	if (bpf_map_lookup_elem(m->backend_stats, &id, percpu) && errno != ENOENT) {
-		free(percpu);
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot read stats of backend %u: %s", id,
-			       strerror(errno));
-	}
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	else if (bpf_map_lookup_elem(fd, &slot, percpu))
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read stats of backend %u: %s", id,
+			    strerror(errno));
 	/* every field is a __u64 counter: summed as words */
 	_Static_assert(sizeof(*out) % sizeof(__u64) == 0, "backend stats are __u64 counters");
-	for (int i = 0; i < ncpu; i++)
+	for (int i = 0; !r && i < ncpu; i++)
 		for (size_t w = 0; w < sizeof(*out) / sizeof(__u64); w++)
 			((__u64 *)out)[w] += ((const __u64 *)&percpu[i])[w];
 	free(percpu);
-	return 0;
+	if (close_it)
+		close(fd);
+	return r;
 }
 
 __u64 ts_backend_open(const struct ts_backend_stats *st)
@@ -687,47 +761,26 @@ __u64 ts_handshake_quantile(const struct ts_backend_stats *st, double q)
 
 int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct ts_backend_stats *percpu;
-	int r = 0;
+	int ncpu = libbpf_num_possible_cpus(), fd, r = 0;
+	__u32 slot = id & (TS_STATS_CHUNK - 1);
+	struct ts_backend_stats *zero;
+	bool made, close_it;
 
 	if (ncpu <= 0)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot count CPUs: %s", strerror(-ncpu));
-	percpu = calloc((size_t)ncpu, sizeof(*percpu));
-	if (!percpu)
-		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	/* Mostly there is none. A lookup first: a delete locks its bucket
-	 * with interrupts off (microseconds on a paravirtualised guest) even
-	 * when there is nothing to delete. ENOENT: gone meanwhile. */
-	if (bpf_map_lookup_elem(m->backend_stats, &id, percpu) ? errno != ENOENT
-	    : bpf_map_delete_elem(m->backend_stats, &id) && errno != ENOENT)
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot reset stats of backend %u: %s", id,
-			    strerror(errno));
-	free(percpu);
-	return r;
-}
-
-int ts_backend_stats_zero(int backend_stats, __u32 id, struct ts_err *err)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	struct ts_backend_stats *zero;
-	int r = 0;
-
-	zero = calloc(ncpu > 0 ? (size_t)ncpu : 1, sizeof(*zero));
+	fd = maps_stats_chunk(m, id, true, &made, &close_it, err);
+	if (fd < 0 || made)	/* a new chunk reads zero */
+		return fd < 0 ? fd : 0;
+	/* a per-CPU array's update: no lock, no allocation */
+	zero = calloc((size_t)ncpu, sizeof(*zero));
 	if (!zero)
-		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	/* a map allocated as it fills refills its per-CPU caches
-	 * asynchronously (irq_work): a burst of inserts may find them empty
-	 * for a moment (ENOMEM), longer on busy CPUs, so wait and try again,
-	 * 1 ms doubling up to 64 ms, about 2 s in all */
-	for (unsigned int us = 1000, waited = 0;
-	     (r = bpf_map_update_elem(backend_stats, &id, zero, BPF_ANY)) && errno == ENOMEM &&
-	     waited < 2000000; waited += us, us = us < 64000 ? 2 * us : us)
-		usleep(us);
-	if (r)
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	else if (bpf_map_update_elem(fd, &slot, zero, BPF_ANY))
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot reset stats of backend %u: %s", id,
 			    strerror(errno));
 	free(zero);
+	if (close_it)
+		close(fd);
 	return r;
 }
 

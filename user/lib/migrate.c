@@ -2,8 +2,8 @@
 /*
  * Upgrade in place across layouts (doc/DESIGN.md, "Loading"), and the way
  * back (`downgrade`, at the end of this file): `load` on an
- * instance pinned by an older layout this build knows (layouts 5 and 6,
- * include/tcpshift_abi5.h, include/tcpshift_abi6.h). Each layout change is one
+ * instance pinned by an older layout this build knows (layouts 5, 6 and 7,
+ * include/tcpshift_abi5.h, include/tcpshift_abi6.h, include/tcpshift_abi7.h). Each layout change is one
  * step, from a layout to the next, with the maps it makes anew, how it fills
  * them from the old ones before any program uses them (fill), and what it
  * carries over once every device runs the new programs (carry); an older
@@ -32,6 +32,7 @@
 #include "libtcpshift.h"
 #include "tcpshift_abi5.h"
 #include "tcpshift_abi6.h"
+#include "tcpshift_abi7.h"
 #include "table.h"
 
 /* Where the replaced maps are pinned before they are renamed into place (bpffs
@@ -61,18 +62,22 @@ static int migrate_5_to_6_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 				struct ts_err *err);
 static int migrate_6_to_7_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 			       struct ts_err *err);
-static int migrate_6_to_7_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
+static int migrate_7_to_8_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
+			       struct ts_err *err);
+static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 				struct ts_err *err);
 
 /* settings is remade by every step: the commit point */
 static const char *const remade_5_to_6[] = { "settings", "counters", "direct_pending", NULL };
-static const char *const remade_6_to_7[] = { "settings",      "services",	 "service_names",
-					     "tables",	      "backends",	 "backend_addrs",
-					     "backend_stats", "rollouts",	 NULL };
+static const char *const remade_6_to_7[] = { "settings", "services",	   "service_names",
+					     "tables",	 "backends",	   "backend_addrs",
+					     "rollouts", NULL };
+static const char *const remade_7_to_8[] = { "settings", "backend_stats", NULL };
 
 static const struct migration_step steps[] = {
 	{ TS_ABI5_VERSION, remade_5_to_6, NULL, migrate_5_to_6_carry },
-	{ TS_ABI6_VERSION, remade_6_to_7, migrate_6_to_7_fill, migrate_6_to_7_carry },
+	{ TS_ABI6_VERSION, remade_6_to_7, migrate_6_to_7_fill, NULL },
+	{ TS_ABI7_VERSION, remade_7_to_8, migrate_7_to_8_fill, migrate_7_to_8_carry },
 };
 
 #define NSTEPS (sizeof(steps) / sizeof(steps[0]))
@@ -129,6 +134,11 @@ void ts_layout_older(__u32 abi, struct ts_map_layout *l)
 {
 	if (abi == TS_ABI5_VERSION && !strcmp(l->name, "settings"))
 		l->value_size = sizeof(struct ts_settings_abi5);
+	if (abi <= TS_ABI7_VERSION && !strcmp(l->name, "backend_stats")) {
+		l->type = BPF_MAP_TYPE_PERCPU_HASH;
+		l->value_size = sizeof(struct ts_backend_stats);
+		l->map_flags = BPF_F_NO_PREALLOC;
+	}
 	if (abi != TS_ABI5_VERSION && abi != TS_ABI6_VERSION)
 		return;
 	if (!strcmp(l->name, "services")) {
@@ -419,60 +429,141 @@ static int migrate_6_to_7_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 			close(inner);
 	}
 	close(old);
-	if (r)
-		return r;
-	/* every backend id given so far has its counters: zero now, the old
-	 * programs' counts added by the carry */
-	for (__u32 id = 0; !r && id < TS_ABI6_MAX_BACKENDS; id++) {
-		struct ts_backend be;
-
-		if (bpf_map_lookup_elem(fd_of(ctx, "backends"), &id, &be) ||
-		    be.state == TS_BACKEND_FREE)
-			continue;
-		r = ts_backend_stats_zero(fd_of(ctx, "backend_stats"), id, err);
-	}
 	return r;
 }
 
-static int migrate_6_to_7_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
+/* ---- 7 -> 8: counters in chunks made by the control plane ------------------------ */
+
+/* A chunk of counters in outer for each chunk of backend ids with one given:
+ * the new programs count from their first packet. */
+static int stats_chunks_make(int backends, int outer, struct ts_err *err)
+{
+	struct ts_backend *be = calloc(TS_STATS_CHUNK, sizeof(*be));
+	__u32 *keys = calloc(TS_STATS_CHUNK, sizeof(*keys)), in_batch, out_batch;
+	bool first = true;
+	int r = be && keys ? 0 : ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+
+	while (!r) {
+		__u32 got = TS_STATS_CHUNK;
+		int last = bpf_map_lookup_batch(backends, first ? NULL : &in_batch, &out_batch, keys,
+						be, &got, NULL);
+
+		if (last && errno != ENOENT) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read backends: %s", strerror(errno));
+			break;
+		}
+		for (__u32 i = 0; !r && i < got; i++) {
+			int fd;
+
+			if (be[i].state == TS_BACKEND_FREE)
+				continue;
+			fd = ts_stats_chunk(outer, NULL, keys[i], true, NULL, err);
+			if (fd < 0)
+				r = fd;
+			else
+				close(fd);
+			/* the rest of its chunk has it now */
+			while (i + 1 < got && keys[i + 1] >> TS_STATS_CHUNK_SHIFT ==
+						      keys[i] >> TS_STATS_CHUNK_SHIFT)
+				i++;
+		}
+		if (last)
+			break;
+		in_batch = out_batch;
+		first = false;
+	}
+	free(be);
+	free(keys);
+	return r;
+}
+
+static int migrate_7_to_8_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
+			       struct ts_err *err)
+{
+	int outer = fd_of(ctx, "backend_stats"), old = open_pin(pin_dir, "backend_stats");
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int r = 0;
+
+	if (old >= 0 && !bpf_obj_get_info_by_fd(old, &info, &len) &&
+	    info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS) {
+		/* today's, pinned by a commit that was killed: its chunks hold
+		 * what every program counted so far, and are shared */
+		for (__u32 c = 0; !r && c < TS_STATS_CHUNKS; c++) {
+			__u32 inner_id;
+			int inner;
+
+			if (bpf_map_lookup_elem(old, &c, &inner_id))
+				continue;
+			inner = bpf_map_get_fd_by_id(inner_id);
+			if (inner < 0 || bpf_map_update_elem(outer, &c, &inner, BPF_ANY))
+				r = ts_fail(err, TS_ERR_RUNTIME, "cannot carry counters: %s",
+					    strerror(errno));
+			if (inner >= 0)
+				close(inner);
+		}
+		close(old);
+		return r;
+	}
+	if (old >= 0)
+		close(old);
+	return stats_chunks_make(fd_of(ctx, "backends"), outer, err);
+}
+
+/* What the old programs counted (layout 7's hash, or layout 6's array) added
+ * into the chunks; counts of an id no longer given are not carried. */
+static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 				struct ts_err *err)
 {
-	int old = open_pin(pin_dir, "backend_stats"), to = fd_of(ctx, "backend_stats");
+	int old = open_pin(pin_dir, "backend_stats"), outer = fd_of(ctx, "backend_stats");
 	size_t words = sizeof(struct ts_backend_stats) / sizeof(__u64);
-	int ncpus = libbpf_num_possible_cpus();
+	int ncpus = libbpf_num_possible_cpus(), cache[TS_STATS_CHUNKS];
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), id, prev;
 	__u64 *a = NULL, *b = NULL;
-	__u32 id, prev;
 	bool first = true;
 	int r = 0;
 
 	if (old < 0)
 		return 0;
+	for (size_t c = 0; c < TS_STATS_CHUNKS; c++)
+		cache[c] = -1;
+	/* today's, pinned by a commit that was killed: shared by the fill */
+	if (bpf_obj_get_info_by_fd(old, &info, &len) || info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS)
+		goto out;
 	a = ncpus > 0 ? calloc((size_t)ncpus * words, sizeof(*a)) : NULL;
 	b = ncpus > 0 ? calloc((size_t)ncpus * words, sizeof(*b)) : NULL;
 	if (!a || !b) {
 		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 		goto out;
 	}
-	/* the ids the fill gave counters; the old map is layout 6's array, or
-	 * today's hash pinned by a commit that was killed (its counts are all
-	 * the old programs' and the new ones' since) */
-	while (!r && !bpf_map_get_next_key(to, first ? NULL : &prev, &id)) {
+	while (!r && !bpf_map_get_next_key(old, first ? NULL : &prev, &id)) {
+		__u32 slot = id & (TS_STATS_CHUNK - 1);
+		int fd;
+
 		first = false;
 		prev = id;
 		if (bpf_map_lookup_elem(old, &id, a))
 			continue;
-		if (bpf_map_lookup_elem(to, &id, b)) {
-			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read the stats of backend %u: %s",
-				    id, strerror(errno));
+		fd = ts_stats_chunk(outer, cache, id, false, NULL, err);
+		if (fd == -ENOENT)
+			continue;
+		if (fd < 0 || bpf_map_lookup_elem(fd, &slot, b)) {
+			r = fd < 0 ? fd : ts_fail(err, TS_ERR_RUNTIME,
+						  "cannot read the stats of backend %u: %s", id,
+						  strerror(errno));
 			break;
 		}
 		for (size_t w = 0; w < (size_t)ncpus * words; w++)
 			b[w] += a[w];
-		if (bpf_map_update_elem(to, &id, b, BPF_EXIST))
+		if (bpf_map_update_elem(fd, &slot, b, BPF_EXIST))
 			r = ts_fail(err, TS_ERR_RUNTIME, "cannot write the stats of backend %u: %s",
 				    id, strerror(errno));
 	}
 out:
+	for (size_t c = 0; c < TS_STATS_CHUNKS; c++)
+		if (cache[c] >= 0)
+			close(cache[c]);
 	free(a);
 	free(b);
 	close(old);
@@ -918,7 +1009,7 @@ static int lost_7_to_6(const char *pin_dir, struct ts_losses *l, struct ts_err *
 
 	/* a change killed under the lock leaves what only layout 7 repairs */
 	if (fd >= 0 && !bpf_map_lookup_elem(fd, &zero, &st) &&
-	    st.abi_version == TS_ABI_VERSION && (st.flags & TS_SETTINGS_F_CHANGING)) {
+	    st.abi_version >= TS_ABI7_VERSION && (st.flags & TS_SETTINGS_F_CHANGING)) {
 		close(fd);
 		return ts_fail(err, TS_ERR_RUNTIME,
 			       "a change under %s was interrupted: make any change with this "
@@ -1120,7 +1211,7 @@ static int down_7_to_6(const char *pin_dir, struct ts_err *err)
 	if (fd < 0)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/settings: %s", pin_dir,
 			       strerror(errno));
-	if (!bpf_map_lookup_elem(fd, &zero, &st) && st.abi_version == TS_ABI_VERSION) {
+	if (!bpf_map_lookup_elem(fd, &zero, &st) && st.abi_version == TS_ABI7_VERSION) {
 		st.abi_version = TS_ABI6_VERSION;
 		st.flags &= ~TS_SETTINGS_F_CHANGING;	/* not layout 6's */
 		nfd = map_like(fd, sizeof(st), 1, err);
@@ -1256,6 +1347,117 @@ static int down_7_to_6(const char *pin_dir, struct ts_err *err)
 	return r;
 }
 
+/* ---- 8 -> 7: the counters back in one per-CPU hash -------------------------------- */
+
+static int lost_8_to_7(const char *pin_dir, struct ts_losses *l, struct ts_err *err)
+{
+	(void)pin_dir;
+	(void)l;
+	(void)err;
+	return 0;	/* layout 7 holds every counter */
+}
+
+/* An insert into a map allocated as it fills: its per-CPU caches refill
+ * asynchronously (irq_work), so a burst may find them empty for a moment
+ * (ENOMEM); wait and try again, 1 ms doubling up to 64 ms, about 2 s in all. */
+static int update_filling(int fd, const void *key, const void *value)
+{
+	int r;
+
+	for (unsigned int us = 1000, waited = 0;
+	     (r = bpf_map_update_elem(fd, key, value, BPF_ANY)) && errno == ENOMEM &&
+	     waited < 2000000; waited += us, us = us < 64000 ? 2 * us : us)
+		usleep(us);
+	return r;
+}
+
+/* The chunks' counters (an id's that counted anything) into a per-CPU hash
+ * of layout 7's. */
+static int stats_to_hash(int outer, int to, struct ts_err *err)
+{
+	size_t words = sizeof(struct ts_backend_stats) / sizeof(__u64);
+	int ncpus = libbpf_num_possible_cpus(), r = 0;
+	__u64 *v = ncpus > 0 ? calloc((size_t)ncpus * words, sizeof(*v)) : NULL;
+
+	if (!v)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	for (__u32 c = 0; !r && c < TS_STATS_CHUNKS; c++) {
+		__u32 inner_id;
+		int inner;
+
+		if (bpf_map_lookup_elem(outer, &c, &inner_id))
+			continue;
+		inner = bpf_map_get_fd_by_id(inner_id);
+		if (inner < 0) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot open counters: %s",
+				    strerror(errno));
+			break;
+		}
+		for (__u32 slot = 0; !r && slot < TS_STATS_CHUNK; slot++) {
+			__u32 id = c << TS_STATS_CHUNK_SHIFT | slot;
+			bool any = false;
+
+			if (bpf_map_lookup_elem(inner, &slot, v))
+				continue;
+			for (size_t w = 0; w < (size_t)ncpus * words; w++)
+				any |= v[w] != 0;
+			if (any && update_filling(to, &id, v))
+				r = ts_fail(err, TS_ERR_RUNTIME,
+					    "cannot copy the stats of backend %u into layout 7's: %s",
+					    id, strerror(errno));
+		}
+		close(inner);
+	}
+	free(v);
+	return r;
+}
+
+/* settings with ABI version 7 (the commit point), then backend_stats as a
+ * per-CPU hash, while its pin is still today's. */
+static int down_8_to_7(const char *pin_dir, struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+	int fd = open_pin(pin_dir, "settings"), nfd, r = 0;
+	struct bpf_map_info info;
+	struct ts_settings st;
+	__u32 zero = 0;
+
+	if (fd < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/settings: %s", pin_dir,
+			       strerror(errno));
+	if (!bpf_map_lookup_elem(fd, &zero, &st) && st.abi_version == TS_ABI_VERSION) {
+		st.abi_version = TS_ABI7_VERSION;
+		nfd = map_like(fd, sizeof(st), 1, err);
+		if (nfd < 0) {
+			close(fd);
+			return nfd;
+		}
+		if (bpf_map_update_elem(nfd, &zero, &st, BPF_ANY))
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot write layout 7's settings: %s",
+				    strerror(errno));
+		r = r ?: repin(nfd, pin_dir, "settings", err);
+		close(nfd);
+		ts_migration_step("down-8-settings");
+	}
+	close(fd);
+	fd = r ? -1 : open_pin(pin_dir, "backend_stats");
+	if (fd < 0 || map_info(fd, &info) || info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS) {
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	nfd = bpf_map_create(BPF_MAP_TYPE_PERCPU_HASH, "backend_stats", sizeof(__u32),
+			     sizeof(struct ts_backend_stats), TS_MAX_BACKENDS, &opts);
+	r = nfd < 0 ? ts_fail(err, TS_ERR_RUNTIME, "cannot create layout 7's backend_stats: %s",
+			      strerror(errno))
+		    : stats_to_hash(fd, nfd, err);
+	r = r ?: repin(nfd, pin_dir, "backend_stats", err);
+	if (nfd >= 0)
+		close(nfd);
+	close(fd);
+	return r;
+}
+
 /* The steps, one per layout, newest first; a newer layout adds its step here
  * (its pins then go through every step down to the one asked for). */
 static const struct down_step {
@@ -1263,6 +1465,7 @@ static const struct down_step {
 	int	(*lost)(const char *pin_dir, struct ts_losses *l, struct ts_err *err);
 	int	(*apply)(const char *pin_dir, struct ts_err *err);
 } down_steps[] = {
+	{ 8, lost_8_to_7, down_8_to_7 },
 	{ 7, lost_7_to_6, down_7_to_6 },
 	{ 6, lost_6_to_5, down_6_to_5 },
 };
@@ -1294,7 +1497,7 @@ int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_loss
 	if (to < lowest || to >= TS_ABI_VERSION)
 		return ts_fail(err, TS_ERR_USAGE,
 			       "--to-layout %u: this tcpshift (layout %u) downgrades to layouts "
-			       "%u to %u (5: release 0.2.0's)",
+			       "%u to %u (5: release 0.2.0's, 7: release 0.3.0's)",
 			       to, TS_ABI_VERSION, lowest, TS_ABI_VERSION - 1);
 	r = ts_check_root(err) ?: ts_pinned_layout(pin_dir, &layout, err);
 	if (r)

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Layout 7 (release 0.3.0): what differs from today's (include/tcpshift.h), as
+ * that layout pinned it. Only `load`'s migration and `downgrade`
+ * (user/lib/migrate.c) and `unload` of such an instance use it.
+ *
+ * What layout 8 changed:
+ *   backend_stats   per-CPU hash of TS_MAX_BACKENDS allocated as it fills, an
+ *                   entry made by a backend's first packet -> an array of
+ *                   maps, each a per-CPU array of TS_STATS_CHUNK ids, made
+ *                   by the control plane when it gives an id of the chunk
+ *   settings        same value
+ */
+#ifndef TCPSHIFT_ABI7_H
+#define TCPSHIFT_ABI7_H
+
+#include "tcpshift.h"
+
+#define TS_ABI7_VERSION		7
+
+#endif /* TCPSHIFT_ABI7_H */
