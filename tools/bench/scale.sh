@@ -368,7 +368,7 @@ second_addresses() {
 # prog_ns and prog_runs (the gateway's programs, per delivered packet: 0 when
 # it has none) and runs_PROGRAM (each program's runs per delivered packet)
 packets() {
-	local m=$1 n=$2 out line ph d c a v k
+	local m=$1 n=$2 out line ph= d=0 c a v k
 	shift 2
 
 	out=$(timeout "$STEP_TIMEOUT" "$PPS" --gen "$NS_GEN:g0" --gw "$NS_GW:$GW_DEV" \
@@ -481,6 +481,7 @@ summarize() {
 		done
 		echo
 		echo "Programs in the gateway: the run time of the BPF programs attached to the gateway's devices (tcpshift's tc or XDP programs; — where a method has none), from the kernel's BPF run-time statistics over the same packets, per packet delivered, with their runs per packet: tcpshift's own work, without the rest of the gateway's path and the noise that the ns columns carry."
+		echo
 		echo "## tcpshift in the kernel (BPF_PROG_TEST_RUN on the real object, ns per packet over an empty program)"
 		echo
 		echo "| services | tc SYN | tc established | xdp SYN (XDP part + tc SYN) | xdp established |"
