@@ -366,9 +366,9 @@ second_addresses() {
 # handshake passes the gateway); records per phase core_ns (per delivered
 # packet, the baseline not yet subtracted), lost (taken in, not delivered),
 # prog_ns and prog_runs (the gateway's programs, per delivered packet: 0 when
-# it has none) and runs_PROGRAM (each program's runs per delivered packet)
+# it has none), and ns_PROGRAM and runs_PROGRAM (each program's own)
 packets() {
-	local m=$1 n=$2 out line ph= d=0 c a v k
+	local m=$1 n=$2 out line ph= d=0 c a v t k
 	shift 2
 
 	out=$(timeout "$STEP_TIMEOUT" "$PPS" --gen "$NS_GEN:g0" --gw "$NS_GW:$GW_DEV" \
@@ -382,6 +382,8 @@ packets() {
 		if [[ $line == "gateway_prog phase=$ph "* ]] && [ "${d:-0}" -gt 0 ]; then
 			k=$(sed -n 's/.* name=\([A-Za-z0-9_]*\) .*/\1/p' <<<"$line")
 			v=$(sed -n 's/.* runs=\([0-9]*\) .*/\1/p' <<<"$line")
+			t=$(sed -n 's/.* run_ns=\([0-9]*\)$/\1/p' <<<"$line")
+			rec "$n" "$m" "${ph}_ns_$k" "$(awk -v t="$t" -v d="$d" 'BEGIN { printf "%.1f", t / d }')"
 			rec "$n" "$m" "${ph}_runs_$k" "$(awk -v r="$v" -v d="$d" 'BEGIN { printf "%.3f", r / d }')"
 		fi
 		[[ $line == phase=* ]] || continue
