@@ -291,14 +291,14 @@ static __u64 cpu_ns(pid_t softirqd)
  * any mode, and the cls_bpf filters of both clsact hooks: where tc attaches
  * them, and libbpf's bpf_tc_attach; tcx, which this build's libbpf and kernel
  * headers predate, is not asked), pps's own (pps_sink in the baseline,
- * pps_fwd) left out. Found where they are attached,
- * not by name: another instance's programs elsewhere on this machine (the
- * same names, other namespaces, other tests) are never counted, and a
- * method's program of another name is. The kernel adds up each program's run
- * time and runs while the statistics are on (BPF_ENABLE_STATS: for as long as
- * pps holds the fd, so nothing stays on if it dies); a tail call's time is its
- * caller's. The switch is global and costs every program on the machine two
- * clock reads per run while on.
+ * pps_fwd) left out. Found where they are attached, not by name: another
+ * instance's programs elsewhere on this machine (the same names, other
+ * namespaces, other tests) are never counted, and a method's program of
+ * another name is. The kernel adds up each program's run time and runs while
+ * the statistics are on (BPF_ENABLE_STATS: for as long as pps holds the fd,
+ * so nothing stays on if it dies); a tail call's time is its caller's. The
+ * switch is global and costs every program on the machine two clock reads
+ * per run while on.
  */
 #define MAX_GW_PROGS	32
 
@@ -999,8 +999,9 @@ int main(int argc, char **argv)
 	/* the statistics on from here to pps's exit (the kernel turns them off
 	 * when the fd closes) */
 	if (prog_stats) {
-		err = bpf_enable_stats(BPF_STATS_RUN_TIME);
-		if (err < 0)
+		int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+
+		if (stats_fd < 0)
 			die("turning the kernel's BPF run-time statistics on: %s", strerror(errno));
 		gw_progs_find();
 	}
