@@ -79,15 +79,17 @@ for n in 1 100; do
 		r=$(val "$n" "$m" established_prog_runs)
 		awk -v e="$e" -v s="$s" -v r="$r" \
 			'BEGIN { exit !(e > 0 && s > 0 && r >= 0.9 && r <= 3) }' &&
-			pass "bench-scale: $m at $n services: its programs' run time in the gateway, 0.9 to 3 runs per established packet" ||
-			fail "bench-scale: $m programs at $n" \
-				"established ${e:-none} ns, ${r:-no} runs per packet; SYN ${s:-none} ns"
+			pass "bench-scale: $m at $n services: its programs' run time in the gateway," \
+				"0.9 to 3 runs per established packet" ||
+			fail "bench-scale: $m programs at $n" "established ${e:-none} ns," \
+				"${r:-no} runs per packet; SYN ${s:-none} ns"
 	done
 	for m in baseline iptables nftables; do
 		r="$(val "$n" "$m" established_prog_runs) $(val "$n" "$m" syn_prog_runs)"
 		[ "$r" = "0.000 0.000" ] &&
 			pass "bench-scale: $m at $n services: no program runs in the gateway" ||
-			fail "bench-scale: $m programs at $n" "runs per packet (established, SYN): '$r', want 0"
+			fail "bench-scale: $m programs at $n" \
+				"runs per packet (established, SYN): '$r', want 0"
 	done
 	miss=
 	for k in tc_syn tc_established xdp_syn xdp_established tc_syn_spread tc_established_spread \
@@ -108,11 +110,13 @@ rows=$(grep -cE '^\| (1|100) \| (iptables|nftables|tcpshift|tcpshift-xdp) \| [0-
 [ "$rows" = 8 ] && pass "bench-scale: the table has a row of figures per size and method" ||
 	fail "bench-scale: table" "$rows rows of 8"
 # the programs' columns: ns (runs) for tcpshift, — for the others
-prog=$(grep -cE '^\| (1|100) \| tcpshift(-xdp)? (\| [^|]* ){4}(\| [0-9]+ \([0-9.]+ runs\) ){2}\|$' "$OUT/scale.md")
+prog=$(grep -cE '^\| (1|100) \| tcpshift(-xdp)? (\| [^|]* ){4}(\| [0-9]+ \([0-9.]+ runs\) ){2}\|$' \
+	"$OUT/scale.md")
 none=$(grep -cE '^\| (1|100) \| (iptables|nftables) (\| [^|]* ){4}\| — \| — \|$' "$OUT/scale.md")
 [ "$prog" = 4 ] && [ "$none" = 4 ] &&
 	pass "bench-scale: the table's programs columns: ns and runs for tcpshift, — for the others" ||
-	fail "bench-scale: programs columns" "$prog of 4 tcpshift rows with figures, $none of 4 others with —"
+	fail "bench-scale: programs columns" \
+		"$prog of 4 tcpshift rows with figures, $none of 4 others with —"
 if command -v gnuplot >/dev/null; then
 	[ -s "$OUT/scale-packets.png" ] && [ -s "$OUT/scale-control.png" ] &&
 		pass "bench-scale: both plots written" || fail "bench-scale: plots" "missing"

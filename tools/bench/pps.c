@@ -389,7 +389,8 @@ static void gw_tc_progs(int ifindex, const char *dev, __u32 parent, const char *
 		struct nlmsghdr *h = (struct nlmsghdr *)buf;
 
 		if (len <= 0)
-			die("tc filters of %s %s: %s", dev, hook, len ? strerror(errno) : "no answer");
+			die("tc filters of %s %s: %s", dev, hook,
+			    len ? strerror(errno) : "no answer");
 		for (; !done && NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
 			struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(h) +
 							     NLMSG_ALIGN(sizeof(struct tcmsg)));

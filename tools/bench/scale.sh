@@ -383,8 +383,10 @@ packets() {
 			k=$(sed -n 's/.* name=\([A-Za-z0-9_]*\) .*/\1/p' <<<"$line")
 			v=$(sed -n 's/.* runs=\([0-9]*\) .*/\1/p' <<<"$line")
 			t=$(sed -n 's/.* run_ns=\([0-9]*\)$/\1/p' <<<"$line")
-			rec "$n" "$m" "${ph}_ns_$k" "$(awk -v t="$t" -v d="$d" 'BEGIN { printf "%.1f", t / d }')"
-			rec "$n" "$m" "${ph}_runs_$k" "$(awk -v r="$v" -v d="$d" 'BEGIN { printf "%.3f", r / d }')"
+			rec "$n" "$m" "${ph}_ns_$k" \
+				"$(awk -v t="$t" -v d="$d" 'BEGIN { printf "%.1f", t / d }')"
+			rec "$n" "$m" "${ph}_runs_$k" \
+				"$(awk -v r="$v" -v d="$d" 'BEGIN { printf "%.3f", r / d }')"
 		fi
 		[[ $line == phase=* ]] || continue
 		ph=${line%% *} ph=${ph#phase=}
