@@ -10,8 +10,12 @@
 # real TCP (SCALE_CHECK=1): its rules bind no set of their own (what kept nft -f
 # from loading 65,536 services), a connection to the first, middle and last
 # service reaches that service's backends, and the benchmark's weight change
-# moves the split; tcpshift's in-kernel figures are there; the size past the
-# limit is skipped with a line saying so; the table and the plots are written.
+# moves the split; tcpshift's in-kernel figures are there; the run time of the
+# BPF programs in the gateway (pps --prog-stats) is there for tcpshift, at
+# about one or a few runs per established packet (the programs on the devices
+# the packets cross were found), and none for the methods without programs
+# (pps's own were left out); the size past the limit is skipped with a line
+# saying so; the table and the plots are written.
 # Speed is never asserted. Namespaces tspps-<pid>-*, pin directory
 # /sys/fs/bpf/tcpshift-pps-<pid>, the check's servers: scale.sh's trap removes
 # them.
@@ -70,6 +74,23 @@ for n in 1 100; do
 		[ "$h" = "$n" ] && pass "bench-scale: $m at $n services: new flows reached every service" ||
 			fail "bench-scale: $m spread at $n" "${h:-no} services of $n took new flows"
 	done
+	for m in tcpshift tcpshift-xdp; do
+		e=$(val "$n" "$m" established_prog_ns) s=$(val "$n" "$m" syn_prog_ns)
+		r=$(val "$n" "$m" established_prog_runs)
+		awk -v e="$e" -v s="$s" -v r="$r" \
+			'BEGIN { exit !(e > 0 && s > 0 && r >= 0.9 && r <= 3) }' &&
+			pass "bench-scale: $m at $n services: its programs' run time in the gateway," \
+				"0.9 to 3 runs per established packet" ||
+			fail "bench-scale: $m programs at $n" "established ${e:-none} ns," \
+				"${r:-no} runs per packet; SYN ${s:-none} ns"
+	done
+	for m in baseline iptables nftables; do
+		r="$(val "$n" "$m" established_prog_runs) $(val "$n" "$m" syn_prog_runs)"
+		[ "$r" = "0.000 0.000" ] &&
+			pass "bench-scale: $m at $n services: no program runs in the gateway" ||
+			fail "bench-scale: $m programs at $n" \
+				"runs per packet (established, SYN): '$r', want 0"
+	done
 	miss=
 	for k in tc_syn tc_established xdp_syn xdp_established tc_syn_spread tc_established_spread \
 		xdp_established_spread; do
@@ -88,6 +109,14 @@ fi
 rows=$(grep -cE '^\| (1|100) \| (iptables|nftables|tcpshift|tcpshift-xdp) \| [0-9-]+ \| [0-9-]+ \|' "$OUT/scale.md")
 [ "$rows" = 8 ] && pass "bench-scale: the table has a row of figures per size and method" ||
 	fail "bench-scale: table" "$rows rows of 8"
+# the programs' columns: ns (runs) for tcpshift, — for the others
+prog=$(grep -cE '^\| (1|100) \| tcpshift(-xdp)? (\| [^|]* ){4}(\| [0-9]+ \([0-9.]+ runs\) ){2}\|$' \
+	"$OUT/scale.md")
+none=$(grep -cE '^\| (1|100) \| (iptables|nftables) (\| [^|]* ){4}\| — \| — \|$' "$OUT/scale.md")
+[ "$prog" = 4 ] && [ "$none" = 4 ] &&
+	pass "bench-scale: the table's programs columns: ns and runs for tcpshift, — for the others" ||
+	fail "bench-scale: programs columns" \
+		"$prog of 4 tcpshift rows with figures, $none of 4 others with —"
 if command -v gnuplot >/dev/null; then
 	[ -s "$OUT/scale-packets.png" ] && [ -s "$OUT/scale-control.png" ] &&
 		pass "bench-scale: both plots written" || fail "bench-scale: plots" "missing"

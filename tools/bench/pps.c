@@ -37,8 +37,9 @@
  * line of key=value: the sender that ran, frames sent, frames the gateway's
  * device took in (accepted; phase conn: connections whose SYN arrived),
  * frames of the phase's kind the sinks received (delivered; phase conn:
- * connections completed), wall seconds, cpu_ns, run_ns, and in phase conn
- * each segment's count.
+ * connections completed), wall seconds, cpu_ns, run_ns, in phase conn
+ * each segment's count, and with --prog-stats the gateway's programs' own
+ * run time and runs per frame delivered (prog_ns, prog_runs: below).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,6 +60,10 @@
 #include <dirent.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -277,6 +282,195 @@ static __u64 cpu_ns(pid_t softirqd)
 
 	snprintf(path, sizeof(path), "/proc/%d/schedstat", softirqd);
 	return schedstat_ns("/proc/thread-self/schedstat") + schedstat_ns(path);
+}
+
+/* ---- the gateway's programs' own run time (--prog-stats) -------------------------------- */
+
+/*
+ * The BPF programs attached to the devices of the gateway's namespace (XDP in
+ * any mode, and the cls_bpf filters of both clsact hooks: where tc attaches
+ * them, and libbpf's bpf_tc_attach; tcx, which this build's libbpf and kernel
+ * headers predate, is not asked), pps's own (pps_sink in the baseline,
+ * pps_fwd) left out. Found where they are attached, not by name: another
+ * instance's programs elsewhere on this machine (the same names, other
+ * namespaces, other tests) are never counted, and a method's program of
+ * another name is. The kernel adds up each program's run time and runs while
+ * the statistics are on (BPF_ENABLE_STATS: for as long as pps holds the fd,
+ * so nothing stays on if it dies); a tail call's time is its caller's. The
+ * switch is global and costs every program on the machine two clock reads
+ * per run while on.
+ */
+#define MAX_GW_PROGS	32
+
+static struct gw_prog {
+	__u32 id;
+	int fd;
+	char name[BPF_OBJ_NAME_LEN];
+	char at[128];	/* where it is attached: "c123/xdp,b1/xdp" */
+} gw_progs[MAX_GW_PROGS];
+static int n_gw_progs, prog_stats;
+
+struct prog_totals {
+	__u64 run_ns, runs;
+};
+
+static __u32 prog_id_of(int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		die("reading a program's information: %s", strerror(errno));
+	return info.id;
+}
+
+static int pps_own_prog(__u32 id)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, skel->obj)
+		if (prog_id_of(bpf_program__fd(prog)) == id)
+			return 1;
+	return 0;
+}
+
+/* Program id, attached at DEV/HOOK: counted once, however many places hold it. */
+static void gw_prog_add(__u32 id, const char *dev, const char *hook)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	struct gw_prog *p;
+	size_t used;
+	int i;
+
+	if (!id || pps_own_prog(id))
+		return;
+	for (i = 0; i < n_gw_progs && gw_progs[i].id != id; i++)
+		;
+	p = &gw_progs[i];
+	if (i == n_gw_progs) {
+		if (n_gw_progs == MAX_GW_PROGS)
+			die("more than %d programs on the gateway's devices", MAX_GW_PROGS);
+		p->fd = bpf_prog_get_fd_by_id(id);
+		if (p->fd < 0)
+			die("program %u at %s/%s: %s", id, dev, hook, strerror(errno));
+		if (bpf_obj_get_info_by_fd(p->fd, &info, &len))
+			die("program %u at %s/%s: %s", id, dev, hook, strerror(errno));
+		p->id = id;
+		snprintf(p->name, sizeof(p->name), "%s", info.name);
+		n_gw_progs++;
+	}
+	used = strlen(p->at);
+	snprintf(p->at + used, sizeof(p->at) - used, "%s%s/%s", used ? "," : "", dev, hook);
+}
+
+/* The cls_bpf filters of one clsact hook (PARENT) of IFINDEX: a dump over
+ * rtnetlink (libbpf's bpf_tc_query asks for one handle and priority). */
+static void gw_tc_progs(int ifindex, const char *dev, __u32 parent, const char *hook)
+{
+	struct {
+		struct nlmsghdr n;
+		struct tcmsg t;
+	} req = {
+		.n = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg)),
+		       .nlmsg_type = RTM_GETTFILTER,
+		       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+		       .nlmsg_seq = 1 },
+		.t = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_parent = parent },
+	};
+	char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), done = 0;
+
+	if (fd < 0 || send(fd, &req, req.n.nlmsg_len, 0) < 0)
+		die("tc filters of %s %s: %s", dev, hook, strerror(errno));
+	/* bounded: a dump ends with NLMSG_DONE, and a hook holds few filters */
+	for (int rounds = 0; !done && rounds < 1024; rounds++) {
+		ssize_t len = recv(fd, buf, sizeof(buf), 0);
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+
+		if (len <= 0)
+			die("tc filters of %s %s: %s", dev, hook,
+			    len ? strerror(errno) : "no answer");
+		for (; !done && NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+			struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(h) +
+							     NLMSG_ALIGN(sizeof(struct tcmsg)));
+			int alen = (int)h->nlmsg_len - NLMSG_LENGTH(sizeof(struct tcmsg)), bpf = 0;
+
+			if (h->nlmsg_type == NLMSG_DONE)
+				done = 1;
+			else if (h->nlmsg_type == NLMSG_ERROR)
+				die("tc filters of %s %s: %s", dev, hook,
+				    strerror(-((struct nlmsgerr *)NLMSG_DATA(h))->error));
+			if (h->nlmsg_type != RTM_NEWTFILTER)
+				continue;
+			/* TCA_KIND "bpf", then TCA_OPTIONS { TCA_BPF_ID } (the dump's
+			 * line per filter chain has no id) */
+			for (; RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+				struct rtattr *o = RTA_DATA(a);
+				int olen = (int)RTA_PAYLOAD(a);
+
+				if (a->rta_type == TCA_KIND)
+					bpf = !strcmp(RTA_DATA(a), "bpf");
+				if ((a->rta_type & NLA_TYPE_MASK) != TCA_OPTIONS || !bpf)
+					continue;
+				for (; RTA_OK(o, olen); o = RTA_NEXT(o, olen))
+					if (o->rta_type == TCA_BPF_ID)
+						gw_prog_add(*(__u32 *)RTA_DATA(o), dev, hook);
+			}
+		}
+	}
+	close(fd);
+	if (!done)
+		die("tc filters of %s %s: the dump did not end", dev, hook);
+}
+
+/* Every device of the gateway's namespace: the generator's side and the
+ * backends' (the only devices there besides lo, whose programs count too). */
+static void gw_progs_find(void)
+{
+	struct if_nameindex *ifs, *i;
+
+	enter_ns(gw_dev.ns);
+	ifs = if_nameindex();
+	if (!ifs)
+		die("devices of %s: %s", gw_dev.ns, strerror(errno));
+	for (i = ifs; i->if_index; i++) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, x);
+		int err = bpf_xdp_query((int)i->if_index, 0, &x);
+
+		if (err)
+			die("XDP programs of %s: %s", i->if_name, strerror(-err));
+		gw_prog_add(x.drv_prog_id, i->if_name, "xdp");
+		gw_prog_add(x.skb_prog_id, i->if_name, "xdp_generic");
+		gw_prog_add(x.hw_prog_id, i->if_name, "xdp_offload");
+		gw_tc_progs((int)i->if_index, i->if_name, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS),
+			    "tc_ingress");
+		gw_tc_progs((int)i->if_index, i->if_name, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS),
+			    "tc_egress");
+	}
+	if_freenameindex(ifs);
+	for (int p = 0; p < n_gw_progs; p++)
+		printf("gateway_prog id=%u name=%s at=%s\n", gw_progs[p].id, gw_progs[p].name,
+		       gw_progs[p].at);
+	fflush(stdout);
+}
+
+/* Each program's run time and runs so far (t[n_gw_progs]), and their sum. */
+static struct prog_totals gw_progs_read(struct prog_totals *t)
+{
+	struct prog_totals sum = {};
+
+	for (int p = 0; p < n_gw_progs; p++) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+
+		if (bpf_obj_get_info_by_fd(gw_progs[p].fd, &info, &len))
+			die("run time of program %u: %s", gw_progs[p].id, strerror(errno));
+		t[p] = (struct prog_totals){ info.run_time_ns, info.run_cnt };
+		sum.run_ns += info.run_time_ns;
+		sum.runs += info.run_cnt;
+	}
+	return sum;
 }
 
 /* ---- the generator ------------------------------------------------------------------ */
@@ -499,6 +693,7 @@ static void phase(enum phase_kind pk, __u32 first, __u32 flows, double warmup, d
 	__u32 kind = pk == PHASE_ESTABLISHED ? PPS_KIND_ACK : PPS_KIND_SYN, chunk = 1 << 12;
 	__u64 sent = 0, warm = 0, run_ns = 0, del0, acc0 = 0, cpu0, c0[CONN_SEGMENTS],
 	      c[CONN_SEGMENTS], accepted, dlv;
+	struct prog_totals p0[MAX_GW_PROGS], p1[MAX_GW_PROGS], sum0, sum1;
 	pid_t softirqd = ksoftirqd(cpu);
 	double t0, t1;
 	__u32 ns;
@@ -530,11 +725,13 @@ static void phase(enum phase_kind pk, __u32 first, __u32 flows, double warmup, d
 		acc0 = dev_rx_packets(&gw_dev);
 	}
 	enter_ns(gen_dev.ns);
+	sum0 = gw_progs_read(p0);
 	cpu0 = cpu_ns(softirqd);
 	for (t0 = now(); now() - t0 < seconds; sent += chunk)
 		run_ns += (__u64)send_frames(chunk) * chunk;
 	t1 = now();
 	cpu0 = cpu_ns(softirqd) - cpu0;
+	sum1 = gw_progs_read(p1);
 	if (pk == PHASE_CONN) {
 		/* accepted: connections whose SYN arrived; delivered: completed */
 		conn_settle(c0, warm + sent, c);
@@ -553,7 +750,16 @@ static void phase(enum phase_kind pk, __u32 first, __u32 flows, double warmup, d
 	if (pk == PHASE_CONN)
 		for (size_t i = 0; i < CONN_SEGMENTS; i++)
 			printf(" %s=%llu", conn_segments[i].key, (unsigned long long)(c[i] - c0[i]));
+	/* the gateway's programs, per packet delivered (no program: 0 ns, 0 runs) */
+	if (prog_stats && dlv)
+		printf(" prog_ns=%.1f prog_runs=%.3f", (double)(sum1.run_ns - sum0.run_ns) / dlv,
+		       (double)(sum1.runs - sum0.runs) / dlv);
 	printf("\n");
+	for (int p = 0; prog_stats && p < n_gw_progs; p++)
+		printf("gateway_prog phase=%s id=%u name=%s runs=%llu run_ns=%llu\n", names[pk],
+		       gw_progs[p].id, gw_progs[p].name,
+		       (unsigned long long)(p1[p].runs - p0[p].runs),
+		       (unsigned long long)(p1[p].run_ns - p0[p].run_ns));
 	fflush(stdout);
 }
 
@@ -576,7 +782,7 @@ static void usage(FILE *f)
 		"           [--vip ADDR:PORT | --direct] [--xdp-forward DEV --xdp-forward DEV ...]\n"
 		"           [--baseline] [--flows N] [--seconds S] [--warmup S] [--cpu C]\n"
 		"           [--phases established,syn,conn] [--vips N] [--sender auto|live]\n"
-		"           [--relay SEND_DEV:RELAY_DEV]\n"
+		"           [--relay SEND_DEV:RELAY_DEV] [--prog-stats]\n"
 		"       pps --probe-live   exit 0 when the kernel runs programs with live frames,\n"
 		"                          77 when it refuses them\n"
 		"One round of make bench-pps or bench-conn (tools/bench/pps.sh). --vips N: the\n"
@@ -588,7 +794,12 @@ static void usage(FILE *f)
 		"device. Each phase's line says which sender ran\n"
 		"(sender=live|af_packet|af_packet_relay).\n"
 		"Phase conn: whole connections (handshake, request, response, FINs both\n"
-		"ways) answered in place by the sinks; delivered = connections completed.\n");
+		"ways) answered in place by the sinks; delivered = connections completed.\n"
+		"--prog-stats: the run time and runs of the BPF programs attached to the\n"
+		"gateway's namespace's devices (XDP, tc; not pps's own), from the kernel's\n"
+		"statistics (on while pps runs), per packet delivered: prog_ns= and\n"
+		"prog_runs= in each phase's line; a line per program (gateway_prog) says\n"
+		"where it is attached and, per phase, its runs and run ns.\n");
 }
 
 static double parse_seconds(const char *arg, const char *what)
@@ -652,7 +863,7 @@ int main(int argc, char **argv)
 		{ "flows", 1, 0, 'f' },	  { "seconds", 1, 0, 's' }, { "warmup", 1, 0, 'W' },
 		{ "cpu", 1, 0, 'C' },	  { "phases", 1, 0, 'p' },  { "baseline", 0, 0, 'B' },
 		{ "probe-live", 0, 0, 'P' }, { "help", 0, 0, 'h' }, { "vips", 1, 0, 'V' },
-		{ "sender", 1, 0, 'S' }, { "relay", 1, 0, 'R' }, {},
+		{ "sender", 1, 0, 'S' }, { "relay", 1, 0, 'R' }, { "prog-stats", 0, 0, 'T' }, {},
 	};
 	const char *vip = "198.18.100.1:80", *phases = "established,syn";
 	__be32 be_addr[MAX_BACKENDS], vip_addr;
@@ -716,6 +927,7 @@ int main(int argc, char **argv)
 			if (end == optarg || *end || vips < 1 || vips > 65536)
 				usage_error("--vips '%s': expected 1 to 65536", optarg);
 			break;
+		case 'T': prog_stats = 1; break;
 		case 'P': return probe_live();
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -785,6 +997,15 @@ int main(int argc, char **argv)
 	if (sched_setaffinity(0, sizeof(set), &set))
 		die("pinning to CPU %d: %s", cpu, strerror(errno));
 
+	/* the statistics on from here to pps's exit (the kernel turns them off
+	 * when the fd closes) */
+	if (prog_stats) {
+		int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+
+		if (stats_fd < 0)
+			die("turning the kernel's BPF run-time statistics on: %s", strerror(errno));
+		gw_progs_find();
+	}
 	if (!baseline)
 		handshakes(flows);
 	if (strstr(phases, "established"))

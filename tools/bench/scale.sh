@@ -20,6 +20,15 @@
 #            --vips N: each flow's VIP picked by a hash over all N), one core,
 #            minus the same size's baseline (the gateway's device drops every
 #            packet at XDP), as in make bench-pps
+#   programs in the gateway
+#            in the same rounds, the run time of the BPF programs attached to
+#            the gateway's devices (tcpshift's; the other methods have none),
+#            from the kernel's BPF run-time statistics (pps --prog-stats), per
+#            packet delivered, and their runs per packet: tcpshift's own cost,
+#            without the noise of the CPU time. The statistics are on in every
+#            round, the baseline's too, so that their clock reads in the
+#            generator's and the sinks' programs cancel out; tcpshift's
+#            figures keep those of its own programs (two per run)
 # and for tcpshift alone, in the kernel with BPF_PROG_TEST_RUN on the real
 # object (tools/bench/microbench.c's scale section): the tc and XDP programs'
 # ns per SYN and per established ACK with N services configured, one service's
@@ -355,18 +364,30 @@ second_addresses() {
 
 # packets METHOD N [PPS ARGS]: one pps round (pps fails it unless every flow's
 # handshake passes the gateway); records per phase core_ns (per delivered
-# packet, the baseline not yet subtracted) and lost (taken in, not delivered)
+# packet, the baseline not yet subtracted), lost (taken in, not delivered),
+# prog_ns and prog_runs (the gateway's programs, per delivered packet: 0 when
+# it has none), and ns_PROGRAM and runs_PROGRAM (each program's own)
 packets() {
-	local m=$1 n=$2 out line ph d c a
+	local m=$1 n=$2 out line ph= d=0 c a v t k
 	shift 2
 
 	out=$(timeout "$STEP_TIMEOUT" "$PPS" --gen "$NS_GEN:g0" --gw "$NS_GW:$GW_DEV" \
 		--backend "$NS_B1:$BE1_DEV:198.18.2.2" --backend "$NS_B2:$BE2_DEV:198.18.3.2" \
 		--vip "$VIP_BASE:80" --vips "$n" --flows "$FLOWS" --seconds "$SECONDS_PER_PHASE" \
 		--warmup "$WARMUP" --cpu "$CPU" --phases established,syn --sender auto --relay gs:gr \
-		"$@" 2>"$TMP/pps.err") ||
+		--prog-stats "$@" 2>"$TMP/pps.err") ||
 		{ log "$m" "packets FAILED: $(tail -n 2 "$TMP/pps.err" | tr '\n' ' ')"; return 1; }
 	while read -r line; do
+		# gateway_prog phase=PH id=ID name=NAME runs=R run_ns=T, after PH's line
+		if [[ $line == "gateway_prog phase=$ph "* ]] && [ "${d:-0}" -gt 0 ]; then
+			k=$(sed -n 's/.* name=\([A-Za-z0-9_]*\) .*/\1/p' <<<"$line")
+			v=$(sed -n 's/.* runs=\([0-9]*\) .*/\1/p' <<<"$line")
+			t=$(sed -n 's/.* run_ns=\([0-9]*\)$/\1/p' <<<"$line")
+			rec "$n" "$m" "${ph}_ns_$k" \
+				"$(awk -v t="$t" -v d="$d" 'BEGIN { printf "%.1f", t / d }')"
+			rec "$n" "$m" "${ph}_runs_$k" \
+				"$(awk -v r="$v" -v d="$d" 'BEGIN { printf "%.3f", r / d }')"
+		fi
 		[[ $line == phase=* ]] || continue
 		ph=${line%% *} ph=${ph#phase=}
 		d=$(sed -n 's/.* delivered=\([0-9]*\).*/\1/p' <<<"$line")
@@ -375,6 +396,10 @@ packets() {
 		rec "$n" "$m" "${ph}_sender" "$(sed -n 's/.* sender=\([a-z_]*\).*/\1/p' <<<"$line")"
 		rec "$n" "$m" "${ph}_lost" "$((a - d))"
 		[ "${d:-0}" -gt 0 ] && rec "$n" "$m" "${ph}_core_ns" "$(awk -v c="$c" -v d="$d" 'BEGIN { printf "%.1f", c / d }')"
+		for k in prog_ns prog_runs; do
+			v=$(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" <<<"$line")
+			[ -n "$v" ] && rec "$n" "$m" "${ph}_$k" "$v"
+		done
 	done <<<"$out"
 }
 
@@ -425,6 +450,13 @@ gw_ns() {	# SIZE METHOD PHASE
 
 cell() { [ -n "$1" ] && [ "$1" != NA ] && echo "$1" || echo "—"; }
 
+# prog_cell SIZE METHOD PHASE: the gateway's programs' ns per packet and runs,
+# or — where no program ran (the methods without any)
+prog_cell() {
+	awk -v t="$(val "$1" "$2" "$3_prog_ns")" -v r="$(val "$1" "$2" "$3_prog_runs")" \
+		'BEGIN { if (r > 0) printf "%.0f (%.2f runs)\n", t, r; else print "—" }'
+}
+
 summarize() {
 	local n m
 	{
@@ -440,16 +472,19 @@ summarize() {
 		echo
 		echo "## Through the gateway (real packets, gateway ns per packet: core ns minus the baseline)"
 		echo
-		echo "| services | method | SYN ns | established ns | load whole config ms | one weight change ms |"
-		echo "|---:|---|---:|---:|---:|---:|"
+		echo "| services | method | SYN ns | established ns | load whole config ms | one weight change ms | programs in the gateway ns: SYN | programs in the gateway ns: established |"
+		echo "|---:|---|---:|---:|---:|---:|---:|---:|"
 		for n in $SIZES; do
 			[ "$n" -gt "$LIMIT" ] && continue
 			for m in $METHODS; do
-				printf '| %s | %s | %s | %s | %s | %s |\n' "$n" "$m" "$(cell "$(gw_ns "$n" "$m" syn)")" \
-					"$(cell "$(gw_ns "$n" "$m" established)")" "$(cell "$(val "$n" "$m" load_ms)")" \
-					"$(cell "$(val "$n" "$m" weight_ms)")"
+				printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$m" \
+					"$(cell "$(gw_ns "$n" "$m" syn)")" "$(cell "$(gw_ns "$n" "$m" established)")" \
+					"$(cell "$(val "$n" "$m" load_ms)")" "$(cell "$(val "$n" "$m" weight_ms)")" \
+					"$(prog_cell "$n" "$m" syn)" "$(prog_cell "$n" "$m" established)"
 			done
 		done
+		echo
+		echo "Programs in the gateway: the run time of the BPF programs attached to the gateway's devices (tcpshift's tc or XDP programs; — where a method has none), from the kernel's BPF run-time statistics over the same packets, per packet delivered, with their runs per packet: tcpshift's own work, without the rest of the gateway's path and the noise that the ns columns carry."
 		echo
 		echo "## tcpshift in the kernel (BPF_PROG_TEST_RUN on the real object, ns per packet over an empty program)"
 		echo
