@@ -5,10 +5,12 @@
  * handshake (and its time), reset by the backend, closed normally, ended any
  * other way — and the open connections they add up to.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -50,7 +52,7 @@ static void test_canary_first_syn_counted(void **state)
 
 	config_web4(e, 1, 0);
 	id = env_backend_id(e, "web4", "v1");
-	ASSERT_TRUE(ts_stats_chunk(e->maps.backend_stats, e->maps.stats_chunks, id, false, NULL,
+	ASSERT_TRUE(ts_stats_chunk(e->maps.backend_stats, e->maps.stats_cache, id, false, NULL,
 				   &err) >= 0,
 		    "v1's counters there before its first packet");
 	st = canary(e, "v1");
@@ -82,7 +84,7 @@ static void test_canary_new_backend_from_zero(void **state)
 	for (__u32 id = 0; left && id < 64; id++) {
 		__u32 slot = id & (TS_STATS_CHUNK - 1);
 		struct ts_err err = {};
-		int fd = ts_stats_chunk(e->maps.backend_stats, e->maps.stats_chunks, id, true, NULL,
+		int fd = ts_stats_chunk(e->maps.backend_stats, e->maps.stats_cache, id, true, NULL,
 					&err);
 
 		ASSERT_TRUE(fd >= 0, err.msg);
@@ -95,6 +97,46 @@ static void test_canary_new_backend_from_zero(void **state)
 	st = canary(e, "v3");
 	ASSERT_EQ(st.new_flows + st.packets + st.opened, 0, "v3's counters start from zero");
 	free(left);
+}
+
+/* Descriptors this process has open. */
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	ASSERT_TRUE(d != NULL, "/proc/self/fd");
+	while (d && readdir(d))
+		n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Reading the counters of backends in many chunks keeps one chunk open, not
+ * one per chunk: a daemon's few struct ts_maps stay far from the 1,024
+ * descriptors a service gets whatever the number of backends. */
+static void test_canary_reads_hold_one_descriptor(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct ts_backend_stats st;
+	struct ts_err err = {};
+	int before;
+
+	config_web4(e, 1, 0);
+	for (__u32 c = 0; c < 8; c++) {
+		int fd = ts_stats_chunk(e->maps.backend_stats, NULL, c * TS_STATS_CHUNK, true, NULL,
+					&err);
+
+		ASSERT_TRUE(fd >= 0, err.msg);
+		close(fd);
+	}
+	before = open_fds();
+	for (int round = 0; round < 2; round++)
+		for (__u32 c = 0; c < 8; c++)
+			ASSERT_OK(ts_backend_stats_read(&e->maps, c * TS_STATS_CHUNK + 3, &st, &err),
+				  err, "read a backend's counters");
+	ASSERT_LT(open_fds(), before + 2, "at most one more descriptor after reading 8 chunks");
 }
 
 /* Every way a connection to v1 goes, counted once each; v2 sees none. */
@@ -224,6 +266,7 @@ int run_canary_tests(void)
 		TEST(test_canary_removal_ends),
 		TEST(test_canary_first_syn_counted),
 		TEST(test_canary_new_backend_from_zero),
+		TEST(test_canary_reads_hold_one_descriptor),
 	};
 
 	return cmocka_run_group_tests_name("canary signals", tests, NULL, NULL);

@@ -137,8 +137,17 @@ struct ts_maps {
 						 * found under the lock held now */
 	__u32	free_backends_head, free_backends_count;	/* not taken yet */
 	__u32	free_table_hint;	/* table ids below are taken (this process) */
-	int	*stats_chunks;	/* TS_STATS_CHUNKS descriptors of backend_stats'
-				 * chunks opened so far (-1: not yet), or NULL */
+	struct ts_stats_cache *stats_cache;	/* backend_stats' chunk open last, or
+						 * NULL (no memory: each read opens) */
+};
+
+/* One chunk of counters kept open (ts_stats_chunk): readers go through ids in
+ * order, and a daemon holds a few struct ts_maps for its life, so a
+ * descriptor per chunk (256 at the limit, each) would eat into the 1,024 a
+ * service gets. */
+struct ts_stats_cache {
+	int	fd;	/* -1: none */
+	__u32	chunk;
 };
 
 /* The layout a pinned map must have, from the BPF object's own definitions. */
@@ -218,9 +227,11 @@ int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_s
 int ts_backend_stats_reset(const struct ts_maps *m, __u32 id, struct ts_err *err);
 /* The descriptor of backend id's chunk of counters in backend_stats (outer),
  * made when make and there is none (*made then true); -ENOENT when there is
- * none and !make (a failure, told in err, is -TS_ERR_RUNTIME). cache: TS_STATS_CHUNKS descriptors (-1: not opened yet), or
- * NULL: the caller closes what is returned. */
-int ts_stats_chunk(int outer, int *cache, __u32 id, bool make, bool *made, struct ts_err *err);
+ * none and !make (a failure, told in err, is -TS_ERR_RUNTIME). With a cache
+ * (fd -1 at first) the descriptor is the cache's, which holds one (the
+ * caller closes cache->fd at the end); without, the caller closes it. */
+int ts_stats_chunk(int outer, struct ts_stats_cache *cache, __u32 id, bool make, bool *made,
+		   struct ts_err *err);
 /* Connections of the backend open now (confirmed, not seen to end). */
 __u64 ts_backend_open(const struct ts_backend_stats *st);
 /* Handshakes counted in the histogram. */

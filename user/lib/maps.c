@@ -195,13 +195,12 @@ void ts_maps_init(struct ts_maps *m)
 	m->lock_fd = -1;
 }
 
-static void stats_chunks_close(struct ts_maps *m)
+static void stats_cache_close(struct ts_maps *m)
 {
-	for (size_t i = 0; m->stats_chunks && i < TS_STATS_CHUNKS; i++)
-		if (m->stats_chunks[i] >= 0)
-			close(m->stats_chunks[i]);
-	free(m->stats_chunks);
-	m->stats_chunks = NULL;
+	if (m->stats_cache && m->stats_cache->fd >= 0)
+		close(m->stats_cache->fd);
+	free(m->stats_cache);
+	m->stats_cache = NULL;
 }
 
 int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flags,
@@ -336,9 +335,9 @@ int ts_maps_open_flags(struct ts_maps *m, const char *pin_dir, unsigned int flag
 			       pin_dir, s.abi_version, TS_ABI_VERSION);
 	}
 	/* without it (no memory) every read opens its chunk anew */
-	m->stats_chunks = malloc(TS_STATS_CHUNKS * sizeof(*m->stats_chunks));
-	for (size_t i = 0; m->stats_chunks && i < TS_STATS_CHUNKS; i++)
-		m->stats_chunks[i] = -1;
+	m->stats_cache = malloc(sizeof(*m->stats_cache));
+	if (m->stats_cache)
+		m->stats_cache->fd = -1;
 	return 0;
 }
 
@@ -349,7 +348,7 @@ void ts_maps_close(struct ts_maps *m)
 	m->journal = NULL;
 	free(m->free_backends);
 	m->free_backends = NULL;
-	stats_chunks_close(m);
+	stats_cache_close(m);
 	for (size_t i = 0; i < NAMED_MAPS; i++) {
 		int *fd = (int *)((char *)m + named_maps[i].offset);
 
@@ -618,7 +617,8 @@ int ts_counters_read(const struct ts_maps *m, __u64 out[TS_CNT_MAX], struct ts_e
 	return 0;
 }
 
-int ts_stats_chunk(int outer, int *cache, __u32 id, bool make, bool *made, struct ts_err *err)
+int ts_stats_chunk(int outer, struct ts_stats_cache *cache, __u32 id, bool make, bool *made,
+		   struct ts_err *err)
 {
 	__u32 chunk = id >> TS_STATS_CHUNK_SHIFT, inner_id;
 	int fd;
@@ -627,8 +627,8 @@ int ts_stats_chunk(int outer, int *cache, __u32 id, bool make, bool *made, struc
 		*made = false;
 	if (chunk >= TS_STATS_CHUNKS)
 		return ts_fail(err, TS_ERR_RUNTIME, "backend id %u is past the limit", id);
-	if (cache && cache[chunk] >= 0)
-		return cache[chunk];
+	if (cache && cache->fd >= 0 && cache->chunk == chunk)
+		return cache->fd;
 	if (!bpf_map_lookup_elem(outer, &chunk, &inner_id)) {
 		fd = bpf_map_get_fd_by_id(inner_id);
 		if (fd < 0)
@@ -657,8 +657,12 @@ int ts_stats_chunk(int outer, int *cache, __u32 id, bool make, bool *made, struc
 		if (made)
 			*made = true;
 	}
-	if (cache)
-		cache[chunk] = fd;
+	if (cache) {
+		if (cache->fd >= 0)
+			close(cache->fd);
+		cache->fd = fd;
+		cache->chunk = chunk;
+	}
 	return fd;
 }
 
@@ -667,8 +671,8 @@ int ts_stats_chunk(int outer, int *cache, __u32 id, bool make, bool *made, struc
 static int maps_stats_chunk(const struct ts_maps *m, __u32 id, bool make, bool *made,
 			    bool *close_it, struct ts_err *err)
 {
-	*close_it = !m->stats_chunks;
-	return ts_stats_chunk(m->backend_stats, m->stats_chunks, id, make, made, err);
+	*close_it = !m->stats_cache;
+	return ts_stats_chunk(m->backend_stats, m->stats_cache, id, make, made, err);
 }
 
 int ts_backend_stats_read(const struct ts_maps *m, __u32 id, struct ts_backend_stats *out,

@@ -3,11 +3,12 @@
  * Upgrade in place across layouts (doc/DESIGN.md, "Loading"), and the way
  * back (`downgrade`, at the end of this file): `load` on an
  * instance pinned by an older layout this build knows (layouts 5, 6 and 7,
- * include/tcpshift_abi5.h, include/tcpshift_abi6.h, include/tcpshift_abi7.h). Each layout change is one
- * step, from a layout to the next, with the maps it makes anew, how it fills
- * them from the old ones before any program uses them (fill), and what it
- * carries over once every device runs the new programs (carry); an older
- * instance goes through every step from its layout on. The maps no step
+ * include/tcpshift_abi5.h, include/tcpshift_abi6.h, include/tcpshift_abi7.h).
+ * Each layout change is one step, from a layout to the next, with the maps
+ * it makes anew, how it fills them from the old ones before any program uses
+ * them (fill), and what it carries over once every device runs the new
+ * programs (carry); an older instance goes through every step from its layout
+ * on. The maps no step
  * remakes stay as they are, pins and all; those remade are created by the load
  * (unpinned), filled from the old ones, used by the new programs from their
  * first packet, and pinned in the old ones' place only once every device runs
@@ -517,7 +518,8 @@ static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 {
 	int old = open_pin(pin_dir, "backend_stats"), outer = fd_of(ctx, "backend_stats");
 	size_t words = sizeof(struct ts_backend_stats) / sizeof(__u64);
-	int ncpus = libbpf_num_possible_cpus(), cache[TS_STATS_CHUNKS];
+	struct ts_stats_cache cache = { .fd = -1 };
+	int ncpus = libbpf_num_possible_cpus();
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info), id, prev;
 	__u64 *a = NULL, *b = NULL;
@@ -526,8 +528,6 @@ static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 
 	if (old < 0)
 		return 0;
-	for (size_t c = 0; c < TS_STATS_CHUNKS; c++)
-		cache[c] = -1;
 	/* today's, pinned by a commit that was killed: shared by the fill */
 	if (bpf_obj_get_info_by_fd(old, &info, &len) || info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS)
 		goto out;
@@ -545,7 +545,7 @@ static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 		prev = id;
 		if (bpf_map_lookup_elem(old, &id, a))
 			continue;
-		fd = ts_stats_chunk(outer, cache, id, false, NULL, err);
+		fd = ts_stats_chunk(outer, &cache, id, false, NULL, err);
 		if (fd == -ENOENT)
 			continue;
 		if (fd < 0 || bpf_map_lookup_elem(fd, &slot, b)) {
@@ -561,9 +561,8 @@ static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 				    id, strerror(errno));
 	}
 out:
-	for (size_t c = 0; c < TS_STATS_CHUNKS; c++)
-		if (cache[c] >= 0)
-			close(cache[c]);
+	if (cache.fd >= 0)
+		close(cache.fd);
 	free(a);
 	free(b);
 	close(old);
