@@ -41,7 +41,9 @@
 # Sizes above this build's limit (TS_MAX_SERVICES of include/tcpshift.h) are
 # skipped with a line saying so. Knobs: SIZES="1 1000 10000 65536"
 # METHODS="iptables nftables tcpshift tcpshift-xdp" SCALE_SECONDS=1
-# SCALE_WARMUP=0.3 SCALE_FLOWS=4096 WEIGHT_RUNS=5 CPU=0 REPEAT=200000 RUNS=5
+# SCALE_WARMUP=0.3 SCALE_FLOWS=4096 SCALE_PHASES=established,syn (the order of
+# the measured phases: syn,established gives every backend a packet before the
+# established phase, as on a gateway that has run a while) WEIGHT_RUNS=5 CPU=0 REPEAT=200000 RUNS=5
 # STEP_TIMEOUT=180 (seconds, any one load, import or pps round) INSTALL=1 (0:
 # never apt-get) OUT=build/bench SCALE_CHECK=0 (1: check nftables' path with
 # real TCP through build/ts-echo servers, check_nft below). Output:
@@ -60,6 +62,7 @@ PPS_SOURCE_ONLY=1
 MICROBENCH=${MICROBENCH:-$ROOT/build/bench/microbench}
 SIZES=${SIZES:-"1 1000 10000 65536"}
 SECONDS_PER_PHASE=${SCALE_SECONDS:-1}
+PHASE_ORDER=${SCALE_PHASES:-established,syn}
 WARMUP=${SCALE_WARMUP:-0.3}
 FLOWS=${SCALE_FLOWS:-4096}
 WEIGHT_RUNS=${WEIGHT_RUNS:-5}
@@ -374,7 +377,7 @@ packets() {
 	out=$(timeout "$STEP_TIMEOUT" "$PPS" --gen "$NS_GEN:g0" --gw "$NS_GW:$GW_DEV" \
 		--backend "$NS_B1:$BE1_DEV:198.18.2.2" --backend "$NS_B2:$BE2_DEV:198.18.3.2" \
 		--vip "$VIP_BASE:80" --vips "$n" --flows "$FLOWS" --seconds "$SECONDS_PER_PHASE" \
-		--warmup "$WARMUP" --cpu "$CPU" --phases established,syn --sender auto --relay gs:gr \
+		--warmup "$WARMUP" --cpu "$CPU" --phases "$PHASE_ORDER" --sender auto --relay gs:gr \
 		--prog-stats "$@" 2>"$TMP/pps.err") ||
 		{ log "$m" "packets FAILED: $(tail -n 2 "$TMP/pps.err" | tr '\n' ' ')"; return 1; }
 	while read -r line; do

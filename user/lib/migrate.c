@@ -1188,6 +1188,38 @@ static int repin_abi6(int r, int old, int nfd, const char *pin_dir, const char *
 	return r;
 }
 
+/* Settings of layout from - 1 pinned in place (a step down's commit point),
+ * unless they are no longer layout from's; clear: flags the older layout has
+ * not. */
+static int settings_down(const char *pin_dir, __u32 from, __u32 clear, struct ts_err *err)
+{
+	int fd = open_pin(pin_dir, "settings"), nfd, r = 0;
+	struct ts_settings st;
+	char step[32];
+	__u32 zero = 0;
+
+	if (fd < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/settings: %s", pin_dir,
+			       strerror(errno));
+	if (!bpf_map_lookup_elem(fd, &zero, &st) && st.abi_version == from) {
+		st.abi_version = from - 1;
+		st.flags &= ~clear;
+		nfd = map_like(fd, sizeof(st), 1, err);
+		r = nfd < 0 ? nfd : 0;
+		if (!r && bpf_map_update_elem(nfd, &zero, &st, BPF_ANY))
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot write layout %u's settings: %s",
+				    from - 1, strerror(errno));
+		r = r ?: repin(nfd, pin_dir, "settings", err);
+		if (nfd >= 0)
+			close(nfd);
+		snprintf(step, sizeof(step), "down-%u-settings", from);
+		if (!r)
+			ts_migration_step(step);
+	}
+	close(fd);
+	return r;
+}
+
 /*
  * settings first (the commit point: from there on the instance is layout 6's,
  * and a run again finishes what is left), then each map that is still layout
@@ -1199,37 +1231,16 @@ static int repin_abi6(int r, int old, int nfd, const char *pin_dir, const char *
 static int down_7_to_6(const char *pin_dir, struct ts_err *err)
 {
 	bool keep[TS_ABI6_MAX_BACKENDS] = {}, keep_svc[TS_ABI6_MAX_SERVICES] = {};
-	int fd = open_pin(pin_dir, "settings"), old, nfd, backends = -1, r = 0;
+	int old, nfd, backends = -1, r;
 	struct service7 *s = NULL;
-	struct ts_settings st;
-	__u32 zero = 0, dropped;
+	__u32 dropped;
 	char path[TS_PIN_DIR_MAX];
 	size_t n = 0;
 	bool is7 = false;
 
-	if (fd < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/settings: %s", pin_dir,
-			       strerror(errno));
-	if (!bpf_map_lookup_elem(fd, &zero, &st) && st.abi_version == TS_ABI7_VERSION) {
-		st.abi_version = TS_ABI6_VERSION;
-		st.flags &= ~TS_SETTINGS_F_CHANGING;	/* not layout 6's */
-		nfd = map_like(fd, sizeof(st), 1, err);
-		if (nfd < 0) {
-			close(fd);
-			return nfd;
-		}
-		if (bpf_map_update_elem(nfd, &zero, &st, BPF_ANY))
-			r = ts_fail(err, TS_ERR_RUNTIME, "cannot write layout 6's settings: %s",
-				    strerror(errno));
-		r = r ?: repin(nfd, pin_dir, "settings", err);
-		close(nfd);
-		if (r) {
-			close(fd);
-			return r;
-		}
-		ts_migration_step("down-7-settings");
-	}
-	close(fd);
+	r = settings_down(pin_dir, TS_ABI7_VERSION, TS_SETTINGS_F_CHANGING, err);
+	if (r)
+		return r;
 	r = services7_read(pin_dir, &s, &n, &is7, err);
 	for (size_t i = 0; i < n; i++)
 		if (!s[i].unfit)
@@ -1416,29 +1427,10 @@ static int stats_to_hash(int outer, int to, struct ts_err *err)
 static int down_8_to_7(const char *pin_dir, struct ts_err *err)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
-	int fd = open_pin(pin_dir, "settings"), nfd, r = 0;
 	struct bpf_map_info info;
-	struct ts_settings st;
-	__u32 zero = 0;
+	int fd, nfd, r;
 
-	if (fd < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/settings: %s", pin_dir,
-			       strerror(errno));
-	if (!bpf_map_lookup_elem(fd, &zero, &st) && st.abi_version == TS_ABI_VERSION) {
-		st.abi_version = TS_ABI7_VERSION;
-		nfd = map_like(fd, sizeof(st), 1, err);
-		if (nfd < 0) {
-			close(fd);
-			return nfd;
-		}
-		if (bpf_map_update_elem(nfd, &zero, &st, BPF_ANY))
-			r = ts_fail(err, TS_ERR_RUNTIME, "cannot write layout 7's settings: %s",
-				    strerror(errno));
-		r = r ?: repin(nfd, pin_dir, "settings", err);
-		close(nfd);
-		ts_migration_step("down-8-settings");
-	}
-	close(fd);
+	r = settings_down(pin_dir, TS_ABI_VERSION, 0, err);
 	fd = r ? -1 : open_pin(pin_dir, "backend_stats");
 	if (fd < 0 || map_info(fd, &info) || info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS) {
 		if (fd >= 0)
