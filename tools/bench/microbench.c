@@ -1694,9 +1694,9 @@ static void bench_scale(void)
 		cases[i].vip_mod = spread_vips(opt.services);
 		cases[i].vip_stride = cases[i].vip_mod ? (opt.services - 1) / cases[i].vip_mod : 0;
 	}
-	/* A backend's first packet makes its counters (an insert, ~10 us
-	 * here): a SYN to every backend first, so that the case measures
-	 * the SYNs of a running gateway. */
+	/* A SYN to every backend first, so that the case measures the SYNs
+	 * of a running gateway (layout 7 also made a backend's counters at
+	 * its first packet, an insert of ~10 us here). */
 	jump_to(e.prog_fd);
 	wrap_setup(4, &spread_syn, 0xffffffffU, 8000000, false);
 	prims->bss->vip_mod = c->vip_mod;
