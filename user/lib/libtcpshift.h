@@ -172,9 +172,11 @@ int ts_check_pin_dir(const char *dir, struct ts_err *err);
 enum ts_open_flags {
 	TS_OPEN_INCOMPLETE	= 1,	/* accept a load that did not finish (ABI version 0) */
 	TS_OPEN_MISSING_OK	= 2,	/* pins may be missing (unload of a killed load) */
-	TS_OPEN_OLDER		= 4,	/* accept layouts 5 and 6 (unload): their maps
+	TS_OPEN_OLDER		= 4,	/* accept the older layouts this build
+					 * migrates (unload, downgrade): their maps
 					 * are checked against their layout
-					 * (ts_layout_older) */
+					 * (ts_layout_older); nothing reads counters
+					 * through such an open */
 };
 
 int ts_check_root(struct ts_err *err);
@@ -471,7 +473,8 @@ void ts_migration_step(const char *step);
 /* Remove a killed migration's staging directory. */
 void ts_migration_clean(const char *pin_dir);
 /* Before any device runs the new programs: fill the maps the migration made
- * anew from the old pins (layout 6's configuration maps). */
+ * anew from the old pins (layout 6's configuration maps, layout 7's counters'
+ * chunks). */
 int ts_migration_fill(const struct ts_migration *mg, const char *pin_dir,
 		      int (*fd_of)(void *ctx, const char *map), void *ctx, struct ts_err *err);
 /* Layout l of a pinned map as the older layout abi pinned it. */
@@ -488,8 +491,8 @@ struct ts_losses {
 	char	what[TS_LOSSES_MAX][200];
 };
 /* Hand the instance under pin_dir to an older release: its pins converted to
- * layout `to` (6, or 5: release 0.2.0's) in place, the running programs left attached, for
- * that release's `load` to reuse. What it would lose is listed in l; unless
+ * layout `to` (7: release 0.3.0's, 6, or 5: release 0.2.0's) in place, the
+ * running programs left attached, for that release's `load` to reuse. What it would lose is listed in l; unless
  * accept_loss, a loss refuses it (TS_ERR_USAGE) with nothing changed. Run
  * again, it completes a killed one. */
 int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_losses *l,
