@@ -346,9 +346,10 @@ PPS := $(BENCH_OUT)/pps
 $(BENCH_OUT)/pps.bpf.o: tools/bench/pps.h
 
 $(PPS): tools/bench/pps.c tools/bench/pps.h tests/bpf/pkt.c tests/bpf/pkt.h \
-		$(BENCH_OUT)/pps.skel.h | $(BENCH_OUT)
+		$(BENCH_OUT)/pps.skel.h $(OUTPUT)/libtcpshift.a | $(BENCH_OUT)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -Itools/bench -Itests/bpf -I$(BENCH_OUT) $(filter %.c,$^) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) -Itools/bench -Itests/bpf -I$(BENCH_OUT) $(filter %.c,$^) \
+		$(OUTPUT)/libtcpshift.a $(LDLIBS) -o $@
 
 bench-pps: deps
 	$(Q)$(MAKE) --no-print-directory all $(PPS) $(BENCH_OUT)/empty.bpf.o

@@ -60,14 +60,12 @@
 #include <dirent.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
-#include <linux/netlink.h>
-#include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
-#include <linux/rtnetlink.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "libtcpshift.h"
 #include "pkt.h"
 #include "pps.h"
 #include "pps.skel.h"
@@ -364,64 +362,26 @@ static void gw_prog_add(__u32 id, const char *dev, const char *hook)
 	snprintf(p->at + used, sizeof(p->at) - used, "%s%s/%s", used ? "," : "", dev, hook);
 }
 
-/* The cls_bpf filters of one clsact hook (PARENT) of IFINDEX: a dump over
- * rtnetlink (libbpf's bpf_tc_query asks for one handle and priority). */
+struct gw_hook {
+	const char	*dev;
+	const char	*hook;
+};
+
+static void gw_filter_add(__u32 prog_id, void *arg)
+{
+	const struct gw_hook *at = arg;
+
+	gw_prog_add(prog_id, at->dev, at->hook);
+}
+
+/* The cls_bpf filters of one clsact hook (PARENT) of IFINDEX. */
 static void gw_tc_progs(int ifindex, const char *dev, __u32 parent, const char *hook)
 {
-	struct {
-		struct nlmsghdr n;
-		struct tcmsg t;
-	} req = {
-		.n = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg)),
-		       .nlmsg_type = RTM_GETTFILTER,
-		       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
-		       .nlmsg_seq = 1 },
-		.t = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_parent = parent },
-	};
-	char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), done = 0;
+	struct gw_hook at = { .dev = dev, .hook = hook };
+	int err = ts_tc_filters(ifindex, parent, gw_filter_add, &at);
 
-	if (fd < 0 || send(fd, &req, req.n.nlmsg_len, 0) < 0)
-		die("tc filters of %s %s: %s", dev, hook, strerror(errno));
-	/* bounded: a dump ends with NLMSG_DONE, and a hook holds few filters */
-	for (int rounds = 0; !done && rounds < 1024; rounds++) {
-		ssize_t len = recv(fd, buf, sizeof(buf), 0);
-		struct nlmsghdr *h = (struct nlmsghdr *)buf;
-
-		if (len <= 0)
-			die("tc filters of %s %s: %s", dev, hook,
-			    len ? strerror(errno) : "no answer");
-		for (; !done && NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
-			struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(h) +
-							     NLMSG_ALIGN(sizeof(struct tcmsg)));
-			int alen = (int)h->nlmsg_len - NLMSG_LENGTH(sizeof(struct tcmsg)), bpf = 0;
-
-			if (h->nlmsg_type == NLMSG_DONE)
-				done = 1;
-			else if (h->nlmsg_type == NLMSG_ERROR)
-				die("tc filters of %s %s: %s", dev, hook,
-				    strerror(-((struct nlmsgerr *)NLMSG_DATA(h))->error));
-			if (h->nlmsg_type != RTM_NEWTFILTER)
-				continue;
-			/* TCA_KIND "bpf", then TCA_OPTIONS { TCA_BPF_ID } (the dump's
-			 * line per filter chain has no id) */
-			for (; RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-				struct rtattr *o = RTA_DATA(a);
-				int olen = (int)RTA_PAYLOAD(a);
-
-				if (a->rta_type == TCA_KIND)
-					bpf = !strcmp(RTA_DATA(a), "bpf");
-				if ((a->rta_type & NLA_TYPE_MASK) != TCA_OPTIONS || !bpf)
-					continue;
-				for (; RTA_OK(o, olen); o = RTA_NEXT(o, olen))
-					if (o->rta_type == TCA_BPF_ID)
-						gw_prog_add(*(__u32 *)RTA_DATA(o), dev, hook);
-			}
-		}
-	}
-	close(fd);
-	if (!done)
-		die("tc filters of %s %s: the dump did not end", dev, hook);
+	if (err)
+		die("tc filters of %s %s: %s", dev, hook, strerror(-err));
 }
 
 /* Every device of the gateway's namespace: the generator's side and the

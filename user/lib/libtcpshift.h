@@ -378,6 +378,11 @@ void ts_picker_close(struct ts_picker *p);
 
 /* ---- loader.c: program load, attach, detach ----------------------------- */
 
+/* Every filter of the clsact hook (ifindex, parent), from an rtnetlink dump:
+ * each(prog_id, arg) per filter, prog_id that of a cls_bpf filter's program,
+ * else 0. 0 once the dump ended, or -errno. */
+int ts_tc_filters(int ifindex, __u32 parent, void (*each)(__u32 prog_id, void *arg), void *arg);
+
 struct tcpshift_bpf;
 
 struct ts_load_opts {

@@ -26,6 +26,7 @@
 #include <linux/ethtool.h>
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
+#include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
 #include <linux/sockios.h>
 #include <linux/if_link.h>
@@ -830,12 +831,8 @@ undo:
 }
 
 /* Detach our filters from ifindex, only those provably ours. */
-/*
- * Does the clsact hook (ifindex, parent) hold any filter? A dump of its
- * filters over rtnetlink (libbpf can only query one handle and priority).
- * Errors count as "yes": a qdisc that may hold someone's filters is kept.
- */
-static bool tc_has_filters(int ifindex, __u32 parent)
+/* libbpf's bpf_tc_query asks for one handle and priority: a dump sees them all */
+int ts_tc_filters(int ifindex, __u32 parent, void (*each)(__u32 prog_id, void *arg), void *arg)
 {
 	struct {
 		struct nlmsghdr	n;
@@ -849,40 +846,77 @@ static bool tc_has_filters(int ifindex, __u32 parent)
 		},
 		.t = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_parent = parent },
 	};
-	char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
-	bool any = true, done = false;
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), err = 0;
+	bool done = false;
 
 	if (fd < 0)
-		return true;
-	if (send(fd, &req, req.n.nlmsg_len, 0) < 0)
+		return -errno;
+	if (send(fd, &req, req.n.nlmsg_len, 0) < 0) {
+		err = -errno;
 		goto out;
-	any = false;
+	}
 	/* bounded: a dump ends with NLMSG_DONE; a hook holds few filters */
 	for (int rounds = 0; !done && rounds < 1024; rounds++) {
 		ssize_t len = recv(fd, buf, sizeof(buf), 0);
 		struct nlmsghdr *h = (struct nlmsghdr *)buf;
 
 		if (len <= 0) {
-			any = true;
-			break;
+			err = len ? -errno : -ENODATA;
+			goto out;
 		}
-		for (; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+		for (; !done && NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+			struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(h) +
+							     NLMSG_ALIGN(sizeof(struct tcmsg)));
+			int alen = (int)h->nlmsg_len - NLMSG_LENGTH(sizeof(struct tcmsg));
+			bool bpf = false;
+			__u32 id = 0;
+
 			if (h->nlmsg_type == NLMSG_DONE) {
 				done = true;
-				break;
+			} else if (h->nlmsg_type == NLMSG_ERROR) {
+				err = ((struct nlmsgerr *)NLMSG_DATA(h))->error ?: -EPROTO;
+				goto out;
 			}
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				any = done = true;
-				break;
+			if (h->nlmsg_type != RTM_NEWTFILTER)
+				continue;
+			/* TCA_KIND "bpf", then TCA_OPTIONS { TCA_BPF_ID } (the
+			 * filter chain's own line has no id) */
+			for (; RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+				struct rtattr *o = RTA_DATA(a);
+				int olen = (int)RTA_PAYLOAD(a);
+
+				if (a->rta_type == TCA_KIND)
+					bpf = !strcmp(RTA_DATA(a), "bpf");
+				if ((a->rta_type & NLA_TYPE_MASK) != TCA_OPTIONS || !bpf)
+					continue;
+				for (; RTA_OK(o, olen); o = RTA_NEXT(o, olen))
+					if (o->rta_type == TCA_BPF_ID)
+						id = *(__u32 *)RTA_DATA(o);
 			}
-			if (h->nlmsg_type == RTM_NEWTFILTER)
-				any = true;
+			each(id, arg);
 		}
 	}
+	if (!done)
+		err = -EOVERFLOW;
 out:
 	close(fd);
-	return any;
+	return err;
+}
+
+static void count_filter(__u32 prog_id, void *arg)
+{
+	(void)prog_id;
+	++*(int *)arg;
+}
+
+/* Does the clsact hook (ifindex, parent) hold any filter? Errors count as
+ * "yes": a qdisc that may hold someone's filters is kept. */
+static bool tc_has_filters(int ifindex, __u32 parent)
+{
+	int n = 0;
+
+	return ts_tc_filters(ifindex, parent, count_filter, &n) || n;
 }
 
 static void detach_dev(int ifindex, bool own_clsact, const struct ts_owner *own)
