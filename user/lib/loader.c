@@ -830,7 +830,6 @@ undo:
 	return r;
 }
 
-/* Detach our filters from ifindex, only those provably ours. */
 /* libbpf's bpf_tc_query asks for one handle and priority: a dump sees them all */
 int ts_tc_filters(int ifindex, __u32 parent, void (*each)(__u32 prog_id, void *arg), void *arg)
 {
@@ -919,6 +918,7 @@ static bool tc_has_filters(int ifindex, __u32 parent)
 	return ts_tc_filters(ifindex, parent, count_filter, &n) || n;
 }
 
+/* Detach our filters from ifindex, only those provably ours. */
 static void detach_dev(int ifindex, bool own_clsact, const struct ts_owner *own)
 {
 	struct bpf_tc_hook hook;
