@@ -93,7 +93,7 @@ for n in 1 100; do
 	done
 	miss=
 	for k in tc_syn tc_established xdp_syn xdp_established tc_syn_spread tc_established_spread \
-		xdp_established_spread; do
+		xdp_established_spread tc_reply_spread xdp_reply_spread; do
 		v=$(val "$n" kernel "$k")
 		[ -n "$v" ] && [ "$v" != NA ] || miss="$miss $k"
 	done

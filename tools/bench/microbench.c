@@ -667,6 +667,7 @@ struct pcase {
 	const char	*check;		/* what was checked, and the result */
 	char		check_buf[160];
 	bool		valid;
+	bool		miscounted;	/* a run's packets not all counted (scale's replies) */
 	const struct pcase *baseline;	/* subtracted for "over empty" */
 	const char	*note;
 };
@@ -1498,7 +1499,9 @@ static void bench_packets(void)
  * The measured VIP is the same packet after packet: this is the lookup in a
  * table of N entries with the service's entry in cache. The *_spread cases
  * go to another service each packet, as scale.sh's real packets spread over
- * all N (spread_pin). XDP passes every SYN on to tc (doc/DESIGN.md, "XDP"):
+ * all N (spread_pin); the *_reply_spread cases are those flows' backends'
+ * replies, each from another service's backend (every one checked to be
+ * rewritten and counted). XDP passes every SYN on to tc (doc/DESIGN.md, "XDP"):
  * xdp_syn is the XDP program's part, and a SYN's cost in xdp mode is it plus
  * tc_syn. One line on stdout per case: "scale services=N case=KEY
  * ns=MEDIAN_OVER_BASELINE valid=0|1".
@@ -1549,11 +1552,38 @@ static void config_scale(struct env *e, __u32 services)
  * of its own (as make bench-scale's real packets, spread over all N), the
  * ACKs round robin: each packet finds another service's entries, cold where
  * N is large. With one service (N = 1: web4 alone) every flow is web4's.
- * The flows are written into the flow table as a confirmed handshake leaves
- * them (a handshake per flow would need each service's own SYN-ACK).
+ * The flows, on their service's v1, and their reverse entries are written
+ * into the maps as a confirmed handshake leaves them (a handshake per flow
+ * would need each service's own SYN-ACK).
  */
 #define SPREAD_FLOWS	4096U
 #define SPREAD_BASE	3000000U	/* client tuples of their own */
+
+/* the spread flows' backends, each once (spread_pin) */
+static __u32 spread_ids[SPREAD_FLOWS], nspread_ids;
+
+static int cmp_u32(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Bytes the spread flows' backends sent, as their counters say. */
+static __u64 spread_from_backend(struct env *e)
+{
+	struct ts_err err = {};
+	__u64 total = 0;
+
+	for (__u32 i = 0; i < nspread_ids; i++) {
+		struct ts_backend_stats st;
+
+		must(ts_backend_stats_read(&e->maps, spread_ids[i], &st, &err), &err,
+		     "backend stats");
+		total += st.bytes_from_backend;
+	}
+	return total;
+}
 
 static __u32 spread_vips(__u32 services)
 {
@@ -1575,7 +1605,10 @@ static void spread_pin(struct env *e, __u32 services)
 		struct ts_flow f = { .tcp_state = TS_TCP_ESTABLISHED, .created_ns = now,
 				     .last_seen_ns = now, .client_end = 1002,
 				     .backend_isn = 2001, .backend_end = 2002 };
+		struct ts_flow_key rk = { .proto = IPPROTO_TCP, .family = TS_AF_INET };
+		struct ts_reply_state r = { .ifindex = bench_ifindex, .backend_ack = 2002 };
 		struct ts_service_cfg *sc;
+		struct ts_backend_cfg *b;
 		char name[32];
 		__u8 *a;
 
@@ -1595,22 +1628,56 @@ static void spread_pin(struct env *e, __u32 services)
 		} else {
 			inet_pton(AF_INET, VIP4, k.daddr);
 		}
-		f.backend_id = sc->backends[0].id;
-		f.generation = sc->backends[0].be.generation;
+		for (b = sc->backends; b < sc->backends + sc->nbackends; b++)
+			if (!strcmp(b->be.name, "v1"))
+				break;
+		if (b == sc->backends + sc->nbackends)
+			die("scale: service %s has no v1", name);
+		f.backend_id = b->id;
+		f.generation = b->be.generation;
 		f.service_id = sc->svc.id;
 		if (bpf_map_update_elem(e->maps.flows, &k, &f, BPF_ANY))
 			die("scale: flows update: %s", strerror(errno));
+		/* its reverse entry, as the confirmation writes it: v1's
+		 * replies (T_REPLY's acknowledgment number) to the client */
+		memcpy(r.vip, k.daddr, sizeof(r.vip));
+		r.vport = k.dport;
+		r.backend_id = b->id;
+		memcpy(rk.saddr, b->be.addr, sizeof(rk.saddr));
+		memcpy(rk.daddr, k.saddr, sizeof(rk.daddr));
+		rk.sport = b->be.port;
+		rk.dport = k.sport;
+		if (bpf_map_update_elem(e->maps.replies, &rk, &r, BPF_ANY))
+			die("scale: replies update: %s", strerror(errno));
+		spread_ids[i] = b->id;
 	}
+	qsort(spread_ids, SPREAD_FLOWS, sizeof(*spread_ids), cmp_u32);
+	nspread_ids = 0;
+	for (__u32 i = 0; i < SPREAD_FLOWS; i++)
+		if (!i || spread_ids[i] != spread_ids[i - 1])
+			spread_ids[nspread_ids++] = spread_ids[i];
 	ts_config_free(&cfg);
 }
 
 static void bench_scale(void)
 {
-	struct pcase *wempty, *wxempty, *wrot, *wxrot, *c;
-	struct pkt syn, synack, ack, spread, spread_syn;
+	struct pcase *wempty, *wxempty, *wrot, *wxrot, *wrrot, *wxrrot, *treply, *xreply, *c;
+	struct pkt syn, synack, ack, spread, spread_syn, spread_reply;
+	__u64 from_backend;
 	struct env e;
 	__u32 confirmed = 0;
 
+	/* the spread clients (198.18.110-111.x) behind a router with a
+	 * resolved neighbour: XDP forwards their replies */
+	static const char *const cmds[] = {
+		"ip neigh replace 198.18.2.254 lladdr 02:00:00:00:00:10 dev " BENCH_DEV
+		" nud permanent",
+		"ip route replace 198.18.64.0/18 via 198.18.2.254 dev " BENCH_DEV,
+	};
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (system(cmds[i]))
+			die("'%s' failed", cmds[i]);
 	env_open(&e, 2 * opt.runs * opt.repeat + opt.repeat + SPREAD_FLOWS);
 	config_scale(&e, opt.services);
 	build(&syn, 4, T_SYN, 40000);
@@ -1674,10 +1741,32 @@ static void bench_scale(void)
 	c->target_fd = e.xdp_fd;
 	c->baseline = wxrot;
 	c->pkt = spread;
+	/* and their backends' replies, each packet from another service's v1 */
+	build(&spread_reply, 4, T_REPLY, 40000);
+	c = wrrot = add_case("wrapper + empty program, replies spread", "wrapped_empty_reply_spread",
+			     4, "wrapped");
+	c->target_fd = empty_fd;
+	c = wxrrot = add_case("wrapper + empty XDP program, replies spread",
+			      "xdp_wrapped_empty_reply_spread", 4, "wrapped-xdp");
+	c->target_fd = empty_xdp_fd;
+	c = treply = add_case("tc: reply, another service's flow each packet", "tc_reply_spread", 4,
+			      "wrapped");
+	c->target_fd = e.prog_fd;
+	c->baseline = wrrot;
+	c = xreply = add_case("xdp: reply, another service's flow each packet", "xdp_reply_spread",
+			      4, "wrapped-xdp");
+	c->target_fd = e.xdp_fd;
+	c->baseline = wxrrot;
 	for (int i = ncases - 4; i < ncases; i++) {
+		cases[i].pkt = spread_reply;
+		cases[i].dst = true;
+	}
+	for (int i = ncases - 8; i < ncases; i++) {
 		cases[i].mod = SPREAD_FLOWS;
 		cases[i].base = SPREAD_BASE;
 		cases[i].same_flows = true;
+		cases[i].vip_mod = spread_vips(opt.services);
+		cases[i].vip_stride = cases[i].vip_mod ? (opt.services - 1) / cases[i].vip_mod : 0;
 	}
 	/* new flows, each SYN to another service (a fresh client each) */
 	build(&spread_syn, 4, T_SYN, 40000);
@@ -1690,10 +1779,8 @@ static void bench_scale(void)
 	c->mod = 0xffffffffU;
 	c->base = 9000000;
 	c->pkt = spread_syn;
-	for (int i = ncases - 5; i < ncases; i++) {
-		cases[i].vip_mod = spread_vips(opt.services);
-		cases[i].vip_stride = cases[i].vip_mod ? (opt.services - 1) / cases[i].vip_mod : 0;
-	}
+	c->vip_mod = spread_vips(opt.services);
+	c->vip_stride = c->vip_mod ? (opt.services - 1) / c->vip_mod : 0;
 	/* A SYN to every backend first, so that the case measures the SYNs
 	 * of a running gateway (layout 7 also made a backend's counters at
 	 * its first packet, an insert of ~10 us here). */
@@ -1705,19 +1792,36 @@ static void bench_scale(void)
 		 4 * (c->vip_mod ? c->vip_mod * c->vip_stride : 1));
 
 	for (int run = 0; run < opt.runs; run++)
-		for (int i = 0; i < ncases; i++)
+		for (int i = 0; i < ncases; i++) {
+			bool reply = &cases[i] == treply || &cases[i] == xreply;
+
+			from_backend = reply ? spread_from_backend(&e) : 0;
 			case_run(&cases[i], run);
+			/* every reply rewritten and counted as its backend's; at
+			 * XDP, but for those whose complete checksum looks partial
+			 * (one frame in 65,535, gone on to tc: nat.h), allowed
+			 * up to one in 1,024 */
+			if (reply) {
+				__u64 n = (spread_from_backend(&e) - from_backend) / spread_reply.len;
+
+				if (n > opt.repeat || n < opt.repeat - (&cases[i] == xreply ?
+									opt.repeat / 1024 : 0))
+					cases[i].miscounted = true;
+			}
+		}
 	for (int i = 0; i < ncases; i++) {
 		c = &cases[i];
 		if (!c->baseline)
 			continue;
 		/* the verdict of the last run: what the program did with the packet */
-		if (!strncmp(c->key, "xdp_established", 15))
+		if (!strncmp(c->key, "xdp_established", 15) || c == xreply)
 			c->valid = c->retval == XDP_REDIRECT;
 		else if (!strcmp(c->key, "xdp_syn"))
 			c->valid = c->retval == XDP_PASS;
 		else
 			c->valid = c->retval == 0;
+		/* and the replies: every one rewritten and counted as its backend's */
+		c->valid &= !c->miscounted;
 		printf("scale services=%u case=%s ns=%.1f valid=%d\n", opt.services, c->key,
 		       median(c->dur, opt.runs) - median(c->baseline->dur, opt.runs), c->valid);
 	}

@@ -57,7 +57,8 @@ __u32 tuple_addrs;	/* 0: client i as below; else address i % tuple_addrs, port
 __u32 ins_counter;	/* fresh keys of the p_ins_* programs */
 __u32 vip_mod;		/* 0: keep the template's destination; else (IPv4, client ->
 			 * VIP) its last two bytes become ((i - base) % vip_mod) *
-			 * vip_stride: client i's packets go to a service of its own */
+			 * vip_stride: client i's packets go to a service of its own;
+			 * with patch_dst, the source becomes that service's backend */
 __u32 vip_stride;
 
 struct {
@@ -133,9 +134,24 @@ static __always_inline bool wrap_frame(void *data, void *end, int fam)
 		/* IPv4: saddr at 12, daddr at 16, ports at 20, checksums at 10 and
 		 * 36; IPv6: saddr at 8, daddr at 24, ports at 40, the TCP
 		 * checksum at 56 (patching the last two address bytes) */
-		if (fam == 4 && patch_dst)
+		if (fam == 4 && patch_dst) {
 			patch_tuple_csum(h + 18, h + 22, i, h + 10, h + 36);
-		else if (fam == 4) {
+			if (vip_mod) {
+				/* a reply from client i's service's backend v1:
+				 * 198.18.4.(1 + v / 32768), port 1024 + v % 32768
+				 * (microbench's config_scale) */
+				__u32 v = (counter % tuple_mod) % vip_mod * vip_stride;
+				__u16 old_addr = *(__u16 *)(h + 14), old_port = *(__u16 *)(h + 20);
+
+				h[14] = 4;
+				h[15] = (__u8)(1 + v / 32768);
+				h[20] = (__u8)((1024 + v % 32768) >> 8);
+				h[21] = (__u8)(1024 + v % 32768);
+				csum_patch(h + 10, old_addr, *(__u16 *)(h + 14));
+				csum_patch(h + 36, old_addr, *(__u16 *)(h + 14));
+				csum_patch(h + 36, old_port, *(__u16 *)(h + 20));
+			}
+		} else if (fam == 4) {
 			patch_tuple_csum(h + 14, h + 20, i, h + 10, h + 36);
 			if (vip_mod) {
 				__u32 v = (counter % tuple_mod) % vip_mod * vip_stride;

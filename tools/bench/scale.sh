@@ -504,13 +504,16 @@ summarize() {
 		echo
 		echo "The same, over $SPREAD_FLOWS flows (SYNs: new flows), each packet to another service than the last (in the kernel, cache misses the single service above never takes):"
 		echo
-		echo "| services | tc SYN | tc established | xdp established |"
-		echo "|---:|---:|---:|---:|"
+		echo "| services | tc SYN | tc established | xdp established | tc reply | xdp reply |"
+		echo "|---:|---:|---:|---:|---:|---:|"
 		for n in $SIZES; do
 			[ "$n" -gt "$LIMIT" ] && continue
-			printf '| %s | %s | %s | %s |\n' "$n" "$(cell "$(val "$n" kernel tc_syn_spread)")" \
+			printf '| %s | %s | %s | %s | %s | %s |\n' "$n" \
+				"$(cell "$(val "$n" kernel tc_syn_spread)")" \
 				"$(cell "$(val "$n" kernel tc_established_spread)")" \
-				"$(cell "$(val "$n" kernel xdp_established_spread)")"
+				"$(cell "$(val "$n" kernel xdp_established_spread)")" \
+				"$(cell "$(val "$n" kernel tc_reply_spread)")" \
+				"$(cell "$(val "$n" kernel xdp_reply_spread)")"
 		done
 		echo
 		echo "Plots: scale-packets.png, scale-control.png (this directory). Raw: scale-raw.tsv."
