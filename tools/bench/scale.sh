@@ -43,11 +43,12 @@
 # METHODS="iptables nftables tcpshift tcpshift-xdp" SCALE_SECONDS=1
 # SCALE_WARMUP=0.3 SCALE_FLOWS=4096 SCALE_PHASES=established,syn (the order of
 # the measured phases: syn,established gives every backend a packet before the
-# established phase, as on a gateway that has run a while) WEIGHT_RUNS=5 CPU=0 REPEAT=200000 RUNS=5
-# STEP_TIMEOUT=180 (seconds, any one load, import or pps round) INSTALL=1 (0:
-# never apt-get) OUT=build/bench SCALE_CHECK=0 (1: check nftables' path with
-# real TCP through build/ts-echo servers, check_nft below). Output:
-# OUT/scale.md, OUT/scale-raw.tsv, OUT/scale-packets.png, OUT/scale-control.png.
+# established phase, as on a gateway that has run a while) WEIGHT_RUNS=5 CPU=0
+# REPEAT=200000 RUNS=5 STEP_TIMEOUT=180 (seconds, any one load, import or pps
+# round) INSTALL=1 (0: never apt-get) OUT=build/bench SCALE_CHECK=0 (1: check
+# nftables' path with real TCP through build/ts-echo servers, check_nft below).
+# Output: OUT/scale.md, OUT/scale-raw.tsv, OUT/scale-packets.png,
+# OUT/scale-control.png.
 # Needs root. Only 198.18.0.0/15; namespaces tspps-<pid>-*, pin directory
 # /sys/fs/bpf/tcpshift-pps-<pid>, the check's servers, files in a temporary
 # directory: the trap removes them.

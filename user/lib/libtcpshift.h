@@ -497,9 +497,9 @@ struct ts_losses {
 };
 /* Hand the instance under pin_dir to an older release: its pins converted to
  * layout `to` (7: release 0.3.0's, 6, or 5: release 0.2.0's) in place, the
- * running programs left attached, for that release's `load` to reuse. What it would lose is listed in l; unless
- * accept_loss, a loss refuses it (TS_ERR_USAGE) with nothing changed. Run
- * again, it completes a killed one. */
+ * running programs left attached, for that release's `load` to reuse. What it
+ * would lose is listed in l; unless accept_loss, a loss refuses it
+ * (TS_ERR_USAGE) with nothing changed. Run again, it completes a killed one. */
 int ts_downgrade(const char *pin_dir, __u32 to, bool accept_loss, struct ts_losses *l,
 		 struct ts_err *err);
 void ts_service_from_abi6(const struct ts_service_abi6 *in, struct ts_service *out);

@@ -1,21 +1,20 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Upgrade in place across layouts (doc/DESIGN.md, "Loading"), and the way
- * back (`downgrade`, at the end of this file): `load` on an
- * instance pinned by an older layout this build knows (layouts 5, 6 and 7,
- * include/tcpshift_abi5.h, include/tcpshift_abi6.h, include/tcpshift_abi7.h).
- * Each layout change is one step, from a layout to the next, with the maps
- * it makes anew, how it fills them from the old ones before any program uses
- * them (fill), and what it carries over once every device runs the new
- * programs (carry); an older instance goes through every step from its layout
- * on. The maps no step
- * remakes stay as they are, pins and all; those remade are created by the load
+ * Upgrade in place across layouts (doc/DESIGN.md, "Loading"), and the way back
+ * (`downgrade`, at the end of this file): `load` on an instance pinned by an
+ * older layout this build knows (layouts 5, 6 and 7, include/tcpshift_abi5.h,
+ * include/tcpshift_abi6.h, include/tcpshift_abi7.h). Each layout change is one
+ * step, from a layout to the next, with the maps it makes anew, how it fills
+ * them from the old ones before any program uses them (fill), and what it
+ * carries over once every device runs the new programs (carry); an older
+ * instance goes through every step from its layout on. The maps no step remakes
+ * stay as they are, pins and all; those remade are created by the load
  * (unpinned), filled from the old ones, used by the new programs from their
  * first packet, and pinned in the old ones' place only once every device runs
  * the new programs. The settings pin is the commit point: until it is replaced
- * the instance is the old one (whose programs may already have been replaced
- * on some devices, which a kill leaves and the next `load` redoes from the
- * start), after it the new one.
+ * the instance is the old one (whose programs may already have been replaced on
+ * some devices, which a kill leaves and the next `load` redoes from the start),
+ * after it the new one.
  */
 #include <errno.h>
 #include <signal.h>
