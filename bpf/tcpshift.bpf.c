@@ -94,6 +94,49 @@ static __always_inline void ts_count_backend(__u32 id, __u32 bytes, bool to_back
 		s->new_flows++;
 }
 
+/*
+ * Counting per flow (tcpshift.h, TS_PENDING_MAX): a packet of an established
+ * flow is added to the pending counts in its flow's (or reply's) entry, and
+ * those to the backend's counters at most once a second and when the flow
+ * ends. Atomic adds keep them exact when two CPUs take a flow's packets at
+ * once: a packet is added with one, and moving counts subtracts, with another,
+ * what was read; so every count is moved once, even by two CPUs moving them at
+ * the same time (one of them then finds less than nothing left, and moves
+ * nothing until the packets that follow make up for it).
+ */
+static __always_inline void ts_unpend(__u32 id, __u32 *packets, __u32 *bytes, bool to_backend)
+{
+	__s32 n = *(volatile __u32 *)packets, b = *(volatile __u32 *)bytes;
+	struct ts_backend_stats *s;
+
+	if (n <= 0 && b <= 0)
+		return;
+	s = ts_stats(id);
+	if (!s)
+		return;
+	if (n > 0) {
+		__sync_fetch_and_add(packets, -n);
+		s->packets += n;
+	}
+	if (b > 0) {
+		__sync_fetch_and_add(bytes, -b);
+		s->bytes += b;
+		if (to_backend)
+			s->bytes_to_backend += b;
+		else
+			s->bytes_from_backend += b;
+	}
+}
+
+/* Add a packet of len bytes to pending counts; true when they are to be moved
+ * to the backend's counters now (they reached TS_PENDING_MAX). */
+static __always_inline bool ts_pend(__u32 *packets, __u32 *bytes, __u32 len)
+{
+	__sync_fetch_and_add(packets, 1);
+	__sync_fetch_and_add(bytes, len);
+	return *(volatile __u32 *)bytes >= TS_PENDING_MAX;
+}
+
 static __always_inline bool ts_addr_eq(const __be32 *a, const __be32 *b)
 {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
@@ -315,6 +358,18 @@ static __always_inline bool ts_seq_plausible(const struct ts_flow *f, __u32 seq)
 	return seq - f->client_end + TS_SEQ_WINDOW <= 2 * TS_SEQ_WINDOW;
 }
 
+/* The 5-tuple of the backend's replies to flow key (as they arrive). */
+static __always_inline void ts_reply_key(struct ts_flow_key *r, const struct ts_flow_key *key,
+					 const struct ts_backend *be)
+{
+	__builtin_memcpy(r->saddr, be->addr, sizeof(r->saddr));
+	__builtin_memcpy(r->daddr, key->saddr, sizeof(r->daddr));
+	r->sport = be->port;
+	r->dport = key->sport;
+	r->proto = key->proto;
+	r->family = key->family;
+}
+
 enum ts_end {
 	TS_END_OTHER,		/* the client's RST, a removed or expired backend */
 	TS_END_FINS,		/* FINs both ways */
@@ -323,6 +378,37 @@ enum ts_end {
 
 /* The connection of f (key client -> VIP) ended: CLOSED, counted once and
  * told to sync for a confirmed flow (key NULL: a local socket's, not sync's). */
+/* The client packets f counted (TS_FLOW_F_COUNTED) go to its backend's
+ * counters: f is no longer established (its state was written before), so its
+ * later packets are counted at once. */
+static __always_inline void ts_flow_unpend(struct ts_flow *f)
+{
+	if (f->flags & TS_FLOW_F_COUNTED)
+		ts_unpend(f->backend_id, &f->packets, &f->bytes, true);
+}
+
+/* ... and, as it ended (key: client -> VIP), so do its replies' counts. */
+static __always_inline void ts_flow_unpend_ended(const struct ts_flow_key *key, struct ts_flow *f)
+{
+	struct ts_flow_key rkey = {};
+	struct ts_reply_state *r;
+	struct ts_backend *be;
+	__u32 id = f->backend_id;
+
+	if (!(f->flags & TS_FLOW_F_COUNTED))
+		return;
+	ts_unpend(id, &f->packets, &f->bytes, true);
+	be = bpf_map_lookup_elem(&backends, &id);
+	if (!be || be->generation != f->generation)
+		return;
+	ts_reply_key(&rkey, key, be);
+	r = bpf_map_lookup_elem(&replies, &rkey);
+	if (!r || r->backend_id != id)
+		return;
+	r->flags |= TS_REPLY_F_ENDED;
+	ts_unpend(id, &r->packets, &r->bytes, false);
+}
+
 static __always_inline void ts_flow_end(const struct ts_flow_key *key, struct ts_flow *f,
 					bool confirmed, enum ts_end why)
 {
@@ -333,8 +419,10 @@ static __always_inline void ts_flow_end(const struct ts_flow_key *key, struct ts
 	f->tcp_state = TS_TCP_CLOSED;
 	if (!confirmed)
 		return;
-	if (key)
+	if (key) {
 		ts_sync_emit(TS_SYNC_END, key, f);
+		ts_flow_unpend_ended(key, f);
+	}
 	s = ts_stats(f->backend_id);
 	if (!s)
 		return;
@@ -355,8 +443,11 @@ static __always_inline void ts_flow_fin(const struct ts_flow_key *key, struct ts
 	if ((f->flags & (TS_FLOW_F_CLIENT_FIN | TS_FLOW_F_BACKEND_FIN)) ==
 	    (TS_FLOW_F_CLIENT_FIN | TS_FLOW_F_BACKEND_FIN))
 		ts_flow_end(key, f, confirmed, TS_END_FINS);
-	else
+	else {
 		f->tcp_state = TS_TCP_CLOSING;
+		if (confirmed)
+			ts_flow_unpend(f);
+	}
 }
 
 /*
@@ -397,18 +488,6 @@ static __always_inline void ts_track_backend(const struct ts_flow_key *key, stru
 		ts_flow_fin(key, f, confirmed, TS_FLOW_F_BACKEND_FIN);
 }
 
-/* The 5-tuple of the backend's replies to flow key (as they arrive). */
-static __always_inline void ts_reply_key(struct ts_flow_key *r, const struct ts_flow_key *key,
-					 const struct ts_backend *be)
-{
-	__builtin_memcpy(r->saddr, be->addr, sizeof(r->saddr));
-	__builtin_memcpy(r->daddr, key->saddr, sizeof(r->daddr));
-	r->sport = be->port;
-	r->dport = key->sport;
-	r->proto = key->proto;
-	r->family = key->family;
-}
-
 /* The client -> VIP key of the flow a reply (its 5-tuple r) belongs to. */
 static __always_inline void ts_flow_key_of_reply(struct ts_flow_key *k, const struct ts_flow_key *r,
 						 const __be32 *vip, __be16 vport)
@@ -431,6 +510,7 @@ static __always_inline void ts_reply_entry(const struct ts_flow_key *key, const 
 		.backend_id = f->backend_id,
 		.ifindex = f->ifindex,
 		.backend_ack = f->client_end,
+		.counted_ns = bpf_ktime_get_coarse_ns(),
 	};
 	struct ts_flow_key rkey = {};
 
@@ -469,8 +549,12 @@ static __always_inline void ts_promote(const struct ts_flow_key *key, const stru
 
 	if (est.tcp_state == TS_TCP_SYN_SEEN || est.tcp_state == TS_TCP_MIDSTREAM)
 		est.tcp_state = TS_TCP_ESTABLISHED;
-	/* confirmed here: ours now, whoever pinned it */
-	est.flags &= ~TS_FLOW_F_SYNCED;
+	/* confirmed here: ours now, whoever pinned it; its packets are
+	 * counted in its entry from now on (the handshake's fields are done
+	 * with) */
+	est.flags = (est.flags & ~TS_FLOW_F_SYNCED) | TS_FLOW_F_COUNTED;
+	est.packets = 0;
+	est.bytes = 0;
 	if (bpf_map_update_elem(&flows, key, &est, BPF_ANY))
 		return;
 	ts_reply_entry(key, &est, be);
@@ -663,6 +747,25 @@ static __always_inline bool ts_syn_repicks(const struct ts_flow *f, bool half_op
 	return !(f->flags & TS_FLOW_F_SYNACK) || (__s64)(now - f->created_ns) > (__s64)TS_HANDSHAKE_LIVE_NS;
 }
 
+/* A client packet of pinned flow f (confirmed: in flows): an established
+ * flow's is added to its entry's pending counts, which go to the backend's
+ * counters when its stamp was refreshed for it (stamped); any other at once. */
+static __always_inline void ts_count_client(struct ts_flow *f, bool confirmed, __u32 len,
+					    bool stamped)
+{
+	if (confirmed && (f->flags & TS_FLOW_F_COUNTED) && f->tcp_state == TS_TCP_ESTABLISHED) {
+		/* read again after adding: an end on another CPU took the
+		 * counts with this packet's, or this packet moves them (a
+		 * locked add orders the two on x86; where an atomic without
+		 * fetch does not, such a packet may wait in the entry) */
+		if (ts_pend(&f->packets, &f->bytes, len) || stamped ||
+		    *(volatile __u8 *)&f->tcp_state != TS_TCP_ESTABLISHED)
+			ts_unpend(f->backend_id, &f->packets, &f->bytes, true);
+		return;
+	}
+	ts_count_backend(f->backend_id, len, true, false);
+}
+
 /* p to a VIP: svc is its service's entry, flow its entry in flows (or NULL).
  * For a non-SYN of a flow whose backend is settled, ts_ingress found that
  * backend, be, and svc is NULL: nothing here reads the service then. */
@@ -670,7 +773,7 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 				      const struct ts_service *svc, struct ts_flow *flow,
 				      struct ts_backend *be)
 {
-	bool syn = ts_is_syn(p->tcp_flags), half_opened = false, routed = false;
+	bool syn = ts_is_syn(p->tcp_flags), half_opened = false, routed = false, stamped = false;
 	struct ts_route rt;
 	/* the coarse clock (tick-precise) is plenty for 1 s stamps and drain
 	 * deadlines, at half the cost */
@@ -743,8 +846,10 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 		id = flow->backend_id;
 		/* before the client's packet is followed: a promotion frees the
 		 * half_open entry */
-		if (now - flow->last_seen_ns > TS_LAST_SEEN_GRANULARITY_NS)
+		if (now - flow->last_seen_ns > TS_LAST_SEEN_GRANULARITY_NS) {
 			flow->last_seen_ns = now;
+			stamped = true;
+		}
 		if (half_opened) {
 			/* The client timed out waiting for the SYN-ACK: its SYN
 			 * again, a second (the initial RTO) or more after the
@@ -768,7 +873,7 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 				ts_client_resync(flow, p, be);
 			ts_track_client(flow, true, p);
 		}
-		ts_count_backend(id, ts_len(c), true, false);
+		ts_count_client(flow, !half_opened, ts_len(c), stamped);
 	} else {
 		if (!syn)
 			ts_count(TS_CNT_NON_SYN_MISS);
@@ -798,10 +903,30 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 /* A backend's reply: past the backend's drain deadline it becomes a RST (its
  * sequence number is the backend's own, so the client accepts it); its
  * source becomes the VIP:port. */
+/* A reply of backend id: counted in its reverse entry r as ts_count_client
+ * counts a client's packet, until its flow ended; at once without r. */
+static __always_inline void ts_count_reply(struct ts_reply_state *r, __u32 id, __u32 len)
+{
+	__u64 now;
+
+	if (!r || (r->flags & TS_REPLY_F_ENDED)) {
+		ts_count_backend(id, len, false, false);
+		return;
+	}
+	now = bpf_ktime_get_coarse_ns();
+	if (ts_pend(&r->packets, &r->bytes, len) ||
+	    now - r->counted_ns > TS_LAST_SEEN_GRANULARITY_NS ||
+	    (*(volatile __u8 *)&r->flags & TS_REPLY_F_ENDED)) {
+		r->counted_ns = now;
+		ts_unpend(id, &r->packets, &r->bytes, false);
+	}
+}
+
+/* r: its reverse entry, NULL for a reply judged without one. */
 static __always_inline int ts_reply_rewrite(struct ts_ctx *c, const struct ts_pkt *p,
 					    const struct ts_backend *be, __u32 id,
 					    const __be32 *vip, __be16 vport,
-					    const struct ts_route *rt)
+					    struct ts_reply_state *r, const struct ts_route *rt)
 {
 	/* (XDP passed such replies to tc: ts_reply_confirmed) */
 	if (!ts_is_xdp(c) && be->drain_deadline_ns &&
@@ -813,7 +938,7 @@ static __always_inline int ts_reply_rewrite(struct ts_ctx *c, const struct ts_pk
 	}
 	if (ts_rewrite(c, p, false, vip, vport))
 		return ts_drop(c);
-	ts_count_backend(id, ts_len(c), false, false);
+	ts_count_reply(r, id, ts_len(c));
 	return rt ? ts_fib_apply(c, p, rt) : ts_ok(c);
 }
 
@@ -856,7 +981,7 @@ static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_
 			return -1;
 		ts_track_backend(&key, f, true, p);
 	}
-	return ts_reply_rewrite(c, p, be, id, r->vip, r->vport, routed ? &rt : NULL);
+	return ts_reply_rewrite(c, p, be, id, r->vip, r->vport, r, routed ? &rt : NULL);
 }
 
 /* A forwarding FIB lookup from src to dst (of family), as for a packet
@@ -915,7 +1040,7 @@ static __always_inline int ts_reply_handshake_xdp(struct ts_ctx *c, const struct
 	    ts_drain_expired(be, now))
 		return XDP_PASS;
 	ts_half_open_backend(c, p, key, f, be);
-	return ts_reply_rewrite(c, p, be, idx->backend_id, idx->vip, idx->vport, &rt);
+	return ts_reply_rewrite(c, p, be, idx->backend_id, idx->vip, idx->vport, NULL, &rt);
 }
 
 /*
@@ -954,7 +1079,7 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 	}
 	id = idx->backend_id;
 	if (dry_run)
-		return ts_reply_rewrite(c, p, be, id, idx->vip, idx->vport, NULL);
+		return ts_reply_rewrite(c, p, be, id, idx->vip, idx->vport, NULL, NULL);
 	f = bpf_map_lookup_elem(&half_open, &key);
 	if (f && f->backend_id == id) {
 		if (ts_is_xdp(c))
@@ -976,7 +1101,7 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 			return ts_ok(c);
 		}
 	}
-	return ts_reply_rewrite(c, p, be, id, idx->vip, idx->vport, NULL);
+	return ts_reply_rewrite(c, p, be, id, idx->vip, idx->vport, NULL, NULL);
 }
 
 /* Is confirmed flow f still forwarded to backend id: not ended, and that

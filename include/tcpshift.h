@@ -216,6 +216,8 @@ enum ts_flow_flags {
 	TS_FLOW_F_TIMED_OUT	= 8,	/* its SYN sent again, no SYN-ACK after 1 s: counted */
 	TS_FLOW_F_LOCAL		= 16,	/* a local client's socket (local_flows) */
 	TS_FLOW_F_SYNCED	= 32,	/* written by `tcpshift sync`: a peer gateway's pin */
+	TS_FLOW_F_COUNTED	= 64,	/* confirmed here: packets and bytes hold its client's
+					 * packets not yet added to its backend's counters */
 };
 
 /*
@@ -236,10 +238,30 @@ struct ts_flow {
 	__u64	created_ns;	/* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
 	__u64	last_seen_ns;	/* refreshed at most every TS_LAST_SEEN_GRANULARITY_NS */
 	__u32	client_end;	/* client's highest seq + segment length (host order) */
-	__u32	backend_isn;	/* the backend's SYN-ACK sequence number (host order) */
-	__u32	backend_end;	/* backend's highest seq + length during the handshake */
+	union {
+		struct {	/* half_open: the backend's side of the handshake */
+			__u32	backend_isn;	/* its SYN-ACK's sequence number (host order) */
+			__u32	backend_end;	/* its highest seq + length so far */
+		};
+		struct {	/* flows, TS_FLOW_F_COUNTED: the client's packets since
+				 * they were last added to the backend's counters */
+			__u32	packets;
+			__u32	bytes;
+		};
+	};
 	__u32	ifindex;	/* device the backend's packets arrive on (0: not seen) */
 };
+
+/*
+ * Counting per flow (doc/DESIGN.md, "Counters"): the packets of an established
+ * flow, each way, are added up in its own entry (a line the packet touches
+ * anyway) and moved to its backend's counters (backend_stats, a line among
+ * hundreds of thousands) when that entry's stamp is refreshed, at most every
+ * TS_LAST_SEEN_GRANULARITY_NS, and when the flow ends; or at once when its
+ * bytes reach TS_PENDING_MAX (a count is read as signed: bpf/tcpshift.bpf.c,
+ * ts_unpend).
+ */
+#define TS_PENDING_MAX		(1U << 30)
 
 /*
  * replies: LRU hash, the backend -> client 5-tuple of a reply as it arrives
@@ -250,11 +272,21 @@ struct ts_flow {
 struct ts_reply_state {
 	__be32	vip[4];
 	__be16	vport;
-	__u8	pad[2];
+	__u8	flags;		/* enum ts_reply_flags */
+	__u8	pad;
 	__u32	backend_id;
 	__u32	ifindex;	/* replies are ours only when they arrive here */
 	__u32	backend_ack;	/* the acknowledgment number of its last reply (host
 				 * order): the client's window as the backend sees it */
+	/* the replies since they were last added to the backend's counters
+	 * (above, TS_PENDING_MAX), at counted_ns (coarse clock) */
+	__u32	packets;
+	__u32	bytes;
+	__u64	counted_ns;
+};
+
+enum ts_reply_flags {
+	TS_REPLY_F_ENDED	= 1,	/* its flow ended: its replies are counted at once */
 };
 
 /*

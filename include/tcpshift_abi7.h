@@ -9,6 +9,8 @@
  *                   entry made by a backend's first packet -> an array of
  *                   maps, each a per-CPU array of TS_STATS_CHUNK ids, made
  *                   by the control plane when it gives an id of the chunk
+ *   replies         value: pad became flags; the counts waiting to be added
+ *                   to the backend's (packets, bytes, counted_ns) added
  *   settings        same value
  */
 #ifndef TCPSHIFT_ABI7_H
@@ -17,5 +19,15 @@
 #include "tcpshift.h"
 
 #define TS_ABI7_VERSION		7
+
+/* replies: today's struct ts_reply_state up to backend_ack, flags a pad */
+struct ts_reply_state_abi7 {
+	__be32	vip[4];
+	__be16	vport;
+	__u8	pad[2];
+	__u32	backend_id;
+	__u32	ifindex;
+	__u32	backend_ack;
+};
 
 #endif /* TCPSHIFT_ABI7_H */

@@ -713,8 +713,9 @@ __u32 env_flow_count(struct ts_env *e)
 	return n + h;
 }
 
-/* The flow key of s (client -> VIP), as the data plane builds it. */
-static struct ts_flow_key flow_key(const struct pkt_spec *s)
+/* The 5-tuple key of s as the data plane builds it: client -> VIP for a
+ * client's packet (flows), backend -> client for a reply (replies). */
+struct ts_flow_key env_flow_key(const struct pkt_spec *s)
 {
 	struct ts_flow_key key = {};
 	int family = strchr(s->src, ':') ? AF_INET6 : AF_INET;
@@ -731,12 +732,39 @@ static struct ts_flow_key flow_key(const struct pkt_spec *s)
 /* Which table holds the flow: 1 flows, 2 half_open, 0 none. */
 int env_flow_table(struct ts_env *e, const struct pkt_spec *s)
 {
-	struct ts_flow_key key = flow_key(s);
+	struct ts_flow_key key = env_flow_key(s);
 	struct ts_flow flow;
 
 	if (!bpf_map_lookup_elem(e->maps.flows, &key, &flow))
 		return 1;
 	return bpf_map_lookup_elem(e->maps.half_open, &key, &flow) ? 0 : 2;
+}
+
+/* The packets of established flows not yet added to their backends'
+ * counters: what waits in flows' and replies' entries (tcpshift.h,
+ * TS_PENDING_MAX). */
+__u64 env_pending_packets(struct ts_env *e)
+{
+	struct ts_flow_key key, prev;
+	struct ts_reply_state r;
+	struct ts_flow f;
+	__u64 n = 0;
+	bool first = true;
+
+	while (!bpf_map_get_next_key(e->maps.flows, first ? NULL : &prev, &key)) {
+		first = false;
+		prev = key;
+		if (!bpf_map_lookup_elem(e->maps.flows, &key, &f) && (f.flags & TS_FLOW_F_COUNTED))
+			n += (__s32)f.packets;
+	}
+	first = true;
+	while (!bpf_map_get_next_key(e->maps.replies, first ? NULL : &prev, &key)) {
+		first = false;
+		prev = key;
+		if (!bpf_map_lookup_elem(e->maps.replies, &key, &r))
+			n += (__s32)r.packets;
+	}
+	return n;
 }
 
 __u64 env_backend_packets(struct ts_env *e)
@@ -760,12 +788,12 @@ __u64 env_backend_packets(struct ts_env *e)
 		}
 	}
 	ts_config_free(&cfg);
-	return total;
+	return total + env_pending_packets(e);
 }
 
 int env_flow_lookup(struct ts_env *e, const struct pkt_spec *s, struct ts_flow *flow)
 {
-	struct ts_flow_key key = flow_key(s);
+	struct ts_flow_key key = env_flow_key(s);
 
 	/* the data plane looks in flows first, then half_open */
 	if (!bpf_map_lookup_elem(e->maps.flows, &key, flow))

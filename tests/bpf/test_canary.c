@@ -66,6 +66,20 @@ static void test_canary_first_syn_counted(void **state)
 	ASSERT_EQ(st.packets, 2, "the next packet added to them");
 }
 
+/* A request to v1 on the connection from port sport (its data at seq), and
+ * v1's answer. */
+static void exchange(struct ts_env *e, __u16 sport, __u32 seq)
+{
+	struct pkt_spec s = client(sport, PKT_ACK | PKT_PSH, seq), r;
+	char addr[PKT_EPSTRLEN];
+
+	s.payload = "a request";
+	expect_forward(e, &s, web4_to, 1, "data to v1");
+	r = from_v1(sport, PKT_ACK | PKT_PSH, addr);
+	r.payload = "its answer";
+	expect_reply(e, &r, VIP4, "data from v1");
+}
+
 /* Counters left under ids not in use (by a removed backend, a killed command)
  * are not a new backend's: it starts from zero, whichever id it gets. */
 static void test_canary_new_backend_from_zero(void **state)
@@ -184,12 +198,7 @@ static void test_canary_signals(void **state)
 	/* 5: open, with data both ways */
 	s = client(40005, PKT_SYN, 7000);
 	handshake(e, &s, web4_to, 1, "connection 5");
-	s = client(40005, PKT_ACK | PKT_PSH, 7001);
-	s.payload = "a request";
-	expect_forward(e, &s, web4_to, 1, "data to v1");
-	r = from_v1(40005, PKT_ACK | PKT_PSH, addr);
-	r.payload = "its answer";
-	expect_reply(e, &r, VIP4, "data from v1");
+	exchange(e, 40005, 7001);
 	/* 6: picked up mid-stream, confirmed by v1: open, no handshake */
 	s = client(40006, PKT_ACK, 7001);
 	expect_forward(e, &s, web4_to, 1, "a mid-stream pickup");
@@ -228,6 +237,138 @@ static void test_canary_signals(void **state)
 		  "v2 (weight 0) saw nothing");
 }
 
+/* The length of s's packet as the program counts it. */
+static __u64 spec_len(const struct pkt_spec *s)
+{
+	struct pkt p;
+
+	ASSERT_EQ(pkt_build(&p, s), 0, "pkt_build");
+	return p.len;
+}
+
+/* Move an entry's stamp two seconds back: as if its last count were that old. */
+static void stamps_back(struct ts_env *e, const struct pkt_spec *s, const struct pkt_spec *r)
+{
+	struct ts_flow_key fk = env_flow_key(s), rk = env_flow_key(r);
+	struct ts_reply_state rs;
+	struct ts_flow f;
+
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.replies, &rk, &rs), 0, "its reverse entry");
+	f.last_seen_ns -= 2 * TS_LAST_SEEN_GRANULARITY_NS;
+	rs.counted_ns -= 2 * TS_LAST_SEEN_GRANULARITY_NS;
+	ASSERT_EQ(bpf_map_update_elem(e->maps.flows, &fk, &f, BPF_EXIST), 0, "flows update");
+	ASSERT_EQ(bpf_map_update_elem(e->maps.replies, &rk, &rs, BPF_EXIST), 0, "replies update");
+}
+
+/* An established flow's packets, each way, wait in its entries (flows,
+ * replies) and reach its backend's counters when the entry's count is a
+ * second old and when the flow ends: every one of them, once. */
+static void test_canary_counted_per_flow(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec s = client(43001, PKT_SYN, 7000), r;
+	struct ts_backend_stats base, st;
+	char addr[PKT_EPSTRLEN];
+	__u64 to = 0, from = 0, n;
+	struct ts_flow_key fk, rk;
+	struct ts_reply_state rs;
+	struct ts_flow f;
+
+	config_web4(e, 1, 0);
+	handshake(e, &s, web4_to, 1, "a connection to v1");
+	base = canary(e, "v1");
+	fk = env_flow_key(&s);
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
+	ASSERT_TRUE(f.flags & TS_FLOW_F_COUNTED, "counted in its entry once confirmed");
+	ASSERT_EQ(f.packets + f.bytes, 0, "from zero");
+
+	for (int i = 0; i < 3; i++) {
+		s = client(43001, PKT_ACK | PKT_PSH, 7001 + 5 * i);
+		s.payload = "hello";
+		expect_forward(e, &s, web4_to, 1, "data to v1");
+		to += spec_len(&s);
+	}
+	for (int i = 0; i < 2; i++) {
+		r = from_v1(43001, PKT_ACK | PKT_PSH, addr);
+		r.payload = "an answer";
+		expect_reply(e, &r, VIP4, "data from v1");
+		from += spec_len(&r);
+	}
+	st = canary(e, "v1");
+	ASSERT_EQ(st.packets - base.packets, 0, "established packets wait in their entries");
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
+	ASSERT_EQ(f.packets, 3, "the client's packets, in its flow's entry");
+	ASSERT_EQ(f.bytes, to, "... and their bytes");
+	rk = env_flow_key(&r);
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.replies, &rk, &rs), 0, "its reverse entry");
+	ASSERT_EQ(rs.packets, 2, "the replies, in the reverse entry");
+	ASSERT_EQ(rs.bytes, from, "... and their bytes");
+
+	/* a second later, the next packet each way adds them */
+	stamps_back(e, &s, &r);
+	s = client(43001, PKT_ACK | PKT_PSH, 7016);
+	s.payload = "hello";
+	expect_forward(e, &s, web4_to, 1, "data to v1, a second later");
+	to += spec_len(&s);
+	expect_reply(e, &r, VIP4, "data from v1, a second later");
+	from += spec_len(&r);
+	st = canary(e, "v1");
+	ASSERT_EQ(st.packets - base.packets, 7, "every packet so far (4 + 3), once");
+	ASSERT_EQ(st.bytes_to_backend - base.bytes_to_backend, to, "bytes to v1");
+	ASSERT_EQ(st.bytes_from_backend - base.bytes_from_backend, from, "bytes from v1");
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
+	ASSERT_EQ(f.packets + f.bytes, 0, "its flow's entry has none waiting");
+
+	/* more each way, then the end: FINs both ways add what waits, and
+	 * what comes after is counted at once */
+	expect_forward(e, &s, web4_to, 1, "data to v1 again");
+	to += spec_len(&s);
+	expect_reply(e, &r, VIP4, "data from v1 again");
+	from += spec_len(&r);
+	s = client(43001, PKT_ACK | PKT_FIN, 7021);
+	expect_forward(e, &s, web4_to, 1, "the client's FIN");
+	to += spec_len(&s);
+	r = from_v1(43001, PKT_ACK | PKT_FIN, addr);
+	expect_reply(e, &r, VIP4, "v1's FIN");
+	from += spec_len(&r);
+	st = canary(e, "v1");
+	n = st.packets - base.packets;
+	ASSERT_EQ(n, 11, "every packet (6 + 5), once, when the flow ended");
+	ASSERT_EQ(st.bytes_to_backend - base.bytes_to_backend, to, "bytes to v1");
+	ASSERT_EQ(st.bytes_from_backend - base.bytes_from_backend, from, "bytes from v1");
+	ASSERT_EQ(st.bytes - base.bytes, to + from, "bytes");
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.replies, &rk, &rs), 0, "its reverse entry");
+	ASSERT_TRUE(rs.flags & TS_REPLY_F_ENDED, "the reverse entry knows the flow ended");
+	ASSERT_EQ(rs.packets + rs.bytes, 0, "none waiting in it");
+	r = from_v1(43001, PKT_ACK, addr);
+	expect_reply(e, &r, VIP4, "v1's last ACK");
+	s = client(43001, PKT_ACK, 7022);
+	expect_forward(e, &s, web4_to, 1, "the client's last ACK");
+	st = canary(e, "v1");
+	ASSERT_EQ(st.packets - base.packets, n + 2, "packets after the end, at once");
+}
+
+/* The backend's RST ends a flow too, and adds what waits. */
+static void test_canary_counted_to_reset(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec s = client(43002, PKT_SYN, 7000), r;
+	struct ts_backend_stats base, st;
+	char addr[PKT_EPSTRLEN];
+
+	config_web4(e, 1, 0);
+	handshake(e, &s, web4_to, 1, "a connection to v1");
+	base = canary(e, "v1");
+	exchange(e, 43002, 7001);
+	ASSERT_EQ(canary(e, "v1").packets - base.packets, 0, "waiting in their entries");
+	r = from_v1(43002, PKT_RST, addr);
+	expect_reply(e, &r, VIP4, "v1's RST");
+	st = canary(e, "v1");
+	ASSERT_EQ(st.packets - base.packets, 3, "all three when v1 reset it");
+	ASSERT_EQ(st.reset - base.reset, 1, "reset");
+}
+
 /* A removed backend's connections end when they are closed. */
 static void test_canary_removal_ends(void **state)
 {
@@ -264,6 +405,8 @@ int run_canary_tests(void)
 	const struct CMUnitTest tests[] = {
 		TEST(test_canary_signals),
 		TEST(test_canary_removal_ends),
+		TEST(test_canary_counted_per_flow),
+		TEST(test_canary_counted_to_reset),
 		TEST(test_canary_first_syn_counted),
 		TEST(test_canary_new_backend_from_zero),
 		TEST(test_canary_reads_hold_one_descriptor),

@@ -73,6 +73,58 @@ static void pin_new(const char *dir, const char *name, enum bpf_map_type type, _
 	close(fd);
 }
 
+/* A reverse entry (replies' key) numbered i, and its value in layout 7's
+ * struct and in today's. */
+static struct ts_flow_key reply_key(__u32 i)
+{
+	struct ts_flow_key k = { .sport = htons(80), .dport = htons((__u16)(40000 + i)),
+				 .proto = IPPROTO_TCP, .family = TS_AF_INET };
+
+	k.saddr[0] = htonl(0xc6120101);	/* 198.18.1.1, v1 */
+	k.daddr[0] = htonl(0xc6120164);	/* 198.18.1.100, a client */
+	return k;
+}
+
+static struct ts_reply_state_abi7 reply7(__u32 backend_id, __u32 ack)
+{
+	struct ts_reply_state_abi7 r = { .vport = htons(80), .backend_id = backend_id,
+					 .ifindex = 7, .backend_ack = ack };
+
+	r.vip[0] = htonl(0xc612000a);	/* 198.18.0.10 */
+	return r;
+}
+
+/* Today's entry is layout 7's, its counts after it. */
+static void expect_reply_entry(int fd, __u32 i, __u32 ack, __u32 packets, const char *what)
+{
+	struct ts_flow_key k = reply_key(i);
+	struct ts_reply_state r;
+
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &k, &r), 0, what);
+	ASSERT_EQ(r.backend_ack, ack, what);
+	ASSERT_EQ(r.ifindex, 7, what);
+	ASSERT_EQ(r.vport, htons(80), what);
+	ASSERT_EQ(r.packets, packets, what);
+}
+
+/* replies as layouts 5 to 7 pinned it (a value without counts), holding n
+ * reverse entries of backend id; its descriptor. */
+static int pin_layout7_replies(const char *dir, __u32 id, __u32 n)
+{
+	int fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "replies", sizeof(struct ts_flow_key),
+				sizeof(struct ts_reply_state_abi7), TEST_MAX_FLOWS, NULL);
+
+	ASSERT_TRUE(fd >= 0, "layout 7's replies");
+	for (__u32 i = 0; i < n; i++) {
+		struct ts_flow_key k = reply_key(i);
+		struct ts_reply_state_abi7 r = reply7(id, 1000 + i);
+
+		ASSERT_EQ(bpf_map_update_elem(fd, &k, &r, 0), 0, "a layout 7 reverse entry");
+	}
+	pin_replace(dir, "replies", fd);
+	return fd;
+}
+
 /* The maps layout 7 changed, as layout 6 (and 5) pinned them: empty, and no
  * service_names. */
 static void pin_layout6_maps(const char *dir)
@@ -98,6 +150,7 @@ static void pin_layout6_maps(const char *dir)
 		TS_ABI6_MAX_BACKENDS, NULL);
 	pin_new(dir, "rollouts", BPF_MAP_TYPE_ARRAY, 4, sizeof(struct ts_rollout),
 		TS_ABI6_MAX_SERVICES, NULL);
+	close(pin_layout7_replies(dir, 0, 0));
 	snprintf(path, sizeof(path), "%s/service_names", dir);
 	ASSERT_EQ(unlink(path), 0, "no service_names before layout 7");
 }
@@ -457,6 +510,7 @@ static void test_migrate_abi7_pin_dir(void **state)
 	struct ts_migration mg;
 	struct ts_err err = {};
 	__u32 zero = 0, v1, freed = 3 * TS_STATS_CHUNK + 5, abi;
+	int old_replies;
 
 	ASSERT_TRUE(ncpus > 0 && ncpus <= 512, "CPUs");
 	env_service(e, "web", "198.18.0.10:80", 0);
@@ -475,6 +529,8 @@ static void test_migrate_abi7_pin_dir(void **state)
 	ASSERT_EQ(bpf_map_update_elem(fd, &freed, st, 0), 0, "counts under an id not given");
 	pin_replace(e->pin_dir, "backend_stats", fd);
 	close(fd);
+	/* layout 7's replies: two reverse entries */
+	old_replies = pin_layout7_replies(e->pin_dir, v1, 2);
 	fd = open_pinned(e->pin_dir, "settings");
 	ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &settings), 0, "settings");
 	settings.abi_version = TS_ABI7_VERSION;
@@ -496,8 +552,35 @@ static void test_migrate_abi7_pin_dir(void **state)
 	for (int c = 0; c < ncpus; c++)
 		st[c].packets = 1;
 	ASSERT_EQ(stats_write(outer, v1, st), 0, "counted by the new program");
+	/* the reverse entries, each with no counts waiting; then, before the
+	 * commit, the new program counts a reply of entry 1, and the old ones
+	 * write entry 1 again and entry 2 anew: the carry adds entry 2 only */
+	fd = bpf_map__fd(skel->maps.replies);
+	expect_reply_entry(fd, 0, 1000, 0, "entry 0 filled in");
+	expect_reply_entry(fd, 1, 1001, 0, "entry 1 filled in");
+	{
+		struct ts_flow_key k1 = reply_key(1), k2 = reply_key(2);
+		struct ts_reply_state_abi7 r7 = reply7(v1, 5001);
+		struct ts_reply_state r;
+
+		ASSERT_EQ(bpf_map_lookup_elem(fd, &k1, &r), 0, "entry 1");
+		r.packets = 1;
+		r.backend_ack = 2001;
+		ASSERT_EQ(bpf_map_update_elem(fd, &k1, &r, 0), 0, "entry 1 by the new program");
+		ASSERT_EQ(bpf_map_update_elem(old_replies, &k1, &r7, 0), 0, "entry 1 by an old one");
+		r7.backend_ack = 1002;
+		ASSERT_EQ(bpf_map_update_elem(old_replies, &k2, &r7, 0), 0, "entry 2 by an old one");
+	}
+	close(old_replies);
 	ASSERT_OK(ts_migration_commit(&mg, e->pin_dir, skel_fd, skel, &err), err, "commit");
 	ts_bpf_destroy(skel);
+	ASSERT_EQ(pinned(e->pin_dir, "replies", &info), 0, "replies pinned");
+	ASSERT_EQ(info.value_size, sizeof(struct ts_reply_state), "today's replies");
+	fd = open_pinned(e->pin_dir, "replies");
+	expect_reply_entry(fd, 0, 1000, 0, "entry 0 after the commit");
+	expect_reply_entry(fd, 1, 2001, 1, "entry 1 as the new program left it");
+	expect_reply_entry(fd, 2, 1002, 0, "entry 2 carried");
+	close(fd);
 
 	ASSERT_OK(ts_pinned_layout(e->pin_dir, &abi, &err), err, "pinned layout after");
 	ASSERT_EQ(abi, TS_ABI_VERSION, "today's layout after");
@@ -564,6 +647,16 @@ static void test_downgrade_8_to_7(void **state)
 	for (int c = 0; c < ncpus; c++)
 		st[c] = (struct ts_backend_stats){ .packets = 40 + (__u64)c, .handshakes = 2 };
 	ASSERT_EQ(stats_write(e->maps.backend_stats, v1, st), 0, "v1's counts");
+	{
+		struct ts_reply_state_abi7 r7 = reply7(v1, 1000);
+		struct ts_flow_key k = reply_key(0);
+		struct ts_reply_state r = {};
+
+		memcpy(&r, &r7, sizeof(r7));
+		r.packets = 3;
+		r.bytes = 300;
+		ASSERT_EQ(bpf_map_update_elem(e->maps.replies, &k, &r, 0), 0, "a reverse entry");
+	}
 	ts_maps_close(&e->maps);
 
 	ASSERT_OK(ts_downgrade(e->pin_dir, 7, false, &lost, &err), err, "downgrade to 7");
@@ -586,6 +679,18 @@ static void test_downgrade_8_to_7(void **state)
 	}
 	ASSERT_TRUE(bpf_map_lookup_elem(fd, &v2, st) && errno == ENOENT, "none for v2");
 	close(fd);
+	ASSERT_EQ(pinned(e->pin_dir, "replies", &info), 0, "replies");
+	ASSERT_EQ(info.value_size, sizeof(struct ts_reply_state_abi7), "layout 7's values");
+	ASSERT_EQ(info.max_entries, TEST_MAX_FLOWS, "as many entries");
+	fd = open_pinned(e->pin_dir, "replies");
+	{
+		struct ts_reply_state_abi7 r7, want = reply7(v1, 1000);
+		struct ts_flow_key k = reply_key(0);
+
+		ASSERT_EQ(bpf_map_lookup_elem(fd, &k, &r7), 0, "the reverse entry kept");
+		ASSERT_EQ(memcmp(&r7, &want, sizeof(r7)), 0, "as layout 7 has it");
+	}
+	close(fd);
 	/* run again: nothing left to do */
 	ASSERT_OK(ts_downgrade(e->pin_dir, 7, false, &lost, &err), err, "downgrade again");
 
@@ -605,6 +710,9 @@ static void test_downgrade_8_to_7(void **state)
 	ASSERT_EQ(st[1 % ncpus].packets, 40 + (__u64)(1 % ncpus), "kept through both ways");
 	ASSERT_EQ(stats_of(fd, v2, st), 0, "v2's chunk");
 	ASSERT_EQ(st[0].packets, 0, "v2 from zero");
+	close(fd);
+	fd = open_pinned(e->pin_dir, "replies");
+	expect_reply_entry(fd, 0, 1000, 0, "the reverse entry, up again");
 	close(fd);
 }
 

@@ -146,6 +146,7 @@ void env_service(struct ts_env *e, const char *name, const char *vip, __u32 tabl
 /* The id of service's backend `name`. */
 __u32 env_backend_id(struct ts_env *e, const char *service, const char *name);
 struct ts_backend_stats env_backend_stats(struct ts_env *e, const char *service, const char *name);
+struct ts_flow_key env_flow_key(const struct pkt_spec *s);
 void env_backend(struct ts_env *e, const char *service, const char *name, const char *addr,
 		 __u32 weight);
 void env_backend_del(struct ts_env *e, const char *service, const char *name);
@@ -242,8 +243,10 @@ void env_counters(struct ts_env *e, __u64 c[TS_CNT_MAX]);
 __u64 env_counter(struct ts_env *e, enum ts_counter c);
 __u32 env_flow_count(struct ts_env *e);
 int env_flow_table(struct ts_env *e, const struct pkt_spec *s);
-/* Packets counted in backend_stats, over every backend of every service. */
+/* Packets counted for every backend of every service: in backend_stats, and
+ * waiting in established flows' entries (env_pending_packets). */
 __u64 env_backend_packets(struct ts_env *e);
+__u64 env_pending_packets(struct ts_env *e);
 /* The TCP state of the pinned flow of key s (the test fails if none). */
 __u8 env_flow_state(struct ts_env *e, const struct pkt_spec *s);
 /* The pinned flow of key s (client -> VIP): 0 and *flow, or -1 if none. */

@@ -1575,11 +1575,23 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Bytes the spread flows' backends sent, as their counters say. */
+/* Bytes the spread flows' backends sent, as their counters say, and those
+ * waiting in the reverse entries to be added to them (tcpshift.h,
+ * TS_PENDING_MAX). */
 static __u64 spread_from_backend(struct env *e)
 {
+	struct ts_flow_key k, prev;
+	struct ts_reply_state r;
 	struct ts_err err = {};
 	__u64 total = 0;
+	bool first = true;
+
+	while (!bpf_map_get_next_key(e->maps.replies, first ? NULL : &prev, &k)) {
+		first = false;
+		prev = k;
+		if (!bpf_map_lookup_elem(e->maps.replies, &k, &r))
+			total += (__s32)r.bytes;
+	}
 
 	for (__u32 i = 0; i < nspread_ids; i++) {
 		struct ts_backend_stats st;
@@ -1608,11 +1620,11 @@ static void spread_pin(struct env *e, __u32 services)
 		__u32 t = SPREAD_BASE + i, hi = t / TUPLE_PORTS, v = vips ? i % vips * stride : 0;
 		struct ts_flow_key k = { .proto = IPPROTO_TCP, .family = TS_AF_INET,
 					 .dport = htons(VPORT) };
-		struct ts_flow f = { .tcp_state = TS_TCP_ESTABLISHED, .created_ns = now,
-				     .last_seen_ns = now, .client_end = 1002,
-				     .backend_isn = 2001, .backend_end = 2002 };
+		struct ts_flow f = { .tcp_state = TS_TCP_ESTABLISHED, .flags = TS_FLOW_F_COUNTED,
+				     .created_ns = now, .last_seen_ns = now, .client_end = 1002 };
 		struct ts_flow_key rk = { .proto = IPPROTO_TCP, .family = TS_AF_INET };
-		struct ts_reply_state r = { .ifindex = bench_ifindex, .backend_ack = 2002 };
+		struct ts_reply_state r = { .ifindex = bench_ifindex, .backend_ack = 2002,
+					    .counted_ns = now };
 		struct ts_service_cfg *sc;
 		struct ts_backend_cfg *b;
 		char name[32];

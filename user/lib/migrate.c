@@ -72,7 +72,7 @@ static const char *const remade_5_to_6[] = { "settings", "counters", "direct_pen
 static const char *const remade_6_to_7[] = { "settings", "services",	   "service_names",
 					     "tables",	 "backends",	   "backend_addrs",
 					     "rollouts", NULL };
-static const char *const remade_7_to_8[] = { "settings", "backend_stats", NULL };
+static const char *const remade_7_to_8[] = { "settings", "backend_stats", "replies", NULL };
 
 static const struct migration_step steps[] = {
 	{ TS_ABI5_VERSION, remade_5_to_6, NULL, migrate_5_to_6_carry },
@@ -139,6 +139,8 @@ void ts_layout_older(__u32 abi, struct ts_map_layout *l)
 		l->value_size = sizeof(struct ts_backend_stats);
 		l->map_flags = BPF_F_NO_PREALLOC;
 	}
+	if (abi <= TS_ABI7_VERSION && !strcmp(l->name, "replies"))
+		l->value_size = sizeof(struct ts_reply_state_abi7);
 	if (abi != TS_ABI5_VERSION && abi != TS_ABI6_VERSION)
 		return;
 	if (!strcmp(l->name, "services")) {
@@ -150,6 +152,14 @@ void ts_layout_older(__u32 abi, struct ts_map_layout *l)
 		l->type = BPF_MAP_TYPE_PERCPU_ARRAY;
 		l->map_flags = 0;
 	}
+}
+
+static int map_info(int fd, struct bpf_map_info *info)
+{
+	__u32 len = sizeof(*info);
+
+	memset(info, 0, len);
+	return bpf_obj_get_info_by_fd(fd, info, &len) ? -errno : 0;
 }
 
 static int open_pin(const char *pin_dir, const char *name)
@@ -477,6 +487,55 @@ static int stats_chunks_make(int backends, int outer, struct ts_err *err)
 	return r;
 }
 
+/*
+ * Every entry of map from into map to (flags BPF_ANY; BPF_NOEXIST: only those
+ * to lacks), its value's first bytes as they are and the rest zero: how
+ * replies' entries go between layouts 7 and 8, whose values differ only in
+ * the counts layout 8 added at their end (include/tcpshift_abi7.h). Read one
+ * by one: the old programs may still add entries meanwhile.
+ */
+static int copy_prefix(int from, int to, __u64 flags, struct ts_err *err)
+{
+	struct bpf_map_info fi, ti;
+	char key[64], prev[64], value[256], out[256];
+	bool first = true;
+	int r = map_info(from, &fi) ?: map_info(to, &ti);
+
+	if (r)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot inspect a map: %s", strerror(-r));
+	if (fi.key_size != ti.key_size || fi.key_size > sizeof(key) ||
+	    fi.value_size > sizeof(value) || ti.value_size > sizeof(out))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot copy %s: unexpected sizes", fi.name);
+	while (!bpf_map_get_next_key(from, first ? NULL : prev, key)) {
+		first = false;
+		memcpy(prev, key, fi.key_size);
+		if (bpf_map_lookup_elem(from, key, value))
+			continue;	/* gone meanwhile (the LRU, the old programs) */
+		memset(out, 0, ti.value_size);
+		memcpy(out, value, fi.value_size < ti.value_size ? fi.value_size : ti.value_size);
+		if (bpf_map_update_elem(to, key, out, flags) && errno != EEXIST)
+			return ts_fail(err, TS_ERR_RUNTIME, "cannot copy %s into the new map: %s",
+				       fi.name, strerror(errno));
+	}
+	return 0;
+}
+
+/* replies: the reverse entries the old programs wrote, with no counts waiting
+ * (flags BPF_ANY at the fill; at the carry, BPF_NOEXIST: those written since). */
+static int replies_up(const char *pin_dir, fd_of_fn fd_of, void *ctx, __u64 flags,
+		      struct ts_err *err)
+{
+	int old = open_pin(pin_dir, "replies"), r;
+
+	if (old < 0)
+		return errno == ENOENT ? 0 : ts_fail(err, TS_ERR_RUNTIME,
+						     "cannot open %s/replies: %s", pin_dir,
+						     strerror(errno));
+	r = copy_prefix(old, fd_of(ctx, "replies"), flags, err);
+	close(old);
+	return r;
+}
+
 static int migrate_7_to_8_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 			       struct ts_err *err)
 {
@@ -507,7 +566,8 @@ static int migrate_7_to_8_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 	}
 	if (old >= 0)
 		close(old);
-	return stats_chunks_make(fd_of(ctx, "backends"), outer, err);
+	return stats_chunks_make(fd_of(ctx, "backends"), outer, err) ?:
+	       replies_up(pin_dir, fd_of, ctx, BPF_ANY, err);
 }
 
 /* What the old programs counted (layout 7's hash, or layout 6's array) added
@@ -525,8 +585,9 @@ static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 	bool first = true;
 	int r = 0;
 
-	if (old < 0)
-		return 0;
+	r = replies_up(pin_dir, fd_of, ctx, BPF_NOEXIST, err);
+	if (old < 0 || r)
+		goto out;
 	/* today's, pinned by a commit that was killed: shared by the fill */
 	if (bpf_obj_get_info_by_fd(old, &info, &len) || info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS)
 		goto out;
@@ -564,7 +625,8 @@ out:
 		close(cache.fd);
 	free(a);
 	free(b);
-	close(old);
+	if (old >= 0)
+		close(old);
 	return r;
 }
 
@@ -648,14 +710,6 @@ static void lost(struct ts_losses *l, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(l->what[l->n++], sizeof(l->what[0]), fmt, ap);
 	va_end(ap);
-}
-
-static int map_info(int fd, struct bpf_map_info *info)
-{
-	__u32 len = sizeof(*info);
-
-	memset(info, 0, len);
-	return bpf_obj_get_info_by_fd(fd, info, &len) ? -errno : 0;
 }
 
 /* A map like the pinned one (type, key, flags, name), with another value size
@@ -1421,15 +1475,38 @@ static int stats_to_hash(int outer, int to, struct ts_err *err)
 	return r;
 }
 
-/* settings with ABI version 7 (the commit point), then backend_stats as a
- * per-CPU hash, while its pin is still today's. */
+/* replies with layout 7's values, while its pin is still today's: the counts
+ * waiting in its entries are not carried (up to a second of each open flow's
+ * replies, doc/DESIGN.md "Counters"). */
+static int replies_down(const char *pin_dir, struct ts_err *err)
+{
+	int fd = open_pin(pin_dir, "replies"), nfd, r;
+	struct bpf_map_info info;
+
+	if (fd < 0 || map_info(fd, &info) ||
+	    info.value_size == sizeof(struct ts_reply_state_abi7)) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	nfd = map_like(fd, sizeof(struct ts_reply_state_abi7), info.max_entries, err);
+	r = nfd < 0 ? nfd : copy_prefix(fd, nfd, BPF_ANY, err) ?: repin(nfd, pin_dir, "replies", err);
+	if (nfd >= 0)
+		close(nfd);
+	close(fd);
+	return r;
+}
+
+/* settings with ABI version 7 (the commit point), then replies with its
+ * values and backend_stats as a per-CPU hash, while their pins are still
+ * today's. */
 static int down_8_to_7(const char *pin_dir, struct ts_err *err)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
 	struct bpf_map_info info;
 	int fd, nfd, r;
 
-	r = settings_down(pin_dir, TS_ABI_VERSION, 0, err);
+	r = settings_down(pin_dir, TS_ABI_VERSION, 0, err) ?: replies_down(pin_dir, err);
 	fd = r ? -1 : open_pin(pin_dir, "backend_stats");
 	if (fd < 0 || map_info(fd, &info) || info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS) {
 		if (fd >= 0)
