@@ -28,6 +28,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } services SEC(".maps");
 
+/* The ports services use (tcpshift.h): 8 KiB. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TS_VIP_PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_ports SEC(".maps");
+
 /* Read by the control plane only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

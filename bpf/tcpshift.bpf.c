@@ -1378,6 +1378,16 @@ static __always_inline int ts_icmp(struct ts_ctx *c, __u8 family)
 }
 
 /* A packet arriving on one of the instance's devices, at either hook. */
+/* Does some service's VIP use port (tcpshift.h, vip_ports)? A reply, to a
+ * client's port, rarely finds a VIP there, and skips the services lookup. */
+static __always_inline bool ts_vip_port(__be16 port)
+{
+	__u32 p = bpf_ntohs(port), w = p >> 6;
+	__u64 *bits = bpf_map_lookup_elem(&vip_ports, &w);
+
+	return !bits || (*bits >> (p & 63)) & 1;
+}
+
 static __always_inline int ts_ingress(struct ts_ctx *c)
 {
 	struct ts_service *svc;
@@ -1425,10 +1435,12 @@ static __always_inline int ts_ingress(struct ts_ctx *c)
 	 * backend is settled needs nothing more, where the service's entry is
 	 * one more cache miss per packet among tens of thousands of services.
 	 * For the rest the service comes first, as a miss in the flow table
-	 * (large) costs more than one in the services'. A wrong guess costs
-	 * that miss, never a different answer (doc/DESIGN.md, "Established
-	 * flows"). A SYN's flow is ts_forward's to look up; pick (dry_run)
-	 * asks what a new flow gets: the table, not a pin. */
+	 * (large) costs more than one in the services', unless no VIP uses
+	 * the destination port (a reply's, to its client's port): then the
+	 * packet is to no VIP. A wrong guess costs that miss, never a
+	 * different answer (doc/DESIGN.md, "Established flows"). A SYN's flow
+	 * is ts_forward's to look up; pick (dry_run) asks what a new flow
+	 * gets: the table, not a pin. */
 	syn = ts_is_syn(p.tcp_flags);
 	flow_first = !dry_run && !syn && bpf_ntohs(p.key.sport) > bpf_ntohs(p.key.dport);
 	flow = flow_first ? bpf_map_lookup_elem(&flows, &p.key) : NULL;
@@ -1439,7 +1451,7 @@ static __always_inline int ts_ingress(struct ts_ctx *c)
 					       .family = p.key.family };
 
 		__builtin_memcpy(key.addr, p.key.daddr, sizeof(key.addr));
-		svc = bpf_map_lookup_elem(&services, &key);
+		svc = ts_vip_port(p.key.dport) ? bpf_map_lookup_elem(&services, &key) : NULL;
 		if (!svc)
 			return ts_not_to_vip(c, &p, &key);
 		if (!flow_first && !syn && !dry_run)

@@ -110,6 +110,16 @@ struct ts_service {
 	__u32	flags;		/* enum ts_service_flags (control plane only) */
 };
 
+/*
+ * vip_ports: array, word w -> bit b set when some service's VIP uses port
+ * 64 * w + b (host order). Set by the control plane before it inserts the
+ * service, never cleared: a packet to a port whose bit is clear is to no VIP,
+ * and skips the `services` lookup, a miss that costs more the more services
+ * there are (doc/DESIGN.md, "Established flows"). A port that no service uses
+ * any more costs that lookup again until the next `load` of a fresh instance.
+ */
+#define TS_VIP_PORT_WORDS	(65536 / 64)
+
 /* service_names: hash, service name (NUL-padded) -> its VIP endpoint, so that
  * a change finds its service without reading all of them. Written before the
  * service's insert and removed after its delete: an entry whose service has

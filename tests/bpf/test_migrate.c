@@ -108,9 +108,12 @@ static void expect_reply_entry(int fd, __u32 i, __u32 ack, __u32 packets, const 
 }
 
 /* replies as layouts 5 to 7 pinned it (a value without counts), holding n
- * reverse entries of backend id; its descriptor. */
+ * reverse entries of backend id, and no vip_ports (new in layout 8); replies'
+ * descriptor. */
 static int pin_layout7_replies(const char *dir, __u32 id, __u32 n)
 {
+	char path[256];
+
 	int fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "replies", sizeof(struct ts_flow_key),
 				sizeof(struct ts_reply_state_abi7), TEST_MAX_FLOWS, NULL);
 
@@ -122,6 +125,8 @@ static int pin_layout7_replies(const char *dir, __u32 id, __u32 n)
 		ASSERT_EQ(bpf_map_update_elem(fd, &k, &r, 0), 0, "a layout 7 reverse entry");
 	}
 	pin_replace(dir, "replies", fd);
+	snprintf(path, sizeof(path), "%s/vip_ports", dir);
+	ASSERT_EQ(unlink(path), 0, "no vip_ports before layout 8");
 	return fd;
 }
 
@@ -529,7 +534,7 @@ static void test_migrate_abi7_pin_dir(void **state)
 	ASSERT_EQ(bpf_map_update_elem(fd, &freed, st, 0), 0, "counts under an id not given");
 	pin_replace(e->pin_dir, "backend_stats", fd);
 	close(fd);
-	/* layout 7's replies: two reverse entries */
+	/* layout 7's replies: two reverse entries; no vip_ports */
 	old_replies = pin_layout7_replies(e->pin_dir, v1, 2);
 	fd = open_pinned(e->pin_dir, "settings");
 	ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &settings), 0, "settings");
@@ -576,6 +581,15 @@ static void test_migrate_abi7_pin_dir(void **state)
 	ts_bpf_destroy(skel);
 	ASSERT_EQ(pinned(e->pin_dir, "replies", &info), 0, "replies pinned");
 	ASSERT_EQ(info.value_size, sizeof(struct ts_reply_state), "today's replies");
+	fd = open_pinned(e->pin_dir, "vip_ports");
+	{
+		__u32 w = 80 >> 6;
+		__u64 bits;
+
+		ASSERT_EQ(bpf_map_lookup_elem(fd, &w, &bits), 0, "vip_ports");
+		ASSERT_EQ(bits, 1ULL << (80 & 63), "the service's port marked, no other");
+	}
+	close(fd);
 	fd = open_pinned(e->pin_dir, "replies");
 	expect_reply_entry(fd, 0, 1000, 0, "entry 0 after the commit");
 	expect_reply_entry(fd, 1, 2001, 1, "entry 1 as the new program left it");
@@ -679,6 +693,7 @@ static void test_downgrade_8_to_7(void **state)
 	}
 	ASSERT_TRUE(bpf_map_lookup_elem(fd, &v2, st) && errno == ENOENT, "none for v2");
 	close(fd);
+	ASSERT_TRUE(pinned(e->pin_dir, "vip_ports", &info) < 0, "no vip_ports in layout 7");
 	ASSERT_EQ(pinned(e->pin_dir, "replies", &info), 0, "replies");
 	ASSERT_EQ(info.value_size, sizeof(struct ts_reply_state_abi7), "layout 7's values");
 	ASSERT_EQ(info.max_entries, TEST_MAX_FLOWS, "as many entries");

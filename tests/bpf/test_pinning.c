@@ -563,6 +563,52 @@ static void test_service_del_unsettles_first(void **state)
 	ts_config_free(&cfg);
 }
 
+/* Is port marked as a VIP's in vip_ports? */
+static bool vip_port_marked(struct ts_env *e, __u16 port)
+{
+	__u32 w = port >> 6;
+	__u64 bits;
+
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.vip_ports, &w, &bits), 0, "read vip_ports");
+	return (bits >> (port & 63)) & 1;
+}
+
+/*
+ * A service's port is marked in vip_ports when it is added, and stays marked
+ * after it is deleted; no other port is. The data plane trusts the mark: a
+ * SYN to the VIP whose port's mark is cleared (by hand) is to no VIP.
+ */
+static void test_vip_ports_marked(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec syn = { .src = CLIENT4, .dst = VIP4_ADDR, .sport = 44001, .dport = 8008,
+				.flags = PKT_SYN, .seq = 7000, .mss = true };
+	static const char *const to[] = { BE4_1 };
+	struct ts_err err = {};
+	struct pkt in, out;
+	__u32 w = 8008 >> 6;
+	__u64 bits;
+
+	ASSERT_TRUE(!vip_port_marked(e, 8008), "no port marked before a service");
+	config_web4(e, 1, 0);
+	ASSERT_TRUE(vip_port_marked(e, 8008), "the service's port marked");
+	ASSERT_TRUE(!vip_port_marked(e, 8009), "the next port not");
+	ASSERT_TRUE(!vip_port_marked(e, 44001), "a client's port not");
+	expect_forward(e, &syn, to, 1, "a SYN to the VIP, balanced");
+
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.vip_ports, &w, &bits), 0, "read vip_ports");
+	bits &= ~(1ULL << (8008 & 63));
+	ASSERT_EQ(bpf_map_update_elem(e->maps.vip_ports, &w, &bits, BPF_EXIST), 0,
+		  "clear the mark");
+	syn.sport = 44002;
+	env_send(e, &syn, &in, &out);
+	ASSERT_EQ(pkt_diff(&out, &in), -1, "without its port's mark, the VIP's SYN goes on untouched");
+
+	ASSERT_OK(ts_vip_port_set(e->maps.vip_ports, htons(8008), &err), err, "mark it again");
+	ASSERT_OK(ts_service_del(&e->maps, "web4", &err), err, "service del");
+	ASSERT_TRUE(vip_port_marked(e, 8008), "still marked after the delete");
+}
+
 static void settings_flag(struct ts_env *e, __u32 flag, bool on)
 {
 	struct ts_settings st;
@@ -659,6 +705,7 @@ int run_pinning_tests(void)
 		TEST(test_v6_settled_backend_needs_no_service),
 		TEST(test_changes_leave_backends_settled),
 		TEST(test_service_del_unsettles_first),
+		TEST(test_vip_ports_marked),
 		TEST(test_load_settles_earlier_builds_backends),
 	};
 

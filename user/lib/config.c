@@ -1061,6 +1061,7 @@ static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
 	r = table_put_half(&t, 0, ns->svc.table_size, list, n, err);
 	table_close(&t);
 	r = r ?: service_name_set(m, ns, err);
+	r = r ?: ts_vip_port_set(m->vip_ports, ns->key.port, err);
 	if (r)
 		goto out;
 	/* The commit: the VIP is balanced from here on, by the whole table. */

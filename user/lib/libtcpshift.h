@@ -107,6 +107,7 @@ struct ts_journal_change;
 struct ts_maps {
 	int	services;
 	int	service_names;
+	int	vip_ports;
 	int	tables;
 	int	backends;
 	int	flows;
@@ -195,6 +196,8 @@ void ts_maps_init(struct ts_maps *m);
 /* Is the instance m was opened on still pinned there (the same settings
  * pin)? Needs no descriptor. 0, or TS_ERR_RUNTIME saying it is gone. */
 int ts_maps_check_instance(const struct ts_maps *m, struct ts_err *err);
+/* Mark port (network order) as a VIP's in vip_ports, fd (include/tcpshift.h). */
+int ts_vip_port_set(int fd, __be16 port, struct ts_err *err);
 /* Is any of the object's maps pinned under pin_dir? */
 bool ts_any_pin(const char *pin_dir);
 /* Take the pin directory's lock, exclusive for a change, shared for a reader

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The pinned maps: opening, locking, counters. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@ static const struct {
 } named_maps[] = {
 	{ "services", offsetof(struct ts_maps, services) },
 	{ "service_names", offsetof(struct ts_maps, service_names) },
+	{ "vip_ports", offsetof(struct ts_maps, vip_ports) },
 	{ "tables", offsetof(struct ts_maps, tables) },
 	{ "backends", offsetof(struct ts_maps, backends) },
 	{ "flows", offsetof(struct ts_maps, flows) },
@@ -873,4 +875,22 @@ int ts_flows_foreach(const struct ts_maps *m, ts_flow_cb cb, void *ctx)
 {
 	return foreach_flow(m->flows, cb, ctx) ?: foreach_flow(m->half_open, cb, ctx) ?:
 	       foreach_flow(m->local_flows, cb, ctx);
+}
+
+/* Mark port (network order) as a VIP's in vip_ports (fd), before a service
+ * on it is inserted (include/tcpshift.h). */
+int ts_vip_port_set(int fd, __be16 port, struct ts_err *err)
+{
+	__u32 p = ntohs(port), w = p >> 6;
+	__u64 bits;
+
+	if (bpf_map_lookup_elem(fd, &w, &bits))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot read vip_ports: %s", strerror(errno));
+	if (bits & (1ULL << (p & 63)))
+		return 0;
+	bits |= 1ULL << (p & 63);
+	if (bpf_map_update_elem(fd, &w, &bits, BPF_EXIST))
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot mark port %u in vip_ports: %s", p,
+			       strerror(errno));
+	return 0;
 }

@@ -72,7 +72,8 @@ static const char *const remade_5_to_6[] = { "settings", "counters", "direct_pen
 static const char *const remade_6_to_7[] = { "settings", "services",	   "service_names",
 					     "tables",	 "backends",	   "backend_addrs",
 					     "rollouts", NULL };
-static const char *const remade_7_to_8[] = { "settings", "backend_stats", "replies", NULL };
+static const char *const remade_7_to_8[] = { "settings", "backend_stats", "replies", "vip_ports",
+					     NULL };
 
 static const struct migration_step steps[] = {
 	{ TS_ABI5_VERSION, remade_5_to_6, NULL, migrate_5_to_6_carry },
@@ -536,6 +537,23 @@ static int replies_up(const char *pin_dir, fd_of_fn fd_of, void *ctx, __u64 flag
 	return r;
 }
 
+/* vip_ports (new in layout 8): the port of every service (the services the
+ * load uses, filled by an earlier step when it remade them), before any
+ * program reads it. */
+static int vip_ports_fill(fd_of_fn fd_of, void *ctx, struct ts_err *err)
+{
+	int services = fd_of(ctx, "services"), ports = fd_of(ctx, "vip_ports"), r = 0;
+	struct ts_endpoint_key key, prev;
+	bool first = true;
+
+	while (!r && !bpf_map_get_next_key(services, first ? NULL : &prev, &key)) {
+		first = false;
+		prev = key;
+		r = ts_vip_port_set(ports, key.port, err);
+	}
+	return r;
+}
+
 static int migrate_7_to_8_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 			       struct ts_err *err)
 {
@@ -567,7 +585,7 @@ static int migrate_7_to_8_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 	if (old >= 0)
 		close(old);
 	return stats_chunks_make(fd_of(ctx, "backends"), outer, err) ?:
-	       replies_up(pin_dir, fd_of, ctx, BPF_ANY, err);
+	       replies_up(pin_dir, fd_of, ctx, BPF_ANY, err) ?: vip_ports_fill(fd_of, ctx, err);
 }
 
 /* What the old programs counted (layout 7's hash, or layout 6's array) added
@@ -1498,15 +1516,19 @@ static int replies_down(const char *pin_dir, struct ts_err *err)
 }
 
 /* settings with ABI version 7 (the commit point), then replies with its
- * values and backend_stats as a per-CPU hash, while their pins are still
- * today's. */
+ * values, vip_ports removed and backend_stats as a per-CPU hash, while their
+ * pins are still today's. */
 static int down_8_to_7(const char *pin_dir, struct ts_err *err)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+	char path[TS_PIN_DIR_MAX];
 	struct bpf_map_info info;
 	int fd, nfd, r;
 
 	r = settings_down(pin_dir, TS_ABI_VERSION, 0, err) ?: replies_down(pin_dir, err);
+	snprintf(path, sizeof(path), "%s/vip_ports", pin_dir);
+	if (!r && unlink(path) && errno != ENOENT)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot remove %s: %s", path, strerror(errno));
 	fd = r ? -1 : open_pin(pin_dir, "backend_stats");
 	if (fd < 0 || map_info(fd, &info) || info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS) {
 		if (fd >= 0)
