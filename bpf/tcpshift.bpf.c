@@ -376,8 +376,6 @@ enum ts_end {
 	TS_END_BACKEND_RST,
 };
 
-/* The connection of f (key client -> VIP) ended: CLOSED, counted once and
- * told to sync for a confirmed flow (key NULL: a local socket's, not sync's). */
 /* The client packets f counted (TS_FLOW_F_COUNTED) go to its backend's
  * counters: f is no longer established (its state was written before), so its
  * later packets are counted at once. */
@@ -409,6 +407,8 @@ static __always_inline void ts_flow_unpend_ended(const struct ts_flow_key *key, 
 	ts_unpend(id, &r->packets, &r->bytes, false);
 }
 
+/* The connection of f (key client -> VIP) ended: CLOSED, counted once and
+ * told to sync for a confirmed flow (key NULL: a local socket's, not sync's). */
 static __always_inline void ts_flow_end(const struct ts_flow_key *key, struct ts_flow *f,
 					bool confirmed, enum ts_end why)
 {
@@ -900,9 +900,6 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 	return routed ? ts_fib_apply(c, p, &rt) : ts_ok(c);
 }
 
-/* A backend's reply: past the backend's drain deadline it becomes a RST (its
- * sequence number is the backend's own, so the client accepts it); its
- * source becomes the VIP:port. */
 /* A reply of backend id: counted in its reverse entry r as ts_count_client
  * counts a client's packet, until its flow ended; at once without r. */
 static __always_inline void ts_count_reply(struct ts_reply_state *r, __u32 id, __u32 len)
@@ -922,7 +919,10 @@ static __always_inline void ts_count_reply(struct ts_reply_state *r, __u32 id, _
 	}
 }
 
-/* r: its reverse entry, NULL for a reply judged without one. */
+/* A backend's reply: past the backend's drain deadline it becomes a RST (its
+ * sequence number is the backend's own, so the client accepts it); its
+ * source becomes the VIP:port. r: its reverse entry, NULL for a reply judged
+ * without one. */
 static __always_inline int ts_reply_rewrite(struct ts_ctx *c, const struct ts_pkt *p,
 					    const struct ts_backend *be, __u32 id,
 					    const __be32 *vip, __be16 vport,
