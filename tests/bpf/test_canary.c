@@ -349,6 +349,39 @@ static void test_canary_counted_per_flow(void **state)
 	ASSERT_EQ(st.packets - base.packets, n + 2, "packets after the end, at once");
 }
 
+/* Counts waiting in an entry are moved at once when its bytes reach
+ * TS_PENDING_MAX, a second or not: a flood of packets on a flow (its own
+ * or spoofed on its 4-tuple) never wraps them. */
+static void test_canary_counted_before_they_wrap(void **state)
+{
+	struct ts_env *e = env_of(state);
+	struct pkt_spec s = client(43003, PKT_SYN, 7000);
+	struct ts_backend_stats base, st;
+	struct ts_flow_key fk;
+	struct ts_flow f;
+	__u64 len;
+
+	config_web4(e, 1, 0);
+	handshake(e, &s, web4_to, 1, "a connection to v1");
+	base = canary(e, "v1");
+	fk = env_flow_key(&s);
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
+	f.packets = 1000;
+	f.bytes = TS_PENDING_MAX - 10;
+	ASSERT_EQ(bpf_map_update_elem(e->maps.flows, &fk, &f, BPF_EXIST), 0,
+		  "counts near the limit in its entry");
+	s = client(43003, PKT_ACK | PKT_PSH, 7001);
+	s.payload = "a request";
+	len = spec_len(&s);
+	expect_forward(e, &s, web4_to, 1, "data to v1");
+	st = canary(e, "v1");
+	ASSERT_EQ(st.packets - base.packets, 1001, "moved with the packet that reached the limit");
+	ASSERT_EQ(st.bytes_to_backend - base.bytes_to_backend, TS_PENDING_MAX - 10 + len,
+		  "their bytes");
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
+	ASSERT_EQ(f.packets + f.bytes, 0, "none left waiting");
+}
+
 /* The backend's RST ends a flow too, and adds what waits. */
 static void test_canary_counted_to_reset(void **state)
 {
@@ -407,6 +440,7 @@ int run_canary_tests(void)
 		TEST(test_canary_removal_ends),
 		TEST(test_canary_counted_per_flow),
 		TEST(test_canary_counted_to_reset),
+		TEST(test_canary_counted_before_they_wrap),
 		TEST(test_canary_first_syn_counted),
 		TEST(test_canary_new_backend_from_zero),
 		TEST(test_canary_reads_hold_one_descriptor),
