@@ -588,8 +588,9 @@ static int migrate_7_to_8_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 	       replies_up(pin_dir, fd_of, ctx, BPF_ANY, err) ?: vip_ports_fill(fd_of, ctx, err);
 }
 
-/* What the old programs counted (layout 7's hash, or layout 6's array) added
- * into the chunks; counts of an id no longer given are not carried. */
+/* The reverse entries the old programs wrote since the fill, then what they
+ * counted (layout 7's hash, or layout 6's array) added into the chunks;
+ * counts of an id no longer given are not carried. */
 static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 				struct ts_err *err)
 {
