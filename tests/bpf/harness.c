@@ -743,21 +743,21 @@ int env_flow_table(struct ts_env *e, const struct pkt_spec *s)
 /* The packets of established flows not yet added to their backends'
  * counters: what waits in flows' and replies' entries (tcpshift.h,
  * TS_PENDING_MAX). */
+static void add_pending(const struct ts_flow_key *key, const struct ts_flow *f, void *n)
+{
+	(void)key;
+	if (f->flags & TS_FLOW_F_COUNTED)
+		*(__u64 *)n += (__s32)f->packets;
+}
+
 __u64 env_pending_packets(struct ts_env *e)
 {
 	struct ts_flow_key key, prev;
 	struct ts_reply_state r;
-	struct ts_flow f;
 	__u64 n = 0;
 	bool first = true;
 
-	while (!bpf_map_get_next_key(e->maps.flows, first ? NULL : &prev, &key)) {
-		first = false;
-		prev = key;
-		if (!bpf_map_lookup_elem(e->maps.flows, &key, &f) && (f.flags & TS_FLOW_F_COUNTED))
-			n += (__s32)f.packets;
-	}
-	first = true;
+	ASSERT_EQ(ts_flow_map_foreach(e->maps.flows, add_pending, &n), 0, "read flows");
 	while (!bpf_map_get_next_key(e->maps.replies, first ? NULL : &prev, &key)) {
 		first = false;
 		prev = key;
