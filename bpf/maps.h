@@ -81,7 +81,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TS_DEFAULT_MAX_FLOWS);
 	__type(key, struct ts_flow_key);
-	__type(value, struct ts_flow);
+	__type(value, struct ts_flow_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
 
@@ -240,5 +240,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ts_route_cache);
 } route_cache SEC(".maps");
+
+/* A flows value being made (ts_promote), one per CPU: larger than the stack
+ * the programs that make it have left. Not pinned: nothing in it outlives
+ * the packet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ts_flow_entry);
+} flow_scratch SEC(".maps");
 
 #endif /* TCPSHIFT_MAPS_H */

@@ -311,6 +311,22 @@ static __always_inline struct ts_backend *ts_pinned_backend(const struct ts_serv
 	return be;
 }
 
+/* The configuration's epoch (tcpshift.h, ts_flow_entry): the low 32 bits of
+ * settings' generation, which every committed change moves; 0 while a change
+ * holds the lock or was killed holding it (TS_SETTINGS_F_CHANGING): then no
+ * copy of a backend's entry is made or trusted. The control plane moves the
+ * generation before it clears the flag (user/lib/maps.c, ts_maps_unlock), so
+ * no read finds the flag cleared with the generation of before the change. */
+static __always_inline __u32 ts_epoch(void)
+{
+	__u32 zero = 0;
+	struct ts_settings *s = bpf_map_lookup_elem(&settings, &zero);
+
+	if (!s || (s->flags & TS_SETTINGS_F_CHANGING))
+		return 0;
+	return (__u32)s->generation;
+}
+
 /* The backend of a backend_addrs entry, when it is live (an entry left by a
  * killed command is not). */
 static __always_inline struct ts_backend *ts_reply_backend(const struct ts_reply *reply,
@@ -358,13 +374,14 @@ static __always_inline bool ts_seq_plausible(const struct ts_flow *f, __u32 seq)
 	return seq - f->client_end + TS_SEQ_WINDOW <= 2 * TS_SEQ_WINDOW;
 }
 
-/* The 5-tuple of the backend's replies to flow key (as they arrive). */
+/* The 5-tuple of the backend's (at addr:port) replies to flow key (as they
+ * arrive). */
 static __always_inline void ts_reply_key(struct ts_flow_key *r, const struct ts_flow_key *key,
-					 const struct ts_backend *be)
+					 const __be32 *addr, __be16 port)
 {
-	__builtin_memcpy(r->saddr, be->addr, sizeof(r->saddr));
+	__builtin_memcpy(r->saddr, addr, sizeof(r->saddr));
 	__builtin_memcpy(r->daddr, key->saddr, sizeof(r->daddr));
-	r->sport = be->port;
+	r->sport = port;
 	r->dport = key->sport;
 	r->proto = key->proto;
 	r->family = key->family;
@@ -399,7 +416,7 @@ static __always_inline void ts_flow_unpend_ended(const struct ts_flow_key *key, 
 	be = bpf_map_lookup_elem(&backends, &id);
 	if (!be || be->generation != f->generation)
 		return;
-	ts_reply_key(&rkey, key, be);
+	ts_reply_key(&rkey, key, be->addr, be->port);
 	r = bpf_map_lookup_elem(&replies, &rkey);
 	if (!r || r->backend_id != id)
 		return;
@@ -500,10 +517,10 @@ static __always_inline void ts_flow_key_of_reply(struct ts_flow_key *k, const st
 	k->family = r->family;
 }
 
-/* The reverse entry of confirmed flow f (client -> VIP key): its replies are
- * rewritten when they arrive on f->ifindex. */
+/* The reverse entry of confirmed flow f (client -> VIP key, backend at
+ * addr:port): its replies are rewritten when they arrive on f->ifindex. */
 static __always_inline void ts_reply_entry(const struct ts_flow_key *key, const struct ts_flow *f,
-					   const struct ts_backend *be)
+					   const __be32 *addr, __be16 port)
 {
 	struct ts_reply_state r = {
 		.vport = key->dport,
@@ -515,7 +532,7 @@ static __always_inline void ts_reply_entry(const struct ts_flow_key *key, const 
 	struct ts_flow_key rkey = {};
 
 	__builtin_memcpy(r.vip, key->daddr, sizeof(r.vip));
-	ts_reply_key(&rkey, key, be);
+	ts_reply_key(&rkey, key, addr, port);
 	bpf_map_update_elem(&replies, &rkey, &r, BPF_ANY);
 }
 
@@ -524,12 +541,12 @@ static __always_inline void ts_reply_entry(const struct ts_flow_key *key, const 
  * entry): the client's segments took another path for a while. Then that is
  * the window. */
 static __always_inline void ts_client_resync(struct ts_flow *f, const struct ts_pkt *p,
-					     const struct ts_backend *be)
+					     const __be32 *addr, __be16 port)
 {
 	struct ts_flow_key rkey = {};
 	struct ts_reply_state *r;
 
-	ts_reply_key(&rkey, &p->key, be);
+	ts_reply_key(&rkey, &p->key, addr, port);
 	r = bpf_map_lookup_elem(&replies, &rkey);
 	if (r && r->backend_id == f->backend_id &&
 	    p->seq - r->backend_ack + TS_SEQ_WINDOW <= 2 * TS_SEQ_WINDOW)
@@ -537,41 +554,53 @@ static __always_inline void ts_client_resync(struct ts_flow *f, const struct ts_
 }
 
 /*
- * Confirm a half-open flow: both sides answered. It moves to flows, where no
- * flood of spoofed packets reaches it, and its replies get their reverse
- * entry.
+ * Confirm a half-open flow (its backend at addr:port): both sides answered.
+ * It moves to flows, where no flood of spoofed packets reaches it, with the
+ * backend's address and port (written with the entry, never in place:
+ * ts_flow_entry), and its replies get their reverse entry.
  */
 static __always_inline void ts_promote(const struct ts_flow_key *key, const struct ts_flow *f,
-				       const struct ts_backend *be)
+				       const __be32 *addr, __be16 port)
 {
-	struct ts_flow est = *f;
+	struct ts_flow_entry *e;
 	struct ts_backend_stats *s;
+	struct ts_flow *est;
+	__u32 zero = 0;
 
-	if (est.tcp_state == TS_TCP_SYN_SEEN || est.tcp_state == TS_TCP_MIDSTREAM)
-		est.tcp_state = TS_TCP_ESTABLISHED;
+	e = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!e)
+		return;
+	e->flow = *f;
+	__builtin_memcpy(e->backend_addr, addr, sizeof(e->backend_addr));
+	e->backend_port = port;
+	e->pad[0] = e->pad[1] = 0;
+	e->epoch = 0;
+	est = &e->flow;
+	if (est->tcp_state == TS_TCP_SYN_SEEN || est->tcp_state == TS_TCP_MIDSTREAM)
+		est->tcp_state = TS_TCP_ESTABLISHED;
 	/* confirmed here: ours now, whoever pinned it; its packets are
 	 * counted in its entry from now on (the handshake's fields are done
 	 * with) */
-	est.flags = (est.flags & ~TS_FLOW_F_SYNCED) | TS_FLOW_F_COUNTED;
-	est.packets = 0;
-	est.bytes = 0;
-	if (bpf_map_update_elem(&flows, key, &est, BPF_ANY))
+	est->flags = (est->flags & ~TS_FLOW_F_SYNCED) | TS_FLOW_F_COUNTED;
+	est->packets = 0;
+	est->bytes = 0;
+	if (bpf_map_update_elem(&flows, key, e, BPF_ANY))
 		return;
-	ts_reply_entry(key, &est, be);
+	ts_reply_entry(key, est, addr, port);
 	bpf_map_delete_elem(&half_open, key);
 	ts_count(TS_CNT_PROMOTED);
 	/* a connection that ended in the packet that confirmed it is no pin
 	 * the other gateways need */
-	if (est.tcp_state != TS_TCP_CLOSED)
-		ts_sync_emit(TS_SYNC_PIN, key, &est);
-	s = ts_stats(est.backend_id);
+	if (est->tcp_state != TS_TCP_CLOSED)
+		ts_sync_emit(TS_SYNC_PIN, key, est);
+	s = ts_stats(est->backend_id);
 	if (!s)
 		return;
 	s->opened++;
 	/* a handshake (from a SYN), not a pickup; the connection may
 	 * already have ended in the packet that confirmed it */
 	s->handshakes += f->tcp_state != TS_TCP_MIDSTREAM;
-	s->ended += est.tcp_state == TS_TCP_CLOSED;
+	s->ended += est->tcp_state == TS_TCP_CLOSED;
 }
 
 /* The handshake time of a flow pinned from a SYN at created_ns (the precise
@@ -597,7 +626,7 @@ static __always_inline void ts_count_handshake(const struct ts_flow *f)
  * when it acknowledges the backend's SYN-ACK as this gateway saw it; an
  * off-path sender does not know the backend's initial sequence number. */
 static __always_inline void ts_half_open_client(const struct ts_pkt *p, struct ts_flow *f,
-						const struct ts_backend *be)
+						const __be32 *addr, __be16 port)
 {
 	__u32 acked;
 
@@ -624,7 +653,7 @@ static __always_inline void ts_half_open_client(const struct ts_pkt *p, struct t
 	 * sequence numbers are the window from now on, whatever a spoofed SYN
 	 * on the 4-tuple set before. */
 	f->client_end = p->seq + p->seq_len;
-	ts_promote(&p->key, f, be);
+	ts_promote(&p->key, f, addr, port);
 }
 
 /* A backend packet of a half-open flow. Its SYN-ACK is recorded for the
@@ -670,7 +699,7 @@ static __always_inline void ts_half_open_backend(struct ts_ctx *c, const struct 
 	    (p->tcp_flags & TCP_FLAG_ACK) && ts_seq_plausible(f, p->ack)) {
 		f->client_end = p->ack;
 		ts_track_backend(key, f, false, p);
-		ts_promote(key, f, be);
+		ts_promote(key, f, be->addr, be->port);
 	}
 }
 
@@ -766,12 +795,28 @@ static __always_inline void ts_count_client(struct ts_flow *f, bool confirmed, _
 	ts_count_backend(f->backend_id, len, true, false);
 }
 
+/* Where a pinned flow's packet goes: its backend's address and port, from
+ * its entry be or, without it, from the copy that stands for it. */
+static __always_inline const __be32 *ts_to_addr(const struct ts_backend *be,
+						 const struct ts_flow_entry *copy)
+{
+	return be ? be->addr : copy->backend_addr;
+}
+
+static __always_inline __be16 ts_to_port(const struct ts_backend *be,
+					 const struct ts_flow_entry *copy)
+{
+	return be ? be->port : copy->backend_port;
+}
+
 /* p to a VIP: svc is its service's entry, flow its entry in flows (or NULL).
  * For a non-SYN of a flow whose backend is settled, ts_ingress found that
- * backend, be, and svc is NULL: nothing here reads the service then. */
+ * backend, be, or a copy of its address that stands for its entry (copy, the
+ * flow's entry, be NULL), and svc is NULL: nothing here reads the service
+ * then. */
 static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 				      const struct ts_service *svc, struct ts_flow *flow,
-				      struct ts_backend *be)
+				      struct ts_backend *be, const struct ts_flow_entry *copy)
 {
 	bool syn = ts_is_syn(p->tcp_flags), half_opened = false, routed = false, stamped = false;
 	struct ts_route rt;
@@ -806,7 +851,7 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 			if (!half_opened)
 				ended = flow;
 			flow = NULL;
-		} else if (!be || expired) {
+		} else if ((!be && !copy) || expired) {
 			if (ts_is_xdp(c))
 				return XDP_PASS;
 			return ts_close_flow(c, p, be, flow, !half_opened);
@@ -834,7 +879,8 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 	 * anything changes: XDP passes what it cannot finish to tc untouched,
 	 * which then does it all. */
 	if ((ts_is_xdp(c) || (forward_fib && flow && !half_opened)) && !dry_run)
-		routed = ts_fib_lookup(c, p, p->key.saddr, be->addr, p->key.sport, be->port, now,
+		routed = ts_fib_lookup(c, p, p->key.saddr, ts_to_addr(be, copy), p->key.sport,
+				       ts_to_port(be, copy), now,
 				       &rt);
 	if (ts_is_xdp(c) && !routed)
 		return XDP_PASS;
@@ -866,11 +912,11 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 				if (s)
 					s->syn_retransmits++;
 			}
-			ts_half_open_client(p, flow, be);
+			ts_half_open_client(p, flow, ts_to_addr(be, copy), ts_to_port(be, copy));
 		} else {
 			if (p->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN) &&
 			    !ts_seq_plausible(flow, p->seq))
-				ts_client_resync(flow, p, be);
+				ts_client_resync(flow, p, ts_to_addr(be, copy), ts_to_port(be, copy));
 			ts_track_client(flow, true, p);
 		}
 		ts_count_client(flow, !half_opened, ts_len(c), stamped);
@@ -895,7 +941,7 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 			ts_count_backend(id, ts_len(c), true, syn);
 		}
 	}
-	if (ts_rewrite(c, p, true, be->addr, be->port))
+	if (ts_rewrite(c, p, true, ts_to_addr(be, copy), ts_to_port(be, copy)))
 		return ts_drop(c);
 	return routed ? ts_fib_apply(c, p, &rt) : ts_ok(c);
 }
@@ -922,14 +968,15 @@ static __always_inline void ts_count_reply(struct ts_reply_state *r, __u32 id, _
 /* A backend's reply: past the backend's drain deadline it becomes a RST (its
  * sequence number is the backend's own, so the client accepts it); its
  * source becomes the VIP:port. r: its reverse entry, NULL for a reply judged
- * without one. */
+ * without one; be NULL: the entry's epoch stands for a backend with no
+ * deadline. */
 static __always_inline int ts_reply_rewrite(struct ts_ctx *c, const struct ts_pkt *p,
 					    const struct ts_backend *be, __u32 id,
 					    const __be32 *vip, __be16 vport,
 					    struct ts_reply_state *r, const struct ts_route *rt)
 {
 	/* (XDP passed such replies to tc: ts_reply_confirmed) */
-	if (!ts_is_xdp(c) && be->drain_deadline_ns &&
+	if (!ts_is_xdp(c) && be && be->drain_deadline_ns &&
 	    ts_drain_expired(be, bpf_ktime_get_coarse_ns()) && !(p->tcp_flags & TCP_FLAG_RST) &&
 	    !dry_run) {
 		ts_count(TS_CNT_DRAIN_CLOSED);
@@ -949,24 +996,30 @@ static __always_inline int ts_reply_rewrite(struct ts_ctx *c, const struct ts_pk
 static __always_inline int ts_reply_confirmed(struct ts_ctx *c, const struct ts_pkt *p,
 					      struct ts_reply_state *r)
 {
-	__u32 id = r->backend_id;
-	struct ts_backend *be = bpf_map_lookup_elem(&backends, &id);
+	__u32 id = r->backend_id, epoch = ts_epoch();
+	struct ts_backend *be = NULL;
 	struct ts_route rt;
 	bool routed = false;
 	__u64 now;
 
 	/* the entry outlived its backend (removed, or its id taken by another
-	 * endpoint): not ours, judged as if it were gone */
-	if (!be || be->state != TS_BACKEND_ACTIVE || be->port != p->key.sport ||
-	    !ts_addr_eq(be->addr, p->key.saddr))
-		return -1;
+	 * endpoint): not ours, judged as if it were gone. An epoch that stands
+	 * says it did not, and that no drain deadline is set (ts_flow_entry). */
+	if (!epoch || r->epoch != epoch) {
+		be = bpf_map_lookup_elem(&backends, &id);
+		if (!be || be->state != TS_BACKEND_ACTIVE || be->port != p->key.sport ||
+		    !ts_addr_eq(be->addr, p->key.saddr))
+			return -1;
+		if (epoch && !be->drain_deadline_ns)
+			r->epoch = epoch;
+	}
 	/* as in ts_forward: routed before anything changes; XDP leaves a
 	 * reply that becomes a RST (past the drain deadline) to tc */
 	if (forward_fib || ts_is_xdp(c)) {
 		now = bpf_ktime_get_coarse_ns();
 		routed = ts_fib_lookup(c, p, r->vip, p->key.daddr, r->vport, p->key.dport, now,
 				       &rt);
-		if (ts_is_xdp(c) && (!routed || ts_drain_expired(be, now)))
+		if (ts_is_xdp(c) && (!routed || (be && ts_drain_expired(be, now))))
 			return XDP_PASS;
 	}
 	if (p->tcp_flags & TCP_FLAG_ACK && r->backend_ack != p->ack)
@@ -1095,7 +1148,7 @@ static __always_inline int ts_reply_unconfirmed(struct ts_ctx *c, const struct t
 		if (f && f->backend_id == id && f->generation == be->generation) {
 			f->ifindex = c->ifindex;
 			ts_track_backend(&key, f, true, p);
-			ts_reply_entry(&key, f, be);
+			ts_reply_entry(&key, f, be->addr, be->port);
 		} else if (ts_to_this_host(c, p)) {
 			/* no flow of ours, and for the gateway itself */
 			return ts_ok(c);
@@ -1388,8 +1441,32 @@ static __always_inline bool ts_vip_port(__be16 port)
 	return !bits || (*bits >> (p & 63)) & 1;
 }
 
+/* The backend of flow entry e (in flows), for a packet that did not look up
+ * its service: a copy in e that stands (*copy), or its entry when it is
+ * settled (the copy is made anew from it when it has no drain deadline), or
+ * NULL. */
+static __always_inline struct ts_backend *ts_flow_backend(struct ts_flow_entry *e,
+							  const struct ts_flow_entry **copy)
+{
+	__u32 epoch = ts_epoch();
+	struct ts_backend *be;
+
+	if (epoch && e->epoch == epoch) {
+		*copy = e;
+		return NULL;
+	}
+	be = ts_pinned_backend(NULL, &e->flow);
+	/* the address and port were written with the entry (ts_promote):
+	 * only the epoch is written here, once they are found the backend's */
+	if (be && epoch && !be->drain_deadline_ns && e->backend_port == be->port &&
+	    ts_addr_eq(e->backend_addr, be->addr))
+		e->epoch = epoch;
+	return be;
+}
+
 static __always_inline int ts_ingress(struct ts_ctx *c)
 {
+	const struct ts_flow_entry *copy = NULL;
 	struct ts_service *svc;
 	struct ts_backend *be;
 	struct ts_flow *flow;
@@ -1444,9 +1521,9 @@ static __always_inline int ts_ingress(struct ts_ctx *c)
 	syn = ts_is_syn(p.tcp_flags);
 	flow_first = !dry_run && !syn && bpf_ntohs(p.key.sport) > bpf_ntohs(p.key.dport);
 	flow = flow_first ? bpf_map_lookup_elem(&flows, &p.key) : NULL;
-	be = flow ? ts_pinned_backend(NULL, flow) : NULL;
+	be = flow ? ts_flow_backend((struct ts_flow_entry *)flow, &copy) : NULL;
 	svc = NULL;
-	if (!be) {
+	if (!be && !copy) {
 		struct ts_endpoint_key key = { .port = p.key.dport, .proto = p.key.proto,
 					       .family = p.key.family };
 
@@ -1457,7 +1534,7 @@ static __always_inline int ts_ingress(struct ts_ctx *c)
 		if (!flow_first && !syn && !dry_run)
 			flow = bpf_map_lookup_elem(&flows, &p.key);
 	}
-	return ts_forward(c, &p, svc, flow, be);
+	return ts_forward(c, &p, svc, flow, be, copy);
 }
 
 SEC("tc")

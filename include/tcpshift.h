@@ -263,6 +263,23 @@ struct ts_flow {
 };
 
 /*
+ * flows' value: the pin, and a copy of what its established packets need from
+ * its backend's entry (a line among hundreds of thousands): the address and
+ * port they are rewritten to. The copy stands for the backend's entry while
+ * epoch is the configuration's (tcpshift.bpf.c, ts_epoch): made when a packet
+ * found the backend settled and with no drain deadline, under no change; any
+ * committed change moves the epoch, and the next packet reads the entry again.
+ * 0: no copy (the control plane writes flows with none).
+ */
+struct ts_flow_entry {
+	struct ts_flow	flow;
+	__be32	backend_addr[4];
+	__be16	backend_port;
+	__u8	pad[2];
+	__u32	epoch;
+};
+
+/*
  * Counting per flow (doc/DESIGN.md, "Counters"): the packets of an established
  * flow, each way, are added up in its own entry (a line the packet touches
  * anyway) and moved to its backend's counters (backend_stats, a line among
@@ -293,6 +310,11 @@ struct ts_reply_state {
 	__u32	packets;
 	__u32	bytes;
 	__u64	counted_ns;
+	/* its backend was found live (ACTIVE, this endpoint) with no drain
+	 * deadline at this epoch (ts_flow_entry): a reply need not read its
+	 * entry while the epoch stands; 0: not checked */
+	__u32	epoch;
+	__u32	pad2;
 };
 
 enum ts_reply_flags {
@@ -546,7 +568,9 @@ struct ts_settings {
 	__u32	dev_flags[TS_MAX_DEVICES];	/* enum ts_dev_flags, per ifindex[] */
 	__u64	generation;	/* bumped by every change the pipeline commits (under
 				 * the pin directory's exclusive lock): a reader
-				 * re-reads the configuration when it moved */
+				 * re-reads the configuration when it moved; the
+				 * data plane's copies of backends' entries are
+				 * dropped (ts_flow_entry) */
 };
 
 /*

@@ -10,7 +10,10 @@
  *                   maps, each a per-CPU array of TS_STATS_CHUNK ids, made
  *                   by the control plane when it gives an id of the chunk
  *   replies         value: pad became flags; the counts waiting to be added
- *                   to the backend's (packets, bytes, counted_ns) added
+ *                   to the backend's (packets, bytes, counted_ns) and the
+ *                   epoch its backend was found live at added
+ *   flows           value: struct ts_flow -> struct ts_flow_entry, which
+ *                   adds a copy of the backend's address and port
  *   settings        same value
  */
 #ifndef TCPSHIFT_ABI7_H

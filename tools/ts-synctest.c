@@ -55,7 +55,7 @@ static int fill(const char *pin_dir, const char *service, unsigned long first, u
 	struct ts_config cfg = {};
 	struct ts_service_cfg *s;
 	struct ts_flow_key *keys;
-	struct ts_flow *vals;
+	struct ts_flow_entry *vals;
 	struct ts_maps m;
 	struct ts_err err;
 	__u64 now = ts_now_ns();
@@ -85,15 +85,19 @@ static int fill(const char *pin_dir, const char *service, unsigned long first, u
 			.family = s->key.family,
 		};
 		memcpy(keys[j].daddr, s->key.addr, sizeof(keys[j].daddr));
-		vals[j] = (struct ts_flow){
-			.backend_id = b->id,
-			.generation = b->be.generation,
-			.service_id = s->svc.id,
-			.tcp_state = TS_TCP_ESTABLISHED,
-			.created_ns = now,
-			.last_seen_ns = now,
-			.client_end = (__u32)i,
+		vals[j] = (struct ts_flow_entry){
+			.flow = {
+				.backend_id = b->id,
+				.generation = b->be.generation,
+				.service_id = s->svc.id,
+				.tcp_state = TS_TCP_ESTABLISHED,
+				.created_ns = now,
+				.last_seen_ns = now,
+				.client_end = (__u32)i,
+			},
+			.backend_port = b->be.port,
 		};
+		memcpy(vals[j].backend_addr, b->be.addr, sizeof(vals[j].backend_addr));
 	}
 	for (unsigned long done = 0; done < n;) {
 		__u32 count = (__u32)(n - done > 8192 ? 8192 : n - done);

@@ -686,6 +686,25 @@ int env_send(struct ts_env *e, const struct pkt_spec *s, struct pkt *in, struct 
 	return env_run(e, in, out);
 }
 
+/* settings as a change of the control plane leaves them: under way (on:
+ * TS_SETTINGS_F_CHANGING set), or committed (the generation moved, then the
+ * flag cleared, as ts_maps_unlock does). */
+void env_changing(struct ts_env *e, bool on)
+{
+	struct ts_settings s;
+	__u32 zero = 0;
+
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.settings, &zero, &s), 0, "read settings");
+	if (on) {
+		s.flags |= TS_SETTINGS_F_CHANGING;
+	} else {
+		s.generation++;
+		s.flags &= ~TS_SETTINGS_F_CHANGING;
+	}
+	ASSERT_EQ(bpf_map_update_elem(e->maps.settings, &zero, &s, BPF_EXIST), 0,
+		  "write settings");
+}
+
 void env_counters(struct ts_env *e, __u64 c[TS_CNT_MAX])
 {
 	struct ts_err err = {};
@@ -733,7 +752,7 @@ struct ts_flow_key env_flow_key(const struct pkt_spec *s)
 int env_flow_table(struct ts_env *e, const struct pkt_spec *s)
 {
 	struct ts_flow_key key = env_flow_key(s);
-	struct ts_flow flow;
+	struct ts_flow_entry flow;
 
 	if (!bpf_map_lookup_elem(e->maps.flows, &key, &flow))
 		return 1;
@@ -794,10 +813,13 @@ __u64 env_backend_packets(struct ts_env *e)
 int env_flow_lookup(struct ts_env *e, const struct pkt_spec *s, struct ts_flow *flow)
 {
 	struct ts_flow_key key = env_flow_key(s);
+	struct ts_flow_entry fe;
 
 	/* the data plane looks in flows first, then half_open */
-	if (!bpf_map_lookup_elem(e->maps.flows, &key, flow))
+	if (!bpf_map_lookup_elem(e->maps.flows, &key, &fe)) {
+		*flow = fe.flow;
 		return 0;
+	}
 	return bpf_map_lookup_elem(e->maps.half_open, &key, flow) ? -1 : 0;
 }
 

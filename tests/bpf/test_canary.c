@@ -251,11 +251,11 @@ static void stamps_back(struct ts_env *e, const struct pkt_spec *s, const struct
 {
 	struct ts_flow_key fk = env_flow_key(s), rk = env_flow_key(r);
 	struct ts_reply_state rs;
-	struct ts_flow f;
+	struct ts_flow_entry f;
 
 	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
 	ASSERT_EQ(bpf_map_lookup_elem(e->maps.replies, &rk, &rs), 0, "its reverse entry");
-	f.last_seen_ns -= 2 * TS_LAST_SEEN_GRANULARITY_NS;
+	f.flow.last_seen_ns -= 2 * TS_LAST_SEEN_GRANULARITY_NS;
 	rs.counted_ns -= 2 * TS_LAST_SEEN_GRANULARITY_NS;
 	ASSERT_EQ(bpf_map_update_elem(e->maps.flows, &fk, &f, BPF_EXIST), 0, "flows update");
 	ASSERT_EQ(bpf_map_update_elem(e->maps.replies, &rk, &rs, BPF_EXIST), 0, "replies update");
@@ -273,15 +273,15 @@ static void test_canary_counted_per_flow(void **state)
 	__u64 to = 0, from = 0, n;
 	struct ts_flow_key fk, rk;
 	struct ts_reply_state rs;
-	struct ts_flow f;
+	struct ts_flow_entry f;
 
 	config_web4(e, 1, 0);
 	handshake(e, &s, web4_to, 1, "a connection to v1");
 	base = canary(e, "v1");
 	fk = env_flow_key(&s);
 	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
-	ASSERT_TRUE(f.flags & TS_FLOW_F_COUNTED, "counted in its entry once confirmed");
-	ASSERT_EQ(f.packets + f.bytes, 0, "from zero");
+	ASSERT_TRUE(f.flow.flags & TS_FLOW_F_COUNTED, "counted in its entry once confirmed");
+	ASSERT_EQ(f.flow.packets + f.flow.bytes, 0, "from zero");
 
 	for (int i = 0; i < 3; i++) {
 		s = client(43001, PKT_ACK | PKT_PSH, 7001 + 5 * i);
@@ -298,8 +298,8 @@ static void test_canary_counted_per_flow(void **state)
 	st = canary(e, "v1");
 	ASSERT_EQ(st.packets - base.packets, 0, "established packets wait in their entries");
 	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
-	ASSERT_EQ(f.packets, 3, "the client's packets, in its flow's entry");
-	ASSERT_EQ(f.bytes, to, "... and their bytes");
+	ASSERT_EQ(f.flow.packets, 3, "the client's packets, in its flow's entry");
+	ASSERT_EQ(f.flow.bytes, to, "... and their bytes");
 	rk = env_flow_key(&r);
 	ASSERT_EQ(bpf_map_lookup_elem(e->maps.replies, &rk, &rs), 0, "its reverse entry");
 	ASSERT_EQ(rs.packets, 2, "the replies, in the reverse entry");
@@ -318,7 +318,7 @@ static void test_canary_counted_per_flow(void **state)
 	ASSERT_EQ(st.bytes_to_backend - base.bytes_to_backend, to, "bytes to v1");
 	ASSERT_EQ(st.bytes_from_backend - base.bytes_from_backend, from, "bytes from v1");
 	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
-	ASSERT_EQ(f.packets + f.bytes, 0, "its flow's entry has none waiting");
+	ASSERT_EQ(f.flow.packets + f.flow.bytes, 0, "its flow's entry has none waiting");
 
 	/* more each way, then the end: FINs both ways add what waits, and
 	 * what comes after is counted at once */
@@ -358,7 +358,7 @@ static void test_canary_counted_before_they_wrap(void **state)
 	struct pkt_spec s = client(43003, PKT_SYN, 7000);
 	struct ts_backend_stats base, st;
 	struct ts_flow_key fk;
-	struct ts_flow f;
+	struct ts_flow_entry f;
 	__u64 len;
 
 	config_web4(e, 1, 0);
@@ -366,8 +366,8 @@ static void test_canary_counted_before_they_wrap(void **state)
 	base = canary(e, "v1");
 	fk = env_flow_key(&s);
 	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
-	f.packets = 1000;
-	f.bytes = TS_PENDING_MAX - 10;
+	f.flow.packets = 1000;
+	f.flow.bytes = TS_PENDING_MAX - 10;
 	ASSERT_EQ(bpf_map_update_elem(e->maps.flows, &fk, &f, BPF_EXIST), 0,
 		  "counts near the limit in its entry");
 	s = client(43003, PKT_ACK | PKT_PSH, 7001);
@@ -379,7 +379,7 @@ static void test_canary_counted_before_they_wrap(void **state)
 	ASSERT_EQ(st.bytes_to_backend - base.bytes_to_backend, TS_PENDING_MAX - 10 + len,
 		  "their bytes");
 	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "its flow");
-	ASSERT_EQ(f.packets + f.bytes, 0, "none left waiting");
+	ASSERT_EQ(f.flow.packets + f.flow.bytes, 0, "none left waiting");
 }
 
 /* The backend's RST ends a flow too, and adds what waits. */

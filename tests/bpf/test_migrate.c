@@ -130,6 +130,52 @@ static int pin_layout7_replies(const char *dir, __u32 id, __u32 n)
 	return fd;
 }
 
+/* A flow (flows' key) numbered i, the client's side of reply_key(i). */
+static struct ts_flow_key flow_key(__u32 i)
+{
+	struct ts_flow_key k = { .sport = htons((__u16)(40000 + i)), .dport = htons(80),
+				 .proto = IPPROTO_TCP, .family = TS_AF_INET };
+
+	k.saddr[0] = htonl(0xc6120164);	/* 198.18.1.100, a client */
+	k.daddr[0] = htonl(0xc612000a);	/* 198.18.0.10, the VIP */
+	return k;
+}
+
+/* flows as layouts 5 to 7 pinned it (struct ts_flow values), holding n flows
+ * of backend id at generation gen; flows' descriptor. */
+static int pin_layout7_flows(const char *dir, __u32 id, __u32 gen, __u32 n)
+{
+	int fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "flows", sizeof(struct ts_flow_key),
+				sizeof(struct ts_flow), TEST_MAX_FLOWS, NULL);
+
+	ASSERT_TRUE(fd >= 0, "layout 7's flows");
+	for (__u32 i = 0; i < n; i++) {
+		struct ts_flow_key k = flow_key(i);
+		struct ts_flow f = { .backend_id = id, .generation = gen,
+				     .tcp_state = TS_TCP_ESTABLISHED, .client_end = 100 + i };
+
+		ASSERT_EQ(bpf_map_update_elem(fd, &k, &f, 0), 0, "a layout 7 flow");
+	}
+	pin_replace(dir, "flows", fd);
+	return fd;
+}
+
+/* Today's flows entry i: layout 7's value, then a copy of its backend's
+ * address and port (198.18.1.1:80) when with_copy, and never an epoch. */
+static void expect_flow_entry(int fd, __u32 i, __u32 client_end, bool with_copy,
+			      const char *what)
+{
+	struct ts_flow_key k = flow_key(i);
+	struct ts_flow_entry f;
+
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &k, &f), 0, what);
+	ASSERT_EQ(f.flow.client_end, client_end, what);
+	ASSERT_EQ(f.flow.tcp_state, TS_TCP_ESTABLISHED, what);
+	ASSERT_EQ(f.backend_addr[0], with_copy ? htonl(0xc6120101) : 0, what);
+	ASSERT_EQ(f.backend_port, with_copy ? htons(80) : 0, what);
+	ASSERT_EQ(f.epoch, 0, what);
+}
+
 /* The maps layout 7 changed, as layout 6 (and 5) pinned them: empty, and no
  * service_names. */
 static void pin_layout6_maps(const char *dir)
@@ -389,7 +435,7 @@ static void test_migrate_abi5_pin_dir(void **state)
 					.flags = TS_SETTINGS_F_FORWARD_FIB };
 	struct ts_load_opts o = { .pin_dir = e->pin_dir, .forward_fib = -1, .mode = -1 };
 	struct ts_flow_key key = { .family = TS_AF_INET, .proto = 6, .sport = 1, .dport = 2 };
-	struct ts_flow flow = { .backend_id = 3 }, got;
+	struct ts_flow_entry flow = { .flow.backend_id = 3 }, got;
 	struct bpf_map_info info, flows_before;
 	struct ts_migration mg;
 	struct tcpshift_bpf *skel;
@@ -466,9 +512,11 @@ static void test_migrate_abi5_pin_dir(void **state)
 	close(fd);
 	ASSERT_EQ(pinned(e->pin_dir, "direct_pending", &info), 0, "direct_pending pinned");
 	ASSERT_EQ(pinned(e->pin_dir, "flows", &info), 0, "flows pinned");
-	ASSERT_EQ(info.id, flows_before.id, "flows: the same map, kept");
-	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &key, &got), 0, "the flow is there");
-	ASSERT_EQ(got.backend_id, 3, "the flow's backend");
+	ASSERT_TRUE(info.id != flows_before.id, "flows: remade (layout 8's values)");
+	fd = open_pinned(e->pin_dir, "flows");
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &got), 0, "the flow is there");
+	close(fd);
+	ASSERT_EQ(got.flow.backend_id, 3, "the flow's backend");
 	snprintf(path, sizeof(path), "%s/migrating", e->pin_dir);
 	ASSERT_TRUE(stat(path, &st) && errno == ENOENT, "no staging directory left");
 	ASSERT_OK(ts_pinned_layout(e->pin_dir, &abi, &err), err, "pinned layout after");
@@ -498,9 +546,12 @@ static void test_newer_layout_recognised(void **state)
  * go into chunks: a chunk is made for each chunk of ids with a backend given
  * (none for the others), before the new programs run, and a backend's counts
  * are what the old programs counted plus what the new one did before the
- * commit; counts under an id no longer given are not carried. The flows map
- * is the same map. A kill after the counters were pinned in place leaves them
- * shared: the next migration carries nothing twice.
+ * commit; counts under an id no longer given are not carried. flows and
+ * replies are remade: their entries go with what layout 8 adds (a flow gets
+ * its backend's address while that backend is still its), those the old
+ * programs write before the commit are carried, and those the new one wrote
+ * stay. A kill after the counters were pinned in place leaves them shared:
+ * the next migration carries nothing twice.
  */
 static void test_migrate_abi7_pin_dir(void **state)
 {
@@ -515,14 +566,15 @@ static void test_migrate_abi7_pin_dir(void **state)
 	struct ts_migration mg;
 	struct ts_err err = {};
 	__u32 zero = 0, v1, freed = 3 * TS_STATS_CHUNK + 5, abi;
-	int old_replies;
+	int old_replies, old_flows;
+	struct ts_backend be;
 
 	ASSERT_TRUE(ncpus > 0 && ncpus <= 512, "CPUs");
 	env_service(e, "web", "198.18.0.10:80", 0);
 	env_backend(e, "web", "v1", "198.18.1.1:80", 1);
 	v1 = env_backend_id(e, "web", "v1");
 	ASSERT_LT(v1, TS_STATS_CHUNK, "v1 in the first chunk");
-	ASSERT_EQ(pinned(e->pin_dir, "flows", &flows_before), 0, "flows");
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.backends, &v1, &be), 0, "v1's entry");
 	ts_maps_close(&e->maps);
 	/* layout 7's counters: v1's, and some under an id not given */
 	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_HASH, "backend_stats", 4,
@@ -536,6 +588,17 @@ static void test_migrate_abi7_pin_dir(void **state)
 	close(fd);
 	/* layout 7's replies: two reverse entries; no vip_ports */
 	old_replies = pin_layout7_replies(e->pin_dir, v1, 2);
+	/* layout 7's flows: two of v1, and flow 3 of v1's id at a generation
+	 * that is not v1's (its backend was removed, the id reused) */
+	old_flows = pin_layout7_flows(e->pin_dir, v1, be.generation, 2);
+	ASSERT_EQ(pinned(e->pin_dir, "flows", &flows_before), 0, "flows");
+	{
+		struct ts_flow_key k3 = flow_key(3);
+		struct ts_flow f = { .backend_id = v1, .generation = be.generation + 1,
+				     .tcp_state = TS_TCP_ESTABLISHED, .client_end = 103 };
+
+		ASSERT_EQ(bpf_map_update_elem(old_flows, &k3, &f, 0), 0, "flow 3");
+	}
 	fd = open_pinned(e->pin_dir, "settings");
 	ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &settings), 0, "settings");
 	settings.abi_version = TS_ABI7_VERSION;
@@ -577,6 +640,27 @@ static void test_migrate_abi7_pin_dir(void **state)
 		ASSERT_EQ(bpf_map_update_elem(old_replies, &k2, &r7, 0), 0, "entry 2 by an old one");
 	}
 	close(old_replies);
+	/* the flows, with their backend's address when it is still theirs;
+	 * then as the reverse entries: the new program writes flow 1, the old
+	 * ones write it again and flow 2 anew */
+	fd = bpf_map__fd(skel->maps.flows);
+	expect_flow_entry(fd, 0, 100, true, "flow 0 filled in, with v1's address");
+	expect_flow_entry(fd, 1, 101, true, "flow 1 filled in");
+	expect_flow_entry(fd, 3, 103, false, "flow 3 without: v1 is not its backend");
+	{
+		struct ts_flow_key k1 = flow_key(1), k2 = flow_key(2);
+		struct ts_flow f7 = { .backend_id = v1, .generation = be.generation,
+				      .tcp_state = TS_TCP_ESTABLISHED, .client_end = 5001 };
+		struct ts_flow_entry f;
+
+		ASSERT_EQ(bpf_map_lookup_elem(fd, &k1, &f), 0, "flow 1");
+		f.flow.client_end = 7001;
+		ASSERT_EQ(bpf_map_update_elem(fd, &k1, &f, 0), 0, "flow 1 by the new program");
+		ASSERT_EQ(bpf_map_update_elem(old_flows, &k1, &f7, 0), 0, "flow 1 by an old one");
+		f7.client_end = 102;
+		ASSERT_EQ(bpf_map_update_elem(old_flows, &k2, &f7, 0), 0, "flow 2 by an old one");
+	}
+	close(old_flows);
 	ASSERT_OK(ts_migration_commit(&mg, e->pin_dir, skel_fd, skel, &err), err, "commit");
 	ts_bpf_destroy(skel);
 	ASSERT_EQ(pinned(e->pin_dir, "replies", &info), 0, "replies pinned");
@@ -601,7 +685,14 @@ static void test_migrate_abi7_pin_dir(void **state)
 	ASSERT_EQ(pinned(e->pin_dir, "backend_stats", &info), 0, "backend_stats pinned");
 	ASSERT_EQ(info.type, BPF_MAP_TYPE_ARRAY_OF_MAPS, "chunks");
 	ASSERT_EQ(pinned(e->pin_dir, "flows", &info), 0, "flows");
-	ASSERT_EQ(info.id, flows_before.id, "flows the same map");
+	ASSERT_TRUE(info.id != flows_before.id, "flows remade");
+	ASSERT_EQ(info.value_size, sizeof(struct ts_flow_entry), "today's flows");
+	fd = open_pinned(e->pin_dir, "flows");
+	expect_flow_entry(fd, 0, 100, true, "flow 0 after the commit");
+	expect_flow_entry(fd, 1, 7001, true, "flow 1 as the new program left it");
+	expect_flow_entry(fd, 2, 102, true, "flow 2 carried, with v1's address");
+	expect_flow_entry(fd, 3, 103, false, "flow 3 still without");
+	close(fd);
 	fd = open_pinned(e->pin_dir, "backend_stats");
 	ASSERT_EQ(stats_of(fd, v1, st), 0, "v1's counters");
 	for (int c = 0; c < ncpus; c++) {
@@ -669,7 +760,20 @@ static void test_downgrade_8_to_7(void **state)
 		memcpy(&r, &r7, sizeof(r7));
 		r.packets = 3;
 		r.bytes = 300;
+		r.epoch = 9;
 		ASSERT_EQ(bpf_map_update_elem(e->maps.replies, &k, &r, 0), 0, "a reverse entry");
+	}
+	{
+		struct ts_flow_entry f = { .flow = { .backend_id = v1, .client_end = 100,
+						     .tcp_state = TS_TCP_ESTABLISHED },
+					   .backend_port = htons(80), .epoch = 9 };
+		struct ts_flow_key k = flow_key(0);
+		struct ts_backend be;
+
+		f.backend_addr[0] = htonl(0xc6120101);
+		ASSERT_EQ(bpf_map_lookup_elem(e->maps.backends, &v1, &be), 0, "v1's entry");
+		f.flow.generation = be.generation;
+		ASSERT_EQ(bpf_map_update_elem(e->maps.flows, &k, &f, 0), 0, "a flow with its copy");
 	}
 	ts_maps_close(&e->maps);
 
@@ -706,6 +810,19 @@ static void test_downgrade_8_to_7(void **state)
 		ASSERT_EQ(memcmp(&r7, &want, sizeof(r7)), 0, "as layout 7 has it");
 	}
 	close(fd);
+	ASSERT_EQ(pinned(e->pin_dir, "flows", &info), 0, "flows");
+	ASSERT_EQ(info.value_size, sizeof(struct ts_flow), "layout 7's values");
+	ASSERT_EQ(info.max_entries, TEST_MAX_FLOWS, "as many entries");
+	fd = open_pinned(e->pin_dir, "flows");
+	{
+		struct ts_flow_key k = flow_key(0);
+		struct ts_flow f;
+
+		ASSERT_EQ(bpf_map_lookup_elem(fd, &k, &f), 0, "the flow kept");
+		ASSERT_EQ(f.backend_id, v1, "its backend");
+		ASSERT_EQ(f.client_end, 100, "as it was");
+	}
+	close(fd);
 	/* run again: nothing left to do */
 	ASSERT_OK(ts_downgrade(e->pin_dir, 7, false, &lost, &err), err, "downgrade again");
 
@@ -728,6 +845,9 @@ static void test_downgrade_8_to_7(void **state)
 	close(fd);
 	fd = open_pinned(e->pin_dir, "replies");
 	expect_reply_entry(fd, 0, 1000, 0, "the reverse entry, up again");
+	close(fd);
+	fd = open_pinned(e->pin_dir, "flows");
+	expect_flow_entry(fd, 0, 100, true, "the flow, up again with its backend's address");
 	close(fd);
 }
 
@@ -753,8 +873,8 @@ static void live_slots(int tables, __u32 id, __u32 m, __u32 half_len, __u32 live
  * Layout 8 -> 6 (through 7): settings say layout 6, the service's entry is layout 6's,
  * its table has layout 6's halves (M + 1 + 256) with the same slots in its
  * live half, backends, backend_addrs, backend_stats and rollouts have layout
- * 6's types and sizes with the backends kept, service_names is gone, and the
- * flows map is the same map.
+ * 6's types and sizes with the backends kept, service_names is gone, and
+ * flows has their values (layout 7's step remakes it).
  */
 static void test_downgrade_7_to_6(void **state)
 {
@@ -838,7 +958,8 @@ static void test_downgrade_7_to_6(void **state)
 	snprintf(path, sizeof(path), "%s/service_names", e->pin_dir);
 	ASSERT_TRUE(access(path, F_OK) && errno == ENOENT, "no service_names");
 	ASSERT_EQ(pinned(e->pin_dir, "flows", &flows_after), 0, "flows");
-	ASSERT_EQ(flows_after.id, flows_before.id, "flows the same map");
+	ASSERT_EQ(flows_after.value_size, sizeof(struct ts_flow), "flows of layouts 7 and 6");
+	ASSERT_EQ(flows_after.max_entries, flows_before.max_entries, "as many entries");
 	/* run again: nothing left to do */
 	ASSERT_OK(ts_downgrade(e->pin_dir, 6, false, &lost, &err), err, "downgrade again");
 }

@@ -443,7 +443,9 @@ static void settled_backend_needs_no_service(struct ts_env *e, bool v6)
 	ASSERT_EQ(pkt_build(&in, &fresh), 0, "pkt_build");
 	expect_untouched(e, &in, TC_ACT_OK, "a new flow's SYN without the service: not balanced");
 
-	/* a member of the live half only: the service decides */
+	/* a member of the live half only, as a change (holding the lock)
+	 * leaves it while it runs: the service decides */
+	env_changing(e, true);
 	backend_halves_set(e, pinned->id, 1U << (s->svc.table_half & 1));
 	ASSERT_EQ(pkt_build(&in, &data), 0, "pkt_build");
 	expect_untouched(e, &in, TC_ACT_OK,
@@ -495,6 +497,152 @@ static void test_v4_low_port_client_stays_pinned(void **state)
 static void test_v6_low_port_client_stays_pinned(void **state)
 {
 	low_port_client_stays_pinned(env_of(state), true);
+}
+
+/* The configuration's epoch: the low 32 bits of settings' generation. */
+static __u32 epoch_now(struct ts_env *e)
+{
+	struct ts_settings st;
+	__u32 zero = 0;
+
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.settings, &zero, &st), 0, "read settings");
+	return (__u32)st.generation;
+}
+
+/* The epochs of confirmed flow s's entry in flows and of its reply r's
+ * reverse entry. */
+static void epochs_of(struct ts_env *e, const struct pkt_spec *s, const struct pkt_spec *r,
+		      __u32 *flow, __u32 *reply)
+{
+	struct ts_flow_key fk = env_flow_key(s), rk = env_flow_key(r);
+	struct ts_reply_state rs;
+	struct ts_flow_entry fe;
+
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &fe), 0, "its flow");
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.replies, &rk, &rs), 0, "its reverse entry");
+	*flow = fe.epoch;
+	*reply = rs.epoch;
+}
+
+/* Backend id's entry written behind the control plane's back. */
+static void backend_entry_set(struct ts_env *e, __u32 id, __u8 state, __u64 deadline_ns)
+{
+	struct ts_backend be;
+
+	ASSERT_EQ(bpf_map_lookup_elem(e->maps.backends, &id, &be), 0, "read the backend");
+	be.state = state;
+	be.drain_deadline_ns = deadline_ns;
+	ASSERT_EQ(bpf_map_update_elem(e->maps.backends, &id, &be, BPF_EXIST), 0,
+		  "write the backend");
+}
+
+/*
+ * An established flow's entry holds its backend's address, which stands for
+ * the backend's entry (a cache line fewer per packet) while the
+ * configuration's epoch does; its reverse entry records the epoch its backend
+ * was found live at (tcpshift.h, ts_flow_entry). Shown by removing the backend
+ * behind the control plane's back: neither way sees it until a change is
+ * committed or under way, and then the flow is closed at its next packet. A
+ * backend with a drain deadline gets no copy that stands, nor does a copy
+ * that is not the backend's address; a removal by the control plane closes
+ * a flow whose copy stood.
+ */
+static void copy_stands_until_a_change(struct ts_env *e, bool v6)
+{
+	const char *const *to = v6 ? web6_to : web4_to;
+	const char *vip = v6 ? VIP6 : VIP4;
+	struct pkt_spec syn[5], data[5], reply[5];
+	char addr[5][PKT_EPSTRLEN];
+	__u32 v1, fe, re, now;
+	struct pkt in;
+
+	config_web(e, v6, 1, 0);
+	v1 = env_backend_id(e, web_service(v6), "v1");
+	for (int i = 0; i < 5; i++) {
+		syn[i] = client_pkt(v6, (__u16)(46000 + i), PKT_SYN);
+		handshake(e, &syn[i], to, 1, "a connection to v1");
+		data[i] = handshake_ack_spec(&syn[i]);
+		data[i].flags = PKT_PSH | PKT_ACK;
+		data[i].payload = "GET / HTTP/1.1\r\n\r\n";
+		reply[i] = backend_spec(&syn[i], to[0], PKT_PSH | PKT_ACK, addr[i]);
+		reply[i].payload = "HTTP/1.1 200 OK\r\n\r\n";
+	}
+	now = epoch_now(e);
+	ASSERT_TRUE(now != 0, "an epoch (no change under way)");
+	for (int i = 0; i < 2; i++) {
+		expect_forward(e, &data[i], to, 1, "data: the backend's entry read");
+		expect_reply(e, &reply[i], vip, "a reply: the backend's entry read");
+		epochs_of(e, &syn[i], &reply[i], &fe, &re);
+		ASSERT_EQ(fe, now, "the flow's copy stands from now on");
+		ASSERT_EQ(re, now, "... and its reverse entry's epoch");
+	}
+
+	/* removed, with no change of the control plane's */
+	backend_entry_set(e, v1, TS_BACKEND_REMOVED, 0);
+	expect_forward(e, &data[0], to, 1, "the copy stands: the backend's entry is not read");
+	expect_reply(e, &reply[0], vip, "nor by its reply");
+	/* a change committed: the entries are read again */
+	env_changing(e, false);
+	data[0].ack = 0x11223344;
+	expect_reset(e, &data[0], "after a commit: the backend is gone, the flow closed");
+	ASSERT_EQ(pkt_build(&in, &reply[0]), 0, "pkt_build");
+	expect_untouched(e, &in, TC_ACT_OK, "... and its reply no longer ours");
+
+	/* a change under way: the same */
+	backend_entry_set(e, v1, TS_BACKEND_ACTIVE, 0);
+	expect_forward(e, &data[1], to, 1, "v1 back: its entry read, the copy made to stand");
+	epochs_of(e, &syn[1], &reply[1], &fe, &re);
+	ASSERT_EQ(fe, epoch_now(e), "at the new epoch");
+	backend_entry_set(e, v1, TS_BACKEND_REMOVED, 0);
+	expect_forward(e, &data[1], to, 1, "the copy stands again");
+	env_changing(e, true);
+	data[1].ack = 0x11223344;
+	expect_reset(e, &data[1], "a change under way: the backend's entry read, the flow closed");
+	env_changing(e, false);
+
+	/* a drain deadline (an hour away): the entry is read at every packet */
+	backend_entry_set(e, v1, TS_BACKEND_ACTIVE, ts_now_ns() + 3600ULL * 1000000000ULL);
+	env_changing(e, false);
+	expect_forward(e, &data[2], to, 1, "data to a draining backend");
+	expect_reply(e, &reply[2], vip, "its reply");
+	epochs_of(e, &syn[2], &reply[2], &fe, &re);
+	ASSERT_TRUE(fe != epoch_now(e), "no copy stands for a backend with a deadline");
+	ASSERT_TRUE(re != epoch_now(e), "nor a reverse entry's epoch");
+	backend_entry_set(e, v1, TS_BACKEND_ACTIVE, 0);
+	env_changing(e, false);
+
+	/* a copy that is not the backend's address (as a peer's pin might
+	 * carry) is never made to stand: the packet goes to the backend */
+	{
+		struct ts_flow_key fk = env_flow_key(&syn[3]);
+		struct ts_flow_entry f;
+
+		ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "flow 3");
+		f.backend_addr[3] ^= htonl(1);
+		ASSERT_EQ(bpf_map_update_elem(e->maps.flows, &fk, &f, BPF_EXIST), 0,
+			  "another address in its copy");
+		expect_forward(e, &data[3], to, 1, "to v1 all the same");
+		ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &fk, &f), 0, "flow 3");
+		ASSERT_TRUE(f.epoch != epoch_now(e), "that copy does not stand");
+	}
+
+	/* the control plane's removal closes a flow whose copy stood */
+	expect_forward(e, &data[4], to, 1, "data of a fifth flow");
+	epochs_of(e, &syn[4], &reply[4], &fe, &re);
+	ASSERT_EQ(fe, epoch_now(e), "its copy stands");
+	env_backend_del(e, web_service(v6), "v1");
+	data[4].ack = 0x11223344;
+	expect_reset(e, &data[4], "v1 removed by the control plane: the flow closed");
+}
+
+static void test_v4_copy_stands_until_a_change(void **state)
+{
+	copy_stands_until_a_change(env_of(state), false);
+}
+
+static void test_v6_copy_stands_until_a_change(void **state)
+{
+	copy_stands_until_a_change(env_of(state), true);
 }
 
 static void test_v4_settled_backend_needs_no_service(void **state)
@@ -703,6 +851,8 @@ int run_pinning_tests(void)
 		TEST(test_v6_low_port_client_stays_pinned),
 		TEST(test_v4_settled_backend_needs_no_service),
 		TEST(test_v6_settled_backend_needs_no_service),
+		TEST(test_v4_copy_stands_until_a_change),
+		TEST(test_v6_copy_stands_until_a_change),
 		TEST(test_changes_leave_backends_settled),
 		TEST(test_service_del_unsettles_first),
 		TEST(test_vip_ports_marked),

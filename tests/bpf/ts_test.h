@@ -239,6 +239,7 @@ int env_run_egress(struct ts_env *e, const struct pkt *in, struct pkt *out);
 int env_try_run(struct ts_env *e, const struct pkt *in, struct pkt *out, int *verdict);
 /* Build s and run it. */
 int env_send(struct ts_env *e, const struct pkt_spec *s, struct pkt *in, struct pkt *out);
+void env_changing(struct ts_env *e, bool on);
 void env_counters(struct ts_env *e, __u64 c[TS_CNT_MAX]);
 __u64 env_counter(struct ts_env *e, enum ts_counter c);
 __u32 env_flow_count(struct ts_env *e);

@@ -102,7 +102,7 @@ NCPU=$(awk -F, '{ n = 0; for (i = 1; i <= NF; i++) { split($i, r, "-");
 model_bytes() {
 	local chunks=$((($2 + 1023) / 1024))
 	echo $((42000000 + $1 * 256 + $4 + $2 * 104 + chunks * (1024 * (8 + 232 * NCPU) + 312) +
-		$3 * 400))
+		$3 * 432))
 }
 # table_bytes M ROOM: a table of two halves of M + 1 + ROOM entries of 8 bytes,
 # BPF_F_MMAPABLE: whole pages, and a page for the map itself

@@ -1620,8 +1620,11 @@ static void spread_pin(struct env *e, __u32 services)
 		__u32 t = SPREAD_BASE + i, hi = t / TUPLE_PORTS, v = vips ? i % vips * stride : 0;
 		struct ts_flow_key k = { .proto = IPPROTO_TCP, .family = TS_AF_INET,
 					 .dport = htons(VPORT) };
-		struct ts_flow f = { .tcp_state = TS_TCP_ESTABLISHED, .flags = TS_FLOW_F_COUNTED,
-				     .created_ns = now, .last_seen_ns = now, .client_end = 1002 };
+		struct ts_flow_entry fe = { .flow = { .tcp_state = TS_TCP_ESTABLISHED,
+						      .flags = TS_FLOW_F_COUNTED,
+						      .created_ns = now, .last_seen_ns = now,
+						      .client_end = 1002 } };
+		struct ts_flow *f = &fe.flow;
 		struct ts_flow_key rk = { .proto = IPPROTO_TCP, .family = TS_AF_INET };
 		struct ts_reply_state r = { .ifindex = bench_ifindex, .backend_ack = 2002,
 					    .counted_ns = now };
@@ -1651,10 +1654,13 @@ static void spread_pin(struct env *e, __u32 services)
 				break;
 		if (b == sc->backends + sc->nbackends)
 			die("scale: service %s has no v1", name);
-		f.backend_id = b->id;
-		f.generation = b->be.generation;
-		f.service_id = sc->svc.id;
-		if (bpf_map_update_elem(e->maps.flows, &k, &f, BPF_ANY))
+		f->backend_id = b->id;
+		f->generation = b->be.generation;
+		f->service_id = sc->svc.id;
+		/* as the confirmation writes it: with its backend's address */
+		memcpy(fe.backend_addr, b->be.addr, sizeof(fe.backend_addr));
+		fe.backend_port = b->be.port;
+		if (bpf_map_update_elem(e->maps.flows, &k, &fe, BPF_ANY))
 			die("scale: flows update: %s", strerror(errno));
 		/* its reverse entry, as the confirmation writes it: v1's
 		 * replies (T_REPLY's acknowledgment number) to the client */

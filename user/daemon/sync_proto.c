@@ -411,7 +411,8 @@ enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, struct ts_sync_cache
 				       .family = rec->family };
 	struct ts_flow_key key = { .sport = rec->client_port, .dport = rec->vip_port,
 				   .proto = IPPROTO_TCP, .family = rec->family };
-	struct ts_flow cur, f;
+	struct ts_flow_entry cur, e = {};
+	struct ts_flow *f = &e.flow;
 	struct ts_service svc;
 	struct ts_backend be;
 	struct ts_reply idx;
@@ -434,10 +435,11 @@ enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, struct ts_sync_cache
 	if (rec->type == TS_SYNC_END) {
 		/* a peer ends only what a peer pinned here; our own pins end by
 		 * what our data plane sees */
-		if (bpf_map_lookup_elem(m->flows, &key, &cur) || !(cur.flags & TS_FLOW_F_SYNCED) ||
-		    cur.backend_id != idx.backend_id || cur.tcp_state == TS_TCP_CLOSED)
+		if (bpf_map_lookup_elem(m->flows, &key, &cur) ||
+		    !(cur.flow.flags & TS_FLOW_F_SYNCED) || cur.flow.backend_id != idx.backend_id ||
+		    cur.flow.tcp_state == TS_TCP_CLOSED)
 			return TS_SYNC_NOTHING;
-		cur.tcp_state = TS_TCP_CLOSED;
+		cur.flow.tcp_state = TS_TCP_CLOSED;
 		return bpf_map_update_elem(m->flows, &key, &cur, BPF_EXIST) ? TS_SYNC_FAILED
 									   : TS_SYNC_ENDED;
 	}
@@ -445,7 +447,7 @@ enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, struct ts_sync_cache
 	 * plane would close it at its next packet */
 	if (be.state != TS_BACKEND_ACTIVE || !(be.table_halves & (1U << (svc.table_half & 1))))
 		return TS_SYNC_NO_BACKEND;
-	f = (struct ts_flow){
+	*f = (struct ts_flow){
 		.backend_id = idx.backend_id,
 		.generation = be.generation,
 		.service_id = svc.id,
@@ -455,19 +457,23 @@ enum ts_sync_outcome ts_sync_apply(const struct ts_maps *m, struct ts_sync_cache
 		.last_seen_ns = now,
 		.client_end = ntohl(rec->client_end),
 	};
+	/* its backend's address, which the data plane compares with the
+	 * backend's entry before it lets the copy stand for it (tcpshift.h) */
+	memcpy(e.backend_addr, bep.addr, sizeof(e.backend_addr));
+	e.backend_port = bep.port;
 	/* most pins are new here: one write */
-	if (rec->type == TS_SYNC_PIN && !bpf_map_update_elem(m->flows, &key, &f, BPF_NOEXIST))
+	if (rec->type == TS_SYNC_PIN && !bpf_map_update_elem(m->flows, &key, &e, BPF_NOEXIST))
 		return TS_SYNC_PINNED;
 	have = !bpf_map_lookup_elem(m->flows, &key, &cur);
-	if (have && cur.backend_id == idx.backend_id && cur.generation == be.generation &&
-	    cur.tcp_state != TS_TCP_CLOSED)
+	if (have && cur.flow.backend_id == idx.backend_id &&
+	    cur.flow.generation == be.generation && cur.flow.tcp_state != TS_TCP_CLOSED)
 		return TS_SYNC_SAME;
 	/* never move a live pin of ours (invariant 2) */
-	if (have && !(cur.flags & TS_FLOW_F_SYNCED) && cur.tcp_state != TS_TCP_CLOSED)
+	if (have && !(cur.flow.flags & TS_FLOW_F_SYNCED) && cur.flow.tcp_state != TS_TCP_CLOSED)
 		return TS_SYNC_KEPT_LOCAL;
 	if (rec->type == TS_SYNC_PIN_HALF_OPEN)
-		return apply_half_open(m, &key, have, &f);
-	if (!bpf_map_update_elem(m->flows, &key, &f, have ? BPF_EXIST : BPF_NOEXIST))
+		return apply_half_open(m, &key, have, f);
+	if (!bpf_map_update_elem(m->flows, &key, &e, have ? BPF_EXIST : BPF_NOEXIST))
 		return TS_SYNC_PINNED;
 	/* our data plane pinned it meanwhile: its pin stands */
 	return errno == EEXIST ? TS_SYNC_KEPT_LOCAL : TS_SYNC_FAILED;

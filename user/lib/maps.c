@@ -449,7 +449,10 @@ int ts_maps_lock_shared(struct ts_maps *m, struct ts_err *err)
 
 /* Letting go of the exclusive lock commits: a change is journaled, and the
  * generation moves, so that a reader that keeps the configuration (the agent)
- * reads it again. */
+ * reads it again, and the data plane its backends' entries (bpf/tcpshift.bpf.c,
+ * ts_epoch). The generation moves in a write of its own, before the one that
+ * clears TS_SETTINGS_F_CHANGING: the data plane, which reads the two without
+ * a lock, then never finds the flag cleared and the generation of before. */
 void ts_maps_unlock(struct ts_maps *m)
 {
 	struct ts_settings s;
@@ -464,10 +467,12 @@ void ts_maps_unlock(struct ts_maps *m)
 	if (m->locked == LOCK_EX && m->settings >= 0 &&
 	    !bpf_map_lookup_elem(m->settings, &zero, &s)) {
 		s.generation++;
-		/* left set when the repair it asked for has not run yet */
-		if (!m->failed && !m->repair)
-			s.flags &= ~TS_SETTINGS_F_CHANGING;
 		bpf_map_update_elem(m->settings, &zero, &s, BPF_EXIST);
+		/* left set when the repair it asked for has not run yet */
+		if (!m->failed && !m->repair) {
+			s.flags &= ~TS_SETTINGS_F_CHANGING;
+			bpf_map_update_elem(m->settings, &zero, &s, BPF_EXIST);
+		}
 	}
 	flock(m->lock_fd, LOCK_UN);
 	m->locked = 0;
@@ -835,15 +840,24 @@ int ts_count_entries(int map_fd, size_t key_size, __u32 *count)
 	return 0;
 }
 
+/* Each entry of a map of flows: flows' values (struct ts_flow_entry) begin
+ * with the struct ts_flow that half_open's and local_flows' are. */
 static int foreach_flow(int map_fd, ts_flow_cb cb, void *ctx)
 {
 	enum { CHUNK = 4096 };
-	struct ts_flow_key *keys = calloc(CHUNK, sizeof(*keys));
-	struct ts_flow *vals = calloc(CHUNK, sizeof(*vals));
-	__u32 batch, count;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), batch, count;
+	struct ts_flow_key *keys = NULL;
+	char *vals = NULL;
 	void *in = NULL;
 	int r = 0;
 
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &len))
+		return -errno;
+	if (info.key_size != sizeof(*keys) || info.value_size < sizeof(struct ts_flow))
+		return -EINVAL;
+	keys = calloc(CHUNK, sizeof(*keys));
+	vals = calloc(CHUNK, info.value_size);
 	if (!keys || !vals) {
 		r = -ENOMEM;
 		goto out;
@@ -856,7 +870,8 @@ static int foreach_flow(int map_fd, ts_flow_cb cb, void *ctx)
 			goto out;
 		}
 		for (__u32 i = 0; i < count; i++)
-			cb(&keys[i], &vals[i], ctx);
+			cb(&keys[i], (const struct ts_flow *)(vals + (size_t)i * info.value_size),
+			   ctx);
 		in = &batch;
 	} while (!r);
 	r = 0;

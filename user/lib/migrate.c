@@ -73,7 +73,7 @@ static const char *const remade_6_to_7[] = { "settings", "services",	   "service
 					     "tables",	 "backends",	   "backend_addrs",
 					     "rollouts", NULL };
 static const char *const remade_7_to_8[] = { "settings", "backend_stats", "replies", "vip_ports",
-					     NULL };
+					     "flows", NULL };
 
 static const struct migration_step steps[] = {
 	{ TS_ABI5_VERSION, remade_5_to_6, NULL, migrate_5_to_6_carry },
@@ -142,6 +142,8 @@ void ts_layout_older(__u32 abi, struct ts_map_layout *l)
 	}
 	if (abi <= TS_ABI7_VERSION && !strcmp(l->name, "replies"))
 		l->value_size = sizeof(struct ts_reply_state_abi7);
+	if (abi <= TS_ABI7_VERSION && !strcmp(l->name, "flows"))
+		l->value_size = sizeof(struct ts_flow);
 	if (abi != TS_ABI5_VERSION && abi != TS_ABI6_VERSION)
 		return;
 	if (!strcmp(l->name, "services")) {
@@ -488,14 +490,20 @@ static int stats_chunks_make(int backends, int outer, struct ts_err *err)
 	return r;
 }
 
+/* What a copied entry's value gets beyond the old one's bytes (copy_prefix):
+ * out holds them, and zeros after; backends is the backends map's fd. */
+typedef void (*complete_fn)(void *out, int backends);
+
 /*
  * Every entry of map from into map to (flags BPF_ANY; BPF_NOEXIST: only those
- * to lacks), its value's first bytes as they are and the rest zero: how
- * replies' entries go between layouts 7 and 8, whose values differ only in
- * the counts layout 8 added at their end (include/tcpshift_abi7.h). Read one
- * by one: the old programs may still add entries meanwhile.
+ * to lacks), its value's first bytes as they are and the rest zero, or what
+ * complete (if given) makes of it: how replies' and flows' entries go between
+ * layouts 7 and 8, whose values differ only in what layout 8 added at their
+ * end (include/tcpshift_abi7.h). Read one by one: the old programs may still
+ * add entries meanwhile.
  */
-static int copy_prefix(int from, int to, __u64 flags, struct ts_err *err)
+static int copy_prefix(int from, int to, __u64 flags, complete_fn complete, int backends,
+		       struct ts_err *err)
 {
 	struct bpf_map_info fi, ti;
 	char key[64], prev[64], value[256], out[256];
@@ -514,6 +522,8 @@ static int copy_prefix(int from, int to, __u64 flags, struct ts_err *err)
 			continue;	/* gone meanwhile (the LRU, the old programs) */
 		memset(out, 0, ti.value_size);
 		memcpy(out, value, fi.value_size < ti.value_size ? fi.value_size : ti.value_size);
+		if (complete)
+			complete(out, backends);
 		if (bpf_map_update_elem(to, key, out, flags) && errno != EEXIST)
 			return ts_fail(err, TS_ERR_RUNTIME, "cannot copy %s into the new map: %s",
 				       fi.name, strerror(errno));
@@ -521,18 +531,36 @@ static int copy_prefix(int from, int to, __u64 flags, struct ts_err *err)
 	return 0;
 }
 
-/* replies: the reverse entries the old programs wrote, with no counts waiting
- * (flags BPF_ANY at the fill; at the carry, BPF_NOEXIST: those written since). */
-static int replies_up(const char *pin_dir, fd_of_fn fd_of, void *ctx, __u64 flags,
-		      struct ts_err *err)
+/* A flows entry of layout 7 gets the address and port of its backend, when
+ * that is still the one it was pinned to (the data plane compares them with
+ * the backend's entry before the copy stands for it: tcpshift.h). */
+static void flow_complete(void *out, int backends)
 {
-	int old = open_pin(pin_dir, "replies"), r;
+	struct ts_flow_entry *e = out;
+	struct ts_backend be;
+
+	if (bpf_map_lookup_elem(backends, &e->flow.backend_id, &be) ||
+	    be.generation != e->flow.generation)
+		return;
+	memcpy(e->backend_addr, be.addr, sizeof(e->backend_addr));
+	e->backend_port = be.port;
+}
+
+/* Map name (replies or flows): the entries the old programs wrote, replies
+ * with no counts waiting, flows with their backends' addresses (flags
+ * BPF_ANY at the fill; at the carry, BPF_NOEXIST: those written since). */
+static int entries_up(const char *pin_dir, const char *name, fd_of_fn fd_of, void *ctx,
+		      __u64 flags, struct ts_err *err)
+{
+	int old = open_pin(pin_dir, name), r;
+	bool flows = !strcmp(name, "flows");
 
 	if (old < 0)
 		return errno == ENOENT ? 0 : ts_fail(err, TS_ERR_RUNTIME,
-						     "cannot open %s/replies: %s", pin_dir,
+						     "cannot open %s/%s: %s", pin_dir, name,
 						     strerror(errno));
-	r = copy_prefix(old, fd_of(ctx, "replies"), flags, err);
+	r = copy_prefix(old, fd_of(ctx, name), flags, flows ? flow_complete : NULL,
+			flows ? fd_of(ctx, "backends") : -1, err);
 	close(old);
 	return r;
 }
@@ -585,12 +613,14 @@ static int migrate_7_to_8_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 	if (old >= 0)
 		close(old);
 	return stats_chunks_make(fd_of(ctx, "backends"), outer, err) ?:
-	       replies_up(pin_dir, fd_of, ctx, BPF_ANY, err) ?: vip_ports_fill(fd_of, ctx, err);
+	       entries_up(pin_dir, "replies", fd_of, ctx, BPF_ANY, err) ?:
+	       entries_up(pin_dir, "flows", fd_of, ctx, BPF_ANY, err) ?:
+	       vip_ports_fill(fd_of, ctx, err);
 }
 
-/* The reverse entries the old programs wrote since the fill, then what they
- * counted (layout 7's hash, or layout 6's array) added into the chunks;
- * counts of an id no longer given are not carried. */
+/* The flows and reverse entries the old programs wrote since the fill, then
+ * what they counted (layout 7's hash, or layout 6's array) added into the
+ * chunks; counts of an id no longer given are not carried. */
 static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 				struct ts_err *err)
 {
@@ -604,7 +634,8 @@ static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 	bool first = true;
 	int r = 0;
 
-	r = replies_up(pin_dir, fd_of, ctx, BPF_NOEXIST, err);
+	r = entries_up(pin_dir, "flows", fd_of, ctx, BPF_NOEXIST, err) ?:
+	    entries_up(pin_dir, "replies", fd_of, ctx, BPF_NOEXIST, err);
 	if (old < 0 || r)
 		goto out;
 	/* today's, pinned by a commit that was killed: shared by the fill */
@@ -1494,31 +1525,33 @@ static int stats_to_hash(int outer, int to, struct ts_err *err)
 	return r;
 }
 
-/* replies with layout 7's values, while its pin is still today's: the counts
- * waiting in its entries are not carried (up to a second of each open flow's
- * replies, doc/DESIGN.md "Counters"). */
-static int replies_down(const char *pin_dir, struct ts_err *err)
+/* Map name (replies or flows) with layout 7's values (value_size), while its
+ * pin is still today's: the counts waiting in replies' entries are not
+ * carried (up to a second of each open flow's replies, doc/DESIGN.md
+ * "Counters"), nor flows' copies of their backends' addresses. */
+static int entries_down(const char *pin_dir, const char *name, __u32 value_size,
+			struct ts_err *err)
 {
-	int fd = open_pin(pin_dir, "replies"), nfd, r;
+	int fd = open_pin(pin_dir, name), nfd, r;
 	struct bpf_map_info info;
 
-	if (fd < 0 || map_info(fd, &info) ||
-	    info.value_size == sizeof(struct ts_reply_state_abi7)) {
+	if (fd < 0 || map_info(fd, &info) || info.value_size == value_size) {
 		if (fd >= 0)
 			close(fd);
 		return 0;
 	}
-	nfd = map_like(fd, sizeof(struct ts_reply_state_abi7), info.max_entries, err);
-	r = nfd < 0 ? nfd : copy_prefix(fd, nfd, BPF_ANY, err) ?: repin(nfd, pin_dir, "replies", err);
+	nfd = map_like(fd, value_size, info.max_entries, err);
+	r = nfd < 0 ? nfd
+		    : copy_prefix(fd, nfd, BPF_ANY, NULL, -1, err) ?: repin(nfd, pin_dir, name, err);
 	if (nfd >= 0)
 		close(nfd);
 	close(fd);
 	return r;
 }
 
-/* settings with ABI version 7 (the commit point), then replies with its
- * values, vip_ports removed and backend_stats as a per-CPU hash, while their
- * pins are still today's. */
+/* settings with ABI version 7 (the commit point), then replies and flows with
+ * its values, vip_ports removed and backend_stats as a per-CPU hash, while
+ * their pins are still today's. */
 static int down_8_to_7(const char *pin_dir, struct ts_err *err)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
@@ -1526,7 +1559,9 @@ static int down_8_to_7(const char *pin_dir, struct ts_err *err)
 	struct bpf_map_info info;
 	int fd, nfd, r;
 
-	r = settings_down(pin_dir, TS_ABI_VERSION, 0, err) ?: replies_down(pin_dir, err);
+	r = settings_down(pin_dir, TS_ABI_VERSION, 0, err) ?:
+	    entries_down(pin_dir, "replies", sizeof(struct ts_reply_state_abi7), err) ?:
+	    entries_down(pin_dir, "flows", sizeof(struct ts_flow), err);
 	snprintf(path, sizeof(path), "%s/vip_ports", pin_dir);
 	if (!r && unlink(path) && errno != ENOENT)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot remove %s: %s", path, strerror(errno));
