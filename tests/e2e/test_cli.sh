@@ -72,7 +72,7 @@ fi
 
 help=$("$TCPSHIFT" load --help)
 if grep -q '^Usage: .*' <<<"$help" && sed -n '1,2p' <<<"$help" | grep -q -- '--forward' &&
-	grep -q '170 bytes' <<<"$help"; then
+	grep -q '432 bytes' <<<"$help"; then
 	pass "load --help: the usage names --forward, --max-flows its memory cost"
 else
 	fail "load --help" "$(head -n 3 <<<"$help")"

@@ -354,6 +354,10 @@ static void config_web(struct env *e, __u32 w1, __u32 w2)
 	     "service web6");
 	must(backend_add(e, "web6", "v1", "[2001:2:2::11]:8008", w1, &err), &err, "backend v1");
 	must(backend_add(e, "web6", "v2", "[2001:2:2::12]:8008", w2, &err), &err, "backend v2");
+	/* committed, as the commands that make it leave it: the lock let go,
+	 * TS_SETTINGS_F_CHANGING clear (the data plane's copies of backends'
+	 * entries stand only then: include/tcpshift.h, ts_flow_entry) */
+	ts_maps_unlock(&e->maps);
 }
 
 static __u64 counter(struct env *e, enum ts_counter c)
@@ -365,12 +369,46 @@ static __u64 counter(struct env *e, enum ts_counter c)
 	return all[c];
 }
 
-/* Packets counted over every backend of every service. */
+static void add_pending(const struct ts_flow_key *k, const struct ts_flow *f, void *ctx)
+{
+	(void)k;
+	if (f->flags & TS_FLOW_F_COUNTED)
+		*(__u64 *)ctx += (__s32)f->packets;
+}
+
+/* What waits in established flows' entries to be added to their backends'
+ * counters (tcpshift.h, TS_PENDING_MAX): the packets of the flows' and the
+ * replies' entries, and the replies' bytes. */
+static void pending(struct env *e, __u64 *packets, __u64 *reply_bytes)
+{
+	struct ts_flow_key k, prev;
+	struct ts_reply_state r;
+	bool first = true;
+	int rc;
+
+	*packets = *reply_bytes = 0;
+	rc = ts_flow_map_foreach(e->maps.flows, add_pending, packets);
+	if (rc)
+		die("flows: %s", strerror(-rc));
+	while (!bpf_map_get_next_key(e->maps.replies, first ? NULL : &prev, &k)) {
+		first = false;
+		prev = k;
+		if (!bpf_map_lookup_elem(e->maps.replies, &k, &r)) {
+			*packets += (__s32)r.packets;
+			*reply_bytes += (__s32)r.bytes;
+		}
+	}
+}
+
+/* Packets counted over every backend of every service, those waiting in
+ * their flows' entries included. */
 static __u64 backend_packets(struct env *e)
 {
 	struct ts_config cfg = {};
 	struct ts_err err = {};
-	__u64 total = 0;
+	__u64 total, bytes;
+
+	pending(e, &total, &bytes);
 
 	must(ts_config_read(&e->maps, &cfg, &err), &err, "ts_config_read");
 	for (size_t i = 0; i < cfg.nservices; i++) {
@@ -1549,6 +1587,7 @@ static void config_scale(struct env *e, __u32 services)
 	must(service_add(e, "web4", VIP4 ":8008", TS_DEFAULT_TABLE_SIZE, &err), &err, "web4");
 	must(backend_add(e, "web4", "v1", "198.18.2.11:8008", 1, &err), &err, "web4 v1");
 	must(backend_add(e, "web4", "v2", "198.18.2.12:8008", 0, &err), &err, "web4 v2");
+	ts_maps_unlock(&e->maps);	/* committed (config_web) */
 	fprintf(stderr, "  scale: %u services configured in %.1f s\n", services,
 		(now_ns() - t0) / 1e9);
 }
@@ -1580,19 +1619,10 @@ static int cmp_u32(const void *a, const void *b)
  * TS_PENDING_MAX). */
 static __u64 spread_from_backend(struct env *e)
 {
-	struct ts_flow_key k, prev;
-	struct ts_reply_state r;
 	struct ts_err err = {};
-	__u64 total = 0;
-	bool first = true;
+	__u64 packets, total;
 
-	while (!bpf_map_get_next_key(e->maps.replies, first ? NULL : &prev, &k)) {
-		first = false;
-		prev = k;
-		if (!bpf_map_lookup_elem(e->maps.replies, &k, &r))
-			total += (__s32)r.bytes;
-	}
-
+	pending(e, &packets, &total);
 	for (__u32 i = 0; i < nspread_ids; i++) {
 		struct ts_backend_stats st;
 

@@ -499,51 +499,94 @@ typedef void (*complete_fn)(void *out, int backends);
  * to lacks), its value's first bytes as they are and the rest zero, or what
  * complete (if given) makes of it: how replies' and flows' entries go between
  * layouts 7 and 8, whose values differ only in what layout 8 added at their
- * end (include/tcpshift_abi7.h). Read one by one: the old programs may still
- * add entries meanwhile.
+ * end (include/tcpshift_abi7.h). Read a chunk at a time (each bucket's
+ * entries as they are when it is read: the old programs may still write
+ * meanwhile), and written so (BPF_ANY) or one by one (BPF_NOEXIST, which a
+ * batch does not take).
  */
 static int copy_prefix(int from, int to, __u64 flags, complete_fn complete, int backends,
 		       struct ts_err *err)
 {
+	enum { CHUNK = 4096 };
 	struct bpf_map_info fi, ti;
-	char key[64], prev[64], value[256], out[256];
-	bool first = true;
+	char *keys = NULL, *vals = NULL, *outs = NULL;
+	__u32 batch, n;
+	void *in = NULL;
 	int r = map_info(from, &fi) ?: map_info(to, &ti);
 
 	if (r)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot inspect a map: %s", strerror(-r));
-	if (fi.key_size != ti.key_size || fi.key_size > sizeof(key) ||
-	    fi.value_size > sizeof(value) || ti.value_size > sizeof(out))
+	if (fi.key_size != ti.key_size)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot copy %s: unexpected sizes", fi.name);
-	while (!bpf_map_get_next_key(from, first ? NULL : prev, key)) {
-		first = false;
-		memcpy(prev, key, fi.key_size);
-		if (bpf_map_lookup_elem(from, key, value))
-			continue;	/* gone meanwhile (the LRU, the old programs) */
-		memset(out, 0, ti.value_size);
-		memcpy(out, value, fi.value_size < ti.value_size ? fi.value_size : ti.value_size);
-		if (complete)
-			complete(out, backends);
-		if (bpf_map_update_elem(to, key, out, flags) && errno != EEXIST)
-			return ts_fail(err, TS_ERR_RUNTIME, "cannot copy %s into the new map: %s",
-				       fi.name, strerror(errno));
+	keys = calloc(CHUNK, fi.key_size);
+	vals = calloc(CHUNK, fi.value_size);
+	outs = calloc(CHUNK, ti.value_size);
+	if (!keys || !vals || !outs) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+		goto out;
 	}
-	return 0;
+	do {
+		n = CHUNK;
+		r = bpf_map_lookup_batch(from, in, &batch, keys, vals, &n, NULL) ? -errno : 0;
+		if (r && r != -ENOENT) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read %s: %s", fi.name,
+				    strerror(-r));
+			goto out;
+		}
+		in = &batch;
+		for (__u32 i = 0; i < n; i++) {
+			char *o = outs + (size_t)i * ti.value_size;
+
+			memset(o, 0, ti.value_size);
+			memcpy(o, vals + (size_t)i * fi.value_size,
+			       fi.value_size < ti.value_size ? fi.value_size : ti.value_size);
+			if (complete)
+				complete(o, backends);
+		}
+		if (flags == BPF_ANY && n && bpf_map_update_batch(to, keys, outs, &n, NULL)) {
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot copy %s into the new map: %s",
+				    fi.name, strerror(errno));
+			goto out;
+		}
+		for (__u32 i = 0; flags != BPF_ANY && i < n; i++)
+			if (bpf_map_update_elem(to, keys + (size_t)i * fi.key_size,
+						outs + (size_t)i * ti.value_size, flags) &&
+			    errno != EEXIST) {
+				r = ts_fail(err, TS_ERR_RUNTIME, "cannot copy %s into the new map: %s",
+					    fi.name, strerror(errno));
+				goto out;
+			}
+	} while (!r);
+	r = 0;
+out:
+	free(keys);
+	free(vals);
+	free(outs);
+	return r;
 }
 
 /* A flows entry of layout 7 gets the address and port of its backend, when
  * that is still the one it was pinned to (the data plane compares them with
- * the backend's entry before the copy stands for it: tcpshift.h). */
+ * the backend's entry before the copy stands for it: tcpshift.h). An entry
+ * of today's (pinned by a killed commit) is made to stand at no epoch. */
 static void flow_complete(void *out, int backends)
 {
 	struct ts_flow_entry *e = out;
 	struct ts_backend be;
 
+	e->epoch = 0;
 	if (bpf_map_lookup_elem(backends, &e->flow.backend_id, &be) ||
 	    be.generation != e->flow.generation)
 		return;
 	memcpy(e->backend_addr, be.addr, sizeof(e->backend_addr));
 	e->backend_port = be.port;
+}
+
+/* ... and a replies entry (of today's, pinned by a killed commit) at none. */
+static void reply_complete(void *out, int backends)
+{
+	(void)backends;
+	((struct ts_reply_state *)out)->epoch = 0;
 }
 
 /* Map name (replies or flows): the entries the old programs wrote, replies
@@ -559,7 +602,7 @@ static int entries_up(const char *pin_dir, const char *name, fd_of_fn fd_of, voi
 		return errno == ENOENT ? 0 : ts_fail(err, TS_ERR_RUNTIME,
 						     "cannot open %s/%s: %s", pin_dir, name,
 						     strerror(errno));
-	r = copy_prefix(old, fd_of(ctx, name), flags, flows ? flow_complete : NULL,
+	r = copy_prefix(old, fd_of(ctx, name), flags, flows ? flow_complete : reply_complete,
 			flows ? fd_of(ctx, "backends") : -1, err);
 	close(old);
 	return r;
