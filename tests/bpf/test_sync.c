@@ -223,6 +223,20 @@ static void test_peer_pin_followed(void **state)
 	ASSERT_EQ(apply(e, &syn, BE4_1, TS_SYNC_PIN), TS_SYNC_SAME, "the same pin again");
 	data.payload = "more";
 	expect_forward(e, &data, &web4_to[0], 1, "its data goes to v1 (weight 0: only the pin)");
+	{
+		/* with v1's address, which the data plane found to be v1's: the
+		 * copy stands for v1's entry from then on (tcpshift.h) */
+		struct ts_flow_key k = env_flow_key(&syn);
+		struct ts_settings st;
+		struct ts_flow_entry fe;
+		__u32 zero = 0;
+
+		ASSERT_EQ(bpf_map_lookup_elem(e->maps.flows, &k, &fe), 0, "its entry");
+		ASSERT_EQ(fe.backend_addr[0], htonl(0xc612020b), "v1's address (198.18.2.11)");
+		ASSERT_EQ(fe.backend_port, htons(8008), "v1's port");
+		ASSERT_EQ(bpf_map_lookup_elem(e->maps.settings, &zero, &st), 0, "settings");
+		ASSERT_EQ(fe.epoch, (__u32)st.generation, "the copy stands");
+	}
 	reply = backend_spec(&data, BE4_1, PKT_ACK | PKT_PSH, addr);
 	expect_reply(e, &reply, VIP4, "v1's reply is rewritten");
 	expect_reply(e, &reply, VIP4, "and the next, through its reverse entry");
