@@ -880,8 +880,7 @@ static __always_inline int ts_forward(struct ts_ctx *c, const struct ts_pkt *p,
 	 * which then does it all. */
 	if ((ts_is_xdp(c) || (forward_fib && flow && !half_opened)) && !dry_run)
 		routed = ts_fib_lookup(c, p, p->key.saddr, ts_to_addr(be, copy), p->key.sport,
-				       ts_to_port(be, copy), now,
-				       &rt);
+				       ts_to_port(be, copy), now, &rt);
 	if (ts_is_xdp(c) && !routed)
 		return XDP_PASS;
 	if (ended) {
@@ -1456,8 +1455,9 @@ static __always_inline struct ts_backend *ts_flow_backend(struct ts_flow_entry *
 		return NULL;
 	}
 	be = ts_pinned_backend(NULL, &e->flow);
-	/* the address and port were written with the entry (ts_promote):
-	 * only the epoch is written here, once they are found the backend's */
+	/* the address and port were written with the entry (ts_promote, or
+	 * the control plane): only the epoch is written here, once they are
+	 * found to be the backend's */
 	if (be && epoch && !be->drain_deadline_ns && e->backend_port == be->port &&
 	    ts_addr_eq(e->backend_addr, be->addr))
 		e->epoch = epoch;

@@ -264,12 +264,15 @@ struct ts_flow {
 
 /*
  * flows' value: the pin, and a copy of what its established packets need from
- * its backend's entry (a line among hundreds of thousands): the address and
- * port they are rewritten to. The copy stands for the backend's entry while
- * epoch is the configuration's (tcpshift.bpf.c, ts_epoch): made when a packet
- * found the backend settled and with no drain deadline, under no change; any
- * committed change moves the epoch, and the next packet reads the entry again.
- * 0: no copy (the control plane writes flows with none).
+ * its backend's entry: the address and port they are rewritten to. The copy
+ * is written with the entry, never in place (by the data plane when it
+ * confirms the flow; by sync and by the upgrade, from the backend the pin
+ * names). It stands for the backend's entry (a line among hundreds of
+ * thousands) while epoch is the configuration's (bpf/tcpshift.bpf.c,
+ * ts_epoch): a packet writes epoch when it found the backend settled, with no
+ * drain deadline, at the copy's address and port, under no change; any
+ * committed change moves the configuration's epoch, and the next packet reads
+ * the backend's entry again. epoch 0: the copy does not stand.
  */
 struct ts_flow_entry {
 	struct ts_flow	flow;
