@@ -136,9 +136,10 @@ fi
 e2e_need strace
 strace -qq -o "$T/trace" -e trace=bpf "$TCPSHIFT" --pin-dir "$E2E_PIN" -n "$NS_GW" \
 	weight s0300 v1=31 >/dev/null 2>&1 || e2e_abort "weight under strace"
-# the call after the last map write but one (the last: the unlock's)
-n=$(awk '/^bpf\(/ { b++; if ($0 ~ /BPF_MAP_(UPDATE|DELETE)_(ELEM|BATCH)/) { prev = last;
-	last = b } } END { print prev + 1 }' "$T/trace")
+# the call after the last map write but two (the last two: the unlock's, which
+# moves the generation and then clears the flag)
+n=$(awk '/^bpf\(/ { b++; if ($0 ~ /BPF_MAP_(UPDATE|DELETE)_(ELEM|BATCH)/) { third = prev;
+	prev = last; last = b } } END { print third + 1 }' "$T/trace")
 seq_before=$(last_seq)
 strace -qq -o /dev/null -e trace=bpf -e inject=bpf:signal=KILL:when="$n" "$TCPSHIFT" \
 	--pin-dir "$E2E_PIN" -n "$NS_GW" weight s0300 v1=32 >/dev/null 2>&1
