@@ -196,7 +196,10 @@ if [ "$r1" = "${ORIG[1]}" ] && [ "$r2" = "${ORIG[2]}" ] && [ "$p1" = "$VIP4" ] &
 	pass "load again keeps local connections, their pins and getpeername"
 else
 	fail "load again keeps local pins" "replies '$r1' '$r2', peer '$p1'," \
-		"flow '$(local_flow "${LOCAL[1]}")'"
+		"flow '$(local_flow "${LOCAL[1]}")' of ${LOCAL[1]}; local flows:" \
+		"$(ts -j flows 2>&1 | jq -c '[.[] | select(.local) | .client]' 2>&1 | head -c 600);" \
+		"sockets: $(in_ns "$NS_GW" ss -tnH state all 2>&1 | grep -F -- "${LOCAL[1]} " |
+			tr -s ' \n' ' ' | head -c 600)"
 fi
 
 # close: the flow goes within a second
