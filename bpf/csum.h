@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Ones'-complement arithmetic (RFC 1071, RFC 1624) for checksum fields the
- * program updates itself: the IPv4 header's, and the headers an ICMP error
- * quotes. Sums are kept in 64 bits and folded at the end. (TCP checksums of
- * the packet itself go through bpf_l4_csum_replace: see nat.h.)
+ * program updates itself: the IPv4 header's, a complete TCP checksum's, and
+ * the headers an ICMP error quotes. Sums are kept in 64 bits and folded at the
+ * end. (A partial TCP checksum goes through bpf_l4_csum_replace: see nat.h.)
  */
 #ifndef TCPSHIFT_CSUM_H
 #define TCPSHIFT_CSUM_H
@@ -44,12 +44,14 @@ static __always_inline __u64 ts_csum_diff32(__be32 old, __be32 new)
  * The TCP pseudo-header's sum (RFC 9293 3.1, RFC 8200 8.1) of a segment of
  * len bytes (header and payload) from saddr to daddr, folded to 16 bits: what
  * a sender that leaves the checksum to its device (CHECKSUM_PARTIAL) puts in
- * the check field. Never 0: the addresses are not all zero.
+ * the check field. Never 0: the addresses are not all zero. len may pass
+ * 65,535 (a BIG TCP packet): Linux sums it as 32 bits, as IPv6 defines it.
  */
 static __always_inline __u16 ts_csum_pseudo_tcp(const __be32 *saddr, const __be32 *daddr,
 						bool v6, __u32 len)
 {
-	__u64 sum = bpf_htons(IPPROTO_TCP) + (__u64)bpf_htons((__u16)len);
+	__u64 sum = bpf_htons(IPPROTO_TCP) + (__u64)bpf_htons((__u16)len) +
+		    bpf_htons((__u16)(len >> 16));
 	int words = v6 ? 4 : 1;
 
 	for (int i = 0; i < 4; i++) {

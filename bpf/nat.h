@@ -2,18 +2,25 @@
 /*
  * Address and port rewrite with incremental checksum updates.
  *
- * Addresses, ports and the IPv4 header checksum are written directly into
- * the packet: those changes cancel out in a CHECKSUM_COMPLETE sum. The TCP
- * checksum goes through bpf_l4_csum_replace, which does the right thing for
- * every ip_summed: with CHECKSUM_PARTIAL (GSO and locally generated packets on
- * veth) the check field holds only the pseudo-header sum, so only address
- * changes (BPF_F_PSEUDO_HDR) are folded into it; with CHECKSUM_COMPLETE the
- * helper keeps skb->csum in step with the pseudo-header change (for IPv6 it
- * must be told, BPF_F_IPV6: see ts_l4_csum_pseudo6 in csum.h).
- * (Direct writes cost 3 ns where bpf_skb_store_bytes costs 35: BENCHMARKS.md.)
- * At XDP there is no ip_summed: the TCP checksum is updated in place as a
- * complete one (frames with partial checksums went on to tc:
- * ts_tcp_csum_partial).
+ * Addresses, ports, the IPv4 header checksum and a complete TCP checksum are
+ * written directly into the packet, at either hook. What a direct write cannot
+ * know at tc is the skb's ip_summed, and two kinds need more:
+ *  - CHECKSUM_PARTIAL (GSO and locally generated packets on veth): the check
+ *    field holds only the pseudo-header sum, the rest left to a device. It
+ *    shows (ts_tcp_csum_partial), and such a packet's TCP checksum goes
+ *    through bpf_l4_csum_replace, which folds only address changes
+ *    (BPF_F_PSEUDO_HDR) into a partial one and does the right thing for every
+ *    other ip_summed too (for IPv6 it must be told, BPF_F_IPV6: see
+ *    ts_l4_csum_pseudo6 in csum.h).
+ *  - CHECKSUM_COMPLETE (what most NICs hand up): skb->csum sums the packet from
+ *    the IP header on. The TCP checksum's change cancels the address's and
+ *    the port's in it; for IPv4 the header checksum's change cancels the
+ *    address's once more, which leaves that much to take out of skb->csum:
+ *    bpf_csum_update (a no-op for any other kind of skb).
+ * The helpers cost: bpf_l4_csum_replace twice per packet was 20-25 ns of an
+ * established packet's tc path (BENCHMARKS.md, "Checksums updated in place at
+ * tc"). At XDP there is no ip_summed: frames whose checksums look partial went
+ * on to tc (ts_ingress).
  */
 #ifndef TCPSHIFT_NAT_H
 #define TCPSHIFT_NAT_H
@@ -37,8 +44,6 @@
 static __always_inline bool ts_tcp_csum_partial(struct ts_ctx *c, const struct ts_pkt *p)
 {
 	void *data = ts_data(c), *data_end = ts_data_end(c);
-	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
-	struct iphdr *ip = data + sizeof(struct ethhdr);
 	__u32 l4 = p->l4_off, len;
 	struct tcphdr *tcp;
 	__u16 pseudo;
@@ -47,13 +52,12 @@ static __always_inline bool ts_tcp_csum_partial(struct ts_ctx *c, const struct t
 	if (l4 > sizeof(struct ethhdr) + 60)
 		return true;
 	tcp = data + l4;
-	if ((void *)(tcp + 1) > data_end || (void *)(ip6 + 1) > data_end)
+	if ((void *)(tcp + 1) > data_end)
 		return true;
-	/* the TCP length, from the IP header as ts_parse read it */
-	if (p->key.family == TS_AF_INET)
-		len = bpf_ntohs(ip->tot_len) - (l4 - p->l3_off);
-	else
-		len = bpf_ntohs(ip6->payload_len);
+	/* the TCP length as ts_parse found it (a BIG TCP packet's IP header
+	 * gives none) */
+	len = p->seq_len + p->l4_hlen - !!(p->tcp_flags & TCP_FLAG_SYN) -
+	      !!(p->tcp_flags & TCP_FLAG_FIN);
 	pseudo = ts_csum_pseudo_tcp(p->key.saddr, p->key.daddr, p->key.family == TS_AF_INET6,
 				    len);
 	/* 0 and 0xffff are the same number in ones' complement (pseudo is
@@ -68,10 +72,11 @@ static __always_inline int ts_rewrite(struct ts_ctx *c, const struct ts_pkt *p, 
 	void *data = ts_data(c), *data_end = ts_data_end(c);
 	const __be32 *old_addr = to_dst ? p->key.daddr : p->key.saddr;
 	__be16 old_port = to_dst ? p->key.dport : p->key.sport;
+	/* (read before the check field changes) */
+	bool partial = !ts_is_xdp(c) && ts_tcp_csum_partial(c, p);
 	__u32 l4 = p->l4_off, csum_off;
 	struct tcphdr *tcp;
-	__s64 diff = 0;
-	__u64 l4_diff;
+	__u64 diff;
 	int err;
 
 	/* bounded again for the verifier: Ethernet + the longest IP header */
@@ -81,12 +86,12 @@ static __always_inline int ts_rewrite(struct ts_ctx *c, const struct ts_pkt *p, 
 	if ((void *)(tcp + 1) > data_end)
 		return -1;
 	csum_off = l4 + TS_TCP_CHECK_OFF;
+	diff = ts_csum_diff32(old_addr[0], new_addr[0]);
 	if (p->key.family == TS_AF_INET) {
 		struct iphdr *ip = data + sizeof(struct ethhdr);
 
 		if ((void *)(ip + 1) > data_end)
 			return -1;
-		diff = ts_csum_diff32(old_addr[0], new_addr[0]);
 		ip->check = ts_csum_update(ip->check, diff);
 		if (to_dst)
 			ip->daddr = new_addr[0];
@@ -97,9 +102,8 @@ static __always_inline int ts_rewrite(struct ts_ctx *c, const struct ts_pkt *p, 
 
 		if ((void *)(ip6 + 1) > data_end)
 			return -1;
-		diff = bpf_csum_diff((__be32 *)old_addr, 16, (__be32 *)new_addr, 16, 0);
-		if (diff < 0)
-			return (int)diff;
+		for (int i = 1; i < 4; i++)
+			diff += ts_csum_diff32(old_addr[i], new_addr[i]);
 		if (to_dst)
 			__builtin_memcpy(&ip6->daddr, new_addr, 16);
 		else
@@ -109,12 +113,13 @@ static __always_inline int ts_rewrite(struct ts_ctx *c, const struct ts_pkt *p, 
 		tcp->dest = new_port;
 	else
 		tcp->source = new_port;
-	/* XDP: a frame with its checksums complete (doc/DESIGN.md, "XDP") */
-	if (ts_is_xdp(c)) {
-		l4_diff = (__u32)diff;
+	if (!partial) {
 		if (old_port != new_port)
-			l4_diff += ts_csum_diff16(old_port, new_port);
-		tcp->check = ts_csum_update(tcp->check, l4_diff);
+			diff += ts_csum_diff16(old_port, new_port);
+		tcp->check = ts_csum_update(tcp->check, diff);
+		if (!ts_is_xdp(c) && p->key.family == TS_AF_INET)
+			bpf_csum_update(ts_skb(c),
+					ts_csum_fold32(ts_csum_diff32(new_addr[0], old_addr[0])));
 		return 0;
 	}
 	/* helpers last: they may move the packet, invalidating the pointers */
@@ -122,7 +127,7 @@ static __always_inline int ts_rewrite(struct ts_ctx *c, const struct ts_pkt *p, 
 		err = bpf_l4_csum_replace(ts_skb(c), csum_off, old_addr[0], new_addr[0],
 					  BPF_F_PSEUDO_HDR | sizeof(__be32));
 	else
-		err = ts_l4_csum_pseudo6(ts_skb(c), csum_off, (__u32)diff);
+		err = ts_l4_csum_pseudo6(ts_skb(c), csum_off, ts_csum_fold32(diff));
 	if (!err && old_port != new_port)
 		err = bpf_l4_csum_replace(ts_skb(c), csum_off, old_port, new_port, sizeof(__be16));
 	return err;

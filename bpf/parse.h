@@ -104,6 +104,24 @@ static __always_inline int ts_parse_ipv4(void *data, void *data_end, struct ts_p
 	return ts_parse_tcp(data, data_end, p, sizeof(struct ethhdr) + ihl, tot_len - ihl);
 }
 
+/* The hop-by-hop header of a BIG TCP packet (ts_parse_ipv6). */
+#define TS_IPV6_TLV_JUMBO	0xc2
+struct ts_hop_jumbo {
+	__u8	nexthdr;
+	__u8	hdrlen;		/* 8-byte units after the first 8: 0 */
+	__u8	type;		/* TS_IPV6_TLV_JUMBO */
+	__u8	len;		/* of the option's data: 4 */
+	__be32	payload_len;	/* all after the IPv6 header, this header too */
+};
+
+static __always_inline void ts_parse_ipv6_addrs(const struct ipv6hdr *ip6, struct ts_pkt *p)
+{
+	p->key.family = TS_AF_INET6;
+	__builtin_memcpy(p->key.saddr, &ip6->saddr, 16);
+	__builtin_memcpy(p->key.daddr, &ip6->daddr, 16);
+	p->l3_off = sizeof(struct ethhdr);
+}
+
 /*
  * An IPv6 packet whose TCP header sits behind hop-by-hop, routing, destination
  * or authentication headers: walked (up to TS_V6_EXT_MAX) to fill the key,
@@ -138,9 +156,7 @@ static __always_inline int ts_parse_ipv6_ext(void *data, void *data_end, struct 
 	tcp = data + off;
 	if ((void *)(tcp + 1) > data_end)
 		return TS_PARSE_OTHER;
-	p->key.family = TS_AF_INET6;
-	__builtin_memcpy(p->key.saddr, &ip6->saddr, 16);
-	__builtin_memcpy(p->key.daddr, &ip6->daddr, 16);
+	ts_parse_ipv6_addrs(ip6, p);
 	p->key.sport = tcp->source;
 	p->key.dport = tcp->dest;
 	p->key.proto = IPPROTO_TCP;
@@ -167,19 +183,40 @@ static __always_inline int ts_parse_ipv6(void *data, void *data_end, struct ts_p
 		p->key.family = TS_AF_INET6;
 		return TS_PARSE_ICMP;
 	}
+	payload_len = bpf_ntohs(ip6->payload_len);
+	/* BIG TCP: Linux's GRO and GSO packets of IPv6 over 64 KiB carry
+	 * payload_len 0 and a hop-by-hop header of the jumbo payload option
+	 * alone (RFC 2675), which Linux adds and strips itself: their TCP is
+	 * NATed as any other, behind it. */
+	if (ip6->nexthdr == NEXTHDR_HOP && payload_len == 0 && l3_len > 0xffff + sizeof(*ip6)) {
+		struct ts_hop_jumbo *hop = (void *)(ip6 + 1);
+
+		__u32 jumbo_len;
+
+		if ((void *)(hop + 1) > data_end)
+			return TS_PARSE_MALFORMED;
+		jumbo_len = bpf_ntohl(hop->payload_len);
+		if (hop->nexthdr == IPPROTO_TCP && hop->hdrlen == 0 &&
+		    hop->type == TS_IPV6_TLV_JUMBO && hop->len == 4) {
+			if (ip6->version != 6 || jumbo_len < sizeof(*hop) ||
+			    jumbo_len > l3_len - sizeof(*ip6))
+				return TS_PARSE_MALFORMED;
+			ts_parse_ipv6_addrs(ip6, p);
+			return ts_parse_tcp(data, data_end, p,
+					    sizeof(struct ethhdr) + sizeof(*ip6) + sizeof(*hop),
+					    jumbo_len - sizeof(*hop));
+		}
+	}
 	/* Behind extension headers: found (for the counters) but not NATed. */
 	if (ip6->nexthdr != IPPROTO_TCP)
 		return ts_parse_ipv6_ext(data, data_end, ip6, p);
-	payload_len = bpf_ntohs(ip6->payload_len);
-	/* BIG TCP: a GRO packet over 64 KiB carries payload_len 0. */
+	/* (one over 64 KiB with payload_len 0 but no jumbo option: its length
+	 * is the packet's) */
 	if (payload_len == 0 && l3_len > 0xffff + sizeof(*ip6))
 		payload_len = l3_len - sizeof(*ip6);
 	if (ip6->version != 6 || payload_len + sizeof(*ip6) > l3_len)
 		return TS_PARSE_MALFORMED;
-	p->key.family = TS_AF_INET6;
-	__builtin_memcpy(p->key.saddr, &ip6->saddr, 16);
-	__builtin_memcpy(p->key.daddr, &ip6->daddr, 16);
-	p->l3_off = sizeof(struct ethhdr);
+	ts_parse_ipv6_addrs(ip6, p);
 	return ts_parse_tcp(data, data_end, p, sizeof(struct ethhdr) + sizeof(*ip6), payload_len);
 }
 
