@@ -17,8 +17,9 @@
  *    the port's in it; for IPv4 the header checksum's change cancels the
  *    address's once more, which leaves that much to take out of skb->csum:
  *    bpf_csum_update (a no-op for any other kind of skb).
- * The helpers cost: bpf_l4_csum_replace twice per packet was 20-25 ns of an
- * established packet's tc path (BENCHMARKS.md, "Checksums updated in place at
+ * The helpers cost: they were 16-21 ns of an established IPv4 packet's tc path
+ * and about 50 of an IPv6 one's (with bpf_csum_diff), more when consecutive
+ * packets carry other addresses (BENCHMARKS.md, "Checksums updated in place at
  * tc"). At XDP there is no ip_summed: frames whose checksums look partial went
  * on to tc (ts_ingress).
  */
@@ -31,15 +32,16 @@
 #define TS_TCP_CHECK_OFF	offsetof(struct tcphdr, check)
 
 /*
- * An XDP frame has no ip_summed, so it cannot say that its TCP checksum is
- * partial: that the check field holds only the pseudo-header sum, the rest
- * left to a device that never comes when the frame is redirected. It shows,
- * though: a partial check field equals the pseudo-header sum, which a
- * complete checksum does only once in 65535 frames. Such a frame goes on to
- * tc, whose helpers update a partial checksum as one (ts_rewrite); a complete
- * one mistaken for it is only slower, correct all the same. Checked only on
- * devices that can hand over partial checksums (TS_XDP_DEV_F_PARTIAL_CSUM):
- * frames from a wire are never partial.
+ * Is the TCP checksum partial: does the check field hold only the
+ * pseudo-header sum, the rest left to a device (one that never comes when an
+ * XDP frame is redirected)? An XDP frame has no ip_summed to say so, and a
+ * direct write at tc cannot read it, but it shows: a partial check field
+ * equals the pseudo-header sum, which a complete checksum does only once in
+ * 65535 packets. Such a frame goes on from XDP to tc, and tc's helpers update
+ * a partial checksum as one (ts_rewrite); a complete one mistaken for it is
+ * only slower, correct all the same. XDP checks only on devices that can hand
+ * over partial checksums (TS_XDP_DEV_F_PARTIAL_CSUM): frames from a wire are
+ * never partial.
  */
 static __always_inline bool ts_tcp_csum_partial(struct ts_ctx *c, const struct ts_pkt *p)
 {

@@ -190,7 +190,6 @@ static __always_inline int ts_parse_ipv6(void *data, void *data_end, struct ts_p
 	 * NATed as any other, behind it. */
 	if (ip6->nexthdr == NEXTHDR_HOP && payload_len == 0 && l3_len > 0xffff + sizeof(*ip6)) {
 		struct ts_hop_jumbo *hop = (void *)(ip6 + 1);
-
 		__u32 jumbo_len;
 
 		if ((void *)(hop + 1) > data_end)
