@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Bad input is rejected: exit 2 (usage) or 1 (runtime), exactly one stderr
-# line starting "tcpshift: ", and the configuration (`tcpshift -j service
-# list`) byte-identical before and after.
+# line starting "tcpshift: ", the configuration (`tcpshift -j service list`)
+# byte-identical before and after, and no change left under way
+# (TS_SETTINGS_F_CHANGING, which would keep the data plane from trusting its
+# copies of backends' entries and make the next change repair the instance).
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 e2e_init badinput
-e2e_need setpriv cmp
+e2e_need setpriv cmp bpftool jq
 e2e_topology
 e2e_load
 e2e_service tcp-echo "$VIP4" 90 10
@@ -19,6 +21,12 @@ ts -j service list >"$before" 2>"$E2E_TMP/list.err" ||
 	e2e_abort "service list failed: $(head -n 1 "$E2E_TMP/list.err")"
 [ -s "$before" ] || e2e_abort "service list printed nothing"
 info "config: $(tr -d '\n' <"$before" | head -c 300)"
+
+# TS_SETTINGS_F_CHANGING (include/tcpshift.h) in the settings: 1 or 0
+changing() {
+	bpftool -j map lookup pinned "$E2E_PIN/settings" key 0 0 0 0 2>/dev/null |
+		jq '(.formatted.value.flags / 64 | floor) % 2'
+}
 
 # check_rejected NAME WANT_EXIT CMD...: CMD fails as it should and changes nothing.
 check_rejected() {
@@ -31,6 +39,8 @@ check_rejected() {
 	first=$(head -n 1 "$E2E_TMP/err")
 	if ! ts -j service list >"$after" 2>/dev/null || ! cmp -s "$before" "$after"; then
 		fail "$name" "the configuration changed (exit $rc: $first)"
+	elif [ "$(changing)" != 0 ]; then
+		fail "$name" "it left a change under way (TS_SETTINGS_F_CHANGING set; exit $rc: $first)"
 	elif [ "$rc" -ne "$want" ]; then
 		fail "$name" "exit $rc, want $want (stderr: $(head -c 200 "$E2E_TMP/err"))"
 	elif [ "$lines" -ne 1 ] || [ "${first#tcpshift: }" = "$first" ]; then

@@ -54,8 +54,11 @@ static int begin_change(struct ts_maps *m, struct ts_config *cfg, const char *se
 	return 0;
 }
 
-/* What a change ends with: a failure leaves TS_SETTINGS_F_CHANGING set, so
- * that the next change repairs what it may have left. */
+/* What a change that may have written ends with: a failure leaves
+ * TS_SETTINGS_F_CHANGING set, so that the next change repairs what it may have
+ * left. A change refused before its first write (begin_change's errors, an
+ * edit or a document that does not check) returns without: bad input leaves
+ * the instance as it was, copies of backends' entries standing (ts_epoch). */
 static int end_change(struct ts_maps *m, int r)
 {
 	if (r)
@@ -391,6 +394,8 @@ static struct ts_doc_backend *want_backend(struct ts_doc_service *w, const char 
 
 static int service_update(struct ts_maps *m, struct ts_config *cfg, struct ts_service_cfg *s,
 			  const struct ts_doc_service *want, struct ts_err *err);
+static int service_vacant(struct ts_maps *m, const struct ts_doc_service *want,
+			  struct ts_err *err);
 static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
 			  const struct ts_service *made, struct ts_err *err);
 
@@ -416,13 +421,13 @@ static int change_service(struct ts_maps *m, const char *service, edit_fn edit, 
 	want_of(s, &want, wb);
 	r = edit(&cfg, s, &want, arg, err);
 	r = r ?: check_service(&want, err);
-	r = r ?: service_update(m, &cfg, s, &want, err);
+	r = r ?: end_change(m, service_update(m, &cfg, s, &want, err));
 	if (!r)
 		sweep_local(m);
 	ts_config_free(&cfg);
 out:
 	free(wb);
-	return end_change(m, r);
+	return r;
 }
 
 int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint *vip,
@@ -438,7 +443,8 @@ int ts_service_add(struct ts_maps *m, const char *name, const struct ts_endpoint
 	if (r)
 		return r;
 	ts_journal_touch(m, name);
-	return end_change(m, service_create(m, &want, NULL, err));
+	r = service_vacant(m, &want, err);
+	return r ?: end_change(m, service_create(m, &want, NULL, err));
 }
 
 int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
@@ -449,7 +455,7 @@ int ts_service_del(struct ts_maps *m, const char *name, struct ts_err *err)
 
 	r = begin_change(m, &cfg, name, &s, err);
 	if (r)
-		return end_change(m, r);
+		return r;
 	/* Its backends unsettled first: their flows' packets then read the
 	 * service's entry (doc/DESIGN.md, "Established flows"), and so stop
 	 * being balanced at the commit. */
@@ -1002,24 +1008,18 @@ static int service_plan(struct ts_maps *m, const struct ts_doc_service *want,
  * Checked against the others by lookups (name, VIP, backends' addresses), in
  * time that does not grow with the number of services. made: its entry, its
  * table already made (and in `tables`) by table_create_many, or NULL. */
-static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
-			  const struct ts_service *made, struct ts_err *err)
+/* Can service want be added: its name and VIP:port free? Reads only: a
+ * refusal here leaves the change clean (end_change). */
+static int service_vacant(struct ts_maps *m, const struct ts_doc_service *want,
+			  struct ts_err *err)
 {
-	struct ts_backend_cfg *list = calloc(TS_MAX_SERVICE_BACKENDS, sizeof(*list));
-	struct ts_service_cfg *ns = calloc(1, sizeof(*ns));
-	bool *is_new = calloc(TS_MAX_SERVICE_BACKENDS, sizeof(*is_new));
 	char ep[TS_ADDRSTRLEN], bname[TS_NAME_LEN], sname[TS_NAME_LEN];
-	size_t n = want->nbackends, nnew;
 	struct ts_config have = {};
+	struct ts_endpoint_key key;
 	struct ts_service other;
-	struct table_view t;
-	int r = 0;
+	int r;
 
-	if (!list || !ns || !is_new) {
-		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-		goto out;
-	}
-	endpoint_key(want->vip.addr, want->vip.port, want->vip.family, &ns->key);
+	endpoint_key(want->vip.addr, want->vip.port, want->vip.family, &key);
 	ts_format_endpoint(want->vip.addr, want->vip.port, want->vip.family, ep, sizeof(ep));
 	r = ts_config_read_service(m, want->name, &have, err);
 	if (!r && have.nservices)
@@ -1028,16 +1028,33 @@ static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
 			    "del %s' first",
 			    want->name, want->name);
 	ts_config_free(&have);
-	if (!r && service_at(m, &ns->key, &other))
+	if (!r && service_at(m, &key, &other))
 		r = ts_fail(err, TS_ERR_USAGE,
 			    "%s is already used by service '%s': pick another VIP:port", ep,
 			    other.name);
-	if (!r && backend_owner(m, &ns->key, bname, sname))
+	if (!r && backend_owner(m, &key, bname, sname))
 		r = ts_fail(err, TS_ERR_USAGE,
 			    "%s is backend '%s' of service '%s': a VIP:port cannot be a backend", ep,
 			    bname, sname);
-	if (r)
+	return r;
+}
+
+/* A new service; service_vacant said it may be. */
+static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
+			  const struct ts_service *made, struct ts_err *err)
+{
+	struct ts_backend_cfg *list = calloc(TS_MAX_SERVICE_BACKENDS, sizeof(*list));
+	struct ts_service_cfg *ns = calloc(1, sizeof(*ns));
+	bool *is_new = calloc(TS_MAX_SERVICE_BACKENDS, sizeof(*is_new));
+	size_t n = want->nbackends, nnew;
+	struct table_view t;
+	int r = 0;
+
+	if (!list || !ns || !is_new) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 		goto out;
+	}
+	endpoint_key(want->vip.addr, want->vip.port, want->vip.family, &ns->key);
 	if (made)
 		ns->svc = *made;
 	else
@@ -1098,7 +1115,7 @@ static int service_apply(struct ts_maps *m, const struct ts_doc_service *want,
 		ts_journal_touch(m, want->name);
 	r = r ?: ts_config_read_service(m, want->name, &cfg, err);
 	if (r)
-		return end_change(m, r);
+		return r;
 	endpoint_key(want->vip.addr, want->vip.port, want->vip.family, &key);
 	s = cfg.nservices ? &cfg.services[0] : NULL;
 	if (s && (memcmp(&s->key, &key, sizeof(key)) ||
@@ -1110,7 +1127,8 @@ static int service_apply(struct ts_maps *m, const struct ts_doc_service *want,
 			return end_change(m, r);
 		s = NULL;
 	}
-	r = s ? service_update(m, &cfg, s, want, err) : service_create(m, want, made, err);
+	r = s ? service_update(m, &cfg, s, want, err)
+	      : service_vacant(m, want, err) ?: service_create(m, want, made, err);
 	ts_config_free(&cfg);
 	return end_change(m, r);
 }
@@ -1205,7 +1223,7 @@ int ts_doc_apply(struct ts_maps *m, const struct ts_doc *want, struct ts_err *er
 	/* Held until ts_maps_close: no other change interleaves. */
 	r = begin_change(m, &cfg, NULL, NULL, err);
 	if (r)
-		return end_change(m, r);
+		return r;
 	/* every service as it was, from this one read */
 	ts_journal_touch_config(m, &cfg);
 	/* Services that go, or that change VIP or table size, are deleted
