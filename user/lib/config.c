@@ -1004,12 +1004,9 @@ static int service_plan(struct ts_maps *m, const struct ts_doc_service *want,
 	return table_free_id(m, &svc->id, err);
 }
 
-/* A new service, with its whole table: the `services` insert commits it.
- * Checked against the others by lookups (name, VIP, backends' addresses), in
- * time that does not grow with the number of services. made: its entry, its
- * table already made (and in `tables`) by table_create_many, or NULL. */
-/* Can service want be added: its name and VIP:port free? Reads only: a
- * refusal here leaves the change clean (end_change). */
+/* May service want be added: are its name and VIP:port free? Lookups only,
+ * in time that does not grow with the number of services: a refusal here
+ * leaves the change clean (end_change). */
 static int service_vacant(struct ts_maps *m, const struct ts_doc_service *want,
 			  struct ts_err *err)
 {
@@ -1039,7 +1036,10 @@ static int service_vacant(struct ts_maps *m, const struct ts_doc_service *want,
 	return r;
 }
 
-/* A new service; service_vacant said it may be. */
+/* A new service, with its whole table: the `services` insert commits it.
+ * service_vacant said it may be; its backends' addresses are checked against
+ * the others' by lookups too (backend_list_build). made: its entry, its table
+ * already made (and in `tables`) by table_create_many, or NULL. */
 static int service_create(struct ts_maps *m, const struct ts_doc_service *want,
 			  const struct ts_service *made, struct ts_err *err)
 {
