@@ -66,8 +66,8 @@ static __always_inline __u16 ts_csum_pseudo_tcp(const __be32 *saddr, const __be3
 }
 
 /*
- * Fold diff, the sum change of an IPv6 address (bpf_csum_diff), into the
- * pseudo-header part of the L4 checksum at off.
+ * Fold diff, the sum change of an IPv6 address (ts_csum_diff32 over its
+ * words), into the pseudo-header part of the L4 checksum at off.
  *
  * BPF_F_IPV6 (Linux 6.16, and the stable series since): with CHECKSUM_COMPLETE,
  * the helper must leave skb->csum alone, since the address and the L4 checksum
