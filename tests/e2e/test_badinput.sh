@@ -2,9 +2,12 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Bad input is rejected: exit 2 (usage) or 1 (runtime), exactly one stderr
 # line starting "tcpshift: ", the configuration (`tcpshift -j service list`)
-# byte-identical before and after, and no change left under way
+# byte-identical before and after, no change left under way
 # (TS_SETTINGS_F_CHANGING, which would keep the data plane from trusting its
-# copies of backends' entries and make the next change repair the instance).
+# copies of backends' entries and make the next change repair the instance),
+# and the settings' generation as it was (moved, it would make every flow read
+# its backend's entry again and the agent read the whole configuration). A
+# change that is made moves the generation: the check can fail.
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -28,11 +31,18 @@ changing() {
 		jq '(.formatted.value.flags / 64 | floor) % 2'
 }
 
+# the settings' generation (ts_maps_unlock)
+generation() {
+	bpftool -j map lookup pinned "$E2E_PIN/settings" key 0 0 0 0 2>/dev/null |
+		jq '.formatted.value.generation'
+}
+
 # check_rejected NAME WANT_EXIT CMD...: CMD fails as it should and changes nothing.
 check_rejected() {
-	local name="reject $1" want=$2 rc lines first
+	local name="reject $1" want=$2 rc lines first gen
 	shift 2
 
+	gen=$(generation)
 	"$@" >"$E2E_TMP/out" 2>"$E2E_TMP/err" </dev/null
 	rc=$?
 	lines=$(wc -l <"$E2E_TMP/err")
@@ -41,6 +51,8 @@ check_rejected() {
 		fail "$name" "the configuration changed (exit $rc: $first)"
 	elif [ "$(changing)" != 0 ]; then
 		fail "$name" "it left a change under way (TS_SETTINGS_F_CHANGING set; exit $rc: $first)"
+	elif [ -z "$gen" ] || [ "$(generation)" != "$gen" ]; then
+		fail "$name" "the generation moved from '$gen' to '$(generation)' (exit $rc: $first)"
 	elif [ "$rc" -ne "$want" ]; then
 		fail "$name" "exit $rc, want $want (stderr: $(head -c 200 "$E2E_TMP/err"))"
 	elif [ "$lines" -ne 1 ] || [ "${first#tcpshift: }" = "$first" ]; then
@@ -96,6 +108,17 @@ mkdir -p "$E2E_TMP/notbpf"
 check_rejected "pin dir not on bpffs" 1 "$TCPSHIFT" --pin-dir "$E2E_TMP/notbpf" service list
 check_rejected "not root" 1 setpriv --reuid=65534 --regid=65534 --clear-groups \
 	"$TCPSHIFT" --pin-dir "$E2E_PIN" service list
+
+# the control: a change that is made moves the generation and clears the flag
+gen=$(generation)
+if ! ts weight tcp-echo v1=80 v2=20 >/dev/null 2>"$E2E_TMP/err"; then
+	fail "a weight change moves the generation" "weight failed: $(head -n 1 "$E2E_TMP/err")"
+elif [ "$(generation)" = "$gen" ] || [ "$(changing)" != 0 ]; then
+	fail "a weight change moves the generation" \
+		"generation '$gen' -> '$(generation)', TS_SETTINGS_F_CHANGING $(changing)"
+else
+	pass "a weight change moves the generation ($gen -> $(generation)) and clears the flag"
+fi
 
 # help
 for args in "--help" "weight --help"; do

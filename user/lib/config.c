@@ -28,14 +28,29 @@
 
 static int repair_leftovers(struct ts_maps *m, struct ts_err *err);
 
-/* Lock against concurrent changes (repairing what a killed or failed change
- * left, when one did), and read the configuration: the whole of it, or with
- * service given only that service, found through service_names. */
+/* Lock against concurrent changes. A change that takes the lock here has
+ * written nothing yet (m->untouched) until a repair or end_change: letting go
+ * of the lock then moves nothing (ts_maps_unlock). */
+static int lock_change(struct ts_maps *m, struct ts_err *err)
+{
+	bool fresh = !m->locked;
+	int r = ts_maps_lock(m, err);
+
+	if (!r && fresh)
+		m->untouched = true;
+	return r;
+}
+
+/* Lock (repairing what a killed or failed change left, when one did), and
+ * read the configuration: the whole of it, or with service given only that
+ * service, found through service_names. */
 static int begin_change(struct ts_maps *m, struct ts_config *cfg, const char *service,
 			struct ts_service_cfg **s, struct ts_err *err)
 {
-	int r = ts_maps_lock(m, err);
+	int r = lock_change(m, err);
 
+	if (!r && m->repair)
+		m->untouched = false;
 	r = r ?: repair_leftovers(m, err);
 	if (r || !cfg)
 		return r;
@@ -54,13 +69,15 @@ static int begin_change(struct ts_maps *m, struct ts_config *cfg, const char *se
 	return 0;
 }
 
-/* What a change that may have written ends with: a failure leaves
- * TS_SETTINGS_F_CHANGING set, so that the next change repairs what it may have
- * left. A change refused before its first write (begin_change's errors, an
- * edit or a document that does not check) returns without: bad input leaves
- * the instance as it was, copies of backends' entries standing (ts_epoch). */
+/* What a change that may have written ends with: the generation moves when
+ * it lets go of the lock, and a failure leaves TS_SETTINGS_F_CHANGING set, so
+ * that the next change repairs what it may have left. A change refused before
+ * its first write (begin_change's errors, an edit or a document that does not
+ * check) returns without: bad input leaves the instance as it was, the
+ * generation too, and copies of backends' entries standing (ts_epoch). */
 static int end_change(struct ts_maps *m, int r)
 {
+	m->untouched = false;
 	if (r)
 		m->failed = true;
 	return r;
@@ -652,6 +669,7 @@ static int backend_write_health(struct ts_maps *m, struct ts_backend_cfg *b, __u
 			       strerror(errno));
 	be.health = health;
 	be.health_since_s = since_s;
+	m->untouched = false;	/* an edit that writes */
 	if (bpf_map_update_elem(m->backends, &b->id, &be, BPF_EXIST))
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot write the health of backend %s: %s",
 			       b->be.name, strerror(errno));
@@ -1269,7 +1287,7 @@ int ts_doc_import(struct ts_maps *m, const struct ts_doc *want, bool dry_run,
 
 	memset(plan, 0, sizeof(*plan));
 	/* Locked from reading the configuration to the last change. */
-	r = ts_maps_lock(m, err);
+	r = lock_change(m, err);
 	r = r ?: ts_settings_read(m, &settings, err);
 	r = r ?: ts_config_read(m, &cfg, err);
 	if (r)

@@ -1135,6 +1135,11 @@ void ts_journal_begin(struct ts_maps *m)
 void ts_journal_commit(struct ts_maps *m)
 {
 	ts_journal_after(m, m->journal);
+	ts_journal_drop(m);
+}
+
+void ts_journal_drop(struct ts_maps *m)
+{
 	ts_journal_change_free(m->journal);
 	m->journal = NULL;
 }

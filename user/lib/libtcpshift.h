@@ -133,6 +133,8 @@ struct ts_maps {
 	bool	repair;		/* the lock was taken with TS_SETTINGS_F_CHANGING set:
 				 * a change was killed (or failed) holding it */
 	bool	failed;		/* a change failed under this lock: the flag stays */
+	bool	untouched;	/* the change under this lock wrote nothing (config.c):
+				 * letting go moves no generation */
 	__u32	free_backend_hint;	/* ids below are not FREE (this process) */
 	struct ts_free_backend *free_backends;	/* ids for new backends (config.c),
 						 * found under the lock held now */
@@ -587,6 +589,8 @@ char *ts_journal_doc(const char *pin_dir, const struct ts_journal *j, __u64 seq,
  * committed is journaled once, with what it changed. */
 void ts_journal_begin(struct ts_maps *m);
 void ts_journal_commit(struct ts_maps *m);
+/* The same for a change that wrote nothing: nothing to journal. */
+void ts_journal_drop(struct ts_maps *m);
 /* Before a change writes service (config.c): what it was, kept for the commit.
  * A change that writes a service it did not touch first is not journaled. */
 void ts_journal_touch(struct ts_maps *m, const char *service);

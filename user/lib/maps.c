@@ -418,6 +418,7 @@ static int maps_lock(struct ts_maps *m, int op, struct ts_err *err)
 			bpf_map_update_elem(m->settings, &zero, &st, BPF_EXIST);
 		}
 		m->failed = false;
+		m->untouched = false;
 		ts_journal_begin(m);
 	}
 	return 0;
@@ -452,7 +453,9 @@ int ts_maps_lock_shared(struct ts_maps *m, struct ts_err *err)
  * reads it again, and the data plane its backends' entries (bpf/tcpshift.bpf.c,
  * ts_epoch). The generation moves in a write of its own, before the one that
  * clears TS_SETTINGS_F_CHANGING: the data plane, which reads the two without
- * a lock, then never finds the flag cleared and the generation of before. */
+ * a lock, then never finds the flag cleared and the generation of before. A
+ * change refused before its first write (m->untouched) moves nothing: the
+ * copies of backends' entries stand again, and the agent reads nothing. */
 void ts_maps_unlock(struct ts_maps *m)
 {
 	struct ts_settings s;
@@ -462,12 +465,16 @@ void ts_maps_unlock(struct ts_maps *m)
 	m->free_backends_head = m->free_backends_count = 0;
 	if (!m->locked)
 		return;
-	if (m->locked == LOCK_EX)
+	if (m->locked == LOCK_EX && m->untouched)
+		ts_journal_drop(m);
+	else if (m->locked == LOCK_EX)
 		ts_journal_commit(m);
 	if (m->locked == LOCK_EX && m->settings >= 0 &&
 	    !bpf_map_lookup_elem(m->settings, &zero, &s)) {
-		s.generation++;
-		bpf_map_update_elem(m->settings, &zero, &s, BPF_EXIST);
+		if (!m->untouched) {
+			s.generation++;
+			bpf_map_update_elem(m->settings, &zero, &s, BPF_EXIST);
+		}
 		/* left set when the repair it asked for has not run yet */
 		if (!m->failed && !m->repair) {
 			s.flags &= ~TS_SETTINGS_F_CHANGING;
@@ -476,6 +483,7 @@ void ts_maps_unlock(struct ts_maps *m)
 	}
 	flock(m->lock_fd, LOCK_UN);
 	m->locked = 0;
+	m->untouched = false;
 }
 
 int ts_config_generation(const struct ts_maps *m, __u64 *generation, struct ts_err *err)
