@@ -492,7 +492,7 @@ static int stats_chunks_make(int backends, int outer, struct ts_err *err)
 
 /* What a copied entry's value gets beyond the old one's bytes (copy_prefix):
  * out holds them, and zeros after; backends is the backends map's fd. */
-typedef void (*complete_fn)(void *out, int backends);
+typedef void (*complete_fn)(void *out, void *ctx);
 
 /*
  * Every entry of map from into map to (flags BPF_ANY; BPF_NOEXIST: only those
@@ -504,7 +504,7 @@ typedef void (*complete_fn)(void *out, int backends);
  * meanwhile), and written so (BPF_ANY) or one by one (BPF_NOEXIST, which a
  * batch does not take).
  */
-static int copy_prefix(int from, int to, __u64 flags, complete_fn complete, int backends,
+static int copy_prefix(int from, int to, __u64 flags, complete_fn complete, void *ctx,
 		       struct ts_err *err)
 {
 	enum { CHUNK = 4096 };
@@ -541,7 +541,7 @@ static int copy_prefix(int from, int to, __u64 flags, complete_fn complete, int 
 			memcpy(o, vals + (size_t)i * fi.value_size,
 			       fi.value_size < ti.value_size ? fi.value_size : ti.value_size);
 			if (complete)
-				complete(o, backends);
+				complete(o, ctx);
 		}
 		if (flags == BPF_ANY && n && bpf_map_update_batch(to, keys, outs, &n, NULL)) {
 			r = ts_fail(err, TS_ERR_RUNTIME, "cannot copy %s into the new map: %s",
@@ -565,27 +565,41 @@ out:
 	return r;
 }
 
+/* The backends' entries a copy of flows reads, each id once: flows are many
+ * and their backends few (a lookup per flow was one more system call for each
+ * of up to 16 M entries). The load holds the pin directory's lock and the
+ * data plane never writes `backends`, so an entry does not change meanwhile. */
+struct backend_cache {
+	int			fd;	/* backends */
+	struct ts_backend	*be;	/* by id, TS_MAX_BACKENDS: read when known */
+	__u8			*known;	/* by id: 0 not read yet, 1 read, 2 none */
+};
+
 /* A flows entry of layout 7 gets the address and port of its backend, when
  * that is still the one it was pinned to (the data plane compares them with
  * the backend's entry before the copy stands for it: tcpshift.h). An entry
  * of today's (pinned by a killed commit) is made to stand at no epoch. */
-static void flow_complete(void *out, int backends)
+static void flow_complete(void *out, void *ctx)
 {
+	struct backend_cache *c = ctx;
 	struct ts_flow_entry *e = out;
-	struct ts_backend be;
+	__u32 id = e->flow.backend_id;
 
 	e->epoch = 0;
-	if (bpf_map_lookup_elem(backends, &e->flow.backend_id, &be) ||
-	    be.generation != e->flow.generation)
+	if (id >= TS_MAX_BACKENDS)
 		return;
-	memcpy(e->backend_addr, be.addr, sizeof(e->backend_addr));
-	e->backend_port = be.port;
+	if (!c->known[id])
+		c->known[id] = bpf_map_lookup_elem(c->fd, &id, &c->be[id]) ? 2 : 1;
+	if (c->known[id] != 1 || c->be[id].generation != e->flow.generation)
+		return;
+	memcpy(e->backend_addr, c->be[id].addr, sizeof(e->backend_addr));
+	e->backend_port = c->be[id].port;
 }
 
 /* ... and a replies entry (of today's, pinned by a killed commit) at none. */
-static void reply_complete(void *out, int backends)
+static void reply_complete(void *out, void *ctx)
 {
-	(void)backends;
+	(void)ctx;
 	((struct ts_reply_state *)out)->epoch = 0;
 }
 
@@ -597,13 +611,21 @@ static int entries_up(const char *pin_dir, const char *name, fd_of_fn fd_of, voi
 {
 	int old = open_pin(pin_dir, name), r;
 	bool flows = !strcmp(name, "flows");
+	struct backend_cache c = { .fd = flows ? fd_of(ctx, "backends") : -1 };
 
 	if (old < 0)
 		return errno == ENOENT ? 0 : ts_fail(err, TS_ERR_RUNTIME,
 						     "cannot open %s/%s: %s", pin_dir, name,
 						     strerror(errno));
-	r = copy_prefix(old, fd_of(ctx, name), flags, flows ? flow_complete : reply_complete,
-			flows ? fd_of(ctx, "backends") : -1, err);
+	/* untouched pages: only the ids the flows name take memory */
+	if (flows && (!(c.be = calloc(TS_MAX_BACKENDS, sizeof(*c.be))) ||
+		      !(c.known = calloc(TS_MAX_BACKENDS, sizeof(*c.known)))))
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	else
+		r = copy_prefix(old, fd_of(ctx, name), flags,
+				flows ? flow_complete : reply_complete, &c, err);
+	free(c.be);
+	free(c.known);
 	close(old);
 	return r;
 }
@@ -1585,7 +1607,7 @@ static int entries_down(const char *pin_dir, const char *name, __u32 value_size,
 	}
 	nfd = map_like(fd, value_size, info.max_entries, err);
 	r = nfd < 0 ? nfd
-		    : copy_prefix(fd, nfd, BPF_ANY, NULL, -1, err) ?: repin(nfd, pin_dir, name, err);
+		    : copy_prefix(fd, nfd, BPF_ANY, NULL, NULL, err) ?: repin(nfd, pin_dir, name, err);
 	if (nfd >= 0)
 		close(nfd);
 	close(fd);
