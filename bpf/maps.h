@@ -47,17 +47,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } service_names SEC(".maps");
 
-/* Tables differ in size (2 * ts_service.half_len), hence BPF_F_INNER_MAP;
- * userspace writes them through mmap. The value is a struct ts_table_entry,
+/* Tables differ in size (TS_TABLE_CHUNKS(2 * ts_service.half_len) elements),
+ * hence BPF_F_INNER_MAP; not mmap-able, so that the kernel puts a small one in
+ * its direct map (user/lib/table.c). The value is a struct ts_table_chunk,
  * declared by size: clang emits only a forward declaration into BTF for a
  * struct that the inner map template alone names. */
-_Static_assert(sizeof(struct ts_table_entry) == sizeof(__u64), "table entry size");
+_Static_assert(sizeof(struct ts_table_chunk) == 512, "table chunk size");
 struct ts_table_map {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	__uint(map_flags, BPF_F_INNER_MAP);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, __u8[sizeof(struct ts_table_chunk)]);
 };
 
 struct {

@@ -168,6 +168,15 @@ struct ts_other {
 	__u32	id;		/* the pick, or TS_NO_BACKEND */
 };
 
+/* Entry i of a service's table (include/tcpshift.h, tables), or NULL. */
+static __always_inline struct ts_table_entry *ts_table_entry(void *table, __u32 i)
+{
+	__u32 chunk = i / TS_TABLE_CHUNK;
+	struct ts_table_chunk *c = bpf_map_lookup_elem(table, &chunk);
+
+	return c ? &c->e[i & (TS_TABLE_CHUNK - 1)] : NULL;
+}
+
 /* The weight of configuration entry i, 0 if it is the client itself. */
 static __always_inline __u32 ts_other_weight(__u32 i, const struct ts_other *o, __u32 *id)
 {
@@ -179,7 +188,7 @@ static __always_inline __u32 ts_other_weight(__u32 i, const struct ts_other *o, 
 	table = bpf_map_lookup_elem(&tables, &o->svc_id);
 	if (!table)
 		return 0;
-	entry = bpf_map_lookup_elem(table, &slot);
+	entry = ts_table_entry(table, slot);
 	if (!entry)
 		return 0;
 	*id = entry->backend_id;
@@ -218,7 +227,7 @@ static __always_inline struct ts_backend *ts_pick_other(void *table, const struc
 
 	o.cfg = (svc->table_half & 1) * svc->half_len + svc->table_size;
 	__builtin_memcpy(o.client, client, sizeof(o.client));
-	entry = bpf_map_lookup_elem(table, &o.cfg);
+	entry = ts_table_entry(table, o.cfg);
 	if (!entry)
 		return NULL;
 	n = entry->backend_id;
@@ -249,7 +258,7 @@ static __always_inline struct ts_backend *ts_pick_hash(const struct ts_service *
 		return NULL;
 	slot = (svc->table_half & 1) * svc->half_len;
 	slot += hash % svc->table_size;
-	entry = bpf_map_lookup_elem(table, &slot);
+	entry = ts_table_entry(table, slot);
 	if (!entry || entry->backend_id == TS_NO_BACKEND)
 		return NULL;
 	*id = entry->backend_id;

@@ -129,9 +129,14 @@ struct ts_service_name {
 };
 
 /*
- * tables: array of maps, service id -> the service's table, an mmap-able
- * array of struct ts_table_entry in two halves of ts_service.half_len entries
- * (TS_TABLE_HALF(M, room), room: the most backends the table can list).
+ * tables: array of maps, service id -> the service's table: a row of struct
+ * ts_table_entry in two halves of ts_service.half_len entries
+ * (TS_TABLE_HALF(M, room), room: the most backends the table can list), kept
+ * TS_TABLE_CHUNK entries to an element of an array map (struct
+ * ts_table_chunk: entry i is entry i % TS_TABLE_CHUNK of element
+ * i / TS_TABLE_CHUNK; the last element's tail is zeros). The map is not
+ * mmap-able, so that the kernel keeps a small table in its direct map, and
+ * a half is written and read a few elements at a time (user/lib/table.c).
  *
  * A half holds the Maglev lookup table in entries [0, M) (backend id per
  * slot, or TS_NO_BACKEND), then the configuration it was built from, which the
@@ -158,6 +163,13 @@ struct ts_table_entry {
 };
 
 #define TS_TABLE_HALF(m, room)	((m) + 1 + (room))
+
+#define TS_TABLE_CHUNK		64	/* entries of an element: 512 bytes */
+struct ts_table_chunk {
+	struct ts_table_entry	e[TS_TABLE_CHUNK];
+};
+/* the elements of a table of n entries */
+#define TS_TABLE_CHUNKS(n)	(((n) + TS_TABLE_CHUNK - 1) / TS_TABLE_CHUNK)
 
 enum ts_backend_state {
 	TS_BACKEND_FREE		= 0,	/* slot never used */

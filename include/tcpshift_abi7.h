@@ -14,6 +14,9 @@
  *                   epoch its backend was found live at added
  *   flows           value: struct ts_flow -> struct ts_flow_entry, which
  *                   adds a copy of the backend's address and port
+ *   tables          each table: an mmap-able array of one struct
+ *                   ts_table_entry per element -> not mmap-able, of
+ *                   struct ts_table_chunk elements (TS_TABLE_CHUNK entries)
  *   settings        same value
  */
 #ifndef TCPSHIFT_ABI7_H

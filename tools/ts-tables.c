@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 
@@ -41,30 +40,37 @@ static int pinned(const char *dir, const char *name)
 	return fd;
 }
 
-/* The FNV-1a hash of the whole table map with kernel id inner. */
+/* The FNV-1a hash of the whole table map with kernel id inner (its values
+ * in key order: an array's batch read gives them so). */
 static int table_hash(__u32 inner, __u64 *hash)
 {
 	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	size_t bytes, page = (size_t)sysconf(_SC_PAGESIZE);
-	const unsigned char *p;
-	int fd = bpf_map_get_fd_by_id(inner);
+	__u32 len = sizeof(info), n, out_batch;
+	unsigned char *v = NULL;
+	__u32 *keys = NULL;
+	int fd = bpf_map_get_fd_by_id(inner), r = -1;
 
-	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	bytes = (size_t)info.max_entries * info.value_size;
-	p = mmap(NULL, (bytes + page - 1) / page * page, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED)
-		return -1;
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || !info.max_entries)
+		goto out;
+	n = info.max_entries;
+	keys = calloc(n, sizeof(*keys));
+	v = calloc(n, info.value_size);
+	if (!keys || !v)
+		goto out;
+	/* ENOENT: the batch reached the end, as it must */
+	if ((bpf_map_lookup_batch(fd, NULL, &out_batch, keys, v, &n, NULL) && errno != ENOENT) ||
+	    n != info.max_entries)
+		goto out;
 	*hash = 14695981039346656037ULL;
-	for (size_t i = 0; i < bytes; i++)
-		*hash = (*hash ^ p[i]) * 1099511628211ULL;
-	munmap((void *)p, (bytes + page - 1) / page * page);
-	return 0;
+	for (size_t i = 0; i < (size_t)n * info.value_size; i++)
+		*hash = (*hash ^ v[i]) * 1099511628211ULL;
+	r = 0;
+out:
+	free(keys);
+	free(v);
+	if (fd >= 0)
+		close(fd);
+	return r;
 }
 
 int main(int argc, char **argv)

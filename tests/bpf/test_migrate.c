@@ -258,10 +258,152 @@ static int open_pinned(const char *dir, const char *name)
 	return fd;
 }
 
+/* The first table in dir's `tables`: its index in *id, a descriptor of it. */
+static int first_table(const char *dir, __u32 *id)
+{
+	int fd = open_pinned(dir, "tables"), t = -1;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), inner_id;
+
+	ASSERT_EQ(bpf_obj_get_info_by_fd(fd, &info, &len), 0, "tables");
+	for (*id = 0; *id < info.max_entries && t < 0; ++*id)
+		if (!bpf_map_lookup_elem(fd, id, &inner_id))
+			t = bpf_map_get_fd_by_id(inner_id);
+	--*id;
+	close(fd);
+	ASSERT_TRUE(t >= 0, "a table");
+	return t;
+}
+
+/* The entries of the table of service id under dir: 2 * its half_len. */
+static __u32 service_entries(const char *dir, __u32 id)
+{
+	int fd = open_pinned(dir, "services");
+	struct ts_endpoint_key key, prev;
+	struct ts_service svc;
+	__u32 n = 0;
+	bool first = true;
+
+	while (!n && !bpf_map_get_next_key(fd, first ? NULL : &prev, &key)) {
+		first = false;
+		prev = key;
+		if (!bpf_map_lookup_elem(fd, &key, &svc) && svc.id == id)
+			n = 2 * svc.half_len;
+	}
+	close(fd);
+	ASSERT_TRUE(n > 0, "the table's service");
+	return n;
+}
+
+/* Does dir's `tables` take a new table of flags and value size (its
+ * template's)? */
+static bool tables_take(const char *dir, __u32 flags, __u32 value_size)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
+	int fd = open_pinned(dir, "tables"), t;
+	__u32 id = TS_MAX_SERVICES - 1;
+	bool ok;
+
+	t = bpf_map_create(BPF_MAP_TYPE_ARRAY, "probe", 4, value_size, 4, &opts);
+	ASSERT_TRUE(t >= 0, "a table to insert");
+	ok = !bpf_map_update_elem(fd, &id, &t, 0);
+	if (ok)
+		bpf_map_delete_elem(fd, &id);
+	close(t);
+	close(fd);
+	return ok;
+}
+
+/* Every value of table map fd, in key order, as one row of bytes (*len). */
+static unsigned char *table_row(int fd, size_t *len)
+{
+	struct bpf_map_info info = {};
+	__u32 n, out_batch, *keys;
+	unsigned char *row;
+
+	ASSERT_EQ(bpf_obj_get_info_by_fd(fd, &info, &(__u32){ sizeof(info) }), 0, "a table");
+	n = info.max_entries;
+	*len = (size_t)n * info.value_size;
+	keys = calloc(n, sizeof(*keys));
+	row = calloc(*len, 1);
+	ASSERT_TRUE(keys && row, "memory");
+	ASSERT_TRUE(!bpf_map_lookup_batch(fd, NULL, &out_batch, keys, row, &n, NULL) ||
+		    errno == ENOENT, "the table read");
+	ASSERT_EQ(n, info.max_entries, "every element");
+	free(keys);
+	return row;
+}
+
+/* dir's `tables` as layout 7 pins it: an mmap-able template, and table id in
+ * an mmap-able map of one entry per element, the first entries of today's
+ * table t. Returns that map. */
+static int pin_layout7_tables(const char *dir, __u32 id, int t, __u32 entries)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mopts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	LIBBPF_OPTS(bpf_map_create_opts, oopts);
+	size_t len;
+	unsigned char *row = table_row(t, &len);
+	int tmpl, outer, t7;
+
+	ASSERT_TRUE(entries * sizeof(struct ts_table_entry) <= len, "the row holds the entries");
+	tmpl = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tmpl", 4, sizeof(struct ts_table_entry), 1,
+			      &mopts);
+	t7 = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_table_7", 4, sizeof(struct ts_table_entry),
+			    entries, &mopts);
+	ASSERT_TRUE(tmpl >= 0 && t7 >= 0, "layout 7's table maps");
+	oopts.inner_map_fd = tmpl;
+	outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tables", 4, 4, TS_MAX_SERVICES, &oopts);
+	ASSERT_TRUE(outer >= 0, "layout 7's tables");
+	for (__u32 k = 0; k < entries; k++)
+		ASSERT_EQ(bpf_map_update_elem(t7, &k, row + k * sizeof(struct ts_table_entry), 0),
+			  0, "an entry copied");
+	ASSERT_EQ(bpf_map_update_elem(outer, &id, &t7, 0), 0, "in tables");
+	pin_replace(dir, "tables", outer);
+	close(outer);
+	close(tmpl);
+	free(row);
+	return t7;
+}
+
+/* tables[id] under dir: a map other than want (the table pinned before), of
+ * flags, values of value_size, elements for entries entries, and want's row
+ * of entries (what either holds beyond the other: zeros). */
+static void expect_table_copy(const char *dir, __u32 id, int want, __u32 flags,
+			      __u32 value_size, __u32 entries, const char *what)
+{
+	struct bpf_map_info wi = {}, gi = {};
+	__u32 inner_id;
+	int fd = open_pinned(dir, "tables"), got;
+	unsigned char *a, *b;
+	size_t alen, blen;
+
+	ASSERT_EQ(bpf_map_lookup_elem(fd, &id, &inner_id), 0, what);
+	close(fd);
+	got = bpf_map_get_fd_by_id(inner_id);
+	ASSERT_TRUE(got >= 0, what);
+	ASSERT_EQ(bpf_obj_get_info_by_fd(want, &wi, &(__u32){ sizeof(wi) }), 0, what);
+	ASSERT_EQ(bpf_obj_get_info_by_fd(got, &gi, &(__u32){ sizeof(gi) }), 0, what);
+	ASSERT_EQ(gi.map_flags, flags, what);
+	ASSERT_EQ(gi.value_size, value_size, what);
+	ASSERT_EQ(gi.max_entries,
+		  (entries * sizeof(struct ts_table_entry) + value_size - 1) / value_size, what);
+	if (wi.map_flags != flags || wi.value_size != value_size)
+		ASSERT_TRUE(gi.id != wi.id, what);
+	a = table_row(want, &alen);
+	b = table_row(got, &blen);
+	ASSERT_TRUE(!memcmp(a, b, alen < blen ? alen : blen), what);
+	for (size_t i = alen < blen ? alen : blen; i < (alen > blen ? alen : blen); i++)
+		ASSERT_EQ((alen > blen ? a : b)[i], 0, what);
+	free(a);
+	free(b);
+	close(got);
+}
+
 /*
  * Layout 6's configuration is carried into today's maps: a service (its
- * entry converted, its name indexed, its table the same map, of layout 6's
- * half length), its backend, the backend's reply index, and its counters
+ * entry converted, its name indexed, its table of layout 6's half length
+ * copied entry for entry into a map of today's flags: not mmap-able), its
+ * backend, the backend's reply index, and its counters
  * (what the old programs counted plus what the new ones did before the
  * commit); the configuration then reads as it was.
  */
@@ -282,7 +424,7 @@ static void test_migrate_abi6_pin_dir(void **state)
 	int ncpus = libbpf_num_possible_cpus(), fd, table;
 	struct ts_backend_stats st[512] = {};
 	struct ts_endpoint_key got_key;
-	struct bpf_map_info info, table_info;
+	struct bpf_map_info info;
 	struct ts_table_entry entry;
 	struct tcpshift_bpf *skel;
 	struct ts_migration mg;
@@ -290,7 +432,6 @@ static void test_migrate_abi6_pin_dir(void **state)
 	struct ts_config cfg;
 	struct ts_maps m;
 	struct ts_err err = {};
-	__u32 inner_id;
 
 	ASSERT_TRUE(ncpus > 0 && ncpus <= 512, "CPUs");
 	ts_maps_close(&e->maps);
@@ -318,12 +459,9 @@ static void test_migrate_abi6_pin_dir(void **state)
 	ASSERT_EQ(bpf_map_update_elem(table, &(__u32){ 7 }, &entry, 0), 0, "n");
 	entry = (struct ts_table_entry){ .backend_id = 5, .weight = 1 };
 	ASSERT_EQ(bpf_map_update_elem(table, &(__u32){ 8 }, &entry, 0), 0, "(id, weight)");
-	ASSERT_EQ(bpf_obj_get_info_by_fd(table, &table_info, &(__u32){ sizeof(table_info) }), 0,
-		  "table id");
 	fd = open_pinned(e->pin_dir, "tables");
 	ASSERT_EQ(bpf_map_update_elem(fd, &old_svc.id, &table, 0), 0, "tables[3]");
 	close(fd);
-	close(table);
 	fd = open_pinned(e->pin_dir, "services");
 	ASSERT_EQ(bpf_map_update_elem(fd, &vip, &old_svc, 0), 0, "the service");
 	close(fd);
@@ -373,10 +511,9 @@ static void test_migrate_abi6_pin_dir(void **state)
 	ASSERT_EQ(bpf_map_lookup_elem(fd, &name, &got_key), 0, "its name indexed");
 	close(fd);
 	ASSERT_TRUE(!memcmp(&got_key, &vip, sizeof(vip)), "the name gives its VIP");
-	fd = open_pinned(e->pin_dir, "tables");
-	ASSERT_EQ(bpf_map_lookup_elem(fd, &svc.id, &inner_id), 0, "tables[3]");
-	close(fd);
-	ASSERT_EQ(inner_id, table_info.id, "the same table map");
+	expect_table_copy(e->pin_dir, svc.id, table, BPF_F_INNER_MAP, sizeof(struct ts_table_chunk), 2 * half,
+			  "layout 6's table");
+	close(table);
 	ASSERT_EQ(pinned(e->pin_dir, "backends", &info), 0, "backends pinned");
 	ASSERT_EQ(info.max_entries, TS_MAX_BACKENDS, "backends of today's size");
 	fd = open_pinned(e->pin_dir, "backend_stats");
@@ -551,7 +688,8 @@ static void test_newer_layout_recognised(void **state)
  * its backend's address while that backend is still its), those the old
  * programs write before the commit are carried, and those the new one wrote
  * stay. A kill after the counters were pinned in place leaves them shared:
- * the next migration carries nothing twice.
+ * the next migration carries nothing twice. Layout 7's tables, mmap-able, are
+ * copied into today's, which are not.
  */
 static void test_migrate_abi7_pin_dir(void **state)
 {
@@ -565,8 +703,8 @@ static void test_migrate_abi7_pin_dir(void **state)
 	struct tcpshift_bpf *skel;
 	struct ts_migration mg;
 	struct ts_err err = {};
-	__u32 zero = 0, v1, freed = 3 * TS_STATS_CHUNK + 5, abi;
-	int old_replies, old_flows;
+	__u32 zero = 0, v1, freed = 3 * TS_STATS_CHUNK + 5, abi, tid, rows;
+	int old_replies, old_flows, table7;
 	struct ts_backend be;
 
 	ASSERT_TRUE(ncpus > 0 && ncpus <= 512, "CPUs");
@@ -576,6 +714,11 @@ static void test_migrate_abi7_pin_dir(void **state)
 	ASSERT_LT(v1, TS_STATS_CHUNK, "v1 in the first chunk");
 	ASSERT_EQ(bpf_map_lookup_elem(e->maps.backends, &v1, &be), 0, "v1's entry");
 	ts_maps_close(&e->maps);
+	/* layout 7's tables: mmap-able */
+	fd = first_table(e->pin_dir, &tid);
+	rows = service_entries(e->pin_dir, tid);
+	table7 = pin_layout7_tables(e->pin_dir, tid, fd, rows);
+	close(fd);
 	/* layout 7's counters: v1's, and some under an id not given */
 	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_HASH, "backend_stats", 4,
 			    sizeof(struct ts_backend_stats), TS_MAX_BACKENDS, &hash_opts);
@@ -663,6 +806,11 @@ static void test_migrate_abi7_pin_dir(void **state)
 	close(old_flows);
 	ASSERT_OK(ts_migration_commit(&mg, e->pin_dir, skel_fd, skel, &err), err, "commit");
 	ts_bpf_destroy(skel);
+	/* the table copied into one of today's, not mmap-able */
+	expect_table_copy(e->pin_dir, tid, table7, BPF_F_INNER_MAP, sizeof(struct ts_table_chunk), rows,
+			  "web's table, today's");
+	ASSERT_TRUE(tables_take(e->pin_dir, BPF_F_INNER_MAP, sizeof(struct ts_table_chunk)), "tables takes today's tables");
+	close(table7);
 	ASSERT_EQ(pinned(e->pin_dir, "replies", &info), 0, "replies pinned");
 	ASSERT_EQ(info.value_size, sizeof(struct ts_reply_state), "today's replies");
 	fd = open_pinned(e->pin_dir, "vip_ports");
@@ -741,7 +889,8 @@ static void test_downgrade_8_to_7(void **state)
 	struct ts_settings settings;
 	struct ts_losses lost;
 	struct ts_err err = {};
-	__u32 zero = 0, v1, v2, abi;
+	__u32 zero = 0, v1, v2, abi, tid, rows;
+	int table8, table7;
 
 	ASSERT_TRUE(ncpus > 0 && ncpus <= 512, "CPUs");
 	env_service(e, "web", "198.18.0.10:80", 0);
@@ -776,9 +925,18 @@ static void test_downgrade_8_to_7(void **state)
 		ASSERT_EQ(bpf_map_update_elem(e->maps.flows, &k, &f, 0), 0, "a flow with its copy");
 	}
 	ts_maps_close(&e->maps);
+	table8 = first_table(e->pin_dir, &tid);
+	rows = service_entries(e->pin_dir, tid);
 
 	ASSERT_OK(ts_downgrade(e->pin_dir, 7, false, &lost, &err), err, "downgrade to 7");
 	ASSERT_EQ(lost.n, 0, "nothing lost");
+	/* layout 7's tables are mmap-able, and its control plane inserts such */
+	expect_table_copy(e->pin_dir, tid, table8, BPF_F_INNER_MAP | BPF_F_MMAPABLE, 8, rows,
+			  "web's table, mmap-able");
+	ASSERT_TRUE(tables_take(e->pin_dir, BPF_F_INNER_MAP | BPF_F_MMAPABLE, 8),
+		    "tables takes layout 7's tables");
+	ASSERT_TRUE(!tables_take(e->pin_dir, BPF_F_INNER_MAP, sizeof(struct ts_table_chunk)), "and not today's");
+	table7 = first_table(e->pin_dir, &tid);
 	fd = open_pinned(e->pin_dir, "settings");
 	ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &settings), 0, "settings");
 	ASSERT_EQ(settings.abi_version, 7, "settings of layout 7");
@@ -823,8 +981,19 @@ static void test_downgrade_8_to_7(void **state)
 		ASSERT_EQ(f.client_end, 100, "as it was");
 	}
 	close(fd);
-	/* run again: nothing left to do */
+	/* run again: nothing left to do, the tables shared */
 	ASSERT_OK(ts_downgrade(e->pin_dir, 7, false, &lost, &err), err, "downgrade again");
+	expect_table_copy(e->pin_dir, tid, table7, BPF_F_INNER_MAP | BPF_F_MMAPABLE, 8, rows,
+			  "web's table again");
+	{
+		struct bpf_map_info a = {}, b = {};
+		int again = first_table(e->pin_dir, &tid);
+
+		ASSERT_EQ(bpf_obj_get_info_by_fd(table7, &a, &(__u32){ sizeof(a) }), 0, "table");
+		ASSERT_EQ(bpf_obj_get_info_by_fd(again, &b, &(__u32){ sizeof(b) }), 0, "table");
+		ASSERT_EQ(a.id, b.id, "the same table map");
+		close(again);
+	}
 
 	/* and up again by this build: the same counts, in chunks */
 	ASSERT_OK(ts_migration_prepare(&mg, e->pin_dir, &err), err, "prepare");
@@ -837,6 +1006,10 @@ static void test_downgrade_8_to_7(void **state)
 	ts_bpf_destroy(skel);
 	ASSERT_OK(ts_pinned_layout(e->pin_dir, &abi, &err), err, "pinned layout after");
 	ASSERT_EQ(abi, TS_ABI_VERSION, "today's layout after");
+	expect_table_copy(e->pin_dir, tid, table7, BPF_F_INNER_MAP, sizeof(struct ts_table_chunk), rows,
+			  "web's table, today's again");
+	close(table7);
+	close(table8);
 	fd = open_pinned(e->pin_dir, "backend_stats");
 	ASSERT_EQ(stats_of(fd, v1, st), 0, "v1's counters");
 	ASSERT_EQ(st[1 % ncpus].packets, 40 + (__u64)(1 % ncpus), "kept through both ways");
@@ -854,18 +1027,22 @@ static void test_downgrade_8_to_7(void **state)
 /* The backend ids of the live half of service id's table (its M slots). */
 static void live_slots(int tables, __u32 id, __u32 m, __u32 half_len, __u32 live, __u32 *out)
 {
-	struct ts_table_entry e;
-	__u32 inner_id, k;
+	const struct ts_table_entry *e;
+	unsigned char *row;
+	__u32 inner_id;
+	size_t len;
 	int inner;
 
 	ASSERT_EQ(bpf_map_lookup_elem(tables, &id, &inner_id), 0, "the service's table");
 	inner = bpf_map_get_fd_by_id(inner_id);
 	ASSERT_TRUE(inner >= 0, "open the table");
-	for (__u32 i = 0; i < m; i++) {
-		k = live * half_len + i;
-		ASSERT_EQ(bpf_map_lookup_elem(inner, &k, &e), 0, "a slot");
-		out[i] = e.backend_id;
-	}
+	/* today's or layout 6's: the same row of entries */
+	row = table_row(inner, &len);
+	e = (const struct ts_table_entry *)row;
+	ASSERT_TRUE((live * half_len + m) * sizeof(*e) <= len, "the slots in the table");
+	for (__u32 i = 0; i < m; i++)
+		out[i] = e[live * half_len + i].backend_id;
+	free(row);
 	close(inner);
 }
 

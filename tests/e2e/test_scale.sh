@@ -104,10 +104,19 @@ model_bytes() {
 	echo $((42000000 + $1 * 256 + $4 + $2 * 104 + chunks * (1024 * (8 + 232 * NCPU) + 312) +
 		$3 * 432))
 }
+# The kernel's header of an array map (struct bpf_array: 312 bytes on Linux
+# 6.18), as it reports it: a map of one 8-byte entry less that entry.
+ARRAY_HEADER=$(bpftool map create "$E2E_PIN-probe" type array key 4 value 8 entries 1 \
+	name ts_probe >/dev/null 2>&1 && bpftool map show pinned "$E2E_PIN-probe" -j |
+	jq '.bytes_memlock - 8')
+rm -f "$E2E_PIN-probe"
+[ -n "$ARRAY_HEADER" ] && [ "$ARRAY_HEADER" -gt 0 ] ||
+	e2e_abort "cannot measure an array map's header (bpftool map create)"
 # table_bytes M ROOM: a table of two halves of M + 1 + ROOM entries of 8 bytes,
-# BPF_F_MMAPABLE: whole pages, and a page for the map itself
+# 64 entries to a 512-byte element (TS_TABLE_CHUNK), and the map's header (not
+# mmap-able: no page rounding in what is reported)
 table_bytes() {
-	echo $(((2 * ($1 + 1 + $2) * 8 + 4095) / 4096 * 4096 + 4096))
+	echo $((ARRAY_HEADER + (2 * ($1 + 1 + $2) + 63) / 64 * 512))
 }
 # kernel_bytes: what the kernel reports (bytes_memlock) for every pinned map,
 # the chunks of counters, and the tables: all of this test's have 4 backends

@@ -170,5 +170,15 @@ if [ "$previous" = 1 ]; then
 		fail "downgrade: to layout $old_layout" "${out:-} ${old:-} held: ${MANY_END:-none}"
 	fi
 	counts_kept "downgrade" "$before" "$(packets old_ts)"
+	# the release's own changes on what the downgrade left: a weight written
+	# into a table made for it, a service whose new table goes into `tables`
+	if out=$(old_ts weight tcp-echo v1=50 v2=50 2>&1 &&
+		old_ts service add extra 198.18.100.9:8009 2>&1 &&
+		old_ts backend add extra v1 198.18.3.9:9 --weight 1 2>&1 &&
+		old_ts service del extra 2>&1); then
+		pass "downgrade: release $RELEASE changes weights and adds a service after it"
+	else
+		fail "downgrade: release $RELEASE's changes after it" "$out"
+	fi
 fi
 e2e_status

@@ -920,7 +920,7 @@ static void prims_fill_family(struct bench_prims *p, int fam)
 	struct ts_flow_key fk = {};
 	struct ts_flow fv = { .backend_id = 1, .tcp_state = TS_TCP_ESTABLISHED };
 	const __u32 m = TS_DEFAULT_TABLE_SIZE, entries = 2 * (m + 1 + TS_MAX_SERVICE_BACKENDS);
-	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_INNER_MAP);
 	__u32 zero = 0;
 	int tfd;
 

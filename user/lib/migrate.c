@@ -70,10 +70,10 @@ static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 /* settings is remade by every step: the commit point */
 static const char *const remade_5_to_6[] = { "settings", "counters", "direct_pending", NULL };
 static const char *const remade_6_to_7[] = { "settings", "services",	   "service_names",
-					     "tables",	 "backends",	   "backend_addrs",
-					     "rollouts", NULL };
+					     "backends", "backend_addrs", "rollouts",
+					     NULL };
 static const char *const remade_7_to_8[] = { "settings", "backend_stats", "replies", "vip_ports",
-					     "flows", NULL };
+					     "flows",	 "tables",	  NULL };
 
 static const struct migration_step steps[] = {
 	{ TS_ABI5_VERSION, remade_5_to_6, NULL, migrate_5_to_6_carry },
@@ -388,8 +388,7 @@ static void convert_service(const void *in, void *out)
 static int migrate_6_to_7_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 			       struct ts_err *err)
 {
-	int services = fd_of(ctx, "services"), names = fd_of(ctx, "service_names");
-	int tables = fd_of(ctx, "tables"), old, r;
+	int services = fd_of(ctx, "services"), names = fd_of(ctx, "service_names"), old, r;
 	struct ts_endpoint_key key, prev;
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
@@ -412,17 +411,11 @@ static int migrate_6_to_7_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 			      err);
 	if (r)
 		return r;
-	/* the names index, and each service's table (an array of maps reads
-	 * as map ids, is written with fds) */
-	old = open_pin(pin_dir, "tables");
-	if (old < 0)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/tables: %s", pin_dir,
-			       strerror(errno));
+	/* the names index; the tables are the next step's (tables_remake:
+	 * every instance of layout 6 goes on to 8) */
 	while (!r && !bpf_map_get_next_key(services, first ? NULL : &prev, &key)) {
 		struct ts_service_name name = {};
 		struct ts_service svc;
-		__u32 inner_id;
-		int inner;
 
 		first = false;
 		prev = key;
@@ -432,16 +425,7 @@ static int migrate_6_to_7_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 		if (bpf_map_update_elem(names, &name, &key, BPF_ANY))
 			r = ts_fail(err, TS_ERR_RUNTIME, "cannot index service %s: %s", svc.name,
 				    strerror(errno));
-		if (r || bpf_map_lookup_elem(old, &svc.id, &inner_id))
-			continue;
-		inner = bpf_map_get_fd_by_id(inner_id);
-		if (inner < 0 || bpf_map_update_elem(tables, &svc.id, &inner, BPF_ANY))
-			r = ts_fail(err, TS_ERR_RUNTIME, "cannot carry the table of %s: %s",
-				    svc.name, strerror(errno));
-		if (inner >= 0)
-			close(inner);
 	}
-	close(old);
 	return r;
 }
 
@@ -647,15 +631,130 @@ static int vip_ports_fill(fd_of_fn fd_of, void *ctx, struct ts_err *err)
 	return r;
 }
 
+/*
+ * Tables: layout 7's are mmap-able arrays of one entry per element, today's
+ * not mmap-able arrays of TS_TABLE_CHUNK entries per element (include/
+ * tcpshift.h), and an array of maps takes only maps of its template's flags
+ * and value size. Every table of the pinned `tables` goes into to: one of the
+ * flags and value size wanted as it is (today's, pinned by a commit that was
+ * killed, shares its tables), another copied into a new map of them, the
+ * same row of entries. The control plane's lock is held, so no table changes
+ * meanwhile. In chunks of TABLES_CHUNK, each chunk with one update of to (each
+ * update of an array of maps waits for an RCU grace period; a batch, once),
+ * its descriptors closed before the next.
+ */
+#define TABLES_CHUNK	256
+
+/* A copy of table map fd (info) with flags and values of value_size bytes:
+ * entries of its row (0: all it holds), zeros after. Its fd, or -1 with err
+ * set. */
+static int table_copy(int fd, const struct bpf_map_info *info, __u32 flags, __u32 value_size,
+		      __u64 entries, struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
+	size_t have = (size_t)info->max_entries * info->value_size;
+	size_t want = entries ? entries * sizeof(struct ts_table_entry) : have;
+	__u32 n = info->max_entries, nout = (__u32)((want + value_size - 1) / value_size);
+	__u32 out_batch, *keys = calloc((n > nout ? n : nout) ?: 1, sizeof(*keys));
+	char *in = calloc(have ?: 1, 1), *out = calloc(nout ?: 1, value_size);
+	int nfd = -1;
+
+	if (!keys || !in || !out) {
+		ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	} else if (info->type != BPF_MAP_TYPE_ARRAY || !n || info->value_size % 8 || want > have) {
+		ts_fail(err, TS_ERR_RUNTIME, "the pinned table %s is not its service's table",
+			info->name);
+	} else if ((bpf_map_lookup_batch(fd, NULL, &out_batch, keys, in, &n, NULL) &&
+		    errno != ENOENT) || n != info->max_entries) {
+		ts_fail(err, TS_ERR_RUNTIME, "cannot read the table %s: %s", info->name,
+			strerror(errno));
+	} else if ((nfd = bpf_map_create(BPF_MAP_TYPE_ARRAY, info->name, sizeof(__u32),
+					 value_size, nout, &opts)) < 0) {
+		ts_fail(err, TS_ERR_RUNTIME, "cannot create a table: %s", strerror(errno));
+	} else {
+		memcpy(out, in, want);
+		for (__u32 i = 0; i < nout; i++)
+			keys[i] = i;
+		if (bpf_map_update_batch(nfd, keys, out, &nout, NULL)) {
+			ts_fail(err, TS_ERR_RUNTIME, "cannot copy the table %s: %s", info->name,
+				strerror(errno));
+			close(nfd);
+			nfd = -1;
+		}
+	}
+	free(keys);
+	free(in);
+	free(out);
+	return nfd;
+}
+
+/* halves: NULL, or each service id's ts_service.half_len (0: no service), for
+ * tables whose row length their map does not tell (today's, in elements of
+ * TS_TABLE_CHUNK entries): those of no service are dropped. */
+static int tables_remake(const char *pin_dir, int to, __u32 flags, __u32 value_size,
+			 const __u32 *halves, struct ts_err *err)
+{
+	int old = open_pin(pin_dir, "tables"), fds[TABLES_CHUNK];
+	__u32 ids[TABLES_CHUNK], n = 0, id = 0;
+	struct bpf_map_info oinfo;
+	bool more = true;
+	int r = 0;
+
+	if (old < 0)
+		return ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/tables: %s", pin_dir,
+			       strerror(errno));
+	if (map_info(old, &oinfo) || oinfo.type != BPF_MAP_TYPE_ARRAY_OF_MAPS)
+		r = ts_fail(err, TS_ERR_RUNTIME, "%s/tables is not an array of maps", pin_dir);
+	for (; !r && more; id++) {
+		__u32 inner_id, count;
+		struct bpf_map_info info;
+		int fd = -1;
+
+		more = id < oinfo.max_entries;
+		if (more && !bpf_map_lookup_elem(old, &id, &inner_id) &&
+		    (!halves || (id < TS_MAX_SERVICES && halves[id]))) {
+			fd = bpf_map_get_fd_by_id(inner_id);
+			if (fd < 0 || map_info(fd, &info)) {
+				r = ts_fail(err, TS_ERR_RUNTIME, "cannot open table %u: %s", id,
+					    strerror(errno));
+			} else if (info.map_flags != flags || info.value_size != value_size) {
+				int copy = table_copy(fd, &info, flags, value_size,
+						      halves ? 2 * (__u64)halves[id] : 0, err);
+
+				close(fd);
+				fd = copy;
+				r = copy < 0 ? -1 : 0;
+			}
+			if (!r) {
+				ids[n] = id;
+				fds[n++] = fd;
+			} else if (fd >= 0) {
+				close(fd);
+			}
+		}
+		count = n;
+		if (!r && n && (n == TABLES_CHUNK || !more) &&
+		    bpf_map_update_batch(to, ids, fds, &count, NULL))
+			r = ts_fail(err, TS_ERR_RUNTIME, "cannot store %u tables: %s", n,
+				    strerror(errno));
+		if (r || n == TABLES_CHUNK || !more)
+			while (n)
+				close(fds[--n]);
+	}
+	close(old);
+	return r;
+}
+
 static int migrate_7_to_8_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 			       struct ts_err *err)
 {
 	int outer = fd_of(ctx, "backend_stats"), old = open_pin(pin_dir, "backend_stats");
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
-	int r = 0;
+	int r = tables_remake(pin_dir, fd_of(ctx, "tables"), BPF_F_INNER_MAP,
+			      sizeof(struct ts_table_chunk), NULL, err);
 
-	if (old >= 0 && !bpf_obj_get_info_by_fd(old, &info, &len) &&
+	if (!r && old >= 0 && !bpf_obj_get_info_by_fd(old, &info, &len) &&
 	    info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS) {
 		/* today's, pinned by a commit that was killed: its chunks hold
 		 * what every program counted so far, and are shared */
@@ -677,6 +776,8 @@ static int migrate_7_to_8_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 	}
 	if (old >= 0)
 		close(old);
+	if (r)
+		return r;
 	return stats_chunks_make(fd_of(ctx, "backends"), outer, err) ?:
 	       entries_up(pin_dir, "replies", fd_of, ctx, BPF_ANY, err) ?:
 	       entries_up(pin_dir, "flows", fd_of, ctx, BPF_ANY, err) ?:
@@ -1029,13 +1130,14 @@ static void services7_free(struct service7 *s, size_t n)
 }
 
 /* The configuration of a service's live table (entries M..M+n of its live
- * half), from layout 7's table or from the layout-6 one a killed run made
- * already (halves of either geometry: half the table). */
+ * half), from today's table (TS_TABLE_CHUNK entries an element: its halves
+ * as its entry says), layout 7's or the layout-6 one a killed run made already
+ * (an entry an element, halves of either geometry: half the table). */
 static int service7_read_table(int tables, struct service7 *c, struct ts_err *err)
 {
 	struct bpf_map_info info, outer;
-	struct ts_table_entry e;
-	__u32 inner_id, at;
+	struct ts_table_entry e, *row = NULL;
+	__u32 inner_id, at, half, n, out_batch, *keys = NULL;
 	int inner, r = 0;
 
 	if (bpf_map_lookup_elem(tables, &c->svc.id, &inner_id) ||
@@ -1053,18 +1155,30 @@ static int service7_read_table(int tables, struct service7 *c, struct ts_err *er
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot inspect the table of %s: %s",
 			       c->svc.name, strerror(errno));
 	}
-	at = c->svc.table_half * (info.max_entries / 2) + c->svc.table_size;
-	if (bpf_map_lookup_elem(inner, &at, &e) || e.backend_id > TS_MAX_SERVICE_BACKENDS ||
-	    !(c->be = calloc(e.backend_id ?: 1, sizeof(*c->be))))
+	/* the whole row, read at once */
+	n = info.max_entries;
+	half = info.value_size == sizeof(struct ts_table_chunk) ? c->svc.half_len
+								 : info.max_entries / 2;
+	keys = calloc(n ?: 1, sizeof(*keys));
+	row = calloc(n ?: 1, info.value_size);
+	if (!keys || !row)
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	else if (info.value_size % sizeof(e) ||
+		 (bpf_map_lookup_batch(inner, NULL, &out_batch, keys, row, &n, NULL) &&
+		  errno != ENOENT) || n != info.max_entries)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read the table of %s: %s", c->svc.name,
+			    strerror(errno));
+	n = r ? 0 : (__u32)((size_t)info.max_entries * info.value_size / sizeof(e));
+	at = c->svc.table_half * half + c->svc.table_size;
+	e = at < n ? row[at] : (struct ts_table_entry){ .backend_id = ~0U };
+	if (!r && (e.backend_id > TS_MAX_SERVICE_BACKENDS || at + 1 + e.backend_id > n ||
+		   !(c->be = calloc(e.backend_id ?: 1, sizeof(*c->be)))))
 		r = ts_fail(err, TS_ERR_RUNTIME, "the table of service %s is inconsistent",
 			    c->svc.name);
-	for (__u32 i = 0; !r && i < e.backend_id; i++, c->n++) {
-		__u32 k = at + 1 + i;
-
-		if (bpf_map_lookup_elem(inner, &k, &c->be[i]))
-			r = ts_fail(err, TS_ERR_RUNTIME, "cannot read the table of %s: %s",
-				    c->svc.name, strerror(errno));
-	}
+	for (__u32 i = 0; !r && i < e.backend_id; i++, c->n++)
+		c->be[i] = row[at + 1 + i];
+	free(keys);
+	free(row);
 	close(inner);
 	return r;
 }
@@ -1614,9 +1728,61 @@ static int entries_down(const char *pin_dir, const char *name, __u32 value_size,
 	return r;
 }
 
+/* Layout 7's tables, mmap-able and of one entry per element, in a `tables`
+ * whose template is (the one that layout's control plane inserts into):
+ * remade every time the step runs, since a template cannot be read back;
+ * tables already layout 7's are shared, so a step run again after a kill
+ * copies nothing more. Each is as long as its service's entry says (the
+ * services pin is the same map in both layouts). */
+static int tables_down(const char *pin_dir, struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, topts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	LIBBPF_OPTS(bpf_map_create_opts, oopts);
+	__u32 *halves = calloc(TS_MAX_SERVICES, sizeof(*halves));
+	int services = open_pin(pin_dir, "services"), tmpl = -1, nfd = -1, r = 0;
+	struct ts_endpoint_key key, prev;
+	bool first = true;
+
+	if (!halves)
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	else if (services < 0)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot open %s/services: %s", pin_dir,
+			    strerror(errno));
+	/* each table's row length, from its service's entry */
+	while (!r && !bpf_map_get_next_key(services, first ? NULL : &prev, &key)) {
+		struct ts_service svc;
+
+		first = false;
+		prev = key;
+		if (!bpf_map_lookup_elem(services, &key, &svc) && svc.id < TS_MAX_SERVICES)
+			halves[svc.id] = svc.half_len;
+	}
+	if (!r) {
+		tmpl = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_table_map", sizeof(__u32),
+				      sizeof(struct ts_table_entry), 1, &topts);
+		oopts.inner_map_fd = tmpl;
+		nfd = tmpl < 0 ? -1 : bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tables",
+						     sizeof(__u32), sizeof(__u32),
+						     TS_MAX_SERVICES, &oopts);
+		r = nfd < 0 ? ts_fail(err, TS_ERR_RUNTIME, "cannot create layout 7's tables: %s",
+				      strerror(errno))
+			    : tables_remake(pin_dir, nfd, BPF_F_INNER_MAP | BPF_F_MMAPABLE,
+					    sizeof(struct ts_table_entry), halves, err);
+	}
+	r = r ?: repin(nfd, pin_dir, "tables", err);
+	if (nfd >= 0)
+		close(nfd);
+	if (tmpl >= 0)
+		close(tmpl);
+	if (services >= 0)
+		close(services);
+	free(halves);
+	return r;
+}
+
 /* settings with ABI version 7 (the commit point), then replies and flows with
- * its values, vip_ports removed and backend_stats as a per-CPU hash, while
- * their pins are still today's. */
+ * its values, its tables mmap-able, vip_ports removed and backend_stats as a
+ * per-CPU hash, while their pins are still today's. */
 static int down_8_to_7(const char *pin_dir, struct ts_err *err)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
@@ -1626,7 +1792,8 @@ static int down_8_to_7(const char *pin_dir, struct ts_err *err)
 
 	r = settings_down(pin_dir, TS_ABI_VERSION, 0, err) ?:
 	    entries_down(pin_dir, "replies", sizeof(struct ts_reply_state_abi7), err) ?:
-	    entries_down(pin_dir, "flows", sizeof(struct ts_flow), err);
+	    entries_down(pin_dir, "flows", sizeof(struct ts_flow), err) ?:
+	    tables_down(pin_dir, err);
 	snprintf(path, sizeof(path), "%s/vip_ports", pin_dir);
 	if (!r && unlink(path) && errno != ENOENT)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot remove %s: %s", path, strerror(errno));

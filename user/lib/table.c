@@ -1,17 +1,26 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * A service's table: two halves in one mmap-able array map, each the Maglev
- * slots plus the (backend id, weight) list they were built from. A change
- * writes the half that is not live and switches halves with one update of
- * the service's `services` entry (doc/DESIGN.md, "The table commit
- * protocol"; invariant 3).
+ * A service's table: two halves in one array map, each the Maglev slots plus
+ * the (backend id, weight) list they were built from. A change writes the
+ * half that is not live and switches halves with one update of the service's
+ * `services` entry (doc/DESIGN.md, "The table commit protocol"; invariant 3).
+ *
+ * The maps are not mmap-able: the kernel then allocates a table of up to
+ * 32 KiB (M up to 1,021 with its room) with kmalloc, in its direct map, the
+ * map's header before the slots, where an mmap-able one is vmalloc memory of
+ * its own pages, the header on a page of its own. A new connection's first
+ * packet, each to another of 65,536 services, found them cold: about 300 ns
+ * more (BENCHMARKS.md, "Tables in the kernel's direct map"). A range is read
+ * and written with one batch command, which copies one element at a time
+ * (~140 ns each): a table of one entry per element made an import of 65,536
+ * services 60 % slower than the mmap it replaced, and a `stats` of them 2.2
+ * times; TS_TABLE_CHUNK entries to an element (include/tcpshift.h) make a
+ * half of M 509 nine or ten elements.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <pthread.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 
@@ -25,102 +34,10 @@ int table_cmp_backend_name(const void *a, const void *b)
 	return strcmp(x->be.name, y->be.name);
 }
 
-/*
- * A large range of a table (a half's slots, a half written) is copied through
- * mmap, the table mapped into the next slot of one reserved region (the
- * window) and left there; the whole window is unmapped in one call when it is
- * full and no view is open. A batch syscall copies one 8-byte entry at a time
- * in the kernel (copy_from_user, check_object_size and an array update each):
- * a fifth of an import and a third of a stats at 65,536 services. But an
- * munmap flushes the TLB (an IPI, costly on a paravirtualised guest): one per
- * table was most of an import's time. Taking back a window of tables read is
- * one flush; a table written still forces one as it is unmapped (its pages
- * are dirty), about a tenth of an import at 65,536 services. A small range
- * (a table's list of backends) costs less as one batch syscall than a mapping
- * (~25 us each here). At most WINDOW_MAPS mappings at once: each splits the
- * reservation (two VMAs), under vm.max_map_count (65,530).
- */
-#define TABLE_MAP_MIN	256	/* entries: from here on, copied through mmap */
-#define WINDOW_LEN	(256UL << 20)
-#define WINDOW_MAPS	4096
-
-static struct {
-	pthread_mutex_t	lock;
-	char		*base;		/* WINDOW_LEN reserved, PROT_NONE where unused */
-	size_t		used;		/* bytes from base given to mappings */
-	unsigned int	maps;		/* mappings in the window */
-	unsigned int	open;		/* views open in the window */
-} window = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-/* Reserve the window, or take back all of it (its mappings replaced by the
- * reservation in one call). Called with window.lock held and no view open. */
-static int window_reset(void)
-{
-	void *p = mmap(window.base, WINDOW_LEN, PROT_NONE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
-		       (window.base ? MAP_FIXED : 0), -1, 0);
-
-	if (p == MAP_FAILED)
-		return -errno;
-	window.base = p;
-	window.used = 0;
-	window.maps = 0;
-	return 0;
-}
-
-/* Map t's table read-write, once: in the window's next slot, or on its own
- * while other views hold the full window (then unmapped at close). */
-static int table_map(struct table_view *t, struct ts_err *err)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t len = (2 * (size_t)t->half_len * sizeof(*t->e) + page - 1) / page * page;
-	void *at = NULL;
-	int r = 0;
-
-	if (t->e)
-		return 0;
-	pthread_mutex_lock(&window.lock);
-	if ((!window.base || window.used + len > WINDOW_LEN || window.maps == WINDOW_MAPS) &&
-	    !window.open)
-		r = window_reset();
-	if (!r && window.base && window.used + len <= WINDOW_LEN && window.maps < WINDOW_MAPS)
-		at = window.base + window.used;
-	t->e = r ? MAP_FAILED : mmap(at, len, PROT_READ | PROT_WRITE,
-				      MAP_SHARED | (at ? MAP_FIXED : 0), t->fd, 0);
-	if (t->e == MAP_FAILED) {
-		r = r ?: -errno;
-		/* a failed MAP_FIXED may have unmapped the reservation there:
-		 * reserved again, or the window given up (another mapping may
-		 * take the hole; a new window is reserved elsewhere) */
-		if (at && mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
-			       MAP_FIXED, -1, 0) == MAP_FAILED)
-			window.base = NULL;
-		t->e = NULL;
-	} else if (at) {
-		window.used += len;
-		window.maps++;
-		window.open++;
-	}
-	t->in_window = at && !r;
-	pthread_mutex_unlock(&window.lock);
-	t->len = len;
-	if (r)
-		return ts_fail(err, TS_ERR_RUNTIME, "cannot map a table: %s", strerror(-r));
-	return 0;
-}
-
 void table_close(struct table_view *t)
 {
-	if (t->e && t->in_window) {
-		pthread_mutex_lock(&window.lock);
-		window.open--;
-		pthread_mutex_unlock(&window.lock);
-	} else if (t->e) {
-		munmap(t->e, t->len);
-	}
 	if (t->fd >= 0)
 		close(t->fd);
-	t->e = NULL;
 	t->fd = -1;
 }
 
@@ -132,8 +49,9 @@ static int table_check(struct table_view *t, __u32 half_len, const char *what,
 	__u32 info_len = sizeof(info);
 
 	if (bpf_obj_get_info_by_fd(t->fd, &info, &info_len) || info.type != BPF_MAP_TYPE_ARRAY ||
-	    !(info.map_flags & BPF_F_MMAPABLE) || info.max_entries != 2 * half_len ||
-	    info.value_size != sizeof(struct ts_table_entry)) {
+	    info.map_flags != BPF_F_INNER_MAP ||
+	    info.max_entries != TS_TABLE_CHUNKS(2 * half_len) ||
+	    info.value_size != sizeof(struct ts_table_chunk)) {
 		table_close(t);
 		return ts_fail(err, TS_ERR_RUNTIME, "the table of %s is inconsistent", what);
 	}
@@ -146,7 +64,6 @@ int table_open(const struct ts_maps *m, const struct ts_service *svc, struct tab
 {
 	__u32 inner_id;
 
-	t->e = NULL;
 	t->fd = -1;
 	if (bpf_map_lookup_elem(m->tables, &svc->id, &inner_id) ||
 	    (t->fd = bpf_map_get_fd_by_id(inner_id)) < 0)
@@ -159,59 +76,94 @@ int table_open(const struct ts_maps *m, const struct ts_service *svc, struct tab
 	return table_check(t, svc->half_len, svc->name, err);
 }
 
-int table_read(struct table_view *t, __u32 first, __u32 n, struct ts_table_entry *out,
-	       struct ts_err *err)
+/* Elements [c, c + nc) of t into out, with one batch command. */
+static int chunks_read(struct table_view *t, __u32 c, __u32 nc, struct ts_table_chunk *out,
+		       struct ts_err *err)
 {
-	__u32 *keys, in_batch = first - 1, out_batch, got = n;
+	__u32 *keys = calloc(nc, sizeof(*keys)), in_batch = c - 1, out_batch, got = nc;
 	int r = 0;
 
-	if ((__u64)first + n > 2 * t->half_len)
-		return ts_fail(err, TS_ERR_RUNTIME, "short read of a table (%u entries from %u "
-			       "of %u)", n, first, 2 * t->half_len);
-	if (n >= TABLE_MAP_MIN) {
-		r = table_map(t, err);
-		if (!r)
-			memcpy(out, t->e + first, n * sizeof(*out));
-		return r;
-	}
-	keys = calloc(n ?: 1, sizeof(*keys));
 	if (!keys)
 		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
 	/* a batch starts after the key given; ENOENT: it reached the end */
-	if (n && bpf_map_lookup_batch(t->fd, first ? &in_batch : NULL, &out_batch, keys, out,
-				      &got, NULL) &&
+	if (bpf_map_lookup_batch(t->fd, c ? &in_batch : NULL, &out_batch, keys, out, &got,
+				 NULL) &&
 	    errno != ENOENT)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot read a table: %s", strerror(errno));
-	else if (n && (got != n || keys[0] != first))
-		r = ts_fail(err, TS_ERR_RUNTIME, "short read of a table (%u of %u entries)", got,
-			    n);
+	else if (got != nc || keys[0] != c)
+		r = ts_fail(err, TS_ERR_RUNTIME, "short read of a table (%u of %u elements)", got,
+			    nc);
 	free(keys);
 	return r;
 }
 
+/* The elements holding entries [first, first + n) of t, read: *c the first,
+ * *nc how many, *buf them (freed by the caller). */
+static int chunks_around(struct table_view *t, __u32 first, __u32 n, __u32 *c, __u32 *nc,
+			 struct ts_table_chunk **buf, struct ts_err *err)
+{
+	int r;
+
+	*buf = NULL;
+	if ((__u64)first + n > 2 * t->half_len)
+		return ts_fail(err, TS_ERR_RUNTIME, "a table has no entries %u to %u (of %u)",
+			       first, first + n, 2 * t->half_len);
+	*c = first / TS_TABLE_CHUNK;
+	*nc = TS_TABLE_CHUNKS(first + n) - *c;
+	*buf = calloc(*nc ?: 1, sizeof(**buf));
+	if (!*buf)
+		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+	r = *nc ? chunks_read(t, *c, *nc, *buf, err) : 0;
+	if (r) {
+		free(*buf);
+		*buf = NULL;
+	}
+	return r;
+}
+
+int table_read(struct table_view *t, __u32 first, __u32 n, struct ts_table_entry *out,
+	       struct ts_err *err)
+{
+	struct ts_table_chunk *buf;
+	__u32 c, nc;
+	int r = chunks_around(t, first, n, &c, &nc, &buf, err);
+
+	if (!r)
+		memcpy(out, buf->e + (first - c * TS_TABLE_CHUNK), n * sizeof(*out));
+	free(buf);
+	return r;
+}
+
+/*
+ * The elements the range falls in are read, the range written over them, and
+ * they are written back with one batch command. An element at the edge of a
+ * half may hold entries of the other half, the live one: they are written
+ * back as they were read, byte for byte, so a packet that reads one while it
+ * is written finds it as it was (no other change writes them: the lock).
+ */
 int table_write(struct table_view *t, __u32 first, __u32 n, const struct ts_table_entry *in,
 		struct ts_err *err)
 {
-	__u32 *keys, count = n;
-	int r = 0;
+	struct ts_table_chunk *buf;
+	__u32 c, nc, *keys = NULL, count;
+	int r = chunks_around(t, first, n, &c, &nc, &buf, err);
 
-	if ((__u64)first + n > 2 * t->half_len)
-		return ts_fail(err, TS_ERR_RUNTIME, "a write past the end of a table (%u entries "
-			       "from %u of %u)", n, first, 2 * t->half_len);
-	if (n >= TABLE_MAP_MIN) {
-		r = table_map(t, err);
-		if (!r)
-			memcpy(t->e + first, in, n * sizeof(*in));
-		return r;
+	if (r || !n)
+		goto out;
+	memcpy(buf->e + (first - c * TS_TABLE_CHUNK), in, n * sizeof(*in));
+	keys = calloc(nc, sizeof(*keys));
+	if (!keys) {
+		r = ts_fail(err, TS_ERR_RUNTIME, "out of memory");
+		goto out;
 	}
-	keys = calloc(n ?: 1, sizeof(*keys));
-	if (!keys)
-		return ts_fail(err, TS_ERR_RUNTIME, "out of memory");
-	for (__u32 i = 0; i < n; i++)
-		keys[i] = first + i;
-	if (n && bpf_map_update_batch(t->fd, keys, in, &count, NULL))
+	for (__u32 i = 0; i < nc; i++)
+		keys[i] = c + i;
+	count = nc;
+	if (bpf_map_update_batch(t->fd, keys, buf, &count, NULL))
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot write a table: %s", strerror(errno));
+out:
 	free(keys);
+	free(buf);
 	return r;
 }
 
@@ -315,12 +267,13 @@ int table_put_half(struct table_view *t, __u32 half, __u32 size,
  * first (writing both here was a third of an import's time). */
 static int table_make(const struct ts_service *svc, int *fd, struct ts_err *err)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
 	char map_name[BPF_OBJ_NAME_LEN];
 
 	snprintf(map_name, sizeof(map_name), "ts_table_%u", svc->id);
 	*fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, map_name, sizeof(__u32),
-			     sizeof(struct ts_table_entry), 2 * svc->half_len, &opts);
+			     sizeof(struct ts_table_chunk), TS_TABLE_CHUNKS(2 * svc->half_len),
+			     &opts);
 	if (*fd < 0)
 		return ts_fail(err, TS_ERR_RUNTIME, "cannot create a table of %u slots: %s",
 			       svc->table_size, strerror(errno));

@@ -6,13 +6,10 @@
 
 #include "libtcpshift.h"
 
-/* A service's table, open (mapped once a large range is copied). */
+/* A service's table, open. */
 struct table_view {
-	int			fd;
-	__u32			half_len;
-	struct ts_table_entry	*e;		/* both halves, or NULL: not mapped */
-	size_t			len;		/* bytes mapped at e */
-	bool			in_window;	/* mapped in table.c's window */
+	int	fd;
+	__u32	half_len;
 };
 
 int table_cmp_backend_name(const void *a, const void *b);
@@ -20,8 +17,7 @@ void table_close(struct table_view *t);
 /* Open service svc's table, checked against what svc says of it. */
 int table_open(const struct ts_maps *m, const struct ts_service *svc, struct table_view *t,
 	       struct ts_err *err);
-/* Entries [first, first + n): a large range through a mapping, a small one
- * with one batch command. */
+/* Entries [first, first + n), with one batch command. */
 int table_read(struct table_view *t, __u32 first, __u32 n, struct ts_table_entry *out,
 	       struct ts_err *err);
 int table_write(struct table_view *t, __u32 first, __u32 n,
