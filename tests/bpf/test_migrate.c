@@ -1174,6 +1174,74 @@ static void test_downgrade_7_to_6_refuses_a_loss(void **state)
 	}
 }
 
+/*
+ * A `tables` that a build of layout 8 from before the 64-entry elements
+ * pinned (layout 7's template and tables) is made today's at the next load:
+ * its tables copied, and the programs then verify and run against it. With
+ * no table in it, the template alone tells.
+ */
+static void test_tables_of_an_earlier_layout8(void **state)
+{
+	struct ts_env *e = fixture_env(state, 0, TEST_SEED, TEST_MAX_FLOWS);
+	struct ts_load_opts o = { .pin_dir = e->pin_dir, .forward_fib = -1, .mode = -1 };
+	struct tcpshift_bpf *skel;
+	struct ts_migration mg;
+	struct ts_err err = {};
+	__u32 tid, rows;
+	int fd, old;
+
+	env_service(e, "web", "198.18.0.10:80", 0);
+	env_backend(e, "web", "v1", "198.18.1.1:80", 1);
+	ts_maps_close(&e->maps);
+	fd = first_table(e->pin_dir, &tid);
+	rows = service_entries(e->pin_dir, tid);
+	old = pin_layout7_tables(e->pin_dir, tid, fd, rows);
+	close(fd);
+	ASSERT_TRUE(!tables_take(e->pin_dir, BPF_F_INNER_MAP, sizeof(struct ts_table_chunk)),
+		    "the earlier template");
+
+	ASSERT_OK(ts_migration_prepare(&mg, e->pin_dir, &err), err, "prepare");
+	ASSERT_EQ(mg.from, 0, "no migration: the layout is today's");
+	expect_table_copy(e->pin_dir, tid, old, BPF_F_INNER_MAP, sizeof(struct ts_table_chunk),
+			  rows, "web's table, today's");
+	ASSERT_TRUE(tables_take(e->pin_dir, BPF_F_INNER_MAP, sizeof(struct ts_table_chunk)),
+		    "today's template");
+	skel = ts_bpf_open_load(&o, &err);
+	if (!skel)
+		fail_msg("load on the remade tables: %s", err.msg);
+	ts_bpf_destroy(skel);
+	/* again: nothing to do, the same tables map */
+	{
+		struct bpf_map_info a, b;
+
+		ASSERT_EQ(pinned(e->pin_dir, "tables", &a), 0, "tables");
+		ASSERT_OK(ts_migration_prepare(&mg, e->pin_dir, &err), err, "prepare again");
+		ASSERT_EQ(pinned(e->pin_dir, "tables", &b), 0, "tables");
+		ASSERT_EQ(a.id, b.id, "kept");
+	}
+	close(old);
+
+	/* no table: the template */
+	{
+		LIBBPF_OPTS(bpf_map_create_opts, mopts,
+			    .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+		LIBBPF_OPTS(bpf_map_create_opts, oopts);
+		int tmpl = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tmpl", 4,
+					  sizeof(struct ts_table_entry), 1, &mopts), outer;
+
+		oopts.inner_map_fd = tmpl;
+		outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tables", 4, 4, TS_MAX_SERVICES,
+				       &oopts);
+		ASSERT_TRUE(tmpl >= 0 && outer >= 0, "an empty tables of the earlier template");
+		pin_replace(e->pin_dir, "tables", outer);
+		close(outer);
+		close(tmpl);
+	}
+	ASSERT_OK(ts_migration_prepare(&mg, e->pin_dir, &err), err, "prepare, no table");
+	ASSERT_TRUE(tables_take(e->pin_dir, BPF_F_INNER_MAP, sizeof(struct ts_table_chunk)),
+		    "today's template, with no table to tell");
+}
+
 int run_migrate_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1182,6 +1250,7 @@ int run_migrate_tests(void)
 		TEST(test_migrate_abi6_pin_dir),
 		TEST(test_migrate_abi7_pin_dir),
 		TEST(test_newer_layout_recognised),
+		TEST(test_tables_of_an_earlier_layout8),
 		TEST(test_downgrade_8_to_7),
 		TEST(test_downgrade_7_to_6),
 		TEST(test_downgrade_7_to_6_refuses_a_loss),

@@ -66,6 +66,8 @@ static int migrate_7_to_8_fill(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 			       struct ts_err *err);
 static int migrate_7_to_8_carry(const char *pin_dir, fd_of_fn fd_of, void *ctx,
 				struct ts_err *err);
+static int tables_current(const char *pin_dir, struct ts_err *err);
+static int repin(int fd, const char *pin_dir, const char *name, struct ts_err *err);
 
 /* settings is remade by every step: the commit point */
 static const char *const remade_5_to_6[] = { "settings", "counters", "direct_pending", NULL };
@@ -233,6 +235,8 @@ int ts_migration_prepare(struct ts_migration *mg, const char *pin_dir, struct ts
 	memset(mg, 0, sizeof(*mg));
 	ts_migration_clean(pin_dir);
 	r = ts_pinned_layout(pin_dir, &mg->from, err);
+	if (!r && mg->from == TS_ABI_VERSION)
+		r = tables_current(pin_dir, err);
 	if (r || first_step(mg->from) == NSTEPS) {
 		mg->from = 0;
 		return r;
@@ -741,6 +745,56 @@ static int tables_remake(const char *pin_dir, int to, __u32 flags, __u32 value_s
 			while (n)
 				close(fds[--n]);
 	}
+	close(old);
+	return r;
+}
+
+/*
+ * A `tables` pinned by a build of layout 8 from before its tables held
+ * TS_TABLE_CHUNK entries an element (its template and tables layout 7's):
+ * remade as today's, its tables copied, before the load verifies the new
+ * programs against it (they read 512-byte elements). The old programs keep
+ * theirs until they are replaced, the same entries: nothing changes under
+ * the lock. The template cannot be read back: a table of today's, put in an
+ * index no service uses and taken out again, tells (EINVAL: another).
+ */
+static int tables_current(const char *pin_dir, struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+	LIBBPF_OPTS(bpf_map_create_opts, oopts);
+	int old = open_pin(pin_dir, "tables"), probe = -1, nfd = -1, r = 0;
+	__u32 id = TS_MAX_SERVICES, inner_id;
+	struct bpf_map_info info;
+
+	if (old < 0 || map_info(old, &info) || info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS) {
+		if (old >= 0)
+			close(old);
+		return 0;	/* the pins' own check says what is wrong */
+	}
+	while (id-- > 0 && !bpf_map_lookup_elem(old, &id, &inner_id))
+		;
+	probe = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_probe", sizeof(__u32),
+			       sizeof(struct ts_table_chunk), 1, &opts);
+	if (probe < 0 || id >= TS_MAX_SERVICES)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot check %s/tables: %s", pin_dir,
+			    probe < 0 ? strerror(errno) : "every index taken");
+	else if (!bpf_map_update_elem(old, &id, &probe, BPF_ANY))
+		bpf_map_delete_elem(old, &id);
+	else if (errno != EINVAL)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot check %s/tables: %s", pin_dir,
+			    strerror(errno));
+	else if (oopts.inner_map_fd = probe,
+		 (nfd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tables", sizeof(__u32),
+				       sizeof(__u32), TS_MAX_SERVICES, &oopts)) < 0)
+		r = ts_fail(err, TS_ERR_RUNTIME, "cannot create tables: %s", strerror(errno));
+	else if (!(r = tables_remake(pin_dir, nfd, BPF_F_INNER_MAP,
+				     sizeof(struct ts_table_chunk), NULL, err) ?:
+		       repin(nfd, pin_dir, "tables", err)))
+		ts_migration_clean(pin_dir);
+	if (nfd >= 0)
+		close(nfd);
+	if (probe >= 0)
+		close(probe);
 	close(old);
 	return r;
 }
