@@ -479,7 +479,8 @@ static int stats_chunks_make(int backends, int outer, struct ts_err *err)
 }
 
 /* What a copied entry's value gets beyond the old one's bytes (copy_prefix):
- * out holds them, and zeros after; backends is the backends map's fd. */
+ * out holds them, and zeros after; ctx is the caller's (entries_up: the
+ * backends' entries read so far). */
 typedef void (*complete_fn)(void *out, void *ctx);
 
 /*
