@@ -542,6 +542,13 @@ ts_counter() {
 	ts -j status 2>/dev/null | jq -r --arg n "$1" '.counters[$n] // empty' 2>/dev/null
 }
 
+# tx_dropped NS: frames NS's eth0 dropped on transmit. With XDP on a veth
+# (E2E_MODE=xdp) a burst overflows the peer's 256-frame XDP ring, which has no
+# backpressure, and the sender's eth0 counts what never reached any program.
+tx_dropped() {
+	in_ns "$1" ip -j -s link show eth0 2>/dev/null | jq '.[0].stats64.tx.dropped // 0'
+}
+
 # ns_snmp NS GROUP FIELD: a kernel counter of NS from /proc/net/snmp or
 # /proc/net/netstat (GROUP Tcp, TcpExt, Ip…), e.g. ns_snmp NS Tcp OutRsts.
 ns_snmp() {

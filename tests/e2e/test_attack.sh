@@ -87,18 +87,27 @@ else
 		"$(printf '%s\n' "${MANY_LINES[@]}" | awk '$3 != $4' | head -n 3 | tr '\n' ' ')"
 fi
 
+drops_before=$(tx_dropped "$NS_CL")
 flood=$(attack --to "$VIP4" --src-net 198.19.0.0/16 --flags A,R,FA,S --n "$FLOOD" --repeat 2)
 flood_rc=$?
 after=$(ts -j status) || e2e_abort "tcpshift status failed"
+ring_dropped=$(($(tx_dropped "$NS_CL") - drops_before))
 info "flood: ${flood:-nothing}; half_open $(jq -r '.maps.half_open | "\(.entries)/\(.max_entries)"' \
 	<<<"$after"), flows $(jq -r '.maps.flows | "\(.entries)/\(.max_entries)"' <<<"$after")"
 miss=$(jq -n --argjson a "$before" --argjson b "$after" \
 	'$b.counters.non_syn_miss - $a.counters.non_syn_miss')
-if [ "$flood_rc" -eq 0 ] && [ "$miss" -ge $((FLOOD * 3 / 4 * 95 / 100)) ]; then
+# Three segments in four are not SYNs, and each copy of one misses: 150,000
+# misses, less the frames the device dropped before any program saw them (in
+# xdp mode the sender outruns gwc's XDP ring: often more than half), counted
+# as if each of those were a non-SYN.
+want=$(((2 * FLOOD * 3 / 4 - ring_dropped) * 95 / 100))
+if [ "$flood_rc" -eq 0 ] && [ "$miss" -ge "$want" ] && [ "$miss" -ge $((FLOOD / 10)) ]; then
 	pass "attack: $FLOOD spoofed ACKs, RSTs, FINs and SYNs (x2) reached tcpshift" \
-		"(non_syn_miss +$miss)"
+		"(non_syn_miss +$miss; $ring_dropped dropped by the veth before any program)"
 else
-	fail "attack: the flood reached tcpshift" "exit $flood_rc, non_syn_miss +$miss"
+	fail "attack: the flood reached tcpshift" "exit $flood_rc, non_syn_miss +$miss (want >=" \
+		"$want: 95 % of $((2 * FLOOD * 3 / 4)) less $ring_dropped frames the device dropped," \
+		"and >= $((FLOOD / 10)))"
 fi
 fallen_blind=$(fallen)
 if many_cmd "send flood" 30 && [ "$(fallen)" -le "$fallen_blind" ]; then

@@ -49,14 +49,8 @@ if ! many_cmd "send before" || [ "$MANY_END" != "end $CONNS 0" ]; then
 	exit 1
 fi
 
-# frames dropped on the way in before any program saw them: with XDP on a
-# veth (E2E_MODE=xdp), a burst overflows gwc's receive ring, and the client's
-# eth0 counts them as its transmit drops
-ring_drops() {
-	in_ns "$NS_CL" ip -j -s link show eth0 2>/dev/null | jq '.[0].stats64.tx.dropped // 0'
-}
 before=$(ts -j status) || e2e_abort "tcpshift status failed"
-drops_before=$(ring_drops)
+drops_before=$(tx_dropped "$NS_CL")
 rst2_before=$(ns_snmp "$NS_B2" Tcp OutRsts)
 t0=$SECONDS
 flood=$(timeout 90 nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" synflood --to "$VIP4" \
@@ -64,7 +58,7 @@ flood=$(timeout 90 nsenter --net="/run/netns/$NS_CL" "$TS_ECHO" synflood --to "$
 	2>"$E2E_TMP/synflood.err")
 flood_rc=$?
 after=$(ts -j status) || e2e_abort "tcpshift status failed"
-ring_dropped=$(($(ring_drops) - drops_before))
+ring_dropped=$(($(tx_dropped "$NS_CL") - drops_before))
 info "synflood: ${flood:-nothing} $(head -n 2 "$E2E_TMP/synflood.err" | tr '\n' ' ')" \
 	"($((SECONDS - t0)) s)"
 
