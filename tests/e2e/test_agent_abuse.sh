@@ -16,7 +16,11 @@
 #      retransmission on two cores busy with the scrapes; fall 1): a scrape
 #      never holds up a check, and an answer that came in time is never a
 #      timeout (no false DOWN);
-#  (d) systemd's notify protocol: READY=1 once it serves, WATCHDOG=1 from the
+#  (d) a check in flight when its service's settings change: a timeout
+#      raised gives it the time (its answer 2 s in counts, past the 1.5 s
+#      it started with), a timeout lowered ends it at once, and the failure
+#      names the timeout it was given;
+#  (e) systemd's notify protocol: READY=1 once it serves, WATCHDOG=1 from the
 #      event loop (none while the process is stopped), SIGHUP: RELOADING=1,
 #      the configuration read again, READY=1; SIGTERM: STOPPING=1, exit 0.
 set -u
@@ -180,10 +184,13 @@ t0=$(date +%s%N)
 in_ns "$NS_GW" curl -sf -o /dev/null --max-time 30 "http://$METRICS/metrics" ||
 	e2e_abort "no scrape with $NFLOWS flows"
 scrape_ms=$((($(date +%s%N) - t0) / 1000000))
-must "drop every other SYN to v1" in_ns "$NS_B1" iptables -A INPUT -p tcp --syn --dport 8008 \
-	-m statistic --mode nth --every 2 --packet 0 -j DROP
 must "slow checks" ts health tcp-echo --check tcp --interval 3s --timeout 2000ms --rise 1 \
 	--fall 1
+# the drops only once the agent follows the change (within 100 ms and a read):
+# a check of (a)'s 200 ms timeout would fail by it
+sleep 1
+must "drop every other SYN to v1" in_ns "$NS_B1" iptables -A INPUT -p tcp --syn --dport 8008 \
+	-m statistic --mode nth --every 2 --packet 0 -j DROP
 wait_health v1 up 5 || e2e_abort "v1 is not up before the scrapes: $(health v1)"
 lines_before=$(wc -l <"$LOG")
 scrapes=0
@@ -204,10 +211,71 @@ else
 fi
 in_ns "$NS_B1" iptables -F INPUT
 
+# ---- (d) a check in flight when its settings change ---------------------------------
+# syn_drops: SYNs to v1 the DROP rule below took
+syn_drops() {
+	in_ns "$NS_B1" iptables -vnL INPUT | awk '/syn-drop/ {print $1; n = 1} END {if (!n) print 0}'
+}
+drop_syns() {
+	in_ns "$NS_B1" iptables -A INPUT -p tcp --syn --dport 8008 -m comment --comment syn-drop \
+		-j DROP
+}
+# wait_drops N: true when the rule took N SYNs within 8 s (a check is under way)
+wait_drops() {
+	local i
+	for ((i = 0; i < 160; i++)); do
+		[ "$(syn_drops)" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+v1_lines() { tail -n +"$((lines_before + 1))" "$LOG" | grep 'backend v1:'; }
+must "checks every 6 s, timeout 1.5 s" ts health tcp-echo --check tcp --interval 6s \
+	--timeout 1500ms --rise 1 --fall 1
+wait_health v1 up 5 || e2e_abort "v1 is not up: $(health v1)"
+lines_before=$(wc -l <"$LOG")
+# A timeout raised while a check waits gives that check the time: its first
+# two SYNs are dropped (the kernel sends them 1 s apart), the third, 2 s in,
+# is answered: past the 1.5 s it started with, within the 5 s it was given.
+drop_syns
+wait_drops 1 || e2e_abort "no health check of v1 within 8 s"
+must "timeout 5 s" ts health tcp-echo --check tcp --interval 6s --timeout 5000ms --rise 1 \
+	--fall 1
+wait_drops 2 || e2e_abort "the check of v1 sent no second SYN"
+in_ns "$NS_B1" iptables -F INPUT
+sleep 3.5
+if [ -z "$(v1_lines)" ] && [ "$(health v1)" = up ]; then
+	pass "settings: a check whose timeout was raised from 1.5 to 5 s while it waited is" \
+		"given 5 s (its third SYN, 2 s in, was answered): no DOWN"
+else
+	fail "settings: a check whose timeout was raised while it waited" "health $(health v1):" \
+		"$(v1_lines | tr '\n' ' ')"
+fi
+# ... and one lowered ends by the new timeout, which its failure names.
+lines_before=$(wc -l <"$LOG")
+drop_syns
+wait_drops 1 || e2e_abort "no health check of v1 within 8 s"
+must "timeout 300 ms" ts health tcp-echo --check tcp --interval 6s --timeout 300ms --rise 1 \
+	--fall 1
+t0=$SECONDS
+for ((i = 0; i < 40; i++)); do
+	v1_lines | grep -q DOWN && break
+	sleep 0.05
+done
+down=$(v1_lines | grep DOWN)
+if [ "$((SECONDS - t0))" -le 2 ] && grep -q "no answer within 300 ms" <<<"$down"; then
+	pass "settings: a check whose timeout was lowered from 5 s to 300 ms while it waited" \
+		"fails by the new one, at once: '${down#*: }'"
+else
+	fail "settings: a check whose timeout was lowered while it waited" \
+		"after $((SECONDS - t0)) s: '${down:-no DOWN}'"
+fi
+in_ns "$NS_B1" iptables -F INPUT
+
 kill -TERM "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null
 
-# ---- (d) readiness, watchdog, reload ------------------------------------------------
+# ---- (e) readiness, watchdog, reload ------------------------------------------------
 NOTIFY=$E2E_TMP/notify.sock
 python3 "$(dirname "$0")/notify_listen.py" "$NOTIFY" 12 >"$E2E_TMP/notify.out" 2>&1 &
 e2e_track_pid $!

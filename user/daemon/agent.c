@@ -108,6 +108,7 @@ struct check {
 	struct sockaddr_storage	addr;
 	socklen_t		addr_len;
 	struct ts_health_track	track;
+	__u64			started_ms;	/* the last check's start; 0: none yet */
 	__u64			due_ms;		/* next check starts */
 	__u64			deadline_ms;	/* of the connect in progress */
 	int			fd;		/* connect in progress, or -1 */
@@ -437,6 +438,15 @@ static void checks_sync(struct agent *a, const struct ts_config *cfg)
 				continue;
 			c->seen = true;
 			c->hc = s->svc.health;
+			/* The settings in force rule the check in flight and
+			 * the next one: a timeout raised while a connect waits
+			 * gives it the time, and a failure reports the time it
+			 * was given. */
+			if (c->started_ms) {
+				c->due_ms = c->started_ms + c->hc.interval_ms;
+				if (c->fd >= 0)
+					c->deadline_ms = c->started_ms + c->hc.timeout_ms;
+			}
 			c->addr_len = ts_sockaddr_of(b->be.family, b->be.addr, b->be.port,
 						     &c->addr);
 			snprintf(c->service, sizeof(c->service), "%s", s->svc.name);
@@ -525,6 +535,7 @@ static void check_start(struct agent *a, struct check *c, __u64 now)
 	struct ts_err err;
 	int r;
 
+	c->started_ms = now;
 	c->due_ms = now + c->hc.interval_ms;
 	c->deadline_ms = now + c->hc.timeout_ms;
 	c->fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
