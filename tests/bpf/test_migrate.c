@@ -1242,6 +1242,40 @@ static void test_tables_of_an_earlier_layout8(void **state)
 		    "today's template, with no table to tell");
 }
 
+/* A load over a full instance (every service index holding a table) finds
+ * its tables today's by a service's table, with no index free to try one. */
+static void test_tables_current_on_a_full_instance(void **state)
+{
+	struct ts_env *e = fixture_env(state, 0, TEST_SEED, TEST_MAX_FLOWS);
+	struct bpf_map_info a, b;
+	struct ts_migration mg;
+	struct ts_err err = {};
+	__u32 *keys = calloc(TS_MAX_SERVICES, sizeof(*keys)), count = TS_MAX_SERVICES, tid;
+	int *fds = calloc(TS_MAX_SERVICES, sizeof(*fds)), tables, table;
+
+	ASSERT_TRUE(keys && fds, "memory");
+	env_service(e, "web", "198.18.0.10:80", 0);
+	env_backend(e, "web", "v1", "198.18.1.1:80", 1);
+	ts_maps_close(&e->maps);
+	table = first_table(e->pin_dir, &tid);
+	tables = open_pinned(e->pin_dir, "tables");
+	for (__u32 i = 0; i < TS_MAX_SERVICES; i++) {
+		keys[i] = i;
+		fds[i] = table;
+	}
+	ASSERT_EQ(bpf_map_update_batch(tables, keys, fds, &count, NULL), 0,
+		  "web's table at every index");
+	ASSERT_EQ(pinned(e->pin_dir, "tables", &a), 0, "tables");
+	ASSERT_OK(ts_migration_prepare(&mg, e->pin_dir, &err), err, "prepare, every index taken");
+	ASSERT_EQ(mg.from, 0, "no migration");
+	ASSERT_EQ(pinned(e->pin_dir, "tables", &b), 0, "tables");
+	ASSERT_EQ(a.id, b.id, "the same tables");
+	close(tables);
+	close(table);
+	free(keys);
+	free(fds);
+}
+
 int run_migrate_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1251,6 +1285,7 @@ int run_migrate_tests(void)
 		TEST(test_migrate_abi7_pin_dir),
 		TEST(test_newer_layout_recognised),
 		TEST(test_tables_of_an_earlier_layout8),
+		TEST(test_tables_current_on_a_full_instance),
 		TEST(test_downgrade_8_to_7),
 		TEST(test_downgrade_7_to_6),
 		TEST(test_downgrade_7_to_6_refuses_a_loss),

@@ -756,15 +756,62 @@ static int tables_remake(const char *pin_dir, int to, __u32 flags, __u32 value_s
  * remade as today's, its tables copied, before the load verifies the new
  * programs against it (they read 512-byte elements). The old programs keep
  * theirs until they are replaced, the same entries: nothing changes under
- * the lock. The template cannot be read back: a table of today's, put in an
- * index no service uses and taken out again, tells (EINVAL: another).
+ * the lock. The template cannot be read back, but the kernel takes only
+ * tables equal to it, so a service's table tells. Without one, a table of
+ * today's put in an index no table uses and taken out again tells (EINVAL:
+ * another); that costs two RCU grace periods, which a service spares.
  */
+static int table_of_a_service(const char *pin_dir, int tables)
+{
+	int services = open_pin(pin_dir, "services"), fd = -1;
+	struct ts_endpoint_key key;
+	struct ts_service svc;
+	__u32 inner_id;
+
+	if (services >= 0 && !bpf_map_get_next_key(services, NULL, &key) &&
+	    !bpf_map_lookup_elem(services, &key, &svc) &&
+	    !bpf_map_lookup_elem(tables, &svc.id, &inner_id))
+		fd = bpf_map_get_fd_by_id(inner_id);
+	if (services >= 0)
+		close(services);
+	return fd;
+}
+
+/* 1: tables takes today's tables, 0: an earlier template's, or -errno. */
+static int tables_today(const char *pin_dir, int tables)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+	int table = table_of_a_service(pin_dir, tables), r;
+	__u32 id = TS_MAX_SERVICES, inner_id;
+	struct bpf_map_info info;
+
+	if (table >= 0) {
+		r = map_info(table, &info) ?: info.map_flags == BPF_F_INNER_MAP &&
+						      info.value_size == sizeof(struct ts_table_chunk);
+		close(table);
+		return r;
+	}
+	while (id-- > 0 && !bpf_map_lookup_elem(tables, &id, &inner_id))
+		;
+	if (id >= TS_MAX_SERVICES)
+		return -ENOSPC;
+	table = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_probe", sizeof(__u32),
+			       sizeof(struct ts_table_chunk), 1, &opts);
+	if (table < 0)
+		return -errno;
+	if (!bpf_map_update_elem(tables, &id, &table, BPF_ANY))
+		r = bpf_map_delete_elem(tables, &id) ? -errno : 1;
+	else
+		r = errno == EINVAL ? 0 : -errno;
+	close(table);
+	return r;
+}
+
 static int tables_current(const char *pin_dir, struct ts_err *err)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
 	LIBBPF_OPTS(bpf_map_create_opts, oopts);
-	int old = open_pin(pin_dir, "tables"), probe = -1, nfd = -1, r = 0;
-	__u32 id = TS_MAX_SERVICES, inner_id;
+	int old = open_pin(pin_dir, "tables"), tmpl = -1, nfd = -1, r;
 	struct bpf_map_info info;
 
 	if (old < 0 || map_info(old, &info) || info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS) {
@@ -772,21 +819,17 @@ static int tables_current(const char *pin_dir, struct ts_err *err)
 			close(old);
 		return 0;	/* the pins' own check says what is wrong */
 	}
-	while (id-- > 0 && !bpf_map_lookup_elem(old, &id, &inner_id))
-		;
-	probe = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_probe", sizeof(__u32),
-			       sizeof(struct ts_table_chunk), 1, &opts);
-	if (probe < 0 || id >= TS_MAX_SERVICES)
+	r = tables_today(pin_dir, old);
+	if (r < 0)
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot check %s/tables: %s", pin_dir,
-			    probe < 0 ? strerror(errno) : "every index taken");
-	else if (!bpf_map_update_elem(old, &id, &probe, BPF_ANY))
-		bpf_map_delete_elem(old, &id);
-	else if (errno != EINVAL)
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot check %s/tables: %s", pin_dir,
-			    strerror(errno));
-	else if (oopts.inner_map_fd = probe,
-		 (nfd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tables", sizeof(__u32),
-				       sizeof(__u32), TS_MAX_SERVICES, &oopts)) < 0)
+			    strerror(-r));
+	else if (r)
+		r = 0;
+	else if ((tmpl = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tables_tmpl", sizeof(__u32),
+					sizeof(struct ts_table_chunk), 1, &opts)) < 0 ||
+		 (oopts.inner_map_fd = tmpl,
+		  (nfd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tables", sizeof(__u32),
+					sizeof(__u32), TS_MAX_SERVICES, &oopts)) < 0))
 		r = ts_fail(err, TS_ERR_RUNTIME, "cannot create tables: %s", strerror(errno));
 	else if (!(r = tables_remake(pin_dir, nfd, BPF_F_INNER_MAP,
 				     sizeof(struct ts_table_chunk), NULL, err) ?:
@@ -794,8 +837,8 @@ static int tables_current(const char *pin_dir, struct ts_err *err)
 		ts_migration_clean(pin_dir);
 	if (nfd >= 0)
 		close(nfd);
-	if (probe >= 0)
-		close(probe);
+	if (tmpl >= 0)
+		close(tmpl);
 	close(old);
 	return r;
 }
