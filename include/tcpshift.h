@@ -146,7 +146,9 @@ struct ts_service_name {
  * new service id and switches to it with the same one update.
  *
  * A change writes the half that is not live (and each backend's membership
- * bit for that half, ts_backend.table_halves), then switches `table_half` in
+ * bit for that half, ts_backend.table_halves; an element that the halves
+ * share is written whole, its live half's entries as they were read, byte
+ * for byte, under the lock), then switches `table_half` in
  * the service's entry: one map update, so packets and readers of the
  * configuration see the old table, weights and members or the new ones
  * (invariant 3). A pinned flow's backend serves it only while it is a member
