@@ -23,7 +23,8 @@
 # part at the end: a weight journaled costs what it changed (its time and
 # memory against a weight without the journal, side by side), the journal's
 # size after 1 and 101 changes, and `restore` after an unload brings back the
-# export byte for byte.
+# export byte for byte. Before the unload, a load over the full instance keeps
+# the configuration as it was.
 set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -414,7 +415,17 @@ else
 	fail "journal at $NSVC services" "weight $(median "${on[@]}") ms, $rss_on MiB; $nbase" \
 		"bases, journal.json $(stat -c %s "$J") bytes, $(tsp -j history | jq length) entries"
 fi
+# a load over the full instance (an upgrade's, a device added): every index
+# of tables holds a table, and the configuration stays as it was
+tsp export >"$E2E_TMP/before-load.json"
+timed "load again over $NSVC services" load "${E2E_DEV_ARGS[@]}" --seed "$E2E_SEED"
 tsp export >"$E2E_TMP/before-reboot.json"
+if [ "$TIMED_RC" -eq 0 ] && cmp -s "$E2E_TMP/before-load.json" "$E2E_TMP/before-reboot.json"
+then
+	pass "load again at $NSVC services: the configuration as it was ($TIMED_MS ms)"
+else
+	fail "load again at $NSVC services" "exit $TIMED_RC: $(head -n 2 "$E2E_TMP/err")"
+fi
 must "unload (a reboot's stand-in)" tsp unload
 e2e_load
 timed "restore of $NSVC services after an unload" restore
