@@ -235,13 +235,12 @@ int ts_migration_prepare(struct ts_migration *mg, const char *pin_dir, struct ts
 	memset(mg, 0, sizeof(*mg));
 	ts_migration_clean(pin_dir);
 	r = ts_pinned_layout(pin_dir, &mg->from, err);
-	if (!r && mg->from == TS_ABI_VERSION)
-		r = tables_current(pin_dir, err);
-	if (r || first_step(mg->from) == NSTEPS) {
+	if (r || (mg->from != TS_ABI_VERSION && first_step(mg->from) == NSTEPS)) {
 		mg->from = 0;
 		return r;
 	}
-	/* every pin has its layout's layout (checked, as any command does) */
+	/* every pin has its layout's layout (checked, as any command does),
+	 * before anything is made anew */
 	r = ts_map_layouts(layout, &n, err);
 	if (r)
 		return r;
@@ -263,6 +262,10 @@ int ts_migration_prepare(struct ts_migration *mg, const char *pin_dir, struct ts
 		close(fd);
 		if (r)
 			return r;
+	}
+	if (mg->from == TS_ABI_VERSION) {
+		mg->from = 0;
+		return tables_current(pin_dir, err);
 	}
 	fd = open_pin(pin_dir, "settings");
 	/* layout 6's settings are today's (abi_version apart), layout 5's a
@@ -765,10 +768,14 @@ static int table_of_a_service(const char *pin_dir, int tables)
 {
 	int services = open_pin(pin_dir, "services"), fd = -1;
 	struct ts_endpoint_key key;
+	struct bpf_map_info info;
 	struct ts_service svc;
 	__u32 inner_id;
 
-	if (services >= 0 && !bpf_map_get_next_key(services, NULL, &key) &&
+	/* (before the pins' checks: its sizes are those read into) */
+	if (services >= 0 && !map_info(services, &info) && info.type == BPF_MAP_TYPE_HASH &&
+	    info.key_size == sizeof(key) && info.value_size == sizeof(svc) &&
+	    !bpf_map_get_next_key(services, NULL, &key) &&
 	    !bpf_map_lookup_elem(services, &key, &svc) &&
 	    !bpf_map_lookup_elem(tables, &svc.id, &inner_id))
 		fd = bpf_map_get_fd_by_id(inner_id);
