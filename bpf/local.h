@@ -187,8 +187,13 @@ static __always_inline void ts_local_syn(struct bpf_sock_ops *skops, struct ts_l
 	ls->flow.tcp_state = TS_TCP_SYN_SEEN;
 	ls->flow.created_ns = bpf_ktime_get_ns();
 	ls->flow.last_seen_ns = ls->flow.created_ns;
-	if (bpf_map_update_elem(&local_flows, &ls->key, &ls->flow, BPF_ANY))
+	/* Another socket can hold the key: the kernel gives a port to two
+	 * connections whose destinations differ, and two of one VIP differ
+	 * by their backends. Its entry stays; this one is not listed. */
+	if (bpf_map_update_elem(&local_flows, &ls->key, &ls->flow, BPF_NOEXIST)) {
+		ls->flow.flags |= TS_FLOW_F_UNLISTED;
 		ts_count(TS_CNT_LOCAL_UNTRACKED);
+	}
 	if (s)
 		s->new_flows++;
 	/* added to what another program of the cgroup may have asked for */
@@ -197,11 +202,13 @@ static __always_inline void ts_local_syn(struct bpf_sock_ops *skops, struct ts_l
 }
 
 /* The local entry `flows` lists follows the socket's pin (it is there
- * unless local_flows was full at the SYN). */
+ * unless local_flows was full at the SYN or another socket held its key:
+ * TS_FLOW_F_UNLISTED). */
 static __always_inline void ts_local_publish(struct ts_local_sock *ls)
 {
 	ls->flow.last_seen_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&local_flows, &ls->key, &ls->flow, BPF_EXIST);
+	if (!(ls->flow.flags & TS_FLOW_F_UNLISTED))
+		bpf_map_update_elem(&local_flows, &ls->key, &ls->flow, BPF_EXIST);
 }
 
 /* The handshake completed: a connection opened, as the tc path counts one. */
@@ -242,7 +249,8 @@ static __always_inline void ts_local_state(struct bpf_sock_ops *skops, struct ts
 		ts_local_publish(ls);
 		return;
 	}
-	bpf_map_delete_elem(&local_flows, &ls->key);
+	if (!(ls->flow.flags & TS_FLOW_F_UNLISTED))
+		bpf_map_delete_elem(&local_flows, &ls->key);
 	if (ls->flow.tcp_state == TS_TCP_CLOSED)
 		return;
 	err = ts_local_sk_err(skops);

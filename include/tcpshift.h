@@ -242,6 +242,8 @@ enum ts_flow_flags {
 	TS_FLOW_F_SYNCED	= 32,	/* written by `tcpshift sync`: a peer gateway's pin */
 	TS_FLOW_F_COUNTED	= 64,	/* confirmed here: packets and bytes hold its client's
 					 * packets not yet added to its backend's counters */
+	TS_FLOW_F_UNLISTED	= 128,	/* a local socket's own copy (ts_local_sock): its
+					 * key was taken, local_flows holds another's */
 };
 
 /*
@@ -436,7 +438,9 @@ enum ts_counter {
 	TS_CNT_HAIRPIN,			/* a backend's own connection to its VIP: picked
 					 * another backend */
 	TS_CNT_LOCAL_CONNECTS,		/* connect()s to a VIP balanced at the socket */
-	TS_CNT_LOCAL_UNTRACKED,		/* local connections local_flows had no room for:
+	TS_CNT_LOCAL_UNTRACKED,		/* local connections local_flows had no room for,
+					 * or whose key another socket's entry holds (the
+					 * same port to the same VIP, another backend):
 					 * balanced, not listed by flows */
 	TS_CNT_LOCAL_DRAIN_CLOSED,	/* local connections closed past their backend's
 					 * drain deadline */

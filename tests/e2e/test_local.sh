@@ -13,6 +13,8 @@
 #     connections' packets alone (no counter of the tc path moves);
 #   - a process outside the cgroup, and one of the cgroup in another network
 #     namespace, are not balanced at the socket;
+#   - two sockets of one port to one VIP, on two backends (the kernel allows
+#     it): the first keeps its entry in `flows` through the second's life;
 #   - `load` again keeps local connections and their pins; a load without
 #     --cgroup detaches the programs;
 #   - a drain's deadline closes local connections (the agent's sweep, and the
@@ -184,6 +186,78 @@ else
 		"no_backend +$(($(ts_counter no_backend) - nb))"
 fi
 must "weight 0/100" ts weight tcp-echo v1=0 v2=100
+
+# Two sockets of one port to one VIP: the kernel gives the port to both, their
+# backends differ (A on v1, then B on v2). local_flows holds one entry per
+# port and VIP: A's stays, listed and established, through B's whole life,
+# and B counts as untracked; A is answered by v1 after B's close.
+PAIR=$E2E_TMP/pair
+must "weight 100/0" ts weight tcp-echo v1=100 v2=0
+untracked=$(ts_counter local_untracked)
+in_cg python3 - "${VIP4%:*}" "${VIP4##*:}" "$PAIR" <<'PY' >"$PAIR.out" 2>&1 &
+import os, socket, sys, time
+vip, port, pair = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def sock(p):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", p))
+    s.settimeout(5)
+    return s
+def ask(s, what):
+    s.sendall(what.encode() + b"\n")
+    return s.makefile().readline().split()[0]
+def wait(name):
+    for _ in range(200):
+        if os.path.exists(pair + "." + name):
+            return
+        time.sleep(0.05)
+    sys.exit("no " + name)
+a = sock(0)
+a.connect((vip, port))
+addr, p = a.getsockname()[:2]
+open(pair + ".a", "w").write("%s:%d %s\n" % (addr, p, ask(a, "a")))
+wait("go")
+b = sock(p)
+b.connect((vip, port))
+open(pair + ".b", "w").write("%s:%d %s\n" % (b.getsockname()[0], b.getsockname()[1], ask(b, "b")))
+b.close()
+wait("end")
+open(pair + ".c", "w").write(ask(a, "again") + "\n")
+a.close()
+PY
+PAIR_PID=$!
+e2e_track_pid "$PAIR_PID"
+wait_file() { # wait_file PATH: true when PATH has a line within 10 s
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[ -s "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+wait_file "$PAIR.a" || e2e_abort "the first socket of the pair: $(cat "$PAIR.out")"
+read -r pair_ep pair_a <"$PAIR.a"
+must "weight 0/100" ts weight tcp-echo v1=0 v2=100
+touch "$PAIR.go"
+wait_file "$PAIR.b" || e2e_abort "the second socket of the pair: $(cat "$PAIR.out")"
+read -r pair_ep_b pair_b <"$PAIR.b"
+sleep 0.3	# (B's close: its state callbacks run)
+listed=$(local_flow "$pair_ep")
+touch "$PAIR.end"
+wait_file "$PAIR.c" || e2e_abort "the first socket after the second: $(cat "$PAIR.out")"
+pair_c=$(cat "$PAIR.c")
+wait "$PAIR_PID"
+if [ "$pair_ep" = "$pair_ep_b" ] && [ "$pair_a $pair_b $pair_c" = "v1 v2 v1" ] &&
+	[ "$listed" = "v1 established true" ] &&
+	[ "$(($(ts_counter local_untracked) - untracked))" -eq 1 ]; then
+	pass "two local sockets of port ${pair_ep##*:} to one VIP (v1, then v2): the first" \
+		"stays listed, established on v1, through the second's life and close; the second" \
+		"counts as untracked"
+else
+	fail "two local sockets of one port to one VIP" "$pair_ep on $pair_a, $pair_ep_b on" \
+		"$pair_b, then $pair_c; the first listed as '$listed'; local_untracked" \
+		"+$(($(ts_counter local_untracked) - untracked))"
+fi
 
 # `load` again: the held connections, their pins and getpeername stay
 e2e_load
