@@ -29,7 +29,7 @@ DEB_PACKAGES := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 \
 		libcmocka-dev libjson-c-dev pkg-config gcc make util-linux procps jq ethtool \
 		man-db groff-base ncat libclang-rt-14-dev strace libmicrohttpd-dev prometheus \
 		libcurl4-openssl-dev etcd-server etcd-client libssl-dev libsystemd-dev iptables systemd \
-		chromium tmux nftables gnuplot-nox
+		chromium tmux nftables gnuplot-nox python3
 
 CFLAGS   ?= -g -O2
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \

@@ -28,7 +28,7 @@ source "$(dirname "$0")/lib.sh"
 N=1000
 
 e2e_init local
-e2e_need jq
+e2e_need jq python3
 CG_ROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 [ -n "$CG_ROOT" ] || e2e_abort "no cgroup v2 hierarchy is mounted (see /proc/mounts)"
 CG=$CG_ROOT/tse2e-$E2E_ID
