@@ -814,11 +814,34 @@ static int tables_today(const char *pin_dir, int tables)
 	return r;
 }
 
+/* tables made anew with a template of flags and value_size, every table
+ * shared or copied into its format (tables_remake), pinned in place of the
+ * old one. */
+static int tables_replace(const char *pin_dir, __u32 flags, __u32 value_size,
+			  const __u32 *halves, struct ts_err *err)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, topts, .map_flags = flags);
+	LIBBPF_OPTS(bpf_map_create_opts, oopts);
+	int tmpl = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_table_map", sizeof(__u32), value_size, 1,
+				  &topts), nfd = -1, r;
+
+	oopts.inner_map_fd = tmpl;
+	if (tmpl >= 0)
+		nfd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tables", sizeof(__u32),
+				     sizeof(__u32), TS_MAX_SERVICES, &oopts);
+	r = nfd < 0 ? ts_fail(err, TS_ERR_RUNTIME, "cannot create tables: %s", strerror(errno))
+		    : tables_remake(pin_dir, nfd, flags, value_size, halves, err) ?:
+			      repin(nfd, pin_dir, "tables", err);
+	if (nfd >= 0)
+		close(nfd);
+	if (tmpl >= 0)
+		close(tmpl);
+	return r;
+}
+
 static int tables_current(const char *pin_dir, struct ts_err *err)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
-	LIBBPF_OPTS(bpf_map_create_opts, oopts);
-	int old = open_pin(pin_dir, "tables"), tmpl = -1, nfd = -1, r;
+	int old = open_pin(pin_dir, "tables"), r;
 	struct bpf_map_info info;
 
 	if (old < 0 || map_info(old, &info) || info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS) {
@@ -832,20 +855,9 @@ static int tables_current(const char *pin_dir, struct ts_err *err)
 			    strerror(-r));
 	else if (r)
 		r = 0;
-	else if ((tmpl = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tables_tmpl", sizeof(__u32),
-					sizeof(struct ts_table_chunk), 1, &opts)) < 0 ||
-		 (oopts.inner_map_fd = tmpl,
-		  (nfd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tables", sizeof(__u32),
-					sizeof(__u32), TS_MAX_SERVICES, &oopts)) < 0))
-		r = ts_fail(err, TS_ERR_RUNTIME, "cannot create tables: %s", strerror(errno));
-	else if (!(r = tables_remake(pin_dir, nfd, BPF_F_INNER_MAP,
-				     sizeof(struct ts_table_chunk), NULL, err) ?:
-		       repin(nfd, pin_dir, "tables", err)))
+	else if (!(r = tables_replace(pin_dir, BPF_F_INNER_MAP, sizeof(struct ts_table_chunk),
+				      NULL, err)))
 		ts_migration_clean(pin_dir);
-	if (nfd >= 0)
-		close(nfd);
-	if (tmpl >= 0)
-		close(tmpl);
 	close(old);
 	return r;
 }
@@ -1841,10 +1853,8 @@ static int entries_down(const char *pin_dir, const char *name, __u32 value_size,
  * services pin is the same map in both layouts). */
 static int tables_down(const char *pin_dir, struct ts_err *err)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, topts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	LIBBPF_OPTS(bpf_map_create_opts, oopts);
 	__u32 *halves = calloc(TS_MAX_SERVICES, sizeof(*halves));
-	int services = open_pin(pin_dir, "services"), tmpl = -1, nfd = -1, r = 0;
+	int services = open_pin(pin_dir, "services"), r = 0;
 	struct ts_endpoint_key key, prev;
 	bool first = true;
 
@@ -1862,23 +1872,8 @@ static int tables_down(const char *pin_dir, struct ts_err *err)
 		if (!bpf_map_lookup_elem(services, &key, &svc) && svc.id < TS_MAX_SERVICES)
 			halves[svc.id] = svc.half_len;
 	}
-	if (!r) {
-		tmpl = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_table_map", sizeof(__u32),
-				      sizeof(struct ts_table_entry), 1, &topts);
-		oopts.inner_map_fd = tmpl;
-		nfd = tmpl < 0 ? -1 : bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tables",
-						     sizeof(__u32), sizeof(__u32),
-						     TS_MAX_SERVICES, &oopts);
-		r = nfd < 0 ? ts_fail(err, TS_ERR_RUNTIME, "cannot create layout 7's tables: %s",
-				      strerror(errno))
-			    : tables_remake(pin_dir, nfd, BPF_F_INNER_MAP | BPF_F_MMAPABLE,
-					    sizeof(struct ts_table_entry), halves, err);
-	}
-	r = r ?: repin(nfd, pin_dir, "tables", err);
-	if (nfd >= 0)
-		close(nfd);
-	if (tmpl >= 0)
-		close(tmpl);
+	r = r ?: tables_replace(pin_dir, BPF_F_INNER_MAP | BPF_F_MMAPABLE,
+				sizeof(struct ts_table_entry), halves, err);
 	if (services >= 0)
 		close(services);
 	free(halves);
